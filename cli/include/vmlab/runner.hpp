@@ -1,0 +1,73 @@
+// One guest run, from options to a report: what `vmlab run` does, as a library
+// so the tests and (later) `vmlab compare` use the same path.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vmlab/events.hpp"
+#include "vmlab/machine.hpp"
+#include "vmlab/pc_board.hpp"
+#include "vmlab/platform.hpp"
+
+namespace vmlab {
+
+struct WorkloadInfo {
+  const char* name;
+  std::uint64_t default_count;
+  const char* description;
+};
+
+// The workloads the built-in guest understands.
+std::span<const WorkloadInfo> builtin_workloads();
+const WorkloadInfo* find_workload(const std::string& name);
+
+// The guest kernel built with vmlab and embedded in it.
+std::span<const std::uint8_t> builtin_guest_image();
+
+struct RunOptions {
+  std::string cpu = "hvm";
+  std::string workload = "hello";
+  std::optional<std::uint64_t> count;  // the workload's default when empty
+  std::string guest_path;              // empty: the built-in guest
+  std::uint64_t memory_size = 64 * MiB;
+  double timeout_seconds = 30.0;
+  IrqchipModel irqchip = IrqchipModel::Vmm;
+  std::string trace_path;  // empty: no trace file (events are still counted)
+  std::string extra_command_line;
+  std::function<void(std::uint8_t)> console_output;  // UART bytes; null discards
+};
+
+// The machine-readable result line a workload prints on port 0xE9, parsed.
+struct WorkloadResult {
+  std::string line;
+  std::map<std::string, std::string> fields;
+  std::string field(const std::string& name) const;
+  std::uint64_t number(const std::string& name) const;  // 0 when absent or not a number
+};
+std::optional<WorkloadResult> parse_result_line(const std::string& line);
+
+struct GuestRun {
+  RunReport report;
+  std::vector<std::string> debug_lines;
+  std::optional<WorkloadResult> result;
+  std::map<std::string, std::uint64_t> exits_by_reason;  // as the VMM saw them
+  std::uint64_t interrupts_injected = 0;
+  std::uint64_t halts = 0;
+  std::string platform_line;
+  std::string command_line;
+};
+
+// Fails (without running) on bad options, an unreadable or malformed guest,
+// or an unusable /dev/kvm; a guest that crashes or hangs is a successful
+// GuestRun whose report says so.
+Result<GuestRun> run_guest(const RunOptions& options);
+
+std::string command_line_for(const RunOptions& options);
+
+}  // namespace vmlab

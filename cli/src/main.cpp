@@ -1,0 +1,306 @@
+// vmlab: the command-line front end (DESIGN.md section 8).
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vmlab/runner.hpp"
+
+namespace {
+
+using namespace vmlab;
+
+// Exit statuses of vmlab itself; a guest that exits through the exit port
+// makes vmlab exit with the guest's own status instead.
+constexpr int kExitUsage = 64;        // sysexits.h EX_USAGE
+constexpr int kExitUnavailable = 69;  // EX_UNAVAILABLE: /dev/kvm unusable, bad guest image
+constexpr int kExitGuestCrashed = 70;
+constexpr int kExitVmmError = 71;
+constexpr int kExitTimeout = 124;  // as timeout(1)
+
+constexpr const char* kUsage = R"(usage: vmlab <command> [options]
+
+commands:
+  run      boot the guest once and summarize what the VMM saw
+  info     show the KVM backend, CPU and the capabilities vmlab uses
+  help     show this text (also: vmlab <command> --help)
+
+Run `vmlab run --help` for the options of a run.
+)";
+
+constexpr const char* kRunUsage = R"(usage: vmlab run [options]
+
+  --cpu MODE          CPU virtualization technique: hvm (default: hvm)
+  --workload W[:N]    workload of the built-in guest (default: hello); N, or
+  -n, --count N       sets its count (each workload has a default)
+  --guest ELF         boot this ELF64 guest instead of the built-in one
+  --mem SIZE          guest RAM, e.g. 64M, 1G (multiple of 2M; default 64M)
+  --timeout S         give up after S seconds (default 30)
+  --irqchip vmm|kernel  who models the PIC/PIT: the VMM (default, interrupts
+                      injected with KVM_INTERRUPT) or KVM in the kernel
+  --trace FILE        write every VM exit as an event to FILE (vmlab-trace v1)
+  --console FILE      send the guest's serial console to FILE, not the terminal
+  --quiet             do not echo the guest console
+  --cmdline TEXT      extra key=value words for the guest command line
+
+workloads:
+)";
+
+constexpr const char* kExitStatusHelp = R"(
+exit status: the guest's own status when it exits through port 0xF4 (0 = ok);
+  124 timeout, 70 guest crashed, 71 VMM error, 69 KVM or guest unusable, 64 usage.
+)";
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "vmlab: %s\nTry 'vmlab help'.\n", message.c_str());
+  return kExitUsage;
+}
+
+std::optional<std::uint64_t> parse_number(const std::string& text) {
+  std::uint64_t value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<std::uint64_t> parse_size(std::string text) {
+  std::uint64_t multiplier = 1;
+  if (!text.empty()) {
+    switch (text.back()) {
+      case 'K': case 'k': multiplier = KiB; break;
+      case 'M': case 'm': multiplier = MiB; break;
+      case 'G': case 'g': multiplier = GiB; break;
+      default: break;
+    }
+    if (multiplier != 1) text.pop_back();
+  }
+  auto value = parse_number(text);
+  if (!value || *value > (1ULL << 40) / multiplier) return std::nullopt;
+  return *value * multiplier;
+}
+
+void print_run_usage() {
+  std::fputs(kRunUsage, stdout);
+  for (const auto& workload : builtin_workloads()) {
+    std::printf("  %-10s N=%-9llu %s\n", workload.name,
+                static_cast<unsigned long long>(workload.default_count), workload.description);
+  }
+  std::fputs(kExitStatusHelp, stdout);
+}
+
+const char* status_meaning(std::uint32_t status) {
+  switch (status) {
+    case 0: return "ok";
+    case 2: return "bad command line";
+    case 3: return "guest kernel fault";
+    case 4: return "user task segfault";
+    default: return "guest-defined";
+  }
+}
+
+void print_summary(const RunOptions& options, const GuestRun& run) {
+  const auto& report = run.report;
+  std::printf("\n--- vmlab run: --cpu %s, guest command line \"%s\"\n", options.cpu.c_str(),
+              run.command_line.c_str());
+  switch (report.outcome) {
+    case RunOutcome::GuestExited:
+      std::printf("guest status:  %u (%s; QEMU's isa-debug-exit would exit with %u)\n",
+                  report.exit_value, status_meaning(report.exit_value),
+                  (report.exit_value << 1) | 1);
+      break;
+    case RunOutcome::GuestCrashed: std::printf("guest status:  crashed\n"); break;
+    case RunOutcome::Timeout: std::printf("guest status:  timed out\n"); break;
+    case RunOutcome::VmmError: std::printf("guest status:  stopped by a VMM error\n"); break;
+  }
+  if (run.result) std::printf("result:        %s\n", run.result->line.c_str());
+  std::printf("wall time:     %.3f s\n", std::chrono::duration<double>(report.wall_time).count());
+  std::uint64_t total = 0;
+  for (const auto& [reason, count] : run.exits_by_reason) total += count;
+  std::printf("VM exits the VMM handled: %llu\n", static_cast<unsigned long long>(total));
+  for (const auto& [reason, count] : run.exits_by_reason) {
+    std::printf("  %-18s %10llu\n", reason.c_str(), static_cast<unsigned long long>(count));
+  }
+  std::printf("  interrupts injected %9llu, halts %llu\n",
+              static_cast<unsigned long long>(run.interrupts_injected),
+              static_cast<unsigned long long>(run.halts));
+  if (report.unmapped_port_accesses != 0) {
+    std::printf("  accesses to unclaimed ports: %llu\n",
+                static_cast<unsigned long long>(report.unmapped_port_accesses));
+  }
+  if (report.stats_available) {
+    std::printf("KVM vCPU stats over the run (includes exits handled inside KVM):\n");
+    for (const auto& [name, value] : report.kvm_stats.values) {
+      if (value != 0) std::printf("  %-26s %12llu\n", name.c_str(), static_cast<unsigned long long>(value));
+    }
+  } else {
+    std::printf("KVM vCPU stats: unavailable (%s)\n", report.stats_error.c_str());
+  }
+  std::printf("%s\n", run.platform_line.c_str());
+  if (!options.trace_path.empty()) std::printf("trace written to %s\n", options.trace_path.c_str());
+}
+
+int command_run(const std::vector<std::string>& arguments) {
+  RunOptions options;
+  std::string console_path;
+  bool quiet = false;
+  for (std::size_t index = 0; index < arguments.size(); ++index) {
+    const std::string& option = arguments[index];
+    auto value = [&]() -> std::optional<std::string> {
+      if (index + 1 >= arguments.size()) return std::nullopt;
+      return arguments[++index];
+    };
+    if (option == "--help" || option == "-h") {
+      print_run_usage();
+      return 0;
+    }
+    if (option == "--quiet") {
+      quiet = true;
+      continue;
+    }
+    auto argument = value();
+    if (!argument) return usage_error("option " + option + " needs a value (or is unknown)");
+    if (option == "--cpu") {
+      options.cpu = *argument;
+    } else if (option == "--workload") {
+      auto separator = argument->find_first_of(": ");
+      options.workload = argument->substr(0, separator);
+      if (separator != std::string::npos) {
+        auto count = parse_number(argument->substr(separator + 1));
+        if (!count) return usage_error("bad count in --workload " + *argument);
+        options.count = count;
+      }
+    } else if (option == "-n" || option == "--count") {
+      auto count = parse_number(*argument);
+      if (!count) return usage_error("--count needs a whole number, not '" + *argument + "'");
+      options.count = count;
+    } else if (option == "--guest") {
+      options.guest_path = *argument;
+    } else if (option == "--mem") {
+      auto size = parse_size(*argument);
+      if (!size || *size % (2 * MiB) != 0 || *size < 4 * MiB) {
+        return usage_error("--mem needs a size of at least 4M in whole 2M steps, e.g. 64M or 1G");
+      }
+      options.memory_size = *size;
+    } else if (option == "--timeout") {
+      char* end = nullptr;
+      options.timeout_seconds = std::strtod(argument->c_str(), &end);
+      if (end == argument->c_str() || *end != 0 || !(options.timeout_seconds > 0)) {
+        return usage_error("--timeout needs a positive number of seconds");
+      }
+    } else if (option == "--irqchip") {
+      if (*argument == "vmm") {
+        options.irqchip = IrqchipModel::Vmm;
+      } else if (*argument == "kernel") {
+        options.irqchip = IrqchipModel::Kernel;
+      } else {
+        return usage_error("--irqchip is vmm or kernel, not '" + *argument + "'");
+      }
+    } else if (option == "--trace") {
+      options.trace_path = *argument;
+    } else if (option == "--console") {
+      console_path = *argument;
+    } else if (option == "--cmdline") {
+      options.extra_command_line = *argument;
+    } else {
+      return usage_error("unknown option '" + option + "' for run");
+    }
+  }
+
+  std::FILE* console = stdout;
+  if (!console_path.empty()) {
+    console = std::fopen(console_path.c_str(), "w");
+    if (console == nullptr) {
+      std::fprintf(stderr, "vmlab: cannot write console file %s: %s\n", console_path.c_str(),
+                   std::strerror(errno));
+      return kExitUsage;
+    }
+  }
+  if (!quiet || console != stdout) {
+    options.console_output = [console](std::uint8_t byte) {
+      std::fputc(byte, console);
+      if (byte == '\n' && console == stdout) std::fflush(console);
+    };
+  }
+  auto run = run_guest(options);
+  if (console != stdout) std::fclose(console);
+  std::fflush(stdout);
+  if (!run) {
+    std::fprintf(stderr, "vmlab: %s\n", run.error().message.c_str());
+    return kExitUnavailable;
+  }
+  print_summary(options, *run);
+  switch (run->report.outcome) {
+    case RunOutcome::GuestExited:
+      return static_cast<int>(run->report.exit_value & 0xff);
+    case RunOutcome::GuestCrashed:
+      std::fprintf(stderr, "vmlab: %s\n%s\n", run->report.message.c_str(),
+                   run->report.registers.c_str());
+      return kExitGuestCrashed;
+    case RunOutcome::Timeout:
+      std::fprintf(stderr, "vmlab: %s\n", run->report.message.c_str());
+      return kExitTimeout;
+    case RunOutcome::VmmError:
+      std::fprintf(stderr, "vmlab: %s\n%s\n", run->report.message.c_str(),
+                   run->report.registers.c_str());
+      return kExitVmmError;
+  }
+  return kExitVmmError;
+}
+
+int command_info(const std::vector<std::string>& arguments) {
+  if (!arguments.empty()) {
+    if (arguments[0] == "--help" || arguments[0] == "-h") {
+      std::puts("usage: vmlab info\n\nPrints the KVM backend, the CPU and the capabilities vmlab uses.");
+      return 0;
+    }
+    return usage_error("info takes no options, not '" + arguments[0] + "'");
+  }
+  const PlatformInfo platform = detect_platform();
+  std::printf("KVM backend:  %s (%s)\n", platform.backend.c_str(), platform.backend_description.c_str());
+  std::printf("CPU:          %s\n", platform.cpu_model.c_str());
+  std::printf("host kernel:  Linux %s\n", platform.host_kernel.c_str());
+  if (!platform.kvm_error.empty()) {
+    std::printf("/dev/kvm:     unusable: %s\n", platform.kvm_error.c_str());
+    return kExitUnavailable;
+  }
+  std::printf("KVM API:      version %d\n", platform.api_version);
+  std::printf("capabilities:\n");
+  for (const auto& capability : platform.capabilities) {
+    std::printf("  %-16s %-4s %s\n", capability.name,
+                capability.value != 0 ? "yes" : "no", capability.used_for);
+  }
+  if (platform.backend == "kvm_pvm") {
+    std::puts("\nnote: kvm_pvm emulates guest CPL0 code in software (hundreds of ns per\n"
+              "instruction) and runs CPL3 code natively; figures from this host are\n"
+              "figures of a kvm_pvm host, not of VT-x or AMD-V hardware.");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> arguments(argv + 1, argv + argc);
+  if (arguments.empty()) {
+    std::fputs(kUsage, stderr);
+    return kExitUsage;
+  }
+  const std::string command = arguments.front();
+  arguments.erase(arguments.begin());
+  if (command == "help" || command == "--help" || command == "-h") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (command == "--version") {
+    std::puts("vmlab 0.1.0");
+    return 0;
+  }
+  if (command == "run") return command_run(arguments);
+  if (command == "info") return command_info(arguments);
+  return usage_error("unknown command '" + command + "'");
+}

@@ -1,0 +1,165 @@
+#include "vmlab/runner.hpp"
+
+#include <charconv>
+#include <fstream>
+
+#include "vmlab/boot.hpp"
+#include "vmlab/elf_loader.hpp"
+#include "vmlab/modes/hvm.hpp"
+
+extern "C" const std::uint8_t vmlab_builtin_guest_start[];
+extern "C" const std::uint8_t vmlab_builtin_guest_end[];
+
+namespace vmlab {
+
+namespace {
+
+constexpr WorkloadInfo kWorkloads[] = {
+    {"hello", 1, "greeting from the kernel and from a user task"},
+    {"syscalls", 1000, "N null system calls from user mode"},
+    {"pagefaults", 256, "N demand-paging faults from user mode"},
+    {"compute", 10'000'000, "N iterations of an integer mix in user mode"},
+    {"cli-sti", 1000, "N cli/sti pairs in the kernel"},
+    {"pio", 1000, "N port reads of the UART scratch register"},
+    {"timer", 10, "wait for N timer interrupts (PIT at 100 Hz)"},
+};
+
+// Events kept for --trace: about 14 MiB of records.
+constexpr std::size_t kTraceCapacity = 256 * 1024;
+
+std::unique_ptr<CpuMode> make_mode(const std::string& name) {
+  if (name == "hvm") return std::make_unique<modes::HvmMode>();
+  return nullptr;
+}
+
+}  // namespace
+
+std::span<const WorkloadInfo> builtin_workloads() { return kWorkloads; }
+
+const WorkloadInfo* find_workload(const std::string& name) {
+  for (const auto& workload : kWorkloads) {
+    if (name == workload.name) return &workload;
+  }
+  return nullptr;
+}
+
+std::span<const std::uint8_t> builtin_guest_image() {
+  return {vmlab_builtin_guest_start,
+          static_cast<std::size_t>(vmlab_builtin_guest_end - vmlab_builtin_guest_start)};
+}
+
+std::string WorkloadResult::field(const std::string& name) const {
+  auto found = fields.find(name);
+  return found == fields.end() ? std::string() : found->second;
+}
+
+std::uint64_t WorkloadResult::number(const std::string& name) const {
+  const std::string text = field(name);
+  std::uint64_t value = 0;
+  const bool hex = text.rfind("0x", 0) == 0;
+  const char* begin = text.data() + (hex ? 2 : 0);
+  auto [end, error] = std::from_chars(begin, text.data() + text.size(), value, hex ? 16 : 10);
+  return error == std::errc() && end == text.data() + text.size() ? value : 0;
+}
+
+std::optional<WorkloadResult> parse_result_line(const std::string& line) {
+  constexpr std::string_view kPrefix = "VMLAB-RESULT ";
+  if (line.rfind(kPrefix, 0) != 0) return std::nullopt;
+  WorkloadResult result;
+  result.line = line;
+  std::size_t position = kPrefix.size();
+  while (position < line.size()) {
+    const std::size_t end = std::min(line.find(' ', position), line.size());
+    const std::string token = line.substr(position, end - position);
+    const std::size_t equals = token.find('=');
+    if (equals != std::string::npos) result.fields[token.substr(0, equals)] = token.substr(equals + 1);
+    position = end + 1;
+  }
+  return result;
+}
+
+std::string command_line_for(const RunOptions& options) {
+  std::string command_line = "workload=" + options.workload;
+  if (options.count) command_line += " n=" + std::to_string(*options.count);
+  if (!options.extra_command_line.empty()) command_line += " " + options.extra_command_line;
+  return command_line;
+}
+
+Result<GuestRun> run_guest(const RunOptions& options) {
+  auto mode = make_mode(options.cpu);
+  if (!mode) {
+    return Error{"unknown --cpu '" + options.cpu + "': this build has hvm"};
+  }
+  if (options.guest_path.empty() && find_workload(options.workload) == nullptr) {
+    std::string names;
+    for (const auto& workload : kWorkloads) names += std::string(names.empty() ? "" : ", ") + workload.name;
+    return Error{"unknown workload '" + options.workload + "'; the built-in guest has: " + names};
+  }
+  if (!(options.timeout_seconds > 0)) return Error{"--timeout must be a positive number of seconds"};
+
+  std::vector<std::uint8_t> guest_file;
+  std::span<const std::uint8_t> guest = builtin_guest_image();
+  if (!options.guest_path.empty()) {
+    auto bytes = read_file(options.guest_path);
+    if (!bytes) return Error{"cannot read guest '" + options.guest_path + "': " + bytes.error().message};
+    guest_file = std::move(*bytes);
+    guest = guest_file;
+  }
+  // Check the image before creating a VM, so a bad file is reported as such.
+  if (auto inspected = inspect_elf(guest, options.memory_size, boot_reserved_ranges()); !inspected) {
+    return inspected.error();
+  }
+
+  GuestRun run;
+  PlatformInfo platform = detect_platform();
+  run.platform_line = platform.one_line();
+  auto kvm = Kvm::open();
+  if (!kvm) return kvm.error();
+
+  MachineConfig config;
+  config.memory_size = options.memory_size;
+  config.command_line = command_line_for(options);
+  config.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_seconds * 1000));
+  config.trace_capacity = options.trace_path.empty() ? 0 : kTraceCapacity;
+  run.command_line = config.command_line;
+
+  PcBoard* board = nullptr;
+  BoardFactory make_board = [&](Vm& vm) -> Result<std::unique_ptr<Board>> {
+    PcBoardConfig board_config;
+    board_config.irqchip = options.irqchip;
+    board_config.console_output = options.console_output;
+    auto created = PcBoard::create(vm, board_config);
+    if (!created) return created.error();
+    board = created->get();
+    return std::unique_ptr<Board>(std::move(*created));
+  };
+  auto machine = Machine::create(*kvm, config, make_board, std::move(mode));
+  if (!machine) return machine.error();
+  if (auto status = (*machine)->load(guest); !status) return status.error();
+
+  run.report = (*machine)->run();
+  run.debug_lines = board->debug_lines();
+  for (const auto& line : run.debug_lines) {
+    if (auto result = parse_result_line(line)) run.result = std::move(result);
+  }
+  const auto& recorder = (*machine)->recorder();
+  for (std::size_t index = 0; index < static_cast<std::size_t>(EventReason::Count); ++index) {
+    const auto reason = static_cast<EventReason>(index);
+    if (auto count = recorder.count(EventKind::VmExit, reason)) {
+      run.exits_by_reason[std::string(event_reason_name(reason))] = count;
+    }
+  }
+  run.interrupts_injected = recorder.count(EventKind::InterruptInjection);
+  run.halts = recorder.count(EventKind::GuestHalt);
+
+  if (!options.trace_path.empty()) {
+    std::ofstream trace(options.trace_path);
+    if (!trace) return Error::from_errno("cannot write trace file " + options.trace_path, errno);
+    write_trace(trace, recorder, run.platform_line,
+                "cpu=" + options.cpu + " " + config.command_line);
+    if (!trace) return Error::from_errno("writing trace file " + options.trace_path, errno);
+  }
+  return run;
+}
+
+}  // namespace vmlab

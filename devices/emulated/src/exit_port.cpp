@@ -1,0 +1,31 @@
+#include <vmlab/devices/exit_port.hpp>
+
+#include <utility>
+
+#include "byte_access.hpp"
+
+namespace vmlab::devices {
+namespace {
+
+constexpr std::size_t maximum_access_bytes = 4;  // QEMU's valid.max_access_size
+
+}  // namespace
+
+ExitPort::ExitPort(std::function<void(std::uint32_t value)> on_exit)
+    : m_on_exit(std::move(on_exit)) {}
+
+void ExitPort::read(std::uint64_t /*offset*/, std::span<std::uint8_t> data) {
+  for (std::uint8_t& byte : data)
+    byte = 0;
+}
+
+void ExitPort::write(std::uint64_t offset, std::span<const std::uint8_t> data) {
+  if (offset >= port_count || data.empty()) return;
+  const auto value =
+      static_cast<std::uint32_t>(detail::little_endian_value(data, maximum_access_bytes));
+  m_exit_requested = true;
+  m_last_value = value;
+  if (m_on_exit) m_on_exit(value);
+}
+
+}  // namespace vmlab::devices

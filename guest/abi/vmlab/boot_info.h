@@ -1,0 +1,105 @@
+/* vmlab boot protocol: the structure the VMM hands the guest kernel at entry.
+ *
+ * Shared by the VMM (C++20) and the guest kernel (freestanding C11), so it uses
+ * only fixed-width types and explicit padding: both compilers must agree on
+ * every offset (checked by static asserts on both sides).
+ *
+ * vmlab entry (DESIGN.md section 3): the VMM loads the ELF segments at their
+ * physical addresses, builds identity page tables and a flat GDT, and starts the
+ * vCPU in 64-bit mode at the ELF entry point with
+ *   RDI = guest-physical address of struct vmlab_boot_info (identity mapped),
+ *   RSP = VMLAB_BOOT_STACK_TOP (a small boot stack in reserved low memory),
+ *   RFLAGS = 0x2 (interrupts disabled),
+ *   EFER = LME | LMA | SCE (syscall already enabled: on kvm_pvm a guest's own
+ *   wrmsr to EFER raises #GP, so a guest should write EFER only when the bit
+ *   it needs is clear).
+ * Everything below 1 MiB is reserved for these boot structures; the memory map
+ * says which ranges the guest may use.
+ *
+ * PVH entry: QEMU (and Xen) start the same image at the PHYS32_ENTRY note in
+ * 32-bit protected mode with EBX = struct hvm_start_info; the guest converts
+ * that into a vmlab_boot_info itself, with the standard PC device table.
+ */
+#ifndef VMLAB_ABI_BOOT_INFO_H
+#define VMLAB_ABI_BOOT_INFO_H
+
+#include <stdint.h>
+
+#define VMLAB_BOOT_MAGIC 0x4f4f42424c4d56ULL /* "VMLBBOO" little-endian */
+#define VMLAB_BOOT_VERSION 1u
+
+/* Fixed guest-physical layout of the boot structures the VMM builds. */
+#define VMLAB_BOOT_GDT_ADDR 0x1000ull
+#define VMLAB_BOOT_INFO_ADDR 0x2000ull
+#define VMLAB_BOOT_CMDLINE_ADDR 0x3000ull
+#define VMLAB_BOOT_CMDLINE_MAX 4096u
+#define VMLAB_BOOT_STACK_TOP 0x8000ull
+#define VMLAB_BOOT_PML4_ADDR 0x8000ull
+#define VMLAB_BOOT_PDPT_ADDR 0x9000ull
+#define VMLAB_BOOT_PD_ADDR 0xa000ull /* 4 pages: identity map of the first 4 GiB */
+#define VMLAB_BOOT_LOW_RESERVED 0x100000ull /* below this: boot structures only */
+
+#define VMLAB_MAX_MEM_REGIONS 16u
+#define VMLAB_MAX_DEVICES 16u
+
+enum vmlab_mem_type {
+  VMLAB_MEM_RAM = 1,      /* usable by the guest */
+  VMLAB_MEM_RESERVED = 2, /* boot structures, monitor region: never touch */
+};
+
+struct vmlab_mem_region {
+  uint64_t base;
+  uint64_t length;
+  uint32_t type; /* enum vmlab_mem_type */
+  uint32_t reserved;
+};
+
+enum vmlab_device_kind {
+  VMLAB_DEVICE_UART16550 = 1,
+  VMLAB_DEVICE_PIC8259 = 2,
+  VMLAB_DEVICE_PIT8254 = 3,
+  VMLAB_DEVICE_DEBUGCON = 4,
+  VMLAB_DEVICE_EXIT_PORT = 5,
+};
+
+enum vmlab_device_flags {
+  VMLAB_DEVICE_FLAG_MMIO = 1u << 0, /* base is a guest-physical address, not a port */
+};
+
+struct vmlab_device {
+  uint32_t kind;  /* enum vmlab_device_kind */
+  uint32_t irq;   /* ISA IRQ line, or 0xffffffff for none */
+  uint64_t base;  /* I/O port or guest-physical address */
+  uint64_t size;  /* bytes or ports */
+  uint32_t flags; /* enum vmlab_device_flags */
+  uint32_t reserved;
+};
+
+#define VMLAB_NO_IRQ 0xffffffffu
+
+enum vmlab_boot_flags {
+  VMLAB_BOOT_FLAG_PVH = 1u << 0, /* filled in by the guest's own PVH trampoline */
+};
+
+struct vmlab_boot_info {
+  uint64_t magic;   /* VMLAB_BOOT_MAGIC */
+  uint32_t version; /* VMLAB_BOOT_VERSION */
+  uint32_t size;    /* sizeof(struct vmlab_boot_info) */
+  uint64_t cmdline_addr;
+  uint32_t cmdline_length; /* bytes, without the terminating NUL */
+  uint32_t mem_region_count;
+  struct vmlab_mem_region mem_regions[VMLAB_MAX_MEM_REGIONS];
+  uint32_t device_count;
+  uint32_t flags; /* enum vmlab_boot_flags */
+  struct vmlab_device devices[VMLAB_MAX_DEVICES];
+};
+
+#define VMLAB_BOOT_INFO_SIZE (32u + 24u * VMLAB_MAX_MEM_REGIONS + 8u + 32u * VMLAB_MAX_DEVICES)
+
+#ifdef __cplusplus
+static_assert(sizeof(struct vmlab_boot_info) == VMLAB_BOOT_INFO_SIZE, "boot_info layout");
+#else
+_Static_assert(sizeof(struct vmlab_boot_info) == VMLAB_BOOT_INFO_SIZE, "boot_info layout");
+#endif
+
+#endif /* VMLAB_ABI_BOOT_INFO_H */

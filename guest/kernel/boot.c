@@ -1,0 +1,176 @@
+#include "boot.h"
+
+#include "lib.h"
+
+static struct vmlab_boot_info adopted_info;
+static char adopted_command_line[VMLAB_BOOT_CMDLINE_MAX];
+static const char* adopted_problem = "no boot information";
+static unsigned adopted_entry;
+
+/* Anything the boot path reads before the kernel's own page tables exist must
+ * be inside the 4 GiB the VMM identity-maps (boot_info.h) and the 1 GiB the
+ * PVH trampoline maps (boot.S). */
+#define BOOT_MAPPED_LIMIT 0x40000000ull
+
+bool boot_adopt(uint64_t boot_info_address, unsigned entry) {
+  adopted_entry = entry;
+  if (boot_info_address == 0 || boot_info_address >= BOOT_MAPPED_LIMIT - sizeof adopted_info) {
+    adopted_problem = "boot_info address is outside the boot identity map";
+    return false;
+  }
+  const struct vmlab_boot_info* source = (const struct vmlab_boot_info*)boot_info_address;
+  if (source->magic != VMLAB_BOOT_MAGIC) {
+    adopted_problem = "boot_info magic is wrong (not started by a vmlab VMM?)";
+    return false;
+  }
+  if (source->version != VMLAB_BOOT_VERSION || source->size != VMLAB_BOOT_INFO_SIZE) {
+    adopted_problem = "boot_info version or size does not match this kernel";
+    return false;
+  }
+  if (source->mem_region_count > VMLAB_MAX_MEM_REGIONS ||
+      source->device_count > VMLAB_MAX_DEVICES) {
+    adopted_problem = "boot_info has more memory regions or devices than it can hold";
+    return false;
+  }
+  memcpy(&adopted_info, source, sizeof adopted_info);
+
+  uint32_t length = adopted_info.cmdline_length;
+  if (adopted_info.cmdline_addr == 0) length = 0;
+  if (length > VMLAB_BOOT_CMDLINE_MAX - 1) length = VMLAB_BOOT_CMDLINE_MAX - 1;
+  if (length > 0 && adopted_info.cmdline_addr >= BOOT_MAPPED_LIMIT - length) {
+    adopted_problem = "command line is outside the boot identity map";
+    return false;
+  }
+  if (length > 0) memcpy(adopted_command_line, (const char*)adopted_info.cmdline_addr, length);
+  /* The protocol gives the length and a NUL; stop at an early NUL as well. */
+  length = (uint32_t)string_length_bounded(adopted_command_line, length);
+  adopted_command_line[length] = '\0';
+  adopted_info.cmdline_length = length;
+  adopted_problem = NULL;
+  return true;
+}
+
+const char* boot_problem(void) { return adopted_problem; }
+unsigned boot_entry_kind(void) { return adopted_entry; }
+const struct vmlab_boot_info* boot_info(void) { return &adopted_info; }
+const char* boot_command_line(void) { return adopted_command_line; }
+
+uint64_t boot_ram_bytes(void) {
+  uint64_t total = 0;
+  for (uint32_t index = 0; index < adopted_info.mem_region_count; ++index) {
+    const struct vmlab_mem_region* region = &adopted_info.mem_regions[index];
+    if (region->type != VMLAB_MEM_RAM) continue;
+    uint64_t start = region->base;
+    uint64_t end = region->base + region->length;
+    if (end < start) end = UINT64_MAX; /* a length that wraps: clamp */
+    if (start < VMLAB_BOOT_LOW_RESERVED) start = VMLAB_BOOT_LOW_RESERVED;
+    if (end > start) total += end - start;
+  }
+  return total;
+}
+
+const struct vmlab_device* boot_find_device(enum vmlab_device_kind kind, unsigned occurrence) {
+  for (uint32_t index = 0; index < adopted_info.device_count; ++index) {
+    if (adopted_info.devices[index].kind != (uint32_t)kind) continue;
+    if (occurrence == 0) return &adopted_info.devices[index];
+    --occurrence;
+  }
+  return NULL;
+}
+
+/* Xen public header arch-x86/hvm/start_info.h: the structure a PVH loader
+ * passes in EBX. Fields from memmap_paddr on exist only from version 1. */
+struct hvm_start_info {
+  uint32_t magic;
+  uint32_t version;
+  uint32_t flags;
+  uint32_t nr_modules;
+  uint64_t modlist_paddr;
+  uint64_t cmdline_paddr;
+  uint64_t rsdp_paddr;
+  uint64_t memmap_paddr;
+  uint32_t memmap_entries;
+  uint32_t reserved;
+};
+_Static_assert(sizeof(struct hvm_start_info) == 56, "hvm_start_info layout");
+
+struct hvm_memmap_table_entry {
+  uint64_t addr;
+  uint64_t size;
+  uint32_t type;
+  uint32_t reserved;
+};
+_Static_assert(sizeof(struct hvm_memmap_table_entry) == 24, "hvm_memmap_table_entry layout");
+
+#define HVM_START_MAGIC_VALUE 0x336ec578u
+#define HVM_MEMMAP_TYPE_RAM 1u
+
+/* Used when the loader gives no memory map (start_info version 0): RAM from
+ * 1 MiB to 16 MiB, which every PC-compatible machine QEMU models has. */
+#define PVH_DEFAULT_RAM_END 0x1000000ull
+
+static struct vmlab_boot_info pvh_info;
+
+static void pvh_add_device(uint32_t kind, uint64_t base, uint64_t size, uint32_t irq) {
+  struct vmlab_device* device = &pvh_info.devices[pvh_info.device_count++];
+  device->kind = kind;
+  device->base = base;
+  device->size = size;
+  device->irq = irq;
+}
+
+static void pvh_add_region(uint64_t base, uint64_t length, uint32_t type) {
+  if (pvh_info.mem_region_count == VMLAB_MAX_MEM_REGIONS) return;
+  struct vmlab_mem_region* region = &pvh_info.mem_regions[pvh_info.mem_region_count++];
+  region->base = base;
+  region->length = length;
+  region->type = type;
+}
+
+struct vmlab_boot_info* pvh_build_boot_info(uint64_t start_info_address) {
+  const struct hvm_start_info* start = (const struct hvm_start_info*)start_info_address;
+  if (start_info_address == 0 || start_info_address >= BOOT_MAPPED_LIMIT ||
+      start->magic != HVM_START_MAGIC_VALUE) {
+    return &pvh_info; /* magic stays 0: boot_adopt reports it */
+  }
+  pvh_info.magic = VMLAB_BOOT_MAGIC;
+  pvh_info.version = VMLAB_BOOT_VERSION;
+  pvh_info.size = VMLAB_BOOT_INFO_SIZE;
+  pvh_info.flags = VMLAB_BOOT_FLAG_PVH;
+
+  /* The PVH ABI treats 0 in an address field as "not present". */
+  if (start->cmdline_paddr != 0 && start->cmdline_paddr < BOOT_MAPPED_LIMIT) {
+    pvh_info.cmdline_addr = start->cmdline_paddr;
+    pvh_info.cmdline_length = (uint32_t)string_length_bounded(
+        (const char*)start->cmdline_paddr, VMLAB_BOOT_CMDLINE_MAX - 1);
+  }
+
+  /* Low memory holds the loader's tables and the BIOS areas: never usable. */
+  pvh_add_region(0, VMLAB_BOOT_LOW_RESERVED, VMLAB_MEM_RESERVED);
+  bool have_map = start->version >= 1 && start->memmap_paddr != 0 &&
+                  start->memmap_paddr < BOOT_MAPPED_LIMIT && start->memmap_entries != 0;
+  if (have_map) {
+    const struct hvm_memmap_table_entry* entries =
+        (const struct hvm_memmap_table_entry*)start->memmap_paddr;
+    for (uint32_t index = 0; index < start->memmap_entries; ++index) {
+      if (entries[index].type != HVM_MEMMAP_TYPE_RAM) continue;
+      uint64_t base = entries[index].addr;
+      uint64_t end = base + entries[index].size;
+      if (end <= VMLAB_BOOT_LOW_RESERVED) continue;
+      if (base < VMLAB_BOOT_LOW_RESERVED) base = VMLAB_BOOT_LOW_RESERVED;
+      pvh_add_region(base, end - base, VMLAB_MEM_RAM);
+    }
+  } else {
+    pvh_add_region(VMLAB_BOOT_LOW_RESERVED, PVH_DEFAULT_RAM_END - VMLAB_BOOT_LOW_RESERVED,
+                   VMLAB_MEM_RAM);
+  }
+
+  /* The standard PC devices QEMU's "pc" machine has at their ISA addresses. */
+  pvh_add_device(VMLAB_DEVICE_UART16550, 0x3f8, 8, 4);
+  pvh_add_device(VMLAB_DEVICE_PIC8259, 0x20, 2, VMLAB_NO_IRQ);
+  pvh_add_device(VMLAB_DEVICE_PIC8259, 0xa0, 2, 2);
+  pvh_add_device(VMLAB_DEVICE_PIT8254, 0x40, 4, 0);
+  pvh_add_device(VMLAB_DEVICE_DEBUGCON, 0xe9, 1, VMLAB_NO_IRQ);
+  pvh_add_device(VMLAB_DEVICE_EXIT_PORT, 0xf4, 4, VMLAB_NO_IRQ);
+  return &pvh_info;
+}

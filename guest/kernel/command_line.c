@@ -1,0 +1,97 @@
+#include "command_line.h"
+
+#include "lib.h"
+#include "pit.h"
+
+static bool is_separator(char character) { return character == ' ' || character == '\t'; }
+
+/* Decimal digits only, no sign, no overflow. */
+static bool parse_decimal(const char* text, size_t length, uint64_t* value) {
+  if (length == 0) return false;
+  uint64_t result = 0;
+  for (size_t index = 0; index < length; ++index) {
+    if (text[index] < '0' || text[index] > '9') return false;
+    uint64_t digit = (uint64_t)(text[index] - '0');
+    if (result > (UINT64_MAX - digit) / 10) return false;
+    result = result * 10 + digit;
+  }
+  *value = result;
+  return true;
+}
+
+/* A token quoted in a message, cut short: the buffer is for humans. */
+static const char* quote(const char* text, size_t length, char* buffer, size_t capacity) {
+  size_t shown = length < capacity - 1 ? length : capacity - 1;
+  memcpy(buffer, text, shown);
+  buffer[shown] = '\0';
+  return buffer;
+}
+
+bool command_line_parse(const char* text, struct run_options* options, char* message,
+                        size_t capacity) {
+  options->workload = workload_find("hello", 5);
+  options->count = 0;
+  options->console = CONSOLE_MODE_POLLED;
+  options->hz = DEFAULT_TIMER_HZ;
+  bool count_given = false;
+  bool valid = true; /* the first bad value is the one reported */
+  char shown[48];
+
+  const char* cursor = text;
+  while (*cursor != '\0') {
+    while (is_separator(*cursor)) ++cursor;
+    const char* key = cursor;
+    while (*cursor != '\0' && !is_separator(*cursor)) ++cursor;
+    if (cursor == key) break;
+    const char* equals = key;
+    while (equals < cursor && *equals != '=') ++equals;
+    if (equals == cursor) continue;
+    size_t key_length = (size_t)(equals - key);
+    const char* value = equals + 1;
+    size_t value_length = (size_t)(cursor - value);
+    const char* problem = NULL;
+
+    if (text_equals(key, key_length, "workload")) {
+      options->workload = workload_find(value, value_length);
+      if (options->workload == NULL) {
+        problem = "workload='%s' is not one of hello, syscalls, pagefaults, compute, cli-sti, pio, "
+                  "timer, segfault, fault";
+      }
+    } else if (text_equals(key, key_length, "n")) {
+      count_given = true;
+      if (!parse_decimal(value, value_length, &options->count)) {
+        options->count = 0;
+        problem = "n='%s' is not a decimal count";
+      }
+    } else if (text_equals(key, key_length, "console")) {
+      if (text_equals(value, value_length, "polled")) {
+        options->console = CONSOLE_MODE_POLLED;
+      } else if (text_equals(value, value_length, "irq")) {
+        options->console = CONSOLE_MODE_INTERRUPT;
+      } else {
+        problem = "console='%s' must be polled or irq";
+      }
+    } else if (text_equals(key, key_length, "hz")) {
+      uint64_t hz;
+      if (parse_decimal(value, value_length, &hz) && hz >= PIT_MINIMUM_HZ &&
+          hz <= PIT_MAXIMUM_HZ) {
+        options->hz = (uint32_t)hz;
+      } else {
+        problem = "hz='%s' must be a decimal from " PIT_HZ_RANGE_TEXT;
+      }
+    }
+    if (problem != NULL && valid) {
+      format_to(message, capacity, problem, quote(value, value_length, shown, sizeof shown));
+      valid = false;
+    }
+  }
+
+  if (options->workload == NULL) return false;
+  if (!count_given) options->count = options->workload->default_count;
+  if (valid && options->count > options->workload->maximum_count) {
+    format_to(message, capacity, "n=%lu is more than workload %s allows (%lu)", options->count,
+              options->workload->name, options->workload->maximum_count);
+    valid = false;
+  }
+  return valid;
+}

@@ -1,0 +1,132 @@
+#include "cpu.h"
+
+#include "arch.h"
+
+struct descriptor_table_pointer {
+  uint16_t limit;
+  uint64_t base;
+} __attribute__((packed));
+
+/* Intel SDM vol. 3A, 3.4.5 (segment descriptors) and 5.2.1 (64-bit code
+ * segments: L = 1, D = 0; base and limit are ignored in 64-bit mode but the
+ * data descriptors stay flat 4 GiB because the PVH trampoline loads them in
+ * 32-bit protected mode). */
+#define DESCRIPTOR_KERNEL_CODE64 0x00af9a000000ffffull /* P, DPL 0, code, L */
+#define DESCRIPTOR_KERNEL_DATA 0x00cf92000000ffffull   /* P, DPL 0, data, writable, G, D/B */
+#define DESCRIPTOR_USER_DATA 0x00cff2000000ffffull     /* as kernel data, DPL 3 */
+#define DESCRIPTOR_USER_CODE64 0x00affa000000ffffull   /* as kernel code, DPL 3 */
+
+/* SYSRET would load CS = this + 16 and SS = this + 8, both with RPL 3. The
+ * kernel returns with iretq (PLATFORM.md), but keeps STAR consistent. */
+#define SYSRET_SELECTOR_BASE (SELECTOR_USER_CODE - 3 - 16)
+
+#define GDT_ENTRY_COUNT 7 /* null, 4 segments, 16-byte TSS descriptor */
+
+/* The PVH trampoline (boot.S) loads this same table before entering long mode. */
+uint64_t gdt[GDT_ENTRY_COUNT] = {
+    0,
+    DESCRIPTOR_KERNEL_CODE64,
+    DESCRIPTOR_KERNEL_DATA,
+    DESCRIPTOR_USER_DATA,
+    DESCRIPTOR_USER_CODE64,
+    0, /* TSS, filled in by cpu_init: its base is only known at link time */
+    0,
+};
+const struct descriptor_table_pointer gdt_pointer = {sizeof gdt - 1, (uint64_t)(uintptr_t)gdt};
+
+/* 64-bit TSS (Intel SDM vol. 3A, 8.7 "Task Management in 64-bit Mode"). */
+struct task_state_segment {
+  uint32_t reserved0;
+  uint64_t rsp[3]; /* stack for entering each privilege level from a less privileged one */
+  uint64_t reserved1;
+  uint64_t interrupt_stack[7]; /* IST1..IST7 */
+  uint64_t reserved2;
+  uint16_t reserved3;
+  uint16_t io_map_base;
+} __attribute__((packed));
+_Static_assert(sizeof(struct task_state_segment) == 104, "64-bit TSS is 104 bytes");
+
+static struct task_state_segment tss;
+
+/* IDT gate (Intel SDM vol. 3A, 6.14.1, Figure 6-8). */
+struct interrupt_gate {
+  uint16_t offset_low;
+  uint16_t selector;
+  uint8_t interrupt_stack_index;
+  uint8_t attributes;
+  uint16_t offset_middle;
+  uint32_t offset_high;
+  uint32_t reserved;
+};
+_Static_assert(sizeof(struct interrupt_gate) == 16, "64-bit IDT gates are 16 bytes");
+
+/* Interrupt gates clear IF on entry, so handlers start with interrupts off. */
+#define GATE_PRESENT_INTERRUPT_DPL0 0x8e
+#define DOUBLE_FAULT_STACK_INDEX 1
+
+static struct interrupt_gate idt[VECTOR_TABLE_SIZE];
+
+/* entry.S and boot.S */
+extern const uint64_t trap_stub_table[VECTOR_TABLE_SIZE];
+extern char trap_stack_top[];
+extern char double_fault_stack_top[];
+void gdt_load(const struct descriptor_table_pointer* pointer);
+void syscall_entry(void);
+
+/* System-segment descriptor for an available 64-bit TSS (Intel SDM vol. 3A,
+ * 8.2.3 "TSS Descriptor in 64-bit mode"): type 9, present, 16 bytes long. */
+static void install_tss_descriptor(void) {
+  uint64_t base = (uint64_t)(uintptr_t)&tss;
+  uint64_t limit = sizeof tss - 1;
+  gdt[SELECTOR_TSS / 8] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
+                          (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
+  gdt[SELECTOR_TSS / 8 + 1] = base >> 32;
+}
+
+static void set_gate(unsigned vector, uint64_t handler, uint8_t stack_index) {
+  struct interrupt_gate* gate = &idt[vector];
+  gate->offset_low = (uint16_t)handler;
+  gate->selector = SELECTOR_KERNEL_CODE;
+  gate->interrupt_stack_index = stack_index;
+  gate->attributes = GATE_PRESENT_INTERRUPT_DPL0;
+  gate->offset_middle = (uint16_t)(handler >> 16);
+  gate->offset_high = (uint32_t)(handler >> 32);
+  gate->reserved = 0;
+}
+
+void cpu_init(void) {
+  /* Interrupts and exceptions from user mode switch to RSP0; a double fault
+   * always switches to its own stack, so a kernel stack overflow still
+   * reports (Intel SDM vol. 3A, 6.14.5). No I/O bitmap: its base points past
+   * the TSS limit, so user-mode port access faults (Intel SDM vol. 1, 19.5.2
+   * "I/O Permission Bit Map"). */
+  tss.rsp[0] = (uint64_t)(uintptr_t)trap_stack_top;
+  tss.interrupt_stack[DOUBLE_FAULT_STACK_INDEX - 1] = (uint64_t)(uintptr_t)double_fault_stack_top;
+  tss.io_map_base = sizeof tss;
+  install_tss_descriptor();
+  gdt_load(&gdt_pointer);
+  __asm__ volatile("ltr %w0" : : "r"(SELECTOR_TSS) : "memory");
+
+  for (unsigned vector = 0; vector < VECTOR_TABLE_SIZE; ++vector) {
+    set_gate(vector, trap_stub_table[vector],
+             vector == VECTOR_DOUBLE_FAULT ? DOUBLE_FAULT_STACK_INDEX : 0);
+  }
+  struct descriptor_table_pointer idt_pointer = {sizeof idt - 1, (uint64_t)(uintptr_t)idt};
+  __asm__ volatile("lidt %0" : : "m"(idt_pointer) : "memory");
+}
+
+void syscall_init(void) {
+  /* Intel SDM vol. 3A, 5.8.8: SYSCALL is enabled by EFER.SCE, enters at
+   * LSTAR with CS/SS from STAR, and clears the RFLAGS bits set in FMASK.
+   * Clearing IF keeps the entry stub's stack switch atomic; TF, DF and AC as
+   * the ABI and a clean kernel state expect. LME/LMA are written back
+   * unchanged. The vmlab entry arrives with SCE already set (boot_info.h):
+   * kvm_pvm raises #GP on a guest's own EFER write, so write only if needed. */
+  const uint64_t efer = read_msr(MSR_EFER);
+  if ((efer & EFER_SYSCALL_ENABLE) == 0) write_msr(MSR_EFER, efer | EFER_SYSCALL_ENABLE);
+  write_msr(MSR_STAR, ((uint64_t)SYSRET_SELECTOR_BASE << 48) |
+                          ((uint64_t)SELECTOR_KERNEL_CODE << 32));
+  write_msr(MSR_LSTAR, (uint64_t)(uintptr_t)syscall_entry);
+  write_msr(MSR_FMASK,
+            RFLAGS_INTERRUPT_ENABLE | RFLAGS_TRAP | RFLAGS_DIRECTION | RFLAGS_ALIGNMENT_CHECK);
+}

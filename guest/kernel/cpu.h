@@ -1,0 +1,51 @@
+/* Segmentation, TSS, IDT and the syscall MSRs. The selector values are shared
+ * with the assembly entry code. */
+#ifndef VMLAB_GUEST_CPU_H
+#define VMLAB_GUEST_CPU_H
+
+/* GDT layout (also what the VMM's boot GDT uses for 0x08 and 0x10). SYSCALL
+ * loads CS = STAR[47:32] and SS = STAR[47:32] + 8; SYSRET would load
+ * CS = STAR[63:48] + 16 and SS = STAR[63:48] + 8 (Intel SDM vol. 2B, SYSCALL,
+ * SYSRET), which is why user data precedes user code. */
+#define SELECTOR_KERNEL_CODE 0x08
+#define SELECTOR_KERNEL_DATA 0x10
+#define SELECTOR_USER_DATA 0x1b /* 0x18 | RPL 3 */
+#define SELECTOR_USER_CODE 0x23 /* 0x20 | RPL 3 */
+#define SELECTOR_TSS 0x28
+
+#define VECTOR_DOUBLE_FAULT 8
+#define VECTOR_PAGE_FAULT 14
+#define VECTOR_EXCEPTION_COUNT 32
+#define VECTOR_TABLE_SIZE 48 /* 32 exceptions, then the 16 PIC vectors */
+/* Not a hardware vector: marks trap frames built by the syscall entry. */
+#define VECTOR_SYSCALL 0x100
+
+#ifndef __ASSEMBLER__
+
+#include <stdint.h>
+
+/* Saved by the entry stubs (entry.S), lowest address first. The last five
+ * fields are the frame the CPU pushes on an interrupt or exception (Intel SDM
+ * vol. 3A, 6.14.2, Figure 6-9); the syscall entry builds the same frame. */
+struct trap_frame {
+  uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+  uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+  uint64_t vector;
+  uint64_t error_code; /* 0 for vectors without one */
+  uint64_t rip, cs, rflags, rsp, ss;
+};
+_Static_assert(sizeof(struct trap_frame) == 22 * 8, "trap frame layout is used by entry.S");
+
+/* Loads the kernel's GDT, TSS and IDT. */
+void cpu_init(void);
+
+/* EFER.SCE, STAR, LSTAR and FMASK for the syscall entry. */
+void syscall_init(void);
+
+/* Called by entry.S. */
+void trap_dispatch(struct trap_frame* frame);
+void syscall_dispatch(struct trap_frame* frame);
+
+#endif /* __ASSEMBLER__ */
+
+#endif /* VMLAB_GUEST_CPU_H */

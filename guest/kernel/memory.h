@@ -1,0 +1,54 @@
+/* Physical frames and page tables.
+ *
+ * Frames come from a bump allocator over the RAM regions of the memory map
+ * (above 1 MiB, skipping the kernel image); nothing is ever freed, a run is one
+ * workload. The kernel's address space maps its own image identity (4 KiB
+ * pages, as linked) and all RAM at PHYSICAL_MAP_BASE (2 MiB pages), so the
+ * kernel reaches any frame without depending on where user mappings are. */
+#ifndef VMLAB_GUEST_MEMORY_H
+#define VMLAB_GUEST_MEMORY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define PAGE_SIZE 0x1000ull
+#define LARGE_PAGE_SIZE 0x200000ull
+
+/* Page-table entry bits (Intel SDM vol. 3A, 4.5 "4-Level Paging"). */
+#define PTE_PRESENT (1ull << 0)
+#define PTE_WRITABLE (1ull << 1)
+#define PTE_USER (1ull << 2)
+#define PTE_LARGE_PAGE (1ull << 7)
+#define PTE_ADDRESS_MASK 0x000ffffffffff000ull
+
+/* Page-fault error code bits (Intel SDM vol. 3A, 4.7). */
+#define PAGE_FAULT_PRESENT (1ull << 0)
+#define PAGE_FAULT_WRITE (1ull << 1)
+#define PAGE_FAULT_USER (1ull << 2)
+
+/* PML4 slot 1: low in the canonical lower half, clear of the user layout
+ * (slot 0) and of any monitor region a VMM places high. */
+#define PHYSICAL_MAP_BASE 0x0000008000000000ull
+#define PHYSICAL_MAP_SIZE 0x0000008000000000ull /* one PML4 slot: 512 GiB */
+
+/* Builds the allocator and the kernel page tables and switches to them.
+ * Returns false (with memory_problem() set) if RAM is missing or too small. */
+bool memory_init(void);
+const char* memory_problem(void);
+
+/* A zeroed 4 KiB frame, or 0 when RAM is exhausted. */
+uint64_t frame_allocate(void);
+uint64_t frames_free(void);
+
+void* physical_to_virtual(uint64_t physical_address);
+
+uint64_t kernel_page_table_root(void);
+
+/* The entry that maps virtual_address at the given level (1 = page table,
+ * 2 = page directory, 3 = PDPT, 4 = PML4) under root. Missing intermediate
+ * tables are created with table_flags when create is set; returns NULL if one
+ * is missing (or RAM runs out), or if a large page is in the way. */
+uint64_t* page_table_entry(uint64_t root, uint64_t virtual_address, unsigned level, bool create,
+                           uint64_t table_flags);
+
+#endif /* VMLAB_GUEST_MEMORY_H */

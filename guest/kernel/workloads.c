@@ -1,0 +1,172 @@
+#include "workloads.h"
+
+#include "arch.h"
+#include "boot.h"
+#include "lib.h"
+#include "memory.h"
+#include "pic.h"
+#include "pit.h"
+#include "task.h"
+#include "user_abi.h"
+
+#define UART_SCRATCH 7
+#define PIO_PATTERN 0x5a
+
+static void fail(struct workload_outcome* outcome, const char* reason) {
+  console_print("vmlab: %s\n", reason);
+  outcome->status = RUN_STATUS_ERROR;
+}
+
+/* The user task does the work at CPL3 and measures itself with rdtsc; the
+ * kernel's own interval (task entry to exit) is the fallback for cycles. */
+static void run_user_task(uint64_t workload, uint64_t count,
+                          struct workload_outcome* outcome) {
+  struct task_report report;
+  measurement_begin();
+  task_run(workload, count, &report);
+  measurement_end();
+  outcome->cycles = report.reported ? report.reported_cycles : measurement_cycles();
+  outcome->check = report.reported ? report.reported_check : report.bytes_written;
+  /* Printed after the measured interval: console output is not part of it. */
+  if (report.outcome == TASK_OUTCOME_SEGFAULT) {
+    console_print("vmlab: user task fault: vector %lu error 0x%lx rip 0x%lx address 0x%lx\n",
+                  report.fault_vector, report.fault_error_code, report.fault_rip,
+                  report.fault_address);
+    outcome->status = RUN_STATUS_SEGFAULT;
+  } else if (report.exit_status != 0) {
+    console_print("vmlab: user task exited with status %lu\n", report.exit_status);
+    outcome->status = RUN_STATUS_ERROR;
+  }
+}
+
+static void run_hello(const struct run_options* options, struct workload_outcome* outcome) {
+  console_print("Hello from the vmlab guest kernel (%s entry)\n",
+                boot_entry_kind() == BOOT_ENTRY_PVH ? "PVH" : "vmlab");
+  if (!task_create()) {
+    fail(outcome, "hello: cannot create the user task");
+    return;
+  }
+  run_user_task(VMLAB_USER_WORKLOAD_HELLO, options->count, outcome);
+}
+
+static void run_syscalls(const struct run_options* options, struct workload_outcome* outcome) {
+  if (!task_create()) {
+    fail(outcome, "syscalls: cannot create the user task");
+    return;
+  }
+  run_user_task(VMLAB_USER_WORKLOAD_SYSCALLS, options->count, outcome);
+}
+
+static void run_pagefaults(const struct run_options* options, struct workload_outcome* outcome) {
+  if (!task_create()) {
+    fail(outcome, "pagefaults: cannot create the user task");
+    return;
+  }
+  /* One frame per page and one page table per 2 MiB of the region. */
+  uint64_t needed = options->count + (options->count + 511) / 512;
+  if (frames_free() < needed) {
+    console_print("vmlab: pagefaults n=%lu needs %lu free frames, the VM has %lu: give it more "
+                  "memory or lower n\n",
+                  options->count, needed, frames_free());
+    outcome->status = RUN_STATUS_ERROR;
+    return;
+  }
+  run_user_task(VMLAB_USER_WORKLOAD_PAGEFAULTS, options->count, outcome);
+}
+
+static void run_compute(const struct run_options* options, struct workload_outcome* outcome) {
+  if (!task_create()) {
+    fail(outcome, "compute: cannot create the user task");
+    return;
+  }
+  run_user_task(VMLAB_USER_WORKLOAD_COMPUTE, options->count, outcome);
+}
+
+/* cli and sti are privileged and cheap on hardware; deprivileged they trap.
+ * The loop is one asm block so that exactly these instructions run. */
+static void run_cli_sti(const struct run_options* options, struct workload_outcome* outcome) {
+  uint64_t remaining = options->count;
+  measurement_begin();
+  if (remaining != 0) {
+    __asm__ volatile("1: cli; sti; dec %0; jnz 1b; cli" : "+r"(remaining) : : "memory", "cc");
+  }
+  measurement_end();
+  outcome->cycles = measurement_cycles();
+  outcome->check = options->count;
+}
+
+/* The scratch register is plain storage in every 16550 (PC16550D datasheet,
+ * SCR): each read is a port access with a known answer. */
+static void run_pio(const struct run_options* options, struct workload_outcome* outcome) {
+  if (!console_has_uart()) {
+    fail(outcome, "pio needs a 16550 UART in the device table");
+    return;
+  }
+  uint16_t scratch = (uint16_t)(console_uart_base() + UART_SCRATCH);
+  port_write8(scratch, PIO_PATTERN);
+  uint64_t sum = 0;
+  measurement_begin();
+  for (uint64_t index = 0; index < options->count; ++index) sum += port_read8(scratch);
+  measurement_end();
+  outcome->cycles = measurement_cycles();
+  outcome->check = sum;
+}
+
+static void run_timer(const struct run_options* options, struct workload_outcome* outcome) {
+  uint32_t irq = pit_irq();
+  if (irq >= PIC_IRQ_COUNT) {
+    fail(outcome, "timer needs an 8254 PIT with an IRQ");
+    return;
+  }
+  measurement_begin();
+  uint64_t first = timer_ticks();
+  uint64_t target = first + options->count;
+  pit_start(options->hz); /* hz was range-checked with the command line */
+  pic_unmask(irq);
+  while (timer_ticks() < target) interrupts_enable_and_wait();
+  pic_mask(irq);
+  pit_stop();
+  measurement_end();
+  outcome->cycles = measurement_cycles();
+  outcome->check = timer_ticks() - first;
+}
+
+/* The two failure paths, for checking that a VMM reports them: a user store
+ * to a kernel page (status=segfault) and a kernel load from an unmapped
+ * address (status=fault). */
+static void run_segfault(const struct run_options* options, struct workload_outcome* outcome) {
+  if (!task_create()) {
+    fail(outcome, "segfault: cannot create the user task");
+    return;
+  }
+  run_user_task(VMLAB_USER_WORKLOAD_SEGFAULT, options->count, outcome);
+}
+
+static void run_fault(const struct run_options* options, struct workload_outcome* outcome) {
+  (void)options;
+  (void)outcome;
+  measurement_begin();
+  /* Nothing is mapped at virtual address 0 in the kernel's address space. */
+  __asm__ volatile("movb 0, %%al" : : : "rax", "memory");
+}
+
+/* Limits keep a run within minutes where kernel code is emulated
+ * (PLATFORM.md); pagefaults is bounded by the demand region. */
+static const struct workload workloads[] = {
+    {"hello", 1, 1000, run_hello},
+    {"syscalls", 1000, 10000000, run_syscalls},
+    {"pagefaults", 256, VMLAB_USER_DEMAND_SIZE / VMLAB_PAGE_SIZE, run_pagefaults},
+    {"compute", 10000000, 100000000000ull, run_compute},
+    {"cli-sti", 1000, 10000000, run_cli_sti},
+    {"pio", 1000, 10000000, run_pio},
+    {"timer", 10, 100000, run_timer},
+    {"segfault", 1, 1, run_segfault},
+    {"fault", 1, 1, run_fault},
+};
+
+const struct workload* workload_find(const char* name, size_t length) {
+  for (size_t index = 0; index < sizeof workloads / sizeof workloads[0]; ++index) {
+    if (text_equals(name, length, workloads[index].name)) return &workloads[index];
+  }
+  return NULL;
+}

@@ -1,0 +1,224 @@
+// Boots the built-in guest under --cpu hvm and checks each workload's result
+// line: the oracle is what the guest itself counted and computed.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "../support/elf_builder.hpp"
+#include "../support/kvm_available.hpp"
+#include "vmlab/runner.hpp"
+
+namespace vmlab {
+namespace {
+
+GuestRun run_or_fail(RunOptions options) {
+  options.timeout_seconds = 60;
+  auto run = run_guest(options);
+  EXPECT_TRUE(run.ok()) << (run.ok() ? "" : run.error().message);
+  return run.ok() ? std::move(*run) : GuestRun{};
+}
+
+void expect_ok(const GuestRun& run, const std::string& workload, std::uint64_t count) {
+  ASSERT_EQ(run.report.outcome, RunOutcome::GuestExited)
+      << run.report.message << "\n" << run.report.registers;
+  EXPECT_EQ(run.report.exit_value, 0u);
+  ASSERT_TRUE(run.result.has_value()) << "no VMLAB-RESULT line on the debug console";
+  EXPECT_EQ(run.result->field("workload"), workload);
+  EXPECT_EQ(run.result->number("n"), count);
+  EXPECT_EQ(run.result->field("status"), "ok") << run.result->line;
+  EXPECT_GT(run.result->number("cycles"), 0u) << run.result->line;
+}
+
+struct WorkloadCase {
+  const char* workload;
+  std::uint64_t count;
+  IrqchipModel irqchip;
+};
+
+class HvmWorkload : public ::testing::TestWithParam<WorkloadCase> {};
+
+TEST_P(HvmWorkload, ReportsItsOwnCounts) {
+  VMLAB_REQUIRE_KVM();
+  const auto& param = GetParam();
+  RunOptions options;
+  options.workload = param.workload;
+  options.count = param.count;
+  options.irqchip = param.irqchip;
+  std::string console;
+  options.console_output = [&](std::uint8_t byte) { console.push_back(static_cast<char>(byte)); };
+  auto run = run_or_fail(options);
+  expect_ok(run, param.workload, param.count);
+  if (!run.result) return;
+  const auto& result = *run.result;
+  const std::string workload = param.workload;
+  if (workload == "hello") {
+    EXPECT_NE(console.find("Hello from user mode"), std::string::npos) << console;
+    EXPECT_GE(result.number("syscalls"), 3u);
+  } else if (workload == "syscalls") {
+    EXPECT_GE(result.number("syscalls"), param.count);
+    EXPECT_LE(result.number("syscalls"), param.count + 4);
+  } else if (workload == "pagefaults") {
+    EXPECT_EQ(result.number("pagefaults"), param.count);
+  } else if (workload == "pio") {
+    EXPECT_EQ(result.number("check"), param.count * 0x5a);
+    if (param.irqchip == IrqchipModel::Vmm) {
+      EXPECT_GE(run.exits_by_reason["io-in"], param.count) << "every inb is an exit in hvm";
+    }
+  } else if (workload == "timer") {
+    EXPECT_EQ(result.number("irqs"), param.count);
+    EXPECT_EQ(result.number("check"), param.count);
+    if (param.irqchip == IrqchipModel::Vmm) {
+      EXPECT_GE(run.interrupts_injected, param.count) << "the VMM's PIC injects every tick";
+    }
+  } else if (workload == "compute") {
+    EXPECT_NE(result.number("check"), 0u);
+  }
+  if (workload != "timer") {
+    EXPECT_EQ(result.number("irqs"), 0u) << result.line;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Workloads, HvmWorkload,
+    ::testing::Values(WorkloadCase{"hello", 1, IrqchipModel::Vmm},
+                      WorkloadCase{"syscalls", 200, IrqchipModel::Vmm},
+                      WorkloadCase{"pagefaults", 64, IrqchipModel::Vmm},
+                      WorkloadCase{"compute", 1000000, IrqchipModel::Vmm},
+                      WorkloadCase{"cli-sti", 200, IrqchipModel::Vmm},
+                      WorkloadCase{"pio", 200, IrqchipModel::Vmm},
+                      WorkloadCase{"timer", 5, IrqchipModel::Vmm},
+                      WorkloadCase{"hello", 1, IrqchipModel::Kernel},
+                      WorkloadCase{"timer", 5, IrqchipModel::Kernel},
+                      WorkloadCase{"pio", 100, IrqchipModel::Kernel}),
+    [](const auto& test_case) {
+      std::string name = test_case.param.workload;
+      std::replace(name.begin(), name.end(), '-', '_');
+      return name + (test_case.param.irqchip == IrqchipModel::Kernel ? "_kernel_irqchip" : "");
+    });
+
+TEST(HvmRun, InterruptDrivenConsole) {
+  VMLAB_REQUIRE_KVM();
+  RunOptions options;
+  options.workload = "hello";
+  options.extra_command_line = "console=irq";
+  std::string console;
+  options.console_output = [&](std::uint8_t byte) { console.push_back(static_cast<char>(byte)); };
+  auto run = run_or_fail(options);
+  expect_ok(run, "hello", 1);
+  EXPECT_NE(console.find("Hello from user mode"), std::string::npos) << console;
+  EXPECT_GT(run.interrupts_injected, 0u) << "the UART's THRE interrupt should drive transmission";
+}
+
+TEST(HvmRun, BadCommandLineEndsWithStatusTwo) {
+  VMLAB_REQUIRE_KVM();
+  RunOptions options;
+  options.workload = "syscalls";
+  options.extra_command_line = "n=banana";
+  auto run = run_or_fail(options);
+  ASSERT_EQ(run.report.outcome, RunOutcome::GuestExited) << run.report.message;
+  EXPECT_EQ(run.report.exit_value, 2u);
+}
+
+TEST(HvmRun, KvmStatsAreRead) {
+  VMLAB_REQUIRE_KVM();
+  RunOptions options;
+  options.workload = "pio";
+  options.count = 50;
+  auto run = run_or_fail(options);
+  ASSERT_TRUE(run.report.stats_available) << run.report.stats_error;
+  EXPECT_GE(run.report.kvm_stats.value("exits"), 50u);
+  EXPECT_GE(run.report.kvm_stats.value("io_exits"), 50u);
+}
+
+TEST(HvmRun, TraceFileHasEveryExit) {
+  VMLAB_REQUIRE_KVM();
+  const auto path = std::filesystem::temp_directory_path() / "vmlab-hvm-trace-test.tsv";
+  RunOptions options;
+  options.workload = "pio";
+  options.count = 20;
+  options.trace_path = path.string();
+  auto run = run_or_fail(options);
+  std::ifstream trace(path);
+  std::string line;
+  ASSERT_TRUE(std::getline(trace, line));
+  EXPECT_EQ(line, "# vmlab-trace 1");
+  std::uint64_t events = 0, io_in_scratch = 0;
+  while (std::getline(trace, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    ++events;
+    if (line.find("\tio-in\t") != std::string::npos && line.find("\t0x3ff\t") != std::string::npos) {
+      ++io_in_scratch;
+    }
+  }
+  std::uint64_t total = 0;
+  for (const auto& [reason, count] : run.exits_by_reason) total += count;
+  EXPECT_GE(events, total);
+  EXPECT_EQ(io_in_scratch, 20u);
+  std::filesystem::remove(path);
+}
+
+// Hand-made guests that misbehave.
+TEST(HvmRun, TripleFaultIsReported) {
+  VMLAB_REQUIRE_KVM();
+  // lidt [rip+6] with a zero-limit IDT, then ud2: #UD cannot be delivered,
+  // neither can #DF, so the CPU shuts down (Intel SDM vol. 3, 6.15 #DF).
+  const std::vector<std::uint8_t> code{0x0f, 0x01, 0x1d, 0x06, 0, 0, 0, 0x0f, 0x0b, 0x90, 0x90,
+                                       0x90, 0x90, 0,    0,    0, 0, 0, 0, 0,    0,    0,    0};
+  const auto path = std::filesystem::temp_directory_path() / "vmlab-triple-fault.elf";
+  {
+    auto image = testing::build_elf({{0x100000, code, 0x1000}}, 0x100000);
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(image.data()),
+                                                static_cast<std::streamsize>(image.size()));
+  }
+  RunOptions options;
+  options.guest_path = path.string();
+  auto run = run_or_fail(options);
+  EXPECT_EQ(run.report.outcome, RunOutcome::GuestCrashed) << run.report.message;
+  EXPECT_NE(run.report.message.find("triple-fault"), std::string::npos) << run.report.message;
+  std::filesystem::remove(path);
+}
+
+TEST(HvmRun, HangingGuestTimesOut) {
+  VMLAB_REQUIRE_KVM();
+  const auto path = std::filesystem::temp_directory_path() / "vmlab-hang.elf";
+  {
+    auto image = testing::build_elf({{0x100000, {0xeb, 0xfe}, 0x1000}}, 0x100000);  // jmp .
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(image.data()),
+                                                static_cast<std::streamsize>(image.size()));
+  }
+  RunOptions options;
+  options.guest_path = path.string();
+  options.timeout_seconds = 1;
+  auto run = run_guest(options);
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  EXPECT_EQ(run->report.outcome, RunOutcome::Timeout);
+  EXPECT_NE(run->report.message.find("timeout"), std::string::npos);
+  EXPECT_LT(run->report.wall_time, std::chrono::seconds(10));
+  std::filesystem::remove(path);
+}
+
+TEST(HvmRun, MalformedGuestIsRefusedBeforeBoot) {
+  const auto path = std::filesystem::temp_directory_path() / "vmlab-bad.elf";
+  std::ofstream(path, std::ios::binary) << "\x7f" "ELF but not really";
+  RunOptions options;
+  options.guest_path = path.string();
+  auto run = run_guest(options);
+  ASSERT_FALSE(run.ok());
+  EXPECT_NE(run.error().message.find("malformed guest ELF"), std::string::npos) << run.error().message;
+  std::filesystem::remove(path);
+}
+
+TEST(HvmRun, UnknownWorkloadAndModeAreRefused) {
+  RunOptions options;
+  options.workload = "frobnicate";
+  auto run = run_guest(options);
+  ASSERT_FALSE(run.ok());
+  EXPECT_NE(run.error().message.find("syscalls"), std::string::npos) << "lists the valid ones";
+  options.workload = "hello";
+  options.cpu = "vt-z";
+  EXPECT_FALSE(run_guest(options).ok());
+}
+
+}  // namespace
+}  // namespace vmlab

@@ -1,0 +1,183 @@
+#include "vmlab/elf_loader.hpp"
+
+#include <gtest/gtest.h>
+
+#include "../../support/elf_builder.hpp"
+#include "vmlab/boot.hpp"
+
+namespace vmlab {
+namespace {
+
+using testing::build_elf;
+using testing::header_of;
+using testing::program_header_of;
+
+constexpr std::uint64_t kKernelBase = 0x100000;
+
+std::vector<std::uint8_t> valid_image() {
+  return build_elf({{kKernelBase, {0x90, 0x90, 0xf4}, 0x3000, PF_R | PF_X},
+                    {kKernelBase + 0x4000, {1, 2, 3, 4}, 0x2000, PF_R | PF_W}},
+                   kKernelBase + 1);
+}
+
+class ElfLoaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto created = GuestMemory::create(8 * MiB);
+    ASSERT_TRUE(created.ok()) << created.error().message;
+    memory.emplace(std::move(*created));
+  }
+  Result<LoadedImage> load(const std::vector<std::uint8_t>& image) {
+    return load_elf(image, *memory, boot_reserved_ranges());
+  }
+  void expect_rejected(const std::vector<std::uint8_t>& image, const std::string& fragment) {
+    // Poison guest memory so we can see that a rejected image wrote nothing.
+    ASSERT_TRUE(memory->fill(GuestPhysAddr(kKernelBase), 0xcc, 0x8000).ok());
+    auto result = load(image);
+    ASSERT_FALSE(result.ok()) << "accepted an image that should fail with: " << fragment;
+    EXPECT_NE(result.error().message.find(fragment), std::string::npos) << result.error().message;
+    auto byte = memory->read_object<std::uint8_t>(GuestPhysAddr(kKernelBase));
+    ASSERT_TRUE(byte.ok());
+    EXPECT_EQ(*byte, 0xcc) << "a rejected image touched guest memory";
+  }
+  std::optional<GuestMemory> memory;
+};
+
+TEST_F(ElfLoaderTest, LoadsSegmentsAndZeroesBss) {
+  ASSERT_TRUE(memory->fill(GuestPhysAddr(kKernelBase), 0xcc, 0x8000).ok());
+  auto result = load(valid_image());
+  ASSERT_TRUE(result.ok()) << result.error().message;
+  EXPECT_EQ(result->entry, GuestPhysAddr(kKernelBase + 1));
+  ASSERT_EQ(result->segments.size(), 2u);
+  EXPECT_EQ(result->lowest, GuestPhysAddr(kKernelBase));
+  EXPECT_EQ(result->highest, GuestPhysAddr(kKernelBase + 0x6000));
+  EXPECT_TRUE(result->segments[0].executable);
+  EXPECT_TRUE(result->segments[1].writable);
+  EXPECT_EQ(*memory->read_object<std::uint8_t>(GuestPhysAddr(kKernelBase + 2)), 0xf4);
+  EXPECT_EQ(*memory->read_object<std::uint8_t>(GuestPhysAddr(kKernelBase + 3)), 0);  // BSS
+  EXPECT_EQ(*memory->read_object<std::uint32_t>(GuestPhysAddr(kKernelBase + 0x4000)), 0x04030201u);
+  EXPECT_EQ(*memory->read_object<std::uint8_t>(GuestPhysAddr(kKernelBase + 0x5fff)), 0);
+}
+
+TEST_F(ElfLoaderTest, RejectsTruncatedHeader) {
+  auto image = valid_image();
+  image.resize(40);
+  expect_rejected(image, "truncated");
+}
+
+TEST_F(ElfLoaderTest, RejectsTruncatedSegmentData) {
+  auto image = valid_image();
+  image.resize(image.size() - 2);
+  expect_rejected(image, "past the end of the file");
+}
+
+TEST_F(ElfLoaderTest, RejectsTruncatedProgramHeaders) {
+  auto image = valid_image();
+  header_of(image).e_phoff = image.size() - 10;
+  expect_rejected(image, "program header table");
+}
+
+TEST_F(ElfLoaderTest, RejectsBadMagic) {
+  auto image = valid_image();
+  image[1] = 'X';
+  expect_rejected(image, "magic");
+}
+
+TEST_F(ElfLoaderTest, RejectsWrongClass) {
+  auto image = valid_image();
+  header_of(image).e_ident[EI_CLASS] = ELFCLASS32;
+  expect_rejected(image, "64-bit");
+}
+
+TEST_F(ElfLoaderTest, RejectsWrongMachine) {
+  auto image = valid_image();
+  header_of(image).e_machine = EM_AARCH64;
+  expect_rejected(image, "not x86-64");
+}
+
+TEST_F(ElfLoaderTest, RejectsSharedObject) {
+  auto image = valid_image();
+  header_of(image).e_type = ET_DYN;
+  expect_rejected(image, "ET_EXEC");
+}
+
+TEST_F(ElfLoaderTest, RejectsSegmentOutsideRam) {
+  auto image = build_elf({{7 * MiB, {0xf4}, 2 * MiB}}, 7 * MiB);
+  expect_rejected(image, "outside guest RAM");
+}
+
+TEST_F(ElfLoaderTest, RejectsSegmentWhoseEndWrapsAround) {
+  auto image = valid_image();
+  program_header_of(image, 0).p_memsz = ~0ULL - 0x10;
+  expect_rejected(image, "outside guest RAM");
+}
+
+TEST_F(ElfLoaderTest, RejectsSegmentOverReservedRegion) {
+  auto image = build_elf({{0x8000, {0xf4}, 0x1000}}, 0x8000);
+  expect_rejected(image, "reserved boot area");
+}
+
+TEST_F(ElfLoaderTest, RejectsSegmentOverCallerReservedRegion) {
+  const std::vector<ReservedRange> extra{{GuestPhysAddr(kKernelBase + 0x5000), 0x1000, "monitor region"}};
+  auto result = load_elf(valid_image(), *memory, boot_reserved_ranges(extra));
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message.find("monitor region"), std::string::npos);
+}
+
+TEST_F(ElfLoaderTest, RejectsEntryOutsideSegments) {
+  auto image = valid_image();
+  header_of(image).e_entry = kKernelBase + 0x3800;  // between the two segments
+  expect_rejected(image, "entry point");
+}
+
+TEST_F(ElfLoaderTest, RejectsEntryInNonExecutableSegment) {
+  auto image = valid_image();
+  header_of(image).e_entry = kKernelBase + 0x4000;  // data segment
+  expect_rejected(image, "entry point");
+}
+
+TEST_F(ElfLoaderTest, RejectsFileSizeLargerThanMemorySize) {
+  auto image = valid_image();
+  program_header_of(image, 1).p_memsz = 2;
+  expect_rejected(image, "filesz > memsz");
+}
+
+TEST_F(ElfLoaderTest, RejectsOverlappingSegments) {
+  auto image = build_elf({{kKernelBase, {0xf4}, 0x2000}, {kKernelBase + 0x1000, {0}, 0x1000, PF_R}},
+                         kKernelBase);
+  expect_rejected(image, "overlaps another");
+}
+
+TEST_F(ElfLoaderTest, RejectsImageWithoutLoadableSegments) {
+  auto image = valid_image();
+  program_header_of(image, 0).p_type = PT_NOTE;
+  program_header_of(image, 1).p_type = PT_NOTE;
+  expect_rejected(image, "no loadable");
+}
+
+TEST_F(ElfLoaderTest, RejectsVirtualAddressDifferentFromPhysical) {
+  auto image = valid_image();
+  program_header_of(image, 0).p_vaddr = 0xffffffff80100000ULL;
+  expect_rejected(image, "p_paddr != p_vaddr");
+}
+
+TEST_F(ElfLoaderTest, RandomCorruptionNeverCrashes) {
+  const auto original = valid_image();
+  std::uint64_t state = 0x9e3779b97f4a7c15ULL;
+  for (int round = 0; round < 2000; ++round) {
+    auto image = original;
+    for (int flips = 0; flips < 4; ++flips) {
+      state ^= state << 13;
+      state ^= state >> 7;
+      state ^= state << 17;
+      image[state % image.size()] = static_cast<std::uint8_t>(state >> 32);
+    }
+    auto result = load(image);  // must return, accepted or not
+    if (result.ok()) {
+      EXPECT_TRUE(memory->contains(result->lowest, result->highest - result->lowest));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace vmlab

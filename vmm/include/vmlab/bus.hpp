@@ -1,0 +1,50 @@
+// One bus type for port I/O and MMIO (STYLE.md 4): devices are keyed by
+// half-open ranges, overlaps are rejected at registration, and a device sees
+// offsets into its range, never absolute addresses.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "vmlab/io_device.hpp"
+#include "vmlab/result.hpp"
+
+namespace vmlab {
+
+struct BusRange {
+  std::uint64_t base = 0;
+  std::uint64_t size = 0;
+  std::uint64_t end() const { return base + size; }  // one past the last address
+};
+
+class IoBus {
+ public:
+  explicit IoBus(std::string name) : m_name(std::move(name)) {}
+
+  // The bus does not own the device: the board does, and outlives the bus.
+  Status add(BusRange range, IoDevice& device);
+
+  enum class Access { Handled, Unmapped };
+  // Read buffers are zero-filled before the device sees them; an access that
+  // straddles the end of a device's range goes to nobody (Unmapped).
+  Access read(std::uint64_t address, std::span<std::uint8_t> data) const;
+  Access write(std::uint64_t address, std::span<const std::uint8_t> data) const;
+
+  // The device at an address and its range, or nullptr.
+  const IoDevice* device_at(std::uint64_t address) const;
+
+ private:
+  struct Entry {
+    BusRange range;
+    IoDevice* device;
+  };
+  const Entry* find(std::uint64_t address, std::uint64_t length) const;
+
+  std::string m_name;
+  std::map<std::uint64_t, Entry> m_entries;  // keyed by range base
+};
+
+}  // namespace vmlab

@@ -1,0 +1,39 @@
+// One CPU virtualization technique behind the interface the core calls
+// (DESIGN.md section 2). The core owns the run loop; a mode decides how the
+// guest is entered and how interrupts reach it.
+#pragma once
+
+#include <mutex>
+#include <string_view>
+
+#include "vmlab/board.hpp"
+#include "vmlab/elf_loader.hpp"
+#include "vmlab/guest_memory.hpp"
+#include "vmlab/kvm.hpp"
+#include "vmlab/result.hpp"
+
+namespace vmlab {
+
+class EventRecorder;
+
+struct ModeContext {
+  Vm& vm;
+  Vcpu& vcpu;
+  GuestMemory& memory;
+  Board& board;
+  EventRecorder& recorder;
+};
+
+class CpuMode {
+ public:
+  virtual ~CpuMode() = default;
+  virtual std::string_view name() const = 0;
+  // Sets the vCPU up for the first entry; boot structures are in memory.
+  virtual Status prepare(ModeContext& context, const LoadedImage& image) = 0;
+  // Called before every KVM_RUN: deliver a pending interrupt if the guest can
+  // take one, or ask KVM for an exit when it can. Returns the injected vector
+  // or -1.
+  virtual Result<int> deliver_interrupts(ModeContext& context) = 0;
+};
+
+}  // namespace vmlab

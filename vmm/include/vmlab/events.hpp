@@ -1,0 +1,97 @@
+// The one event model (DESIGN.md section 7): every transition the VMM sees is
+// a fixed-size record in a ring. Counters by kind and reason are always kept
+// (cheap); the ring itself only exists when a trace was asked for.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <ostream>
+#include <string_view>
+#include <vector>
+
+namespace vmlab {
+
+enum class EventKind : std::uint8_t {
+  VmExit,              // an exit KVM passed up to the VMM
+  InterruptInjection,  // the VMM delivered an interrupt vector
+  DeviceAccess,        // a port or MMIO access reached a device model
+  GuestHalt,           // the vCPU thread slept waiting for an interrupt
+  Count,
+};
+
+enum class PrivilegeLevel : std::uint8_t { Vmm, Monitor, GuestKernel, GuestUser, Unknown };
+
+std::string_view event_kind_name(EventKind kind);
+std::string_view privilege_level_name(PrivilegeLevel level);
+
+// Reasons: exit reasons for VmExit, device names for DeviceAccess; stable small
+// integers so the record stays fixed-size. The names table lives in events.cpp.
+enum class EventReason : std::uint8_t {
+  IoIn,
+  IoOut,
+  MmioRead,
+  MmioWrite,
+  Halt,
+  Interrupted,
+  InterruptWindowOpen,
+  Shutdown,
+  FailEntry,
+  InternalError,
+  SystemEvent,
+  Debug,
+  Unknown,
+  ExternalInterrupt,  // InterruptInjection reason
+  Count,
+};
+
+std::string_view event_reason_name(EventReason reason);
+
+struct Event {
+  std::uint64_t time_ns = 0;      // since the run started
+  std::uint64_t duration_ns = 0;  // time spent in the VMM handling it
+  std::uint64_t guest_rip = 0;    // 0 when not fetched (tracing off)
+  std::uint64_t address = 0;      // port, MMIO address, or vector
+  std::uint64_t value = 0;        // data written/read (first 8 bytes)
+  std::uint32_t vcpu = 0;
+  std::uint16_t size = 0;         // access width in bytes
+  EventKind kind = EventKind::VmExit;
+  EventReason reason = EventReason::Unknown;
+  PrivilegeLevel from = PrivilegeLevel::Unknown;
+  PrivilegeLevel to = PrivilegeLevel::Unknown;
+};
+
+class EventRecorder {
+ public:
+  // capacity 0: count only, keep no records.
+  explicit EventRecorder(std::size_t capacity = 0) : m_ring(capacity) {}
+
+  bool recording() const { return !m_ring.empty(); }
+  void record(const Event& event) {
+    ++m_counts[static_cast<std::size_t>(event.kind)][static_cast<std::size_t>(event.reason)];
+    if (m_ring.empty()) return;
+    m_ring[m_next % m_ring.size()] = event;
+    ++m_next;
+  }
+
+  std::uint64_t count(EventKind kind, EventReason reason) const {
+    return m_counts[static_cast<std::size_t>(kind)][static_cast<std::size_t>(reason)];
+  }
+  std::uint64_t count(EventKind kind) const;
+  std::uint64_t recorded() const { return m_next; }
+  std::uint64_t dropped() const { return m_next > m_ring.size() ? m_next - m_ring.size() : 0; }
+  // The kept records, oldest first.
+  std::vector<Event> events() const;
+
+ private:
+  using ReasonCounts = std::array<std::uint64_t, static_cast<std::size_t>(EventReason::Count)>;
+  std::array<ReasonCounts, static_cast<std::size_t>(EventKind::Count)> m_counts{};
+  std::vector<Event> m_ring;
+  std::uint64_t m_next = 0;
+};
+
+// The trace file format, version 1 (documented in README.md, "Trace file format"):
+// '#' header lines, then one tab-separated line per event.
+void write_trace(std::ostream& out, const EventRecorder& recorder, std::string_view platform_line,
+                 std::string_view run_description);
+
+}  // namespace vmlab

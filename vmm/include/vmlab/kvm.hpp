@@ -1,0 +1,170 @@
+// Move-only owners of the KVM objects (STYLE.md 1): each wraps its fd the
+// moment the ioctl returns it and holds no policy (no devices, no layout).
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <atomic>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "vmlab/result.hpp"
+
+namespace vmlab {
+
+class FileDescriptor {
+ public:
+  FileDescriptor() = default;
+  explicit FileDescriptor(int fd) : m_fd(fd) {}
+  FileDescriptor(FileDescriptor&& other) noexcept;
+  FileDescriptor& operator=(FileDescriptor&& other) noexcept;
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor();
+
+  int get() const { return m_fd; }
+  bool valid() const { return m_fd >= 0; }
+
+ private:
+  int m_fd = -1;
+};
+
+class Vm;
+class Vcpu;
+
+class Kvm {
+ public:
+  // Opens /dev/kvm (or `path`) and checks the API version; the error says
+  // what to do when the device is missing or not accessible.
+  static Result<Kvm> open(const std::string& path = "/dev/kvm");
+
+  int api_version() const { return m_api_version; }
+  int check_extension(long capability) const;  // 0 when absent
+  Result<Vm> create_vm() const;
+  Result<std::vector<kvm_cpuid_entry2>> supported_cpuid() const;
+  int fd() const { return m_fd.get(); }
+
+ private:
+  Kvm(FileDescriptor fd, int api_version, int vcpu_mmap_size)
+      : m_fd(std::move(fd)), m_api_version(api_version), m_vcpu_mmap_size(vcpu_mmap_size) {}
+  FileDescriptor m_fd;
+  int m_api_version = 0;
+  int m_vcpu_mmap_size = 0;
+};
+
+class Vm {
+ public:
+  Status set_user_memory_region(std::uint32_t slot, std::uint64_t guest_phys,
+                                std::uint64_t size, void* host, std::uint32_t flags = 0);
+  Status set_tss_address(std::uint64_t address);
+  Status set_identity_map_address(std::uint64_t address);
+  Status create_irqchip();
+  Status create_pit2();
+  Status set_irq_line(std::uint32_t irq, bool level);
+  int check_extension(long capability) const;
+  Result<Vcpu> create_vcpu(std::uint32_t id);
+  int fd() const { return m_fd.get(); }
+
+ private:
+  friend class Kvm;
+  Vm(FileDescriptor fd, int vcpu_mmap_size) : m_fd(std::move(fd)), m_vcpu_mmap_size(vcpu_mmap_size) {}
+  FileDescriptor m_fd;
+  int m_vcpu_mmap_size = 0;
+};
+
+// Typed exits: kvm_run decoded in one place (STYLE.md 2).
+namespace exits {
+struct PortIo {
+  enum class Direction { In, Out };
+  Direction direction;
+  std::uint16_t port;
+  std::uint8_t size;    // bytes per element: 1, 2 or 4
+  std::uint32_t count;  // elements (> 1 for rep ins/outs)
+  std::span<std::uint8_t> data;  // size * count bytes inside the kvm_run page
+};
+struct Mmio {
+  std::uint64_t address;
+  bool is_write;
+  std::span<std::uint8_t> data;  // 1 to 8 bytes inside kvm_run
+};
+struct Halt {};
+struct Shutdown {};              // triple fault or similar: the guest is dead
+struct Interrupted {};           // KVM_RUN returned EINTR (we were kicked)
+struct InterruptWindowOpen {};   // the guest can take an interrupt now
+struct FailEntry {
+  std::uint64_t hardware_reason;
+};
+struct InternalError {
+  std::uint32_t suberror;
+};
+struct SystemEvent {
+  std::uint32_t type;
+};
+struct Debug {
+  std::uint32_t exception;
+  std::uint64_t pc;
+};
+struct Unknown {
+  std::uint32_t reason;
+};
+}  // namespace exits
+
+using VcpuExit = std::variant<exits::PortIo, exits::Mmio, exits::Halt, exits::Shutdown,
+                              exits::Interrupted, exits::InterruptWindowOpen, exits::FailEntry,
+                              exits::InternalError, exits::SystemEvent, exits::Debug,
+                              exits::Unknown>;
+
+// Short, stable names for exit kinds (used in summaries and traces).
+const char* exit_name(const VcpuExit& exit);
+const char* kvm_exit_reason_name(std::uint32_t reason);
+
+class Vcpu {
+ public:
+  Vcpu(Vcpu&& other) noexcept;
+  Vcpu& operator=(Vcpu&& other) noexcept;
+  Vcpu(const Vcpu&) = delete;
+  Vcpu& operator=(const Vcpu&) = delete;
+  ~Vcpu();
+
+  // Enters the guest until the next exit. Must be called on the vCPU thread
+  // after prepare_thread().
+  Result<VcpuExit> run();
+
+  // Called once on the thread that will call run(): installs the kick signal.
+  void prepare_thread();
+  // From any thread: makes a running or about-to-run KVM_RUN return soon with
+  // exits::Interrupted. Safe against the race where the kick lands just before
+  // KVM_RUN (immediate_exit is set by the signal handler).
+  void kick();
+
+  Result<kvm_regs> registers() const;
+  Status set_registers(const kvm_regs& registers);
+  Result<kvm_sregs> special_registers() const;
+  Status set_special_registers(const kvm_sregs& registers);
+  Status set_cpuid(std::span<const kvm_cpuid_entry2> entries);
+  Status inject_interrupt(std::uint8_t vector);  // KVM_INTERRUPT
+  Result<FileDescriptor> stats_fd() const;       // KVM_GET_STATS_FD
+
+  kvm_run& run_state() { return *m_run; }
+  const kvm_run& run_state() const { return *m_run; }
+  std::uint32_t id() const { return m_id; }
+  int fd() const { return m_fd.get(); }
+
+ private:
+  friend class Vm;
+  Vcpu(FileDescriptor fd, kvm_run* run, std::size_t run_size, std::uint32_t id)
+      : m_fd(std::move(fd)), m_run(run), m_run_size(run_size), m_id(id) {}
+  FileDescriptor m_fd;
+  kvm_run* m_run = nullptr;
+  std::size_t m_run_size = 0;
+  std::uint32_t m_id = 0;
+  std::atomic<unsigned long> m_thread{0};  // pthread_t of the vCPU thread, 0 until prepared
+};
+
+// "rax=... rip=... cr0=..." for error messages about a dead or confused guest.
+std::string describe_registers(const Vcpu& vcpu);
+
+}  // namespace vmlab

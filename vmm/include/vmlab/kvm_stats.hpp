@@ -1,0 +1,50 @@
+// Reader for KVM's binary statistics (KVM API 4.133 KVM_GET_STATS_FD): exits
+// that KVM handles in the kernel never reach the VMM, but they are counted here.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vmlab/result.hpp"
+
+namespace vmlab {
+
+struct StatsSnapshot {
+  // Cumulative counters and instant values by name; histogram stats are summed.
+  std::map<std::string, std::uint64_t> values;
+  std::uint64_t value(const std::string& name) const;
+};
+
+// The difference `after - before` for cumulative stats (instant and peak
+// stats keep their `after` value).
+StatsSnapshot stats_delta(const StatsSnapshot& before, const StatsSnapshot& after);
+
+class StatsReader {
+ public:
+  // Parses the header and descriptors once; `fd` stays owned by the caller.
+  static Result<StatsReader> open(int fd);
+  // Parses from an in-memory image of the fd's contents (for tests).
+  static Result<StatsReader> from_image(std::vector<std::uint8_t> image);
+  Result<StatsSnapshot> read() const;
+
+  struct Descriptor {
+    std::string name;
+    std::uint32_t flags;
+    std::uint16_t size;  // number of u64 values
+    std::uint32_t offset;
+  };
+  const std::vector<Descriptor>& descriptors() const { return m_descriptors; }
+
+ private:
+  int m_fd = -1;
+  std::vector<std::uint8_t> m_image;  // used when m_fd < 0
+  std::uint32_t m_data_offset = 0;
+  std::vector<Descriptor> m_descriptors;
+  Status parse();
+  Status read_at(std::uint64_t offset, std::span<std::uint8_t> out) const;
+};
+
+}  // namespace vmlab

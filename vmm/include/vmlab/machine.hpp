@@ -1,0 +1,102 @@
+// One VM: KVM objects, guest RAM, a board, a CPU mode, and the vCPU run loop.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+
+#include "vmlab/board.hpp"
+#include "vmlab/cpu_mode.hpp"
+#include "vmlab/events.hpp"
+#include "vmlab/guest_memory.hpp"
+#include "vmlab/kvm.hpp"
+#include "vmlab/kvm_stats.hpp"
+
+namespace vmlab {
+
+struct MachineConfig {
+  std::uint64_t memory_size = 64 * MiB;
+  std::string command_line;
+  std::chrono::milliseconds timeout{30'000};
+  std::size_t trace_capacity = 0;  // events kept in the ring; 0 = count only
+};
+
+enum class RunOutcome {
+  GuestExited,   // the guest wrote its status to the exit port
+  GuestCrashed,  // triple fault, failed entry, emulation failure
+  Timeout,       // still running after the timeout
+  VmmError,      // an ioctl failed or an exit nobody handles
+};
+
+struct RunReport {
+  RunOutcome outcome = RunOutcome::VmmError;
+  std::uint32_t exit_value = 0;  // what the guest wrote to the exit port
+  std::string message;           // what happened, for anything but GuestExited
+  std::string registers;         // register dump when the guest died
+  std::chrono::nanoseconds wall_time{0};
+  bool stats_available = false;
+  std::string stats_error;
+  StatsSnapshot kvm_stats;  // delta of KVM's vCPU stats over the run
+  std::uint64_t unmapped_port_accesses = 0;
+  std::uint64_t unmapped_mmio_accesses = 0;
+};
+
+using BoardFactory = std::function<Result<std::unique_ptr<Board>>(Vm& vm)>;
+
+class Machine {
+ public:
+  static Result<std::unique_ptr<Machine>> create(const Kvm& kvm, const MachineConfig& config,
+                                                 const BoardFactory& make_board,
+                                                 std::unique_ptr<CpuMode> mode);
+  ~Machine();
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
+
+  // Loads the guest ELF and writes the boot structures.
+  Status load(std::span<const std::uint8_t> elf_image);
+  // Runs until the guest exits, dies, or the timeout passes. Once per Machine.
+  RunReport run();
+
+  const EventRecorder& recorder() const { return m_recorder; }
+  GuestMemory& memory() { return m_memory; }
+  Board& board() { return *m_board; }
+  std::string_view mode_name() const { return m_mode->name(); }
+
+ private:
+  Machine(Vm vm, GuestMemory memory, std::unique_ptr<Board> board, Vcpu vcpu,
+          std::unique_ptr<CpuMode> mode, const MachineConfig& config);
+  void vcpu_thread_main(RunReport& report);
+  // Handles one exit; false ends the run with `report` filled in.
+  bool handle_exit(const VcpuExit& exit, RunReport& report);
+  void handle_port_io(const exits::PortIo& io, RunReport& report);
+  void handle_mmio(const exits::Mmio& mmio, RunReport& report);
+  void wait_for_interrupt();
+  void request_stop();
+  void on_interrupt_raised();
+  std::uint64_t elapsed_ns() const;
+
+  Vm m_vm;
+  GuestMemory m_memory;
+  std::unique_ptr<Board> m_board;
+  Vcpu m_vcpu;
+  std::unique_ptr<CpuMode> m_mode;
+  MachineConfig m_config;
+  EventRecorder m_recorder;
+  ModeContext m_context;
+  LoadedImage m_image;
+  bool m_loaded = false;
+  bool m_sync_registers = false;  // KVM_CAP_SYNC_REGS: guest RIP for events without an ioctl
+
+  std::atomic<bool> m_stop{false};
+  std::condition_variable m_interrupt_wakeup;  // waited on with the device lock, in hlt
+  std::chrono::steady_clock::time_point m_start;
+  std::atomic<unsigned long> m_vcpu_thread{0};
+};
+
+}  // namespace vmlab

@@ -1,0 +1,374 @@
+#include "vmlab/kvm.hpp"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <utility>
+
+namespace vmlab {
+
+namespace {
+
+// The signal used to kick a vCPU thread out of KVM_RUN.
+constexpr int kKickSignal = SIGUSR1;
+
+// The kvm_run of the vCPU this thread runs, for the kick signal handler.
+thread_local kvm_run* t_current_run = nullptr;
+
+void on_kick_signal(int) {
+  // Async-signal-safe: a plain store into the shared kvm_run page. KVM checks
+  // immediate_exit on entry, which closes the window between our last check of
+  // the stop/interrupt flags and the KVM_RUN ioctl (KVM API, "immediate_exit").
+  if (t_current_run != nullptr) t_current_run->immediate_exit = 1;
+}
+
+template <typename... Args>
+int retry_ioctl(int fd, unsigned long request, Args... args) {
+  int result;
+  do {
+    result = ioctl(fd, request, args...);
+  } while (result < 0 && errno == EINTR);
+  return result;
+}
+
+}  // namespace
+
+FileDescriptor::FileDescriptor(FileDescriptor&& other) noexcept
+    : m_fd(std::exchange(other.m_fd, -1)) {}
+
+FileDescriptor& FileDescriptor::operator=(FileDescriptor&& other) noexcept {
+  if (this != &other) {
+    if (m_fd >= 0) close(m_fd);
+    m_fd = std::exchange(other.m_fd, -1);
+  }
+  return *this;
+}
+
+FileDescriptor::~FileDescriptor() {
+  if (m_fd >= 0) close(m_fd);
+}
+
+Result<Kvm> Kvm::open(const std::string& path) {
+  FileDescriptor fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) {
+    const int error_number = errno;
+    if (error_number == ENOENT) {
+      return Error{path + " does not exist: load the KVM module (kvm_intel, kvm_amd or kvm_pvm) "
+                          "or run vmlab on a machine with virtualization enabled",
+                   error_number};
+    }
+    if (error_number == EACCES || error_number == EPERM) {
+      return Error{"no permission to open " + path +
+                       ": run as root or add your user to the 'kvm' group",
+                   error_number};
+    }
+    return Error::from_errno("cannot open " + path, error_number);
+  }
+  const int version = ioctl(fd.get(), KVM_GET_API_VERSION, 0);
+  if (version != KVM_API_VERSION) {
+    return Error{path + " speaks KVM API version " + std::to_string(version) + ", vmlab needs " +
+                 std::to_string(KVM_API_VERSION)};
+  }
+  const int mmap_size = ioctl(fd.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
+  if (mmap_size < static_cast<int>(sizeof(kvm_run))) {
+    return Error::from_errno("KVM_GET_VCPU_MMAP_SIZE", errno);
+  }
+  return Kvm(std::move(fd), version, mmap_size);
+}
+
+int Kvm::check_extension(long capability) const {
+  const int result = ioctl(m_fd.get(), KVM_CHECK_EXTENSION, capability);
+  return result < 0 ? 0 : result;
+}
+
+Result<Vm> Kvm::create_vm() const {
+  FileDescriptor fd(retry_ioctl(m_fd.get(), KVM_CREATE_VM, 0UL));
+  if (!fd.valid()) return Error::from_errno("KVM_CREATE_VM", errno);
+  return Vm(std::move(fd), m_vcpu_mmap_size);
+}
+
+Result<std::vector<kvm_cpuid_entry2>> Kvm::supported_cpuid() const {
+  // The kernel says E2BIG until the buffer is large enough.
+  for (std::uint32_t capacity = 64; capacity <= 4096; capacity *= 2) {
+    const std::size_t bytes = sizeof(kvm_cpuid2) + capacity * sizeof(kvm_cpuid_entry2);
+    auto buffer = std::make_unique<std::uint64_t[]>(bytes / sizeof(std::uint64_t) + 1);
+    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buffer.get());  // suitably aligned storage
+    cpuid->nent = capacity;
+    if (ioctl(m_fd.get(), KVM_GET_SUPPORTED_CPUID, cpuid) == 0) {
+      return std::vector<kvm_cpuid_entry2>(cpuid->entries, cpuid->entries + cpuid->nent);
+    }
+    if (errno != E2BIG) return Error::from_errno("KVM_GET_SUPPORTED_CPUID", errno);
+  }
+  return Error{"KVM_GET_SUPPORTED_CPUID: too many entries"};
+}
+
+Status Vm::set_user_memory_region(std::uint32_t slot, std::uint64_t guest_phys, std::uint64_t size,
+                                  void* host, std::uint32_t flags) {
+  kvm_userspace_memory_region region{};
+  region.slot = slot;
+  region.flags = flags;
+  region.guest_phys_addr = guest_phys;
+  region.memory_size = size;
+  region.userspace_addr = reinterpret_cast<std::uint64_t>(host);
+  if (ioctl(m_fd.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+    return Error::from_errno("KVM_SET_USER_MEMORY_REGION", errno);
+  }
+  return {};
+}
+
+Status Vm::set_tss_address(std::uint64_t address) {
+  if (ioctl(m_fd.get(), KVM_SET_TSS_ADDR, address) < 0) {
+    return Error::from_errno("KVM_SET_TSS_ADDR", errno);
+  }
+  return {};
+}
+
+Status Vm::set_identity_map_address(std::uint64_t address) {
+  if (ioctl(m_fd.get(), KVM_SET_IDENTITY_MAP_ADDR, &address) < 0) {
+    return Error::from_errno("KVM_SET_IDENTITY_MAP_ADDR", errno);
+  }
+  return {};
+}
+
+Status Vm::create_irqchip() {
+  if (ioctl(m_fd.get(), KVM_CREATE_IRQCHIP, 0) < 0) {
+    return Error::from_errno("KVM_CREATE_IRQCHIP", errno);
+  }
+  return {};
+}
+
+Status Vm::create_pit2() {
+  kvm_pit_config config{};
+  if (ioctl(m_fd.get(), KVM_CREATE_PIT2, &config) < 0) {
+    return Error::from_errno("KVM_CREATE_PIT2", errno);
+  }
+  return {};
+}
+
+Status Vm::set_irq_line(std::uint32_t irq, bool level) {
+  kvm_irq_level line{};
+  line.irq = irq;
+  line.level = level ? 1 : 0;
+  if (ioctl(m_fd.get(), KVM_IRQ_LINE, &line) < 0) return Error::from_errno("KVM_IRQ_LINE", errno);
+  return {};
+}
+
+int Vm::check_extension(long capability) const {
+  const int result = ioctl(m_fd.get(), KVM_CHECK_EXTENSION, capability);
+  return result < 0 ? 0 : result;
+}
+
+Result<Vcpu> Vm::create_vcpu(std::uint32_t id) {
+  FileDescriptor fd(retry_ioctl(m_fd.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id)));
+  if (!fd.valid()) return Error::from_errno("KVM_CREATE_VCPU", errno);
+  const auto size = static_cast<std::size_t>(m_vcpu_mmap_size);
+  void* mapping = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+  if (mapping == MAP_FAILED) return Error::from_errno("mmap of kvm_run", errno);
+  return Vcpu(std::move(fd), static_cast<kvm_run*>(mapping), size, id);
+}
+
+Vcpu::Vcpu(Vcpu&& other) noexcept
+    : m_fd(std::move(other.m_fd)),
+      m_run(std::exchange(other.m_run, nullptr)),
+      m_run_size(std::exchange(other.m_run_size, 0)),
+      m_id(other.m_id),
+      m_thread(other.m_thread.load()) {}
+
+Vcpu& Vcpu::operator=(Vcpu&& other) noexcept {
+  if (this != &other) {
+    if (m_run != nullptr) munmap(m_run, m_run_size);
+    m_fd = std::move(other.m_fd);
+    m_run = std::exchange(other.m_run, nullptr);
+    m_run_size = std::exchange(other.m_run_size, 0);
+    m_id = other.m_id;
+    m_thread = other.m_thread.load();
+  }
+  return *this;
+}
+
+Vcpu::~Vcpu() {
+  if (t_current_run == m_run) t_current_run = nullptr;
+  if (m_run != nullptr) munmap(m_run, m_run_size);
+}
+
+void Vcpu::prepare_thread() {
+  struct sigaction action {};
+  action.sa_handler = on_kick_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(kKickSignal, &action, nullptr);  // no SA_RESTART: KVM_RUN must see EINTR
+  sigset_t unblock;
+  sigemptyset(&unblock);
+  sigaddset(&unblock, kKickSignal);
+  pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
+  t_current_run = m_run;
+  m_thread.store(static_cast<unsigned long>(pthread_self()));
+}
+
+void Vcpu::kick() {
+  const auto thread = m_thread.load();
+  if (thread != 0) pthread_kill(static_cast<pthread_t>(thread), kKickSignal);
+}
+
+Result<VcpuExit> Vcpu::run() {
+  const int result = ioctl(m_fd.get(), KVM_RUN, 0);
+  const int error_number = errno;
+  m_run->immediate_exit = 0;
+  if (result < 0) {
+    if (error_number == EINTR || error_number == EAGAIN) return VcpuExit{exits::Interrupted{}};
+    return Error::from_errno("KVM_RUN", error_number);
+  }
+  auto* page = reinterpret_cast<std::uint8_t*>(m_run);  // kvm_run is the start of the mapping
+  switch (m_run->exit_reason) {
+    case KVM_EXIT_IO: {
+      const auto& io = m_run->io;
+      const std::size_t bytes = std::size_t{io.size} * io.count;
+      if (io.data_offset + bytes > m_run_size) {
+        return Error{"KVM_EXIT_IO data lies outside the kvm_run mapping"};
+      }
+      return VcpuExit{exits::PortIo{io.direction == KVM_EXIT_IO_OUT ? exits::PortIo::Direction::Out
+                                                                    : exits::PortIo::Direction::In,
+                                    io.port, io.size, io.count,
+                                    std::span(page + io.data_offset, bytes)}};
+    }
+    case KVM_EXIT_MMIO: {
+      auto& mmio = m_run->mmio;
+      const std::size_t length = std::min<std::size_t>(mmio.len, sizeof mmio.data);
+      return VcpuExit{exits::Mmio{mmio.phys_addr, mmio.is_write != 0, std::span(mmio.data, length)}};
+    }
+    case KVM_EXIT_HLT:
+      return VcpuExit{exits::Halt{}};
+    case KVM_EXIT_SHUTDOWN:
+      return VcpuExit{exits::Shutdown{}};
+    case KVM_EXIT_INTR:
+      return VcpuExit{exits::Interrupted{}};
+    case KVM_EXIT_IRQ_WINDOW_OPEN:
+      return VcpuExit{exits::InterruptWindowOpen{}};
+    case KVM_EXIT_FAIL_ENTRY:
+      return VcpuExit{exits::FailEntry{m_run->fail_entry.hardware_entry_failure_reason}};
+    case KVM_EXIT_INTERNAL_ERROR:
+      return VcpuExit{exits::InternalError{m_run->internal.suberror}};
+    case KVM_EXIT_SYSTEM_EVENT:
+      return VcpuExit{exits::SystemEvent{m_run->system_event.type}};
+    case KVM_EXIT_DEBUG:
+      return VcpuExit{exits::Debug{m_run->debug.arch.exception, m_run->debug.arch.pc}};
+    default:
+      return VcpuExit{exits::Unknown{m_run->exit_reason}};
+  }
+}
+
+Result<kvm_regs> Vcpu::registers() const {
+  kvm_regs registers{};
+  if (ioctl(m_fd.get(), KVM_GET_REGS, &registers) < 0) return Error::from_errno("KVM_GET_REGS", errno);
+  return registers;
+}
+
+Status Vcpu::set_registers(const kvm_regs& registers) {
+  if (ioctl(m_fd.get(), KVM_SET_REGS, &registers) < 0) return Error::from_errno("KVM_SET_REGS", errno);
+  return {};
+}
+
+Result<kvm_sregs> Vcpu::special_registers() const {
+  kvm_sregs registers{};
+  if (ioctl(m_fd.get(), KVM_GET_SREGS, &registers) < 0) {
+    return Error::from_errno("KVM_GET_SREGS", errno);
+  }
+  return registers;
+}
+
+Status Vcpu::set_special_registers(const kvm_sregs& registers) {
+  if (ioctl(m_fd.get(), KVM_SET_SREGS, &registers) < 0) {
+    return Error::from_errno("KVM_SET_SREGS", errno);
+  }
+  return {};
+}
+
+Status Vcpu::set_cpuid(std::span<const kvm_cpuid_entry2> entries) {
+  const std::size_t bytes = sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2);
+  auto buffer = std::make_unique<std::uint64_t[]>(bytes / sizeof(std::uint64_t) + 1);
+  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buffer.get());  // suitably aligned storage
+  cpuid->nent = static_cast<std::uint32_t>(entries.size());
+  std::copy(entries.begin(), entries.end(), cpuid->entries);
+  if (ioctl(m_fd.get(), KVM_SET_CPUID2, cpuid) < 0) return Error::from_errno("KVM_SET_CPUID2", errno);
+  return {};
+}
+
+Status Vcpu::inject_interrupt(std::uint8_t vector) {
+  kvm_interrupt interrupt{};
+  interrupt.irq = vector;
+  if (ioctl(m_fd.get(), KVM_INTERRUPT, &interrupt) < 0) {
+    return Error::from_errno("KVM_INTERRUPT", errno);
+  }
+  return {};
+}
+
+Result<FileDescriptor> Vcpu::stats_fd() const {
+  FileDescriptor fd(ioctl(m_fd.get(), KVM_GET_STATS_FD, 0));
+  if (!fd.valid()) return Error::from_errno("KVM_GET_STATS_FD", errno);
+  return fd;
+}
+
+const char* kvm_exit_reason_name(std::uint32_t reason) {
+  switch (reason) {
+    case KVM_EXIT_UNKNOWN: return "unknown";
+    case KVM_EXIT_EXCEPTION: return "exception";
+    case KVM_EXIT_IO: return "io";
+    case KVM_EXIT_HYPERCALL: return "hypercall";
+    case KVM_EXIT_DEBUG: return "debug";
+    case KVM_EXIT_HLT: return "hlt";
+    case KVM_EXIT_MMIO: return "mmio";
+    case KVM_EXIT_IRQ_WINDOW_OPEN: return "irq-window-open";
+    case KVM_EXIT_SHUTDOWN: return "shutdown";
+    case KVM_EXIT_FAIL_ENTRY: return "fail-entry";
+    case KVM_EXIT_INTR: return "intr";
+    case KVM_EXIT_INTERNAL_ERROR: return "internal-error";
+    case KVM_EXIT_SYSTEM_EVENT: return "system-event";
+    default: return "other";
+  }
+}
+
+const char* exit_name(const VcpuExit& exit) {
+  struct Namer {
+    const char* operator()(const exits::PortIo& io) const {
+      return io.direction == exits::PortIo::Direction::In ? "io-in" : "io-out";
+    }
+    const char* operator()(const exits::Mmio& mmio) const {
+      return mmio.is_write ? "mmio-write" : "mmio-read";
+    }
+    const char* operator()(const exits::Halt&) const { return "hlt"; }
+    const char* operator()(const exits::Shutdown&) const { return "shutdown"; }
+    const char* operator()(const exits::Interrupted&) const { return "interrupted"; }
+    const char* operator()(const exits::InterruptWindowOpen&) const { return "irq-window-open"; }
+    const char* operator()(const exits::FailEntry&) const { return "fail-entry"; }
+    const char* operator()(const exits::InternalError&) const { return "internal-error"; }
+    const char* operator()(const exits::SystemEvent&) const { return "system-event"; }
+    const char* operator()(const exits::Debug&) const { return "debug"; }
+    const char* operator()(const exits::Unknown&) const { return "unknown"; }
+  };
+  return std::visit(Namer{}, exit);
+}
+
+std::string describe_registers(const Vcpu& vcpu) {
+  auto registers = vcpu.registers();
+  auto special = vcpu.special_registers();
+  if (!registers || !special) return "(registers unavailable)";
+  const auto& r = *registers;
+  const auto& s = *special;
+  char text[768];
+  std::snprintf(text, sizeof text,
+                "rip=%016llx rsp=%016llx rflags=%08llx\n"
+                "rax=%016llx rbx=%016llx rcx=%016llx rdx=%016llx\n"
+                "rsi=%016llx rdi=%016llx rbp=%016llx\n"
+                "cr0=%016llx cr2=%016llx cr3=%016llx cr4=%016llx efer=%llx\n"
+                "cs=%04x (dpl %u, l %u) ss=%04x",
+                r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, s.cr0,
+                s.cr2, s.cr3, s.cr4, s.efer, s.cs.selector, s.cs.dpl, s.cs.l, s.ss.selector);
+  return text;
+}
+
+}  // namespace vmlab

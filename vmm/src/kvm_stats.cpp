@@ -1,0 +1,91 @@
+#include "vmlab/kvm_stats.hpp"
+
+#include <linux/kvm.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace vmlab {
+
+std::uint64_t StatsSnapshot::value(const std::string& name) const {
+  auto found = values.find(name);
+  return found == values.end() ? 0 : found->second;
+}
+
+StatsSnapshot stats_delta(const StatsSnapshot& before, const StatsSnapshot& after) {
+  StatsSnapshot delta;
+  for (const auto& [name, value] : after.values) {
+    const auto previous = before.value(name);
+    delta.values[name] = value >= previous ? value - previous : value;
+  }
+  return delta;
+}
+
+Status StatsReader::read_at(std::uint64_t offset, std::span<std::uint8_t> out) const {
+  if (m_fd >= 0) {
+    auto done = pread(m_fd, out.data(), out.size(), static_cast<off_t>(offset));
+    if (done < 0) return Error::from_errno("read of KVM stats fd", errno);
+    if (static_cast<std::size_t>(done) != out.size()) return Error{"short read of KVM stats fd"};
+    return {};
+  }
+  if (offset > m_image.size() || out.size() > m_image.size() - offset) {
+    return Error{"KVM stats image is truncated"};
+  }
+  std::memcpy(out.data(), m_image.data() + offset, out.size());
+  return {};
+}
+
+Status StatsReader::parse() {
+  kvm_stats_header header{};
+  if (auto status = read_at(0, std::span(reinterpret_cast<std::uint8_t*>(&header), sizeof header));
+      !status) {
+    return status;
+  }
+  if (header.num_desc > 4096 || header.name_size == 0 || header.name_size > 1024) {
+    return Error{"KVM stats header looks corrupt"};
+  }
+  m_data_offset = header.data_offset;
+  const std::size_t stride = sizeof(kvm_stats_desc) + header.name_size;
+  std::vector<std::uint8_t> table(stride * header.num_desc);
+  if (auto status = read_at(header.desc_offset, table); !status) return status;
+  for (std::uint32_t index = 0; index < header.num_desc; ++index) {
+    kvm_stats_desc descriptor{};
+    const std::uint8_t* entry = table.data() + index * stride;
+    std::memcpy(&descriptor, entry, sizeof descriptor);
+    const char* name = reinterpret_cast<const char*>(entry + sizeof(kvm_stats_desc));
+    m_descriptors.push_back(Descriptor{std::string(name, strnlen(name, header.name_size)),
+                                       descriptor.flags, descriptor.size, descriptor.offset});
+  }
+  return {};
+}
+
+Result<StatsReader> StatsReader::open(int fd) {
+  StatsReader reader;
+  reader.m_fd = fd;
+  if (auto status = reader.parse(); !status) return status.error();
+  return reader;
+}
+
+Result<StatsReader> StatsReader::from_image(std::vector<std::uint8_t> image) {
+  StatsReader reader;
+  reader.m_image = std::move(image);
+  if (auto status = reader.parse(); !status) return status.error();
+  return reader;
+}
+
+Result<StatsSnapshot> StatsReader::read() const {
+  StatsSnapshot snapshot;
+  for (const auto& descriptor : m_descriptors) {
+    std::vector<std::uint64_t> data(descriptor.size);
+    auto bytes = std::span(reinterpret_cast<std::uint8_t*>(data.data()), data.size() * 8);
+    if (auto status = read_at(std::uint64_t{m_data_offset} + descriptor.offset, bytes); !status) {
+      return status.error();
+    }
+    std::uint64_t total = 0;
+    for (auto value : data) total += value;
+    snapshot.values[descriptor.name] = total;
+  }
+  return snapshot;
+}
+
+}  // namespace vmlab

@@ -1,0 +1,376 @@
+#include "vmlab/machine.hpp"
+
+#include <pthread.h>
+
+#include <cstdio>
+#include <cstring>
+#include <future>
+#include <thread>
+
+#include "vmlab/boot.hpp"
+
+namespace vmlab {
+
+namespace {
+
+// Guest-physical pages VT-x needs for its real-mode TSS and identity map
+// (KVM API: KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR), just below 4 GiB
+// where kvmtool and QEMU put them; guest RAM stops well short of this.
+constexpr std::uint64_t kVmxIdentityMapAddress = 0xfffbc000;
+constexpr std::uint64_t kVmxTssAddress = 0xfffbd000;
+constexpr std::uint64_t kMaximumMemory = 3 * GiB;
+
+std::uint64_t little_endian_value(std::span<const std::uint8_t> data) {
+  std::uint64_t value = 0;
+  std::memcpy(&value, data.data(), std::min<std::size_t>(data.size(), sizeof value));
+  return value;
+}
+
+EventReason reason_of(const VcpuExit& exit) {
+  struct Classifier {
+    EventReason operator()(const exits::PortIo& io) const {
+      return io.direction == exits::PortIo::Direction::In ? EventReason::IoIn : EventReason::IoOut;
+    }
+    EventReason operator()(const exits::Mmio& mmio) const {
+      return mmio.is_write ? EventReason::MmioWrite : EventReason::MmioRead;
+    }
+    EventReason operator()(const exits::Halt&) const { return EventReason::Halt; }
+    EventReason operator()(const exits::Shutdown&) const { return EventReason::Shutdown; }
+    EventReason operator()(const exits::Interrupted&) const { return EventReason::Interrupted; }
+    EventReason operator()(const exits::InterruptWindowOpen&) const {
+      return EventReason::InterruptWindowOpen;
+    }
+    EventReason operator()(const exits::FailEntry&) const { return EventReason::FailEntry; }
+    EventReason operator()(const exits::InternalError&) const { return EventReason::InternalError; }
+    EventReason operator()(const exits::SystemEvent&) const { return EventReason::SystemEvent; }
+    EventReason operator()(const exits::Debug&) const { return EventReason::Debug; }
+    EventReason operator()(const exits::Unknown&) const { return EventReason::Unknown; }
+  };
+  return std::visit(Classifier{}, exit);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Machine>> Machine::create(const Kvm& kvm, const MachineConfig& config,
+                                                 const BoardFactory& make_board,
+                                                 std::unique_ptr<CpuMode> mode) {
+  if (config.memory_size < 4 * MiB || config.memory_size > kMaximumMemory) {
+    return Error{"guest memory must be between 4 MiB and 3 GiB"};
+  }
+  auto vm = kvm.create_vm();
+  if (!vm) return vm.error();
+  // Only VT-x uses these; other backends accept and ignore them or refuse
+  // them harmlessly, so a failure is not fatal.
+  (void)vm->set_identity_map_address(kVmxIdentityMapAddress);
+  (void)vm->set_tss_address(kVmxTssAddress);
+
+  auto board = make_board(*vm);  // before the vCPU: KVM_CREATE_IRQCHIP must precede it
+  if (!board) return board.error();
+
+  auto memory = GuestMemory::create(config.memory_size);
+  if (!memory) return memory.error();
+  if (auto status = vm->set_user_memory_region(0, 0, memory->size(), memory->host_base()); !status) {
+    return status.error();
+  }
+
+  auto vcpu = vm->create_vcpu(0);
+  if (!vcpu) return vcpu.error();
+  // Hand the guest what KVM supports. kvm_pvm refuses every CPUID ioctl
+  // (EINVAL; measured 2026-11-24); the vCPU then keeps the backend's own
+  // CPUID, which is all the guest needs in hvm mode.
+  if (auto cpuid = kvm.supported_cpuid(); cpuid.ok()) {
+    if (auto status = vcpu->set_cpuid(*cpuid); !status) return status.error();
+  }
+
+  std::unique_ptr<Machine> machine(new Machine(std::move(*vm), std::move(*memory), std::move(*board),
+                                               std::move(*vcpu), std::move(mode), config));
+  machine->m_sync_registers =
+      (static_cast<unsigned>(kvm.check_extension(KVM_CAP_SYNC_REGS)) & KVM_SYNC_X86_REGS) != 0;
+  return machine;
+}
+
+Machine::Machine(Vm vm, GuestMemory memory, std::unique_ptr<Board> board, Vcpu vcpu,
+                 std::unique_ptr<CpuMode> mode, const MachineConfig& config)
+    : m_vm(std::move(vm)),
+      m_memory(std::move(memory)),
+      m_board(std::move(board)),
+      m_vcpu(std::move(vcpu)),
+      m_mode(std::move(mode)),
+      m_config(config),
+      m_recorder(config.trace_capacity),
+      m_context{m_vm, m_vcpu, m_memory, *m_board, m_recorder} {}
+
+Machine::~Machine() { m_board->stop(); }
+
+Status Machine::load(std::span<const std::uint8_t> elf_image) {
+  const auto reserved = boot_reserved_ranges();
+  auto image = load_elf(elf_image, m_memory, reserved);
+  if (!image) return image.error();
+  BootParameters parameters{m_config.command_line, m_board->device_table(), {}};
+  if (auto status = write_boot_structures(m_memory, parameters); !status) return status;
+  if (auto status = m_mode->prepare(m_context, *image); !status) return status;
+  m_image = *image;
+  m_loaded = true;
+  return {};
+}
+
+std::uint64_t Machine::elapsed_ns() const {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now() - m_start)
+                                        .count());
+}
+
+void Machine::request_stop() {
+  m_stop.store(true);
+  {
+    // Taking the lock orders the store before a waiter's predicate check.
+    std::lock_guard lock(m_board->device_lock());
+  }
+  m_interrupt_wakeup.notify_all();
+  m_vcpu.kick();
+}
+
+void Machine::on_interrupt_raised() {
+  {
+    std::lock_guard lock(m_board->device_lock());
+  }
+  m_interrupt_wakeup.notify_all();
+  // A device on the vCPU thread itself raised it: the loop checks before entry.
+  if (m_vcpu_thread.load() != static_cast<unsigned long>(pthread_self())) m_vcpu.kick();
+}
+
+RunReport Machine::run() {
+  RunReport report;
+  if (!m_loaded) {
+    report.message = "no guest loaded";
+    return report;
+  }
+  std::optional<StatsReader> stats;
+  std::optional<StatsSnapshot> stats_before;
+  auto stats_fd = m_vcpu.stats_fd();
+  if (stats_fd) {
+    auto reader = StatsReader::open(stats_fd->get());
+    if (reader) {
+      stats = std::move(*reader);
+      auto snapshot = stats->read();
+      if (snapshot) stats_before = std::move(*snapshot);
+    } else {
+      report.stats_error = reader.error().message;
+    }
+  } else {
+    report.stats_error = stats_fd.error().message;
+  }
+
+  m_start = std::chrono::steady_clock::now();
+  m_board->start([this] { on_interrupt_raised(); });
+
+  std::promise<void> finished;
+  auto finished_future = finished.get_future();
+  RunReport vcpu_report;
+  std::thread vcpu_thread([&] {
+    vcpu_thread_main(vcpu_report);
+    finished.set_value();
+  });
+  const bool timed_out =
+      finished_future.wait_for(m_config.timeout) == std::future_status::timeout;
+  if (timed_out) request_stop();
+  vcpu_thread.join();
+  m_board->stop();
+  report.outcome = vcpu_report.outcome;
+  report.exit_value = vcpu_report.exit_value;
+  report.message = vcpu_report.message;
+  report.registers = vcpu_report.registers;
+  report.unmapped_port_accesses = vcpu_report.unmapped_port_accesses;
+  report.unmapped_mmio_accesses = vcpu_report.unmapped_mmio_accesses;
+  if (timed_out && vcpu_report.outcome != RunOutcome::GuestExited) {
+    report.outcome = RunOutcome::Timeout;
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.1f",
+                  std::chrono::duration<double>(m_config.timeout).count());
+    report.message = std::string("the guest was still running after the ") + seconds +
+                     " s timeout; raise --timeout, or check the guest for a hang";
+    report.registers = describe_registers(m_vcpu);
+  }
+  report.wall_time = std::chrono::steady_clock::now() - m_start;
+
+  if (stats && stats_before) {
+    auto after = stats->read();
+    if (after) {
+      report.kvm_stats = stats_delta(*stats_before, *after);
+      report.stats_available = true;
+    } else {
+      report.stats_error = after.error().message;
+    }
+  }
+  return report;
+}
+
+void Machine::vcpu_thread_main(RunReport& report) {
+  m_vcpu.prepare_thread();
+  m_vcpu_thread.store(static_cast<unsigned long>(pthread_self()));
+  kvm_run& run = m_vcpu.run_state();
+  const bool fetch_rip = m_recorder.recording() && m_sync_registers;
+  while (true) {
+    if (m_stop.load()) {
+      report.outcome = RunOutcome::Timeout;
+      report.message = "stopped";
+      return;
+    }
+    auto injected = m_mode->deliver_interrupts(m_context);
+    if (!injected) {
+      report.outcome = RunOutcome::VmmError;
+      report.message = injected.error().message;
+      report.registers = describe_registers(m_vcpu);
+      return;
+    }
+    if (*injected >= 0) {
+      Event event;
+      event.time_ns = elapsed_ns();
+      event.kind = EventKind::InterruptInjection;
+      event.reason = EventReason::ExternalInterrupt;
+      event.address = static_cast<std::uint64_t>(*injected);
+      event.from = PrivilegeLevel::Vmm;
+      event.to = PrivilegeLevel::GuestKernel;
+      m_recorder.record(event);
+    }
+    if (fetch_rip) run.kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+
+    auto exit = m_vcpu.run();
+    const std::uint64_t exit_time = elapsed_ns();
+    if (!exit) {
+      report.outcome = RunOutcome::VmmError;
+      report.message = exit.error().message;
+      report.registers = describe_registers(m_vcpu);
+      return;
+    }
+    const bool keep_running = handle_exit(*exit, report);
+
+    Event event;
+    event.time_ns = exit_time;
+    event.duration_ns = elapsed_ns() - exit_time;
+    event.kind = EventKind::VmExit;
+    event.reason = reason_of(*exit);
+    event.to = PrivilegeLevel::Vmm;
+    if (fetch_rip) {
+      event.guest_rip = run.s.regs.regs.rip;
+      event.from = run.s.regs.sregs.cs.dpl == 0 ? PrivilegeLevel::GuestKernel
+                                                 : PrivilegeLevel::GuestUser;
+    }
+    if (const auto* io = std::get_if<exits::PortIo>(&*exit)) {
+      event.address = io->port;
+      event.size = io->size;
+      event.value = little_endian_value(io->data);
+    } else if (const auto* mmio = std::get_if<exits::Mmio>(&*exit)) {
+      event.address = mmio->address;
+      event.size = static_cast<std::uint16_t>(mmio->data.size());
+      event.value = little_endian_value(mmio->data);
+    }
+    m_recorder.record(event);
+    if (!keep_running) return;
+    if (auto value = m_board->exit_request()) {
+      report.outcome = RunOutcome::GuestExited;
+      report.exit_value = *value;
+      return;
+    }
+  }
+}
+
+bool Machine::handle_exit(const VcpuExit& exit, RunReport& report) {
+  auto fail = [&](RunOutcome outcome, std::string message) {
+    report.outcome = outcome;
+    report.message = std::move(message);
+    report.registers = describe_registers(m_vcpu);
+    return false;
+  };
+  if (const auto* io = std::get_if<exits::PortIo>(&exit)) {
+    handle_port_io(*io, report);
+    return true;
+  }
+  if (const auto* mmio = std::get_if<exits::Mmio>(&exit)) {
+    handle_mmio(*mmio, report);
+    return true;
+  }
+  if (std::holds_alternative<exits::Halt>(exit)) {
+    wait_for_interrupt();
+    return true;
+  }
+  if (std::holds_alternative<exits::Interrupted>(exit) ||
+      std::holds_alternative<exits::InterruptWindowOpen>(exit)) {
+    return true;  // the loop top delivers interrupts and checks for a stop
+  }
+  if (std::holds_alternative<exits::Shutdown>(exit)) {
+    return fail(RunOutcome::GuestCrashed,
+                "the guest triple-faulted (KVM_EXIT_SHUTDOWN): an exception it could not "
+                "handle; `dmesg | grep kvm` may say which");
+  }
+  if (const auto* failed = std::get_if<exits::FailEntry>(&exit)) {
+    return fail(RunOutcome::GuestCrashed,
+                "KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY, hardware reason " +
+                    std::to_string(failed->hardware_reason) + "): its CPU state is invalid");
+  }
+  if (const auto* internal = std::get_if<exits::InternalError>(&exit)) {
+    return fail(RunOutcome::GuestCrashed,
+                "KVM could not emulate a guest instruction (KVM_EXIT_INTERNAL_ERROR, suberror " +
+                    std::to_string(internal->suberror) + ")");
+  }
+  if (const auto* event = std::get_if<exits::SystemEvent>(&exit)) {
+    return fail(RunOutcome::GuestCrashed,
+                "the guest requested a system event (type " + std::to_string(event->type) +
+                    ": shutdown or reset) instead of using the exit port");
+  }
+  if (std::holds_alternative<exits::Debug>(exit)) {
+    return fail(RunOutcome::VmmError, "unexpected debug exit: no debugging was requested");
+  }
+  const auto reason = std::get<exits::Unknown>(exit).reason;
+  return fail(RunOutcome::VmmError, std::string("unexpected VM exit ") +
+                                        kvm_exit_reason_name(reason) + " (" +
+                                        std::to_string(reason) + ")");
+}
+
+void Machine::handle_port_io(const exits::PortIo& io, RunReport& report) {
+  // String I/O (rep ins/outs) arrives as `count` elements in one exit.
+  std::lock_guard lock(m_board->device_lock());
+  for (std::uint32_t index = 0; index < io.count; ++index) {
+    auto element = io.data.subspan(std::size_t{index} * io.size, io.size);
+    IoBus::Access access;
+    if (io.direction == exits::PortIo::Direction::Out) {
+      access = m_board->port_bus().write(io.port, element);
+    } else {
+      access = m_board->port_bus().read(io.port, element);
+      // An unclaimed port floats high on a PC's ISA bus.
+      if (access == IoBus::Access::Unmapped) std::fill(element.begin(), element.end(), 0xff);
+    }
+    if (access == IoBus::Access::Unmapped) ++report.unmapped_port_accesses;
+  }
+}
+
+void Machine::handle_mmio(const exits::Mmio& mmio, RunReport& report) {
+  std::lock_guard lock(m_board->device_lock());
+  IoBus::Access access = mmio.is_write ? m_board->mmio_bus().write(mmio.address, mmio.data)
+                                       : m_board->mmio_bus().read(mmio.address, mmio.data);
+  if (access == IoBus::Access::Unmapped) {
+    if (!mmio.is_write) std::fill(mmio.data.begin(), mmio.data.end(), 0xff);
+    ++report.unmapped_mmio_accesses;
+  }
+}
+
+void Machine::wait_for_interrupt() {
+  // hlt: the vCPU thread sleeps until an interrupt is due (DESIGN.md 5).
+  const std::uint64_t start = elapsed_ns();
+  std::unique_lock lock(m_board->device_lock());
+  InterruptController* controller = m_board->interrupt_controller();
+  m_interrupt_wakeup.wait(lock, [&] {
+    return m_stop.load() || m_board->exit_request().has_value() ||
+           (controller != nullptr && controller->interrupt_pending());
+  });
+  Event event;
+  event.time_ns = start;
+  event.duration_ns = elapsed_ns() - start;
+  event.kind = EventKind::GuestHalt;
+  event.reason = EventReason::Halt;
+  event.from = PrivilegeLevel::GuestKernel;
+  event.to = PrivilegeLevel::Vmm;
+  m_recorder.record(event);
+}
+
+}  // namespace vmlab
