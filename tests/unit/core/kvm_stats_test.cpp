@@ -12,7 +12,8 @@ namespace {
 // descriptors (each followed by name_size bytes of name), then data.
 std::vector<std::uint8_t> make_image(const std::vector<std::pair<std::string, std::vector<std::uint64_t>>>& stats) {
   constexpr std::uint32_t kNameSize = 48;
-  const std::size_t stride = sizeof(kvm_stats_desc) + kNameSize;
+  constexpr std::size_t kDescriptorBytes = 16;  // the kernel's layout, before the name
+  const std::size_t stride = kDescriptorBytes + kNameSize;
   kvm_stats_header header{};
   header.name_size = kNameSize;
   header.num_desc = static_cast<std::uint32_t>(stats.size());
@@ -26,13 +27,13 @@ std::vector<std::uint8_t> make_image(const std::vector<std::pair<std::string, st
   std::memcpy(image.data() + header.id_offset, "kvm-1234/vcpu-0", 15);
   std::uint32_t data_offset = 0;
   for (std::size_t index = 0; index < stats.size(); ++index) {
-    kvm_stats_desc descriptor{};
+    StatsDescriptorHeader descriptor{};
     descriptor.flags = KVM_STATS_TYPE_CUMULATIVE;
     descriptor.size = static_cast<std::uint16_t>(stats[index].second.size());
     descriptor.offset = data_offset;
     std::uint8_t* where = image.data() + header.desc_offset + index * stride;
     std::memcpy(where, &descriptor, sizeof descriptor);
-    std::memcpy(where + sizeof descriptor, stats[index].first.c_str(), stats[index].first.size());
+    std::memcpy(where + kDescriptorBytes, stats[index].first.c_str(), stats[index].first.size());
     std::memcpy(image.data() + header.data_offset + data_offset, stats[index].second.data(),
                 stats[index].second.size() * 8);
     data_offset += static_cast<std::uint32_t>(stats[index].second.size() * 8);

@@ -22,6 +22,18 @@ struct StatsSnapshot {
 // stats keep their `after` value).
 StatsSnapshot stats_delta(const StatsSnapshot& before, const StatsSnapshot& after);
 
+// One descriptor as the kernel lays it out (KVM API, KVM_GET_STATS_FD): 16
+// bytes, then name_size bytes of name. Not sizeof(kvm_stats_desc): in C++ the
+// uapi header's flexible-array macro pads that struct to 20 bytes.
+struct StatsDescriptorHeader {
+  std::uint32_t flags;
+  std::int16_t exponent;
+  std::uint16_t size;
+  std::uint32_t offset;
+  std::uint32_t bucket_size;
+};
+static_assert(sizeof(StatsDescriptorHeader) == 16);
+
 class StatsReader {
  public:
   // Parses the header and descriptors once; `fd` stays owned by the caller.
