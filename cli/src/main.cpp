@@ -4,12 +4,15 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "vmlab/compare.hpp"
 #include "vmlab/runner.hpp"
+#include "vmlab/trace.hpp"
 
 namespace {
 
@@ -26,11 +29,13 @@ constexpr int kExitTimeout = 124;  // as timeout(1)
 constexpr const char* kUsage = R"(usage: vmlab <command> [options]
 
 commands:
+  compare  run the workloads in every configuration and compare them side by side
   run      boot the guest once and summarize what the VMM saw
+  trace    summarize a trace, or export it for Perfetto or as CSV
   info     show the KVM backend, CPU and the capabilities vmlab uses
   help     show this text (also: vmlab <command> --help)
 
-Run `vmlab run --help` for the options of a run.
+Run `vmlab <command> --help` for a command's options.
 )";
 
 constexpr const char* kRunUsage = R"(usage: vmlab run [options]
@@ -72,10 +77,20 @@ std::optional<std::uint64_t> parse_size(std::string text) {
   std::uint64_t multiplier = 1;
   if (!text.empty()) {
     switch (text.back()) {
-      case 'K': case 'k': multiplier = KiB; break;
-      case 'M': case 'm': multiplier = MiB; break;
-      case 'G': case 'g': multiplier = GiB; break;
-      default: break;
+      case 'K':
+      case 'k':
+        multiplier = KiB;
+        break;
+      case 'M':
+      case 'm':
+        multiplier = MiB;
+        break;
+      case 'G':
+      case 'g':
+        multiplier = GiB;
+        break;
+      default:
+        break;
     }
     if (multiplier != 1) text.pop_back();
   }
@@ -95,11 +110,16 @@ void print_run_usage() {
 
 const char* status_meaning(std::uint32_t status) {
   switch (status) {
-    case 0: return "ok";
-    case 2: return "bad command line";
-    case 3: return "guest kernel fault";
-    case 4: return "user task segfault";
-    default: return "guest-defined";
+    case 0:
+      return "ok";
+    case 2:
+      return "bad command line";
+    case 3:
+      return "guest kernel fault";
+    case 4:
+      return "user task segfault";
+    default:
+      return "guest-defined";
   }
 }
 
@@ -113,14 +133,21 @@ void print_summary(const RunOptions& options, const GuestRun& run) {
                   report.exit_value, status_meaning(report.exit_value),
                   (report.exit_value << 1) | 1);
       break;
-    case RunOutcome::GuestCrashed: std::printf("guest status:  crashed\n"); break;
-    case RunOutcome::Timeout: std::printf("guest status:  timed out\n"); break;
-    case RunOutcome::VmmError: std::printf("guest status:  stopped by a VMM error\n"); break;
+    case RunOutcome::GuestCrashed:
+      std::printf("guest status:  crashed\n");
+      break;
+    case RunOutcome::Timeout:
+      std::printf("guest status:  timed out\n");
+      break;
+    case RunOutcome::VmmError:
+      std::printf("guest status:  stopped by a VMM error\n");
+      break;
   }
   if (run.result) std::printf("result:        %s\n", run.result->line.c_str());
   std::printf("wall time:     %.3f s\n", std::chrono::duration<double>(report.wall_time).count());
   std::uint64_t total = 0;
-  for (const auto& [reason, count] : run.exits_by_reason) total += count;
+  for (const auto& [reason, count] : run.exits_by_reason)
+    total += count;
   std::printf("VM exits the VMM handled: %llu\n", static_cast<unsigned long long>(total));
   for (const auto& [reason, count] : run.exits_by_reason) {
     std::printf("  %-18s %10llu\n", reason.c_str(), static_cast<unsigned long long>(count));
@@ -135,7 +162,8 @@ void print_summary(const RunOptions& options, const GuestRun& run) {
   if (report.stats_available) {
     std::printf("KVM vCPU stats over the run (includes exits handled inside KVM):\n");
     for (const auto& [name, value] : report.kvm_stats.values) {
-      if (value != 0) std::printf("  %-26s %12llu\n", name.c_str(), static_cast<unsigned long long>(value));
+      if (value != 0)
+        std::printf("  %-26s %12llu\n", name.c_str(), static_cast<unsigned long long>(value));
     }
   } else {
     std::printf("KVM vCPU stats: unavailable (%s)\n", report.stats_error.c_str());
@@ -255,13 +283,15 @@ int command_run(const std::vector<std::string>& arguments) {
 int command_info(const std::vector<std::string>& arguments) {
   if (!arguments.empty()) {
     if (arguments[0] == "--help" || arguments[0] == "-h") {
-      std::puts("usage: vmlab info\n\nPrints the KVM backend, the CPU and the capabilities vmlab uses.");
+      std::puts(
+          "usage: vmlab info\n\nPrints the KVM backend, the CPU and the capabilities vmlab uses.");
       return 0;
     }
     return usage_error("info takes no options, not '" + arguments[0] + "'");
   }
   const PlatformInfo platform = detect_platform();
-  std::printf("KVM backend:  %s (%s)\n", platform.backend.c_str(), platform.backend_description.c_str());
+  std::printf("KVM backend:  %s (%s)\n", platform.backend.c_str(),
+              platform.backend_description.c_str());
   std::printf("CPU:          %s\n", platform.cpu_model.c_str());
   std::printf("host kernel:  Linux %s\n", platform.host_kernel.c_str());
   if (!platform.kvm_error.empty()) {
@@ -271,13 +301,202 @@ int command_info(const std::vector<std::string>& arguments) {
   std::printf("KVM API:      version %d\n", platform.api_version);
   std::printf("capabilities:\n");
   for (const auto& capability : platform.capabilities) {
-    std::printf("  %-16s %-4s %s\n", capability.name,
-                capability.value != 0 ? "yes" : "no", capability.used_for);
+    std::printf("  %-16s %-4s %s\n", capability.name, capability.value != 0 ? "yes" : "no",
+                capability.used_for);
   }
   if (platform.backend == "kvm_pvm") {
-    std::puts("\nnote: kvm_pvm emulates guest CPL0 code in software (hundreds of ns per\n"
-              "instruction) and runs CPL3 code natively; figures from this host are\n"
-              "figures of a kvm_pvm host, not of VT-x or AMD-V hardware.");
+    std::puts(
+        "\nnote: kvm_pvm emulates guest CPL0 code in software (hundreds of ns per\n"
+        "instruction) and runs CPL3 code natively; figures from this host are\n"
+        "figures of a kvm_pvm host, not of VT-x or AMD-V hardware.");
+  }
+  return 0;
+}
+
+constexpr const char* kCompareUsage = R"(usage: vmlab compare [options]
+
+Runs the built-in guest's workloads in every available configuration and
+prints one table: guest cycles, VM exits and monitor traps per operation, the
+share of time at each privilege level, and the cost relative to hvm.
+
+  --workloads LIST    comma-separated workloads, each NAME or NAME:N
+                      (default: hello, syscalls:5000, pagefaults:1000,
+                      compute:10000000, cli-sti:5000, pio:5000, timer:20)
+  --cpu LIST          CPU modes to compare (default: every mode built: hvm)
+  --irqchip LIST      vmm, kernel or both (default: vmm,kernel)
+  --json FILE         also write the results as JSON
+  --mem SIZE          guest RAM for every run (default 64M)
+  --timeout S         per-run timeout in seconds (default 60)
+)";
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    if (end > start) items.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return items;
+}
+
+int command_compare(const std::vector<std::string>& arguments) {
+  CompareOptions options;
+  std::string json_path;
+  for (std::size_t index = 0; index < arguments.size(); ++index) {
+    const std::string& option = arguments[index];
+    if (option == "--help" || option == "-h") {
+      std::fputs(kCompareUsage, stdout);
+      return 0;
+    }
+    if (index + 1 >= arguments.size()) {
+      return usage_error("option " + option + " needs a value (or is unknown)");
+    }
+    const std::string& argument = arguments[++index];
+    if (option == "--workloads") {
+      auto workloads = parse_workload_list(argument);
+      if (!workloads) return usage_error(workloads.error().message);
+      options.workloads = *workloads;
+    } else if (option == "--cpu") {
+      options.cpus = split_list(argument);
+    } else if (option == "--irqchip") {
+      for (const auto& item : split_list(argument)) {
+        if (item == "vmm") {
+          options.irqchips.push_back(IrqchipModel::Vmm);
+        } else if (item == "kernel") {
+          options.irqchips.push_back(IrqchipModel::Kernel);
+        } else {
+          return usage_error("--irqchip takes vmm and/or kernel, not '" + item + "'");
+        }
+      }
+    } else if (option == "--json") {
+      json_path = argument;
+    } else if (option == "--mem") {
+      auto size = parse_size(argument);
+      if (!size || *size % (2 * MiB) != 0 || *size < 4 * MiB) {
+        return usage_error("--mem needs a size of at least 4M in whole 2M steps, e.g. 64M or 1G");
+      }
+      options.memory_size = *size;
+    } else if (option == "--timeout") {
+      char* end = nullptr;
+      options.timeout_seconds = std::strtod(argument.c_str(), &end);
+      if (end == argument.c_str() || *end != 0 || !(options.timeout_seconds > 0)) {
+        return usage_error("--timeout needs a positive number of seconds");
+      }
+    } else {
+      return usage_error("unknown option '" + option + "' for compare");
+    }
+  }
+  const bool interactive = isatty(STDERR_FILENO) != 0;
+  auto started = std::chrono::steady_clock::now();
+  auto progress = [&](std::size_t done, std::size_t total, const CompareRow* finished,
+                      const std::string& starting) {
+    if (finished == nullptr) {
+      started = std::chrono::steady_clock::now();
+      if (interactive) {
+        std::fprintf(stderr, "\r\033[K[%zu/%zu] %s ...", done + 1, total, starting.c_str());
+      }
+      return;
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (interactive) std::fputs("\r\033[K", stderr);
+    if (!interactive || !finished->ok) {
+      std::fprintf(stderr, "[%zu/%zu] %s: %s n=%llu %s (%.2f s)\n", done, total,
+                   finished->configuration.label().c_str(), finished->workload.name.c_str(),
+                   static_cast<unsigned long long>(finished->workload.count),
+                   finished->ok ? "ok" : ("failed: " + finished->failure).c_str(), seconds);
+    }
+  };
+  auto comparison = run_comparison(options, progress);
+  if (!comparison) {
+    std::fprintf(stderr, "vmlab: %s\n", comparison.error().message.c_str());
+    return kExitUnavailable;
+  }
+  std::printf("\n");
+  print_comparison(*comparison, std::cout);
+  std::cout.flush();
+  if (!json_path.empty()) {
+    std::ofstream json(json_path);
+    write_comparison_json(*comparison, json);
+    if (!json) {
+      std::fprintf(stderr, "vmlab: cannot write %s: %s\n", json_path.c_str(), std::strerror(errno));
+      return kExitUnavailable;
+    }
+    std::printf("results written to %s\n", json_path.c_str());
+  }
+  for (const auto& row : comparison->rows) {
+    if (!row.ok) return kExitGuestCrashed;
+  }
+  return 0;
+}
+
+constexpr const char* kTraceUsage = R"(usage: vmlab trace summary TRACE
+       vmlab trace export --format perfetto|csv TRACE [-o OUTPUT]
+
+TRACE is a file written by `vmlab run --trace`. `summary` prints counts by kind
+and reason, time per privilege level and the guest RIPs that cost most.
+`export --format perfetto` writes Chrome/Perfetto JSON (open it at
+ui.perfetto.dev or chrome://tracing); `--format csv` writes one row per event.
+Without -o the export goes to standard output.
+)";
+
+int command_trace(const std::vector<std::string>& arguments) {
+  if (arguments.empty() || arguments[0] == "--help" || arguments[0] == "-h") {
+    std::fputs(kTraceUsage, arguments.empty() ? stderr : stdout);
+    return arguments.empty() ? kExitUsage : 0;
+  }
+  const std::string& action = arguments[0];
+  std::string format, input, output;
+  for (std::size_t index = 1; index < arguments.size(); ++index) {
+    const std::string& argument = arguments[index];
+    if ((argument == "--format" || argument == "-o") && index + 1 < arguments.size()) {
+      (argument == "--format" ? format : output) = arguments[++index];
+    } else if (!argument.empty() && argument[0] == '-') {
+      return usage_error("unknown option '" + argument + "' for trace " + action);
+    } else if (input.empty()) {
+      input = argument;
+    } else {
+      return usage_error("trace takes one trace file, not also '" + argument + "'");
+    }
+  }
+  if (input.empty()) return usage_error("trace " + action + " needs a trace file");
+  if (action != "summary" && action != "export") {
+    return usage_error("unknown trace action '" + action + "': summary or export");
+  }
+  if (action == "export" && format != "perfetto" && format != "csv") {
+    return usage_error("trace export needs --format perfetto or --format csv");
+  }
+  auto trace = read_trace_file(input);
+  if (!trace) {
+    std::fprintf(stderr, "vmlab: %s\n", trace.error().message.c_str());
+    return kExitUnavailable;
+  }
+  if (action == "summary") {
+    print_summary(*trace, summarize(*trace), std::cout);
+    return 0;
+  }
+  std::ofstream file;
+  if (!output.empty()) {
+    file.open(output);
+    if (!file) {
+      std::fprintf(stderr, "vmlab: cannot write %s: %s\n", output.c_str(), std::strerror(errno));
+      return kExitUnavailable;
+    }
+  }
+  std::ostream& out = output.empty() ? std::cout : file;
+  if (format == "perfetto") {
+    export_perfetto(*trace, out);
+  } else {
+    export_csv(*trace, out);
+  }
+  out.flush();
+  if (!out) {
+    std::fprintf(stderr, "vmlab: writing the export failed\n");
+    return kExitUnavailable;
+  }
+  if (!output.empty()) {
+    std::fprintf(stderr, "%zu events exported to %s\n", trace->events.size(), output.c_str());
   }
   return 0;
 }
@@ -301,6 +520,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "run") return command_run(arguments);
+  if (command == "compare") return command_compare(arguments);
+  if (command == "trace") return command_trace(arguments);
   if (command == "info") return command_info(arguments);
   return usage_error("unknown command '" + command + "'");
 }

@@ -34,7 +34,9 @@ std::unique_ptr<CpuMode> make_mode(const std::string& name) {
 
 }  // namespace
 
-std::span<const WorkloadInfo> builtin_workloads() { return kWorkloads; }
+std::span<const WorkloadInfo> builtin_workloads() {
+  return kWorkloads;
+}
 
 const WorkloadInfo* find_workload(const std::string& name) {
   for (const auto& workload : kWorkloads) {
@@ -72,7 +74,8 @@ std::optional<WorkloadResult> parse_result_line(const std::string& line) {
     const std::size_t end = std::min(line.find(' ', position), line.size());
     const std::string token = line.substr(position, end - position);
     const std::size_t equals = token.find('=');
-    if (equals != std::string::npos) result.fields[token.substr(0, equals)] = token.substr(equals + 1);
+    if (equals != std::string::npos)
+      result.fields[token.substr(0, equals)] = token.substr(equals + 1);
     position = end + 1;
   }
   return result;
@@ -92,21 +95,25 @@ Result<GuestRun> run_guest(const RunOptions& options) {
   }
   if (options.guest_path.empty() && find_workload(options.workload) == nullptr) {
     std::string names;
-    for (const auto& workload : kWorkloads) names += std::string(names.empty() ? "" : ", ") + workload.name;
+    for (const auto& workload : kWorkloads)
+      names += std::string(names.empty() ? "" : ", ") + workload.name;
     return Error{"unknown workload '" + options.workload + "'; the built-in guest has: " + names};
   }
-  if (!(options.timeout_seconds > 0)) return Error{"--timeout must be a positive number of seconds"};
+  if (!(options.timeout_seconds > 0))
+    return Error{"--timeout must be a positive number of seconds"};
 
   std::vector<std::uint8_t> guest_file;
   std::span<const std::uint8_t> guest = builtin_guest_image();
   if (!options.guest_path.empty()) {
     auto bytes = read_file(options.guest_path);
-    if (!bytes) return Error{"cannot read guest '" + options.guest_path + "': " + bytes.error().message};
+    if (!bytes)
+      return Error{"cannot read guest '" + options.guest_path + "': " + bytes.error().message};
     guest_file = std::move(*bytes);
     guest = guest_file;
   }
   // Check the image before creating a VM, so a bad file is reported as such.
-  if (auto inspected = inspect_elf(guest, options.memory_size, boot_reserved_ranges()); !inspected) {
+  if (auto inspected = inspect_elf(guest, options.memory_size, boot_reserved_ranges());
+      !inspected) {
     return inspected.error();
   }
 
@@ -119,7 +126,8 @@ Result<GuestRun> run_guest(const RunOptions& options) {
   MachineConfig config;
   config.memory_size = options.memory_size;
   config.command_line = command_line_for(options);
-  config.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_seconds * 1000));
+  config.timeout =
+      std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_seconds * 1000));
   config.trace_capacity = options.trace_path.empty() ? 0 : kTraceCapacity;
   run.command_line = config.command_line;
 
@@ -151,6 +159,12 @@ Result<GuestRun> run_guest(const RunOptions& options) {
   }
   run.interrupts_injected = recorder.count(EventKind::InterruptInjection);
   run.halts = recorder.count(EventKind::GuestHalt);
+  run.monitor_traps = recorder.count(EventKind::MonitorTrap);
+  run.hypercalls = recorder.count(EventKind::Hypercall);
+  for (std::size_t index = 0; index < run.level_time_ns.size(); ++index) {
+    run.level_time_ns[index] = recorder.time_ns(static_cast<PrivilegeLevel>(index));
+  }
+  run.halted_ns = recorder.halted_ns();
 
   if (!options.trace_path.empty()) {
     std::ofstream trace(options.trace_path);

@@ -71,7 +71,6 @@ extern const uint64_t trap_stub_table[VECTOR_TABLE_SIZE];
 extern char trap_stack_top[];
 extern char double_fault_stack_top[];
 void gdt_load(const struct descriptor_table_pointer* pointer);
-void syscall_entry(void);
 
 /* System-segment descriptor for an available 64-bit TSS (Intel SDM vol. 3A,
  * 8.2.3 "TSS Descriptor in 64-bit mode"): type 9, present, 16 bytes long. */

@@ -42,6 +42,9 @@ void cpu_init(void);
 /* EFER.SCE, STAR, LSTAR and FMASK for the syscall entry. */
 void syscall_init(void);
 
+/* entry.S: the SYSCALL entry point (LSTAR). */
+void syscall_entry(void);
+
 /* Called by entry.S. */
 void trap_dispatch(struct trap_frame* frame);
 void syscall_dispatch(struct trap_frame* frame);

@@ -27,8 +27,6 @@ static int interrupted_privilege_level(const struct trap_frame* frame) {
   return (int)(frame->cs & 3);
 }
 
-void syscall_entry(void); /* entry.S */
-
 /* A SYSCALL from user mode that arrived at LSTAR without switching to CPL0.
  * Architecturally SYSCALL always enters CPL0 with CS from STAR (Intel SDM
  * vol. 3A, 5.8.8), so on correct hardware this never happens. The kvm_pvm

@@ -28,7 +28,9 @@ struct QemuRun {
   std::vector<std::string> debug_lines;
 };
 
-bool qemu_available() { return std::system("command -v qemu-system-x86_64 >/dev/null 2>&1") == 0; }
+bool qemu_available() {
+  return std::system("command -v qemu-system-x86_64 >/dev/null 2>&1") == 0;
+}
 
 QemuRun run_qemu(const std::string& command_line, const std::string& tag) {
   const auto directory = std::filesystem::temp_directory_path();
@@ -38,14 +40,15 @@ QemuRun run_qemu(const std::string& command_line, const std::string& tag) {
   // 8254); isa-debug-exit at 0xf4 ends QEMU with (value << 1) | 1.
   const std::string command =
       "timeout 120 qemu-system-x86_64 -M pc -accel tcg -m 64 -display none -no-reboot "
-      "-nodefaults -serial null -kernel " VMLAB_GUEST_ELF_PATH " -append '" + command_line +
-      "' -debugcon file:" + debug_path.string() +
+      "-nodefaults -serial null -kernel " VMLAB_GUEST_ELF_PATH " -append '" +
+      command_line + "' -debugcon file:" + debug_path.string() +
       " -device isa-debug-exit,iobase=0xf4,iosize=0x04 </dev/null >/dev/null 2>&1";
   QemuRun run;
   const int status = std::system(command.c_str());
   run.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   std::ifstream debug(debug_path);
-  for (std::string line; std::getline(debug, line);) run.debug_lines.push_back(line);
+  for (std::string line; std::getline(debug, line);)
+    run.debug_lines.push_back(line);
   std::filesystem::remove(debug_path);
   return run;
 }
@@ -84,19 +87,17 @@ TEST_P(QemuEquivalence, SameResultLineAsHvm) {
   EXPECT_EQ(without_cycles(qemu_result->line), without_cycles(vmlab_run->result->line));
 }
 
-INSTANTIATE_TEST_SUITE_P(Workloads, QemuEquivalence,
-                         ::testing::Values(EquivalenceCase{"hello", 1},
-                                           EquivalenceCase{"syscalls", 500},
-                                           EquivalenceCase{"pagefaults", 100},
-                                           EquivalenceCase{"compute", 100000},
-                                           EquivalenceCase{"cli-sti", 300},
-                                           EquivalenceCase{"pio", 300},
-                                           EquivalenceCase{"timer", 5}),
-                         [](const auto& test_case) {
-                           std::string name = test_case.param.workload;
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Workloads, QemuEquivalence,
+    ::testing::Values(EquivalenceCase{"hello", 1}, EquivalenceCase{"syscalls", 500},
+                      EquivalenceCase{"pagefaults", 100}, EquivalenceCase{"compute", 100000},
+                      EquivalenceCase{"cli-sti", 300}, EquivalenceCase{"pio", 300},
+                      EquivalenceCase{"timer", 5}),
+    [](const auto& test_case) {
+      std::string name = test_case.param.workload;
+      std::replace(name.begin(), name.end(), '-', '_');
+      return name;
+    });
 
 }  // namespace
 }  // namespace vmlab

@@ -20,8 +20,8 @@ GuestRun run_or_fail(RunOptions options) {
 }
 
 void expect_ok(const GuestRun& run, const std::string& workload, std::uint64_t count) {
-  ASSERT_EQ(run.report.outcome, RunOutcome::GuestExited)
-      << run.report.message << "\n" << run.report.registers;
+  ASSERT_EQ(run.report.outcome, RunOutcome::GuestExited) << run.report.message << "\n"
+                                                         << run.report.registers;
   EXPECT_EQ(run.report.exit_value, 0u);
   ASSERT_TRUE(run.result.has_value()) << "no VMLAB-RESULT line on the debug console";
   EXPECT_EQ(run.result->field("workload"), workload);
@@ -79,23 +79,24 @@ TEST_P(HvmWorkload, ReportsItsOwnCounts) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Workloads, HvmWorkload,
-    ::testing::Values(WorkloadCase{"hello", 1, IrqchipModel::Vmm},
-                      WorkloadCase{"syscalls", 200, IrqchipModel::Vmm},
-                      WorkloadCase{"pagefaults", 64, IrqchipModel::Vmm},
-                      WorkloadCase{"compute", 1000000, IrqchipModel::Vmm},
-                      WorkloadCase{"cli-sti", 200, IrqchipModel::Vmm},
-                      WorkloadCase{"pio", 200, IrqchipModel::Vmm},
-                      WorkloadCase{"timer", 5, IrqchipModel::Vmm},
-                      WorkloadCase{"hello", 1, IrqchipModel::Kernel},
-                      WorkloadCase{"timer", 5, IrqchipModel::Kernel},
-                      WorkloadCase{"pio", 100, IrqchipModel::Kernel}),
-    [](const auto& test_case) {
-      std::string name = test_case.param.workload;
-      std::replace(name.begin(), name.end(), '-', '_');
-      return name + (test_case.param.irqchip == IrqchipModel::Kernel ? "_kernel_irqchip" : "");
-    });
+INSTANTIATE_TEST_SUITE_P(Workloads, HvmWorkload,
+                         ::testing::Values(WorkloadCase{"hello", 1, IrqchipModel::Vmm},
+                                           WorkloadCase{"syscalls", 200, IrqchipModel::Vmm},
+                                           WorkloadCase{"pagefaults", 64, IrqchipModel::Vmm},
+                                           WorkloadCase{"compute", 1000000, IrqchipModel::Vmm},
+                                           WorkloadCase{"cli-sti", 200, IrqchipModel::Vmm},
+                                           WorkloadCase{"pio", 200, IrqchipModel::Vmm},
+                                           WorkloadCase{"timer", 5, IrqchipModel::Vmm},
+                                           WorkloadCase{"hello", 1, IrqchipModel::Kernel},
+                                           WorkloadCase{"timer", 5, IrqchipModel::Kernel},
+                                           WorkloadCase{"pio", 100, IrqchipModel::Kernel}),
+                         [](const auto& test_case) {
+                           std::string name = test_case.param.workload;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name + (test_case.param.irqchip == IrqchipModel::Kernel
+                                              ? "_kernel_irqchip"
+                                              : "");
+                         });
 
 TEST(HvmRun, InterruptDrivenConsole) {
   VMLAB_REQUIRE_KVM();
@@ -149,12 +150,14 @@ TEST(HvmRun, TraceFileHasEveryExit) {
   while (std::getline(trace, line)) {
     if (line.empty() || line[0] == '#') continue;
     ++events;
-    if (line.find("\tio-in\t") != std::string::npos && line.find("\t0x3ff\t") != std::string::npos) {
+    if (line.find("\tio-in\t") != std::string::npos &&
+        line.find("\t0x3ff\t") != std::string::npos) {
       ++io_in_scratch;
     }
   }
   std::uint64_t total = 0;
-  for (const auto& [reason, count] : run.exits_by_reason) total += count;
+  for (const auto& [reason, count] : run.exits_by_reason)
+    total += count;
   EXPECT_GE(events, total);
   EXPECT_EQ(io_in_scratch, 20u);
   std::filesystem::remove(path);
@@ -165,13 +168,15 @@ TEST(HvmRun, TripleFaultIsReported) {
   VMLAB_REQUIRE_KVM();
   // lidt [rip+6] with a zero-limit IDT, then ud2: #UD cannot be delivered,
   // neither can #DF, so the CPU shuts down (Intel SDM vol. 3, 6.15 #DF).
-  const std::vector<std::uint8_t> code{0x0f, 0x01, 0x1d, 0x06, 0, 0, 0, 0x0f, 0x0b, 0x90, 0x90,
-                                       0x90, 0x90, 0,    0,    0, 0, 0, 0, 0,    0,    0,    0};
+  const std::vector<std::uint8_t> code{0x0f, 0x01, 0x1d, 0x06, 0,    0, 0, 0x0f,
+                                       0x0b, 0x90, 0x90, 0x90, 0x90, 0, 0, 0,
+                                       0,    0,    0,    0,    0,    0, 0};
   const auto path = std::filesystem::temp_directory_path() / "vmlab-triple-fault.elf";
   {
     auto image = testing::build_elf({{0x100000, code, 0x1000}}, 0x100000);
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(image.data()),
-                                                static_cast<std::streamsize>(image.size()));
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(image.data()),
+               static_cast<std::streamsize>(image.size()));
   }
   RunOptions options;
   options.guest_path = path.string();
@@ -186,8 +191,9 @@ TEST(HvmRun, HangingGuestTimesOut) {
   const auto path = std::filesystem::temp_directory_path() / "vmlab-hang.elf";
   {
     auto image = testing::build_elf({{0x100000, {0xeb, 0xfe}, 0x1000}}, 0x100000);  // jmp .
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(image.data()),
-                                                static_cast<std::streamsize>(image.size()));
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(image.data()),
+               static_cast<std::streamsize>(image.size()));
   }
   RunOptions options;
   options.guest_path = path.string();
@@ -202,12 +208,14 @@ TEST(HvmRun, HangingGuestTimesOut) {
 
 TEST(HvmRun, MalformedGuestIsRefusedBeforeBoot) {
   const auto path = std::filesystem::temp_directory_path() / "vmlab-bad.elf";
-  std::ofstream(path, std::ios::binary) << "\x7f" "ELF but not really";
+  std::ofstream(path, std::ios::binary) << "\x7f"
+                                           "ELF but not really";
   RunOptions options;
   options.guest_path = path.string();
   auto run = run_guest(options);
   ASSERT_FALSE(run.ok());
-  EXPECT_NE(run.error().message.find("malformed guest ELF"), std::string::npos) << run.error().message;
+  EXPECT_NE(run.error().message.find("malformed guest ELF"), std::string::npos)
+      << run.error().message;
   std::filesystem::remove(path);
 }
 

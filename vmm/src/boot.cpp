@@ -86,7 +86,8 @@ Status write_boot_structures(GuestMemoryAccess& memory, const BootParameters& pa
   std::uint64_t cursor = 0;
   auto add_region = [&](std::uint64_t base, std::uint64_t length, std::uint32_t type) -> Status {
     if (length == 0) return {};
-    if (info.mem_region_count == VMLAB_MAX_MEM_REGIONS) return Error{"memory map has too many regions"};
+    if (info.mem_region_count == VMLAB_MAX_MEM_REGIONS)
+      return Error{"memory map has too many regions"};
     info.mem_regions[info.mem_region_count++] = vmlab_mem_region{base, length, type, 0};
     return {};
   };

@@ -15,7 +15,8 @@ std::string hex(std::uint64_t value) {
 
 Status IoBus::add(BusRange range, IoDevice& device) {
   if (range.size == 0 || range.end() < range.base) {
-    return Error{m_name + ": device " + std::string(device.name()) + " has an empty or wrapping range"};
+    return Error{m_name + ": device " + std::string(device.name()) +
+                 " has an empty or wrapping range"};
   }
   // The first entry at or after the new base, and the one before it, are the
   // only ones that can overlap [base, end).
@@ -28,8 +29,7 @@ Status IoBus::add(BusRange range, IoDevice& device) {
     auto previous = std::prev(next);
     if (previous->second.range.end() > range.base) {
       return Error{m_name + ": " + std::string(device.name()) + " at [" + hex(range.base) + ", " +
-                   hex(range.end()) + ") overlaps " +
-                   std::string(previous->second.device->name())};
+                   hex(range.end()) + ") overlaps " + std::string(previous->second.device->name())};
     }
   }
   m_entries.emplace(range.base, Entry{range, &device});

@@ -11,7 +11,9 @@ namespace vmlab {
 
 namespace {
 
-Error malformed(const std::string& why) { return Error{"malformed guest ELF: " + why}; }
+Error malformed(const std::string& why) {
+  return Error{"malformed guest ELF: " + why};
+}
 
 template <typename T>
 T copy_header(std::span<const std::uint8_t> image, std::uint64_t offset) {
@@ -88,9 +90,8 @@ Result<LoadedImage> inspect_elf(std::span<const std::uint8_t> image, std::uint64
     if (executable && header.e_entry >= base && header.e_entry - base < segment.p_memsz) {
       entry_found = true;
     }
-    loaded.segments.push_back(LoadedSegment{GuestPhysAddr(base), segment.p_filesz,
-                                            segment.p_memsz, executable,
-                                            (segment.p_flags & PF_W) != 0});
+    loaded.segments.push_back(LoadedSegment{GuestPhysAddr(base), segment.p_filesz, segment.p_memsz,
+                                            executable, (segment.p_flags & PF_W) != 0});
   }
   if (loaded.segments.empty()) return malformed("no loadable (PT_LOAD) segment");
   if (!entry_found) {

@@ -1,55 +1,70 @@
 #include "vmlab/events.hpp"
 
 #include <cstdio>
+#include <iterator>
 
 namespace vmlab {
 
+namespace {
+
+// Names by enum value; the static_asserts keep each table in step with its enum.
+constexpr std::string_view kKindNames[] = {
+    "vm-exit",       "monitor-trap", "hypercall",   "interrupt-injection",
+    "device-access", "iommu-fault",  "translation", "guest-halt",
+};
+static_assert(std::size(kKindNames) == static_cast<std::size_t>(EventKind::Count));
+
+constexpr std::string_view kLevelNames[] = {"vmm", "monitor", "guest-kernel", "guest-user",
+                                            "unknown"};
+static_assert(std::size(kLevelNames) == static_cast<std::size_t>(PrivilegeLevel::Count));
+
+constexpr std::string_view kReasonNames[] = {
+    "io-in",        "io-out",          "mmio-read", "mmio-write",         "hlt",
+    "interrupted",  "irq-window-open", "shutdown",  "fail-entry",         "internal-error",
+    "system-event", "debug",           "unknown",   "external-interrupt",
+};
+static_assert(std::size(kReasonNames) == static_cast<std::size_t>(EventReason::Count));
+
+template <typename Enum, std::size_t N>
+std::string_view name_of(const std::string_view (&names)[N], Enum value) {
+  const auto index = static_cast<std::size_t>(value);
+  return index < N ? names[index] : std::string_view("?");
+}
+
+template <typename Enum, std::size_t N>
+std::optional<Enum> parse_name(const std::string_view (&names)[N], std::string_view name) {
+  for (std::size_t index = 0; index < N; ++index) {
+    if (names[index] == name) return static_cast<Enum>(index);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::string_view event_kind_name(EventKind kind) {
-  switch (kind) {
-    case EventKind::VmExit: return "vm-exit";
-    case EventKind::InterruptInjection: return "interrupt-injection";
-    case EventKind::DeviceAccess: return "device-access";
-    case EventKind::GuestHalt: return "guest-halt";
-    case EventKind::Count: break;
-  }
-  return "?";
+  return name_of(kKindNames, kind);
 }
-
 std::string_view privilege_level_name(PrivilegeLevel level) {
-  switch (level) {
-    case PrivilegeLevel::Vmm: return "vmm";
-    case PrivilegeLevel::Monitor: return "monitor";
-    case PrivilegeLevel::GuestKernel: return "guest-kernel";
-    case PrivilegeLevel::GuestUser: return "guest-user";
-    case PrivilegeLevel::Unknown: return "unknown";
-  }
-  return "?";
+  return name_of(kLevelNames, level);
+}
+std::string_view event_reason_name(EventReason reason) {
+  return name_of(kReasonNames, reason);
 }
 
-std::string_view event_reason_name(EventReason reason) {
-  switch (reason) {
-    case EventReason::IoIn: return "io-in";
-    case EventReason::IoOut: return "io-out";
-    case EventReason::MmioRead: return "mmio-read";
-    case EventReason::MmioWrite: return "mmio-write";
-    case EventReason::Halt: return "hlt";
-    case EventReason::Interrupted: return "interrupted";
-    case EventReason::InterruptWindowOpen: return "irq-window-open";
-    case EventReason::Shutdown: return "shutdown";
-    case EventReason::FailEntry: return "fail-entry";
-    case EventReason::InternalError: return "internal-error";
-    case EventReason::SystemEvent: return "system-event";
-    case EventReason::Debug: return "debug";
-    case EventReason::Unknown: return "unknown";
-    case EventReason::ExternalInterrupt: return "external-interrupt";
-    case EventReason::Count: break;
-  }
-  return "?";
+std::optional<EventKind> parse_event_kind(std::string_view name) {
+  return parse_name<EventKind>(kKindNames, name);
+}
+std::optional<PrivilegeLevel> parse_privilege_level(std::string_view name) {
+  return parse_name<PrivilegeLevel>(kLevelNames, name);
+}
+std::optional<EventReason> parse_event_reason(std::string_view name) {
+  return parse_name<EventReason>(kReasonNames, name);
 }
 
 std::uint64_t EventRecorder::count(EventKind kind) const {
   std::uint64_t total = 0;
-  for (auto value : m_counts[static_cast<std::size_t>(kind)]) total += value;
+  for (auto value : m_counts[static_cast<std::size_t>(kind)])
+    total += value;
   return total;
 }
 
@@ -58,7 +73,8 @@ std::vector<Event> EventRecorder::events() const {
   if (m_ring.empty()) return kept;
   const std::uint64_t first = dropped();
   kept.reserve(static_cast<std::size_t>(m_next - first));
-  for (std::uint64_t index = first; index < m_next; ++index) kept.push_back(m_ring[index % m_ring.size()]);
+  for (std::uint64_t index = first; index < m_next; ++index)
+    kept.push_back(m_ring[index % m_ring.size()]);
   return kept;
 }
 
@@ -69,22 +85,28 @@ void write_trace(std::ostream& out, const EventRecorder& recorder, std::string_v
   out << "# run: " << run_description << "\n";
   out << "# events: " << recorder.recorded() << " recorded, " << recorder.dropped()
       << " dropped (ring full)\n";
+  out << "# levels:";
+  for (std::size_t index = 0; index < static_cast<std::size_t>(PrivilegeLevel::Count); ++index) {
+    const auto level = static_cast<PrivilegeLevel>(index);
+    out << " " << privilege_level_name(level) << "=" << recorder.time_ns(level);
+  }
+  out << " halted=" << recorder.halted_ns() << "\n";
   out << "# time_ns\tduration_ns\tvcpu\tkind\treason\tfrom\tto\tguest_rip\taddress\tsize\tvalue\n";
   char line[256];
   for (const auto& event : recorder.events()) {
-    std::snprintf(line, sizeof line, "%llu\t%llu\t%u\t%.*s\t%.*s\t%.*s\t%.*s\t%#llx\t%#llx\t%u\t%#llx\n",
-                  static_cast<unsigned long long>(event.time_ns),
-                  static_cast<unsigned long long>(event.duration_ns), event.vcpu,
-                  static_cast<int>(event_kind_name(event.kind).size()), event_kind_name(event.kind).data(),
-                  static_cast<int>(event_reason_name(event.reason).size()),
-                  event_reason_name(event.reason).data(),
-                  static_cast<int>(privilege_level_name(event.from).size()),
-                  privilege_level_name(event.from).data(),
-                  static_cast<int>(privilege_level_name(event.to).size()),
-                  privilege_level_name(event.to).data(),
-                  static_cast<unsigned long long>(event.guest_rip),
-                  static_cast<unsigned long long>(event.address), event.size,
-                  static_cast<unsigned long long>(event.value));
+    std::snprintf(
+        line, sizeof line, "%llu\t%llu\t%u\t%.*s\t%.*s\t%.*s\t%.*s\t%#llx\t%#llx\t%u\t%#llx\n",
+        static_cast<unsigned long long>(event.time_ns),
+        static_cast<unsigned long long>(event.duration_ns), event.vcpu,
+        static_cast<int>(event_kind_name(event.kind).size()), event_kind_name(event.kind).data(),
+        static_cast<int>(event_reason_name(event.reason).size()),
+        event_reason_name(event.reason).data(),
+        static_cast<int>(privilege_level_name(event.from).size()),
+        privilege_level_name(event.from).data(),
+        static_cast<int>(privilege_level_name(event.to).size()),
+        privilege_level_name(event.to).data(), static_cast<unsigned long long>(event.guest_rip),
+        static_cast<unsigned long long>(event.address), event.size,
+        static_cast<unsigned long long>(event.value));
     out << line;
   }
 }

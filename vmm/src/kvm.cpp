@@ -59,14 +59,15 @@ Result<Kvm> Kvm::open(const std::string& path) {
   if (!fd.valid()) {
     const int error_number = errno;
     if (error_number == ENOENT) {
-      return Error{path + " does not exist: load the KVM module (kvm_intel, kvm_amd or kvm_pvm) "
-                          "or run vmlab on a machine with virtualization enabled",
+      return Error{path +
+                       " does not exist: load the KVM module (kvm_intel, kvm_amd or kvm_pvm) "
+                       "or run vmlab on a machine with virtualization enabled",
                    error_number};
     }
     if (error_number == EACCES || error_number == EPERM) {
-      return Error{"no permission to open " + path +
-                       ": run as root or add your user to the 'kvm' group",
-                   error_number};
+      return Error{
+          "no permission to open " + path + ": run as root or add your user to the 'kvm' group",
+          error_number};
     }
     return Error::from_errno("cannot open " + path, error_number);
   }
@@ -239,7 +240,8 @@ Result<VcpuExit> Vcpu::run() {
     case KVM_EXIT_MMIO: {
       auto& mmio = m_run->mmio;
       const std::size_t length = std::min<std::size_t>(mmio.len, sizeof mmio.data);
-      return VcpuExit{exits::Mmio{mmio.phys_addr, mmio.is_write != 0, std::span(mmio.data, length)}};
+      return VcpuExit{
+          exits::Mmio{mmio.phys_addr, mmio.is_write != 0, std::span(mmio.data, length)}};
     }
     case KVM_EXIT_HLT:
       return VcpuExit{exits::Halt{}};
@@ -264,12 +266,14 @@ Result<VcpuExit> Vcpu::run() {
 
 Result<kvm_regs> Vcpu::registers() const {
   kvm_regs registers{};
-  if (ioctl(m_fd.get(), KVM_GET_REGS, &registers) < 0) return Error::from_errno("KVM_GET_REGS", errno);
+  if (ioctl(m_fd.get(), KVM_GET_REGS, &registers) < 0)
+    return Error::from_errno("KVM_GET_REGS", errno);
   return registers;
 }
 
 Status Vcpu::set_registers(const kvm_regs& registers) {
-  if (ioctl(m_fd.get(), KVM_SET_REGS, &registers) < 0) return Error::from_errno("KVM_SET_REGS", errno);
+  if (ioctl(m_fd.get(), KVM_SET_REGS, &registers) < 0)
+    return Error::from_errno("KVM_SET_REGS", errno);
   return {};
 }
 
@@ -294,7 +298,8 @@ Status Vcpu::set_cpuid(std::span<const kvm_cpuid_entry2> entries) {
   auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buffer.get());  // suitably aligned storage
   cpuid->nent = static_cast<std::uint32_t>(entries.size());
   std::copy(entries.begin(), entries.end(), cpuid->entries);
-  if (ioctl(m_fd.get(), KVM_SET_CPUID2, cpuid) < 0) return Error::from_errno("KVM_SET_CPUID2", errno);
+  if (ioctl(m_fd.get(), KVM_SET_CPUID2, cpuid) < 0)
+    return Error::from_errno("KVM_SET_CPUID2", errno);
   return {};
 }
 
@@ -315,20 +320,34 @@ Result<FileDescriptor> Vcpu::stats_fd() const {
 
 const char* kvm_exit_reason_name(std::uint32_t reason) {
   switch (reason) {
-    case KVM_EXIT_UNKNOWN: return "unknown";
-    case KVM_EXIT_EXCEPTION: return "exception";
-    case KVM_EXIT_IO: return "io";
-    case KVM_EXIT_HYPERCALL: return "hypercall";
-    case KVM_EXIT_DEBUG: return "debug";
-    case KVM_EXIT_HLT: return "hlt";
-    case KVM_EXIT_MMIO: return "mmio";
-    case KVM_EXIT_IRQ_WINDOW_OPEN: return "irq-window-open";
-    case KVM_EXIT_SHUTDOWN: return "shutdown";
-    case KVM_EXIT_FAIL_ENTRY: return "fail-entry";
-    case KVM_EXIT_INTR: return "intr";
-    case KVM_EXIT_INTERNAL_ERROR: return "internal-error";
-    case KVM_EXIT_SYSTEM_EVENT: return "system-event";
-    default: return "other";
+    case KVM_EXIT_UNKNOWN:
+      return "unknown";
+    case KVM_EXIT_EXCEPTION:
+      return "exception";
+    case KVM_EXIT_IO:
+      return "io";
+    case KVM_EXIT_HYPERCALL:
+      return "hypercall";
+    case KVM_EXIT_DEBUG:
+      return "debug";
+    case KVM_EXIT_HLT:
+      return "hlt";
+    case KVM_EXIT_MMIO:
+      return "mmio";
+    case KVM_EXIT_IRQ_WINDOW_OPEN:
+      return "irq-window-open";
+    case KVM_EXIT_SHUTDOWN:
+      return "shutdown";
+    case KVM_EXIT_FAIL_ENTRY:
+      return "fail-entry";
+    case KVM_EXIT_INTR:
+      return "intr";
+    case KVM_EXIT_INTERNAL_ERROR:
+      return "internal-error";
+    case KVM_EXIT_SYSTEM_EVENT:
+      return "system-event";
+    default:
+      return "other";
   }
 }
 

@@ -27,8 +27,8 @@ Status StatsReader::read_at(std::uint64_t offset, std::span<std::uint8_t> out) c
     // section), so keep reading until the range is complete.
     std::size_t done = 0;
     while (done < out.size()) {
-      auto count = pread(m_fd, out.data() + done, out.size() - done,
-                         static_cast<off_t>(offset + done));
+      auto count =
+          pread(m_fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
       if (count < 0 && errno == EINTR) continue;
       if (count < 0) return Error::from_errno("read of KVM stats fd", errno);
       if (count == 0) return Error{"KVM stats fd ended before the data it describes"};
@@ -90,7 +90,8 @@ Result<StatsSnapshot> StatsReader::read() const {
       return status.error();
     }
     std::uint64_t total = 0;
-    for (auto value : data) total += value;
+    for (auto value : data)
+      total += value;
     snapshot.values[descriptor.name] = total;
   }
   return snapshot;

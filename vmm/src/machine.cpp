@@ -69,7 +69,8 @@ Result<std::unique_ptr<Machine>> Machine::create(const Kvm& kvm, const MachineCo
 
   auto memory = GuestMemory::create(config.memory_size);
   if (!memory) return memory.error();
-  if (auto status = vm->set_user_memory_region(0, 0, memory->size(), memory->host_base()); !status) {
+  if (auto status = vm->set_user_memory_region(0, 0, memory->size(), memory->host_base());
+      !status) {
     return status.error();
   }
 
@@ -82,8 +83,9 @@ Result<std::unique_ptr<Machine>> Machine::create(const Kvm& kvm, const MachineCo
     if (auto status = vcpu->set_cpuid(*cpuid); !status) return status.error();
   }
 
-  std::unique_ptr<Machine> machine(new Machine(std::move(*vm), std::move(*memory), std::move(*board),
-                                               std::move(*vcpu), std::move(mode), config));
+  std::unique_ptr<Machine> machine(new Machine(std::move(*vm), std::move(*memory),
+                                               std::move(*board), std::move(*vcpu), std::move(mode),
+                                               config));
   machine->m_sync_registers =
       (static_cast<unsigned>(kvm.check_extension(KVM_CAP_SYNC_REGS)) & KVM_SYNC_X86_REGS) != 0;
   return machine;
@@ -100,7 +102,9 @@ Machine::Machine(Vm vm, GuestMemory memory, std::unique_ptr<Board> board, Vcpu v
       m_recorder(config.trace_capacity),
       m_context{m_vm, m_vcpu, m_memory, *m_board, m_recorder} {}
 
-Machine::~Machine() { m_board->stop(); }
+Machine::~Machine() {
+  m_board->stop();
+}
 
 Status Machine::load(std::span<const std::uint8_t> elf_image) {
   const auto reserved = boot_reserved_ranges();
@@ -131,9 +135,7 @@ void Machine::request_stop() {
 }
 
 void Machine::on_interrupt_raised() {
-  {
-    std::lock_guard lock(m_board->device_lock());
-  }
+  { std::lock_guard lock(m_board->device_lock()); }
   m_interrupt_wakeup.notify_all();
   // A device on the vCPU thread itself raised it: the loop checks before entry.
   if (m_vcpu_thread.load() != static_cast<unsigned long>(pthread_self())) m_vcpu.kick();
@@ -171,8 +173,7 @@ RunReport Machine::run() {
     vcpu_thread_main(vcpu_report);
     finished.set_value();
   });
-  const bool timed_out =
-      finished_future.wait_for(m_config.timeout) == std::future_status::timeout;
+  const bool timed_out = finished_future.wait_for(m_config.timeout) == std::future_status::timeout;
   if (timed_out) request_stop();
   vcpu_thread.join();
   m_board->stop();
@@ -192,6 +193,14 @@ RunReport Machine::run() {
     report.registers = describe_registers(m_vcpu);
   }
   report.wall_time = std::chrono::steady_clock::now() - m_start;
+  // What is neither guest time nor sleeping in hlt is the VMM's own work.
+  const auto wall_ns = static_cast<std::uint64_t>(report.wall_time.count());
+  std::uint64_t accounted = m_recorder.halted_ns();
+  for (auto level : {PrivilegeLevel::Monitor, PrivilegeLevel::GuestKernel,
+                     PrivilegeLevel::GuestUser, PrivilegeLevel::Unknown}) {
+    accounted += m_recorder.time_ns(level);
+  }
+  if (wall_ns > accounted) m_recorder.add_time(PrivilegeLevel::Vmm, wall_ns - accounted);
 
   if (stats && stats_before) {
     auto after = stats->read();
@@ -209,7 +218,9 @@ void Machine::vcpu_thread_main(RunReport& report) {
   m_vcpu.prepare_thread();
   m_vcpu_thread.store(static_cast<unsigned long>(pthread_self()));
   kvm_run& run = m_vcpu.run_state();
-  const bool fetch_rip = m_recorder.recording() && m_sync_registers;
+  // With KVM_CAP_SYNC_REGS, KVM copies the registers into kvm_run at every
+  // exit for free, which tells the level the guest was at (for the time
+  // shares) and its RIP (for trace events).
   while (true) {
     if (m_stop.load()) {
       report.outcome = RunOutcome::Timeout;
@@ -233,10 +244,17 @@ void Machine::vcpu_thread_main(RunReport& report) {
       event.to = PrivilegeLevel::GuestKernel;
       m_recorder.record(event);
     }
-    if (fetch_rip) run.kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+    if (m_sync_registers) run.kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
 
+    const std::uint64_t entry_time = elapsed_ns();
     auto exit = m_vcpu.run();
     const std::uint64_t exit_time = elapsed_ns();
+    PrivilegeLevel guest_level = PrivilegeLevel::Unknown;
+    if (m_sync_registers) {
+      guest_level =
+          run.s.regs.sregs.cs.dpl == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
+    }
+    m_recorder.add_time(guest_level, exit_time - entry_time);
     if (!exit) {
       report.outcome = RunOutcome::VmmError;
       report.message = exit.error().message;
@@ -251,11 +269,8 @@ void Machine::vcpu_thread_main(RunReport& report) {
     event.kind = EventKind::VmExit;
     event.reason = reason_of(*exit);
     event.to = PrivilegeLevel::Vmm;
-    if (fetch_rip) {
-      event.guest_rip = run.s.regs.regs.rip;
-      event.from = run.s.regs.sregs.cs.dpl == 0 ? PrivilegeLevel::GuestKernel
-                                                 : PrivilegeLevel::GuestUser;
-    }
+    event.from = guest_level;
+    if (m_sync_registers) event.guest_rip = run.s.regs.regs.rip;
     if (const auto* io = std::get_if<exits::PortIo>(&*exit)) {
       event.address = io->port;
       event.size = io->size;
@@ -371,6 +386,7 @@ void Machine::wait_for_interrupt() {
   event.from = PrivilegeLevel::GuestKernel;
   event.to = PrivilegeLevel::Vmm;
   m_recorder.record(event);
+  m_recorder.add_halted_time(event.duration_ns);
 }
 
 }  // namespace vmlab

@@ -2,6 +2,7 @@
 // so the tests and (later) `vmlab compare` use the same path.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -59,6 +60,11 @@ struct GuestRun {
   std::map<std::string, std::uint64_t> exits_by_reason;  // as the VMM saw them
   std::uint64_t interrupts_injected = 0;
   std::uint64_t halts = 0;
+  std::uint64_t monitor_traps = 0;
+  std::uint64_t hypercalls = 0;
+  // Wall time by privilege level (the recorder's attribution) and in hlt.
+  std::array<std::uint64_t, static_cast<std::size_t>(PrivilegeLevel::Count)> level_time_ns{};
+  std::uint64_t halted_ns = 0;
   std::string platform_line;
   std::string command_line;
 };

@@ -14,7 +14,8 @@ class RecordingDevice final : public IoDevice {
   void read(std::uint64_t offset, std::span<std::uint8_t> data) override {
     reads.push_back(offset);
     zero_filled_on_entry = std::all_of(data.begin(), data.end(), [](auto b) { return b == 0; });
-    for (auto& byte : data) byte = 0xab;
+    for (auto& byte : data)
+      byte = 0xab;
   }
   void write(std::uint64_t offset, std::span<const std::uint8_t> data) override {
     writes.emplace_back(offset, data.empty() ? 0 : data[0]);
@@ -50,7 +51,7 @@ TEST(IoBus, RejectsOverlapsOnEitherSide) {
   auto below = bus.add({0xf8, 0x9}, b);  // ends inside a
   ASSERT_FALSE(below.ok());
   EXPECT_NE(below.error().message.find("overlaps a"), std::string::npos);
-  EXPECT_FALSE(bus.add({0x10f, 1}, c).ok());   // last byte of a
+  EXPECT_FALSE(bus.add({0x10f, 1}, c).ok());     // last byte of a
   EXPECT_FALSE(bus.add({0x0, 0x1000}, c).ok());  // covers a
   EXPECT_TRUE(bus.add({0x110, 0x10}, c).ok());   // adjacent is fine
   EXPECT_TRUE(bus.add({0xf0, 0x10}, d).ok());

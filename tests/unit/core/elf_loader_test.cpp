@@ -118,7 +118,8 @@ TEST_F(ElfLoaderTest, RejectsSegmentOverReservedRegion) {
 }
 
 TEST_F(ElfLoaderTest, RejectsSegmentOverCallerReservedRegion) {
-  const std::vector<ReservedRange> extra{{GuestPhysAddr(kKernelBase + 0x5000), 0x1000, "monitor region"}};
+  const std::vector<ReservedRange> extra{
+      {GuestPhysAddr(kKernelBase + 0x5000), 0x1000, "monitor region"}};
   auto result = load_elf(valid_image(), *memory, boot_reserved_ranges(extra));
   ASSERT_FALSE(result.ok());
   EXPECT_NE(result.error().message.find("monitor region"), std::string::npos);

@@ -29,7 +29,8 @@ TEST(EventRecorder, CountsWithoutRing) {
 
 TEST(EventRecorder, RingKeepsNewestInOrder) {
   EventRecorder recorder(3);
-  for (std::uint64_t time = 1; time <= 5; ++time) recorder.record(exit_event(time, EventReason::IoIn));
+  for (std::uint64_t time = 1; time <= 5; ++time)
+    recorder.record(exit_event(time, EventReason::IoIn));
   EXPECT_EQ(recorder.recorded(), 5u);
   EXPECT_EQ(recorder.dropped(), 2u);
   auto events = recorder.events();
@@ -45,7 +46,8 @@ TEST(EventRecorder, TraceFileFormat) {
   write_trace(out, recorder, "platform: test", "cpu=hvm workload=hello");
   const std::string text = out.str();
   EXPECT_EQ(text.rfind("# vmlab-trace 1\n# platform: test\n", 0), 0u);
-  EXPECT_NE(text.find("42\t0\t0\tvm-exit\tio-out\tunknown\tunknown\t0\t0xe9\t0\t0\n"), std::string::npos)
+  EXPECT_NE(text.find("42\t0\t0\tvm-exit\tio-out\tunknown\tunknown\t0\t0xe9\t0\t0\n"),
+            std::string::npos)
       << text;
 }
 

@@ -10,7 +10,8 @@ namespace {
 
 // A stats image laid out as KVM_GET_STATS_FD documents it: header, id string,
 // descriptors (each followed by name_size bytes of name), then data.
-std::vector<std::uint8_t> make_image(const std::vector<std::pair<std::string, std::vector<std::uint64_t>>>& stats) {
+std::vector<std::uint8_t> make_image(
+    const std::vector<std::pair<std::string, std::vector<std::uint64_t>>>& stats) {
   constexpr std::uint32_t kNameSize = 48;
   constexpr std::size_t kDescriptorBytes = 16;  // the kernel's layout, before the name
   const std::size_t stride = kDescriptorBytes + kNameSize;
@@ -21,7 +22,8 @@ std::vector<std::uint8_t> make_image(const std::vector<std::pair<std::string, st
   header.desc_offset = header.id_offset + kNameSize;
   header.data_offset = static_cast<std::uint32_t>(header.desc_offset + stride * stats.size());
   std::size_t data_words = 0;
-  for (const auto& stat : stats) data_words += stat.second.size();
+  for (const auto& stat : stats)
+    data_words += stat.second.size();
   std::vector<std::uint8_t> image(header.data_offset + data_words * 8);
   std::memcpy(image.data(), &header, sizeof header);
   std::memcpy(image.data() + header.id_offset, "kvm-1234/vcpu-0", 15);
@@ -42,7 +44,8 @@ std::vector<std::uint8_t> make_image(const std::vector<std::pair<std::string, st
 }
 
 TEST(KvmStats, ParsesStoredImage) {
-  auto reader = StatsReader::from_image(make_image({{"exits", {1234}}, {"io_exits", {56}}, {"histogram", {1, 2, 3}}}));
+  auto reader = StatsReader::from_image(
+      make_image({{"exits", {1234}}, {"io_exits", {56}}, {"histogram", {1, 2, 3}}}));
   ASSERT_TRUE(reader.ok()) << reader.error().message;
   ASSERT_EQ(reader->descriptors().size(), 3u);
   EXPECT_EQ(reader->descriptors()[1].name, "io_exits");

@@ -14,7 +14,9 @@ class PcBoard::PitPorts final : public IoDevice {
  public:
   PitPorts(devices::Pit8254& pit, std::condition_variable& wakeup) : m_pit(pit), m_wakeup(wakeup) {}
   std::string_view name() const override { return "i8254 PIT"; }
-  void read(std::uint64_t offset, std::span<std::uint8_t> data) override { m_pit.read(offset, data); }
+  void read(std::uint64_t offset, std::span<std::uint8_t> data) override {
+    m_pit.read(offset, data);
+  }
   void write(std::uint64_t offset, std::span<const std::uint8_t> data) override {
     m_pit.write(offset, data);
     m_wakeup.notify_all();
@@ -37,9 +39,13 @@ class PcBoard::PicController final : public InterruptController {
 
 PcBoard::PcBoard(Vm& vm, PcBoardConfig config) : m_vm(vm), m_config(std::move(config)) {}
 
-PcBoard::~PcBoard() { stop(); }
+PcBoard::~PcBoard() {
+  stop();
+}
 
-InterruptController* PcBoard::interrupt_controller() { return m_controller.get(); }
+InterruptController* PcBoard::interrupt_controller() {
+  return m_controller.get();
+}
 
 Result<std::unique_ptr<PcBoard>> PcBoard::create(Vm& vm, PcBoardConfig config) {
   std::unique_ptr<PcBoard> board(new PcBoard(vm, std::move(config)));
@@ -71,8 +77,9 @@ void PcBoard::on_debug_byte(std::uint8_t byte) {
 Status PcBoard::wire() {
   if (m_config.irqchip == IrqchipModel::Kernel) {
     if (auto status = m_vm.create_irqchip(); !status) {
-      return Error{status.error().message + " (this KVM cannot model the interrupt controller; "
-                                            "use --irqchip vmm)"};
+      return Error{status.error().message +
+                   " (this KVM cannot model the interrupt controller; "
+                   "use --irqchip vmm)"};
     }
     if (auto status = m_vm.create_pit2(); !status) return status;
   } else {

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <ostream>
 #include <string_view>
 #include <vector>
@@ -13,13 +14,19 @@ namespace vmlab {
 
 enum class EventKind : std::uint8_t {
   VmExit,              // an exit KVM passed up to the VMM
+  MonitorTrap,         // a trap into the in-guest monitor (full, bt, para modes)
+  Hypercall,           // a paravirtual guest's call into the monitor
   InterruptInjection,  // the VMM delivered an interrupt vector
-  DeviceAccess,        // a port or MMIO access reached a device model
+  DeviceAccess,        // a device model did work on the guest's behalf
+  IommuFault,          // a DMA the IOMMU model blocked
+  Translation,         // the binary translator produced a block
   GuestHalt,           // the vCPU thread slept waiting for an interrupt
   Count,
 };
 
-enum class PrivilegeLevel : std::uint8_t { Vmm, Monitor, GuestKernel, GuestUser, Unknown };
+// Who was running: the VMM process, the monitor inside the VM (CPL0 stubs of
+// the software modes), the guest kernel, guest user code.
+enum class PrivilegeLevel : std::uint8_t { Vmm, Monitor, GuestKernel, GuestUser, Unknown, Count };
 
 std::string_view event_kind_name(EventKind kind);
 std::string_view privilege_level_name(PrivilegeLevel level);
@@ -46,6 +53,10 @@ enum class EventReason : std::uint8_t {
 
 std::string_view event_reason_name(EventReason reason);
 
+std::optional<EventKind> parse_event_kind(std::string_view name);
+std::optional<PrivilegeLevel> parse_privilege_level(std::string_view name);
+std::optional<EventReason> parse_event_reason(std::string_view name);
+
 struct Event {
   std::uint64_t time_ns = 0;      // since the run started
   std::uint64_t duration_ns = 0;  // time spent in the VMM handling it
@@ -53,7 +64,7 @@ struct Event {
   std::uint64_t address = 0;      // port, MMIO address, or vector
   std::uint64_t value = 0;        // data written/read (first 8 bytes)
   std::uint32_t vcpu = 0;
-  std::uint16_t size = 0;         // access width in bytes
+  std::uint16_t size = 0;  // access width in bytes
   EventKind kind = EventKind::VmExit;
   EventReason reason = EventReason::Unknown;
   PrivilegeLevel from = PrivilegeLevel::Unknown;
@@ -73,6 +84,18 @@ class EventRecorder {
     ++m_next;
   }
 
+  // Time the vCPU spent running at a level (guest time between entry and
+  // exit, attributed to the level the guest was at when it exited).
+  void add_time(PrivilegeLevel level, std::uint64_t nanoseconds) {
+    m_time_ns[static_cast<std::size_t>(level)] += nanoseconds;
+  }
+  std::uint64_t time_ns(PrivilegeLevel level) const {
+    return m_time_ns[static_cast<std::size_t>(level)];
+  }
+  // Time the vCPU thread slept in hlt, waiting for an interrupt.
+  void add_halted_time(std::uint64_t nanoseconds) { m_halted_ns += nanoseconds; }
+  std::uint64_t halted_ns() const { return m_halted_ns; }
+
   std::uint64_t count(EventKind kind, EventReason reason) const {
     return m_counts[static_cast<std::size_t>(kind)][static_cast<std::size_t>(reason)];
   }
@@ -85,6 +108,8 @@ class EventRecorder {
  private:
   using ReasonCounts = std::array<std::uint64_t, static_cast<std::size_t>(EventReason::Count)>;
   std::array<ReasonCounts, static_cast<std::size_t>(EventKind::Count)> m_counts{};
+  std::array<std::uint64_t, static_cast<std::size_t>(PrivilegeLevel::Count)> m_time_ns{};
+  std::uint64_t m_halted_ns = 0;
   std::vector<Event> m_ring;
   std::uint64_t m_next = 0;
 };

@@ -57,8 +57,8 @@ class Kvm {
 
 class Vm {
  public:
-  Status set_user_memory_region(std::uint32_t slot, std::uint64_t guest_phys,
-                                std::uint64_t size, void* host, std::uint32_t flags = 0);
+  Status set_user_memory_region(std::uint32_t slot, std::uint64_t guest_phys, std::uint64_t size,
+                                void* host, std::uint32_t flags = 0);
   Status set_tss_address(std::uint64_t address);
   Status set_identity_map_address(std::uint64_t address);
   Status create_irqchip();
@@ -70,7 +70,8 @@ class Vm {
 
  private:
   friend class Kvm;
-  Vm(FileDescriptor fd, int vcpu_mmap_size) : m_fd(std::move(fd)), m_vcpu_mmap_size(vcpu_mmap_size) {}
+  Vm(FileDescriptor fd, int vcpu_mmap_size)
+      : m_fd(std::move(fd)), m_vcpu_mmap_size(vcpu_mmap_size) {}
   FileDescriptor m_fd;
   int m_vcpu_mmap_size = 0;
 };
@@ -81,8 +82,8 @@ struct PortIo {
   enum class Direction { In, Out };
   Direction direction;
   std::uint16_t port;
-  std::uint8_t size;    // bytes per element: 1, 2 or 4
-  std::uint32_t count;  // elements (> 1 for rep ins/outs)
+  std::uint8_t size;             // bytes per element: 1, 2 or 4
+  std::uint32_t count;           // elements (> 1 for rep ins/outs)
   std::span<std::uint8_t> data;  // size * count bytes inside the kvm_run page
 };
 struct Mmio {
@@ -91,9 +92,9 @@ struct Mmio {
   std::span<std::uint8_t> data;  // 1 to 8 bytes inside kvm_run
 };
 struct Halt {};
-struct Shutdown {};              // triple fault or similar: the guest is dead
-struct Interrupted {};           // KVM_RUN returned EINTR (we were kicked)
-struct InterruptWindowOpen {};   // the guest can take an interrupt now
+struct Shutdown {};             // triple fault or similar: the guest is dead
+struct Interrupted {};          // KVM_RUN returned EINTR (we were kicked)
+struct InterruptWindowOpen {};  // the guest can take an interrupt now
 struct FailEntry {
   std::uint64_t hardware_reason;
 };
@@ -112,10 +113,10 @@ struct Unknown {
 };
 }  // namespace exits
 
-using VcpuExit = std::variant<exits::PortIo, exits::Mmio, exits::Halt, exits::Shutdown,
-                              exits::Interrupted, exits::InterruptWindowOpen, exits::FailEntry,
-                              exits::InternalError, exits::SystemEvent, exits::Debug,
-                              exits::Unknown>;
+using VcpuExit =
+    std::variant<exits::PortIo, exits::Mmio, exits::Halt, exits::Shutdown, exits::Interrupted,
+                 exits::InterruptWindowOpen, exits::FailEntry, exits::InternalError,
+                 exits::SystemEvent, exits::Debug, exits::Unknown>;
 
 // Short, stable names for exit kinds (used in summaries and traces).
 const char* exit_name(const VcpuExit& exit);

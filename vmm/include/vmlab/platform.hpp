@@ -19,7 +19,7 @@ struct PlatformInfo {
   std::string backend_description;
   std::string cpu_model;
   std::string host_kernel;
-  int api_version = 0;  // 0 when /dev/kvm could not be opened
+  int api_version = 0;    // 0 when /dev/kvm could not be opened
   std::string kvm_error;  // why /dev/kvm is unusable, empty if fine
   std::vector<Capability> capabilities;
 

@@ -33,7 +33,7 @@ enum class IrqchipModel {
 
 struct PcBoardConfig {
   IrqchipModel irqchip = IrqchipModel::Vmm;
-  std::function<void(std::uint8_t)> console_output;  // bytes the guest sends to the UART
+  std::function<void(std::uint8_t)> console_output;    // bytes the guest sends to the UART
   std::function<void(const std::string&)> debug_line;  // each line on port 0xE9 (optional)
 };
 

@@ -1,0 +1,264 @@
+#include "vmlab/compare.hpp"
+
+#include <charconv>
+#include <cstdio>
+
+namespace vmlab {
+
+namespace {
+
+std::string format_rate(double value) {
+  char text[32];
+  if (value >= 100000) {
+    std::snprintf(text, sizeof text, "%.0f", value);
+  } else if (value >= 100) {
+    std::snprintf(text, sizeof text, "%.1f", value);
+  } else {
+    std::snprintf(text, sizeof text, "%.2f", value);
+  }
+  return text;
+}
+
+std::string json_string(const std::string& text) {
+  std::string quoted = "\"";
+  for (char character : text) {
+    if (character == '"' || character == '\\') quoted += '\\';
+    if (static_cast<unsigned char>(character) >= 0x20) quoted += character;
+  }
+  return quoted + "\"";
+}
+
+CompareRow make_row(const WorkloadRequest& workload, const Configuration& configuration,
+                    Result<GuestRun> run) {
+  CompareRow row;
+  row.workload = workload;
+  row.configuration = configuration;
+  if (!run) {
+    row.failure = run.error().message;
+    return row;
+  }
+  row.run = std::move(*run);
+  const auto& report = row.run.report;
+  if (report.outcome != RunOutcome::GuestExited) {
+    row.failure = report.message;
+    return row;
+  }
+  if (!row.run.result || row.run.result->field("status") != "ok" || report.exit_value != 0) {
+    row.failure = row.run.result ? "guest reported " + row.run.result->line
+                                 : "the guest printed no result line";
+    return row;
+  }
+  row.ok = true;
+  const auto& result = *row.run.result;
+  const double operations = static_cast<double>(std::max<std::uint64_t>(1, result.number("n")));
+  row.cycles = result.number("cycles");
+  row.cycles_per_op = static_cast<double>(row.cycles) / operations;
+  std::uint64_t exits = 0;
+  for (const auto& [reason, count] : row.run.exits_by_reason)
+    exits += count;
+  row.vm_exits_per_op = static_cast<double>(exits) / operations;
+  row.kvm_exits_per_op = static_cast<double>(report.kvm_stats.value("exits")) / operations;
+  row.monitor_traps_per_op = static_cast<double>(row.run.monitor_traps) / operations;
+  row.has_monitor = configuration.cpu != "hvm";
+
+  std::uint64_t total = row.run.halted_ns;
+  for (auto time : row.run.level_time_ns)
+    total += time;
+  if (total != 0) {
+    auto share = [&](PrivilegeLevel level) {
+      return 100.0 * static_cast<double>(row.run.level_time_ns[static_cast<std::size_t>(level)]) /
+             static_cast<double>(total);
+    };
+    row.user_share_at_exit = share(PrivilegeLevel::GuestUser);
+    row.kernel_share_at_exit = share(PrivilegeLevel::GuestKernel);
+    row.guest_share =
+        row.user_share_at_exit + row.kernel_share_at_exit + share(PrivilegeLevel::Unknown);
+    row.monitor_share = share(PrivilegeLevel::Monitor);
+    row.vmm_share = share(PrivilegeLevel::Vmm);
+    row.halted_share = 100.0 * static_cast<double>(row.run.halted_ns) / static_cast<double>(total);
+  }
+  return row;
+}
+
+}  // namespace
+
+std::string Configuration::label() const {
+  return irqchip == IrqchipModel::Kernel ? cpu + "+kirq" : cpu;
+}
+
+std::vector<WorkloadRequest> default_compare_workloads() {
+  // Sized to finish in well under two minutes on a kvm_pvm host for every
+  // configuration together.
+  return {{"hello", 1},      {"syscalls", 5000}, {"pagefaults", 1000}, {"compute", 10'000'000},
+          {"cli-sti", 5000}, {"pio", 5000},      {"timer", 20}};
+}
+
+std::vector<std::string> available_cpu_modes() {
+  return {"hvm"};
+}
+
+Result<std::vector<WorkloadRequest>> parse_workload_list(const std::string& text) {
+  std::vector<WorkloadRequest> requests;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    start = end + 1;
+    if (item.empty()) continue;
+    const std::size_t colon = item.find(':');
+    WorkloadRequest request{item.substr(0, colon), 0};
+    const WorkloadInfo* info = find_workload(request.name);
+    if (info == nullptr) {
+      std::string names;
+      for (const auto& workload : builtin_workloads()) {
+        names += std::string(names.empty() ? "" : ", ") + workload.name;
+      }
+      return Error{"unknown workload '" + request.name + "' (the built-in guest has: " + names +
+                   ")"};
+    }
+    request.count = info->default_count;
+    if (colon != std::string::npos) {
+      const std::string count = item.substr(colon + 1);
+      auto [next, error] =
+          std::from_chars(count.data(), count.data() + count.size(), request.count);
+      if (error != std::errc() || next != count.data() + count.size() || request.count == 0) {
+        return Error{"bad count in '" + item + "': use NAME:N with N > 0"};
+      }
+    }
+    requests.push_back(request);
+  }
+  if (requests.empty()) return Error{"the workload list is empty"};
+  return requests;
+}
+
+Result<Comparison> run_comparison(const CompareOptions& options, const CompareProgress& progress) {
+  const auto workloads =
+      options.workloads.empty() ? default_compare_workloads() : options.workloads;
+  const auto cpus = options.cpus.empty() ? available_cpu_modes() : options.cpus;
+  const auto irqchips = options.irqchips.empty()
+                            ? std::vector<IrqchipModel>{IrqchipModel::Vmm, IrqchipModel::Kernel}
+                            : options.irqchips;
+  const auto modes = available_cpu_modes();
+  for (const auto& cpu : cpus) {
+    if (std::find(modes.begin(), modes.end(), cpu) == modes.end()) {
+      return Error{"unknown or unavailable --cpu '" + cpu + "' (this build has: hvm)"};
+    }
+  }
+  std::vector<Configuration> configurations;
+  for (const auto& cpu : cpus) {
+    for (auto irqchip : irqchips)
+      configurations.push_back({cpu, irqchip});
+  }
+
+  Comparison comparison;
+  comparison.platform_line = detect_platform().one_line();
+  const std::size_t total = workloads.size() * configurations.size();
+  for (const auto& workload : workloads) {
+    for (const auto& configuration : configurations) {
+      const std::size_t index = comparison.rows.size();
+      if (progress) {
+        progress(
+            index, total, nullptr,
+            configuration.label() + ": " + workload.name + " n=" + std::to_string(workload.count));
+      }
+      RunOptions run_options;
+      run_options.cpu = configuration.cpu;
+      run_options.irqchip = configuration.irqchip;
+      run_options.workload = workload.name;
+      run_options.count = workload.count;
+      run_options.memory_size = options.memory_size;
+      run_options.timeout_seconds = options.timeout_seconds;
+      auto run = run_guest(run_options);
+      // /dev/kvm itself missing is not a per-row failure: stop and say so.
+      if (!run && run.error().message.find("/dev/kvm") != std::string::npos) return run.error();
+      comparison.rows.push_back(make_row(workload, configuration, std::move(run)));
+      if (progress) progress(index + 1, total, &comparison.rows.back(), "");
+    }
+  }
+  for (auto& row : comparison.rows) {
+    if (!row.ok) continue;
+    for (const auto& baseline : comparison.rows) {
+      if (baseline.ok && baseline.workload.name == row.workload.name &&
+          baseline.configuration.cpu == "hvm" &&
+          baseline.configuration.irqchip == IrqchipModel::Vmm && baseline.cycles_per_op > 0) {
+        row.relative_to_hvm = row.cycles_per_op / baseline.cycles_per_op;
+      }
+    }
+  }
+  return comparison;
+}
+
+void print_comparison(const Comparison& comparison, std::ostream& out) {
+  char line[256];
+  std::snprintf(line, sizeof line, "%-11s %9s %-9s %13s %9s %9s %8s %7s %6s %6s %6s %7s\n",
+                "workload", "n", "config", "cycles/op", "exits/op", "kvm ex/op", "traps/op",
+                "guest%", "mon%", "vmm%", "halt%", "vs hvm");
+  out << line;
+  std::string previous;
+  for (const auto& row : comparison.rows) {
+    const std::string workload = row.workload.name == previous ? "" : row.workload.name;
+    const std::string count =
+        row.workload.name == previous ? "" : std::to_string(row.workload.count);
+    previous = row.workload.name;
+    if (!row.ok) {
+      std::snprintf(line, sizeof line, "%-11s %9s %-9s failed: %s\n", workload.c_str(),
+                    count.c_str(), row.configuration.label().c_str(), row.failure.c_str());
+      out << line;
+      continue;
+    }
+    const std::string traps = row.has_monitor ? format_rate(row.monitor_traps_per_op) : "-";
+    char relative[16] = "-";
+    if (row.relative_to_hvm)
+      std::snprintf(relative, sizeof relative, "%.2fx", *row.relative_to_hvm);
+    std::snprintf(line, sizeof line,
+                  "%-11s %9s %-9s %13s %9s %9s %8s %7.1f %6.1f %6.1f %6.1f %7s\n", workload.c_str(),
+                  count.c_str(), row.configuration.label().c_str(),
+                  format_rate(row.cycles_per_op).c_str(), format_rate(row.vm_exits_per_op).c_str(),
+                  format_rate(row.kvm_exits_per_op).c_str(), traps.c_str(), row.guest_share,
+                  row.monitor_share, row.vmm_share, row.halted_share, relative);
+    out << line;
+  }
+  out << "\ncycles/op: guest rdtsc per operation. exits/op: VM exits the VMM handled. kvm ex/op:\n"
+         "all exits, including those KVM handled in the kernel (vCPU stats). traps/op: monitor\n"
+         "traps (software modes only). guest/mon/vmm/halt: share of wall time with the guest\n"
+         "running, in the monitor, in the VMM, halted in hlt (with the in-kernel irqchip KVM\n"
+         "sleeps inside KVM_RUN, so halts count as guest time). vs hvm: cycles/op against hvm.\n"
+         "hvm+kirq: hvm with KVM's in-kernel PIC/PIT (--irqchip kernel).\n";
+  out << comparison.platform_line << "\n";
+}
+
+void write_comparison_json(const Comparison& comparison, std::ostream& out) {
+  out << "{\n  \"platform\": " << json_string(comparison.platform_line) << ",\n  \"rows\": [";
+  bool first = true;
+  for (const auto& row : comparison.rows) {
+    out << (first ? "\n" : ",\n") << "    {\"workload\": " << json_string(row.workload.name)
+        << ", \"n\": " << row.workload.count << ", \"cpu\": " << json_string(row.configuration.cpu)
+        << ", \"irqchip\": "
+        << json_string(row.configuration.irqchip == IrqchipModel::Kernel ? "kernel" : "vmm")
+        << ", \"ok\": " << (row.ok ? "true" : "false");
+    first = false;
+    if (!row.ok) {
+      out << ", \"failure\": " << json_string(row.failure) << "}";
+      continue;
+    }
+    out << ", \"cycles\": " << row.cycles << ", \"cycles_per_op\": " << row.cycles_per_op
+        << ", \"vm_exits_per_op\": " << row.vm_exits_per_op
+        << ", \"kvm_exits_per_op\": " << row.kvm_exits_per_op
+        << ", \"monitor_traps_per_op\": " << row.monitor_traps_per_op
+        << ", \"share_percent\": {\"guest\": " << row.guest_share
+        << ", \"guest_user_at_exit\": " << row.user_share_at_exit
+        << ", \"guest_kernel_at_exit\": " << row.kernel_share_at_exit
+        << ", \"monitor\": " << row.monitor_share << ", \"vmm\": " << row.vmm_share
+        << ", \"halted\": " << row.halted_share << "}"
+        << ", \"relative_to_hvm\": ";
+    if (row.relative_to_hvm) {
+      out << *row.relative_to_hvm;
+    } else {
+      out << "null";
+    }
+    out << ", \"result\": " << json_string(row.run.result ? row.run.result->line : "") << "}";
+  }
+  out << "\n  ]\n}\n";
+}
+
+}  // namespace vmlab

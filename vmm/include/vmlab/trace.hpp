@@ -1,0 +1,61 @@
+// Reading a vmlab trace back, and what is done with it: Perfetto/Chrome JSON
+// and CSV exports, and the summary `vmlab trace summary` prints. Qt-free, so
+// the CLI and the visualizer share it (STYLE.md 8).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <istream>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "vmlab/events.hpp"
+#include "vmlab/result.hpp"
+
+namespace vmlab {
+
+struct Trace {
+  int version = 0;
+  std::string platform_line;
+  std::string run_description;
+  std::uint64_t recorded = 0;
+  std::uint64_t dropped = 0;
+  // Time by privilege level over the whole run, from the recorder (ns).
+  std::array<std::uint64_t, static_cast<std::size_t>(PrivilegeLevel::Count)> level_time_ns{};
+  std::uint64_t halted_ns = 0;
+  std::vector<Event> events;  // in file order (oldest first)
+};
+
+// Parses a trace file (format v1); a malformed line is an error naming it.
+Result<Trace> read_trace(std::istream& in);
+Result<Trace> read_trace_file(const std::string& path);
+
+// Chrome JSON trace event format (Perfetto opens it): one process, a track
+// (thread) per privilege level, each event a complete slice ("ph":"X") on the
+// level that did the work, guest execution between exits as slices on the
+// guest's level, injections as instant events, exit counts as counter tracks.
+void export_perfetto(const Trace& trace, std::ostream& out);
+void export_csv(const Trace& trace, std::ostream& out);
+
+struct TraceSummary {
+  struct Count {
+    std::string kind;
+    std::string reason;
+    std::uint64_t count = 0;
+    std::uint64_t total_duration_ns = 0;
+  };
+  struct CostlyRip {
+    std::uint64_t guest_rip = 0;
+    std::uint64_t events = 0;
+    std::uint64_t total_duration_ns = 0;
+  };
+  std::vector<Count> counts;           // by kind and reason, most frequent first
+  std::vector<CostlyRip> costly_rips;  // most VMM time first, at most 10
+  std::uint64_t span_ns = 0;           // first event to last event end
+};
+
+TraceSummary summarize(const Trace& trace);
+void print_summary(const Trace& trace, const TraceSummary& summary, std::ostream& out);
+
+}  // namespace vmlab

@@ -1,0 +1,371 @@
+#include "vmlab/trace.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace vmlab {
+
+namespace {
+
+std::vector<std::string_view> split(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t end = text.find(separator, start);
+    parts.push_back(
+        text.substr(start, end == std::string_view::npos ? text.size() - start : end - start));
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return parts;
+}
+
+bool parse_unsigned(std::string_view text, std::uint64_t& value) {
+  int base = 10;
+  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+    text.remove_prefix(2);
+    base = 16;
+  }
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value, base);
+  return error == std::errc() && end == text.data() + text.size();
+}
+
+std::string json_escape(std::string_view text) {
+  std::string escaped;
+  for (char character : text) {
+    switch (character) {
+      case '"':
+        escaped += "\\\"";
+        break;
+      case '\\':
+        escaped += "\\\\";
+        break;
+      case '\n':
+        escaped += "\\n";
+        break;
+      case '\t':
+        escaped += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(character) < 0x20) {
+          char code[8];
+          std::snprintf(code, sizeof code, "\\u%04x", character);
+          escaped += code;
+        } else {
+          escaped += character;
+        }
+    }
+  }
+  return escaped;
+}
+
+// Chrome's format counts in microseconds; three decimals keep nanoseconds.
+std::string microseconds(std::uint64_t nanoseconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%llu.%03llu",
+                static_cast<unsigned long long>(nanoseconds / 1000),
+                static_cast<unsigned long long>(nanoseconds % 1000));
+  return text;
+}
+
+std::string hex(std::uint64_t value) {
+  char text[24];
+  std::snprintf(text, sizeof text, "%#llx", static_cast<unsigned long long>(value));
+  return text;
+}
+
+// One track (a "thread" of process 1) per privilege level.
+int track_of(PrivilegeLevel level) {
+  return static_cast<int>(level) + 1;
+}
+
+std::string slice_name(const Event& event) {
+  std::string name(event_reason_name(event.reason));
+  switch (event.reason) {
+    case EventReason::IoIn:
+    case EventReason::IoOut:
+    case EventReason::MmioRead:
+    case EventReason::MmioWrite:
+      name += " " + hex(event.address);
+      break;
+    case EventReason::Halt:
+    case EventReason::Interrupted:
+    case EventReason::InterruptWindowOpen:
+    case EventReason::Shutdown:
+    case EventReason::FailEntry:
+    case EventReason::InternalError:
+    case EventReason::SystemEvent:
+    case EventReason::Debug:
+    case EventReason::Unknown:
+    case EventReason::ExternalInterrupt:
+    case EventReason::Count:
+      break;
+  }
+  return name;
+}
+
+}  // namespace
+
+Result<Trace> read_trace(std::istream& in) {
+  Trace trace;
+  std::string line;
+  std::size_t line_number = 0;
+  auto bad = [&](const std::string& why) {
+    return Error{"trace line " + std::to_string(line_number) + ": " + why};
+  };
+  while (std::getline(in, line)) {
+    ++line_number;
+    if (line.empty()) continue;
+    if (line[0] == '#') {
+      std::string_view header(line);
+      header.remove_prefix(std::min<std::size_t>(2, header.size()));
+      if (header.rfind("vmlab-trace ", 0) == 0) {
+        std::uint64_t version = 0;
+        if (!parse_unsigned(header.substr(12), version)) return bad("unreadable format version");
+        trace.version = static_cast<int>(version);
+        if (trace.version != 1) {
+          return bad("trace format version " + std::to_string(version) +
+                     " is newer than this vmlab reads (1)");
+        }
+      } else if (header.rfind("platform: ", 0) == 0) {
+        trace.platform_line = std::string(header);
+      } else if (header.rfind("run: ", 0) == 0) {
+        trace.run_description = std::string(header.substr(5));
+      } else if (header.rfind("events: ", 0) == 0) {
+        auto words = split(header.substr(8), ' ');
+        if (words.size() >= 3) {
+          parse_unsigned(words[0], trace.recorded);
+          parse_unsigned(words[2], trace.dropped);
+        }
+      } else if (header.rfind("levels:", 0) == 0) {
+        for (auto word : split(header.substr(7), ' ')) {
+          const auto equals = word.find('=');
+          if (equals == std::string_view::npos) continue;
+          std::uint64_t value = 0;
+          if (!parse_unsigned(word.substr(equals + 1), value)) return bad("unreadable level time");
+          if (word.substr(0, equals) == "halted") {
+            trace.halted_ns = value;
+          } else if (auto level = parse_privilege_level(word.substr(0, equals))) {
+            trace.level_time_ns[static_cast<std::size_t>(*level)] = value;
+          }
+        }
+      }
+      continue;
+    }
+    if (trace.version == 0) return bad("not a vmlab trace (no '# vmlab-trace' header)");
+    auto fields = split(line, '\t');
+    if (fields.size() != 11) {
+      return bad("expected 11 tab-separated fields, found " + std::to_string(fields.size()));
+    }
+    Event event;
+    std::uint64_t vcpu = 0, size = 0;
+    auto kind = parse_event_kind(fields[3]);
+    auto reason = parse_event_reason(fields[4]);
+    auto from = parse_privilege_level(fields[5]);
+    auto to = parse_privilege_level(fields[6]);
+    if (!parse_unsigned(fields[0], event.time_ns) ||
+        !parse_unsigned(fields[1], event.duration_ns) || !parse_unsigned(fields[2], vcpu) ||
+        !kind || !reason || !from || !to || !parse_unsigned(fields[7], event.guest_rip) ||
+        !parse_unsigned(fields[8], event.address) || !parse_unsigned(fields[9], size) ||
+        !parse_unsigned(fields[10], event.value) || size > 0xffff || vcpu > 0xffffffff) {
+      return bad("unreadable event");
+    }
+    event.vcpu = static_cast<std::uint32_t>(vcpu);
+    event.size = static_cast<std::uint16_t>(size);
+    event.kind = *kind;
+    event.reason = *reason;
+    event.from = *from;
+    event.to = *to;
+    trace.events.push_back(event);
+  }
+  if (trace.version == 0) return Error{"not a vmlab trace (no '# vmlab-trace' header)"};
+  return trace;
+}
+
+Result<Trace> read_trace_file(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return Error::from_errno("cannot open trace " + path, errno);
+  auto trace = read_trace(file);
+  if (!trace) return Error{path + ": " + trace.error().message};
+  return trace;
+}
+
+void export_perfetto(const Trace& trace, std::ostream& out) {
+  struct Record {
+    std::uint64_t start;
+    std::uint64_t duration;
+    std::string json;
+  };
+  std::vector<Record> records;
+  auto slice = [&](PrivilegeLevel level, std::uint64_t start, std::uint64_t duration,
+                   const std::string& name, const std::string& arguments) {
+    records.push_back({start, duration,
+                       "{\"ph\":\"X\",\"pid\":1,\"tid\":" + std::to_string(track_of(level)) +
+                           ",\"ts\":" + microseconds(start) + ",\"dur\":" + microseconds(duration) +
+                           ",\"name\":\"" + json_escape(name) + "\",\"args\":{" + arguments +
+                           "}}"});
+  };
+
+  std::uint64_t guest_resumed = 0;  // when the guest last started running
+  std::uint64_t exits = 0;
+  for (const auto& event : trace.events) {
+    const std::string arguments = "\"guest_rip\":\"" + hex(event.guest_rip) + "\",\"address\":\"" +
+                                  hex(event.address) + "\",\"value\":\"" + hex(event.value) +
+                                  "\",\"size\":" + std::to_string(event.size) + ",\"from\":\"" +
+                                  std::string(privilege_level_name(event.from)) + "\"";
+    switch (event.kind) {
+      case EventKind::VmExit: {
+        if (event.time_ns > guest_resumed) {
+          slice(event.from, guest_resumed, event.time_ns - guest_resumed, "guest running", "");
+        }
+        slice(PrivilegeLevel::Vmm, event.time_ns, event.duration_ns, slice_name(event), arguments);
+        guest_resumed = event.time_ns + event.duration_ns;
+        ++exits;
+        records.push_back(
+            {event.time_ns, 0,
+             "{\"ph\":\"C\",\"pid\":1,\"ts\":" + microseconds(event.time_ns) +
+                 ",\"name\":\"VM exits\",\"args\":{\"total\":" + std::to_string(exits) + "}}"});
+        break;
+      }
+      case EventKind::InterruptInjection:
+        records.push_back(
+            {event.time_ns, 0,
+             "{\"ph\":\"i\",\"s\":\"t\",\"pid\":1,\"tid\":" + std::to_string(track_of(event.to)) +
+                 ",\"ts\":" + microseconds(event.time_ns) + ",\"name\":\"interrupt vector " +
+                 hex(event.address) + "\"}"});
+        break;
+      case EventKind::GuestHalt:
+        slice(PrivilegeLevel::Vmm, event.time_ns, event.duration_ns, "hlt: waiting for interrupt",
+              arguments);
+        break;
+      case EventKind::MonitorTrap:
+      case EventKind::Hypercall:
+      case EventKind::DeviceAccess:
+      case EventKind::IommuFault:
+      case EventKind::Translation:
+      case EventKind::Count:
+        slice(event.to, event.time_ns, event.duration_ns,
+              std::string(event_kind_name(event.kind)) + ": " + slice_name(event), arguments);
+        break;
+    }
+  }
+  // Parents before children: by start, then longest first.
+  std::stable_sort(records.begin(), records.end(), [](const Record& a, const Record& b) {
+    return a.start != b.start ? a.start < b.start : a.duration > b.duration;
+  });
+
+  out << "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"platform\":\""
+      << json_escape(trace.platform_line) << "\",\"run\":\"" << json_escape(trace.run_description)
+      << "\",\"dropped_events\":" << trace.dropped << "},\"traceEvents\":[\n";
+  out << "{\"ph\":\"M\",\"pid\":1,\"name\":\"process_name\",\"args\":{\"name\":\"vmlab "
+      << json_escape(trace.run_description) << "\"}}";
+  for (std::size_t index = 0; index < static_cast<std::size_t>(PrivilegeLevel::Count); ++index) {
+    const auto level = static_cast<PrivilegeLevel>(index);
+    out << ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":" << track_of(level)
+        << ",\"name\":\"thread_name\",\"args\":{\"name\":\"" << privilege_level_name(level)
+        << "\"}}";
+    out << ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":" << track_of(level)
+        << ",\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":" << index << "}}";
+  }
+  for (const auto& record : records)
+    out << ",\n" << record.json;
+  out << "\n]}\n";
+}
+
+void export_csv(const Trace& trace, std::ostream& out) {
+  out << "time_ns,duration_ns,vcpu,kind,reason,from,to,guest_rip,address,size,value\n";
+  for (const auto& event : trace.events) {
+    out << event.time_ns << ',' << event.duration_ns << ',' << event.vcpu << ','
+        << event_kind_name(event.kind) << ',' << event_reason_name(event.reason) << ','
+        << privilege_level_name(event.from) << ',' << privilege_level_name(event.to) << ','
+        << hex(event.guest_rip) << ',' << hex(event.address) << ',' << event.size << ','
+        << hex(event.value) << '\n';
+  }
+}
+
+TraceSummary summarize(const Trace& trace) {
+  TraceSummary summary;
+  std::map<std::pair<std::string_view, std::string_view>, TraceSummary::Count> counts;
+  std::map<std::uint64_t, TraceSummary::CostlyRip> rips;
+  std::uint64_t first = ~0ULL, last = 0;
+  for (const auto& event : trace.events) {
+    auto& count = counts[{event_kind_name(event.kind), event_reason_name(event.reason)}];
+    count.kind = event_kind_name(event.kind);
+    count.reason = event_reason_name(event.reason);
+    ++count.count;
+    count.total_duration_ns += event.duration_ns;
+    if (event.kind == EventKind::VmExit && event.guest_rip != 0) {
+      auto& rip = rips[event.guest_rip];
+      rip.guest_rip = event.guest_rip;
+      ++rip.events;
+      rip.total_duration_ns += event.duration_ns;
+    }
+    first = std::min(first, event.time_ns);
+    last = std::max(last, event.time_ns + event.duration_ns);
+  }
+  summary.span_ns = last > first ? last - first : 0;
+  for (auto& [key, count] : counts)
+    summary.counts.push_back(count);
+  std::sort(summary.counts.begin(), summary.counts.end(),
+            [](const auto& a, const auto& b) { return a.count > b.count; });
+  for (auto& [address, rip] : rips)
+    summary.costly_rips.push_back(rip);
+  std::sort(summary.costly_rips.begin(), summary.costly_rips.end(),
+            [](const auto& a, const auto& b) { return a.total_duration_ns > b.total_duration_ns; });
+  if (summary.costly_rips.size() > 10) summary.costly_rips.resize(10);
+  return summary;
+}
+
+void print_summary(const Trace& trace, const TraceSummary& summary, std::ostream& out) {
+  char line[200];
+  out << "run: " << trace.run_description << "\n";
+  out << trace.events.size() << " events over " << microseconds(summary.span_ns) << " us";
+  if (trace.dropped != 0) out << " (" << trace.dropped << " older events were dropped)";
+  out << "\n\nevents by kind and reason:\n";
+  std::snprintf(line, sizeof line, "  %-20s %-20s %10s %14s %12s\n", "kind", "reason", "count",
+                "VMM time us", "us each");
+  out << line;
+  for (const auto& count : summary.counts) {
+    std::snprintf(
+        line, sizeof line, "  %-20s %-20s %10llu %14.1f %12.2f\n", count.kind.c_str(),
+        count.reason.c_str(), static_cast<unsigned long long>(count.count),
+        static_cast<double>(count.total_duration_ns) / 1000.0,
+        static_cast<double>(count.total_duration_ns) / 1000.0 / static_cast<double>(count.count));
+    out << line;
+  }
+  std::uint64_t total = trace.halted_ns;
+  for (auto time : trace.level_time_ns)
+    total += time;
+  if (total != 0) {
+    out << "\ntime by privilege level (whole run):\n";
+    auto share = [&](const char* name, std::uint64_t nanoseconds) {
+      std::snprintf(line, sizeof line, "  %-14s %12.3f ms %6.1f%%\n", name,
+                    static_cast<double>(nanoseconds) / 1e6,
+                    100.0 * static_cast<double>(nanoseconds) / static_cast<double>(total));
+      out << line;
+    };
+    for (std::size_t index = 0; index < trace.level_time_ns.size(); ++index) {
+      if (trace.level_time_ns[index] == 0) continue;
+      share(std::string(privilege_level_name(static_cast<PrivilegeLevel>(index))).c_str(),
+            trace.level_time_ns[index]);
+    }
+    if (trace.halted_ns != 0) share("halted", trace.halted_ns);
+  }
+  if (!summary.costly_rips.empty()) {
+    out << "\nguest RIPs that cost the VMM most:\n";
+    for (const auto& rip : summary.costly_rips) {
+      std::snprintf(line, sizeof line, "  %#18llx %10llu exits %12.1f us\n",
+                    static_cast<unsigned long long>(rip.guest_rip),
+                    static_cast<unsigned long long>(rip.events),
+                    static_cast<double>(rip.total_duration_ns) / 1000.0);
+      out << line;
+    }
+  }
+  if (!trace.platform_line.empty()) out << "\n" << trace.platform_line << "\n";
+}
+
+}  // namespace vmlab
