@@ -44,7 +44,9 @@ static inline uint64_t read_msr(uint32_t msr) {
 }
 
 static inline void write_msr(uint32_t msr, uint64_t value) {
-  __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)value), "d"((uint32_t)(value >> 32))
+  __asm__ volatile("wrmsr"
+                   :
+                   : "c"(msr), "a"((uint32_t)value), "d"((uint32_t)(value >> 32))
                    : "memory");
 }
 
@@ -60,7 +62,9 @@ static inline void write_cr3(uint64_t value) {
 
 /* cli/sti, never popf: a deprivileged kernel's popf cannot change IF
  * (PLATFORM.md; Intel SDM vol. 2B, POPF), so IF is only ever changed here. */
-static inline void interrupts_disable(void) { __asm__ volatile("cli" : : : "memory"); }
+static inline void interrupts_disable(void) {
+  __asm__ volatile("cli" : : : "memory");
+}
 
 /* sti delays interrupt recognition by one instruction (Intel SDM vol. 2B, STI),
  * so an interrupt that is already pending wakes the hlt instead of being taken
@@ -70,7 +74,8 @@ static inline void interrupts_enable_and_wait(void) {
 }
 
 _Noreturn static inline void halt_forever(void) {
-  for (;;) __asm__ volatile("cli; hlt");
+  for (;;)
+    __asm__ volatile("cli; hlt");
 }
 
 /* One string instruction instead of a loop: CPL0 code may be emulated

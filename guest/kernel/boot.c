@@ -50,10 +50,18 @@ bool boot_adopt(uint64_t boot_info_address, unsigned entry) {
   return true;
 }
 
-const char* boot_problem(void) { return adopted_problem; }
-unsigned boot_entry_kind(void) { return adopted_entry; }
-const struct vmlab_boot_info* boot_info(void) { return &adopted_info; }
-const char* boot_command_line(void) { return adopted_command_line; }
+const char* boot_problem(void) {
+  return adopted_problem;
+}
+unsigned boot_entry_kind(void) {
+  return adopted_entry;
+}
+const struct vmlab_boot_info* boot_info(void) {
+  return &adopted_info;
+}
+const char* boot_command_line(void) {
+  return adopted_command_line;
+}
 
 uint64_t boot_ram_bytes(void) {
   uint64_t total = 0;
@@ -141,8 +149,8 @@ struct vmlab_boot_info* pvh_build_boot_info(uint64_t start_info_address) {
   /* The PVH ABI treats 0 in an address field as "not present". */
   if (start->cmdline_paddr != 0 && start->cmdline_paddr < BOOT_MAPPED_LIMIT) {
     pvh_info.cmdline_addr = start->cmdline_paddr;
-    pvh_info.cmdline_length = (uint32_t)string_length_bounded(
-        (const char*)start->cmdline_paddr, VMLAB_BOOT_CMDLINE_MAX - 1);
+    pvh_info.cmdline_length = (uint32_t)string_length_bounded((const char*)start->cmdline_paddr,
+                                                              VMLAB_BOOT_CMDLINE_MAX - 1);
   }
 
   /* Low memory holds the loader's tables and the BIOS areas: never usable. */
@@ -168,7 +176,7 @@ struct vmlab_boot_info* pvh_build_boot_info(uint64_t start_info_address) {
   /* The standard PC devices QEMU's "pc" machine has at their ISA addresses. */
   pvh_add_device(VMLAB_DEVICE_UART16550, 0x3f8, 8, 4);
   pvh_add_device(VMLAB_DEVICE_PIC8259, 0x20, 2, VMLAB_NO_IRQ);
-  pvh_add_device(VMLAB_DEVICE_PIC8259, 0xa0, 2, 2);
+  pvh_add_device(VMLAB_DEVICE_PIC8259, 0xa0, 2, VMLAB_NO_IRQ);
   pvh_add_device(VMLAB_DEVICE_PIT8254, 0x40, 4, 0);
   pvh_add_device(VMLAB_DEVICE_DEBUGCON, 0xe9, 1, VMLAB_NO_IRQ);
   pvh_add_device(VMLAB_DEVICE_EXIT_PORT, 0xf4, 4, VMLAB_NO_IRQ);

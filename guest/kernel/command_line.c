@@ -3,7 +3,9 @@
 #include "lib.h"
 #include "pit.h"
 
-static bool is_separator(char character) { return character == ' ' || character == '\t'; }
+static bool is_separator(char character) {
+  return character == ' ' || character == '\t';
+}
 
 /* Decimal digits only, no sign, no overflow. */
 static bool parse_decimal(const char* text, size_t length, uint64_t* value) {
@@ -39,12 +41,15 @@ bool command_line_parse(const char* text, struct run_options* options, char* mes
 
   const char* cursor = text;
   while (*cursor != '\0') {
-    while (is_separator(*cursor)) ++cursor;
+    while (is_separator(*cursor))
+      ++cursor;
     const char* key = cursor;
-    while (*cursor != '\0' && !is_separator(*cursor)) ++cursor;
+    while (*cursor != '\0' && !is_separator(*cursor))
+      ++cursor;
     if (cursor == key) break;
     const char* equals = key;
-    while (equals < cursor && *equals != '=') ++equals;
+    while (equals < cursor && *equals != '=')
+      ++equals;
     if (equals == cursor) continue;
     size_t key_length = (size_t)(equals - key);
     const char* value = equals + 1;
@@ -54,8 +59,9 @@ bool command_line_parse(const char* text, struct run_options* options, char* mes
     if (text_equals(key, key_length, "workload")) {
       options->workload = workload_find(value, value_length);
       if (options->workload == NULL) {
-        problem = "workload='%s' is not one of hello, syscalls, pagefaults, compute, cli-sti, pio, "
-                  "timer, segfault, fault";
+        problem =
+            "workload='%s' is not one of hello, syscalls, pagefaults, compute, cli-sti, pio, "
+            "timer, segfault, fault";
       }
     } else if (text_equals(key, key_length, "n")) {
       count_given = true;
@@ -73,8 +79,7 @@ bool command_line_parse(const char* text, struct run_options* options, char* mes
       }
     } else if (text_equals(key, key_length, "hz")) {
       uint64_t hz;
-      if (parse_decimal(value, value_length, &hz) && hz >= PIT_MINIMUM_HZ &&
-          hz <= PIT_MAXIMUM_HZ) {
+      if (parse_decimal(value, value_length, &hz) && hz >= PIT_MINIMUM_HZ && hz <= PIT_MAXIMUM_HZ) {
         options->hz = (uint32_t)hz;
       } else {
         problem = "hz='%s' must be a decimal from " PIT_HZ_RANGE_TEXT;

@@ -7,13 +7,13 @@
 
 /* 16550A register offsets and bits (TI/National PC16550D datasheet, "Register
  * Description"). */
-#define UART_DATA 0               /* THR on write, RBR on read; DLL when LCR.DLAB */
-#define UART_INTERRUPT_ENABLE 1   /* IER; DLM when LCR.DLAB */
-#define UART_INTERRUPT_ID 2       /* IIR on read */
-#define UART_FIFO_CONTROL 2       /* FCR on write */
-#define UART_LINE_CONTROL 3       /* LCR */
-#define UART_MODEM_CONTROL 4      /* MCR */
-#define UART_LINE_STATUS 5        /* LSR */
+#define UART_DATA 0             /* THR on write, RBR on read; DLL when LCR.DLAB */
+#define UART_INTERRUPT_ENABLE 1 /* IER; DLM when LCR.DLAB */
+#define UART_INTERRUPT_ID 2     /* IIR on read */
+#define UART_FIFO_CONTROL 2     /* FCR on write */
+#define UART_LINE_CONTROL 3     /* LCR */
+#define UART_MODEM_CONTROL 4    /* MCR */
+#define UART_LINE_STATUS 5      /* LSR */
 
 #define UART_IER_TRANSMIT_EMPTY 0x02
 #define UART_IIR_NONE_PENDING 0x01
@@ -105,9 +105,15 @@ bool console_use_interrupts(void) {
   return true;
 }
 
-bool console_has_uart(void) { return uart_present; }
-uint16_t console_uart_base(void) { return uart_base; }
-uint32_t console_uart_irq(void) { return uart_irq; }
+bool console_has_uart(void) {
+  return uart_present;
+}
+uint16_t console_uart_base(void) {
+  return uart_base;
+}
+uint32_t console_uart_irq(void) {
+  return uart_irq;
+}
 
 /* The handler sends at most one FIFO load per interrupt and disables the
  * THR-empty interrupt before it sends the last load, so a write of L bytes
@@ -133,7 +139,8 @@ void console_interrupt(void) {
 
 static void write_interrupt_driven(const char* text, size_t length) {
   for (size_t index = 0; index < length; ++index) {
-    while (ring_head - ring_tail == RING_SIZE) interrupts_enable_and_wait();
+    while (ring_head - ring_tail == RING_SIZE)
+      interrupts_enable_and_wait();
     ring[ring_head % RING_SIZE] = text[index];
     ring_head = ring_head + 1;
     if (!transmitting) {
@@ -143,7 +150,8 @@ static void write_interrupt_driven(const char* text, size_t length) {
       port_write8(uart_base + UART_INTERRUPT_ENABLE, UART_IER_TRANSMIT_EMPTY);
     }
   }
-  while (transmitting) interrupts_enable_and_wait();
+  while (transmitting)
+    interrupts_enable_and_wait();
 }
 
 void console_write(const char* text, size_t length) {

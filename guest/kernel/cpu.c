@@ -118,13 +118,13 @@ void syscall_init(void) {
   /* Intel SDM vol. 3A, 5.8.8: SYSCALL is enabled by EFER.SCE, enters at
    * LSTAR with CS/SS from STAR, and clears the RFLAGS bits set in FMASK.
    * Clearing IF keeps the entry stub's stack switch atomic; TF, DF and AC as
-   * the ABI and a clean kernel state expect. LME/LMA are written back
-   * unchanged. The vmlab entry arrives with SCE already set (boot_info.h):
-   * kvm_pvm raises #GP on a guest's own EFER write, so write only if needed. */
-  const uint64_t efer = read_msr(MSR_EFER);
+   * the ABI and a clean kernel state expect. EFER is written only if SCE is
+   * still clear (the vmlab VMM sets it at entry; some KVM backends refuse a
+   * guest's EFER write), and then with LME/LMA unchanged. */
+  uint64_t efer = read_msr(MSR_EFER);
   if ((efer & EFER_SYSCALL_ENABLE) == 0) write_msr(MSR_EFER, efer | EFER_SYSCALL_ENABLE);
-  write_msr(MSR_STAR, ((uint64_t)SYSRET_SELECTOR_BASE << 48) |
-                          ((uint64_t)SELECTOR_KERNEL_CODE << 32));
+  write_msr(MSR_STAR,
+            ((uint64_t)SYSRET_SELECTOR_BASE << 48) | ((uint64_t)SELECTOR_KERNEL_CODE << 32));
   write_msr(MSR_LSTAR, (uint64_t)(uintptr_t)syscall_entry);
   write_msr(MSR_FMASK,
             RFLAGS_INTERRUPT_ENABLE | RFLAGS_TRAP | RFLAGS_DIRECTION | RFLAGS_ALIGNMENT_CHECK);

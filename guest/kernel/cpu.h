@@ -15,7 +15,6 @@
 
 #define VECTOR_DOUBLE_FAULT 8
 #define VECTOR_PAGE_FAULT 14
-#define VECTOR_EXCEPTION_COUNT 32
 #define VECTOR_TABLE_SIZE 48 /* 32 exceptions, then the 16 PIC vectors */
 /* Not a hardware vector: marks trap frames built by the syscall entry. */
 #define VECTOR_SYSCALL 0x100

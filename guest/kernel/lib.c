@@ -38,7 +38,8 @@ int memcmp(const void* left, const void* right, size_t length) {
 
 size_t string_length_bounded(const char* text, size_t maximum) {
   size_t length = 0;
-  while (length < maximum && text[length] != '\0') ++length;
+  while (length < maximum && text[length] != '\0')
+    ++length;
   return length;
 }
 
@@ -65,7 +66,8 @@ static void put_unsigned(struct output* output, uint64_t value, unsigned base) {
     digits[count++] = (char)(digit < 10 ? '0' + digit : 'a' + digit - 10);
     value /= base;
   } while (value != 0);
-  while (count > 0) put_character(output, digits[--count]);
+  while (count > 0)
+    put_character(output, digits[--count]);
 }
 
 size_t format_text(char* buffer, size_t capacity, const char* format, va_list arguments) {
@@ -91,7 +93,8 @@ size_t format_text(char* buffer, size_t capacity, const char* format, va_list ar
     switch (*cursor) {
       case 's': {
         const char* text = va_arg(arguments, const char*);
-        while (*text != '\0') put_character(&output, *text++);
+        while (*text != '\0')
+          put_character(&output, *text++);
         break;
       }
       case 'c':

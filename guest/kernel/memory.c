@@ -31,7 +31,9 @@ static uint64_t align_up(uint64_t value, uint64_t alignment) {
   return (value + alignment - 1) & ~(alignment - 1);
 }
 
-static uint64_t align_down(uint64_t value, uint64_t alignment) { return value & ~(alignment - 1); }
+static uint64_t align_down(uint64_t value, uint64_t alignment) {
+  return value & ~(alignment - 1);
+}
 
 void* physical_to_virtual(uint64_t physical_address) {
   return (void*)(uintptr_t)(physical_address + physical_map_offset);
@@ -155,6 +157,10 @@ bool memory_init(void) {
   return true;
 }
 
-const char* memory_problem(void) { return problem; }
+const char* memory_problem(void) {
+  return problem;
+}
 
-uint64_t kernel_page_table_root(void) { return kernel_root; }
+uint64_t kernel_page_table_root(void) {
+  return kernel_root;
+}

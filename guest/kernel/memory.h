@@ -21,10 +21,9 @@
 #define PTE_LARGE_PAGE (1ull << 7)
 #define PTE_ADDRESS_MASK 0x000ffffffffff000ull
 
-/* Page-fault error code bits (Intel SDM vol. 3A, 4.7). */
+/* Page-fault error code bit 0: the fault was a protection violation on a
+ * present page, not a missing one (Intel SDM vol. 3A, 4.7). */
 #define PAGE_FAULT_PRESENT (1ull << 0)
-#define PAGE_FAULT_WRITE (1ull << 1)
-#define PAGE_FAULT_USER (1ull << 2)
 
 /* PML4 slot 1: low in the canonical lower half, clear of the user layout
  * (slot 0) and of any monitor region a VMM places high. */

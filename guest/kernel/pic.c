@@ -48,10 +48,10 @@ void pic_init(void) {
 void pic_unmask(uint32_t irq) {
   if (irq < 8) {
     if (!master_present) return;
-    master_mask &= (uint8_t)~(1u << irq);
+    master_mask &= (uint8_t) ~(1u << irq);
     port_write8(master_base + 1, master_mask);
   } else if (irq < PIC_IRQ_COUNT && slave_present) {
-    slave_mask &= (uint8_t)~(1u << (irq - 8));
+    slave_mask &= (uint8_t) ~(1u << (irq - 8));
     port_write8(slave_base + 1, slave_mask);
     pic_unmask(CASCADE_IRQ);
   }

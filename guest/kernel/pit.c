@@ -35,6 +35,10 @@ uint32_t pit_irq(void) {
   return device != NULL ? device->irq : VMLAB_NO_IRQ;
 }
 
-uint64_t timer_ticks(void) { return ticks; }
+uint64_t timer_ticks(void) {
+  return ticks;
+}
 
-void timer_interrupt(void) { ticks = ticks + 1; }
+void timer_interrupt(void) {
+  ticks = ticks + 1;
+}

@@ -49,7 +49,9 @@ void measurement_end(void) {
   measured = true;
 }
 
-uint64_t measurement_cycles(void) { return cycles_at_end - cycles_at_begin; }
+uint64_t measurement_cycles(void) {
+  return cycles_at_end - cycles_at_begin;
+}
 
 _Noreturn void result_finish(enum run_status status, uint64_t cycles, uint64_t check) {
   if (finishing) machine_exit(status_table[RUN_STATUS_FAULT].exit_status);
@@ -66,16 +68,16 @@ _Noreturn void result_finish(enum run_status status, uint64_t cycles, uint64_t c
   debug_console_print(
       "VMLAB-RESULT workload=%s n=%lu status=%s cycles=%lu syscalls=%lu irqs=%lu pagefaults=%lu "
       "check=0x%lx\n",
-      workload_name, workload_count, status_table[status].name, cycles, delta.syscalls,
-      delta.irqs, delta.pagefaults, check);
+      workload_name, workload_count, status_table[status].name, cycles, delta.syscalls, delta.irqs,
+      delta.pagefaults, check);
   machine_exit(status_table[status].exit_status);
 }
 
 _Noreturn void fatal_exception(const struct trap_frame* frame, uint64_t fault_address) {
   if (finishing) machine_exit(status_table[RUN_STATUS_FAULT].exit_status);
   console_emergency_print(
-      "vmlab: kernel fault: vector %lu error 0x%lx rip 0x%lx cr2 0x%lx rsp 0x%lx\n",
-      frame->vector, frame->error_code, frame->rip, fault_address, frame->rsp);
+      "vmlab: kernel fault: vector %lu error 0x%lx rip 0x%lx cr2 0x%lx rsp 0x%lx\n", frame->vector,
+      frame->error_code, frame->rip, fault_address, frame->rsp);
   uint64_t cycles = 0;
   if (measuring) {
     measurement_end();

@@ -1,12 +1,12 @@
 #include "task.h"
 
-#include "user_abi.h"
 #include "arch.h"
 #include "console.h"
 #include "lib.h"
 #include "memory.h"
 #include "pit.h"
 #include "result.h"
+#include "user_abi.h"
 
 /* user_image.S: the flat user program, linked at VMLAB_USER_IMAGE_BASE. */
 extern const char user_image_start[];
@@ -48,8 +48,8 @@ bool task_create(void) {
   unsigned physical_map_slot = (unsigned)(PHYSICAL_MAP_BASE >> 39) & 511;
   user_pml4[physical_map_slot] = kernel_pml4[physical_map_slot];
   uint64_t* kernel_directory_entry =
-      page_table_entry(kernel_page_table_root(), 0x100000, 2, false, 0);
-  uint64_t* user_directory_entry = page_table_entry(user_root, 0x100000, 2, true, USER_FLAGS);
+      page_table_entry(kernel_page_table_root(), VMLAB_KERNEL_IMAGE_BASE, 2, false, 0);
+  uint64_t* user_directory_entry = page_table_entry(user_root, VMLAB_KERNEL_IMAGE_BASE, 2, true, USER_FLAGS);
   if (kernel_directory_entry == NULL || user_directory_entry == NULL) goto out_of_memory;
   *user_directory_entry = *kernel_directory_entry;
 

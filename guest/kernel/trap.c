@@ -30,9 +30,9 @@ static int interrupted_privilege_level(const struct trap_frame* frame) {
 /* A SYSCALL from user mode that arrived at LSTAR without switching to CPL0.
  * Architecturally SYSCALL always enters CPL0 with CS from STAR (Intel SDM
  * vol. 3A, 5.8.8), so on correct hardware this never happens. The kvm_pvm
- * backend (PLATFORM.md) jumps to LSTAR but stays at CPL3; the kernel's entry
- * page is supervisor-only, so the fetch of its first instruction faults with
- * RIP = CR2 = LSTAR, which no other fault can produce. RCX and R11 still hold
+ * backend (PLATFORM.md) was observed to jump to LSTAR but stay at CPL3; the
+ * kernel's entry page is supervisor-only, so fetching its first instruction
+ * faults with RIP = CR2 = LSTAR, which no other fault produces. RCX and R11 still hold
  * what SYSCALL saved (return RIP and RFLAGS), so the kernel completes the
  * system call here and returns with iretq as the entry stub would. */
 static bool is_unprivileged_syscall(const struct trap_frame* frame, uint64_t fault_address) {

@@ -19,8 +19,7 @@ static void fail(struct workload_outcome* outcome, const char* reason) {
 
 /* The user task does the work at CPL3 and measures itself with rdtsc; the
  * kernel's own interval (task entry to exit) is the fallback for cycles. */
-static void run_user_task(uint64_t workload, uint64_t count,
-                          struct workload_outcome* outcome) {
+static void run_user_task(uint64_t workload, uint64_t count, struct workload_outcome* outcome) {
   struct task_report report;
   measurement_begin();
   task_run(workload, count, &report);
@@ -65,9 +64,10 @@ static void run_pagefaults(const struct run_options* options, struct workload_ou
   /* One frame per page and one page table per 2 MiB of the region. */
   uint64_t needed = options->count + (options->count + 511) / 512;
   if (frames_free() < needed) {
-    console_print("vmlab: pagefaults n=%lu needs %lu free frames, the VM has %lu: give it more "
-                  "memory or lower n\n",
-                  options->count, needed, frames_free());
+    console_print(
+        "vmlab: pagefaults n=%lu needs %lu free frames, the VM has %lu: give it more "
+        "memory or lower n\n",
+        options->count, needed, frames_free());
     outcome->status = RUN_STATUS_ERROR;
     return;
   }
@@ -106,7 +106,8 @@ static void run_pio(const struct run_options* options, struct workload_outcome* 
   port_write8(scratch, PIO_PATTERN);
   uint64_t sum = 0;
   measurement_begin();
-  for (uint64_t index = 0; index < options->count; ++index) sum += port_read8(scratch);
+  for (uint64_t index = 0; index < options->count; ++index)
+    sum += port_read8(scratch);
   measurement_end();
   outcome->cycles = measurement_cycles();
   outcome->check = sum;
@@ -123,7 +124,8 @@ static void run_timer(const struct run_options* options, struct workload_outcome
   uint64_t target = first + options->count;
   pit_start(options->hz); /* hz was range-checked with the command line */
   pic_unmask(irq);
-  while (timer_ticks() < target) interrupts_enable_and_wait();
+  while (timer_ticks() < target)
+    interrupts_enable_and_wait();
   pic_mask(irq);
   pit_stop();
   measurement_end();

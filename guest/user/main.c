@@ -42,7 +42,8 @@ static int hello(uint64_t count) {
 
 static int null_syscalls(uint64_t count) {
   uint64_t start = read_timestamp_counter();
-  for (uint64_t index = 0; index < count; ++index) system_call(VMLAB_SYSCALL_NULL, 0, 0);
+  for (uint64_t index = 0; index < count; ++index)
+    system_call(VMLAB_SYSCALL_NULL, 0, 0);
   report(read_timestamp_counter() - start, 0);
   return 0;
 }
@@ -57,7 +58,8 @@ static int touch_pages(uint64_t count) {
     region[page * VMLAB_PAGE_SIZE] = (uint8_t)(page + 1);
   }
   uint64_t sum = 0;
-  for (uint64_t page = 0; page < count; ++page) sum += region[page * VMLAB_PAGE_SIZE];
+  for (uint64_t page = 0; page < count; ++page)
+    sum += region[page * VMLAB_PAGE_SIZE];
   report(read_timestamp_counter() - start, sum);
   return 0;
 }

@@ -1,0 +1,98 @@
+// `vmlab compare` on a small set: each table row must agree with its run.
+#include "vmlab/compare.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "../support/kvm_available.hpp"
+
+namespace vmlab {
+namespace {
+
+TEST(Compare, ParsesWorkloadLists) {
+  auto list = parse_workload_list("syscalls:50,pio,timer:3");
+  ASSERT_TRUE(list.ok()) << list.error().message;
+  ASSERT_EQ(list->size(), 3u);
+  EXPECT_EQ((*list)[0].name, "syscalls");
+  EXPECT_EQ((*list)[0].count, 50u);
+  EXPECT_EQ((*list)[1].count, find_workload("pio")->default_count);
+  EXPECT_FALSE(parse_workload_list("syscalls:0").ok());
+  EXPECT_FALSE(parse_workload_list("syscalls:x").ok());
+  auto unknown = parse_workload_list("pio,warp");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().message.find("compute"), std::string::npos) << "lists the valid names";
+  EXPECT_FALSE(parse_workload_list(",").ok());
+}
+
+TEST(Compare, RejectsUnavailableModes) {
+  CompareOptions options;
+  options.cpus = {"bt"};
+  auto comparison = run_comparison(options, {});
+  ASSERT_FALSE(comparison.ok());
+  EXPECT_NE(comparison.error().message.find("hvm"), std::string::npos);
+}
+
+TEST(Compare, RowsAgreeWithTheirRuns) {
+  VMLAB_REQUIRE_KVM();
+  CompareOptions options;
+  options.workloads = {{"pio", 40}, {"timer", 3}};
+  std::size_t progress_calls = 0, finished_calls = 0;
+  auto comparison =
+      run_comparison(options, [&](std::size_t done, std::size_t total, const CompareRow* finished,
+                                  const std::string& starting) {
+        ++progress_calls;
+        EXPECT_EQ(total, 4u);
+        EXPECT_LE(done, total);
+        if (finished != nullptr) {
+          ++finished_calls;
+        } else {
+          EXPECT_FALSE(starting.empty());
+        }
+      });
+  ASSERT_TRUE(comparison.ok()) << comparison.error().message;
+  EXPECT_EQ(progress_calls, 8u);
+  EXPECT_EQ(finished_calls, 4u);
+  ASSERT_EQ(comparison->rows.size(), 4u);
+  EXPECT_NE(comparison->platform_line.find("platform: "), std::string::npos);
+  for (const auto& row : comparison->rows) {
+    ASSERT_TRUE(row.ok) << row.failure;
+    ASSERT_TRUE(row.run.result.has_value());
+    const double operations = static_cast<double>(row.workload.count);
+    EXPECT_EQ(row.run.result->number("n"), row.workload.count);
+    EXPECT_EQ(row.cycles, row.run.result->number("cycles"));
+    EXPECT_DOUBLE_EQ(row.cycles_per_op, static_cast<double>(row.cycles) / operations);
+    std::uint64_t exits = 0;
+    for (const auto& [reason, count] : row.run.exits_by_reason)
+      exits += count;
+    EXPECT_DOUBLE_EQ(row.vm_exits_per_op, static_cast<double>(exits) / operations);
+    EXPECT_DOUBLE_EQ(row.kvm_exits_per_op,
+                     static_cast<double>(row.run.report.kvm_stats.value("exits")) / operations);
+    EXPECT_FALSE(row.has_monitor) << "hvm has no monitor";
+    const double shares = row.guest_share + row.monitor_share + row.vmm_share + row.halted_share;
+    EXPECT_NEAR(shares, 100.0, 0.5);
+    ASSERT_TRUE(row.relative_to_hvm.has_value());
+  }
+  // Row order: workload-major, then the configurations.
+  EXPECT_EQ(comparison->rows[0].workload.name, "pio");
+  EXPECT_EQ(comparison->rows[0].configuration.label(), "hvm");
+  EXPECT_EQ(comparison->rows[1].configuration.label(), "hvm+kirq");
+  EXPECT_DOUBLE_EQ(*comparison->rows[0].relative_to_hvm, 1.0);
+  // With the VMM's PIC every PIO read exits to the VMM.
+  EXPECT_GE(comparison->rows[0].vm_exits_per_op, 1.0);
+  // The VMM-modelled timer sleeps in the VMM; KVM's sleeps inside KVM_RUN.
+  EXPECT_GT(comparison->rows[2].halted_share, 50.0);
+  EXPECT_LT(comparison->rows[3].halted_share, 1.0);
+
+  std::ostringstream table;
+  print_comparison(*comparison, table);
+  EXPECT_NE(table.str().find("hvm+kirq"), std::string::npos);
+  EXPECT_NE(table.str().find("platform: "), std::string::npos);
+  std::ostringstream json;
+  write_comparison_json(*comparison, json);
+  EXPECT_NE(json.str().find("\"workload\": \"timer\""), std::string::npos);
+  EXPECT_NE(json.str().find("\"relative_to_hvm\": 1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vmlab

@@ -1,0 +1,188 @@
+#include "vmlab/trace.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace vmlab {
+namespace {
+
+// A small run: the guest exits twice for port I/O, halts, takes an interrupt.
+EventRecorder sample_recorder() {
+  EventRecorder recorder(64);
+  auto exit = [&](std::uint64_t time, std::uint64_t duration, EventReason reason,
+                  PrivilegeLevel from, std::uint64_t port, std::uint64_t rip) {
+    Event event;
+    event.time_ns = time;
+    event.duration_ns = duration;
+    event.kind = EventKind::VmExit;
+    event.reason = reason;
+    event.from = from;
+    event.to = PrivilegeLevel::Vmm;
+    event.address = port;
+    event.size = 1;
+    event.value = 0x41;
+    event.guest_rip = rip;
+    recorder.record(event);
+  };
+  exit(1000, 500, EventReason::IoOut, PrivilegeLevel::GuestKernel, 0x3f8, 0x101000);
+  exit(3000, 700, EventReason::IoIn, PrivilegeLevel::GuestKernel, 0x3ff, 0x101010);
+  Event halt;
+  halt.time_ns = 5100;
+  halt.duration_ns = 2000;
+  halt.kind = EventKind::GuestHalt;
+  halt.reason = EventReason::Halt;
+  halt.from = PrivilegeLevel::GuestKernel;
+  halt.to = PrivilegeLevel::Vmm;
+  recorder.record(halt);
+  exit(5000, 2500, EventReason::Halt, PrivilegeLevel::GuestKernel, 0, 0x101020);
+  Event injection;
+  injection.time_ns = 7600;
+  injection.kind = EventKind::InterruptInjection;
+  injection.reason = EventReason::ExternalInterrupt;
+  injection.from = PrivilegeLevel::Vmm;
+  injection.to = PrivilegeLevel::GuestKernel;
+  injection.address = 0x20;
+  recorder.record(injection);
+  exit(9000, 300, EventReason::IoOut, PrivilegeLevel::GuestUser, 0x3f8, 0x400010);
+  recorder.add_time(PrivilegeLevel::GuestKernel, 6000);
+  recorder.add_time(PrivilegeLevel::Vmm, 1500);
+  recorder.add_halted_time(2000);
+  return recorder;
+}
+
+Trace round_trip(const EventRecorder& recorder) {
+  std::stringstream file;
+  write_trace(file, recorder, "platform: test backend on test CPU", "cpu=hvm workload=pio");
+  auto trace = read_trace(file);
+  EXPECT_TRUE(trace.ok()) << (trace.ok() ? "" : trace.error().message);
+  return trace.ok() ? *trace : Trace{};
+}
+
+TEST(Trace, SchemaRoundTrip) {
+  const auto recorder = sample_recorder();
+  const Trace trace = round_trip(recorder);
+  EXPECT_EQ(trace.version, 1);
+  EXPECT_EQ(trace.platform_line, "platform: test backend on test CPU");
+  EXPECT_EQ(trace.run_description, "cpu=hvm workload=pio");
+  EXPECT_EQ(trace.recorded, 6u);
+  EXPECT_EQ(trace.level_time_ns[static_cast<std::size_t>(PrivilegeLevel::GuestKernel)], 6000u);
+  EXPECT_EQ(trace.halted_ns, 2000u);
+  const auto original = recorder.events();
+  ASSERT_EQ(trace.events.size(), original.size());
+  for (std::size_t index = 0; index < original.size(); ++index) {
+    const auto& a = original[index];
+    const auto& b = trace.events[index];
+    EXPECT_EQ(a.time_ns, b.time_ns);
+    EXPECT_EQ(a.duration_ns, b.duration_ns);
+    EXPECT_EQ(a.kind, b.kind);
+    EXPECT_EQ(a.reason, b.reason);
+    EXPECT_EQ(a.from, b.from);
+    EXPECT_EQ(a.to, b.to);
+    EXPECT_EQ(a.guest_rip, b.guest_rip);
+    EXPECT_EQ(a.address, b.address);
+    EXPECT_EQ(a.size, b.size);
+    EXPECT_EQ(a.value, b.value);
+  }
+}
+
+TEST(Trace, RejectsMalformedFiles) {
+  std::stringstream no_header("1\t2\t0\tvm-exit\tio-in\tvmm\tvmm\t0\t0\t1\t0\n");
+  EXPECT_FALSE(read_trace(no_header).ok());
+  std::stringstream future("# vmlab-trace 9\n");
+  auto result = read_trace(future);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message.find("newer"), std::string::npos);
+  std::stringstream bad_kind("# vmlab-trace 1\n1\t2\t0\tvm-exot\tio-in\tvmm\tvmm\t0\t0\t1\t0\n");
+  result = read_trace(bad_kind);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message.find("line 2"), std::string::npos);
+  std::stringstream short_line("# vmlab-trace 1\n1\t2\t0\n");
+  EXPECT_FALSE(read_trace(short_line).ok());
+}
+
+TEST(Trace, PerfettoExportParsesWithTracksNestingAndOrder) {
+  const Trace trace = round_trip(sample_recorder());
+  std::stringstream out;
+  export_perfetto(trace, out);
+  const auto json = nlohmann::json::parse(out.str());  // throws (fails the test) if invalid
+  ASSERT_TRUE(json.contains("traceEvents"));
+  std::map<int, std::string> tracks;
+  struct Slice {
+    double start, end;
+    std::string name;
+  };
+  std::map<int, std::vector<Slice>> slices;
+  double previous = -1;
+  int counters = 0, instants = 0;
+  for (const auto& event : json["traceEvents"]) {
+    const std::string phase = event["ph"];
+    if (phase == "M") {
+      if (event["name"] == "thread_name") tracks[event["tid"]] = event["args"]["name"];
+      continue;
+    }
+    const double start = event["ts"];
+    EXPECT_GE(start, previous) << "timestamps must be in order";
+    previous = start;
+    if (phase == "X") {
+      slices[event["tid"]].push_back({start, start + event["dur"].get<double>(), event["name"]});
+    } else if (phase == "C") {
+      ++counters;
+    } else if (phase == "i") {
+      ++instants;
+    }
+  }
+  EXPECT_EQ(tracks[1], "vmm");
+  EXPECT_EQ(tracks[3], "guest-kernel");
+  EXPECT_EQ(tracks[4], "guest-user");
+  EXPECT_EQ(counters, 4) << "one counter sample per VM exit";
+  EXPECT_EQ(instants, 1) << "the interrupt injection";
+  // Slices on one track either nest or do not overlap.
+  for (const auto& [track, list] : slices) {
+    for (std::size_t a = 0; a < list.size(); ++a) {
+      for (std::size_t b = a + 1; b < list.size(); ++b) {
+        const bool disjoint = list[a].end <= list[b].start || list[b].end <= list[a].start;
+        const bool nested = (list[a].start <= list[b].start && list[b].end <= list[a].end) ||
+                            (list[b].start <= list[a].start && list[a].end <= list[b].end);
+        EXPECT_TRUE(disjoint || nested)
+            << list[a].name << " and " << list[b].name << " on track " << track;
+      }
+    }
+  }
+  // The hlt wait nests inside the hlt exit on the VMM track.
+  ASSERT_EQ(slices[1].size(), 5u);
+  // Guest execution between exits appears on the guest's tracks.
+  EXPECT_EQ(slices[3].size(), 3u);
+  ASSERT_EQ(slices[4].size(), 1u);
+  EXPECT_DOUBLE_EQ(slices[4][0].start, 7.5);  // after the halt exit ended
+  EXPECT_DOUBLE_EQ(slices[4][0].end, 9.0);
+}
+
+TEST(Trace, CsvAndSummary) {
+  const Trace trace = round_trip(sample_recorder());
+  std::stringstream csv;
+  export_csv(trace, csv);
+  std::string line;
+  std::getline(csv, line);
+  EXPECT_EQ(line, "time_ns,duration_ns,vcpu,kind,reason,from,to,guest_rip,address,size,value");
+  std::getline(csv, line);
+  EXPECT_EQ(line, "1000,500,0,vm-exit,io-out,guest-kernel,vmm,0x101000,0x3f8,1,0x41");
+
+  const auto summary = summarize(trace);
+  ASSERT_FALSE(summary.counts.empty());
+  EXPECT_EQ(summary.counts[0].kind, "vm-exit");
+  EXPECT_EQ(summary.counts[0].reason, "io-out");
+  EXPECT_EQ(summary.counts[0].count, 2u);
+  EXPECT_EQ(summary.counts[0].total_duration_ns, 800u);
+  ASSERT_FALSE(summary.costly_rips.empty());
+  EXPECT_EQ(summary.costly_rips[0].guest_rip, 0x101020u) << "the halt cost the VMM most";
+  EXPECT_EQ(summary.span_ns, 9300u - 1000u);
+  std::stringstream text;
+  print_summary(trace, summary, text);
+  EXPECT_NE(text.str().find("guest-kernel"), std::string::npos);
+  EXPECT_NE(text.str().find("platform: test backend"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vmlab
