@@ -22,6 +22,8 @@ constexpr WorkloadInfo kWorkloads[] = {
     {"cli-sti", 1000, "N cli/sti pairs in the kernel"},
     {"pio", 1000, "N port reads of the UART scratch register"},
     {"timer", 10, "wait for N timer interrupts (PIT at 100 Hz)"},
+    {"fault", 1, "test: the kernel takes an unexpected exception (status 3)"},
+    {"segfault", 1, "test: the user task touches unmapped memory (status 4)"},
 };
 
 // Events kept for --trace: about 14 MiB of records.

@@ -49,7 +49,8 @@ bool task_create(void) {
   user_pml4[physical_map_slot] = kernel_pml4[physical_map_slot];
   uint64_t* kernel_directory_entry =
       page_table_entry(kernel_page_table_root(), VMLAB_KERNEL_IMAGE_BASE, 2, false, 0);
-  uint64_t* user_directory_entry = page_table_entry(user_root, VMLAB_KERNEL_IMAGE_BASE, 2, true, USER_FLAGS);
+  uint64_t* user_directory_entry =
+      page_table_entry(user_root, VMLAB_KERNEL_IMAGE_BASE, 2, true, USER_FLAGS);
   if (kernel_directory_entry == NULL || user_directory_entry == NULL) goto out_of_memory;
   *user_directory_entry = *kernel_directory_entry;
 

@@ -121,6 +121,24 @@ TEST(HvmRun, BadCommandLineEndsWithStatusTwo) {
   EXPECT_EQ(run.report.exit_value, 2u);
 }
 
+TEST(HvmRun, GuestFaultsEndWithTheirStatus) {
+  VMLAB_REQUIRE_KVM();
+  struct Case {
+    const char* workload;
+    std::uint32_t status;
+    const char* result;
+  };
+  for (const auto& expected : {Case{"fault", 3, "fault"}, Case{"segfault", 4, "segfault"}}) {
+    RunOptions options;
+    options.workload = expected.workload;
+    auto run = run_or_fail(options);
+    ASSERT_EQ(run.report.outcome, RunOutcome::GuestExited) << run.report.message;
+    EXPECT_EQ(run.report.exit_value, expected.status) << expected.workload;
+    ASSERT_TRUE(run.result.has_value());
+    EXPECT_EQ(run.result->field("status"), expected.result);
+  }
+}
+
 TEST(HvmRun, KvmStatsAreRead) {
   VMLAB_REQUIRE_KVM();
   RunOptions options;

@@ -36,7 +36,7 @@
 #define VMLAB_BOOT_STACK_TOP 0x8000ull
 #define VMLAB_BOOT_PML4_ADDR 0x8000ull
 #define VMLAB_BOOT_PDPT_ADDR 0x9000ull
-#define VMLAB_BOOT_PD_ADDR 0xa000ull /* 4 pages: identity map of the first 4 GiB */
+#define VMLAB_BOOT_PD_ADDR 0xa000ull        /* 4 pages: identity map of the first 4 GiB */
 #define VMLAB_BOOT_LOW_RESERVED 0x100000ull /* below this: boot structures only */
 
 #define VMLAB_MAX_MEM_REGIONS 16u
