@@ -312,6 +312,25 @@ Status Vcpu::inject_interrupt(std::uint8_t vector) {
   return {};
 }
 
+Status Vcpu::set_msrs(std::span<const Msr> msrs) {
+  const std::size_t bytes = sizeof(kvm_msrs) + msrs.size() * sizeof(kvm_msr_entry);
+  auto buffer = std::make_unique<std::uint64_t[]>(bytes / sizeof(std::uint64_t) + 1);
+  auto* list = reinterpret_cast<kvm_msrs*>(buffer.get());  // suitably aligned storage
+  list->nmsrs = static_cast<std::uint32_t>(msrs.size());
+  for (std::size_t index = 0; index < msrs.size(); ++index) {
+    list->entries[index] = kvm_msr_entry{msrs[index].index, 0, msrs[index].value};
+  }
+  // KVM_SET_MSRS returns how many it set: fewer means one was refused.
+  const int done = ioctl(m_fd.get(), KVM_SET_MSRS, list);
+  if (done < 0) return Error::from_errno("KVM_SET_MSRS", errno);
+  if (static_cast<std::size_t>(done) != msrs.size()) {
+    char text[64];
+    std::snprintf(text, sizeof text, "KVM_SET_MSRS refused MSR %#x", msrs[static_cast<std::size_t>(done)].index);
+    return Error{text};
+  }
+  return {};
+}
+
 Result<FileDescriptor> Vcpu::stats_fd() const {
   FileDescriptor fd(ioctl(m_fd.get(), KVM_GET_STATS_FD, 0));
   if (!fd.valid()) return Error::from_errno("KVM_GET_STATS_FD", errno);

@@ -261,7 +261,24 @@ void Machine::vcpu_thread_main(RunReport& report) {
       report.registers = describe_registers(m_vcpu);
       return;
     }
-    const bool keep_running = handle_exit(*exit, report);
+    bool keep_running = true;
+    std::string stop_message;
+    switch (m_mode->handle_exit(m_context, *exit, stop_message)) {
+      case ExitDisposition::NotMine:
+        keep_running = handle_exit(*exit, report);
+        break;
+      case ExitDisposition::Handled:
+        break;
+      case ExitDisposition::WaitForInterrupt:
+        wait_for_interrupt();
+        break;
+      case ExitDisposition::Stop:
+        report.outcome = RunOutcome::GuestCrashed;
+        report.message = stop_message;
+        report.registers = describe_registers(m_vcpu);
+        keep_running = false;
+        break;
+    }
 
     Event event;
     event.time_ns = exit_time;

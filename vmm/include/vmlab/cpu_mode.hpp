@@ -4,6 +4,7 @@
 #pragma once
 
 #include <mutex>
+#include <string>
 #include <string_view>
 
 #include "vmlab/board.hpp"
@@ -24,6 +25,14 @@ struct ModeContext {
   EventRecorder& recorder;
 };
 
+// What a mode did with an exit it was offered first.
+enum class ExitDisposition {
+  NotMine,           // the core handles it (device I/O, hlt, errors)
+  Handled,           // the mode handled it; run on
+  WaitForInterrupt,  // the guest halted (virtually): sleep until an interrupt is due
+  Stop,              // the guest cannot go on (the message says why)
+};
+
 class CpuMode {
  public:
   virtual ~CpuMode() = default;
@@ -34,6 +43,14 @@ class CpuMode {
   // take one, or ask KVM for an exit when it can. Returns the injected vector
   // or -1.
   virtual Result<int> deliver_interrupts(ModeContext& context) = 0;
+  // Offered every exit before the core handles it.
+  virtual ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit,
+                                      std::string& stop_message) {
+    (void)context;
+    (void)exit;
+    (void)stop_message;
+    return ExitDisposition::NotMine;
+  }
 };
 
 }  // namespace vmlab

@@ -147,6 +147,11 @@ class Vcpu {
   Status set_special_registers(const kvm_sregs& registers);
   Status set_cpuid(std::span<const kvm_cpuid_entry2> entries);
   Status inject_interrupt(std::uint8_t vector);  // KVM_INTERRUPT
+  struct Msr {
+    std::uint32_t index;
+    std::uint64_t value;
+  };
+  Status set_msrs(std::span<const Msr> msrs);  // KVM_SET_MSRS
   Result<FileDescriptor> stats_fd() const;       // KVM_GET_STATS_FD
 
   kvm_run& run_state() { return *m_run; }
