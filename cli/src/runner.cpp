@@ -24,6 +24,7 @@ constexpr WorkloadInfo kWorkloads[] = {
     {"timer", 10, "wait for N timer interrupts (PIT at 100 Hz)"},
     {"fault", 1, "test: the kernel takes an unexpected exception (status 3)"},
     {"segfault", 1, "test: the user task touches unmapped memory (status 4)"},
+    {"probes", 1, "the x86 holes: sensitive, unprivileged instructions in kernel mode"},
 };
 
 // Events kept for --trace: about 14 MiB of records.

@@ -56,6 +56,10 @@ static inline uint64_t read_cr2(void) {
   return value;
 }
 
+static inline void write_cr0(uint64_t value) {
+  __asm__ volatile("mov %0, %%cr0" : : "r"(value) : "memory");
+}
+
 static inline void write_cr3(uint64_t value) {
   __asm__ volatile("mov %0, %%cr3" : : "r"(value) : "memory");
 }

@@ -6,6 +6,7 @@
 #include "memory.h"
 #include "pic.h"
 #include "pit.h"
+#include "probes.h"
 #include "task.h"
 #include "user_abi.h"
 
@@ -152,6 +153,15 @@ static void run_fault(const struct run_options* options, struct workload_outcome
   __asm__ volatile("movb 0, %%al" : : : "rax", "memory");
 }
 
+static void run_probes_workload(const struct run_options* options,
+                                struct workload_outcome* outcome) {
+  (void)options;
+  measurement_begin();
+  outcome->check = run_probes();
+  measurement_end();
+  outcome->cycles = measurement_cycles();
+}
+
 /* Limits keep a run within minutes where kernel code is emulated
  * (PLATFORM.md); pagefaults is bounded by the demand region. */
 static const struct workload workloads[] = {
@@ -164,6 +174,7 @@ static const struct workload workloads[] = {
     {"timer", 10, 100000, run_timer},
     {"segfault", 1, 1, run_segfault},
     {"fault", 1, 1, run_fault},
+    {"probes", 1, 1, run_probes_workload},
 };
 
 const struct workload* workload_find(const char* name, size_t length) {

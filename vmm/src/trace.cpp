@@ -102,6 +102,12 @@ std::string slice_name(const Event& event) {
     case EventReason::Debug:
     case EventReason::Unknown:
     case EventReason::ExternalInterrupt:
+    case EventReason::PrivilegedInstruction:
+    case EventReason::ShadowFill:
+    case EventReason::GuestPageFault:
+    case EventReason::PageTableWrite:
+    case EventReason::SystemCall:
+    case EventReason::ReflectedException:
     case EventReason::Count:
       break;
   }

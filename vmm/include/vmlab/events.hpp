@@ -48,6 +48,13 @@ enum class EventReason : std::uint8_t {
   Debug,
   Unknown,
   ExternalInterrupt,  // InterruptInjection reason
+  // MonitorTrap reasons (address = vector, value = guest RIP):
+  PrivilegedInstruction,  // emulated against the virtual CPU
+  ShadowFill,             // a shadow page-table entry was built
+  GuestPageFault,         // a #PF reflected to the guest kernel
+  PageTableWrite,         // the guest wrote its own page tables
+  SystemCall,             // a user SYSCALL reflected to the guest kernel
+  ReflectedException,     // any other exception reflected to the guest kernel
   Count,
 };
 
