@@ -5,6 +5,7 @@
 
 #include "vmlab/boot.hpp"
 #include "vmlab/elf_loader.hpp"
+#include "vmlab/full/full_mode.hpp"
 #include "vmlab/modes/hvm.hpp"
 
 extern "C" const std::uint8_t vmlab_builtin_guest_start[];
@@ -32,6 +33,7 @@ constexpr std::size_t kTraceCapacity = 256 * 1024;
 
 std::unique_ptr<CpuMode> make_mode(const std::string& name) {
   if (name == "hvm") return std::make_unique<modes::HvmMode>();
+  if (name == "full") return std::make_unique<full::FullMode>();
   return nullptr;
 }
 
@@ -94,7 +96,7 @@ std::string command_line_for(const RunOptions& options) {
 Result<GuestRun> run_guest(const RunOptions& options) {
   auto mode = make_mode(options.cpu);
   if (!mode) {
-    return Error{"unknown --cpu '" + options.cpu + "': this build has hvm"};
+    return Error{"unknown --cpu '" + options.cpu + "': this build has hvm and full"};
   }
   if (options.guest_path.empty() && find_workload(options.workload) == nullptr) {
     std::string names;

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <vector>
 #include <utility>
 
 namespace vmlab {
@@ -27,6 +28,42 @@ void on_kick_signal(int) {
   // the stop/interrupt flags and the KVM_RUN ioctl (KVM API, "immediate_exit").
   if (t_current_run != nullptr) t_current_run->immediate_exit = 1;
 }
+
+// Debian's uapi headers declare the trailing arrays of kvm_cpuid2 and
+// kvm_msrs with __DECLARE_FLEX_ARRAY, which in C++ becomes an empty struct
+// plus the array: the C++ structs are larger than the kernel's, so both the
+// entries' offset and the ioctl numbers (which encode the struct size) come
+// out wrong, and KVM answers EINVAL. vmlab uses its own C-layout headers and
+// computes the numbers from them.
+struct VariableLengthHeader {
+  std::uint32_t count;
+  std::uint32_t padding;
+};
+static_assert(sizeof(VariableLengthHeader) == 8);
+constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, VariableLengthHeader);
+constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, VariableLengthHeader);
+constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, VariableLengthHeader);
+
+// A header followed by `count` entries, laid out as the kernel expects.
+template <typename Entry>
+class VariableLengthBuffer {
+ public:
+  explicit VariableLengthBuffer(std::size_t count)
+      : m_storage((sizeof(VariableLengthHeader) + count * sizeof(Entry) + 7) / 8) {
+    header().count = static_cast<std::uint32_t>(count);
+  }
+  VariableLengthHeader& header() { return *reinterpret_cast<VariableLengthHeader*>(m_storage.data()); }
+  // The entries start right after the 8-byte header; the storage is 8-byte
+  // aligned, which satisfies both entry types.
+  Entry* entries() {
+    return reinterpret_cast<Entry*>(reinterpret_cast<std::uint8_t*>(m_storage.data()) +
+                                    sizeof(VariableLengthHeader));
+  }
+  void* data() { return m_storage.data(); }
+
+ private:
+  std::vector<std::uint64_t> m_storage;
+};
 
 template <typename... Args>
 int retry_ioctl(int fd, unsigned long request, Args... args) {
@@ -96,13 +133,11 @@ Result<Vm> Kvm::create_vm() const {
 
 Result<std::vector<kvm_cpuid_entry2>> Kvm::supported_cpuid() const {
   // The kernel says E2BIG until the buffer is large enough.
-  for (std::uint32_t capacity = 64; capacity <= 4096; capacity *= 2) {
-    const std::size_t bytes = sizeof(kvm_cpuid2) + capacity * sizeof(kvm_cpuid_entry2);
-    auto buffer = std::make_unique<std::uint64_t[]>(bytes / sizeof(std::uint64_t) + 1);
-    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buffer.get());  // suitably aligned storage
-    cpuid->nent = capacity;
-    if (ioctl(m_fd.get(), KVM_GET_SUPPORTED_CPUID, cpuid) == 0) {
-      return std::vector<kvm_cpuid_entry2>(cpuid->entries, cpuid->entries + cpuid->nent);
+  for (std::size_t capacity = 64; capacity <= 4096; capacity *= 2) {
+    VariableLengthBuffer<kvm_cpuid_entry2> buffer(capacity);
+    if (ioctl(m_fd.get(), kGetSupportedCpuid, buffer.data()) == 0) {
+      return std::vector<kvm_cpuid_entry2>(buffer.entries(),
+                                           buffer.entries() + buffer.header().count);
     }
     if (errno != E2BIG) return Error::from_errno("KVM_GET_SUPPORTED_CPUID", errno);
   }
@@ -293,13 +328,11 @@ Status Vcpu::set_special_registers(const kvm_sregs& registers) {
 }
 
 Status Vcpu::set_cpuid(std::span<const kvm_cpuid_entry2> entries) {
-  const std::size_t bytes = sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2);
-  auto buffer = std::make_unique<std::uint64_t[]>(bytes / sizeof(std::uint64_t) + 1);
-  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buffer.get());  // suitably aligned storage
-  cpuid->nent = static_cast<std::uint32_t>(entries.size());
-  std::copy(entries.begin(), entries.end(), cpuid->entries);
-  if (ioctl(m_fd.get(), KVM_SET_CPUID2, cpuid) < 0)
+  VariableLengthBuffer<kvm_cpuid_entry2> buffer(entries.size());
+  std::copy(entries.begin(), entries.end(), buffer.entries());
+  if (ioctl(m_fd.get(), kSetCpuid2, buffer.data()) < 0) {
     return Error::from_errno("KVM_SET_CPUID2", errno);
+  }
   return {};
 }
 
@@ -313,19 +346,17 @@ Status Vcpu::inject_interrupt(std::uint8_t vector) {
 }
 
 Status Vcpu::set_msrs(std::span<const Msr> msrs) {
-  const std::size_t bytes = sizeof(kvm_msrs) + msrs.size() * sizeof(kvm_msr_entry);
-  auto buffer = std::make_unique<std::uint64_t[]>(bytes / sizeof(std::uint64_t) + 1);
-  auto* list = reinterpret_cast<kvm_msrs*>(buffer.get());  // suitably aligned storage
-  list->nmsrs = static_cast<std::uint32_t>(msrs.size());
+  VariableLengthBuffer<kvm_msr_entry> buffer(msrs.size());
   for (std::size_t index = 0; index < msrs.size(); ++index) {
-    list->entries[index] = kvm_msr_entry{msrs[index].index, 0, msrs[index].value};
+    buffer.entries()[index] = kvm_msr_entry{msrs[index].index, 0, msrs[index].value};
   }
   // KVM_SET_MSRS returns how many it set: fewer means one was refused.
-  const int done = ioctl(m_fd.get(), KVM_SET_MSRS, list);
+  const int done = ioctl(m_fd.get(), kSetMsrs, buffer.data());
   if (done < 0) return Error::from_errno("KVM_SET_MSRS", errno);
   if (static_cast<std::size_t>(done) != msrs.size()) {
     char text[64];
-    std::snprintf(text, sizeof text, "KVM_SET_MSRS refused MSR %#x", msrs[static_cast<std::size_t>(done)].index);
+    std::snprintf(text, sizeof text, "KVM_SET_MSRS refused MSR %#x",
+                  msrs[static_cast<std::size_t>(done)].index);
     return Error{text};
   }
   return {};

@@ -76,12 +76,10 @@ Result<std::unique_ptr<Machine>> Machine::create(const Kvm& kvm, const MachineCo
 
   auto vcpu = vm->create_vcpu(0);
   if (!vcpu) return vcpu.error();
-  // Hand the guest what KVM supports. kvm_pvm refuses every CPUID ioctl
-  // (EINVAL; measured 2026-11-24); the vCPU then keeps the backend's own
-  // CPUID, which is all the guest needs in hvm mode.
-  if (auto cpuid = kvm.supported_cpuid(); cpuid.ok()) {
-    if (auto status = vcpu->set_cpuid(*cpuid); !status) return status.error();
-  }
+  // Hand the guest what KVM supports (long mode, SYSCALL, ...).
+  auto cpuid = kvm.supported_cpuid();
+  if (!cpuid) return cpuid.error();
+  if (auto status = vcpu->set_cpuid(*cpuid); !status) return status.error();
 
   std::unique_ptr<Machine> machine(new Machine(std::move(*vm), std::move(*memory),
                                                std::move(*board), std::move(*vcpu), std::move(mode),

@@ -37,8 +37,9 @@ struct VirtualCpu {
   std::uint64_t fs_base = 0, gs_base = 0, kernel_gs_base = 0;
   TableRegister gdtr, idtr;
   std::uint16_t tr = 0, ldtr = 0;
-  std::uint64_t tss_base = 0;  // base of the TSS that ltr loaded (from the virtual GDT)
-  bool halted = false;         // emulated hlt: waiting for a virtual interrupt
+  std::uint64_t tss_base = 0;   // base of the TSS that ltr loaded (from the virtual GDT)
+  std::uint32_t tss_limit = 0;  // its limit (bytes - 1): bounds RSPn/IST reads and the I/O bitmap
+  bool halted = false;          // emulated hlt: waiting for a virtual interrupt
 };
 
 // Page-fault error code bits (Intel SDM vol. 3A, 4.7).

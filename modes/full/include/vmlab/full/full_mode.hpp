@@ -1,0 +1,76 @@
+// Trap-and-emulate (DESIGN.md 1): the unmodified guest kernel runs at CPL3.
+// Its privileged instructions fault into one-instruction CPL0 stubs in the
+// monitor region, which exit to the VMM through the monitor port; the monitor
+// logic here decodes and emulates them against a virtual CPU, reflects
+// exceptions, system calls and interrupts into the guest kernel as the
+// hardware would, and keeps shadow page tables in step with the guest's.
+//
+// Resuming the guest: where a classic monitor's stub would pop registers and
+// iretq, this one writes the guest's registers and segments into KVM's
+// sync-regs area (kvm_run.s.regs, kvm_dirty_regs), which KVM loads on the next
+// KVM_RUN. Same effect, without executing CPL0 instructions that a software
+// KVM backend must emulate one by one (PLATFORM.md).
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "vmlab/cpu_mode.hpp"
+#include "vmlab/events.hpp"
+#include "vmlab/full/guest_context.hpp"
+#include "vmlab/physical_memory.hpp"
+
+namespace vmlab::full {
+
+class ShadowPager;
+
+struct FullModeOptions {
+  // Set CR4.UMIP for the guest, so sgdt/sidt/sldt/str/smsw at CPL3 fault
+  // and are emulated instead of revealing the real tables (closes holes).
+  bool umip = false;
+};
+
+class FullMode final : public CpuMode {
+ public:
+  explicit FullMode(FullModeOptions options = {});
+  ~FullMode() override;
+
+  std::string_view name() const override { return "full"; }
+  Status prepare(ModeContext& context, const LoadedImage& image) override;
+  Result<int> deliver_interrupts(ModeContext& context) override;
+  ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit,
+                              std::string& stop_message) override;
+
+  // For tests and reports.
+  const VirtualCpu& virtual_cpu() const { return m_cpu; }
+  std::uint64_t traps() const { return m_traps; }
+
+ private:
+  class Services;
+  enum class View { Kernel, User };
+
+  View view() const { return m_cpu.cpl == 0 ? View::Kernel : View::User; }
+  void capture_guest_state(const kvm_run& run);
+  Status resume_guest(ModeContext& context);
+  // One trap: the stub the vCPU stopped in says which.
+  ExitDisposition handle_trap(ModeContext& context, std::uint8_t vector,
+                              std::optional<std::uint32_t> error_code, std::string& stop_message);
+  ExitDisposition handle_system_call(ModeContext& context, std::string& stop_message);
+  void record_trap(ModeContext& context, EventReason reason, std::uint8_t vector,
+                   std::uint64_t guest_rip, std::uint8_t cpl_before, std::uint64_t start_ns);
+
+  FullModeOptions m_options;
+  std::optional<GuestMemory> m_monitor_memory;
+  PhysicalMemoryMap m_physical;
+  std::unique_ptr<ShadowPager> m_shadow;
+  std::unique_ptr<Services> m_services;
+  VirtualCpu m_cpu;
+  GuestRegisters m_registers;
+  std::uint64_t m_traps = 0;
+  std::uint64_t m_guest_ram_size = 0;
+  // Toggled to force a TLB resync after shadow entries lost rights (see
+  // resume_guest).
+  bool m_cr3_write_through = false;
+};
+
+}  // namespace vmlab::full

@@ -1,0 +1,216 @@
+// Shadow page tables for trap-and-emulate (DESIGN.md 4): the real CR3 points
+// at tables the monitor builds from the guest's, because the deprivileged
+// guest kernel runs at CPL3 and its own tables cannot be used as they are.
+//
+// Two views per guest address space, both at CPL3:
+//   kernel view (virtual CPL0): every present guest mapping, with U=1;
+//   user view (virtual CPL3): only mappings with U=1 at every guest level.
+// Both map the monitor region supervisor-only (U=0) in PML4 slot 511, and
+// nothing else there: a guest mapping in slot 511 is never shadowed, the guest
+// gets the #PF of an unmapped page (error code P=0). That is the cost of the
+// monitor region: 512 GiB at the top of the address space the guest cannot use.
+//
+// Shadow leaves are 4 KiB (a guest 2 MiB or 1 GiB page is broken up on
+// demand, PS never set) and point only at guest RAM, or at a device window
+// the monitor lists. A guest entry pointing elsewhere (the monitor region, a
+// hole) is treated as not present and the access is reflected with P=0: the
+// guest sees an unmapped page, learns nothing about what lies there, and a
+// guest kernel that demand-maps (the vmlab kernel) can still recover.
+//
+// Coherence. Every guest page table a shadow table is derived from ("mirrors")
+// is mapped read-only in every shadow leaf that maps its frame, so each guest
+// write to it faults and comes back as PageTableWrite; after emulating it the
+// monitor calls guest_page_table_written(), which drops the shadow entries
+// derived from the entries written (the "ptemod" cost). A frame that becomes a
+// page table while writable shadow leaves map it is write-protected through a
+// reverse map (guest frame -> writable shadow leaves), not a reset: the vmlab
+// kernel turns freshly zeroed frames into page tables all the time. Because
+// the shadow never holds a translation older than the guest's tables, shadow
+// roots of other guest CR3s stay valid and are cached, and invlpg is cheap.
+//
+// Accessed and dirty flags (SDM vol. 3A, 4.8) are set in the guest's entries
+// when a fill walks them. A shadow leaf is writable only once the guest leaf
+// is dirty, so the first write to a clean page faults and sets D like hardware.
+//
+// Cost of fidelity left out: shadow leaves are write-back whatever the guest's
+// PWT/PCD/PAT bits say, and global pages (G) are not used.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "vmlab/address.hpp"
+#include "vmlab/full/guest_context.hpp"
+#include "vmlab/full/page_walker.hpp"
+#include "vmlab/guest_memory.hpp"
+#include "vmlab/result.hpp"
+
+namespace vmlab::full {
+
+enum class ShadowView { Kernel, User };
+
+struct ShadowPagerConfig {
+  std::uint64_t guest_ram_size = 0;  // guest RAM is [0, guest_ram_size)
+  PhysicalRange monitor{};           // mapped supervisor-only, read-write-execute
+  std::uint64_t monitor_virtual_base = 0xffffff8000000000ULL;  // must lie in PML4 slot 511
+  PhysicalRange table_pool{};        // pages for shadow tables, inside `monitor`
+  // Windows outside RAM that guest pages may map (MMIO), so the access
+  // reaches the device as a KVM MMIO exit instead of a reflected #PF.
+  std::vector<PhysicalRange> device_windows{};
+  std::size_t cached_address_spaces = 4;  // guest CR3s whose shadow roots are kept
+};
+
+// What the monitor does with a #PF the real CPU took on the shadow tables.
+struct FaultResolution {
+  enum class Kind {
+    Filled,          // a shadow entry was installed: resume the guest, it retries
+    ReflectToGuest,  // the guest's own tables fault: deliver #PF (CR2 = address)
+    PageTableWrite,  // the guest writes one of its page tables: emulate the write
+  };
+  Kind kind = Kind::Filled;
+  std::uint64_t address = 0;           // ReflectToGuest: the guest's CR2
+  std::uint32_t guest_error_code = 0;  // ReflectToGuest (SDM 4.7)
+  GuestPhysAddr physical_address;      // PageTableWrite: the guest-physical address written
+};
+
+// For the event log.
+struct ShadowPagerCounters {
+  std::uint64_t fills = 0;              // shadow leaves installed by handle_fault
+  std::uint64_t reflections = 0;        // faults that were the guest's own
+  std::uint64_t page_table_writes = 0;  // guest writes to its page tables
+  std::uint64_t zaps = 0;               // shadow entries dropped because their guest entry was written
+  std::uint64_t write_protections = 0;  // writable shadow leaves made read-only: their frame became a page table
+  std::uint64_t resets = 0;             // all shadow tables dropped (pool exhausted, paging controls, reset())
+  std::uint64_t page_invalidations = 0;  // invlpg
+  std::uint64_t cr3_switches = 0;
+  std::uint64_t cr3_cache_hits = 0;  // switches to an address space whose shadow roots were kept
+};
+
+class ShadowPager {
+ public:
+  // Checks the layout (monitor region outside RAM, pool inside the monitor
+  // region and large enough), clears the pool and maps the monitor region.
+  // The pager is not movable: its walker reports writes to it.
+  static Result<std::unique_ptr<ShadowPager>> create(GuestMemoryAccess& memory,
+                                                     ShadowPagerConfig config);
+  ShadowPager(const ShadowPager&) = delete;
+  ShadowPager& operator=(const ShadowPager&) = delete;
+  ~ShadowPager() = default;
+
+  // A #PF the real CPU raised while `view` was loaded: the faulting address
+  // (real CR2) and the hardware error code. An error means the monitor is
+  // broken (a reserved bit in a shadow entry, a fault at CPL0), not the guest.
+  Result<FaultResolution> handle_fault(ShadowView view, std::uint64_t address,
+                                       std::uint32_t hardware_error_code);
+
+  // mov %cr3: the guest's address space changed. Also sets walker()'s root.
+  void set_guest_cr3(std::uint64_t cr3);
+  // CR0.WP, EFER.NXE (or MAXPHYADDR) changed: shadow rights depend on them,
+  // so a change resets the shadow tables. Also sets walker()'s controls.
+  void set_paging_controls(PagingControls controls);
+  // invlpg: drops the shadow translation of `address` in both views.
+  void invalidate_page(std::uint64_t address);
+  // The guest wrote [address, address + length) of guest-physical memory:
+  // drops the shadow entries derived from guest page-table entries there.
+  // Cheap when the frame is not a page table, so any emulated write may call it.
+  void guest_page_table_written(GuestPhysAddr address, std::uint64_t length = 8);
+  // Drops every shadow table but the monitor mapping; refills lazily.
+  void reset();
+
+  // What to load into the real CR3 while the guest runs in `view`. It can
+  // change after any call above (a new address space, a reset).
+  GuestPhysAddr root(ShadowView view) const;
+  // True once after a present shadow entry was removed or lost rights, so the
+  // real TLB may still hold it (SDM 4.10.4): reload the real CR3 before
+  // resuming the guest.
+  bool take_tlb_flush_request();
+
+  bool is_guest_page_table(GuestPhysAddr address) const;
+  const ShadowPagerCounters& counters() const { return m_counters; }
+  std::size_t free_tables() const { return m_free.size(); }
+  std::size_t table_capacity() const { return m_tables.size(); }
+  const ShadowPagerConfig& config() const { return m_config; }
+
+  // The guest's memory through its own tables (current CR3, PML4 slot 511
+  // hidden, device windows allowed). Its writes are reported to
+  // guest_page_table_written(), so an emulator that writes through it keeps
+  // the shadow coherent without further calls.
+  PageWalker& walker() { return m_walker; }
+
+ private:
+  enum class TableRole : std::uint8_t {
+    Free,
+    Monitor,   // maps the monitor region; built once, never freed
+    Mirror,    // derived from one guest table at the same level
+    Split,     // derived from one guest large-page entry above it
+    Detached,  // a root for a guest CR3 outside RAM: only the monitor mapping
+  };
+  struct Table {
+    TableRole role = TableRole::Free;
+    unsigned level = 0;
+    GuestPhysAddr guest_table;  // Mirror: the guest table's frame
+  };
+  struct EntryLocation {
+    std::uint32_t table = 0;
+    std::uint32_t index = 0;
+    bool operator==(const EntryLocation&) const = default;
+  };
+  struct AddressSpace {
+    std::uint64_t guest_root = 0;             // guest CR3 bits 51:12
+    std::array<std::uint32_t, 2> roots = {};  // indexed by ShadowView
+    std::uint64_t last_use = 0;
+  };
+  enum class FillOutcome { Done, PoolExhausted };
+
+  ShadowPager(GuestMemoryAccess& memory, ShadowPagerConfig config);
+  Status build_monitor_mapping();
+
+  GuestPhysAddr table_address(std::uint32_t table) const;
+  std::uint32_t table_at(std::uint64_t entry) const;
+  std::uint64_t entry(std::uint32_t table, unsigned index) const;
+  void store(std::uint32_t table, unsigned index, std::uint64_t value);
+  void clear_entry(std::uint32_t table, unsigned index);
+  std::optional<std::uint32_t> allocate(TableRole role, unsigned level, GuestPhysAddr guest_table);
+  void release(std::uint32_t table);
+  void write_protect(GuestPhysAddr frame);
+  void forget_writable_leaf(std::uint64_t frame, EntryLocation location);
+
+  bool allocate_roots(AddressSpace& space);
+  void release_space(const AddressSpace& space);
+  void make_current_space();
+  std::uint32_t current_root(ShadowView view) const;
+
+  FillOutcome fill(ShadowView view, const PageWalk& walk, AccessKind access,
+                   FaultResolution& resolution);
+  std::uint64_t leaf_value(ShadowView view, const PageWalk& walk, AccessKind access) const;
+
+  GuestMemoryAccess* m_memory;
+  ShadowPagerConfig m_config;
+  PageWalker m_walker;
+
+  // One record and 512 entries per pool page. The entries are a host copy of
+  // what is in guest memory (the CPU may set A/D there; they are not used).
+  std::vector<Table> m_tables;
+  std::vector<std::uint64_t> m_entries;
+  std::vector<std::uint32_t> m_free;
+  std::uint32_t m_monitor_pdpt = 0;
+
+  // Guest frame -> shadow tables mirroring it (frames in here are the tracked
+  // page tables), and guest frame -> writable shadow leaves mapping it.
+  std::unordered_map<std::uint64_t, std::vector<std::uint32_t>> m_mirrors;
+  std::unordered_map<std::uint64_t, std::vector<EntryLocation>> m_writable_leaves;
+
+  std::vector<AddressSpace> m_spaces;
+  std::size_t m_current = 0;
+  std::uint64_t m_use_clock = 0;
+
+  bool m_flush_requested = true;
+  std::optional<Error> m_failure;  // a write to the pool failed: reported by handle_fault
+  ShadowPagerCounters m_counters;
+};
+
+}  // namespace vmlab::full

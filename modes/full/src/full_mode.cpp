@@ -1,0 +1,495 @@
+#include "vmlab/full/full_mode.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "vmlab/boot.hpp"
+#include "vmlab/events.hpp"
+#include "vmlab/full/emulator.hpp"
+#include "vmlab/full/event_delivery.hpp"
+#include "vmlab/full/monitor_region.hpp"
+#include "vmlab/full/shadow_pager.hpp"
+
+namespace vmlab::full {
+
+namespace {
+
+constexpr std::uint64_t kInterruptFlag = 1ULL << 9;
+constexpr std::uint64_t kIoplMask = 3ULL << 12;
+constexpr std::uint8_t kPageFaultVector = 14;
+constexpr std::uint8_t kGeneralProtectionVector = 13;
+constexpr std::uint8_t kInvalidOpcodeVector = 6;
+constexpr std::uint8_t kSegmentNotPresentVector = 11;
+constexpr std::uint8_t kStackFaultVector = 12;
+
+// Real control-register state while the guest runs (Intel SDM vol. 3A, 2.5).
+constexpr std::uint64_t kRealCr0 = 0x80050033;  // PG, WP, NE, ET, MP, PE
+constexpr std::uint64_t kCr3WriteThrough = 1ULL << 3;
+constexpr std::uint64_t kCr4Pae = 1ULL << 5;
+constexpr std::uint64_t kCr4Umip = 1ULL << 11;
+constexpr std::uint64_t kEferSyscall = 1ULL << 0;
+constexpr std::uint64_t kEferLongMode = (1ULL << 8) | (1ULL << 10);
+constexpr std::uint64_t kEferNoExecute = 1ULL << 11;
+
+// MSRs the real CPU needs for SYSCALL to land in the monitor's stub.
+constexpr std::uint32_t kMsrStar = 0xc0000081;
+constexpr std::uint32_t kMsrLstar = 0xc0000082;
+constexpr std::uint32_t kMsrFmask = 0xc0000084;
+
+std::uint64_t now_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
+kvm_segment flat_segment(std::uint16_t selector, bool code) {
+  kvm_segment segment{};
+  segment.base = 0;
+  segment.limit = 0xffffffff;
+  segment.selector = selector;
+  segment.type = code ? 0xb : 0x3;  // execute/read or read/write, accessed
+  segment.present = 1;
+  segment.dpl = static_cast<std::uint8_t>(selector & 3);
+  segment.db = code ? 0 : 1;
+  segment.s = 1;
+  segment.l = code ? 1 : 0;
+  segment.g = 1;
+  return segment;
+}
+
+std::string hex(std::uint64_t value) {
+  char text[24];
+  std::snprintf(text, sizeof text, "%#llx", static_cast<unsigned long long>(value));
+  return text;
+}
+
+}  // namespace
+
+// What emulation needs from the rest of the VMM: the board's ports and the
+// shadow pager.
+class FullMode::Services final : public MonitorServices {
+ public:
+  Services(Board& board, ShadowPager& shadow, const VirtualCpu& cpu)
+      : m_board(board), m_shadow(shadow), m_cpu(cpu) {}
+
+  std::uint32_t port_read(std::uint16_t port, unsigned size) override {
+    std::uint8_t data[4] = {};
+    std::lock_guard lock(m_board.device_lock());
+    if (m_board.port_bus().read(port, std::span(data, size)) == IoBus::Access::Unmapped) {
+      return size == 4 ? 0xffffffffu : (1u << (8 * size)) - 1;  // an unclaimed port floats high
+    }
+    return static_cast<std::uint32_t>(data[0]) | static_cast<std::uint32_t>(data[1]) << 8 |
+           static_cast<std::uint32_t>(data[2]) << 16 | static_cast<std::uint32_t>(data[3]) << 24;
+  }
+  void port_write(std::uint16_t port, unsigned size, std::uint32_t value) override {
+    const std::uint8_t data[4] = {static_cast<std::uint8_t>(value),
+                                  static_cast<std::uint8_t>(value >> 8),
+                                  static_cast<std::uint8_t>(value >> 16),
+                                  static_cast<std::uint8_t>(value >> 24)};
+    std::lock_guard lock(m_board.device_lock());
+    (void)m_board.port_bus().write(port, std::span(data, size));
+  }
+  void cr3_written(std::uint64_t, std::uint64_t new_cr3) override {
+    m_shadow.set_guest_cr3(new_cr3);
+  }
+  void page_invalidated(std::uint64_t address) override { m_shadow.invalidate_page(address); }
+  void paging_control_changed() override {
+    m_shadow.set_paging_controls(PagingControls::from(m_cpu));
+  }
+
+ private:
+  Board& m_board;
+  ShadowPager& m_shadow;
+  const VirtualCpu& m_cpu;
+};
+
+FullMode::FullMode(FullModeOptions options) : m_options(options) {}
+FullMode::~FullMode() = default;
+
+Status FullMode::prepare(ModeContext& context, const LoadedImage& image) {
+  if ((static_cast<unsigned>(context.vm.check_extension(KVM_CAP_SYNC_REGS)) &
+       (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) != (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) {
+    return Error{"--cpu full needs KVM_CAP_SYNC_REGS (registers and special registers), which "
+                 "this KVM lacks"};
+  }
+  if (context.board.interrupt_controller() == nullptr) {
+    return Error{"--cpu full delivers interrupts itself: use --irqchip vmm"};
+  }
+  auto monitor = GuestMemory::create(kMonitorSize);
+  if (!monitor) return monitor.error();
+  m_monitor_memory.emplace(std::move(*monitor));
+  if (auto status = context.vm.set_user_memory_region(1, kMonitorPhysicalBase, kMonitorSize,
+                                                      m_monitor_memory->host_base());
+      !status) {
+    return status;
+  }
+  m_guest_ram_size = context.memory.size();
+  if (auto status = m_physical.add(GuestPhysAddr(0), context.memory); !status) return status;
+  if (auto status = m_physical.add(GuestPhysAddr(kMonitorPhysicalBase), *m_monitor_memory);
+      !status) {
+    return status;
+  }
+  if (auto status = build_monitor_region(m_physical); !status) return status;
+
+  // The virtual CPU starts where the vmlab entry starts a real one.
+  kvm_sregs special{};
+  kvm_regs registers{};
+  set_long_mode_entry_state(special, registers, image.entry);
+  m_cpu = VirtualCpu{};
+  m_cpu.cpl = 0;
+  m_cpu.interrupt_flag = false;
+  m_cpu.cs = kBootCodeSelector;
+  m_cpu.ss = kBootDataSelector;
+  m_cpu.cr0 = special.cr0;
+  m_cpu.cr3 = special.cr3;
+  m_cpu.cr4 = special.cr4;
+  m_cpu.efer = special.efer;
+  m_cpu.gdtr = {special.gdt.base, special.gdt.limit};
+  m_registers = GuestRegisters{};
+  m_registers.rip = registers.rip;
+  m_registers.rdi = registers.rdi;
+  m_registers.rsp = registers.rsp;
+  m_registers.rflags = registers.rflags;
+
+  ShadowPagerConfig shadow_config;
+  shadow_config.guest_ram_size = m_guest_ram_size;
+  shadow_config.monitor = {GuestPhysAddr(kMonitorPhysicalBase), kMonitorSize};
+  shadow_config.monitor_virtual_base = kMonitorVirtualBase;
+  shadow_config.table_pool = {monitor_physical(kShadowPoolOffset), kShadowPoolSize};
+  auto shadow = ShadowPager::create(m_physical, shadow_config);
+  if (!shadow) return shadow.error();
+  m_shadow = std::move(*shadow);
+  m_shadow->set_paging_controls(PagingControls::from(m_cpu));
+  m_shadow->set_guest_cr3(m_cpu.cr3);
+  m_services = std::make_unique<Services>(context.board, *m_shadow, m_cpu);
+
+  // A SYSCALL from guest user mode lands in the monitor's stub at CPL0.
+  const Vcpu::Msr msrs[] = {
+      {kMsrStar, std::uint64_t{kMonitorCodeSelector} << 32},
+      {kMsrLstar, monitor_virtual(kSyscallStubOffset)},
+      {kMsrFmask, kInterruptFlag | (1ULL << 8) | (1ULL << 10)},  // IF, TF, DF
+  };
+  if (auto status = context.vcpu.set_msrs(msrs); !status) return status;
+
+  // The first entry goes through the ioctls (the sync-regs area holds nothing
+  // valid before the first exit); every later one through kvm_run.
+  auto current = context.vcpu.special_registers();
+  if (!current) return current.error();
+  kvm_run& run = context.vcpu.run_state();
+  run.s.regs.sregs = *current;
+  if (auto status = resume_guest(context); !status) return status;
+  run.kvm_dirty_regs = 0;
+  if (auto status = context.vcpu.set_special_registers(run.s.regs.sregs); !status) return status;
+  return context.vcpu.set_registers(run.s.regs.regs);
+}
+
+void FullMode::capture_guest_state(const kvm_run& run) {
+  const auto& r = run.s.regs.regs;
+  m_registers.rax = r.rax;
+  m_registers.rbx = r.rbx;
+  m_registers.rcx = r.rcx;
+  m_registers.rdx = r.rdx;
+  m_registers.rsi = r.rsi;
+  m_registers.rdi = r.rdi;
+  m_registers.rbp = r.rbp;
+  m_registers.r8 = r.r8;
+  m_registers.r9 = r.r9;
+  m_registers.r10 = r.r10;
+  m_registers.r11 = r.r11;
+  m_registers.r12 = r.r12;
+  m_registers.r13 = r.r13;
+  m_registers.r14 = r.r14;
+  m_registers.r15 = r.r15;
+  m_registers.rip = r.rip;
+  m_registers.rsp = r.rsp;
+  m_registers.rflags = r.rflags;
+}
+
+Status FullMode::resume_guest(ModeContext& context) {
+  kvm_run& run = context.vcpu.run_state();
+  auto& r = run.s.regs.regs;
+  r.rax = m_registers.rax;
+  r.rbx = m_registers.rbx;
+  r.rcx = m_registers.rcx;
+  r.rdx = m_registers.rdx;
+  r.rsi = m_registers.rsi;
+  r.rdi = m_registers.rdi;
+  r.rbp = m_registers.rbp;
+  r.r8 = m_registers.r8;
+  r.r9 = m_registers.r9;
+  r.r10 = m_registers.r10;
+  r.r11 = m_registers.r11;
+  r.r12 = m_registers.r12;
+  r.r13 = m_registers.r13;
+  r.r14 = m_registers.r14;
+  r.r15 = m_registers.r15;
+  r.rip = m_registers.rip;
+  r.rsp = m_registers.rsp;
+  // The real CPU always runs the guest with IF=1 and IOPL=0: the guest's IF
+  // and IOPL live in the virtual CPU, so cli/sti/in/out fault (SDM 6.8.1).
+  r.rflags = (m_registers.rflags & ~(kInterruptFlag | kIoplMask)) | kInterruptFlag | 0x2;
+
+  auto& s = run.s.regs.sregs;
+  const bool kernel = m_cpu.cpl == 0;
+  s.cs = flat_segment(kernel ? kGuestKernelCodeSelector : kUserCodeSelector, true);
+  s.ss = flat_segment(kernel ? kGuestKernelDataSelector : kUserDataSelector, false);
+  s.ds = s.es = s.ss;
+  s.fs = flat_segment(kUserDataSelector, false);
+  s.gs = s.fs;
+  s.fs.base = m_cpu.fs_base;
+  s.gs.base = m_cpu.gs_base;
+  s.gdt.base = monitor_virtual(kGdtOffset);
+  s.gdt.limit = kGdtLimit;
+  s.idt.base = monitor_virtual(kIdtOffset);
+  s.idt.limit = 256 * 16 - 1;
+  s.tr = kvm_segment{};
+  s.tr.base = monitor_virtual(kTssOffset);
+  s.tr.limit = 0x67;
+  s.tr.selector = kTssSelector;
+  s.tr.type = 0xb;  // busy 64-bit TSS
+  s.tr.present = 1;
+  s.ldt = kvm_segment{};
+  s.ldt.unusable = 1;
+  s.cr0 = kRealCr0;
+  s.cr4 = kCr4Pae | (m_options.umip ? kCr4Umip : 0);
+  s.efer = kEferSyscall | kEferLongMode | (m_cpu.efer & kEferNoExecute);
+  // kvm_pvm keeps its own shadow of these tables and, like a TLB, does not
+  // see the VMM's edits to them: after an entry lost rights, change the CR3
+  // value (toggle PWT, which only affects caching of the root table's own
+  // accesses) so KVM resets its MMU context, as a monitor would flush the TLB.
+  if (m_shadow->take_tlb_flush_request()) m_cr3_write_through = !m_cr3_write_through;
+  s.cr3 = m_shadow->root(kernel ? ShadowView::Kernel : ShadowView::User).value() |
+          (m_cr3_write_through ? kCr3WriteThrough : 0);
+  // DESIGN.md 4: in virtual kernel mode the user descriptors are not present,
+  // so the guest kernel's iretq to user mode raises #NP into the monitor.
+  if (auto status = set_user_segments_present(m_physical, !kernel); !status) return status;
+  run.kvm_dirty_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+  return {};
+}
+
+void FullMode::record_trap(ModeContext& context, EventReason reason, std::uint8_t vector,
+                           std::uint64_t guest_rip, std::uint8_t cpl_before,
+                           std::uint64_t start_ns) {
+  ++m_traps;
+  vmlab::Event event;  // the recorder's event, not the delivery's
+  event.kind = EventKind::MonitorTrap;
+  event.reason = reason;
+  event.address = vector;
+  event.value = guest_rip;
+  event.guest_rip = guest_rip;
+  event.time_ns = start_ns;
+  event.duration_ns = now_ns() - start_ns;
+  event.from = cpl_before == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
+  event.to = m_cpu.cpl == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
+  context.recorder.record(event);
+}
+
+ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit,
+                                      std::string& stop_message) {
+  const auto* io = std::get_if<exits::PortIo>(&exit);
+  kvm_run& run = context.vcpu.run_state();
+  if (io == nullptr || io->port != kMonitorPort || run.s.regs.sregs.cs.dpl != 0) {
+    return ExitDisposition::NotMine;
+  }
+  auto hit = stub_at(run.s.regs.regs.rip);
+  if (!hit) {
+    stop_message = "the monitor port was written at rip " + hex(run.s.regs.regs.rip) +
+                   ", outside the monitor's stubs";
+    return ExitDisposition::Stop;
+  }
+  capture_guest_state(run);
+  if (hit->syscall) {
+    // SYSCALL reached the stub at CPL0 (VT-x, AMD-V): RCX holds the return
+    // RIP, R11 the RFLAGS, RSP is still the guest's (SDM vol. 2B, SYSCALL).
+    m_registers.rip = m_registers.rcx;
+    m_registers.rflags = m_registers.r11;
+    return handle_system_call(context, stop_message);
+  }
+  // The CPU pushed [error code,] RIP, CS, RFLAGS, RSP, SS on the monitor
+  // stack (SDM 6.14.2); RSP points at the first of them.
+  const std::uint64_t frame_virtual = run.s.regs.regs.rsp;
+  if (frame_virtual < monitor_virtual(kStackOffset) ||
+      frame_virtual + 6 * 8 > monitor_virtual(kFaultStackTopOffset)) {
+    stop_message = "monitor stack pointer " + hex(frame_virtual) + " is outside the monitor stack";
+    return ExitDisposition::Stop;
+  }
+  std::uint64_t frame[6] = {};
+  const bool has_error = vector_has_error_code(hit->vector);
+  const auto frame_physical = GuestPhysAddr(frame_virtual - kMonitorVirtualBase + kMonitorPhysicalBase);
+  if (auto status = m_physical.read(frame_physical, std::span(reinterpret_cast<std::uint8_t*>(frame),
+                                                              sizeof frame));
+      !status) {
+    stop_message = status.error().message;
+    return ExitDisposition::Stop;
+  }
+  const std::uint64_t* hardware = has_error ? frame + 1 : frame;
+  std::optional<std::uint32_t> error_code;
+  if (has_error) error_code = static_cast<std::uint32_t>(frame[0]);
+  if ((hardware[1] & 3) == 0) {
+    stop_message = "the monitor itself took exception " + std::to_string(hit->vector) +
+                   " at rip " + hex(hardware[0]);
+    return ExitDisposition::Stop;
+  }
+  m_registers.rip = hardware[0];
+  m_registers.rsp = hardware[3];
+  // The guest sees its virtual IF and IOPL, never the real ones.
+  m_registers.rflags = (hardware[2] & ~(kInterruptFlag | kIoplMask)) |
+                       (m_cpu.interrupt_flag ? kInterruptFlag : 0) |
+                       (std::uint64_t{m_cpu.iopl} << 12);
+  if (hit->vector == kPageFaultVector && run.s.regs.sregs.cr2 == monitor_virtual(kSyscallStubOffset) &&
+      m_registers.rip == run.s.regs.sregs.cr2 && m_cpu.cpl == 3) {
+    // kvm_pvm runs a user SYSCALL at CPL3: the fetch of the stub faults with
+    // RIP = CR2 = LSTAR, and RCX/R11 are what SYSCALL saved (README.md).
+    m_registers.rip = m_registers.rcx;
+    return handle_system_call(context, stop_message);
+  }
+  return handle_trap(context, hit->vector, error_code, stop_message);
+}
+
+ExitDisposition FullMode::handle_system_call(ModeContext& context, std::string& stop_message) {
+  const std::uint64_t start = now_ns();
+  const std::uint64_t rip = m_registers.rip;
+  const std::uint8_t cpl = m_cpu.cpl;
+  if (m_cpu.cpl != 3) {
+    // SYSCALL in virtual kernel mode would be a hypercall in para mode; the
+    // unmodified kernel never does it. Real hardware would simply re-enter
+    // LSTAR at CPL0: do that.
+    (void)stop_message;
+  }
+  deliver_syscall(m_registers, m_cpu);
+  if (auto status = resume_guest(context); !status) {
+    stop_message = status.error().message;
+    return ExitDisposition::Stop;
+  }
+  record_trap(context, EventReason::SystemCall, 0, rip, cpl, start);
+  return ExitDisposition::Handled;
+}
+
+ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
+                                      std::optional<std::uint32_t> error_code,
+                                      std::string& stop_message) {
+  const std::uint64_t start = now_ns();
+  const std::uint64_t rip = m_registers.rip;
+  const std::uint8_t cpl = m_cpu.cpl;
+  EventReason reason = EventReason::ReflectedException;
+  ExitDisposition disposition = ExitDisposition::Handled;
+  auto reflect = [&](const Event& event) -> bool {
+    auto delivered = deliver_event(m_registers, m_cpu, m_shadow->walker(), event);
+    if (!delivered) {
+      stop_message = "the guest kernel could not take exception " + std::to_string(event.vector) +
+                     " at rip " + hex(rip) + ": " + delivered.error().message;
+      return false;
+    }
+    return true;
+  };
+
+  if (vector == kPageFaultVector) {
+    const std::uint64_t address = context.vcpu.run_state().s.regs.sregs.cr2;
+    auto fault = m_shadow->handle_fault(view() == View::Kernel ? ShadowView::Kernel : ShadowView::User,
+                                        address, error_code.value_or(0));
+    if (!fault) {
+      stop_message = "shadow paging failed at guest address " + hex(address) + ": " +
+                     fault.error().message;
+      return ExitDisposition::Stop;
+    }
+    const FaultResolution& resolution = *fault;
+    switch (resolution.kind) {
+      case FaultResolution::Kind::Filled:
+        reason = EventReason::ShadowFill;
+        break;
+      case FaultResolution::Kind::ReflectToGuest:
+        reason = EventReason::GuestPageFault;
+        if (!reflect(Event{kPageFaultVector, resolution.guest_error_code, EventSource::Exception,
+                           resolution.address})) {
+          return ExitDisposition::Stop;
+        }
+        break;
+      case FaultResolution::Kind::PageTableWrite: {
+        reason = EventReason::PageTableWrite;
+        auto emulation = emulate_memory_write(m_registers, m_cpu, m_shadow->walker());
+        if (emulation.kind == EmulationKind::Emulated) {
+          m_shadow->guest_page_table_written(resolution.physical_address,
+                                             std::max<std::uint64_t>(8, emulation.written.length));
+        } else if (emulation.kind == EmulationKind::Reflect) {
+          if (!reflect(emulation.event)) return ExitDisposition::Stop;
+        } else {
+          stop_message = "cannot emulate the guest's write to its page tables at rip " + hex(rip) +
+                         " (" + emulation.mnemonic + "): " + emulation.detail;
+          return ExitDisposition::Stop;
+        }
+        break;
+      }
+    }
+  } else if (vector == kGeneralProtectionVector || vector == kInvalidOpcodeVector ||
+             vector == kSegmentNotPresentVector || vector == kStackFaultVector) {
+    auto emulation = emulate_privileged(m_registers, m_cpu, m_shadow->walker(), *m_services,
+                                        Event{vector, error_code, EventSource::Exception});
+    switch (emulation.kind) {
+      case EmulationKind::Emulated:
+        reason = EventReason::PrivilegedInstruction;
+        break;
+      case EmulationKind::Halt:
+        reason = EventReason::PrivilegedInstruction;
+        disposition = ExitDisposition::WaitForInterrupt;
+        break;
+      case EmulationKind::Reflect:
+        if (!reflect(emulation.event)) return ExitDisposition::Stop;
+        break;
+      case EmulationKind::Unsupported:
+        if (cpl == 3) {
+          // Not a privileged instruction of the guest kernel's: the user task
+          // faulted, and its kernel decides (as on hardware).
+          if (!reflect(Event{vector, error_code, EventSource::Exception})) {
+            return ExitDisposition::Stop;
+          }
+          break;
+        }
+        stop_message = "cannot emulate '" + emulation.mnemonic + "' at guest rip " + hex(rip) +
+                       ": " + emulation.detail;
+        return ExitDisposition::Stop;
+    }
+  } else {
+    if (!reflect(Event{vector, error_code, EventSource::Exception})) return ExitDisposition::Stop;
+  }
+  if (auto status = resume_guest(context); !status) {
+    stop_message = status.error().message;
+    return ExitDisposition::Stop;
+  }
+  record_trap(context, reason, vector, rip, cpl, start);
+  return disposition;
+}
+
+Result<int> FullMode::deliver_interrupts(ModeContext& context) {
+  InterruptController* controller = context.board.interrupt_controller();
+  kvm_run& run = context.vcpu.run_state();
+  {
+    std::lock_guard lock(context.board.device_lock());
+    if (controller == nullptr || !controller->interrupt_pending()) return -1;
+  }
+  // Only while the vCPU is in the guest (not inside a stub it is about to
+  // leave) and the guest's virtual IF allows it (DESIGN.md 5).
+  if (run.s.regs.sregs.cs.dpl != 3) return -1;
+  if (m_cpu.cpl == 0 && !m_cpu.interrupt_flag) return -1;
+  capture_guest_state(run);
+  m_registers.rflags = (m_registers.rflags & ~(kInterruptFlag | kIoplMask)) |
+                       (m_cpu.interrupt_flag ? kInterruptFlag : 0) |
+                       (std::uint64_t{m_cpu.iopl} << 12);
+  std::uint8_t vector;
+  {
+    std::lock_guard lock(context.board.device_lock());
+    if (!controller->interrupt_pending()) return -1;
+    vector = controller->acknowledge();
+  }
+  m_cpu.halted = false;
+  auto delivered =
+      deliver_event(m_registers, m_cpu, m_shadow->walker(), vector, std::nullopt, EventSource::ExternalInterrupt);
+  if (!delivered) {
+    return Error{"the guest kernel could not take interrupt vector " + std::to_string(vector) +
+                 ": " + delivered.error().message};
+  }
+  if (auto status = resume_guest(context); !status) return status.error();
+  return vector;
+}
+
+}  // namespace vmlab::full
