@@ -40,7 +40,10 @@ Run `vmlab <command> --help` for a command's options.
 
 constexpr const char* kRunUsage = R"(usage: vmlab run [options]
 
-  --cpu MODE          CPU virtualization technique: hvm (default: hvm)
+  --cpu MODE          CPU virtualization technique (default: hvm):
+                        hvm   hardware-assisted: the guest kernel at CPL0
+                        full  trap-and-emulate: the same kernel deprivileged
+                              to CPL3, a monitor emulating what it may not do
   --workload W[:N]    workload of the built-in guest (default: hello); N, or
   -n, --count N       sets its count (each workload has a default)
   --guest ELF         boot this ELF64 guest instead of the built-in one
@@ -151,6 +154,16 @@ void print_summary(const RunOptions& options, const GuestRun& run) {
   std::printf("VM exits the VMM handled: %llu\n", static_cast<unsigned long long>(total));
   for (const auto& [reason, count] : run.exits_by_reason) {
     std::printf("  %-18s %10llu\n", reason.c_str(), static_cast<unsigned long long>(count));
+  }
+  if (!run.traps_by_reason.empty()) {
+    std::uint64_t traps = 0;
+    for (const auto& [reason, count] : run.traps_by_reason)
+      traps += count;
+    std::printf("monitor traps: %llu (each is one of the VM exits above)\n",
+                static_cast<unsigned long long>(traps));
+    for (const auto& [reason, count] : run.traps_by_reason) {
+      std::printf("  %-22s %10llu\n", reason.c_str(), static_cast<unsigned long long>(count));
+    }
   }
   std::printf("  interrupts injected %9llu, halts %llu\n",
               static_cast<unsigned long long>(run.interrupts_injected),

@@ -161,6 +161,9 @@ Result<GuestRun> run_guest(const RunOptions& options) {
     if (auto count = recorder.count(EventKind::VmExit, reason)) {
       run.exits_by_reason[std::string(event_reason_name(reason))] = count;
     }
+    if (auto count = recorder.count(EventKind::MonitorTrap, reason)) {
+      run.traps_by_reason[std::string(event_reason_name(reason))] = count;
+    }
   }
   run.interrupts_injected = recorder.count(EventKind::InterruptInjection);
   run.halts = recorder.count(EventKind::GuestHalt);

@@ -25,6 +25,24 @@ TEST(Compare, ParsesWorkloadLists) {
   EXPECT_FALSE(parse_workload_list(",").ok());
 }
 
+TEST(Compare, FullRowsCountMonitorTraps) {
+  VMLAB_REQUIRE_KVM();
+  CompareOptions options;
+  options.workloads = {{"cli-sti", 50}};
+  auto comparison = run_comparison(options, {});
+  ASSERT_TRUE(comparison.ok()) << comparison.error().message;
+  ASSERT_EQ(comparison->rows.size(), 3u) << "hvm, hvm+kirq, full (full+kirq does not exist)";
+  const auto& full = comparison->rows[2];
+  ASSERT_TRUE(full.ok) << full.failure;
+  EXPECT_EQ(full.configuration.label(), "full");
+  EXPECT_TRUE(full.has_monitor);
+  EXPECT_DOUBLE_EQ(full.monitor_traps_per_op, static_cast<double>(full.run.monitor_traps) / 50.0);
+  EXPECT_GE(full.monitor_traps_per_op, 2.0) << "cli and sti each trap";
+  EXPECT_GT(full.monitor_share, 0.0);
+  ASSERT_TRUE(full.relative_to_hvm.has_value());
+  EXPECT_GT(*full.relative_to_hvm, 1.0);
+}
+
 TEST(Compare, RejectsUnavailableModes) {
   CompareOptions options;
   options.cpus = {"bt"};
@@ -37,6 +55,7 @@ TEST(Compare, RowsAgreeWithTheirRuns) {
   VMLAB_REQUIRE_KVM();
   CompareOptions options;
   options.workloads = {{"pio", 40}, {"timer", 3}};
+  options.cpus = {"hvm"};  // the two hvm configurations; full is checked below
   std::size_t progress_calls = 0, finished_calls = 0;
   auto comparison =
       run_comparison(options, [&](std::size_t done, std::size_t total, const CompareRow* finished,

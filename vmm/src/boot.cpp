@@ -121,7 +121,6 @@ void set_long_mode_entry_state(kvm_sregs& special, kvm_regs& registers, GuestPhy
   constexpr std::uint64_t kCr0WriteProtect = 1ULL << 16;
   constexpr std::uint64_t kCr0Paging = 1ULL << 31;
   constexpr std::uint64_t kCr4Pae = 1ULL << 5;
-  constexpr std::uint64_t kEferSyscallEnable = 1ULL << 0;
   constexpr std::uint64_t kEferLongModeEnable = 1ULL << 8;
   constexpr std::uint64_t kEferLongModeActive = 1ULL << 10;
 
@@ -150,9 +149,7 @@ void set_long_mode_entry_state(kvm_sregs& special, kvm_regs& registers, GuestPhy
   special.cr4 = kCr4Pae;
   special.cr0 = kCr0ProtectionEnable | kCr0MonitorCoprocessor | kCr0ExtensionType |
                 kCr0NumericError | kCr0WriteProtect | kCr0Paging;
-  // SCE too: kvm_pvm refuses a guest's own wrmsr to EFER with #GP, so the
-  // VMM enables syscall up front and the guest writes EFER only if it must.
-  special.efer = kEferSyscallEnable | kEferLongModeEnable | kEferLongModeActive;
+  special.efer = kEferLongModeEnable | kEferLongModeActive;
 
   registers = kvm_regs{};
   registers.rip = entry.value();

@@ -19,11 +19,26 @@ constexpr std::string_view kLevelNames[] = {"vmm", "monitor", "guest-kernel", "g
 static_assert(std::size(kLevelNames) == static_cast<std::size_t>(PrivilegeLevel::Count));
 
 constexpr std::string_view kReasonNames[] = {
-    "io-in",        "io-out",          "mmio-read", "mmio-write",         "hlt",
-    "interrupted",  "irq-window-open", "shutdown",  "fail-entry",         "internal-error",
-    "system-event", "debug",           "unknown",   "external-interrupt",
-    "privileged-instruction", "shadow-fill", "guest-page-fault", "page-table-write",
-    "system-call", "reflected-exception",
+    "io-in",
+    "io-out",
+    "mmio-read",
+    "mmio-write",
+    "hlt",
+    "interrupted",
+    "irq-window-open",
+    "shutdown",
+    "fail-entry",
+    "internal-error",
+    "system-event",
+    "debug",
+    "unknown",
+    "external-interrupt",
+    "privileged-instruction",
+    "shadow-fill",
+    "guest-page-fault",
+    "page-table-write",
+    "system-call",
+    "reflected-exception",
 };
 static_assert(std::size(kReasonNames) == static_cast<std::size_t>(EventReason::Count));
 

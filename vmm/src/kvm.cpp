@@ -9,8 +9,8 @@
 #include <csignal>
 #include <cstdio>
 #include <memory>
-#include <vector>
 #include <utility>
+#include <vector>
 
 namespace vmlab {
 
@@ -52,7 +52,9 @@ class VariableLengthBuffer {
       : m_storage((sizeof(VariableLengthHeader) + count * sizeof(Entry) + 7) / 8) {
     header().count = static_cast<std::uint32_t>(count);
   }
-  VariableLengthHeader& header() { return *reinterpret_cast<VariableLengthHeader*>(m_storage.data()); }
+  VariableLengthHeader& header() {
+    return *reinterpret_cast<VariableLengthHeader*>(m_storage.data());
+  }
   // The entries start right after the 8-byte header; the storage is 8-byte
   // aligned, which satisfies both entry types.
   Entry* entries() {

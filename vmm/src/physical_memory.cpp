@@ -20,7 +20,8 @@ Status PhysicalMemoryMap::add(GuestPhysAddr base, GuestMemoryAccess& region) {
 const PhysicalMemoryMap::Region* PhysicalMemoryMap::find(std::uint64_t address,
                                                          std::uint64_t length) const {
   for (const auto& region : m_regions) {
-    if (address >= region.base && region.memory->contains(GuestPhysAddr(address - region.base), length)) {
+    if (address >= region.base &&
+        region.memory->contains(GuestPhysAddr(address - region.base), length)) {
       return &region;
     }
   }

@@ -58,6 +58,7 @@ struct GuestRun {
   std::vector<std::string> debug_lines;
   std::optional<WorkloadResult> result;
   std::map<std::string, std::uint64_t> exits_by_reason;  // as the VMM saw them
+  std::map<std::string, std::uint64_t> traps_by_reason;  // monitor traps (software modes)
   std::uint64_t interrupts_injected = 0;
   std::uint64_t halts = 0;
   std::uint64_t monitor_traps = 0;

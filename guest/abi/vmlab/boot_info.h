@@ -9,10 +9,7 @@
  * vCPU in 64-bit mode at the ELF entry point with
  *   RDI = guest-physical address of struct vmlab_boot_info (identity mapped),
  *   RSP = VMLAB_BOOT_STACK_TOP (a small boot stack in reserved low memory),
- *   RFLAGS = 0x2 (interrupts disabled),
- *   EFER = LME | LMA | SCE (syscall already enabled: on kvm_pvm a guest's own
- *   wrmsr to EFER raises #GP, so a guest should write EFER only when the bit
- *   it needs is clear).
+ *   RFLAGS = 0x2 (interrupts disabled), EFER = LME | LMA.
  * Everything below 1 MiB is reserved for these boot structures; the memory map
  * says which ranges the guest may use.
  *

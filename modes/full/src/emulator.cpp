@@ -407,8 +407,9 @@ std::optional<Operation> classify(const Decoded& decoded) {
 }
 
 // Instructions that may trap at CPL3 for reasons of privilege, beyond those
-// Zydis marks privileged: far transfers through descriptors, segment loads,
-// CPUID faulting, SYSENTER/SYSEXIT, MONITOR/MWAIT.
+// Zydis marks privileged: far transfers through descriptors, segment pops,
+// CPUID faulting, SYSENTER/SYSEXIT, MONITOR/MWAIT. (lar, lsl, verr and verw
+// never trap: they are among the x86 holes.)
 bool is_sensitive(const Decoded& decoded) {
   const ZydisDecodedInstruction& instruction = decoded.instruction;
   if ((instruction.attributes & ZYDIS_ATTRIB_IS_PRIVILEGED) != 0) return true;
@@ -417,10 +418,9 @@ bool is_sensitive(const Decoded& decoded) {
       is_register_of_class(decoded.operands[0], ZYDIS_REGCLASS_SEGMENT)) {
     return true;
   }
-  constexpr std::array kSensitive{
-      ZYDIS_MNEMONIC_CPUID,   ZYDIS_MNEMONIC_SYSENTER, ZYDIS_MNEMONIC_SYSEXIT,
-      ZYDIS_MNEMONIC_MONITOR, ZYDIS_MNEMONIC_MWAIT,    ZYDIS_MNEMONIC_LAR,
-      ZYDIS_MNEMONIC_LSL,     ZYDIS_MNEMONIC_VERR,     ZYDIS_MNEMONIC_VERW};
+  constexpr std::array kSensitive{ZYDIS_MNEMONIC_CPUID, ZYDIS_MNEMONIC_SYSENTER,
+                                  ZYDIS_MNEMONIC_SYSEXIT, ZYDIS_MNEMONIC_MONITOR,
+                                  ZYDIS_MNEMONIC_MWAIT};
   return std::find(kSensitive.begin(), kSensitive.end(), instruction.mnemonic) != kSensitive.end();
 }
 

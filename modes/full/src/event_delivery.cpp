@@ -76,7 +76,7 @@ bool becomes_double_fault(FaultClass first, FaultClass second) {
     case FaultClass::Benign:
       return false;
     case FaultClass::Contributory:
-      return false;
+      return second == FaultClass::Contributory;
     case FaultClass::PageFault:
       return second_serious;
     case FaultClass::DoubleFault:

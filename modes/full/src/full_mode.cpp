@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <utility>
 
 #include "vmlab/boot.hpp"
 #include "vmlab/events.hpp"
@@ -15,8 +16,10 @@ namespace vmlab::full {
 
 namespace {
 
+constexpr std::uint64_t kTrapFlag = 1ULL << 8;
 constexpr std::uint64_t kInterruptFlag = 1ULL << 9;
 constexpr std::uint64_t kIoplMask = 3ULL << 12;
+constexpr std::uint8_t kDebugVector = 1;
 constexpr std::uint8_t kPageFaultVector = 14;
 constexpr std::uint8_t kGeneralProtectionVector = 13;
 constexpr std::uint8_t kInvalidOpcodeVector = 6;
@@ -83,10 +86,9 @@ class FullMode::Services final : public MonitorServices {
            static_cast<std::uint32_t>(data[2]) << 16 | static_cast<std::uint32_t>(data[3]) << 24;
   }
   void port_write(std::uint16_t port, unsigned size, std::uint32_t value) override {
-    const std::uint8_t data[4] = {static_cast<std::uint8_t>(value),
-                                  static_cast<std::uint8_t>(value >> 8),
-                                  static_cast<std::uint8_t>(value >> 16),
-                                  static_cast<std::uint8_t>(value >> 24)};
+    const std::uint8_t data[4] = {
+        static_cast<std::uint8_t>(value), static_cast<std::uint8_t>(value >> 8),
+        static_cast<std::uint8_t>(value >> 16), static_cast<std::uint8_t>(value >> 24)};
     std::lock_guard lock(m_board.device_lock());
     (void)m_board.port_bus().write(port, std::span(data, size));
   }
@@ -110,8 +112,9 @@ FullMode::~FullMode() = default;
 Status FullMode::prepare(ModeContext& context, const LoadedImage& image) {
   if ((static_cast<unsigned>(context.vm.check_extension(KVM_CAP_SYNC_REGS)) &
        (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) != (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) {
-    return Error{"--cpu full needs KVM_CAP_SYNC_REGS (registers and special registers), which "
-                 "this KVM lacks"};
+    return Error{
+        "--cpu full needs KVM_CAP_SYNC_REGS (registers and special registers), which "
+        "this KVM lacks"};
   }
   if (context.board.interrupt_controller() == nullptr) {
     return Error{"--cpu full delivers interrupts itself: use --irqchip vmm"};
@@ -280,6 +283,9 @@ void FullMode::record_trap(ModeContext& context, EventReason reason, std::uint8_
   event.guest_rip = guest_rip;
   event.time_ns = start_ns;
   event.duration_ns = now_ns() - start_ns;
+  // The monitor's share of the run: its logic runs in the VMM process, but
+  // it is the monitor's work, not the VMM's device or exit handling.
+  context.recorder.add_time(PrivilegeLevel::Monitor, event.duration_ns);
   event.from = cpl_before == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
   event.to = m_cpu.cpl == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
   context.recorder.record(event);
@@ -299,6 +305,10 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
     return ExitDisposition::Stop;
   }
   capture_guest_state(run);
+  // Any trap ends the interrupt shadow: the instruction after sti ran (or is
+  // the one that trapped, as `hlt` in the `sti; hlt` idiom does).
+  m_interrupt_shadow = false;
+  const bool was_single_stepping = std::exchange(m_single_stepping, false);
   if (hit->syscall) {
     // SYSCALL reached the stub at CPL0 (VT-x, AMD-V): RCX holds the return
     // RIP, R11 the RFLAGS, RSP is still the guest's (SDM vol. 2B, SYSCALL).
@@ -316,33 +326,45 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
   }
   std::uint64_t frame[6] = {};
   const bool has_error = vector_has_error_code(hit->vector);
-  const auto frame_physical = GuestPhysAddr(frame_virtual - kMonitorVirtualBase + kMonitorPhysicalBase);
-  if (auto status = m_physical.read(frame_physical, std::span(reinterpret_cast<std::uint8_t*>(frame),
-                                                              sizeof frame));
+  const auto frame_physical =
+      GuestPhysAddr(frame_virtual - kMonitorVirtualBase + kMonitorPhysicalBase);
+  if (auto status = m_physical.read(
+          frame_physical, std::span(reinterpret_cast<std::uint8_t*>(frame), sizeof frame));
       !status) {
     stop_message = status.error().message;
     return ExitDisposition::Stop;
   }
-  const std::uint64_t* hardware = has_error ? frame + 1 : frame;
+  std::uint64_t* hardware = has_error ? frame + 1 : frame;
   std::optional<std::uint32_t> error_code;
   if (has_error) error_code = static_cast<std::uint32_t>(frame[0]);
   if ((hardware[1] & 3) == 0) {
-    stop_message = "the monitor itself took exception " + std::to_string(hit->vector) +
-                   " at rip " + hex(hardware[0]);
+    stop_message = "the monitor itself took exception " + std::to_string(hit->vector) + " at rip " +
+                   hex(hardware[0]);
     return ExitDisposition::Stop;
   }
   m_registers.rip = hardware[0];
   m_registers.rsp = hardware[3];
+  if (was_single_stepping) hardware[2] &= ~kTrapFlag;  // the monitor's TF, not the guest's
   // The guest sees its virtual IF and IOPL, never the real ones.
   m_registers.rflags = (hardware[2] & ~(kInterruptFlag | kIoplMask)) |
                        (m_cpu.interrupt_flag ? kInterruptFlag : 0) |
                        (std::uint64_t{m_cpu.iopl} << 12);
-  if (hit->vector == kPageFaultVector && run.s.regs.sregs.cr2 == monitor_virtual(kSyscallStubOffset) &&
+  if (hit->vector == kPageFaultVector &&
+      run.s.regs.sregs.cr2 == monitor_virtual(kSyscallStubOffset) &&
       m_registers.rip == run.s.regs.sregs.cr2 && m_cpu.cpl == 3) {
     // kvm_pvm runs a user SYSCALL at CPL3: the fetch of the stub faults with
     // RIP = CR2 = LSTAR, and RCX/R11 are what SYSCALL saved (README.md).
     m_registers.rip = m_registers.rcx;
     return handle_system_call(context, stop_message);
+  }
+  if (was_single_stepping && hit->vector == kDebugVector) {
+    // Our own single step through the interrupt shadow: nothing to emulate;
+    // the pending interrupt is delivered before the next entry.
+    if (auto status = resume_guest(context); !status) {
+      stop_message = status.error().message;
+      return ExitDisposition::Stop;
+    }
+    return ExitDisposition::Handled;
   }
   return handle_trap(context, hit->vector, error_code, stop_message);
 }
@@ -386,11 +408,12 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
 
   if (vector == kPageFaultVector) {
     const std::uint64_t address = context.vcpu.run_state().s.regs.sregs.cr2;
-    auto fault = m_shadow->handle_fault(view() == View::Kernel ? ShadowView::Kernel : ShadowView::User,
-                                        address, error_code.value_or(0));
+    auto fault =
+        m_shadow->handle_fault(view() == View::Kernel ? ShadowView::Kernel : ShadowView::User,
+                               address, error_code.value_or(0));
     if (!fault) {
-      stop_message = "shadow paging failed at guest address " + hex(address) + ": " +
-                     fault.error().message;
+      stop_message =
+          "shadow paging failed at guest address " + hex(address) + ": " + fault.error().message;
       return ExitDisposition::Stop;
     }
     const FaultResolution& resolution = *fault;
@@ -407,13 +430,12 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
         break;
       case FaultResolution::Kind::PageTableWrite: {
         reason = EventReason::PageTableWrite;
+        // The walker reports every byte it stores to the pager, so the
+        // shadow entries derived from them are already gone.
         auto emulation = emulate_memory_write(m_registers, m_cpu, m_shadow->walker());
-        if (emulation.kind == EmulationKind::Emulated) {
-          m_shadow->guest_page_table_written(resolution.physical_address,
-                                             std::max<std::uint64_t>(8, emulation.written.length));
-        } else if (emulation.kind == EmulationKind::Reflect) {
+        if (emulation.kind == EmulationKind::Reflect) {
           if (!reflect(emulation.event)) return ExitDisposition::Stop;
-        } else {
+        } else if (emulation.kind != EmulationKind::Emulated) {
           stop_message = "cannot emulate the guest's write to its page tables at rip " + hex(rip) +
                          " (" + emulation.mnemonic + "): " + emulation.detail;
           return ExitDisposition::Stop;
@@ -428,6 +450,7 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
     switch (emulation.kind) {
       case EmulationKind::Emulated:
         reason = EventReason::PrivilegedInstruction;
+        m_interrupt_shadow = emulation.interrupt_shadow;
         break;
       case EmulationKind::Halt:
         reason = EventReason::PrivilegedInstruction;
@@ -471,6 +494,13 @@ Result<int> FullMode::deliver_interrupts(ModeContext& context) {
   // leave) and the guest's virtual IF allows it (DESIGN.md 5).
   if (run.s.regs.sregs.cs.dpl != 3) return -1;
   if (m_cpu.cpl == 0 && !m_cpu.interrupt_flag) return -1;
+  if (m_interrupt_shadow) {
+    // Let one more guest instruction run first: single-step it.
+    m_single_stepping = true;
+    run.s.regs.regs.rflags |= kTrapFlag;
+    run.kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+    return -1;
+  }
   capture_guest_state(run);
   m_registers.rflags = (m_registers.rflags & ~(kInterruptFlag | kIoplMask)) |
                        (m_cpu.interrupt_flag ? kInterruptFlag : 0) |
@@ -482,8 +512,8 @@ Result<int> FullMode::deliver_interrupts(ModeContext& context) {
     vector = controller->acknowledge();
   }
   m_cpu.halted = false;
-  auto delivered =
-      deliver_event(m_registers, m_cpu, m_shadow->walker(), vector, std::nullopt, EventSource::ExternalInterrupt);
+  auto delivered = deliver_event(m_registers, m_cpu, m_shadow->walker(), vector, std::nullopt,
+                                 EventSource::ExternalInterrupt);
   if (!delivered) {
     return Error{"the guest kernel could not take interrupt vector " + std::to_string(vector) +
                  ": " + delivered.error().message};

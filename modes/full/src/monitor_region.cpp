@@ -40,11 +40,11 @@ Status build_monitor_region(GuestMemoryAccess& memory) {
   // TSS descriptor (SDM 7.2.3): 16 bytes, type 9 (available 64-bit TSS).
   const std::uint64_t tss = monitor_virtual(kTssOffset);
   const std::uint64_t tss_limit = 0x67;
-  const std::uint64_t tss_low = tss_limit | ((tss & 0xffffff) << 16) | (0x89ULL << 40) |
-                                ((tss >> 24 & 0xff) << 56);
-  const std::array<std::uint64_t, 9> gdt = {
-      0,           kCode64Dpl0, kDataDpl0, kDataDpl3, kCode64Dpl3, kCode64Dpl3, kDataDpl3,
-      tss_low,     tss >> 32};
+  const std::uint64_t tss_low =
+      tss_limit | ((tss & 0xffffff) << 16) | (0x89ULL << 40) | ((tss >> 24 & 0xff) << 56);
+  const std::array<std::uint64_t, 9> gdt = {0,         kCode64Dpl0, kDataDpl0,
+                                            kDataDpl3, kCode64Dpl3, kCode64Dpl3,
+                                            kDataDpl3, tss_low,     tss >> 32};
   if (auto status = memory.write_object(monitor_physical(kGdtOffset), gdt); !status) return status;
 
   std::array<std::uint64_t, 512> idt{};
@@ -73,7 +73,8 @@ Status build_monitor_region(GuestMemoryAccess& memory) {
   }
 
   for (unsigned vector = 0; vector <= 256; ++vector) {  // 256 = the SYSCALL stub
-    const std::uint64_t offset = vector == 256 ? kSyscallStubOffset : kStubsOffset + vector * kStubSize;
+    const std::uint64_t offset =
+        vector == 256 ? kSyscallStubOffset : kStubsOffset + vector * kStubSize;
     if (auto status = memory.write_object(monitor_physical(offset), kStub); !status) return status;
   }
   return set_user_segments_present(memory, true);

@@ -34,8 +34,9 @@ bool PageWalker::is_guest_ram(GuestPhysAddr frame) const {
 
 bool PageWalker::is_mappable(GuestPhysAddr frame) const {
   if (is_guest_ram(frame)) return true;
-  return std::any_of(m_options.device_windows.begin(), m_options.device_windows.end(),
-                     [&](const PhysicalRange& window) { return window.contains(frame, kPageSize); });
+  return std::any_of(
+      m_options.device_windows.begin(), m_options.device_windows.end(),
+      [&](const PhysicalRange& window) { return window.contains(frame, kPageSize); });
 }
 
 std::uint64_t PageWalker::reserved_bits(std::uint64_t entry, unsigned level) const {
@@ -186,13 +187,13 @@ std::variant<std::vector<PageWalker::Piece>, PageWalker::Fault> PageWalker::tran
 }
 
 std::optional<PageWalker::Fault> PageWalker::copy_in(std::uint64_t address,
-                                                     std::span<std::uint8_t> out,
-                                                     AccessKind access,
+                                                     std::span<std::uint8_t> out, AccessKind access,
                                                      AccessPrivilege privilege) {
   auto translated = translate_range(address, out.size(), access, privilege);
   if (auto* fault = std::get_if<Fault>(&translated)) return *fault;
   for (const Piece& piece : std::get<std::vector<Piece>>(translated)) {
-    const auto not_there = Fault{piece.walk.address, fault_error_code(false, access, privilege, false)};
+    const auto not_there =
+        Fault{piece.walk.address, fault_error_code(false, access, privilege, false)};
     if (!mark_accessed(piece.walk, access)) return not_there;
     // A device window is not memory the walker can read: the caller emulates
     // MMIO through translate() and the bus.

@@ -36,7 +36,9 @@ bool overlaps(const PhysicalRange& range, std::uint64_t start, std::uint64_t end
   return range.base.value() < end && start < range.base.value() + range.size;
 }
 
-bool page_aligned(std::uint64_t value) { return (value & (kPageSize - 1)) == 0; }
+bool page_aligned(std::uint64_t value) {
+  return (value & (kPageSize - 1)) == 0;
+}
 
 }  // namespace
 
@@ -92,6 +94,10 @@ Result<std::unique_ptr<ShadowPager>> ShadowPager::create(GuestMemoryAccess& memo
                  " pages) leaves fewer than " + std::to_string(kMinimumFreeTables) +
                  " pages after the monitor mapping; make it larger"};
   }
+  // No address space until the first set_guest_cr3(): a root beyond any RAM
+  // (a detached one, only the monitor mapping), so guest frame 0 is not taken
+  // for a page table.
+  pager->m_walker.set_root(page_entry::kAddressMask);
   pager->make_current_space();
   if (pager->m_failure) return *pager->m_failure;
   return pager;
@@ -107,11 +113,11 @@ ShadowPager::ShadowPager(GuestMemoryAccess& memory, ShadowPagerConfig config)
   m_entries.assign(std::size_t{pages} * kPageTableEntries, 0);
   m_free.reserve(pages);
   // Hand out low pool pages first: the free list is a stack.
-  for (std::uint32_t table = pages; table > 0; --table) m_free.push_back(table - 1);
-  m_walker.set_write_observer(
-      [this](GuestPhysAddr address, std::uint64_t length) {
-        guest_page_table_written(address, length);
-      });
+  for (std::uint32_t table = pages; table > 0; --table)
+    m_free.push_back(table - 1);
+  m_walker.set_write_observer([this](GuestPhysAddr address, std::uint64_t length) {
+    guest_page_table_written(address, length);
+  });
 }
 
 Status ShadowPager::build_monitor_mapping() {
@@ -173,8 +179,7 @@ void ShadowPager::store(std::uint32_t table, unsigned index, std::uint64_t value
   // that #PF drops it, SDM 4.10.4.3).
   if ((old & page_entry::kPresent) != 0) {
     const std::uint64_t kept = old & value;
-    const bool same_frame =
-        (old & page_entry::kAddressMask) == (value & page_entry::kAddressMask);
+    const bool same_frame = (old & page_entry::kAddressMask) == (value & page_entry::kAddressMask);
     const bool lost_rights = (kept & kWritableLeaf) != (old & kWritableLeaf) ||
                              ((value & ~old) & page_entry::kExecuteDisable) != 0;
     if (!same_frame || lost_rights) m_flush_requested = true;
@@ -283,7 +288,8 @@ bool ShadowPager::allocate_roots(AddressSpace& space) {
 }
 
 void ShadowPager::release_space(const AddressSpace& space) {
-  for (std::uint32_t root : space.roots) release(root);
+  for (std::uint32_t root : space.roots)
+    release(root);
   m_flush_requested = true;
 }
 
@@ -330,7 +336,9 @@ bool ShadowPager::is_guest_page_table(GuestPhysAddr address) const {
   return m_mirrors.contains(address.value() & ~(kPageSize - 1));
 }
 
-bool ShadowPager::take_tlb_flush_request() { return std::exchange(m_flush_requested, false); }
+bool ShadowPager::take_tlb_flush_request() {
+  return std::exchange(m_flush_requested, false);
+}
 
 void ShadowPager::set_guest_cr3(std::uint64_t cr3) {
   ++m_counters.cr3_switches;
@@ -425,11 +433,11 @@ std::uint64_t ShadowPager::leaf_value(ShadowView view, const PageWalk& walk,
                                       AccessKind access) const {
   const GuestPhysAddr frame = walk.frame();
   // The guest kernel really runs at CPL3: both views are user pages.
-  std::uint64_t value = frame.value() | page_entry::kPresent | page_entry::kUser |
-                        page_entry::kAccessed;
-  const bool guest_allows_write =
-      view == ShadowView::User ? walk.writable
-                               : walk.writable || !m_walker.controls().write_protect;
+  std::uint64_t value =
+      frame.value() | page_entry::kPresent | page_entry::kUser | page_entry::kAccessed;
+  const bool guest_allows_write = view == ShadowView::User
+                                      ? walk.writable
+                                      : walk.writable || !m_walker.controls().write_protect;
   const bool dirty =
       access == AccessKind::Write || (walk.entries[walk.level] & page_entry::kDirty) != 0;
   if (guest_allows_write && dirty && !is_guest_page_table(frame)) {
@@ -441,8 +449,8 @@ std::uint64_t ShadowPager::leaf_value(ShadowView view, const PageWalk& walk,
   return value;
 }
 
-ShadowPager::FillOutcome ShadowPager::fill(ShadowView view, const PageWalk& walk,
-                                           AccessKind access, FaultResolution& resolution) {
+ShadowPager::FillOutcome ShadowPager::fill(ShadowView view, const PageWalk& walk, AccessKind access,
+                                           FaultResolution& resolution) {
   const std::uint64_t address = walk.address;
   std::uint32_t table = current_root(view);
   for (unsigned level = 4; level > 1; --level) {

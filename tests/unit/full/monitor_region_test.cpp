@@ -23,7 +23,9 @@ class MonitorRegionTest : public ::testing::Test {
 };
 
 TEST_F(MonitorRegionTest, GdtHasTheDocumentedSelectors) {
-  auto dpl = [&](std::uint16_t selector) { return (read64(kGdtOffset + (selector & ~7u)) >> 45) & 3; };
+  auto dpl = [&](std::uint16_t selector) {
+    return (read64(kGdtOffset + (selector & ~7u)) >> 45) & 3;
+  };
   auto long_mode = [&](std::uint16_t selector) {
     return (read64(kGdtOffset + (selector & ~7u)) >> 53) & 1;
   };

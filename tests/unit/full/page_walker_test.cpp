@@ -194,7 +194,8 @@ TEST_F(PageWalkerTest, TranslatesLargePages) {
 TEST_F(PageWalkerTest, SetsAccessedAndDirtyLikeHardware) {
   m_tables.map(kUserPage, kDataFrame, kP | kW | kU);
   auto level_entry = [&](unsigned level) { return m_tables.get(kUserPage, level); };
-  for (unsigned level = 4; level >= 1; --level) EXPECT_EQ(level_entry(level) & (kA | kD), 0u);
+  for (unsigned level = 4; level >= 1; --level)
+    EXPECT_EQ(level_entry(level) & (kA | kD), 0u);
 
   (void)address_of(translate(kUserPage, AccessKind::Read, AccessPrivilege::User));
   for (unsigned level = 4; level >= 1; --level) {
@@ -219,7 +220,8 @@ TEST_F(PageWalkerTest, FaultingAccessChangesNothing) {
   auto fault = m_walker.write(kUserPage, bytes, AccessPrivilege::User);
   ASSERT_TRUE(fault);
   EXPECT_EQ(fault->error_code, kPageFaultPresent | kPageFaultWrite | kPageFaultUser);
-  for (unsigned level = 4; level >= 1; --level) EXPECT_EQ(m_tables.get(kUserPage, level) & kA, 0u);
+  for (unsigned level = 4; level >= 1; --level)
+    EXPECT_EQ(m_tables.get(kUserPage, level) & kA, 0u);
   EXPECT_EQ(m_tables.read(GuestPhysAddr(kDataFrame)), 0u);
 }
 
@@ -228,7 +230,8 @@ TEST_F(PageWalkerTest, AccessesCrossPageBoundaries) {
   m_tables.map(kUserPage, kDataFrame, kP | kW | kU);
   m_tables.map(kUserPage + kPageSize, kSecondFrame, kP | kW | kU);
   std::array<std::uint8_t, 16> in{};
-  for (unsigned index = 0; index < in.size(); ++index) in[index] = static_cast<std::uint8_t>(index);
+  for (unsigned index = 0; index < in.size(); ++index)
+    in[index] = static_cast<std::uint8_t>(index);
   EXPECT_FALSE(m_walker.write(kUserPage + kPageSize - 8, in, AccessPrivilege::User));
   EXPECT_EQ(m_tables.read(GuestPhysAddr(kDataFrame + kPageSize - 8)), 0x0706050403020100u);
   EXPECT_EQ(m_tables.read(GuestPhysAddr(kSecondFrame)), 0x0f0e0d0c0b0a0908u);
@@ -264,8 +267,9 @@ TEST_F(PageWalkerTest, FramesOutsideRamAreNotPresentForTheGuest) {
   // A paging structure outside RAM is never read.
   const GuestPhysAddr pde = m_tables.entry_address(kUserPage, 2);
   m_tables.write(pde, kOutsideRam | kTableFlags);
-  ASSERT_TRUE(m_memory.write_object(GuestPhysAddr(kOutsideRam + table_index(kUserPage, 1) * 8),
-                                    kDataFrame | kP | kW | kU)
+  ASSERT_TRUE(m_memory
+                  .write_object(GuestPhysAddr(kOutsideRam + table_index(kUserPage, 1) * 8),
+                                kDataFrame | kP | kW | kU)
                   .ok());
   EXPECT_EQ(error_of(translate(kUserPage, AccessKind::Read, AccessPrivilege::User)),
             kPageFaultUser);
@@ -306,8 +310,9 @@ TEST_F(PageWalkerTest, WriteObserverSeesEveryPhysicalPiece) {
   m_tables.map(kUserPage, kDataFrame, kP | kW | kU);
   m_tables.map(kUserPage + kPageSize, kSecondFrame, kP | kW | kU);
   std::vector<std::pair<std::uint64_t, std::uint64_t>> seen;
-  m_walker.set_write_observer(
-      [&](GuestPhysAddr address, std::uint64_t length) { seen.emplace_back(address.value(), length); });
+  m_walker.set_write_observer([&](GuestPhysAddr address, std::uint64_t length) {
+    seen.emplace_back(address.value(), length);
+  });
   std::array<std::uint8_t, 12> bytes{};
   EXPECT_FALSE(m_walker.write(kUserPage + kPageSize - 4, bytes, AccessPrivilege::User));
   ASSERT_EQ(seen.size(), 2u);

@@ -25,7 +25,7 @@ constexpr std::uint64_t kPoolOffset = 64 * KiB;
 constexpr std::uint64_t kMonitorVirtual = 0xffffff8000000000ULL;
 
 // The guest's layout, after the vmlab kernel's (guest/kernel/memory.c, task.c).
-constexpr std::uint64_t kKernelImage = 0x100000;           // identity, 4 KiB, supervisor
+constexpr std::uint64_t kKernelImage = 0x100000;            // identity, 4 KiB, supervisor
 constexpr std::uint64_t kPhysicalMap = 0x0000008000000000;  // all RAM, 2 MiB, supervisor
 constexpr std::uint64_t kUserPage = 0x400000;
 constexpr std::uint64_t kUserFrame = 0x600000;
@@ -178,9 +178,9 @@ TEST_F(ShadowPagerTest, MonitorRegionIsSupervisorOnlyInBothViews) {
     EXPECT_TRUE(walk.executable);
     EXPECT_FALSE(m_hardware.access(m_pager->root(view), kMonitorVirtual + kMonitorSize - 1,
                                    AccessKind::Fetch, true, AccessPrivilege::Supervisor));
-    EXPECT_EQ(m_hardware.access(m_pager->root(view), kMonitorVirtual, AccessKind::Read, true)
-                  ->error_code,
-              kPageFaultPresent | kPageFaultUser);
+    EXPECT_EQ(
+        m_hardware.access(m_pager->root(view), kMonitorVirtual, AccessKind::Read, true)->error_code,
+        kPageFaultPresent | kPageFaultUser);
     // Nothing past the region.
     EXPECT_TRUE(m_hardware.access(m_pager->root(view), kMonitorVirtual + kMonitorSize,
                                   AccessKind::Read, true, AccessPrivilege::Supervisor));
@@ -189,6 +189,20 @@ TEST_F(ShadowPagerTest, MonitorRegionIsSupervisorOnlyInBothViews) {
   m_pager->set_guest_cr3(kMonitorBase);
   EXPECT_EQ(shadow_walk(kKernel, kMonitorVirtual).physical_address.value(), kMonitorBase);
   expect_reflected(run(kKernel, kKernelImage, AccessKind::Read), kKernelImage, 0);
+}
+
+TEST_F(ShadowPagerTest, BeforeTheFirstCr3OnlyTheMonitorIsMapped) {
+  auto pager = ShadowPager::create(m_memory, make_config(64));
+  ASSERT_TRUE(pager.ok());
+  ShadowPager& fresh = **pager;
+  for (ShadowView view : {kKernel, kUser}) {
+    EXPECT_EQ(m_hardware.walk(fresh.root(view), kMonitorVirtual, false).physical_address.value(),
+              kMonitorBase);
+  }
+  EXPECT_FALSE(fresh.is_guest_page_table(GuestPhysAddr(0)));
+  auto resolution = fresh.handle_fault(kKernel, 0x1000, kPageFaultUser);
+  ASSERT_TRUE(resolution.ok());
+  EXPECT_EQ(resolution->kind, FaultResolution::Kind::ReflectToGuest);
 }
 
 TEST_F(ShadowPagerTest, KernelViewShowsSupervisorPagesToCpl3) {
@@ -438,8 +452,8 @@ TEST_F(ShadowPagerTest, GuestSlot511IsNeverShadowed) {
   // The monitor's U=0 mapping faults for the guest, which sees an unmapped page.
   expect_reflected(run(kKernel, kMonitorVirtual + 0x1000, AccessKind::Write),
                    kMonitorVirtual + 0x1000, kPageFaultWrite);
-  expect_reflected(run(kUser, kMonitorVirtual + 0x1000, AccessKind::Read),
-                   kMonitorVirtual + 0x1000, kPageFaultUser);
+  expect_reflected(run(kUser, kMonitorVirtual + 0x1000, AccessKind::Read), kMonitorVirtual + 0x1000,
+                   kPageFaultUser);
   expect_reflected(run(kUser, 0xffffffffffff0000ULL, AccessKind::Fetch), 0xffffffffffff0000ULL,
                    kPageFaultUser);
   EXPECT_EQ(shadow_walk(kKernel, kMonitorVirtual + 0x1000).physical_address.value(),
@@ -556,8 +570,8 @@ class ShadowPagerFuzz : public ShadowPagerTest {
       return pick(4) * 2 * MiB | page_entry::kLargePage | likely_flags();
     }
     if (choice == 20) {
-      constexpr std::array<std::uint64_t, 5> kForbidden = {
-          kMonitorBase, kMonitorBase + kPoolOffset, kHole, kMemorySize, 1ULL << 40};
+      constexpr std::array<std::uint64_t, 5> kForbidden = {kMonitorBase, kMonitorBase + kPoolOffset,
+                                                           kHole, kMemorySize, 1ULL << 40};
       return kForbidden[pick(kForbidden.size())] | likely_flags();
     }
     if (choice == 21) return m_random();
@@ -620,7 +634,8 @@ class ShadowPagerFuzz : public ShadowPagerTest {
 
   void random_data_write() {
     std::array<std::uint8_t, 16> bytes{};
-    for (auto& byte : bytes) byte = static_cast<std::uint8_t>(m_random());
+    for (auto& byte : bytes)
+      byte = static_cast<std::uint8_t>(m_random());
     (void)m_pager->walker().write(random_address(), bytes, AccessPrivilege::Supervisor);
   }
 
@@ -667,8 +682,8 @@ class ShadowPagerFuzz : public ShadowPagerTest {
         check_table(view, target, level - 1, address);
         continue;
       }
-      ASSERT_LT(target.value(), kRamSize) << "shadow leaf outside guest RAM at " << std::hex
-                                          << address << ": " << *value;
+      ASSERT_LT(target.value(), kRamSize)
+          << "shadow leaf outside guest RAM at " << std::hex << address << ": " << *value;
       check_leaf(view, address, *value);
     }
   }
@@ -734,11 +749,13 @@ class ShadowPagerFuzz : public ShadowPagerTest {
 };
 
 TEST_F(ShadowPagerFuzz, SmallPool) {
-  for (std::uint64_t seed = 1; seed <= 6; ++seed) fuzz(seed, 20, 5000);
+  for (std::uint64_t seed = 1; seed <= 6; ++seed)
+    fuzz(seed, 20, 5000);
 }
 
 TEST_F(ShadowPagerFuzz, LargePool) {
-  for (std::uint64_t seed = 100; seed <= 105; ++seed) fuzz(seed, kLargePool, 5000);
+  for (std::uint64_t seed = 100; seed <= 105; ++seed)
+    fuzz(seed, kLargePool, 5000);
 }
 
 }  // namespace

@@ -152,7 +152,7 @@ class Vcpu {
     std::uint64_t value;
   };
   Status set_msrs(std::span<const Msr> msrs);  // KVM_SET_MSRS
-  Result<FileDescriptor> stats_fd() const;       // KVM_GET_STATS_FD
+  Result<FileDescriptor> stats_fd() const;     // KVM_GET_STATS_FD
 
   kvm_run& run_state() { return *m_run; }
   const kvm_run& run_state() const { return *m_run; }

@@ -68,6 +68,11 @@ class FullMode final : public CpuMode {
   GuestRegisters m_registers;
   std::uint64_t m_traps = 0;
   std::uint64_t m_guest_ram_size = 0;
+  // The one-instruction interrupt shadow after an emulated sti (SDM vol. 3A,
+  // 6.8.3): interrupts pending then wait until the guest has executed one
+  // more instruction, which the monitor single-steps with the real TF.
+  bool m_interrupt_shadow = false;
+  bool m_single_stepping = false;
   // Toggled to force a TLB resync after shadow entries lost rights (see
   // resume_guest).
   bool m_cr3_write_through = false;

@@ -26,7 +26,7 @@ constexpr std::uint64_t kMonitorVirtualBase = 0xffffff8000000000ULL;  // PML4 sl
 constexpr std::uint64_t kGdtOffset = 0x0000;
 constexpr std::uint64_t kIdtOffset = 0x1000;  // 256 16-byte gates
 constexpr std::uint64_t kTssOffset = 0x2000;
-constexpr std::uint64_t kStubsOffset = 0x3000;      // 256 stubs of kStubSize bytes
+constexpr std::uint64_t kStubsOffset = 0x3000;        // 256 stubs of kStubSize bytes
 constexpr std::uint64_t kSyscallStubOffset = 0x3800;  // after the 256 stubs (8 bytes each)
 constexpr std::uint64_t kStubSize = 8;
 constexpr std::uint64_t kStackOffset = 0x4000;  // monitor stack, grows down from kStackTop
@@ -42,16 +42,18 @@ constexpr std::uint16_t kMonitorPort = 0xe8;
 // the same as in the guest's own GDT, so user code that reads CS or SS sees
 // what it would natively; the deprivileged guest kernel runs on 0x2b/0x33,
 // which it can observe with `mov %cs` (one of the x86 holes).
-constexpr std::uint16_t kMonitorCodeSelector = 0x08;  // DPL0, 64-bit
-constexpr std::uint16_t kMonitorDataSelector = 0x10;  // DPL0
-constexpr std::uint16_t kUserDataSelector = 0x1b;     // DPL3 (index 3)
-constexpr std::uint16_t kUserCodeSelector = 0x23;     // DPL3, 64-bit (index 4)
+constexpr std::uint16_t kMonitorCodeSelector = 0x08;      // DPL0, 64-bit
+constexpr std::uint16_t kMonitorDataSelector = 0x10;      // DPL0
+constexpr std::uint16_t kUserDataSelector = 0x1b;         // DPL3 (index 3)
+constexpr std::uint16_t kUserCodeSelector = 0x23;         // DPL3, 64-bit (index 4)
 constexpr std::uint16_t kGuestKernelCodeSelector = 0x2b;  // DPL3, 64-bit (index 5)
 constexpr std::uint16_t kGuestKernelDataSelector = 0x33;  // DPL3 (index 6)
 constexpr std::uint16_t kTssSelector = 0x38;              // 16-byte system descriptor
 constexpr std::uint16_t kGdtLimit = 0x48 - 1;
 
-constexpr std::uint64_t monitor_virtual(std::uint64_t offset) { return kMonitorVirtualBase + offset; }
+constexpr std::uint64_t monitor_virtual(std::uint64_t offset) {
+  return kMonitorVirtualBase + offset;
+}
 constexpr GuestPhysAddr monitor_physical(std::uint64_t offset) {
   return GuestPhysAddr(kMonitorPhysicalBase + offset);
 }

@@ -57,7 +57,7 @@ struct ShadowPagerConfig {
   std::uint64_t guest_ram_size = 0;  // guest RAM is [0, guest_ram_size)
   PhysicalRange monitor{};           // mapped supervisor-only, read-write-execute
   std::uint64_t monitor_virtual_base = 0xffffff8000000000ULL;  // must lie in PML4 slot 511
-  PhysicalRange table_pool{};        // pages for shadow tables, inside `monitor`
+  PhysicalRange table_pool{};  // pages for shadow tables, inside `monitor`
   // Windows outside RAM that guest pages may map (MMIO), so the access
   // reaches the device as a KVM MMIO exit instead of a reflected #PF.
   std::vector<PhysicalRange> device_windows{};
@@ -82,12 +82,15 @@ struct ShadowPagerCounters {
   std::uint64_t fills = 0;              // shadow leaves installed by handle_fault
   std::uint64_t reflections = 0;        // faults that were the guest's own
   std::uint64_t page_table_writes = 0;  // guest writes to its page tables
-  std::uint64_t zaps = 0;               // shadow entries dropped because their guest entry was written
-  std::uint64_t write_protections = 0;  // writable shadow leaves made read-only: their frame became a page table
-  std::uint64_t resets = 0;             // all shadow tables dropped (pool exhausted, paging controls, reset())
+  // Shadow entries dropped because the guest entry they came from was written.
+  std::uint64_t zaps = 0;
+  // Writable shadow leaves made read-only because their frame became a page table.
+  std::uint64_t write_protections = 0;
+  // All shadow tables dropped: pool exhausted, paging controls changed, reset().
+  std::uint64_t resets = 0;
   std::uint64_t page_invalidations = 0;  // invlpg
   std::uint64_t cr3_switches = 0;
-  std::uint64_t cr3_cache_hits = 0;  // switches to an address space whose shadow roots were kept
+  std::uint64_t cr3_cache_hits = 0;  // switches to an address space whose roots were kept
 };
 
 class ShadowPager {

@@ -1,0 +1,112 @@
+// --cpu full end to end: the same guest kernel, deprivileged, must print the
+// same result line as under hvm (cycles aside), and the monitor's trap counts
+// must follow from what the workload does.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "../support/kvm_available.hpp"
+#include "vmlab/runner.hpp"
+
+namespace vmlab {
+namespace {
+
+std::string without_cycles(const std::string& line) {
+  return std::regex_replace(line, std::regex(" cycles=[0-9]+"), "");
+}
+
+GuestRun run_in(const std::string& cpu, const std::string& workload, std::uint64_t count) {
+  RunOptions options;
+  options.cpu = cpu;
+  options.workload = workload;
+  options.count = count;
+  options.timeout_seconds = 120;
+  auto run = run_guest(options);
+  EXPECT_TRUE(run.ok()) << (run.ok() ? "" : run.error().message);
+  return run.ok() ? std::move(*run) : GuestRun{};
+}
+
+std::uint64_t traps(const GuestRun& run, const std::string& reason) {
+  auto found = run.traps_by_reason.find(reason);
+  return found == run.traps_by_reason.end() ? 0 : found->second;
+}
+
+struct WorkloadCase {
+  const char* workload;
+  std::uint64_t count;
+  std::uint32_t exit_status;
+};
+
+class FullWorkload : public ::testing::TestWithParam<WorkloadCase> {};
+
+TEST_P(FullWorkload, MatchesHvm) {
+  VMLAB_REQUIRE_KVM();
+  const auto& param = GetParam();
+  const GuestRun full = run_in("full", param.workload, param.count);
+  const GuestRun hvm = run_in("hvm", param.workload, param.count);
+  ASSERT_EQ(full.report.outcome, RunOutcome::GuestExited) << full.report.message << "\n"
+                                                          << full.report.registers;
+  EXPECT_EQ(full.report.exit_value, param.exit_status);
+  ASSERT_TRUE(full.result.has_value()) << "no result line in full mode";
+  ASSERT_TRUE(hvm.result.has_value());
+  EXPECT_EQ(without_cycles(full.result->line), without_cycles(hvm.result->line));
+  EXPECT_GT(full.monitor_traps, 0u) << "a deprivileged kernel cannot boot without traps";
+  EXPECT_EQ(hvm.monitor_traps, 0u) << "hvm has no monitor";
+
+  const std::string workload = param.workload;
+  const std::uint64_t n = param.count;
+  if (workload == "cli-sti") {
+    EXPECT_GE(traps(full, "privileged-instruction"), 2 * n) << "each cli and each sti traps";
+  } else if (workload == "syscalls") {
+    EXPECT_GE(traps(full, "system-call"), n) << "each user syscall enters the monitor";
+  } else if (workload == "pio") {
+    EXPECT_GE(traps(full, "privileged-instruction"), n) << "each inb traps";
+  } else if (workload == "pagefaults") {
+    EXPECT_GE(traps(full, "guest-page-fault"), n) << "each demand fault is reflected";
+  } else if (workload == "timer") {
+    EXPECT_GE(full.interrupts_injected, 0u);
+    EXPECT_EQ(full.result->number("irqs"), n);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Workloads, FullWorkload,
+    ::testing::Values(WorkloadCase{"hello", 1, 0}, WorkloadCase{"syscalls", 100, 0},
+                      WorkloadCase{"pagefaults", 40, 0}, WorkloadCase{"compute", 100000, 0},
+                      WorkloadCase{"cli-sti", 100, 0}, WorkloadCase{"pio", 100, 0},
+                      WorkloadCase{"timer", 3, 0}, WorkloadCase{"fault", 1, 3},
+                      WorkloadCase{"segfault", 1, 4}),
+    [](const auto& test_case) {
+      std::string name = test_case.param.workload;
+      std::replace(name.begin(), name.end(), '-', '_');
+      return name;
+    });
+
+TEST(FullRun, InterruptDrivenConsoleMatchesHvm) {
+  VMLAB_REQUIRE_KVM();
+  RunOptions options;
+  options.cpu = "full";
+  options.workload = "hello";
+  options.extra_command_line = "console=irq";
+  std::string console;
+  options.console_output = [&](std::uint8_t byte) { console.push_back(static_cast<char>(byte)); };
+  auto run = run_guest(options);
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  ASSERT_TRUE(run->result.has_value());
+  EXPECT_EQ(run->result->field("status"), "ok");
+  EXPECT_EQ(run->result->number("irqs"), 2u) << "two THRE interrupts, as in QEMU and hvm";
+  EXPECT_NE(console.find("Hello from user mode"), std::string::npos);
+}
+
+TEST(FullRun, RefusesTheInKernelIrqchip) {
+  VMLAB_REQUIRE_KVM();
+  RunOptions options;
+  options.cpu = "full";
+  options.irqchip = IrqchipModel::Kernel;
+  auto run = run_guest(options);
+  ASSERT_FALSE(run.ok());
+  EXPECT_NE(run.error().message.find("--irqchip vmm"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vmlab
