@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "vmlab/compare.hpp"
+#include "vmlab/probe.hpp"
 #include "vmlab/runner.hpp"
 #include "vmlab/trace.hpp"
 
@@ -30,6 +31,7 @@ constexpr const char* kUsage = R"(usage: vmlab <command> [options]
 
 commands:
   compare  run the workloads in every configuration and compare them side by side
+  probe    the x86 holes: what each mode shows a kernel for sensitive instructions
   run      boot the guest once and summarize what the VMM saw
   trace    summarize a trace, or export it for Perfetto or as CSV
   info     show the KVM backend, CPU and the capabilities vmlab uses
@@ -49,6 +51,8 @@ constexpr const char* kRunUsage = R"(usage: vmlab run [options]
   --guest ELF         boot this ELF64 guest instead of the built-in one
   --mem SIZE          guest RAM, e.g. 64M, 1G (multiple of 2M; default 64M)
   --timeout S         give up after S seconds (default 30)
+  --umip              full: set CR4.UMIP, so sgdt/sidt/sldt/str/smsw fault and
+                      are emulated instead of revealing the monitor's tables
   --irqchip vmm|kernel  who models the PIC/PIT: the VMM (default, interrupts
                       injected with KVM_INTERRUPT) or KVM in the kernel
   --trace FILE        write every VM exit as an event to FILE (vmlab-trace v1)
@@ -181,6 +185,9 @@ void print_summary(const RunOptions& options, const GuestRun& run) {
   } else {
     std::printf("KVM vCPU stats: unavailable (%s)\n", report.stats_error.c_str());
   }
+  if (report.integrity_violation) {
+    std::printf("MONITOR REGION DAMAGED: %s\n", report.integrity_violation->c_str());
+  }
   std::printf("%s\n", run.platform_line.c_str());
   if (!options.trace_path.empty()) std::printf("trace written to %s\n", options.trace_path.c_str());
 }
@@ -201,6 +208,10 @@ int command_run(const std::vector<std::string>& arguments) {
     }
     if (option == "--quiet") {
       quiet = true;
+      continue;
+    }
+    if (option == "--umip") {
+      options.umip = true;
       continue;
     }
     auto argument = value();
@@ -514,6 +525,29 @@ int command_trace(const std::vector<std::string>& arguments) {
   return 0;
 }
 
+int command_probe(const std::vector<std::string>& arguments) {
+  if (!arguments.empty()) {
+    if (arguments[0] == "--help" || arguments[0] == "-h") {
+      std::puts(
+          "usage: vmlab probe\n\n"
+          "Runs the guest's `probes` workload (pushf after cli, popf clearing IF, sgdt,\n"
+          "sidt, sldt, str, smsw, mov from cs and ss, lar, lsl, verr, verw, in kernel\n"
+          "mode) on QEMU (the native answer), hvm, full and full with CR4.UMIP, and\n"
+          "prints what each saw, whether it matches native, and what UMIP closes.");
+      return 0;
+    }
+    return usage_error("probe takes no options, not '" + arguments[0] + "'");
+  }
+  std::fprintf(stderr, "running the probes on QEMU, hvm, full and full+umip ...\n");
+  auto matrix = run_probe_matrix();
+  if (!matrix) {
+    std::fprintf(stderr, "vmlab: %s\n", matrix.error().message.c_str());
+    return kExitUnavailable;
+  }
+  print_probe_matrix(*matrix, std::cout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -534,6 +568,7 @@ int main(int argc, char** argv) {
   }
   if (command == "run") return command_run(arguments);
   if (command == "compare") return command_compare(arguments);
+  if (command == "probe") return command_probe(arguments);
   if (command == "trace") return command_trace(arguments);
   if (command == "info") return command_info(arguments);
   return usage_error("unknown command '" + command + "'");

@@ -31,9 +31,10 @@ constexpr WorkloadInfo kWorkloads[] = {
 // Events kept for --trace: about 14 MiB of records.
 constexpr std::size_t kTraceCapacity = 256 * 1024;
 
-std::unique_ptr<CpuMode> make_mode(const std::string& name) {
+std::unique_ptr<CpuMode> make_mode(const RunOptions& options) {
+  const std::string& name = options.cpu;
   if (name == "hvm") return std::make_unique<modes::HvmMode>();
-  if (name == "full") return std::make_unique<full::FullMode>();
+  if (name == "full") return std::make_unique<full::FullMode>(full::FullModeOptions{options.umip});
   return nullptr;
 }
 
@@ -94,7 +95,7 @@ std::string command_line_for(const RunOptions& options) {
 }
 
 Result<GuestRun> run_guest(const RunOptions& options) {
-  auto mode = make_mode(options.cpu);
+  auto mode = make_mode(options);
   if (!mode) {
     return Error{"unknown --cpu '" + options.cpu + "': this build has hvm and full"};
   }
@@ -104,8 +105,12 @@ Result<GuestRun> run_guest(const RunOptions& options) {
       names += std::string(names.empty() ? "" : ", ") + workload.name;
     return Error{"unknown workload '" + options.workload + "'; the built-in guest has: " + names};
   }
-  if (!(options.timeout_seconds > 0))
+  if (!(options.timeout_seconds > 0)) {
     return Error{"--timeout must be a positive number of seconds"};
+  }
+  if (options.umip && options.cpu != "full") {
+    return Error{"--umip applies to --cpu full (an hvm guest sets CR4.UMIP itself)"};
+  }
 
   std::vector<std::uint8_t> guest_file;
   std::span<const std::uint8_t> guest = builtin_guest_image();

@@ -35,6 +35,7 @@ bool command_line_parse(const char* text, struct run_options* options, char* mes
   options->count = 0;
   options->console = CONSOLE_MODE_POLLED;
   options->hz = DEFAULT_TIMER_HZ;
+  options->skip_segment_checks = false;
   bool count_given = false;
   bool valid = true; /* the first bad value is the one reported */
   char shown[48];
@@ -76,6 +77,14 @@ bool command_line_parse(const char* text, struct run_options* options, char* mes
         options->console = CONSOLE_MODE_INTERRUPT;
       } else {
         problem = "console='%s' must be polled or irq";
+      }
+    } else if (text_equals(key, key_length, "probes")) {
+      if (text_equals(value, value_length, "all")) {
+        options->skip_segment_checks = false;
+      } else if (text_equals(value, value_length, "no-segment-checks")) {
+        options->skip_segment_checks = true;
+      } else {
+        problem = "probes='%s' must be all or no-segment-checks";
       }
     } else if (text_equals(key, key_length, "hz")) {
       uint64_t hz;

@@ -2,55 +2,18 @@
 // the same guest ELF must print the same result lines there and under vmlab,
 // cycle counts aside (PLATFORM.md).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <regex>
 
 #include "../support/kvm_available.hpp"
+#include "vmlab/reference.hpp"
 #include "vmlab/runner.hpp"
-
-#ifndef VMLAB_GUEST_ELF_PATH
-#error "VMLAB_GUEST_ELF_PATH must name the built guest"
-#endif
 
 namespace vmlab {
 namespace {
 
 std::string without_cycles(const std::string& line) {
   return std::regex_replace(line, std::regex(" cycles=[0-9]+"), "");
-}
-
-struct QemuRun {
-  int exit_status = -1;
-  std::vector<std::string> debug_lines;
-};
-
-bool qemu_available() {
-  return std::system("command -v qemu-system-x86_64 >/dev/null 2>&1") == 0;
-}
-
-QemuRun run_qemu(const std::string& command_line, const std::string& tag) {
-  const auto directory = std::filesystem::temp_directory_path();
-  const auto debug_path = directory / ("vmlab-qemu-" + tag + ".debugcon");
-  std::filesystem::remove(debug_path);
-  // -M pc gives the PC devices the guest's PVH path assumes (COM1, 8259A,
-  // 8254); isa-debug-exit at 0xf4 ends QEMU with (value << 1) | 1.
-  const std::string command =
-      "timeout 120 qemu-system-x86_64 -M pc -accel tcg -m 64 -display none -no-reboot "
-      "-nodefaults -serial null -kernel " VMLAB_GUEST_ELF_PATH " -append '" +
-      command_line + "' -debugcon file:" + debug_path.string() +
-      " -device isa-debug-exit,iobase=0xf4,iosize=0x04 </dev/null >/dev/null 2>&1";
-  QemuRun run;
-  const int status = std::system(command.c_str());
-  run.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream debug(debug_path);
-  for (std::string line; std::getline(debug, line);)
-    run.debug_lines.push_back(line);
-  std::filesystem::remove(debug_path);
-  return run;
 }
 
 struct EquivalenceCase {
@@ -62,7 +25,7 @@ class QemuEquivalence : public ::testing::TestWithParam<EquivalenceCase> {};
 
 TEST_P(QemuEquivalence, SameResultLineAsHvm) {
   VMLAB_REQUIRE_KVM();
-  if (!qemu_available()) {
+  if (!reference_machine_available()) {
     GTEST_SKIP() << "needs qemu-system-x86_64 (apt-get install qemu-system-x86)";
   }
   RunOptions options;
@@ -73,7 +36,9 @@ TEST_P(QemuEquivalence, SameResultLineAsHvm) {
   ASSERT_TRUE(vmlab_run.ok()) << vmlab_run.error().message;
   ASSERT_TRUE(vmlab_run->result.has_value()) << "vmlab run printed no result line";
 
-  auto qemu = run_qemu(vmlab_run->command_line, options.workload);
+  auto reference = run_reference_machine(builtin_guest_image(), vmlab_run->command_line);
+  ASSERT_TRUE(reference.ok()) << reference.error().message;
+  const ReferenceRun& qemu = *reference;
   EXPECT_EQ(qemu.exit_status, static_cast<int>((vmlab_run->report.exit_value << 1) | 1))
       << "isa-debug-exit status";
   std::optional<WorkloadResult> qemu_result;

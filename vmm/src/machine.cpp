@@ -191,6 +191,7 @@ RunReport Machine::run() {
     report.registers = describe_registers(m_vcpu);
   }
   report.wall_time = std::chrono::steady_clock::now() - m_start;
+  report.integrity_violation = m_mode->integrity_violation();
   // What is neither guest time nor sleeping in hlt is the VMM's own work.
   const auto wall_ns = static_cast<std::uint64_t>(report.wall_time.count());
   std::uint64_t accounted = m_recorder.halted_ns();

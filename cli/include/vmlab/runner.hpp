@@ -39,6 +39,7 @@ struct RunOptions {
   std::uint64_t memory_size = 64 * MiB;
   double timeout_seconds = 30.0;
   IrqchipModel irqchip = IrqchipModel::Vmm;
+  bool umip = false;       // full: set CR4.UMIP so sgdt/sidt/sldt/str/smsw trap
   std::string trace_path;  // empty: no trace file (events are still counted)
   std::string extra_command_line;
   std::function<void(std::uint8_t)> console_output;  // UART bytes; null discards

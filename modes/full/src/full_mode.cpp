@@ -134,6 +134,10 @@ Status FullMode::prepare(ModeContext& context, const LoadedImage& image) {
     return status;
   }
   if (auto status = build_monitor_region(m_physical); !status) return status;
+  m_pristine_monitor.resize(kShadowPoolOffset);
+  if (auto status = m_monitor_memory->read(GuestPhysAddr(0), m_pristine_monitor); !status) {
+    return status;
+  }
 
   // The virtual CPU starts where the vmlab entry starts a real one.
   kvm_sregs special{};
@@ -481,6 +485,27 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
   }
   record_trap(context, reason, vector, rip, cpl, start);
   return disposition;
+}
+
+std::optional<std::string> FullMode::integrity_violation() const {
+  if (!m_monitor_memory || m_pristine_monitor.empty()) return std::nullopt;
+  std::vector<std::uint8_t> now(m_pristine_monitor.size());
+  if (!m_monitor_memory->read(GuestPhysAddr(0), now)) return "the monitor region cannot be read";
+  constexpr std::uint64_t kPresentByte = 5;  // bit 47 of a descriptor is bit 7 of byte 5
+  constexpr std::uint64_t kTypeByte = 5;     // the TSS busy bit is bit 1 of the type
+  auto monitor_owned = [](std::uint64_t offset) {
+    return offset == kGdtOffset + (kUserDataSelector & ~7u) + kPresentByte ||
+           offset == kGdtOffset + (kUserCodeSelector & ~7u) + kPresentByte ||
+           offset == kGdtOffset + kTssSelector + kTypeByte ||
+           (offset >= kStackOffset && offset < kFaultStackTopOffset);  // the stacks
+  };
+  for (std::uint64_t offset = 0; offset < now.size(); ++offset) {
+    if (now[offset] != m_pristine_monitor[offset] && !monitor_owned(offset)) {
+      return "monitor region byte at offset " + hex(offset) + " changed from " +
+             hex(m_pristine_monitor[offset]) + " to " + hex(now[offset]);
+    }
+  }
+  return std::nullopt;
 }
 
 Result<int> FullMode::deliver_interrupts(ModeContext& context) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -43,6 +44,9 @@ class CpuMode {
   // take one, or ask KVM for an exit when it can. Returns the injected vector
   // or -1.
   virtual Result<int> deliver_interrupts(ModeContext& context) = 0;
+  // After a run: whether memory the guest must never change (a monitor
+  // region) is as the mode left it. A description of the damage, or nullopt.
+  virtual std::optional<std::string> integrity_violation() const { return std::nullopt; }
   // Offered every exit before the core handles it.
   virtual ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit,
                                       std::string& stop_message) {

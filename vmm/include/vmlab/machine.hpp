@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -42,7 +43,8 @@ struct RunReport {
   std::chrono::nanoseconds wall_time{0};
   bool stats_available = false;
   std::string stats_error;
-  StatsSnapshot kvm_stats;  // delta of KVM's vCPU stats over the run
+  StatsSnapshot kvm_stats;                         // delta of KVM's vCPU stats over the run
+  std::optional<std::string> integrity_violation;  // from the mode, after the run
   std::uint64_t unmapped_port_accesses = 0;
   std::uint64_t unmapped_mmio_accesses = 0;
 };

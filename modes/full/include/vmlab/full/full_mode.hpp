@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "vmlab/cpu_mode.hpp"
 #include "vmlab/events.hpp"
@@ -41,6 +42,11 @@ class FullMode final : public CpuMode {
   ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit,
                               std::string& stop_message) override;
 
+  // The GDT, IDT, TSS and stubs compared with what prepare() wrote (the
+  // present bits of the two user descriptors and the TSS busy bit excepted,
+  // which the monitor itself changes).
+  std::optional<std::string> integrity_violation() const override;
+
   // For tests and reports.
   const VirtualCpu& virtual_cpu() const { return m_cpu; }
   std::uint64_t traps() const { return m_traps; }
@@ -61,6 +67,7 @@ class FullMode final : public CpuMode {
 
   FullModeOptions m_options;
   std::optional<GuestMemory> m_monitor_memory;
+  std::vector<std::uint8_t> m_pristine_monitor;  // [0, kShadowPoolOffset) after prepare()
   PhysicalMemoryMap m_physical;
   std::unique_ptr<ShadowPager> m_shadow;
   std::unique_ptr<Services> m_services;

@@ -1,0 +1,40 @@
+// `vmlab probe`: the equivalence matrix of the x86 holes. The guest's
+// `probes` workload runs the sensitive-but-unprivileged instructions in kernel
+// mode on the reference machine (QEMU) and in each mode; the matrix shows
+// what each saw, whether it matches the native answer, and which divergences
+// CR4.UMIP closes.
+#pragma once
+
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "vmlab/result.hpp"
+
+namespace vmlab {
+
+struct ProbeColumn {
+  std::string name;                           // "native (QEMU)", "hvm", "full", "full+umip"
+  std::string unavailable;                    // why the column could not run; empty if it ran
+  std::map<std::string, std::string> values;  // probe name -> what the guest saw
+  std::map<std::string, std::string> notes;   // probe name -> why it has no value
+};
+
+struct ProbeMatrix {
+  std::vector<std::string> probes;   // in the order the guest ran them
+  std::vector<ProbeColumn> columns;  // the first is the native reference
+  std::string platform_line;
+};
+
+// The probes CR4.UMIP makes fault at CPL > 0 (Intel SDM vol. 3A, 2.5).
+bool umip_covers(const std::string& probe);
+
+// "VMLAB-PROBE name value" -> {name, value}
+std::map<std::string, std::string> parse_probe_lines(const std::vector<std::string>& lines,
+                                                     std::vector<std::string>* order = nullptr);
+
+Result<ProbeMatrix> run_probe_matrix();
+void print_probe_matrix(const ProbeMatrix& matrix, std::ostream& out);
+
+}  // namespace vmlab

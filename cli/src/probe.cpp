@@ -1,0 +1,169 @@
+#include "vmlab/probe.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "vmlab/platform.hpp"
+#include "vmlab/reference.hpp"
+#include "vmlab/runner.hpp"
+
+namespace vmlab {
+
+namespace {
+
+// kvm_pvm runs guest CPL0 code in KVM's instruction emulator, which has no
+// lar, lsl, verr or verw (README.md): hvm leaves them out there.
+constexpr const char* kSegmentChecks[] = {"lar-cs", "lsl-cs", "verr-cs", "verw-ss"};
+
+ProbeColumn column_from_run(const std::string& name, const RunOptions& options) {
+  ProbeColumn column;
+  column.name = name;
+  auto run = run_guest(options);
+  if (!run) {
+    column.unavailable = run.error().message;
+    return column;
+  }
+  if (run->report.outcome != RunOutcome::GuestExited || !run->result ||
+      run->result->field("status") != "ok") {
+    column.unavailable =
+        run->report.message.empty() ? "the probes workload failed" : run->report.message;
+    return column;
+  }
+  column.values = parse_probe_lines(run->debug_lines);
+  return column;
+}
+
+}  // namespace
+
+bool umip_covers(const std::string& probe) {
+  return probe == "sgdt" || probe == "sidt" || probe == "sldt" || probe == "str" || probe == "smsw";
+}
+
+std::map<std::string, std::string> parse_probe_lines(const std::vector<std::string>& lines,
+                                                     std::vector<std::string>* order) {
+  constexpr std::string_view kPrefix = "VMLAB-PROBE ";
+  std::map<std::string, std::string> values;
+  for (const auto& line : lines) {
+    if (line.rfind(kPrefix, 0) != 0) continue;
+    const std::size_t space = line.find(' ', kPrefix.size());
+    if (space == std::string::npos) continue;
+    const std::string name = line.substr(kPrefix.size(), space - kPrefix.size());
+    if (order != nullptr && values.count(name) == 0) order->push_back(name);
+    values[name] = line.substr(space + 1);
+  }
+  return values;
+}
+
+Result<ProbeMatrix> run_probe_matrix() {
+  ProbeMatrix matrix;
+  const PlatformInfo platform = detect_platform();
+  matrix.platform_line = platform.one_line();
+  const std::string command_line = "workload=probes";
+
+  ProbeColumn native;
+  native.name = "native (QEMU)";
+  auto reference = run_reference_machine(builtin_guest_image(), command_line);
+  if (reference) {
+    native.values = parse_probe_lines(reference->debug_lines, &matrix.probes);
+    if (native.values.empty()) native.unavailable = "QEMU printed no probe lines";
+  } else {
+    native.unavailable = reference.error().message;
+  }
+  matrix.columns.push_back(native);
+
+  RunOptions options;
+  options.workload = "probes";
+  options.timeout_seconds = 60;
+  options.cpu = "hvm";
+  const bool segment_checks_unsupported = platform.backend == "kvm_pvm";
+  if (segment_checks_unsupported) options.extra_command_line = "probes=no-segment-checks";
+  ProbeColumn hvm = column_from_run("hvm", options);
+  if (segment_checks_unsupported) {
+    for (const char* probe : kSegmentChecks) {
+      hvm.notes[probe] = "n/a: kvm_pvm cannot emulate it at CPL0";
+    }
+  }
+  if (!hvm.unavailable.empty()) return Error{"hvm could not run the probes: " + hvm.unavailable};
+  matrix.columns.push_back(hvm);
+
+  options.extra_command_line.clear();
+  options.cpu = "full";
+  matrix.columns.push_back(column_from_run("full", options));
+  options.umip = true;
+  matrix.columns.push_back(column_from_run("full+umip", options));
+
+  if (matrix.probes.empty()) {
+    // No reference run: take the order from the first column that ran.
+    for (const auto& column : matrix.columns) {
+      if (column.values.empty()) continue;
+      for (const auto& [probe, value] : column.values)
+        matrix.probes.push_back(probe);
+      break;
+    }
+  }
+  return matrix;
+}
+
+void print_probe_matrix(const ProbeMatrix& matrix, std::ostream& out) {
+  const ProbeColumn& native = matrix.columns.front();
+  // Without QEMU, hvm is the best reference there is: say so.
+  const ProbeColumn& reference = native.unavailable.empty()  ? native
+                                 : matrix.columns.size() > 1 ? matrix.columns[1]
+                                                             : native;
+  std::size_t width = 14;
+  for (const auto& column : matrix.columns) {
+    for (const auto& [probe, value] : column.values)
+      width = std::max(width, value.size() + 2);
+  }
+  char cell[256];
+  std::snprintf(cell, sizeof cell, "%-16s", "probe");
+  out << cell;
+  for (const auto& column : matrix.columns) {
+    std::snprintf(cell, sizeof cell, "  %-*s", static_cast<int>(width), column.name.c_str());
+    out << cell;
+  }
+  out << "  UMIP\n";
+  std::size_t divergences = 0, closed_by_umip = 0;
+  for (const auto& probe : matrix.probes) {
+    std::snprintf(cell, sizeof cell, "%-16s", probe.c_str());
+    out << cell;
+    const auto expected = reference.values.find(probe);
+    for (const auto& column : matrix.columns) {
+      std::string text;
+      if (!column.unavailable.empty()) {
+        text = "-";
+      } else if (auto value = column.values.find(probe); value != column.values.end()) {
+        const bool matches =
+            expected != reference.values.end() && value->second == expected->second;
+        text = value->second + (&column == &reference ? "" : matches ? " =" : " X");
+        if (&column != &reference && !matches) {
+          ++divergences;
+          if (column.name == "full" && umip_covers(probe)) ++closed_by_umip;
+        }
+      } else if (auto note = column.notes.find(probe); note != column.notes.end()) {
+        text = "n/a";
+      } else {
+        text = "missing";
+      }
+      std::snprintf(cell, sizeof cell, "  %-*s", static_cast<int>(width), text.c_str());
+      out << cell;
+    }
+    out << "  " << (umip_covers(probe) ? "closes" : "-") << "\n";
+  }
+  out << "\n= matches the native answer; X diverges (the guest kernel, deprivileged, sees the\n"
+         "monitor's state: the x86 holes). UMIP: CR4.UMIP makes the instruction fault at CPL3,\n"
+         "so the monitor can emulate it (--umip); the other holes stay open.\n";
+  out << divergences << " divergent cells; " << closed_by_umip
+      << " of full's divergences are ones UMIP closes.\n";
+  for (const auto& column : matrix.columns) {
+    if (!column.unavailable.empty())
+      out << column.name << ": not run: " << column.unavailable << "\n";
+    for (const auto& [probe, note] : column.notes) {
+      out << column.name << " " << probe << ": " << note << "\n";
+    }
+  }
+  if (!native.unavailable.empty()) out << "(no native column: hvm is the reference)\n";
+  out << matrix.platform_line << "\n";
+}
+
+}  // namespace vmlab

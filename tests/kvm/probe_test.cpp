@@ -1,0 +1,81 @@
+// vmlab probe: the x86 holes must show where they exist and nowhere else.
+#include "vmlab/probe.hpp"
+
+#include <gtest/gtest.h>
+
+#include "../support/kvm_available.hpp"
+#include "vmlab/reference.hpp"
+
+namespace vmlab {
+namespace {
+
+TEST(ProbeLines, Parse) {
+  std::vector<std::string> order;
+  auto values = parse_probe_lines({"VMLAB-BOOT entry=pvh", "VMLAB-PROBE sgdt base=0x1,limit=0x7",
+                                   "VMLAB-PROBE pushf-after-cli if=0", "VMLAB-PROBE broken"},
+                                  &order);
+  ASSERT_EQ(values.size(), 2u);
+  EXPECT_EQ(values["sgdt"], "base=0x1,limit=0x7");
+  EXPECT_EQ(values["pushf-after-cli"], "if=0");
+  EXPECT_EQ(order, (std::vector<std::string>{"sgdt", "pushf-after-cli"}));
+  EXPECT_TRUE(umip_covers("smsw"));
+  EXPECT_FALSE(umip_covers("mov-from-cs"));
+}
+
+const ProbeColumn& column(const ProbeMatrix& matrix, const std::string& name) {
+  for (const auto& candidate : matrix.columns) {
+    if (candidate.name == name) return candidate;
+  }
+  throw std::runtime_error("no column " + name);
+}
+
+TEST(ProbeMatrix, HolesShowInFullOnlyAndUmipClosesItsShare) {
+  VMLAB_REQUIRE_KVM();
+  auto matrix = run_probe_matrix();
+  ASSERT_TRUE(matrix.ok()) << matrix.error().message;
+  ASSERT_EQ(matrix->columns.size(), 4u);
+  const auto& hvm = column(*matrix, "hvm");
+  const auto& full = column(*matrix, "full");
+  const auto& umip = column(*matrix, "full+umip");
+  ASSERT_TRUE(full.unavailable.empty()) << full.unavailable;
+  ASSERT_TRUE(umip.unavailable.empty()) << umip.unavailable;
+  const auto& native = column(*matrix, "native (QEMU)");
+  // The reference: QEMU where installed (the suite's setup installs it).
+  const auto& reference = native.unavailable.empty() ? native : hvm;
+  if (native.unavailable.empty()) {
+    for (const auto& [probe, value] : hvm.values) {
+      EXPECT_EQ(value, native.values.at(probe)) << "hvm runs the kernel at CPL0: " << probe;
+    }
+  }
+  // Deprivileged, the kernel sees the real IF and the monitor's tables.
+  for (const char* hole :
+       {"pushf-after-cli", "popf-clears-if", "sgdt", "sidt", "mov-from-cs", "mov-from-ss"}) {
+    EXPECT_NE(full.values.at(hole), reference.values.at(hole)) << hole << " should diverge in full";
+  }
+  EXPECT_EQ(reference.values.at("pushf-after-cli"), "if=0");
+  EXPECT_EQ(full.values.at("pushf-after-cli"), "if=1");
+  // UMIP makes sgdt/sidt/str fault, and the monitor answers from the virtual CPU.
+  for (const char* closed : {"sgdt", "sidt", "str", "sldt", "smsw"}) {
+    EXPECT_EQ(umip.values.at(closed), reference.values.at(closed)) << closed;
+  }
+  for (const char* open : {"pushf-after-cli", "popf-clears-if", "mov-from-cs"}) {
+    EXPECT_NE(umip.values.at(open), reference.values.at(open)) << open << " is not UMIP's";
+  }
+}
+
+TEST(ReferenceMachine, ReportsMissingQemuOrRuns) {
+  if (!reference_machine_available()) {
+    auto run = run_reference_machine({}, "workload=hello");
+    ASSERT_FALSE(run.ok());
+    EXPECT_NE(run.error().message.find("apt-get install qemu-system-x86"), std::string::npos);
+    return;
+  }
+  const std::vector<std::uint8_t> not_an_elf(64, 0);
+  auto run = run_reference_machine(not_an_elf, "workload=hello", 30);
+  ASSERT_FALSE(run.ok()) << "QEMU cannot boot garbage";
+  EXPECT_NE(run.error().message.find("qemu-system-x86_64 failed: "), std::string::npos)
+      << run.error().message;
+}
+
+}  // namespace
+}  // namespace vmlab
