@@ -25,6 +25,21 @@
 #define VMLAB_USER_WORKLOAD_PAGEFAULTS 2
 #define VMLAB_USER_WORKLOAD_COMPUTE 3
 #define VMLAB_USER_WORKLOAD_SEGFAULT 4
+#define VMLAB_USER_WORKLOAD_PRIVILEGED 5 /* n selects one VMLAB_USER_PRIVILEGED_* */
+
+/* What the privileged workload tries at CPL3 (the `hostile` kernel workload
+ * runs each once). Every one must fault: #GP for the instructions, #PF for
+ * the two memory accesses. */
+#define VMLAB_USER_PRIVILEGED_CLI 0
+#define VMLAB_USER_PRIVILEGED_HLT 1
+#define VMLAB_USER_PRIVILEGED_MOV_CR3 2
+#define VMLAB_USER_PRIVILEGED_OUT 3
+#define VMLAB_USER_PRIVILEGED_LGDT 4
+#define VMLAB_USER_PRIVILEGED_WRMSR 5
+#define VMLAB_USER_PRIVILEGED_INVLPG 6
+#define VMLAB_USER_PRIVILEGED_KERNEL_WRITE 7
+#define VMLAB_USER_PRIVILEGED_MONITOR_JUMP 8
+#define VMLAB_USER_PRIVILEGED_COUNT 9
 
 #define VMLAB_PAGE_SIZE 0x1000ull
 
@@ -38,6 +53,13 @@
 
 /* Where the kernel image starts: mapped in every address space, never for user mode. */
 #define VMLAB_KERNEL_IMAGE_BASE 0x100000ull
+
+/* Where vmlab's --cpu full keeps its monitor region (modes/full,
+ * monitor_region.hpp): virtual PML4 slot 511, supervisor-only, with the CPL0
+ * entry stubs 0x3000 bytes in. No guest mapping can reach it; the hostile
+ * workload tries anyway. */
+#define VMLAB_MONITOR_VIRTUAL_BASE 0xffffff8000000000ull
+#define VMLAB_MONITOR_STUBS (VMLAB_MONITOR_VIRTUAL_BASE + 0x3000ull)
 
 #define VMLAB_HELLO_MESSAGE "Hello from user mode\n"
 

@@ -85,6 +85,65 @@ static int store_to_kernel(void) {
   return 0;
 }
 
+/* The pseudo-descriptor lgdt reads (Intel SDM vol. 2A LGDT, 64-bit mode). */
+struct table_register {
+  uint16_t limit;
+  uint64_t base;
+} __attribute__((packed));
+
+#define MSR_LSTAR 0xc0000082u
+#define EXIT_PORT 0xf4
+
+/* One privileged instruction, or one access only the kernel may make, at
+ * CPL3. With IOPL 0 and no I/O bitmap, cli, hlt, mov to CR3, out, lgdt,
+ * wrmsr and invlpg raise #GP(0) (Intel SDM vol. 3A, 5.9 "Privileged
+ * Instructions", and vol. 1, 19.5 "I/O Permission Bit Map"); the store to a
+ * supervisor page and the jump into the monitor's stubs raise #PF (vol. 3A,
+ * 4.6). Each is chosen to do damage if it ever ran: the fault ends the task
+ * and the kernel records it. Returning means the instruction did not fault. */
+static int privileged(uint64_t which) {
+  switch (which) {
+    case VMLAB_USER_PRIVILEGED_CLI:
+      __asm__ volatile("cli" : : : "memory");
+      break;
+    case VMLAB_USER_PRIVILEGED_HLT:
+      __asm__ volatile("hlt" : : : "memory");
+      break;
+    case VMLAB_USER_PRIVILEGED_MOV_CR3:
+      __asm__ volatile("mov %0, %%cr3" : : "r"(0ull) : "memory");
+      break;
+    case VMLAB_USER_PRIVILEGED_OUT:
+      /* Status 0 to the exit port would end the whole run as a success. */
+      __asm__ volatile("outb %0, %1" : : "a"((uint8_t)0), "N"(EXIT_PORT) : "memory");
+      break;
+    case VMLAB_USER_PRIVILEGED_LGDT: {
+      const struct table_register monitor_gdt = {0x47, VMLAB_MONITOR_VIRTUAL_BASE};
+      __asm__ volatile("lgdt %0" : : "m"(monitor_gdt) : "memory");
+      break;
+    }
+    case VMLAB_USER_PRIVILEGED_WRMSR: {
+      /* Point the SYSCALL entry (LSTAR) at user code. */
+      const uint64_t entry = (uint64_t)(uintptr_t)privileged;
+      __asm__ volatile("wrmsr"
+                       :
+                       : "c"(MSR_LSTAR), "a"((uint32_t)entry), "d"((uint32_t)(entry >> 32))
+                       : "memory");
+      break;
+    }
+    case VMLAB_USER_PRIVILEGED_INVLPG:
+      __asm__ volatile("invlpg (%0)" : : "r"(VMLAB_KERNEL_IMAGE_BASE) : "memory");
+      break;
+    case VMLAB_USER_PRIVILEGED_KERNEL_WRITE:
+      return store_to_kernel();
+    case VMLAB_USER_PRIVILEGED_MONITOR_JUMP:
+      __asm__ volatile("jmp *%0" : : "r"(VMLAB_MONITOR_STUBS) : "memory");
+      break;
+    default:
+      return 1;
+  }
+  return 0;
+}
+
 int user_main(uint64_t workload, uint64_t count) {
   switch (workload) {
     case VMLAB_USER_WORKLOAD_HELLO:
@@ -97,6 +156,8 @@ int user_main(uint64_t workload, uint64_t count) {
       return compute(count);
     case VMLAB_USER_WORKLOAD_SEGFAULT:
       return store_to_kernel();
+    case VMLAB_USER_WORKLOAD_PRIVILEGED:
+      return privileged(count);
     default:
       return 1;
   }

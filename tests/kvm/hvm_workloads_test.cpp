@@ -163,7 +163,7 @@ TEST(HvmRun, TraceFileHasEveryExit) {
   std::ifstream trace(path);
   std::string line;
   ASSERT_TRUE(std::getline(trace, line));
-  EXPECT_EQ(line, "# vmlab-trace 1");
+  EXPECT_EQ(line, "# vmlab-trace 2");
   std::uint64_t events = 0, io_in_scratch = 0;
   while (std::getline(trace, line)) {
     if (line.empty() || line[0] == '#') continue;

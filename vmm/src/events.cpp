@@ -1,6 +1,7 @@
 #include "vmlab/events.hpp"
 
 #include <cstdio>
+#include <cstring>
 #include <iterator>
 
 namespace vmlab {
@@ -95,9 +96,23 @@ std::vector<Event> EventRecorder::events() const {
   return kept;
 }
 
+std::uint32_t EventRecorder::intern(std::string_view text) {
+  if (text.empty()) return 0;
+  if (auto found = m_detail_index.find(text); found != m_detail_index.end()) return found->second;
+  // Tabs and newlines would break the trace file's lines and columns.
+  std::string cleaned(text);
+  for (char& character : cleaned) {
+    if (character == '\t' || character == '\n' || character == '\r') character = ' ';
+  }
+  const auto index = static_cast<std::uint32_t>(m_details.size());
+  m_details.push_back(cleaned);
+  m_detail_index.emplace(std::string(text), index);
+  return index;
+}
+
 void write_trace(std::ostream& out, const EventRecorder& recorder, std::string_view platform_line,
                  std::string_view run_description) {
-  out << "# vmlab-trace 1\n";
+  out << "# vmlab-trace 2\n";
   out << "# " << platform_line << "\n";
   out << "# run: " << run_description << "\n";
   out << "# events: " << recorder.recorded() << " recorded, " << recorder.dropped()
@@ -108,7 +123,8 @@ void write_trace(std::ostream& out, const EventRecorder& recorder, std::string_v
     out << " " << privilege_level_name(level) << "=" << recorder.time_ns(level);
   }
   out << " halted=" << recorder.halted_ns() << "\n";
-  out << "# time_ns\tduration_ns\tvcpu\tkind\treason\tfrom\tto\tguest_rip\taddress\tsize\tvalue\n";
+  out << "# time_ns\tduration_ns\tvcpu\tkind\treason\tfrom\tto\tguest_rip\taddress\tsize\tvalue\t"
+         "detail\n";
   char line[256];
   for (const auto& event : recorder.events()) {
     std::snprintf(
@@ -124,7 +140,8 @@ void write_trace(std::ostream& out, const EventRecorder& recorder, std::string_v
         privilege_level_name(event.to).data(), static_cast<unsigned long long>(event.guest_rip),
         static_cast<unsigned long long>(event.address), event.size,
         static_cast<unsigned long long>(event.value));
-    out << line;
+    out << std::string_view(line, std::strlen(line) - 1) << '\t' << recorder.detail(event.detail)
+        << '\n';
   }
 }
 

@@ -133,9 +133,9 @@ Result<Trace> read_trace(std::istream& in) {
         std::uint64_t version = 0;
         if (!parse_unsigned(header.substr(12), version)) return bad("unreadable format version");
         trace.version = static_cast<int>(version);
-        if (trace.version != 1) {
+        if (trace.version < 1 || trace.version > 2) {
           return bad("trace format version " + std::to_string(version) +
-                     " is newer than this vmlab reads (1)");
+                     " is newer than this vmlab reads (1, 2)");
         }
       } else if (header.rfind("platform: ", 0) == 0) {
         trace.platform_line = std::string(header);
@@ -164,8 +164,11 @@ Result<Trace> read_trace(std::istream& in) {
     }
     if (trace.version == 0) return bad("not a vmlab trace (no '# vmlab-trace' header)");
     auto fields = split(line, '\t');
-    if (fields.size() != 11) {
-      return bad("expected 11 tab-separated fields, found " + std::to_string(fields.size()));
+    // Version 2 added the detail column.
+    const std::size_t expected_fields = trace.version == 1 ? 11 : 12;
+    if (fields.size() != expected_fields) {
+      return bad("expected " + std::to_string(expected_fields) + " tab-separated fields, found " +
+                 std::to_string(fields.size()));
     }
     Event event;
     std::uint64_t vcpu = 0, size = 0;
@@ -186,6 +189,11 @@ Result<Trace> read_trace(std::istream& in) {
     event.reason = *reason;
     event.from = *from;
     event.to = *to;
+    if (expected_fields == 12 && !fields[11].empty()) {
+      auto known = std::find(trace.details.begin(), trace.details.end(), fields[11]);
+      event.detail = static_cast<std::uint32_t>(known - trace.details.begin());
+      if (known == trace.details.end()) trace.details.emplace_back(fields[11]);
+    }
     trace.events.push_back(event);
   }
   if (trace.version == 0) return Error{"not a vmlab trace (no '# vmlab-trace' header)"};
@@ -254,8 +262,10 @@ void export_perfetto(const Trace& trace, std::ostream& out) {
       case EventKind::IommuFault:
       case EventKind::Translation:
       case EventKind::Count:
-        slice(event.to, event.time_ns, event.duration_ns,
-              std::string(event_kind_name(event.kind)) + ": " + slice_name(event), arguments);
+        slice(PrivilegeLevel::Monitor, event.time_ns, event.duration_ns,
+              std::string(event_kind_name(event.kind)) + ": " + slice_name(event) +
+                  (trace.detail(event).empty() ? "" : ": " + std::string(trace.detail(event))),
+              arguments);
         break;
     }
   }
@@ -283,13 +293,13 @@ void export_perfetto(const Trace& trace, std::ostream& out) {
 }
 
 void export_csv(const Trace& trace, std::ostream& out) {
-  out << "time_ns,duration_ns,vcpu,kind,reason,from,to,guest_rip,address,size,value\n";
+  out << "time_ns,duration_ns,vcpu,kind,reason,from,to,guest_rip,address,size,value,detail\n";
   for (const auto& event : trace.events) {
     out << event.time_ns << ',' << event.duration_ns << ',' << event.vcpu << ','
         << event_kind_name(event.kind) << ',' << event_reason_name(event.reason) << ','
         << privilege_level_name(event.from) << ',' << privilege_level_name(event.to) << ','
         << hex(event.guest_rip) << ',' << hex(event.address) << ',' << event.size << ','
-        << hex(event.value) << '\n';
+        << hex(event.value) << ",\"" << trace.detail(event) << "\"\n";
   }
 }
 
@@ -297,6 +307,7 @@ TraceSummary summarize(const Trace& trace) {
   TraceSummary summary;
   std::map<std::pair<std::string_view, std::string_view>, TraceSummary::Count> counts;
   std::map<std::uint64_t, TraceSummary::CostlyRip> rips;
+  std::map<std::string, std::uint64_t> traps;
   std::uint64_t first = ~0ULL, last = 0;
   for (const auto& event : trace.events) {
     auto& count = counts[{event_kind_name(event.kind), event_reason_name(event.reason)}];
@@ -309,6 +320,10 @@ TraceSummary summarize(const Trace& trace) {
       rip.guest_rip = event.guest_rip;
       ++rip.events;
       rip.total_duration_ns += event.duration_ns;
+    }
+    if (event.kind == EventKind::MonitorTrap) {
+      const auto detail = trace.detail(event);
+      ++traps[detail.empty() ? std::string(event_reason_name(event.reason)) : std::string(detail)];
     }
     first = std::min(first, event.time_ns);
     last = std::max(last, event.time_ns + event.duration_ns);
@@ -323,6 +338,9 @@ TraceSummary summarize(const Trace& trace) {
   std::sort(summary.costly_rips.begin(), summary.costly_rips.end(),
             [](const auto& a, const auto& b) { return a.total_duration_ns > b.total_duration_ns; });
   if (summary.costly_rips.size() > 10) summary.costly_rips.resize(10);
+  summary.traps_by_detail.assign(traps.begin(), traps.end());
+  std::sort(summary.traps_by_detail.begin(), summary.traps_by_detail.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
   return summary;
 }
 
@@ -360,6 +378,14 @@ void print_summary(const Trace& trace, const TraceSummary& summary, std::ostream
             trace.level_time_ns[index]);
     }
     if (trace.halted_ns != 0) share("halted", trace.halted_ns);
+  }
+  if (!summary.traps_by_detail.empty()) {
+    out << "\nmonitor traps by cause:\n";
+    for (const auto& [cause, count] : summary.traps_by_detail) {
+      std::snprintf(line, sizeof line, "  %-40s %10llu\n", cause.c_str(),
+                    static_cast<unsigned long long>(count));
+      out << line;
+    }
   }
   if (!summary.costly_rips.empty()) {
     out << "\nguest RIPs that cost the VMM most:\n";

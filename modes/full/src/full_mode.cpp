@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <iterator>
+#include <string_view>
 #include <utility>
 
 #include "vmlab/boot.hpp"
@@ -59,6 +61,15 @@ kvm_segment flat_segment(std::uint16_t selector, bool code) {
   segment.l = code ? 1 : 0;
   segment.g = 1;
   return segment;
+}
+
+// Mnemonics of the exception vectors (Intel SDM vol. 3A, table 6-1).
+std::string exception_name(std::uint8_t vector) {
+  static constexpr const char* kNames[] = {"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
+                                           "#DF", "CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "15",
+                                           "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
+  if (vector < std::size(kNames)) return kNames[vector];
+  return "vector " + std::to_string(vector);
 }
 
 std::string hex(std::uint64_t value) {
@@ -276,8 +287,8 @@ Status FullMode::resume_guest(ModeContext& context) {
 }
 
 void FullMode::record_trap(ModeContext& context, EventReason reason, std::uint8_t vector,
-                           std::uint64_t guest_rip, std::uint8_t cpl_before,
-                           std::uint64_t start_ns) {
+                           std::uint64_t guest_rip, std::uint8_t cpl_before, std::uint64_t start_ns,
+                           std::string_view detail) {
   ++m_traps;
   vmlab::Event event;  // the recorder's event, not the delivery's
   event.kind = EventKind::MonitorTrap;
@@ -285,6 +296,7 @@ void FullMode::record_trap(ModeContext& context, EventReason reason, std::uint8_
   event.address = vector;
   event.value = guest_rip;
   event.guest_rip = guest_rip;
+  event.detail = context.recorder.intern(detail);
   event.time_ns = start_ns;
   event.duration_ns = now_ns() - start_ns;
   // The monitor's share of the run: its logic runs in the VMM process, but
@@ -388,7 +400,7 @@ ExitDisposition FullMode::handle_system_call(ModeContext& context, std::string& 
     stop_message = status.error().message;
     return ExitDisposition::Stop;
   }
-  record_trap(context, EventReason::SystemCall, 0, rip, cpl, start);
+  record_trap(context, EventReason::SystemCall, 0, rip, cpl, start, "syscall");
   return ExitDisposition::Handled;
 }
 
@@ -400,6 +412,7 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
   const std::uint8_t cpl = m_cpu.cpl;
   EventReason reason = EventReason::ReflectedException;
   ExitDisposition disposition = ExitDisposition::Handled;
+  std::string detail = exception_name(vector);
   auto reflect = [&](const Event& event) -> bool {
     auto delivered = deliver_event(m_registers, m_cpu, m_shadow->walker(), event);
     if (!delivered) {
@@ -424,9 +437,11 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
     switch (resolution.kind) {
       case FaultResolution::Kind::Filled:
         reason = EventReason::ShadowFill;
+        detail = "#PF: shadow entry filled";
         break;
       case FaultResolution::Kind::ReflectToGuest:
         reason = EventReason::GuestPageFault;
+        detail = "#PF: the guest's own";
         if (!reflect(Event{kPageFaultVector, resolution.guest_error_code, EventSource::Exception,
                            resolution.address})) {
           return ExitDisposition::Stop;
@@ -437,6 +452,7 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
         // The walker reports every byte it stores to the pager, so the
         // shadow entries derived from them are already gone.
         auto emulation = emulate_memory_write(m_registers, m_cpu, m_shadow->walker());
+        detail = "page-table write: " + emulation.mnemonic;
         if (emulation.kind == EmulationKind::Reflect) {
           if (!reflect(emulation.event)) return ExitDisposition::Stop;
         } else if (emulation.kind != EmulationKind::Emulated) {
@@ -451,6 +467,7 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
              vector == kSegmentNotPresentVector || vector == kStackFaultVector) {
     auto emulation = emulate_privileged(m_registers, m_cpu, m_shadow->walker(), *m_services,
                                         Event{vector, error_code, EventSource::Exception});
+    if (!emulation.mnemonic.empty()) detail = emulation.mnemonic;
     switch (emulation.kind) {
       case EmulationKind::Emulated:
         reason = EventReason::PrivilegedInstruction;
@@ -483,7 +500,7 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
     stop_message = status.error().message;
     return ExitDisposition::Stop;
   }
-  record_trap(context, reason, vector, rip, cpl, start);
+  record_trap(context, reason, vector, rip, cpl, start, detail);
   return disposition;
 }
 

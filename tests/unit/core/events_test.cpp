@@ -39,14 +39,25 @@ TEST(EventRecorder, RingKeepsNewestInOrder) {
   EXPECT_EQ(events[2].time_ns, 5u);
 }
 
+TEST(EventRecorder, DetailsAreInternedAndCleaned) {
+  EventRecorder recorder(4);
+  const auto out = recorder.intern("out dx, al");
+  EXPECT_NE(out, 0u);
+  EXPECT_EQ(recorder.intern("out dx, al"), out) << "stored once";
+  EXPECT_EQ(recorder.intern(""), 0u);
+  const auto odd = recorder.intern("a\tb\nc");
+  EXPECT_EQ(recorder.detail(odd), "a b c") << "tabs and newlines would break the trace";
+  EXPECT_EQ(recorder.detail(12345), "");
+}
+
 TEST(EventRecorder, TraceFileFormat) {
   EventRecorder recorder(8);
   recorder.record(exit_event(42, EventReason::IoOut));
   std::ostringstream out;
   write_trace(out, recorder, "platform: test", "cpu=hvm workload=hello");
   const std::string text = out.str();
-  EXPECT_EQ(text.rfind("# vmlab-trace 1\n# platform: test\n", 0), 0u);
-  EXPECT_NE(text.find("42\t0\t0\tvm-exit\tio-out\tunknown\tunknown\t0\t0xe9\t0\t0\n"),
+  EXPECT_EQ(text.rfind("# vmlab-trace 2\n# platform: test\n", 0), 0u);
+  EXPECT_NE(text.find("42\t0\t0\tvm-exit\tio-out\tunknown\tunknown\t0\t0xe9\t0\t0\t\n"),
             std::string::npos)
       << text;
 }

@@ -46,6 +46,17 @@ EventRecorder sample_recorder() {
   injection.address = 0x20;
   recorder.record(injection);
   exit(9000, 300, EventReason::IoOut, PrivilegeLevel::GuestUser, 0x3f8, 0x400010);
+  Event trap;
+  trap.time_ns = 9400;
+  trap.duration_ns = 100;
+  trap.kind = EventKind::MonitorTrap;
+  trap.reason = EventReason::PrivilegedInstruction;
+  trap.from = PrivilegeLevel::GuestKernel;
+  trap.to = PrivilegeLevel::GuestKernel;
+  trap.address = 13;
+  trap.guest_rip = 0x101030;
+  trap.detail = recorder.intern("out dx, al");
+  recorder.record(trap);
   recorder.add_time(PrivilegeLevel::GuestKernel, 6000);
   recorder.add_time(PrivilegeLevel::Vmm, 1500);
   recorder.add_halted_time(2000);
@@ -63,10 +74,10 @@ Trace round_trip(const EventRecorder& recorder) {
 TEST(Trace, SchemaRoundTrip) {
   const auto recorder = sample_recorder();
   const Trace trace = round_trip(recorder);
-  EXPECT_EQ(trace.version, 1);
+  EXPECT_EQ(trace.version, 2);
   EXPECT_EQ(trace.platform_line, "platform: test backend on test CPU");
   EXPECT_EQ(trace.run_description, "cpu=hvm workload=pio");
-  EXPECT_EQ(trace.recorded, 6u);
+  EXPECT_EQ(trace.recorded, 7u);
   EXPECT_EQ(trace.level_time_ns[static_cast<std::size_t>(PrivilegeLevel::GuestKernel)], 6000u);
   EXPECT_EQ(trace.halted_ns, 2000u);
   const auto original = recorder.events();
@@ -84,17 +95,25 @@ TEST(Trace, SchemaRoundTrip) {
     EXPECT_EQ(a.address, b.address);
     EXPECT_EQ(a.size, b.size);
     EXPECT_EQ(a.value, b.value);
+    EXPECT_EQ(recorder.detail(a.detail), trace.detail(b));
   }
+  EXPECT_EQ(trace.detail(trace.events.back()), "out dx, al");
 }
 
 TEST(Trace, RejectsMalformedFiles) {
   std::stringstream no_header("1\t2\t0\tvm-exit\tio-in\tvmm\tvmm\t0\t0\t1\t0\n");
   EXPECT_FALSE(read_trace(no_header).ok());
+  std::stringstream version_one(
+      "# vmlab-trace 1\n1\t2\t0\tvm-exit\tio-in\tvmm\tvmm\t0\t0x3ff\t1\t0x5a\n");
+  auto old = read_trace(version_one);
+  ASSERT_TRUE(old.ok()) << "version 1 traces (no detail column) still read";
+  EXPECT_EQ(old->events.size(), 1u);
   std::stringstream future("# vmlab-trace 9\n");
   auto result = read_trace(future);
   ASSERT_FALSE(result.ok());
   EXPECT_NE(result.error().message.find("newer"), std::string::npos);
   std::stringstream bad_kind("# vmlab-trace 1\n1\t2\t0\tvm-exot\tio-in\tvmm\tvmm\t0\t0\t1\t0\n");
+  // (version 1: eleven fields)
   result = read_trace(bad_kind);
   ASSERT_FALSE(result.ok());
   EXPECT_NE(result.error().message.find("line 2"), std::string::npos);
@@ -165,9 +184,10 @@ TEST(Trace, CsvAndSummary) {
   export_csv(trace, csv);
   std::string line;
   std::getline(csv, line);
-  EXPECT_EQ(line, "time_ns,duration_ns,vcpu,kind,reason,from,to,guest_rip,address,size,value");
+  EXPECT_EQ(line,
+            "time_ns,duration_ns,vcpu,kind,reason,from,to,guest_rip,address,size,value,detail");
   std::getline(csv, line);
-  EXPECT_EQ(line, "1000,500,0,vm-exit,io-out,guest-kernel,vmm,0x101000,0x3f8,1,0x41");
+  EXPECT_EQ(line, "1000,500,0,vm-exit,io-out,guest-kernel,vmm,0x101000,0x3f8,1,0x41,\"\"");
 
   const auto summary = summarize(trace);
   ASSERT_FALSE(summary.counts.empty());
@@ -177,7 +197,9 @@ TEST(Trace, CsvAndSummary) {
   EXPECT_EQ(summary.counts[0].total_duration_ns, 800u);
   ASSERT_FALSE(summary.costly_rips.empty());
   EXPECT_EQ(summary.costly_rips[0].guest_rip, 0x101020u) << "the halt cost the VMM most";
-  EXPECT_EQ(summary.span_ns, 9300u - 1000u);
+  EXPECT_EQ(summary.span_ns, 9500u - 1000u);
+  ASSERT_EQ(summary.traps_by_detail.size(), 1u);
+  EXPECT_EQ(summary.traps_by_detail[0].first, "out dx, al");
   std::stringstream text;
   print_summary(trace, summary, text);
   EXPECT_NE(text.str().find("guest-kernel"), std::string::npos);

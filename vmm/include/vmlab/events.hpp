@@ -5,8 +5,10 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <ostream>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -71,7 +73,8 @@ struct Event {
   std::uint64_t address = 0;      // port, MMIO address, or vector
   std::uint64_t value = 0;        // data written/read (first 8 bytes)
   std::uint32_t vcpu = 0;
-  std::uint16_t size = 0;  // access width in bytes
+  std::uint32_t detail = 0;  // text from the recorder's detail table (a mnemonic); 0 = none
+  std::uint16_t size = 0;    // access width in bytes
   EventKind kind = EventKind::VmExit;
   EventReason reason = EventReason::Unknown;
   PrivilegeLevel from = PrivilegeLevel::Unknown;
@@ -90,6 +93,14 @@ class EventRecorder {
     m_ring[m_next % m_ring.size()] = event;
     ++m_next;
   }
+
+  // A short text for Event::detail (a decoded mnemonic), stored once and
+  // referred to by index, so events stay fixed-size. Index 0 is "no detail".
+  std::uint32_t intern(std::string_view text);
+  std::string_view detail(std::uint32_t index) const {
+    return index < m_details.size() ? std::string_view(m_details[index]) : std::string_view();
+  }
+  const std::vector<std::string>& details() const { return m_details; }
 
   // Time the vCPU spent running at a level (guest time between entry and
   // exit, attributed to the level the guest was at when it exited).
@@ -119,9 +130,11 @@ class EventRecorder {
   std::uint64_t m_halted_ns = 0;
   std::vector<Event> m_ring;
   std::uint64_t m_next = 0;
+  std::vector<std::string> m_details{std::string()};
+  std::map<std::string, std::uint32_t, std::less<>> m_detail_index;
 };
 
-// The trace file format, version 1 (documented in README.md, "Trace file format"):
+// The trace file format, version 2 (documented in README.md, "Trace file format"):
 // '#' header lines, then one tab-separated line per event.
 void write_trace(std::ostream& out, const EventRecorder& recorder, std::string_view platform_line,
                  std::string_view run_description);

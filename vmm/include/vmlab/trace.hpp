@@ -25,9 +25,15 @@ struct Trace {
   std::array<std::uint64_t, static_cast<std::size_t>(PrivilegeLevel::Count)> level_time_ns{};
   std::uint64_t halted_ns = 0;
   std::vector<Event> events;  // in file order (oldest first)
+  // Event::detail indexes this table (0 = no detail), as in the recorder.
+  std::vector<std::string> details{std::string()};
+  std::string_view detail(const Event& event) const {
+    return event.detail < details.size() ? std::string_view(details[event.detail])
+                                         : std::string_view();
+  }
 };
 
-// Parses a trace file (format v1); a malformed line is an error naming it.
+// Parses a trace file (format v1 or v2); a malformed line is an error naming it.
 Result<Trace> read_trace(std::istream& in);
 Result<Trace> read_trace_file(const std::string& path);
 
@@ -52,7 +58,9 @@ struct TraceSummary {
   };
   std::vector<Count> counts;           // by kind and reason, most frequent first
   std::vector<CostlyRip> costly_rips;  // most VMM time first, at most 10
-  std::uint64_t span_ns = 0;           // first event to last event end
+  // Monitor traps by what caused them (the decoded instruction), most first.
+  std::vector<std::pair<std::string, std::uint64_t>> traps_by_detail;
+  std::uint64_t span_ns = 0;  // first event to last event end
 };
 
 TraceSummary summarize(const Trace& trace);

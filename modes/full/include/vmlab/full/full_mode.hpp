@@ -63,7 +63,8 @@ class FullMode final : public CpuMode {
                               std::optional<std::uint32_t> error_code, std::string& stop_message);
   ExitDisposition handle_system_call(ModeContext& context, std::string& stop_message);
   void record_trap(ModeContext& context, EventReason reason, std::uint8_t vector,
-                   std::uint64_t guest_rip, std::uint8_t cpl_before, std::uint64_t start_ns);
+                   std::uint64_t guest_rip, std::uint8_t cpl_before, std::uint64_t start_ns,
+                   std::string_view detail);
 
   FullModeOptions m_options;
   std::optional<GuestMemory> m_monitor_memory;
