@@ -5,6 +5,7 @@
 #include "arch.h"
 #include "console.h"
 #include "cpu.h"
+#include "expect_fault.h"
 #include "pic.h"
 #include "pit.h"
 #include "result.h"
@@ -55,6 +56,11 @@ void trap_dispatch(struct trap_frame* frame) {
     return;
   }
   uint64_t fault_address = frame->vector == VECTOR_PAGE_FAULT ? read_cr2() : 0;
+  /* A kernel-mode exception that expect_fault() is waiting for: recorded,
+   * and the kernel resumes at its recovery point (does not return). */
+  if (interrupted_privilege_level(frame) == 0 && expect_fault_armed()) {
+    expect_fault_take(frame, fault_address);
+  }
   if (is_unprivileged_syscall(frame, fault_address)) {
     complete_unprivileged_syscall(frame);
     return;
