@@ -26,6 +26,7 @@ constexpr WorkloadInfo kWorkloads[] = {
     {"fault", 1, "test: the kernel takes an unexpected exception (status 3)"},
     {"segfault", 1, "test: the user task touches unmapped memory (status 4)"},
     {"probes", 1, "the x86 holes: sensitive, unprivileged instructions in kernel mode"},
+    {"hostile", 1, "attacks on the monitor and privileged state; each must fault"},
 };
 
 // Events kept for --trace: about 14 MiB of records.

@@ -2,6 +2,7 @@
 
 #include "arch.h"
 #include "boot.h"
+#include "hostile.h"
 #include "lib.h"
 #include "memory.h"
 #include "pic.h"
@@ -161,6 +162,23 @@ static void run_probes_workload(const struct run_options* options,
   outcome->cycles = measurement_cycles();
 }
 
+/* Every attempt must end in a fault the kernel survives (hostile.c); check
+ * is how many ended as expected. */
+static void run_hostile_workload(const struct run_options* options,
+                                 struct workload_outcome* outcome) {
+  (void)options;
+  uint64_t as_expected;
+  measurement_begin();
+  bool ready = run_hostile(&as_expected);
+  measurement_end();
+  if (!ready) {
+    outcome->status = RUN_STATUS_ERROR;
+    return;
+  }
+  outcome->cycles = measurement_cycles();
+  outcome->check = as_expected;
+}
+
 /* Limits keep a run within minutes where kernel code is emulated
  * (PLATFORM.md); pagefaults is bounded by the demand region. */
 static const struct workload workloads[] = {
@@ -174,6 +192,7 @@ static const struct workload workloads[] = {
     {"segfault", 1, 1, run_segfault},
     {"fault", 1, 1, run_fault},
     {"probes", 1, 1, run_probes_workload},
+    {"hostile", 1, 1, run_hostile_workload},
 };
 
 const struct workload* workload_find(const char* name, size_t length) {

@@ -340,8 +340,15 @@ bool Machine::handle_exit(const VcpuExit& exit, RunReport& report) {
                     std::to_string(failed->hardware_reason) + "): its CPU state is invalid");
   }
   if (const auto* internal = std::get_if<exits::InternalError>(&exit)) {
+    if (internal->suberror == KVM_INTERNAL_ERROR_EMULATION) {
+      return fail(RunOutcome::GuestCrashed,
+                  "KVM's instruction emulator could not run a guest instruction "
+                  "(KVM_EXIT_INTERNAL_ERROR, emulation failure). Where the backend emulates all "
+                  "CPL0 code (kvm_pvm), instructions it does not know, such as lar, lsl, verr and "
+                  "verw, stop the guest; the rip below names the instruction");
+    }
     return fail(RunOutcome::GuestCrashed,
-                "KVM could not emulate a guest instruction (KVM_EXIT_INTERNAL_ERROR, suberror " +
+                "KVM reported an internal error (KVM_EXIT_INTERNAL_ERROR, suberror " +
                     std::to_string(internal->suberror) + ")");
   }
   if (const auto* event = std::get_if<exits::SystemEvent>(&exit)) {

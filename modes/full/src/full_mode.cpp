@@ -30,7 +30,9 @@ constexpr std::uint8_t kStackFaultVector = 12;
 
 // Real control-register state while the guest runs (Intel SDM vol. 3A, 2.5).
 constexpr std::uint64_t kRealCr0 = 0x80050033;  // PG, WP, NE, ET, MP, PE
-constexpr std::uint64_t kCr3WriteThrough = 1ULL << 3;
+// Memory slots of the monitor region (slot 0 is guest RAM).
+constexpr std::uint32_t kMonitorSlot = 1;
+constexpr std::uint32_t kShadowPoolSlot = 2;
 constexpr std::uint64_t kCr4Pae = 1ULL << 5;
 constexpr std::uint64_t kCr4Umip = 1ULL << 11;
 constexpr std::uint64_t kEferSyscall = 1ULL << 0;
@@ -133,11 +135,14 @@ Status FullMode::prepare(ModeContext& context, const LoadedImage& image) {
   auto monitor = GuestMemory::create(kMonitorSize);
   if (!monitor) return monitor.error();
   m_monitor_memory.emplace(std::move(*monitor));
-  if (auto status = context.vm.set_user_memory_region(1, kMonitorPhysicalBase, kMonitorSize,
-                                                      m_monitor_memory->host_base());
+  // Two slots: the static part (GDT, IDT, TSS, stubs, stacks) and the pool of
+  // shadow page tables, which flush_translations() recycles on its own.
+  if (auto status = context.vm.set_user_memory_region(
+          kMonitorSlot, kMonitorPhysicalBase, kShadowPoolOffset, m_monitor_memory->host_base());
       !status) {
     return status;
   }
+  if (auto status = map_shadow_pool(context.vm); !status) return status;
   m_guest_ram_size = context.memory.size();
   if (auto status = m_physical.add(GuestPhysAddr(0), context.memory); !status) return status;
   if (auto status = m_physical.add(GuestPhysAddr(kMonitorPhysicalBase), *m_monitor_memory);
@@ -200,6 +205,27 @@ Status FullMode::prepare(ModeContext& context, const LoadedImage& image) {
   run.kvm_dirty_regs = 0;
   if (auto status = context.vcpu.set_special_registers(run.s.regs.sregs); !status) return status;
   return context.vcpu.set_registers(run.s.regs.regs);
+}
+
+Status FullMode::map_shadow_pool(Vm& vm) {
+  return vm.set_user_memory_region(kShadowPoolSlot, kMonitorPhysicalBase + kShadowPoolOffset,
+                                   kShadowPoolSize,
+                                   m_monitor_memory->host_base() + kShadowPoolOffset);
+}
+
+// After a shadow entry was removed or lost rights, nothing may still
+// translate through the old one, as a monitor on hardware would flush the TLB.
+// The VMM edits the shadow tables from the host, which KVM does not see:
+// kvm_pvm keeps its own shadow of them (measured: changing CR3 does not make
+// it drop that), and on EPT hardware the TLB may hold them. Deleting and
+// re-adding the memory slot the tables live in makes every KVM backend
+// discard what it derived from them.
+Status FullMode::flush_translations(Vm& vm) {
+  ++m_translation_flushes;
+  if (auto status = vm.set_user_memory_region(kShadowPoolSlot, 0, 0, nullptr); !status) {
+    return status;
+  }
+  return map_shadow_pool(vm);
 }
 
 void FullMode::capture_guest_state(const kvm_run& run) {
@@ -272,13 +298,10 @@ Status FullMode::resume_guest(ModeContext& context) {
   s.cr0 = kRealCr0;
   s.cr4 = kCr4Pae | (m_options.umip ? kCr4Umip : 0);
   s.efer = kEferSyscall | kEferLongMode | (m_cpu.efer & kEferNoExecute);
-  // kvm_pvm keeps its own shadow of these tables and, like a TLB, does not
-  // see the VMM's edits to them: after an entry lost rights, change the CR3
-  // value (toggle PWT, which only affects caching of the root table's own
-  // accesses) so KVM resets its MMU context, as a monitor would flush the TLB.
-  if (m_shadow->take_tlb_flush_request()) m_cr3_write_through = !m_cr3_write_through;
-  s.cr3 = m_shadow->root(kernel ? ShadowView::Kernel : ShadowView::User).value() |
-          (m_cr3_write_through ? kCr3WriteThrough : 0);
+  if (m_shadow->take_tlb_flush_request()) {
+    if (auto status = flush_translations(context.vm); !status) return status;
+  }
+  s.cr3 = m_shadow->root(kernel ? ShadowView::Kernel : ShadowView::User).value();
   // DESIGN.md 4: in virtual kernel mode the user descriptors are not present,
   // so the guest kernel's iretq to user mode raises #NP into the monitor.
   if (auto status = set_user_segments_present(m_physical, !kernel); !status) return status;

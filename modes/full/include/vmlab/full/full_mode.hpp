@@ -50,6 +50,7 @@ class FullMode final : public CpuMode {
   // For tests and reports.
   const VirtualCpu& virtual_cpu() const { return m_cpu; }
   std::uint64_t traps() const { return m_traps; }
+  std::uint64_t translation_flushes() const { return m_translation_flushes; }
 
  private:
   class Services;
@@ -57,6 +58,8 @@ class FullMode final : public CpuMode {
 
   View view() const { return m_cpu.cpl == 0 ? View::Kernel : View::User; }
   void capture_guest_state(const kvm_run& run);
+  Status map_shadow_pool(Vm& vm);
+  Status flush_translations(Vm& vm);
   Status resume_guest(ModeContext& context);
   // One trap: the stub the vCPU stopped in says which.
   ExitDisposition handle_trap(ModeContext& context, std::uint8_t vector,
@@ -81,9 +84,7 @@ class FullMode final : public CpuMode {
   // more instruction, which the monitor single-steps with the real TF.
   bool m_interrupt_shadow = false;
   bool m_single_stepping = false;
-  // Toggled to force a TLB resync after shadow entries lost rights (see
-  // resume_guest).
-  bool m_cr3_write_through = false;
+  std::uint64_t m_translation_flushes = 0;
 };
 
 }  // namespace vmlab::full
