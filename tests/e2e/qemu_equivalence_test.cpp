@@ -3,18 +3,15 @@
 // cycle counts aside (PLATFORM.md).
 #include <gtest/gtest.h>
 
-#include <regex>
-
 #include "../support/kvm_available.hpp"
+#include "../support/result_lines.hpp"
 #include "vmlab/reference.hpp"
 #include "vmlab/runner.hpp"
 
 namespace vmlab {
 namespace {
 
-std::string without_cycles(const std::string& line) {
-  return std::regex_replace(line, std::regex(" cycles=[0-9]+"), "");
-}
+using testing::without_cycles;
 
 struct EquivalenceCase {
   const char* workload;

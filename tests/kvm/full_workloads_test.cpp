@@ -3,17 +3,14 @@
 // must follow from what the workload does.
 #include <gtest/gtest.h>
 
-#include <regex>
-
 #include "../support/kvm_available.hpp"
+#include "../support/result_lines.hpp"
 #include "vmlab/runner.hpp"
 
 namespace vmlab {
 namespace {
 
-std::string without_cycles(const std::string& line) {
-  return std::regex_replace(line, std::regex(" cycles=[0-9]+"), "");
-}
+using testing::without_cycles;
 
 GuestRun run_in(const std::string& cpu, const std::string& workload, std::uint64_t count) {
   RunOptions options;

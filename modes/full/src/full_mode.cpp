@@ -18,16 +18,6 @@ namespace vmlab::full {
 
 namespace {
 
-constexpr std::uint64_t kTrapFlag = 1ULL << 8;
-constexpr std::uint64_t kInterruptFlag = 1ULL << 9;
-constexpr std::uint64_t kIoplMask = 3ULL << 12;
-constexpr std::uint8_t kDebugVector = 1;
-constexpr std::uint8_t kPageFaultVector = 14;
-constexpr std::uint8_t kGeneralProtectionVector = 13;
-constexpr std::uint8_t kInvalidOpcodeVector = 6;
-constexpr std::uint8_t kSegmentNotPresentVector = 11;
-constexpr std::uint8_t kStackFaultVector = 12;
-
 // Real control-register state while the guest runs (Intel SDM vol. 3A, 2.5).
 constexpr std::uint64_t kRealCr0 = 0x80050033;  // PG, WP, NE, ET, MP, PE
 // Memory slots of the monitor region (slot 0 is guest RAM).
@@ -191,7 +181,7 @@ Status FullMode::prepare(ModeContext& context, const LoadedImage& image) {
   const Vcpu::Msr msrs[] = {
       {kMsrStar, std::uint64_t{kMonitorCodeSelector} << 32},
       {kMsrLstar, monitor_virtual(kSyscallStubOffset)},
-      {kMsrFmask, kInterruptFlag | (1ULL << 8) | (1ULL << 10)},  // IF, TF, DF
+      {kMsrFmask, kRflagsInterrupt | kRflagsTrap | kRflagsDirection},
   };
   if (auto status = context.vcpu.set_msrs(msrs); !status) return status;
 
@@ -272,7 +262,7 @@ Status FullMode::resume_guest(ModeContext& context) {
   r.rsp = m_registers.rsp;
   // The real CPU always runs the guest with IF=1 and IOPL=0: the guest's IF
   // and IOPL live in the virtual CPU, so cli/sti/in/out fault (SDM 6.8.1).
-  r.rflags = (m_registers.rflags & ~(kInterruptFlag | kIoplMask)) | kInterruptFlag | 0x2;
+  r.rflags = (m_registers.rflags & ~(kRflagsInterrupt | kRflagsIoplMask)) | kRflagsInterrupt | 0x2;
 
   auto& s = run.s.regs.sregs;
   const bool kernel = m_cpu.cpl == 0;
@@ -383,12 +373,11 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
   }
   m_registers.rip = hardware[0];
   m_registers.rsp = hardware[3];
-  if (was_single_stepping) hardware[2] &= ~kTrapFlag;  // the monitor's TF, not the guest's
+  if (was_single_stepping) hardware[2] &= ~kRflagsTrap;  // the monitor's TF, not the guest's
   // The guest sees its virtual IF and IOPL, never the real ones.
-  m_registers.rflags = (hardware[2] & ~(kInterruptFlag | kIoplMask)) |
-                       (m_cpu.interrupt_flag ? kInterruptFlag : 0) |
-                       (std::uint64_t{m_cpu.iopl} << 12);
-  if (hit->vector == kPageFaultVector &&
+  m_registers.rflags = hardware[2];
+  m_registers.rflags = guest_visible_rflags(m_registers, m_cpu);
+  if (hit->vector == kVectorPageFault &&
       run.s.regs.sregs.cr2 == monitor_virtual(kSyscallStubOffset) &&
       m_registers.rip == run.s.regs.sregs.cr2 && m_cpu.cpl == 3) {
     // kvm_pvm runs a user SYSCALL at CPL3: the fetch of the stub faults with
@@ -396,7 +385,7 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
     m_registers.rip = m_registers.rcx;
     return handle_system_call(context, stop_message);
   }
-  if (was_single_stepping && hit->vector == kDebugVector) {
+  if (was_single_stepping && hit->vector == kVectorDebug) {
     // Our own single step through the interrupt shadow: nothing to emulate;
     // the pending interrupt is delivered before the next entry.
     if (auto status = resume_guest(context); !status) {
@@ -446,7 +435,7 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
     return true;
   };
 
-  if (vector == kPageFaultVector) {
+  if (vector == kVectorPageFault) {
     const std::uint64_t address = context.vcpu.run_state().s.regs.sregs.cr2;
     auto fault =
         m_shadow->handle_fault(view() == View::Kernel ? ShadowView::Kernel : ShadowView::User,
@@ -465,7 +454,7 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
       case FaultResolution::Kind::ReflectToGuest:
         reason = EventReason::GuestPageFault;
         detail = "#PF: the guest's own";
-        if (!reflect(Event{kPageFaultVector, resolution.guest_error_code, EventSource::Exception,
+        if (!reflect(Event{kVectorPageFault, resolution.guest_error_code, EventSource::Exception,
                            resolution.address})) {
           return ExitDisposition::Stop;
         }
@@ -486,8 +475,8 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
         break;
       }
     }
-  } else if (vector == kGeneralProtectionVector || vector == kInvalidOpcodeVector ||
-             vector == kSegmentNotPresentVector || vector == kStackFaultVector) {
+  } else if (vector == kVectorGeneralProtection || vector == kVectorInvalidOpcode ||
+             vector == kVectorSegmentNotPresent || vector == kVectorStackFault) {
     auto emulation = emulate_privileged(m_registers, m_cpu, m_shadow->walker(), *m_services,
                                         Event{vector, error_code, EventSource::Exception});
     if (!emulation.mnemonic.empty()) detail = emulation.mnemonic;
@@ -562,14 +551,12 @@ Result<int> FullMode::deliver_interrupts(ModeContext& context) {
   if (m_interrupt_shadow) {
     // Let one more guest instruction run first: single-step it.
     m_single_stepping = true;
-    run.s.regs.regs.rflags |= kTrapFlag;
+    run.s.regs.regs.rflags |= kRflagsTrap;
     run.kvm_dirty_regs |= KVM_SYNC_X86_REGS;
     return -1;
   }
   capture_guest_state(run);
-  m_registers.rflags = (m_registers.rflags & ~(kInterruptFlag | kIoplMask)) |
-                       (m_cpu.interrupt_flag ? kInterruptFlag : 0) |
-                       (std::uint64_t{m_cpu.iopl} << 12);
+  m_registers.rflags = guest_visible_rflags(m_registers, m_cpu);
   std::uint8_t vector;
   {
     std::lock_guard lock(context.board.device_lock());
