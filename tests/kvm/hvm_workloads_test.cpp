@@ -100,15 +100,24 @@ INSTANTIATE_TEST_SUITE_P(Workloads, HvmWorkload,
 
 TEST(HvmRun, InterruptDrivenConsole) {
   VMLAB_REQUIRE_KVM();
-  RunOptions options;
-  options.workload = "hello";
-  options.extra_command_line = "console=irq";
-  std::string console;
-  options.console_output = [&](std::uint8_t byte) { console.push_back(static_cast<char>(byte)); };
-  auto run = run_or_fail(options);
-  expect_ok(run, "hello", 1);
-  EXPECT_NE(console.find("Hello from user mode"), std::string::npos) << console;
-  EXPECT_GT(run.interrupts_injected, 0u) << "the UART's THRE interrupt should drive transmission";
+  // Both interrupt controllers: the VMM's PIC (KVM_INTERRUPT) and KVM's own
+  // (KVM_IRQ_LINE from the UART model).
+  for (auto irqchip : {IrqchipModel::Vmm, IrqchipModel::Kernel}) {
+    RunOptions options;
+    options.workload = "hello";
+    options.irqchip = irqchip;
+    options.extra_command_line = "console=irq";
+    std::string console;
+    options.console_output = [&](std::uint8_t byte) { console.push_back(static_cast<char>(byte)); };
+    auto run = run_or_fail(options);
+    expect_ok(run, "hello", 1);
+    EXPECT_NE(console.find("Hello from user mode"), std::string::npos) << console;
+    ASSERT_TRUE(run.result.has_value());
+    EXPECT_EQ(run.result->number("irqs"), 2u) << "two THRE interrupts, as in QEMU";
+    if (irqchip == IrqchipModel::Vmm) {
+      EXPECT_GT(run.interrupts_injected, 0u) << "the VMM's PIC injects the THRE interrupts";
+    }
+  }
 }
 
 TEST(HvmRun, BadCommandLineEndsWithStatusTwo) {

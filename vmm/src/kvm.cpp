@@ -231,7 +231,6 @@ Vcpu& Vcpu::operator=(Vcpu&& other) noexcept {
 }
 
 Vcpu::~Vcpu() {
-  if (t_current_run == m_run) t_current_run = nullptr;
   if (m_run != nullptr) munmap(m_run, m_run_size);
 }
 
@@ -239,7 +238,10 @@ void Vcpu::prepare_thread() {
   struct sigaction action {};
   action.sa_handler = on_kick_signal;
   sigemptyset(&action.sa_mask);
-  sigaction(kKickSignal, &action, nullptr);  // no SA_RESTART: KVM_RUN must see EINTR
+  // KVM_RUN returns EINTR for a pending signal whatever the flags; SA_RESTART
+  // keeps other system calls on this thread (console output) from failing.
+  action.sa_flags = SA_RESTART;
+  sigaction(kKickSignal, &action, nullptr);
   sigset_t unblock;
   sigemptyset(&unblock);
   sigaddset(&unblock, kKickSignal);

@@ -1,7 +1,5 @@
 #include "vmlab/machine.hpp"
 
-#include <pthread.h>
-
 #include <cstdio>
 #include <cstring>
 #include <future>
@@ -64,24 +62,27 @@ Result<std::unique_ptr<Machine>> Machine::create(const Kvm& kvm, const MachineCo
   (void)vm->set_identity_map_address(kVmxIdentityMapAddress);
   (void)vm->set_tss_address(kVmxTssAddress);
 
-  auto board = make_board(*vm);  // before the vCPU: KVM_CREATE_IRQCHIP must precede it
+  // The board keeps a reference to the Vm (KVM_IRQ_LINE), so the Vm gets its
+  // final home before the board is built.
+  auto owned_vm = std::make_unique<Vm>(std::move(*vm));
+  auto board = make_board(*owned_vm);  // before the vCPU: KVM_CREATE_IRQCHIP must precede it
   if (!board) return board.error();
 
   auto memory = GuestMemory::create(config.memory_size);
   if (!memory) return memory.error();
-  if (auto status = vm->set_user_memory_region(0, 0, memory->size(), memory->host_base());
+  if (auto status = owned_vm->set_user_memory_region(0, 0, memory->size(), memory->host_base());
       !status) {
     return status.error();
   }
 
-  auto vcpu = vm->create_vcpu(0);
+  auto vcpu = owned_vm->create_vcpu(0);
   if (!vcpu) return vcpu.error();
   // Hand the guest what KVM supports (long mode, SYSCALL, ...).
   auto cpuid = kvm.supported_cpuid();
   if (!cpuid) return cpuid.error();
   if (auto status = vcpu->set_cpuid(*cpuid); !status) return status.error();
 
-  std::unique_ptr<Machine> machine(new Machine(std::move(*vm), std::move(*memory),
+  std::unique_ptr<Machine> machine(new Machine(std::move(owned_vm), std::move(*memory),
                                                std::move(*board), std::move(*vcpu), std::move(mode),
                                                config));
   machine->m_sync_registers =
@@ -89,8 +90,8 @@ Result<std::unique_ptr<Machine>> Machine::create(const Kvm& kvm, const MachineCo
   return machine;
 }
 
-Machine::Machine(Vm vm, GuestMemory memory, std::unique_ptr<Board> board, Vcpu vcpu,
-                 std::unique_ptr<CpuMode> mode, const MachineConfig& config)
+Machine::Machine(std::unique_ptr<Vm> vm, GuestMemory memory, std::unique_ptr<Board> board,
+                 Vcpu vcpu, std::unique_ptr<CpuMode> mode, const MachineConfig& config)
     : m_vm(std::move(vm)),
       m_memory(std::move(memory)),
       m_board(std::move(board)),
@@ -98,7 +99,7 @@ Machine::Machine(Vm vm, GuestMemory memory, std::unique_ptr<Board> board, Vcpu v
       m_mode(std::move(mode)),
       m_config(config),
       m_recorder(config.trace_capacity),
-      m_context{m_vm, m_vcpu, m_memory, *m_board, m_recorder} {}
+      m_context{*m_vm, m_vcpu, m_memory, *m_board, m_recorder, m_start} {}
 
 Machine::~Machine() {
   m_board->stop();
@@ -133,10 +134,11 @@ void Machine::request_stop() {
 }
 
 void Machine::on_interrupt_raised() {
+  // Called by the board's device threads (the PIT's timer), never with the
+  // device lock held and never on the vCPU thread.
   { std::lock_guard lock(m_board->device_lock()); }
   m_interrupt_wakeup.notify_all();
-  // A device on the vCPU thread itself raised it: the loop checks before entry.
-  if (m_vcpu_thread.load() != static_cast<unsigned long>(pthread_self())) m_vcpu.kick();
+  m_vcpu.kick();
 }
 
 RunReport Machine::run() {
@@ -173,8 +175,10 @@ RunReport Machine::run() {
   });
   const bool timed_out = finished_future.wait_for(m_config.timeout) == std::future_status::timeout;
   if (timed_out) request_stop();
-  vcpu_thread.join();
+  // The board's timer thread kicks the vCPU thread: stop it before that
+  // thread is joined, so no signal can target a finished thread.
   m_board->stop();
+  vcpu_thread.join();
   report.outcome = vcpu_report.outcome;
   report.exit_value = vcpu_report.exit_value;
   report.message = vcpu_report.message;
@@ -215,7 +219,6 @@ RunReport Machine::run() {
 
 void Machine::vcpu_thread_main(RunReport& report) {
   m_vcpu.prepare_thread();
-  m_vcpu_thread.store(static_cast<unsigned long>(pthread_self()));
   kvm_run& run = m_vcpu.run_state();
   // With KVM_CAP_SYNC_REGS, KVM copies the registers into kvm_run at every
   // exit for free, which tells the level the guest was at (for the time
@@ -248,10 +251,12 @@ void Machine::vcpu_thread_main(RunReport& report) {
     const std::uint64_t entry_time = elapsed_ns();
     auto exit = m_vcpu.run();
     const std::uint64_t exit_time = elapsed_ns();
+    // Read before the mode rewrites kvm_run's registers to resume the guest.
     PrivilegeLevel guest_level = PrivilegeLevel::Unknown;
+    std::uint64_t guest_rip = 0;
     if (m_sync_registers) {
-      guest_level =
-          run.s.regs.sregs.cs.dpl == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
+      guest_level = m_mode->level_at_exit(run);
+      guest_rip = run.s.regs.regs.rip;
     }
     m_recorder.add_time(guest_level, exit_time - entry_time);
     if (!exit) {
@@ -286,7 +291,7 @@ void Machine::vcpu_thread_main(RunReport& report) {
     event.reason = reason_of(*exit);
     event.to = PrivilegeLevel::Vmm;
     event.from = guest_level;
-    if (m_sync_registers) event.guest_rip = run.s.regs.regs.rip;
+    event.guest_rip = guest_rip;
     if (const auto* io = std::get_if<exits::PortIo>(&*exit)) {
       event.address = io->port;
       event.size = io->size;
@@ -397,10 +402,16 @@ void Machine::wait_for_interrupt() {
   const std::uint64_t start = elapsed_ns();
   std::unique_lock lock(m_board->device_lock());
   InterruptController* controller = m_board->interrupt_controller();
+  // Only an interrupt the guest can take ends hlt: with IF clear, a real CPU
+  // stays halted (until NMI or reset), and so does this one.
   m_interrupt_wakeup.wait(lock, [&] {
     return m_stop.load() || m_board->exit_request().has_value() ||
-           (controller != nullptr && controller->interrupt_pending());
+           (controller != nullptr && controller->interrupt_pending() &&
+            m_mode->interrupts_enabled(m_context));
   });
+  // Kicks that arrived while asleep set immediate_exit; the loop top checks
+  // everything they were for, so the next KVM_RUN need not return at once.
+  m_vcpu.run_state().immediate_exit = 0;
   Event event;
   event.time_ns = start;
   event.duration_ns = elapsed_ns() - start;

@@ -34,12 +34,6 @@ constexpr std::uint32_t kMsrStar = 0xc0000081;
 constexpr std::uint32_t kMsrLstar = 0xc0000082;
 constexpr std::uint32_t kMsrFmask = 0xc0000084;
 
-std::uint64_t now_ns() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
-}
-
 kvm_segment flat_segment(std::uint16_t selector, bool code) {
   kvm_segment segment{};
   segment.base = 0;
@@ -311,7 +305,7 @@ void FullMode::record_trap(ModeContext& context, EventReason reason, std::uint8_
   event.guest_rip = guest_rip;
   event.detail = context.recorder.intern(detail);
   event.time_ns = start_ns;
-  event.duration_ns = now_ns() - start_ns;
+  event.duration_ns = context.elapsed_ns() - start_ns;
   // The monitor's share of the run: its logic runs in the VMM process, but
   // it is the monitor's work, not the VMM's device or exit handling.
   context.recorder.add_time(PrivilegeLevel::Monitor, event.duration_ns);
@@ -398,7 +392,7 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
 }
 
 ExitDisposition FullMode::handle_system_call(ModeContext& context, std::string& stop_message) {
-  const std::uint64_t start = now_ns();
+  const std::uint64_t start = context.elapsed_ns();
   const std::uint64_t rip = m_registers.rip;
   const std::uint8_t cpl = m_cpu.cpl;
   if (m_cpu.cpl != 3) {
@@ -419,7 +413,7 @@ ExitDisposition FullMode::handle_system_call(ModeContext& context, std::string& 
 ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
                                       std::optional<std::uint32_t> error_code,
                                       std::string& stop_message) {
-  const std::uint64_t start = now_ns();
+  const std::uint64_t start = context.elapsed_ns();
   const std::uint64_t rip = m_registers.rip;
   const std::uint8_t cpl = m_cpu.cpl;
   EventReason reason = EventReason::ReflectedException;

@@ -3,6 +3,8 @@
 // guest is entered and how interrupts reach it.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -10,13 +12,12 @@
 
 #include "vmlab/board.hpp"
 #include "vmlab/elf_loader.hpp"
+#include "vmlab/events.hpp"
 #include "vmlab/guest_memory.hpp"
 #include "vmlab/kvm.hpp"
 #include "vmlab/result.hpp"
 
 namespace vmlab {
-
-class EventRecorder;
 
 struct ModeContext {
   Vm& vm;
@@ -24,6 +25,14 @@ struct ModeContext {
   GuestMemory& memory;
   Board& board;
   EventRecorder& recorder;
+  // When the run started: event times are nanoseconds since this.
+  const std::chrono::steady_clock::time_point& run_start;
+
+  std::uint64_t elapsed_ns() const {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::steady_clock::now() - run_start)
+                                          .count());
+  }
 };
 
 // What a mode did with an exit it was offered first.
@@ -44,6 +53,16 @@ class CpuMode {
   // take one, or ask KVM for an exit when it can. Returns the injected vector
   // or -1.
   virtual Result<int> deliver_interrupts(ModeContext& context) = 0;
+  // The level the guest was running at when the vCPU exited (for time
+  // shares and events), from the state KVM synced into kvm_run.
+  virtual PrivilegeLevel level_at_exit(const kvm_run& run) const {
+    return run.s.regs.sregs.cs.dpl == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
+  }
+  // Whether the guest would take a pending interrupt now (its IF): decides
+  // when a halted vCPU wakes.
+  virtual bool interrupts_enabled(ModeContext& context) const {
+    return context.vcpu.run_state().if_flag != 0;
+  }
   // After a run: whether memory the guest must never change (a monitor
   // region) is as the mode left it. A description of the damage, or nullopt.
   virtual std::optional<std::string> integrity_violation() const { return std::nullopt; }

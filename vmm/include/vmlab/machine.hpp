@@ -71,7 +71,7 @@ class Machine {
   std::string_view mode_name() const { return m_mode->name(); }
 
  private:
-  Machine(Vm vm, GuestMemory memory, std::unique_ptr<Board> board, Vcpu vcpu,
+  Machine(std::unique_ptr<Vm> vm, GuestMemory memory, std::unique_ptr<Board> board, Vcpu vcpu,
           std::unique_ptr<CpuMode> mode, const MachineConfig& config);
   void vcpu_thread_main(RunReport& report);
   // Handles one exit; false ends the run with `report` filled in.
@@ -83,7 +83,7 @@ class Machine {
   void on_interrupt_raised();
   std::uint64_t elapsed_ns() const;
 
-  Vm m_vm;
+  std::unique_ptr<Vm> m_vm;  // on the heap: the board refers to it from creation on
   GuestMemory m_memory;
   std::unique_ptr<Board> m_board;
   Vcpu m_vcpu;
@@ -98,7 +98,6 @@ class Machine {
   std::atomic<bool> m_stop{false};
   std::condition_variable m_interrupt_wakeup;  // waited on with the device lock, in hlt
   std::chrono::steady_clock::time_point m_start;
-  std::atomic<unsigned long> m_vcpu_thread{0};
 };
 
 }  // namespace vmlab

@@ -46,6 +46,13 @@ class FullMode final : public CpuMode {
   // present bits of the two user descriptors and the TSS busy bit excepted,
   // which the monitor itself changes).
   std::optional<std::string> integrity_violation() const override;
+  // Every exit happens in a CPL0 stub: the level is the guest's virtual one.
+  PrivilegeLevel level_at_exit(const kvm_run&) const override {
+    return m_cpu.cpl == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
+  }
+  bool interrupts_enabled(ModeContext&) const override {
+    return m_cpu.interrupt_flag || m_cpu.cpl == 3;
+  }
 
   // For tests and reports.
   const VirtualCpu& virtual_cpu() const { return m_cpu; }
