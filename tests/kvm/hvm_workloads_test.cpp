@@ -213,6 +213,37 @@ TEST(HvmRun, TripleFaultIsReported) {
   std::filesystem::remove(path);
 }
 
+TEST(HvmRun, DebugConsoleFloodIsBounded) {
+  VMLAB_REQUIRE_KVM();
+  // 20 x `rep outsb` of a page of newlines to port 0xe9, then exit 0:
+  // 81,920 empty lines the VMM must not all keep.
+  std::vector<std::uint8_t> code{0xbb, 0x64, 0x00, 0x00, 0x00,  // mov $100, %ebx
+                                 0x48, 0xc7, 0xc6, 0x00, 0x01,
+                                 0x10, 0x00,                     // loop: mov $0x100100, %rsi
+                                 0xb9, 0x00, 0x10, 0x00, 0x00,   // mov $4096, %ecx
+                                 0x66, 0xba, 0xe9, 0x00,         // mov $0xe9, %dx
+                                 0xf3, 0x6e,                     // rep outsb
+                                 0xff, 0xcb,                     // dec %ebx
+                                 0x75, 0xea,                     // jnz loop
+                                 0xb0, 0x00, 0xe6, 0xf4, 0xf4};  // out 0 to 0xf4; hlt
+  code.resize(0x100, 0x90);
+  code.insert(code.end(), 4096, '\n');
+  const auto path = std::filesystem::temp_directory_path() / "vmlab-flood.elf";
+  {
+    auto image = testing::build_elf({{0x100000, code, 0x2000}}, 0x100000);
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(image.data()),
+               static_cast<std::streamsize>(image.size()));
+  }
+  RunOptions options;
+  options.guest_path = path.string();
+  auto run = run_or_fail(options);
+  ASSERT_EQ(run.report.outcome, RunOutcome::GuestExited) << run.report.message;
+  EXPECT_EQ(run.report.exit_value, 0u);
+  EXPECT_LE(run.debug_lines.size(), 16384u + 256u) << "the VMM kept the whole flood";
+  std::filesystem::remove(path);
+}
+
 TEST(HvmRun, HangingGuestTimesOut) {
   VMLAB_REQUIRE_KVM();
   const auto path = std::filesystem::temp_directory_path() / "vmlab-hang.elf";

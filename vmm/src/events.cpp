@@ -99,6 +99,9 @@ std::vector<Event> EventRecorder::events() const {
 std::uint32_t EventRecorder::intern(std::string_view text) {
   if (text.empty()) return 0;
   if (auto found = m_detail_index.find(text); found != m_detail_index.end()) return found->second;
+  // A guest decides what it executes: cap the table, so odd instructions at
+  // many addresses cannot grow it without bound.
+  if (m_details.size() >= kMaximumDetails) return intern_overflow();
   // Tabs and newlines would break the trace file's lines and columns.
   std::string cleaned(text);
   for (char& character : cleaned) {
@@ -107,6 +110,17 @@ std::uint32_t EventRecorder::intern(std::string_view text) {
   const auto index = static_cast<std::uint32_t>(m_details.size());
   m_details.push_back(cleaned);
   m_detail_index.emplace(std::string(text), index);
+  return index;
+}
+
+std::uint32_t EventRecorder::intern_overflow() {
+  constexpr std::string_view kOverflow = "(more distinct details than the trace keeps)";
+  if (auto found = m_detail_index.find(kOverflow); found != m_detail_index.end()) {
+    return found->second;
+  }
+  const auto index = static_cast<std::uint32_t>(m_details.size());
+  m_details.emplace_back(kOverflow);
+  m_detail_index.emplace(std::string(kOverflow), index);
   return index;
 }
 

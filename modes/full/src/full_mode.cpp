@@ -303,7 +303,8 @@ void FullMode::record_trap(ModeContext& context, EventReason reason, std::uint8_
   event.address = vector;
   event.value = guest_rip;
   event.guest_rip = guest_rip;
-  event.detail = context.recorder.intern(detail);
+  // Only a trace shows details; counting alone keeps no text.
+  if (context.recorder.recording()) event.detail = context.recorder.intern(detail);
   event.time_ns = start_ns;
   event.duration_ns = context.elapsed_ns() - start_ns;
   // The monitor's share of the run: its logic runs in the VMM process, but

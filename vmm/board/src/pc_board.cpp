@@ -1,5 +1,7 @@
 #include "vmlab/pc_board.hpp"
 
+#include <algorithm>
+
 #include "vmlab/devices/debug_console.hpp"
 #include "vmlab/devices/exit_port.hpp"
 #include "vmlab/devices/pic8259.hpp"
@@ -65,13 +67,26 @@ void PcBoard::raise_irq(std::uint32_t line, bool level) {
 }
 
 void PcBoard::on_debug_byte(std::uint8_t byte) {
-  if (byte == '\n') {
-    if (m_config.debug_line) m_config.debug_line(m_debug_partial_line);
-    m_debug_lines.push_back(std::move(m_debug_partial_line));
-    m_debug_partial_line.clear();
-  } else if (m_debug_partial_line.size() < 4096) {  // a guest cannot grow it without bound
-    m_debug_partial_line.push_back(static_cast<char>(byte));
+  if (byte != '\n') {
+    // A guest cannot grow a line, or the list of lines, without bound.
+    if (m_debug_partial_line.size() < kMaximumDebugLineLength) {
+      m_debug_partial_line.push_back(static_cast<char>(byte));
+    }
+    return;
   }
+  if (m_config.debug_line) m_config.debug_line(m_debug_partial_line);
+  // Result lines (VMLAB-...) are what the host parses: keep those, up to a
+  // limit; of the rest keep only a short tail for error messages.
+  const bool machine_readable = m_debug_partial_line.rfind("VMLAB-", 0) == 0;
+  if (machine_readable && m_debug_machine_lines < kMaximumDebugLines) {
+    ++m_debug_machine_lines;
+    m_debug_lines.push_back(std::move(m_debug_partial_line));
+  } else if (!machine_readable && m_debug_other_lines.size() < kMaximumOtherDebugLines) {
+    m_debug_other_lines.push_back(std::move(m_debug_partial_line));
+  } else {
+    ++m_debug_lines_dropped;
+  }
+  m_debug_partial_line.clear();
 }
 
 Status PcBoard::wire() {
@@ -146,7 +161,13 @@ void PcBoard::timer_thread_main() {
   std::unique_lock lock(m_device_lock);
   while (!m_timer_stop) {
     if (auto next = m_pit->next_event_ns()) {
-      const auto deadline = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(*next));
+      // Like KVM's in-kernel PIT (min_timer_period_us), no faster than one
+      // tick per kMinimumTimerPeriod: a guest programming a count of 2 would
+      // otherwise keep this thread, and the device lock, busy. The PIT model
+      // coalesces the ticks in between.
+      const auto earliest = std::chrono::steady_clock::now() + kMinimumTimerPeriod;
+      const auto deadline = std::max(
+          earliest, std::chrono::steady_clock::time_point(std::chrono::nanoseconds(*next)));
       m_timer_wakeup.wait_until(lock, deadline);
     } else {
       m_timer_wakeup.wait(lock);
@@ -170,7 +191,14 @@ std::optional<std::uint32_t> PcBoard::exit_request() const {
 
 std::vector<std::string> PcBoard::debug_lines() const {
   std::lock_guard lock(m_device_lock);
-  return m_debug_lines;
+  std::vector<std::string> lines = m_debug_lines;
+  lines.insert(lines.end(), m_debug_other_lines.begin(), m_debug_other_lines.end());
+  return lines;
+}
+
+std::uint64_t PcBoard::debug_lines_dropped() const {
+  std::lock_guard lock(m_device_lock);
+  return m_debug_lines_dropped;
 }
 
 std::uint64_t PcBoard::timer_ticks() const {

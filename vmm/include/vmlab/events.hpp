@@ -130,6 +130,8 @@ class EventRecorder {
   std::uint64_t m_halted_ns = 0;
   std::vector<Event> m_ring;
   std::uint64_t m_next = 0;
+  static constexpr std::size_t kMaximumDetails = 4096;
+  std::uint32_t intern_overflow();
   std::vector<std::string> m_details{std::string()};
   std::map<std::string, std::uint32_t, std::less<>> m_detail_index;
 };

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -63,8 +64,11 @@ class PcBoard final : public Board {
   void stop() override;
   std::optional<std::uint32_t> exit_request() const override;
 
-  // Lines the guest wrote to the debug console, in order.
+  // Lines the guest wrote to the debug console: the machine-readable
+  // (VMLAB-...) ones in order, then the first few others; bounded, so a guest
+  // cannot make the VMM keep unbounded output.
   std::vector<std::string> debug_lines() const;
+  std::uint64_t debug_lines_dropped() const;
   IrqchipModel irqchip() const { return m_config.irqchip; }
   std::uint64_t timer_ticks() const;
   std::uint64_t missed_timer_ticks() const;
@@ -95,8 +99,15 @@ class PcBoard final : public Board {
   std::unique_ptr<devices::ExitPort> m_exit_port;
 
   // Guarded by m_device_lock.
+  static constexpr std::size_t kMaximumDebugLineLength = 4096;
+  static constexpr std::size_t kMaximumDebugLines = 16384;     // VMLAB-* lines
+  static constexpr std::size_t kMaximumOtherDebugLines = 256;  // anything else
+  static constexpr std::chrono::microseconds kMinimumTimerPeriod{200};
   std::string m_debug_partial_line;
-  std::vector<std::string> m_debug_lines;
+  std::vector<std::string> m_debug_lines;  // the machine-readable ones
+  std::vector<std::string> m_debug_other_lines;
+  std::size_t m_debug_machine_lines = 0;
+  std::uint64_t m_debug_lines_dropped = 0;
   // Read without the lock by the run loop after every exit: -1 until the guest
   // writes the exit port.
   std::atomic<std::int64_t> m_exit_value{-1};
