@@ -217,7 +217,7 @@ TEST(HvmRun, DebugConsoleFloodIsBounded) {
   VMLAB_REQUIRE_KVM();
   // 20 x `rep outsb` of a page of newlines to port 0xe9, then exit 0:
   // 81,920 empty lines the VMM must not all keep.
-  std::vector<std::uint8_t> code{0xbb, 0x64, 0x00, 0x00, 0x00,  // mov $100, %ebx
+  std::vector<std::uint8_t> code{0xbb, 0x14, 0x00, 0x00, 0x00,  // mov $20, %ebx
                                  0x48, 0xc7, 0xc6, 0x00, 0x01,
                                  0x10, 0x00,                     // loop: mov $0x100100, %rsi
                                  0xb9, 0x00, 0x10, 0x00, 0x00,   // mov $4096, %ecx
