@@ -35,7 +35,12 @@ constexpr std::size_t kTraceCapacity = 256 * 1024;
 std::unique_ptr<CpuMode> make_mode(const RunOptions& options) {
   const std::string& name = options.cpu;
   if (name == "hvm") return std::make_unique<modes::HvmMode>();
-  if (name == "full") return std::make_unique<full::FullMode>(full::FullModeOptions{options.umip});
+  if (name == "full") {
+    full::FullModeOptions mode_options;
+    mode_options.umip = options.umip;
+    mode_options.syscall_arrives_as_page_fault = detect_backend("/sys/module") == "kvm_pvm";
+    return std::make_unique<full::FullMode>(mode_options);
+  }
   return nullptr;
 }
 

@@ -343,17 +343,18 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
   // The CPU pushed [error code,] RIP, CS, RFLAGS, RSP, SS on the monitor
   // stack (SDM 6.14.2); RSP points at the first of them.
   const std::uint64_t frame_virtual = run.s.regs.regs.rsp;
+  const bool has_error = vector_has_error_code(hit->vector);
+  const std::uint64_t frame_bytes = (has_error ? 6 : 5) * sizeof(std::uint64_t);
   if (frame_virtual < monitor_virtual(kStackOffset) ||
-      frame_virtual + 6 * 8 > monitor_virtual(kFaultStackTopOffset)) {
+      frame_virtual + frame_bytes > monitor_virtual(kFaultStackTopOffset)) {
     stop_message = "monitor stack pointer " + hex(frame_virtual) + " is outside the monitor stack";
     return ExitDisposition::Stop;
   }
   std::uint64_t frame[6] = {};
-  const bool has_error = vector_has_error_code(hit->vector);
   const auto frame_physical =
       GuestPhysAddr(frame_virtual - kMonitorVirtualBase + kMonitorPhysicalBase);
-  if (auto status = m_physical.read(
-          frame_physical, std::span(reinterpret_cast<std::uint8_t*>(frame), sizeof frame));
+  if (auto status = m_physical.read(frame_physical,
+                                    std::span(reinterpret_cast<std::uint8_t*>(frame), frame_bytes));
       !status) {
     stop_message = status.error().message;
     return ExitDisposition::Stop;
@@ -372,11 +373,14 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
   // The guest sees its virtual IF and IOPL, never the real ones.
   m_registers.rflags = hardware[2];
   m_registers.rflags = guest_visible_rflags(m_registers, m_cpu);
-  if (hit->vector == kVectorPageFault &&
+  if (m_options.syscall_arrives_as_page_fault && hit->vector == kVectorPageFault &&
       run.s.regs.sregs.cr2 == monitor_virtual(kSyscallStubOffset) &&
-      m_registers.rip == run.s.regs.sregs.cr2 && m_cpu.cpl == 3) {
+      m_registers.rip == run.s.regs.sregs.cr2 && m_cpu.cpl == 3 &&
+      (error_code.value_or(0) & (kPageFaultUser | kPageFaultWrite)) == kPageFaultUser) {
     // kvm_pvm runs a user SYSCALL at CPL3: the fetch of the stub faults with
-    // RIP = CR2 = LSTAR, and RCX/R11 are what SYSCALL saved (README.md).
+    // RIP = CR2 = LSTAR, and RCX holds the return RIP (README.md). A user
+    // jump to the stub looks the same there; it gets the system call it
+    // asked the kernel for and nothing more. Elsewhere the fault is reflected.
     m_registers.rip = m_registers.rcx;
     return handle_system_call(context, stop_message);
   }

@@ -29,6 +29,10 @@ struct FullModeOptions {
   // Set CR4.UMIP for the guest, so sgdt/sidt/sldt/str/smsw at CPL3 fault
   // and are emulated instead of revealing the real tables (closes holes).
   bool umip = false;
+  // The KVM backend runs a user SYSCALL at CPL3 (kvm_pvm): treat the fetch
+  // fault at the SYSCALL stub as the system call. Off on VT-x and AMD-V,
+  // where SYSCALL reaches the stub and such a fault is the guest's own.
+  bool syscall_arrives_as_page_fault = false;
 };
 
 class FullMode final : public CpuMode {
