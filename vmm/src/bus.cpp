@@ -1,17 +1,12 @@
 #include "vmlab/bus.hpp"
+#include "vmlab/format.hpp"
 
 #include <algorithm>
 #include <cstdio>
 
 namespace vmlab {
 
-namespace {
-std::string hex(std::uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "%#llx", static_cast<unsigned long long>(value));
-  return text;
-}
-}  // namespace
+namespace {}  // namespace
 
 Status IoBus::add(BusRange range, IoDevice& device) {
   if (range.size == 0 || range.end() < range.base) {

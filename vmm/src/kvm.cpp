@@ -405,27 +405,6 @@ const char* kvm_exit_reason_name(std::uint32_t reason) {
   }
 }
 
-const char* exit_name(const VcpuExit& exit) {
-  struct Namer {
-    const char* operator()(const exits::PortIo& io) const {
-      return io.direction == exits::PortIo::Direction::In ? "io-in" : "io-out";
-    }
-    const char* operator()(const exits::Mmio& mmio) const {
-      return mmio.is_write ? "mmio-write" : "mmio-read";
-    }
-    const char* operator()(const exits::Halt&) const { return "hlt"; }
-    const char* operator()(const exits::Shutdown&) const { return "shutdown"; }
-    const char* operator()(const exits::Interrupted&) const { return "interrupted"; }
-    const char* operator()(const exits::InterruptWindowOpen&) const { return "irq-window-open"; }
-    const char* operator()(const exits::FailEntry&) const { return "fail-entry"; }
-    const char* operator()(const exits::InternalError&) const { return "internal-error"; }
-    const char* operator()(const exits::SystemEvent&) const { return "system-event"; }
-    const char* operator()(const exits::Debug&) const { return "debug"; }
-    const char* operator()(const exits::Unknown&) const { return "unknown"; }
-  };
-  return std::visit(Namer{}, exit);
-}
-
 std::string describe_registers(const Vcpu& vcpu) {
   auto registers = vcpu.registers();
   auto special = vcpu.special_registers();

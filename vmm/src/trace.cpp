@@ -1,4 +1,5 @@
 #include "vmlab/trace.hpp"
+#include "vmlab/format.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -69,12 +70,6 @@ std::string microseconds(std::uint64_t nanoseconds) {
   std::snprintf(text, sizeof text, "%llu.%03llu",
                 static_cast<unsigned long long>(nanoseconds / 1000),
                 static_cast<unsigned long long>(nanoseconds % 1000));
-  return text;
-}
-
-std::string hex(std::uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "%#llx", static_cast<unsigned long long>(value));
   return text;
 }
 

@@ -1,4 +1,5 @@
 #include "vmlab/full/emulator.hpp"
+#include "vmlab/format.hpp"
 
 #include <Zydis/Zydis.h>
 
@@ -116,12 +117,6 @@ bool is_null_selector(std::uint16_t selector) {
 
 std::uint32_t selector_error(std::uint16_t selector) {
   return selector & 0xfffcu;
-}
-
-std::string hexadecimal(std::uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(value));
-  return text;
 }
 
 Event exception(std::uint8_t vector, std::uint32_t error_code) {
@@ -1109,7 +1104,7 @@ Emulation InstructionEmulator::load_local_descriptor_table() {
   if (!descriptor.value.present) {
     return reflect(exception(kVectorSegmentNotPresent, selector_error(selector)));
   }
-  return unsupported("the virtual CPU models no LDT (lldt " + hexadecimal(selector) + ")");
+  return unsupported("the virtual CPU models no LDT (lldt " + hex(selector) + ")");
 }
 
 // --- MSRs ------------------------------------------------------------------------
@@ -1148,7 +1143,7 @@ Emulation InstructionEmulator::read_model_specific_register() {
       break;
     default: {
       Emulation emulation = general_protection();
-      emulation.detail = "rdmsr of MSR " + hexadecimal(index) + ", which the virtual CPU lacks";
+      emulation.detail = "rdmsr of MSR " + hex(index) + ", which the virtual CPU lacks";
       return emulation;
     }
   }
@@ -1197,7 +1192,7 @@ Emulation InstructionEmulator::write_model_specific_register(MonitorServices& se
       return canonical_into(m_cpu.kernel_gs_base);
     default: {
       Emulation emulation = general_protection();
-      emulation.detail = "wrmsr of MSR " + hexadecimal(index) + ", which the virtual CPU lacks";
+      emulation.detail = "wrmsr of MSR " + hex(index) + ", which the virtual CPU lacks";
       return emulation;
     }
   }

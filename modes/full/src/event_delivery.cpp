@@ -1,4 +1,5 @@
 #include "vmlab/full/event_delivery.hpp"
+#include "vmlab/format.hpp"
 
 #include <array>
 #include <cstdio>
@@ -85,17 +86,11 @@ bool becomes_double_fault(FaultClass first, FaultClass second) {
   return false;
 }
 
-std::string hexadecimal(std::uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(value));
-  return text;
-}
-
 std::string describe(const Event& event) {
   std::string text = "vector " + std::to_string(event.vector);
-  if (event.error_code) text += " error code " + hexadecimal(*event.error_code);
+  if (event.error_code) text += " error code " + hex(*event.error_code);
   if (event.vector == kVectorPageFault && event.source == EventSource::Exception) {
-    text += " address " + hexadecimal(event.fault_address);
+    text += " address " + hex(event.fault_address);
   }
   return text;
 }

@@ -1,4 +1,5 @@
 #include "vmlab/full/full_mode.hpp"
+#include "vmlab/format.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -56,12 +57,6 @@ std::string exception_name(std::uint8_t vector) {
                                            "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
   if (vector < std::size(kNames)) return kNames[vector];
   return "vector " + std::to_string(vector);
-}
-
-std::string hex(std::uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "%#llx", static_cast<unsigned long long>(value));
-  return text;
 }
 
 }  // namespace
@@ -400,12 +395,8 @@ ExitDisposition FullMode::handle_system_call(ModeContext& context, std::string& 
   const std::uint64_t start = context.elapsed_ns();
   const std::uint64_t rip = m_registers.rip;
   const std::uint8_t cpl = m_cpu.cpl;
-  if (m_cpu.cpl != 3) {
-    // SYSCALL in virtual kernel mode would be a hypercall in para mode; the
-    // unmodified kernel never does it. Real hardware would simply re-enter
-    // LSTAR at CPL0: do that.
-    (void)stop_message;
-  }
+  // From virtual kernel mode too, SYSCALL simply re-enters LSTAR at CPL0, as
+  // on hardware (the unmodified kernel never does it; para mode will).
   deliver_syscall(m_registers, m_cpu);
   if (auto status = resume_guest(context); !status) {
     stop_message = status.error().message;

@@ -1,4 +1,5 @@
 #include "vmlab/full/shadow_pager.hpp"
+#include "vmlab/format.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -25,12 +26,6 @@ constexpr std::uint64_t kMonitorTableFlags =
 constexpr std::uint64_t kMonitorLeafFlags = kMonitorTableFlags | page_entry::kDirty;
 
 constexpr std::uint64_t kMinimumFreeTables = 8;  // two roots and one fill's three tables, twice
-
-std::string hex(std::uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "%#llx", static_cast<unsigned long long>(value));
-  return text;
-}
 
 bool overlaps(const PhysicalRange& range, std::uint64_t start, std::uint64_t end) {
   return range.base.value() < end && start < range.base.value() + range.size;

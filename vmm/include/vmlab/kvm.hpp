@@ -119,7 +119,6 @@ using VcpuExit =
                  exits::SystemEvent, exits::Debug, exits::Unknown>;
 
 // Short, stable names for exit kinds (used in summaries and traces).
-const char* exit_name(const VcpuExit& exit);
 const char* kvm_exit_reason_name(std::uint32_t reason);
 
 class Vcpu {
