@@ -93,10 +93,6 @@ std::vector<WorkloadRequest> default_compare_workloads() {
           {"cli-sti", 5000}, {"pio", 5000},      {"timer", 20}};
 }
 
-std::vector<std::string> available_cpu_modes() {
-  return {"hvm", "full"};
-}
-
 Result<std::vector<WorkloadRequest>> parse_workload_list(const std::string& text) {
   std::vector<WorkloadRequest> requests;
   std::size_t start = 0;
@@ -109,12 +105,8 @@ Result<std::vector<WorkloadRequest>> parse_workload_list(const std::string& text
     WorkloadRequest request{item.substr(0, colon), 0};
     const WorkloadInfo* info = find_workload(request.name);
     if (info == nullptr) {
-      std::string names;
-      for (const auto& workload : builtin_workloads()) {
-        names += std::string(names.empty() ? "" : ", ") + workload.name;
-      }
-      return Error{"unknown workload '" + request.name + "' (the built-in guest has: " + names +
-                   ")"};
+      return Error{"unknown workload '" + request.name +
+                   "' (the built-in guest has: " + workload_list() + ")"};
     }
     request.count = info->default_count;
     if (colon != std::string::npos) {
@@ -141,7 +133,8 @@ Result<Comparison> run_comparison(const CompareOptions& options, const ComparePr
   const auto modes = available_cpu_modes();
   for (const auto& cpu : cpus) {
     if (std::find(modes.begin(), modes.end(), cpu) == modes.end()) {
-      return Error{"unknown or unavailable --cpu '" + cpu + "' (this build has: hvm, full)"};
+      return Error{"unknown or unavailable --cpu '" + cpu +
+                   "' (this build has: " + cpu_mode_list() + ")"};
     }
   }
   std::vector<Configuration> configurations;

@@ -1,6 +1,7 @@
 // vmlab: the command-line front end (DESIGN.md section 8).
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -55,7 +56,7 @@ constexpr const char* kRunUsage = R"(usage: vmlab run [options]
                       are emulated instead of revealing the monitor's tables
   --irqchip vmm|kernel  who models the PIC/PIT: the VMM (default, interrupts
                       injected with KVM_INTERRUPT) or KVM in the kernel
-  --trace FILE        write every VM exit as an event to FILE (vmlab-trace v1)
+  --trace FILE        write every event to FILE (vmlab-trace v2; see vmlab trace)
   --console FILE      send the guest's serial console to FILE, not the terminal
   --quiet             do not echo the guest console
   --cmdline TEXT      extra key=value words for the guest command line
@@ -263,6 +264,17 @@ int command_run(const std::vector<std::string>& arguments) {
     }
   }
 
+  // Names the options got wrong are usage errors (64), found before a VM exists.
+  const auto modes = available_cpu_modes();
+  if (std::find(modes.begin(), modes.end(), options.cpu) == modes.end()) {
+    return usage_error("unknown --cpu '" + options.cpu + "': this build has " + cpu_mode_list());
+  }
+  if (options.guest_path.empty() && find_workload(options.workload) == nullptr) {
+    return usage_error("unknown workload '" + options.workload +
+                       "'; the built-in guest has: " + workload_list());
+  }
+  if (options.umip && options.cpu != "full") return usage_error("--umip applies to --cpu full");
+
   std::FILE* console = stdout;
   if (!console_path.empty()) {
     console = std::fopen(console_path.c_str(), "w");
@@ -346,7 +358,7 @@ share of time at each privilege level, and the cost relative to hvm.
   --workloads LIST    comma-separated workloads, each NAME or NAME:N
                       (default: hello, syscalls:5000, pagefaults:1000,
                       compute:10000000, cli-sti:5000, pio:5000, timer:20)
-  --cpu LIST          CPU modes to compare (default: every mode built: hvm)
+  --cpu LIST          CPU modes to compare (default: every mode built: hvm,full)
   --irqchip LIST      vmm, kernel or both (default: vmm,kernel)
   --json FILE         also write the results as JSON
   --mem SIZE          guest RAM for every run (default 64M)

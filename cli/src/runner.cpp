@@ -50,6 +50,30 @@ std::span<const WorkloadInfo> builtin_workloads() {
   return kWorkloads;
 }
 
+std::vector<std::string> available_cpu_modes() {
+  return {"hvm", "full"};
+}
+
+namespace {
+template <typename Range, typename Name>
+std::string join_names(const Range& range, Name name) {
+  std::string joined;
+  for (const auto& item : range) {
+    joined += (joined.empty() ? "" : ", ") + std::string(name(item));
+  }
+  return joined;
+}
+}  // namespace
+
+std::string cpu_mode_list() {
+  return join_names(available_cpu_modes(), [](const std::string& mode) { return mode; });
+}
+
+std::string workload_list() {
+  return join_names(builtin_workloads(),
+                    [](const WorkloadInfo& workload) { return workload.name; });
+}
+
 const WorkloadInfo* find_workload(const std::string& name) {
   for (const auto& workload : kWorkloads) {
     if (name == workload.name) return &workload;
@@ -103,13 +127,11 @@ std::string command_line_for(const RunOptions& options) {
 Result<GuestRun> run_guest(const RunOptions& options) {
   auto mode = make_mode(options);
   if (!mode) {
-    return Error{"unknown --cpu '" + options.cpu + "': this build has hvm and full"};
+    return Error{"unknown --cpu '" + options.cpu + "': this build has " + cpu_mode_list()};
   }
   if (options.guest_path.empty() && find_workload(options.workload) == nullptr) {
-    std::string names;
-    for (const auto& workload : kWorkloads)
-      names += std::string(names.empty() ? "" : ", ") + workload.name;
-    return Error{"unknown workload '" + options.workload + "'; the built-in guest has: " + names};
+    return Error{"unknown workload '" + options.workload +
+                 "'; the built-in guest has: " + workload_list()};
   }
   if (!(options.timeout_seconds > 0)) {
     return Error{"--timeout must be a positive number of seconds"};
@@ -131,6 +153,13 @@ Result<GuestRun> run_guest(const RunOptions& options) {
   if (auto inspected = inspect_elf(guest, options.memory_size, boot_reserved_ranges());
       !inspected) {
     return inspected.error();
+  }
+
+  // Opened before the run, so a bad path costs nothing but this message.
+  std::optional<std::ofstream> trace;
+  if (!options.trace_path.empty()) {
+    trace.emplace(options.trace_path);
+    if (!*trace) return Error::from_errno("cannot write trace file " + options.trace_path, errno);
   }
 
   GuestRun run;
@@ -185,12 +214,10 @@ Result<GuestRun> run_guest(const RunOptions& options) {
   }
   run.halted_ns = recorder.halted_ns();
 
-  if (!options.trace_path.empty()) {
-    std::ofstream trace(options.trace_path);
-    if (!trace) return Error::from_errno("cannot write trace file " + options.trace_path, errno);
-    write_trace(trace, recorder, run.platform_line,
+  if (trace) {
+    write_trace(*trace, recorder, run.platform_line,
                 "cpu=" + options.cpu + " " + config.command_line);
-    if (!trace) return Error::from_errno("writing trace file " + options.trace_path, errno);
+    if (!*trace) return Error::from_errno("writing trace file " + options.trace_path, errno);
   }
   return run;
 }

@@ -14,9 +14,11 @@ std::uint64_t StatsSnapshot::value(const std::string& name) const {
 
 StatsSnapshot stats_delta(const StatsSnapshot& before, const StatsSnapshot& after) {
   StatsSnapshot delta;
+  delta.not_cumulative = after.not_cumulative;
   for (const auto& [name, value] : after.values) {
     const auto previous = before.value(name);
-    delta.values[name] = value >= previous ? value - previous : value;
+    const bool cumulative = after.not_cumulative.count(name) == 0;
+    delta.values[name] = cumulative && value >= previous ? value - previous : value;
   }
   return delta;
 }
@@ -93,6 +95,10 @@ Result<StatsSnapshot> StatsReader::read() const {
     for (auto value : data)
       total += value;
     snapshot.values[descriptor.name] = total;
+    // KVM API, KVM_GET_STATS_FD: the type is in the low bits of the flags.
+    if ((descriptor.flags & KVM_STATS_TYPE_MASK) != KVM_STATS_TYPE_CUMULATIVE) {
+      snapshot.not_cumulative.insert(descriptor.name);
+    }
   }
   return snapshot;
 }

@@ -155,7 +155,11 @@ RunReport Machine::run() {
     if (reader) {
       stats = std::move(*reader);
       auto snapshot = stats->read();
-      if (snapshot) stats_before = std::move(*snapshot);
+      if (snapshot) {
+        stats_before = std::move(*snapshot);
+      } else {
+        report.stats_error = snapshot.error().message;
+      }
     } else {
       report.stats_error = reader.error().message;
     }

@@ -59,7 +59,6 @@ struct Comparison {
 };
 
 std::vector<WorkloadRequest> default_compare_workloads();
-std::vector<std::string> available_cpu_modes();
 // "syscalls:500,pio" -> requests; an unknown name is an error listing the valid ones.
 Result<std::vector<WorkloadRequest>> parse_workload_list(const std::string& text);
 

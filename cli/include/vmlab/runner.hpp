@@ -28,6 +28,13 @@ struct WorkloadInfo {
 std::span<const WorkloadInfo> builtin_workloads();
 const WorkloadInfo* find_workload(const std::string& name);
 
+// The CPU modes this build has, in the order compare shows them, and the same
+// as "hvm, full" for messages.
+std::vector<std::string> available_cpu_modes();
+std::string cpu_mode_list();
+// The built-in workloads' names as "hello, syscalls, ..." for messages.
+std::string workload_list();
+
 // The guest kernel built with vmlab and embedded in it.
 std::span<const std::uint8_t> builtin_guest_image();
 

@@ -58,12 +58,20 @@ TEST(KvmStats, ParsesStoredImage) {
 }
 
 TEST(KvmStats, DeltaSubtractsCumulativeCounters) {
-  StatsSnapshot before{{{"exits", 100}, {"io_exits", 10}}};
-  StatsSnapshot after{{{"exits", 150}, {"io_exits", 10}, {"new", 7}}};
+  StatsSnapshot before{{{"exits", 100}, {"io_exits", 10}}, {}};
+  StatsSnapshot after{{{"exits", 150}, {"io_exits", 10}, {"new", 7}}, {}};
   auto delta = stats_delta(before, after);
   EXPECT_EQ(delta.value("exits"), 50u);
   EXPECT_EQ(delta.value("io_exits"), 0u);
   EXPECT_EQ(delta.value("new"), 7u);
+}
+
+TEST(KvmStats, DeltaKeepsInstantValues) {
+  StatsSnapshot before{{{"exits", 100}, {"halt_poll_ns_current", 500}}, {"halt_poll_ns_current"}};
+  StatsSnapshot after{{{"exits", 150}, {"halt_poll_ns_current", 200}}, {"halt_poll_ns_current"}};
+  auto delta = stats_delta(before, after);
+  EXPECT_EQ(delta.value("exits"), 50u);
+  EXPECT_EQ(delta.value("halt_poll_ns_current"), 200u) << "an instant value is not a counter";
 }
 
 TEST(KvmStats, RejectsTruncatedOrCorruptImages) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -15,6 +16,9 @@ namespace vmlab {
 struct StatsSnapshot {
   // Cumulative counters and instant values by name; histogram stats are summed.
   std::map<std::string, std::uint64_t> values;
+  // Stats that are not cumulative counters (instant values, peaks): a delta
+  // keeps their latest value instead of subtracting.
+  std::set<std::string> not_cumulative;
   std::uint64_t value(const std::string& name) const;
 };
 
