@@ -42,14 +42,21 @@ const IoBus::Entry* IoBus::find(std::uint64_t address, std::uint64_t length) con
 IoBus::Access IoBus::read(std::uint64_t address, std::span<std::uint8_t> data) const {
   std::fill(data.begin(), data.end(), std::uint8_t{0});
   const Entry* entry = find(address, data.size());
-  if (entry == nullptr) return Access::Unmapped;
+  if (entry == nullptr) {
+    std::fill(data.begin(), data.end(), std::uint8_t{0xff});
+    ++m_unmapped_accesses;
+    return Access::Unmapped;
+  }
   entry->device->read(address - entry->range.base, data);
   return Access::Handled;
 }
 
 IoBus::Access IoBus::write(std::uint64_t address, std::span<const std::uint8_t> data) const {
   const Entry* entry = find(address, data.size());
-  if (entry == nullptr) return Access::Unmapped;
+  if (entry == nullptr) {
+    ++m_unmapped_accesses;
+    return Access::Unmapped;
+  }
   entry->device->write(address - entry->range.base, data);
   return Access::Handled;
 }

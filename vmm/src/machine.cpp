@@ -187,8 +187,11 @@ RunReport Machine::run() {
   report.exit_value = vcpu_report.exit_value;
   report.message = vcpu_report.message;
   report.registers = vcpu_report.registers;
-  report.unmapped_port_accesses = vcpu_report.unmapped_port_accesses;
-  report.unmapped_mmio_accesses = vcpu_report.unmapped_mmio_accesses;
+  {
+    std::lock_guard lock(m_board->device_lock());
+    report.unmapped_port_accesses = m_board->port_bus().unmapped_accesses();
+    report.unmapped_mmio_accesses = m_board->mmio_bus().unmapped_accesses();
+  }
   if (timed_out && vcpu_report.outcome != RunOutcome::GuestExited) {
     report.outcome = RunOutcome::Timeout;
     char seconds[32];
@@ -323,11 +326,11 @@ bool Machine::handle_exit(const VcpuExit& exit, RunReport& report) {
     return false;
   };
   if (const auto* io = std::get_if<exits::PortIo>(&exit)) {
-    handle_port_io(*io, report);
+    handle_port_io(*io);
     return true;
   }
   if (const auto* mmio = std::get_if<exits::Mmio>(&exit)) {
-    handle_mmio(*mmio, report);
+    handle_mmio(*mmio);
     return true;
   }
   if (std::holds_alternative<exits::Halt>(exit)) {
@@ -374,30 +377,25 @@ bool Machine::handle_exit(const VcpuExit& exit, RunReport& report) {
                                         std::to_string(reason) + ")");
 }
 
-void Machine::handle_port_io(const exits::PortIo& io, RunReport& report) {
+void Machine::handle_port_io(const exits::PortIo& io) {
   // String I/O (rep ins/outs) arrives as `count` elements in one exit.
   std::lock_guard lock(m_board->device_lock());
   for (std::uint32_t index = 0; index < io.count; ++index) {
     auto element = io.data.subspan(std::size_t{index} * io.size, io.size);
-    IoBus::Access access;
     if (io.direction == exits::PortIo::Direction::Out) {
-      access = m_board->port_bus().write(io.port, element);
+      (void)m_board->port_bus().write(io.port, element);
     } else {
-      access = m_board->port_bus().read(io.port, element);
-      // An unclaimed port floats high on a PC's ISA bus.
-      if (access == IoBus::Access::Unmapped) std::fill(element.begin(), element.end(), 0xff);
+      (void)m_board->port_bus().read(io.port, element);
     }
-    if (access == IoBus::Access::Unmapped) ++report.unmapped_port_accesses;
   }
 }
 
-void Machine::handle_mmio(const exits::Mmio& mmio, RunReport& report) {
+void Machine::handle_mmio(const exits::Mmio& mmio) {
   std::lock_guard lock(m_board->device_lock());
-  IoBus::Access access = mmio.is_write ? m_board->mmio_bus().write(mmio.address, mmio.data)
-                                       : m_board->mmio_bus().read(mmio.address, mmio.data);
-  if (access == IoBus::Access::Unmapped) {
-    if (!mmio.is_write) std::fill(mmio.data.begin(), mmio.data.end(), 0xff);
-    ++report.unmapped_mmio_accesses;
+  if (mmio.is_write) {
+    (void)m_board->mmio_bus().write(mmio.address, mmio.data);
+  } else {
+    (void)m_board->mmio_bus().read(mmio.address, mmio.data);
   }
 }
 

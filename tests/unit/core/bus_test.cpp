@@ -64,10 +64,11 @@ TEST(IoBus, UnmappedAndStraddlingAccesses) {
   ASSERT_TRUE(bus.add({0x40, 4}, device).ok());
   std::uint8_t data[4] = {1, 2, 3, 4};
   EXPECT_EQ(bus.read(0x3f, std::span(data, 1)), IoBus::Access::Unmapped);
-  EXPECT_EQ(data[0], 0) << "read buffers are zero-filled even when nobody answers";
+  EXPECT_EQ(data[0], 0xff) << "an unclaimed address reads all ones, as a floating bus does";
   EXPECT_EQ(bus.read(0x42, std::span(data, 4)), IoBus::Access::Unmapped);  // straddles the end
   EXPECT_EQ(bus.write(0x44, std::span(data, 1)), IoBus::Access::Unmapped);
   EXPECT_TRUE(device.reads.empty());
+  EXPECT_EQ(bus.unmapped_accesses(), 3u);
   EXPECT_EQ(bus.device_at(0x43), &device);
   EXPECT_EQ(bus.device_at(0x44), nullptr);
 }

@@ -28,10 +28,13 @@ class IoBus {
   Status add(BusRange range, IoDevice& device);
 
   enum class Access { Handled, Unmapped };
-  // Read buffers are zero-filled before the device sees them; an access that
-  // straddles the end of a device's range goes to nobody (Unmapped).
+  // Read buffers are zero-filled before the device sees them. An access that
+  // no device claims (or that straddles the end of a device's range) reads
+  // all ones, as a floating ISA bus or unbacked memory does, writes go
+  // nowhere, and both are counted. Callers hold the board's device lock.
   Access read(std::uint64_t address, std::span<std::uint8_t> data) const;
   Access write(std::uint64_t address, std::span<const std::uint8_t> data) const;
+  std::uint64_t unmapped_accesses() const { return m_unmapped_accesses; }
 
   // The device at an address and its range, or nullptr.
   const IoDevice* device_at(std::uint64_t address) const;
@@ -45,6 +48,7 @@ class IoBus {
 
   std::string m_name;
   std::map<std::uint64_t, Entry> m_entries;  // keyed by range base
+  mutable std::uint64_t m_unmapped_accesses = 0;
 };
 
 }  // namespace vmlab

@@ -76,8 +76,8 @@ class Machine {
   void vcpu_thread_main(RunReport& report);
   // Handles one exit; false ends the run with `report` filled in.
   bool handle_exit(const VcpuExit& exit, RunReport& report);
-  void handle_port_io(const exits::PortIo& io, RunReport& report);
-  void handle_mmio(const exits::Mmio& mmio, RunReport& report);
+  void handle_port_io(const exits::PortIo& io);
+  void handle_mmio(const exits::Mmio& mmio);
   void wait_for_interrupt();
   void request_stop();
   void on_interrupt_raised();
