@@ -177,6 +177,10 @@ void print_summary(const RunOptions& options, const GuestRun& run) {
     std::printf("  accesses to unclaimed ports: %llu\n",
                 static_cast<unsigned long long>(report.unmapped_port_accesses));
   }
+  if (report.unmapped_mmio_accesses != 0) {
+    std::printf("  accesses to unclaimed MMIO: %llu (read as all ones)\n",
+                static_cast<unsigned long long>(report.unmapped_mmio_accesses));
+  }
   if (report.stats_available) {
     std::printf("KVM vCPU stats over the run (includes exits handled inside KVM):\n");
     for (const auto& [name, value] : report.kvm_stats.values) {
