@@ -238,7 +238,8 @@ void Machine::vcpu_thread_main(RunReport& report) {
     }
     auto injected = m_mode->deliver_interrupts(m_context);
     if (!injected) {
-      report.outcome = RunOutcome::VmmError;
+      report.outcome =
+          injected.error().guest_fault ? RunOutcome::GuestCrashed : RunOutcome::VmmError;
       report.message = injected.error().message;
       report.registers = describe_registers(m_vcpu);
       return;

@@ -556,7 +556,8 @@ Result<int> FullMode::deliver_interrupts(ModeContext& context) {
                                  EventSource::ExternalInterrupt);
   if (!delivered) {
     return Error{"the guest kernel could not take interrupt vector " + std::to_string(vector) +
-                 ": " + delivered.error().message};
+                     ": " + delivered.error().message,
+                 0, /*guest_fault=*/true};
   }
   if (auto status = resume_guest(context); !status) return status.error();
   return vector;

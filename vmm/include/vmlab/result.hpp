@@ -14,7 +14,8 @@ namespace vmlab {
 
 struct Error {
   std::string message;
-  int system_errno = 0;  // errno of a failed system call, 0 otherwise
+  int system_errno = 0;      // errno of a failed system call, 0 otherwise
+  bool guest_fault = false;  // the guest, not the VMM, cannot go on (a triple fault)
 
   static Error from_errno(std::string what, int error_number) {
     return Error{what + ": " + std::strerror(error_number), error_number};
