@@ -493,7 +493,11 @@ int command_trace(const std::vector<std::string>& arguments) {
     if ((argument == "--format" || argument == "-o") && index + 1 < arguments.size()) {
       (argument == "--format" ? format : output) = arguments[++index];
     } else if (!argument.empty() && argument[0] == '-') {
-      return usage_error("unknown option '" + argument + "' for trace " + action);
+      std::string message = "unknown option '";
+      message += argument;
+      message += "' for trace ";
+      message += action;
+      return usage_error(message);
     } else if (input.empty()) {
       input = argument;
     } else {
@@ -564,10 +568,7 @@ int command_probe(const std::vector<std::string>& arguments) {
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::vector<std::string> arguments(argv + 1, argv + argc);
+int dispatch(std::vector<std::string> arguments) {
   if (arguments.empty()) {
     std::fputs(kUsage, stderr);
     return kExitUsage;
@@ -588,4 +589,17 @@ int main(int argc, char** argv) {
   if (command == "trace") return command_trace(arguments);
   if (command == "info") return command_info(arguments);
   return usage_error("unknown command '" + command + "'");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Library code reports errors as values; what can still throw is the
+  // standard library running out of memory. Say so instead of aborting.
+  try {
+    return dispatch(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "vmlab: internal error: %s\n", error.what());
+    return kExitVmmError;
+  }
 }

@@ -96,6 +96,7 @@ Result<ReferenceRun> run_reference_machine(std::span<const std::uint8_t> guest,
                                         "-device",
                                         "isa-debug-exit,iobase=0xf4,iosize=0x04"};
   std::vector<char*> argv;
+  argv.reserve(arguments.size() + 1);
   for (auto& argument : arguments)
     argv.push_back(argument.data());
   argv.push_back(nullptr);

@@ -30,7 +30,7 @@ constexpr WorkloadInfo kWorkloads[] = {
 };
 
 // Events kept for --trace: about 14 MiB of records.
-constexpr std::size_t kTraceCapacity = 256 * 1024;
+constexpr std::size_t kTraceCapacity = std::size_t{256} * 1024;
 
 std::unique_ptr<CpuMode> make_mode(const RunOptions& options) {
   const std::string& name = options.cpu;

@@ -17,7 +17,7 @@ Error malformed(const std::string& why) {
 
 template <typename T>
 T copy_header(std::span<const std::uint8_t> image, std::uint64_t offset) {
-  T header;
+  T header{};
   std::memcpy(&header, image.data() + offset, sizeof header);  // may be unaligned in the file
   return header;
 }

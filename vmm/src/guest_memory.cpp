@@ -12,7 +12,7 @@ std::string describe_range(GuestPhysAddr address, std::uint64_t length) {
   char text[64];
   std::snprintf(text, sizeof text, "[%#llx, %#llx)",
                 static_cast<unsigned long long>(address.value()),
-                static_cast<unsigned long long>(address.value() + length));
+                static_cast<unsigned long long>(address.value()) + length);
   return text;
 }
 

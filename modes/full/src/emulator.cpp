@@ -819,10 +819,12 @@ Emulation InstructionEmulator::move(const Event& trap) {
   // register is always 64 bits wide in 64-bit mode.
   if (!kernel_mode()) return general_protection();
   if (is_register_of_class(destination, ZYDIS_REGCLASS_CONTROL)) {
-    const auto index = static_cast<unsigned>(ZydisRegisterGetId(destination.reg.value));
+    const auto index =
+        static_cast<unsigned>(static_cast<std::uint8_t>(ZydisRegisterGetId(destination.reg.value)));
     return write_control_register(index, read_register(m_registers, source.reg.value), *m_services);
   }
-  const auto index = static_cast<unsigned>(ZydisRegisterGetId(source.reg.value));
+  const auto index =
+      static_cast<unsigned>(static_cast<std::uint8_t>(ZydisRegisterGetId(source.reg.value)));
   return read_control_register(index, destination.reg.value);
 }
 
@@ -1268,12 +1270,12 @@ Emulation InstructionEmulator::interrupt_return() {
   auto stack = canonical_address(m_registers.rsp, ZYDIS_REGISTER_SS);
   if (stack.fault) return reflect(*stack.fault);
   std::array<std::uint8_t, 40> bytes{};
-  if (auto fault =
-          m_memory.read(stack.value, std::span(bytes.data(), 5 * slot), data_privilege())) {
+  if (auto fault = m_memory.read(stack.value, std::span(bytes.data(), std::size_t{5} * slot),
+                                 data_privilege())) {
     return reflect(page_fault(*fault));
   }
   auto popped = [&](unsigned index) {
-    return load_little_endian(std::span(bytes.data() + index * slot, slot));
+    return load_little_endian(std::span(bytes.data() + std::size_t{index} * slot, slot));
   };
   const std::uint64_t new_rip = popped(0);
   const auto code_selector = static_cast<std::uint16_t>(popped(1));
@@ -1329,8 +1331,8 @@ Emulation InstructionEmulator::far_return() {
   auto stack = canonical_address(m_registers.rsp, ZYDIS_REGISTER_SS);
   if (stack.fault) return reflect(*stack.fault);
   std::array<std::uint8_t, 16> bytes{};
-  if (auto fault =
-          m_memory.read(stack.value, std::span(bytes.data(), 2 * slot), data_privilege())) {
+  if (auto fault = m_memory.read(stack.value, std::span(bytes.data(), std::size_t{2} * slot),
+                                 data_privilege())) {
     return reflect(page_fault(*fault));
   }
   const std::uint64_t new_rip = load_little_endian(std::span(bytes.data(), slot));
@@ -1341,13 +1343,13 @@ Emulation InstructionEmulator::far_return() {
   if (!code.value.is_64bit_code()) return unsupported("far return to compatibility mode");
   const auto new_privilege = static_cast<std::uint8_t>(code_selector & kSelectorPrivilegeMask);
 
-  std::uint64_t new_rsp = m_registers.rsp + 2 * slot + release;
+  std::uint64_t new_rsp = m_registers.rsp + std::uint64_t{2} * slot + release;
   std::uint16_t stack_selector = m_cpu.ss;
   if (new_privilege > m_cpu.cpl) {
     auto outer = canonical_address(new_rsp, ZYDIS_REGISTER_SS);
     if (outer.fault) return reflect(*outer.fault);
-    if (auto fault =
-            m_memory.read(outer.value, std::span(bytes.data(), 2 * slot), data_privilege())) {
+    if (auto fault = m_memory.read(outer.value, std::span(bytes.data(), std::size_t{2} * slot),
+                                   data_privilege())) {
       return reflect(page_fault(*fault));
     }
     new_rsp = load_little_endian(std::span(bytes.data(), slot)) + release;

@@ -79,9 +79,8 @@ bool becomes_double_fault(FaultClass first, FaultClass second) {
     case FaultClass::Contributory:
       return second == FaultClass::Contributory;
     case FaultClass::PageFault:
+    case FaultClass::DoubleFault:  // the caller treats this one as a triple fault
       return second_serious;
-    case FaultClass::DoubleFault:
-      return second_serious;  // the caller treats this as a triple fault
   }
   return false;
 }
@@ -170,7 +169,7 @@ std::optional<Event> deliver_once(GuestRegisters& registers, VirtualCpu& cpu,
   std::uint64_t stack = registers.rsp;
   if (stack_table_index != 0 || privilege_change) {
     const std::uint64_t offset = stack_table_index != 0
-                                     ? kTssIst1Offset + 8 * (stack_table_index - 1)
+                                     ? kTssIst1Offset + std::uint64_t{8} * (stack_table_index - 1)
                                      : kTssRsp0Offset + 8 * std::uint64_t{new_privilege};
     auto read = read_tss_quadword(cpu, memory, offset);
     if (read.fault) {

@@ -51,8 +51,8 @@ Status build_monitor_region(GuestMemoryAccess& memory) {
   for (unsigned vector = 0; vector < 256; ++vector) {
     const std::uint8_t ist = (vector == 2 || vector == 8 || vector == 18) ? 1 : 0;
     const auto gate = interrupt_gate(monitor_virtual(kStubsOffset + vector * kStubSize), ist);
-    idt[vector * 2] = gate[0];
-    idt[vector * 2 + 1] = gate[1];
+    idt[std::size_t{vector} * 2] = gate[0];
+    idt[std::size_t{vector} * 2 + 1] = gate[1];
   }
   if (auto status = memory.write_object(monitor_physical(kIdtOffset), idt); !status) return status;
 

@@ -68,7 +68,7 @@ PageWalk PageWalker::walk(std::uint64_t address) const {
     // The guest's tables must be in its RAM: a table the monitor region
     // holds (the shadow tables themselves) must never be readable as one.
     if (!is_guest_ram(GuestPhysAddr(table))) return result;
-    const GuestPhysAddr entry_address(table + table_index(address, level) * 8);
+    const GuestPhysAddr entry_address(table + std::uint64_t{table_index(address, level)} * 8);
     auto entry = m_memory->read_object<std::uint64_t>(entry_address);
     if (!entry) return result;
     result.entries[level] = *entry;
@@ -180,7 +180,7 @@ std::variant<std::vector<PageWalker::Piece>, PageWalker::Fault> PageWalker::tran
     const std::uint64_t chunk = std::min(length - offset, in_page);
     PageWalk piece_walk = walk(virtual_address);
     if (auto fault = check(piece_walk, access, privilege)) return *fault;
-    pieces.push_back(Piece{std::move(piece_walk), offset, chunk});
+    pieces.push_back(Piece{piece_walk, offset, chunk});
     offset += chunk;
   }
   return pieces;

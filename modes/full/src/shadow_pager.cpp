@@ -180,7 +180,7 @@ void ShadowPager::store(std::uint32_t table, unsigned index, std::uint64_t value
     if (!same_frame || lost_rights) m_flush_requested = true;
   }
   slot = value;
-  auto status = m_memory->write_object(table_address(table) + index * 8, value);
+  auto status = m_memory->write_object(table_address(table) + std::uint64_t{index} * 8, value);
   if (!status && !m_failure) {
     m_failure = Error{"shadow pager: writing a shadow entry failed: " + status.error().message};
   }

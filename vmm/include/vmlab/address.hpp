@@ -19,7 +19,8 @@ class TypedAddress {
     return TypedAddress(m_value + offset);
   }
   constexpr std::uint64_t operator-(TypedAddress other) const { return m_value - other.m_value; }
-  constexpr auto operator<=>(const TypedAddress&) const = default;
+  // clang-tidy 14 misreads a defaulted <=> as a literal 0 pointer.
+  constexpr auto operator<=>(const TypedAddress&) const = default;  // NOLINT(modernize-use-nullptr)
 
  private:
   std::uint64_t m_value = 0;
@@ -35,7 +36,7 @@ class IoPort {
   constexpr IoPort() = default;
   constexpr explicit IoPort(std::uint16_t value) : m_value(value) {}
   constexpr std::uint16_t value() const { return m_value; }
-  constexpr auto operator<=>(const IoPort&) const = default;
+  constexpr auto operator<=>(const IoPort&) const = default;  // NOLINT(modernize-use-nullptr)
 
  private:
   std::uint16_t m_value = 0;

@@ -17,7 +17,7 @@ struct Error {
   int system_errno = 0;      // errno of a failed system call, 0 otherwise
   bool guest_fault = false;  // the guest, not the VMM, cannot go on (a triple fault)
 
-  static Error from_errno(std::string what, int error_number) {
+  static Error from_errno(const std::string& what, int error_number) {
     return Error{what + ": " + std::strerror(error_number), error_number};
   }
 };
