@@ -198,13 +198,7 @@ TEST(HvmRun, TripleFaultIsReported) {
   const std::vector<std::uint8_t> code{0x0f, 0x01, 0x1d, 0x06, 0,    0, 0, 0x0f,
                                        0x0b, 0x90, 0x90, 0x90, 0x90, 0, 0, 0,
                                        0,    0,    0,    0,    0,    0, 0};
-  const auto path = std::filesystem::temp_directory_path() / "vmlab-triple-fault.elf";
-  {
-    auto image = testing::build_elf({{0x100000, code, 0x1000}}, 0x100000);
-    std::ofstream(path, std::ios::binary)
-        .write(reinterpret_cast<const char*>(image.data()),
-               static_cast<std::streamsize>(image.size()));
-  }
+  const auto path = testing::write_guest_file("vmlab-triple-fault.elf", code, 0x1000);
   RunOptions options;
   options.guest_path = path.string();
   auto run = run_or_fail(options);
@@ -228,13 +222,7 @@ TEST(HvmRun, DebugConsoleFloodIsBounded) {
                                  0xb0, 0x00, 0xe6, 0xf4, 0xf4};  // out 0 to 0xf4; hlt
   code.resize(0x100, 0x90);
   code.insert(code.end(), 4096, '\n');
-  const auto path = std::filesystem::temp_directory_path() / "vmlab-flood.elf";
-  {
-    auto image = testing::build_elf({{0x100000, code, 0x2000}}, 0x100000);
-    std::ofstream(path, std::ios::binary)
-        .write(reinterpret_cast<const char*>(image.data()),
-               static_cast<std::streamsize>(image.size()));
-  }
+  const auto path = testing::write_guest_file("vmlab-flood.elf", code, 0x2000);
   RunOptions options;
   options.guest_path = path.string();
   auto run = run_or_fail(options);
@@ -246,13 +234,8 @@ TEST(HvmRun, DebugConsoleFloodIsBounded) {
 
 TEST(HvmRun, HangingGuestTimesOut) {
   VMLAB_REQUIRE_KVM();
-  const auto path = std::filesystem::temp_directory_path() / "vmlab-hang.elf";
-  {
-    auto image = testing::build_elf({{0x100000, {0xeb, 0xfe}, 0x1000}}, 0x100000);  // jmp .
-    std::ofstream(path, std::ios::binary)
-        .write(reinterpret_cast<const char*>(image.data()),
-               static_cast<std::streamsize>(image.size()));
-  }
+  const auto path = testing::write_guest_file(
+      "vmlab-hang.elf", std::vector<std::uint8_t>{0xeb, 0xfe}, 0x1000);  // jmp .
   RunOptions options;
   options.guest_path = path.string();
   options.timeout_seconds = 1;

@@ -5,6 +5,9 @@
 
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
 #include <vector>
 
 namespace vmlab::testing {
@@ -50,6 +53,20 @@ inline std::vector<std::uint8_t> build_elf(const std::vector<SegmentSpec>& segme
     image.insert(image.end(), spec.bytes.begin(), spec.bytes.end());
   }
   return image;
+}
+
+// Writes a one-segment guest at `address` (entry there too) to a temporary
+// file for `vmlab run --guest`, and returns its path.
+inline std::filesystem::path write_guest_file(const std::string& name,
+                                              const std::vector<std::uint8_t>& code,
+                                              std::uint64_t memory_size,
+                                              std::uint64_t address = 0x100000) {
+  const auto path = std::filesystem::temp_directory_path() / name;
+  const auto image = build_elf({{address, code, memory_size}}, address);
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(image.data()),
+             static_cast<std::streamsize>(image.size()));
+  return path;
 }
 
 inline Elf64_Ehdr& header_of(std::vector<std::uint8_t>& image) {
