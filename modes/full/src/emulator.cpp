@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <span>
 #include <utility>
+#include <variant>
 
 namespace vmlab::full {
 
@@ -590,6 +591,8 @@ class InstructionEmulator {
   Emulation load_machine_status_word(MonitorServices& services);
   Emulation load_task_register();
   Emulation load_local_descriptor_table();
+  std::variant<SegmentDescriptor, Emulation> present_system_descriptor(std::uint16_t selector,
+                                                                       std::uint8_t type);
   Emulation read_model_specific_register();
   Emulation write_model_specific_register(MonitorServices& services);
   Emulation invalidate_page(MonitorServices& services);
@@ -1063,13 +1066,9 @@ Emulation InstructionEmulator::load_task_register() {
   if (is_null_selector(selector) && (selector & kSelectorTableIndicator) == 0) {
     return general_protection();
   }
-  auto descriptor = read_gdt_descriptor(m_cpu, m_memory, selector, DescriptorSize::System16);
-  if (descriptor.fault) return reflect(*descriptor.fault);
-  const SegmentDescriptor& tss = descriptor.value;
-  if (!tss.system || tss.type != kDescriptorTypeAvailableTss || tss.upper_type != 0) {
-    return general_protection(selector_error(selector));
-  }
-  if (!tss.present) return reflect(exception(kVectorSegmentNotPresent, selector_error(selector)));
+  auto loaded = present_system_descriptor(selector, kDescriptorTypeAvailableTss);
+  if (auto* failed = std::get_if<Emulation>(&loaded)) return std::move(*failed);
+  const auto& tss = std::get<SegmentDescriptor>(loaded);
   if (!is_canonical(tss.base, m_cpu)) return general_protection(selector_error(selector));
 
   // The access byte (descriptor byte 5): P, DPL, S = 0, type 0xb (busy).
@@ -1086,6 +1085,23 @@ Emulation InstructionEmulator::load_task_register() {
   return completed();
 }
 
+// The step ltr and lldt share (Intel SDM vol. 2A LTR, LLDT; vol. 3A 7.2.3):
+// a 16-byte system descriptor of `type` in the GDT, whose upper type field is
+// 0 in IA-32e mode (#GP otherwise), and present (#NP otherwise). The
+// descriptor, or the emulation that reports why the instruction faults.
+std::variant<SegmentDescriptor, Emulation> InstructionEmulator::present_system_descriptor(
+    std::uint16_t selector, std::uint8_t type) {
+  auto descriptor = read_gdt_descriptor(m_cpu, m_memory, selector, DescriptorSize::System16);
+  if (descriptor.fault) return reflect(*descriptor.fault);
+  const SegmentDescriptor& loaded = descriptor.value;
+  if (!loaded.system || loaded.type != type || loaded.upper_type != 0) {
+    return general_protection(selector_error(selector));
+  }
+  if (!loaded.present)
+    return reflect(exception(kVectorSegmentNotPresent, selector_error(selector)));
+  return loaded;
+}
+
 // lldt r/m16 (Intel SDM vol. 2A LLDT): a null selector disables the LDT. The
 // virtual CPU models no LDT contents, so a real LDT is checked as the CPU
 // would and then reported unsupported.
@@ -1098,14 +1114,8 @@ Emulation InstructionEmulator::load_local_descriptor_table() {
     m_cpu.ldtr = selector;
     return completed();
   }
-  auto descriptor = read_gdt_descriptor(m_cpu, m_memory, selector, DescriptorSize::System16);
-  if (descriptor.fault) return reflect(*descriptor.fault);
-  if (!descriptor.value.system || descriptor.value.type != kDescriptorTypeLdt) {
-    return general_protection(selector_error(selector));
-  }
-  if (!descriptor.value.present) {
-    return reflect(exception(kVectorSegmentNotPresent, selector_error(selector)));
-  }
+  auto loaded = present_system_descriptor(selector, kDescriptorTypeLdt);
+  if (auto* failed = std::get_if<Emulation>(&loaded)) return std::move(*failed);
   return unsupported("the virtual CPU models no LDT (lldt " + hex(selector) + ")");
 }
 
