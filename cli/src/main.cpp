@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "vmlab/compare.hpp"
+#include "vmlab/devices/raw_image_file.hpp"
 #include "vmlab/probe.hpp"
 #include "vmlab/runner.hpp"
 #include "vmlab/trace.hpp"
@@ -36,6 +37,7 @@ commands:
   run      boot the guest once and summarize what the VMM saw
   trace    summarize a trace, or export it for Perfetto or as CSV
   info     show the KVM backend, CPU and the capabilities vmlab uses
+  disk     create a raw disk image, or show one's size
   help     show this text (also: vmlab <command> --help)
 
 Run `vmlab <command> --help` for a command's options.
@@ -568,6 +570,76 @@ int command_probe(const std::vector<std::string>& arguments) {
   return 0;
 }
 
+constexpr const char* kDiskUsage = R"(usage: vmlab disk create PATH SIZE [--force]
+       vmlab disk info PATH
+
+`create` makes PATH a sparse raw disk image of SIZE bytes that reads as zeros
+and takes no host space until written. SIZE is a whole number of 512-byte
+sectors, in bytes or binary units: 512, 64K, 16M, 2G (at most 1T). An existing
+file is replaced only with --force, and never while a VM is using it.
+`info` opens PATH read-only and prints its size.
+)";
+
+int command_disk(const std::vector<std::string>& arguments) {
+  if (arguments.empty() || arguments[0] == "--help" || arguments[0] == "-h") {
+    std::fputs(kDiskUsage, arguments.empty() ? stderr : stdout);
+    return arguments.empty() ? kExitUsage : 0;
+  }
+  const std::string& action = arguments[0];
+  if (action != "create" && action != "info") {
+    return usage_error("unknown disk action '" + action + "': create or info");
+  }
+  std::vector<std::string> operands;
+  bool force = false;
+  for (std::size_t index = 1; index < arguments.size(); ++index) {
+    const std::string& argument = arguments[index];
+    if (argument == "--force" && action == "create") {
+      force = true;
+    } else if (argument.size() > 1 && argument[0] == '-') {
+      std::string message = "unknown option '";
+      message += argument;
+      message += "' for disk ";
+      message += action;
+      return usage_error(message);
+    } else {
+      operands.push_back(argument);
+    }
+  }
+
+  if (action == "info") {
+    if (operands.size() != 1) return usage_error("disk info takes one image path");
+    auto image = devices::RawImageFile::open(operands[0], devices::DiskAccess::ReadOnly);
+    if (!image) {
+      std::fprintf(stderr, "vmlab: %s\n", image.error().message.c_str());
+      return kExitUnavailable;
+    }
+    std::printf("%s: %llu bytes (%llu sectors of 512 bytes), raw image, serial \"%s\"\n",
+                operands[0].c_str(), static_cast<unsigned long long>((*image)->size_bytes()),
+                static_cast<unsigned long long>((*image)->sector_count()),
+                (*image)->serial().c_str());
+    return 0;
+  }
+
+  if (operands.size() != 2) {
+    return usage_error("disk create needs PATH and SIZE, e.g. vmlab disk create disk.img 64M");
+  }
+  const std::string& path = operands[0];
+  auto size = devices::parse_size(operands[1]);
+  if (!size) return usage_error(size.error().message);
+  if (*size % devices::kSectorSize != 0 || *size > devices::kMaximumImageSize) {
+    return usage_error("disk size " + operands[1] +
+                       " is not a whole number of 512-byte sectors between 512 and 1T");
+  }
+  if (auto created = devices::create_raw_image(path, *size, force); !created) {
+    std::fprintf(stderr, "vmlab: %s\n", created.error().message.c_str());
+    return kExitUnavailable;
+  }
+  std::printf("created %s: %llu bytes (%llu sectors), sparse raw image\n", path.c_str(),
+              static_cast<unsigned long long>(*size),
+              static_cast<unsigned long long>(*size / devices::kSectorSize));
+  return 0;
+}
+
 int dispatch(std::vector<std::string> arguments) {
   if (arguments.empty()) {
     std::fputs(kUsage, stderr);
@@ -588,6 +660,7 @@ int dispatch(std::vector<std::string> arguments) {
   if (command == "probe") return command_probe(arguments);
   if (command == "trace") return command_trace(arguments);
   if (command == "info") return command_info(arguments);
+  if (command == "disk") return command_disk(arguments);
   return usage_error("unknown command '" + command + "'");
 }
 

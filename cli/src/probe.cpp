@@ -30,6 +30,7 @@ ProbeColumn column_from_run(const std::string& name, const RunOptions& options) 
     return column;
   }
   column.values = parse_probe_lines(run->debug_lines);
+  column.substitutes = parse_probe_lines(run->debug_lines, nullptr, "VMLAB-PROBE-PV ");
   return column;
 }
 
@@ -40,14 +41,14 @@ bool umip_covers(const std::string& probe) {
 }
 
 std::map<std::string, std::string> parse_probe_lines(const std::vector<std::string>& lines,
-                                                     std::vector<std::string>* order) {
-  constexpr std::string_view kPrefix = "VMLAB-PROBE ";
+                                                     std::vector<std::string>* order,
+                                                     std::string_view prefix) {
   std::map<std::string, std::string> values;
   for (const auto& line : lines) {
-    if (line.rfind(kPrefix, 0) != 0) continue;
-    const std::size_t space = line.find(' ', kPrefix.size());
+    if (line.rfind(prefix, 0) != 0) continue;
+    const std::size_t space = line.find(' ', prefix.size());
     if (space == std::string::npos) continue;
-    const std::string name = line.substr(kPrefix.size(), space - kPrefix.size());
+    const std::string name = line.substr(prefix.size(), space - prefix.size());
     if (order != nullptr && values.count(name) == 0) order->push_back(name);
     values[name] = line.substr(space + 1);
   }
@@ -91,6 +92,13 @@ Result<ProbeMatrix> run_probe_matrix() {
   matrix.columns.push_back(column_from_run("full", options));
   options.umip = true;
   matrix.columns.push_back(column_from_run("full+umip", options));
+  options.umip = false;
+  options.cpu = "para";
+  ProbeColumn para = column_from_run("para", options);
+  for (const char* probe : kSegmentChecks) {
+    para.notes[probe] = "n/a: a paravirtualized kernel makes no segment checks";
+  }
+  matrix.columns.push_back(para);
 
   if (matrix.probes.empty()) {
     // No reference run: take the order from the first column that ran.
@@ -160,6 +168,9 @@ void print_probe_matrix(const ProbeMatrix& matrix, std::ostream& out) {
       out << column.name << ": not run: " << column.unavailable << "\n";
     for (const auto& [probe, note] : column.notes) {
       out << column.name << " " << probe << ": " << note << "\n";
+    }
+    for (const auto& [probe, how] : column.substitutes) {
+      out << column.name << " " << probe << ": not executed; instead " << how << "\n";
     }
   }
   if (!native.unavailable.empty()) out << "(no native column: hvm is the reference)\n";

@@ -7,6 +7,7 @@
 #include "vmlab/elf_loader.hpp"
 #include "vmlab/full/full_mode.hpp"
 #include "vmlab/modes/hvm.hpp"
+#include "vmlab/para/para_mode.hpp"
 
 extern "C" const std::uint8_t vmlab_builtin_guest_start[];
 extern "C" const std::uint8_t vmlab_builtin_guest_end[];
@@ -41,6 +42,11 @@ std::unique_ptr<CpuMode> make_mode(const RunOptions& options) {
     mode_options.syscall_arrives_as_page_fault = detect_backend("/sys/module") == "kvm_pvm";
     return std::make_unique<full::FullMode>(mode_options);
   }
+  if (name == "para") {
+    para::ParaModeOptions mode_options;
+    mode_options.syscall_arrives_as_page_fault = detect_backend("/sys/module") == "kvm_pvm";
+    return std::make_unique<para::ParaMode>(mode_options);
+  }
   return nullptr;
 }
 
@@ -51,7 +57,7 @@ std::span<const WorkloadInfo> builtin_workloads() {
 }
 
 std::vector<std::string> available_cpu_modes() {
-  return {"hvm", "full"};
+  return {"hvm", "full", "para"};
 }
 
 namespace {

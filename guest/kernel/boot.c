@@ -1,5 +1,6 @@
 #include "boot.h"
 
+#include "arch.h"
 #include "lib.h"
 
 static struct vmlab_boot_info adopted_info;
@@ -119,12 +120,109 @@ _Static_assert(sizeof(struct hvm_memmap_table_entry) == 24, "hvm_memmap_table_en
 
 static struct vmlab_boot_info pvh_info;
 
-static void pvh_add_device(uint32_t kind, uint64_t base, uint64_t size, uint32_t irq) {
+static struct vmlab_device* pvh_add_device(uint32_t kind, uint64_t base, uint64_t size,
+                                           uint32_t irq) {
+  if (pvh_info.device_count == VMLAB_MAX_DEVICES) return NULL;
   struct vmlab_device* device = &pvh_info.devices[pvh_info.device_count++];
   device->kind = kind;
   device->base = base;
   device->size = size;
   device->irq = irq;
+  return device;
+}
+
+/* The master on the primary ATA channel of a PC (QEMU "pc": -drive
+ * if=ide,index=0). The firmware may have left the slave selected, so select
+ * the master and give it 400 ns (four alternate-status reads) first. An
+ * absent device reads 0 (QEMU's IDE model) and a missing controller floats
+ * the bus to 0xff; anything else is a device's status. */
+#define PVH_ATA_BASE 0x1f0
+#define PVH_ATA_ALTERNATE_STATUS 0x3f6
+#define PVH_ATA_IRQ 14u
+
+static void pvh_probe_ata(void) {
+  port_write8(PVH_ATA_BASE + 6, 0xa0);
+  for (unsigned read = 0; read < 4; ++read)
+    (void)port_read8(PVH_ATA_ALTERNATE_STATUS);
+  uint8_t status = port_read8(PVH_ATA_BASE + 7);
+  if (status == 0 || status == 0xff) return;
+  pvh_add_device(VMLAB_DEVICE_ATA, PVH_ATA_BASE, 8, PVH_ATA_IRQ);
+}
+
+/* A number as Linux's memparse() reads one: decimal or 0x hexadecimal, then
+ * an optional K, M or G. Advances *cursor; false if there are no digits. */
+static bool pvh_parse_number(const char** cursor, const char* end, uint64_t* value) {
+  const char* text = *cursor;
+  unsigned base = 10;
+  if (end - text > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+    base = 16;
+    text += 2;
+  }
+  uint64_t result = 0;
+  const char* digits = text;
+  for (; text < end; ++text) {
+    unsigned digit;
+    char character = *text;
+    if (character >= '0' && character <= '9') {
+      digit = (unsigned)(character - '0');
+    } else if (base == 16 && character >= 'a' && character <= 'f') {
+      digit = (unsigned)(character - 'a' + 10);
+    } else if (base == 16 && character >= 'A' && character <= 'F') {
+      digit = (unsigned)(character - 'A' + 10);
+    } else {
+      break;
+    }
+    result = result * base + digit;
+  }
+  if (text == digits) return false;
+  if (text < end && (*text == 'K' || *text == 'k')) {
+    result <<= 10;
+    ++text;
+  } else if (text < end && (*text == 'M' || *text == 'm')) {
+    result <<= 20;
+    ++text;
+  } else if (text < end && (*text == 'G' || *text == 'g')) {
+    result <<= 30;
+    ++text;
+  }
+  *cursor = text;
+  *value = result;
+  return true;
+}
+
+/* QEMU's microvm (with acpi=off) appends one token per virtio-mmio transport
+ * that has a device, in the form Linux's virtio_mmio driver reads
+ * (drivers/virtio/virtio_mmio.c): virtio_mmio.device=<size>@<base>:<irq>[:<id>].
+ * Each becomes a virtio-mmio entry; the disk driver reads DeviceID to keep
+ * only block devices, because the window lies above the 1 GiB this
+ * trampoline maps. */
+static void pvh_parse_virtio_mmio(const char* command_line, uint32_t length) {
+  static const char key[] = "virtio_mmio.device=";
+  const char* end = command_line + length;
+  const char* cursor = command_line;
+  while (cursor < end) {
+    while (cursor < end && (*cursor == ' ' || *cursor == '\t'))
+      ++cursor;
+    const char* token = cursor;
+    while (cursor < end && *cursor != ' ' && *cursor != '\t')
+      ++cursor;
+    size_t key_length = sizeof key - 1;
+    if ((size_t)(cursor - token) <= key_length || !text_equals(token, key_length, key)) continue;
+    const char* field = token + key_length;
+    uint64_t size;
+    uint64_t base;
+    uint64_t irq;
+    if (!pvh_parse_number(&field, cursor, &size) || field == cursor || *field++ != '@' ||
+        !pvh_parse_number(&field, cursor, &base) || field == cursor || *field++ != ':' ||
+        !pvh_parse_number(&field, cursor, &irq)) {
+      continue;
+    }
+    /* Only the 16 ISA lines reach the 8259s; microvm's second IOAPIC (if
+     * any) puts its transports on GSIs above them. */
+    struct vmlab_device* device = pvh_add_device(VMLAB_DEVICE_VIRTIO_MMIO, base, size,
+                                                 irq < 16 ? (uint32_t)irq : VMLAB_NO_IRQ);
+    if (device != NULL) device->flags = VMLAB_DEVICE_FLAG_MMIO;
+  }
 }
 
 static void pvh_add_region(uint64_t base, uint64_t length, uint32_t type) {
@@ -180,5 +278,10 @@ struct vmlab_boot_info* pvh_build_boot_info(uint64_t start_info_address) {
   pvh_add_device(VMLAB_DEVICE_PIT8254, 0x40, 4, 0);
   pvh_add_device(VMLAB_DEVICE_DEBUGCON, 0xe9, 1, VMLAB_NO_IRQ);
   pvh_add_device(VMLAB_DEVICE_EXIT_PORT, 0xf4, 4, VMLAB_NO_IRQ);
+  /* The disk, if the machine has one: IDE on "pc", virtio-mmio on "microvm". */
+  pvh_probe_ata();
+  if (pvh_info.cmdline_length != 0) {
+    pvh_parse_virtio_mmio((const char*)pvh_info.cmdline_addr, pvh_info.cmdline_length);
+  }
   return &pvh_info;
 }

@@ -21,6 +21,69 @@ static bool parse_decimal(const char* text, size_t length, uint64_t* value) {
   return true;
 }
 
+/* 0 or 1, for the on/off keys. */
+static bool parse_switch(const char* text, size_t length, bool* value) {
+  if (text_equals(text, length, "0")) {
+    *value = false;
+  } else if (text_equals(text, length, "1")) {
+    *value = true;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+/* A decimal from minimum to maximum. */
+static bool parse_bounded(const char* text, size_t length, uint64_t minimum, uint64_t maximum,
+                          uint64_t* value) {
+  uint64_t parsed;
+  if (!parse_decimal(text, length, &parsed) || parsed < minimum || parsed > maximum) return false;
+  *value = parsed;
+  return true;
+}
+
+/* The disk workloads' keys (workloads.h, struct disk_options); sets
+ * *problem for a bad value, ignores any other key. */
+static void parse_disk_key(const char* key, size_t key_length, const char* value,
+                           size_t value_length, struct disk_options* disk, const char** problem) {
+  uint64_t number;
+  bool on;
+  if (text_equals(key, key_length, "disk-sector")) {
+    if (!parse_decimal(value, value_length, &disk->first_sector))
+      *problem = "disk-sector='%s' is not a decimal sector number";
+  } else if (text_equals(key, key_length, "disk-request")) {
+    if (parse_bounded(value, value_length, 1, DISK_MAXIMUM_REQUEST_SECTORS, &number)) {
+      disk->request_sectors = (uint32_t)number;
+    } else {
+      *problem = "disk-request='%s' must be a sector count from 1 to 256";
+    }
+  } else if (text_equals(key, key_length, "disk-batch")) {
+    if (parse_bounded(value, value_length, 1, DISK_MAXIMUM_BATCH_REQUESTS, &number)) {
+      disk->batch_requests = (uint32_t)number;
+    } else {
+      *problem = "disk-batch='%s' must be a request count from 1 to 256";
+    }
+  } else if (text_equals(key, key_length, "disk-seed")) {
+    if (!parse_decimal(value, value_length, &disk->seed))
+      *problem = "disk-seed='%s' is not a decimal number";
+  } else if (text_equals(key, key_length, "disk-irq")) {
+    if (parse_switch(value, value_length, &on)) {
+      disk->completion = on ? DISK_COMPLETION_INTERRUPT : DISK_COMPLETION_POLLED;
+    } else {
+      *problem = "disk-irq='%s' must be 0 or 1";
+    }
+  } else if (text_equals(key, key_length, "ata-lba48")) {
+    if (!parse_switch(value, value_length, &disk->ata_lba48))
+      *problem = "ata-lba48='%s' must be 0 or 1";
+  } else if (text_equals(key, key_length, "virtio-indirect")) {
+    if (!parse_switch(value, value_length, &disk->virtio_indirect))
+      *problem = "virtio-indirect='%s' must be 0 or 1";
+  } else if (text_equals(key, key_length, "virtio-event-idx")) {
+    if (!parse_switch(value, value_length, &disk->virtio_event_index))
+      *problem = "virtio-event-idx='%s' must be 0 or 1";
+  }
+}
+
 /* A token quoted in a message, cut short: the buffer is for humans. */
 static const char* quote(const char* text, size_t length, char* buffer, size_t capacity) {
   size_t shown = length < capacity - 1 ? length : capacity - 1;
@@ -36,6 +99,13 @@ bool command_line_parse(const char* text, struct run_options* options, char* mes
   options->console = CONSOLE_MODE_POLLED;
   options->hz = DEFAULT_TIMER_HZ;
   options->skip_segment_checks = false;
+  options->disk = (struct disk_options){
+      .request_sectors = DISK_DEFAULT_REQUEST_SECTORS,
+      .batch_requests = DISK_DEFAULT_BATCH_REQUESTS,
+      .seed = DISK_DEFAULT_SEED,
+      .completion = DISK_COMPLETION_INTERRUPT,
+      .virtio_indirect = true,
+  };
   bool count_given = false;
   bool valid = true; /* the first bad value is the one reported */
   char shown[48];
@@ -62,7 +132,7 @@ bool command_line_parse(const char* text, struct run_options* options, char* mes
       if (options->workload == NULL) {
         problem =
             "workload='%s' is not one of hello, syscalls, pagefaults, compute, cli-sti, pio, "
-            "timer, segfault, fault";
+            "timer, segfault, fault, probes, hostile, disk-write, disk-read, disk-verify";
       }
     } else if (text_equals(key, key_length, "n")) {
       count_given = true;
@@ -93,6 +163,10 @@ bool command_line_parse(const char* text, struct run_options* options, char* mes
       } else {
         problem = "hz='%s' must be a decimal from " PIT_HZ_RANGE_TEXT;
       }
+    } else {
+      /* Any other key is ignored, Linux-style ones included: QEMU's microvm
+       * appends virtio_mmio.device=... (boot.c reads those). */
+      parse_disk_key(key, key_length, value, value_length, &options->disk, &problem);
     }
     if (problem != NULL && valid) {
       format_to(message, capacity, problem, quote(value, value_length, shown, sizeof shown));

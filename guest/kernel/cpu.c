@@ -16,10 +16,6 @@ struct descriptor_table_pointer {
 #define DESCRIPTOR_USER_DATA 0x00cff2000000ffffull     /* as kernel data, DPL 3 */
 #define DESCRIPTOR_USER_CODE64 0x00affa000000ffffull   /* as kernel code, DPL 3 */
 
-/* SYSRET would load CS = this + 16 and SS = this + 8, both with RPL 3. The
- * kernel returns with iretq (PLATFORM.md), but keeps STAR consistent. */
-#define SYSRET_SELECTOR_BASE (SELECTOR_USER_CODE - 3 - 16)
-
 #define GDT_ENTRY_COUNT 7 /* null, 4 segments, 16-byte TSS descriptor */
 
 /* The PVH trampoline (boot.S) loads this same table before entering long mode. */
@@ -32,6 +28,7 @@ uint64_t gdt[GDT_ENTRY_COUNT] = {
     0, /* TSS, filled in by cpu_init: its base is only known at link time */
     0,
 };
+/* boot.S's PVH trampoline loads the GDT through this. */
 const struct descriptor_table_pointer gdt_pointer = {sizeof gdt - 1, (uint64_t)(uintptr_t)gdt};
 
 /* 64-bit TSS (Intel SDM vol. 3A, 8.7 "Task Management in 64-bit Mode"). */
@@ -70,7 +67,6 @@ static struct interrupt_gate idt[VECTOR_TABLE_SIZE];
 extern const uint64_t trap_stub_table[VECTOR_TABLE_SIZE];
 extern char trap_stack_top[];
 extern char double_fault_stack_top[];
-void gdt_load(const struct descriptor_table_pointer* pointer);
 
 /* System-segment descriptor for an available 64-bit TSS (Intel SDM vol. 3A,
  * 8.2.3 "TSS Descriptor in 64-bit mode"): type 9, present, 16 bytes long. */
@@ -99,33 +95,31 @@ void cpu_init(void) {
    * reports (Intel SDM vol. 3A, 6.14.5). No I/O bitmap: its base points past
    * the TSS limit, so user-mode port access faults (Intel SDM vol. 1, 19.5.2
    * "I/O Permission Bit Map"). */
-  tss.rsp[0] = (uint64_t)(uintptr_t)trap_stack_top;
   tss.interrupt_stack[DOUBLE_FAULT_STACK_INDEX - 1] = (uint64_t)(uintptr_t)double_fault_stack_top;
   tss.io_map_base = sizeof tss;
   install_tss_descriptor();
-  gdt_load(&gdt_pointer);
-  __asm__ volatile("ltr %w0" : : "r"(SELECTOR_TSS) : "memory");
+  pv_ops.load_gdt(gdt, sizeof gdt - 1);
+  pv_ops.load_kernel_stack((uint64_t)(uintptr_t)trap_stack_top);
 
   for (unsigned vector = 0; vector < VECTOR_TABLE_SIZE; ++vector) {
     set_gate(vector, trap_stub_table[vector],
              vector == VECTOR_DOUBLE_FAULT ? DOUBLE_FAULT_STACK_INDEX : 0);
   }
-  struct descriptor_table_pointer idt_pointer = {sizeof idt - 1, (uint64_t)(uintptr_t)idt};
-  __asm__ volatile("lidt %0" : : "m"(idt_pointer) : "memory");
+  pv_ops.load_idt(idt, sizeof idt - 1);
+}
+
+struct cpu_tables cpu_descriptor_tables(void) {
+  return (struct cpu_tables){(uint64_t)(uintptr_t)gdt, sizeof gdt - 1, (uint64_t)(uintptr_t)idt,
+                             sizeof idt - 1};
+}
+
+void cpu_set_kernel_stack(uint64_t stack_top) {
+  tss.rsp[0] = stack_top;
 }
 
 void syscall_init(void) {
-  /* Intel SDM vol. 3A, 5.8.8: SYSCALL is enabled by EFER.SCE, enters at
-   * LSTAR with CS/SS from STAR, and clears the RFLAGS bits set in FMASK.
-   * Clearing IF keeps the entry stub's stack switch atomic; TF, DF and AC as
-   * the ABI and a clean kernel state expect. EFER is written only if SCE is
-   * still clear (the vmlab VMM sets it at entry; some KVM backends refuse a
-   * guest's EFER write), and then with LME/LMA unchanged. */
-  uint64_t efer = read_msr(MSR_EFER);
-  if ((efer & EFER_SYSCALL_ENABLE) == 0) write_msr(MSR_EFER, efer | EFER_SYSCALL_ENABLE);
-  write_msr(MSR_STAR,
-            ((uint64_t)SYSRET_SELECTOR_BASE << 48) | ((uint64_t)SELECTOR_KERNEL_CODE << 32));
-  write_msr(MSR_LSTAR, (uint64_t)(uintptr_t)syscall_entry);
-  write_msr(MSR_FMASK,
-            RFLAGS_INTERRUPT_ENABLE | RFLAGS_TRAP | RFLAGS_DIRECTION | RFLAGS_ALIGNMENT_CHECK);
+  /* Intel SDM vol. 3A, 5.8.8: SYSCALL enters at LSTAR and clears the RFLAGS
+   * bits in FMASK (IF, so the entry's stack switch is atomic; TF, DF, AC).
+   * pv_ops writes the MSRs, or registers the entry with the monitor. */
+  pv_ops.set_syscall_entry((uint64_t)(uintptr_t)syscall_entry);
 }

@@ -41,6 +41,15 @@ void cpu_init(void);
 /* EFER.SCE, STAR, LSTAR and FMASK for the syscall entry. */
 void syscall_init(void);
 
+/* The kernel's own descriptor tables, as sgdt/sidt would report them natively. */
+struct cpu_tables {
+  uint64_t gdt_base, gdt_limit, idt_base, idt_limit;
+};
+struct cpu_tables cpu_descriptor_tables(void);
+
+/* RSP0 of the TSS: the native pv_ops.load_kernel_stack. */
+void cpu_set_kernel_stack(uint64_t stack_top);
+
 /* entry.S: the SYSCALL entry point (LSTAR). */
 void syscall_entry(void);
 

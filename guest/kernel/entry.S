@@ -4,6 +4,10 @@
  * is broken on this platform's KVM backend, PLATFORM.md). */
 #include "cpu.h"
 
+/* hypercall.h's VMLAB_HYPERCALL_IRET (an enum, which the assembler cannot
+ * read); pv_ops.c checks that the two agree. */
+#define VMLAB_HYPERCALL_IRET_NUMBER 7
+
 #define USER_INITIAL_RFLAGS 0x202 /* IF, and bit 1, which is always 1 */
 
 /* Vectors for which the CPU pushes an error code (Intel SDM vol. 3A, 6.13
@@ -62,7 +66,25 @@ trap_return:
   pop %rbx
   pop %rax
   add $16, %rsp /* vector and error code */
+  jmp *pv_iret(%rip) /* pv_ops.h: iretq, or the IRET hypercall */
+
+/* Natively: iretq. */
+  .globl native_iret
+native_iret:
   iretq
+
+/* Paravirtualized (guest/abi/vmlab/hypercall.h): push what SYSCALL is about
+ * to overwrite (RCX, R11) and the RAX the call number needs, below the frame
+ * the event left; the monitor restores all of it and returns to the frame's
+ * RIP at the frame's privilege level. */
+  .globl para_iret
+para_iret:
+  push %r11
+  push %rcx
+  push %rax
+  mov $VMLAB_HYPERCALL_IRET_NUMBER, %eax
+  syscall
+  ud2 /* IRET does not come back here */
 
 /* SYSCALL saved the user RIP in RCX and RFLAGS in R11, left RSP on the user
  * stack and cleared IF (FMASK), so nothing can interrupt the stack switch
@@ -132,7 +154,7 @@ user_enter:
   xor %r13d, %r13d
   xor %r14d, %r14d
   xor %r15d, %r15d
-  iretq
+  jmp *pv_iret(%rip)
 
 /* _Noreturn void user_return(uint64_t value): abandons the trap stack and
  * returns value from user_enter. */

@@ -26,6 +26,7 @@
 #include "memory.h"
 #include "task.h"
 #include "user_abi.h"
+#include "vmlab/hypercall.h"
 
 /* vmlab's monitor region in guest-physical memory (modes/full,
  * monitor_region.hpp): its first page is the real GDT, whose descriptor 0x08
@@ -332,10 +333,122 @@ static void run_user_attempts(void) {
   }
 }
 
+/* ---- Paravirtual attempts ------------------------------------------------ */
+
+/* A paravirtualized kernel attacks the monitor through the interface it has:
+ * hypercalls with forbidden requests, unknown numbers and garbage pointers.
+ * Each must come back as an error code; the VMM must not fall over:
+ *
+ *   VMLAB-HOSTILE <name> result=<signed result>
+ */
+static void report_result(const char* name, int64_t result, int64_t expected) {
+  debug_console_print("VMLAB-HOSTILE %s result=%ld\n", name, result);
+  if (result == expected) {
+    ++attempts_as_expected;
+  } else {
+    console_print("hostile: %s: result %ld, expected %ld\n", name, result, expected);
+  }
+}
+
+/* One mmu_update request; its own result (not the count). */
+static int64_t update_entry(uint64_t pointer, uint64_t value) {
+  struct vmlab_mmu_update request = {pointer, value, 0};
+  int64_t done = hypercall(VMLAB_HYPERCALL_MMU_UPDATE, (uint64_t)(uintptr_t)&request, 1, 0, 0);
+  return done == 1 ? VMLAB_OK : request.result;
+}
+
+static void direct_table_write(void* argument) {
+  volatile uint64_t* entry = argument;
+  *entry = *entry; /* through the physical map, which maps tables read-only */
+}
+
+static void raw_cr3_write(void* argument) {
+  (void)argument;
+  native_write_cr3(kernel_page_table_root());
+}
+
+static bool run_paravirtual_attempts(void) {
+  const uint64_t root = kernel_page_table_root();
+  /* A scratch page table: the entry for SCRATCH_DATA, created legitimately. */
+  uint64_t* scratch = page_table_entry(root, SCRATCH_DATA, 1, true, PAGE_TABLE_ENTRY_FLAGS);
+  if (scratch == NULL) return false;
+  const uint64_t scratch_pointer = memory_virtual_to_physical(scratch);
+  const uint64_t user = kernel_mapping_flags();
+
+  report_result(
+      "pv-map-monitor",
+      update_entry(scratch_pointer, MONITOR_PHYSICAL_BASE | PAGE_TABLE_ENTRY_FLAGS | user),
+      VMLAB_EPERM);
+  report_result("pv-writable-table",
+                update_entry(scratch_pointer, root | PAGE_TABLE_ENTRY_FLAGS | user), VMLAB_EPERM);
+  report_result("pv-map-past-ram",
+                update_entry(scratch_pointer, 0x40000000000ull | PAGE_TABLE_ENTRY_FLAGS | user),
+                VMLAB_EFAULT);
+  /* A frame of the kernel image, mapped writable, offered as a page table. */
+  uint64_t* directory =
+      page_table_entry(root, SCRATCH_TABLE_ALIAS, 2, true, PAGE_TABLE_ENTRY_FLAGS);
+  if (directory == NULL) return false;
+  report_result(
+      "pv-writable-frame-as-table",
+      update_entry(memory_virtual_to_physical(directory),
+                   (memory_virtual_to_physical(&attempts_as_expected) & PTE_ADDRESS_MASK) |
+                       PAGE_TABLE_ENTRY_FLAGS | user),
+      VMLAB_EPERM);
+  report_result("pv-monitor-slot", update_entry(root + 511 * 8, 0), VMLAB_EPERM);
+  report_result("pv-pointer-past-ram", update_entry(0x40000000000ull, 0), VMLAB_EFAULT);
+  report_result("pv-misaligned-pointer", update_entry(scratch_pointer + 3, 0), VMLAB_EINVAL);
+  report_result("pv-unknown-hypercall", hypercall(VMLAB_HYPERCALL_COUNT, 0, 0, 0, 0), VMLAB_ENOSYS);
+  report_result("pv-unknown-hypercall-high", hypercall(~0ull, 1, 2, 3, 4), VMLAB_ENOSYS);
+  report_result("pv-trap-table-garbage",
+                hypercall(VMLAB_HYPERCALL_SET_TRAP_TABLE, 0x00000dead0000000ull, 4, 0, 0),
+                VMLAB_EFAULT);
+  report_result("pv-batch-in-monitor",
+                hypercall(VMLAB_HYPERCALL_MMU_UPDATE, VMLAB_MONITOR_VIRTUAL_BASE, 1, 0, 0),
+                VMLAB_EFAULT);
+  report_result(
+      "pv-console-noncanonical",
+      hypercall(VMLAB_HYPERCALL_CONSOLE_IO, VMLAB_CONSOLE_WRITE, 16, 0x8000000000000000ull, 0),
+      VMLAB_EFAULT);
+  report_result(
+      "pv-port-string-garbage",
+      hypercall(VMLAB_HYPERCALL_PORT_IO, 0xe9, 1 | VMLAB_PORT_STRING, 0x00000dead0000000ull, 8),
+      VMLAB_EFAULT);
+  report_result("pv-huge-batch", hypercall(VMLAB_HYPERCALL_MMU_UPDATE, 0, 1ull << 40, 0, 0),
+                VMLAB_EINVAL);
+  report_result(
+      "pv-baseptr-garbage",
+      hypercall(VMLAB_HYPERCALL_NEW_BASEPTR, 0x40000000000ull, VMLAB_BASEPTR_KERNEL, 0, 0),
+      VMLAB_EFAULT);
+  report_result("pv-baseptr-kind", hypercall(VMLAB_HYPERCALL_NEW_BASEPTR, root, 7, 0, 0),
+                VMLAB_EINVAL);
+  struct vmlab_multicall nested = {VMLAB_HYPERCALL_MULTICALL, {0, 1, 0, 0, 0}, 0};
+  hypercall(VMLAB_HYPERCALL_MULTICALL, (uint64_t)(uintptr_t)&nested, 1, 0, 0);
+  report_result("pv-nested-multicall", nested.result, VMLAB_EINVAL);
+
+  /* The kernel's own instructions still cannot do what hypercalls refuse. */
+  struct fault_record fault;
+  bool faulted = expect_fault(direct_table_write, scratch, &fault);
+  report("pv-direct-table-write", faulted, &fault, VECTOR_MASK(VECTOR_PAGE_FAULT), false, NULL);
+  faulted = expect_fault(raw_cr3_write, NULL, &fault);
+  report("pv-raw-cr3-write", faulted, &fault, VECTOR_MASK(VECTOR_GENERAL_PROTECTION), false, NULL);
+  return true;
+}
+
 bool run_hostile(uint64_t* as_expected) {
   attempts_as_expected = 0;
   *as_expected = 0;
   if (!task_create()) return false;
+  if (pv_ops.paravirtual) {
+    /* The attempts below that write page tables directly or load a GDT make
+     * no sense for a kernel whose tables are read-only and whose GDT is a
+     * hypercall; these replace them. */
+    attempt_monitor_write();
+    attempt_monitor_jump();
+    if (!run_paravirtual_attempts()) goto out_of_memory;
+    run_user_attempts();
+    *as_expected = attempts_as_expected;
+    return true;
+  }
   attempt_monitor_write();
   if (!attempt_monitor_frame()) goto out_of_memory;
   attempt_monitor_jump();

@@ -15,6 +15,8 @@ _Noreturn void kernel_main(uint64_t boot_info_address, unsigned entry);
 _Noreturn void kernel_main(uint64_t boot_info_address, unsigned entry) {
   /* Copy the boot information while the boot identity map still covers it,
    * then replace everything the VMM (or the PVH trampoline) set up. */
+  /* First: a paravirtualized kernel must not execute anything privileged. */
+  pv_init();
   bool adopted = boot_adopt(boot_info_address, entry);
   cpu_init();
   bool memory_ready = adopted && memory_init();
@@ -22,8 +24,9 @@ _Noreturn void kernel_main(uint64_t boot_info_address, unsigned entry) {
 
   const struct vmlab_boot_info* info = boot_info();
   const char* entry_name = entry == BOOT_ENTRY_PVH ? "pvh" : "vmlab";
-  debug_console_print("VMLAB-BOOT entry=%s mem=%lu devices=%u\n", entry_name,
-                      adopted ? boot_ram_bytes() : 0, adopted ? info->device_count : 0);
+  debug_console_print("VMLAB-BOOT entry=%s mem=%lu devices=%u pv=%s\n", entry_name,
+                      adopted ? boot_ram_bytes() : 0, adopted ? info->device_count : 0,
+                      pv_ops.name);
   if (!adopted) {
     console_print("vmlab: unusable boot information: %s\n", boot_problem());
     result_finish(RUN_STATUS_ERROR, 0, 0);

@@ -27,6 +27,16 @@ static uint64_t boot_map_limit = 0x40000000ull;
 static uint64_t kernel_root;
 static const char* problem;
 
+/* Paravirtualized, page tables come from their own 2 MiB-aligned pool at the
+ * top of RAM, which the physical map maps read-only: the monitor refuses a
+ * writable mapping of a page-table page (guest/abi/vmlab/hypercall.h), and
+ * the kernel changes tables only through pv_ops.set_pte anyway. Natively
+ * tables come from the ordinary allocator. */
+#define TABLE_POOL_SIZE LARGE_PAGE_SIZE
+static uint64_t table_pool_start;
+static uint64_t table_pool_next;
+static uint64_t table_pool_end;
+
 static uint64_t align_up(uint64_t value, uint64_t alignment) {
   return (value + alignment - 1) & ~(alignment - 1);
 }
@@ -37,6 +47,33 @@ static uint64_t align_down(uint64_t value, uint64_t alignment) {
 
 void* physical_to_virtual(uint64_t physical_address) {
   return (void*)(uintptr_t)(physical_address + physical_map_offset);
+}
+
+uint64_t memory_virtual_to_physical(const void* address) {
+  uint64_t virtual_address = (uint64_t)(uintptr_t)address;
+  if (physical_map_offset != 0 && virtual_address >= physical_map_offset &&
+      virtual_address - physical_map_offset < PHYSICAL_MAP_SIZE) {
+    return virtual_address - physical_map_offset;
+  }
+  return virtual_address; /* the kernel image and the boot map: identity */
+}
+
+/* A paravirtual kernel's own mappings carry the user bit: it runs at CPL3
+ * (DESIGN.md 1); its user programs run on a separate root that does not map
+ * the kernel (task.c). */
+uint64_t kernel_mapping_flags(void) {
+  return pv_ops.paravirtual ? PTE_USER : 0;
+}
+
+uint64_t table_frame_allocate(void) {
+  if (!pv_ops.paravirtual) return frame_allocate();
+  /* Fresh pool frames are zero: the VMM hands the guest zeroed RAM, and the
+   * pool is never reused (and the monitor validates every entry of a table
+   * when it starts to be one, whatever it holds). */
+  if (table_pool_next >= table_pool_end) return 0;
+  uint64_t frame = table_pool_next;
+  table_pool_next += PAGE_SIZE;
+  return frame;
 }
 
 /* The first whole frame at or above candidate inside range, skipping the
@@ -84,9 +121,9 @@ uint64_t* page_table_entry(uint64_t root, uint64_t virtual_address, unsigned lev
     uint64_t* entry = &table[(virtual_address >> (12 + 9 * (current - 1))) & 511];
     if ((*entry & PTE_PRESENT) == 0) {
       if (!create) return NULL;
-      uint64_t frame = frame_allocate();
+      uint64_t frame = table_frame_allocate();
       if (frame == 0) return NULL;
-      *entry = frame | table_flags;
+      page_table_set(entry, frame | table_flags | kernel_mapping_flags());
     } else if ((*entry & PTE_LARGE_PAGE) != 0) {
       return NULL;
     }
@@ -119,11 +156,15 @@ static void collect_ram(void) {
 
 #define KERNEL_TABLE_FLAGS (PTE_PRESENT | PTE_WRITABLE)
 
+/* Leaves are queued (one mmu_update batch when paravirtualized); the tables
+ * page_table_entry creates on the way are written at once, because the walk
+ * reads them back. */
 static bool map_kernel(void) {
+  const uint64_t user = kernel_mapping_flags();
   for (uint64_t address = image_start; address < image_end; address += PAGE_SIZE) {
     uint64_t* entry = page_table_entry(kernel_root, address, 1, true, KERNEL_TABLE_FLAGS);
     if (entry == NULL) return false;
-    *entry = address | PTE_PRESENT | PTE_WRITABLE;
+    pv_queue_pte(entry, address | PTE_PRESENT | PTE_WRITABLE | user);
   }
   for (unsigned index = 0; index < range_count; ++index) {
     uint64_t end = align_up(ranges[index].end, LARGE_PAGE_SIZE);
@@ -132,10 +173,35 @@ static bool map_kernel(void) {
       uint64_t* entry =
           page_table_entry(kernel_root, PHYSICAL_MAP_BASE + chunk, 2, true, KERNEL_TABLE_FLAGS);
       if (entry == NULL) return false;
-      *entry = chunk | PTE_PRESENT | PTE_WRITABLE | PTE_LARGE_PAGE;
+      pv_queue_pte(entry, chunk | PTE_PRESENT | PTE_WRITABLE | PTE_LARGE_PAGE | user);
     }
   }
+  /* The table pool (taken off the RAM ranges): readable, never writable. */
+  for (uint64_t chunk = table_pool_start; chunk < table_pool_end; chunk += LARGE_PAGE_SIZE) {
+    uint64_t* entry =
+        page_table_entry(kernel_root, PHYSICAL_MAP_BASE + chunk, 2, true, KERNEL_TABLE_FLAGS);
+    if (entry == NULL) return false;
+    pv_queue_pte(entry, chunk | PTE_PRESENT | PTE_LARGE_PAGE | user);
+  }
+  pv_flush_page_table_batch();
   return true;
+}
+
+/* Takes the table pool off the top of the highest RAM range. */
+static bool reserve_table_pool(void) {
+  if (!pv_ops.paravirtual) return true;
+  for (unsigned index = range_count; index-- > 0;) {
+    struct ram_range* range = &ranges[index];
+    uint64_t end = align_down(range->end, LARGE_PAGE_SIZE);
+    if (end < TABLE_POOL_SIZE || end - TABLE_POOL_SIZE < range->start) continue;
+    uint64_t start = end - TABLE_POOL_SIZE;
+    if (start < image_end && end > image_start) continue;
+    table_pool_start = table_pool_next = start;
+    table_pool_end = end;
+    range->end = start;
+    return true;
+  }
+  return false;
 }
 
 bool memory_init(void) {
@@ -146,7 +212,11 @@ bool memory_init(void) {
     problem = "the memory map has no RAM above 1 MiB";
     return false;
   }
-  kernel_root = frame_allocate();
+  if (!reserve_table_pool()) {
+    problem = "no 2 MiB-aligned RAM left for the page-table pool";
+    return false;
+  }
+  kernel_root = table_frame_allocate();
   if (kernel_root == 0 || !map_kernel()) {
     problem = "too little RAM below 1 GiB for the kernel page tables";
     return false;
@@ -163,4 +233,8 @@ const char* memory_problem(void) {
 
 uint64_t kernel_page_table_root(void) {
   return kernel_root;
+}
+
+void page_table_set(uint64_t* entry, uint64_t value) {
+  pv_ops.set_pte(entry, value);
 }

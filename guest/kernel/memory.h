@@ -37,6 +37,11 @@ const char* memory_problem(void);
 
 /* A zeroed 4 KiB frame, or 0 when RAM is exhausted. */
 uint64_t frame_allocate(void);
+/* A zeroed frame for a page table (from the table pool when paravirtualized). */
+uint64_t table_frame_allocate(void);
+/* PTE_USER for the kernel's own mappings when it runs deprivileged, else 0. */
+uint64_t kernel_mapping_flags(void);
+uint64_t memory_virtual_to_physical(const void* address);
 uint64_t frames_free(void);
 
 void* physical_to_virtual(uint64_t physical_address);
@@ -49,5 +54,9 @@ uint64_t kernel_page_table_root(void);
  * is missing (or RAM runs out), or if a large page is in the way. */
 uint64_t* page_table_entry(uint64_t root, uint64_t virtual_address, unsigned level, bool create,
                            uint64_t table_flags);
+
+/* Every page-table entry the kernel changes goes through here, so a
+ * paravirtualized kernel can turn the store into a validated hypercall. */
+void page_table_set(uint64_t* entry, uint64_t value);
 
 #endif /* VMLAB_GUEST_MEMORY_H */

@@ -80,8 +80,48 @@ static void probe_segment_checks(void) {
   report_flag("verw-ss", "writable", valid != 0);
 }
 
+/* What a paravirtualized kernel does instead of each sensitive instruction
+ * (DESIGN.md 1, `para`): it never runs them, because it knows that at CPL3
+ * they would tell it the monitor's state. It asks pv_ops, or answers from
+ * what it registered with the monitor or keeps itself, as Linux's Xen
+ * paravirt_ops do (a cached CR0, its own GDT and IDT). Each probe line is
+ * followed by one VMLAB-PROBE-PV line that names the substitute. */
+static void report_substitute(const char* name, const char* how) {
+  debug_console_print("VMLAB-PROBE-PV %s %s\n", name, how);
+}
+
+static uint64_t run_paravirtual_probes(void) {
+  pv_ops.irq_disable();
+  report_flag("pushf-after-cli", "if", (pv_ops.save_flags() & RFLAGS_IF) != 0);
+  report_substitute("pushf-after-cli", "pv_ops irq_disable + save_flags: the shared page's mask");
+
+  pv_ops.irq_enable();
+  pv_ops.restore_flags(pv_ops.save_flags() & ~RFLAGS_IF);
+  report_flag("popf-clears-if", "if", (pv_ops.save_flags() & RFLAGS_IF) != 0);
+  pv_ops.irq_disable();
+  report_substitute("popf-clears-if", "pv_ops restore_flags: a store to the shared page's mask");
+
+  struct cpu_tables tables = cpu_descriptor_tables();
+  report_table("sgdt", tables.gdt_base, tables.gdt_limit);
+  report_substitute("sgdt", "the GDT it registered with set_gdt");
+  report_table("sidt", tables.idt_base, tables.idt_limit);
+  report_substitute("sidt", "the IDT it turned into a set_trap_table call");
+  report_value("sldt", 0);
+  report_substitute("sldt", "no LDT: it never loads one");
+  report_value("str", SELECTOR_TSS);
+  report_substitute("str", "its own TSS selector (the monitor switches stacks: stack_switch)");
+  report_value("smsw", PROBE_CR0 & 0xffff);
+  report_substitute("smsw", "its cached CR0 (the value it would load)");
+  report_value("mov-from-cs", SELECTOR_KERNEL_CODE);
+  report_substitute("mov-from-cs", "its kernel code selector constant, as event frames carry it");
+  report_value("mov-from-ss", SELECTOR_KERNEL_DATA);
+  report_substitute("mov-from-ss", "its kernel data selector constant");
+  return probes_run;
+}
+
 uint64_t run_probes(bool segment_checks_skipped) {
   probes_run = 0;
+  if (pv_ops.paravirtual) return run_paravirtual_probes();
   write_cr0(PROBE_CR0);
 
   uint64_t flags;

@@ -20,24 +20,48 @@ _Noreturn void user_return(uint64_t value);
 #define USER_STACK_BOTTOM (VMLAB_USER_STACK_TOP - VMLAB_USER_STACK_PAGES * VMLAB_PAGE_SIZE)
 
 static uint64_t user_root;
+/* Paravirtualized only: the root the monitor runs user code on. The kernel
+ * runs at CPL3 there, so its mappings carry the user bit (memory.c) and must
+ * be absent from what user code runs on, as with Xen's separate user-mode
+ * page tables. It shares the user page tables and maps nothing else. */
+static uint64_t user_mode_root;
 static uint64_t user_image_size;
 static bool task_active;
 static struct task_report* active_report;
+
+/* The user-mode root points at the same page table for the 2 MiB around
+ * virtual_address as the kernel's view of the task does. */
+static bool mirror_user_directory(uint64_t virtual_address) {
+  if (user_mode_root == 0) return true;
+  uint64_t* source = page_table_entry(user_root, virtual_address, 2, false, 0);
+  uint64_t* mirror = page_table_entry(user_mode_root, virtual_address, 2, true, USER_FLAGS);
+  if (source == NULL || mirror == NULL) return false;
+  /* The CPU sets the accessed bit in the entries it uses (Intel SDM vol. 3A,
+   * 4.8): only a different table or different rights need an update. */
+  const uint64_t accessed = 1ull << 5;
+  if ((*mirror ^ *source) & ~accessed) page_table_set(mirror, *source);
+  return true;
+}
 
 static bool map_user_page(uint64_t virtual_address, uint64_t* frame_out) {
   uint64_t* entry = page_table_entry(user_root, virtual_address, 1, true, USER_FLAGS);
   if (entry == NULL) return false;
   uint64_t frame = frame_allocate();
   if (frame == 0) return false;
-  *entry = frame | USER_FLAGS;
+  page_table_set(entry, frame | USER_FLAGS);
+  if (!mirror_user_directory(virtual_address)) return false;
   if (frame_out != NULL) *frame_out = frame;
   return true;
 }
 
 bool task_create(void) {
   user_image_size = (uint64_t)(user_image_end - user_image_start);
-  user_root = frame_allocate();
+  user_root = table_frame_allocate();
   if (user_root == 0) goto out_of_memory;
+  if (pv_ops.paravirtual) {
+    user_mode_root = table_frame_allocate();
+    if (user_mode_root == 0) goto out_of_memory;
+  }
 
   /* Kernel mappings, supervisor-only: the physical map shares the kernel's
    * PDPT; the kernel image shares the kernel's page table through the first
@@ -46,13 +70,13 @@ bool task_create(void) {
   uint64_t* user_pml4 = physical_to_virtual(user_root);
   const uint64_t* kernel_pml4 = physical_to_virtual(kernel_page_table_root());
   unsigned physical_map_slot = (unsigned)(PHYSICAL_MAP_BASE >> 39) & 511;
-  user_pml4[physical_map_slot] = kernel_pml4[physical_map_slot];
+  page_table_set(&user_pml4[physical_map_slot], kernel_pml4[physical_map_slot]);
   uint64_t* kernel_directory_entry =
       page_table_entry(kernel_page_table_root(), VMLAB_KERNEL_IMAGE_BASE, 2, false, 0);
   uint64_t* user_directory_entry =
       page_table_entry(user_root, VMLAB_KERNEL_IMAGE_BASE, 2, true, USER_FLAGS);
   if (kernel_directory_entry == NULL || user_directory_entry == NULL) goto out_of_memory;
-  *user_directory_entry = *kernel_directory_entry;
+  page_table_set(user_directory_entry, *kernel_directory_entry);
 
   for (uint64_t offset = 0; offset < user_image_size; offset += VMLAB_PAGE_SIZE) {
     uint64_t frame;
@@ -77,8 +101,10 @@ void task_run(uint64_t workload, uint64_t count, struct task_report* report) {
   active_report = report;
   task_active = true;
   write_cr3(user_root);
+  pv_ops.write_user_cr3(user_mode_root);
   user_enter(VMLAB_USER_IMAGE_BASE, VMLAB_USER_STACK_TOP, workload, count);
   write_cr3(kernel_page_table_root());
+  pv_ops.write_user_cr3(0);
   task_active = false;
   active_report = NULL;
 }

@@ -6,10 +6,20 @@
 #include "console.h"
 #include "cpu.h"
 #include "expect_fault.h"
+#include "irq.h"
 #include "pic.h"
 #include "pit.h"
 #include "result.h"
 #include "task.h"
+
+/* Drivers' handlers by line (irq.h); written only with interrupts disabled. */
+static irq_handler registered_handlers[PIC_IRQ_COUNT];
+
+bool irq_register(uint32_t irq, irq_handler handler) {
+  if (irq >= PIC_IRQ_COUNT) return false;
+  registered_handlers[irq] = handler;
+  return true;
+}
 
 static void interrupt_dispatch(uint32_t irq) {
   ++guest_counters.irqs;
@@ -18,6 +28,8 @@ static void interrupt_dispatch(uint32_t irq) {
     timer_interrupt();
   } else if (irq == console_uart_irq()) {
     console_interrupt();
+  } else if (registered_handlers[irq] != NULL) {
+    registered_handlers[irq]();
   }
   pic_end_of_interrupt(irq);
 }

@@ -8,9 +8,28 @@
 #include <stdint.h>
 
 #include "console.h"
+#include "disk.h"
 #include "result.h"
 
 struct workload;
+
+/* The disk workloads' keys (disk_workloads.c). */
+struct disk_options {
+  uint64_t first_sector;           /* disk-sector=S */
+  uint32_t request_sectors;        /* disk-request=K: sectors per request (ATA: per command) */
+  uint32_t batch_requests;         /* disk-batch=B: virtio requests per notification */
+  uint64_t seed;                   /* disk-seed=X: the write pattern's seed */
+  enum disk_completion completion; /* disk-irq=0|1 */
+  bool ata_lba48;                  /* ata-lba48=1: the EXT commands for every request */
+  bool virtio_indirect;            /* virtio-indirect=0|1: VIRTIO_RING_F_INDIRECT_DESC */
+  bool virtio_event_index;         /* virtio-event-idx=0|1: VIRTIO_RING_F_EVENT_IDX */
+};
+
+#define DISK_DEFAULT_REQUEST_SECTORS 8u /* 4 KiB */
+#define DISK_MAXIMUM_REQUEST_SECTORS 256u
+#define DISK_DEFAULT_BATCH_REQUESTS 32u
+#define DISK_MAXIMUM_BATCH_REQUESTS 256u
+#define DISK_DEFAULT_SEED 1u
 
 struct run_options {
   const struct workload* workload;
@@ -20,6 +39,7 @@ struct run_options {
   /* probes=no-segment-checks: leave out lar, lsl, verr and verw, which some
    * KVM backends cannot emulate at CPL0 (README.md, kvm_pvm). */
   bool skip_segment_checks;
+  struct disk_options disk;
 };
 
 struct workload_outcome {

@@ -31,7 +31,12 @@ TEST(Compare, FullRowsCountMonitorTraps) {
   options.workloads = {{"cli-sti", 50}};
   auto comparison = run_comparison(options, {});
   ASSERT_TRUE(comparison.ok()) << comparison.error().message;
-  ASSERT_EQ(comparison->rows.size(), 3u) << "hvm, hvm+kirq, full (full+kirq does not exist)";
+  ASSERT_EQ(comparison->rows.size(), 4u)
+      << "hvm, hvm+kirq, full, para (full+kirq and para+kirq do not exist)";
+  const auto& para = comparison->rows[3];
+  ASSERT_TRUE(para.ok) << para.failure;
+  EXPECT_EQ(para.configuration.label(), "para");
+  EXPECT_EQ(para.run.monitor_traps, 0u) << "the paravirtual cli/sti never trap";
   const auto& full = comparison->rows[2];
   ASSERT_TRUE(full.ok) << full.failure;
   EXPECT_EQ(full.configuration.label(), "full");

@@ -33,7 +33,12 @@ TEST(ProbeMatrix, HolesShowInFullOnlyAndUmipClosesItsShare) {
   VMLAB_REQUIRE_KVM();
   auto matrix = run_probe_matrix();
   ASSERT_TRUE(matrix.ok()) << matrix.error().message;
-  ASSERT_EQ(matrix->columns.size(), 4u);
+  ASSERT_EQ(matrix->columns.size(), 5u);
+  const auto& para = column(*matrix, "para");
+  ASSERT_TRUE(para.unavailable.empty()) << para.unavailable;
+  for (const auto& [probe, value] : para.values) {
+    EXPECT_EQ(para.substitutes.count(probe), 1u) << "para states what replaces " << probe;
+  }
   const auto& hvm = column(*matrix, "hvm");
   const auto& full = column(*matrix, "full");
   const auto& umip = column(*matrix, "full+umip");

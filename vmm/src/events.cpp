@@ -40,6 +40,21 @@ constexpr std::string_view kReasonNames[] = {
     "page-table-write",
     "system-call",
     "reflected-exception",
+    "hc-set-trap-table",
+    "hc-mmu-update",
+    "hc-update-va-mapping",
+    "hc-new-baseptr",
+    "hc-set-gdt",
+    "hc-stack-switch",
+    "hc-sched-op",
+    "hc-iret",
+    "hc-console-io",
+    "hc-multicall",
+    "hc-register-shared-info",
+    "hc-set-callbacks",
+    "hc-port-io",
+    "hc-flush-tlb",
+    "hc-unknown",
 };
 static_assert(std::size(kReasonNames) == static_cast<std::size_t>(EventReason::Count));
 

@@ -80,6 +80,14 @@ Result<std::unique_ptr<Machine>> Machine::create(const Kvm& kvm, const MachineCo
   // Hand the guest what KVM supports (long mode, SYSCALL, ...).
   auto cpuid = kvm.supported_cpuid();
   if (!cpuid) return cpuid.error();
+  // A mode may describe itself (para: the hypervisor leaves 0x40000000 up),
+  // replacing whatever KVM offers in those leaves.
+  for (const auto& entry : mode->cpuid_entries()) {
+    std::erase_if(*cpuid, [&](const kvm_cpuid_entry2& existing) {
+      return existing.function == entry.function && existing.index == entry.index;
+    });
+    cpuid->push_back(entry);
+  }
   if (auto status = vcpu->set_cpuid(*cpuid); !status) return status.error();
 
   std::unique_ptr<Machine> machine(new Machine(std::move(owned_vm), std::move(*memory),

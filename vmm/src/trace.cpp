@@ -105,6 +105,24 @@ std::string slice_name(const Event& event) {
     case EventReason::ReflectedException:
     case EventReason::Count:
       break;
+    case EventReason::HypercallMmuUpdate:
+    case EventReason::HypercallMulticall:
+      name += " x" + std::to_string(event.size);  // the batch
+      break;
+    case EventReason::HypercallSetTrapTable:
+    case EventReason::HypercallUpdateVaMapping:
+    case EventReason::HypercallNewBaseptr:
+    case EventReason::HypercallSetGdt:
+    case EventReason::HypercallStackSwitch:
+    case EventReason::HypercallSchedOp:
+    case EventReason::HypercallIret:
+    case EventReason::HypercallConsoleIo:
+    case EventReason::HypercallRegisterSharedInfo:
+    case EventReason::HypercallSetCallbacks:
+    case EventReason::HypercallPortIo:
+    case EventReason::HypercallFlushTlb:
+    case EventReason::HypercallUnknown:
+      break;
   }
   return name;
 }

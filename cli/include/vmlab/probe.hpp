@@ -8,6 +8,7 @@
 #include <map>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vmlab/result.hpp"
@@ -19,6 +20,9 @@ struct ProbeColumn {
   std::string unavailable;                    // why the column could not run; empty if it ran
   std::map<std::string, std::string> values;  // probe name -> what the guest saw
   std::map<std::string, std::string> notes;   // probe name -> why it has no value
+  // para: probe name -> what the paravirtualized kernel does instead of the
+  // instruction (its VMLAB-PROBE-PV lines).
+  std::map<std::string, std::string> substitutes;
 };
 
 struct ProbeMatrix {
@@ -32,7 +36,8 @@ bool umip_covers(const std::string& probe);
 
 // "VMLAB-PROBE name value" -> {name, value}
 std::map<std::string, std::string> parse_probe_lines(const std::vector<std::string>& lines,
-                                                     std::vector<std::string>* order = nullptr);
+                                                     std::vector<std::string>* order = nullptr,
+                                                     std::string_view prefix = "VMLAB-PROBE ");
 
 Result<ProbeMatrix> run_probe_matrix();
 void print_probe_matrix(const ProbeMatrix& matrix, std::ostream& out);

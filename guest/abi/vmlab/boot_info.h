@@ -57,6 +57,13 @@ enum vmlab_device_kind {
   VMLAB_DEVICE_PIT8254 = 3,
   VMLAB_DEVICE_DEBUGCON = 4,
   VMLAB_DEVICE_EXIT_PORT = 5,
+  /* PIO ATA, primary channel: base = command block (0x1f0, 8 ports), the
+   * control block (alternate status / device control) at base + 0x206. */
+  VMLAB_DEVICE_ATA = 6,
+  /* virtio 1.x over MMIO (version 2 register layout, virtio 1.2 section 4.2):
+   * base = guest-physical address of a 0x200-byte register window
+   * (VMLAB_DEVICE_FLAG_MMIO set); the DeviceID register says what it is. */
+  VMLAB_DEVICE_VIRTIO_MMIO = 7,
 };
 
 enum vmlab_device_flags {

@@ -1,7 +1,9 @@
 // Whatever a guest writes, a device model must neither crash nor throw, and
 // must keep the invariants its register interface promises.
+#include <vmlab/devices/ata.hpp>
 #include <vmlab/devices/debug_console.hpp>
 #include <vmlab/devices/exit_port.hpp>
+#include <vmlab/devices/memory_block_backend.hpp>
 #include <vmlab/devices/pic8259.hpp>
 #include <vmlab/devices/pit8254.hpp>
 #include <vmlab/devices/uart16550.hpp>
@@ -151,6 +153,100 @@ TEST(DeviceFuzzTest, DebugPortsSurviveRandomAccesses) {
   }
   EXPECT_EQ(bytes, console.bytes_written());
   EXPECT_GT(exits, 0u);
+}
+
+// The disk under the ATA model, checking that every request it makes is one
+// whole sector inside the image.
+class CheckedBackend final : public BlockBackend {
+ public:
+  CheckedBackend(std::uint64_t sectors, DiskAccess access) : m_disk(sectors, access) {}
+  std::uint64_t size_bytes() const override { return m_disk.size_bytes(); }
+  bool read_only() const override { return m_disk.read_only(); }
+  std::string serial() const override { return m_disk.serial(); }
+  Status read(std::uint64_t offset, std::span<std::uint8_t> out) override {
+    check(offset, out.size());
+    return m_disk.read(offset, out);
+  }
+  Status write(std::uint64_t offset, std::span<const std::uint8_t> in) override {
+    check(offset, in.size());
+    return m_disk.write(offset, in);
+  }
+  Status flush() override { return m_disk.flush(); }
+
+  std::uint64_t bad_requests() const { return m_bad_requests; }
+  const MemoryBlockBackend& disk() const { return m_disk; }
+
+ private:
+  void check(std::uint64_t offset, std::size_t length) {
+    if (offset % kSectorSize != 0 || length != kSectorSize || offset >= size_bytes() ||
+        length > size_bytes() - offset) {
+      ++m_bad_requests;
+    }
+  }
+
+  MemoryBlockBackend m_disk;
+  std::uint64_t m_bad_requests = 0;
+};
+
+TEST(DeviceFuzzTest, AtaDiskSurvivesRandomAccessesAndStaysInsideTheImage) {
+  // Opcodes a driver uses, so that random programming starts real transfers.
+  constexpr std::array<std::uint8_t, 10> opcodes{0x20, 0x24, 0x30, 0x34, 0xe7,
+                                                 0xea, 0xec, 0xef, 0x00, 0xc8};
+  constexpr std::uint8_t valid_status_bits = 0x80 | 0x40 | 0x20 | 0x08 | 0x01;
+  for (const DiskAccess access : {DiskAccess::ReadWrite, DiskAccess::ReadOnly}) {
+    RandomAccesses random(access == DiskAccess::ReadWrite ? 7 : 8);
+    CheckedBackend backend(64, access);
+    std::uint64_t edges = 0;
+    bool level = false;
+    AtaDisk disk(backend, [&edges, &level](bool new_level) {
+      if (new_level && !level) ++edges;
+      level = new_level;
+    });
+    auto out = [&disk](std::uint64_t port, std::uint64_t value) {
+      const auto byte = static_cast<std::uint8_t>(value);
+      disk.command_block().write(port, std::span(&byte, 1));
+    };
+    for (int iteration = 0; iteration < iterations; ++iteration) {
+      const std::uint64_t action = random.next() % 16;
+      if (action == 0) {
+        // A plausible request near the end of the 64-sector image.
+        const auto control = static_cast<std::uint8_t>(random.next() & 0x02);
+        disk.control_block().write(0, std::span(&control, 1));
+        out(2, random.next() % 4);
+        out(3, random.next() % 72);
+        out(4, random.next() % 8 == 0 ? random.next() : 0);
+        out(5, 0);
+        out(6, 0xe0 | (random.next() % 8 == 0 ? 0x10 : 0));
+        out(7, opcodes[random.next() % opcodes.size()]);
+      } else if (action == 1) {
+        const std::uint64_t words = random.next() % 300;
+        const bool reading = random.next() % 2 == 0;
+        for (std::uint64_t word = 0; word < words; ++word) {
+          std::array<std::uint8_t, 2> data{static_cast<std::uint8_t>(random.next()), 0};
+          if (reading) {
+            disk.command_block().read(0, data);
+          } else {
+            disk.command_block().write(0, data);
+          }
+        }
+      } else if (action == 2) {
+        random.access(disk.control_block(), AtaDisk::control_block_port_count);
+      } else {
+        random.access(disk.command_block(), AtaDisk::command_block_port_count);
+      }
+      std::uint8_t status = 0;
+      disk.control_block().read(0, std::span(&status, 1));
+      ASSERT_EQ(status & ~valid_status_bits, 0) << "iteration " << iteration;
+    }
+    EXPECT_EQ(backend.bad_requests(), 0u);
+    EXPECT_EQ(edges, disk.interrupts_raised());
+    EXPECT_GT(disk.sectors_read(), 0u);
+    if (access == DiskAccess::ReadOnly) {
+      EXPECT_EQ(backend.disk().writes(), 0u);
+    } else {
+      EXPECT_GT(disk.sectors_written(), 0u);
+    }
+  }
 }
 
 }  // namespace

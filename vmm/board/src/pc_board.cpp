@@ -183,6 +183,13 @@ void PcBoard::timer_thread_main() {
   }
 }
 
+void PcBoard::write_console(std::string_view text) {
+  if (!m_config.console_output) return;
+  std::lock_guard lock(m_device_lock);  // the UART's bytes go out under it too
+  for (const char character : text)
+    m_config.console_output(static_cast<std::uint8_t>(character));
+}
+
 std::optional<std::uint32_t> PcBoard::exit_request() const {
   const auto value = m_exit_value.load();
   if (value < 0) return std::nullopt;

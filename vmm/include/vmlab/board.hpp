@@ -8,6 +8,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "vmlab/abi/boot_info.hpp"
@@ -41,6 +42,9 @@ class Board {
   // The value the guest wrote to the exit port, once it has. Callable with or
   // without the device lock held.
   virtual std::optional<std::uint32_t> exit_request() const = 0;
+  // Text for the human console that did not come through a device (a
+  // paravirtual kernel's console hypercall).
+  virtual void write_console(std::string_view text) = 0;
 };
 
 }  // namespace vmlab

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vmlab/board.hpp"
 #include "vmlab/elf_loader.hpp"
@@ -47,6 +48,8 @@ class CpuMode {
  public:
   virtual ~CpuMode() = default;
   virtual std::string_view name() const = 0;
+  // CPUID leaves the mode adds to (or replaces in) what KVM supports.
+  virtual std::vector<kvm_cpuid_entry2> cpuid_entries() const { return {}; }
   // Sets the vCPU up for the first entry; boot structures are in memory.
   virtual Status prepare(ModeContext& context, const LoadedImage& image) = 0;
   // Called before every KVM_RUN: deliver a pending interrupt if the guest can

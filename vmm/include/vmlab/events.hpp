@@ -57,6 +57,23 @@ enum class EventReason : std::uint8_t {
   PageTableWrite,         // the guest wrote its own page tables
   SystemCall,             // a user SYSCALL reflected to the guest kernel
   ReflectedException,     // any other exception reflected to the guest kernel
+  // Hypercall reasons, one per call of guest/abi/vmlab/hypercall.h in its
+  // numbering (address = number, value = first argument, size = batch size):
+  HypercallSetTrapTable,
+  HypercallMmuUpdate,
+  HypercallUpdateVaMapping,
+  HypercallNewBaseptr,
+  HypercallSetGdt,
+  HypercallStackSwitch,
+  HypercallSchedOp,
+  HypercallIret,
+  HypercallConsoleIo,
+  HypercallMulticall,
+  HypercallRegisterSharedInfo,
+  HypercallSetCallbacks,
+  HypercallPortIo,
+  HypercallFlushTlb,
+  HypercallUnknown,  // a number the ABI does not define
   Count,
 };
 

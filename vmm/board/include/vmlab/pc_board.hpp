@@ -63,6 +63,7 @@ class PcBoard final : public Board {
   void start(std::function<void()> interrupt_raised) override;
   void stop() override;
   std::optional<std::uint32_t> exit_request() const override;
+  void write_console(std::string_view text) override;
 
   // Lines the guest wrote to the debug console: the machine-readable
   // (VMLAB-...) ones in order, then the first few others; bounded, so a guest

@@ -1,0 +1,590 @@
+#include <vmlab/devices/ata.hpp>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "byte_access.hpp"
+
+namespace vmlab::devices {
+namespace {
+
+// Command block register offsets (ATA8-APT, "I/O register descriptions").
+constexpr unsigned data_register = 0;
+constexpr unsigned error_features_register = 1;
+constexpr unsigned sector_count_register = 2;
+constexpr unsigned lba_low_register = 3;
+constexpr unsigned lba_mid_register = 4;
+constexpr unsigned lba_high_register = 5;
+constexpr unsigned device_register = 6;
+constexpr unsigned status_command_register = 7;
+
+// Status register bits. Bits 4, 2 and 1 are obsolete or command specific in
+// ATA8-ACS and read as 0 here.
+constexpr std::uint8_t status_error = 0x01;         // ERR
+constexpr std::uint8_t status_data_request = 0x08;  // DRQ
+constexpr std::uint8_t status_device_fault = 0x20;  // DF
+constexpr std::uint8_t status_device_ready = 0x40;  // DRDY
+constexpr std::uint8_t status_busy = 0x80;          // BSY
+
+// Error register bits.
+constexpr std::uint8_t error_aborted = 0x04;        // ABRT
+constexpr std::uint8_t error_id_not_found = 0x10;   // IDNF
+constexpr std::uint8_t error_uncorrectable = 0x40;  // UNC
+// After a reset the Error register holds a diagnostic code, not error bits:
+// 01h is "device 0 passed, device 1 passed or not present" (ATA8-ACS,
+// EXECUTE DEVICE DIAGNOSTIC, diagnostic codes).
+constexpr std::uint8_t diagnostic_passed = 0x01;
+
+constexpr std::uint8_t device_lba = 0x40;                 // LBA addressing, not CHS
+constexpr std::uint8_t device_select = 0x10;              // DEV: device 1
+constexpr std::uint8_t device_lba28_high = 0x0f;          // LBA bits 27:24 for 28-bit commands
+constexpr std::uint8_t control_interrupt_disable = 0x02;  // nIEN
+constexpr std::uint8_t control_software_reset = 0x04;     // SRST
+constexpr std::uint8_t control_high_order_byte = 0x80;    // HOB
+
+constexpr std::uint8_t command_read_sectors = 0x20;
+constexpr std::uint8_t command_read_sectors_ext = 0x24;
+constexpr std::uint8_t command_write_sectors = 0x30;
+constexpr std::uint8_t command_write_sectors_ext = 0x34;
+constexpr std::uint8_t command_flush_cache = 0xe7;
+constexpr std::uint8_t command_flush_cache_ext = 0xea;
+constexpr std::uint8_t command_identify_device = 0xec;
+constexpr std::uint8_t command_set_features = 0xef;
+
+// The largest sector count a 28-bit command can address, and what IDENTIFY
+// words 60-61 report for a bigger disk (ATA8-ACS, IDENTIFY DEVICE data).
+constexpr std::uint64_t lba28_sector_limit = 0x0fff'ffff;
+
+constexpr std::uint16_t all_ones_word = 0xffff;
+constexpr std::uint8_t all_ones_byte = 0xff;
+
+static_assert(static_cast<std::size_t>(AtaCommandKind::Unsupported) + 1 == ata_command_kind_count);
+
+using IdentifyWords = std::array<std::uint16_t, kSectorSize / 2>;
+
+// ATA strings put the first character of each pair in bits 15:8 of its word
+// and are padded with spaces (ATA8-ACS, "ATA string convention").
+void put_ata_string(IdentifyWords& words, std::size_t first_word, std::size_t word_count,
+                    std::string_view text) {
+  auto character = [&text](std::size_t index) -> std::uint16_t {
+    if (index >= text.size()) return ' ';
+    const char value = text[index];
+    return (value >= ' ' && value <= '~') ? static_cast<std::uint16_t>(value) : ' ';
+  };
+  for (std::size_t word = 0; word < word_count; ++word) {
+    words[first_word + word] =
+        static_cast<std::uint16_t>((character(2 * word) << 8) | character(2 * word + 1));
+  }
+}
+
+// IDENTIFY DEVICE data, word by word (ATA8-ACS, table "IDENTIFY DEVICE
+// data"); words not set are reserved, obsolete or describe features this disk
+// lacks, and are 0.
+IdentifyWords identify_device_words(const BlockBackend& backend) {
+  IdentifyWords words{};
+  const std::uint64_t sectors = backend.sector_count();
+  const std::uint64_t lba28_sectors = std::min(sectors, lba28_sector_limit);
+
+  words[0] = 0x0040;  // bit 15 clear: an ATA device; bit 6 "fixed", as drives still report
+  put_ata_string(words, 10, 10, backend.serial());
+  put_ata_string(words, 23, 4, "0.1.0");
+  put_ata_string(words, 27, 20, "vmlab ATA disk");
+  words[47] = 0x8000;  // bits 7:0 = 0: READ/WRITE MULTIPLE not supported
+  words[49] = 0x0a00;  // bit 11 IORDY supported, bit 9 LBA supported (no DMA, bit 8)
+  words[50] = 0x4000;  // bit 14 shall be one
+  words[53] = 0x0006;  // words 64-70 and word 88 are valid
+  words[60] = static_cast<std::uint16_t>(lba28_sectors);
+  words[61] = static_cast<std::uint16_t>(lba28_sectors >> 16);
+  words[64] = 0x0003;  // PIO modes 3 and 4
+  words[67] = 120;     // minimum PIO cycle time, ns, without IORDY
+  words[68] = 120;     // and with it (PIO mode 4)
+  words[80] = 0x01f0;  // major versions: ATA/ATAPI-4 to ATA8-ACS
+  words[82] = 0x0020;  // volatile write cache supported, so guests send FLUSH CACHE
+  words[83] = 0x7400;  // bit 14 one; FLUSH CACHE EXT, FLUSH CACHE, 48-bit Address
+  words[84] = 0x4000;  // bit 14 one
+  words[85] = 0x0020;  // volatile write cache enabled
+  words[86] = 0x3400;  // FLUSH CACHE EXT, FLUSH CACHE, 48-bit Address enabled
+  words[87] = 0x4000;  // bit 14 one
+  for (std::size_t index = 0; index < 4; ++index) {
+    words[100 + index] = static_cast<std::uint16_t>(sectors >> (16 * index));
+  }
+  words[106] = 0x4000;  // valid; one 512-byte logical sector per physical sector
+  words[217] = 0x0001;  // nominal media rotation rate: non-rotating medium
+
+  // Integrity word: signature A5h in bits 7:0 and, in bits 15:8, the value
+  // that makes the sum of all 512 bytes zero modulo 256.
+  unsigned sum = 0xa5;
+  for (std::size_t index = 0; index < 255; ++index) {
+    sum += (words[index] & 0xffu) + (words[index] >> 8);
+  }
+  const auto checksum = static_cast<std::uint8_t>(0x100 - (sum & 0xff));
+  words[255] = static_cast<std::uint16_t>((checksum << 8) | 0xa5);
+  return words;
+}
+
+}  // namespace
+
+std::string_view ata_command_kind_name(AtaCommandKind kind) {
+  switch (kind) {
+    case AtaCommandKind::IdentifyDevice:
+      return "IDENTIFY DEVICE";
+    case AtaCommandKind::ReadSectors:
+      return "READ SECTORS";
+    case AtaCommandKind::ReadSectorsExt:
+      return "READ SECTORS EXT";
+    case AtaCommandKind::WriteSectors:
+      return "WRITE SECTORS";
+    case AtaCommandKind::WriteSectorsExt:
+      return "WRITE SECTORS EXT";
+    case AtaCommandKind::FlushCache:
+      return "FLUSH CACHE";
+    case AtaCommandKind::FlushCacheExt:
+      return "FLUSH CACHE EXT";
+    case AtaCommandKind::SetFeatures:
+      return "SET FEATURES";
+    case AtaCommandKind::Unsupported:
+      return "unsupported";
+  }
+  return "unsupported";
+}
+
+std::string_view AtaDisk::Registers::name() const {
+  return m_block == Block::Command ? "ata-command-block" : "ata-control-block";
+}
+
+void AtaDisk::Registers::read(std::uint64_t offset, std::span<std::uint8_t> data) {
+  ++m_disk.m_register_accesses;
+  if (m_block == Block::Control) {
+    detail::read_registers(offset, data, control_block_port_count,
+                           [this](unsigned) { return m_disk.read_alternate_status(); });
+    return;
+  }
+  if (offset == data_register) {
+    m_disk.read_data(data);
+    return;
+  }
+  detail::read_registers(offset, data, command_block_port_count,
+                         [this](unsigned index) { return m_disk.read_command_block(index); });
+}
+
+void AtaDisk::Registers::write(std::uint64_t offset, std::span<const std::uint8_t> data) {
+  ++m_disk.m_register_accesses;
+  if (m_block == Block::Control) {
+    detail::write_registers(
+        offset, data, control_block_port_count,
+        [this](unsigned, std::uint8_t value) { m_disk.write_device_control(value); });
+    return;
+  }
+  if (offset == data_register) {
+    m_disk.write_data(data);
+    return;
+  }
+  detail::write_registers(
+      offset, data, command_block_port_count,
+      [this](unsigned index, std::uint8_t value) { m_disk.write_command_block(index, value); });
+}
+
+AtaDisk::AtaDisk(BlockBackend& backend, IrqLine irq) : m_backend(backend), m_irq(std::move(irq)) {
+  // Power-on leaves the task file as a reset does, with the signature of an
+  // ATA (not packet) device in it.
+  finish_reset();
+}
+
+// --- Data port -------------------------------------------------------------
+
+bool AtaDisk::data_in_ready() const {
+  return (m_status & status_data_request) != 0 && !device_one_selected() &&
+         (m_transfer == Transfer::Identify || m_transfer == Transfer::ReadSectors);
+}
+
+bool AtaDisk::data_out_ready() const {
+  return (m_status & status_data_request) != 0 && !device_one_selected() &&
+         m_transfer == Transfer::WriteSectors;
+}
+
+void AtaDisk::read_data(std::span<std::uint8_t> data) {
+  const std::size_t words = data.size() / 2;
+  if (words == 0 || !data_in_ready()) ++m_stray_data_accesses;
+  for (std::size_t index = 0; index < words; ++index) {
+    // A block can end inside a 32-bit access; the words after it are stray.
+    const std::uint16_t word = data_in_ready() ? next_data_word() : all_ones_word;
+    data[2 * index] = static_cast<std::uint8_t>(word);
+    data[2 * index + 1] = static_cast<std::uint8_t>(word >> 8);
+  }
+  if (data.size() % 2 != 0) data.back() = all_ones_byte;
+}
+
+void AtaDisk::write_data(std::span<const std::uint8_t> data) {
+  const std::size_t words = data.size() / 2;
+  if (words == 0 || !data_out_ready()) ++m_stray_data_accesses;
+  for (std::size_t index = 0; index < words && data_out_ready(); ++index) {
+    store_data_word(static_cast<std::uint16_t>(data[2 * index] | (data[2 * index + 1] << 8)));
+  }
+}
+
+std::uint16_t AtaDisk::next_data_word() {
+  const auto word = static_cast<std::uint16_t>(m_buffer[m_buffer_position] |
+                                               (m_buffer[m_buffer_position + 1] << 8));
+  m_buffer_position += 2;
+  if (m_buffer_position == m_buffer.size()) finish_data_in_block();
+  return word;
+}
+
+void AtaDisk::store_data_word(std::uint16_t word) {
+  m_buffer[m_buffer_position] = static_cast<std::uint8_t>(word);
+  m_buffer[m_buffer_position + 1] = static_cast<std::uint8_t>(word >> 8);
+  m_buffer_position += 2;
+  if (m_buffer_position == m_buffer.size()) finish_data_out_block();
+}
+
+// --- Task file -------------------------------------------------------------
+
+std::uint8_t AtaDisk::read_command_block(unsigned offset) {
+  const bool high_order = (m_device_control & control_high_order_byte) != 0;
+  switch (offset) {
+    case error_features_register:
+      return m_error;
+    case sector_count_register:
+      return m_sector_count.read(high_order);
+    case lba_low_register:
+      return m_lba_low.read(high_order);
+    case lba_mid_register:
+      return m_lba_mid.read(high_order);
+    case lba_high_register:
+      return m_lba_high.read(high_order);
+    case device_register:
+      return m_device;
+    case status_command_register:
+      // Device 0 answers for an absent device 1 except in Status, which
+      // reads 00h, so the host sees no device there (ATA8-APT).
+      if (device_one_selected()) return 0;
+      // Reading Status is the host's acknowledgement: it clears the
+      // pending interrupt. Alternate Status does not (ATA8-APT, INTRQ).
+      m_interrupt_pending = false;
+      update_irq();
+      return m_status;
+    default:
+      return 0;
+  }
+}
+
+void AtaDisk::write_command_block(unsigned offset, std::uint8_t value) {
+  // While BSY is set the registers belong to the device; the host must not
+  // write them, and the only way BSY is seen here is SRST held.
+  if (resetting()) return;
+  // A write to any command block register clears HOB (ATA8-ACS, 48-bit
+  // Address feature set).
+  m_device_control = static_cast<std::uint8_t>(m_device_control & ~control_high_order_byte);
+  switch (offset) {
+    case error_features_register:
+      m_features.write(value);
+      return;
+    case sector_count_register:
+      m_sector_count.write(value);
+      return;
+    case lba_low_register:
+      m_lba_low.write(value);
+      return;
+    case lba_mid_register:
+      m_lba_mid.write(value);
+      return;
+    case lba_high_register:
+      m_lba_high.write(value);
+      return;
+    case device_register:
+      m_device = value;
+      update_irq();  // only the selected device drives INTRQ
+      return;
+    case status_command_register:
+      execute(value);
+      return;
+    default:
+      return;
+  }
+}
+
+std::uint8_t AtaDisk::read_alternate_status() const {
+  if (device_one_selected()) return 0;
+  return m_status;
+}
+
+void AtaDisk::write_device_control(std::uint8_t value) {
+  const bool was_resetting = resetting();
+  m_device_control = value;
+  // The software reset protocol (ATA8-APT): the device resets when the host
+  // sets SRST and finishes, with the signature in the task file and no
+  // interrupt, when the host clears it again.
+  if (!was_resetting && resetting()) begin_reset();
+  if (was_resetting && !resetting()) finish_reset();
+  update_irq();
+}
+
+void AtaDisk::begin_reset() {
+  m_transfer = Transfer::None;
+  m_buffer_position = 0;
+  m_interrupt_pending = false;
+  m_status = status_busy;
+}
+
+void AtaDisk::finish_reset() {
+  // The signature of a device that does not implement the PACKET feature
+  // set (ATA8-ACS, "Signature and persistence"): Sector Count 01h, LBA Low
+  // 01h, LBA Mid 00h, LBA High 00h, Device 00h.
+  m_sector_count.set(0x01);
+  m_lba_low.set(0x01);
+  m_lba_mid.set(0x00);
+  m_lba_high.set(0x00);
+  m_device = 0x00;
+  m_error = diagnostic_passed;
+  m_status = status_device_ready;
+  m_transfer = Transfer::None;
+  m_buffer_position = 0;
+  m_interrupt_pending = false;
+}
+
+// --- Commands --------------------------------------------------------------
+
+void AtaDisk::execute(std::uint8_t command) {
+  // Device 0 does not execute commands addressed to device 1 (ATA8-APT).
+  if (device_one_selected()) return;
+  // Writing Command clears a pending interrupt; the line drops now so that
+  // this command's interrupt is a new edge.
+  m_interrupt_pending = false;
+  update_irq();
+  // A command written during a transfer ends it: the rest of the data, and
+  // a partly written sector, are dropped.
+  m_transfer = Transfer::None;
+  m_buffer_position = 0;
+  m_error = 0;
+  m_status = status_device_ready;
+
+  switch (command) {
+    case command_identify_device:
+      identify_device();
+      return;
+    case command_read_sectors:
+      start_read(AtaCommandKind::ReadSectors, false);
+      return;
+    case command_read_sectors_ext:
+      start_read(AtaCommandKind::ReadSectorsExt, true);
+      return;
+    case command_write_sectors:
+      start_write(AtaCommandKind::WriteSectors, false);
+      return;
+    case command_write_sectors_ext:
+      start_write(AtaCommandKind::WriteSectorsExt, true);
+      return;
+    case command_flush_cache:
+      flush_cache(AtaCommandKind::FlushCache);
+      return;
+    case command_flush_cache_ext:
+      flush_cache(AtaCommandKind::FlushCacheExt);
+      return;
+    case command_set_features:
+      // Transfer modes and the write cache setting change nothing here: PIO
+      // has no timing, and every write already reaches the backend.
+      ++m_commands[static_cast<std::size_t>(AtaCommandKind::SetFeatures)];
+      complete();
+      return;
+    default:
+      ++m_commands[static_cast<std::size_t>(AtaCommandKind::Unsupported)];
+      fail(error_aborted);
+      return;
+  }
+}
+
+void AtaDisk::identify_device() {
+  ++m_commands[static_cast<std::size_t>(AtaCommandKind::IdentifyDevice)];
+  const IdentifyWords words = identify_device_words(m_backend);
+  for (std::size_t index = 0; index < words.size(); ++index) {
+    m_buffer[2 * index] = static_cast<std::uint8_t>(words[index]);
+    m_buffer[2 * index + 1] = static_cast<std::uint8_t>(words[index] >> 8);
+  }
+  // PIO data-in with one DRQ block (ATA8-APT, PIO data-in protocol).
+  m_transfer = Transfer::Identify;
+  m_sectors_remaining = 1;
+  m_buffer_position = 0;
+  m_status = status_device_ready | status_data_request;
+  raise_interrupt();
+}
+
+AtaDisk::Request AtaDisk::decode_request(bool extended) const {
+  Request request;
+  if (extended) {
+    // 48-bit: LBA 47:24 and count 15:8 were written first, so they are the
+    // previous contents of the two-deep registers.
+    request.lba =
+        std::uint64_t{m_lba_low.current} | std::uint64_t{m_lba_mid.current} << 8 |
+        std::uint64_t{m_lba_high.current} << 16 | std::uint64_t{m_lba_low.previous} << 24 |
+        std::uint64_t{m_lba_mid.previous} << 32 | std::uint64_t{m_lba_high.previous} << 40;
+    request.count =
+        static_cast<std::uint32_t>(m_sector_count.previous << 8 | m_sector_count.current);
+    if (request.count == 0) request.count = 65536;
+  } else {
+    request.lba = std::uint64_t{m_lba_low.current} | std::uint64_t{m_lba_mid.current} << 8 |
+                  std::uint64_t{m_lba_high.current} << 16 |
+                  std::uint64_t{static_cast<std::uint8_t>(m_device & device_lba28_high)} << 24;
+    request.count = m_sector_count.current;
+    if (request.count == 0) request.count = 256;
+  }
+  return request;
+}
+
+bool AtaDisk::check_request(const Request& request, bool extended) {
+  if ((m_device & device_lba) == 0) {
+    fail(error_aborted);  // CHS addressing: obsolete, not implemented
+    return false;
+  }
+  // A 28-bit command reaches only the sectors IDENTIFY words 60-61 report.
+  const std::uint64_t limit =
+      extended ? m_backend.sector_count() : std::min(m_backend.sector_count(), lba28_sector_limit);
+  if (request.lba >= limit || request.count > limit - request.lba) {
+    set_lba_registers(std::max(request.lba, limit));
+    fail(error_id_not_found);
+    return false;
+  }
+  return true;
+}
+
+void AtaDisk::start_read(AtaCommandKind kind, bool extended) {
+  ++m_commands[static_cast<std::size_t>(kind)];
+  m_extended = extended;
+  const Request request = decode_request(extended);
+  if (!check_request(request, extended)) return;
+  m_transfer = Transfer::ReadSectors;
+  m_next_lba = request.lba;
+  m_sectors_remaining = request.count;
+  if (!load_sector()) return;
+  // PIO data-in: DRQ and an interrupt for each block (ATA8-APT).
+  m_status = status_device_ready | status_data_request;
+  raise_interrupt();
+}
+
+void AtaDisk::start_write(AtaCommandKind kind, bool extended) {
+  ++m_commands[static_cast<std::size_t>(kind)];
+  m_extended = extended;
+  const Request request = decode_request(extended);
+  if (!check_request(request, extended)) return;
+  if (m_backend.read_only()) {
+    fail(error_aborted);
+    return;
+  }
+  m_transfer = Transfer::WriteSectors;
+  m_next_lba = request.lba;
+  m_sectors_remaining = request.count;
+  m_buffer_position = 0;
+  // PIO data-out: the first DRQ block comes without an interrupt; the host
+  // polls for DRQ (ATA8-APT, PIO data-out protocol).
+  m_status = status_device_ready | status_data_request;
+}
+
+void AtaDisk::flush_cache(AtaCommandKind kind) {
+  ++m_commands[static_cast<std::size_t>(kind)];
+  if (auto flushed = m_backend.flush(); !flushed) {
+    fail(error_aborted, status_device_fault);
+    return;
+  }
+  complete();
+}
+
+bool AtaDisk::load_sector() {
+  if (auto read = m_backend.read(m_next_lba * kSectorSize, m_buffer); !read) {
+    set_lba_registers(m_next_lba);
+    fail(error_uncorrectable);
+    return false;
+  }
+  m_buffer_position = 0;
+  return true;
+}
+
+void AtaDisk::finish_data_in_block() {
+  if (m_transfer == Transfer::ReadSectors) {
+    ++m_sectors_read;
+    ++m_next_lba;
+  }
+  --m_sectors_remaining;
+  if (m_sectors_remaining == 0) {
+    // The last block of a PIO data-in command ends it with no interrupt.
+    m_transfer = Transfer::None;
+    m_status = status_device_ready;
+    return;
+  }
+  if (!load_sector()) return;
+  m_status = status_device_ready | status_data_request;
+  raise_interrupt();
+}
+
+void AtaDisk::finish_data_out_block() {
+  if (auto written = m_backend.write(m_next_lba * kSectorSize, m_buffer); !written) {
+    set_lba_registers(m_next_lba);
+    fail(error_aborted, status_device_fault);
+    return;
+  }
+  ++m_sectors_written;
+  ++m_next_lba;
+  --m_sectors_remaining;
+  m_buffer_position = 0;
+  if (m_sectors_remaining == 0) {
+    complete();
+    return;
+  }
+  // The next DRQ block, announced by an interrupt (ATA8-APT, PIO data-out).
+  m_status = status_device_ready | status_data_request;
+  raise_interrupt();
+}
+
+void AtaDisk::complete() {
+  m_transfer = Transfer::None;
+  m_status = status_device_ready;
+  raise_interrupt();
+}
+
+void AtaDisk::fail(std::uint8_t error, std::uint8_t extra_status) {
+  ++m_commands_failed;
+  m_transfer = Transfer::None;
+  m_error = error;
+  m_status = static_cast<std::uint8_t>(status_device_ready | status_error | extra_status);
+  raise_interrupt();
+}
+
+void AtaDisk::set_lba_registers(std::uint64_t lba) {
+  auto byte = [lba](unsigned shift) { return static_cast<std::uint8_t>(lba >> shift); };
+  m_lba_low.current = byte(0);
+  m_lba_mid.current = byte(8);
+  m_lba_high.current = byte(16);
+  if (m_extended) {
+    m_lba_low.previous = byte(24);
+    m_lba_mid.previous = byte(32);
+    m_lba_high.previous = byte(40);
+  } else {
+    m_device =
+        static_cast<std::uint8_t>((m_device & ~device_lba28_high) | (byte(24) & device_lba28_high));
+  }
+}
+
+// --- Interrupt ---------------------------------------------------------------
+
+bool AtaDisk::device_one_selected() const {
+  return (m_device & device_select) != 0;
+}
+
+bool AtaDisk::resetting() const {
+  return (m_device_control & control_software_reset) != 0;
+}
+
+void AtaDisk::raise_interrupt() {
+  m_interrupt_pending = true;
+  update_irq();
+}
+
+void AtaDisk::update_irq() {
+  const bool level = m_interrupt_pending && (m_device_control & control_interrupt_disable) == 0 &&
+                     !device_one_selected();
+  if (level == m_irq_level) return;
+  m_irq_level = level;
+  if (level) ++m_interrupts_raised;
+  if (m_irq) m_irq(level);
+}
+
+}  // namespace vmlab::devices

@@ -1,0 +1,90 @@
+// Paravirtualization, Xen style (DESIGN.md 1, 4, 5): the guest kernel runs at
+// CPL3 like in `full`, but knows it: it found the monitor through CPUID leaf
+// 0x40000000 and replaced its privileged operations with hypercalls (a
+// `syscall` in virtual kernel mode) and plain stores to a shared page. Its own
+// page tables are the real ones (direct paging), validated by the monitor on
+// every change; there are no shadow tables and no instruction emulation.
+//
+// The monitor region (GDT, IDT, TSS, CPL0 stubs) is the one `full` uses; the
+// validator puts it into PML4 slot 511 of every root the guest pins.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vmlab/cpu_mode.hpp"
+#include "vmlab/full/guest_context.hpp"
+#include "vmlab/full/page_walker.hpp"
+#include "vmlab/para/hypercalls.hpp"
+#include "vmlab/para/page_table_validator.hpp"
+#include "vmlab/physical_memory.hpp"
+
+namespace vmlab::para {
+
+struct ParaModeOptions {
+  // The KVM backend runs a SYSCALL at CPL3 (kvm_pvm): the fetch fault at the
+  // SYSCALL stub is the syscall (see FullModeOptions).
+  bool syscall_arrives_as_page_fault = false;
+};
+
+class ParaMode final : public CpuMode {
+ public:
+  explicit ParaMode(ParaModeOptions options = {});
+  ~ParaMode() override;
+
+  std::string_view name() const override { return "para"; }
+  std::vector<kvm_cpuid_entry2> cpuid_entries() const override;
+  Status prepare(ModeContext& context, const LoadedImage& image) override;
+  Result<int> deliver_interrupts(ModeContext& context) override;
+  ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit,
+                              std::string& stop_message) override;
+  std::optional<std::string> integrity_violation() const override;
+  PrivilegeLevel level_at_exit(const kvm_run&) const override {
+    return m_state.cpl == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
+  }
+  bool interrupts_enabled(ModeContext&) const override;
+
+  const ParaState& state() const { return m_state; }
+  std::uint64_t hypercalls() const { return m_hypercalls; }
+  std::uint64_t traps() const { return m_traps; }
+
+ private:
+  class Environment;
+
+  Status build_page_tables();
+  void capture_guest_state(const kvm_run& run);
+  Status resume_guest(ModeContext& context);
+  // Builds the native exception frame on the guest kernel's stack and enters
+  // the handler its trap table names for the vector.
+  Status deliver(std::uint8_t vector, std::optional<std::uint32_t> error_code);
+  ExitDisposition handle_syscall(ModeContext& context, std::string& stop_message);
+  ExitDisposition handle_hypercall(ModeContext& context, std::string& stop_message);
+  ExitDisposition reflect(ModeContext& context, std::uint8_t vector,
+                          std::optional<std::uint32_t> error_code, std::uint64_t fault_address,
+                          std::string& stop_message);
+  void record(ModeContext& context, EventKind kind, EventReason reason, std::uint64_t number,
+              std::uint64_t value, std::uint32_t batch, std::uint64_t guest_rip,
+              std::uint8_t cpl_before, std::uint64_t start_ns, std::string_view detail);
+  std::uint64_t current_root() const;
+
+  ParaModeOptions m_options;
+  std::optional<GuestMemory> m_monitor_memory;
+  std::vector<std::uint8_t> m_pristine_monitor;
+  PhysicalMemoryMap m_physical;
+  GuestMemory* m_guest_memory = nullptr;
+  std::unique_ptr<full::PageWalker> m_walker;  // the current kernel-mode tables
+  std::unique_ptr<PageTableValidator> m_validator;
+  std::unique_ptr<Environment> m_environment;
+  std::unique_ptr<Hypercalls> m_hypercalls_handler;
+  ParaState m_state;
+  full::GuestRegisters m_registers;
+  bool m_flush_requested = false;
+  bool m_blocked = false;  // in SCHED_OP BLOCK: events were unmasked by it
+  std::uint64_t m_hypercalls = 0;
+  std::uint64_t m_traps = 0;
+  std::uint64_t m_translation_flushes = 0;
+};
+
+}  // namespace vmlab::para

@@ -1,0 +1,651 @@
+#include "vmlab/para/para_mode.hpp"
+
+#include <cstring>
+#include <utility>
+
+#include "vmlab/boot.hpp"
+#include "vmlab/format.hpp"
+#include "vmlab/full/event_delivery.hpp"
+#include "vmlab/full/monitor_region.hpp"
+
+namespace vmlab::para {
+
+using full::kMonitorPhysicalBase;
+using full::kMonitorVirtualBase;
+using full::monitor_physical;
+using full::monitor_virtual;
+namespace entry_bits = full::page_entry;
+
+namespace {
+
+constexpr std::uint32_t kMonitorSlot = 1;
+constexpr std::uint32_t kGuestRamSlot = 0;
+// The part of the monitor region para uses: everything below the shadow
+// pool, which only `full` needs.
+constexpr std::uint64_t kParaMonitorSize = full::kShadowPoolOffset;
+// Page tables in the monitor region, above the stacks: the monitor's own
+// mapping (PML4 slot 511 of every root) and the boot tables the guest runs on
+// until it pins its own root.
+constexpr std::uint64_t kMonitorPdptOffset = 0xb000;
+constexpr std::uint64_t kMonitorPdOffset = 0xc000;
+constexpr std::uint64_t kBootPml4Offset = 0xd000;
+constexpr std::uint64_t kBootPdptOffset = 0xe000;
+constexpr std::uint64_t kBootPdOffset = 0xf000;
+// One boot page directory maps 1 GiB with 2 MiB pages.
+constexpr std::uint64_t kMaximumRam = GiB;
+
+constexpr std::uint64_t kRealCr0 = 0x80050033;  // PG, WP, NE, ET, MP, PE
+constexpr std::uint64_t kCr4Pae = 1ULL << 5;
+constexpr std::uint64_t kEferSyscall = 1ULL << 0;
+constexpr std::uint64_t kEferLongMode = (1ULL << 8) | (1ULL << 10);
+constexpr std::uint32_t kMsrStar = 0xc0000081;
+constexpr std::uint32_t kMsrLstar = 0xc0000082;
+constexpr std::uint32_t kMsrFmask = 0xc0000084;
+
+// Entries are written with the accessed (and, for leaves, dirty) bits
+// already set, so the CPU never writes these tables (Intel SDM vol. 3A,
+// 4.8): the integrity check can then demand they never change.
+constexpr std::uint64_t kTableEntry =
+    entry_bits::kPresent | entry_bits::kWritable | entry_bits::kAccessed;
+constexpr std::uint64_t kLargeLeaf = kTableEntry | entry_bits::kDirty | entry_bits::kLargePage;
+
+kvm_segment flat_segment(std::uint16_t selector, bool code) {
+  kvm_segment segment{};
+  segment.limit = 0xffffffff;
+  segment.selector = selector;
+  segment.type = code ? 0xb : 0x3;
+  segment.present = 1;
+  segment.dpl = static_cast<std::uint8_t>(selector & 3);
+  segment.db = code ? 0 : 1;
+  segment.s = 1;
+  segment.l = code ? 1 : 0;
+  segment.g = 1;
+  return segment;
+}
+
+kvm_cpuid_entry2 cpuid_leaf(std::uint32_t function, std::uint32_t eax, std::uint32_t ebx,
+                            std::uint32_t ecx, std::uint32_t edx) {
+  kvm_cpuid_entry2 entry{};
+  entry.function = function;
+  entry.eax = eax;
+  entry.ebx = ebx;
+  entry.ecx = ecx;
+  entry.edx = edx;
+  return entry;
+}
+
+// Guest-virtual = guest-physical over RAM: the boot tables' view, for the
+// hypercalls a kernel makes before it pins its own root.
+class IdentityMemory final : public full::GuestVirtualMemory {
+ public:
+  explicit IdentityMemory(GuestMemoryAccess& memory) : m_memory(memory) {}
+  std::optional<Fault> read(std::uint64_t address, std::span<std::uint8_t> out,
+                            full::AccessPrivilege) override {
+    if (!m_memory.read(GuestPhysAddr(address), out)) return Fault{address, 0};
+    return std::nullopt;
+  }
+  std::optional<Fault> write(std::uint64_t address, std::span<const std::uint8_t> in,
+                             full::AccessPrivilege) override {
+    if (!m_memory.write(GuestPhysAddr(address), in)) return Fault{address, 0};
+    return std::nullopt;
+  }
+  std::optional<Fault> fetch(std::uint64_t address, std::span<std::uint8_t> out,
+                             full::AccessPrivilege privilege) override {
+    return read(address, out, privilege);
+  }
+
+ private:
+  GuestMemoryAccess& m_memory;
+};
+
+std::string exception_name(std::uint8_t vector) {
+  static constexpr const char* kNames[] = {"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
+                                           "#DF", "CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "15",
+                                           "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
+  if (vector < std::size(kNames)) return kNames[vector];
+  return "vector " + std::to_string(vector);
+}
+
+}  // namespace
+
+class ParaMode::Environment final : public HypercallEnvironment {
+ public:
+  Environment(ParaMode& mode, Board& board, GuestMemoryAccess& ram)
+      : m_mode(mode), m_board(board), m_identity(ram) {}
+
+  full::GuestVirtualMemory& kernel_memory() override {
+    if (m_mode.m_state.kernel_root == 0) return m_identity;
+    return *m_mode.m_walker;
+  }
+  std::uint32_t port_read(std::uint16_t port, unsigned size) override {
+    std::uint8_t data[4] = {};
+    std::lock_guard lock(m_board.device_lock());
+    (void)m_board.port_bus().read(port, std::span(data, size));  // unclaimed: all ones
+    std::uint32_t value = 0;
+    std::memcpy(&value, data, sizeof value);
+    return value;
+  }
+  void port_write(std::uint16_t port, unsigned size, std::uint32_t value) override {
+    std::uint8_t data[4] = {};
+    std::memcpy(data, &value, sizeof value);
+    std::lock_guard lock(m_board.device_lock());
+    (void)m_board.port_bus().write(port, std::span<const std::uint8_t>(data, size));
+  }
+  void console_write(std::string_view text) override { m_board.write_console(text); }
+  void flush_translations() override { m_mode.m_flush_requested = true; }
+  void kernel_root_changed(std::uint64_t root) override { m_mode.m_walker->set_root(root); }
+
+ private:
+  ParaMode& m_mode;
+  Board& m_board;
+  IdentityMemory m_identity;
+};
+
+ParaMode::ParaMode(ParaModeOptions options) : m_options(options) {}
+ParaMode::~ParaMode() = default;
+
+std::vector<kvm_cpuid_entry2> ParaMode::cpuid_entries() const {
+  // The signature as three little-endian registers (EBX, ECX, EDX), the way
+  // Xen and KVM publish theirs.
+  static_assert(sizeof(VMLAB_HYPERVISOR_SIGNATURE) == 13);
+  std::uint32_t signature[3];
+  std::memcpy(signature, VMLAB_HYPERVISOR_SIGNATURE, sizeof signature);
+  return {
+      cpuid_leaf(VMLAB_CPUID_HYPERVISOR_LEAF, VMLAB_CPUID_VERSION_LEAF, signature[0], signature[1],
+                 signature[2]),
+      cpuid_leaf(VMLAB_CPUID_VERSION_LEAF, VMLAB_PARA_ABI_VERSION, 0, 0, 0),
+  };
+}
+
+Status ParaMode::build_page_tables() {
+  auto write_entry = [&](std::uint64_t table_offset, unsigned index, std::uint64_t value) {
+    return m_physical.write_object(monitor_physical(table_offset + index * 8ULL), value);
+  };
+  // The monitor region at kMonitorVirtualBase, supervisor-only: 2 MiB pages.
+  if (auto status = write_entry(kMonitorPdptOffset, 0,
+                                monitor_physical(kMonitorPdOffset).value() | kTableEntry);
+      !status) {
+    return status;
+  }
+  for (unsigned index = 0; index < full::kMonitorSize / full::kLargePageSize; ++index) {
+    const std::uint64_t frame = kMonitorPhysicalBase + index * full::kLargePageSize;
+    if (auto status = write_entry(kMonitorPdOffset, index, frame | kLargeLeaf); !status) {
+      return status;
+    }
+  }
+  // The boot tables: guest RAM identity-mapped with user access (the kernel
+  // runs at CPL3), plus the monitor. They live in the monitor region, so the
+  // guest can neither change them nor switch back to them once it pinned its
+  // own root (NEW_BASEPTR accepts guest RAM only).
+  const std::uint64_t monitor_entry = monitor_physical(kMonitorPdptOffset).value() | kTableEntry;
+  if (auto status =
+          write_entry(kBootPml4Offset, 0,
+                      monitor_physical(kBootPdptOffset).value() | kTableEntry | entry_bits::kUser);
+      !status) {
+    return status;
+  }
+  if (auto status = write_entry(kBootPml4Offset, 511, monitor_entry); !status) return status;
+  if (auto status =
+          write_entry(kBootPdptOffset, 0,
+                      monitor_physical(kBootPdOffset).value() | kTableEntry | entry_bits::kUser);
+      !status) {
+    return status;
+  }
+  const std::uint64_t ram = m_guest_memory->size();
+  for (std::uint64_t chunk = 0; chunk * full::kLargePageSize < ram; ++chunk) {
+    if (auto status = write_entry(kBootPdOffset, static_cast<unsigned>(chunk),
+                                  chunk * full::kLargePageSize | kLargeLeaf | entry_bits::kUser);
+        !status) {
+      return status;
+    }
+  }
+  return {};
+}
+
+Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
+  if ((static_cast<unsigned>(context.vm.check_extension(KVM_CAP_SYNC_REGS)) &
+       (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) != (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) {
+    return Error{"--cpu para needs KVM_CAP_SYNC_REGS, which this KVM lacks"};
+  }
+  if (context.board.interrupt_controller() == nullptr) {
+    return Error{"--cpu para delivers interrupts itself: use --irqchip vmm"};
+  }
+  m_guest_memory = &context.memory;
+  if (context.memory.size() > kMaximumRam) {
+    return Error{
+        "--cpu para supports up to 1 GiB of guest memory (the boot tables map one "
+        "page directory): lower --mem"};
+  }
+  // Allocated whole (guest memory comes in 2 MiB units; untouched pages cost
+  // nothing), mapped only as far as para uses it.
+  auto monitor = GuestMemory::create(full::kMonitorSize);
+  if (!monitor) return monitor.error();
+  m_monitor_memory.emplace(std::move(*monitor));
+  if (auto status = context.vm.set_user_memory_region(
+          kMonitorSlot, kMonitorPhysicalBase, kParaMonitorSize, m_monitor_memory->host_base());
+      !status) {
+    return status;
+  }
+  if (auto status = m_physical.add(GuestPhysAddr(0), context.memory); !status) return status;
+  if (auto status = m_physical.add(GuestPhysAddr(kMonitorPhysicalBase), *m_monitor_memory);
+      !status) {
+    return status;
+  }
+  if (auto status = full::build_monitor_region(m_physical); !status) return status;
+  // IRET is a hypercall here, so the user descriptors need no #NP trick.
+  if (auto status = full::set_user_segments_present(m_physical, true); !status) return status;
+  if (auto status = build_page_tables(); !status) return status;
+  m_pristine_monitor.resize(kParaMonitorSize);
+  if (auto status = m_monitor_memory->read(GuestPhysAddr(0), m_pristine_monitor); !status) {
+    return status;
+  }
+
+  std::vector<full::PhysicalRange> device_windows;
+  for (const auto& device : context.board.device_table()) {
+    if ((device.flags & VMLAB_DEVICE_FLAG_MMIO) != 0) {
+      device_windows.push_back({GuestPhysAddr(device.base), device.size});
+    }
+  }
+  PageTableValidatorConfig validator_config;
+  validator_config.guest_ram_size = context.memory.size();
+  validator_config.monitor = {GuestPhysAddr(kMonitorPhysicalBase), full::kMonitorSize};
+  validator_config.device_windows = device_windows;
+  validator_config.reserved_pml4_slot = 511;
+  validator_config.monitor_pml4_entry = monitor_physical(kMonitorPdptOffset).value() | kTableEntry;
+  auto validator = PageTableValidator::create(context.memory, validator_config);
+  if (!validator) return validator.error();
+  m_validator = std::make_unique<PageTableValidator>(std::move(*validator));
+
+  full::PageWalkerOptions walker_options;
+  walker_options.device_windows = device_windows;
+  walker_options.hidden_pml4_slot = 511;
+  m_walker =
+      std::make_unique<full::PageWalker>(context.memory, context.memory.size(), walker_options);
+  m_environment = std::make_unique<Environment>(*this, context.board, context.memory);
+  m_hypercalls_handler =
+      std::make_unique<Hypercalls>(context.memory, *m_validator, *m_environment, m_state);
+
+  kvm_sregs special{};
+  kvm_regs registers{};
+  set_long_mode_entry_state(special, registers, image.entry);
+  m_state = ParaState{};
+  m_registers = full::GuestRegisters{};
+  m_registers.rip = registers.rip;
+  m_registers.rdi = registers.rdi;
+  m_registers.rsp = registers.rsp;
+  m_registers.rflags = registers.rflags;
+
+  // A SYSCALL lands in the monitor's stub: a hypercall from kernel mode, a
+  // system call from user mode.
+  const Vcpu::Msr msrs[] = {
+      {kMsrStar, std::uint64_t{full::kMonitorCodeSelector} << 32},
+      {kMsrLstar, monitor_virtual(full::kSyscallStubOffset)},
+      {kMsrFmask, full::kRflagsInterrupt | full::kRflagsTrap | full::kRflagsDirection},
+  };
+  if (auto status = context.vcpu.set_msrs(msrs); !status) return status;
+
+  auto current = context.vcpu.special_registers();
+  if (!current) return current.error();
+  kvm_run& run = context.vcpu.run_state();
+  run.s.regs.sregs = *current;
+  if (auto status = resume_guest(context); !status) return status;
+  run.kvm_dirty_regs = 0;
+  if (auto status = context.vcpu.set_special_registers(run.s.regs.sregs); !status) return status;
+  return context.vcpu.set_registers(run.s.regs.regs);
+}
+
+std::uint64_t ParaMode::current_root() const {
+  if (m_state.kernel_root == 0) return monitor_physical(kBootPml4Offset).value();
+  if (m_state.cpl == 3 && m_state.user_root != 0) return m_state.user_root;
+  return m_state.kernel_root;
+}
+
+void ParaMode::capture_guest_state(const kvm_run& run) {
+  const auto& r = run.s.regs.regs;
+  m_registers.rax = r.rax;
+  m_registers.rbx = r.rbx;
+  m_registers.rcx = r.rcx;
+  m_registers.rdx = r.rdx;
+  m_registers.rsi = r.rsi;
+  m_registers.rdi = r.rdi;
+  m_registers.rbp = r.rbp;
+  m_registers.r8 = r.r8;
+  m_registers.r9 = r.r9;
+  m_registers.r10 = r.r10;
+  m_registers.r11 = r.r11;
+  m_registers.r12 = r.r12;
+  m_registers.r13 = r.r13;
+  m_registers.r14 = r.r14;
+  m_registers.r15 = r.r15;
+  m_registers.rip = r.rip;
+  m_registers.rsp = r.rsp;
+  m_registers.rflags = r.rflags;
+}
+
+Status ParaMode::resume_guest(ModeContext& context) {
+  kvm_run& run = context.vcpu.run_state();
+  auto& r = run.s.regs.regs;
+  r.rax = m_registers.rax;
+  r.rbx = m_registers.rbx;
+  r.rcx = m_registers.rcx;
+  r.rdx = m_registers.rdx;
+  r.rsi = m_registers.rsi;
+  r.rdi = m_registers.rdi;
+  r.rbp = m_registers.rbp;
+  r.r8 = m_registers.r8;
+  r.r9 = m_registers.r9;
+  r.r10 = m_registers.r10;
+  r.r11 = m_registers.r11;
+  r.r12 = m_registers.r12;
+  r.r13 = m_registers.r13;
+  r.r14 = m_registers.r14;
+  r.r15 = m_registers.r15;
+  r.rip = m_registers.rip;
+  r.rsp = m_registers.rsp;
+  // The real IF is always 1 and IOPL 0: the virtual IF is the shared page's
+  // mask, and ports go through PORT_IO.
+  r.rflags = (m_registers.rflags & ~(full::kRflagsInterrupt | full::kRflagsIoplMask)) |
+             full::kRflagsInterrupt | full::kRflagsFixed;
+
+  auto& s = run.s.regs.sregs;
+  const bool kernel = m_state.cpl == 0;
+  s.cs = flat_segment(kernel ? full::kGuestKernelCodeSelector : full::kUserCodeSelector, true);
+  s.ss = flat_segment(kernel ? full::kGuestKernelDataSelector : full::kUserDataSelector, false);
+  s.ds = s.es = s.ss;
+  s.fs = flat_segment(full::kUserDataSelector, false);
+  s.gs = s.fs;
+  s.gdt.base = monitor_virtual(full::kGdtOffset);
+  s.gdt.limit = full::kGdtLimit;
+  s.idt.base = monitor_virtual(full::kIdtOffset);
+  s.idt.limit = 256 * 16 - 1;
+  s.tr = kvm_segment{};
+  s.tr.base = monitor_virtual(full::kTssOffset);
+  s.tr.limit = 0x67;
+  s.tr.selector = full::kTssSelector;
+  s.tr.type = 0xb;
+  s.tr.present = 1;
+  s.ldt = kvm_segment{};
+  s.ldt.unusable = 1;
+  s.cr0 = kRealCr0;
+  s.cr4 = kCr4Pae;
+  s.efer = kEferSyscall | kEferLongMode;
+  s.cr3 = current_root();
+  if (std::exchange(m_flush_requested, false)) {
+    // The VMM changed an entry that was present in the guest's tables from
+    // the host side, which KVM does not see: a shadowing backend (kvm_pvm)
+    // would go on using what it derived from the old entry, and a TLB may
+    // hold it. Deleting and re-adding the RAM slot makes every KVM backend
+    // drop everything derived from guest memory (see FullMode).
+    ++m_translation_flushes;
+    if (auto status = context.vm.set_user_memory_region(kGuestRamSlot, 0, 0, nullptr); !status) {
+      return status;
+    }
+    if (auto status = context.vm.set_user_memory_region(kGuestRamSlot, 0, context.memory.size(),
+                                                        context.memory.host_base());
+        !status) {
+      return status;
+    }
+  }
+  run.kvm_dirty_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+  return {};
+}
+
+void ParaMode::record(ModeContext& context, EventKind kind, EventReason reason,
+                      std::uint64_t number, std::uint64_t value, std::uint32_t batch,
+                      std::uint64_t guest_rip, std::uint8_t cpl_before, std::uint64_t start_ns,
+                      std::string_view detail) {
+  vmlab::Event event;
+  event.kind = kind;
+  event.reason = reason;
+  event.address = number;
+  event.value = value;
+  event.size = static_cast<std::uint16_t>(std::min<std::uint32_t>(batch, 0xffff));
+  event.guest_rip = guest_rip;
+  if (context.recorder.recording()) event.detail = context.recorder.intern(detail);
+  event.time_ns = start_ns;
+  event.duration_ns = context.elapsed_ns() - start_ns;
+  context.recorder.add_time(PrivilegeLevel::Monitor, event.duration_ns);
+  event.from = cpl_before == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
+  event.to = m_state.cpl == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
+  context.recorder.record(event);
+}
+
+Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error_code) {
+  const TrapEntry& entry = m_state.trap_table[vector];
+  if (entry.handler == 0) {
+    return Error{"the paravirtual kernel registered no handler for " + exception_name(vector) +
+                     " (rip " + hex(m_registers.rip) + ")",
+                 0, /*guest_fault=*/true};
+  }
+  const bool from_user = m_state.cpl == 3;
+  if (from_user && m_state.kernel_stack == 0) {
+    return Error{"an event from user mode, but the kernel registered no stack (stack_switch)", 0,
+                 true};
+  }
+  // The frame a 64-bit CPU pushes (Intel SDM vol. 3A, 6.14.2), with the
+  // selectors the guest kernel believes in and IF = "events unmasked".
+  const bool interrupts_on = from_user || !m_hypercalls_handler->events_masked();
+  const std::uint64_t rflags = (m_registers.rflags & ~full::kRflagsInterrupt) |
+                               (interrupts_on ? full::kRflagsInterrupt : 0) | full::kRflagsFixed;
+  std::uint64_t frame[6];
+  std::size_t words = 0;
+  if (error_code) frame[words++] = *error_code;
+  frame[words++] = m_registers.rip;
+  frame[words++] = from_user ? kVirtualUserCode : kVirtualKernelCode;
+  frame[words++] = rflags;
+  frame[words++] = m_registers.rsp;
+  frame[words++] = from_user ? kVirtualUserData : kVirtualKernelData;
+  const std::uint64_t stack = (from_user ? m_state.kernel_stack : m_registers.rsp) & ~0xfULL;
+  const std::uint64_t frame_address = stack - words * sizeof(std::uint64_t);
+  auto& memory = m_environment->kernel_memory();
+  if (auto fault = memory.write(
+          frame_address,
+          std::span(reinterpret_cast<const std::uint8_t*>(frame), words * sizeof(std::uint64_t)),
+          full::AccessPrivilege::Supervisor)) {
+    return Error{"the paravirtual kernel's stack at " + hex(frame_address) +
+                     " cannot take the frame for " + exception_name(vector) + " (page fault at " +
+                     hex(fault->address) + ")",
+                 0, true};
+  }
+  m_state.cpl = 0;
+  m_registers.rsp = frame_address;
+  m_registers.rip = entry.handler;
+  m_registers.rflags &= ~(full::kRflagsTrap | full::kRflagsNestedTask | full::kRflagsResume);
+  if (entry.mask_events) m_hypercalls_handler->set_events_masked(true);
+  return {};
+}
+
+ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit,
+                                      std::string& stop_message) {
+  const auto* io = std::get_if<exits::PortIo>(&exit);
+  kvm_run& run = context.vcpu.run_state();
+  if (io == nullptr || io->port != full::kMonitorPort || run.s.regs.sregs.cs.dpl != 0) {
+    return ExitDisposition::NotMine;
+  }
+  auto hit = full::stub_at(run.s.regs.regs.rip);
+  if (!hit) {
+    stop_message = "the monitor port was written at rip " + hex(run.s.regs.regs.rip) +
+                   ", outside the monitor's stubs";
+    return ExitDisposition::Stop;
+  }
+  capture_guest_state(run);
+  m_blocked = false;
+  if (hit->syscall) {
+    // SYSCALL reached the stub at CPL0 (VT-x, AMD-V): RCX = return RIP,
+    // R11 = RFLAGS (SDM vol. 2B, SYSCALL).
+    m_registers.rip = m_registers.rcx;
+    m_registers.rflags = m_registers.r11;
+    return handle_syscall(context, stop_message);
+  }
+  const std::uint64_t frame_virtual = run.s.regs.regs.rsp;
+  const bool has_error = full::vector_has_error_code(hit->vector);
+  const std::uint64_t frame_bytes = (has_error ? 6 : 5) * sizeof(std::uint64_t);
+  if (frame_virtual < monitor_virtual(full::kStackOffset) ||
+      frame_virtual + frame_bytes > monitor_virtual(full::kFaultStackTopOffset)) {
+    stop_message = "monitor stack pointer " + hex(frame_virtual) + " is outside the monitor stack";
+    return ExitDisposition::Stop;
+  }
+  std::uint64_t frame[6] = {};
+  if (auto status =
+          m_physical.read(GuestPhysAddr(frame_virtual - kMonitorVirtualBase + kMonitorPhysicalBase),
+                          std::span(reinterpret_cast<std::uint8_t*>(frame), frame_bytes));
+      !status) {
+    stop_message = status.error().message;
+    return ExitDisposition::Stop;
+  }
+  const std::uint64_t* hardware = has_error ? frame + 1 : frame;
+  std::optional<std::uint32_t> error_code;
+  if (has_error) error_code = static_cast<std::uint32_t>(frame[0]);
+  if ((hardware[1] & 3) == 0) {
+    stop_message = "the monitor itself took exception " + std::to_string(hit->vector) + " at rip " +
+                   hex(hardware[0]);
+    return ExitDisposition::Stop;
+  }
+  m_registers.rip = hardware[0];
+  m_registers.rflags = hardware[2];
+  m_registers.rsp = hardware[3];
+  // Which virtual mode the guest was in follows from the real selector.
+  m_state.cpl = hardware[1] == full::kGuestKernelCodeSelector ? 0 : 3;
+  const std::uint64_t cr2 = run.s.regs.sregs.cr2;
+  if (m_options.syscall_arrives_as_page_fault && hit->vector == full::kVectorPageFault &&
+      cr2 == monitor_virtual(full::kSyscallStubOffset) && m_registers.rip == cr2 &&
+      (error_code.value_or(0) & (full::kPageFaultUser | full::kPageFaultWrite)) ==
+          full::kPageFaultUser) {
+    // kvm_pvm ran the SYSCALL at CPL3 (README.md): RCX holds the return RIP.
+    m_registers.rip = m_registers.rcx;
+    return handle_syscall(context, stop_message);
+  }
+  return reflect(context, hit->vector, error_code, hit->vector == full::kVectorPageFault ? cr2 : 0,
+                 stop_message);
+}
+
+ExitDisposition ParaMode::reflect(ModeContext& context, std::uint8_t vector,
+                                  std::optional<std::uint32_t> error_code,
+                                  std::uint64_t fault_address, std::string& stop_message) {
+  // Direct paging: every fault is the guest's own; the monitor only passes it
+  // on (Xen does the same for a PV guest's faults).
+  const std::uint64_t start = context.elapsed_ns();
+  const std::uint64_t rip = m_registers.rip;
+  const std::uint8_t cpl = m_state.cpl;
+  ++m_traps;
+  if (vector == full::kVectorPageFault) m_hypercalls_handler->set_fault_address(fault_address);
+  if (auto status = deliver(vector, error_code); !status) {
+    stop_message = status.error().message;
+    return ExitDisposition::Stop;
+  }
+  if (auto status = resume_guest(context); !status) {
+    stop_message = status.error().message;
+    return ExitDisposition::Stop;
+  }
+  const EventReason reason = vector == full::kVectorPageFault ? EventReason::GuestPageFault
+                                                              : EventReason::ReflectedException;
+  record(context, EventKind::MonitorTrap, reason, vector, rip, 1, rip, cpl, start,
+         exception_name(vector));
+  return ExitDisposition::Handled;
+}
+
+ExitDisposition ParaMode::handle_syscall(ModeContext& context, std::string& stop_message) {
+  if (m_state.cpl == 0) return handle_hypercall(context, stop_message);
+  // A user program's system call goes to the kernel's syscall callback as
+  // SYSCALL would take it there (SDM vol. 2B): RCX = return RIP, R11 =
+  // RFLAGS, events masked (FMASK clears IF), the user RSP unchanged.
+  const std::uint64_t start = context.elapsed_ns();
+  const std::uint64_t rip = m_registers.rip;
+  ++m_traps;
+  if (m_state.syscall_entry == 0) {
+    // No callback: the instruction is undefined for this kernel, as SYSCALL
+    // with EFER.SCE clear raises #UD.
+    return reflect(context, full::kVectorInvalidOpcode, std::nullopt, 0, stop_message);
+  }
+  m_registers.rcx = m_registers.rip;
+  m_registers.r11 =
+      (m_registers.rflags & ~full::kRflagsIoplMask) | full::kRflagsInterrupt | full::kRflagsFixed;
+  m_registers.rflags &= ~(full::kRflagsTrap | full::kRflagsDirection);
+  m_registers.rip = m_state.syscall_entry;
+  m_state.cpl = 0;
+  m_hypercalls_handler->set_events_masked(true);
+  if (auto status = resume_guest(context); !status) {
+    stop_message = status.error().message;
+    return ExitDisposition::Stop;
+  }
+  record(context, EventKind::MonitorTrap, EventReason::SystemCall, 0, rip, 1, rip, 3, start,
+         "syscall");
+  return ExitDisposition::Handled;
+}
+
+ExitDisposition ParaMode::handle_hypercall(ModeContext& context, std::string& stop_message) {
+  const std::uint64_t start = context.elapsed_ns();
+  const std::uint64_t rip = m_registers.rip;
+  const std::uint64_t number = m_registers.rax;
+  const std::uint64_t first_argument = m_registers.rdi;
+  ++m_hypercalls;
+  auto outcome = m_hypercalls_handler->call(m_registers);
+  if (auto status = resume_guest(context); !status) {
+    stop_message = status.error().message;
+    return ExitDisposition::Stop;
+  }
+  const auto reason = number < VMLAB_HYPERCALL_COUNT
+                          ? static_cast<EventReason>(
+                                static_cast<unsigned>(EventReason::HypercallSetTrapTable) + number)
+                          : EventReason::HypercallUnknown;
+  record(context, EventKind::Hypercall, reason, number, first_argument, outcome.batch_size, rip, 0,
+         start, outcome.detail);
+  if (outcome.continuation == HypercallContinuation::Block) {
+    m_blocked = true;
+    return ExitDisposition::WaitForInterrupt;
+  }
+  return ExitDisposition::Handled;
+}
+
+bool ParaMode::interrupts_enabled(ModeContext&) const {
+  return m_state.cpl == 3 || m_blocked ||
+         (m_hypercalls_handler && !m_hypercalls_handler->events_masked());
+}
+
+Result<int> ParaMode::deliver_interrupts(ModeContext& context) {
+  InterruptController* controller = context.board.interrupt_controller();
+  kvm_run& run = context.vcpu.run_state();
+  {
+    std::lock_guard lock(context.board.device_lock());
+    if (controller == nullptr || !controller->interrupt_pending()) return -1;
+  }
+  if (run.s.regs.sregs.cs.dpl != 3) return -1;  // inside a stub
+  if (m_state.cpl == 0 && !m_blocked && m_hypercalls_handler->events_masked()) {
+    // The kernel will see the flag when it unmasks and ask for the event.
+    if (!m_hypercalls_handler->event_pending_flag()) m_hypercalls_handler->set_event_pending(true);
+    return -1;
+  }
+  capture_guest_state(run);
+  std::uint8_t vector;
+  {
+    std::lock_guard lock(context.board.device_lock());
+    if (!controller->interrupt_pending()) return -1;
+    vector = controller->acknowledge();
+  }
+  m_blocked = false;
+  m_hypercalls_handler->set_event_pending(false);
+  m_hypercalls_handler->count_event();
+  if (auto status = deliver(vector, std::nullopt); !status) return status.error();
+  if (auto status = resume_guest(context); !status) return status.error();
+  return vector;
+}
+
+std::optional<std::string> ParaMode::integrity_violation() const {
+  if (!m_monitor_memory || m_pristine_monitor.empty()) return std::nullopt;
+  std::vector<std::uint8_t> now(m_pristine_monitor.size());
+  if (!m_monitor_memory->read(GuestPhysAddr(0), now)) return "the monitor region cannot be read";
+  constexpr std::uint64_t kTypeByte = 5;  // the TSS busy bit is bit 1 of the type
+  auto monitor_owned = [](std::uint64_t offset) {
+    return offset == full::kGdtOffset + full::kTssSelector + kTypeByte ||
+           (offset >= full::kStackOffset && offset < full::kFaultStackTopOffset);
+  };
+  for (std::uint64_t offset = 0; offset < now.size(); ++offset) {
+    if (now[offset] != m_pristine_monitor[offset] && !monitor_owned(offset)) {
+      return "monitor region byte at offset " + hex(offset) + " changed from " +
+             hex(m_pristine_monitor[offset]) + " to " + hex(now[offset]);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace vmlab::para

@@ -1,0 +1,161 @@
+// --cpu para end to end: the same guest image, paravirtualized by its own
+// choice, must print the same result line as under hvm (cycles aside), and
+// must need far fewer VMM entries than trap-and-emulate where the issue says
+// so: cli/sti are stores to the shared page, a page fault is one reflection
+// plus one mmu_update.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "../support/kvm_available.hpp"
+#include "../support/result_lines.hpp"
+#include "vmlab/probe.hpp"
+#include "vmlab/runner.hpp"
+
+namespace vmlab {
+namespace {
+
+using testing::without_cycles;
+
+GuestRun run_in(const std::string& cpu, const std::string& workload, std::uint64_t count,
+                const std::string& extra = "") {
+  RunOptions options;
+  options.cpu = cpu;
+  options.workload = workload;
+  options.count = count;
+  options.timeout_seconds = 120;
+  options.extra_command_line = extra;
+  auto run = run_guest(options);
+  EXPECT_TRUE(run.ok()) << (run.ok() ? "" : run.error().message);
+  return run.ok() ? std::move(*run) : GuestRun{};
+}
+
+std::uint64_t count_of(const std::map<std::string, std::uint64_t>& counts,
+                       const std::string& reason) {
+  auto found = counts.find(reason);
+  return found == counts.end() ? 0 : found->second;
+}
+
+// Every time the VMM process ran on the guest's behalf.
+std::uint64_t vmm_entries(const GuestRun& run) {
+  std::uint64_t total = 0;
+  for (const auto& [reason, count] : run.exits_by_reason)
+    total += count;
+  return total;
+}
+
+struct WorkloadCase {
+  const char* workload;
+  std::uint64_t count;
+  std::uint32_t exit_status;
+};
+
+class ParaWorkload : public ::testing::TestWithParam<WorkloadCase> {};
+
+TEST_P(ParaWorkload, MatchesHvm) {
+  VMLAB_REQUIRE_KVM();
+  const auto& param = GetParam();
+  const GuestRun para = run_in("para", param.workload, param.count);
+  const GuestRun hvm = run_in("hvm", param.workload, param.count);
+  ASSERT_EQ(para.report.outcome, RunOutcome::GuestExited) << para.report.message << "\n"
+                                                          << para.report.registers;
+  EXPECT_EQ(para.report.exit_value, param.exit_status);
+  ASSERT_TRUE(para.result.has_value()) << "no result line in para mode";
+  ASSERT_TRUE(hvm.result.has_value());
+  EXPECT_EQ(without_cycles(para.result->line), without_cycles(hvm.result->line));
+  EXPECT_GT(para.hypercalls, 0u) << "a paravirtualized kernel registers itself by hypercall";
+  EXPECT_FALSE(para.report.integrity_violation.has_value()) << *para.report.integrity_violation;
+  EXPECT_EQ(count_of(para.traps_by_reason, "privileged-instruction"), 0u)
+      << "para emulates no instruction";
+
+  const std::string workload = param.workload;
+  const std::uint64_t n = param.count;
+  if (workload == "syscalls") {
+    EXPECT_GE(count_of(para.traps_by_reason, "system-call"), n);
+  } else if (workload == "pagefaults") {
+    EXPECT_EQ(count_of(para.traps_by_reason, "guest-page-fault"), n);
+  } else if (workload == "timer") {
+    EXPECT_EQ(para.result->number("irqs"), n);
+    EXPECT_GE(para.interrupts_injected, n);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Workloads, ParaWorkload,
+    ::testing::Values(WorkloadCase{"hello", 1, 0}, WorkloadCase{"syscalls", 100, 0},
+                      WorkloadCase{"pagefaults", 40, 0}, WorkloadCase{"compute", 100000, 0},
+                      WorkloadCase{"cli-sti", 100, 0}, WorkloadCase{"pio", 100, 0},
+                      WorkloadCase{"timer", 3, 0}, WorkloadCase{"fault", 1, 3},
+                      WorkloadCase{"segfault", 1, 4}),
+    [](const auto& test_case) {
+      std::string name = test_case.param.workload;
+      std::replace(name.begin(), name.end(), '-', '_');
+      return name;
+    });
+
+// The cost of n more operations, in VMM entries: the difference between two
+// runs cancels boot and reporting.
+std::uint64_t entries_per_100(const std::string& cpu, const std::string& workload) {
+  const GuestRun small = run_in(cpu, workload, 100);
+  const GuestRun large = run_in(cpu, workload, 200);
+  const std::uint64_t a = vmm_entries(small), b = vmm_entries(large);
+  return b > a ? b - a : 0;
+}
+
+TEST(ParaRun, CliStiNeedsNoVmmEntries) {
+  VMLAB_REQUIRE_KVM();
+  EXPECT_EQ(entries_per_100("para", "cli-sti"), 0u) << "cli and sti are stores to the shared page";
+  EXPECT_GE(entries_per_100("full", "cli-sti"), 200u) << "each cli and sti traps in full";
+}
+
+TEST(ParaRun, PageFaultsNeedFewerEntriesThanFull) {
+  VMLAB_REQUIRE_KVM();
+  const std::uint64_t para = entries_per_100("para", "pagefaults");
+  const std::uint64_t full = entries_per_100("full", "pagefaults");
+  EXPECT_LE(para, 400u) << "a reflection, an mmu_update and an iret per fault";
+  EXPECT_LT(para * 3, full * 2) << "para " << para << " vs full " << full;
+}
+
+TEST(ParaRun, HostileParavirtualKernelGetsErrorsBack) {
+  VMLAB_REQUIRE_KVM();
+  const GuestRun run = run_in("para", "hostile", 1);
+  ASSERT_EQ(run.report.outcome, RunOutcome::GuestExited) << run.report.message;
+  ASSERT_TRUE(run.result.has_value());
+  EXPECT_EQ(run.result->field("status"), "ok");
+  // hostile.c: 2 monitor attempts, 17 hypercall attempts, 2 direct ones, 9
+  // from user mode; every one must end as the monitor intends.
+  EXPECT_EQ(run.result->number("check"), 30u);
+  EXPECT_FALSE(run.report.integrity_violation.has_value()) << *run.report.integrity_violation;
+  std::size_t result_lines = 0;
+  for (const auto& line : run.debug_lines) {
+    if (line.rfind("VMLAB-HOSTILE pv-", 0) == 0) ++result_lines;
+  }
+  EXPECT_EQ(result_lines, 19u);
+}
+
+TEST(ParaRun, ProbesMatchHvmThroughTheirSubstitutes) {
+  VMLAB_REQUIRE_KVM();
+  const GuestRun para = run_in("para", "probes", 1);
+  const GuestRun hvm = run_in("hvm", "probes", 1, "probes=no-segment-checks");
+  const auto para_values = parse_probe_lines(para.debug_lines);
+  const auto hvm_values = parse_probe_lines(hvm.debug_lines);
+  const auto substitutes = parse_probe_lines(para.debug_lines, nullptr, "VMLAB-PROBE-PV ");
+  ASSERT_FALSE(hvm_values.empty());
+  for (const auto& [probe, value] : hvm_values) {
+    auto found = para_values.find(probe);
+    ASSERT_NE(found, para_values.end()) << probe;
+    EXPECT_EQ(found->second, value) << probe;
+    EXPECT_EQ(substitutes.count(probe), 1u) << probe << " has no stated substitute";
+  }
+}
+
+TEST(ParaRun, InterruptDrivenConsoleMatchesHvm) {
+  VMLAB_REQUIRE_KVM();
+  const GuestRun run = run_in("para", "hello", 1, "console=irq");
+  ASSERT_TRUE(run.result.has_value());
+  EXPECT_EQ(run.result->field("status"), "ok");
+  EXPECT_EQ(run.result->number("irqs"), 2u);
+}
+
+}  // namespace
+}  // namespace vmlab

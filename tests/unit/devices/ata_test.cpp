@@ -1,0 +1,865 @@
+// The ATA disk driven as a guest's IDE driver drives it: port reads and writes
+// through the command and control block views, nothing else.
+#include <vmlab/devices/ata.hpp>
+#include <vmlab/devices/memory_block_backend.hpp>
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace vmlab::devices {
+namespace {
+
+// Command block offsets (0x1F0 + n) and the control block's one port (0x3F6).
+constexpr std::uint64_t data_port = 0;
+constexpr std::uint64_t error_features_port = 1;
+constexpr std::uint64_t sector_count_port = 2;
+constexpr std::uint64_t lba_low_port = 3;
+constexpr std::uint64_t lba_mid_port = 4;
+constexpr std::uint64_t lba_high_port = 5;
+constexpr std::uint64_t device_port = 6;
+constexpr std::uint64_t status_command_port = 7;
+
+constexpr std::uint8_t status_busy = 0x80;
+constexpr std::uint8_t status_ready = 0x40;
+constexpr std::uint8_t status_fault = 0x20;
+constexpr std::uint8_t status_data_request = 0x08;
+constexpr std::uint8_t status_error = 0x01;
+
+constexpr std::uint8_t error_aborted = 0x04;
+constexpr std::uint8_t error_id_not_found = 0x10;
+constexpr std::uint8_t error_uncorrectable = 0x40;
+
+constexpr std::uint8_t control_no_interrupt = 0x02;
+constexpr std::uint8_t control_reset = 0x04;
+constexpr std::uint8_t control_high_order = 0x80;
+
+constexpr std::uint8_t device_lba_master = 0xe0;  // obsolete bits 7 and 5 set, as drivers do
+constexpr std::uint8_t device_lba_slave = 0xf0;
+
+constexpr std::uint8_t read_sectors = 0x20;
+constexpr std::uint8_t read_sectors_ext = 0x24;
+constexpr std::uint8_t write_sectors = 0x30;
+constexpr std::uint8_t write_sectors_ext = 0x34;
+constexpr std::uint8_t flush_cache = 0xe7;
+constexpr std::uint8_t flush_cache_ext = 0xea;
+constexpr std::uint8_t identify_device = 0xec;
+constexpr std::uint8_t set_features = 0xef;
+
+constexpr std::size_t words_per_sector = kSectorSize / 2;
+
+// A disk far larger than memory: only written sectors are stored, the rest
+// read as a pattern derived from the sector number.
+class SparseBackend final : public BlockBackend {
+ public:
+  explicit SparseBackend(std::uint64_t sectors) : m_sectors(sectors) {}
+  std::uint64_t size_bytes() const override { return m_sectors * kSectorSize; }
+  bool read_only() const override { return false; }
+  std::string serial() const override { return "sparse"; }
+  Status read(std::uint64_t offset, std::span<std::uint8_t> out) override {
+    if (offset % kSectorSize != 0 || out.size() != kSectorSize || offset >= size_bytes()) {
+      return Error{"bad sparse read"};
+    }
+    const std::uint64_t sector = offset / kSectorSize;
+    auto found = m_written.find(sector);
+    for (std::size_t index = 0; index < kSectorSize; ++index) {
+      out[index] = found != m_written.end() ? found->second[index]
+                                            : static_cast<std::uint8_t>(sector + index);
+    }
+    return {};
+  }
+  Status write(std::uint64_t offset, std::span<const std::uint8_t> in) override {
+    if (offset % kSectorSize != 0 || in.size() != kSectorSize || offset >= size_bytes()) {
+      return Error{"bad sparse write"};
+    }
+    auto& sector = m_written[offset / kSectorSize];
+    std::copy(in.begin(), in.end(), sector.begin());
+    return {};
+  }
+  Status flush() override { return {}; }
+  const std::map<std::uint64_t, std::array<std::uint8_t, kSectorSize>>& written() const {
+    return m_written;
+  }
+
+ private:
+  std::uint64_t m_sectors;
+  std::map<std::uint64_t, std::array<std::uint8_t, kSectorSize>> m_written;
+};
+
+// What a guest driver does with the ports, one helper per instruction.
+class Guest {
+ public:
+  explicit Guest(BlockBackend& backend)
+      : m_disk(backend, [this](bool level) {
+          if (level && !m_irq) ++m_rising_edges;
+          m_irq = level;
+        }) {}
+
+  std::uint8_t in(std::uint64_t port) {
+    std::uint8_t value = 0;
+    m_disk.command_block().read(port, std::span(&value, 1));
+    return value;
+  }
+  void out(std::uint64_t port, std::uint8_t value) {
+    m_disk.command_block().write(port, std::span(&value, 1));
+  }
+  std::uint16_t inw() {
+    std::array<std::uint8_t, 2> bytes{};
+    m_disk.command_block().read(data_port, bytes);
+    return static_cast<std::uint16_t>(bytes[0] | bytes[1] << 8);
+  }
+  std::uint32_t inl() {
+    std::array<std::uint8_t, 4> bytes{};
+    m_disk.command_block().read(data_port, bytes);
+    std::uint32_t value = 0;
+    for (std::size_t index = 0; index < bytes.size(); ++index) {
+      value |= std::uint32_t{bytes[index]} << (8 * index);
+    }
+    return value;
+  }
+  void outw(std::uint16_t word) {
+    const std::array<std::uint8_t, 2> bytes{static_cast<std::uint8_t>(word),
+                                            static_cast<std::uint8_t>(word >> 8)};
+    m_disk.command_block().write(data_port, bytes);
+  }
+  void outl(std::uint32_t value) {
+    const std::array<std::uint8_t, 4> bytes{
+        static_cast<std::uint8_t>(value), static_cast<std::uint8_t>(value >> 8),
+        static_cast<std::uint8_t>(value >> 16), static_cast<std::uint8_t>(value >> 24)};
+    m_disk.command_block().write(data_port, bytes);
+  }
+  std::uint8_t status() { return in(status_command_port); }
+  std::uint8_t alternate_status() {
+    std::uint8_t value = 0;
+    m_disk.control_block().read(0, std::span(&value, 1));
+    return value;
+  }
+  void device_control(std::uint8_t value) { m_disk.control_block().write(0, std::span(&value, 1)); }
+  void command(std::uint8_t opcode) { out(status_command_port, opcode); }
+
+  void select_lba28(std::uint32_t lba, std::uint8_t count) {
+    out(sector_count_port, count);
+    out(lba_low_port, static_cast<std::uint8_t>(lba));
+    out(lba_mid_port, static_cast<std::uint8_t>(lba >> 8));
+    out(lba_high_port, static_cast<std::uint8_t>(lba >> 16));
+    out(device_port, static_cast<std::uint8_t>(device_lba_master | ((lba >> 24) & 0x0f)));
+  }
+  // High-order bytes first, as the 48-bit Address feature set requires.
+  void select_lba48(std::uint64_t lba, std::uint16_t count) {
+    out(sector_count_port, static_cast<std::uint8_t>(count >> 8));
+    out(lba_low_port, static_cast<std::uint8_t>(lba >> 24));
+    out(lba_mid_port, static_cast<std::uint8_t>(lba >> 32));
+    out(lba_high_port, static_cast<std::uint8_t>(lba >> 40));
+    out(sector_count_port, static_cast<std::uint8_t>(count));
+    out(lba_low_port, static_cast<std::uint8_t>(lba));
+    out(lba_mid_port, static_cast<std::uint8_t>(lba >> 8));
+    out(lba_high_port, static_cast<std::uint8_t>(lba >> 16));
+    out(device_port, 0x40);
+  }
+  std::uint64_t lba48_registers() {
+    std::uint64_t lba = in(lba_low_port) | std::uint64_t{in(lba_mid_port)} << 8 |
+                        std::uint64_t{in(lba_high_port)} << 16;
+    device_control(control_high_order);
+    lba |= std::uint64_t{in(lba_low_port)} << 24 | std::uint64_t{in(lba_mid_port)} << 32 |
+           std::uint64_t{in(lba_high_port)} << 40;
+    device_control(0);
+    return lba;
+  }
+
+  std::vector<std::uint16_t> read_block() {
+    std::vector<std::uint16_t> words(words_per_sector);
+    for (auto& word : words)
+      word = inw();
+    return words;
+  }
+  std::vector<std::uint8_t> read_sector() {
+    std::vector<std::uint8_t> bytes;
+    for (const std::uint16_t word : read_block()) {
+      bytes.push_back(static_cast<std::uint8_t>(word));
+      bytes.push_back(static_cast<std::uint8_t>(word >> 8));
+    }
+    return bytes;
+  }
+  void write_sector(std::span<const std::uint8_t> bytes) {
+    for (std::size_t index = 0; index < kSectorSize; index += 2) {
+      outw(static_cast<std::uint16_t>(bytes[index] | bytes[index + 1] << 8));
+    }
+  }
+
+  AtaDisk m_disk;
+  bool m_irq = false;
+  int m_rising_edges = 0;
+};
+
+std::vector<std::uint8_t> sector_pattern(std::uint8_t seed) {
+  std::vector<std::uint8_t> bytes(kSectorSize);
+  for (std::size_t index = 0; index < kSectorSize; ++index) {
+    bytes[index] = static_cast<std::uint8_t>(seed * 31 + index);
+  }
+  return bytes;
+}
+
+std::vector<std::uint8_t> as_vector(std::span<const std::uint8_t> bytes) {
+  return {bytes.begin(), bytes.end()};
+}
+
+std::string ata_string(const std::vector<std::uint16_t>& words, std::size_t first,
+                       std::size_t count) {
+  std::string text;
+  for (std::size_t index = first; index < first + count; ++index) {
+    text += static_cast<char>(words[index] >> 8);
+    text += static_cast<char>(words[index] & 0xff);
+  }
+  return text;
+}
+
+std::vector<std::uint16_t> identify(Guest& guest) {
+  guest.command(identify_device);
+  EXPECT_EQ(guest.status(), status_ready | status_data_request);
+  return guest.read_block();
+}
+
+TEST(AtaTest, PowerOnLeavesTheResetSignature) {
+  MemoryBlockBackend backend(64);
+  Guest guest(backend);
+  EXPECT_EQ(guest.in(sector_count_port), 0x01);
+  EXPECT_EQ(guest.in(lba_low_port), 0x01);
+  EXPECT_EQ(guest.in(lba_mid_port), 0x00);
+  EXPECT_EQ(guest.in(lba_high_port), 0x00);
+  EXPECT_EQ(guest.in(device_port), 0x00);
+  EXPECT_EQ(guest.in(error_features_port), 0x01);  // diagnostic code: passed
+  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_FALSE(guest.m_irq);
+  EXPECT_FALSE(guest.m_disk.irq_level());
+}
+
+TEST(AtaTest, IdentifyDeviceDescribesTheDisk) {
+  MemoryBlockBackend backend(1000, DiskAccess::ReadWrite, "SERIAL-0123");
+  Guest guest(backend);
+  guest.command(identify_device);
+  EXPECT_TRUE(guest.m_irq);  // PIO data-in: the block is announced by INTRQ
+  EXPECT_EQ(guest.status(), status_ready | status_data_request);
+  EXPECT_FALSE(guest.m_irq);
+  const std::vector<std::uint16_t> words = guest.read_block();
+  EXPECT_EQ(guest.status(), status_ready);  // DRQ drops after the one block
+  EXPECT_EQ(guest.m_rising_edges, 1);       // and no interrupt follows it
+
+  EXPECT_EQ(words[0] & 0x8000, 0);   // an ATA device
+  EXPECT_EQ(words[47] & 0x00ff, 0);  // no READ/WRITE MULTIPLE
+  EXPECT_NE(words[49] & 0x0200, 0);  // LBA supported
+  EXPECT_EQ(words[49] & 0x0100, 0);  // no DMA
+  EXPECT_EQ(words[50] & 0xc000, 0x4000);
+  EXPECT_EQ(words[59] & 0x0100, 0);  // no multiple sector setting
+  EXPECT_EQ(words[60] | words[61] << 16, 1000);
+  EXPECT_NE(words[80], 0x0000);
+  EXPECT_NE(words[80], 0xffff);
+  EXPECT_NE(words[80] & 0x0100, 0);       // ATA8-ACS
+  EXPECT_EQ(words[83] & 0xc000, 0x4000);  // word valid
+  EXPECT_NE(words[83] & 0x0400, 0);       // 48-bit Address supported
+  EXPECT_NE(words[83] & 0x1000, 0);       // FLUSH CACHE
+  EXPECT_NE(words[83] & 0x2000, 0);       // FLUSH CACHE EXT
+  EXPECT_NE(words[86] & 0x0400, 0);       // 48-bit Address enabled
+  EXPECT_EQ(words[87] & 0xc000, 0x4000);
+  EXPECT_EQ(words[88], 0);  // no Ultra DMA
+  EXPECT_EQ(words[100] | words[101] << 16, 1000);
+  EXPECT_EQ(words[102], 0);
+  EXPECT_EQ(words[103], 0);
+
+  // ATA strings: first character in bits 15:8, space padded.
+  EXPECT_EQ(words[10], ('S' << 8) | 'E');
+  EXPECT_EQ(ata_string(words, 10, 10), "SERIAL-0123         ");
+  EXPECT_EQ(ata_string(words, 27, 20).substr(0, 14), "vmlab ATA disk");
+  EXPECT_EQ(ata_string(words, 27, 20).size(), 40u);
+  EXPECT_EQ(ata_string(words, 23, 4), "0.1.0   ");
+
+  // Integrity word: A5h signature, and all 512 bytes sum to 0 modulo 256.
+  EXPECT_EQ(words[255] & 0xff, 0xa5);
+  unsigned sum = 0;
+  for (const std::uint16_t word : words)
+    sum += (word & 0xffu) + (word >> 8);
+  EXPECT_EQ(sum % 256, 0u);
+
+  EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::IdentifyDevice), 1u);
+  EXPECT_EQ(guest.m_disk.sectors_read(), 0u);  // IDENTIFY data is not a sector
+}
+
+TEST(AtaTest, IdentifyCapsTheLba28CapacityOnALargeDisk) {
+  const std::uint64_t sectors = (std::uint64_t{1} << 33) + 5;  // 4 TiB and a bit
+  SparseBackend backend(sectors);
+  Guest guest(backend);
+  const auto words = identify(guest);
+  EXPECT_EQ(words[60] | words[61] << 16, 0x0fffffff);
+  std::uint64_t lba48_capacity = 0;
+  for (int index = 3; index >= 0; --index) {
+    lba48_capacity = lba48_capacity << 16 | words[100 + static_cast<std::size_t>(index)];
+  }
+  EXPECT_EQ(lba48_capacity, sectors);
+  EXPECT_EQ(ata_string(words, 10, 10), "sparse              ");
+}
+
+TEST(AtaTest, Lba28ReadDeliversOneInterruptAndDrqBlockPerSector) {
+  MemoryBlockBackend backend(64);
+  for (std::uint8_t sector = 5; sector < 8; ++sector) {
+    const auto bytes = sector_pattern(sector);
+    std::copy(bytes.begin(), bytes.end(), backend.sector(sector).begin());
+  }
+  Guest guest(backend);
+  guest.select_lba28(5, 3);
+  guest.command(read_sectors);
+  for (std::uint8_t sector = 5; sector < 8; ++sector) {
+    ASSERT_TRUE(guest.m_irq) << "sector " << int{sector};
+    // Alternate Status shows the same bits without acknowledging.
+    EXPECT_EQ(guest.alternate_status(), status_ready | status_data_request);
+    EXPECT_TRUE(guest.m_irq);
+    EXPECT_EQ(guest.status(), status_ready | status_data_request);
+    EXPECT_FALSE(guest.m_irq);
+    EXPECT_EQ(guest.read_sector(), sector_pattern(sector));
+  }
+  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_FALSE(guest.m_irq);
+  EXPECT_EQ(guest.m_rising_edges, 3);
+  EXPECT_EQ(guest.m_disk.interrupts_raised(), 3u);
+  EXPECT_EQ(guest.m_disk.sectors_read(), 3u);
+  EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::ReadSectors), 1u);
+  EXPECT_EQ(guest.inw(), 0xffff);  // the transfer is over
+}
+
+TEST(AtaTest, Lba28WriteStoresEachSectorAsItsBlockCompletes) {
+  MemoryBlockBackend backend(64);
+  Guest guest(backend);
+  guest.select_lba28(10, 2);
+  guest.command(write_sectors);
+  // PIO data-out: DRQ for the first block without an interrupt.
+  EXPECT_FALSE(guest.m_irq);
+  EXPECT_EQ(guest.alternate_status(), status_ready | status_data_request);
+
+  guest.write_sector(sector_pattern(1));
+  EXPECT_EQ(as_vector(backend.sector(10)), sector_pattern(1));
+  EXPECT_TRUE(guest.m_irq);  // the next block is wanted
+  EXPECT_EQ(guest.status(), status_ready | status_data_request);
+  EXPECT_FALSE(guest.m_irq);
+
+  // Half of the second block does not reach the backend yet.
+  const auto second = sector_pattern(2);
+  for (std::size_t index = 0; index < kSectorSize / 2; index += 2) {
+    guest.outw(static_cast<std::uint16_t>(second[index] | second[index + 1] << 8));
+  }
+  EXPECT_EQ(backend.writes(), 1u);
+  for (std::size_t index = kSectorSize / 2; index < kSectorSize; index += 2) {
+    guest.outw(static_cast<std::uint16_t>(second[index] | second[index + 1] << 8));
+  }
+  EXPECT_EQ(as_vector(backend.sector(11)), second);
+  EXPECT_TRUE(guest.m_irq);  // command completion
+  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(guest.m_rising_edges, 2);
+  EXPECT_EQ(guest.m_disk.sectors_written(), 2u);
+
+  // And back through the disk.
+  guest.select_lba28(10, 2);
+  guest.command(read_sectors);
+  EXPECT_EQ(guest.read_sector(), sector_pattern(1));
+  EXPECT_EQ(guest.read_sector(), second);
+}
+
+TEST(AtaTest, Lba28UsesTheDeviceRegisterForBits27To24) {
+  SparseBackend backend(std::uint64_t{1} << 28);
+  Guest guest(backend);
+  const std::uint32_t lba = 0x0abc'def1;
+  guest.select_lba28(lba, 1);
+  guest.command(write_sectors);
+  guest.write_sector(sector_pattern(9));
+  EXPECT_EQ(guest.status(), status_ready);
+  ASSERT_EQ(backend.written().size(), 1u);
+  EXPECT_EQ(backend.written().begin()->first, lba);
+}
+
+TEST(AtaTest, Lba48RoundTripsAboveTheLba28Limit) {
+  SparseBackend backend(std::uint64_t{1} << 40);
+  Guest guest(backend);
+  const std::uint64_t lba = 0x12'3456'789a;
+  guest.select_lba48(lba, 2);
+  guest.command(write_sectors_ext);
+  guest.write_sector(sector_pattern(3));
+  guest.write_sector(sector_pattern(4));
+  EXPECT_EQ(guest.status(), status_ready);
+  ASSERT_EQ(backend.written().size(), 2u);
+  EXPECT_EQ(backend.written().begin()->first, lba);
+  EXPECT_EQ(backend.written().rbegin()->first, lba + 1);
+
+  guest.select_lba48(lba, 2);
+  guest.command(read_sectors_ext);
+  EXPECT_EQ(guest.read_sector(), sector_pattern(3));
+  EXPECT_EQ(guest.read_sector(), sector_pattern(4));
+  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::WriteSectorsExt), 1u);
+  EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::ReadSectorsExt), 1u);
+}
+
+TEST(AtaTest, Lba48SectorCountUsesBothBytes) {
+  MemoryBlockBackend backend(600);
+  Guest guest(backend);
+  // 0x0102 = 258 sectors: one more than an 8-bit count could say.
+  guest.select_lba48(0, 0x0102);
+  guest.command(read_sectors_ext);
+  int blocks = 0;
+  while ((guest.status() & status_data_request) != 0) {
+    guest.read_block();
+    ++blocks;
+  }
+  EXPECT_EQ(blocks, 258);
+  EXPECT_EQ(guest.m_rising_edges, 258);
+}
+
+TEST(AtaTest, SectorCountZeroMeans256ForLba28) {
+  MemoryBlockBackend backend(300);
+  Guest guest(backend);
+  guest.select_lba28(0, 0);
+  guest.command(read_sectors);
+  int blocks = 0;
+  while ((guest.status() & status_data_request) != 0) {
+    guest.read_block();
+    ++blocks;
+  }
+  EXPECT_EQ(blocks, 256);
+  EXPECT_EQ(guest.m_disk.sectors_read(), 256u);
+}
+
+TEST(AtaTest, SectorCountZeroMeans65536ForLba48) {
+  // Checked by the range it asks for: 65536 sectors fit from 0 but not from 1.
+  MemoryBlockBackend backend(65536);
+  Guest guest(backend);
+  guest.select_lba48(1, 0);
+  guest.command(read_sectors_ext);
+  EXPECT_EQ(guest.status(), status_ready | status_error);
+  EXPECT_EQ(guest.in(error_features_port), error_id_not_found);
+
+  guest.select_lba48(0, 0);
+  guest.command(read_sectors_ext);
+  EXPECT_EQ(guest.status(), status_ready | status_data_request);
+}
+
+TEST(AtaTest, HobSelectsThePreviousRegisterContents) {
+  MemoryBlockBackend backend(8);
+  Guest guest(backend);
+  guest.select_lba48(0x0605'0403'0201, 0x0807);
+  EXPECT_EQ(guest.in(sector_count_port), 0x07);
+  EXPECT_EQ(guest.in(lba_low_port), 0x01);
+  EXPECT_EQ(guest.in(lba_high_port), 0x03);
+  guest.device_control(control_high_order);
+  EXPECT_EQ(guest.in(sector_count_port), 0x08);
+  EXPECT_EQ(guest.in(lba_low_port), 0x04);
+  EXPECT_EQ(guest.in(lba_mid_port), 0x05);
+  EXPECT_EQ(guest.in(lba_high_port), 0x06);
+  // Any command block write clears HOB.
+  guest.out(error_features_port, 0);
+  EXPECT_EQ(guest.in(lba_low_port), 0x01);
+}
+
+TEST(AtaTest, StatusReadAcknowledgesTheInterruptAndAlternateStatusDoesNot) {
+  MemoryBlockBackend backend(8);
+  Guest guest(backend);
+  guest.command(flush_cache);
+  EXPECT_TRUE(guest.m_irq);
+  for (int repeat = 0; repeat < 3; ++repeat)
+    EXPECT_EQ(guest.alternate_status(), status_ready);
+  EXPECT_TRUE(guest.m_irq);
+  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_FALSE(guest.m_irq);
+  EXPECT_EQ(guest.m_rising_edges, 1);
+}
+
+TEST(AtaTest, ACommandWithAnInterruptPendingStillMakesANewEdge) {
+  MemoryBlockBackend backend(8);
+  Guest guest(backend);
+  guest.command(flush_cache);
+  guest.command(flush_cache);  // the driver never read Status in between
+  EXPECT_TRUE(guest.m_irq);
+  EXPECT_EQ(guest.m_rising_edges, 2);
+}
+
+TEST(AtaTest, NienKeepsTheLineLowButNotThePendingInterrupt) {
+  MemoryBlockBackend backend(8);
+  Guest guest(backend);
+  guest.device_control(control_no_interrupt);
+  guest.select_lba28(0, 2);
+  guest.command(read_sectors);
+  EXPECT_FALSE(guest.m_irq);
+  EXPECT_EQ(guest.alternate_status(), status_ready | status_data_request);  // polled
+  guest.read_block();
+  guest.read_block();
+  EXPECT_EQ(guest.alternate_status(), status_ready);
+  EXPECT_EQ(guest.m_rising_edges, 0);
+  EXPECT_EQ(guest.m_disk.interrupts_raised(), 0u);
+
+  // An interrupt raised under nIEN stays pending and shows when it clears.
+  guest.command(flush_cache);
+  EXPECT_FALSE(guest.m_irq);
+  guest.device_control(0);
+  EXPECT_TRUE(guest.m_irq);
+  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_FALSE(guest.m_irq);
+}
+
+TEST(AtaTest, FlushCacheReachesTheBackend) {
+  MemoryBlockBackend backend(8);
+  Guest guest(backend);
+  guest.command(flush_cache);
+  EXPECT_EQ(backend.flushes(), 1u);
+  EXPECT_EQ(guest.status(), status_ready);
+  guest.out(device_port, 0x40);
+  guest.command(flush_cache_ext);
+  EXPECT_EQ(backend.flushes(), 2u);
+  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(guest.m_rising_edges, 2);
+  EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::FlushCache), 1u);
+  EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::FlushCacheExt), 1u);
+}
+
+TEST(AtaTest, FailedFlushIsAWriteFault) {
+  MemoryBlockBackend backend(8);
+  backend.fail_flushes(true);
+  Guest guest(backend);
+  guest.command(flush_cache);
+  EXPECT_TRUE(guest.m_irq);
+  EXPECT_EQ(guest.status(), status_ready | status_fault | status_error);
+  EXPECT_EQ(guest.in(error_features_port), error_aborted);
+  EXPECT_EQ(guest.m_disk.commands_failed(), 1u);
+}
+
+TEST(AtaTest, SetFeaturesIsAcceptedAndChangesNothing) {
+  MemoryBlockBackend backend(8);
+  Guest guest(backend);
+  guest.out(error_features_port, 0x03);  // set transfer mode
+  guest.out(sector_count_port, 0x0c);    // PIO mode 4
+  guest.command(set_features);
+  EXPECT_TRUE(guest.m_irq);
+  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::SetFeatures), 1u);
+}
+
+TEST(AtaTest, SoftwareResetAbandonsTheCommandAndRestoresTheSignature) {
+  MemoryBlockBackend backend(8);
+  Guest guest(backend);
+  guest.select_lba28(1, 2);
+  guest.command(read_sectors);
+  ASSERT_TRUE(guest.m_irq);
+  guest.inw();
+
+  guest.device_control(control_reset);
+  EXPECT_FALSE(guest.m_irq);  // reset clears the pending interrupt
+  EXPECT_EQ(guest.alternate_status(), status_busy);
+  EXPECT_EQ(guest.status(), status_busy);
+  guest.out(lba_low_port, 0x55);  // ignored while BSY
+  guest.command(identify_device);
+  EXPECT_EQ(guest.inw(), 0xffff);
+
+  guest.device_control(0);
+  EXPECT_FALSE(guest.m_irq);  // the software reset protocol raises no interrupt
+  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(guest.in(error_features_port), 0x01);
+  EXPECT_EQ(guest.in(sector_count_port), 0x01);
+  EXPECT_EQ(guest.in(lba_low_port), 0x01);
+  EXPECT_EQ(guest.in(lba_mid_port), 0x00);
+  EXPECT_EQ(guest.in(lba_high_port), 0x00);
+  EXPECT_EQ(guest.in(device_port), 0x00);
+  EXPECT_EQ(guest.inw(), 0xffff);  // nothing left of the read
+  EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::IdentifyDevice), 0u);
+
+  // And the disk works again.
+  const auto words = identify(guest);
+  EXPECT_EQ(words[255] & 0xff, 0xa5);
+}
+
+TEST(AtaTest, DeviceOneIsAbsent) {
+  MemoryBlockBackend backend(8);
+  Guest guest(backend);
+  guest.out(device_port, device_lba_slave);
+  EXPECT_EQ(guest.status(), 0x00);
+  EXPECT_EQ(guest.alternate_status(), 0x00);
+  // Device 0 answers for it in the other registers.
+  guest.out(sector_count_port, 0x55);
+  EXPECT_EQ(guest.in(sector_count_port), 0x55);
+  EXPECT_EQ(guest.in(device_port), device_lba_slave);
+
+  guest.command(identify_device);
+  guest.command(write_sectors);
+  EXPECT_FALSE(guest.m_irq);
+  EXPECT_EQ(guest.inw(), 0xffff);
+  guest.outw(0x1234);
+  EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::IdentifyDevice), 0u);
+  EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::WriteSectors), 0u);
+
+  guest.out(device_port, device_lba_master);
+  EXPECT_EQ(guest.status(), status_ready);  // no DRQ: nothing was started
+  EXPECT_EQ(backend.writes(), 0u);
+}
+
+TEST(AtaTest, DeselectingDeviceZeroReleasesInterruptLine) {
+  MemoryBlockBackend backend(8);
+  Guest guest(backend);
+  guest.command(flush_cache);
+  EXPECT_TRUE(guest.m_irq);
+  guest.out(device_port, device_lba_slave);
+  EXPECT_FALSE(guest.m_irq);
+  guest.out(device_port, device_lba_master);
+  EXPECT_TRUE(guest.m_irq);  // still pending: Status of device 1 acknowledged nothing
+}
+
+TEST(AtaTest, ReadPastTheEndIsIdNotFoundAndTransfersNothing) {
+  MemoryBlockBackend backend(100);
+  Guest guest(backend);
+  for (const auto& [lba, count] :
+       {std::pair<std::uint32_t, std::uint8_t>{99, 2}, {100, 1}, {0x0fff'ffff, 1}, {0, 0}}) {
+    guest.select_lba28(lba, count);
+    guest.command(read_sectors);
+    EXPECT_TRUE(guest.m_irq);
+    EXPECT_EQ(guest.status(), status_ready | status_error) << lba;
+    EXPECT_EQ(guest.in(error_features_port), error_id_not_found) << lba;
+    EXPECT_EQ(guest.inw(), 0xffff);
+  }
+  // The LBA registers name the first sector that is not there.
+  guest.select_lba28(99, 2);
+  guest.command(read_sectors);
+  EXPECT_EQ(guest.in(lba_low_port), 100);
+  EXPECT_EQ(backend.reads(), 0u);
+  EXPECT_EQ(guest.m_disk.sectors_read(), 0u);
+  EXPECT_EQ(guest.m_disk.commands_failed(), 5u);
+}
+
+TEST(AtaTest, WritePastTheEndLeavesTheBackendUnchanged) {
+  MemoryBlockBackend backend(100);
+  Guest guest(backend);
+  guest.select_lba28(98, 3);
+  guest.command(write_sectors);
+  EXPECT_EQ(guest.status(), status_ready | status_error);
+  EXPECT_EQ(guest.in(error_features_port), error_id_not_found);
+  guest.write_sector(sector_pattern(1));  // a driver that ignores the error
+  guest.write_sector(sector_pattern(2));
+
+  guest.select_lba48(100, 1);
+  guest.command(write_sectors_ext);
+  EXPECT_EQ(guest.status(), status_ready | status_error);
+  EXPECT_EQ(guest.in(error_features_port), error_id_not_found);
+  EXPECT_EQ(guest.lba48_registers(), 100u);
+  guest.write_sector(sector_pattern(3));
+
+  guest.select_lba48(std::uint64_t{1} << 47, 1);
+  guest.command(write_sectors_ext);
+  EXPECT_EQ(guest.in(error_features_port), error_id_not_found);
+  EXPECT_EQ(guest.lba48_registers(), std::uint64_t{1} << 47);
+
+  EXPECT_EQ(backend.writes(), 0u);
+  for (const std::uint8_t byte : backend.contents())
+    ASSERT_EQ(byte, 0);
+  EXPECT_GT(guest.m_disk.stray_data_accesses(), 0u);
+}
+
+TEST(AtaTest, WriteToAReadOnlyDiskIsAbortedAndChangesNothing) {
+  MemoryBlockBackend backend(16, DiskAccess::ReadOnly);
+  backend.sector(2)[0] = 0x77;
+  Guest guest(backend);
+  guest.select_lba28(2, 1);
+  guest.command(write_sectors);
+  EXPECT_TRUE(guest.m_irq);
+  EXPECT_EQ(guest.status(), status_ready | status_error);
+  EXPECT_EQ(guest.in(error_features_port), error_aborted);
+  guest.write_sector(sector_pattern(5));
+  EXPECT_EQ(backend.sector(2)[0], 0x77);
+  EXPECT_EQ(backend.writes(), 0u);
+
+  // Reading still works.
+  guest.select_lba28(2, 1);
+  guest.command(read_sectors);
+  EXPECT_EQ(guest.status(), status_ready | status_data_request);
+  EXPECT_EQ(guest.inw() & 0xff, 0x77);
+}
+
+TEST(AtaTest, BackendReadFailureIsUncorrectableAtTheFailingSector) {
+  MemoryBlockBackend backend(16);
+  backend.fail_sector(6);
+  Guest guest(backend);
+  guest.select_lba28(5, 3);
+  guest.command(read_sectors);
+  EXPECT_EQ(guest.status(), status_ready | status_data_request);
+  guest.read_block();  // sector 5 is fine; loading 6 fails
+  EXPECT_TRUE(guest.m_irq);
+  EXPECT_EQ(guest.status(), status_ready | status_error);
+  EXPECT_EQ(guest.in(error_features_port), error_uncorrectable);
+  EXPECT_EQ(guest.in(lba_low_port), 6);
+  EXPECT_EQ(guest.inw(), 0xffff);
+  EXPECT_EQ(guest.m_disk.sectors_read(), 1u);
+
+  // Failing on the first sector reports it before any DRQ.
+  guest.select_lba28(6, 1);
+  guest.command(read_sectors);
+  EXPECT_EQ(guest.status(), status_ready | status_error);
+  EXPECT_EQ(guest.in(error_features_port), error_uncorrectable);
+}
+
+TEST(AtaTest, BackendWriteFailureIsAWriteFault) {
+  MemoryBlockBackend backend(16);
+  backend.fail_writes(true);
+  Guest guest(backend);
+  guest.select_lba48(3, 2);
+  guest.command(write_sectors_ext);
+  guest.write_sector(sector_pattern(1));
+  EXPECT_TRUE(guest.m_irq);
+  EXPECT_EQ(guest.status(), status_ready | status_fault | status_error);
+  EXPECT_EQ(guest.in(error_features_port), error_aborted);
+  EXPECT_EQ(guest.lba48_registers(), 3u);
+  guest.write_sector(sector_pattern(2));  // dropped: the command is over
+  EXPECT_EQ(guest.m_disk.sectors_written(), 0u);
+  for (const std::uint8_t byte : backend.contents())
+    ASSERT_EQ(byte, 0);
+}
+
+TEST(AtaTest, UnknownCommandsAreAborted) {
+  MemoryBlockBackend backend(16);
+  Guest guest(backend);
+  // NOP, READ DMA, WRITE DMA, SET MULTIPLE MODE, READ MULTIPLE, PACKET, and
+  // garbage.
+  const std::array<std::uint8_t, 7> opcodes{0x00, 0xc8, 0xca, 0xc6, 0xc4, 0xa0, 0xff};
+  for (const std::uint8_t opcode : opcodes) {
+    guest.command(opcode);
+    EXPECT_TRUE(guest.m_irq) << int{opcode};
+    EXPECT_EQ(guest.status(), status_ready | status_error) << int{opcode};
+    EXPECT_EQ(guest.in(error_features_port), error_aborted) << int{opcode};
+  }
+  EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::Unsupported), opcodes.size());
+  // The next good command clears the error.
+  guest.command(flush_cache);
+  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(guest.in(error_features_port), 0x00);
+}
+
+TEST(AtaTest, ChsAddressingIsAborted) {
+  MemoryBlockBackend backend(16);
+  Guest guest(backend);
+  guest.out(sector_count_port, 1);
+  guest.out(lba_low_port, 1);  // sector 1
+  guest.out(device_port, 0xa0);
+  guest.command(read_sectors);
+  EXPECT_EQ(guest.status(), status_ready | status_error);
+  EXPECT_EQ(guest.in(error_features_port), error_aborted);
+  EXPECT_EQ(backend.reads(), 0u);
+}
+
+TEST(AtaTest, DataPortWithNoCommandReadsAllOnesAndDropsWrites) {
+  MemoryBlockBackend backend(16);
+  Guest guest(backend);
+  EXPECT_EQ(guest.inw(), 0xffff);
+  EXPECT_EQ(guest.inl(), 0xffffffffu);
+  EXPECT_EQ(guest.in(data_port), 0xff);
+  guest.outw(0x1234);
+  guest.outl(0xdeadbeef);
+  guest.out(data_port, 0x12);
+  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_FALSE(guest.m_irq);
+  EXPECT_EQ(backend.writes(), 0u);
+  EXPECT_EQ(guest.m_disk.stray_data_accesses(), 6u);
+
+  // After a completed read the buffer is not readable again.
+  backend.sector(0)[0] = 0x42;
+  guest.select_lba28(0, 1);
+  guest.command(read_sectors);
+  guest.read_block();
+  EXPECT_EQ(guest.inw(), 0xffff);
+}
+
+TEST(AtaTest, ByteAccessToDataMovesNothing) {
+  MemoryBlockBackend backend(16);
+  backend.sector(0)[0] = 0x11;
+  backend.sector(0)[1] = 0x22;
+  Guest guest(backend);
+  guest.select_lba28(0, 1);
+  guest.command(read_sectors);
+  EXPECT_EQ(guest.in(data_port), 0xff);
+  EXPECT_EQ(guest.inw(), 0x2211);  // the first word is still the next one
+}
+
+TEST(AtaTest, ThirtyTwoBitDataAccessesMoveTwoWordsLowFirst) {
+  MemoryBlockBackend backend(16);
+  Guest guest(backend);
+  guest.select_lba28(4, 1);
+  guest.command(write_sectors);
+  for (std::uint32_t index = 0; index < words_per_sector / 2; ++index) {
+    guest.outl(0x0101'0101u * index + 0x0403'0201u);
+  }
+  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(backend.sector(4)[0], 0x01);
+  EXPECT_EQ(backend.sector(4)[3], 0x04);
+  EXPECT_EQ(backend.sector(4)[4], 0x02);
+
+  guest.select_lba28(4, 1);
+  guest.command(read_sectors);
+  for (std::uint32_t index = 0; index < words_per_sector / 2; ++index) {
+    ASSERT_EQ(guest.inl(), 0x0101'0101u * index + 0x0403'0201u);
+  }
+  EXPECT_EQ(guest.status(), status_ready);
+}
+
+TEST(AtaTest, ACommandDuringATransferAbandonsIt) {
+  MemoryBlockBackend backend(16);
+  Guest guest(backend);
+  guest.select_lba28(1, 2);
+  guest.command(write_sectors);
+  for (int index = 0; index < 100; ++index)
+    guest.outw(0xabcd);
+  // The driver gives up and asks for IDENTIFY instead.
+  const auto words = identify(guest);
+  EXPECT_EQ(words[255] & 0xff, 0xa5);
+  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(backend.writes(), 0u);
+
+  backend.sector(3)[0] = 0x33;
+  guest.select_lba28(2, 2);
+  guest.command(read_sectors);
+  guest.inw();
+  guest.select_lba28(3, 1);
+  guest.command(read_sectors);
+  EXPECT_EQ(guest.inw() & 0xff, 0x33);  // the new command's data, from its start
+}
+
+TEST(AtaTest, CountsRegisterAccesses) {
+  MemoryBlockBackend backend(16);
+  Guest guest(backend);
+  guest.select_lba28(0, 1);  // 5 writes
+  guest.command(read_sectors);
+  guest.status();
+  guest.read_block();  // 256 reads
+  guest.alternate_status();
+  EXPECT_EQ(guest.m_disk.register_accesses(), 5u + 1 + 1 + 256 + 1);
+}
+
+TEST(AtaTest, CommandKindsHaveNames) {
+  EXPECT_EQ(ata_command_kind_name(AtaCommandKind::ReadSectorsExt), "READ SECTORS EXT");
+  EXPECT_EQ(ata_command_kind_name(AtaCommandKind::Unsupported), "unsupported");
+  for (std::size_t kind = 0; kind < ata_command_kind_count; ++kind) {
+    EXPECT_FALSE(ata_command_kind_name(static_cast<AtaCommandKind>(kind)).empty());
+  }
+}
+
+TEST(AtaTest, WideAccessesToTaskFileRegistersReachConsecutivePorts) {
+  MemoryBlockBackend backend(16);
+  Guest guest(backend);
+  const std::array<std::uint8_t, 4> bytes{0x11, 0x22, 0x33, 0x44};
+  guest.m_disk.command_block().write(lba_low_port, std::span(bytes).first(3));
+  EXPECT_EQ(guest.in(lba_low_port), 0x11);
+  EXPECT_EQ(guest.in(lba_mid_port), 0x22);
+  EXPECT_EQ(guest.in(lba_high_port), 0x33);
+  std::array<std::uint8_t, 4> back{};
+  guest.m_disk.command_block().read(lba_low_port, back);
+  EXPECT_EQ(back, (std::array<std::uint8_t, 4>{0x11, 0x22, 0x33, 0x00}));
+  // The control block is one port: the byte after it is not the disk's.
+  std::array<std::uint8_t, 2> control{};
+  guest.m_disk.control_block().read(0, control);
+  EXPECT_EQ(control[0], status_ready);
+  EXPECT_EQ(control[1], 0x00);
+}
+
+}  // namespace
+}  // namespace vmlab::devices
