@@ -59,6 +59,7 @@ CompareRow make_row(const WorkloadRequest& workload, const Configuration& config
   row.vm_exits_per_op = static_cast<double>(exits) / operations;
   row.kvm_exits_per_op = static_cast<double>(report.kvm_stats.value("exits")) / operations;
   row.monitor_traps_per_op = static_cast<double>(row.run.monitor_traps) / operations;
+  row.hypercalls_per_op = static_cast<double>(row.run.hypercalls) / operations;
   row.has_monitor = configuration.cpu != "hvm";
 
   std::uint64_t total = row.run.halted_ns;
@@ -186,9 +187,9 @@ Result<Comparison> run_comparison(const CompareOptions& options, const ComparePr
 
 void print_comparison(const Comparison& comparison, std::ostream& out) {
   char line[256];
-  std::snprintf(line, sizeof line, "%-11s %9s %-9s %13s %9s %9s %8s %7s %6s %6s %6s %7s\n",
+  std::snprintf(line, sizeof line, "%-11s %9s %-9s %13s %9s %9s %8s %8s %7s %6s %6s %6s %7s\n",
                 "workload", "n", "config", "cycles/op", "exits/op", "kvm ex/op", "traps/op",
-                "guest%", "mon%", "vmm%", "halt%", "vs hvm");
+                "hcalls/op", "guest%", "mon%", "vmm%", "halt%", "vs hvm");
   out << line;
   std::string previous;
   for (const auto& row : comparison.rows) {
@@ -203,20 +204,24 @@ void print_comparison(const Comparison& comparison, std::ostream& out) {
       continue;
     }
     const std::string traps = row.has_monitor ? format_rate(row.monitor_traps_per_op) : "-";
+    const std::string hypercalls =
+        row.configuration.cpu == "para" ? format_rate(row.hypercalls_per_op) : "-";
     char relative[16] = "-";
     if (row.relative_to_hvm)
       std::snprintf(relative, sizeof relative, "%.2fx", *row.relative_to_hvm);
     std::snprintf(line, sizeof line,
-                  "%-11s %9s %-9s %13s %9s %9s %8s %7.1f %6.1f %6.1f %6.1f %7s\n", workload.c_str(),
-                  count.c_str(), row.configuration.label().c_str(),
+                  "%-11s %9s %-9s %13s %9s %9s %8s %8s %7.1f %6.1f %6.1f %6.1f %7s\n",
+                  workload.c_str(), count.c_str(), row.configuration.label().c_str(),
                   format_rate(row.cycles_per_op).c_str(), format_rate(row.vm_exits_per_op).c_str(),
-                  format_rate(row.kvm_exits_per_op).c_str(), traps.c_str(), row.guest_share,
-                  row.monitor_share, row.vmm_share, row.halted_share, relative);
+                  format_rate(row.kvm_exits_per_op).c_str(), traps.c_str(), hypercalls.c_str(),
+                  row.guest_share, row.monitor_share, row.vmm_share, row.halted_share, relative);
     out << line;
   }
   out << "\ncycles/op: guest rdtsc per operation. exits/op: VM exits the VMM handled. kvm ex/op:\n"
          "all exits, including those KVM handled in the kernel (vCPU stats). traps/op: monitor\n"
-         "traps (software modes only). guest/mon/vmm/halt: share of wall time with the guest\n"
+         "traps (software modes only). hcalls/op: para's hypercalls (each is also a VM exit\n"
+         "of the monitor's stub, so exits/op = traps + hypercalls + device exits there).\n"
+         "guest/mon/vmm/halt: share of wall time with the guest\n"
          "running, in the monitor, in the VMM, halted in hlt (with the in-kernel irqchip KVM\n"
          "sleeps inside KVM_RUN, so halts count as guest time). vs hvm: cycles/op against hvm.\n"
          "hvm+kirq: hvm with KVM's in-kernel PIC/PIT (--irqchip kernel).\n";
@@ -241,6 +246,7 @@ void write_comparison_json(const Comparison& comparison, std::ostream& out) {
         << ", \"vm_exits_per_op\": " << row.vm_exits_per_op
         << ", \"kvm_exits_per_op\": " << row.kvm_exits_per_op
         << ", \"monitor_traps_per_op\": " << row.monitor_traps_per_op
+        << ", \"hypercalls_per_op\": " << row.hypercalls_per_op
         << ", \"share_percent\": {\"guest\": " << row.guest_share
         << ", \"guest_user_at_exit\": " << row.user_share_at_exit
         << ", \"guest_kernel_at_exit\": " << row.kernel_share_at_exit

@@ -42,6 +42,7 @@ struct CompareRow {
   double kvm_exits_per_op = 0;      // all exits, from KVM's vCPU stats
   double monitor_traps_per_op = 0;  // traps into the monitor (software modes)
   bool has_monitor = false;         // false: the mode has no monitor (hvm)
+  double hypercalls_per_op = 0;     // para: calls into the monitor the guest chose to make
   // Share of the run's wall time, percent: the guest running (any level), the
   // monitor (software modes), the VMM's own work, and the vCPU halted.
   double guest_share = 0, monitor_share = 0, vmm_share = 0, halted_share = 0;
