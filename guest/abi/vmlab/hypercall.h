@@ -36,7 +36,9 @@ enum vmlab_hypercall {
   VMLAB_HYPERCALL_SET_TRAP_TABLE = 0,
   /* (address, count): apply `count` struct vmlab_mmu_update requests in
    * order. Each request's result is written back into it; the call returns
-   * the number of requests that succeeded (all of them when it equals count). */
+   * the number of requests that succeeded (all of them when it equals count),
+   * or VMLAB_EFAULT if the array itself could not be read or written back
+   * (the requests before that point were applied). */
   VMLAB_HYPERCALL_MMU_UPDATE = 1,
   /* (virtual address, new leaf entry): mmu_update on the 4 KiB entry that
    * maps the address in the current kernel address space. */
@@ -62,8 +64,9 @@ enum vmlab_hypercall {
   /* (VMLAB_CONSOLE_WRITE, count, address): text for the VMM's console. */
   VMLAB_HYPERCALL_CONSOLE_IO = 8,
   /* (address, count): run `count` struct vmlab_multicall entries in order,
-   * each result written back into its entry. Returns the number that ran;
-   * IRET, SCHED_OP BLOCK and MULTICALL itself cannot be batched. */
+   * each result written back into its entry. Returns the number that ran,
+   * or VMLAB_EFAULT for an array it cannot follow; IRET, SCHED_OP BLOCK and
+   * MULTICALL itself cannot be batched (VMLAB_EINVAL in their entry). */
   VMLAB_HYPERCALL_MULTICALL = 9,
   /* (frame): the page the monitor shares with this vCPU (struct
    * vmlab_shared_info). Until it is registered, events stay masked. */
