@@ -1,7 +1,12 @@
 #include "vmlab/compare.hpp"
 
+#include <unistd.h>
+
 #include <charconv>
 #include <cstdio>
+#include <filesystem>
+
+#include "vmlab/devices/raw_image_file.hpp"
 
 namespace vmlab {
 
@@ -84,7 +89,29 @@ CompareRow make_row(const WorkloadRequest& workload, const Configuration& config
 }  // namespace
 
 std::string Configuration::label() const {
-  return irqchip == IrqchipModel::Kernel ? cpu + "+kirq" : cpu;
+  std::string text = irqchip == IrqchipModel::Kernel ? cpu + "+kirq" : cpu;
+  return disk_model.empty() ? text : text + "/" + disk_model;
+}
+
+std::vector<WorkloadRequest> default_disk_workloads() {
+  return {{"disk-write", 256}, {"disk-read", 256}, {"disk-verify", 128}};
+}
+
+Result<std::vector<std::string>> parse_disk_model_list(const std::string& text) {
+  std::vector<std::string> models;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    const std::string model = text.substr(start, end - start);
+    start = end + 1;
+    if (model.empty()) continue;
+    if (model != "ata" && model != "virtio") {
+      return Error{"unknown disk model '" + model + "' (there are: ata, virtio)"};
+    }
+    models.push_back(model);
+  }
+  if (models.empty()) return Error{"the disk model list is empty"};
+  return models;
 }
 
 std::vector<WorkloadRequest> default_compare_workloads() {
@@ -125,8 +152,9 @@ Result<std::vector<WorkloadRequest>> parse_workload_list(const std::string& text
 }
 
 Result<Comparison> run_comparison(const CompareOptions& options, const CompareProgress& progress) {
-  const auto workloads =
-      options.workloads.empty() ? default_compare_workloads() : options.workloads;
+  const auto workloads = !options.workloads.empty()     ? options.workloads
+                         : !options.disk_models.empty() ? default_disk_workloads()
+                                                        : default_compare_workloads();
   const auto cpus = options.cpus.empty() ? available_cpu_modes() : options.cpus;
   const auto irqchips = options.irqchips.empty()
                             ? std::vector<IrqchipModel>{IrqchipModel::Vmm, IrqchipModel::Kernel}
@@ -143,9 +171,32 @@ Result<Comparison> run_comparison(const CompareOptions& options, const ComparePr
     for (auto irqchip : irqchips) {
       // The software modes deliver interrupts themselves, from the VMM's PIC.
       if (cpu != "hvm" && irqchip == IrqchipModel::Kernel) continue;
-      configurations.push_back({cpu, irqchip});
+      if (options.disk_models.empty()) {
+        configurations.push_back({cpu, irqchip, ""});
+      } else {
+        for (const auto& model : options.disk_models)
+          configurations.push_back({cpu, irqchip, model});
+      }
     }
   }
+
+  // One scratch image for every disk run: each disk workload writes before
+  // it reads, or reads what the previous one wrote.
+  std::filesystem::path scratch_image;
+  if (!options.disk_models.empty()) {
+    scratch_image = std::filesystem::temp_directory_path() /
+                    ("vmlab-compare-" + std::to_string(::getpid()) + ".img");
+    if (auto created = devices::create_raw_image(scratch_image.string(), 64 * MiB, true);
+        !created) {
+      return created.error();
+    }
+  }
+  struct RemoveImage {
+    std::filesystem::path path;
+    ~RemoveImage() {
+      if (!path.empty()) std::filesystem::remove(path);
+    }
+  } remove_image{scratch_image};
 
   Comparison comparison;
   comparison.platform_line = detect_platform().one_line();
@@ -165,6 +216,10 @@ Result<Comparison> run_comparison(const CompareOptions& options, const ComparePr
       run_options.count = workload.count;
       run_options.memory_size = options.memory_size;
       run_options.timeout_seconds = options.timeout_seconds;
+      if (!configuration.disk_model.empty()) {
+        run_options.disk_path = scratch_image.string();
+        run_options.disk_model = configuration.disk_model;
+      }
       auto run = run_guest(run_options);
       // /dev/kvm itself missing is not a per-row failure: stop and say so.
       if (!run && run.error().message.find("/dev/kvm") != std::string::npos) return run.error();
@@ -177,7 +232,9 @@ Result<Comparison> run_comparison(const CompareOptions& options, const ComparePr
     for (const auto& baseline : comparison.rows) {
       if (baseline.ok && baseline.workload.name == row.workload.name &&
           baseline.configuration.cpu == "hvm" &&
-          baseline.configuration.irqchip == IrqchipModel::Vmm && baseline.cycles_per_op > 0) {
+          baseline.configuration.irqchip == IrqchipModel::Vmm &&
+          baseline.configuration.disk_model == row.configuration.disk_model &&
+          baseline.cycles_per_op > 0) {
         row.relative_to_hvm = row.cycles_per_op / baseline.cycles_per_op;
       }
     }
@@ -187,7 +244,7 @@ Result<Comparison> run_comparison(const CompareOptions& options, const ComparePr
 
 void print_comparison(const Comparison& comparison, std::ostream& out) {
   char line[256];
-  std::snprintf(line, sizeof line, "%-11s %9s %-9s %13s %9s %9s %8s %8s %7s %6s %6s %6s %7s\n",
+  std::snprintf(line, sizeof line, "%-11s %9s %-15s %13s %9s %9s %8s %8s %7s %6s %6s %6s %7s\n",
                 "workload", "n", "config", "cycles/op", "exits/op", "kvm ex/op", "traps/op",
                 "hcalls/op", "guest%", "mon%", "vmm%", "halt%", "vs hvm");
   out << line;
@@ -198,7 +255,7 @@ void print_comparison(const Comparison& comparison, std::ostream& out) {
         row.workload.name == previous ? "" : std::to_string(row.workload.count);
     previous = row.workload.name;
     if (!row.ok) {
-      std::snprintf(line, sizeof line, "%-11s %9s %-9s failed: %s\n", workload.c_str(),
+      std::snprintf(line, sizeof line, "%-11s %9s %-15s failed: %s\n", workload.c_str(),
                     count.c_str(), row.configuration.label().c_str(), row.failure.c_str());
       out << line;
       continue;
@@ -210,7 +267,7 @@ void print_comparison(const Comparison& comparison, std::ostream& out) {
     if (row.relative_to_hvm)
       std::snprintf(relative, sizeof relative, "%.2fx", *row.relative_to_hvm);
     std::snprintf(line, sizeof line,
-                  "%-11s %9s %-9s %13s %9s %9s %8s %8s %7.1f %6.1f %6.1f %6.1f %7s\n",
+                  "%-11s %9s %-15s %13s %9s %9s %8s %8s %7.1f %6.1f %6.1f %6.1f %7s\n",
                   workload.c_str(), count.c_str(), row.configuration.label().c_str(),
                   format_rate(row.cycles_per_op).c_str(), format_rate(row.vm_exits_per_op).c_str(),
                   format_rate(row.kvm_exits_per_op).c_str(), traps.c_str(), hypercalls.c_str(),
@@ -236,6 +293,7 @@ void write_comparison_json(const Comparison& comparison, std::ostream& out) {
         << ", \"n\": " << row.workload.count << ", \"cpu\": " << json_string(row.configuration.cpu)
         << ", \"irqchip\": "
         << json_string(row.configuration.irqchip == IrqchipModel::Kernel ? "kernel" : "vmm")
+        << ", \"disk_model\": " << json_string(row.configuration.disk_model)
         << ", \"ok\": " << (row.ok ? "true" : "false");
     first = false;
     if (!row.ok) {

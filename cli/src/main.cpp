@@ -62,6 +62,15 @@ constexpr const char* kRunUsage = R"(usage: vmlab run [options]
   --console FILE      send the guest's serial console to FILE, not the terminal
   --quiet             do not echo the guest console
   --cmdline TEXT      extra key=value words for the guest command line
+  --disk PATH         give the guest a disk backed by the raw image PATH
+                      (make one with `vmlab disk create disk.img 64M`)
+  --disk-readonly     open the image read-only: guest writes fail
+  --disk-model ata|virtio  the disk's interface (default virtio): ATA PIO on
+                      ports 0x1F0/0x3F6 IRQ 14, or virtio-blk over virtio-mmio
+                      at 0xfeb00000 IRQ 5
+  --virtio-event-idx  offer VIRTIO_F_EVENT_IDX (notification suppression)
+  --no-ioeventfd      hvm: let virtio notifications exit to the VMM instead of
+                      signalling a KVM ioeventfd (the default where KVM has it)
 
 workloads:
 )";
@@ -112,7 +121,7 @@ std::optional<std::uint64_t> parse_size(std::string text) {
 void print_run_usage() {
   std::fputs(kRunUsage, stdout);
   for (const auto& workload : builtin_workloads()) {
-    std::printf("  %-10s N=%-9llu %s\n", workload.name,
+    std::printf("  %-11s N=%-9llu %s\n", workload.name,
                 static_cast<unsigned long long>(workload.default_count), workload.description);
   }
   std::fputs(kExitStatusHelp, stdout);
@@ -183,6 +192,16 @@ void print_summary(const RunOptions& options, const GuestRun& run) {
     std::printf("  accesses to unclaimed MMIO: %llu (read as all ones)\n",
                 static_cast<unsigned long long>(report.unmapped_mmio_accesses));
   }
+  if (!run.disk_statistics.empty()) {
+    std::printf("disk (%s, %s%s):\n", options.disk_model.c_str(), options.disk_path.c_str(),
+                options.disk_readonly ? ", read-only" : "");
+    for (const auto& [name, value] : run.disk_statistics) {
+      std::printf("  %-26s %12llu\n", name.c_str(), static_cast<unsigned long long>(value));
+    }
+  }
+  for (const auto& problem : run.device_problems) {
+    std::printf("DEVICE PROBLEM: %s\n", problem.c_str());
+  }
   if (report.stats_available) {
     std::printf("KVM vCPU stats over the run (includes exits handled inside KVM):\n");
     for (const auto& [name, value] : report.kvm_stats.values) {
@@ -203,6 +222,7 @@ int command_run(const std::vector<std::string>& arguments) {
   RunOptions options;
   std::string console_path;
   bool quiet = false;
+  bool disk_model_given = false;
   for (std::size_t index = 0; index < arguments.size(); ++index) {
     const std::string& option = arguments[index];
     auto value = [&]() -> std::optional<std::string> {
@@ -219,6 +239,18 @@ int command_run(const std::vector<std::string>& arguments) {
     }
     if (option == "--umip") {
       options.umip = true;
+      continue;
+    }
+    if (option == "--disk-readonly") {
+      options.disk_readonly = true;
+      continue;
+    }
+    if (option == "--virtio-event-idx") {
+      options.virtio_event_index = true;
+      continue;
+    }
+    if (option == "--no-ioeventfd") {
+      options.virtio_ioeventfd = false;
       continue;
     }
     auto argument = value();
@@ -265,6 +297,14 @@ int command_run(const std::vector<std::string>& arguments) {
       console_path = *argument;
     } else if (option == "--cmdline") {
       options.extra_command_line = *argument;
+    } else if (option == "--disk") {
+      options.disk_path = *argument;
+    } else if (option == "--disk-model") {
+      if (*argument != "ata" && *argument != "virtio") {
+        return usage_error("--disk-model is ata or virtio, not '" + *argument + "'");
+      }
+      options.disk_model = *argument;
+      disk_model_given = true;
     } else {
       return usage_error("unknown option '" + option + "' for run");
     }
@@ -280,6 +320,18 @@ int command_run(const std::vector<std::string>& arguments) {
                        "'; the built-in guest has: " + workload_list());
   }
   if (options.umip && options.cpu != "full") return usage_error("--umip applies to --cpu full");
+  if (options.disk_path.empty()) {
+    if (options.guest_path.empty() && workload_needs_disk(options.workload)) {
+      return usage_error(options.workload +
+                         " needs --disk PATH; make one with `vmlab disk create disk.img 64M`");
+    }
+    if (options.disk_readonly || disk_model_given || options.virtio_event_index) {
+      return usage_error("--disk-readonly, --disk-model and --virtio-event-idx need --disk PATH");
+    }
+  }
+  if (options.virtio_event_index && options.disk_model != "virtio") {
+    return usage_error("--virtio-event-idx applies to --disk-model virtio");
+  }
 
   std::FILE* console = stdout;
   if (!console_path.empty()) {
@@ -364,8 +416,11 @@ share of time at each privilege level, and the cost relative to hvm.
   --workloads LIST    comma-separated workloads, each NAME or NAME:N
                       (default: hello, syscalls:5000, pagefaults:1000,
                       compute:10000000, cli-sti:5000, pio:5000, timer:20)
-  --cpu LIST          CPU modes to compare (default: every mode built: hvm,full)
+  --cpu LIST          CPU modes to compare (default: every mode built: hvm,full,para)
   --irqchip LIST      vmm, kernel or both (default: vmm,kernel)
+  --disk-model LIST   ata, virtio or both: every configuration once per disk
+                      model, on a scratch image (default workloads then:
+                      disk-write:256, disk-read:256, disk-verify:128)
   --json FILE         also write the results as JSON
   --mem SIZE          guest RAM for every run (default 64M)
   --timeout S         per-run timeout in seconds (default 60)
@@ -401,6 +456,10 @@ int command_compare(const std::vector<std::string>& arguments) {
       options.workloads = *workloads;
     } else if (option == "--cpu") {
       options.cpus = split_list(argument);
+    } else if (option == "--disk-model") {
+      auto models = parse_disk_model_list(argument);
+      if (!models) return usage_error(models.error().message);
+      options.disk_models = *models;
     } else if (option == "--irqchip") {
       for (const auto& item : split_list(argument)) {
         if (item == "vmm") {

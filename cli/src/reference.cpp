@@ -56,8 +56,8 @@ bool reference_machine_available() {
 }
 
 Result<ReferenceRun> run_reference_machine(std::span<const std::uint8_t> guest,
-                                           const std::string& command_line,
-                                           double timeout_seconds) {
+                                           const std::string& command_line, double timeout_seconds,
+                                           const std::optional<ReferenceDisk>& disk) {
   if (!reference_machine_available()) {
     return Error{std::string(kQemu) + " is not installed (apt-get install qemu-system-x86)"};
   }
@@ -73,10 +73,13 @@ Result<ReferenceRun> run_reference_machine(std::span<const std::uint8_t> guest,
     if (!file) return Error::from_errno("cannot write " + image.string(), errno);
   }
   // -M pc gives the PC devices the guest's PVH path assumes (COM1, 8259A,
-  // 8254); isa-debug-exit at 0xf4 ends QEMU with (value << 1) | 1.
+  // 8254); isa-debug-exit at 0xf4 ends QEMU with (value << 1) | 1. A virtio
+  // disk needs microvm, whose virtio-mmio windows reach the guest's device
+  // table through the command line (guest/README.md, "Trying it under QEMU").
+  const bool microvm = disk && disk->model == ReferenceDiskModel::Virtio;
   std::vector<std::string> arguments = {kQemu,
                                         "-M",
-                                        "pc",
+                                        microvm ? "microvm,pic=on,pit=on,rtc=off,acpi=off" : "pc",
                                         "-accel",
                                         "tcg",
                                         "-m",
@@ -95,6 +98,21 @@ Result<ReferenceRun> run_reference_machine(std::span<const std::uint8_t> guest,
                                         "file:" + debug.string(),
                                         "-device",
                                         "isa-debug-exit,iobase=0xf4,iosize=0x04"};
+  if (disk) {
+    const std::string file = "file=" + disk->image_path + ",format=raw";
+    if (microvm) {
+      // No local APIC, so the 8259's output reaches the CPU; version 2
+      // virtio-mmio registers, which the guest's driver needs.
+      for (const char* argument : {"-cpu", "qemu64,-apic", "-device", "virtio-blk-device,drive=d0",
+                                   "-global", "virtio-mmio.force-legacy=false", "-drive"}) {
+        arguments.emplace_back(argument);
+      }
+      arguments.push_back("id=d0," + file + ",if=none");
+    } else {
+      arguments.emplace_back("-drive");
+      arguments.push_back(file + ",if=ide,index=0");
+    }
+  }
   std::vector<char*> argv;
   argv.reserve(arguments.size() + 1);
   for (auto& argument : arguments)

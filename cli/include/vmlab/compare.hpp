@@ -20,13 +20,17 @@ struct WorkloadRequest {
 struct Configuration {
   std::string cpu;
   IrqchipModel irqchip = IrqchipModel::Vmm;
-  std::string label() const;  // "hvm", "hvm+kirq"
+  std::string disk_model;     // "ata", "virtio"; empty: no disk
+  std::string label() const;  // "hvm", "hvm+kirq", "full/ata"
 };
 
 struct CompareOptions {
   std::vector<WorkloadRequest> workloads;  // empty: the default set
   std::vector<std::string> cpus;           // empty: every mode this build has
   std::vector<IrqchipModel> irqchips;      // empty: both
+  // Each configuration once per disk model, on a scratch image; with models
+  // and no workloads given, the disk workloads are the default set.
+  std::vector<std::string> disk_models;
   std::uint64_t memory_size = 64 * MiB;
   double timeout_seconds = 60;
 };
@@ -60,6 +64,9 @@ struct Comparison {
 };
 
 std::vector<WorkloadRequest> default_compare_workloads();
+std::vector<WorkloadRequest> default_disk_workloads();
+// "ata,virtio" -> models; an unknown one is an error naming the valid ones.
+Result<std::vector<std::string>> parse_disk_model_list(const std::string& text);
 // "syscalls:500,pio" -> requests; an unknown name is an error listing the valid ones.
 Result<std::vector<WorkloadRequest>> parse_workload_list(const std::string& text);
 

@@ -27,6 +27,8 @@ struct WorkloadInfo {
 // The workloads the built-in guest understands.
 std::span<const WorkloadInfo> builtin_workloads();
 const WorkloadInfo* find_workload(const std::string& name);
+// Whether a built-in workload needs a disk (--disk).
+bool workload_needs_disk(const std::string& name);
 
 // The CPU modes this build has, in the order compare shows them, and the same
 // as "hvm, full" for messages.
@@ -49,6 +51,13 @@ struct RunOptions {
   bool umip = false;       // full: set CR4.UMIP so sgdt/sidt/sldt/str/smsw trap
   std::string trace_path;  // empty: no trace file (events are still counted)
   std::string extra_command_line;
+  // A raw image for the guest's disk; empty: no disk.
+  std::string disk_path;
+  bool disk_readonly = false;
+  std::string disk_model = "virtio";  // "ata" or "virtio"
+  bool virtio_event_index = false;    // offer VIRTIO_F_EVENT_IDX
+  // hvm: QueueNotify through a KVM ioeventfd, not an exit to the VMM.
+  bool virtio_ioeventfd = true;
   std::function<void(std::uint8_t)> console_output;  // UART bytes; null discards
 };
 
@@ -76,6 +85,9 @@ struct GuestRun {
   std::uint64_t halted_ns = 0;
   std::string platform_line;
   std::string command_line;
+  // The disk model's counters (PcBoard::disk_statistics) and what it refused.
+  std::map<std::string, std::uint64_t> disk_statistics;
+  std::vector<std::string> device_problems;
 };
 
 // Fails (without running) on bad options, an unreadable or malformed guest,

@@ -157,6 +157,17 @@ Status FullMode::prepare(ModeContext& context, const LoadedImage& image) {
   shadow_config.monitor = {GuestPhysAddr(kMonitorPhysicalBase), kMonitorSize};
   shadow_config.monitor_virtual_base = kMonitorVirtualBase;
   shadow_config.table_pool = {monitor_physical(kShadowPoolOffset), kShadowPoolSize};
+  // A guest page may map a device's MMIO window: the access from the
+  // deprivileged guest then leaves KVM as an MMIO exit the machine dispatches.
+  for (const auto& device : context.board.device_table()) {
+    if ((device.flags & VMLAB_DEVICE_FLAG_MMIO) != 0) {
+      // Whole pages: a page table maps 4 KiB frames, and the rest of the page
+      // around a small window is unclaimed MMIO (reads as all ones).
+      const std::uint64_t first = device.base & ~std::uint64_t{0xfff};
+      const std::uint64_t end = (device.base + device.size + 0xfff) & ~std::uint64_t{0xfff};
+      shadow_config.device_windows.push_back({GuestPhysAddr(first), end - first});
+    }
+  }
   auto shadow = ShadowPager::create(m_physical, shadow_config);
   if (!shadow) return shadow.error();
   m_shadow = std::move(*shadow);

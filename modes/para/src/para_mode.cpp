@@ -243,7 +243,11 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
   std::vector<full::PhysicalRange> device_windows;
   for (const auto& device : context.board.device_table()) {
     if ((device.flags & VMLAB_DEVICE_FLAG_MMIO) != 0) {
-      device_windows.push_back({GuestPhysAddr(device.base), device.size});
+      // Whole pages: a page table maps 4 KiB frames, and the rest of the page
+      // around a small window is unclaimed MMIO (reads as all ones).
+      const std::uint64_t first = device.base & ~std::uint64_t{0xfff};
+      const std::uint64_t end = (device.base + device.size + 0xfff) & ~std::uint64_t{0xfff};
+      device_windows.push_back({GuestPhysAddr(first), end - first});
     }
   }
   PageTableValidatorConfig validator_config;

@@ -64,6 +64,14 @@ class Vm {
   Status create_irqchip();
   Status create_pit2();
   Status set_irq_line(std::uint32_t irq, bool level);
+  // KVM_IOEVENTFD: a guest write of `value` (`length` bytes) to the MMIO
+  // address `address` signals the eventfd `event` inside KVM instead of
+  // leaving KVM_RUN; other writes there still exit.
+  Status add_mmio_ioeventfd(std::uint64_t address, std::uint32_t length, std::uint64_t value,
+                            int event);
+  // KVM_IRQFD: a write to `event` pulses interrupt line `gsi` of the
+  // in-kernel irqchip without an exit to user space.
+  Status add_irqfd(int event, std::uint32_t gsi);
   int check_extension(long capability) const;
   Result<Vcpu> create_vcpu(std::uint32_t id);
   int fd() const { return m_fd.get(); }
@@ -145,6 +153,8 @@ class Vcpu {
   Result<kvm_sregs> special_registers() const;
   Status set_special_registers(const kvm_sregs& registers);
   Status set_cpuid(std::span<const kvm_cpuid_entry2> entries);
+  // KVM_GET_TSC_KHZ: the guest's TSC rate (0 when KVM cannot say).
+  std::uint32_t tsc_khz() const;
   Status inject_interrupt(std::uint8_t vector);  // KVM_INTERRUPT
   struct Msr {
     std::uint32_t index;

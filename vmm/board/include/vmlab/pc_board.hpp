@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -15,6 +16,7 @@
 
 #include "vmlab/board.hpp"
 #include "vmlab/clock.hpp"
+#include "vmlab/guest_memory.hpp"
 #include "vmlab/kvm.hpp"
 
 namespace vmlab::devices {
@@ -23,6 +25,10 @@ class Pic8259Pair;
 class Pit8254;
 class DebugConsole;
 class ExitPort;
+class BlockBackend;
+class AtaDisk;
+class VirtioBlk;
+class VirtioMmioTransport;
 }  // namespace vmlab::devices
 
 namespace vmlab {
@@ -32,8 +38,26 @@ enum class IrqchipModel {
   Kernel,  // KVM_CREATE_IRQCHIP + KVM_CREATE_PIT2, lines raised with KVM_IRQ_LINE
 };
 
+enum class DiskModel {
+  None,
+  Ata,     // the emulated ATA PIO disk on the primary channel (ports 0x1F0/0x3F6, IRQ 14)
+  Virtio,  // virtio-blk over virtio-mmio at pc::kVirtioMmioBase (IRQ 5)
+};
+
+struct PcBoardDisk {
+  DiskModel model = DiskModel::None;
+  devices::BlockBackend* backend = nullptr;  // owned by the caller; must outlive the board
+  bool virtio_event_index = false;           // offer VIRTIO_F_EVENT_IDX
+  // Take QueueNotify writes through a KVM ioeventfd served by a board thread,
+  // so a notification costs no exit to user space. Only where the guest's
+  // write reaches KVM as an MMIO write (hvm); without KVM_IOEVENTFD the write
+  // exits as before.
+  bool virtio_ioeventfd = false;
+};
+
 struct PcBoardConfig {
   IrqchipModel irqchip = IrqchipModel::Vmm;
+  PcBoardDisk disk;
   std::function<void(std::uint8_t)> console_output;    // bytes the guest sends to the UART
   std::function<void(const std::string&)> debug_line;  // each line on port 0xE9 (optional)
 };
@@ -48,6 +72,14 @@ constexpr std::uint16_t kPitPort = 0x40;
 constexpr std::uint32_t kPitIrq = 0;
 constexpr std::uint16_t kDebugConsolePort = 0xe9;
 constexpr std::uint16_t kExitPort = 0xf4;
+constexpr std::uint16_t kAtaCommandPort = 0x1f0;
+constexpr std::uint16_t kAtaControlPort = 0x3f6;
+constexpr std::uint32_t kAtaIrq = 14;
+// Below 4 GiB, above the largest guest RAM (3 GiB) and clear of the full and
+// para monitor region (0xd0000000, 8 MiB); where QEMU's microvm puts its
+// virtio-mmio windows.
+constexpr std::uint64_t kVirtioMmioBase = 0xfeb00000;
+constexpr std::uint32_t kVirtioIrq = 5;  // free on the PC's ISA lines
 }  // namespace pc
 
 class PcBoard final : public Board {
@@ -74,15 +106,29 @@ class PcBoard final : public Board {
   std::uint64_t timer_ticks() const;
   std::uint64_t missed_timer_ticks() const;
 
+  // The guest memory the virtio device reads its queues from. The Machine
+  // creates guest RAM after the board, so the runner attaches it before the
+  // first run; until then a virtio access to guest memory fails.
+  void attach_guest_memory(GuestMemoryAccess& memory);
+  // Counters of the disk model, by name ("ata.register_accesses",
+  // "virtio.notifications", ...); empty without a disk.
+  std::map<std::string, std::uint64_t> disk_statistics() const;
+  // What the disk model refused (malformed virtio chains), oldest first.
+  std::vector<std::string> device_problems() const;
+
  private:
   PcBoard(Vm& vm, PcBoardConfig config);
   Status wire();
+  Status wire_disk();
   void timer_thread_main();
   void raise_irq(std::uint32_t line, bool level);
   void on_debug_byte(std::uint8_t byte);
+  Status set_up_notify_eventfd();
+  void notify_thread_main();
 
   class PitPorts;
   class PicController;
+  class GuestMemoryLink;
 
   Vm& m_vm;
   PcBoardConfig m_config;
@@ -98,6 +144,10 @@ class PcBoard final : public Board {
   std::unique_ptr<PicController> m_controller;
   std::unique_ptr<devices::DebugConsole> m_debug_console;
   std::unique_ptr<devices::ExitPort> m_exit_port;
+  std::unique_ptr<GuestMemoryLink> m_guest_memory;
+  std::unique_ptr<devices::AtaDisk> m_ata;
+  std::unique_ptr<devices::VirtioBlk> m_virtio_blk;
+  std::unique_ptr<devices::VirtioMmioTransport> m_virtio_transport;
 
   // Guarded by m_device_lock.
   static constexpr std::size_t kMaximumDebugLineLength = 4096;
@@ -114,6 +164,14 @@ class PcBoard final : public Board {
   std::atomic<std::int64_t> m_exit_value{-1};
 
   std::function<void()> m_interrupt_raised;
+  // The virtio QueueNotify ioeventfd, and the eventfd that stops its thread.
+  FileDescriptor m_notify_event;
+  FileDescriptor m_notify_thread_stop;
+  std::uint64_t m_ioeventfd_notifications = 0;  // guarded by m_device_lock
+  FileDescriptor m_virtio_irqfd;                // valid: interrupts go through KVM_IRQFD
+  std::uint64_t m_irqfd_interrupts = 0;         // guarded by m_device_lock
+  std::thread m_notify_thread;
+
   std::condition_variable m_timer_wakeup;  // PIT reprogrammed, or stop
   bool m_timer_stop = false;               // guarded by m_device_lock
   std::thread m_timer_thread;
