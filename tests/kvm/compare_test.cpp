@@ -120,5 +120,37 @@ TEST(Compare, RowsAgreeWithTheirRuns) {
   EXPECT_NE(json.str().find("\"relative_to_hvm\": 1"), std::string::npos);
 }
 
+TEST(Compare, ParsesDiskModelLists) {
+  auto both = parse_disk_model_list("ata,virtio");
+  ASSERT_TRUE(both.ok());
+  EXPECT_EQ(*both, (std::vector<std::string>{"ata", "virtio"}));
+  auto bad = parse_disk_model_list("ata,nvme");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("nvme"), std::string::npos);
+  EXPECT_FALSE(parse_disk_model_list(",").ok());
+}
+
+TEST(Compare, DiskModelsMultiplyTheConfigurations) {
+  VMLAB_REQUIRE_KVM();
+  CompareOptions options;
+  options.workloads = {{"disk-write", 16}};
+  options.cpus = {"hvm", "para"};
+  options.irqchips = {IrqchipModel::Vmm};
+  options.disk_models = {"ata", "virtio"};
+  auto comparison = run_comparison(options, {});
+  ASSERT_TRUE(comparison.ok()) << comparison.error().message;
+  ASSERT_EQ(comparison->rows.size(), 4u);
+  EXPECT_EQ(comparison->rows[0].configuration.label(), "hvm/ata");
+  EXPECT_EQ(comparison->rows[1].configuration.label(), "hvm/virtio");
+  EXPECT_EQ(comparison->rows[3].configuration.label(), "para/virtio");
+  for (const auto& row : comparison->rows) {
+    ASSERT_TRUE(row.ok) << row.configuration.label() << ": " << row.failure;
+    ASSERT_TRUE(row.relative_to_hvm.has_value()) << "compared with hvm on the same model";
+  }
+  // ATA exits per register access and per word; virtio once per batch (the
+  // tenfold margin per KiB is DiskWorkloads' test, free of boot costs).
+  EXPECT_GT(comparison->rows[0].vm_exits_per_op, comparison->rows[1].vm_exits_per_op);
+}
+
 }  // namespace
 }  // namespace vmlab
