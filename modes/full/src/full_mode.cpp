@@ -14,6 +14,7 @@
 #include "vmlab/full/event_delivery.hpp"
 #include "vmlab/full/monitor_region.hpp"
 #include "vmlab/full/shadow_pager.hpp"
+#include "vmlab/full/vcpu_state.hpp"
 
 namespace vmlab::full {
 
@@ -34,30 +35,6 @@ constexpr std::uint64_t kEferNoExecute = 1ULL << 11;
 constexpr std::uint32_t kMsrStar = 0xc0000081;
 constexpr std::uint32_t kMsrLstar = 0xc0000082;
 constexpr std::uint32_t kMsrFmask = 0xc0000084;
-
-kvm_segment flat_segment(std::uint16_t selector, bool code) {
-  kvm_segment segment{};
-  segment.base = 0;
-  segment.limit = 0xffffffff;
-  segment.selector = selector;
-  segment.type = code ? 0xb : 0x3;  // execute/read or read/write, accessed
-  segment.present = 1;
-  segment.dpl = static_cast<std::uint8_t>(selector & 3);
-  segment.db = code ? 0 : 1;
-  segment.s = 1;
-  segment.l = code ? 1 : 0;
-  segment.g = 1;
-  return segment;
-}
-
-// Mnemonics of the exception vectors (Intel SDM vol. 3A, table 6-1).
-std::string exception_name(std::uint8_t vector) {
-  static constexpr const char* kNames[] = {"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
-                                           "#DF", "CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "15",
-                                           "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
-  if (vector < std::size(kNames)) return kNames[vector];
-  return "vector " + std::to_string(vector);
-}
 
 }  // namespace
 
@@ -217,47 +194,13 @@ Status FullMode::flush_translations(Vm& vm) {
 }
 
 void FullMode::capture_guest_state(const kvm_run& run) {
-  const auto& r = run.s.regs.regs;
-  m_registers.rax = r.rax;
-  m_registers.rbx = r.rbx;
-  m_registers.rcx = r.rcx;
-  m_registers.rdx = r.rdx;
-  m_registers.rsi = r.rsi;
-  m_registers.rdi = r.rdi;
-  m_registers.rbp = r.rbp;
-  m_registers.r8 = r.r8;
-  m_registers.r9 = r.r9;
-  m_registers.r10 = r.r10;
-  m_registers.r11 = r.r11;
-  m_registers.r12 = r.r12;
-  m_registers.r13 = r.r13;
-  m_registers.r14 = r.r14;
-  m_registers.r15 = r.r15;
-  m_registers.rip = r.rip;
-  m_registers.rsp = r.rsp;
-  m_registers.rflags = r.rflags;
+  capture_registers(m_registers, run.s.regs.regs);
 }
 
 Status FullMode::resume_guest(ModeContext& context) {
   kvm_run& run = context.vcpu.run_state();
   auto& r = run.s.regs.regs;
-  r.rax = m_registers.rax;
-  r.rbx = m_registers.rbx;
-  r.rcx = m_registers.rcx;
-  r.rdx = m_registers.rdx;
-  r.rsi = m_registers.rsi;
-  r.rdi = m_registers.rdi;
-  r.rbp = m_registers.rbp;
-  r.r8 = m_registers.r8;
-  r.r9 = m_registers.r9;
-  r.r10 = m_registers.r10;
-  r.r11 = m_registers.r11;
-  r.r12 = m_registers.r12;
-  r.r13 = m_registers.r13;
-  r.r14 = m_registers.r14;
-  r.r15 = m_registers.r15;
-  r.rip = m_registers.rip;
-  r.rsp = m_registers.rsp;
+  store_registers(r, m_registers);
   // The real CPU always runs the guest with IF=1 and IOPL=0: the guest's IF
   // and IOPL live in the virtual CPU, so cli/sti/in/out fault (SDM 6.8.1).
   r.rflags = (m_registers.rflags & ~(kRflagsInterrupt | kRflagsIoplMask)) | kRflagsInterrupt | 0x2;
@@ -271,18 +214,7 @@ Status FullMode::resume_guest(ModeContext& context) {
   s.gs = s.fs;
   s.fs.base = m_cpu.fs_base;
   s.gs.base = m_cpu.gs_base;
-  s.gdt.base = monitor_virtual(kGdtOffset);
-  s.gdt.limit = kGdtLimit;
-  s.idt.base = monitor_virtual(kIdtOffset);
-  s.idt.limit = 256 * 16 - 1;
-  s.tr = kvm_segment{};
-  s.tr.base = monitor_virtual(kTssOffset);
-  s.tr.limit = 0x67;
-  s.tr.selector = kTssSelector;
-  s.tr.type = 0xb;  // busy 64-bit TSS
-  s.tr.present = 1;
-  s.ldt = kvm_segment{};
-  s.ldt.unusable = 1;
+  load_monitor_tables(s);
   s.cr0 = kRealCr0;
   s.cr4 = kCr4Pae | (m_options.umip ? kCr4Umip : 0);
   s.efer = kEferSyscall | kEferLongMode | (m_cpu.efer & kEferNoExecute);

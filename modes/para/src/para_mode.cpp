@@ -7,6 +7,7 @@
 #include "vmlab/format.hpp"
 #include "vmlab/full/event_delivery.hpp"
 #include "vmlab/full/monitor_region.hpp"
+#include "vmlab/full/vcpu_state.hpp"
 
 namespace vmlab::para {
 
@@ -49,20 +50,6 @@ constexpr std::uint64_t kTableEntry =
     entry_bits::kPresent | entry_bits::kWritable | entry_bits::kAccessed;
 constexpr std::uint64_t kLargeLeaf = kTableEntry | entry_bits::kDirty | entry_bits::kLargePage;
 
-kvm_segment flat_segment(std::uint16_t selector, bool code) {
-  kvm_segment segment{};
-  segment.limit = 0xffffffff;
-  segment.selector = selector;
-  segment.type = code ? 0xb : 0x3;
-  segment.present = 1;
-  segment.dpl = static_cast<std::uint8_t>(selector & 3);
-  segment.db = code ? 0 : 1;
-  segment.s = 1;
-  segment.l = code ? 1 : 0;
-  segment.g = 1;
-  return segment;
-}
-
 kvm_cpuid_entry2 cpuid_leaf(std::uint32_t function, std::uint32_t eax, std::uint32_t ebx,
                             std::uint32_t ecx, std::uint32_t edx) {
   kvm_cpuid_entry2 entry{};
@@ -97,14 +84,6 @@ class IdentityMemory final : public full::GuestVirtualMemory {
  private:
   GuestMemoryAccess& m_memory;
 };
-
-std::string exception_name(std::uint8_t vector) {
-  static constexpr const char* kNames[] = {"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
-                                           "#DF", "CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "15",
-                                           "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
-  if (vector < std::size(kNames)) return kNames[vector];
-  return "vector " + std::to_string(vector);
-}
 
 }  // namespace
 
@@ -305,47 +284,13 @@ std::uint64_t ParaMode::current_root() const {
 }
 
 void ParaMode::capture_guest_state(const kvm_run& run) {
-  const auto& r = run.s.regs.regs;
-  m_registers.rax = r.rax;
-  m_registers.rbx = r.rbx;
-  m_registers.rcx = r.rcx;
-  m_registers.rdx = r.rdx;
-  m_registers.rsi = r.rsi;
-  m_registers.rdi = r.rdi;
-  m_registers.rbp = r.rbp;
-  m_registers.r8 = r.r8;
-  m_registers.r9 = r.r9;
-  m_registers.r10 = r.r10;
-  m_registers.r11 = r.r11;
-  m_registers.r12 = r.r12;
-  m_registers.r13 = r.r13;
-  m_registers.r14 = r.r14;
-  m_registers.r15 = r.r15;
-  m_registers.rip = r.rip;
-  m_registers.rsp = r.rsp;
-  m_registers.rflags = r.rflags;
+  full::capture_registers(m_registers, run.s.regs.regs);
 }
 
 Status ParaMode::resume_guest(ModeContext& context) {
   kvm_run& run = context.vcpu.run_state();
   auto& r = run.s.regs.regs;
-  r.rax = m_registers.rax;
-  r.rbx = m_registers.rbx;
-  r.rcx = m_registers.rcx;
-  r.rdx = m_registers.rdx;
-  r.rsi = m_registers.rsi;
-  r.rdi = m_registers.rdi;
-  r.rbp = m_registers.rbp;
-  r.r8 = m_registers.r8;
-  r.r9 = m_registers.r9;
-  r.r10 = m_registers.r10;
-  r.r11 = m_registers.r11;
-  r.r12 = m_registers.r12;
-  r.r13 = m_registers.r13;
-  r.r14 = m_registers.r14;
-  r.r15 = m_registers.r15;
-  r.rip = m_registers.rip;
-  r.rsp = m_registers.rsp;
+  full::store_registers(r, m_registers);
   // The real IF is always 1 and IOPL 0: the virtual IF is the shared page's
   // mask, and ports go through PORT_IO.
   r.rflags = (m_registers.rflags & ~(full::kRflagsInterrupt | full::kRflagsIoplMask)) |
@@ -353,23 +298,14 @@ Status ParaMode::resume_guest(ModeContext& context) {
 
   auto& s = run.s.regs.sregs;
   const bool kernel = m_state.cpl == 0;
-  s.cs = flat_segment(kernel ? full::kGuestKernelCodeSelector : full::kUserCodeSelector, true);
-  s.ss = flat_segment(kernel ? full::kGuestKernelDataSelector : full::kUserDataSelector, false);
+  s.cs =
+      full::flat_segment(kernel ? full::kGuestKernelCodeSelector : full::kUserCodeSelector, true);
+  s.ss =
+      full::flat_segment(kernel ? full::kGuestKernelDataSelector : full::kUserDataSelector, false);
   s.ds = s.es = s.ss;
-  s.fs = flat_segment(full::kUserDataSelector, false);
+  s.fs = full::flat_segment(full::kUserDataSelector, false);
   s.gs = s.fs;
-  s.gdt.base = monitor_virtual(full::kGdtOffset);
-  s.gdt.limit = full::kGdtLimit;
-  s.idt.base = monitor_virtual(full::kIdtOffset);
-  s.idt.limit = 256 * 16 - 1;
-  s.tr = kvm_segment{};
-  s.tr.base = monitor_virtual(full::kTssOffset);
-  s.tr.limit = 0x67;
-  s.tr.selector = full::kTssSelector;
-  s.tr.type = 0xb;
-  s.tr.present = 1;
-  s.ldt = kvm_segment{};
-  s.ldt.unusable = 1;
+  full::load_monitor_tables(s);
   s.cr0 = kRealCr0;
   s.cr4 = kCr4Pae;
   s.efer = kEferSyscall | kEferLongMode;
@@ -417,8 +353,8 @@ void ParaMode::record(ModeContext& context, EventKind kind, EventReason reason,
 Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error_code) {
   const TrapEntry& entry = m_state.trap_table[vector];
   if (entry.handler == 0) {
-    return Error{"the paravirtual kernel registered no handler for " + exception_name(vector) +
-                     " (rip " + hex(m_registers.rip) + ")",
+    return Error{"the paravirtual kernel registered no handler for " +
+                     full::exception_name(vector) + " (rip " + hex(m_registers.rip) + ")",
                  0, /*guest_fault=*/true};
   }
   const bool from_user = m_state.cpl == 3;
@@ -447,8 +383,8 @@ Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error
           std::span(reinterpret_cast<const std::uint8_t*>(frame), words * sizeof(std::uint64_t)),
           full::AccessPrivilege::Supervisor)) {
     return Error{"the paravirtual kernel's stack at " + hex(frame_address) +
-                     " cannot take the frame for " + exception_name(vector) + " (page fault at " +
-                     hex(fault->address) + ")",
+                     " cannot take the frame for " + full::exception_name(vector) +
+                     " (page fault at " + hex(fault->address) + ")",
                  0, true};
   }
   m_state.cpl = 0;
@@ -544,7 +480,7 @@ ExitDisposition ParaMode::reflect(ModeContext& context, std::uint8_t vector,
   const EventReason reason = vector == full::kVectorPageFault ? EventReason::GuestPageFault
                                                               : EventReason::ReflectedException;
   record(context, EventKind::MonitorTrap, reason, vector, rip, 1, rip, cpl, start,
-         exception_name(vector));
+         full::exception_name(vector));
   return ExitDisposition::Handled;
 }
 

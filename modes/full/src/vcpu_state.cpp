@@ -1,0 +1,88 @@
+#include "vmlab/full/vcpu_state.hpp"
+
+#include <iterator>
+
+#include "vmlab/full/monitor_region.hpp"
+
+namespace vmlab::full {
+
+void capture_registers(GuestRegisters& registers, const kvm_regs& real) {
+  registers.rax = real.rax;
+  registers.rbx = real.rbx;
+  registers.rcx = real.rcx;
+  registers.rdx = real.rdx;
+  registers.rsi = real.rsi;
+  registers.rdi = real.rdi;
+  registers.rbp = real.rbp;
+  registers.r8 = real.r8;
+  registers.r9 = real.r9;
+  registers.r10 = real.r10;
+  registers.r11 = real.r11;
+  registers.r12 = real.r12;
+  registers.r13 = real.r13;
+  registers.r14 = real.r14;
+  registers.r15 = real.r15;
+  registers.rip = real.rip;
+  registers.rsp = real.rsp;
+  registers.rflags = real.rflags;
+}
+
+void store_registers(kvm_regs& real, const GuestRegisters& registers) {
+  real.rax = registers.rax;
+  real.rbx = registers.rbx;
+  real.rcx = registers.rcx;
+  real.rdx = registers.rdx;
+  real.rsi = registers.rsi;
+  real.rdi = registers.rdi;
+  real.rbp = registers.rbp;
+  real.r8 = registers.r8;
+  real.r9 = registers.r9;
+  real.r10 = registers.r10;
+  real.r11 = registers.r11;
+  real.r12 = registers.r12;
+  real.r13 = registers.r13;
+  real.r14 = registers.r14;
+  real.r15 = registers.r15;
+  real.rip = registers.rip;
+  real.rsp = registers.rsp;
+}
+
+kvm_segment flat_segment(std::uint16_t selector, bool code) {
+  kvm_segment segment{};
+  segment.base = 0;
+  segment.limit = 0xffffffff;
+  segment.selector = selector;
+  segment.type = code ? 0xb : 0x3;  // execute/read or read/write, accessed
+  segment.present = 1;
+  segment.dpl = static_cast<std::uint8_t>(selector & 3);
+  segment.db = code ? 0 : 1;
+  segment.s = 1;
+  segment.l = code ? 1 : 0;
+  segment.g = 1;
+  return segment;
+}
+
+void load_monitor_tables(kvm_sregs& special) {
+  special.gdt.base = monitor_virtual(kGdtOffset);
+  special.gdt.limit = kGdtLimit;
+  special.idt.base = monitor_virtual(kIdtOffset);
+  special.idt.limit = 256 * 16 - 1;
+  special.tr = kvm_segment{};
+  special.tr.base = monitor_virtual(kTssOffset);
+  special.tr.limit = 0x67;
+  special.tr.selector = kTssSelector;
+  special.tr.type = 0xb;  // busy 64-bit TSS
+  special.tr.present = 1;
+  special.ldt = kvm_segment{};
+  special.ldt.unusable = 1;
+}
+
+std::string exception_name(std::uint8_t vector) {
+  static constexpr const char* kNames[] = {"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
+                                           "#DF", "CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "15",
+                                           "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
+  if (vector < std::size(kNames)) return kNames[vector];
+  return "vector " + std::to_string(vector);
+}
+
+}  // namespace vmlab::full
