@@ -301,8 +301,15 @@ TEST(DiskWorkloads, VirtioInterruptsThroughIrqfdWithTheKernelIrqchip) {
     EXPECT_GT(run->result->number("irqs"), 0u);
     const auto interrupts = run->disk_statistics.at("virtio.interrupts");
     EXPECT_GT(interrupts, 0u);
-    EXPECT_EQ(run->disk_statistics.at("virtio.irqfd_interrupts"),
-              irqchip == IrqchipModel::Kernel ? interrupts : 0u);
+    // Every rising edge of the device's line is one irqfd write; a
+    // completion while the line is still up (not yet acknowledged) is not.
+    const auto through_irqfd = run->disk_statistics.at("virtio.irqfd_interrupts");
+    if (irqchip == IrqchipModel::Kernel) {
+      EXPECT_GT(through_irqfd, 0u);
+      EXPECT_LE(through_irqfd, interrupts);
+    } else {
+      EXPECT_EQ(through_irqfd, 0u);
+    }
   }
 }
 
