@@ -31,11 +31,6 @@ constexpr std::uint64_t kEferSyscall = 1ULL << 0;
 constexpr std::uint64_t kEferLongMode = (1ULL << 8) | (1ULL << 10);
 constexpr std::uint64_t kEferNoExecute = 1ULL << 11;
 
-// MSRs the real CPU needs for SYSCALL to land in the monitor's stub.
-constexpr std::uint32_t kMsrStar = 0xc0000081;
-constexpr std::uint32_t kMsrLstar = 0xc0000082;
-constexpr std::uint32_t kMsrFmask = 0xc0000084;
-
 }  // namespace
 
 // What emulation needs from the rest of the VMM: the board's ports and the
@@ -153,23 +148,8 @@ Status FullMode::prepare(ModeContext& context, const LoadedImage& image) {
   m_services = std::make_unique<Services>(context.board, *m_shadow, m_cpu);
 
   // A SYSCALL from guest user mode lands in the monitor's stub at CPL0.
-  const Vcpu::Msr msrs[] = {
-      {kMsrStar, std::uint64_t{kMonitorCodeSelector} << 32},
-      {kMsrLstar, monitor_virtual(kSyscallStubOffset)},
-      {kMsrFmask, kRflagsInterrupt | kRflagsTrap | kRflagsDirection},
-  };
-  if (auto status = context.vcpu.set_msrs(msrs); !status) return status;
-
-  // The first entry goes through the ioctls (the sync-regs area holds nothing
-  // valid before the first exit); every later one through kvm_run.
-  auto current = context.vcpu.special_registers();
-  if (!current) return current.error();
-  kvm_run& run = context.vcpu.run_state();
-  run.s.regs.sregs = *current;
-  if (auto status = resume_guest(context); !status) return status;
-  run.kvm_dirty_regs = 0;
-  if (auto status = context.vcpu.set_special_registers(run.s.regs.sregs); !status) return status;
-  return context.vcpu.set_registers(run.s.regs.regs);
+  if (auto status = route_syscall_to_monitor(context.vcpu); !status) return status;
+  return enter_first_time(context.vcpu, [&] { return resume_guest(context); });
 }
 
 Status FullMode::map_shadow_pool(Vm& vm) {

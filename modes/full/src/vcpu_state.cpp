@@ -2,6 +2,7 @@
 
 #include <iterator>
 
+#include "vmlab/full/event_delivery.hpp"
 #include "vmlab/full/monitor_region.hpp"
 
 namespace vmlab::full {
@@ -75,6 +76,29 @@ void load_monitor_tables(kvm_sregs& special) {
   special.tr.present = 1;
   special.ldt = kvm_segment{};
   special.ldt.unusable = 1;
+}
+
+Status route_syscall_to_monitor(Vcpu& vcpu) {
+  constexpr std::uint32_t kMsrStar = 0xc0000081;
+  constexpr std::uint32_t kMsrLstar = 0xc0000082;
+  constexpr std::uint32_t kMsrFmask = 0xc0000084;
+  const Vcpu::Msr msrs[] = {
+      {kMsrStar, std::uint64_t{kMonitorCodeSelector} << 32},
+      {kMsrLstar, monitor_virtual(kSyscallStubOffset)},
+      {kMsrFmask, kRflagsInterrupt | kRflagsTrap | kRflagsDirection},
+  };
+  return vcpu.set_msrs(msrs);
+}
+
+Status enter_first_time(Vcpu& vcpu, const std::function<Status()>& fill) {
+  auto current = vcpu.special_registers();
+  if (!current) return current.error();
+  kvm_run& run = vcpu.run_state();
+  run.s.regs.sregs = *current;
+  if (auto status = fill(); !status) return status;
+  run.kvm_dirty_regs = 0;
+  if (auto status = vcpu.set_special_registers(run.s.regs.sregs); !status) return status;
+  return vcpu.set_registers(run.s.regs.regs);
 }
 
 std::string exception_name(std::uint8_t vector) {

@@ -39,9 +39,6 @@ constexpr std::uint64_t kRealCr0 = 0x80050033;  // PG, WP, NE, ET, MP, PE
 constexpr std::uint64_t kCr4Pae = 1ULL << 5;
 constexpr std::uint64_t kEferSyscall = 1ULL << 0;
 constexpr std::uint64_t kEferLongMode = (1ULL << 8) | (1ULL << 10);
-constexpr std::uint32_t kMsrStar = 0xc0000081;
-constexpr std::uint32_t kMsrLstar = 0xc0000082;
-constexpr std::uint32_t kMsrFmask = 0xc0000084;
 
 // Entries are written with the accessed (and, for leaves, dirty) bits
 // already set, so the CPU never writes these tables (Intel SDM vol. 3A,
@@ -260,21 +257,8 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
 
   // A SYSCALL lands in the monitor's stub: a hypercall from kernel mode, a
   // system call from user mode.
-  const Vcpu::Msr msrs[] = {
-      {kMsrStar, std::uint64_t{full::kMonitorCodeSelector} << 32},
-      {kMsrLstar, monitor_virtual(full::kSyscallStubOffset)},
-      {kMsrFmask, full::kRflagsInterrupt | full::kRflagsTrap | full::kRflagsDirection},
-  };
-  if (auto status = context.vcpu.set_msrs(msrs); !status) return status;
-
-  auto current = context.vcpu.special_registers();
-  if (!current) return current.error();
-  kvm_run& run = context.vcpu.run_state();
-  run.s.regs.sregs = *current;
-  if (auto status = resume_guest(context); !status) return status;
-  run.kvm_dirty_regs = 0;
-  if (auto status = context.vcpu.set_special_registers(run.s.regs.sregs); !status) return status;
-  return context.vcpu.set_registers(run.s.regs.regs);
+  if (auto status = full::route_syscall_to_monitor(context.vcpu); !status) return status;
+  return full::enter_first_time(context.vcpu, [&] { return resume_guest(context); });
 }
 
 std::uint64_t ParaMode::current_root() const {
