@@ -3,6 +3,7 @@
 // must follow from what the workload does.
 #include <gtest/gtest.h>
 
+#include "../support/guest_runs.hpp"
 #include "../support/kvm_available.hpp"
 #include "../support/result_lines.hpp"
 #include "vmlab/runner.hpp"
@@ -12,20 +13,10 @@ namespace {
 
 using testing::without_cycles;
 
-GuestRun run_in(const std::string& cpu, const std::string& workload, std::uint64_t count) {
-  RunOptions options;
-  options.cpu = cpu;
-  options.workload = workload;
-  options.count = count;
-  options.timeout_seconds = 120;
-  auto run = run_guest(options);
-  EXPECT_TRUE(run.ok()) << (run.ok() ? "" : run.error().message);
-  return run.ok() ? std::move(*run) : GuestRun{};
-}
+using testing::run_in;
 
 std::uint64_t traps(const GuestRun& run, const std::string& reason) {
-  auto found = run.traps_by_reason.find(reason);
-  return found == run.traps_by_reason.end() ? 0 : found->second;
+  return testing::count_of(run.traps_by_reason, reason);
 }
 
 struct WorkloadCase {

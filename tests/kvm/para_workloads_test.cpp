@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "../support/guest_runs.hpp"
 #include "../support/kvm_available.hpp"
 #include "../support/result_lines.hpp"
 #include "vmlab/probe.hpp"
@@ -17,24 +18,8 @@ namespace {
 
 using testing::without_cycles;
 
-GuestRun run_in(const std::string& cpu, const std::string& workload, std::uint64_t count,
-                const std::string& extra = "") {
-  RunOptions options;
-  options.cpu = cpu;
-  options.workload = workload;
-  options.count = count;
-  options.timeout_seconds = 120;
-  options.extra_command_line = extra;
-  auto run = run_guest(options);
-  EXPECT_TRUE(run.ok()) << (run.ok() ? "" : run.error().message);
-  return run.ok() ? std::move(*run) : GuestRun{};
-}
-
-std::uint64_t count_of(const std::map<std::string, std::uint64_t>& counts,
-                       const std::string& reason) {
-  auto found = counts.find(reason);
-  return found == counts.end() ? 0 : found->second;
-}
+using testing::count_of;
+using testing::run_in;
 
 // Every time the VMM process ran on the guest's behalf.
 std::uint64_t vmm_entries(const GuestRun& run) {
