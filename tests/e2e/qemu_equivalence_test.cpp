@@ -70,11 +70,9 @@ INSTANTIATE_TEST_SUITE_P(
 // A pattern written by vmlab through virtio-blk reads back the same through
 // QEMU's virtio-blk on microvm (polled: microvm gives the 8259 no way to the
 // CPU with an APIC) and through vmlab again.
-TEST(QemuDiskEquivalence, VirtioDiskReadMatchesQemu) {
-  VMLAB_REQUIRE_KVM();
-  if (!reference_machine_available()) {
-    GTEST_SKIP() << "needs qemu-system-x86_64 (apt-get install qemu-system-x86)";
-  }
+// vmlab writes a pattern through `model`; QEMU (pc with IDE for ATA, microvm
+// with a virtio-blk-device for virtio) and vmlab then read the same image.
+void expect_disk_read_matches_qemu(const std::string& model, ReferenceDiskModel reference_model) {
   std::string path = ::testing::TempDir() + "vmlab-qemu-disk-XXXXXX";
   const int descriptor = ::mkstemp(path.data());
   ASSERT_GE(descriptor, 0);
@@ -88,7 +86,7 @@ TEST(QemuDiskEquivalence, VirtioDiskReadMatchesQemu) {
 
   RunOptions options;
   options.disk_path = path;
-  options.disk_model = "virtio";
+  options.disk_model = model;
   options.count = 64;
   options.timeout_seconds = 60;
   options.workload = "disk-write";
@@ -105,7 +103,7 @@ TEST(QemuDiskEquivalence, VirtioDiskReadMatchesQemu) {
   ASSERT_EQ(read->result->field("status"), "ok") << read->result->line;
 
   auto reference = run_reference_machine(builtin_guest_image(), read->command_line, 60,
-                                         ReferenceDisk{path, ReferenceDiskModel::Virtio});
+                                         ReferenceDisk{path, reference_model});
   ASSERT_TRUE(reference.ok()) << reference.error().message;
   std::optional<WorkloadResult> qemu_result;
   for (const auto& line : reference->debug_lines) {
@@ -114,6 +112,22 @@ TEST(QemuDiskEquivalence, VirtioDiskReadMatchesQemu) {
   ASSERT_TRUE(qemu_result.has_value()) << "QEMU run printed no result line";
   EXPECT_EQ(reference->exit_status, 1) << "isa-debug-exit status";
   EXPECT_EQ(without_cycles(qemu_result->line), without_cycles(read->result->line));
+}
+
+TEST(QemuDiskEquivalence, VirtioDiskReadMatchesQemu) {
+  VMLAB_REQUIRE_KVM();
+  if (!reference_machine_available()) {
+    GTEST_SKIP() << "needs qemu-system-x86_64 (apt-get install qemu-system-x86)";
+  }
+  expect_disk_read_matches_qemu("virtio", ReferenceDiskModel::Virtio);
+}
+
+TEST(QemuDiskEquivalence, AtaDiskReadMatchesQemu) {
+  VMLAB_REQUIRE_KVM();
+  if (!reference_machine_available()) {
+    GTEST_SKIP() << "needs qemu-system-x86_64 (apt-get install qemu-system-x86)";
+  }
+  expect_disk_read_matches_qemu("ata", ReferenceDiskModel::Ata);
 }
 
 }  // namespace
