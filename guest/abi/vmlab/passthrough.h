@@ -53,18 +53,18 @@ enum vmlab_pt_completion_status {
 };
 
 struct vmlab_pt_registers {
-  uint32_t magic;            /* device */
-  uint32_t version;          /* device */
-  uint64_t capacity_sectors; /* device */
-  uint64_t sq_address;       /* driver: I/O virtual address of the submission queue */
-  uint64_t cq_address;       /* driver: I/O virtual address of the completion queue */
-  uint32_t queue_entries;    /* driver: a power of two, at most VMLAB_PT_MAX_QUEUE_ENTRIES */
-  uint32_t control;          /* driver: enum vmlab_pt_control */
-  uint32_t sq_tail;          /* driver: the doorbell, index of the next free command slot */
-  uint32_t cq_head;          /* driver: index of the next completion it will consume */
-  uint32_t status;           /* device: enum vmlab_pt_status */
-  uint32_t interrupt_cause;  /* device sets 1 with an interrupt; driver writes 0 to acknowledge */
-  uint64_t fault_address;    /* device: the I/O virtual address of the last blocked DMA */
+  uint32_t magic;              /* device */
+  uint32_t version;            /* device */
+  uint64_t capacity_sectors;   /* device */
+  uint64_t sq_address;         /* driver: I/O virtual address of the submission queue */
+  uint64_t cq_address;         /* driver: I/O virtual address of the completion queue */
+  uint32_t queue_entries;      /* driver: a power of two, at most VMLAB_PT_MAX_QUEUE_ENTRIES */
+  uint32_t control;            /* driver: enum vmlab_pt_control */
+  uint32_t sq_tail;            /* driver: the doorbell, index of the next free command slot */
+  uint32_t cq_head;            /* driver: index of the next completion it will consume */
+  uint32_t status;             /* device: enum vmlab_pt_status */
+  uint32_t interrupt_cause;    /* device sets 1 with an interrupt; driver writes 0 to acknowledge */
+  uint64_t fault_address;      /* device: the I/O virtual address of the last blocked DMA */
   uint64_t commands_completed; /* device */
   uint64_t dma_faults;         /* device */
 };
