@@ -3,6 +3,7 @@
 // the real one over it, and the rest of the VMM is a fake environment whose
 // kernel address space maps every RAM address to itself.
 #include "vmlab/para/hypercalls.hpp"
+#include "vector_guest_memory.hpp"
 
 #include <gtest/gtest.h>
 
@@ -21,6 +22,9 @@
 
 namespace vmlab::para {
 namespace {
+
+using testing::slot_address;
+using testing::VectorGuestMemory;
 
 namespace entry_bits = full::page_entry;
 
@@ -51,53 +55,6 @@ constexpr std::uint64_t kSharedFrame = 0x500000;
 
 constexpr std::uint64_t kNonCanonical = 0x0000800000000000;
 constexpr std::uint64_t kKernelHandler = 0xffffffff80001000;
-
-constexpr std::uint64_t slot_address(std::uint64_t table, unsigned index) {
-  return table + std::uint64_t{index} * 8;
-}
-
-// Guest RAM in a plain buffer, with direct access for setting up and checking.
-class VectorGuestMemory final : public GuestMemoryAccess {
- public:
-  explicit VectorGuestMemory(std::uint64_t size) : m_bytes(size, 0) {}
-
-  std::uint64_t size() const override { return m_bytes.size(); }
-  Status read(GuestPhysAddr address, std::span<std::uint8_t> out) const override {
-    if (!contains(address, out.size())) {
-      return Error{"read outside guest memory: " + describe_range(address, out.size())};
-    }
-    std::memcpy(out.data(), m_bytes.data() + address.value(), out.size());
-    return {};
-  }
-  Status write(GuestPhysAddr address, std::span<const std::uint8_t> in) override {
-    if (!contains(address, in.size())) {
-      return Error{"write outside guest memory: " + describe_range(address, in.size())};
-    }
-    std::memcpy(m_bytes.data() + address.value(), in.data(), in.size());
-    return {};
-  }
-
-  template <typename T>
-  void put(std::uint64_t address, const T& object) {
-    static_assert(std::is_trivially_copyable_v<T>);
-    std::memcpy(m_bytes.data() + address, &object, sizeof object);
-  }
-  template <typename T>
-  T get(std::uint64_t address) const {
-    static_assert(std::is_trivially_copyable_v<T>);
-    T object{};
-    std::memcpy(&object, m_bytes.data() + address, sizeof object);
-    return object;
-  }
-  std::uint64_t get_u64(std::uint64_t address) const { return get<std::uint64_t>(address); }
-  std::uint8_t get_u8(std::uint64_t address) const { return m_bytes.at(address); }
-  void fill(std::uint64_t address, std::uint8_t value, std::uint64_t length) {
-    std::memset(m_bytes.data() + address, value, length);
-  }
-
- private:
-  std::vector<std::uint8_t> m_bytes;
-};
 
 // The kernel address space as an identity map of guest RAM: a virtual
 // address is the physical one, and anything outside RAM faults as not
@@ -246,11 +203,12 @@ class HypercallsTest : public ::testing::Test {
         m_validator(make_validator(m_memory)),
         m_environment(m_memory),
         m_hypercalls(m_memory, m_validator, m_environment, m_state) {
-    m_memory.put(slot_address(kRoot, 0), kPdpt | kTableFlags);
-    m_memory.put(slot_address(kPdpt, 0), kPd | kTableFlags);
-    m_memory.put(slot_address(kPd, 1), kPt | kTableFlags);
+    m_memory.put_object(slot_address(kRoot, 0), kPdpt | kTableFlags);
+    m_memory.put_object(slot_address(kPdpt, 0), kPd | kTableFlags);
+    m_memory.put_object(slot_address(kPd, 1), kPt | kTableFlags);
     for (unsigned index = 0; index < kMappedPages; ++index) {
-      m_memory.put(slot_address(kPt, index), (kMappedBase + index * kPageSize) | kP | kW | kU);
+      m_memory.put_object(slot_address(kPt, index),
+                          (kMappedBase + index * kPageSize) | kP | kW | kU);
     }
   }
 
@@ -281,9 +239,7 @@ class HypercallsTest : public ::testing::Test {
   }
 
   unsigned level(std::uint64_t frame) const { return m_validator.level_of(GuestPhysAddr(frame)); }
-  std::uint64_t pt_entry(unsigned index) const {
-    return m_memory.get_u64(slot_address(kPt, index));
-  }
+  std::uint64_t pt_entry(unsigned index) const { return m_memory.get(slot_address(kPt, index)); }
 
   VectorGuestMemory m_memory;
   PageTableValidator m_validator;
@@ -324,9 +280,10 @@ TEST_F(HypercallsTest, NamesHypercalls) {
 
 TEST_F(HypercallsTest, SetTrapTableInstallsHandlersAndMaskFlags) {
   m_state.trap_table[3] = {kKernelHandler + 0x300, false};
-  m_memory.put(kScratch + 0, vmlab_trap_info{14, VMLAB_TRAP_MASK_EVENTS, 0, 0, kKernelHandler});
-  m_memory.put(kScratch + 16, vmlab_trap_info{32, 0, 0, 0, kKernelHandler + 0x100});
-  m_memory.put(kScratch + 32, vmlab_trap_info{3, 0, 0, 0, 0});  // removes vector 3's handler
+  m_memory.put_object(kScratch + 0,
+                      vmlab_trap_info{14, VMLAB_TRAP_MASK_EVENTS, 0, 0, kKernelHandler});
+  m_memory.put_object(kScratch + 16, vmlab_trap_info{32, 0, 0, 0, kKernelHandler + 0x100});
+  m_memory.put_object(kScratch + 32, vmlab_trap_info{3, 0, 0, 0, 0});  // removes vector 3's handler
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, kScratch, 3), VMLAB_OK);
   EXPECT_EQ(m_state.trap_table[14].handler, kKernelHandler);
   EXPECT_TRUE(m_state.trap_table[14].mask_events);
@@ -338,8 +295,9 @@ TEST_F(HypercallsTest, SetTrapTableInstallsHandlersAndMaskFlags) {
 
 TEST_F(HypercallsTest, SetTrapTableAcceptsAllVectorsButNoMore) {
   for (std::uint64_t vector = 0; vector < 256; ++vector) {
-    m_memory.put(kScratch + vector * 16, vmlab_trap_info{static_cast<std::uint8_t>(vector), 0, 0, 0,
-                                                         kKernelHandler + vector * 16});
+    m_memory.put_object(
+        kScratch + vector * 16,
+        vmlab_trap_info{static_cast<std::uint8_t>(vector), 0, 0, 0, kKernelHandler + vector * 16});
   }
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, kScratch, 257), VMLAB_EINVAL);
   EXPECT_EQ(m_state.trap_table[255].handler, 0u);
@@ -349,16 +307,17 @@ TEST_F(HypercallsTest, SetTrapTableAcceptsAllVectorsButNoMore) {
 
 TEST_F(HypercallsTest, SetTrapTableRefusesBadEntriesAndInstallsNothing) {
   const vmlab_trap_info good{14, VMLAB_TRAP_MASK_EVENTS, 0, 0, kKernelHandler};
-  m_memory.put(kScratch, good);
+  m_memory.put_object(kScratch, good);
 
-  m_memory.put(kScratch + 16, vmlab_trap_info{32, 0x2, 0, 0, kKernelHandler});  // unknown flag
+  m_memory.put_object(kScratch + 16,
+                      vmlab_trap_info{32, 0x2, 0, 0, kKernelHandler});  // unknown flag
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, kScratch, 2), VMLAB_EINVAL);
   EXPECT_EQ(m_state.trap_table[14].handler, 0u);
 
-  m_memory.put(kScratch + 16, vmlab_trap_info{32, 0x80, 0, 0, kKernelHandler});
+  m_memory.put_object(kScratch + 16, vmlab_trap_info{32, 0x80, 0, 0, kKernelHandler});
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, kScratch, 2), VMLAB_EINVAL);
 
-  m_memory.put(kScratch + 16, vmlab_trap_info{32, 0, 0, 0, kNonCanonical});
+  m_memory.put_object(kScratch + 16, vmlab_trap_info{32, 0, 0, 0, kNonCanonical});
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, kScratch, 2), VMLAB_EINVAL);
   EXPECT_EQ(m_state.trap_table[14].handler, 0u);
   EXPECT_EQ(m_state.trap_table[32].handler, 0u);
@@ -367,7 +326,7 @@ TEST_F(HypercallsTest, SetTrapTableRefusesBadEntriesAndInstallsNothing) {
 TEST_F(HypercallsTest, SetTrapTableOutsideMemoryFaultsWithoutPartialInstall) {
   // The first entry is the last 16 bytes of RAM; the second is beyond it.
   const std::uint64_t address = kRamSize - 16;
-  m_memory.put(address, vmlab_trap_info{14, 0, 0, 0, kKernelHandler});
+  m_memory.put_object(address, vmlab_trap_info{14, 0, 0, 0, kKernelHandler});
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, address, 2), VMLAB_EFAULT);
   EXPECT_EQ(m_state.trap_table[14].handler, 0u);
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, kRamSize, 1), VMLAB_EFAULT);
@@ -389,7 +348,7 @@ TEST_F(HypercallsTest, MmuUpdateAppliesABatchAndWritesBackEachResult) {
       request(slot_address(kPt, 300), 0x302000 | kP | kU),         // not present -> present
   };
   for (std::size_t index = 0; index < requests.size(); ++index) {
-    m_memory.put(kScratch + index * sizeof(vmlab_mmu_update), requests[index]);
+    m_memory.put_object(kScratch + index * sizeof(vmlab_mmu_update), requests[index]);
   }
   EXPECT_EQ(call(VMLAB_HYPERCALL_MMU_UPDATE, kScratch, requests.size()), 2);
   EXPECT_EQ(m_outcome.batch_size, 6u);
@@ -400,7 +359,7 @@ TEST_F(HypercallsTest, MmuUpdateAppliesABatchAndWritesBackEachResult) {
   for (std::size_t index = 0; index < requests.size(); ++index) {
     SCOPED_TRACE(index);
     const auto written =
-        m_memory.get<vmlab_mmu_update>(kScratch + index * sizeof(vmlab_mmu_update));
+        m_memory.get_object<vmlab_mmu_update>(kScratch + index * sizeof(vmlab_mmu_update));
     EXPECT_EQ(written.result, expected[index]);
     EXPECT_EQ(written.pointer, requests[index].pointer);
     EXPECT_EQ(written.value, requests[index].value);
@@ -416,13 +375,13 @@ TEST_F(HypercallsTest, MmuUpdateAppliesABatchAndWritesBackEachResult) {
 
 TEST_F(HypercallsTest, MmuUpdateRefusesEmptyAndOversizedBatches) {
   pin_kernel_root();
-  m_memory.put(kScratch, request(slot_address(kPt, 5), 0));
+  m_memory.put_object(kScratch, request(slot_address(kPt, 5), 0));
   EXPECT_EQ(call(VMLAB_HYPERCALL_MMU_UPDATE, kScratch, 0), VMLAB_EINVAL);
   EXPECT_EQ(call(VMLAB_HYPERCALL_MMU_UPDATE, kScratch, Hypercalls::kMaximumBatch + 1),
             VMLAB_EINVAL);
   EXPECT_EQ(m_outcome.batch_size, Hypercalls::kMaximumBatch);
   EXPECT_EQ(pt_entry(5), (kMappedBase + 5 * kPageSize) | kP | kW | kU);
-  EXPECT_EQ(m_memory.get<vmlab_mmu_update>(kScratch).result, 0x5555);
+  EXPECT_EQ(m_memory.get_object<vmlab_mmu_update>(kScratch).result, 0x5555);
 }
 
 TEST_F(HypercallsTest, MmuUpdateWithTheArrayOutsideMemoryFaults) {
@@ -436,28 +395,28 @@ TEST_F(HypercallsTest, MmuUpdateStopsWhereTheArrayLeavesMemory) {
   pin_kernel_root();
   // The first request is the last 24 bytes of RAM; the second is beyond it.
   const std::uint64_t address = kRamSize - sizeof(vmlab_mmu_update);
-  m_memory.put(address, request(slot_address(kPt, 5), 0));
+  m_memory.put_object(address, request(slot_address(kPt, 5), 0));
   EXPECT_EQ(call(VMLAB_HYPERCALL_MMU_UPDATE, address, 2), VMLAB_EFAULT);
   EXPECT_EQ(pt_entry(5), 0u);  // applied before the fault
-  EXPECT_EQ(m_memory.get<vmlab_mmu_update>(address).result, VMLAB_OK);
+  EXPECT_EQ(m_memory.get_object<vmlab_mmu_update>(address).result, VMLAB_OK);
 }
 
 TEST_F(HypercallsTest, MmuUpdateFlushesOnlyWhenAPresentEntryChanges) {
   pin_kernel_root();
-  m_memory.put(kScratch, request(slot_address(kPt, 400), 0x300000 | kP | kU));
+  m_memory.put_object(kScratch, request(slot_address(kPt, 400), 0x300000 | kP | kU));
   EXPECT_EQ(call(VMLAB_HYPERCALL_MMU_UPDATE, kScratch, 1), 1);
   EXPECT_EQ(m_environment.flushes, 0);  // not present -> present: nothing was cached
   EXPECT_EQ(call(VMLAB_HYPERCALL_MMU_UPDATE, kScratch, 1), 1);
   EXPECT_EQ(m_environment.flushes, 0);  // unchanged
-  m_memory.put(kScratch, request(slot_address(kPt, 400), 0x301000 | kP | kU));
+  m_memory.put_object(kScratch, request(slot_address(kPt, 400), 0x301000 | kP | kU));
   EXPECT_EQ(call(VMLAB_HYPERCALL_MMU_UPDATE, kScratch, 1), 1);
   EXPECT_EQ(m_environment.flushes, 1);
-  m_memory.put(kScratch, request(slot_address(kPt, 400), 0));
+  m_memory.put_object(kScratch, request(slot_address(kPt, 400), 0));
   EXPECT_EQ(call(VMLAB_HYPERCALL_MMU_UPDATE, kScratch, 1), 1);
   EXPECT_EQ(m_environment.flushes, 2);
-  m_memory.put(kScratch, request(slot_address(kPt, 401), kMonitorBase | kP));  // refused
+  m_memory.put_object(kScratch, request(slot_address(kPt, 401), kMonitorBase | kP));  // refused
   EXPECT_EQ(call(VMLAB_HYPERCALL_MMU_UPDATE, kScratch, 1), 0);
-  EXPECT_EQ(m_memory.get<vmlab_mmu_update>(kScratch).result, VMLAB_EPERM);
+  EXPECT_EQ(m_memory.get_object<vmlab_mmu_update>(kScratch).result, VMLAB_EPERM);
   EXPECT_EQ(m_environment.flushes, 2);
 }
 
@@ -493,7 +452,7 @@ TEST_F(HypercallsTest, NewBaseptrPinsTheKernelRoot) {
   EXPECT_EQ(m_environment.root_changes, std::vector<std::uint64_t>{kRoot});
   EXPECT_EQ(level(kRoot), 4u);
   EXPECT_EQ(level(kPt), 1u);
-  EXPECT_EQ(m_memory.get_u64(slot_address(kRoot, 511)), kMonitorEntry);
+  EXPECT_EQ(m_memory.get(slot_address(kRoot, 511)), kMonitorEntry);
 
   // A new kernel root releases the old one.
   const std::uint64_t other = kSpareTables;
@@ -539,10 +498,10 @@ TEST_F(HypercallsTest, NewBaseptrKeepsTheOldRootWhenTheNewOneMapsTheMonitor) {
   const std::uint64_t pdpt = kSpareTables + kPageSize;
   const std::uint64_t pd = kSpareTables + 2 * kPageSize;
   const std::uint64_t pt = kSpareTables + 3 * kPageSize;
-  m_memory.put(slot_address(root, 0), pdpt | kTableFlags);
-  m_memory.put(slot_address(pdpt, 0), pd | kTableFlags);
-  m_memory.put(slot_address(pd, 0), pt | kTableFlags);
-  m_memory.put(slot_address(pt, 0), kMonitorBase | kP);
+  m_memory.put_object(slot_address(root, 0), pdpt | kTableFlags);
+  m_memory.put_object(slot_address(pdpt, 0), pd | kTableFlags);
+  m_memory.put_object(slot_address(pd, 0), pt | kTableFlags);
+  m_memory.put_object(slot_address(pt, 0), kMonitorBase | kP);
   EXPECT_EQ(call(VMLAB_HYPERCALL_NEW_BASEPTR, root, VMLAB_BASEPTR_KERNEL), VMLAB_EPERM);
   EXPECT_EQ(m_state.kernel_root, kRoot);
   EXPECT_EQ(m_environment.root_changes, std::vector<std::uint64_t>{kRoot});
@@ -572,7 +531,7 @@ constexpr std::uint64_t kCode16Descriptor = 0x000f9a000000ffff;  // L=0, D=0
 void put_descriptors(VectorGuestMemory& memory, std::uint64_t address,
                      const std::vector<std::uint64_t>& descriptors) {
   for (std::size_t index = 0; index < descriptors.size(); ++index) {
-    memory.put(address + index * 8, descriptors[index]);
+    memory.put_object(address + index * 8, descriptors[index]);
   }
 }
 
@@ -693,25 +652,25 @@ TEST_F(HypercallsTest, SharedPageFieldsLandAtTheirOffsets) {
   EXPECT_EQ(m_memory.get_u8(kSharedFrame + 1), 1u);
   EXPECT_TRUE(m_hypercalls.event_pending_flag());
   m_hypercalls.set_fault_address(0xffff888000123456);
-  EXPECT_EQ(m_memory.get_u64(kSharedFrame + 8), 0xffff888000123456u);
+  EXPECT_EQ(m_memory.get(kSharedFrame + 8), 0xffff888000123456u);
   m_hypercalls.count_event();
   m_hypercalls.count_event();
-  EXPECT_EQ(m_memory.get_u64(kSharedFrame + 16), 2u);
-  EXPECT_EQ(m_memory.get_u64(kSharedFrame + 24), 0u);  // registration reset the count
+  EXPECT_EQ(m_memory.get(kSharedFrame + 16), 2u);
+  EXPECT_EQ(m_memory.get(kSharedFrame + 24), 0u);  // registration reset the count
   EXPECT_EQ(call(VMLAB_HYPERCALL_FLUSH_TLB, VMLAB_FLUSH_ALL), VMLAB_OK);
   EXPECT_EQ(call(14), VMLAB_ENOSYS);
-  EXPECT_EQ(m_memory.get_u64(kSharedFrame + 24), 2u);
+  EXPECT_EQ(m_memory.get(kSharedFrame + 24), 2u);
   m_hypercalls.set_event_pending(false);
   EXPECT_EQ(m_memory.get_u8(kSharedFrame + 1), 0u);
   m_hypercalls.set_events_masked(true);
   EXPECT_EQ(m_memory.get_u8(kSharedFrame + 0), 1u);
   // The guest's own stores are what the monitor reads.
-  m_memory.put<std::uint8_t>(kSharedFrame + 0, 0);
-  m_memory.put<std::uint8_t>(kSharedFrame + 1, 1);
+  m_memory.put_object<std::uint8_t>(kSharedFrame + 0, 0);
+  m_memory.put_object<std::uint8_t>(kSharedFrame + 1, 1);
   EXPECT_FALSE(m_hypercalls.events_masked());
   EXPECT_TRUE(m_hypercalls.event_pending_flag());
-  EXPECT_EQ(m_memory.get_u64(kSharedFrame + 8), 0xffff888000123456u);
-  EXPECT_EQ(m_memory.get_u64(kSharedFrame + 16), 2u);
+  EXPECT_EQ(m_memory.get(kSharedFrame + 8), 0xffff888000123456u);
+  EXPECT_EQ(m_memory.get(kSharedFrame + 16), 2u);
 }
 
 TEST_F(HypercallsTest, SharedPageThatBecameAPageTableIsNotWritten) {
@@ -720,11 +679,11 @@ TEST_F(HypercallsTest, SharedPageThatBecameAPageTableIsNotWritten) {
   // The frame has no writable mapping, so the guest can make it a page table:
   // PD[2] (virtual 0x400000-0x5fffff) points at it. Its entries (mask 1 maps
   // frame 0 read-only, counters) pass validation.
-  m_memory.put(kScratch, request(slot_address(kPd, 2), kSharedFrame | kTableFlags));
+  m_memory.put_object(kScratch, request(slot_address(kPd, 2), kSharedFrame | kTableFlags));
   ASSERT_EQ(call(VMLAB_HYPERCALL_MMU_UPDATE, kScratch, 1), 1);
   ASSERT_EQ(level(kSharedFrame), 1u);
-  const std::uint64_t entry0 = m_memory.get_u64(kSharedFrame + 0);
-  const std::uint64_t entry3 = m_memory.get_u64(kSharedFrame + 24);
+  const std::uint64_t entry0 = m_memory.get(kSharedFrame + 0);
+  const std::uint64_t entry3 = m_memory.get(kSharedFrame + 24);
   // A fault address the guest chose would otherwise become entry 1 and map
   // the monitor region, and the counters entries 2 and 3.
   m_hypercalls.set_fault_address(kMonitorBase | kP | kW);
@@ -732,10 +691,10 @@ TEST_F(HypercallsTest, SharedPageThatBecameAPageTableIsNotWritten) {
   m_hypercalls.set_events_masked(false);
   m_hypercalls.set_event_pending(true);
   EXPECT_EQ(call(VMLAB_HYPERCALL_FLUSH_TLB, VMLAB_FLUSH_ALL), VMLAB_OK);
-  EXPECT_EQ(m_memory.get_u64(kSharedFrame + 0), entry0);
-  EXPECT_EQ(m_memory.get_u64(kSharedFrame + 8), 0u);
-  EXPECT_EQ(m_memory.get_u64(kSharedFrame + 16), 0u);
-  EXPECT_EQ(m_memory.get_u64(kSharedFrame + 24), entry3);
+  EXPECT_EQ(m_memory.get(kSharedFrame + 0), entry0);
+  EXPECT_EQ(m_memory.get(kSharedFrame + 8), 0u);
+  EXPECT_EQ(m_memory.get(kSharedFrame + 16), 0u);
+  EXPECT_EQ(m_memory.get(kSharedFrame + 24), entry3);
   EXPECT_TRUE(m_hypercalls.events_masked());
   EXPECT_FALSE(m_hypercalls.event_pending_flag());
 }
@@ -745,7 +704,7 @@ TEST_F(HypercallsTest, SharedPageThatBecameAPageTableIsNotWritten) {
 TEST_F(HypercallsTest, ConsoleWriteReachesTheEnvironment) {
   const std::string text = "hello, vmlab\n";
   for (std::size_t index = 0; index < text.size(); ++index) {
-    m_memory.put(kScratch + index, text[index]);
+    m_memory.put_object(kScratch + index, text[index]);
   }
   EXPECT_EQ(call(VMLAB_HYPERCALL_CONSOLE_IO, VMLAB_CONSOLE_WRITE, text.size(), kScratch),
             static_cast<std::int64_t>(text.size()));
@@ -796,12 +755,12 @@ TEST_F(HypercallsTest, PortIoRefusesBadSizesFlagsAndPorts) {
 }
 
 TEST_F(HypercallsTest, PortIoStringOutputMovesEachElementFromMemory) {
-  m_memory.put<std::uint16_t>(kScratch + 0, 0x1111);
-  m_memory.put<std::uint16_t>(kScratch + 2, 0x2222);
-  m_memory.put<std::uint16_t>(kScratch + 4, 0x3333);
+  m_memory.put_object<std::uint16_t>(kScratch + 0, 0x1111);
+  m_memory.put_object<std::uint16_t>(kScratch + 2, 0x2222);
+  m_memory.put_object<std::uint16_t>(kScratch + 4, 0x3333);
   EXPECT_EQ(call(VMLAB_HYPERCALL_PORT_IO, 0x1f0, 2 | VMLAB_PORT_STRING, kScratch, 3), 3);
-  m_memory.put<std::uint32_t>(kScratch + 8, 0x44332211);
-  m_memory.put<std::uint32_t>(kScratch + 12, 0x88776655);
+  m_memory.put_object<std::uint32_t>(kScratch + 8, 0x44332211);
+  m_memory.put_object<std::uint32_t>(kScratch + 12, 0x88776655);
   EXPECT_EQ(call(VMLAB_HYPERCALL_PORT_IO, 0x1f0, 4 | VMLAB_PORT_STRING, kScratch + 8, 2), 2);
   EXPECT_EQ(m_environment.port_accesses,
             (std::vector<PortAccess>{port_out(0x1f0, 2, 0x1111), port_out(0x1f0, 2, 0x2222),
@@ -815,13 +774,13 @@ TEST_F(HypercallsTest, PortIoStringInputFillsMemory) {
   EXPECT_EQ(
       call(VMLAB_HYPERCALL_PORT_IO, 0x60, 1 | VMLAB_PORT_INPUT | VMLAB_PORT_STRING, kScratch, 4),
       4);
-  EXPECT_EQ(m_memory.get<std::uint32_t>(kScratch), 0xd4c3b2a1u);
+  EXPECT_EQ(m_memory.get_object<std::uint32_t>(kScratch), 0xd4c3b2a1u);
   EXPECT_EQ(m_memory.get_u8(kScratch + 4), 0xeeu);  // nothing past the buffer
   m_environment.port_inputs = {0xaaaa, 0xbbbb};
   EXPECT_EQ(call(VMLAB_HYPERCALL_PORT_IO, 0x1f0, 2 | VMLAB_PORT_INPUT | VMLAB_PORT_STRING,
                  kScratch + 8, 2),
             2);
-  EXPECT_EQ(m_memory.get<std::uint32_t>(kScratch + 8), 0xbbbbaaaau);
+  EXPECT_EQ(m_memory.get_object<std::uint32_t>(kScratch + 8), 0xbbbbaaaau);
   EXPECT_EQ(m_memory.get_u8(kScratch + 12), 0xeeu);
   EXPECT_EQ(m_environment.port_accesses.size(), 6u);
 }
@@ -866,14 +825,14 @@ TEST_F(HypercallsTest, MulticallRunsABatchAndWritesBackEachResult) {
       multicall_entry(VMLAB_HYPERCALL_SET_CALLBACKS, kNonCanonical),
   };
   for (std::size_t index = 0; index < entries.size(); ++index) {
-    m_memory.put(kScratch + index * sizeof(vmlab_multicall), entries[index]);
+    m_memory.put_object(kScratch + index * sizeof(vmlab_multicall), entries[index]);
   }
   register_shared_page();
   // An IRET frame at RSP that a batched IRET must not take.
   m_registers.rsp = kScratch + kPageSize;
-  m_memory.put(kScratch + kPageSize,
-               vmlab_iret_frame{1, 2, 3, 0x401000, kVirtualUserCode, full::kRflagsInterrupt,
-                                0x7ff000, kVirtualUserData});
+  m_memory.put_object(kScratch + kPageSize,
+                      vmlab_iret_frame{1, 2, 3, 0x401000, kVirtualUserCode, full::kRflagsInterrupt,
+                                       0x7ff000, kVirtualUserData});
   m_registers.rip = 0x200123;
 
   EXPECT_EQ(call(VMLAB_HYPERCALL_MULTICALL, kScratch, entries.size()), 8);
@@ -884,7 +843,8 @@ TEST_F(HypercallsTest, MulticallRunsABatchAndWritesBackEachResult) {
                                               VMLAB_OK,     VMLAB_EINVAL};
   for (std::size_t index = 0; index < entries.size(); ++index) {
     SCOPED_TRACE(index);
-    const auto written = m_memory.get<vmlab_multicall>(kScratch + index * sizeof(vmlab_multicall));
+    const auto written =
+        m_memory.get_object<vmlab_multicall>(kScratch + index * sizeof(vmlab_multicall));
     EXPECT_EQ(written.result, expected[index]);
     EXPECT_EQ(written.op, entries[index].op);
     EXPECT_EQ(written.arguments[0], entries[index].arguments[0]);
@@ -899,29 +859,33 @@ TEST_F(HypercallsTest, MulticallRunsABatchAndWritesBackEachResult) {
 
 TEST_F(HypercallsTest, MulticallCanBatchPageTableUpdates) {
   pin_kernel_root();
-  m_memory.put(kScratch + kPageSize, request(slot_address(kPt, 5), 0));
-  m_memory.put(kScratch + kPageSize + sizeof(vmlab_mmu_update),
-               request(slot_address(kPt, 6), kMonitorBase | kP));
-  m_memory.put(kScratch, multicall_entry(VMLAB_HYPERCALL_MMU_UPDATE, kScratch + kPageSize, 2));
-  m_memory.put(kScratch + sizeof(vmlab_multicall),
-               multicall_entry(VMLAB_HYPERCALL_UPDATE_VA_MAPPING, kMappedBase + 7 * kPageSize, 0));
+  m_memory.put_object(kScratch + kPageSize, request(slot_address(kPt, 5), 0));
+  m_memory.put_object(kScratch + kPageSize + sizeof(vmlab_mmu_update),
+                      request(slot_address(kPt, 6), kMonitorBase | kP));
+  m_memory.put_object(kScratch,
+                      multicall_entry(VMLAB_HYPERCALL_MMU_UPDATE, kScratch + kPageSize, 2));
+  m_memory.put_object(
+      kScratch + sizeof(vmlab_multicall),
+      multicall_entry(VMLAB_HYPERCALL_UPDATE_VA_MAPPING, kMappedBase + 7 * kPageSize, 0));
   EXPECT_EQ(call(VMLAB_HYPERCALL_MULTICALL, kScratch, 2), 2);
-  EXPECT_EQ(m_memory.get<vmlab_multicall>(kScratch).result, 1);
-  EXPECT_EQ(m_memory.get<vmlab_multicall>(kScratch + sizeof(vmlab_multicall)).result, VMLAB_OK);
-  EXPECT_EQ(m_memory.get<vmlab_mmu_update>(kScratch + kPageSize).result, VMLAB_OK);
-  EXPECT_EQ(m_memory.get<vmlab_mmu_update>(kScratch + kPageSize + sizeof(vmlab_mmu_update)).result,
-            VMLAB_EPERM);
+  EXPECT_EQ(m_memory.get_object<vmlab_multicall>(kScratch).result, 1);
+  EXPECT_EQ(m_memory.get_object<vmlab_multicall>(kScratch + sizeof(vmlab_multicall)).result,
+            VMLAB_OK);
+  EXPECT_EQ(m_memory.get_object<vmlab_mmu_update>(kScratch + kPageSize).result, VMLAB_OK);
+  EXPECT_EQ(
+      m_memory.get_object<vmlab_mmu_update>(kScratch + kPageSize + sizeof(vmlab_mmu_update)).result,
+      VMLAB_EPERM);
   EXPECT_EQ(pt_entry(5), 0u);
   EXPECT_EQ(pt_entry(7), 0u);
   EXPECT_EQ(m_environment.flushes, 2);
 }
 
 TEST_F(HypercallsTest, MulticallRefusesEmptyOversizedAndUnreadableBatches) {
-  m_memory.put(kScratch, multicall_entry(VMLAB_HYPERCALL_STACK_SWITCH, 0xffff800000010000));
+  m_memory.put_object(kScratch, multicall_entry(VMLAB_HYPERCALL_STACK_SWITCH, 0xffff800000010000));
   EXPECT_EQ(call(VMLAB_HYPERCALL_MULTICALL, kScratch, 0), VMLAB_EINVAL);
   EXPECT_EQ(call(VMLAB_HYPERCALL_MULTICALL, kScratch, Hypercalls::kMaximumBatch + 1), VMLAB_EINVAL);
   EXPECT_EQ(m_state.kernel_stack, 0u);
-  EXPECT_EQ(m_memory.get<vmlab_multicall>(kScratch).result, 0x5555);
+  EXPECT_EQ(m_memory.get_object<vmlab_multicall>(kScratch).result, 0x5555);
   EXPECT_EQ(call(VMLAB_HYPERCALL_MULTICALL, kRamSize, 1), VMLAB_EFAULT);
   EXPECT_EQ(call(VMLAB_HYPERCALL_MULTICALL, kNonCanonical, 1), VMLAB_EFAULT);
 }
@@ -933,7 +897,7 @@ class HypercallsIretTest : public HypercallsTest {
   static constexpr std::uint64_t kFrameAddress = kScratch + 0x800;
 
   std::int64_t iret(const vmlab_iret_frame& frame) {
-    m_memory.put(kFrameAddress, frame);
+    m_memory.put_object(kFrameAddress, frame);
     m_registers.rsp = kFrameAddress;
     m_registers.rip = 0x200123;
     m_registers.rcx = 0x200125;  // what SYSCALL left

@@ -1,4 +1,5 @@
 #include "vmlab/para/page_table_validator.hpp"
+#include "vector_guest_memory.hpp"
 
 #include <gtest/gtest.h>
 
@@ -16,6 +17,9 @@
 
 namespace vmlab::para {
 namespace {
+
+using testing::slot_address;
+using testing::VectorGuestMemory;
 
 namespace entry_bits = full::page_entry;
 
@@ -47,45 +51,6 @@ constexpr std::uint64_t kKernelPages = 16;
 constexpr std::uint64_t kDataFrame = 0x300000;  // ordinary RAM, writable in the physmap
 constexpr std::uint64_t kPhysmap = 0xffff888000000000;
 constexpr unsigned kMonitorSlot = 511;
-
-constexpr std::uint64_t slot_address(std::uint64_t table, unsigned index) {
-  return table + std::uint64_t{index} * 8;
-}
-
-// Guest RAM in a plain buffer (GuestMemoryAccess), with direct access for
-// setting up and checking.
-class VectorGuestMemory final : public GuestMemoryAccess {
- public:
-  explicit VectorGuestMemory(std::uint64_t size) : m_bytes(size, 0) {}
-
-  std::uint64_t size() const override { return m_bytes.size(); }
-  Status read(GuestPhysAddr address, std::span<std::uint8_t> out) const override {
-    if (!contains(address, out.size())) {
-      return Error{"read outside guest memory: " + describe_range(address, out.size())};
-    }
-    std::memcpy(out.data(), m_bytes.data() + address.value(), out.size());
-    return {};
-  }
-  Status write(GuestPhysAddr address, std::span<const std::uint8_t> in) override {
-    if (!contains(address, in.size())) {
-      return Error{"write outside guest memory: " + describe_range(address, in.size())};
-    }
-    std::memcpy(m_bytes.data() + address.value(), in.data(), in.size());
-    return {};
-  }
-
-  std::uint64_t get(std::uint64_t address) const {
-    std::uint64_t value = 0;
-    std::memcpy(&value, m_bytes.data() + address, sizeof value);
-    return value;
-  }
-  void put(std::uint64_t address, std::uint64_t value) {
-    std::memcpy(m_bytes.data() + address, &value, sizeof value);
-  }
-
- private:
-  std::vector<std::uint8_t> m_bytes;
-};
 
 // Builds 4-level tables with plain stores, as a guest does while it still
 // has its boot-time writable mappings; frames come from a bump allocator.
