@@ -433,7 +433,7 @@ AtaDisk::Request AtaDisk::decode_request(bool extended) const {
 
 bool AtaDisk::check_request(const Request& request, bool extended) {
   if ((m_device & device_lba) == 0) {
-    fail(error_aborted);  // CHS addressing: obsolete, not implemented
+    fail(error_aborted);  // CHS addressing is obsolete (ATA8-ACS): refused with ABRT
     return false;
   }
   // A 28-bit command reaches only the sectors IDENTIFY words 60-61 report.
