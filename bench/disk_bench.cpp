@@ -105,12 +105,7 @@ void disk_run(benchmark::State& state, const char* cpu, const char* model, const
     }
   }
   std::filesystem::remove(image);
-  auto exits_of = [](const GuestRun& run) {
-    std::uint64_t exits = 0;
-    for (const auto& [reason, count] : run.exits_by_reason)
-      exits += count;
-    return static_cast<double>(exits);
-  };
+  auto exits_of = [](const GuestRun& run) { return static_cast<double>(run.vm_exits()); };
   auto difference = [&](auto value) { return value(runs[1]) - value(runs[0]); };
   const double bytes =
       difference([](const GuestRun& run) { return static_cast<double>(disk_field(run, "bytes")); });

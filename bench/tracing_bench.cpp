@@ -57,10 +57,7 @@ void interleaved(benchmark::State& state, const char* workload, std::uint64_t co
       const double cycles_per_op =
           static_cast<double>(run->result->number("cycles")) / static_cast<double>(count);
       (tracing ? on : off).push_back(cycles_per_op);
-      if (tracing) {
-        for (const auto& [reason, number] : run->exits_by_reason)
-          exits += number;
-      }
+      if (tracing) exits += run->vm_exits();
     }
   }
   const Medians medians{median(off), median(on)};

@@ -58,10 +58,7 @@ CompareRow make_row(const WorkloadRequest& workload, const Configuration& config
   const double operations = static_cast<double>(std::max<std::uint64_t>(1, result.number("n")));
   row.cycles = result.number("cycles");
   row.cycles_per_op = static_cast<double>(row.cycles) / operations;
-  std::uint64_t exits = 0;
-  for (const auto& [reason, count] : row.run.exits_by_reason)
-    exits += count;
-  row.vm_exits_per_op = static_cast<double>(exits) / operations;
+  row.vm_exits_per_op = static_cast<double>(row.run.vm_exits()) / operations;
   row.kvm_exits_per_op = static_cast<double>(report.kvm_stats.value("exits")) / operations;
   row.monitor_traps_per_op = static_cast<double>(row.run.monitor_traps) / operations;
   row.hypercalls_per_op = static_cast<double>(row.run.hypercalls) / operations;

@@ -75,6 +75,14 @@ struct GuestRun {
   std::vector<std::string> debug_lines;
   std::optional<WorkloadResult> result;
   std::map<std::string, std::uint64_t> exits_by_reason;  // as the VMM saw them
+  // Every VM exit the VMM handled: the times the VMM process ran for the
+  // guest (in full and para each monitor trap and hypercall is one of them).
+  std::uint64_t vm_exits() const {
+    std::uint64_t total = 0;
+    for (const auto& [reason, count] : exits_by_reason)
+      total += count;
+    return total;
+  }
   std::map<std::string, std::uint64_t> traps_by_reason;  // monitor traps (software modes)
   std::uint64_t interrupts_injected = 0;
   std::uint64_t halts = 0;

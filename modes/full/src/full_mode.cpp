@@ -213,22 +213,8 @@ void FullMode::record_trap(ModeContext& context, EventReason reason, std::uint8_
                            std::uint64_t guest_rip, std::uint8_t cpl_before, std::uint64_t start_ns,
                            std::string_view detail) {
   ++m_traps;
-  vmlab::Event event;  // the recorder's event, not the delivery's
-  event.kind = EventKind::MonitorTrap;
-  event.reason = reason;
-  event.address = vector;
-  event.value = guest_rip;
-  event.guest_rip = guest_rip;
-  // Only a trace shows details; counting alone keeps no text.
-  if (context.recorder.recording()) event.detail = context.recorder.intern(detail);
-  event.time_ns = start_ns;
-  event.duration_ns = context.elapsed_ns() - start_ns;
-  // The monitor's share of the run: its logic runs in the VMM process, but
-  // it is the monitor's work, not the VMM's device or exit handling.
-  context.recorder.add_time(PrivilegeLevel::Monitor, event.duration_ns);
-  event.from = cpl_before == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
-  event.to = m_cpu.cpl == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
-  context.recorder.record(event);
+  record_monitor_event(context, {EventKind::MonitorTrap, reason, vector, guest_rip, 1, guest_rip,
+                                 cpl_before, m_cpu.cpl, start_ns, detail});
 }
 
 ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit,

@@ -1,5 +1,6 @@
 #include "vmlab/full/vcpu_state.hpp"
 
+#include <algorithm>
 #include <iterator>
 
 #include "vmlab/full/event_delivery.hpp"
@@ -99,6 +100,27 @@ Status enter_first_time(Vcpu& vcpu, const std::function<Status()>& fill) {
   run.kvm_dirty_regs = 0;
   if (auto status = vcpu.set_special_registers(run.s.regs.sregs); !status) return status;
   return vcpu.set_registers(run.s.regs.regs);
+}
+
+void record_monitor_event(ModeContext& context, const MonitorEventRecord& record) {
+  auto level = [](std::uint8_t cpl) {
+    return cpl == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
+  };
+  vmlab::Event event;
+  event.kind = record.kind;
+  event.reason = record.reason;
+  event.address = record.address;
+  event.value = record.value;
+  event.size = static_cast<std::uint16_t>(std::min<std::uint32_t>(record.batch, 0xffff));
+  event.guest_rip = record.guest_rip;
+  // Only a trace shows details; counting alone keeps no text.
+  if (context.recorder.recording()) event.detail = context.recorder.intern(record.detail);
+  event.time_ns = record.start_ns;
+  event.duration_ns = context.elapsed_ns() - record.start_ns;
+  context.recorder.add_time(PrivilegeLevel::Monitor, event.duration_ns);
+  event.from = level(record.cpl_before);
+  event.to = level(record.cpl_after);
+  context.recorder.record(event);
 }
 
 std::string exception_name(std::uint8_t vector) {

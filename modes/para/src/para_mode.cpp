@@ -318,20 +318,8 @@ void ParaMode::record(ModeContext& context, EventKind kind, EventReason reason,
                       std::uint64_t number, std::uint64_t value, std::uint32_t batch,
                       std::uint64_t guest_rip, std::uint8_t cpl_before, std::uint64_t start_ns,
                       std::string_view detail) {
-  vmlab::Event event;
-  event.kind = kind;
-  event.reason = reason;
-  event.address = number;
-  event.value = value;
-  event.size = static_cast<std::uint16_t>(std::min<std::uint32_t>(batch, 0xffff));
-  event.guest_rip = guest_rip;
-  if (context.recorder.recording()) event.detail = context.recorder.intern(detail);
-  event.time_ns = start_ns;
-  event.duration_ns = context.elapsed_ns() - start_ns;
-  context.recorder.add_time(PrivilegeLevel::Monitor, event.duration_ns);
-  event.from = cpl_before == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
-  event.to = m_state.cpl == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
-  context.recorder.record(event);
+  full::record_monitor_event(context, {kind, reason, number, value, batch, guest_rip, cpl_before,
+                                       m_state.cpl, start_ns, detail});
 }
 
 Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error_code) {

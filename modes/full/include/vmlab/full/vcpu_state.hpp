@@ -9,6 +9,8 @@
 #include <functional>
 #include <string>
 
+#include "vmlab/cpu_mode.hpp"
+#include "vmlab/events.hpp"
 #include "vmlab/full/guest_context.hpp"
 #include "vmlab/kvm.hpp"
 #include "vmlab/result.hpp"
@@ -34,6 +36,23 @@ Status route_syscall_to_monitor(Vcpu& vcpu);
 // valid before the first exit); `fill` writes the guest's state into
 // kvm_run's sync-regs area as every later resume does.
 Status enter_first_time(Vcpu& vcpu, const std::function<Status()>& fill);
+
+// One monitor trap or hypercall, handled in the VMM process on the guest's
+// behalf: recorded, and its time counted as the monitor's (its logic runs in
+// the VMM process, but it is the monitor's work, not device or exit handling).
+struct MonitorEventRecord {
+  EventKind kind = EventKind::MonitorTrap;
+  EventReason reason = EventReason::Unknown;
+  std::uint64_t address = 0;  // vector or hypercall number
+  std::uint64_t value = 0;    // guest RIP or first argument
+  std::uint32_t batch = 1;    // requests in a batched hypercall
+  std::uint64_t guest_rip = 0;
+  std::uint8_t cpl_before = 0;  // virtual CPL: 0 kernel, 3 user
+  std::uint8_t cpl_after = 0;
+  std::uint64_t start_ns = 0;
+  std::string_view detail;  // kept only when tracing
+};
+void record_monitor_event(ModeContext& context, const MonitorEventRecord& record);
 
 // "#PF", "#GP", ... (Intel SDM vol. 3A, table 6-1), or "vector N".
 std::string exception_name(std::uint8_t vector);
