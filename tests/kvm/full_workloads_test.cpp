@@ -19,11 +19,7 @@ std::uint64_t traps(const GuestRun& run, const std::string& reason) {
   return testing::count_of(run.traps_by_reason, reason);
 }
 
-struct WorkloadCase {
-  const char* workload;
-  std::uint64_t count;
-  std::uint32_t exit_status;
-};
+using testing::WorkloadCase;
 
 class FullWorkload : public ::testing::TestWithParam<WorkloadCase> {};
 
@@ -57,18 +53,8 @@ TEST_P(FullWorkload, MatchesHvm) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Workloads, FullWorkload,
-    ::testing::Values(WorkloadCase{"hello", 1, 0}, WorkloadCase{"syscalls", 100, 0},
-                      WorkloadCase{"pagefaults", 40, 0}, WorkloadCase{"compute", 100000, 0},
-                      WorkloadCase{"cli-sti", 100, 0}, WorkloadCase{"pio", 100, 0},
-                      WorkloadCase{"timer", 3, 0}, WorkloadCase{"fault", 1, 3},
-                      WorkloadCase{"segfault", 1, 4}),
-    [](const auto& test_case) {
-      std::string name = test_case.param.workload;
-      std::replace(name.begin(), name.end(), '-', '_');
-      return name;
-    });
+INSTANTIATE_TEST_SUITE_P(Workloads, FullWorkload, ::testing::ValuesIn(testing::kEveryWorkload),
+                         testing::workload_case_name);
 
 TEST(FullRun, InterruptDrivenConsoleMatchesHvm) {
   VMLAB_REQUIRE_KVM();

@@ -21,11 +21,7 @@ using testing::without_cycles;
 using testing::count_of;
 using testing::run_in;
 
-struct WorkloadCase {
-  const char* workload;
-  std::uint64_t count;
-  std::uint32_t exit_status;
-};
+using testing::WorkloadCase;
 
 class ParaWorkload : public ::testing::TestWithParam<WorkloadCase> {};
 
@@ -57,18 +53,8 @@ TEST_P(ParaWorkload, MatchesHvm) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Workloads, ParaWorkload,
-    ::testing::Values(WorkloadCase{"hello", 1, 0}, WorkloadCase{"syscalls", 100, 0},
-                      WorkloadCase{"pagefaults", 40, 0}, WorkloadCase{"compute", 100000, 0},
-                      WorkloadCase{"cli-sti", 100, 0}, WorkloadCase{"pio", 100, 0},
-                      WorkloadCase{"timer", 3, 0}, WorkloadCase{"fault", 1, 3},
-                      WorkloadCase{"segfault", 1, 4}),
-    [](const auto& test_case) {
-      std::string name = test_case.param.workload;
-      std::replace(name.begin(), name.end(), '-', '_');
-      return name;
-    });
+INSTANTIATE_TEST_SUITE_P(Workloads, ParaWorkload, ::testing::ValuesIn(testing::kEveryWorkload),
+                         testing::workload_case_name);
 
 // The cost of n more operations, in VMM entries: the difference between two
 // runs cancels boot and reporting.

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -31,6 +33,34 @@ inline std::uint64_t count_of(const std::map<std::string, std::uint64_t>& counts
                               const std::string& reason) {
   auto found = counts.find(reason);
   return found == counts.end() ? 0 : found->second;
+}
+
+// Every workload of the built-in guest that runs without a disk, sized for a
+// test, with the exit status it ends with: what each CPU mode must run with
+// the same result line as hvm.
+struct WorkloadCase {
+  const char* workload;
+  std::uint64_t count;
+  std::uint32_t exit_status;
+};
+
+inline constexpr std::array<WorkloadCase, 9> kEveryWorkload = {{
+    {"hello", 1, 0},
+    {"syscalls", 100, 0},
+    {"pagefaults", 40, 0},
+    {"compute", 100000, 0},
+    {"cli-sti", 100, 0},
+    {"pio", 100, 0},
+    {"timer", 3, 0},
+    {"fault", 1, 3},
+    {"segfault", 1, 4},
+}};
+
+// "cli-sti" -> "cli_sti": a test name may not contain '-'.
+inline std::string workload_case_name(const ::testing::TestParamInfo<WorkloadCase>& info) {
+  std::string name = info.param.workload;
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
 }
 
 }  // namespace vmlab::testing
