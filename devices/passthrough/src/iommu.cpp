@@ -128,6 +128,71 @@ bool Iommu::enabled() const {
 
 DmaTranslation Iommu::translate(std::uint64_t iova, std::uint64_t length, DmaDirection direction) {
   std::lock_guard lock(m_mutex);
+  return translate_locked(iova, length, direction);
+}
+
+std::optional<IommuFault> Iommu::copy_to_memory(std::uint64_t iova,
+                                                std::span<const std::uint8_t> in,
+                                                GuestMemoryAccess& memory) {
+  std::lock_guard lock(m_mutex);
+  const DmaTranslation translation = translate_locked(iova, in.size(), DmaDirection::Write);
+  if (!translation) return translation.fault();
+  if (auto fault = check_inside(translation, iova, DmaDirection::Write, memory)) return fault;
+  for (const DmaPiece& piece : translation.pieces()) {
+    // Inside memory (checked above), so a write cannot fail part way.
+    if (!memory.write(piece.address, in.first(piece.length))) {
+      return IommuFault{iova, DmaDirection::Write, IommuFaultKind::NotMapped};
+    }
+    in = in.subspan(piece.length);
+  }
+  return std::nullopt;
+}
+
+std::optional<IommuFault> Iommu::copy_from_memory(std::uint64_t iova, std::span<std::uint8_t> out,
+                                                  const GuestMemoryAccess& memory) {
+  std::lock_guard lock(m_mutex);
+  const DmaTranslation translation = translate_locked(iova, out.size(), DmaDirection::Read);
+  if (!translation) return translation.fault();
+  if (auto fault = check_inside(translation, iova, DmaDirection::Read, memory)) return fault;
+  for (const DmaPiece& piece : translation.pieces()) {
+    if (!memory.read(piece.address, out.first(piece.length))) {
+      return IommuFault{iova, DmaDirection::Read, IommuFaultKind::NotMapped};
+    }
+    out = out.subspan(piece.length);
+  }
+  return std::nullopt;
+}
+
+std::optional<IommuFault> Iommu::check_inside(const DmaTranslation& translation, std::uint64_t iova,
+                                              DmaDirection direction,
+                                              const GuestMemoryAccess& memory) {
+  std::uint64_t offset = 0;
+  for (const DmaPiece& piece : translation.pieces()) {
+    if (!memory.contains(piece.address, piece.length)) {
+      return block(IommuFault{iova + offset, direction, IommuFaultKind::NotMapped}).fault();
+    }
+    offset += piece.length;
+  }
+  return std::nullopt;
+}
+
+void Iommu::protect_from_device_writes(GuestPhysAddr frame, bool protect) {
+  const std::uint64_t page = frame.value() / kPageSize;
+  std::lock_guard lock(m_mutex);  // waits for a DMA in flight
+  if (protect) {
+    m_write_protected.insert(page);
+  } else {
+    m_write_protected.erase(page);
+  }
+}
+
+std::size_t Iommu::protected_frames() const {
+  std::lock_guard lock(m_mutex);
+  return m_write_protected.size();
+}
+
+DmaTranslation Iommu::translate_locked(std::uint64_t iova, std::uint64_t length,
+                                       DmaDirection direction) {
   if (length == 0) return DmaTranslation(std::vector<DmaPiece>{});
   if (!m_enabled) return translate_bypass(iova, length, direction);
 
@@ -140,7 +205,8 @@ DmaTranslation Iommu::translate(std::uint64_t iova, std::uint64_t length, DmaDir
       return block(IommuFault{address, direction, IommuFaultKind::NotMapped});
     }
     const IommuAccess access = entry->second.access;
-    if (direction == DmaDirection::Write && !access.write) {
+    if (direction == DmaDirection::Write &&
+        (!access.write || m_write_protected.contains(entry->second.guest_page))) {
       return block(IommuFault{address, direction, IommuFaultKind::ReadOnly});
     }
     if (direction == DmaDirection::Read && !access.read) {

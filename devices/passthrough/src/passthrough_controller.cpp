@@ -328,40 +328,28 @@ std::uint16_t PassthroughController::transfer(const vmlab_pt_command& command) {
   const std::uint64_t length = std::uint64_t{command.sector_count} * kSectorSize;
   const std::uint64_t offset = command.sector * kSectorSize;
 
-  // The whole buffer is translated before a byte moves: a DMA the IOMMU
-  // blocks anywhere moves nothing at all.
+  // The IOMMU translates the whole buffer before a byte moves: a DMA it
+  // blocks anywhere moves nothing at all. A first look spares the disk a
+  // transfer that cannot complete; the DMA itself translates again, under
+  // the IOMMU's lock, since the VMM may change the mappings in between.
   const DmaTranslation translation = m_iommu.translate(
       command.buffer_address, length, to_memory ? DmaDirection::Write : DmaDirection::Read);
   if (!translation) {
     record_fault(translation.fault().iova);
     return VMLAB_PT_ERROR_DMA;
   }
-  if (!fits_memory(translation, command.buffer_address)) return VMLAB_PT_ERROR_DMA;
-
   std::vector<std::uint8_t> data(length);
-  std::span<std::uint8_t> remaining(data);
   if (to_memory) {
     bump(m_counters.reads);
     if (!m_disk.read(offset, data)) {
       bump(m_counters.io_errors);
       return VMLAB_PT_ERROR_IO;
     }
-    for (const DmaPiece& piece : translation.pieces()) {
-      // Checked by fits_memory() above, so this cannot fail part way.
-      if (!m_memory.write(piece.address, remaining.first(piece.length))) {
-        return VMLAB_PT_ERROR_DMA;
-      }
-      remaining = remaining.subspan(piece.length);
-    }
+    if (!dma_write(command.buffer_address, data)) return VMLAB_PT_ERROR_DMA;
     bump(m_counters.bytes_to_memory, length);
   } else {
     bump(m_counters.writes);
-    for (const DmaPiece& piece : translation.pieces()) {
-      if (!m_memory.read(piece.address, remaining.first(piece.length))) {
-        return VMLAB_PT_ERROR_DMA;
-      }
-      remaining = remaining.subspan(piece.length);
-    }
+    if (!dma_read(command.buffer_address, data)) return VMLAB_PT_ERROR_DMA;
     if (!m_disk.write(offset, data)) {
       bump(m_counters.io_errors);
       return VMLAB_PT_ERROR_IO;
@@ -369,21 +357,6 @@ std::uint16_t PassthroughController::transfer(const vmlab_pt_command& command) {
     bump(m_counters.bytes_to_disk, length);
   }
   return VMLAB_PT_OK;
-}
-
-// The IOMMU bounds mappings by the guest memory size it was given; this
-// guards against a GuestMemoryAccess smaller than that, so a transfer never
-// stops half way.
-bool PassthroughController::fits_memory(const DmaTranslation& translation, std::uint64_t iova) {
-  std::uint64_t offset = 0;
-  for (const DmaPiece& piece : translation.pieces()) {
-    if (!m_memory.contains(piece.address, piece.length)) {
-      record_fault(iova + offset);
-      return false;
-    }
-    offset += piece.length;
-  }
-  return true;
 }
 
 void PassthroughController::record_fault(std::uint64_t iova) {
@@ -394,29 +367,17 @@ void PassthroughController::record_fault(std::uint64_t iova) {
 }
 
 bool PassthroughController::dma_read(std::uint64_t iova, std::span<std::uint8_t> out) {
-  const DmaTranslation translation = m_iommu.translate(iova, out.size(), DmaDirection::Read);
-  if (!translation) {
-    record_fault(translation.fault().iova);
+  if (const auto fault = m_iommu.copy_from_memory(iova, out, m_memory)) {
+    record_fault(fault->iova);
     return false;
-  }
-  if (!fits_memory(translation, iova)) return false;
-  for (const DmaPiece& piece : translation.pieces()) {
-    if (!m_memory.read(piece.address, out.first(piece.length))) return false;
-    out = out.subspan(piece.length);
   }
   return true;
 }
 
 bool PassthroughController::dma_write(std::uint64_t iova, std::span<const std::uint8_t> in) {
-  const DmaTranslation translation = m_iommu.translate(iova, in.size(), DmaDirection::Write);
-  if (!translation) {
-    record_fault(translation.fault().iova);
+  if (const auto fault = m_iommu.copy_to_memory(iova, in, m_memory)) {
+    record_fault(fault->iova);
     return false;
-  }
-  if (!fits_memory(translation, iova)) return false;
-  for (const DmaPiece& piece : translation.pieces()) {
-    if (!m_memory.write(piece.address, in.first(piece.length))) return false;
-    in = in.subspan(piece.length);
   }
   return true;
 }

@@ -320,8 +320,14 @@ std::int64_t PageTableValidator::validate_table_pointer(std::uint64_t entry, uns
 }
 
 std::int64_t PageTableValidator::validate_new_table(std::uint64_t frame, unsigned level) {
+  // Out of a device's reach before its contents are read, so what is
+  // validated is what stays.
+  protect_from_devices(frame, true);
   TableEntries entries{};
-  if (const std::int64_t result = read_table(frame, entries); result != VMLAB_OK) return result;
+  if (const std::int64_t result = read_table(frame, entries); result != VMLAB_OK) {
+    protect_from_devices(frame, false);
+    return result;
+  }
   FrameState& state = m_frames[frame];
   // Typed while its entries are checked: a writable leaf to it, or a pointer
   // back to it, from its own subtree is then refused like any other.
@@ -336,6 +342,7 @@ std::int64_t PageTableValidator::validate_new_table(std::uint64_t frame, unsigne
       release_entries(entries, level, index);
       state.level = 0;
       state.progress = Progress::Settled;
+      protect_from_devices(frame, false);
       return result;
     }
   }
@@ -381,6 +388,13 @@ void PageTableValidator::drop_reference(std::uint64_t frame) {
   }
   state.level = 0;
   --m_page_table_count;
+  protect_from_devices(frame, false);
+}
+
+void PageTableValidator::protect_from_devices(std::uint64_t frame, bool protect) {
+  if (m_config.dma_remapping != nullptr) {
+    m_config.dma_remapping->protect_from_device_writes(GuestPhysAddr(frame << kPageShift), protect);
+  }
 }
 
 std::int64_t PageTableValidator::read_table(std::uint64_t frame, TableEntries& entries) {

@@ -230,6 +230,7 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
   validator_config.guest_ram_size = context.memory.size();
   validator_config.monitor = {GuestPhysAddr(kMonitorPhysicalBase), full::kMonitorSize};
   validator_config.device_windows = device_windows;
+  validator_config.dma_remapping = context.board.dma_remapping();
   validator_config.reserved_pml4_slot = 511;
   validator_config.monitor_pml4_entry = monitor_physical(kMonitorPdptOffset).value() | kTableEntry;
   auto validator = PageTableValidator::create(context.memory, validator_config);

@@ -10,6 +10,7 @@
 #include <iterator>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -127,6 +128,23 @@ PageTableValidatorConfig make_config(std::uint64_t ram_size = kRamSize) {
   config.monitor_pml4_entry = kMonitorEntry;
   return config;
 }
+
+// The IOMMU as the validator sees it: which frames a device may not write.
+class RecordingDmaRemapping final : public DmaRemapping {
+ public:
+  void protect_from_device_writes(GuestPhysAddr frame, bool protect) override {
+    const std::uint64_t number = frame.value() / kPageSize;
+    if (protect) {
+      EXPECT_TRUE(m_frames.insert(number).second) << "frame " << number << " protected twice";
+    } else {
+      EXPECT_EQ(m_frames.erase(number), 1u) << "frame " << number << " was not protected";
+    }
+  }
+  const std::set<std::uint64_t>& frames() const { return m_frames; }
+
+ private:
+  std::set<std::uint64_t> m_frames;
+};
 
 PageTableValidator make_validator(GuestMemoryAccess& memory, PageTableValidatorConfig config) {
   auto validator = PageTableValidator::create(memory, std::move(config));
@@ -944,6 +962,9 @@ class RandomUpdates {
     }
   }
 
+  // Also checks that exactly the page-table frames are kept from devices.
+  void watch(const RecordingDmaRemapping& remapping) { m_remapping = &remapping; }
+
   void run(int steps) {
     ASSERT_EQ(m_validator.pin_root(GuestPhysAddr(m_pool[0])), VMLAB_OK);
     m_pins[m_pool[0]] = 1;
@@ -1133,6 +1154,13 @@ class RandomUpdates {
     Recomputation recomputation(m_memory, m_validator.config());
     const Books expected = recomputation.run(m_pins);
     EXPECT_EQ(differences(expected, books_of(m_validator)), "");
+    if (m_remapping != nullptr) {
+      std::set<std::uint64_t> tables;
+      for (std::size_t frame = 0; frame < expected.levels.size(); ++frame) {
+        if (expected.levels[frame] != 0) tables.insert(frame);
+      }
+      EXPECT_EQ(m_remapping->frames(), tables);
+    }
     EXPECT_EQ(recomputation.violations(), std::vector<std::string>{});
     m_most_tables = std::max(m_most_tables, m_validator.page_table_count());
     m_table_sum += m_validator.page_table_count();
@@ -1153,14 +1181,19 @@ class RandomUpdates {
   int m_table_changes = 0;
   int m_flushes = 0;
   int m_recycled = 0;
+  const RecordingDmaRemapping* m_remapping = nullptr;
 };
 
 TEST(PageTableValidatorRandomized, BooksAlwaysMatchARecomputation) {
   for (std::uint64_t seed : {1u, 2u, 3u}) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     VectorGuestMemory memory(kRamSize);
-    PageTableValidator validator = make_validator(memory, make_config());
+    RecordingDmaRemapping remapping;
+    PageTableValidatorConfig config = make_config();
+    config.dma_remapping = &remapping;
+    PageTableValidator validator = make_validator(memory, config);
     RandomUpdates random(seed, memory, validator);
+    random.watch(remapping);
     random.run(3000);
     if (::testing::Test::HasFailure()) return;
     std::string summary;

@@ -2,6 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "vector_memory.hpp"
+
 namespace vmlab::devices {
 namespace {
 
@@ -174,6 +181,105 @@ TEST(Iommu, MapGuestRamCoversExactlyRamAndReplacesTheTable) {
   EXPECT_FALSE(iommu.map_guest_ram(2 * kMemorySize));
   EXPECT_FALSE(iommu.map_guest_ram(0));
   EXPECT_FALSE(iommu.map_guest_ram(kPageSize + 1));
+}
+
+TEST(Iommu, CopiesMoveBytesThroughTheMappingAndNothingWhenBlocked) {
+  testing::VectorMemory memory(kMemorySize);
+  Iommu iommu(kMemorySize);
+  ASSERT_TRUE(iommu.map(0x100000000, GuestPhysAddr(0x5000), kPageSize, kReadWrite));
+  ASSERT_TRUE(iommu.map(0x100001000, GuestPhysAddr(0x2000), kPageSize, kReadOnly));
+
+  // Across two pages that are not contiguous in guest memory.
+  std::vector<std::uint8_t> data(0x20);
+  for (std::size_t index = 0; index < data.size(); ++index)
+    data[index] = static_cast<std::uint8_t>(index + 1);
+  memory.fill_pattern(0x2000, 0x10, 0x40);
+  std::vector<std::uint8_t> from_memory(0x20);
+  EXPECT_FALSE(iommu.copy_from_memory(0x100000ff0, from_memory, memory));
+  EXPECT_EQ(std::vector<std::uint8_t>(from_memory.begin(), from_memory.begin() + 0x10),
+            memory.bytes(0x5ff0, 0x10));
+  EXPECT_EQ(std::vector<std::uint8_t>(from_memory.begin() + 0x10, from_memory.end()),
+            memory.bytes(0x2000, 0x10));
+
+  // The second page is read-only: the write is refused and the first page,
+  // which was writable, keeps its old contents.
+  const auto before = memory.bytes(0x5ff0, 0x10);
+  const auto fault = iommu.copy_to_memory(0x100000ff0, data, memory);
+  ASSERT_TRUE(fault);
+  EXPECT_EQ(fault->iova, 0x100001000u);
+  EXPECT_EQ(fault->kind, IommuFaultKind::ReadOnly);
+  EXPECT_EQ(memory.bytes(0x5ff0, 0x10), before);
+  EXPECT_EQ(iommu.fault_count(), 1u);
+
+  EXPECT_FALSE(iommu.copy_to_memory(0x100000000, data, memory));
+  EXPECT_EQ(memory.bytes(0x5000, 0x20), data);
+}
+
+TEST(Iommu, BypassCopiesStopAtTheEndOfTheMemoryTheyAreGiven) {
+  // Guest memory as the IOMMU knows it may be larger than what the device
+  // can reach (a smaller GuestMemoryAccess): still nothing moves past it.
+  testing::VectorMemory memory(kMemorySize / 2);
+  Iommu iommu(kMemorySize);
+  iommu.set_enabled(false);
+  std::vector<std::uint8_t> data(0x20, 0xab);
+  const auto fault = iommu.copy_to_memory(kMemorySize / 2 - 0x10, data, memory);
+  ASSERT_TRUE(fault);
+  EXPECT_EQ(fault->kind, IommuFaultKind::NotMapped);
+  EXPECT_EQ(memory.bytes(kMemorySize / 2 - 0x10, 0x10), std::vector<std::uint8_t>(0x10, 0));
+}
+
+TEST(Iommu, ProtectedFramesRefuseDeviceWritesButNotReads) {
+  testing::VectorMemory memory(kMemorySize);
+  Iommu iommu(kMemorySize);
+  ASSERT_TRUE(iommu.map_guest_ram(kMemorySize));
+  iommu.protect_from_device_writes(GuestPhysAddr(0x7000), true);
+  EXPECT_EQ(iommu.protected_frames(), 1u);
+
+  std::vector<std::uint8_t> data(2 * kPageSize, 0x5a);
+  const auto fault = iommu.copy_to_memory(0x6000, data, memory);
+  ASSERT_TRUE(fault);
+  EXPECT_EQ(fault->iova, 0x7000u);
+  EXPECT_EQ(fault->kind, IommuFaultKind::ReadOnly);
+  EXPECT_EQ(memory.bytes(0x6000, 0x10), std::vector<std::uint8_t>(0x10, 0));  // nothing moved
+  std::vector<std::uint8_t> out(kPageSize);
+  EXPECT_FALSE(iommu.copy_from_memory(0x7000, out, memory));
+
+  iommu.protect_from_device_writes(GuestPhysAddr(0x7fff), false);  // any address in the frame
+  EXPECT_EQ(iommu.protected_frames(), 0u);
+  EXPECT_FALSE(iommu.copy_to_memory(0x6000, data, memory));
+  EXPECT_EQ(memory.bytes(0x7000, 0x10), std::vector<std::uint8_t>(0x10, 0x5a));
+
+  // The IOMMU off protects nothing: that is what off means.
+  iommu.protect_from_device_writes(GuestPhysAddr(0x7000), true);
+  iommu.set_enabled(false);
+  EXPECT_FALSE(iommu.copy_to_memory(0x7000, out, memory));
+}
+
+TEST(Iommu, ProtectionIsNeverObservedHalfWayThroughADma) {
+  // A device thread keeps writing a two-page buffer whose second page the
+  // test protects and unprotects: each DMA lands whole or not at all, so the
+  // two pages always hold the same generation.
+  testing::VectorMemory memory(kMemorySize);
+  Iommu iommu(kMemorySize);
+  ASSERT_TRUE(iommu.map_guest_ram(kMemorySize));
+  std::atomic<bool> stop{false};
+  std::thread device([&] {
+    std::vector<std::uint8_t> data(2 * kPageSize);
+    for (std::uint8_t generation = 1; !stop.load(); ++generation) {
+      std::fill(data.begin(), data.end(), generation);
+      (void)iommu.copy_to_memory(0x10000, data, memory);
+    }
+  });
+  for (int round = 0; round < 2000; ++round) {
+    iommu.protect_from_device_writes(GuestPhysAddr(0x11000), true);
+    // Protected now, and no DMA is in flight: the two pages agree.
+    const auto first = memory.bytes(0x10000, 1);
+    const auto second = memory.bytes(0x11fff, 1);
+    ASSERT_EQ(first, second) << "round " << round;
+    iommu.protect_from_device_writes(GuestPhysAddr(0x11000), false);
+  }
+  stop.store(true);
+  device.join();
 }
 
 }  // namespace

@@ -20,8 +20,12 @@
 
 #include <vmlab/devices/memory_block_backend.hpp>
 
+#include "vector_memory.hpp"
+
 namespace vmlab::devices {
 namespace {
+
+using testing::VectorMemory;
 
 using namespace std::chrono_literals;
 
@@ -32,47 +36,6 @@ constexpr std::uint64_t kCompletionQueue = 0x20000;
 constexpr std::uint64_t kBuffer = 0x40000;
 constexpr std::uint64_t kOtherBuffer = 0x60000;
 constexpr auto kDeadline = 2s;
-
-// Guest RAM as a vector. The device thread writes it while the test thread
-// reads it, so a mutex makes each access whole, as the guest's loads and
-// stores of a naturally aligned field are.
-class VectorMemory final : public GuestMemoryAccess {
- public:
-  explicit VectorMemory(std::uint64_t size) : m_bytes(size) {}
-
-  std::uint64_t size() const override { return m_bytes.size(); }
-  Status read(GuestPhysAddr address, std::span<std::uint8_t> out) const override {
-    if (!contains(address, out.size())) return Error{"read outside the test memory"};
-    if (out.empty()) return {};  // memcpy wants valid pointers even for 0 bytes
-    std::lock_guard lock(m_mutex);
-    std::memcpy(out.data(), m_bytes.data() + address.value(), out.size());
-    return {};
-  }
-  Status write(GuestPhysAddr address, std::span<const std::uint8_t> in) override {
-    if (!contains(address, in.size())) return Error{"write outside the test memory"};
-    if (in.empty()) return {};
-    std::lock_guard lock(m_mutex);
-    std::memcpy(m_bytes.data() + address.value(), in.data(), in.size());
-    return {};
-  }
-
-  std::vector<std::uint8_t> bytes(std::uint64_t address, std::uint64_t length) const {
-    std::vector<std::uint8_t> copy(length);
-    EXPECT_TRUE(read(GuestPhysAddr(address), copy));
-    return copy;
-  }
-  void fill_pattern(std::uint64_t address, std::uint64_t length, std::uint8_t seed) {
-    std::vector<std::uint8_t> pattern(length);
-    for (std::size_t index = 0; index < pattern.size(); ++index) {
-      pattern[index] = static_cast<std::uint8_t>(seed + index * 7);
-    }
-    ASSERT_TRUE(write(GuestPhysAddr(address), pattern));
-  }
-
- private:
-  mutable std::mutex m_mutex;
-  std::vector<std::uint8_t> m_bytes;
-};
 
 struct alignas(4096) RegisterWindow {
   std::array<std::uint8_t, VMLAB_PT_WINDOW_SIZE> bytes{};

@@ -9,10 +9,15 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <vmlab/address.hpp>
+#include <vmlab/dma_remapping.hpp>
+#include <vmlab/guest_memory.hpp>
 #include <vmlab/result.hpp>
 
 namespace vmlab::devices {
@@ -66,8 +71,11 @@ class [[nodiscard]] DmaTranslation {
 const char* describe(IommuFaultKind kind);
 
 // Thread-safe: the VMM thread programs the table while a device thread
-// translates. One mutex guards the table and the fault record.
-class Iommu {
+// translates. One mutex guards the table and the fault record, and is held
+// through a whole DMA (copy_to_memory, copy_from_memory), so a change to the
+// table takes effect between two DMAs, never in the middle of one: what
+// hardware gets from an IOTLB invalidation that waits for DMA in flight.
+class Iommu final : public DmaRemapping {
  public:
   static constexpr std::size_t kRecentFaultLimit = 64;
 
@@ -93,6 +101,21 @@ class Iommu {
   // access is recorded.
   DmaTranslation translate(std::uint64_t iova, std::uint64_t length, DmaDirection direction);
 
+  // One DMA: translates [iova, iova + size) and moves the bytes between
+  // `memory` and the buffer, all under the table's lock. Nothing moves if
+  // any byte is blocked (recorded like translate()) or lies outside
+  // `memory`; the fault is returned.
+  std::optional<IommuFault> copy_to_memory(std::uint64_t iova, std::span<const std::uint8_t> in,
+                                           GuestMemoryAccess& memory);
+  std::optional<IommuFault> copy_from_memory(std::uint64_t iova, std::span<std::uint8_t> out,
+                                             const GuestMemoryAccess& memory);
+
+  // DmaRemapping: a protected guest frame is read-only to every mapping that
+  // reaches it (the para mode's page tables). Bypass mode ignores it: with
+  // the IOMMU off nothing is remapped or protected.
+  void protect_from_device_writes(GuestPhysAddr frame, bool protect) override;
+  std::size_t protected_frames() const;
+
   std::uint64_t guest_memory_size() const { return m_guest_memory_size; }
   std::size_t mapped_pages() const;
   std::uint64_t fault_count() const;
@@ -109,13 +132,20 @@ class Iommu {
   };
 
   DmaTranslation block(IommuFault fault);  // requires m_mutex
+  DmaTranslation translate_locked(std::uint64_t iova, std::uint64_t length,
+                                  DmaDirection direction);  // requires m_mutex
+  // The translation's pieces all inside `memory`, or the fault (recorded).
+  std::optional<IommuFault> check_inside(const DmaTranslation& translation, std::uint64_t iova,
+                                         DmaDirection direction,
+                                         const GuestMemoryAccess& memory);  // requires m_mutex
   DmaTranslation translate_bypass(std::uint64_t iova, std::uint64_t length,
                                   DmaDirection direction);  // requires m_mutex
 
   const std::uint64_t m_guest_memory_size;
   mutable std::mutex m_mutex;
   bool m_enabled = true;
-  std::unordered_map<std::uint64_t, Entry> m_pages;  // I/O page number -> entry
+  std::unordered_map<std::uint64_t, Entry> m_pages;     // I/O page number -> entry
+  std::unordered_set<std::uint64_t> m_write_protected;  // guest page numbers
   std::deque<IommuFault> m_recent_faults;
   std::uint64_t m_fault_count = 0;
 };

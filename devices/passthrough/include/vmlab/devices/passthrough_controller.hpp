@@ -96,9 +96,9 @@ class PassthroughController {
   void fail();
   std::uint16_t execute(const vmlab_pt_command& command);
   std::uint16_t transfer(const vmlab_pt_command& command);
-  bool fits_memory(const DmaTranslation& translation, std::uint64_t iova);
   void record_fault(std::uint64_t iova);
-  // DMA through the IOMMU: the whole range is translated before a byte moves.
+  // DMA through the IOMMU: the whole range is translated before a byte
+  // moves; a blocked one is recorded in the registers.
   bool dma_read(std::uint64_t iova, std::span<std::uint8_t> out);
   bool dma_write(std::uint64_t iova, std::span<const std::uint8_t> in);
 

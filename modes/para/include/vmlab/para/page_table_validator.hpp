@@ -37,8 +37,9 @@
 // The CPU itself writes accessed and dirty flags into typed tables (SDM 4.8);
 // neither changes what an entry contributes. Every other write into guest
 // RAM bypasses this class: the monitor's own writes on the guest's behalf
-// (hypercall results, event frames, string port input) and device DMA must
-// not land in a frame is_page_table() reports, or the books go stale.
+// (hypercall results, event frames, string port input) must not land in a
+// frame is_page_table() reports, or the books go stale; device DMA is kept
+// out through the IOMMU (PageTableValidatorConfig::dma_remapping).
 #pragma once
 
 #include <array>
@@ -49,6 +50,7 @@
 #include <vector>
 
 #include "vmlab/address.hpp"
+#include "vmlab/dma_remapping.hpp"
 #include "vmlab/full/page_walker.hpp"
 #include "vmlab/guest_memory.hpp"
 #include "vmlab/hypercall.h"
@@ -71,6 +73,11 @@ struct PageTableValidatorConfig {
   // MAXPHYADDR (CPUID 80000008h): bits 51:MAXPHYADDR of an entry are
   // reserved (SDM vol. 3A, 4.5, tables 4-15 to 4-20).
   unsigned physical_address_bits = 46;
+  // A passthrough device's IOMMU, if the VM has one: a frame is protected
+  // from device writes before it is read for validation and for as long as
+  // it is a page table (Xen does the same for PV guests that own a device),
+  // since a DMA into a validated table would bypass every rule above.
+  DmaRemapping* dma_remapping = nullptr;
 };
 
 // The outcome of one mmu_update request.
@@ -142,6 +149,7 @@ class PageTableValidator {
   void release_entry(std::uint64_t entry, unsigned level);
   void release_entries(const TableEntries& entries, unsigned level, unsigned count);
   void drop_reference(std::uint64_t frame);
+  void protect_from_devices(std::uint64_t frame, bool protect);
 
   std::int64_t read_table(std::uint64_t frame, TableEntries& entries);
   std::uint64_t reserved_bits(std::uint64_t entry, unsigned level) const;
