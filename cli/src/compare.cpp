@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
@@ -102,8 +103,8 @@ Result<std::vector<std::string>> parse_disk_model_list(const std::string& text) 
     const std::string model = text.substr(start, end - start);
     start = end + 1;
     if (model.empty()) continue;
-    if (model != "ata" && model != "virtio") {
-      return Error{"unknown disk model '" + model + "' (there are: ata, virtio)"};
+    if (model != "ata" && model != "virtio" && model != "passthrough") {
+      return Error{"unknown disk model '" + model + "' (there are: ata, virtio, passthrough)"};
     }
     models.push_back(model);
   }
@@ -279,6 +280,12 @@ void print_comparison(const Comparison& comparison, std::ostream& out) {
          "running, in the monitor, in the VMM, halted in hlt (with the in-kernel irqchip KVM\n"
          "sleeps inside KVM_RUN, so halts count as guest time). vs hvm: cycles/op against hvm.\n"
          "hvm+kirq: hvm with KVM's in-kernel PIC/PIT (--irqchip kernel).\n";
+  const bool passthrough = std::any_of(comparison.rows.begin(), comparison.rows.end(),
+                                       [](const CompareRow& row) { return row.run.passthrough; });
+  if (passthrough) {
+    out << "/passthrough: the VM owned the passed-through controller (its registers are memory,\n"
+           "its DMA goes through the IOMMU model); such a VM cannot be migrated.\n";
+  }
   out << comparison.platform_line << "\n";
 }
 

@@ -49,6 +49,8 @@ constexpr const char* kRunUsage = R"(usage: vmlab run [options]
                         hvm   hardware-assisted: the guest kernel at CPL0
                         full  trap-and-emulate: the same kernel deprivileged
                               to CPL3, a monitor emulating what it may not do
+                        para  paravirtualization: the kernel at CPL3 calls the
+                              monitor (hypercalls) and validated page tables
   --workload W[:N]    workload of the built-in guest (default: hello); N, or
   -n, --count N       sets its count (each workload has a default)
   --guest ELF         boot this ELF64 guest instead of the built-in one
@@ -65,9 +67,15 @@ constexpr const char* kRunUsage = R"(usage: vmlab run [options]
   --disk PATH         give the guest a disk backed by the raw image PATH
                       (make one with `vmlab disk create disk.img 64M`)
   --disk-readonly     open the image read-only: guest writes fail
-  --disk-model ata|virtio  the disk's interface (default virtio): ATA PIO on
-                      ports 0x1F0/0x3F6 IRQ 14, or virtio-blk over virtio-mmio
-                      at 0xfeb00000 IRQ 5
+  --disk-model ata|virtio|passthrough  the disk's interface (default virtio):
+                      ATA PIO on ports 0x1F0/0x3F6 IRQ 14; virtio-blk over
+                      virtio-mmio at 0xfeb00000 IRQ 5; or the passthrough
+                      controller, registers at 0xfea00000 (memory: no exits),
+                      IRQ 11, DMA through an IOMMU model. A passthrough disk
+                      belongs to one VM, which cannot be migrated.
+  --iommu on|off      passthrough: translate and check every DMA (on, the
+                      default), or let the device DMA anywhere in guest RAM
+                      (off: a teaching switch; the run is marked UNSAFE)
   --virtio-event-idx  offer VIRTIO_F_EVENT_IDX (notification suppression)
   --no-ioeventfd      hvm: let virtio notifications exit to the VMM instead of
                       signalling a KVM ioeventfd (the default where KVM has it)
@@ -192,6 +200,13 @@ void print_summary(const RunOptions& options, const GuestRun& run) {
     std::printf("  accesses to unclaimed MMIO: %llu (read as all ones)\n",
                 static_cast<unsigned long long>(report.unmapped_mmio_accesses));
   }
+  if (run.passthrough) {
+    std::printf(
+        "passthrough:   the VM owns the controller %s; a passed-through device "
+        "cannot be migrated\n",
+        passthrough_device_name(options.disk_path).c_str());
+  }
+  if (run.iommu_off) std::printf("%s\n", unsafe_iommu_note().c_str());
   if (!run.disk_statistics.empty()) {
     std::printf("disk (%s, %s%s):\n", options.disk_model.c_str(), options.disk_path.c_str(),
                 options.disk_readonly ? ", read-only" : "");
@@ -223,6 +238,7 @@ int command_run(const std::vector<std::string>& arguments) {
   std::string console_path;
   bool quiet = false;
   bool disk_model_given = false;
+  bool iommu_given = false;
   for (std::size_t index = 0; index < arguments.size(); ++index) {
     const std::string& option = arguments[index];
     auto value = [&]() -> std::optional<std::string> {
@@ -300,11 +316,17 @@ int command_run(const std::vector<std::string>& arguments) {
     } else if (option == "--disk") {
       options.disk_path = *argument;
     } else if (option == "--disk-model") {
-      if (*argument != "ata" && *argument != "virtio") {
-        return usage_error("--disk-model is ata or virtio, not '" + *argument + "'");
+      if (*argument != "ata" && *argument != "virtio" && *argument != "passthrough") {
+        return usage_error("--disk-model is ata, virtio or passthrough, not '" + *argument + "'");
       }
       options.disk_model = *argument;
       disk_model_given = true;
+    } else if (option == "--iommu") {
+      if (*argument != "on" && *argument != "off") {
+        return usage_error("--iommu is on or off, not '" + *argument + "'");
+      }
+      options.iommu = *argument == "on";
+      iommu_given = true;
     } else {
       return usage_error("unknown option '" + option + "' for run");
     }
@@ -331,6 +353,14 @@ int command_run(const std::vector<std::string>& arguments) {
   }
   if (options.virtio_event_index && options.disk_model != "virtio") {
     return usage_error("--virtio-event-idx applies to --disk-model virtio");
+  }
+  if (iommu_given && options.disk_model != "passthrough") {
+    return usage_error("--iommu applies to --disk-model passthrough");
+  }
+  if (options.guest_path.empty() && options.workload == "dma-attack" &&
+      options.disk_model != "passthrough") {
+    return usage_error(
+        "dma-attack needs the passthrough disk: --disk PATH --disk-model passthrough");
   }
 
   std::FILE* console = stdout;
@@ -418,8 +448,8 @@ share of time at each privilege level, and the cost relative to hvm.
                       compute:10000000, cli-sti:5000, pio:5000, timer:20)
   --cpu LIST          CPU modes to compare (default: every mode built: hvm,full,para)
   --irqchip LIST      vmm, kernel or both (default: vmm,kernel)
-  --disk-model LIST   ata, virtio or both: every configuration once per disk
-                      model, on a scratch image (default workloads then:
+  --disk-model LIST   any of ata, virtio, passthrough: every configuration
+                      once per disk model, on a scratch image (default workloads then:
                       disk-write:256, disk-read:256, disk-verify:128)
   --json FILE         also write the results as JSON
   --mem SIZE          guest RAM for every run (default 64M)

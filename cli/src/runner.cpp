@@ -1,9 +1,11 @@
 #include "vmlab/runner.hpp"
 
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 
 #include "vmlab/boot.hpp"
+#include "vmlab/devices/passthrough_controller.hpp"
 #include "vmlab/devices/raw_image_file.hpp"
 #include "vmlab/elf_loader.hpp"
 #include "vmlab/full/full_mode.hpp"
@@ -32,6 +34,9 @@ constexpr WorkloadInfo kWorkloads[] = {
     {"disk-write", 256, "write a pattern to N sectors of the disk (needs --disk)"},
     {"disk-read", 256, "read N sectors of the disk and check the pattern (needs --disk)"},
     {"disk-verify", 256, "write, read back and compare N sectors (needs --disk)"},
+    {"dma-attack", 1,
+     "ask the passthrough disk to DMA into memory the guest does not own (needs --disk "
+     "and --disk-model passthrough)"},
 };
 
 // Events kept for --trace: about 14 MiB of records.
@@ -92,7 +97,17 @@ const WorkloadInfo* find_workload(const std::string& name) {
 }
 
 bool workload_needs_disk(const std::string& name) {
-  return name.rfind("disk-", 0) == 0;
+  return name.rfind("disk-", 0) == 0 || name == "dma-attack";
+}
+
+std::string passthrough_device_name(const std::string& disk_path) {
+  std::error_code error;
+  const auto canonical = std::filesystem::weakly_canonical(disk_path, error);
+  return "backed by " + (error ? disk_path : canonical.string());
+}
+
+std::string unsafe_iommu_note() {
+  return "UNSAFE: --iommu off, the passthrough device may DMA anywhere in guest RAM";
 }
 
 std::span<const std::uint8_t> builtin_guest_image() {
@@ -160,8 +175,11 @@ Result<GuestRun> run_guest(const RunOptions& options) {
       disk_model = DiskModel::Ata;
     } else if (options.disk_model == "virtio") {
       disk_model = DiskModel::Virtio;
+    } else if (options.disk_model == "passthrough") {
+      disk_model = DiskModel::Passthrough;
     } else {
-      return Error{"unknown --disk-model '" + options.disk_model + "': use ata or virtio"};
+      return Error{"unknown --disk-model '" + options.disk_model +
+                   "': use ata, virtio or passthrough"};
     }
   } else if (options.guest_path.empty() && workload_needs_disk(options.workload)) {
     return Error{options.workload +
@@ -169,6 +187,14 @@ Result<GuestRun> run_guest(const RunOptions& options) {
   }
   if (options.virtio_event_index && disk_model != DiskModel::Virtio) {
     return Error{"--virtio-event-idx applies to a virtio disk (--disk PATH --disk-model virtio)"};
+  }
+  if (!options.iommu && disk_model != DiskModel::Passthrough) {
+    return Error{
+        "--iommu off applies to a passthrough disk (--disk PATH --disk-model passthrough)"};
+  }
+  if (options.workload == "dma-attack" && options.guest_path.empty() &&
+      disk_model != DiskModel::Passthrough) {
+    return Error{"dma-attack needs the passthrough disk: --disk PATH --disk-model passthrough"};
   }
 
   std::vector<std::uint8_t> guest_file;
@@ -193,6 +219,15 @@ Result<GuestRun> run_guest(const RunOptions& options) {
     if (!*trace) return Error::from_errno("cannot write trace file " + options.trace_path, errno);
   }
 
+  // A passed-through device belongs to one VM (DESIGN.md 6): claimed before
+  // anything else is set up, held until the run is over.
+  std::optional<devices::PassthroughController::ClaimToken> passthrough_claim;
+  if (disk_model == DiskModel::Passthrough) {
+    auto claim = devices::PassthroughController::claim(passthrough_device_name(options.disk_path));
+    if (!claim) return claim.error();
+    passthrough_claim.emplace(std::move(*claim));
+  }
+
   // Declared before the machine, so it outlives the board, which flushes it
   // when it stops.
   std::unique_ptr<devices::RawImageFile> disk;
@@ -207,6 +242,10 @@ Result<GuestRun> run_guest(const RunOptions& options) {
   GuestRun run;
   PlatformInfo platform = detect_platform();
   run.platform_line = platform.one_line();
+  run.passthrough = disk_model == DiskModel::Passthrough;
+  run.iommu_off = run.passthrough && !options.iommu;
+  // Every report names the platform: the unsafe mark travels with it.
+  if (run.iommu_off) run.platform_line += " [" + unsafe_iommu_note() + "]";
   auto kvm = Kvm::open();
   if (!kvm) return kvm.error();
 
@@ -223,8 +262,12 @@ Result<GuestRun> run_guest(const RunOptions& options) {
     PcBoardConfig board_config;
     board_config.irqchip = options.irqchip;
     board_config.console_output = options.console_output;
-    board_config.disk = {disk_model, disk.get(), options.virtio_event_index,
-                         options.virtio_ioeventfd && options.cpu == "hvm"};
+    board_config.disk = {disk_model,
+                         disk.get(),
+                         options.virtio_event_index,
+                         options.virtio_ioeventfd && options.cpu == "hvm",
+                         options.memory_size,
+                         options.iommu};
     auto created = PcBoard::create(vm, board_config);
     if (!created) return created.error();
     board = created->get();
@@ -233,7 +276,9 @@ Result<GuestRun> run_guest(const RunOptions& options) {
   auto machine = Machine::create(*kvm, config, make_board, std::move(mode));
   if (!machine) return machine.error();
   if (auto status = (*machine)->load(guest); !status) return status.error();
-  board->attach_guest_memory((*machine)->memory());
+  if (auto status = board->attach_guest_memory((*machine)->memory()); !status) {
+    return status.error();
+  }
 
   run.report = (*machine)->run();
   run.debug_lines = board->debug_lines();

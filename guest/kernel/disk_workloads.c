@@ -2,7 +2,8 @@
  * one physically contiguous buffer prepared before the measured interval, so
  * that the interval holds only driver and device work: requests of
  * disk-request sectors, one command at a time on ATA, batches of disk-batch
- * requests with one notification each on virtio.
+ * requests with one notification each on virtio, and with one doorbell each
+ * on the passthrough controller.
  *
  * The pattern written to sector s with seed x is 64 little-endian quadwords:
  *   q[0] = s, q[1] = x, q[i] = (x * 0x9e3779b97f4a7c15 ^ s * 0xc2b2ae3d27d4eb4f)
@@ -18,6 +19,7 @@
 #include "boot.h"
 #include "lib.h"
 #include "memory.h"
+#include "passthrough.h"
 #include "virtio_blk.h"
 
 #define SECTOR_QUADWORDS (DISK_SECTOR_SIZE / 8)
@@ -30,6 +32,7 @@
 enum disk_model {
   DISK_MODEL_ATA,
   DISK_MODEL_VIRTIO,
+  DISK_MODEL_PASSTHROUGH,
 };
 
 enum disk_direction {
@@ -47,16 +50,46 @@ struct disk {
   enum disk_model model;
   uint64_t capacity; /* sectors */
   uint32_t request_sectors;
-  uint32_t batch_requests; /* virtio: requests per notification */
-  uint64_t requests;       /* ATA commands issued; virtio counts its own */
+  uint32_t batch_requests; /* virtio: per notification; passthrough: per doorbell */
+  uint64_t requests;       /* ATA commands issued; the others count their own */
 };
 
 static const char* model_name(enum disk_model model) {
-  return model == DISK_MODEL_ATA ? "ata" : "virtio";
+  switch (model) {
+    case DISK_MODEL_ATA:
+      return "ata";
+    case DISK_MODEL_VIRTIO:
+      return "virtio";
+    case DISK_MODEL_PASSTHROUGH:
+      return "passthrough";
+  }
+  return "unknown";
 }
 
 static const char* driver_problem(const struct disk* disk) {
-  return disk->model == DISK_MODEL_ATA ? ata_problem() : virtio_blk_problem();
+  switch (disk->model) {
+    case DISK_MODEL_ATA:
+      return ata_problem();
+    case DISK_MODEL_VIRTIO:
+      return virtio_blk_problem();
+    case DISK_MODEL_PASSTHROUGH:
+      return passthrough_problem();
+  }
+  return "unknown disk model";
+}
+
+/* Requests the driver has issued since initialization: ATA's are counted
+ * here, the others count their own. */
+static uint64_t driver_requests(const struct disk* disk) {
+  switch (disk->model) {
+    case DISK_MODEL_ATA:
+      return disk->requests;
+    case DISK_MODEL_VIRTIO:
+      return virtio_blk_requests();
+    case DISK_MODEL_PASSTHROUGH:
+      return passthrough_requests();
+  }
+  return 0;
 }
 
 static void fail(struct workload_outcome* outcome, const char* workload, const char* reason) {
@@ -112,9 +145,28 @@ static bool open_virtio(const struct vmlab_device* device, const struct run_opti
   return true;
 }
 
-/* The first disk in the device table: an ATA channel, or a virtio-mmio
- * window whose DeviceID says block (QEMU's microvm lists every transport
- * with a device, whatever the device is). */
+static bool open_passthrough(const struct vmlab_device* device, const struct run_options* options,
+                             struct disk* disk) {
+  if (!passthrough_init(device, options->disk.completion)) return false;
+  disk->model = DISK_MODEL_PASSTHROUGH;
+  disk->capacity = passthrough_capacity();
+  uint32_t limit = passthrough_batch_limit();
+  disk->batch_requests =
+      options->disk.batch_requests < limit ? options->disk.batch_requests : limit;
+  console_print("vmlab: passthrough disk at 0x%lx irq %u: %lu sectors, queue %u, %s, batch %u\n",
+                device->base, device->irq, disk->capacity, passthrough_queue_entries(),
+                options->disk.completion == DISK_COMPLETION_INTERRUPT ? "interrupts" : "polled",
+                disk->batch_requests);
+  if (disk->batch_requests < options->disk.batch_requests) {
+    console_print("vmlab: disk-batch=%u lowered to %u: the device keeps one queue slot free\n",
+                  options->disk.batch_requests, disk->batch_requests);
+  }
+  return true;
+}
+
+/* The first disk in the device table: an ATA channel, a virtio-mmio window
+ * whose DeviceID says block (QEMU's microvm lists every transport with a
+ * device, whatever the device is), or the passthrough controller. */
 static bool open_disk(const struct run_options* options, struct disk* disk,
                       struct workload_outcome* outcome) {
   const struct vmlab_boot_info* info = boot_info();
@@ -129,6 +181,9 @@ static bool open_disk(const struct run_options* options, struct disk* disk,
     } else if (device->kind == VMLAB_DEVICE_VIRTIO_MMIO && virtio_blk_probe(device)) {
       opened = open_virtio(device, options, disk);
       if (!opened) fail(outcome, workload, virtio_blk_problem());
+    } else if (passthrough_probe(device)) {
+      opened = open_passthrough(device, options, disk);
+      if (!opened) fail(outcome, workload, passthrough_problem());
     } else {
       continue;
     }
@@ -140,11 +195,36 @@ static bool open_disk(const struct run_options* options, struct disk* disk,
 }
 
 static void close_disk(const struct disk* disk) {
-  if (disk->model == DISK_MODEL_ATA) {
-    ata_finish();
-  } else {
-    virtio_blk_finish();
+  switch (disk->model) {
+    case DISK_MODEL_ATA:
+      ata_finish();
+      break;
+    case DISK_MODEL_VIRTIO:
+      virtio_blk_finish();
+      break;
+    case DISK_MODEL_PASSTHROUGH:
+      passthrough_finish();
+      break;
   }
+}
+
+/* Up to batch_requests requests of request_sectors, one doorbell. */
+static bool transfer_passthrough_batch(struct disk* disk, enum disk_direction direction,
+                                       uint64_t first_sector, uint64_t count,
+                                       uint64_t buffer_physical, uint64_t* done) {
+  enum passthrough_operation operation =
+      direction == DISK_DIRECTION_READ ? PASSTHROUGH_OPERATION_READ : PASSTHROUGH_OPERATION_WRITE;
+  for (uint32_t queued = 0; queued < disk->batch_requests && *done < count; ++queued) {
+    uint64_t remaining = count - *done;
+    uint32_t sectors =
+        remaining < disk->request_sectors ? (uint32_t)remaining : disk->request_sectors;
+    if (!passthrough_queue(operation, first_sector + *done,
+                           buffer_physical + *done * DISK_SECTOR_SIZE, sectors)) {
+      return false;
+    }
+    *done += sectors;
+  }
+  return passthrough_submit();
 }
 
 /* count sectors from first_sector to or from the buffer, in requests of
@@ -163,6 +243,13 @@ static bool transfer(struct disk* disk, enum disk_direction direction, uint64_t 
       if (!ok) return false;
       ++disk->requests;
       done += sectors;
+      continue;
+    }
+    if (disk->model == DISK_MODEL_PASSTHROUGH) {
+      if (!transfer_passthrough_batch(disk, direction, first_sector, count, buffer_physical,
+                                      &done)) {
+        return false;
+      }
       continue;
     }
     enum virtio_blk_operation operation =
@@ -189,13 +276,16 @@ static bool flush(struct disk* disk) {
     ++disk->requests;
     return true;
   }
+  if (disk->model == DISK_MODEL_PASSTHROUGH) {
+    return passthrough_queue(PASSTHROUGH_OPERATION_FLUSH, 0, 0, 0) && passthrough_submit();
+  }
   return virtio_blk_queue(VIRTIO_BLK_OPERATION_FLUSH, 0, 0, 0) && virtio_blk_submit();
 }
 
-/* One physically contiguous run of frames (the virtio requests point into
- * it by physical address), or 0. The bump allocator hands out consecutive
- * frames except across the kernel image or a hole in RAM, where the run
- * starts over. */
+/* One physically contiguous run of frames (virtio and passthrough requests
+ * point into it by physical address), or 0. The bump allocator hands out
+ * consecutive frames except across the kernel image or a hole in RAM, where
+ * the run starts over. */
 static uint64_t allocate_contiguous(uint64_t pages) {
   uint64_t first = 0;
   uint64_t have = 0;
@@ -284,7 +374,7 @@ static uint64_t tsc_hz(void) {
   return 0;
 }
 
-/* VMLAB-DISK model=ata|virtio bytes=B requests=R mbps=X cycles_per_request=C
+/* VMLAB-DISK model=ata|virtio|passthrough bytes=B requests=R mbps=X cycles_per_request=C
  * with X in 10^6 bytes per second to three decimals, or "unknown" without a
  * TSC rate. Integer arithmetic only: no floating point in the guest. */
 static void print_disk_line(enum disk_model model, uint64_t bytes, uint64_t requests,
@@ -345,8 +435,9 @@ static void run_disk(const struct run_options* options, struct workload_outcome*
   uint64_t* words = physical_to_virtual(data);
   if (job != DISK_JOB_READ) fill_pattern(words, first_sector, count, options->disk.seed);
 
-  uint64_t virtio_requests_before = virtio_blk_requests();
+  uint64_t requests_before = driver_requests(&disk);
   uint64_t virtio_notifications_before = virtio_blk_notifications();
+  uint64_t passthrough_doorbells_before = passthrough_doorbells();
   measurement_begin();
   bool ok = false;
   switch (job) {
@@ -369,13 +460,15 @@ static void run_disk(const struct run_options* options, struct workload_outcome*
     return;
   }
 
-  uint64_t requests =
-      disk.model == DISK_MODEL_ATA ? disk.requests : virtio_blk_requests() - virtio_requests_before;
+  uint64_t requests = driver_requests(&disk) - requests_before;
   uint64_t bytes = count * DISK_SECTOR_SIZE * (job == DISK_JOB_VERIFY ? 2 : 1);
   print_disk_line(disk.model, bytes, requests, outcome->cycles);
   if (disk.model == DISK_MODEL_VIRTIO) {
     console_print("vmlab: %lu virtio-blk requests, %lu notifications\n", requests,
                   virtio_blk_notifications() - virtio_notifications_before);
+  } else if (disk.model == DISK_MODEL_PASSTHROUGH) {
+    console_print("vmlab: %lu passthrough commands, %lu doorbells\n", requests,
+                  passthrough_doorbells() - passthrough_doorbells_before);
   }
 
   if (job != DISK_JOB_VERIFY) {

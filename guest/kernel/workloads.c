@@ -3,6 +3,7 @@
 #include "arch.h"
 #include "boot.h"
 #include "disk_workloads.h"
+#include "dma_attack.h"
 #include "hostile.h"
 #include "lib.h"
 #include "memory.h"
@@ -205,6 +206,8 @@ static const struct workload workloads[] = {
     {"disk-write", 256, 131072, run_disk_write},
     {"disk-read", 256, 131072, run_disk_read},
     {"disk-verify", 256, 65536, run_disk_verify},
+    /* Five DMAs through the passthrough disk, whatever n says (dma_attack.c). */
+    {"dma-attack", 1, 1, run_dma_attack},
 };
 
 const struct workload* workload_find(const char* name, size_t length) {

@@ -55,6 +55,9 @@ constexpr std::string_view kReasonNames[] = {
     "hc-port-io",
     "hc-flush-tlb",
     "hc-unknown",
+    "iommu-not-mapped",
+    "iommu-read-only",
+    "iommu-write-only",
 };
 static_assert(std::size(kReasonNames) == static_cast<std::size_t>(EventReason::Count));
 

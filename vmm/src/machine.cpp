@@ -217,6 +217,7 @@ RunReport Machine::run() {
   // thread is joined, so no signal can target a finished thread.
   m_board->stop();
   vcpu_thread.join();
+  record_device_events();  // what the devices did after the last exit
   report.outcome = vcpu_report.outcome;
   report.exit_value = vcpu_report.exit_value;
   report.message = vcpu_report.message;
@@ -344,6 +345,7 @@ void Machine::vcpu_thread_main(RunReport& report) {
       event.value = little_endian_value(mmio->data);
     }
     m_recorder.record(event);
+    record_device_events();
     if (!keep_running) return;
     if (auto value = m_board->exit_request()) {
       report.outcome = RunOutcome::GuestExited;
@@ -351,6 +353,12 @@ void Machine::vcpu_thread_main(RunReport& report) {
       return;
     }
   }
+}
+
+void Machine::record_device_events() {
+  if (!m_board->device_events_pending()) return;
+  for (const Event& event : m_board->take_device_events(elapsed_ns()))
+    m_recorder.record(event);
 }
 
 bool Machine::handle_exit(const VcpuExit& exit, RunReport& report) {

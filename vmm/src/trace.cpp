@@ -85,6 +85,9 @@ std::string slice_name(const Event& event) {
     case EventReason::IoOut:
     case EventReason::MmioRead:
     case EventReason::MmioWrite:
+    case EventReason::IommuNotMapped:
+    case EventReason::IommuReadOnly:
+    case EventReason::IommuWriteOnly:
       name += " " + hex(event.address);
       break;
     case EventReason::Halt:
@@ -269,10 +272,17 @@ void export_perfetto(const Trace& trace, std::ostream& out) {
         slice(PrivilegeLevel::Vmm, event.time_ns, event.duration_ns, "hlt: waiting for interrupt",
               arguments);
         break;
+      case EventKind::IommuFault:
+        // The device thread's DMA, not the vCPU: an instant on the VMM track.
+        records.push_back({event.time_ns, 0,
+                           "{\"ph\":\"i\",\"s\":\"t\",\"pid\":1,\"tid\":" +
+                               std::to_string(track_of(PrivilegeLevel::Vmm)) +
+                               ",\"ts\":" + microseconds(event.time_ns) +
+                               ",\"name\":\"DMA blocked: " + slice_name(event) + "\"}"});
+        break;
       case EventKind::MonitorTrap:
       case EventKind::Hypercall:
       case EventKind::DeviceAccess:
-      case EventKind::IommuFault:
       case EventKind::Translation:
       case EventKind::Count:
         slice(PrivilegeLevel::Monitor, event.time_ns, event.duration_ns,

@@ -29,6 +29,11 @@ std::span<const WorkloadInfo> builtin_workloads();
 const WorkloadInfo* find_workload(const std::string& name);
 // Whether a built-in workload needs a disk (--disk).
 bool workload_needs_disk(const std::string& name);
+// The host device a passthrough disk backed by `disk_path` is claimed as:
+// one per image, whatever path names it.
+std::string passthrough_device_name(const std::string& disk_path);
+// What every output of a run with `--iommu off` says.
+std::string unsafe_iommu_note();
 
 // The CPU modes this build has, in the order compare shows them, and the same
 // as "hvm, full" for messages.
@@ -54,8 +59,11 @@ struct RunOptions {
   // A raw image for the guest's disk; empty: no disk.
   std::string disk_path;
   bool disk_readonly = false;
-  std::string disk_model = "virtio";  // "ata" or "virtio"
-  bool virtio_event_index = false;    // offer VIRTIO_F_EVENT_IDX
+  std::string disk_model = "virtio";  // "ata", "virtio" or "passthrough"
+  // Passthrough: DMA through the IOMMU model (false: `--iommu off`, a
+  // teaching switch that marks the run unsafe).
+  bool iommu = true;
+  bool virtio_event_index = false;  // offer VIRTIO_F_EVENT_IDX
   // hvm: QueueNotify through a KVM ioeventfd, not an exit to the VMM.
   bool virtio_ioeventfd = true;
   std::function<void(std::uint8_t)> console_output;  // UART bytes; null discards
@@ -96,6 +104,8 @@ struct GuestRun {
   // The disk model's counters (PcBoard::disk_statistics) and what it refused.
   std::map<std::string, std::uint64_t> disk_statistics;
   std::vector<std::string> device_problems;
+  bool passthrough = false;  // the VM owned a passed-through device: it cannot be migrated
+  bool iommu_off = false;    // ... and its DMA bypassed the IOMMU (platform_line says UNSAFE)
 };
 
 // Fails (without running) on bad options, an unreadable or malformed guest,

@@ -64,6 +64,11 @@ enum vmlab_device_kind {
    * base = guest-physical address of a 0x200-byte register window
    * (VMLAB_DEVICE_FLAG_MMIO set); the DeviceID register says what it is. */
   VMLAB_DEVICE_VIRTIO_MMIO = 7,
+  /* The passthrough storage controller (guest/abi/vmlab/passthrough.h):
+   * base = guest-physical address of its 4 KiB register window, which is
+   * memory, not trapped MMIO (VMLAB_DEVICE_FLAG_MMIO set all the same: it
+   * lies outside RAM and is mapped like a device window). */
+  VMLAB_DEVICE_PASSTHROUGH = 8,
 };
 
 enum vmlab_device_flags {

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,11 +12,14 @@
 #include "vmlab/devices/block_backend.hpp"
 #include "vmlab/devices/debug_console.hpp"
 #include "vmlab/devices/exit_port.hpp"
+#include "vmlab/devices/iommu.hpp"
+#include "vmlab/devices/passthrough_controller.hpp"
 #include "vmlab/devices/pic8259.hpp"
 #include "vmlab/devices/pit8254.hpp"
 #include "vmlab/devices/uart16550.hpp"
 #include "vmlab/devices/virtio_blk.hpp"
 #include "vmlab/devices/virtio_mmio.hpp"
+#include "vmlab/format.hpp"
 
 namespace vmlab {
 
@@ -67,10 +71,19 @@ class PcBoard::GuestMemoryLink final : public GuestMemoryAccess {
   GuestMemoryAccess* m_memory = nullptr;
 };
 
+void PcBoard::PageDeleter::operator()(std::uint8_t* page) const {
+  munmap(page, VMLAB_PT_WINDOW_SIZE);
+}
+
 PcBoard::PcBoard(Vm& vm, PcBoardConfig config) : m_vm(vm), m_config(std::move(config)) {}
 
 PcBoard::~PcBoard() {
   stop();
+  // KVM lets go of the window before the page is unmapped.
+  if (m_passthrough_slot) {
+    (void)m_vm.set_user_memory_region(pc::kPassthroughWindowSlot, pc::kPassthroughWindowBase, 0,
+                                      nullptr);
+  }
 }
 
 InterruptController* PcBoard::interrupt_controller() {
@@ -206,6 +219,88 @@ Status PcBoard::wire_disk() {
       }
       return disk.virtio_ioeventfd ? set_up_notify_eventfd() : Status{};
     }
+    case DiskModel::Passthrough:
+      return wire_passthrough();
+  }
+  return {};
+}
+
+Status PcBoard::wire_passthrough() {
+  const PcBoardDisk& disk = m_config.disk;
+  void* page = mmap(nullptr, VMLAB_PT_WINDOW_SIZE, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED)
+    return Error::from_errno("mmap of the passthrough register window", errno);
+  m_passthrough_window.reset(static_cast<std::uint8_t*>(page));
+  // The guest reaches the registers as memory: no exit, as for a real
+  // device's BAR mapped into a VM with VT-d.
+  if (auto status =
+          m_vm.set_user_memory_region(pc::kPassthroughWindowSlot, pc::kPassthroughWindowBase,
+                                      VMLAB_PT_WINDOW_SIZE, m_passthrough_window.get());
+      !status) {
+    return Error{"mapping the passthrough register window into the VM: " + status.error().message};
+  }
+  m_passthrough_slot = true;
+
+  if (disk.guest_memory_size == 0) return Error{"the passthrough device needs the guest RAM size"};
+  m_iommu = std::make_unique<devices::Iommu>(disk.guest_memory_size);
+  m_iommu->set_enabled(disk.iommu);
+  m_guest_memory = std::make_unique<GuestMemoryLink>();
+  if (m_config.irqchip == IrqchipModel::Kernel) {
+    FileDescriptor event(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (event.valid() && m_vm.add_irqfd(event.get(), pc::kPassthroughIrq)) {
+      m_passthrough_irqfd = std::move(event);
+    }
+  }
+  m_passthrough = std::make_unique<devices::PassthroughController>(
+      m_passthrough_window.get(), *m_guest_memory, *m_iommu, *disk.backend,
+      [this] { raise_passthrough_interrupt(); });
+  return {};
+}
+
+void PcBoard::raise_passthrough_interrupt() {
+  if (m_passthrough_irqfd.valid()) {
+    // KVM pulses the line itself, without an exit (a full counter still
+    // means "pending": nothing is lost).
+    const std::uint64_t one = 1;
+    (void)!::write(m_passthrough_irqfd.get(), &one, sizeof one);
+    m_passthrough_irqfd_interrupts.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  bool raised = false;
+  {
+    std::lock_guard lock(m_device_lock);
+    const bool was_pending = m_pic && m_pic->interrupt_pending();
+    // An edge: the 8259A latches it, and the line is free for the next one.
+    raise_irq(pc::kPassthroughIrq, true);
+    raise_irq(pc::kPassthroughIrq, false);
+    raised = m_pic && !was_pending && m_pic->interrupt_pending();
+  }
+  // The vCPU may be halted in the VMM waiting for it (as for the timer).
+  if (raised && m_interrupt_raised) m_interrupt_raised();
+}
+
+Status PcBoard::map_guest_ram_for_devices(GuestMemoryAccess& memory) {
+  // The memory map the VMM wrote, read back before the guest has run: the
+  // RAM regions are what the guest may give a device, the rest (boot
+  // structures, the monitor, holes) stays out of the I/O page table.
+  auto read = memory.read_object<vmlab_boot_info>(GuestPhysAddr(VMLAB_BOOT_INFO_ADDR));
+  if (!read) return read.error();
+  const vmlab_boot_info& info = *read;
+  if (info.magic != VMLAB_BOOT_MAGIC || info.mem_region_count > VMLAB_MAX_MEM_REGIONS) {
+    return Error{"the IOMMU is programmed from the boot memory map; load the guest first"};
+  }
+  for (std::uint32_t index = 0; index < info.mem_region_count; ++index) {
+    const vmlab_mem_region& region = info.mem_regions[index];
+    if (region.type != VMLAB_MEM_RAM) continue;
+    const std::uint64_t first = (region.base + kPageSize - 1) & ~(kPageSize - 1);
+    const std::uint64_t end = (region.base + region.length) & ~(kPageSize - 1);
+    if (end <= first) continue;
+    if (auto status =
+            m_iommu->map(first, GuestPhysAddr(first), end - first, devices::IommuAccess{});
+        !status) {
+      return status;
+    }
   }
   return {};
 }
@@ -254,9 +349,64 @@ void PcBoard::notify_thread_main() {
   }
 }
 
-void PcBoard::attach_guest_memory(GuestMemoryAccess& memory) {
+Status PcBoard::attach_guest_memory(GuestMemoryAccess& memory) {
   std::lock_guard lock(m_device_lock);
   if (m_guest_memory) m_guest_memory->attach(memory);
+  if (m_iommu && m_iommu->mapped_pages() == 0) return map_guest_ram_for_devices(memory);
+  return {};
+}
+
+DmaRemapping* PcBoard::dma_remapping() {
+  return m_iommu.get();
+}
+
+bool PcBoard::iommu_enabled() const {
+  return m_iommu && m_iommu->enabled();
+}
+
+bool PcBoard::device_events_pending() const {
+  return m_iommu && m_iommu->fault_count() != m_iommu_faults_taken;
+}
+
+std::vector<Event> PcBoard::take_device_events(std::uint64_t now_ns) {
+  if (!m_iommu) return {};
+  // The count first: a fault recorded in between is taken next time.
+  m_iommu_faults_taken = m_iommu->fault_count();
+  std::vector<Event> events;
+  std::lock_guard lock(m_device_lock);
+  for (const devices::IommuFault& fault : m_iommu->take_recent_faults()) {
+    Event event;
+    event.time_ns = now_ns;  // when the VMM noticed: the device thread keeps no clock
+    event.kind = EventKind::IommuFault;
+    switch (fault.kind) {
+      case devices::IommuFaultKind::NotMapped:
+        event.reason = EventReason::IommuNotMapped;
+        break;
+      case devices::IommuFaultKind::ReadOnly:
+        event.reason = EventReason::IommuReadOnly;
+        break;
+      case devices::IommuFaultKind::WriteOnly:
+        event.reason = EventReason::IommuWriteOnly;
+        break;
+    }
+    event.address = fault.iova;
+    event.value = fault.direction == devices::DmaDirection::Write ? 1 : 0;
+    event.from = PrivilegeLevel::Vmm;
+    event.to = PrivilegeLevel::Vmm;
+    events.push_back(event);
+    if (m_iommu_fault_log.size() < kMaximumFaultLog) {
+      const char* access = fault.direction == devices::DmaDirection::Write ? "writing" : "reading";
+      m_iommu_fault_log.push_back(
+          m_iommu->enabled()
+              ? std::string("the IOMMU blocked a passthrough DMA ") + access +
+                    " guest memory at I/O virtual address " + hex(fault.iova) + " (" +
+                    devices::describe(fault.kind) + ")"
+              : std::string("a passthrough DMA ") + access + " address " + hex(fault.iova) +
+                    " was stopped: it lies outside guest RAM, which even --iommu off keeps "
+                    "the device inside");
+    }
+  }
+  return events;
 }
 
 std::map<std::string, std::uint64_t> PcBoard::disk_statistics() const {
@@ -289,13 +439,32 @@ std::map<std::string, std::uint64_t> PcBoard::disk_statistics() const {
     statistics["virtio.bytes_read"] = block.bytes_read;
     statistics["virtio.bytes_written"] = block.bytes_written;
   }
+  if (m_passthrough) {
+    const devices::PassthroughCounters counters = m_passthrough->counters();
+    statistics["passthrough.reads"] = counters.reads;
+    statistics["passthrough.writes"] = counters.writes;
+    statistics["passthrough.flushes"] = counters.flushes;
+    statistics["passthrough.commands"] = counters.commands_completed;
+    statistics["passthrough.invalid_commands"] = counters.invalid_commands;
+    statistics["passthrough.io_errors"] = counters.io_errors;
+    statistics["passthrough.bytes_read"] = counters.bytes_to_memory;
+    statistics["passthrough.bytes_written"] = counters.bytes_to_disk;
+    statistics["passthrough.dma_faults"] = counters.dma_faults;
+    statistics["passthrough.interrupts"] = counters.interrupts;
+    statistics["passthrough.irqfd_interrupts"] = m_passthrough_irqfd_interrupts.load();
+    statistics["passthrough.doorbell_polls"] = counters.polls;
+    statistics["passthrough.sleeps"] = counters.sleeps;
+    statistics["iommu.mapped_pages"] = m_iommu->mapped_pages();
+    statistics["iommu.protected_frames"] = m_iommu->protected_frames();
+    statistics["iommu.faults"] = m_iommu->fault_count();
+  }
   return statistics;
 }
 
 std::vector<std::string> PcBoard::device_problems() const {
   std::lock_guard lock(m_device_lock);
-  if (!m_virtio_transport) return {};
-  return m_virtio_transport->problems();
+  if (m_virtio_transport) return m_virtio_transport->problems();
+  return m_iommu_fault_log;
 }
 
 std::vector<vmlab_device> PcBoard::device_table() const {
@@ -311,6 +480,10 @@ std::vector<vmlab_device> PcBoard::device_table() const {
     table.push_back({VMLAB_DEVICE_ATA, pc::kAtaIrq, pc::kAtaCommandPort,
                      devices::AtaDisk::command_block_port_count, 0, 0});
   }
+  if (m_passthrough) {
+    table.push_back({VMLAB_DEVICE_PASSTHROUGH, pc::kPassthroughIrq, pc::kPassthroughWindowBase,
+                     VMLAB_PT_WINDOW_SIZE, VMLAB_DEVICE_FLAG_MMIO, 0});
+  }
   if (m_virtio_transport) {
     table.push_back({VMLAB_DEVICE_VIRTIO_MMIO, pc::kVirtioIrq, pc::kVirtioMmioBase,
                      devices::VirtioMmioTransport::kWindowSize, VMLAB_DEVICE_FLAG_MMIO, 0});
@@ -323,6 +496,9 @@ void PcBoard::start(std::function<void()> interrupt_raised) {
   if (m_notify_event.valid() && !m_notify_thread.joinable()) {
     m_notify_thread = std::thread([this] { notify_thread_main(); });
   }
+  // A thread that cannot start leaves the device dead to the guest (its
+  // driver times out and says so); there is nobody to return an error to.
+  if (m_passthrough) (void)m_passthrough->start();
   if (!m_pit || m_timer_thread.joinable()) return;
   {
     std::lock_guard lock(m_device_lock);
@@ -332,6 +508,9 @@ void PcBoard::start(std::function<void()> interrupt_raised) {
 }
 
 void PcBoard::stop() {
+  // The device thread first: it raises interrupts through the PIC and the
+  // run loop, and DMAs into guest memory.
+  if (m_passthrough) m_passthrough->stop();
   {
     std::lock_guard lock(m_device_lock);
     m_timer_stop = true;

@@ -13,6 +13,8 @@
 
 #include "vmlab/abi/boot_info.hpp"
 #include "vmlab/bus.hpp"
+#include "vmlab/dma_remapping.hpp"
+#include "vmlab/events.hpp"
 
 namespace vmlab {
 
@@ -45,6 +47,16 @@ class Board {
   // Text for the human console that did not come through a device (a
   // paravirtual kernel's console hypercall).
   virtual void write_console(std::string_view text) = 0;
+  // The IOMMU in front of a passthrough device; nullptr without one.
+  virtual DmaRemapping* dma_remapping() { return nullptr; }
+  // Events the devices' own threads produced since the last call (IOMMU
+  // faults), for the vCPU thread to record. `pending` is a cheap check the
+  // run loop makes after every exit.
+  virtual bool device_events_pending() const { return false; }
+  virtual std::vector<Event> take_device_events(std::uint64_t now_ns) {
+    (void)now_ns;
+    return {};
+  }
 };
 
 }  // namespace vmlab

@@ -74,6 +74,11 @@ enum class EventReason : std::uint8_t {
   HypercallPortIo,
   HypercallFlushTlb,
   HypercallUnknown,  // a number the ABI does not define
+  // IommuFault reasons (address = I/O virtual address of the first blocked
+  // byte, value = 1 if the device was writing memory, 0 if reading it):
+  IommuNotMapped,  // no I/O page-table entry (or outside RAM with --iommu off)
+  IommuReadOnly,   // a write to a page mapped or protected read-only
+  IommuWriteOnly,  // a read of a page mapped write-only
   Count,
 };
 

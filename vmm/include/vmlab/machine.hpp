@@ -78,6 +78,9 @@ class Machine {
   bool handle_exit(const VcpuExit& exit, RunReport& report);
   void handle_port_io(const exits::PortIo& io);
   void handle_mmio(const exits::Mmio& mmio);
+  // Records the events the board's device threads produced (IOMMU faults);
+  // on the vCPU thread, or after it has ended.
+  void record_device_events();
   void wait_for_interrupt();
   void request_stop();
   void on_interrupt_raised();

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +30,8 @@ class BlockBackend;
 class AtaDisk;
 class VirtioBlk;
 class VirtioMmioTransport;
+class Iommu;
+class PassthroughController;
 }  // namespace vmlab::devices
 
 namespace vmlab {
@@ -42,6 +45,10 @@ enum class DiskModel {
   None,
   Ata,     // the emulated ATA PIO disk on the primary channel (ports 0x1F0/0x3F6, IRQ 14)
   Virtio,  // virtio-blk over virtio-mmio at pc::kVirtioMmioBase (IRQ 5)
+  // The passthrough storage controller (devices/passthrough/): its register
+  // window at pc::kPassthroughWindowBase is memory in its own KVM slot, its
+  // hardware a host thread, its DMA behind an IOMMU model (IRQ 11).
+  Passthrough,
 };
 
 struct PcBoardDisk {
@@ -53,6 +60,12 @@ struct PcBoardDisk {
   // write reaches KVM as an MMIO write (hvm); without KVM_IOEVENTFD the write
   // exits as before.
   bool virtio_ioeventfd = false;
+  // Passthrough: the size of guest RAM the IOMMU guards, and whether the
+  // IOMMU translates (off: the device may DMA anywhere in guest RAM,
+  // `--iommu off`). Who may use the device is the caller's to settle
+  // (PassthroughController::claim).
+  std::uint64_t guest_memory_size = 0;
+  bool iommu = true;
 };
 
 struct PcBoardConfig {
@@ -80,6 +93,12 @@ constexpr std::uint32_t kAtaIrq = 14;
 // virtio-mmio windows.
 constexpr std::uint64_t kVirtioMmioBase = 0xfeb00000;
 constexpr std::uint32_t kVirtioIrq = 5;  // free on the PC's ISA lines
+// The passthrough controller's register window: one page just below the
+// virtio window, in a KVM memory slot of its own (slots 0 to 2 are guest RAM
+// and the full/para monitor's).
+constexpr std::uint64_t kPassthroughWindowBase = 0xfea00000;
+constexpr std::uint32_t kPassthroughWindowSlot = 3;
+constexpr std::uint32_t kPassthroughIrq = 11;  // free on the PC's ISA lines
 }  // namespace pc
 
 class PcBoard final : public Board {
@@ -96,6 +115,9 @@ class PcBoard final : public Board {
   void stop() override;
   std::optional<std::uint32_t> exit_request() const override;
   void write_console(std::string_view text) override;
+  DmaRemapping* dma_remapping() override;
+  bool device_events_pending() const override;
+  std::vector<Event> take_device_events(std::uint64_t now_ns) override;
 
   // Lines the guest wrote to the debug console: the machine-readable
   // (VMLAB-...) ones in order, then the first few others; bounded, so a guest
@@ -106,15 +128,20 @@ class PcBoard final : public Board {
   std::uint64_t timer_ticks() const;
   std::uint64_t missed_timer_ticks() const;
 
-  // The guest memory the virtio device reads its queues from. The Machine
-  // creates guest RAM after the board, so the runner attaches it before the
-  // first run; until then a virtio access to guest memory fails.
-  void attach_guest_memory(GuestMemoryAccess& memory);
+  // The guest memory the virtio and passthrough devices reach. The Machine
+  // creates guest RAM after the board, so the runner attaches it after
+  // loading the guest and before the first run; until then a device access
+  // to guest memory fails. With a passthrough device this also programs the
+  // IOMMU: an identity map of the RAM regions of the memory map the guest
+  // was handed (the boot info), nothing else.
+  Status attach_guest_memory(GuestMemoryAccess& memory);
   // Counters of the disk model, by name ("ata.register_accesses",
   // "virtio.notifications", ...); empty without a disk.
   std::map<std::string, std::uint64_t> disk_statistics() const;
-  // What the disk model refused (malformed virtio chains), oldest first.
+  // What the disk model refused (malformed virtio chains, DMA the IOMMU
+  // blocked), oldest first.
   std::vector<std::string> device_problems() const;
+  bool iommu_enabled() const;
 
  private:
   PcBoard(Vm& vm, PcBoardConfig config);
@@ -125,6 +152,9 @@ class PcBoard final : public Board {
   void on_debug_byte(std::uint8_t byte);
   Status set_up_notify_eventfd();
   void notify_thread_main();
+  Status wire_passthrough();
+  Status map_guest_ram_for_devices(GuestMemoryAccess& memory);
+  void raise_passthrough_interrupt();  // from the device thread
 
   class PitPorts;
   class PicController;
@@ -149,11 +179,26 @@ class PcBoard final : public Board {
   std::unique_ptr<devices::VirtioBlk> m_virtio_blk;
   std::unique_ptr<devices::VirtioMmioTransport> m_virtio_transport;
 
+  // The passthrough device: the page the guest sees as its registers (mmap'ed, page-aligned), the
+  // IOMMU and the controller, whose thread runs between start() and stop().
+  struct PageDeleter {
+    void operator()(std::uint8_t* page) const;
+  };
+  std::unique_ptr<std::uint8_t, PageDeleter> m_passthrough_window;
+  bool m_passthrough_slot = false;  // the window's memory slot is registered
+  std::unique_ptr<devices::Iommu> m_iommu;
+  std::unique_ptr<devices::PassthroughController> m_passthrough;
+  FileDescriptor m_passthrough_irqfd;  // valid: interrupts go through KVM_IRQFD
+  std::atomic<std::uint64_t> m_passthrough_irqfd_interrupts{0};
+  std::uint64_t m_iommu_faults_taken = 0;      // vCPU thread (take_device_events)
+  std::vector<std::string> m_iommu_fault_log;  // guarded by m_device_lock, bounded
+
   // Guarded by m_device_lock.
   static constexpr std::size_t kMaximumDebugLineLength = 4096;
   static constexpr std::size_t kMaximumDebugLines = 16384;     // VMLAB-* lines
   static constexpr std::size_t kMaximumOtherDebugLines = 256;  // anything else
   static constexpr std::chrono::microseconds kMinimumTimerPeriod{200};
+  static constexpr std::size_t kMaximumFaultLog = 64;
   std::string m_debug_partial_line;
   std::vector<std::string> m_debug_lines;  // the machine-readable ones
   std::vector<std::string> m_debug_other_lines;
