@@ -301,6 +301,7 @@ Result<GuestRun> run_guest(const RunOptions& options) {
   run.halts = recorder.count(EventKind::GuestHalt);
   run.monitor_traps = recorder.count(EventKind::MonitorTrap);
   run.hypercalls = recorder.count(EventKind::Hypercall);
+  run.iommu_fault_events = recorder.count(EventKind::IommuFault);
   for (std::size_t index = 0; index < run.level_time_ns.size(); ++index) {
     run.level_time_ns[index] = recorder.time_ns(static_cast<PrivilegeLevel>(index));
   }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/disk_runs.hpp"
 #include "../support/kvm_available.hpp"
 #include "vmlab/devices/raw_image_file.hpp"
 #include "vmlab/runner.hpp"
@@ -22,69 +23,16 @@
 namespace vmlab {
 namespace {
 
+using testing::Access;
+using testing::describe;
+using testing::image_is_zero;
+using testing::kImageSize;
+using testing::run_disk;
+using testing::status_of;
+using testing::TemporaryImage;
+
 constexpr std::uint64_t kSectorSize = 512;
-constexpr std::uint64_t kImageSize = 4 * MiB;
 constexpr std::uint64_t kSeed = 1;  // the guest's default disk-seed
-
-// A fresh zero-filled image in the test's temporary directory, removed when
-// the test ends.
-class TemporaryImage {
- public:
-  TemporaryImage() {
-    std::string pattern = ::testing::TempDir() + "vmlab-disk-XXXXXX";
-    const int descriptor = ::mkstemp(pattern.data());
-    EXPECT_GE(descriptor, 0);
-    if (descriptor >= 0) ::close(descriptor);
-    m_path = pattern;
-    auto created = devices::create_raw_image(m_path, kImageSize, /*overwrite=*/true);
-    EXPECT_TRUE(created.ok()) << (created.ok() ? "" : created.error().message);
-  }
-  ~TemporaryImage() { ::unlink(m_path.c_str()); }
-  TemporaryImage(const TemporaryImage&) = delete;
-  TemporaryImage& operator=(const TemporaryImage&) = delete;
-
-  const std::string& path() const { return m_path; }
-
-  std::vector<std::uint8_t> contents() const {
-    std::ifstream file(m_path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-  }
-
- private:
-  std::string m_path;
-};
-
-enum class Access { ReadWrite, ReadOnly };
-
-GuestRun run_disk(const TemporaryImage& image, const std::string& cpu, const std::string& model,
-                  const std::string& workload, std::uint64_t count,
-                  const std::string& command_line = "", Access access = Access::ReadWrite) {
-  RunOptions options;
-  options.cpu = cpu;
-  options.workload = workload;
-  options.count = count;
-  options.timeout_seconds = 120;
-  options.extra_command_line = command_line;
-  options.disk_path = image.path();
-  options.disk_model = model;
-  options.disk_readonly = access == Access::ReadOnly;
-  auto run = run_guest(options);
-  EXPECT_TRUE(run.ok()) << (run.ok() ? "" : run.error().message);
-  return run.ok() ? std::move(*run) : GuestRun{};
-}
-
-std::string status_of(const GuestRun& run) {
-  return run.result ? run.result->field("status") : "(no result line)";
-}
-
-std::string describe(const GuestRun& run) {
-  std::string text = run.report.message + "\n";
-  for (const auto& line : run.debug_lines)
-    text += line + "\n";
-  for (const auto& problem : run.device_problems)
-    text += "device problem: " + problem + "\n";
-  return text;
-}
 
 // Quadword i of sector s with seed x, as guest/kernel/disk_workloads.c writes it.
 std::uint64_t pattern_word(std::uint64_t sector, std::uint64_t seed, std::uint64_t index) {
@@ -126,12 +74,6 @@ std::uint64_t little_endian_at(const std::vector<std::uint8_t>& bytes, std::uint
   return ::testing::AssertionSuccess();
 }
 
-bool image_is_zero(const TemporaryImage& image) {
-  const auto bytes = image.contents();
-  return bytes.size() == kImageSize &&
-         std::all_of(bytes.begin(), bytes.end(), [](std::uint8_t byte) { return byte == 0; });
-}
-
 // Every monitor trap and hypercall is already one of the VM exits.
 std::uint64_t vmm_entries(const GuestRun& run) {
   return run.vm_exits();
@@ -171,6 +113,13 @@ TEST_P(DiskWorkload, WritesThePatternReadsItBackAndVerifies) {
   if (std::string(param.model) == "ata") {
     EXPECT_EQ(write.disk_statistics.at("ata.sectors_written"), kSectors);
     EXPECT_EQ(read.disk_statistics.at("ata.sectors_read"), kSectors);
+  } else if (std::string(param.model) == "passthrough") {
+    EXPECT_EQ(write.disk_statistics.at("passthrough.bytes_written"), kSectors * kSectorSize);
+    EXPECT_GT(write.disk_statistics.at("passthrough.interrupts"), 0u);
+    EXPECT_EQ(read.disk_statistics.at("passthrough.bytes_read"), kSectors * kSectorSize);
+    EXPECT_EQ(read.disk_statistics.at("passthrough.interrupts"), 0u);  // polled
+    EXPECT_EQ(read.disk_statistics.at("iommu.faults"), 0u);
+    EXPECT_EQ(read.iommu_fault_events, 0u);
   } else {
     EXPECT_EQ(write.disk_statistics.at("virtio.bytes_written"), kSectors * kSectorSize);
     EXPECT_EQ(read.disk_statistics.at("virtio.bytes_read"), kSectors * kSectorSize);
@@ -184,7 +133,10 @@ TEST_P(DiskWorkload, WritesThePatternReadsItBackAndVerifies) {
 INSTANTIATE_TEST_SUITE_P(Modes, DiskWorkload,
                          ::testing::Values(DiskCase{"hvm", "ata"}, DiskCase{"hvm", "virtio"},
                                            DiskCase{"full", "ata"}, DiskCase{"full", "virtio"},
-                                           DiskCase{"para", "ata"}, DiskCase{"para", "virtio"}),
+                                           DiskCase{"para", "ata"}, DiskCase{"para", "virtio"},
+                                           DiskCase{"hvm", "passthrough"},
+                                           DiskCase{"full", "passthrough"},
+                                           DiskCase{"para", "passthrough"}),
                          [](const auto& test_info) {
                            return std::string(test_info.param.cpu) + "_" + test_info.param.model;
                          });

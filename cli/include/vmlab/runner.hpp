@@ -104,6 +104,7 @@ struct GuestRun {
   // The disk model's counters (PcBoard::disk_statistics) and what it refused.
   std::map<std::string, std::uint64_t> disk_statistics;
   std::vector<std::string> device_problems;
+  std::uint64_t iommu_fault_events = 0;  // DMA the IOMMU model blocked (iommu-fault events)
   bool passthrough = false;  // the VM owned a passed-through device: it cannot be migrated
   bool iommu_off = false;    // ... and its DMA bypassed the IOMMU (platform_line says UNSAFE)
 };
