@@ -2,7 +2,23 @@
 #ifndef VMLAB_GUEST_DISK_H
 #define VMLAB_GUEST_DISK_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #define DISK_SECTOR_SIZE 512u
+#define DISK_SECTOR_QUADWORDS (DISK_SECTOR_SIZE / 8u)
+
+/* Whether two sectors in memory hold the same bytes: one string instruction
+ * per sector rather than a loop (PLATFORM.md). */
+static inline bool disk_sector_equal(const void* left, const void* right) {
+  size_t count = DISK_SECTOR_QUADWORDS;
+  bool equal;
+  __asm__ volatile("repe cmpsq"
+                   : "+S"(left), "+D"(right), "+c"(count), "=@ccz"(equal)
+                   :
+                   : "memory");
+  return equal;
+}
 
 /* How a driver learns that the device is done: by reading its status in a
  * loop, or by sleeping until its interrupt (interrupts_enable_and_wait). */

@@ -22,7 +22,6 @@
 #include "passthrough.h"
 #include "virtio_blk.h"
 
-#define SECTOR_QUADWORDS (DISK_SECTOR_SIZE / 8)
 #define PATTERN_SEED_MULTIPLIER 0x9e3779b97f4a7c15ull
 #define PATTERN_SECTOR_MULTIPLIER 0xc2b2ae3d27d4eb4full
 #define PATTERN_STEP 0x0101010101010101ull
@@ -308,11 +307,11 @@ static void fill_pattern(uint64_t* words, uint64_t first_sector, uint64_t count,
         (seed * PATTERN_SEED_MULTIPLIER ^ sector * PATTERN_SECTOR_MULTIPLIER) + 2 * PATTERN_STEP;
     words[0] = sector;
     words[1] = seed;
-    for (unsigned index = 2; index < SECTOR_QUADWORDS; ++index) {
+    for (unsigned index = 2; index < DISK_SECTOR_QUADWORDS; ++index) {
       words[index] = value;
       value += PATTERN_STEP;
     }
-    words += SECTOR_QUADWORDS;
+    words += DISK_SECTOR_QUADWORDS;
   }
 }
 
@@ -321,17 +320,6 @@ static uint64_t checksum(const uint64_t* words, uint64_t count) {
   for (uint64_t index = 0; index < count; ++index)
     hash = (hash ^ words[index]) * FNV_PRIME;
   return hash;
-}
-
-/* One string instruction per sector rather than a loop (PLATFORM.md). */
-static bool sector_equal(const void* left, const void* right) {
-  size_t count = SECTOR_QUADWORDS;
-  bool equal;
-  __asm__ volatile("repe cmpsq"
-                   : "+S"(left), "+D"(right), "+c"(count), "=@ccz"(equal)
-                   :
-                   : "memory");
-  return equal;
 }
 
 /* The TSC rate, for MB/s: CPUID leaf 0x15 (crystal clock times the TSC
@@ -472,14 +460,15 @@ static void run_disk(const struct run_options* options, struct workload_outcome*
   }
 
   if (job != DISK_JOB_VERIFY) {
-    outcome->check = checksum(words, count * SECTOR_QUADWORDS);
+    outcome->check = checksum(words, count * DISK_SECTOR_QUADWORDS);
     return;
   }
   const uint64_t* read_words = physical_to_virtual(read_back);
   uint64_t mismatches = 0;
   uint64_t first_mismatch = 0;
   for (uint64_t sector = 0; sector < count; ++sector) {
-    if (sector_equal(words + sector * SECTOR_QUADWORDS, read_words + sector * SECTOR_QUADWORDS)) {
+    if (disk_sector_equal(words + sector * DISK_SECTOR_QUADWORDS,
+                          read_words + sector * DISK_SECTOR_QUADWORDS)) {
       continue;
     }
     if (mismatches == 0) first_mismatch = first_sector + sector;

@@ -24,7 +24,6 @@
 #include "passthrough.h"
 #include "vmlab/passthrough.h"
 
-#define SECTOR_QUADWORDS (DISK_SECTOR_SIZE / 8)
 #define MARKER 0x414d4462616c6d76ull /* "vmlabDMA" little-endian */
 
 /* Where the full and para monitor region sits (outside guest RAM). */
@@ -53,17 +52,6 @@ struct target_result {
 static void fail(struct workload_outcome* outcome, const char* reason) {
   console_print("vmlab: dma-attack: %s\n", reason);
   outcome->status = RUN_STATUS_ERROR;
-}
-
-/* One string instruction per sector rather than a loop (PLATFORM.md). */
-static bool sector_equal(const void* left, const void* right) {
-  size_t count = SECTOR_QUADWORDS;
-  bool equal;
-  __asm__ volatile("repe cmpsq"
-                   : "+S"(left), "+D"(right), "+c"(count), "=@ccz"(equal)
-                   :
-                   : "memory");
-  return equal;
 }
 
 static const struct vmlab_device* find_passthrough(void) {
@@ -126,7 +114,7 @@ static bool run_targets(uint64_t scratch_sector, uint64_t control_frame, uint64_
   struct target_result* control = &results[TARGET_CONTROL];
   if (!attack(control, "control", control_frame, scratch_sector)) goto device_failed;
   if (reached(control)) {
-    control->note = sector_equal(physical_to_virtual(control_frame), pattern)
+    control->note = disk_sector_equal(physical_to_virtual(control_frame), pattern)
                         ? "the frame holds the scratch sector"
                         : "the frame does NOT hold the scratch sector";
   }
@@ -141,7 +129,7 @@ static bool run_targets(uint64_t scratch_sector, uint64_t control_frame, uint64_
     if (!physical_map_covers(RESERVED_IOVA)) {
       reserved->note = "the physical map leaves out the low MiB: no read-back";
     } else {
-      reserved->note = sector_equal(physical_to_virtual(RESERVED_IOVA), pattern)
+      reserved->note = disk_sector_equal(physical_to_virtual(RESERVED_IOVA), pattern)
                            ? "read back through the physical map: the scratch sector"
                            : "read back through the physical map: NOT the scratch sector";
     }
@@ -164,9 +152,10 @@ static bool run_targets(uint64_t scratch_sector, uint64_t control_frame, uint64_
   struct target_result* page_table = &results[TARGET_PAGE_TABLE];
   if (!attack(page_table, "page-table", root, scratch_sector)) goto device_failed;
   if (reached(page_table)) {
-    page_table->note = sector_equal(physical_to_virtual(root), physical_to_virtual(saved_frame))
-                           ? "the device rewrote the table's first 512 bytes (with the same bytes)"
-                           : "the table's first 512 bytes CHANGED";
+    page_table->note =
+        disk_sector_equal(physical_to_virtual(root), physical_to_virtual(saved_frame))
+            ? "the device rewrote the table's first 512 bytes (with the same bytes)"
+            : "the table's first 512 bytes CHANGED";
   }
   return true;
 
@@ -231,7 +220,7 @@ void run_dma_attack(const struct run_options* options, struct workload_outcome* 
   /* The scratch sector gets a pattern the targets that are reached should
    * then hold: the marker, with the sector number first. */
   uint64_t* pattern = physical_to_virtual(pattern_frame);
-  fill_quadwords(pattern, MARKER, SECTOR_QUADWORDS);
+  fill_quadwords(pattern, MARKER, DISK_SECTOR_QUADWORDS);
   pattern[0] = scratch_sector;
   uint16_t status;
   if (!passthrough_execute(PASSTHROUGH_OPERATION_WRITE, scratch_sector, pattern_frame, 1,
@@ -285,7 +274,7 @@ void run_dma_attack(const struct run_options* options, struct workload_outcome* 
   }
   if (!reached(&results[TARGET_CONTROL])) {
     fail(outcome, "the DMA to the control frame (the guest's own RAM) was blocked");
-  } else if (!sector_equal(physical_to_virtual(control_frame), pattern)) {
+  } else if (!disk_sector_equal(physical_to_virtual(control_frame), pattern)) {
     fail(outcome, "the DMA to the control frame reported ok but did not deliver the sector");
   } else if (reached(&results[TARGET_MONITOR])) {
     format_to(message, sizeof message,
