@@ -121,9 +121,9 @@ TEST(Compare, RowsAgreeWithTheirRuns) {
 }
 
 TEST(Compare, ParsesDiskModelLists) {
-  auto both = parse_disk_model_list("ata,virtio");
-  ASSERT_TRUE(both.ok());
-  EXPECT_EQ(*both, (std::vector<std::string>{"ata", "virtio"}));
+  auto all = parse_disk_model_list("ata,virtio,passthrough");
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(*all, (std::vector<std::string>{"ata", "virtio", "passthrough"}));
   auto bad = parse_disk_model_list("ata,nvme");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message.find("nvme"), std::string::npos);
@@ -136,13 +136,14 @@ TEST(Compare, DiskModelsMultiplyTheConfigurations) {
   options.workloads = {{"disk-write", 16}};
   options.cpus = {"hvm", "para"};
   options.irqchips = {IrqchipModel::Vmm};
-  options.disk_models = {"ata", "virtio"};
+  options.disk_models = {"ata", "virtio", "passthrough"};
   auto comparison = run_comparison(options, {});
   ASSERT_TRUE(comparison.ok()) << comparison.error().message;
-  ASSERT_EQ(comparison->rows.size(), 4u);
+  ASSERT_EQ(comparison->rows.size(), 6u);
   EXPECT_EQ(comparison->rows[0].configuration.label(), "hvm/ata");
   EXPECT_EQ(comparison->rows[1].configuration.label(), "hvm/virtio");
-  EXPECT_EQ(comparison->rows[3].configuration.label(), "para/virtio");
+  EXPECT_EQ(comparison->rows[2].configuration.label(), "hvm/passthrough");
+  EXPECT_EQ(comparison->rows[5].configuration.label(), "para/passthrough");
   for (const auto& row : comparison->rows) {
     ASSERT_TRUE(row.ok) << row.configuration.label() << ": " << row.failure;
     ASSERT_TRUE(row.relative_to_hvm.has_value()) << "compared with hvm on the same model";
@@ -150,6 +151,10 @@ TEST(Compare, DiskModelsMultiplyTheConfigurations) {
   // ATA exits per register access and per word; virtio once per batch (the
   // tenfold margin per KiB is DiskWorkloads' test, free of boot costs).
   EXPECT_GT(comparison->rows[0].vm_exits_per_op, comparison->rows[1].vm_exits_per_op);
+  EXPECT_TRUE(comparison->rows[2].run.passthrough);
+  std::ostringstream table;
+  print_comparison(*comparison, table);
+  EXPECT_NE(table.str().find("cannot be migrated"), std::string::npos) << table.str();
 }
 
 }  // namespace

@@ -178,6 +178,34 @@ TEST(Trace, PerfettoExportParsesWithTracksNestingAndOrder) {
   EXPECT_DOUBLE_EQ(slices[4][0].end, 9.0);
 }
 
+TEST(Trace, IommuFaultsExportAsInstantsOnTheVmmTrack) {
+  EventRecorder recorder(8);
+  Event fault;
+  fault.time_ns = 2000;
+  fault.kind = EventKind::IommuFault;
+  fault.reason = EventReason::IommuReadOnly;
+  fault.from = PrivilegeLevel::Vmm;
+  fault.to = PrivilegeLevel::Vmm;
+  fault.address = 0x3e00000;
+  fault.value = 1;
+  recorder.record(fault);
+  const Trace trace = round_trip(recorder);
+  ASSERT_EQ(trace.events.size(), 1u);
+  EXPECT_EQ(trace.events[0].reason, EventReason::IommuReadOnly);
+
+  std::stringstream out;
+  export_perfetto(trace, out);
+  const auto json = nlohmann::json::parse(out.str());
+  int instants = 0;
+  for (const auto& event : json["traceEvents"]) {
+    if (event["ph"] != "i") continue;
+    ++instants;
+    EXPECT_EQ(event["name"], "DMA blocked: iommu-read-only 0x3e00000");
+    EXPECT_EQ(event["tid"], 1);  // the VMM's track: the device thread, not the vCPU
+  }
+  EXPECT_EQ(instants, 1);
+}
+
 TEST(Trace, CsvAndSummary) {
   const Trace trace = round_trip(sample_recorder());
   std::stringstream csv;
