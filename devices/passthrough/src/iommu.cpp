@@ -134,31 +134,33 @@ DmaTranslation Iommu::translate(std::uint64_t iova, std::uint64_t length, DmaDir
 std::optional<IommuFault> Iommu::copy_to_memory(std::uint64_t iova,
                                                 std::span<const std::uint8_t> in,
                                                 GuestMemoryAccess& memory) {
-  std::lock_guard lock(m_mutex);
-  const DmaTranslation translation = translate_locked(iova, in.size(), DmaDirection::Write);
-  if (!translation) return translation.fault();
-  if (auto fault = check_inside(translation, iova, DmaDirection::Write, memory)) return fault;
-  for (const DmaPiece& piece : translation.pieces()) {
-    // Inside memory (checked above), so a write cannot fail part way.
-    if (!memory.write(piece.address, in.first(piece.length))) {
-      return IommuFault{iova, DmaDirection::Write, IommuFaultKind::NotMapped};
-    }
-    in = in.subspan(piece.length);
-  }
-  return std::nullopt;
+  return dma(iova, in, DmaDirection::Write, memory,
+             [&](GuestPhysAddr address, std::span<const std::uint8_t> piece) {
+               return memory.write(address, piece).ok();
+             });
 }
 
 std::optional<IommuFault> Iommu::copy_from_memory(std::uint64_t iova, std::span<std::uint8_t> out,
                                                   const GuestMemoryAccess& memory) {
+  return dma(iova, out, DmaDirection::Read, memory,
+             [&](GuestPhysAddr address, std::span<std::uint8_t> piece) {
+               return memory.read(address, piece).ok();
+             });
+}
+
+template <typename Bytes, typename Move>
+std::optional<IommuFault> Iommu::dma(std::uint64_t iova, Bytes bytes, DmaDirection direction,
+                                     const GuestMemoryAccess& memory, Move move) {
   std::lock_guard lock(m_mutex);
-  const DmaTranslation translation = translate_locked(iova, out.size(), DmaDirection::Read);
+  const DmaTranslation translation = translate_locked(iova, bytes.size(), direction);
   if (!translation) return translation.fault();
-  if (auto fault = check_inside(translation, iova, DmaDirection::Read, memory)) return fault;
+  if (auto fault = check_inside(translation, iova, direction, memory)) return fault;
   for (const DmaPiece& piece : translation.pieces()) {
-    if (!memory.read(piece.address, out.first(piece.length))) {
-      return IommuFault{iova, DmaDirection::Read, IommuFaultKind::NotMapped};
+    // Inside memory (checked above), so no piece fails part way.
+    if (!move(piece.address, bytes.first(piece.length))) {
+      return IommuFault{iova, direction, IommuFaultKind::NotMapped};
     }
-    out = out.subspan(piece.length);
+    bytes = bytes.subspan(piece.length);
   }
   return std::nullopt;
 }
@@ -246,9 +248,9 @@ DmaTranslation Iommu::translate_bypass(std::uint64_t iova, std::uint64_t length,
 }
 
 DmaTranslation Iommu::block(IommuFault fault) {
-  ++m_fault_count;
   if (m_recent_faults.size() == kRecentFaultLimit) m_recent_faults.pop_front();
   m_recent_faults.push_back(fault);
+  m_fault_count.fetch_add(1, std::memory_order_release);
   return DmaTranslation(fault);
 }
 
@@ -258,8 +260,7 @@ std::size_t Iommu::mapped_pages() const {
 }
 
 std::uint64_t Iommu::fault_count() const {
-  std::lock_guard lock(m_mutex);
-  return m_fault_count;
+  return m_fault_count.load(std::memory_order_acquire);
 }
 
 std::vector<IommuFault> Iommu::recent_faults() const {

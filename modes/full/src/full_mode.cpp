@@ -219,17 +219,10 @@ void FullMode::record_trap(ModeContext& context, EventReason reason, std::uint8_
 
 ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit,
                                       std::string& stop_message) {
-  const auto* io = std::get_if<exits::PortIo>(&exit);
   kvm_run& run = context.vcpu.run_state();
-  if (io == nullptr || io->port != kMonitorPort || run.s.regs.sregs.cs.dpl != 0) {
-    return ExitDisposition::NotMine;
-  }
-  auto hit = stub_at(run.s.regs.regs.rip);
-  if (!hit) {
-    stop_message = "the monitor port was written at rip " + hex(run.s.regs.regs.rip) +
-                   ", outside the monitor's stubs";
-    return ExitDisposition::Stop;
-  }
+  ExitDisposition otherwise = ExitDisposition::NotMine;
+  const auto hit = trapping_stub(exit, run, otherwise, stop_message);
+  if (!hit) return otherwise;
   capture_guest_state(run);
   // Any trap ends the interrupt shadow: the instruction after sti ran (or is
   // the one that trapped, as `hlt` in the `sti; hlt` idiom does).

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <iterator>
+#include <variant>
 
+#include "vmlab/format.hpp"
 #include "vmlab/full/event_delivery.hpp"
 #include "vmlab/full/monitor_region.hpp"
 
@@ -129,6 +131,22 @@ std::string exception_name(std::uint8_t vector) {
                                            "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
   if (vector < std::size(kNames)) return kNames[vector];
   return "vector " + std::to_string(vector);
+}
+
+std::optional<StubHit> trapping_stub(const VcpuExit& exit, const kvm_run& run,
+                                     ExitDisposition& otherwise, std::string& stop_message) {
+  const auto* io = std::get_if<exits::PortIo>(&exit);
+  if (io == nullptr || io->port != kMonitorPort || run.s.regs.sregs.cs.dpl != 0) {
+    otherwise = ExitDisposition::NotMine;
+    return std::nullopt;
+  }
+  auto hit = stub_at(run.s.regs.regs.rip);
+  if (!hit) {
+    stop_message = "the monitor port was written at rip " + hex(run.s.regs.regs.rip) +
+                   ", outside the monitor's stubs";
+    otherwise = ExitDisposition::Stop;
+  }
+  return hit;
 }
 
 }  // namespace vmlab::full

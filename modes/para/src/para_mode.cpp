@@ -370,17 +370,10 @@ Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error
 
 ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit,
                                       std::string& stop_message) {
-  const auto* io = std::get_if<exits::PortIo>(&exit);
   kvm_run& run = context.vcpu.run_state();
-  if (io == nullptr || io->port != full::kMonitorPort || run.s.regs.sregs.cs.dpl != 0) {
-    return ExitDisposition::NotMine;
-  }
-  auto hit = full::stub_at(run.s.regs.regs.rip);
-  if (!hit) {
-    stop_message = "the monitor port was written at rip " + hex(run.s.regs.regs.rip) +
-                   ", outside the monitor's stubs";
-    return ExitDisposition::Stop;
-  }
+  ExitDisposition otherwise = ExitDisposition::NotMine;
+  const auto hit = full::trapping_stub(exit, run, otherwise, stop_message);
+  if (!hit) return otherwise;
   capture_guest_state(run);
   m_blocked = false;
   if (hit->syscall) {

@@ -360,17 +360,14 @@ DmaRemapping* PcBoard::dma_remapping() {
   return m_iommu.get();
 }
 
-bool PcBoard::iommu_enabled() const {
-  return m_iommu && m_iommu->enabled();
-}
-
 bool PcBoard::device_events_pending() const {
   return m_iommu && m_iommu->fault_count() != m_iommu_faults_taken;
 }
 
 std::vector<Event> PcBoard::take_device_events(std::uint64_t now_ns) {
   if (!m_iommu) return {};
-  // The count first: a fault recorded in between is taken next time.
+  // The count first: a fault recorded after it is taken now or by the next
+  // call; none is lost.
   m_iommu_faults_taken = m_iommu->fault_count();
   std::vector<Event> events;
   std::lock_guard lock(m_device_lock);

@@ -141,7 +141,6 @@ class PcBoard final : public Board {
   // What the disk model refused (malformed virtio chains, DMA the IOMMU
   // blocked), oldest first.
   std::vector<std::string> device_problems() const;
-  bool iommu_enabled() const;
 
  private:
   PcBoard(Vm& vm, PcBoardConfig config);

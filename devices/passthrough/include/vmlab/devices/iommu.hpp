@@ -5,6 +5,7 @@
 // VMM to report.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -132,6 +133,10 @@ class Iommu final : public DmaRemapping {
   };
 
   DmaTranslation block(IommuFault fault);  // requires m_mutex
+  // One DMA under the lock: translate, check, then `move` each piece.
+  template <typename Bytes, typename Move>
+  std::optional<IommuFault> dma(std::uint64_t iova, Bytes bytes, DmaDirection direction,
+                                const GuestMemoryAccess& memory, Move move);
   DmaTranslation translate_locked(std::uint64_t iova, std::uint64_t length,
                                   DmaDirection direction);  // requires m_mutex
   // The translation's pieces all inside `memory`, or the fault (recorded).
@@ -147,7 +152,9 @@ class Iommu final : public DmaRemapping {
   std::unordered_map<std::uint64_t, Entry> m_pages;     // I/O page number -> entry
   std::unordered_set<std::uint64_t> m_write_protected;  // guest page numbers
   std::deque<IommuFault> m_recent_faults;
-  std::uint64_t m_fault_count = 0;
+  // Written under m_mutex, read without it: the run loop asks after every
+  // exit, and must not wait for a DMA in flight to learn nothing happened.
+  std::atomic<std::uint64_t> m_fault_count{0};
 };
 
 }  // namespace vmlab::devices

@@ -7,11 +7,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "vmlab/cpu_mode.hpp"
 #include "vmlab/events.hpp"
 #include "vmlab/full/guest_context.hpp"
+#include "vmlab/full/monitor_region.hpp"
 #include "vmlab/kvm.hpp"
 #include "vmlab/result.hpp"
 
@@ -56,5 +58,12 @@ void record_monitor_event(ModeContext& context, const MonitorEventRecord& record
 
 // "#PF", "#GP", ... (Intel SDM vol. 3A, table 6-1), or "vector N".
 std::string exception_name(std::uint8_t vector);
+
+// The monitor stub behind `exit`, when the exit is a stub's write to the
+// monitor port at CPL0. Otherwise empty, with `otherwise` set to NotMine (an
+// exit that is not the monitor's) or Stop (a CPL0 write to the port from
+// outside the stubs, the reason in `stop_message`).
+std::optional<StubHit> trapping_stub(const VcpuExit& exit, const kvm_run& run,
+                                     ExitDisposition& otherwise, std::string& stop_message);
 
 }  // namespace vmlab::full
