@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 
 namespace vmlab {
 
@@ -25,6 +26,19 @@ T copy_header(std::span<const std::uint8_t> image, std::uint64_t offset) {
 bool ranges_overlap(std::uint64_t a_base, std::uint64_t a_size, std::uint64_t b_base,
                     std::uint64_t b_size) {
   return a_base < b_base + b_size && b_base < a_base + a_size;
+}
+
+// `accepted` holds disjoint ranges by base; does [base, base + size) overlap
+// one of them? Only the neighbours of `base` can.
+bool overlaps_accepted(const std::map<std::uint64_t, std::uint64_t>& accepted, std::uint64_t base,
+                       std::uint64_t size) {
+  auto above = accepted.upper_bound(base);
+  if (above != accepted.end() && ranges_overlap(base, size, above->first, above->second)) {
+    return true;
+  }
+  if (above == accepted.begin()) return false;
+  const auto& [below_base, below_size] = *std::prev(above);
+  return ranges_overlap(base, size, below_base, below_size);
 }
 
 }  // namespace
@@ -47,6 +61,13 @@ Result<LoadedImage> inspect_elf(std::span<const std::uint8_t> image, std::uint64
     return malformed("machine is " + std::to_string(header.e_machine) + ", not x86-64 (62)");
   }
   if (header.e_phnum == 0) return malformed("no program headers");
+  // PN_XNUM means the real count is in section header 0's sh_info (ELF gABI,
+  // "Program Header"); a guest kernel has a handful, so that is not read.
+  if (header.e_phnum == PN_XNUM) {
+    return malformed(
+        "e_phnum is PN_XNUM (0xffff): extended program header numbering is not "
+        "supported; link the guest with fewer program headers");
+  }
   if (header.e_phentsize != sizeof(Elf64_Phdr)) return malformed("unexpected program header size");
   const std::uint64_t table_size = std::uint64_t{header.e_phnum} * sizeof(Elf64_Phdr);
   if (header.e_phoff > image.size() || table_size > image.size() - header.e_phoff) {
@@ -56,6 +77,10 @@ Result<LoadedImage> inspect_elf(std::span<const std::uint8_t> image, std::uint64
   LoadedImage loaded;
   loaded.entry = GuestPhysAddr(header.e_entry);
   bool entry_found = false;
+  // The segments accepted so far, which never overlap one another, by base:
+  // a new one can only overlap the last one starting at or below its base or
+  // the first one starting above it, so checking it costs O(log n), not O(n).
+  std::map<std::uint64_t, std::uint64_t> accepted;  // base -> memory size
   for (std::uint16_t index = 0; index < header.e_phnum; ++index) {
     auto segment = copy_header<Elf64_Phdr>(image, header.e_phoff + index * sizeof(Elf64_Phdr));
     if (segment.p_type != PT_LOAD || segment.p_memsz == 0) continue;
@@ -81,11 +106,10 @@ Result<LoadedImage> inspect_elf(std::span<const std::uint8_t> image, std::uint64
                          describe_range(range.base, range.size));
       }
     }
-    for (const auto& other : loaded.segments) {
-      if (ranges_overlap(base, segment.p_memsz, other.base.value(), other.memory_size)) {
-        return malformed(which + " overlaps another loadable segment");
-      }
+    if (overlaps_accepted(accepted, base, segment.p_memsz)) {
+      return malformed(which + " overlaps another loadable segment");
     }
+    accepted.emplace(base, segment.p_memsz);
     const bool executable = (segment.p_flags & PF_X) != 0;
     if (executable && header.e_entry >= base && header.e_entry - base < segment.p_memsz) {
       entry_found = true;

@@ -25,6 +25,41 @@ std::vector<std::string_view> split(std::string_view text, char separator) {
   return parts;
 }
 
+// The trace format versions this reader understands.
+constexpr std::uint64_t kOldestTraceVersion = 1;
+constexpr std::uint64_t kNewestTraceVersion = 2;
+
+enum class ParsedNumber { Ok, NotANumber, OutOfRange };
+
+// Decimal digits only, the whole of `text`, within 64 bits: no sign, no
+// spaces, no hexadecimal, so nothing is read as a different number.
+ParsedNumber parse_decimal(std::string_view text, std::uint64_t& value) {
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error == std::errc::result_out_of_range) return ParsedNumber::OutOfRange;
+  if (error != std::errc() || end != text.data() + text.size()) return ParsedNumber::NotANumber;
+  return ParsedNumber::Ok;
+}
+
+// For messages that quote what the file holds: a bounded excerpt.
+std::string quoted(std::string_view text) {
+  constexpr std::size_t kLongest = 40;
+  if (text.size() <= kLongest) return "'" + std::string(text) + "'";
+  return "'" + std::string(text.substr(0, kLongest)) + "...'";
+}
+
+// RFC 4180, 2.6 and 2.7: a field holding a comma, a double quote, CR or LF is
+// enclosed in double quotes, and a double quote inside it is doubled.
+std::string csv_field(std::string_view text) {
+  if (text.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(text);
+  std::string field = "\"";
+  for (char character : text) {
+    if (character == '"') field += '"';
+    field += character;
+  }
+  field += '"';
+  return field;
+}
+
 bool parse_unsigned(std::string_view text, std::uint64_t& value) {
   int base = 10;
   if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
@@ -141,28 +176,55 @@ Result<Trace> read_trace(std::istream& in) {
   };
   while (std::getline(in, line)) {
     ++line_number;
+    // getline stops at the end of the file without a newline only when the
+    // file was cut inside its last line; what is left of it is not read.
+    if (in.eof()) {
+      trace.ends_mid_line = true;
+      break;
+    }
     if (line.empty()) continue;
     if (line[0] == '#') {
       std::string_view header(line);
       header.remove_prefix(std::min<std::size_t>(2, header.size()));
       if (header.rfind("vmlab-trace ", 0) == 0) {
+        const std::string_view text = header.substr(12);
         std::uint64_t version = 0;
-        if (!parse_unsigned(header.substr(12), version)) return bad("unreadable format version");
-        trace.version = static_cast<int>(version);
-        if (trace.version < 1 || trace.version > 2) {
+        switch (parse_decimal(text, version)) {
+          case ParsedNumber::Ok:
+            break;
+          case ParsedNumber::NotANumber:
+            return bad("trace format version " + quoted(text) + " is not a decimal number");
+          case ParsedNumber::OutOfRange:
+            return bad("trace format version " + quoted(text) +
+                       " is out of range; this vmlab reads versions 1 and 2");
+        }
+        // Compared as read, before any narrowing: 2^32 + 2 is not version 2.
+        if (version < kOldestTraceVersion) {
+          return bad("trace format version 0 does not exist; this vmlab reads versions 1 and 2");
+        }
+        if (version > kNewestTraceVersion) {
           return bad("trace format version " + std::to_string(version) +
                      " is newer than this vmlab reads (1, 2)");
         }
+        trace.version = static_cast<int>(version);
       } else if (header.rfind("platform: ", 0) == 0) {
         trace.platform_line = std::string(header);
       } else if (header.rfind("run: ", 0) == 0) {
         trace.run_description = std::string(header.substr(5));
       } else if (header.rfind("events: ", 0) == 0) {
+        // "N recorded, D dropped (ring full)": the file holds the N - D newest.
         auto words = split(header.substr(8), ' ');
-        if (words.size() >= 3) {
-          parse_unsigned(words[0], trace.recorded);
-          parse_unsigned(words[2], trace.dropped);
+        if (words.size() < 4 || words[1] != "recorded," || words[3] != "dropped" ||
+            parse_decimal(words[0], trace.recorded) != ParsedNumber::Ok ||
+            parse_decimal(words[2], trace.dropped) != ParsedNumber::Ok) {
+          return bad("unreadable event counts " + quoted(header.substr(8)) +
+                     " (expected 'N recorded, D dropped')");
         }
+        if (trace.dropped > trace.recorded) {
+          return bad(std::to_string(trace.dropped) + " events dropped of only " +
+                     std::to_string(trace.recorded) + " recorded");
+        }
+        trace.expected_events = trace.recorded - trace.dropped;
       } else if (header.rfind("levels:", 0) == 0) {
         for (auto word : split(header.substr(7), ' ')) {
           const auto equals = word.find('=');
@@ -212,7 +274,17 @@ Result<Trace> read_trace(std::istream& in) {
     }
     trace.events.push_back(event);
   }
-  if (trace.version == 0) return Error{"not a vmlab trace (no '# vmlab-trace' header)"};
+  if (trace.version == 0) {
+    return Error{trace.ends_mid_line
+                     ? "not a vmlab trace, or one cut short inside its header (no complete "
+                       "'# vmlab-trace' line)"
+                     : "not a vmlab trace (no '# vmlab-trace' header)"};
+  }
+  if (trace.expected_events && trace.events.size() > *trace.expected_events) {
+    return Error{"trace holds " + std::to_string(trace.events.size()) +
+                 " events but its header counts " + std::to_string(*trace.expected_events) +
+                 " (two traces joined into one file?)"};
+  }
   return trace;
 }
 
@@ -222,6 +294,17 @@ Result<Trace> read_trace_file(const std::string& path) {
   auto trace = read_trace(file);
   if (!trace) return Error{path + ": " + trace.error().message};
   return trace;
+}
+
+std::string truncation_message(const Trace& trace) {
+  if (!trace.truncated()) return {};
+  std::string message = "truncated trace: read " + std::to_string(trace.events.size()) + " events";
+  if (trace.expected_events) {
+    message += " of the " + std::to_string(*trace.expected_events) + " its header counts";
+  }
+  if (trace.ends_mid_line) message += "; its last line is cut off and was not read";
+  message += " (the run was killed, or the disk filled, before the file was complete?)";
+  return message;
 }
 
 void export_perfetto(const Trace& trace, std::ostream& out) {
@@ -322,7 +405,7 @@ void export_csv(const Trace& trace, std::ostream& out) {
         << event_kind_name(event.kind) << ',' << event_reason_name(event.reason) << ','
         << privilege_level_name(event.from) << ',' << privilege_level_name(event.to) << ','
         << hex(event.guest_rip) << ',' << hex(event.address) << ',' << event.size << ','
-        << hex(event.value) << ",\"" << trace.detail(event) << "\"\n";
+        << hex(event.value) << ',' << csv_field(trace.detail(event)) << '\n';
   }
 }
 
@@ -370,6 +453,10 @@ TraceSummary summarize(const Trace& trace) {
 void print_summary(const Trace& trace, const TraceSummary& summary, std::ostream& out) {
   char line[200];
   out << "run: " << trace.run_description << "\n";
+  if (trace.truncated()) {
+    out << "warning: " << truncation_message(trace) << "; the event figures below cover only the "
+        << trace.events.size() << " events read\n";
+  }
   out << trace.events.size() << " events over " << microseconds(summary.span_ns) << " us";
   if (trace.dropped != 0) out << " (" << trace.dropped << " older events were dropped)";
   out << "\n\nevents by kind and reason:\n";

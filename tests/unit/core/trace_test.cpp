@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace vmlab {
 namespace {
@@ -215,7 +219,7 @@ TEST(Trace, CsvAndSummary) {
   EXPECT_EQ(line,
             "time_ns,duration_ns,vcpu,kind,reason,from,to,guest_rip,address,size,value,detail");
   std::getline(csv, line);
-  EXPECT_EQ(line, "1000,500,0,vm-exit,io-out,guest-kernel,vmm,0x101000,0x3f8,1,0x41,\"\"");
+  EXPECT_EQ(line, "1000,500,0,vm-exit,io-out,guest-kernel,vmm,0x101000,0x3f8,1,0x41,");
 
   const auto summary = summarize(trace);
   ASSERT_FALSE(summary.counts.empty());
@@ -232,6 +236,207 @@ TEST(Trace, CsvAndSummary) {
   print_summary(trace, summary, text);
   EXPECT_NE(text.str().find("guest-kernel"), std::string::npos);
   EXPECT_NE(text.str().find("platform: test backend"), std::string::npos);
+  EXPECT_FALSE(trace.truncated());
+  EXPECT_EQ(text.str().find("truncated"), std::string::npos) << "a complete trace is not truncated";
+}
+
+// The fields of one CSV record, unquoted as RFC 4180 (section 2) says.
+std::vector<std::string> csv_fields(const std::string& record) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (std::size_t index = 0; index < record.size(); ++index) {
+    const char character = record[index];
+    if (quoted) {
+      if (character != '"') {
+        fields.back() += character;
+      } else if (index + 1 < record.size() && record[index + 1] == '"') {
+        fields.back() += '"';
+        ++index;
+      } else {
+        quoted = false;
+      }
+    } else if (character == '"') {
+      quoted = true;
+    } else if (character == ',') {
+      fields.emplace_back();
+    } else {
+      fields.back() += character;
+    }
+  }
+  EXPECT_FALSE(quoted) << "unterminated quoted field in " << record;
+  return fields;
+}
+
+TEST(Trace, CsvQuotesDetailsAsRfc4180Says) {
+  EventRecorder recorder(8);
+  auto trap = [&](std::string_view detail) {
+    Event event;
+    event.kind = EventKind::MonitorTrap;
+    event.reason = EventReason::PrivilegedInstruction;
+    event.detail = recorder.intern(detail);
+    recorder.record(event);
+  };
+  trap(R"(mov "a", b)");
+  trap("hlt");
+  trap("out dx, al");
+  const Trace trace = round_trip(recorder);
+  std::stringstream csv;
+  export_csv(trace, csv);
+  std::string header, quote_and_comma, plain, comma;
+  std::getline(csv, header);
+  std::getline(csv, quote_and_comma);
+  std::getline(csv, plain);
+  std::getline(csv, comma);
+  // Enclosed in quotes, the embedded ones doubled (RFC 4180, 2.6 and 2.7).
+  const std::string columns = "0,0,0,monitor-trap,privileged-instruction,unknown,unknown,0,0,0,0,";
+  EXPECT_EQ(quote_and_comma, columns + R"("mov ""a"", b")");
+  EXPECT_EQ(plain, columns + "hlt") << "nothing to quote";
+  EXPECT_EQ(comma, columns + R"("out dx, al")");
+  const auto fields = csv_fields(quote_and_comma);
+  ASSERT_EQ(fields.size(), 12u) << quote_and_comma;
+  EXPECT_EQ(fields[3], "monitor-trap");
+  EXPECT_EQ(fields[11], R"(mov "a", b)");
+  EXPECT_EQ(csv_fields(comma).back(), "out dx, al");
+}
+
+TEST(Trace, RejectsFormatVersionsOutOfRangeOrNotNumbers) {
+  auto version_error = [](const std::string& version) -> std::string {
+    std::stringstream file("# vmlab-trace " + version + "\n");
+    auto result = read_trace(file);
+    return result.ok() ? "read as version " + std::to_string(result->version)
+                       : result.error().message;
+  };
+  // 2^32 + 2: once read as version 2 by a 32-bit truncation.
+  EXPECT_NE(version_error("4294967298").find("version 4294967298 is newer"), std::string::npos)
+      << version_error("4294967298");
+  EXPECT_NE(version_error("18446744073709551618").find("out of range"), std::string::npos)
+      << version_error("18446744073709551618");
+  EXPECT_NE(version_error("0").find("does not exist"), std::string::npos) << version_error("0");
+  for (const char* not_a_number : {"", "two", "2x", "-1", "+2", "0x2", " 2", "2 ", "2.0"}) {
+    EXPECT_NE(version_error(not_a_number).find("is not a decimal number"), std::string::npos)
+        << "'" << not_a_number << "': " << version_error(not_a_number);
+  }
+  EXPECT_EQ(version_error("2"), "read as version 2");
+  EXPECT_EQ(version_error("1"), "read as version 1");
+}
+
+// A recorder with `count` port writes, 1 us apart.
+EventRecorder recorder_with(std::size_t count) {
+  EventRecorder recorder(1024);
+  for (std::size_t index = 0; index < count; ++index) {
+    Event event;
+    event.time_ns = 1000 * (index + 1);
+    event.duration_ns = 100;
+    event.kind = EventKind::VmExit;
+    event.reason = EventReason::IoOut;
+    event.from = PrivilegeLevel::GuestKernel;
+    event.to = PrivilegeLevel::Vmm;
+    event.address = 0x3f8;
+    event.size = 1;
+    event.value = 0x41;
+    recorder.record(event);
+  }
+  return recorder;
+}
+
+// The first `lines` lines of a trace file with their ends of line, then
+// `partial` characters of the next.
+std::string first_lines(const std::string& file, std::size_t lines, std::size_t partial = 0) {
+  std::size_t end = 0;
+  for (std::size_t line = 0; line < lines; ++line)
+    end = file.find('\n', end) + 1;
+  return file.substr(0, end + partial);
+}
+
+std::string written_trace(const EventRecorder& recorder) {
+  std::stringstream file;
+  write_trace(file, recorder, "platform: test", "cpu=hvm workload=pio");
+  return file.str();
+}
+
+constexpr std::size_t kHeaderLines = 6;  // version, platform, run, events, levels, columns
+
+std::string summary_text(const Trace& trace) {
+  std::stringstream text;
+  print_summary(trace, summarize(trace), text);
+  return text.str();
+}
+
+TEST(Trace, SaysATraceCutAtALineBoundaryIsTruncated) {
+  const std::string whole = written_trace(recorder_with(506));
+  std::stringstream cut(first_lines(whole, kHeaderLines + 294));
+  auto trace = read_trace(cut);
+  ASSERT_TRUE(trace.ok()) << trace.error().message;
+  EXPECT_EQ(trace->events.size(), 294u);
+  ASSERT_TRUE(trace->expected_events.has_value());
+  EXPECT_EQ(*trace->expected_events, 506u);
+  EXPECT_TRUE(trace->truncated());
+  EXPECT_FALSE(trace->ends_mid_line);
+  const std::string message = truncation_message(*trace);
+  EXPECT_NE(message.find("truncated trace: read 294 events of the 506 its header counts"),
+            std::string::npos)
+      << message;
+  const std::string summary = summary_text(*trace);
+  EXPECT_NE(summary.find("warning: " + message), std::string::npos) << summary;
+
+  std::stringstream complete(whole);
+  auto full = read_trace(complete);
+  ASSERT_TRUE(full.ok()) << full.error().message;
+  EXPECT_EQ(full->events.size(), 506u);
+  EXPECT_FALSE(full->truncated());
+  EXPECT_EQ(truncation_message(*full), "");
+  EXPECT_EQ(summary_text(*full).find("truncated"), std::string::npos);
+}
+
+TEST(Trace, SaysATraceCutInsideALineIsTruncated) {
+  const std::string whole = written_trace(recorder_with(20));
+  // Cut inside the value column of the last event ("0x41" -> "0x4"), where
+  // what is left would still parse, and inside an earlier line.
+  const std::string last_line = whole.substr(whole.rfind('\n', whole.size() - 2) + 1);
+  const std::size_t into_value = last_line.find("0x41") + 3;
+  for (const auto& [complete_lines, partial] :
+       {std::pair{kHeaderLines + 19, into_value}, std::pair{kHeaderLines + 7, std::size_t{5}}}) {
+    std::stringstream cut(first_lines(whole, complete_lines, partial));
+    auto trace = read_trace(cut);
+    ASSERT_TRUE(trace.ok()) << trace.error().message;
+    const std::size_t events = complete_lines - kHeaderLines;
+    EXPECT_EQ(trace->events.size(), events) << "the cut line is not read";
+    for (const auto& event : trace->events)
+      EXPECT_EQ(event.value, 0x41u);
+    EXPECT_TRUE(trace->ends_mid_line);
+    EXPECT_TRUE(trace->truncated());
+    const std::string message = truncation_message(*trace);
+    EXPECT_NE(message.find("read " + std::to_string(events) + " events of the 20"),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("last line is cut off"), std::string::npos) << message;
+  }
+}
+
+TEST(Trace, RejectsMoreEventsThanTheHeaderCounts) {
+  const std::string whole = written_trace(recorder_with(3));
+  const std::string extra = whole.substr(first_lines(whole, kHeaderLines + 2).size());
+  std::stringstream file(whole + extra);  // the last event twice
+  auto trace = read_trace(file);
+  ASSERT_FALSE(trace.ok());
+  EXPECT_NE(trace.error().message.find("holds 4 events but its header counts 3"), std::string::npos)
+      << trace.error().message;
+}
+
+TEST(Trace, RejectsUnreadableEventCounts) {
+  for (const char* counts :
+       {"many recorded, 0 dropped (ring full)", "5 recorded", "0x5 recorded, 0 dropped",
+        "5 recorded, -1 dropped", "3 recorded, 4 dropped (ring full)"}) {
+    std::stringstream file(std::string("# vmlab-trace 2\n# events: ") + counts + "\n");
+    auto trace = read_trace(file);
+    ASSERT_FALSE(trace.ok()) << counts;
+    EXPECT_NE(trace.error().message.find("line 2"), std::string::npos) << trace.error().message;
+  }
+  std::stringstream ring_wrapped("# vmlab-trace 2\n# events: 9 recorded, 4 dropped (ring full)\n");
+  auto trace = read_trace(ring_wrapped);
+  ASSERT_TRUE(trace.ok()) << trace.error().message;
+  EXPECT_EQ(trace->expected_events, std::optional<std::uint64_t>(5));
+  EXPECT_TRUE(trace->truncated()) << "no event lines at all";
 }
 
 }  // namespace

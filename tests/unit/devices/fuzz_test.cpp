@@ -10,10 +10,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
+#include <optional>
 #include <random>
+#include <span>
 #include <vector>
 
 #include <vmlab/clock.hpp>
@@ -22,6 +26,15 @@ namespace vmlab::devices {
 namespace {
 
 constexpr int iterations = 200'000;
+
+// One random access and what it carried: the bytes written, or the bytes the
+// device returned.
+struct Access {
+  bool is_read = false;
+  std::uint64_t offset = 0;
+  std::size_t width = 0;
+  std::array<std::uint8_t, 8> data{};
+};
 
 class RandomAccesses {
  public:
@@ -40,44 +53,216 @@ class RandomAccesses {
   }
   std::uint64_t next() { return m_random(); }
 
-  void access(IoDevice& device, std::uint64_t range) {
-    std::array<std::uint8_t, 8> buffer{};
-    const std::span<std::uint8_t> data(buffer.data(), width());
-    const std::uint64_t where = offset(range);
-    if (m_random() % 2 == 0) {
-      device.read(where, data);
+  // Makes one access and checks what every device promises whatever the
+  // guest does (io_device.hpp): it touches only the bytes of the access, and
+  // a read leaves the bus's zero fill in the bytes past the device's range.
+  Access access(IoDevice& device, std::uint64_t range) {
+    // The access's bytes lie between guard bytes a model must not touch.
+    constexpr std::uint8_t guard = 0xa5;
+    constexpr std::size_t guard_length = 8;
+    std::array<std::uint8_t, guard_length + 8 + guard_length> buffer{};
+    buffer.fill(guard);
+    Access record;
+    record.width = width();
+    record.offset = offset(range);
+    record.is_read = m_random() % 2 == 0;
+    const std::span<std::uint8_t> data(buffer.data() + guard_length, record.width);
+    if (record.is_read) {
+      std::fill(data.begin(), data.end(), std::uint8_t{0});  // the bus zero-fills reads
+      device.read(record.offset, data);
+      for (std::size_t index = 0; index < data.size(); ++index) {
+        const bool past_range = record.offset >= range || index >= range - record.offset;
+        if (past_range && data[index] != 0) ++m_bytes_read_past_range;
+      }
     } else {
       for (std::uint8_t& byte : data)
         byte = static_cast<std::uint8_t>(m_random());
-      device.write(where, data);
+      device.write(record.offset, data);
     }
+    std::copy(data.begin(), data.end(), record.data.begin());
+    for (std::size_t index = 0; index < buffer.size(); ++index) {
+      const bool inside = index >= guard_length && index < guard_length + record.width;
+      if (!inside && buffer[index] != guard) ++m_guard_bytes_changed;
+    }
+    return record;
   }
+
+  std::uint64_t bytes_read_past_range() const { return m_bytes_read_past_range; }
+  std::uint64_t guard_bytes_changed() const { return m_guard_bytes_changed; }
 
  private:
   std::mt19937_64 m_random;
+  std::uint64_t m_bytes_read_past_range = 0;
+  std::uint64_t m_guard_bytes_changed = 0;
 };
+
+void expect_accesses_stayed_in_bounds(const RandomAccesses& random) {
+  EXPECT_EQ(random.guard_bytes_changed(), 0u) << "a model wrote outside the access's bytes";
+  EXPECT_EQ(random.bytes_read_past_range(), 0u)
+      << "a read returned data for bytes past the device's range";
+}
+
+std::uint8_t in(IoDevice& device, std::uint64_t offset) {
+  std::uint8_t value = 0;
+  device.read(offset, std::span<std::uint8_t>(&value, 1));
+  return value;
+}
+
+void out(IoDevice& device, std::uint64_t offset, std::uint8_t value) {
+  device.write(offset, std::span<const std::uint8_t>(&value, 1));
+}
+
+// UART register offsets (PC16550D Table II).
+constexpr std::uint64_t uart_data = 0;  // RBR/THR, DLL with DLAB
+constexpr std::uint64_t uart_interrupt_enable = 1;
+constexpr std::uint64_t uart_fifo_control = 2;  // IIR on read
+constexpr std::uint64_t uart_line_control = 3;
+constexpr std::uint64_t uart_modem_control = 4;
+constexpr std::uint64_t uart_line_status = 5;
+constexpr std::uint64_t uart_modem_status = 6;
+
+// IER bits 7-4 and MCR bits 7-5 are always 0 (PC16550D, register
+// descriptions), whatever the guest writes. LCR, MCR and IER reads have no
+// side effects, so checking does not disturb the fuzzing.
+::testing::AssertionResult uart_reserved_bits_read_zero(Uart16550& uart) {
+  const std::uint8_t line_control = in(uart, uart_line_control);
+  const std::uint8_t modem_control = in(uart, uart_modem_control);
+  if ((modem_control & 0xe0) != 0) {
+    return ::testing::AssertionFailure() << "MCR reads " << int{modem_control};
+  }
+  if ((line_control & 0x80) == 0) {
+    const std::uint8_t interrupt_enable = in(uart, uart_interrupt_enable);
+    if ((interrupt_enable & 0xf0) != 0) {
+      return ::testing::AssertionFailure() << "IER reads " << int{interrupt_enable};
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Whatever state the fuzzing left, a driver's initialization brings the UART
+// to a known state in which a byte goes out and one comes in.
+void expect_uart_answers_a_driver(Uart16550& uart) {
+  out(uart, uart_line_control, 0x80);  // DLAB
+  out(uart, uart_data, 0x01);          // divisor 1: 115200 baud
+  out(uart, uart_interrupt_enable, 0x00);
+  EXPECT_EQ(in(uart, uart_data), 0x01);
+  EXPECT_EQ(in(uart, uart_interrupt_enable), 0x00);
+  out(uart, uart_line_control, 0x03);      // 8N1, DLAB off
+  out(uart, uart_modem_control, 0x08);     // OUT2 (the PC's IRQ enable), no loopback
+  out(uart, uart_fifo_control, 0x01);      // FIFOs on
+  uart.receive(0x55);                      // a byte the driver does not want
+  out(uart, uart_fifo_control, 0x07);      // clear both FIFOs, trigger level 1
+  out(uart, uart_interrupt_enable, 0x01);  // received data only
+  (void)in(uart, uart_line_status);        // clears OE
+  (void)in(uart, uart_modem_status);       // clears the delta bits
+  EXPECT_EQ(in(uart, uart_fifo_control), 0xc1) << "FIFOs on, no interrupt pending";
+  EXPECT_FALSE(uart.irq_level());
+
+  const std::uint64_t transmitted = uart.bytes_transmitted();
+  out(uart, uart_data, 0x41);
+  EXPECT_EQ(uart.bytes_transmitted(), transmitted + 1);
+  uart.receive(0x7a);
+  EXPECT_TRUE(uart.irq_level());
+  EXPECT_EQ(in(uart, uart_fifo_control), 0xc4) << "received data available";
+  EXPECT_EQ(in(uart, uart_line_status), 0x61) << "data ready, THR and transmitter empty";
+  EXPECT_EQ(in(uart, uart_data), 0x7a);
+  EXPECT_EQ(in(uart, uart_line_status), 0x60);
+  EXPECT_FALSE(uart.irq_level());
+}
 
 TEST(DeviceFuzzTest, UartSurvivesRandomAccesses) {
   RandomAccesses random(1);
-  Uart16550 uart([](bool) {}, [](std::uint8_t) {});
+  std::vector<std::uint8_t> transmitted;
+  std::uint64_t irq_calls = 0;
+  std::uint64_t repeated_levels = 0;
+  bool level = false;
+  Uart16550 uart(
+      [&](bool new_level) {
+        // The UART reports changes of its IRQ output, so levels alternate.
+        ++irq_calls;
+        if (new_level == level) ++repeated_levels;
+        level = new_level;
+      },
+      [&transmitted](std::uint8_t byte) { transmitted.push_back(byte); });
   for (int iteration = 0; iteration < iterations; ++iteration) {
-    random.access(uart, Uart16550::register_count);
+    const std::size_t transmitted_before = transmitted.size();
+    const Access access = random.access(uart, Uart16550::register_count);
+    // A byte leaves only when the guest writes THR (offset 0), and it is the
+    // byte written.
+    if (transmitted.size() != transmitted_before) {
+      ASSERT_EQ(transmitted.size(), transmitted_before + 1) << "iteration " << iteration;
+      ASSERT_TRUE(!access.is_read && access.offset == uart_data) << "iteration " << iteration;
+      ASSERT_EQ(transmitted.back(), access.data[0]) << "iteration " << iteration;
+    }
     if (random.next() % 8 == 0) uart.receive(static_cast<std::uint8_t>(random.next()));
+    ASSERT_TRUE(uart_reserved_bits_read_zero(uart)) << "iteration " << iteration;
   }
+  EXPECT_EQ(transmitted.size(), uart.bytes_transmitted());
+  EXPECT_GT(irq_calls, 0u);
+  EXPECT_EQ(repeated_levels, 0u) << "the IRQ callback reported a level that did not change";
+  EXPECT_EQ(level, uart.irq_level());
   // THR is always empty again at once, whatever state the guest left.
-  std::uint8_t status = 0;
-  uart.read(5, std::span<std::uint8_t>(&status, 1));
-  EXPECT_EQ(status & 0x60, 0x60);
+  EXPECT_EQ(in(uart, uart_line_status) & 0x60, 0x60);
+  expect_accesses_stayed_in_bounds(random);
+  expect_uart_answers_a_driver(uart);
+  EXPECT_EQ(transmitted.back(), 0x41);
+  EXPECT_EQ(level, uart.irq_level());
 }
 
 TEST(DeviceFuzzTest, UartWithoutCallbacksSurvivesRandomAccesses) {
   RandomAccesses random(2);
   Uart16550 uart({}, {});
+  std::uint64_t transmitted = 0;
   for (int iteration = 0; iteration < iterations; ++iteration) {
-    random.access(uart, Uart16550::register_count);
+    const std::uint64_t before = uart.bytes_transmitted();
+    const Access access = random.access(uart, Uart16550::register_count);
     if (random.next() % 8 == 0) uart.receive(static_cast<std::uint8_t>(random.next()));
+    ASSERT_TRUE(uart_reserved_bits_read_zero(uart)) << "iteration " << iteration;
+    // Only a write to THR (offset 0) transmits, one byte.
+    const std::uint64_t sent = uart.bytes_transmitted() - before;
+    const bool writes_transmitter = !access.is_read && access.offset == uart_data;
+    ASSERT_LE(sent, writes_transmitter ? 1u : 0u) << "iteration " << iteration;
+    transmitted += sent;
   }
-  SUCCEED();
+  EXPECT_GT(transmitted, 0u);
+  expect_accesses_stayed_in_bounds(random);
+  // With no one listening, the model still keeps its state and answers.
+  expect_uart_answers_a_driver(uart);
+}
+
+// Lowers every input, programs both chips as a PC BIOS does (vector bases
+// 0x20 and 0x28) and checks one request through each.
+void expect_pic_answers_a_driver(Pic8259Pair& pic) {
+  for (unsigned line = 0; line < 16; ++line)
+    pic.set_irq(line, false);
+  IoDevice& master = pic.master_ports();
+  IoDevice& slave = pic.slave_ports();
+  struct Setup {
+    IoDevice* ports;
+    std::uint8_t vector_base;  // ICW2
+    std::uint8_t cascade;      // ICW3: the master's slave on IR2, the slave's ID 2
+  };
+  for (const Setup& chip : {Setup{&master, 0x20, 0x04}, Setup{&slave, 0x28, 0x02}}) {
+    out(*chip.ports, 0, 0x11);  // ICW1: edge triggered, cascade, ICW4 follows
+    out(*chip.ports, 1, chip.vector_base);
+    out(*chip.ports, 1, chip.cascade);
+    out(*chip.ports, 1, 0x01);  // ICW4: 8086 mode, normal EOI
+  }
+  EXPECT_FALSE(pic.interrupt_pending());
+  pic.set_irq(1, true);
+  ASSERT_TRUE(pic.interrupt_pending());
+  EXPECT_EQ(pic.acknowledge(), 0x21);
+  EXPECT_EQ(pic.in_service_register(Pic8259Pair::Chip::Master), 0x02);
+  out(master, 0, 0x20);  // non-specific EOI
+  pic.set_irq(12, true);
+  ASSERT_TRUE(pic.interrupt_pending());
+  EXPECT_EQ(pic.acknowledge(), 0x2c);
+  EXPECT_EQ(pic.in_service_register(Pic8259Pair::Chip::Slave), 0x10);
+  out(slave, 0, 0x20);
+  out(master, 0, 0x20);
+  EXPECT_EQ(pic.in_service_register(Pic8259Pair::Chip::Master), 0x00);
+  EXPECT_EQ(pic.in_service_register(Pic8259Pair::Chip::Slave), 0x00);
+  EXPECT_FALSE(pic.interrupt_pending());
 }
 
 TEST(DeviceFuzzTest, PicSurvivesRandomAccessesLinesAndAcknowledges) {
@@ -96,6 +281,33 @@ TEST(DeviceFuzzTest, PicSurvivesRandomAccessesLinesAndAcknowledges) {
     }
     if (action == 2) pic.acknowledge();
   }
+  expect_accesses_stayed_in_bounds(random);
+  expect_pic_answers_a_driver(pic);
+}
+
+// Programs counter 0 as a driver's periodic tick (mode 2, count 1000: an
+// edge every 838 us) and checks that the count reads back in range and the
+// edge comes on time, whatever state the fuzzing left.
+void expect_pit_ticks_on_time(Pit8254& pit, FakeClock& clock) {
+  constexpr std::uint64_t control = 3;
+  out(pit, control, 0x34);  // counter 0, LSB then MSB, mode 2, binary
+  out(pit, 0, 0xe8);
+  out(pit, 0, 0x03);
+  const std::optional<std::uint64_t> next = pit.next_event_ns();
+  ASSERT_TRUE(next.has_value());
+  ASSERT_GT(*next, clock.now_ns());
+  // 1000 input clocks are 838095.3 ns, less up to one clock already begun.
+  EXPECT_GE(*next - clock.now_ns(), 837'000u);
+  EXPECT_LE(*next - clock.now_ns(), 838'096u);
+  out(pit, control, 0x00);  // latch counter 0
+  const unsigned low = in(pit, 0);
+  const unsigned count = low | (unsigned{in(pit, 0)} << 8);
+  EXPECT_GE(count, 1u);
+  EXPECT_LE(count, 1000u);
+  clock.set_ns(*next);
+  const std::uint64_t ticks = pit.ticks();
+  pit.update(*next);
+  EXPECT_EQ(pit.ticks(), ticks + 1) << "the edge is delivered when it falls due";
 }
 
 TEST(DeviceFuzzTest, PitSurvivesRandomAccessesAndTime) {
@@ -121,38 +333,88 @@ TEST(DeviceFuzzTest, PitSurvivesRandomAccessesAndTime) {
     }
   }
   EXPECT_EQ(edges, pit.ticks());
+  expect_accesses_stayed_in_bounds(random);
+  expect_pit_ticks_on_time(pit, clock);
+  EXPECT_EQ(edges, pit.ticks());
 }
 
 TEST(DeviceFuzzTest, PitSurvivesAClockNearItsLimit) {
   RandomAccesses random(5);
   FakeClock clock;
   clock.set_ns(std::numeric_limits<std::uint64_t>::max() - 1'000'000'000);
-  Pit8254 pit(clock, {});
+  std::uint64_t rising = 0;
+  std::uint64_t falling = 0;
+  Pit8254 pit(clock, [&](bool level) { ++(level ? rising : falling); });
   for (int iteration = 0; iteration < iterations / 10; ++iteration) {
     random.access(pit, Pit8254::register_count);
     clock.advance_ns(random.next() % 1000);
+    const std::uint64_t ticks = pit.ticks();
     pit.update(clock.now_ns());
-    (void)pit.next_event_ns();
+    ASSERT_LE(pit.ticks(), ticks + 1) << "update() delivers at most one edge";
+    // Once updated to now, the next edge lies ahead (or at the clock's limit,
+    // where the model clamps a time it cannot represent), never behind.
+    const std::optional<std::uint64_t> next = pit.next_event_ns();
+    if (next) {
+      ASSERT_GT(*next, clock.now_ns()) << "iteration " << iteration;
+    }
   }
-  SUCCEED();
+  EXPECT_EQ(rising, pit.ticks());
+  EXPECT_EQ(falling, pit.ticks()) << "every edge is a pulse: raised, then lowered";
+  expect_accesses_stayed_in_bounds(random);
+  expect_pit_ticks_on_time(pit, clock);
 }
 
 TEST(DeviceFuzzTest, DebugPortsSurviveRandomAccesses) {
   RandomAccesses random(6);
-  std::uint64_t bytes = 0;
-  std::uint64_t exits = 0;
-  DebugConsole console([&bytes](std::uint8_t) { ++bytes; });
-  ExitPort exit_port([&exits](std::uint32_t) { ++exits; });
+  std::vector<std::uint8_t> console_output;
+  std::vector<std::uint32_t> exit_values;
+  DebugConsole console([&console_output](std::uint8_t byte) { console_output.push_back(byte); });
+  ExitPort exit_port([&exit_values](std::uint32_t value) { exit_values.push_back(value); });
   DebugConsole silent_console({});
   ExitPort silent_exit_port({});
   for (int iteration = 0; iteration < iterations; ++iteration) {
-    random.access(console, 1);
-    random.access(exit_port, ExitPort::port_count);
+    const std::size_t output_before = console_output.size();
+    const Access to_console = random.access(console, 1);
+    const bool console_hit = to_console.offset == 0;
+    if (to_console.is_read) {
+      // The readback value QEMU guests probe for, then the bus's zero fill.
+      ASSERT_EQ(to_console.data[0], console_hit ? DebugConsole::readback_value : 0);
+      ASSERT_EQ(console_output.size(), output_before) << "a read printed something";
+    } else if (console_hit) {
+      ASSERT_EQ(console_output.size(), output_before + 1) << "one byte per write";
+      ASSERT_EQ(console_output.back(), to_console.data[0]) << "the write's low byte";
+    } else {
+      ASSERT_EQ(console_output.size(), output_before) << "a write past the port printed";
+    }
+
+    const std::size_t exits_before = exit_values.size();
+    const Access to_exit = random.access(exit_port, ExitPort::port_count);
+    if (to_exit.is_read) {
+      for (std::size_t index = 0; index < to_exit.width; ++index)
+        ASSERT_EQ(to_exit.data[index], 0) << "the exit port reads as 0";
+      ASSERT_EQ(exit_values.size(), exits_before) << "a read requested an exit";
+    } else if (to_exit.offset < ExitPort::port_count) {
+      // The value is the write's first (at most four) bytes, little endian:
+      // a one-byte write can never pass more than 0xff, and so on.
+      std::uint32_t expected = 0;
+      for (std::size_t index = 0; index < std::min<std::size_t>(to_exit.width, 4); ++index)
+        expected |= std::uint32_t{to_exit.data[index]} << (8 * index);
+      ASSERT_EQ(exit_values.size(), exits_before + 1);
+      ASSERT_EQ(exit_values.back(), expected);
+      ASSERT_EQ(exit_port.last_value(), expected);
+    } else {
+      ASSERT_EQ(exit_values.size(), exits_before) << "a write past the ports requested an exit";
+    }
+
     random.access(silent_console, 1);
     random.access(silent_exit_port, ExitPort::port_count);
   }
-  EXPECT_EQ(bytes, console.bytes_written());
-  EXPECT_GT(exits, 0u);
+  EXPECT_EQ(console_output.size(), console.bytes_written());
+  EXPECT_GT(exit_values.size(), 0u);
+  EXPECT_TRUE(exit_port.exit_requested());
+  EXPECT_GT(silent_console.bytes_written(), 0u) << "counted even with no one listening";
+  EXPECT_TRUE(silent_exit_port.exit_requested());
+  expect_accesses_stayed_in_bounds(random);
 }
 
 // The disk under the ATA model, checking that every request it makes is one
@@ -239,6 +501,7 @@ TEST(DeviceFuzzTest, AtaDiskSurvivesRandomAccessesAndStaysInsideTheImage) {
       ASSERT_EQ(status & ~valid_status_bits, 0) << "iteration " << iteration;
     }
     EXPECT_EQ(backend.bad_requests(), 0u);
+    expect_accesses_stayed_in_bounds(random);
     EXPECT_EQ(edges, disk.interrupts_raised());
     EXPECT_GT(disk.sectors_read(), 0u);
     if (access == DiskAccess::ReadOnly) {

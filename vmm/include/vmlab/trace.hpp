@@ -6,8 +6,10 @@
 #include <array>
 #include <cstdint>
 #include <istream>
+#include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vmlab/events.hpp"
@@ -21,6 +23,12 @@ struct Trace {
   std::string run_description;
   std::uint64_t recorded = 0;
   std::uint64_t dropped = 0;
+  // The events the file should hold (recorded - dropped), from its "# events:"
+  // header line; none for a file without one.
+  std::optional<std::uint64_t> expected_events;
+  // The file's last line has no end of line: vmlab ends every line with one,
+  // so the file was cut inside that line, which is not read.
+  bool ends_mid_line = false;
   // Time by privilege level over the whole run, from the recorder (ns).
   std::array<std::uint64_t, static_cast<std::size_t>(PrivilegeLevel::Count)> level_time_ns{};
   std::uint64_t halted_ns = 0;
@@ -31,11 +39,22 @@ struct Trace {
     return event.detail < details.size() ? std::string_view(details[event.detail])
                                          : std::string_view();
   }
+  // Fewer events than the header counts, or a last line cut off: the writer
+  // was stopped (killed run, full disk) or the file was cut short since.
+  bool truncated() const {
+    return ends_mid_line || (expected_events && events.size() < *expected_events);
+  }
 };
 
-// Parses a trace file (format v1 or v2); a malformed line is an error naming it.
+// Parses a trace file (format v1 or v2); a malformed line is an error naming
+// it, and so is a file holding more events than its header counts. A file
+// holding fewer reads, with truncated() set.
 Result<Trace> read_trace(std::istream& in);
 Result<Trace> read_trace_file(const std::string& path);
+
+// Empty for a complete trace; otherwise one sentence saying it is truncated,
+// with the number of events read and the number the header counts.
+std::string truncation_message(const Trace& trace);
 
 // Chrome JSON trace event format (Perfetto opens it): one process, a track
 // (thread) per privilege level, each event a complete slice ("ph":"X") on the
