@@ -149,7 +149,25 @@ Result<std::vector<WorkloadRequest>> parse_workload_list(const std::string& text
   return requests;
 }
 
+Status check_compare_options(const CompareOptions& options) {
+  if (auto memory = check_memory_size(options.memory_size); !memory) {
+    return Error{"--mem: " + memory.error().message};
+  }
+  if (auto timeout = timeout_duration(options.timeout_seconds); !timeout) {
+    return Error{"--timeout: " + timeout.error().message};
+  }
+  const auto modes = available_cpu_modes();
+  for (const auto& cpu : options.cpus) {
+    if (std::find(modes.begin(), modes.end(), cpu) == modes.end()) {
+      return Error{"unknown or unavailable --cpu '" + cpu +
+                   "' (this build has: " + cpu_mode_list() + ")"};
+    }
+  }
+  return {};
+}
+
 Result<Comparison> run_comparison(const CompareOptions& options, const CompareProgress& progress) {
+  if (auto valid = check_compare_options(options); !valid) return valid.error();
   const auto workloads = !options.workloads.empty()     ? options.workloads
                          : !options.disk_models.empty() ? default_disk_workloads()
                                                         : default_compare_workloads();
@@ -157,13 +175,6 @@ Result<Comparison> run_comparison(const CompareOptions& options, const ComparePr
   const auto irqchips = options.irqchips.empty()
                             ? std::vector<IrqchipModel>{IrqchipModel::Vmm, IrqchipModel::Kernel}
                             : options.irqchips;
-  const auto modes = available_cpu_modes();
-  for (const auto& cpu : cpus) {
-    if (std::find(modes.begin(), modes.end(), cpu) == modes.end()) {
-      return Error{"unknown or unavailable --cpu '" + cpu +
-                   "' (this build has: " + cpu_mode_list() + ")"};
-    }
-  }
   std::vector<Configuration> configurations;
   for (const auto& cpu : cpus) {
     for (auto irqchip : irqchips) {

@@ -2,16 +2,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vmlab/compare.hpp"
+#include "vmlab/devices/exit_port.hpp"
 #include "vmlab/devices/raw_image_file.hpp"
 #include "vmlab/probe.hpp"
 #include "vmlab/runner.hpp"
@@ -21,13 +23,13 @@ namespace {
 
 using namespace vmlab;
 
-// Exit statuses of vmlab itself; a guest that exits through the exit port
-// makes vmlab exit with the guest's own status instead.
-constexpr int kExitUsage = 64;        // sysexits.h EX_USAGE
-constexpr int kExitUnavailable = 69;  // EX_UNAVAILABLE: /dev/kvm unusable, bad guest image
-constexpr int kExitGuestCrashed = 70;
-constexpr int kExitVmmError = 71;
-constexpr int kExitTimeout = 124;  // as timeout(1)
+// Exit statuses of vmlab itself (vmlab/runner.hpp); a guest that exits
+// through the exit port makes vmlab exit with guest_exit_status() instead.
+constexpr int kExitUsage = exit_status::kUsage;
+constexpr int kExitUnavailable = exit_status::kUnavailable;
+constexpr int kExitGuestCrashed = exit_status::kGuestCrashed;
+constexpr int kExitVmmError = exit_status::kVmmError;
+constexpr int kExitOutputError = exit_status::kOutputError;
 
 constexpr const char* kUsage = R"(usage: vmlab <command> [options]
 
@@ -53,17 +55,24 @@ constexpr const char* kRunUsage = R"(usage: vmlab run [options]
                               monitor (hypercalls) and validated page tables
   --workload W[:N]    workload of the built-in guest (default: hello); N, or
   -n, --count N       sets its count (each workload has a default)
-  --guest ELF         boot this ELF64 guest instead of the built-in one
-  --mem SIZE          guest RAM, e.g. 64M, 1G (multiple of 2M; default 64M)
-  --timeout S         give up after S seconds (default 30)
+  --guest ELF         boot this ELF64 guest instead of the built-in one (a
+                      regular file of at most 64 MiB)
+  --mem SIZE          guest RAM, 4M to 3G in 2M steps, e.g. 64M, 1G (default 64M)
+  --timeout S         give up after S seconds, above 0 and at most 86400 (24 h);
+                      rounded up to whole milliseconds (default 30)
   --umip              full: set CR4.UMIP, so sgdt/sidt/sldt/str/smsw fault and
                       are emulated instead of revealing the monitor's tables
   --irqchip vmm|kernel  who models the PIC/PIT: the VMM (default, interrupts
                       injected with KVM_INTERRUPT) or KVM in the kernel
   --trace FILE        write every event to FILE (vmlab-trace v2; see vmlab trace)
   --console FILE      send the guest's serial console to FILE, not the terminal
+                      (both files appear when the run ends; an existing FILE is
+                      replaced only if it is empty or an earlier such output,
+                      never if it is the run's --disk or --guest, a disk image
+                      or an image another vmlab is using)
   --quiet             do not echo the guest console
-  --cmdline TEXT      extra key=value words for the guest command line
+  --cmdline TEXT      extra key=value words for the guest command line (the
+                      whole command line is at most 4095 bytes)
   --disk PATH         give the guest a disk backed by the raw image PATH
                       (make one with `vmlab disk create disk.img 64M`)
   --disk-readonly     open the image read-only: guest writes fail
@@ -84,8 +93,10 @@ workloads:
 )";
 
 constexpr const char* kExitStatusHelp = R"(
-exit status: the guest's own status when it exits through port 0xF4 (0 = ok);
-  124 timeout, 70 guest crashed, 71 VMM error, 69 KVM or guest unusable, 64 usage.
+exit status: when the guest exits through port 0xF4, 0 for its status 0 (ok),
+  its status for 1 to 62, and 63 for any status of 63 or more (the summary
+  shows the full 32-bit value); otherwise 124 timeout, 70 guest crashed,
+  71 VMM error, 69 KVM or guest unusable, 64 usage, 74 an output not written.
 )";
 
 int usage_error(const std::string& message) {
@@ -98,32 +109,6 @@ std::optional<std::uint64_t> parse_number(const std::string& text) {
   auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return value;
-}
-
-std::optional<std::uint64_t> parse_size(std::string text) {
-  std::uint64_t multiplier = 1;
-  if (!text.empty()) {
-    switch (text.back()) {
-      case 'K':
-      case 'k':
-        multiplier = KiB;
-        break;
-      case 'M':
-      case 'm':
-        multiplier = MiB;
-        break;
-      case 'G':
-      case 'g':
-        multiplier = GiB;
-        break;
-      default:
-        break;
-    }
-    if (multiplier != 1) text.pop_back();
-  }
-  auto value = parse_number(text);
-  if (!value || *value > (1ULL << 40) / multiplier) return std::nullopt;
-  return *value * multiplier;
 }
 
 void print_run_usage() {
@@ -156,9 +141,12 @@ void print_summary(const RunOptions& options, const GuestRun& run) {
               run.command_line.c_str());
   switch (report.outcome) {
     case RunOutcome::GuestExited:
-      std::printf("guest status:  %u (%s; QEMU's isa-debug-exit would exit with %u)\n",
-                  report.exit_value, status_meaning(report.exit_value),
-                  (report.exit_value << 1) | 1);
+      std::printf(
+          "guest status:  %u (0x%x, %s; vmlab exits with %d, QEMU's isa-debug-exit "
+          "with %d)\n",
+          report.exit_value, report.exit_value, status_meaning(report.exit_value),
+          guest_exit_status(report.exit_value),
+          devices::ExitPort::qemu_exit_status(report.exit_value));
       break;
     case RunOutcome::GuestCrashed:
       std::printf("guest status:  crashed\n");
@@ -230,21 +218,33 @@ void print_summary(const RunOptions& options, const GuestRun& run) {
     std::printf("MONITOR REGION DAMAGED: %s\n", report.integrity_violation->c_str());
   }
   std::printf("%s\n", run.platform_line.c_str());
-  if (!options.trace_path.empty()) std::printf("trace written to %s\n", options.trace_path.c_str());
+}
+
+// Whether `option` is one of a command's options that take a value: checked
+// before the value is taken, so that an unknown word is named as unknown
+// rather than as an option missing its value.
+template <std::size_t Count>
+bool is_one_of(const std::array<std::string_view, Count>& names, const std::string& option) {
+  return std::find(names.begin(), names.end(), option) != names.end();
+}
+
+int unknown_argument(const std::string& argument, const std::string& command) {
+  if (!argument.empty() && argument[0] == '-') {
+    return usage_error("unknown option '" + argument + "' for " + command);
+  }
+  return usage_error(command + " takes options only, not '" + argument + "'");
 }
 
 int command_run(const std::vector<std::string>& arguments) {
+  static constexpr std::array<std::string_view, 14> kValueOptions = {
+      "--cpu",     "--workload", "-n",        "--count",   "--guest", "--mem",        "--timeout",
+      "--irqchip", "--trace",    "--console", "--cmdline", "--disk",  "--disk-model", "--iommu"};
   RunOptions options;
-  std::string console_path;
   bool quiet = false;
   bool disk_model_given = false;
   bool iommu_given = false;
   for (std::size_t index = 0; index < arguments.size(); ++index) {
     const std::string& option = arguments[index];
-    auto value = [&]() -> std::optional<std::string> {
-      if (index + 1 >= arguments.size()) return std::nullopt;
-      return arguments[++index];
-    };
     if (option == "--help" || option == "-h") {
       print_run_usage();
       return 0;
@@ -269,66 +269,61 @@ int command_run(const std::vector<std::string>& arguments) {
       options.virtio_ioeventfd = false;
       continue;
     }
-    auto argument = value();
-    if (!argument) return usage_error("option " + option + " needs a value (or is unknown)");
+    if (!is_one_of(kValueOptions, option)) return unknown_argument(option, "run");
+    if (index + 1 >= arguments.size()) return usage_error("option " + option + " needs a value");
+    const std::string& argument = arguments[++index];
     if (option == "--cpu") {
-      options.cpu = *argument;
+      options.cpu = argument;
     } else if (option == "--workload") {
-      auto separator = argument->find_first_of(": ");
-      options.workload = argument->substr(0, separator);
+      auto separator = argument.find_first_of(": ");
+      options.workload = argument.substr(0, separator);
       if (separator != std::string::npos) {
-        auto count = parse_number(argument->substr(separator + 1));
-        if (!count) return usage_error("bad count in --workload " + *argument);
+        auto count = parse_number(argument.substr(separator + 1));
+        if (!count) return usage_error("bad count in --workload " + argument);
         options.count = count;
       }
     } else if (option == "-n" || option == "--count") {
-      auto count = parse_number(*argument);
-      if (!count) return usage_error("--count needs a whole number, not '" + *argument + "'");
+      auto count = parse_number(argument);
+      if (!count) return usage_error("--count needs a whole number, not '" + argument + "'");
       options.count = count;
     } else if (option == "--guest") {
-      options.guest_path = *argument;
+      options.guest_path = argument;
     } else if (option == "--mem") {
-      auto size = parse_size(*argument);
-      if (!size || *size % (2 * MiB) != 0 || *size < 4 * MiB) {
-        return usage_error("--mem needs a size of at least 4M in whole 2M steps, e.g. 64M or 1G");
-      }
+      auto size = parse_memory_size(argument);
+      if (!size) return usage_error(size.error().message);
       options.memory_size = *size;
     } else if (option == "--timeout") {
-      char* end = nullptr;
-      options.timeout_seconds = std::strtod(argument->c_str(), &end);
-      if (end == argument->c_str() || *end != 0 || !(options.timeout_seconds > 0)) {
-        return usage_error("--timeout needs a positive number of seconds");
-      }
+      auto seconds = parse_timeout_seconds(argument);
+      if (!seconds) return usage_error(seconds.error().message);
+      options.timeout_seconds = *seconds;
     } else if (option == "--irqchip") {
-      if (*argument == "vmm") {
+      if (argument == "vmm") {
         options.irqchip = IrqchipModel::Vmm;
-      } else if (*argument == "kernel") {
+      } else if (argument == "kernel") {
         options.irqchip = IrqchipModel::Kernel;
       } else {
-        return usage_error("--irqchip is vmm or kernel, not '" + *argument + "'");
+        return usage_error("--irqchip is vmm or kernel, not '" + argument + "'");
       }
     } else if (option == "--trace") {
-      options.trace_path = *argument;
+      options.trace_path = argument;
     } else if (option == "--console") {
-      console_path = *argument;
+      options.console_path = argument;
     } else if (option == "--cmdline") {
-      options.extra_command_line = *argument;
+      options.extra_command_line = argument;
     } else if (option == "--disk") {
-      options.disk_path = *argument;
+      options.disk_path = argument;
     } else if (option == "--disk-model") {
-      if (*argument != "ata" && *argument != "virtio" && *argument != "passthrough") {
-        return usage_error("--disk-model is ata, virtio or passthrough, not '" + *argument + "'");
+      if (argument != "ata" && argument != "virtio" && argument != "passthrough") {
+        return usage_error("--disk-model is ata, virtio or passthrough, not '" + argument + "'");
       }
-      options.disk_model = *argument;
+      options.disk_model = argument;
       disk_model_given = true;
     } else if (option == "--iommu") {
-      if (*argument != "on" && *argument != "off") {
-        return usage_error("--iommu is on or off, not '" + *argument + "'");
+      if (argument != "on" && argument != "off") {
+        return usage_error("--iommu is on or off, not '" + argument + "'");
       }
-      options.iommu = *argument == "on";
+      options.iommu = argument == "on";
       iommu_given = true;
-    } else {
-      return usage_error("unknown option '" + option + "' for run");
     }
   }
 
@@ -362,46 +357,62 @@ int command_run(const std::vector<std::string>& arguments) {
     return usage_error(
         "dma-attack needs the passthrough disk: --disk PATH --disk-model passthrough");
   }
+  // The rules run_guest applies (memory, timeout, command line length), here
+  // so that they too are usage errors.
+  if (auto valid = check_run_options(options); !valid) return usage_error(valid.error().message);
+  // An output that cannot be written, or must not be replaced, is refused
+  // before anything runs; nothing is written to it unless the run happens.
+  auto outputs = open_run_outputs(options);
+  if (!outputs) return usage_error(outputs.error().message);
 
-  std::FILE* console = stdout;
-  if (!console_path.empty()) {
-    console = std::fopen(console_path.c_str(), "w");
-    if (console == nullptr) {
-      std::fprintf(stderr, "vmlab: cannot write console file %s: %s\n", console_path.c_str(),
-                   std::strerror(errno));
-      return kExitUsage;
-    }
-  }
-  if (!quiet || console != stdout) {
-    options.console_output = [console](std::uint8_t byte) {
-      std::fputc(byte, console);
-      if (byte == '\n' && console == stdout) std::fflush(console);
+  if (!quiet && options.console_path.empty()) {
+    options.console_output = [](std::uint8_t byte) {
+      std::fputc(byte, stdout);
+      if (byte == '\n') std::fflush(stdout);
     };
   }
-  auto run = run_guest(options);
-  if (console != stdout) std::fclose(console);
+  auto run = run_guest(options, *outputs);
   std::fflush(stdout);
   if (!run) {
     std::fprintf(stderr, "vmlab: %s\n", run.error().message.c_str());
-    return kExitUnavailable;
+    return kExitUnavailable;  // the outputs are discarded: their files are as they were
   }
   print_summary(options, *run);
+  std::fflush(stdout);
+  const Status committed = outputs->commit();
+  if (committed) {
+    if (!options.console_path.empty()) {
+      std::printf("console written to %s\n", options.console_path.c_str());
+    }
+    if (!options.trace_path.empty()) {
+      std::printf("trace written to %s\n", options.trace_path.c_str());
+    }
+    std::fflush(stdout);
+  }
+  const int status = run_exit_status(run->report);
   switch (run->report.outcome) {
     case RunOutcome::GuestExited:
-      return static_cast<int>(run->report.exit_value & 0xff);
+      if (status != static_cast<int>(run->report.exit_value)) {
+        std::fprintf(stderr,
+                     "vmlab: the guest exited with status %u, which is %d or more: vmlab exits "
+                     "with %d\n",
+                     run->report.exit_value, exit_status::kGuestStatusCap, status);
+      }
+      break;
     case RunOutcome::GuestCrashed:
-      std::fprintf(stderr, "vmlab: %s\n%s\n", run->report.message.c_str(),
-                   run->report.registers.c_str());
-      return kExitGuestCrashed;
-    case RunOutcome::Timeout:
-      std::fprintf(stderr, "vmlab: %s\n", run->report.message.c_str());
-      return kExitTimeout;
     case RunOutcome::VmmError:
       std::fprintf(stderr, "vmlab: %s\n%s\n", run->report.message.c_str(),
                    run->report.registers.c_str());
-      return kExitVmmError;
+      break;
+    case RunOutcome::Timeout:
+      std::fprintf(stderr, "vmlab: %s\n", run->report.message.c_str());
+      break;
   }
-  return kExitVmmError;
+  if (!committed) {
+    std::fprintf(stderr, "vmlab: %s\n", committed.error().message.c_str());
+    return kExitOutputError;
+  }
+  return status;
 }
 
 int command_info(const std::vector<std::string>& arguments) {
@@ -428,6 +439,13 @@ int command_info(const std::vector<std::string>& arguments) {
     std::printf("  %-16s %-4s %s\n", capability.name, capability.value != 0 ? "yes" : "no",
                 capability.used_for);
   }
+  // Not a KVM_CHECK_EXTENSION: whether a deprivileged kernel's cpuid reaches
+  // the VMM's leaves (PLATFORM.md "Hosts differ").
+  const char* intercepted = platform.cpuid_at_user_level == CpuidAtUserLevel::Intercepted   ? "yes"
+                            : platform.cpuid_at_user_level == CpuidAtUserLevel::HostAnswers ? "no"
+                                                                                            : "?";
+  std::printf("  %-16s %-4s cpuid at guest CPL3 returns the VMM's leaves: %s\n", "CPUID_AT_CPL3",
+              intercepted, platform.cpuid_at_user_level_reason.c_str());
   if (platform.backend == "kvm_pvm") {
     std::puts(
         "\nnote: kvm_pvm emulates guest CPL0 code in software (hundreds of ns per\n"
@@ -451,9 +469,12 @@ share of time at each privilege level, and the cost relative to hvm.
   --disk-model LIST   any of ata, virtio, passthrough: every configuration
                       once per disk model, on a scratch image (default workloads then:
                       disk-write:256, disk-read:256, disk-verify:128)
-  --json FILE         also write the results as JSON
-  --mem SIZE          guest RAM for every run (default 64M)
-  --timeout S         per-run timeout in seconds (default 60)
+  --json FILE         also write the results as JSON (checked before the first
+                      run, written at the end; an existing FILE is replaced only
+                      if it is empty or something vmlab wrote)
+  --mem SIZE          guest RAM for every run, 4M to 3G in 2M steps (default 64M)
+  --timeout S         per-run timeout in seconds, above 0 and at most 86400
+                      (default 60)
 )";
 
 std::vector<std::string> split_list(const std::string& text) {
@@ -468,6 +489,8 @@ std::vector<std::string> split_list(const std::string& text) {
 }
 
 int command_compare(const std::vector<std::string>& arguments) {
+  static constexpr std::array<std::string_view, 7> kValueOptions = {
+      "--workloads", "--cpu", "--disk-model", "--irqchip", "--json", "--mem", "--timeout"};
   CompareOptions options;
   std::string json_path;
   for (std::size_t index = 0; index < arguments.size(); ++index) {
@@ -476,9 +499,8 @@ int command_compare(const std::vector<std::string>& arguments) {
       std::fputs(kCompareUsage, stdout);
       return 0;
     }
-    if (index + 1 >= arguments.size()) {
-      return usage_error("option " + option + " needs a value (or is unknown)");
-    }
+    if (!is_one_of(kValueOptions, option)) return unknown_argument(option, "compare");
+    if (index + 1 >= arguments.size()) return usage_error("option " + option + " needs a value");
     const std::string& argument = arguments[++index];
     if (option == "--workloads") {
       auto workloads = parse_workload_list(argument);
@@ -503,20 +525,25 @@ int command_compare(const std::vector<std::string>& arguments) {
     } else if (option == "--json") {
       json_path = argument;
     } else if (option == "--mem") {
-      auto size = parse_size(argument);
-      if (!size || *size % (2 * MiB) != 0 || *size < 4 * MiB) {
-        return usage_error("--mem needs a size of at least 4M in whole 2M steps, e.g. 64M or 1G");
-      }
+      auto size = parse_memory_size(argument);
+      if (!size) return usage_error(size.error().message);
       options.memory_size = *size;
     } else if (option == "--timeout") {
-      char* end = nullptr;
-      options.timeout_seconds = std::strtod(argument.c_str(), &end);
-      if (end == argument.c_str() || *end != 0 || !(options.timeout_seconds > 0)) {
-        return usage_error("--timeout needs a positive number of seconds");
-      }
-    } else {
-      return usage_error("unknown option '" + option + "' for compare");
+      auto seconds = parse_timeout_seconds(argument);
+      if (!seconds) return usage_error(seconds.error().message);
+      options.timeout_seconds = *seconds;
     }
+  }
+  if (auto valid = check_compare_options(options); !valid) {
+    return usage_error(valid.error().message);
+  }
+  // Checked (and its temporary file made) before the first run, so that a
+  // bad path costs a message, not the whole comparison.
+  std::optional<OutputFile> json;
+  if (!json_path.empty()) {
+    auto created = OutputFile::create(json_path, "--json", OutputKind::Report);
+    if (!created) return usage_error(created.error().message);
+    json.emplace(std::move(*created));
   }
   const bool interactive = isatty(STDERR_FILENO) != 0;
   auto started = std::chrono::steady_clock::now();
@@ -547,12 +574,11 @@ int command_compare(const std::vector<std::string>& arguments) {
   std::printf("\n");
   print_comparison(*comparison, std::cout);
   std::cout.flush();
-  if (!json_path.empty()) {
-    std::ofstream json(json_path);
-    write_comparison_json(*comparison, json);
-    if (!json) {
-      std::fprintf(stderr, "vmlab: cannot write %s: %s\n", json_path.c_str(), std::strerror(errno));
-      return kExitUnavailable;
+  if (json) {
+    write_comparison_json(*comparison, json->stream());
+    if (auto committed = json->commit(); !committed) {
+      std::fprintf(stderr, "vmlab: %s\n", committed.error().message.c_str());
+      return kExitOutputError;
     }
     std::printf("results written to %s\n", json_path.c_str());
   }
@@ -581,7 +607,9 @@ int command_trace(const std::vector<std::string>& arguments) {
   std::string format, input, output;
   for (std::size_t index = 1; index < arguments.size(); ++index) {
     const std::string& argument = arguments[index];
-    if ((argument == "--format" || argument == "-o") && index + 1 < arguments.size()) {
+    if (argument == "--format" || argument == "-o") {
+      if (index + 1 >= arguments.size())
+        return usage_error("option " + argument + " needs a value");
       (argument == "--format" ? format : output) = arguments[++index];
     } else if (!argument.empty() && argument[0] == '-') {
       std::string message = "unknown option '";
@@ -602,33 +630,44 @@ int command_trace(const std::vector<std::string>& arguments) {
   if (action == "export" && format != "perfetto" && format != "csv") {
     return usage_error("trace export needs --format perfetto or --format csv");
   }
+  if (action == "summary" && (!format.empty() || !output.empty())) {
+    return usage_error("--format and -o apply to trace export");
+  }
+  // The export never replaces its own input, a disk image, or anything else
+  // vmlab did not write.
+  std::optional<OutputFile> file;
+  if (!output.empty()) {
+    auto created =
+        OutputFile::create(output, "-o", OutputKind::Report, {{"the trace file", input}});
+    if (!created) return usage_error(created.error().message);
+    file.emplace(std::move(*created));
+  }
   auto trace = read_trace_file(input);
   if (!trace) {
     std::fprintf(stderr, "vmlab: %s\n", trace.error().message.c_str());
     return kExitUnavailable;
   }
+  if (action == "export" && trace->truncated()) {
+    std::fprintf(stderr, "vmlab: warning: %s\n", truncation_message(*trace).c_str());
+  }
   if (action == "summary") {
     print_summary(*trace, summarize(*trace), std::cout);
     return 0;
   }
-  std::ofstream file;
-  if (!output.empty()) {
-    file.open(output);
-    if (!file) {
-      std::fprintf(stderr, "vmlab: cannot write %s: %s\n", output.c_str(), std::strerror(errno));
-      return kExitUnavailable;
-    }
-  }
-  std::ostream& out = output.empty() ? std::cout : file;
+  std::ostream& out = file ? file->stream() : std::cout;
   if (format == "perfetto") {
     export_perfetto(*trace, out);
   } else {
     export_csv(*trace, out);
   }
-  out.flush();
-  if (!out) {
-    std::fprintf(stderr, "vmlab: writing the export failed\n");
-    return kExitUnavailable;
+  if (file) {
+    if (auto committed = file->commit(); !committed) {
+      std::fprintf(stderr, "vmlab: %s\n", committed.error().message.c_str());
+      return kExitOutputError;
+    }
+  } else if (!out.flush()) {
+    std::fprintf(stderr, "vmlab: writing the export to standard output failed\n");
+    return kExitOutputError;
   }
   if (!output.empty()) {
     std::fprintf(stderr, "%zu events exported to %s\n", trace->events.size(), output.c_str());
@@ -649,7 +688,7 @@ int command_probe(const std::vector<std::string>& arguments) {
     }
     return usage_error("probe takes no options, not '" + arguments[0] + "'");
   }
-  std::fprintf(stderr, "running the probes on QEMU, hvm, full and full+umip ...\n");
+  std::fprintf(stderr, "running the probes on QEMU, hvm, full, full+umip and para ...\n");
   auto matrix = run_probe_matrix();
   if (!matrix) {
     std::fprintf(stderr, "vmlab: %s\n", matrix.error().message.c_str());

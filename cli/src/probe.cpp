@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "vmlab/abi/boot_info.hpp"
+#include "vmlab/abi/cpuid.hpp"
+
 #include "vmlab/platform.hpp"
 #include "vmlab/reference.hpp"
 #include "vmlab/runner.hpp"
@@ -36,6 +39,27 @@ ProbeColumn column_from_run(const std::string& name, const RunOptions& options) 
 
 }  // namespace
 
+std::optional<std::string> vmm_defined_value(const std::string& probe) {
+  if (probe == "cpuid-signature") return std::string(VMLAB_CPUID_SIGNATURE);
+  if (probe == "cpuid-0x40000001") {
+    char text[32];
+    std::snprintf(text, sizeof text, "eax=0x%x", VMLAB_BOOT_VERSION);
+    return std::string(text);
+  }
+  return std::nullopt;
+}
+
+std::optional<bool> saw_vmm_cpuid(const ProbeColumn& column) {
+  std::optional<bool> saw;
+  for (const char* probe : {"cpuid-signature", "cpuid-0x40000001"}) {
+    const auto value = column.values.find(probe);
+    if (value == column.values.end()) continue;
+    const bool matches = value->second == vmm_defined_value(probe);
+    saw = saw.value_or(true) && matches;
+  }
+  return saw;
+}
+
 bool umip_covers(const std::string& probe) {
   return probe == "sgdt" || probe == "sidt" || probe == "sldt" || probe == "str" || probe == "smsw";
 }
@@ -59,6 +83,8 @@ Result<ProbeMatrix> run_probe_matrix() {
   ProbeMatrix matrix;
   const PlatformInfo platform = detect_platform();
   matrix.platform_line = platform.one_line();
+  matrix.cpuid_at_user_level = platform.cpuid_at_user_level;
+  matrix.cpuid_interception_line = platform.cpuid_interception_line();
   const std::string command_line = "workload=probes";
 
   ProbeColumn native;
@@ -98,6 +124,11 @@ Result<ProbeMatrix> run_probe_matrix() {
   for (const char* probe : kSegmentChecks) {
     para.notes[probe] = "n/a: a paravirtualized kernel makes no segment checks";
   }
+  for (const char* probe : {"cpuid-signature", "cpuid-0x40000001"}) {
+    para.notes[probe] =
+        "executed only to show what cpuid returns at CPL3; the kernel takes nothing from it "
+        "(boot_info says it runs paravirtualized and gives the TSC rate)";
+  }
   matrix.columns.push_back(para);
 
   if (matrix.probes.empty()) {
@@ -135,16 +166,21 @@ void print_probe_matrix(const ProbeMatrix& matrix, std::ostream& out) {
   for (const auto& probe : matrix.probes) {
     std::snprintf(cell, sizeof cell, "%-16s", probe.c_str());
     out << cell;
+    // The cpuid rows are right when they show the VMM's leaves; the native
+    // machine's are its own (QEMU's), so that column is not the reference.
+    const std::optional<std::string> vmm_value = vmm_defined_value(probe);
     const auto expected = reference.values.find(probe);
     for (const auto& column : matrix.columns) {
+      const bool is_reference = vmm_value ? &column == &native : &column == &reference;
       std::string text;
       if (!column.unavailable.empty()) {
         text = "-";
       } else if (auto value = column.values.find(probe); value != column.values.end()) {
         const bool matches =
-            expected != reference.values.end() && value->second == expected->second;
-        text = value->second + (&column == &reference ? "" : matches ? " =" : " X");
-        if (&column != &reference && !matches) {
+            vmm_value ? value->second == *vmm_value
+                      : expected != reference.values.end() && value->second == expected->second;
+        text = value->second + (is_reference ? "" : matches ? " =" : " X");
+        if (!is_reference && !matches) {
           ++divergences;
           if (column.name == "full" && umip_covers(probe)) ++closed_by_umip;
         }
@@ -163,6 +199,21 @@ void print_probe_matrix(const ProbeMatrix& matrix, std::ostream& out) {
          "so the monitor can emulate it (--umip); the other holes stay open.\n";
   out << divergences << " divergent cells; " << closed_by_umip
       << " of full's divergences are ones UMIP closes.\n";
+  out << "cpuid-*: compared with the leaves vmlab's VMM published (" << VMLAB_CPUID_SIGNATURE
+      << "), not with the native machine's own. CPUID intercepted at CPL3 on this host: "
+      << matrix.cpuid_interception_line << ".\n";
+  for (const auto& column : matrix.columns) {
+    if (column.name != "full" && column.name != "para") continue;
+    const auto saw = saw_vmm_cpuid(column);
+    if (!saw) continue;
+    out << column.name << "'s kernel at CPL3 saw " << (*saw ? "the VMM's" : "the host's")
+        << " CPUID leaves";
+    const bool predicted = matrix.cpuid_at_user_level == CpuidAtUserLevel::Intercepted;
+    if (matrix.cpuid_at_user_level != CpuidAtUserLevel::Unknown && *saw != predicted) {
+      out << ", which the platform check did not predict (please report it with `vmlab info`)";
+    }
+    out << (*saw ? "" : ": a deprivileged kernel cannot trust cpuid here") << ".\n";
+  }
   for (const auto& column : matrix.columns) {
     if (!column.unavailable.empty())
       out << column.name << ": not run: " << column.unavailable << "\n";

@@ -1,8 +1,18 @@
 #include "vmlab/runner.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "vmlab/boot.hpp"
 #include "vmlab/devices/passthrough_controller.hpp"
@@ -41,6 +51,41 @@ constexpr WorkloadInfo kWorkloads[] = {
 
 // Events kept for --trace: about 14 MiB of records.
 constexpr std::size_t kTraceCapacity = std::size_t{256} * 1024;
+
+// A file descriptor closed on every return, opened for reading with
+// O_NONBLOCK, so that a FIFO given by mistake does not block the open: the
+// callers fstat it and refuse anything but a regular file.
+class ReadDescriptor {
+ public:
+  explicit ReadDescriptor(const std::string& path) {
+    do {
+      m_descriptor = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    } while (m_descriptor < 0 && errno == EINTR);
+  }
+  ReadDescriptor(const ReadDescriptor&) = delete;
+  ReadDescriptor& operator=(const ReadDescriptor&) = delete;
+  ~ReadDescriptor() {
+    if (m_descriptor >= 0) ::close(m_descriptor);
+  }
+  int get() const { return m_descriptor; }
+
+  // Reads until `size` bytes are in `out` or the file ends; the bytes read,
+  // or -1 with errno set.
+  ssize_t read_fully(void* out, std::size_t size) const {
+    std::size_t done = 0;
+    while (done < size) {
+      const ssize_t count = ::read(m_descriptor, static_cast<char*>(out) + done, size - done);
+      if (count < 0 && errno == EINTR) continue;
+      if (count < 0) return -1;
+      if (count == 0) break;
+      done += static_cast<std::size_t>(count);
+    }
+    return static_cast<ssize_t>(done);
+  }
+
+ private:
+  int m_descriptor = -1;
+};
 
 std::unique_ptr<CpuMode> make_mode(const RunOptions& options) {
   const std::string& name = options.cpu;
@@ -115,6 +160,230 @@ std::span<const std::uint8_t> builtin_guest_image() {
           static_cast<std::size_t>(vmlab_builtin_guest_end - vmlab_builtin_guest_start)};
 }
 
+int guest_exit_status(std::uint32_t guest_status) {
+  if (guest_status >= static_cast<std::uint32_t>(exit_status::kGuestStatusCap)) {
+    return exit_status::kGuestStatusCap;
+  }
+  return static_cast<int>(guest_status);
+}
+
+int run_exit_status(const RunReport& report) {
+  switch (report.outcome) {
+    case RunOutcome::GuestExited:
+      return guest_exit_status(report.exit_value);
+    case RunOutcome::GuestCrashed:
+      return exit_status::kGuestCrashed;
+    case RunOutcome::Timeout:
+      return exit_status::kTimeout;
+    case RunOutcome::VmmError:
+      return exit_status::kVmmError;
+  }
+  return exit_status::kVmmError;
+}
+
+namespace {
+
+static_assert(kMaximumCommandLine == VMLAB_BOOT_CMDLINE_MAX - 1);
+static_assert(kGuestMemoryStep != 0 && kMaximumGuestMemory % kGuestMemoryStep == 0 &&
+              kMinimumGuestMemory % kGuestMemoryStep == 0);
+static_assert(exit_status::kGuestStatusCap < exit_status::kUsage);
+
+// 64M, 3G, 512K as the messages show sizes; bytes when no unit fits.
+std::string size_text(std::uint64_t bytes) {
+  if (bytes != 0 && bytes % GiB == 0) return std::to_string(bytes / GiB) + "G";
+  if (bytes != 0 && bytes % MiB == 0) return std::to_string(bytes / MiB) + "M";
+  if (bytes != 0 && bytes % KiB == 0) return std::to_string(bytes / KiB) + "K";
+  return std::to_string(bytes) + " bytes";
+}
+
+std::string memory_rule() {
+  return "between " + size_text(kMinimumGuestMemory) + " and " + size_text(kMaximumGuestMemory) +
+         " in whole " + size_text(kGuestMemoryStep) + " steps, e.g. 64M or 1G";
+}
+
+std::string timeout_rule() {
+  return "a number of seconds above 0 and at most " +
+         std::to_string(static_cast<int>(kMaximumTimeoutSeconds)) + " (24 hours), e.g. 30 or 0.5";
+}
+
+}  // namespace
+
+Result<std::uint64_t> parse_memory_size(std::string_view text) {
+  const std::string shown(text);
+  auto invalid = [&shown] {
+    return Error{"--mem needs a size " + memory_rule() + ", not '" + shown + "'"};
+  };
+  std::uint64_t value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (end == text.data()) return invalid();
+  const std::string_view unit = text.substr(static_cast<std::size_t>(end - text.data()));
+  unsigned shift = 0;
+  if (unit.size() > 1) return invalid();
+  if (unit.size() == 1) {
+    switch (unit[0]) {
+      case 'K':
+      case 'k':
+        shift = 10;
+        break;
+      case 'M':
+      case 'm':
+        shift = 20;
+        break;
+      case 'G':
+      case 'g':
+        shift = 30;
+        break;
+      case 'T':
+      case 't':
+        shift = 40;
+        break;
+      default:
+        return invalid();
+    }
+  }
+  // Compared before shifting, so 2^64 and more cannot wrap around to a size
+  // that passes.
+  if (error == std::errc::result_out_of_range || value > (kMaximumGuestMemory >> shift)) {
+    return Error{"--mem " + shown + " is more than the maximum, " + size_text(kMaximumGuestMemory)};
+  }
+  if (auto valid = check_memory_size(value << shift); !valid) {
+    return Error{"--mem " + shown + ": " + valid.error().message};
+  }
+  return value << shift;
+}
+
+Status check_memory_size(std::uint64_t bytes) {
+  if (bytes < kMinimumGuestMemory) {
+    return Error{"guest memory of " + size_text(bytes) + " is less than the minimum, " +
+                 size_text(kMinimumGuestMemory)};
+  }
+  if (bytes > kMaximumGuestMemory) {
+    return Error{"guest memory of " + size_text(bytes) + " is more than the maximum, " +
+                 size_text(kMaximumGuestMemory)};
+  }
+  if (bytes % kGuestMemoryStep != 0) {
+    return Error{"guest memory of " + size_text(bytes) + " is not a whole number of " +
+                 size_text(kGuestMemoryStep) + " steps; use e.g. 64M or 1G"};
+  }
+  return {};
+}
+
+Result<double> parse_timeout_seconds(std::string_view text) {
+  const std::string shown(text);
+  double seconds = 0;
+  // from_chars, unlike strtod, takes no leading space, sign or hex float.
+  auto [end, error] =
+      std::from_chars(text.data(), text.data() + text.size(), seconds, std::chars_format::general);
+  if (error != std::errc() || end != text.data() + text.size()) {
+    return Error{"--timeout needs " + timeout_rule() + ", not '" + shown + "'"};
+  }
+  if (auto valid = timeout_duration(seconds); !valid) {
+    return Error{"--timeout needs " + timeout_rule() + ", not '" + shown + "'"};
+  }
+  return seconds;
+}
+
+Result<std::chrono::milliseconds> timeout_duration(double seconds) {
+  // The negated comparisons are also true for NaN.
+  if (!std::isfinite(seconds) || !(seconds > 0) || !(seconds <= kMaximumTimeoutSeconds)) {
+    return Error{"the timeout must be " + timeout_rule()};
+  }
+  // At most 8.64e7 ms here, far inside int64 and inside what wait_for adds to
+  // steady_clock::now() in nanoseconds.
+  const double milliseconds = std::max(1.0, std::ceil(seconds * 1000.0));
+  return std::chrono::milliseconds(static_cast<std::int64_t>(milliseconds));
+}
+
+Status check_run_options(const RunOptions& options) {
+  const auto modes = available_cpu_modes();
+  if (std::find(modes.begin(), modes.end(), options.cpu) == modes.end()) {
+    return Error{"unknown --cpu '" + options.cpu + "': this build has " + cpu_mode_list()};
+  }
+  if (options.guest_path.empty() && find_workload(options.workload) == nullptr) {
+    return Error{"unknown workload '" + options.workload +
+                 "'; the built-in guest has: " + workload_list()};
+  }
+  if (auto timeout = timeout_duration(options.timeout_seconds); !timeout) {
+    return Error{"--timeout: " + timeout.error().message};
+  }
+  if (auto memory = check_memory_size(options.memory_size); !memory) {
+    return Error{"--mem: " + memory.error().message};
+  }
+  if (options.umip && options.cpu != "full") {
+    return Error{"--umip applies to --cpu full (an hvm guest sets CR4.UMIP itself)"};
+  }
+  const std::string command_line = command_line_for(options);
+  if (command_line.size() > kMaximumCommandLine) {
+    return Error{"the guest command line would be " + std::to_string(command_line.size()) +
+                 " bytes, more than the boot protocol's " + std::to_string(kMaximumCommandLine) +
+                 "; shorten --cmdline (" + std::to_string(options.extra_command_line.size()) +
+                 " bytes)"};
+  }
+  if (command_line.find('\0') != std::string::npos) {
+    return Error{"--cmdline cannot contain a NUL byte"};
+  }
+
+  const bool has_disk = !options.disk_path.empty();
+  if (has_disk && options.disk_model != "ata" && options.disk_model != "virtio" &&
+      options.disk_model != "passthrough") {
+    return Error{"unknown --disk-model '" + options.disk_model +
+                 "': use ata, virtio or passthrough"};
+  }
+  if (!has_disk && options.guest_path.empty() && workload_needs_disk(options.workload)) {
+    return Error{options.workload +
+                 " needs --disk PATH; make one with `vmlab disk create disk.img 64M`"};
+  }
+  if (options.virtio_event_index && (!has_disk || options.disk_model != "virtio")) {
+    return Error{"--virtio-event-idx applies to a virtio disk (--disk PATH --disk-model virtio)"};
+  }
+  if (!options.iommu && (!has_disk || options.disk_model != "passthrough")) {
+    return Error{
+        "--iommu off applies to a passthrough disk (--disk PATH --disk-model passthrough)"};
+  }
+  if (options.workload == "dma-attack" && options.guest_path.empty() &&
+      (!has_disk || options.disk_model != "passthrough")) {
+    return Error{"dma-attack needs the passthrough disk: --disk PATH --disk-model passthrough"};
+  }
+  return {};
+}
+
+Result<std::vector<std::uint8_t>> read_guest_file(const std::string& path) {
+  const std::string named = "guest '" + path + "'";
+  const ReadDescriptor descriptor(path);
+  if (descriptor.get() < 0) {
+    const int error = errno;
+    return Error::from_errno("cannot open " + named, error);
+  }
+  struct stat status {};
+  if (::fstat(descriptor.get(), &status) != 0) {
+    const int error = errno;
+    return Error::from_errno("cannot inspect " + named, error);
+  }
+  if (S_ISDIR(status.st_mode)) {
+    return Error{named + " is a directory; give the path of an ELF64 file"};
+  }
+  if (!S_ISREG(status.st_mode)) {
+    return Error{named +
+                 " is not a regular file (a FIFO, device or socket); give the path of an "
+                 "ELF64 file"};
+  }
+  const auto size = static_cast<std::uint64_t>(status.st_size);
+  if (size > kMaximumGuestFileSize) {
+    return Error{named + " is " + std::to_string(size) + " bytes, more than vmlab's limit of " +
+                 size_text(kMaximumGuestFileSize) + "iB for a guest image"};
+  }
+  // At most the size fstat gave: a file that grows meanwhile is cut there,
+  // one that shrinks is what inspect_elf then judges.
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  const ssize_t count = descriptor.read_fully(bytes.data(), bytes.size());
+  if (count < 0) {
+    const int error = errno;
+    return Error::from_errno("cannot read " + named, error);
+  }
+  bytes.resize(static_cast<std::size_t>(count));
+  return bytes;
+}
+
 std::string WorkloadResult::field(const std::string& name) const {
   auto found = fields.find(name);
   return found == fields.end() ? std::string() : found->second;
@@ -153,56 +422,343 @@ std::string command_line_for(const RunOptions& options) {
   return command_line;
 }
 
+namespace {
+
+std::string single_quoted(const std::string& path) {
+  return "'" + path + "'";
+}
+
+// The first bytes of each file vmlab writes for a Report output; one of
+// these, or nothing, is what such an output may replace.
+constexpr std::string_view kReportSignatures[] = {
+    "# vmlab-trace ",         // vmlab run --trace (write_trace, vmm/src/events.cpp)
+    "{\n  \"platform\": ",    // vmlab compare --json (write_comparison_json)
+    "{\"displayTimeUnit\":",  // vmlab trace export --format perfetto (vmm/src/trace.cpp)
+    "time_ns,duration_ns,",   // vmlab trace export --format csv (vmm/src/trace.cpp)
+};
+// How much of an existing file is read to decide whether it may be replaced.
+constexpr std::size_t kInspectedBytes = 64 * KiB;
+
+bool same_file(const struct stat& first, const struct stat& second) {
+  return first.st_dev == second.st_dev && first.st_ino == second.st_ino;
+}
+
+// Whether an existing regular file may be replaced by an output of `kind`.
+bool replaceable_contents(std::string_view head, OutputKind kind) {
+  if (head.empty()) return true;
+  switch (kind) {
+    case OutputKind::Console:
+      // A console log is text; a disk image, an ELF or other binary data has
+      // NUL bytes near its start.
+      return head.find('\0') == std::string_view::npos;
+    case OutputKind::Report:
+      return std::any_of(std::begin(kReportSignatures), std::end(kReportSignatures),
+                         [&](std::string_view signature) { return head.rfind(signature, 0) == 0; });
+  }
+  return false;
+}
+
+std::string refusal(const std::string& option, const std::string& path, const std::string& why) {
+  return option + " " + single_quoted(path) + ": " + why;
+}
+
+// Checks that `target` (the file an output replaces) may be replaced: it does
+// not exist yet, or it is a regular file that is none of `protected_files`,
+// that no other process holds an flock on, and whose contents `kind` may
+// replace. Its stat when it exists, nothing when it is new.
+Result<std::optional<struct stat>> check_replaceable(
+    const std::string& option, const std::string& path, const std::string& target, OutputKind kind,
+    const std::vector<ProtectedFile>& protected_files) {
+  struct stat status {};
+  if (::stat(target.c_str(), &status) != 0) {
+    const int error = errno;
+    // A new file: its directory is checked when the temporary file is made.
+    if (error == ENOENT) return std::optional<struct stat>();
+    return Error::from_errno(refusal(option, path, "cannot inspect it"), error);
+  }
+  if (S_ISDIR(status.st_mode)) {
+    return Error{refusal(option, path, "is a directory; give a file name")};
+  }
+  if (!S_ISREG(status.st_mode)) {
+    // Not even /dev/null: the output replaces its target by rename(2).
+    return Error{refusal(option, path,
+                         std::string("is not a regular file (a FIFO, device or socket); vmlab "
+                                     "writes regular files only") +
+                             (kind == OutputKind::Console ? " (--quiet drops the console)" : ""))};
+  }
+  for (const auto& input : protected_files) {
+    struct stat input_status {};
+    if (::stat(input.path.c_str(), &input_status) == 0 && same_file(status, input_status)) {
+      return Error{refusal(option, path,
+                           "is the same file as " + input.option + " " + single_quoted(input.path) +
+                               "; writing it would destroy it, so choose another name")};
+    }
+  }
+
+  const ReadDescriptor descriptor(target);
+  if (descriptor.get() < 0) {
+    const int error = errno;
+    return Error::from_errno(refusal(option, path, "cannot read it to check it may be replaced"),
+                             error);
+  }
+  struct stat opened {};
+  if (::fstat(descriptor.get(), &opened) != 0 || !same_file(opened, status)) {
+    return Error{refusal(option, path, "changed while vmlab was checking it; try again")};
+  }
+  // A vmlab using the file as a disk image holds an flock on it
+  // (RawImageFile::open); probing for one takes and drops an exclusive lock.
+  int locked;
+  do {
+    locked = ::flock(descriptor.get(), LOCK_EX | LOCK_NB);
+  } while (locked != 0 && errno == EINTR);
+  if (locked != 0) {
+    const int error = errno;
+    if (error == EWOULDBLOCK) {
+      return Error{refusal(option, path,
+                           "is in use by another vmlab process (it holds a lock on it, as on a "
+                           "disk image it runs); choose another name")};
+    }
+    return Error::from_errno(refusal(option, path, "cannot check whether it is in use"), error);
+  }
+  (void)::flock(descriptor.get(), LOCK_UN);
+
+  std::string head(kInspectedBytes, '\0');
+  const ssize_t count = descriptor.read_fully(head.data(), head.size());
+  if (count < 0) {
+    const int error = errno;
+    return Error::from_errno(refusal(option, path, "cannot read it to check it may be replaced"),
+                             error);
+  }
+  head.resize(static_cast<std::size_t>(count));
+  if (!replaceable_contents(head, kind)) {
+    const std::string what = kind == OutputKind::Console
+                                 ? "is not a text file (a disk image? an ELF?)"
+                                 : "is not empty and not a file vmlab wrote (a disk image?)";
+    return Error{refusal(option, path,
+                         what + "; vmlab will not replace it: remove it first, or choose "
+                                "another name")};
+  }
+  return std::optional<struct stat>(status);
+}
+
+// The file an output replaces: `path`, or the file a symbolic link there
+// points to (replacing the link itself would leave its target stale).
+Result<std::string> output_target(const std::string& option, const std::string& path) {
+  if (path.empty()) return Error{option + " needs a file name"};
+  if (std::filesystem::path(path).filename().empty()) {
+    return Error{refusal(option, path, "names a directory; give a file name")};
+  }
+  struct stat link {};
+  if (::lstat(path.c_str(), &link) != 0 || !S_ISLNK(link.st_mode)) return path;
+  std::error_code error;
+  const auto resolved = std::filesystem::canonical(path, error);
+  if (error) {
+    return Error{refusal(option, path,
+                         "is a symbolic link to nothing (" + error.message() +
+                             "); remove it or choose another name")};
+  }
+  return resolved.string();
+}
+
+// A name that compares equal for two spellings of one path (out.tsv and
+// ./out.tsv), existing or not.
+std::string comparable_path(const std::string& path) {
+  std::error_code error;
+  const auto normal = std::filesystem::weakly_canonical(path, error);
+  return error ? path : normal.string();
+}
+
+std::atomic<unsigned> g_temporary_counter{0};
+
+}  // namespace
+
+Result<OutputFile> OutputFile::create(const std::string& path, std::string option, OutputKind kind,
+                                      std::vector<ProtectedFile> protected_files) {
+  auto target = output_target(option, path);
+  if (!target) return target.error();
+  auto existing = check_replaceable(option, path, *target, kind, protected_files);
+  if (!existing) return existing.error();
+
+  // Beside the target, so rename(2) replaces it in one step on one file system.
+  const std::filesystem::path target_path(*target);
+  const std::filesystem::path directory =
+      target_path.has_parent_path() ? target_path.parent_path() : std::filesystem::path(".");
+  int descriptor = -1;
+  std::string temporary;
+  for (int attempt = 0; attempt < 100 && descriptor < 0; ++attempt) {
+    temporary = (directory /
+                 ("." + target_path.filename().string() + ".vmlab-" + std::to_string(::getpid()) +
+                  "-" + std::to_string(g_temporary_counter.fetch_add(1))))
+                    .string();
+    do {
+      descriptor = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    } while (descriptor < 0 && errno == EINTR);
+    if (descriptor < 0 && errno != EEXIST) break;
+  }
+  if (descriptor < 0) {
+    const int error = errno;
+    if (error == ENOENT || error == ENOTDIR) {
+      return Error{refusal(
+          option, path, "its directory " + single_quoted(directory.string()) + " does not exist")};
+    }
+    return Error::from_errno(
+        refusal(option, path, "cannot create a file in " + single_quoted(directory.string())),
+        error);
+  }
+  if (const auto& replaced = *existing) {
+    // The replacement keeps the permissions (and, for root, the owner) of
+    // the file it replaces; a failed fchown only leaves vmlab's user owning it.
+    (void)::fchmod(descriptor, replaced->st_mode & 0777);
+    if (::geteuid() == 0) (void)::fchown(descriptor, replaced->st_uid, replaced->st_gid);
+  }
+  ::close(descriptor);
+
+  OutputFile file;
+  file.m_path = path;
+  file.m_option = std::move(option);
+  file.m_kind = kind;
+  file.m_protected = std::move(protected_files);
+  file.m_target = std::move(*target);
+  file.m_temporary = temporary;
+  file.m_stream = std::make_unique<std::ofstream>(temporary, std::ios::binary | std::ios::trunc);
+  if (!*file.m_stream) {
+    const int error = errno;
+    return Error::from_errno(
+        refusal(file.m_option, path, "cannot open " + single_quoted(temporary)), error);
+  }
+  return file;
+}
+
+OutputFile::OutputFile(OutputFile&& other) noexcept
+    : m_path(std::move(other.m_path)),
+      m_option(std::move(other.m_option)),
+      m_kind(other.m_kind),
+      m_protected(std::move(other.m_protected)),
+      m_target(std::move(other.m_target)),
+      m_temporary(std::exchange(other.m_temporary, std::string())),
+      m_stream(std::move(other.m_stream)) {}
+
+OutputFile& OutputFile::operator=(OutputFile&& other) noexcept {
+  if (this != &other) {
+    discard();
+    m_path = std::move(other.m_path);
+    m_option = std::move(other.m_option);
+    m_kind = other.m_kind;
+    m_protected = std::move(other.m_protected);
+    m_target = std::move(other.m_target);
+    m_temporary = std::exchange(other.m_temporary, std::string());
+    m_stream = std::move(other.m_stream);
+  }
+  return *this;
+}
+
+OutputFile::~OutputFile() {
+  discard();
+}
+
+void OutputFile::discard() {
+  if (m_temporary.empty()) return;
+  if (m_stream) m_stream->close();
+  ::unlink(m_temporary.c_str());
+  m_temporary.clear();
+}
+
+Status OutputFile::commit() {
+  if (m_temporary.empty()) {
+    return Error{m_option + " " + single_quoted(m_path) + " was already written"};
+  }
+  m_stream->flush();
+  const bool written = static_cast<bool>(*m_stream);
+  m_stream->close();
+  if (!written || m_stream->fail()) {
+    discard();
+    return Error{refusal(m_option, m_path,
+                         "writing it failed (is the disk full?); the file was left as it was")};
+  }
+  // The target may have changed during the run: a VM may have started
+  // using it as a disk image since create() looked.
+  if (auto replaceable = check_replaceable(m_option, m_path, m_target, m_kind, m_protected);
+      !replaceable) {
+    discard();
+    return replaceable.error();
+  }
+  if (::rename(m_temporary.c_str(), m_target.c_str()) != 0) {
+    const int error = errno;
+    discard();
+    return Error::from_errno(refusal(m_option, m_path, "cannot replace it"), error);
+  }
+  m_temporary.clear();
+  return {};
+}
+
+Status RunOutputs::commit() {
+  Status status;
+  if (console) status = console->commit();
+  if (trace) {
+    if (auto traced = trace->commit(); !traced && status) status = traced;
+  }
+  return status;
+}
+
+Result<RunOutputs> open_run_outputs(const RunOptions& options) {
+  std::vector<ProtectedFile> inputs;
+  if (!options.guest_path.empty()) inputs.push_back({"--guest", options.guest_path});
+  if (!options.disk_path.empty()) inputs.push_back({"--disk", options.disk_path});
+  RunOutputs outputs;
+  if (!options.trace_path.empty()) {
+    auto trace = OutputFile::create(options.trace_path, "--trace", OutputKind::Report, inputs);
+    if (!trace) return trace.error();
+    outputs.trace.emplace(std::move(*trace));
+  }
+  if (!options.console_path.empty()) {
+    if (outputs.trace) inputs.push_back({"--trace", options.trace_path});
+    auto console = OutputFile::create(options.console_path, "--console", OutputKind::Console,
+                                      std::move(inputs));
+    if (!console) return console.error();
+    if (outputs.trace &&
+        comparable_path(outputs.trace->target()) == comparable_path(console->target())) {
+      return Error{"--console and --trace name the same file " +
+                   single_quoted(options.console_path) + "; give each its own"};
+    }
+    outputs.console.emplace(std::move(*console));
+  }
+  return outputs;
+}
+
 Result<GuestRun> run_guest(const RunOptions& options) {
+  if (auto valid = check_run_options(options); !valid) return valid.error();
+  auto outputs = open_run_outputs(options);
+  if (!outputs) return outputs.error();
+  auto run = run_guest(options, *outputs);
+  if (!run) return run;  // the outputs are discarded: a run that failed writes nothing
+  if (auto committed = outputs->commit(); !committed) return committed.error();
+  return run;
+}
+
+Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
+  if (auto valid = check_run_options(options); !valid) return valid.error();
   auto mode = make_mode(options);
   if (!mode) {
     return Error{"unknown --cpu '" + options.cpu + "': this build has " + cpu_mode_list()};
   }
-  if (options.guest_path.empty() && find_workload(options.workload) == nullptr) {
-    return Error{"unknown workload '" + options.workload +
-                 "'; the built-in guest has: " + workload_list()};
-  }
-  if (!(options.timeout_seconds > 0)) {
-    return Error{"--timeout must be a positive number of seconds"};
-  }
-  if (options.umip && options.cpu != "full") {
-    return Error{"--umip applies to --cpu full (an hvm guest sets CR4.UMIP itself)"};
-  }
-
+  auto timeout = timeout_duration(options.timeout_seconds);
+  if (!timeout) return timeout.error();
   DiskModel disk_model = DiskModel::None;
   if (!options.disk_path.empty()) {
     if (options.disk_model == "ata") {
       disk_model = DiskModel::Ata;
     } else if (options.disk_model == "virtio") {
       disk_model = DiskModel::Virtio;
-    } else if (options.disk_model == "passthrough") {
-      disk_model = DiskModel::Passthrough;
     } else {
-      return Error{"unknown --disk-model '" + options.disk_model +
-                   "': use ata, virtio or passthrough"};
+      disk_model = DiskModel::Passthrough;  // check_run_options allows no other
     }
-  } else if (options.guest_path.empty() && workload_needs_disk(options.workload)) {
-    return Error{options.workload +
-                 " needs --disk PATH; make one with `vmlab disk create disk.img 64M`"};
-  }
-  if (options.virtio_event_index && disk_model != DiskModel::Virtio) {
-    return Error{"--virtio-event-idx applies to a virtio disk (--disk PATH --disk-model virtio)"};
-  }
-  if (!options.iommu && disk_model != DiskModel::Passthrough) {
-    return Error{
-        "--iommu off applies to a passthrough disk (--disk PATH --disk-model passthrough)"};
-  }
-  if (options.workload == "dma-attack" && options.guest_path.empty() &&
-      disk_model != DiskModel::Passthrough) {
-    return Error{"dma-attack needs the passthrough disk: --disk PATH --disk-model passthrough"};
   }
 
   std::vector<std::uint8_t> guest_file;
   std::span<const std::uint8_t> guest = builtin_guest_image();
   if (!options.guest_path.empty()) {
-    auto bytes = read_file(options.guest_path);
-    if (!bytes)
-      return Error{"cannot read guest '" + options.guest_path + "': " + bytes.error().message};
+    auto bytes = read_guest_file(options.guest_path);
+    if (!bytes) return bytes.error();
     guest_file = std::move(*bytes);
     guest = guest_file;
   }
@@ -210,13 +766,6 @@ Result<GuestRun> run_guest(const RunOptions& options) {
   if (auto inspected = inspect_elf(guest, options.memory_size, boot_reserved_ranges());
       !inspected) {
     return inspected.error();
-  }
-
-  // Opened before the run, so a bad path costs nothing but this message.
-  std::optional<std::ofstream> trace;
-  if (!options.trace_path.empty()) {
-    trace.emplace(options.trace_path);
-    if (!*trace) return Error::from_errno("cannot write trace file " + options.trace_path, errno);
   }
 
   // A passed-through device belongs to one VM (DESIGN.md 6): claimed before
@@ -251,10 +800,10 @@ Result<GuestRun> run_guest(const RunOptions& options) {
 
   MachineConfig config;
   config.memory_size = options.memory_size;
+  config.hypervisor_leaves = options.hypervisor_leaves;
   config.command_line = command_line_for(options);
-  config.timeout =
-      std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_seconds * 1000));
-  config.trace_capacity = options.trace_path.empty() ? 0 : kTraceCapacity;
+  config.timeout = *timeout;
+  config.trace_capacity = outputs.trace ? kTraceCapacity : 0;
   run.command_line = config.command_line;
 
   PcBoard* board = nullptr;
@@ -262,6 +811,13 @@ Result<GuestRun> run_guest(const RunOptions& options) {
     PcBoardConfig board_config;
     board_config.irqchip = options.irqchip;
     board_config.console_output = options.console_output;
+    if (outputs.console) {
+      std::ostream& console = outputs.console->stream();
+      board_config.console_output = [&console, echo = options.console_output](std::uint8_t byte) {
+        console.put(static_cast<char>(byte));
+        if (echo) echo(byte);
+      };
+    }
     board_config.disk = {disk_model,
                          disk.get(),
                          options.virtio_event_index,
@@ -307,10 +863,10 @@ Result<GuestRun> run_guest(const RunOptions& options) {
   }
   run.halted_ns = recorder.halted_ns();
 
-  if (trace) {
-    write_trace(*trace, recorder, run.platform_line,
+  // Written here, committed by the caller: a failed write is found then.
+  if (outputs.trace) {
+    write_trace(outputs.trace->stream(), recorder, run.platform_line,
                 "cpu=" + options.cpu + " " + config.command_line);
-    if (!*trace) return Error::from_errno("writing trace file " + options.trace_path, errno);
   }
   return run;
 }

@@ -21,6 +21,7 @@
 #include "memory.h"
 #include "passthrough.h"
 #include "virtio_blk.h"
+#include "vmlab/cpuid.h"
 
 #define PATTERN_SEED_MULTIPLIER 0x9e3779b97f4a7c15ull
 #define PATTERN_SECTOR_MULTIPLIER 0xc2b2ae3d27d4eb4full
@@ -322,8 +323,10 @@ static uint64_t checksum(const uint64_t* words, uint64_t count) {
   return hash;
 }
 
-/* The TSC rate, for MB/s: CPUID leaf 0x15 (crystal clock times the TSC
- * ratio), else leaf 0x16 (base frequency, which the TSC runs at on Intel
+/* The TSC rate, for MB/s. The VMM says it in boot_info: a kernel at CPL3
+ * cannot trust CPUID (guest/abi/vmlab/cpuid.h). Without it (the PVH entry,
+ * where the kernel runs at CPL0), CPUID: leaf 0x15 (crystal clock times the
+ * TSC ratio), else leaf 0x16 (base frequency, which the TSC runs at on Intel
  * parts with an invariant TSC), else the hypervisor timing leaf 0x40000010
  * (TSC kHz) that KVM and VMware offer; 0 if none says (Intel SDM vol. 2A,
  * CPUID leaves 15H and 16H). */
@@ -334,10 +337,9 @@ static void cpuid(uint32_t leaf, uint32_t values[4]) {
 }
 
 #define CPUID_HYPERVISOR_PRESENT (1u << 31)
-#define CPUID_HYPERVISOR_BASE 0x40000000u
-#define CPUID_HYPERVISOR_TIMING 0x40000010u
 
 static uint64_t tsc_hz(void) {
+  if (boot_info()->tsc_khz != 0) return (uint64_t)boot_info()->tsc_khz * 1000;
   uint32_t values[4];
   cpuid(0, values);
   uint32_t maximum_leaf = values[0];
@@ -353,9 +355,9 @@ static uint64_t tsc_hz(void) {
   }
   cpuid(1, values);
   if ((values[2] & CPUID_HYPERVISOR_PRESENT) != 0) {
-    cpuid(CPUID_HYPERVISOR_BASE, values);
-    if (values[0] >= CPUID_HYPERVISOR_TIMING) {
-      cpuid(CPUID_HYPERVISOR_TIMING, values);
+    cpuid(VMLAB_CPUID_HYPERVISOR_LEAF, values);
+    if (values[0] >= VMLAB_CPUID_TIMING_LEAF) {
+      cpuid(VMLAB_CPUID_TIMING_LEAF, values);
       if (values[0] != 0) return (uint64_t)values[0] * 1000;
     }
   }

@@ -13,11 +13,12 @@
 _Noreturn void kernel_main(uint64_t boot_info_address, unsigned entry);
 
 _Noreturn void kernel_main(uint64_t boot_info_address, unsigned entry) {
-  /* Copy the boot information while the boot identity map still covers it,
-   * then replace everything the VMM (or the PVH trampoline) set up. */
-  /* First: a paravirtualized kernel must not execute anything privileged. */
-  pv_init();
+  /* Copy the boot information while the boot identity map still covers it
+   * (plain loads and stores, nothing privileged), then learn from it whether
+   * this kernel runs paravirtualized before anything privileged runs. Then
+   * replace everything the VMM (or the PVH trampoline) set up. */
   bool adopted = boot_adopt(boot_info_address, entry);
+  pv_init(adopted ? boot_info() : NULL);
   cpu_init();
   bool memory_ready = adopted && memory_init();
   console_init();

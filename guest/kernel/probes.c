@@ -16,6 +16,7 @@
 #include "arch.h"
 #include "console.h"
 #include "cpu.h"
+#include "vmlab/cpuid.h"
 
 #define RFLAGS_IF (1ull << 9)
 
@@ -80,6 +81,34 @@ static void probe_segment_checks(void) {
   report_flag("verw-ss", "writable", valid != 0);
 }
 
+/* CPUID at the kernel's level: the hypervisor leaves the VMM published
+ * (guest/abi/vmlab/cpuid.h). At CPL0 (hvm, QEMU) the CPU, or KVM emulating
+ * it, answers with the virtual machine's leaves. Deprivileged to CPL3 (full,
+ * para) the answer depends on the host: VT-x and AMD-V always intercept
+ * CPUID, but kvm_pvm can only where the host CPU has CPUID faulting; without
+ * it `cpuid` runs on the host CPU and shows the host's leaves. The host
+ * (`vmlab probe`) compares these lines with what its VMM published. */
+static void probe_cpuid(void) {
+  uint32_t eax, ebx, ecx, edx;
+  __asm__ volatile("cpuid"
+                   : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx)
+                   : "a"(VMLAB_CPUID_HYPERVISOR_LEAF), "c"(0));
+  const uint32_t words[3] = {ebx, ecx, edx};
+  char signature[13];
+  for (unsigned index = 0; index < 12; ++index) {
+    char c = (char)(words[index / 4] >> (8 * (index % 4)));
+    signature[index] = (c > ' ' && c <= '~') ? c : '.';
+  }
+  signature[12] = '\0';
+  debug_console_print("VMLAB-PROBE cpuid-signature %s\n", signature);
+  ++probes_run;
+  __asm__ volatile("cpuid"
+                   : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx)
+                   : "a"(VMLAB_CPUID_VERSION_LEAF), "c"(0));
+  debug_console_print("VMLAB-PROBE cpuid-0x40000001 eax=0x%x\n", eax);
+  ++probes_run;
+}
+
 /* What a paravirtualized kernel does instead of each sensitive instruction
  * (DESIGN.md 1, `para`): it never runs them, because it knows that at CPL3
  * they would tell it the monitor's state. It asks pv_ops, or answers from
@@ -116,6 +145,9 @@ static uint64_t run_paravirtual_probes(void) {
   report_substitute("mov-from-cs", "its kernel code selector constant, as event frames carry it");
   report_value("mov-from-ss", SELECTOR_KERNEL_DATA);
   report_substitute("mov-from-ss", "its kernel data selector constant");
+  /* Run for real, to show what a kernel at CPL3 would see; this kernel takes
+   * nothing from CPUID (boot_info says para, and the TSC rate). */
+  probe_cpuid();
   return probes_run;
 }
 
@@ -164,6 +196,7 @@ uint64_t run_probes(bool segment_checks_skipped) {
   __asm__ volatile("mov %%ss, %0" : "=r"(selector));
   report_value("mov-from-ss", selector);
 
+  probe_cpuid();
   if (!segment_checks_skipped) probe_segment_checks();
   return probes_run;
 }

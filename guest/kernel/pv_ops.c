@@ -1,6 +1,7 @@
 #include "pv_ops.h"
 
 #include "arch.h"
+#include "boot.h"
 #include "cpu.h"
 #include "vmlab/hypercall.h"
 
@@ -363,22 +364,15 @@ static const struct pv_ops para_ops = {
     .port_write_string = para_port_write_string,
 };
 
-static bool vmlab_monitor_present(void) {
-  uint32_t eax, ebx, ecx, edx;
-  __asm__ volatile("cpuid"
-                   : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx)
-                   : "a"(VMLAB_CPUID_HYPERVISOR_LEAF), "c"(0));
-  const char* expected = VMLAB_HYPERVISOR_SIGNATURE;
-  uint32_t words[3] = {ebx, ecx, edx};
-  const char* signature = (const char*)words;
-  for (unsigned index = 0; index < 12; ++index) {
-    if (signature[index] != expected[index]) return false;
+void pv_init(const struct vmlab_boot_info* info) {
+  /* The boot protocol says whether this kernel was started paravirtualized,
+   * as a Xen PV domain's start_info does. Not CPUID: at CPL3 a host without
+   * CPUID faulting answers with its own leaves (guest/abi/vmlab/cpuid.h). */
+  if (info == NULL || info->paravirtual_abi == 0) return;
+  if (info->paravirtual_abi != VMLAB_PARA_ABI_VERSION) {
+    para_failure("boot_info names a paravirtual ABI this kernel does not speak",
+                 (int64_t)info->paravirtual_abi);
   }
-  return eax >= VMLAB_CPUID_VERSION_LEAF;
-}
-
-void pv_init(void) {
-  if (!vmlab_monitor_present()) return;
   /* Until the shared page is registered, events are masked by definition. */
   int64_t result = hypercall(VMLAB_HYPERCALL_REGISTER_SHARED_INFO,
                              memory_virtual_to_physical(&shared_info), 0, 0, 0);

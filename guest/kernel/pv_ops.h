@@ -1,9 +1,11 @@
 /* pv_ops: one table of the operations a kernel does differently when it
  * knows it is paravirtualized (DESIGN.md 1, `para`), as Linux's paravirt_ops.
- * pv_init() looks for the vmlab monitor's CPUID signature (leaf 0x40000000)
- * and, if it is there, switches the table from the native instructions to
+ * pv_init() reads the boot protocol: when boot_info says the VMM started the
+ * kernel paravirtualized (boot_info.paravirtual_abi, as a Xen PV domain's
+ * start_info), it switches the table from the native instructions to
  * hypercalls and stores to the shared page (guest/abi/vmlab/hypercall.h).
- * Without the signature (hvm, full, QEMU) the same image runs natively. */
+ * Otherwise (hvm, full, QEMU) the same image runs natively. It never asks
+ * CPUID, which a host may answer itself at CPL3 (guest/abi/vmlab/cpuid.h). */
 #ifndef VMLAB_GUEST_PV_OPS_H
 #define VMLAB_GUEST_PV_OPS_H
 
@@ -51,8 +53,11 @@ extern void (*pv_iret)(void);
 int64_t hypercall(uint64_t number, uint64_t argument0, uint64_t argument1, uint64_t argument2,
                   uint64_t argument3);
 
-/* Chooses the table; call before anything privileged. */
-void pv_init(void);
+struct vmlab_boot_info;
+
+/* Chooses the table from the adopted boot information (NULL: native); call
+ * before anything privileged. */
+void pv_init(const struct vmlab_boot_info* info);
 
 /* Page-table writes may be queued and sent as one mmu_update batch; a read
  * of a queued entry must come after pv_flush_page_table_batch(). */

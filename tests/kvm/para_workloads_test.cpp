@@ -105,6 +105,9 @@ TEST(ParaRun, ProbesMatchHvmThroughTheirSubstitutes) {
   const auto substitutes = parse_probe_lines(para.debug_lines, nullptr, "VMLAB-PROBE-PV ");
   ASSERT_FALSE(hvm_values.empty());
   for (const auto& [probe, value] : hvm_values) {
+    // cpuid runs for real in para, to show the hole: what it returns at CPL3
+    // depends on the host (ProbeMatrix.CpuidAtCpl3ShowsWhatThisHostDoes).
+    if (vmm_defined_value(probe)) continue;
     auto found = para_values.find(probe);
     ASSERT_NE(found, para_values.end()) << probe;
     EXPECT_EQ(found->second, value) << probe;

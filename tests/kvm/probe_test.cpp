@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "../support/kvm_available.hpp"
 #include "vmlab/reference.hpp"
 
@@ -37,6 +39,7 @@ TEST(ProbeMatrix, HolesShowInFullOnlyAndUmipClosesItsShare) {
   const auto& para = column(*matrix, "para");
   ASSERT_TRUE(para.unavailable.empty()) << para.unavailable;
   for (const auto& [probe, value] : para.values) {
+    if (vmm_defined_value(probe)) continue;  // cpuid runs for real, to show the hole
     EXPECT_EQ(para.substitutes.count(probe), 1u) << "para states what replaces " << probe;
   }
   const auto& hvm = column(*matrix, "hvm");
@@ -49,6 +52,7 @@ TEST(ProbeMatrix, HolesShowInFullOnlyAndUmipClosesItsShare) {
   const auto& reference = native.unavailable.empty() ? native : hvm;
   if (native.unavailable.empty()) {
     for (const auto& [probe, value] : hvm.values) {
+      if (vmm_defined_value(probe)) continue;  // QEMU's CPUID leaves are its own
       EXPECT_EQ(value, native.values.at(probe)) << "hvm runs the kernel at CPL0: " << probe;
     }
   }
@@ -66,6 +70,47 @@ TEST(ProbeMatrix, HolesShowInFullOnlyAndUmipClosesItsShare) {
   for (const char* open : {"pushf-after-cli", "popf-clears-if", "mov-from-cs"}) {
     EXPECT_NE(umip.values.at(open), reference.values.at(open)) << open << " is not UMIP's";
   }
+}
+
+// CPUID at the kernel's level: at CPL0 the VM's leaves; at CPL3 the VM's only
+// where the host intercepts it (PLATFORM.md "Hosts differ"), which the
+// platform check predicts and the matrix must confirm on every host.
+TEST(ProbeMatrix, CpuidAtCpl3ShowsWhatThisHostDoes) {
+  VMLAB_REQUIRE_KVM();
+  auto matrix = run_probe_matrix();
+  ASSERT_TRUE(matrix.ok()) << matrix.error().message;
+  const auto& hvm = column(*matrix, "hvm");
+  for (const char* probe : {"cpuid-signature", "cpuid-0x40000001"}) {
+    ASSERT_EQ(hvm.values.count(probe), 1u) << probe;
+    EXPECT_EQ(hvm.values.at(probe), vmm_defined_value(probe)) << "CPL0 sees the VMM's " << probe;
+  }
+  const PlatformInfo platform = detect_platform();
+  ASSERT_EQ(matrix->cpuid_at_user_level, platform.cpuid_at_user_level);
+  for (const char* name : {"full", "para"}) {
+    const auto& deprivileged = column(*matrix, name);
+    ASSERT_TRUE(deprivileged.unavailable.empty()) << name << ": " << deprivileged.unavailable;
+    const auto saw_vmm = saw_vmm_cpuid(deprivileged);
+    ASSERT_TRUE(saw_vmm.has_value()) << name << " ran no cpuid probe";
+    switch (platform.cpuid_at_user_level) {
+      case CpuidAtUserLevel::Intercepted:
+        EXPECT_TRUE(*saw_vmm) << name << ": " << platform.cpuid_interception_line();
+        break;
+      case CpuidAtUserLevel::HostAnswers:
+        EXPECT_FALSE(*saw_vmm) << name << ": " << platform.cpuid_interception_line();
+        break;
+      case CpuidAtUserLevel::Unknown:
+        break;
+    }
+  }
+  EXPECT_EQ(column(*matrix, "full").values.at("cpuid-signature"),
+            column(*matrix, "para").values.at("cpuid-signature"))
+      << "both kernels run at CPL3 on the same host";
+  std::ostringstream printed;
+  print_probe_matrix(*matrix, printed);
+  EXPECT_NE(printed.str().find("CPUID intercepted at CPL3 on this host: " +
+                               platform.cpuid_interception_line()),
+            std::string::npos)
+      << printed.str();
 }
 
 TEST(ReferenceMachine, ReportsMissingQemuOrRuns) {

@@ -107,6 +107,8 @@ Status write_boot_structures(GuestMemoryAccess& memory, const BootParameters& pa
     return status;
   }
 
+  info.paravirtual_abi = parameters.paravirtual_abi;
+  info.tsc_khz = parameters.tsc_khz;
   info.device_count = static_cast<std::uint32_t>(parameters.devices.size());
   std::copy(parameters.devices.begin(), parameters.devices.end(), info.devices);
   return memory.write_object(GuestPhysAddr(VMLAB_BOOT_INFO_ADDR), info);

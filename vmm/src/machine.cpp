@@ -1,35 +1,62 @@
 #include "vmlab/machine.hpp"
 
+#include <cpuid.h>
+
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <future>
 #include <thread>
 
+#include "vmlab/abi/cpuid.hpp"
 #include "vmlab/boot.hpp"
 
 namespace vmlab {
 
 namespace {
 
-// The hypervisor timing leaf 0x40000010 (EAX = TSC kHz), which KVM and
-// VMware define and guests without CPUID leaf 15H/16H use to turn rdtsc
-// cycles into time (the guest's MB/s). It needs a hypervisor leaf
-// 0x40000000 whose EAX reaches it.
-constexpr std::uint32_t kHypervisorBase = 0x40000000;
-constexpr std::uint32_t kTimingLeaf = 0x40000010;
+kvm_cpuid_entry2 cpuid_leaf(std::uint32_t function, std::uint32_t eax, std::uint32_t ebx = 0,
+                            std::uint32_t ecx = 0, std::uint32_t edx = 0) {
+  kvm_cpuid_entry2 entry{};
+  entry.function = function;
+  entry.eax = eax;
+  entry.ebx = ebx;
+  entry.ecx = ecx;
+  entry.edx = edx;
+  return entry;
+}
 
-void publish_tsc_rate(std::vector<kvm_cpuid_entry2>& cpuid, std::uint32_t tsc_khz) {
-  if (tsc_khz == 0) return;
-  auto base = std::find_if(cpuid.begin(), cpuid.end(),
-                           [](const auto& entry) { return entry.function == kHypervisorBase; });
-  if (base == cpuid.end()) return;  // no hypervisor range to extend
-  base->eax = std::max(base->eax, kTimingLeaf);
-  std::erase_if(cpuid, [](const auto& entry) { return entry.function == kTimingLeaf; });
-  kvm_cpuid_entry2 timing{};
-  timing.function = kTimingLeaf;
-  timing.eax = tsc_khz;
-  cpuid.push_back(timing);
+// vmlab's own hypervisor leaves (guest/abi/vmlab/cpuid.h) in place of KVM's:
+// in every mode, so that `vmlab probe` can tell the VMM's CPUID from the
+// host's, which a kernel at CPL3 sees on a host without CPUID faulting.
+void publish_hypervisor_leaves(std::vector<kvm_cpuid_entry2>& cpuid, HypervisorLeaves which,
+                               std::uint32_t tsc_khz) {
+  std::erase_if(cpuid, [](const kvm_cpuid_entry2& entry) {
+    return entry.function >= VMLAB_CPUID_HYPERVISOR_LEAF &&
+           entry.function <= VMLAB_CPUID_HYPERVISOR_LEAF + 0xff;
+  });
+  if (which == HypervisorLeaves::Host) {
+    // This process runs at CPL3 on the host, as a deprivileged guest kernel
+    // does: what it reads is what such a kernel reads without CPUID faulting.
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    __cpuid_count(VMLAB_CPUID_HYPERVISOR_LEAF, 0, eax, ebx, ecx, edx);
+    const std::uint32_t last = std::min(eax, VMLAB_CPUID_HYPERVISOR_LEAF + 0xffu);
+    for (std::uint32_t leaf = VMLAB_CPUID_HYPERVISOR_LEAF; leaf <= last; ++leaf) {
+      __cpuid_count(leaf, 0, eax, ebx, ecx, edx);
+      cpuid.push_back(cpuid_leaf(leaf, eax, ebx, ecx, edx));
+    }
+    return;
+  }
+  // The signature as three little-endian registers (EBX, ECX, EDX), the way
+  // KVM and Xen publish theirs.
+  static_assert(sizeof(VMLAB_CPUID_SIGNATURE) == 13);
+  std::array<std::uint32_t, 3> signature{};
+  std::memcpy(signature.data(), VMLAB_CPUID_SIGNATURE, 12);
+  cpuid.push_back(cpuid_leaf(VMLAB_CPUID_HYPERVISOR_LEAF, VMLAB_CPUID_TIMING_LEAF, signature[0],
+                             signature[1], signature[2]));
+  cpuid.push_back(cpuid_leaf(VMLAB_CPUID_VERSION_LEAF, VMLAB_BOOT_VERSION));
+  cpuid.push_back(cpuid_leaf(VMLAB_CPUID_TIMING_LEAF, tsc_khz));
 }
 
 }  // namespace
@@ -102,18 +129,11 @@ Result<std::unique_ptr<Machine>> Machine::create(const Kvm& kvm, const MachineCo
 
   auto vcpu = owned_vm->create_vcpu(0);
   if (!vcpu) return vcpu.error();
-  // Hand the guest what KVM supports (long mode, SYSCALL, ...).
+  // Hand the guest what KVM supports (long mode, SYSCALL, ...), with vmlab's
+  // hypervisor leaves.
   auto cpuid = kvm.supported_cpuid();
   if (!cpuid) return cpuid.error();
-  // A mode may describe itself (para: the hypervisor leaves 0x40000000 up),
-  // replacing whatever KVM offers in those leaves.
-  for (const auto& entry : mode->cpuid_entries()) {
-    std::erase_if(*cpuid, [&](const kvm_cpuid_entry2& existing) {
-      return existing.function == entry.function && existing.index == entry.index;
-    });
-    cpuid->push_back(entry);
-  }
-  publish_tsc_rate(*cpuid, vcpu->tsc_khz());
+  publish_hypervisor_leaves(*cpuid, config.hypervisor_leaves, vcpu->tsc_khz());
   if (auto status = vcpu->set_cpuid(*cpuid); !status) return status.error();
 
   std::unique_ptr<Machine> machine(new Machine(std::move(owned_vm), std::move(*memory),
@@ -143,7 +163,11 @@ Status Machine::load(std::span<const std::uint8_t> elf_image) {
   const auto reserved = boot_reserved_ranges();
   auto image = load_elf(elf_image, m_memory, reserved);
   if (!image) return image.error();
-  BootParameters parameters{m_config.command_line, m_board->device_table(), {}};
+  BootParameters parameters;
+  parameters.command_line = m_config.command_line;
+  parameters.devices = m_board->device_table();
+  parameters.paravirtual_abi = m_mode->paravirtual_abi();
+  parameters.tsc_khz = m_vcpu.tsc_khz();
   if (auto status = write_boot_structures(m_memory, parameters); !status) return status;
   if (auto status = m_mode->prepare(m_context, *image); !status) return status;
   m_image = *image;

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "vmlab/kvm.hpp"
 
@@ -35,6 +36,55 @@ std::string detect_cpu_model(const std::string& cpuinfo_path) {
   return "unknown CPU";
 }
 
+bool cpu_has_flag(const std::string& cpuinfo_path, const std::string& flag) {
+  std::ifstream cpuinfo(cpuinfo_path);
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) return false;
+    std::istringstream words(line.substr(colon + 1));
+    std::string word;
+    while (words >> word) {
+      if (word == flag) return true;
+    }
+    return false;  // the first CPU's flags speak for all of them
+  }
+  return false;
+}
+
+void classify_cpuid_at_user_level(PlatformInfo& info) {
+  if (info.backend == "kvm_intel" || info.backend == "kvm_amd") {
+    info.cpuid_at_user_level = CpuidAtUserLevel::Intercepted;
+    info.cpuid_at_user_level_reason = "VT-x and AMD-V make CPUID exit at every privilege level";
+  } else if (info.backend == "kvm_pvm") {
+    info.cpuid_at_user_level =
+        info.cpuid_fault_flag ? CpuidAtUserLevel::Intercepted : CpuidAtUserLevel::HostAnswers;
+    info.cpuid_at_user_level_reason =
+        info.cpuid_fault_flag
+            ? "kvm_pvm runs CPL3 guest code on the host CPU, and this host has CPUID "
+              "faulting (cpuid_fault)"
+            : "kvm_pvm runs CPL3 guest code on the host CPU, and this host has no CPUID "
+              "faulting (no cpuid_fault in /proc/cpuinfo): a deprivileged kernel's cpuid "
+              "returns the host's leaves";
+  } else {
+    info.cpuid_at_user_level = CpuidAtUserLevel::Unknown;
+    info.cpuid_at_user_level_reason = "unrecognized KVM backend";
+  }
+}
+
+std::string PlatformInfo::cpuid_interception_line() const {
+  switch (cpuid_at_user_level) {
+    case CpuidAtUserLevel::Intercepted:
+      return "yes: " + cpuid_at_user_level_reason;
+    case CpuidAtUserLevel::HostAnswers:
+      return "no: " + cpuid_at_user_level_reason;
+    case CpuidAtUserLevel::Unknown:
+      break;
+  }
+  return "unknown: " + cpuid_at_user_level_reason;
+}
+
 namespace {
 std::string describe_backend(const std::string& backend) {
   if (backend == "kvm_pvm") return "software KVM backend (PVM), no VT-x/AMD-V";
@@ -55,6 +105,8 @@ PlatformInfo detect_platform(const std::string& kvm_path, const std::string& sys
   info.backend = detect_backend(sysfs_module_root);
   info.backend_description = describe_backend(info.backend);
   info.cpu_model = detect_cpu_model(cpuinfo_path);
+  info.cpuid_fault_flag = cpu_has_flag(cpuinfo_path, "cpuid_fault");
+  classify_cpuid_at_user_level(info);
   utsname names{};
   info.host_kernel = uname(&names) == 0 ? names.release : "unknown";
 

@@ -73,6 +73,9 @@ Result<std::vector<WorkloadRequest>> parse_workload_list(const std::string& text
 using CompareProgress = std::function<void(
     std::size_t index, std::size_t total, const CompareRow* finished, const std::string& starting)>;
 
+// The options' usage errors (memory size, timeout, CPU modes), found before
+// anything runs; run_comparison checks them too.
+Status check_compare_options(const CompareOptions& options);
 Result<Comparison> run_comparison(const CompareOptions& options, const CompareProgress& progress);
 void print_comparison(const Comparison& comparison, std::ostream& out);
 void write_comparison_json(const Comparison& comparison, std::ostream& out);

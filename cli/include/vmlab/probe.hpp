@@ -6,11 +6,13 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "vmlab/platform.hpp"
 #include "vmlab/result.hpp"
 
 namespace vmlab {
@@ -29,7 +31,20 @@ struct ProbeMatrix {
   std::vector<std::string> probes;   // in the order the guest ran them
   std::vector<ProbeColumn> columns;  // the first is the native reference
   std::string platform_line;
+  // Who answers cpuid at CPL3 on this host, as the platform says
+  // (PlatformInfo::cpuid_at_user_level), and the sentence that says why.
+  CpuidAtUserLevel cpuid_at_user_level = CpuidAtUserLevel::Unknown;
+  std::string cpuid_interception_line;
 };
+
+// The probes whose right answer is what vmlab's VMM published, not what the
+// native machine (QEMU, with leaves of its own) says: the cpuid rows
+// (guest/abi/vmlab/cpuid.h). nullopt for every other probe.
+std::optional<std::string> vmm_defined_value(const std::string& probe);
+
+// For a deprivileged column (full, para): whether its kernel saw the VMM's
+// CPUID leaves (true), the host's (false), or ran no cpuid probe (nullopt).
+std::optional<bool> saw_vmm_cpuid(const ProbeColumn& column);
 
 // The probes CR4.UMIP makes fault at CPL > 0 (Intel SDM vol. 3A, 2.5).
 bool umip_covers(const std::string& probe);

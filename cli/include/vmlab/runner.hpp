@@ -3,12 +3,16 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
+#include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vmlab/events.hpp"
@@ -45,6 +49,50 @@ std::string workload_list();
 // The guest kernel built with vmlab and embedded in it.
 std::span<const std::uint8_t> builtin_guest_image();
 
+// vmlab's own exit statuses (sysexits.h where one fits). A guest that ends
+// through the exit port makes vmlab exit with guest_exit_status() instead,
+// which is never one of these.
+namespace exit_status {
+inline constexpr int kUsage = 64;        // EX_USAGE: bad options, refused output paths
+inline constexpr int kUnavailable = 69;  // EX_UNAVAILABLE: /dev/kvm unusable, bad guest image
+inline constexpr int kGuestCrashed = 70;
+inline constexpr int kVmmError = 71;
+inline constexpr int kOutputError = 74;  // EX_IOERR: an output file could not be written
+inline constexpr int kTimeout = 124;     // as timeout(1)
+// Guest statuses 1 to 62 are passed through; 63 stands for 63 and above.
+inline constexpr int kGuestStatusCap = 63;
+}  // namespace exit_status
+
+// The exit status of `vmlab run` for a guest that wrote `guest_status` to the
+// exit port: 0 only for 0, the status itself up to 62, 63 for anything above
+// (the port takes 32-bit values; the summary prints the value in full).
+int guest_exit_status(std::uint32_t guest_status);
+// vmlab's exit status for a finished run, by its outcome.
+int run_exit_status(const RunReport& report);
+
+// Limits the options are checked against before any VM exists.
+inline constexpr std::uint64_t kMinimumGuestMemory = 4 * MiB;
+// Machine::create's limit (vmm/src/machine.cpp): RAM ends below the VT-x
+// pages it puts just under 4 GiB.
+inline constexpr std::uint64_t kMaximumGuestMemory = 3 * GiB;
+inline constexpr std::uint64_t kGuestMemoryStep = 2 * MiB;
+inline constexpr double kMaximumTimeoutSeconds = 24 * 60 * 60;
+// The whole guest command line, without its terminating NUL (boot_info.h).
+inline constexpr std::size_t kMaximumCommandLine = 4095;
+// `--guest` reads the whole ELF into memory first.
+inline constexpr std::uint64_t kMaximumGuestFileSize = 64 * MiB;
+
+// "64M", "1G", "4096K": whole bytes or K, M, G, T (binary units, either
+// case), in the guest memory range, in 2M steps. The errors name the rule.
+Result<std::uint64_t> parse_memory_size(std::string_view text);
+Status check_memory_size(std::uint64_t bytes);
+// A number of seconds, finite, above 0 and at most kMaximumTimeoutSeconds:
+// "30", "0.5", "2e3"; not "inf", "nan", "-1", "0x10" or "1e300".
+Result<double> parse_timeout_seconds(std::string_view text);
+// The timeout as Machine waits for it: rounded up to whole milliseconds, at
+// least 1; an Error for a value parse_timeout_seconds refuses.
+Result<std::chrono::milliseconds> timeout_duration(double seconds);
+
 struct RunOptions {
   std::string cpu = "hvm";
   std::string workload = "hello";
@@ -53,8 +101,10 @@ struct RunOptions {
   std::uint64_t memory_size = 64 * MiB;
   double timeout_seconds = 30.0;
   IrqchipModel irqchip = IrqchipModel::Vmm;
-  bool umip = false;       // full: set CR4.UMIP so sgdt/sidt/sldt/str/smsw trap
-  std::string trace_path;  // empty: no trace file (events are still counted)
+  bool umip = false;  // full: set CR4.UMIP so sgdt/sidt/sldt/str/smsw trap
+  HypervisorLeaves hypervisor_leaves = HypervisorLeaves::Vmlab;  // tests: Host
+  std::string trace_path;    // empty: no trace file (events are still counted)
+  std::string console_path;  // empty: no console file (console_output still sees the bytes)
   std::string extra_command_line;
   // A raw image for the guest's disk; empty: no disk.
   std::string disk_path;
@@ -109,10 +159,84 @@ struct GuestRun {
   bool iommu_off = false;    // ... and its DMA bypassed the IOMMU (platform_line says UNSAFE)
 };
 
+// What an output file is allowed to replace.
+enum class OutputKind {
+  Console,  // the guest's serial console: an empty file or a text file (no NUL byte)
+  Report,   // a trace, comparison or export: an empty file or one vmlab wrote
+};
+
+// A file an output must never replace: an input of the same command, named
+// by its option ("--disk", "--guest", "the trace").
+struct ProtectedFile {
+  std::string option;
+  std::string path;
+};
+
+// A file an option (--trace, --console, --json, -o) writes, safely: create()
+// checks everything first and refuses a target that is not a regular file, is
+// one of the command's inputs, is locked by another vmlab (a disk image in
+// use), or holds something other than an earlier output of this kind (a disk
+// image, an ELF). The output goes to a temporary file beside the target, and
+// commit() renames it over the target; a command that fails before commit()
+// leaves the target as it was.
+class OutputFile {
+ public:
+  static Result<OutputFile> create(const std::string& path, std::string option, OutputKind kind,
+                                   std::vector<ProtectedFile> protected_files = {});
+
+  OutputFile(OutputFile&& other) noexcept;
+  OutputFile& operator=(OutputFile&& other) noexcept;
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+  ~OutputFile();  // removes the temporary file unless committed
+
+  std::ostream& stream() { return *m_stream; }
+  const std::string& path() const { return m_path; }
+  // The file commit() replaces: the path, or what a symbolic link points to.
+  const std::string& target() const { return m_target; }
+
+  // Checks the target again and renames the output over it. An error (a
+  // write that failed, a target that changed) leaves the target untouched.
+  Status commit();
+
+ private:
+  OutputFile() = default;
+  void discard();
+
+  std::string m_path;
+  std::string m_option;
+  OutputKind m_kind = OutputKind::Report;
+  std::vector<ProtectedFile> m_protected;
+  std::string m_target;
+  std::string m_temporary;  // empty once committed or discarded
+  std::unique_ptr<std::ofstream> m_stream;
+};
+
+// The files one run writes; each present when its option was given.
+struct RunOutputs {
+  std::optional<OutputFile> trace;
+  std::optional<OutputFile> console;
+  Status commit();  // the console first: it matters most when the trace cannot be written
+};
+
+// Usage errors in the options, found without opening anything: unknown CPU
+// mode or workload, option combinations, memory size, timeout, command line.
+Status check_run_options(const RunOptions& options);
+// Checks and opens the run's --trace and --console files: never the run's
+// --guest or --disk, nor each other.
+Result<RunOutputs> open_run_outputs(const RunOptions& options);
+
 // Fails (without running) on bad options, an unreadable or malformed guest,
 // or an unusable /dev/kvm; a guest that crashes or hangs is a successful
-// GuestRun whose report says so.
+// GuestRun whose report says so. The trace and console go to `outputs`
+// (from open_run_outputs), which the caller commits.
+Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs);
+// The same, opening the outputs first and committing them after the run.
 Result<GuestRun> run_guest(const RunOptions& options);
+
+// The guest ELF at `path`: a regular file of at most kMaximumGuestFileSize
+// bytes (not a FIFO, device or directory, which could block or never end).
+Result<std::vector<std::uint8_t>> read_guest_file(const std::string& path);
 
 std::string command_line_for(const RunOptions& options);
 

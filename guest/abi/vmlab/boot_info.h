@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define VMLAB_BOOT_MAGIC 0x4f4f42424c4d56ULL /* "VMLBBOO" little-endian */
-#define VMLAB_BOOT_VERSION 1u
+#define VMLAB_BOOT_VERSION 2u
 
 /* Fixed guest-physical layout of the boot structures the VMM builds. */
 #define VMLAB_BOOT_GDT_ADDR 0x1000ull
@@ -101,9 +101,21 @@ struct vmlab_boot_info {
   uint32_t device_count;
   uint32_t flags; /* enum vmlab_boot_flags */
   struct vmlab_device devices[VMLAB_MAX_DEVICES];
+  /* What the kernel must not learn from CPUID (PLATFORM.md "Hosts differ"):
+   * a kernel deprivileged to CPL3 cannot trust `cpuid`, which a host without
+   * CPUID faulting answers itself, with the host's own leaves. So the VMM
+   * says here what Xen says in a PV domain's start_info. */
+  /* Nonzero only when the VMM started the kernel paravirtualized (--cpu
+   * para): the version of the vmlab paravirtual ABI the monitor speaks
+   * (VMLAB_PARA_ABI_VERSION, guest/abi/vmlab/hypercall.h). 0: run natively,
+   * as under hvm, full, QEMU, or real hardware. */
+  uint32_t paravirtual_abi;
+  /* The guest's TSC rate in kHz as KVM reports it (KVM_GET_TSC_KHZ), 0 if
+   * unknown (then the kernel asks CPUID, which it may at CPL0). */
+  uint32_t tsc_khz;
 };
 
-#define VMLAB_BOOT_INFO_SIZE (32u + 24u * VMLAB_MAX_MEM_REGIONS + 8u + 32u * VMLAB_MAX_DEVICES)
+#define VMLAB_BOOT_INFO_SIZE (32u + 24u * VMLAB_MAX_MEM_REGIONS + 8u + 32u * VMLAB_MAX_DEVICES + 8u)
 
 #ifdef __cplusplus
 static_assert(sizeof(struct vmlab_boot_info) == VMLAB_BOOT_INFO_SIZE, "boot_info layout");

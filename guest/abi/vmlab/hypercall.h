@@ -3,10 +3,11 @@
  * the monitor. Shared by the guest kernel (freestanding C11) and the monitor
  * (C++20): fixed-width types and explicit padding only.
  *
- * Discovery. CPUID leaf 0x40000000 (the range Intel and AMD leave to
- * hypervisors) returns EAX = the highest hypervisor leaf and EBX, ECX, EDX =
- * the 12-byte signature "vmlab-para-1"; leaf 0x40000001 returns EAX = the ABI
- * version. No signature (hvm, full, QEMU): the kernel runs natively.
+ * Discovery. The boot protocol says it, as a Xen PV domain's start_info
+ * does: boot_info.paravirtual_abi (boot_info.h) is VMLAB_PARA_ABI_VERSION when
+ * the VMM started the kernel paravirtualized, 0 otherwise (hvm, full, QEMU:
+ * the kernel runs natively). Never CPUID: at CPL3 a host without CPUID
+ * faulting answers `cpuid` with its own leaves (PLATFORM.md, cpuid.h).
  *
  * Calling convention. A hypercall is `syscall` executed in virtual kernel
  * mode, as in Xen's 64-bit PV ABI: RAX = number, arguments in RDI, RSI, RDX,
@@ -25,9 +26,6 @@
 
 #include <stdint.h>
 
-#define VMLAB_CPUID_HYPERVISOR_LEAF 0x40000000u
-#define VMLAB_CPUID_VERSION_LEAF 0x40000001u
-#define VMLAB_HYPERVISOR_SIGNATURE "vmlab-para-1" /* 12 bytes: EBX, ECX, EDX */
 #define VMLAB_PARA_ABI_VERSION 1u
 
 enum vmlab_hypercall {

@@ -47,17 +47,6 @@ constexpr std::uint64_t kTableEntry =
     entry_bits::kPresent | entry_bits::kWritable | entry_bits::kAccessed;
 constexpr std::uint64_t kLargeLeaf = kTableEntry | entry_bits::kDirty | entry_bits::kLargePage;
 
-kvm_cpuid_entry2 cpuid_leaf(std::uint32_t function, std::uint32_t eax, std::uint32_t ebx,
-                            std::uint32_t ecx, std::uint32_t edx) {
-  kvm_cpuid_entry2 entry{};
-  entry.function = function;
-  entry.eax = eax;
-  entry.ebx = ebx;
-  entry.ecx = ecx;
-  entry.edx = edx;
-  return entry;
-}
-
 // Guest-virtual = guest-physical over RAM: the boot tables' view, for the
 // hypercalls a kernel makes before it pins its own root.
 class IdentityMemory final : public full::GuestVirtualMemory {
@@ -119,19 +108,6 @@ class ParaMode::Environment final : public HypercallEnvironment {
 
 ParaMode::ParaMode(ParaModeOptions options) : m_options(options) {}
 ParaMode::~ParaMode() = default;
-
-std::vector<kvm_cpuid_entry2> ParaMode::cpuid_entries() const {
-  // The signature as three little-endian registers (EBX, ECX, EDX), the way
-  // Xen and KVM publish theirs.
-  static_assert(sizeof(VMLAB_HYPERVISOR_SIGNATURE) == 13);
-  std::uint32_t signature[3];
-  std::memcpy(signature, VMLAB_HYPERVISOR_SIGNATURE, sizeof signature);
-  return {
-      cpuid_leaf(VMLAB_CPUID_HYPERVISOR_LEAF, VMLAB_CPUID_VERSION_LEAF, signature[0], signature[1],
-                 signature[2]),
-      cpuid_leaf(VMLAB_CPUID_VERSION_LEAF, VMLAB_PARA_ABI_VERSION, 0, 0, 0),
-  };
-}
 
 Status ParaMode::build_page_tables() {
   auto write_entry = [&](std::uint64_t table_offset, unsigned index, std::uint64_t value) {

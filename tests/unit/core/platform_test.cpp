@@ -38,6 +38,40 @@ TEST_F(PlatformTest, ReadsCpuModel) {
   EXPECT_EQ(detect_cpu_model((root / "missing").string()), "unknown CPU");
 }
 
+TEST_F(PlatformTest, FindsCpuidFaultingAmongTheFlags) {
+  // An AMD EPYC host (kvm_pvm) had no cpuid_fault; the Intel Xeon one had it.
+  std::ofstream(root / "amd") << "processor\t: 0\nvendor_id\t: AuthenticAMD\n"
+                                 "flags\t\t: fpu vme de pse tsc msr cpuid_faulty cpuid\n";
+  std::ofstream(root / "intel") << "processor\t: 0\nflags\t\t: fpu vme cpuid_fault pti\n"
+                                   "processor\t: 1\nflags\t\t: fpu\n";
+  EXPECT_FALSE(cpu_has_flag((root / "amd").string(), "cpuid_fault")) << "whole words only";
+  EXPECT_TRUE(cpu_has_flag((root / "amd").string(), "cpuid"));
+  EXPECT_TRUE(cpu_has_flag((root / "intel").string(), "cpuid_fault"));
+  EXPECT_FALSE(cpu_has_flag((root / "missing").string(), "cpuid_fault"));
+}
+
+TEST_F(PlatformTest, SaysWhoAnswersCpuidAtUserLevel) {
+  PlatformInfo info;
+  info.backend = "kvm_pvm";
+  info.cpuid_fault_flag = false;
+  classify_cpuid_at_user_level(info);
+  EXPECT_EQ(info.cpuid_at_user_level, CpuidAtUserLevel::HostAnswers);
+  EXPECT_EQ(info.cpuid_interception_line().rfind("no: ", 0), 0u) << info.cpuid_interception_line();
+  info.cpuid_fault_flag = true;
+  classify_cpuid_at_user_level(info);
+  EXPECT_EQ(info.cpuid_at_user_level, CpuidAtUserLevel::Intercepted);
+  // Hardware virtualization intercepts CPUID whatever the flags say.
+  for (const char* hardware : {"kvm_intel", "kvm_amd"}) {
+    info.backend = hardware;
+    info.cpuid_fault_flag = false;
+    classify_cpuid_at_user_level(info);
+    EXPECT_EQ(info.cpuid_at_user_level, CpuidAtUserLevel::Intercepted) << hardware;
+  }
+  info.backend = "unknown";
+  classify_cpuid_at_user_level(info);
+  EXPECT_EQ(info.cpuid_at_user_level, CpuidAtUserLevel::Unknown);
+}
+
 TEST_F(PlatformTest, MissingKvmDeviceIsExplained) {
   auto info = detect_platform((root / "no-kvm").string(), (root / "module").string(),
                               (root / "missing").string());

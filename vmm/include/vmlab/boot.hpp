@@ -22,6 +22,10 @@ struct BootParameters {
   // Guest-physical ranges inside RAM the guest must not use (beyond the low
   // boot area, which is always reserved).
   std::vector<ReservedRange> reserved;
+  // boot_info.paravirtual_abi: nonzero only for a paravirtualized start.
+  std::uint32_t paravirtual_abi = 0;
+  // boot_info.tsc_khz: the guest's TSC rate, 0 if unknown.
+  std::uint32_t tsc_khz = 0;
 };
 
 // What the loader must keep clear: the low boot area and `extra`.

@@ -48,8 +48,9 @@ class CpuMode {
  public:
   virtual ~CpuMode() = default;
   virtual std::string_view name() const = 0;
-  // CPUID leaves the mode adds to (or replaces in) what KVM supports.
-  virtual std::vector<kvm_cpuid_entry2> cpuid_entries() const { return {}; }
+  // The paravirtual ABI version the boot protocol announces to the guest
+  // kernel (boot_info.paravirtual_abi), or 0: the kernel runs natively.
+  virtual std::uint32_t paravirtual_abi() const { return 0; }
   // Sets the vCPU up for the first entry; boot structures are in memory.
   virtual Status prepare(ModeContext& context, const LoadedImage& image) = 0;
   // Called before every KVM_RUN: deliver a pending interrupt if the guest can

@@ -21,8 +21,18 @@
 
 namespace vmlab {
 
+// The CPUID hypervisor leaves (0x40000000 up) the VMM hands the guest.
+enum class HypervisorLeaves {
+  Vmlab,  // vmlab's (guest/abi/vmlab/cpuid.h)
+  // The host's own, as the VMM process reads them with `cpuid`: what a kernel
+  // at CPL3 sees on a host without CPUID faulting (PLATFORM.md "Hosts
+  // differ"). Tests use it to show nothing in the guest depends on vmlab's.
+  Host,
+};
+
 struct MachineConfig {
   std::uint64_t memory_size = 64 * MiB;
+  HypervisorLeaves hypervisor_leaves = HypervisorLeaves::Vmlab;
   std::string command_line;
   std::chrono::milliseconds timeout{30'000};
   std::size_t trace_capacity = 0;  // events kept in the ring; 0 = count only

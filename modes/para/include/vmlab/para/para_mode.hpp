@@ -1,9 +1,9 @@
 // Paravirtualization, Xen style (DESIGN.md 1, 4, 5): the guest kernel runs at
-// CPL3 like in `full`, but knows it: it found the monitor through CPUID leaf
-// 0x40000000 and replaced its privileged operations with hypercalls (a
-// `syscall` in virtual kernel mode) and plain stores to a shared page. Its own
-// page tables are the real ones (direct paging), validated by the monitor on
-// every change; there are no shadow tables and no instruction emulation.
+// CPL3 like in `full`, but knows it: the boot protocol told it so
+// (boot_info.paravirtual_abi, as a Xen PV domain's start_info) and it replaced its privileged
+// operations with hypercalls (a `syscall` in virtual kernel mode) and plain stores to a shared
+// page. Its own page tables are the real ones (direct paging), validated by the monitor on every
+// change; there are no shadow tables and no instruction emulation.
 //
 // The monitor region (GDT, IDT, TSS, CPL0 stubs) is the one `full` uses; the
 // validator puts it into PML4 slot 511 of every root the guest pins.
@@ -35,7 +35,7 @@ class ParaMode final : public CpuMode {
   ~ParaMode() override;
 
   std::string_view name() const override { return "para"; }
-  std::vector<kvm_cpuid_entry2> cpuid_entries() const override;
+  std::uint32_t paravirtual_abi() const override { return VMLAB_PARA_ABI_VERSION; }
   Status prepare(ModeContext& context, const LoadedImage& image) override;
   Result<int> deliver_interrupts(ModeContext& context) override;
   ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit,

@@ -1,0 +1,333 @@
+// `vmlab run`, `compare` and `trace export` as a user runs them: the built
+// binary in a subprocess, its exit status, what it printed, and what it did to
+// the files around it. VMLAB_CLI in the environment overrides the binary (to
+// run these checks against another build).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../support/elf_builder.hpp"
+#include "../support/kvm_available.hpp"
+#include "vmlab/devices/raw_image_file.hpp"
+
+namespace vmlab {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string vmlab_binary() {
+  const char* override_path = std::getenv("VMLAB_CLI");
+  return override_path != nullptr ? override_path : VMLAB_CLI_PATH;
+}
+
+std::string contents_of(const fs::path& path) {
+  std::ifstream file(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+}
+
+void write_file(const fs::path& path, const std::string& contents) {
+  std::ofstream(path, std::ios::binary) << contents;
+}
+
+struct Finished {
+  int status = -1;         // the exit status; -1 when killed at the deadline
+  bool timed_out = false;  // it was still running at the deadline
+  std::string out;
+  std::string err;
+};
+
+// Runs vmlab with `arguments` in `directory`, killing it (by its pid) if it
+// outlives `deadline`.
+Finished run_vmlab(const fs::path& directory, const std::vector<std::string>& arguments,
+                   std::chrono::seconds deadline = std::chrono::seconds(60)) {
+  const std::string binary = vmlab_binary();
+  const fs::path out_path = directory / ".test-stdout";
+  const fs::path err_path = directory / ".test-stderr";
+  const pid_t child = ::fork();
+  if (child == 0) {
+    if (::chdir(directory.c_str()) != 0) ::_exit(126);
+    if (!std::freopen(out_path.c_str(), "w", stdout) ||
+        !std::freopen(err_path.c_str(), "w", stderr)) {
+      ::_exit(126);
+    }
+    std::vector<char*> argv{const_cast<char*>(binary.c_str())};
+    for (const auto& argument : arguments)
+      argv.push_back(const_cast<char*>(argument.c_str()));
+    argv.push_back(nullptr);
+    ::execv(binary.c_str(), argv.data());
+    ::_exit(127);
+  }
+  Finished finished;
+  if (child < 0) return finished;
+  int status = 0;
+  const auto give_up = std::chrono::steady_clock::now() + deadline;
+  while (::waitpid(child, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > give_up) {
+      ::kill(child, SIGKILL);
+      ::waitpid(child, &status, 0);
+      finished.timed_out = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!finished.timed_out && WIFEXITED(status)) finished.status = WEXITSTATUS(status);
+  finished.out = contents_of(out_path);
+  finished.err = contents_of(err_path);
+  fs::remove(out_path);
+  fs::remove(err_path);
+  return finished;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The entries of a directory other than the test's own stdout and stderr,
+// hidden ones included: no output leaves a temporary file behind.
+std::vector<std::string> entries_of(const fs::path& directory) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(directory))
+    names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(fs::exists(vmlab_binary())) << vmlab_binary();
+    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    m_directory = fs::temp_directory_path() /
+                  ("vmlab-cli-e2e-" + std::string(test->name()) + "-" + std::to_string(::getpid()));
+    fs::remove_all(m_directory);
+    fs::create_directories(m_directory);
+  }
+  void TearDown() override { fs::remove_all(m_directory); }
+
+  Finished vmlab(const std::vector<std::string>& arguments,
+                 std::chrono::seconds deadline = std::chrono::seconds(60)) {
+    return run_vmlab(m_directory, arguments, deadline);
+  }
+  fs::path path(const std::string& name) const { return m_directory / name; }
+
+  // A 1 MiB image that is not all zeros, so emptying it shows.
+  fs::path make_image(const std::string& name) {
+    const auto image = path(name);
+    EXPECT_TRUE(devices::create_raw_image(image.string(), 1024 * 1024, false).ok());
+    std::fstream(image, std::ios::in | std::ios::out | std::ios::binary) << "VMLAB-TEST-SECTOR";
+    return image;
+  }
+
+  fs::path m_directory;
+};
+
+// Defect 1: an output option destroyed the disk image.
+TEST_F(CliTest, TraceOntoTheRunsOwnDiskIsRefusedAndTheImageKept) {
+  const auto image = make_image("d.img");
+  const std::string before = contents_of(image);
+  auto run = vmlab({"run", "--disk", "d.img", "--workload", "disk-read", "--trace", "d.img"});
+  EXPECT_EQ(run.status, 64) << run.err;
+  EXPECT_TRUE(contains(run.err, "--disk")) << run.err;
+  EXPECT_EQ(contents_of(image), before) << "the disk image was changed";
+  EXPECT_EQ(entries_of(m_directory), std::vector<std::string>{"d.img"});
+}
+
+TEST_F(CliTest, ConsoleOntoADiskImageIsRefusedAndTheImageKept) {
+  const auto image = make_image("other.img");
+  const std::string before = contents_of(image);
+  auto run = vmlab({"run", "--console", "other.img"});
+  EXPECT_EQ(run.status, 64) << run.err;
+  EXPECT_EQ(contents_of(image), before) << "the disk image was changed";
+}
+
+TEST_F(CliTest, ARefusedRunWritesNothing) {
+  write_file(path("old.tsv"), "# vmlab-trace 2\n# an earlier trace\n");
+  write_file(path("old.txt"), "an earlier console\n");
+  // A memory size the machine cannot have: refused before any VM exists.
+  auto run = vmlab({"run", "--mem", "4G", "--trace", "old.tsv", "--console", "old.txt"});
+  EXPECT_EQ(run.status, 64) << run.err;
+  EXPECT_EQ(contents_of(path("old.tsv")), "# vmlab-trace 2\n# an earlier trace\n");
+  EXPECT_EQ(contents_of(path("old.txt")), "an earlier console\n");
+  EXPECT_EQ(entries_of(m_directory), (std::vector<std::string>{"old.tsv", "old.txt"}));
+}
+
+TEST_F(CliTest, ARunFailingAfterTheChecksWritesNothing) {
+  VMLAB_REQUIRE_KVM();
+  write_file(path("old.tsv"), "# vmlab-trace 2\n# an earlier trace\n");
+  write_file(path("bad.elf"),
+             "\x7f"
+             "ELF but not really");
+  auto run = vmlab({"run", "--guest", "bad.elf", "--trace", "old.tsv"});
+  EXPECT_EQ(run.status, 69) << run.err;
+  EXPECT_EQ(contents_of(path("old.tsv")), "# vmlab-trace 2\n# an earlier trace\n");
+  EXPECT_EQ(entries_of(m_directory), (std::vector<std::string>{"bad.elf", "old.tsv"}));
+}
+
+TEST_F(CliTest, OutputsOfAnEarlierRunAreReplaced) {
+  VMLAB_REQUIRE_KVM();
+  for (int round = 0; round < 2; ++round) {
+    auto run = vmlab({"run", "--workload", "pio:5", "--trace", "pio.tsv", "--console", "c.txt"});
+    ASSERT_EQ(run.status, 0) << "round " << round << ": " << run.err;
+    EXPECT_TRUE(contains(run.out, "trace written to pio.tsv")) << run.out;
+  }
+  EXPECT_EQ(contents_of(path("pio.tsv")).rfind("# vmlab-trace ", 0), 0u);
+  EXPECT_TRUE(contains(contents_of(path("c.txt")), "vmlab guest kernel"));
+  for (int round = 0; round < 2; ++round) {
+    auto csv = vmlab({"trace", "export", "--format", "csv", "pio.tsv", "-o", "pio.csv"});
+    ASSERT_EQ(csv.status, 0) << csv.err;
+    auto perfetto = vmlab({"trace", "export", "--format", "perfetto", "pio.tsv", "-o", "p.json"});
+    ASSERT_EQ(perfetto.status, 0) << perfetto.err;
+  }
+  EXPECT_EQ(entries_of(m_directory),
+            (std::vector<std::string>{"c.txt", "p.json", "pio.csv", "pio.tsv"}));
+}
+
+TEST_F(CliTest, TraceExportNeverReplacesItsInputOrAnImage) {
+  const std::string trace = "# vmlab-trace 2\n# run: nothing\n";
+  write_file(path("in.tsv"), trace);
+  auto onto_input = vmlab({"trace", "export", "--format", "csv", "in.tsv", "-o", "in.tsv"});
+  EXPECT_EQ(onto_input.status, 64) << onto_input.err;
+  EXPECT_EQ(contents_of(path("in.tsv")), trace);
+  const auto image = make_image("d.img");
+  const std::string before = contents_of(image);
+  auto onto_image = vmlab({"trace", "export", "--format", "perfetto", "in.tsv", "-o", "d.img"});
+  EXPECT_EQ(onto_image.status, 64) << onto_image.err;
+  EXPECT_EQ(contents_of(image), before);
+}
+
+TEST_F(CliTest, CompareJsonIsCheckedBeforeAnyRun) {
+  const auto start = std::chrono::steady_clock::now();
+  auto compare = vmlab({"compare", "--workloads", "hello", "--cpu", "hvm", "--irqchip", "vmm",
+                        "--json", "/nonexistent-vmlab-directory/x.json"});
+  EXPECT_EQ(compare.status, 64) << compare.err;
+  EXPECT_TRUE(contains(compare.err, "does not exist")) << compare.err;
+  EXPECT_FALSE(contains(compare.err, "[1/1]")) << "a run happened first: " << compare.err;
+  EXPECT_FALSE(contains(compare.out, "cycles/op")) << compare.out;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+
+  const auto image = make_image("d.img");
+  const std::string before = contents_of(image);
+  auto onto_image = vmlab({"compare", "--workloads", "hello", "--json", "d.img"});
+  EXPECT_EQ(onto_image.status, 64) << onto_image.err;
+  EXPECT_EQ(contents_of(image), before);
+}
+
+// Defect 2: timeouts that overflowed or became 0 ms.
+TEST_F(CliTest, OverflowingTimeoutsAreUsageErrors) {
+  for (const char* timeout : {"inf", "1e300", "1e10", "nan", "-3", "0"}) {
+    auto run = vmlab({"run", "--timeout", timeout});
+    EXPECT_EQ(run.status, 64) << timeout << ": " << run.err;
+    EXPECT_TRUE(contains(run.err, "86400")) << timeout << ": " << run.err;
+    auto compare = vmlab({"compare", "--timeout", timeout});
+    EXPECT_EQ(compare.status, 64) << timeout << ": " << compare.err;
+  }
+}
+
+TEST_F(CliTest, ALongTimeoutRunsTheGuest) {
+  VMLAB_REQUIRE_KVM();
+  auto run = vmlab({"run", "--timeout", "86400", "--quiet"});
+  EXPECT_EQ(run.status, 0) << run.err;
+}
+
+// Defect 3: a guest status of 256 made vmlab exit 0.
+TEST_F(CliTest, GuestStatusAbove255IsNotSuccess) {
+  VMLAB_REQUIRE_KVM();
+  const std::vector<std::uint8_t> code{0xb8, 0x00, 0x01, 0x00, 0x00,  // mov $256, %eax
+                                       0xe7, 0xf4,                    // out %eax, $0xf4
+                                       0xf4, 0xeb, 0xfe};             // hlt; jmp .
+  const auto guest = testing::write_guest_file("vmlab-cli-status-256.elf", code, 0x1000);
+  auto run = vmlab({"run", "--guest", guest.string()});
+  fs::remove(guest);
+  EXPECT_NE(run.status, 0) << run.out;
+  EXPECT_EQ(run.status, 63) << run.out << run.err;
+  EXPECT_TRUE(contains(run.out, "guest status:  256")) << run.out;
+}
+
+TEST_F(CliTest, GuestStatusInRangeIsPassedThrough) {
+  VMLAB_REQUIRE_KVM();
+  auto run = vmlab({"run", "--workload", "fault", "--quiet"});
+  EXPECT_EQ(run.status, 3) << run.err;
+}
+
+// Defect 4: --guest on a FIFO hung, on a directory said "internal error".
+TEST_F(CliTest, GuestMustBeARegularFile) {
+  ASSERT_EQ(::mkfifo(path("guest.fifo").c_str(), 0600), 0);
+  auto fifo = vmlab({"run", "--guest", "guest.fifo"}, std::chrono::seconds(20));
+  EXPECT_FALSE(fifo.timed_out) << "vmlab waited for a writer on the FIFO";
+  EXPECT_EQ(fifo.status, 69) << fifo.err;
+  EXPECT_TRUE(contains(fifo.err, "not a regular file")) << fifo.err;
+
+  fs::create_directory(path("guest.d"));
+  auto directory = vmlab({"run", "--guest", "guest.d"});
+  EXPECT_EQ(directory.status, 69) << directory.err;
+  EXPECT_TRUE(contains(directory.err, "is a directory")) << directory.err;
+  EXPECT_FALSE(contains(directory.err, "internal error")) << directory.err;
+
+  auto device = vmlab({"run", "--guest", "/dev/zero"}, std::chrono::seconds(20));
+  EXPECT_FALSE(device.timed_out) << "vmlab kept reading /dev/zero";
+  EXPECT_EQ(device.status, 69) << device.err;
+}
+
+TEST_F(CliTest, GuestLargerThanTheLimitIsRefusedNamingIt) {
+  write_file(path("big.elf"), "");
+  fs::resize_file(path("big.elf"), 64 * 1024 * 1024 + 1);  // sparse
+  auto run = vmlab({"run", "--guest", "big.elf"});
+  EXPECT_EQ(run.status, 69) << run.err;
+  EXPECT_TRUE(contains(run.err, "64MiB")) << run.err;
+}
+
+// Defect 5: --mem and --cmdline errors named the wrong rule, or exited 69.
+TEST_F(CliTest, MemoryAndCommandLineLimitsAreUsageErrors) {
+  auto terabyte = vmlab({"run", "--mem", "1T"});
+  EXPECT_EQ(terabyte.status, 64) << terabyte.err;
+  EXPECT_TRUE(contains(terabyte.err, "maximum, 3G")) << terabyte.err;
+  auto four = vmlab({"run", "--mem", "4G"});
+  EXPECT_EQ(four.status, 64) << four.err;
+  EXPECT_TRUE(contains(four.err, "maximum, 3G")) << four.err;
+  auto compare = vmlab({"compare", "--mem", "4G"});
+  EXPECT_EQ(compare.status, 64) << compare.err;
+  auto command_line = vmlab({"run", "--cmdline", std::string(5000, 'x')});
+  EXPECT_EQ(command_line.status, 64) << command_line.err;
+  EXPECT_TRUE(contains(command_line.err, "4095")) << command_line.err;
+}
+
+TEST_F(CliTest, UnknownOptionsAreNamed) {
+  for (const auto& command : {"run", "compare"}) {
+    auto last = vmlab({command, "--frobnicate"});
+    EXPECT_EQ(last.status, 64) << last.err;
+    EXPECT_TRUE(contains(last.err, "unknown option '--frobnicate'")) << last.err;
+    auto with_value = vmlab({command, "--frobnicate", "3"});
+    EXPECT_EQ(with_value.status, 64) << with_value.err;
+    EXPECT_TRUE(contains(with_value.err, "unknown option '--frobnicate'")) << with_value.err;
+    auto operand = vmlab({command, "stray"});
+    EXPECT_EQ(operand.status, 64) << operand.err;
+    EXPECT_TRUE(contains(operand.err, "'stray'")) << operand.err;
+  }
+  auto missing = vmlab({"run", "--trace"});
+  EXPECT_EQ(missing.status, 64);
+  EXPECT_TRUE(contains(missing.err, "--trace needs a value")) << missing.err;
+  auto format = vmlab({"trace", "export", "x.tsv", "--format"});
+  EXPECT_EQ(format.status, 64);
+  EXPECT_TRUE(contains(format.err, "--format needs a value")) << format.err;
+  auto trace = vmlab({"trace", "summary", "x.tsv", "--frobnicate"});
+  EXPECT_EQ(trace.status, 64);
+  EXPECT_TRUE(contains(trace.err, "unknown option '--frobnicate'")) << trace.err;
+  auto disk = vmlab({"disk", "create", "x.img", "1M", "--frobnicate"});
+  EXPECT_EQ(disk.status, 64);
+  EXPECT_TRUE(contains(disk.err, "unknown option '--frobnicate'")) << disk.err;
+  EXPECT_FALSE(fs::exists(path("x.img")));
+}
+
+}  // namespace
+}  // namespace vmlab
