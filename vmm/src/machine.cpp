@@ -68,7 +68,6 @@ namespace {
 // where kvmtool and QEMU put them; guest RAM stops well short of this.
 constexpr std::uint64_t kVmxIdentityMapAddress = 0xfffbc000;
 constexpr std::uint64_t kVmxTssAddress = 0xfffbd000;
-constexpr std::uint64_t kMaximumMemory = 3 * GiB;
 
 std::uint64_t little_endian_value(std::span<const std::uint8_t> data) {
   std::uint64_t value = 0;
@@ -104,8 +103,13 @@ EventReason reason_of(const VcpuExit& exit) {
 Result<std::unique_ptr<Machine>> Machine::create(const Kvm& kvm, const MachineConfig& config,
                                                  const BoardFactory& make_board,
                                                  std::unique_ptr<CpuMode> mode) {
-  if (config.memory_size < 4 * MiB || config.memory_size > kMaximumMemory) {
+  if (config.memory_size < kMinimumGuestMemory || config.memory_size > kMaximumGuestMemory) {
     return Error{"guest memory must be between 4 MiB and 3 GiB"};
+  }
+  // wait_for converts to the steady clock's nanoseconds: past about 292
+  // years that overflows, and the guest would "time out" at once.
+  if (config.timeout <= std::chrono::milliseconds::zero() || config.timeout > kMaximumTimeout) {
+    return Error{"the run's timeout must be more than 0 and at most 24 hours"};
   }
   auto vm = kvm.create_vm();
   if (!vm) return vm.error();
@@ -253,8 +257,9 @@ RunReport Machine::run() {
   }
   if (timed_out && vcpu_report.outcome != RunOutcome::GuestExited) {
     report.outcome = RunOutcome::Timeout;
+    // Milliseconds are the timeout's unit: 0.001 s must not read "0.0 s".
     char seconds[32];
-    std::snprintf(seconds, sizeof seconds, "%.1f",
+    std::snprintf(seconds, sizeof seconds, "%g",
                   std::chrono::duration<double>(m_config.timeout).count());
     report.message = std::string("the guest was still running after the ") + seconds +
                      " s timeout; raise --timeout, or check the guest for a hang";

@@ -71,12 +71,10 @@ int guest_exit_status(std::uint32_t guest_status);
 int run_exit_status(const RunReport& report);
 
 // Limits the options are checked against before any VM exists.
-inline constexpr std::uint64_t kMinimumGuestMemory = 4 * MiB;
-// Machine::create's limit (vmm/src/machine.cpp): RAM ends below the VT-x
-// pages it puts just under 4 GiB.
-inline constexpr std::uint64_t kMaximumGuestMemory = 3 * GiB;
+// (kMinimumGuestMemory, kMaximumGuestMemory, kMaximumTimeout: machine.hpp.)
 inline constexpr std::uint64_t kGuestMemoryStep = 2 * MiB;
-inline constexpr double kMaximumTimeoutSeconds = 24 * 60 * 60;
+inline constexpr double kMaximumTimeoutSeconds =
+    std::chrono::duration<double>(kMaximumTimeout).count();
 // The whole guest command line, without its terminating NUL (boot_info.h).
 inline constexpr std::size_t kMaximumCommandLine = 4095;
 // `--guest` reads the whole ELF into memory first.

@@ -30,6 +30,11 @@ constexpr std::uint64_t kCr4Umip = 1ULL << 11;
 constexpr std::uint64_t kEferSyscall = 1ULL << 0;
 constexpr std::uint64_t kEferLongMode = (1ULL << 8) | (1ULL << 10);
 constexpr std::uint64_t kEferNoExecute = 1ULL << 11;
+// What build_monitor_region() writes: the GDT, IDT, TSS and stubs, all below
+// the stacks. The integrity check keeps a copy of just these bytes; the rest
+// of the static part was never written and must still be zero.
+constexpr std::uint64_t kMonitorTablesSize = kStackOffset;
+static_assert(kSyscallStubOffset + kStubSize <= kMonitorTablesSize);
 
 }  // namespace
 
@@ -99,7 +104,7 @@ Status FullMode::prepare(ModeContext& context, const LoadedImage& image) {
     return status;
   }
   if (auto status = build_monitor_region(m_physical); !status) return status;
-  m_pristine_monitor.resize(kShadowPoolOffset);
+  m_pristine_monitor.resize(kMonitorTablesSize);
   if (auto status = m_monitor_memory->read(GuestPhysAddr(0), m_pristine_monitor); !status) {
     return status;
   }
@@ -408,7 +413,7 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
 
 std::optional<std::string> FullMode::integrity_violation() const {
   if (!m_monitor_memory || m_pristine_monitor.empty()) return std::nullopt;
-  std::vector<std::uint8_t> now(m_pristine_monitor.size());
+  std::vector<std::uint8_t> now(kShadowPoolOffset);
   if (!m_monitor_memory->read(GuestPhysAddr(0), now)) return "the monitor region cannot be read";
   constexpr std::uint64_t kPresentByte = 5;  // bit 47 of a descriptor is bit 7 of byte 5
   constexpr std::uint64_t kTypeByte = 5;     // the TSS busy bit is bit 1 of the type
@@ -419,9 +424,13 @@ std::optional<std::string> FullMode::integrity_violation() const {
            (offset >= kStackOffset && offset < kFaultStackTopOffset);  // the stacks
   };
   for (std::uint64_t offset = 0; offset < now.size(); ++offset) {
-    if (now[offset] != m_pristine_monitor[offset] && !monitor_owned(offset)) {
-      return "monitor region byte at offset " + hex(offset) + " changed from " +
-             hex(m_pristine_monitor[offset]) + " to " + hex(now[offset]);
+    // GuestMemory::create() maps fresh anonymous memory: zero where prepare()
+    // wrote nothing.
+    const std::uint8_t expected =
+        offset < m_pristine_monitor.size() ? m_pristine_monitor[offset] : 0;
+    if (now[offset] != expected && !monitor_owned(offset)) {
+      return "monitor region byte at offset " + hex(offset) + " changed from " + hex(expected) +
+             " to " + hex(now[offset]);
     }
   }
   return std::nullopt;

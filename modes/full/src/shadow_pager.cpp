@@ -77,9 +77,10 @@ Result<std::unique_ptr<ShadowPager>> ShadowPager::create(GuestMemoryAccess& memo
   if (pool.size / kPageSize > std::numeric_limits<std::uint32_t>::max()) {
     return Error{"shadow pager: the table pool is too large"};
   }
-  if (auto status = memory.fill(pool.base, 0, pool.size); !status) {
-    return Error{"shadow pager: cannot clear the table pool: " + status.error().message};
-  }
+  // The pool is not cleared here: allocate() clears each table when it hands
+  // it out, and the CPU only reaches tables through entries pointing at
+  // them. Clearing megabytes up front would cost start-up time and touch
+  // every page of a pool a short run never uses.
   if (config.cached_address_spaces == 0) config.cached_address_spaces = 1;
 
   std::unique_ptr<ShadowPager> pager(new ShadowPager(memory, std::move(config)));
@@ -105,7 +106,7 @@ ShadowPager::ShadowPager(GuestMemoryAccess& memory, ShadowPagerConfig config)
                PageWalkerOptions{m_config.device_windows, kMonitorSlot}) {
   const auto pages = static_cast<std::uint32_t>(m_config.table_pool.size / kPageSize);
   m_tables.resize(pages);
-  m_entries.assign(std::size_t{pages} * kPageTableEntries, 0);
+  // m_entries grows in allocate(), up to the highest table handed out.
   m_free.reserve(pages);
   // Hand out low pool pages first: the free list is a stack.
   for (std::uint32_t table = pages; table > 0; --table)
@@ -199,8 +200,14 @@ std::optional<std::uint32_t> ShadowPager::allocate(TableRole role, unsigned leve
   const std::uint32_t table = m_free.back();
   m_free.pop_back();
   m_tables[table] = Table{role, level, guest_table};
-  auto first = m_entries.begin() + static_cast<std::ptrdiff_t>(table) * kPageTableEntries;
-  std::fill(first, first + kPageTableEntries, 0);
+  const std::size_t first = std::size_t{table} * kPageTableEntries;
+  if (m_entries.size() < first + kPageTableEntries) {
+    // A table never handed out before: the free list gives low pages first,
+    // so the copy grows (zeroed) only as far as the pool is used.
+    m_entries.resize(first + kPageTableEntries);
+  } else {
+    std::fill_n(m_entries.begin() + static_cast<std::ptrdiff_t>(first), kPageTableEntries, 0);
+  }
   if (auto status = m_memory->fill(table_address(table), 0, kPageSize); !status && !m_failure) {
     m_failure = Error{"shadow pager: clearing a shadow table failed: " + status.error().message};
   }

@@ -21,6 +21,12 @@
 
 namespace vmlab {
 
+// What Machine::create accepts. Guest RAM ends below the VT-x pages it puts
+// just under 4 GiB.
+constexpr std::uint64_t kMinimumGuestMemory = 4 * MiB;
+constexpr std::uint64_t kMaximumGuestMemory = 3 * GiB;
+constexpr std::chrono::milliseconds kMaximumTimeout = std::chrono::hours(24);
+
 // The CPUID hypervisor leaves (0x40000000 up) the VMM hands the guest.
 enum class HypervisorLeaves {
   Vmlab,  // vmlab's (guest/abi/vmlab/cpuid.h)
@@ -34,8 +40,8 @@ struct MachineConfig {
   std::uint64_t memory_size = 64 * MiB;
   HypervisorLeaves hypervisor_leaves = HypervisorLeaves::Vmlab;
   std::string command_line;
-  std::chrono::milliseconds timeout{30'000};
-  std::size_t trace_capacity = 0;  // events kept in the ring; 0 = count only
+  std::chrono::milliseconds timeout{30'000};  // more than 0, at most kMaximumTimeout
+  std::size_t trace_capacity = 0;             // events kept in the ring; 0 = count only
 };
 
 enum class RunOutcome {

@@ -48,7 +48,8 @@ class FullMode final : public CpuMode {
 
   // The GDT, IDT, TSS and stubs compared with what prepare() wrote (the
   // present bits of the two user descriptors and the TSS busy bit excepted,
-  // which the monitor itself changes).
+  // which the monitor itself changes), and the rest of the region below the
+  // shadow pool, the stacks excepted, still zero as prepare() left it.
   std::optional<std::string> integrity_violation() const override;
   // Every exit happens in a CPL0 stub: the level is the guest's virtual one.
   PrivilegeLevel level_at_exit(const kvm_run&) const override {
@@ -82,7 +83,7 @@ class FullMode final : public CpuMode {
 
   FullModeOptions m_options;
   std::optional<GuestMemory> m_monitor_memory;
-  std::vector<std::uint8_t> m_pristine_monitor;  // [0, kShadowPoolOffset) after prepare()
+  std::vector<std::uint8_t> m_pristine_monitor;  // the GDT, IDT, TSS and stubs after prepare()
   PhysicalMemoryMap m_physical;
   std::unique_ptr<ShadowPager> m_shadow;
   std::unique_ptr<Services> m_services;

@@ -96,7 +96,9 @@ struct ShadowPagerCounters {
 class ShadowPager {
  public:
   // Checks the layout (monitor region outside RAM, pool inside the monitor
-  // region and large enough), clears the pool and maps the monitor region.
+  // region and large enough) and maps the monitor region. The pool is cleared
+  // a table at a time as tables are handed out, so creating the pager touches
+  // only the few pages the monitor mapping takes.
   // The pager is not movable: its walker reports writes to it.
   static Result<std::unique_ptr<ShadowPager>> create(GuestMemoryAccess& memory,
                                                      ShadowPagerConfig config);
@@ -195,8 +197,9 @@ class ShadowPager {
   ShadowPagerConfig m_config;
   PageWalker m_walker;
 
-  // One record and 512 entries per pool page. The entries are a host copy of
-  // what is in guest memory (the CPU may set A/D there; they are not used).
+  // One record per pool page, and 512 entries per pool page up to the
+  // highest one handed out so far. The entries are a host copy of what is in
+  // guest memory (the CPU may set A/D there; they are not used).
   std::vector<Table> m_tables;
   std::vector<std::uint64_t> m_entries;
   std::vector<std::uint32_t> m_free;
