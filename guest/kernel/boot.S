@@ -2,7 +2,7 @@
  *
  * vmlab entry (_start, the ELF entry point): already in 64-bit mode at CPL0
  * with the VMM's identity map of the first 4 GiB, RDI = boot_info address,
- * interrupts disabled (guest/abi/vmlab/boot_info.h).
+ * interrupts disabled (abi/vmlab/boot_info.h).
  *
  * PVH entry (pvh_start32, named by the Xen ELF note below): 32-bit protected
  * mode with paging off, flat CS/DS/ES/SS, EBX = hvm_start_info, no stack (Xen

@@ -324,7 +324,7 @@ static uint64_t checksum(const uint64_t* words, uint64_t count) {
 }
 
 /* The TSC rate, for MB/s. The VMM says it in boot_info: a kernel at CPL3
- * cannot trust CPUID (guest/abi/vmlab/cpuid.h). Without it (the PVH entry,
+ * cannot trust CPUID (abi/vmlab/cpuid.h). Without it (the PVH entry,
  * where the kernel runs at CPL0), CPUID: leaf 0x15 (crystal clock times the
  * TSC ratio), else leaf 0x16 (base frequency, which the TSC runs at on Intel
  * parts with an invariant TSC), else the hypervisor timing leaf 0x40000010

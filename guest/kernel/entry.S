@@ -73,7 +73,7 @@ trap_return:
 native_iret:
   iretq
 
-/* Paravirtualized (guest/abi/vmlab/hypercall.h): push what SYSCALL is about
+/* Paravirtualized (abi/vmlab/hypercall.h): push what SYSCALL is about
  * to overwrite (RCX, R11) and the RAX the call number needs, below the frame
  * the event left; the monitor restores all of it and returns to the frame's
  * RIP at the frame's privilege level. */

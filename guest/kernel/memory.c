@@ -29,7 +29,7 @@ static const char* problem;
 
 /* Paravirtualized, page tables come from their own 2 MiB-aligned pool at the
  * top of RAM, which the physical map maps read-only: the monitor refuses a
- * writable mapping of a page-table page (guest/abi/vmlab/hypercall.h), and
+ * writable mapping of a page-table page (abi/vmlab/hypercall.h), and
  * the kernel changes tables only through pv_ops.set_pte anyway. Natively
  * tables come from the ordinary allocator. */
 #define TABLE_POOL_SIZE LARGE_PAGE_SIZE

@@ -82,7 +82,7 @@ static void probe_segment_checks(void) {
 }
 
 /* CPUID at the kernel's level: the hypervisor leaves the VMM published
- * (guest/abi/vmlab/cpuid.h). At CPL0 (hvm, QEMU) the CPU, or KVM emulating
+ * (abi/vmlab/cpuid.h). At CPL0 (hvm, QEMU) the CPU, or KVM emulating
  * it, answers with the virtual machine's leaves. Deprivileged to CPL3 (full,
  * para) the answer depends on the host: VT-x and AMD-V always intercept
  * CPUID, but kvm_pvm can only where the host CPU has CPUID faulting; without

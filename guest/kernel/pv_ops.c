@@ -367,7 +367,7 @@ static const struct pv_ops para_ops = {
 void pv_init(const struct vmlab_boot_info* info) {
   /* The boot protocol says whether this kernel was started paravirtualized,
    * as a Xen PV domain's start_info does. Not CPUID: at CPL3 a host without
-   * CPUID faulting answers with its own leaves (guest/abi/vmlab/cpuid.h). */
+   * CPUID faulting answers with its own leaves (abi/vmlab/cpuid.h). */
   if (info == NULL || info->paravirtual_abi == 0) return;
   if (info->paravirtual_abi != VMLAB_PARA_ABI_VERSION) {
     para_failure("boot_info names a paravirtual ABI this kernel does not speak",

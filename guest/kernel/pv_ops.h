@@ -3,9 +3,9 @@
  * pv_init() reads the boot protocol: when boot_info says the VMM started the
  * kernel paravirtualized (boot_info.paravirtual_abi, as a Xen PV domain's
  * start_info), it switches the table from the native instructions to
- * hypercalls and stores to the shared page (guest/abi/vmlab/hypercall.h).
+ * hypercalls and stores to the shared page (abi/vmlab/hypercall.h).
  * Otherwise (hvm, full, QEMU) the same image runs natively. It never asks
- * CPUID, which a host may answer itself at CPL3 (guest/abi/vmlab/cpuid.h). */
+ * CPUID, which a host may answer itself at CPL3 (abi/vmlab/cpuid.h). */
 #ifndef VMLAB_GUEST_PV_OPS_H
 #define VMLAB_GUEST_PV_OPS_H
 
@@ -48,7 +48,7 @@ extern struct pv_ops pv_ops;
  * hypercall), with RSP at the frame an interrupt pushes. */
 extern void (*pv_iret)(void);
 
-/* A raw hypercall (guest/abi/vmlab/hypercall.h): RAX = number, arguments in
+/* A raw hypercall (abi/vmlab/hypercall.h): RAX = number, arguments in
  * RDI, RSI, RDX, R10; returns RAX. Only meaningful when paravirtual. */
 int64_t hypercall(uint64_t number, uint64_t argument0, uint64_t argument1, uint64_t argument2,
                   uint64_t argument3);

@@ -19,6 +19,7 @@
 
 #include "../support/elf_builder.hpp"
 #include "../support/kvm_available.hpp"
+#include "../support/scratch_files.hpp"
 #include "vmlab/devices/raw_image_file.hpp"
 
 namespace vmlab {
@@ -31,14 +32,8 @@ std::string vmlab_binary() {
   return override_path != nullptr ? override_path : VMLAB_CLI_PATH;
 }
 
-std::string contents_of(const fs::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-}
-
-void write_file(const fs::path& path, const std::string& contents) {
-  std::ofstream(path, std::ios::binary) << contents;
-}
+using testing::contents_of;
+using testing::write_file;
 
 struct Finished {
   int status = -1;         // the exit status; -1 when killed at the deadline
@@ -93,31 +88,13 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-// The entries of a directory other than the test's own stdout and stderr,
-// hidden ones included: no output leaves a temporary file behind.
-std::vector<std::string> entries_of(const fs::path& directory) {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(directory))
-    names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 class CliTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(fs::exists(vmlab_binary())) << vmlab_binary();
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    m_directory = fs::temp_directory_path() /
-                  ("vmlab-cli-e2e-" + std::string(test->name()) + "-" + std::to_string(::getpid()));
-    fs::remove_all(m_directory);
-    fs::create_directories(m_directory);
-  }
-  void TearDown() override { fs::remove_all(m_directory); }
+  void SetUp() override { ASSERT_TRUE(fs::exists(vmlab_binary())) << vmlab_binary(); }
 
   Finished vmlab(const std::vector<std::string>& arguments,
                  std::chrono::seconds deadline = std::chrono::seconds(60)) {
-    return run_vmlab(m_directory, arguments, deadline);
+    return run_vmlab(m_directory.path(), arguments, deadline);
   }
   fs::path path(const std::string& name) const { return m_directory / name; }
 
@@ -129,7 +106,7 @@ class CliTest : public ::testing::Test {
     return image;
   }
 
-  fs::path m_directory;
+  testing::ScratchDirectory m_directory{"vmlab-cli-e2e-"};
 };
 
 // Defect 1: an output option destroyed the disk image.
@@ -140,7 +117,7 @@ TEST_F(CliTest, TraceOntoTheRunsOwnDiskIsRefusedAndTheImageKept) {
   EXPECT_EQ(run.status, 64) << run.err;
   EXPECT_TRUE(contains(run.err, "--disk")) << run.err;
   EXPECT_EQ(contents_of(image), before) << "the disk image was changed";
-  EXPECT_EQ(entries_of(m_directory), std::vector<std::string>{"d.img"});
+  EXPECT_EQ(m_directory.entries(), std::vector<std::string>{"d.img"});
 }
 
 TEST_F(CliTest, ConsoleOntoADiskImageIsRefusedAndTheImageKept) {
@@ -159,7 +136,7 @@ TEST_F(CliTest, ARefusedRunWritesNothing) {
   EXPECT_EQ(run.status, 64) << run.err;
   EXPECT_EQ(contents_of(path("old.tsv")), "# vmlab-trace 2\n# an earlier trace\n");
   EXPECT_EQ(contents_of(path("old.txt")), "an earlier console\n");
-  EXPECT_EQ(entries_of(m_directory), (std::vector<std::string>{"old.tsv", "old.txt"}));
+  EXPECT_EQ(m_directory.entries(), (std::vector<std::string>{"old.tsv", "old.txt"}));
 }
 
 TEST_F(CliTest, ARunFailingAfterTheChecksWritesNothing) {
@@ -171,7 +148,7 @@ TEST_F(CliTest, ARunFailingAfterTheChecksWritesNothing) {
   auto run = vmlab({"run", "--guest", "bad.elf", "--trace", "old.tsv"});
   EXPECT_EQ(run.status, 69) << run.err;
   EXPECT_EQ(contents_of(path("old.tsv")), "# vmlab-trace 2\n# an earlier trace\n");
-  EXPECT_EQ(entries_of(m_directory), (std::vector<std::string>{"bad.elf", "old.tsv"}));
+  EXPECT_EQ(m_directory.entries(), (std::vector<std::string>{"bad.elf", "old.tsv"}));
 }
 
 TEST_F(CliTest, OutputsOfAnEarlierRunAreReplaced) {
@@ -189,7 +166,7 @@ TEST_F(CliTest, OutputsOfAnEarlierRunAreReplaced) {
     auto perfetto = vmlab({"trace", "export", "--format", "perfetto", "pio.tsv", "-o", "p.json"});
     ASSERT_EQ(perfetto.status, 0) << perfetto.err;
   }
-  EXPECT_EQ(entries_of(m_directory),
+  EXPECT_EQ(m_directory.entries(),
             (std::vector<std::string>{"c.txt", "p.json", "pio.csv", "pio.tsv"}));
 }
 

@@ -27,7 +27,7 @@ kvm_cpuid_entry2 cpuid_leaf(std::uint32_t function, std::uint32_t eax, std::uint
   return entry;
 }
 
-// vmlab's own hypervisor leaves (guest/abi/vmlab/cpuid.h) in place of KVM's:
+// vmlab's own hypervisor leaves (abi/vmlab/cpuid.h) in place of KVM's:
 // in every mode, so that `vmlab probe` can tell the VMM's CPUID from the
 // host's, which a kernel at CPL3 sees on a host without CPUID faulting.
 void publish_hypervisor_leaves(std::vector<kvm_cpuid_entry2>& cpuid, HypervisorLeaves which,

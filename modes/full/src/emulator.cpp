@@ -12,6 +12,9 @@
 
 namespace vmlab::full {
 
+// The monitor this technique is built on (modes/monitor/).
+using namespace monitor;  // NOLINT(google-build-using-namespace)
+
 namespace {
 
 constexpr std::size_t kMaximumInstructionLength = 15;  // Intel SDM vol. 2A, 2.3.11

@@ -11,12 +11,15 @@
 #include "vmlab/boot.hpp"
 #include "vmlab/events.hpp"
 #include "vmlab/full/emulator.hpp"
-#include "vmlab/full/event_delivery.hpp"
-#include "vmlab/full/monitor_region.hpp"
 #include "vmlab/full/shadow_pager.hpp"
-#include "vmlab/full/vcpu_state.hpp"
+#include "vmlab/monitor/event_delivery.hpp"
+#include "vmlab/monitor/monitor_region.hpp"
+#include "vmlab/monitor/vcpu_state.hpp"
 
 namespace vmlab::full {
+
+// The monitor this technique is built on (modes/monitor/).
+using namespace monitor;  // NOLINT(google-build-using-namespace)
 
 namespace {
 

@@ -9,6 +9,9 @@
 
 namespace vmlab::full {
 
+// The monitor this technique is built on (modes/monitor/).
+using namespace monitor;  // NOLINT(google-build-using-namespace)
+
 namespace {
 
 constexpr unsigned kMonitorSlot = 511;

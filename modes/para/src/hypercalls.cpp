@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "vmlab/format.hpp"
-#include "vmlab/full/event_delivery.hpp"
-#include "vmlab/full/page_walker.hpp"
+#include "vmlab/monitor/event_delivery.hpp"
+#include "vmlab/monitor/page_walker.hpp"
 
 namespace vmlab::para {
 
@@ -70,7 +70,7 @@ std::optional<T> Hypercalls::read_virtual(std::uint64_t address) {
   // Reading the object representation of a trivially copyable type.
   auto fault = m_environment.kernel_memory().read(
       address, std::span(reinterpret_cast<std::uint8_t*>(&object), sizeof(T)),
-      full::AccessPrivilege::Supervisor);
+      monitor::AccessPrivilege::Supervisor);
   if (fault) return std::nullopt;
   return object;
 }
@@ -81,7 +81,7 @@ bool Hypercalls::write_virtual(std::uint64_t address, const T& value) {
   if (!is_canonical(address)) return false;
   auto fault = m_environment.kernel_memory().write(
       address, std::span(reinterpret_cast<const std::uint8_t*>(&value), sizeof(T)),
-      full::AccessPrivilege::Supervisor);
+      monitor::AccessPrivilege::Supervisor);
   return !fault;
 }
 
@@ -150,7 +150,7 @@ void Hypercalls::count_event() {
   }
 }
 
-HypercallOutcome Hypercalls::call(full::GuestRegisters& registers) {
+HypercallOutcome Hypercalls::call(monitor::GuestRegisters& registers) {
   const std::array<std::uint64_t, 5> arguments = {registers.rdi, registers.rsi, registers.rdx,
                                                   registers.r10, registers.r8};
   count_hypercall();
@@ -163,7 +163,7 @@ HypercallOutcome Hypercalls::call(full::GuestRegisters& registers) {
 
 HypercallOutcome Hypercalls::dispatch(std::uint64_t number,
                                       const std::array<std::uint64_t, 5>& arguments,
-                                      full::GuestRegisters& registers, bool batched) {
+                                      monitor::GuestRegisters& registers, bool batched) {
   HypercallOutcome outcome;
   switch (number) {
     case VMLAB_HYPERCALL_SET_TRAP_TABLE:
@@ -321,14 +321,15 @@ std::int64_t Hypercalls::update_va_mapping(std::uint64_t virtual_address, std::u
   std::uint64_t table = m_state.kernel_root;
   for (unsigned level = 4; level > 1; --level) {
     const auto entry_address =
-        GuestPhysAddr(table + full::table_index(virtual_address, level) * sizeof(std::uint64_t));
+        GuestPhysAddr(table + monitor::table_index(virtual_address, level) * sizeof(std::uint64_t));
     auto entry = m_memory.read_object<std::uint64_t>(entry_address);
     if (!entry) return VMLAB_EFAULT;
-    if ((*entry & full::page_entry::kPresent) == 0) return VMLAB_EFAULT;
-    if ((*entry & full::page_entry::kLargePage) != 0) return VMLAB_EINVAL;
-    table = *entry & full::page_entry::kAddressMask;
+    if ((*entry & monitor::page_entry::kPresent) == 0) return VMLAB_EFAULT;
+    if ((*entry & monitor::page_entry::kLargePage) != 0) return VMLAB_EINVAL;
+    table = *entry & monitor::page_entry::kAddressMask;
   }
-  return apply_update(table + full::table_index(virtual_address, 1) * sizeof(std::uint64_t), value);
+  return apply_update(table + monitor::table_index(virtual_address, 1) * sizeof(std::uint64_t),
+                      value);
 }
 
 std::int64_t Hypercalls::new_baseptr(std::uint64_t root, std::uint64_t kind) {
@@ -376,7 +377,7 @@ std::int64_t Hypercalls::console_io(std::uint64_t operation, std::uint64_t count
   if (!is_canonical(address) ||
       m_environment.kernel_memory().read(
           address, std::span(reinterpret_cast<std::uint8_t*>(text.data()), text.size()),
-          full::AccessPrivilege::Supervisor)) {
+          monitor::AccessPrivilege::Supervisor)) {
     return VMLAB_EFAULT;
   }
   m_environment.console_write(text);
@@ -384,7 +385,7 @@ std::int64_t Hypercalls::console_io(std::uint64_t operation, std::uint64_t count
 }
 
 HypercallOutcome Hypercalls::multicall(std::uint64_t address, std::uint64_t count,
-                                       full::GuestRegisters& registers) {
+                                       monitor::GuestRegisters& registers) {
   HypercallOutcome outcome;
   outcome.batch_size = static_cast<std::uint32_t>(std::min(count, kMaximumBatch));
   if (count == 0 || count > kMaximumBatch) {
@@ -452,17 +453,17 @@ std::int64_t Hypercalls::port_io(std::uint64_t port, std::uint64_t flags, std::u
   if (input) {
     // Writable check first: a read-only buffer must not swallow device data.
     // Writing back what the buffer holds probes every page without changing it.
-    if (memory.read(value, buffer, full::AccessPrivilege::Supervisor) ||
-        memory.write(value, buffer, full::AccessPrivilege::Supervisor)) {
+    if (memory.read(value, buffer, monitor::AccessPrivilege::Supervisor) ||
+        memory.write(value, buffer, monitor::AccessPrivilege::Supervisor)) {
       return VMLAB_EFAULT;
     }
     for (std::uint64_t index = 0; index < count; ++index) {
       const std::uint32_t element = m_environment.port_read(port16, size);
       std::memcpy(buffer.data() + index * size, &element, size);
     }
-    if (memory.write(value, buffer, full::AccessPrivilege::Supervisor)) return VMLAB_EFAULT;
+    if (memory.write(value, buffer, monitor::AccessPrivilege::Supervisor)) return VMLAB_EFAULT;
   } else {
-    if (memory.read(value, buffer, full::AccessPrivilege::Supervisor)) return VMLAB_EFAULT;
+    if (memory.read(value, buffer, monitor::AccessPrivilege::Supervisor)) return VMLAB_EFAULT;
     for (std::uint64_t index = 0; index < count; ++index) {
       std::uint32_t element = 0;
       std::memcpy(&element, buffer.data() + index * size, size);
@@ -472,7 +473,7 @@ std::int64_t Hypercalls::port_io(std::uint64_t port, std::uint64_t flags, std::u
   return static_cast<std::int64_t>(count);
 }
 
-std::int64_t Hypercalls::iret(full::GuestRegisters& registers) {
+std::int64_t Hypercalls::iret(monitor::GuestRegisters& registers) {
   auto frame = read_virtual<vmlab_iret_frame>(registers.rsp);
   if (!frame) return VMLAB_EFAULT;
   const auto target_cpl = static_cast<std::uint8_t>(frame->cs & 3);
@@ -485,10 +486,10 @@ std::int64_t Hypercalls::iret(full::GuestRegisters& registers) {
   registers.rsp = frame->rsp;
   // IF is the event mask; IOPL stays 0 (port access goes through PORT_IO);
   // the rest of RFLAGS is the guest's own arithmetic state.
-  set_events_masked((frame->rflags & full::kRflagsInterrupt) == 0);
-  registers.rflags = (frame->rflags & ~(full::kRflagsIoplMask | full::kRflagsNestedTask |
-                                        full::kRflagsVirtual8086)) |
-                     full::kRflagsFixed;
+  set_events_masked((frame->rflags & monitor::kRflagsInterrupt) == 0);
+  registers.rflags = (frame->rflags & ~(monitor::kRflagsIoplMask | monitor::kRflagsNestedTask |
+                                        monitor::kRflagsVirtual8086)) |
+                     monitor::kRflagsFixed;
   m_state.cpl = target_cpl;
   return VMLAB_OK;
 }

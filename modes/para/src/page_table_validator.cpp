@@ -10,7 +10,7 @@ namespace vmlab::para {
 
 namespace {
 
-namespace entry_bits = full::page_entry;
+namespace entry_bits = monitor::page_entry;
 
 constexpr unsigned kPageShift = 12;
 constexpr std::uint64_t kEntrySize = 8;
@@ -36,7 +36,7 @@ bool is_leaf(std::uint64_t entry, unsigned level) {
 // A 4 KiB page at level 1; a 2 MiB page at level 2 (SDM vol. 3A, 4.5,
 // table 4-18: bits 51:21 locate it, bit 12 is its PAT bit).
 std::uint64_t leaf_size(unsigned level) {
-  return level == 1 ? kPageSize : full::kLargePageSize;
+  return level == 1 ? kPageSize : monitor::kLargePageSize;
 }
 std::uint64_t leaf_base(std::uint64_t entry, unsigned level) {
   return entry & entry_bits::kAddressMask & ~(leaf_size(level) - 1);
@@ -74,7 +74,7 @@ Result<PageTableValidator> PageTableValidator::create(GuestMemoryAccess& memory,
     return Error{"page-table validator: MAXPHYADDR " +
                  std::to_string(config.physical_address_bits) + " is outside [32, 52]"};
   }
-  if (config.reserved_pml4_slot >= full::kPageTableEntries) {
+  if (config.reserved_pml4_slot >= monitor::kPageTableEntries) {
     return Error{"page-table validator: PML4 slot " + std::to_string(config.reserved_pml4_slot) +
                  " does not exist; use 511"};
   }
@@ -334,7 +334,7 @@ std::int64_t PageTableValidator::validate_new_table(std::uint64_t frame, unsigne
   state.level = static_cast<std::uint8_t>(level);
   state.progress = Progress::Validating;
   const std::uint64_t base = frame << kPageShift;
-  for (unsigned index = 0; index < full::kPageTableEntries; ++index) {
+  for (unsigned index = 0; index < monitor::kPageTableEntries; ++index) {
     if (skipped_slot(level, index)) continue;
     const GuestPhysAddr location(base + std::uint64_t{index} * kEntrySize);
     if (const std::int64_t result = validate_entry(entries[index], level, location);
@@ -384,7 +384,7 @@ void PageTableValidator::drop_reference(std::uint64_t frame) {
   // entries' contributions would stay counted, which only refuses more.
   TableEntries entries{};
   if (read_table(frame, entries) == VMLAB_OK) {
-    release_entries(entries, state.level, full::kPageTableEntries);
+    release_entries(entries, state.level, monitor::kPageTableEntries);
   }
   state.level = 0;
   --m_page_table_count;

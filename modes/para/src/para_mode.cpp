@@ -5,17 +5,17 @@
 
 #include "vmlab/boot.hpp"
 #include "vmlab/format.hpp"
-#include "vmlab/full/event_delivery.hpp"
-#include "vmlab/full/monitor_region.hpp"
-#include "vmlab/full/vcpu_state.hpp"
+#include "vmlab/monitor/event_delivery.hpp"
+#include "vmlab/monitor/monitor_region.hpp"
+#include "vmlab/monitor/vcpu_state.hpp"
 
 namespace vmlab::para {
 
-using full::kMonitorPhysicalBase;
-using full::kMonitorVirtualBase;
-using full::monitor_physical;
-using full::monitor_virtual;
-namespace entry_bits = full::page_entry;
+using monitor::kMonitorPhysicalBase;
+using monitor::kMonitorVirtualBase;
+using monitor::monitor_physical;
+using monitor::monitor_virtual;
+namespace entry_bits = monitor::page_entry;
 
 namespace {
 
@@ -23,7 +23,7 @@ constexpr std::uint32_t kMonitorSlot = 1;
 constexpr std::uint32_t kGuestRamSlot = 0;
 // The part of the monitor region para uses: everything below the shadow
 // pool, which only `full` needs.
-constexpr std::uint64_t kParaMonitorSize = full::kShadowPoolOffset;
+constexpr std::uint64_t kParaMonitorSize = monitor::kShadowPoolOffset;
 // Page tables in the monitor region, above the stacks: the monitor's own
 // mapping (PML4 slot 511 of every root) and the boot tables the guest runs on
 // until it pins its own root.
@@ -49,21 +49,21 @@ constexpr std::uint64_t kLargeLeaf = kTableEntry | entry_bits::kDirty | entry_bi
 
 // Guest-virtual = guest-physical over RAM: the boot tables' view, for the
 // hypercalls a kernel makes before it pins its own root.
-class IdentityMemory final : public full::GuestVirtualMemory {
+class IdentityMemory final : public monitor::GuestVirtualMemory {
  public:
   explicit IdentityMemory(GuestMemoryAccess& memory) : m_memory(memory) {}
   std::optional<Fault> read(std::uint64_t address, std::span<std::uint8_t> out,
-                            full::AccessPrivilege) override {
+                            monitor::AccessPrivilege) override {
     if (!m_memory.read(GuestPhysAddr(address), out)) return Fault{address, 0};
     return std::nullopt;
   }
   std::optional<Fault> write(std::uint64_t address, std::span<const std::uint8_t> in,
-                             full::AccessPrivilege) override {
+                             monitor::AccessPrivilege) override {
     if (!m_memory.write(GuestPhysAddr(address), in)) return Fault{address, 0};
     return std::nullopt;
   }
   std::optional<Fault> fetch(std::uint64_t address, std::span<std::uint8_t> out,
-                             full::AccessPrivilege privilege) override {
+                             monitor::AccessPrivilege privilege) override {
     return read(address, out, privilege);
   }
 
@@ -78,7 +78,7 @@ class ParaMode::Environment final : public HypercallEnvironment {
   Environment(ParaMode& mode, Board& board, GuestMemoryAccess& ram)
       : m_mode(mode), m_board(board), m_identity(ram) {}
 
-  full::GuestVirtualMemory& kernel_memory() override {
+  monitor::GuestVirtualMemory& kernel_memory() override {
     if (m_mode.m_state.kernel_root == 0) return m_identity;
     return *m_mode.m_walker;
   }
@@ -119,8 +119,8 @@ Status ParaMode::build_page_tables() {
       !status) {
     return status;
   }
-  for (unsigned index = 0; index < full::kMonitorSize / full::kLargePageSize; ++index) {
-    const std::uint64_t frame = kMonitorPhysicalBase + index * full::kLargePageSize;
+  for (unsigned index = 0; index < monitor::kMonitorSize / monitor::kLargePageSize; ++index) {
+    const std::uint64_t frame = kMonitorPhysicalBase + index * monitor::kLargePageSize;
     if (auto status = write_entry(kMonitorPdOffset, index, frame | kLargeLeaf); !status) {
       return status;
     }
@@ -144,9 +144,9 @@ Status ParaMode::build_page_tables() {
     return status;
   }
   const std::uint64_t ram = m_guest_memory->size();
-  for (std::uint64_t chunk = 0; chunk * full::kLargePageSize < ram; ++chunk) {
+  for (std::uint64_t chunk = 0; chunk * monitor::kLargePageSize < ram; ++chunk) {
     if (auto status = write_entry(kBootPdOffset, static_cast<unsigned>(chunk),
-                                  chunk * full::kLargePageSize | kLargeLeaf | entry_bits::kUser);
+                                  chunk * monitor::kLargePageSize | kLargeLeaf | entry_bits::kUser);
         !status) {
       return status;
     }
@@ -170,7 +170,7 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
   }
   // Allocated whole (guest memory comes in 2 MiB units; untouched pages cost
   // nothing), mapped only as far as para uses it.
-  auto monitor = GuestMemory::create(full::kMonitorSize);
+  auto monitor = GuestMemory::create(monitor::kMonitorSize);
   if (!monitor) return monitor.error();
   m_monitor_memory.emplace(std::move(*monitor));
   if (auto status = context.vm.set_user_memory_region(
@@ -183,16 +183,16 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
       !status) {
     return status;
   }
-  if (auto status = full::build_monitor_region(m_physical); !status) return status;
+  if (auto status = monitor::build_monitor_region(m_physical); !status) return status;
   // IRET is a hypercall here, so the user descriptors need no #NP trick.
-  if (auto status = full::set_user_segments_present(m_physical, true); !status) return status;
+  if (auto status = monitor::set_user_segments_present(m_physical, true); !status) return status;
   if (auto status = build_page_tables(); !status) return status;
   m_pristine_monitor.resize(kParaMonitorSize);
   if (auto status = m_monitor_memory->read(GuestPhysAddr(0), m_pristine_monitor); !status) {
     return status;
   }
 
-  std::vector<full::PhysicalRange> device_windows;
+  std::vector<monitor::PhysicalRange> device_windows;
   for (const auto& device : context.board.device_table()) {
     if ((device.flags & VMLAB_DEVICE_FLAG_MMIO) != 0) {
       // Whole pages: a page table maps 4 KiB frames, and the rest of the page
@@ -204,7 +204,7 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
   }
   PageTableValidatorConfig validator_config;
   validator_config.guest_ram_size = context.memory.size();
-  validator_config.monitor = {GuestPhysAddr(kMonitorPhysicalBase), full::kMonitorSize};
+  validator_config.monitor = {GuestPhysAddr(kMonitorPhysicalBase), monitor::kMonitorSize};
   validator_config.device_windows = device_windows;
   validator_config.dma_remapping = context.board.dma_remapping();
   validator_config.reserved_pml4_slot = 511;
@@ -213,11 +213,11 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
   if (!validator) return validator.error();
   m_validator = std::make_unique<PageTableValidator>(std::move(*validator));
 
-  full::PageWalkerOptions walker_options;
+  monitor::PageWalkerOptions walker_options;
   walker_options.device_windows = device_windows;
   walker_options.hidden_pml4_slot = 511;
   m_walker =
-      std::make_unique<full::PageWalker>(context.memory, context.memory.size(), walker_options);
+      std::make_unique<monitor::PageWalker>(context.memory, context.memory.size(), walker_options);
   m_environment = std::make_unique<Environment>(*this, context.board, context.memory);
   m_hypercalls_handler =
       std::make_unique<Hypercalls>(context.memory, *m_validator, *m_environment, m_state);
@@ -226,7 +226,7 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
   kvm_regs registers{};
   set_long_mode_entry_state(special, registers, image.entry);
   m_state = ParaState{};
-  m_registers = full::GuestRegisters{};
+  m_registers = monitor::GuestRegisters{};
   m_registers.rip = registers.rip;
   m_registers.rdi = registers.rdi;
   m_registers.rsp = registers.rsp;
@@ -234,8 +234,8 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
 
   // A SYSCALL lands in the monitor's stub: a hypercall from kernel mode, a
   // system call from user mode.
-  if (auto status = full::route_syscall_to_monitor(context.vcpu); !status) return status;
-  return full::enter_first_time(context.vcpu, [&] { return resume_guest(context); });
+  if (auto status = monitor::route_syscall_to_monitor(context.vcpu); !status) return status;
+  return monitor::enter_first_time(context.vcpu, [&] { return resume_guest(context); });
 }
 
 std::uint64_t ParaMode::current_root() const {
@@ -245,28 +245,28 @@ std::uint64_t ParaMode::current_root() const {
 }
 
 void ParaMode::capture_guest_state(const kvm_run& run) {
-  full::capture_registers(m_registers, run.s.regs.regs);
+  monitor::capture_registers(m_registers, run.s.regs.regs);
 }
 
 Status ParaMode::resume_guest(ModeContext& context) {
   kvm_run& run = context.vcpu.run_state();
   auto& r = run.s.regs.regs;
-  full::store_registers(r, m_registers);
+  monitor::store_registers(r, m_registers);
   // The real IF is always 1 and IOPL 0: the virtual IF is the shared page's
   // mask, and ports go through PORT_IO.
-  r.rflags = (m_registers.rflags & ~(full::kRflagsInterrupt | full::kRflagsIoplMask)) |
-             full::kRflagsInterrupt | full::kRflagsFixed;
+  r.rflags = (m_registers.rflags & ~(monitor::kRflagsInterrupt | monitor::kRflagsIoplMask)) |
+             monitor::kRflagsInterrupt | monitor::kRflagsFixed;
 
   auto& s = run.s.regs.sregs;
   const bool kernel = m_state.cpl == 0;
-  s.cs =
-      full::flat_segment(kernel ? full::kGuestKernelCodeSelector : full::kUserCodeSelector, true);
-  s.ss =
-      full::flat_segment(kernel ? full::kGuestKernelDataSelector : full::kUserDataSelector, false);
+  s.cs = monitor::flat_segment(
+      kernel ? monitor::kGuestKernelCodeSelector : monitor::kUserCodeSelector, true);
+  s.ss = monitor::flat_segment(
+      kernel ? monitor::kGuestKernelDataSelector : monitor::kUserDataSelector, false);
   s.ds = s.es = s.ss;
-  s.fs = full::flat_segment(full::kUserDataSelector, false);
+  s.fs = monitor::flat_segment(monitor::kUserDataSelector, false);
   s.gs = s.fs;
-  full::load_monitor_tables(s);
+  monitor::load_monitor_tables(s);
   s.cr0 = kRealCr0;
   s.cr4 = kCr4Pae;
   s.efer = kEferSyscall | kEferLongMode;
@@ -295,15 +295,15 @@ void ParaMode::record(ModeContext& context, EventKind kind, EventReason reason,
                       std::uint64_t number, std::uint64_t value, std::uint32_t batch,
                       std::uint64_t guest_rip, std::uint8_t cpl_before, std::uint64_t start_ns,
                       std::string_view detail) {
-  full::record_monitor_event(context, {kind, reason, number, value, batch, guest_rip, cpl_before,
-                                       m_state.cpl, start_ns, detail});
+  monitor::record_monitor_event(context, {kind, reason, number, value, batch, guest_rip, cpl_before,
+                                          m_state.cpl, start_ns, detail});
 }
 
 Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error_code) {
   const TrapEntry& entry = m_state.trap_table[vector];
   if (entry.handler == 0) {
     return Error{"the paravirtual kernel registered no handler for " +
-                     full::exception_name(vector) + " (rip " + hex(m_registers.rip) + ")",
+                     monitor::exception_name(vector) + " (rip " + hex(m_registers.rip) + ")",
                  0, /*guest_fault=*/true};
   }
   const bool from_user = m_state.cpl == 3;
@@ -314,8 +314,9 @@ Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error
   // The frame a 64-bit CPU pushes (Intel SDM vol. 3A, 6.14.2), with the
   // selectors the guest kernel believes in and IF = "events unmasked".
   const bool interrupts_on = from_user || !m_hypercalls_handler->events_masked();
-  const std::uint64_t rflags = (m_registers.rflags & ~full::kRflagsInterrupt) |
-                               (interrupts_on ? full::kRflagsInterrupt : 0) | full::kRflagsFixed;
+  const std::uint64_t rflags = (m_registers.rflags & ~monitor::kRflagsInterrupt) |
+                               (interrupts_on ? monitor::kRflagsInterrupt : 0) |
+                               monitor::kRflagsFixed;
   std::uint64_t frame[6];
   std::size_t words = 0;
   if (error_code) frame[words++] = *error_code;
@@ -330,16 +331,17 @@ Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error
   if (auto fault = memory.write(
           frame_address,
           std::span(reinterpret_cast<const std::uint8_t*>(frame), words * sizeof(std::uint64_t)),
-          full::AccessPrivilege::Supervisor)) {
+          monitor::AccessPrivilege::Supervisor)) {
     return Error{"the paravirtual kernel's stack at " + hex(frame_address) +
-                     " cannot take the frame for " + full::exception_name(vector) +
+                     " cannot take the frame for " + monitor::exception_name(vector) +
                      " (page fault at " + hex(fault->address) + ")",
                  0, true};
   }
   m_state.cpl = 0;
   m_registers.rsp = frame_address;
   m_registers.rip = entry.handler;
-  m_registers.rflags &= ~(full::kRflagsTrap | full::kRflagsNestedTask | full::kRflagsResume);
+  m_registers.rflags &=
+      ~(monitor::kRflagsTrap | monitor::kRflagsNestedTask | monitor::kRflagsResume);
   if (entry.mask_events) m_hypercalls_handler->set_events_masked(true);
   return {};
 }
@@ -348,7 +350,7 @@ ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit
                                       std::string& stop_message) {
   kvm_run& run = context.vcpu.run_state();
   ExitDisposition otherwise = ExitDisposition::NotMine;
-  const auto hit = full::trapping_stub(exit, run, otherwise, stop_message);
+  const auto hit = monitor::trapping_stub(exit, run, otherwise, stop_message);
   if (!hit) return otherwise;
   capture_guest_state(run);
   m_blocked = false;
@@ -360,10 +362,10 @@ ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit
     return handle_syscall(context, stop_message);
   }
   const std::uint64_t frame_virtual = run.s.regs.regs.rsp;
-  const bool has_error = full::vector_has_error_code(hit->vector);
+  const bool has_error = monitor::vector_has_error_code(hit->vector);
   const std::uint64_t frame_bytes = (has_error ? 6 : 5) * sizeof(std::uint64_t);
-  if (frame_virtual < monitor_virtual(full::kStackOffset) ||
-      frame_virtual + frame_bytes > monitor_virtual(full::kFaultStackTopOffset)) {
+  if (frame_virtual < monitor_virtual(monitor::kStackOffset) ||
+      frame_virtual + frame_bytes > monitor_virtual(monitor::kFaultStackTopOffset)) {
     stop_message = "monitor stack pointer " + hex(frame_virtual) + " is outside the monitor stack";
     return ExitDisposition::Stop;
   }
@@ -387,18 +389,18 @@ ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit
   m_registers.rflags = hardware[2];
   m_registers.rsp = hardware[3];
   // Which virtual mode the guest was in follows from the real selector.
-  m_state.cpl = hardware[1] == full::kGuestKernelCodeSelector ? 0 : 3;
+  m_state.cpl = hardware[1] == monitor::kGuestKernelCodeSelector ? 0 : 3;
   const std::uint64_t cr2 = run.s.regs.sregs.cr2;
-  if (m_options.syscall_arrives_as_page_fault && hit->vector == full::kVectorPageFault &&
-      cr2 == monitor_virtual(full::kSyscallStubOffset) && m_registers.rip == cr2 &&
-      (error_code.value_or(0) & (full::kPageFaultUser | full::kPageFaultWrite)) ==
-          full::kPageFaultUser) {
+  if (m_options.syscall_arrives_as_page_fault && hit->vector == monitor::kVectorPageFault &&
+      cr2 == monitor_virtual(monitor::kSyscallStubOffset) && m_registers.rip == cr2 &&
+      (error_code.value_or(0) & (monitor::kPageFaultUser | monitor::kPageFaultWrite)) ==
+          monitor::kPageFaultUser) {
     // kvm_pvm ran the SYSCALL at CPL3 (README.md): RCX holds the return RIP.
     m_registers.rip = m_registers.rcx;
     return handle_syscall(context, stop_message);
   }
-  return reflect(context, hit->vector, error_code, hit->vector == full::kVectorPageFault ? cr2 : 0,
-                 stop_message);
+  return reflect(context, hit->vector, error_code,
+                 hit->vector == monitor::kVectorPageFault ? cr2 : 0, stop_message);
 }
 
 ExitDisposition ParaMode::reflect(ModeContext& context, std::uint8_t vector,
@@ -410,7 +412,7 @@ ExitDisposition ParaMode::reflect(ModeContext& context, std::uint8_t vector,
   const std::uint64_t rip = m_registers.rip;
   const std::uint8_t cpl = m_state.cpl;
   ++m_traps;
-  if (vector == full::kVectorPageFault) m_hypercalls_handler->set_fault_address(fault_address);
+  if (vector == monitor::kVectorPageFault) m_hypercalls_handler->set_fault_address(fault_address);
   if (auto status = deliver(vector, error_code); !status) {
     stop_message = status.error().message;
     return ExitDisposition::Stop;
@@ -419,10 +421,10 @@ ExitDisposition ParaMode::reflect(ModeContext& context, std::uint8_t vector,
     stop_message = status.error().message;
     return ExitDisposition::Stop;
   }
-  const EventReason reason = vector == full::kVectorPageFault ? EventReason::GuestPageFault
-                                                              : EventReason::ReflectedException;
+  const EventReason reason = vector == monitor::kVectorPageFault ? EventReason::GuestPageFault
+                                                                 : EventReason::ReflectedException;
   record(context, EventKind::MonitorTrap, reason, vector, rip, 1, rip, cpl, start,
-         full::exception_name(vector));
+         monitor::exception_name(vector));
   return ExitDisposition::Handled;
 }
 
@@ -437,12 +439,12 @@ ExitDisposition ParaMode::handle_syscall(ModeContext& context, std::string& stop
   if (m_state.syscall_entry == 0) {
     // No callback: the instruction is undefined for this kernel, as SYSCALL
     // with EFER.SCE clear raises #UD.
-    return reflect(context, full::kVectorInvalidOpcode, std::nullopt, 0, stop_message);
+    return reflect(context, monitor::kVectorInvalidOpcode, std::nullopt, 0, stop_message);
   }
   m_registers.rcx = m_registers.rip;
-  m_registers.r11 =
-      (m_registers.rflags & ~full::kRflagsIoplMask) | full::kRflagsInterrupt | full::kRflagsFixed;
-  m_registers.rflags &= ~(full::kRflagsTrap | full::kRflagsDirection);
+  m_registers.r11 = (m_registers.rflags & ~monitor::kRflagsIoplMask) | monitor::kRflagsInterrupt |
+                    monitor::kRflagsFixed;
+  m_registers.rflags &= ~(monitor::kRflagsTrap | monitor::kRflagsDirection);
   m_registers.rip = m_state.syscall_entry;
   m_state.cpl = 0;
   m_hypercalls_handler->set_events_masked(true);
@@ -518,8 +520,8 @@ std::optional<std::string> ParaMode::integrity_violation() const {
   if (!m_monitor_memory->read(GuestPhysAddr(0), now)) return "the monitor region cannot be read";
   constexpr std::uint64_t kTypeByte = 5;  // the TSS busy bit is bit 1 of the type
   auto monitor_owned = [](std::uint64_t offset) {
-    return offset == full::kGdtOffset + full::kTssSelector + kTypeByte ||
-           (offset >= full::kStackOffset && offset < full::kFaultStackTopOffset);
+    return offset == monitor::kGdtOffset + monitor::kTssSelector + kTypeByte ||
+           (offset >= monitor::kStackOffset && offset < monitor::kFaultStackTopOffset);
   };
   for (std::uint64_t offset = 0; offset < now.size(); ++offset) {
     if (now[offset] != m_pristine_monitor[offset] && !monitor_owned(offset)) {

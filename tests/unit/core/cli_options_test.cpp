@@ -12,6 +12,7 @@
 #include <iterator>
 #include <string>
 
+#include "../../support/scratch_files.hpp"
 #include "vmlab/compare.hpp"
 #include "vmlab/devices/raw_image_file.hpp"
 #include "vmlab/runner.hpp"
@@ -22,34 +23,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string contents_of(const fs::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-}
+using testing::contents_of;
+using testing::write_file;
 
-void write_file(const fs::path& path, const std::string& contents) {
-  std::ofstream(path, std::ios::binary) << contents;
-}
-
-// A fresh directory per test, removed with what is left in it.
-class ScratchDirectory {
+// A fresh directory per test; entries() counts what is in it.
+class ScratchDirectory : public testing::ScratchDirectory {
  public:
-  ScratchDirectory() {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    m_path = fs::temp_directory_path() /
-             ("vmlab-cli-" + std::string(test->name()) + "-" + std::to_string(::getpid()));
-    fs::remove_all(m_path);
-    fs::create_directories(m_path);
-  }
-  ~ScratchDirectory() { fs::remove_all(m_path); }
-  fs::path operator/(const std::string& name) const { return m_path / name; }
-  // Every entry, hidden ones included: a refused output leaves no temporary file.
-  std::size_t entries() const {
-    return static_cast<std::size_t>(std::distance(fs::directory_iterator(m_path), {}));
-  }
-
- private:
-  fs::path m_path;
+  ScratchDirectory() : testing::ScratchDirectory("vmlab-cli-") {}
+  std::size_t entries() const { return testing::ScratchDirectory::entries().size(); }
 };
 
 TEST(TimeoutOption, OverflowingAndNonFiniteValuesAreRefused) {

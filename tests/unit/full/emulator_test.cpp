@@ -14,10 +14,12 @@
 #include <utility>
 #include <vector>
 
-#include "fake_guest_memory.hpp"
+#include "../monitor/fake_guest_memory.hpp"
 
 namespace vmlab::full {
 namespace {
+
+using namespace monitor;  // NOLINT(google-build-using-namespace)
 
 using fakes::FakeGuestMemory;
 

@@ -8,12 +8,14 @@
 #include <set>
 #include <string>
 
-#include "guest_page_tables.hpp"
+#include "../monitor/guest_page_tables.hpp"
 
 namespace vmlab::full {
 namespace {
 
-using testing::GuestPageTables;
+using namespace monitor;  // NOLINT(google-build-using-namespace)
+
+using monitor::testing::GuestPageTables;
 using Fault = GuestVirtualMemory::Fault;
 
 constexpr std::uint64_t kMemorySize = 16 * MiB;

@@ -1,4 +1,4 @@
-// Unit tests of the para mode's hypercall handlers (guest/abi/vmlab/hypercall.h),
+// Unit tests of the para mode's hypercall handlers (abi/vmlab/hypercall.h),
 // driven without KVM: guest RAM is a plain buffer, the page-table validator is
 // the real one over it, and the rest of the VMM is a fake environment whose
 // kernel address space maps every RAM address to itself.
@@ -17,8 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include "vmlab/full/event_delivery.hpp"
-#include "vmlab/full/page_walker.hpp"
+#include "vmlab/monitor/event_delivery.hpp"
+#include "vmlab/monitor/page_walker.hpp"
 
 namespace vmlab::para {
 namespace {
@@ -26,7 +26,7 @@ namespace {
 using testing::slot_address;
 using testing::VectorGuestMemory;
 
-namespace entry_bits = full::page_entry;
+namespace entry_bits = monitor::page_entry;
 
 constexpr std::uint64_t kP = entry_bits::kPresent;
 constexpr std::uint64_t kW = entry_bits::kWritable;
@@ -60,27 +60,27 @@ constexpr std::uint64_t kKernelHandler = 0xffffffff80001000;
 // address is the physical one, and anything outside RAM faults as not
 // present. Pages can be made read-only to see what a write-protected buffer
 // does.
-class IdentityMemory final : public full::GuestVirtualMemory {
+class IdentityMemory final : public monitor::GuestVirtualMemory {
  public:
   explicit IdentityMemory(VectorGuestMemory& memory) : m_memory(memory) {}
 
   void make_read_only(std::uint64_t address) { m_read_only.insert(address / kPageSize); }
 
   std::optional<Fault> read(std::uint64_t address, std::span<std::uint8_t> out,
-                            full::AccessPrivilege privilege) override {
+                            monitor::AccessPrivilege privilege) override {
     if (auto fault = check(address, out.size(), privilege, 0)) return fault;
     (void)m_memory.read(GuestPhysAddr(address), out);
     return std::nullopt;
   }
   std::optional<Fault> write(std::uint64_t address, std::span<const std::uint8_t> in,
-                             full::AccessPrivilege privilege) override {
+                             monitor::AccessPrivilege privilege) override {
     if (in.empty()) return std::nullopt;
-    if (auto fault = check(address, in.size(), privilege, full::kPageFaultWrite)) return fault;
+    if (auto fault = check(address, in.size(), privilege, monitor::kPageFaultWrite)) return fault;
     for (std::uint64_t page = address / kPageSize; page <= (address + in.size() - 1) / kPageSize;
          ++page) {
       if (m_read_only.count(page) != 0) {
         return Fault{std::max(address, page * kPageSize),
-                     full::kPageFaultWrite | full::kPageFaultPresent};
+                     monitor::kPageFaultWrite | monitor::kPageFaultPresent};
       }
     }
     (void)m_memory.write(GuestPhysAddr(address), in);
@@ -88,7 +88,7 @@ class IdentityMemory final : public full::GuestVirtualMemory {
     return std::nullopt;
   }
   std::optional<Fault> fetch(std::uint64_t address, std::span<std::uint8_t> out,
-                             full::AccessPrivilege privilege) override {
+                             monitor::AccessPrivilege privilege) override {
     return read(address, out, privilege);
   }
 
@@ -96,8 +96,8 @@ class IdentityMemory final : public full::GuestVirtualMemory {
 
  private:
   std::optional<Fault> check(std::uint64_t address, std::size_t length,
-                             full::AccessPrivilege privilege, std::uint32_t code) const {
-    if (privilege == full::AccessPrivilege::User) code |= full::kPageFaultUser;
+                             monitor::AccessPrivilege privilege, std::uint32_t code) const {
+    if (privilege == monitor::AccessPrivilege::User) code |= monitor::kPageFaultUser;
     if (length == 0) return std::nullopt;
     if (!m_memory.contains(GuestPhysAddr(address), length)) {
       return Fault{std::max(address, m_memory.size()), code};
@@ -139,7 +139,7 @@ class FakeEnvironment final : public HypercallEnvironment {
  public:
   explicit FakeEnvironment(VectorGuestMemory& memory) : m_identity(memory) {}
 
-  full::GuestVirtualMemory& kernel_memory() override { return m_identity; }
+  monitor::GuestVirtualMemory& kernel_memory() override { return m_identity; }
   std::uint32_t port_read(std::uint16_t port, unsigned size) override {
     std::uint32_t value = 0xffffffff;  // an unclaimed port
     if (!port_inputs.empty()) {
@@ -246,7 +246,7 @@ class HypercallsTest : public ::testing::Test {
   FakeEnvironment m_environment;
   ParaState m_state;
   Hypercalls m_hypercalls;
-  full::GuestRegisters m_registers;
+  monitor::GuestRegisters m_registers;
   HypercallOutcome m_outcome;
 };
 
@@ -831,8 +831,8 @@ TEST_F(HypercallsTest, MulticallRunsABatchAndWritesBackEachResult) {
   // An IRET frame at RSP that a batched IRET must not take.
   m_registers.rsp = kScratch + kPageSize;
   m_memory.put_object(kScratch + kPageSize,
-                      vmlab_iret_frame{1, 2, 3, 0x401000, kVirtualUserCode, full::kRflagsInterrupt,
-                                       0x7ff000, kVirtualUserData});
+                      vmlab_iret_frame{1, 2, 3, 0x401000, kVirtualUserCode,
+                                       monitor::kRflagsInterrupt, 0x7ff000, kVirtualUserData});
   m_registers.rip = 0x200123;
 
   EXPECT_EQ(call(VMLAB_HYPERCALL_MULTICALL, kScratch, entries.size()), 8);
@@ -909,8 +909,8 @@ class HypercallsIretTest : public HypercallsTest {
 
 TEST_F(HypercallsIretTest, ReturnsToUserModeRestoringTheFrame) {
   register_shared_page();
-  const std::uint64_t rflags =
-      full::kRflagsInterrupt | full::kRflagsIoplMask | full::kRflagsCarry | full::kRflagsNestedTask;
+  const std::uint64_t rflags = monitor::kRflagsInterrupt | monitor::kRflagsIoplMask |
+                               monitor::kRflagsCarry | monitor::kRflagsNestedTask;
   EXPECT_EQ(iret({0x1111, 0x2222, 0x3333, 0x401000, kVirtualUserCode, rflags, 0x7ff000,
                   kVirtualUserData}),
             0x1111);
@@ -922,8 +922,9 @@ TEST_F(HypercallsIretTest, ReturnsToUserModeRestoringTheFrame) {
   EXPECT_EQ(m_registers.rip, 0x401000u);
   EXPECT_EQ(m_registers.rsp, 0x7ff000u);
   EXPECT_EQ(m_registers.rbx, 0xb0b0u);
-  EXPECT_EQ(m_registers.rflags,
-            full::kRflagsInterrupt | full::kRflagsCarry | full::kRflagsFixed);  // IOPL, NT gone
+  EXPECT_EQ(
+      m_registers.rflags,
+      monitor::kRflagsInterrupt | monitor::kRflagsCarry | monitor::kRflagsFixed);  // IOPL, NT gone
   EXPECT_EQ(m_state.cpl, 3u);
   EXPECT_EQ(m_memory.get_u8(kSharedFrame), 0u);
   EXPECT_FALSE(m_hypercalls.events_masked());
@@ -933,13 +934,13 @@ TEST_F(HypercallsIretTest, ReturnsToKernelModeWithEventsMasked) {
   register_shared_page();
   m_hypercalls.set_events_masked(false);
   m_state.cpl = 3;
-  EXPECT_EQ(iret({7, 8, 9, kKernelHandler, kVirtualKernelCode, full::kRflagsZero, 0x3ff000,
+  EXPECT_EQ(iret({7, 8, 9, kKernelHandler, kVirtualKernelCode, monitor::kRflagsZero, 0x3ff000,
                   kVirtualKernelData}),
             7);
   EXPECT_EQ(m_outcome.continuation, HypercallContinuation::Iret);
   EXPECT_EQ(m_registers.rip, kKernelHandler);
   EXPECT_EQ(m_registers.rsp, 0x3ff000u);
-  EXPECT_EQ(m_registers.rflags, full::kRflagsZero | full::kRflagsFixed);
+  EXPECT_EQ(m_registers.rflags, monitor::kRflagsZero | monitor::kRflagsFixed);
   EXPECT_EQ(m_state.cpl, 0u);
   EXPECT_EQ(m_memory.get_u8(kSharedFrame), 1u);
   EXPECT_TRUE(m_hypercalls.events_masked());
@@ -952,10 +953,10 @@ TEST_F(HypercallsIretTest, RefusesBadFramesAndChangesNothing) {
     vmlab_iret_frame frame;
   };
   const Case cases[] = {
-      {"RPL 1", {1, 2, 3, 0x401000, 0x09, full::kRflagsInterrupt, 0x7ff000, kVirtualUserData}},
-      {"RPL 2", {1, 2, 3, 0x401000, 0x12, full::kRflagsInterrupt, 0x7ff000, kVirtualUserData}},
-      {"rip", {1, 2, 3, kNonCanonical, 0x23, full::kRflagsInterrupt, 0x7ff000, 0x1b}},
-      {"rsp", {1, 2, 3, 0x401000, 0x23, full::kRflagsInterrupt, kNonCanonical, 0x1b}},
+      {"RPL 1", {1, 2, 3, 0x401000, 0x09, monitor::kRflagsInterrupt, 0x7ff000, kVirtualUserData}},
+      {"RPL 2", {1, 2, 3, 0x401000, 0x12, monitor::kRflagsInterrupt, 0x7ff000, kVirtualUserData}},
+      {"rip", {1, 2, 3, kNonCanonical, 0x23, monitor::kRflagsInterrupt, 0x7ff000, 0x1b}},
+      {"rsp", {1, 2, 3, 0x401000, 0x23, monitor::kRflagsInterrupt, kNonCanonical, 0x1b}},
   };
   for (const Case& bad : cases) {
     SCOPED_TRACE(bad.what);

@@ -1,7 +1,7 @@
 // What the run loop needs from a board: the buses, the lock that serializes
 // device models, the VMM-modelled interrupt controller (if any), and the
 // board's own stop request (the guest wrote to the exit port). The concrete
-// PC board in vmm/board/ wires the device models; the core knows none of them.
+// PC board in board/ wires the device models; the core knows none of them.
 #pragma once
 
 #include <cstdint>

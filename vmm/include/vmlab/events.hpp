@@ -57,7 +57,7 @@ enum class EventReason : std::uint8_t {
   PageTableWrite,         // the guest wrote its own page tables
   SystemCall,             // a user SYSCALL reflected to the guest kernel
   ReflectedException,     // any other exception reflected to the guest kernel
-  // Hypercall reasons, one per call of guest/abi/vmlab/hypercall.h in its
+  // Hypercall reasons, one per call of abi/vmlab/hypercall.h in its
   // numbering (address = number, value = first argument, size = batch size):
   HypercallSetTrapTable,
   HypercallMmuUpdate,

@@ -29,7 +29,7 @@ constexpr std::chrono::milliseconds kMaximumTimeout = std::chrono::hours(24);
 
 // The CPUID hypervisor leaves (0x40000000 up) the VMM hands the guest.
 enum class HypervisorLeaves {
-  Vmlab,  // vmlab's (guest/abi/vmlab/cpuid.h)
+  Vmlab,  // vmlab's (abi/vmlab/cpuid.h)
   // The host's own, as the VMM process reads them with `cpuid`: what a kernel
   // at CPL3 sees on a host without CPUID faulting (PLATFORM.md "Hosts
   // differ"). Tests use it to show nothing in the guest depends on vmlab's.

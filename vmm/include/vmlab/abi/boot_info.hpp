@@ -4,6 +4,6 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "vmlab/boot_info.h"  // guest/abi/vmlab/boot_info.h
+#include "vmlab/boot_info.h"  // abi/vmlab/boot_info.h
 
 static_assert(offsetof(vmlab_boot_info, devices) == 32 + 24 * VMLAB_MAX_MEM_REGIONS + 8);

@@ -1,4 +1,4 @@
-// C++ view of the CPUID leaves the VMM publishes (guest/abi/vmlab/cpuid.h).
+// C++ view of the CPUID leaves the VMM publishes (abi/vmlab/cpuid.h).
 #pragma once
 
-#include "vmlab/cpuid.h"  // guest/abi/vmlab/cpuid.h
+#include "vmlab/cpuid.h"  // abi/vmlab/cpuid.h

@@ -1,5 +1,5 @@
 // The passthrough storage controller (DESIGN.md 6): a "physical" device whose
-// hardware is a host thread. Its register window (guest/abi/vmlab/passthrough.h)
+// hardware is a host thread. Its register window (abi/vmlab/passthrough.h)
 // is a page of memory shared with the guest, so register accesses cause no
 // exit; the thread polls the doorbell, DMAs through the IOMMU model, and
 // raises an interrupt per completion batch through a callback.

@@ -8,10 +8,17 @@
 #include <cstdint>
 #include <string>
 
-#include "vmlab/full/event_delivery.hpp"
-#include "vmlab/full/guest_context.hpp"
+#include "vmlab/monitor/event_delivery.hpp"
+#include "vmlab/monitor/guest_context.hpp"
 
 namespace vmlab::full {
+
+// From the monitor every software technique shares (modes/monitor/).
+using monitor::Event;
+using monitor::GuestRegisters;
+using monitor::GuestVirtualMemory;
+using monitor::kVectorGeneralProtection;
+using monitor::VirtualCpu;
 
 // What emulation needs from the rest of the VMM.
 class MonitorServices {

@@ -18,10 +18,14 @@
 
 #include "vmlab/cpu_mode.hpp"
 #include "vmlab/events.hpp"
-#include "vmlab/full/guest_context.hpp"
+#include "vmlab/monitor/guest_context.hpp"
 #include "vmlab/physical_memory.hpp"
 
 namespace vmlab::full {
+
+// From the monitor every software technique shares (modes/monitor/).
+using monitor::GuestRegisters;
+using monitor::VirtualCpu;
 
 class ShadowPager;
 

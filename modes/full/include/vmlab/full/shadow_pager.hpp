@@ -44,12 +44,19 @@
 #include <vector>
 
 #include "vmlab/address.hpp"
-#include "vmlab/full/guest_context.hpp"
-#include "vmlab/full/page_walker.hpp"
 #include "vmlab/guest_memory.hpp"
+#include "vmlab/monitor/guest_context.hpp"
+#include "vmlab/monitor/page_walker.hpp"
 #include "vmlab/result.hpp"
 
 namespace vmlab::full {
+
+// From the monitor every software technique shares (modes/monitor/).
+using monitor::AccessKind;
+using monitor::PageWalk;
+using monitor::PageWalker;
+using monitor::PagingControls;
+using monitor::PhysicalRange;
 
 enum class ShadowView { Kernel, User };
 

@@ -1,4 +1,4 @@
-// The monitor's side of the paravirtual ABI (guest/abi/vmlab/hypercall.h):
+// The monitor's side of the paravirtual ABI (abi/vmlab/hypercall.h):
 // one handler per hypercall, written against narrow interfaces (guest
 // memory, the page-table validator, the VMM's ports and console) so unit
 // tests drive every validation failure and batch with fakes, without KVM.
@@ -10,9 +10,9 @@
 #include <string>
 #include <string_view>
 
-#include "vmlab/full/guest_context.hpp"
 #include "vmlab/guest_memory.hpp"
 #include "vmlab/hypercall.h"
+#include "vmlab/monitor/guest_context.hpp"
 #include "vmlab/para/page_table_validator.hpp"
 
 namespace vmlab::para {
@@ -22,7 +22,7 @@ class HypercallEnvironment {
  public:
   virtual ~HypercallEnvironment() = default;
   // The current kernel address space, as a supervisor access would see it.
-  virtual full::GuestVirtualMemory& kernel_memory() = 0;
+  virtual monitor::GuestVirtualMemory& kernel_memory() = 0;
   virtual std::uint32_t port_read(std::uint16_t port, unsigned size) = 0;
   virtual void port_write(std::uint16_t port, unsigned size, std::uint32_t value) = 0;
   virtual void console_write(std::string_view text) = 0;
@@ -81,7 +81,7 @@ class Hypercalls {
 
   // The hypercall in registers.rax with its arguments (hypercall.h calling
   // convention). RAX receives the result unless the continuation is Iret.
-  HypercallOutcome call(full::GuestRegisters& registers);
+  HypercallOutcome call(monitor::GuestRegisters& registers);
 
   // The shared page's event mask (masked until the page is registered).
   bool events_masked() const;
@@ -100,7 +100,7 @@ class Hypercalls {
 
  private:
   HypercallOutcome dispatch(std::uint64_t number, const std::array<std::uint64_t, 5>& arguments,
-                            full::GuestRegisters& registers, bool batched);
+                            monitor::GuestRegisters& registers, bool batched);
   std::int64_t set_trap_table(std::uint64_t address, std::uint64_t count);
   HypercallOutcome mmu_update(std::uint64_t address, std::uint64_t count);
   std::int64_t update_va_mapping(std::uint64_t virtual_address, std::uint64_t value);
@@ -108,11 +108,11 @@ class Hypercalls {
   std::int64_t set_gdt(std::uint64_t address, std::uint64_t entries);
   std::int64_t console_io(std::uint64_t operation, std::uint64_t count, std::uint64_t address);
   HypercallOutcome multicall(std::uint64_t address, std::uint64_t count,
-                             full::GuestRegisters& registers);
+                             monitor::GuestRegisters& registers);
   std::int64_t register_shared_info(std::uint64_t frame);
   std::int64_t port_io(std::uint64_t port, std::uint64_t flags, std::uint64_t value,
                        std::uint64_t count);
-  std::int64_t iret(full::GuestRegisters& registers);
+  std::int64_t iret(monitor::GuestRegisters& registers);
 
   // Applies one page-table write through the validator; flushes when a
   // present entry changed.

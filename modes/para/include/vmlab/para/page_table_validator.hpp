@@ -51,14 +51,14 @@
 
 #include "vmlab/address.hpp"
 #include "vmlab/dma_remapping.hpp"
-#include "vmlab/full/page_walker.hpp"
 #include "vmlab/guest_memory.hpp"
 #include "vmlab/hypercall.h"
+#include "vmlab/monitor/page_walker.hpp"
 #include "vmlab/result.hpp"
 
 namespace vmlab::para {
 
-using full::PhysicalRange;
+using monitor::PhysicalRange;
 
 struct PageTableValidatorConfig {
   std::uint64_t guest_ram_size = 0;  // guest frames are [0, guest_ram_size)
@@ -82,7 +82,7 @@ struct PageTableValidatorConfig {
 
 // The outcome of one mmu_update request.
 struct UpdateResult {
-  std::int64_t result = VMLAB_OK;  // VMLAB_OK or a VMLAB_E* code (guest/abi/vmlab/hypercall.h)
+  std::int64_t result = VMLAB_OK;  // VMLAB_OK or a VMLAB_E* code (abi/vmlab/hypercall.h)
   // A present entry of a table the CPU may use changed: translations derived
   // from it may be cached (SDM vol. 3A, 4.10.4.1), so the TLB must be flushed
   // before the guest runs again.
@@ -138,7 +138,7 @@ class PageTableValidator {
     // from inside its own subtree is a loop.
     Progress progress = Progress::Settled;
   };
-  using TableEntries = std::array<std::uint64_t, full::kPageTableEntries>;
+  using TableEntries = std::array<std::uint64_t, monitor::kPageTableEntries>;
 
   PageTableValidator(GuestMemoryAccess& memory, PageTableValidatorConfig config);
 
@@ -168,7 +168,7 @@ class PageTableValidator {
 };
 
 // "EBUSY: the frame is in use as another kind of page" and the like: the
-// code's name and the ABI's meaning (guest/abi/vmlab/hypercall.h).
+// code's name and the ABI's meaning (abi/vmlab/hypercall.h).
 std::string_view describe_result(std::int64_t code);
 
 }  // namespace vmlab::para

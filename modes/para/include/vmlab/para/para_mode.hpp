@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "vmlab/cpu_mode.hpp"
-#include "vmlab/full/guest_context.hpp"
-#include "vmlab/full/page_walker.hpp"
+#include "vmlab/monitor/guest_context.hpp"
+#include "vmlab/monitor/page_walker.hpp"
 #include "vmlab/para/hypercalls.hpp"
 #include "vmlab/para/page_table_validator.hpp"
 #include "vmlab/physical_memory.hpp"
@@ -74,12 +74,12 @@ class ParaMode final : public CpuMode {
   std::vector<std::uint8_t> m_pristine_monitor;
   PhysicalMemoryMap m_physical;
   GuestMemory* m_guest_memory = nullptr;
-  std::unique_ptr<full::PageWalker> m_walker;  // the current kernel-mode tables
+  std::unique_ptr<monitor::PageWalker> m_walker;  // the current kernel-mode tables
   std::unique_ptr<PageTableValidator> m_validator;
   std::unique_ptr<Environment> m_environment;
   std::unique_ptr<Hypercalls> m_hypercalls_handler;
   ParaState m_state;
-  full::GuestRegisters m_registers;
+  monitor::GuestRegisters m_registers;
   bool m_flush_requested = false;
   bool m_blocked = false;  // in SCHED_OP BLOCK: events were unmasked by it
   std::uint64_t m_hypercalls = 0;

@@ -1,14 +1,14 @@
-#include "vmlab/full/vcpu_state.hpp"
+#include "vmlab/monitor/vcpu_state.hpp"
 
 #include <algorithm>
 #include <iterator>
 #include <variant>
 
 #include "vmlab/format.hpp"
-#include "vmlab/full/event_delivery.hpp"
-#include "vmlab/full/monitor_region.hpp"
+#include "vmlab/monitor/event_delivery.hpp"
+#include "vmlab/monitor/monitor_region.hpp"
 
-namespace vmlab::full {
+namespace vmlab::monitor {
 
 void capture_registers(GuestRegisters& registers, const kvm_regs& real) {
   registers.rax = real.rax;
@@ -149,4 +149,4 @@ std::optional<StubHit> trapping_stub(const VcpuExit& exit, const kvm_run& run,
   return hit;
 }
 
-}  // namespace vmlab::full
+}  // namespace vmlab::monitor

@@ -11,9 +11,9 @@
 #include <span>
 #include <vector>
 
-#include "vmlab/full/guest_context.hpp"
+#include "vmlab/monitor/guest_context.hpp"
 
-namespace vmlab::full::fakes {
+namespace vmlab::monitor::fakes {
 
 class FakeGuestMemory final : public GuestVirtualMemory {
  public:
@@ -138,4 +138,4 @@ inline std::uint16_t install_vmlab_gdt(FakeGuestMemory& memory, std::uint64_t gd
   return 7 * 8 - 1;
 }
 
-}  // namespace vmlab::full::fakes
+}  // namespace vmlab::monitor::fakes

@@ -12,12 +12,12 @@
 
 #include "vmlab/cpu_mode.hpp"
 #include "vmlab/events.hpp"
-#include "vmlab/full/guest_context.hpp"
-#include "vmlab/full/monitor_region.hpp"
 #include "vmlab/kvm.hpp"
+#include "vmlab/monitor/guest_context.hpp"
+#include "vmlab/monitor/monitor_region.hpp"
 #include "vmlab/result.hpp"
 
-namespace vmlab::full {
+namespace vmlab::monitor {
 
 // General-purpose registers, RIP, RSP and RFLAGS as KVM synced them.
 void capture_registers(GuestRegisters& registers, const kvm_regs& real);
@@ -66,4 +66,4 @@ std::string exception_name(std::uint8_t vector);
 std::optional<StubHit> trapping_stub(const VcpuExit& exit, const kvm_run& run,
                                      ExitDisposition& otherwise, std::string& stop_message);
 
-}  // namespace vmlab::full
+}  // namespace vmlab::monitor

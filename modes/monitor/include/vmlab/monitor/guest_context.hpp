@@ -7,7 +7,7 @@
 #include <optional>
 #include <span>
 
-namespace vmlab::full {
+namespace vmlab::monitor {
 
 // General-purpose registers and the interrupted context. rsp, rip and rflags
 // are the guest's own (from the hardware frame), not the monitor stub's.
@@ -70,4 +70,4 @@ class GuestVirtualMemory {
                                      AccessPrivilege privilege) = 0;
 };
 
-}  // namespace vmlab::full
+}  // namespace vmlab::monitor

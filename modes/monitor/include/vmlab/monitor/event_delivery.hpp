@@ -7,10 +7,10 @@
 #include <cstdint>
 #include <optional>
 
-#include "vmlab/full/guest_context.hpp"
+#include "vmlab/monitor/guest_context.hpp"
 #include "vmlab/result.hpp"
 
-namespace vmlab::full {
+namespace vmlab::monitor {
 
 // Exception vectors (Intel SDM vol. 3A, 6.3.1, Table 6-1).
 constexpr std::uint8_t kVectorDivideError = 0;
@@ -142,4 +142,4 @@ inline Result<void> deliver_event(GuestRegisters& registers, VirtualCpu& cpu,
 // EFER.SCE first (emulate_privileged does, for a syscall that raised #UD).
 void deliver_syscall(GuestRegisters& registers, VirtualCpu& cpu);
 
-}  // namespace vmlab::full
+}  // namespace vmlab::monitor

@@ -1,4 +1,4 @@
-#include "vmlab/full/event_delivery.hpp"
+#include "vmlab/monitor/event_delivery.hpp"
 #include "vmlab/format.hpp"
 
 #include <array>
@@ -6,7 +6,7 @@
 #include <span>
 #include <string>
 
-namespace vmlab::full {
+namespace vmlab::monitor {
 
 namespace {
 
@@ -331,4 +331,4 @@ void deliver_syscall(GuestRegisters& registers, VirtualCpu& cpu) {
   cpu.cpl = 0;
 }
 
-}  // namespace vmlab::full
+}  // namespace vmlab::monitor

@@ -1,8 +1,8 @@
-#include "vmlab/full/monitor_region.hpp"
+#include "vmlab/monitor/monitor_region.hpp"
 
 #include <array>
 
-namespace vmlab::full {
+namespace vmlab::monitor {
 
 namespace {
 
@@ -101,4 +101,4 @@ std::optional<StubHit> stub_at(std::uint64_t rip_after_out) {
   return StubHit{false, static_cast<std::uint8_t>(offset / kStubSize)};
 }
 
-}  // namespace vmlab::full
+}  // namespace vmlab::monitor

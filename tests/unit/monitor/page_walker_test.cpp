@@ -1,4 +1,4 @@
-#include "vmlab/full/page_walker.hpp"
+#include "vmlab/monitor/page_walker.hpp"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 
 #include "guest_page_tables.hpp"
 
-namespace vmlab::full {
+namespace vmlab::monitor {
 namespace {
 
 using testing::GuestPageTables;
@@ -340,4 +340,4 @@ TEST(PagingControls, FollowTheVirtualCpu) {
 }
 
 }  // namespace
-}  // namespace vmlab::full
+}  // namespace vmlab::monitor

@@ -20,10 +20,10 @@
 #include <vector>
 
 #include "vmlab/address.hpp"
-#include "vmlab/full/guest_context.hpp"
 #include "vmlab/guest_memory.hpp"
+#include "vmlab/monitor/guest_context.hpp"
 
-namespace vmlab::full {
+namespace vmlab::monitor {
 
 // Paging-structure entry bits (SDM vol. 3A, 4.5, tables 4-15 to 4-20).
 namespace page_entry {
@@ -187,4 +187,4 @@ class PageWalker final : public GuestVirtualMemory {
   WriteObserver m_observer;
 };
 
-}  // namespace vmlab::full
+}  // namespace vmlab::monitor

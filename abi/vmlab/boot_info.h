@@ -64,7 +64,7 @@ enum vmlab_device_kind {
    * base = guest-physical address of a 0x200-byte register window
    * (VMLAB_DEVICE_FLAG_MMIO set); the DeviceID register says what it is. */
   VMLAB_DEVICE_VIRTIO_MMIO = 7,
-  /* The passthrough storage controller (guest/abi/vmlab/passthrough.h):
+  /* The passthrough storage controller (abi/vmlab/passthrough.h):
    * base = guest-physical address of its 4 KiB register window, which is
    * memory, not trapped MMIO (VMLAB_DEVICE_FLAG_MMIO set all the same: it
    * lies outside RAM and is mapped like a device window). */
@@ -107,7 +107,7 @@ struct vmlab_boot_info {
    * says here what Xen says in a PV domain's start_info. */
   /* Nonzero only when the VMM started the kernel paravirtualized (--cpu
    * para): the version of the vmlab paravirtual ABI the monitor speaks
-   * (VMLAB_PARA_ABI_VERSION, guest/abi/vmlab/hypercall.h). 0: run natively,
+   * (VMLAB_PARA_ABI_VERSION, abi/vmlab/hypercall.h). 0: run natively,
    * as under hvm, full, QEMU, or real hardware. */
   uint32_t paravirtual_abi;
   /* The guest's TSC rate in kHz as KVM reports it (KVM_GET_TSC_KHZ), 0 if

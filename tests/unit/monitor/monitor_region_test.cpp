@@ -1,8 +1,8 @@
-#include "vmlab/full/monitor_region.hpp"
+#include "vmlab/monitor/monitor_region.hpp"
 
 #include <gtest/gtest.h>
 
-namespace vmlab::full {
+namespace vmlab::monitor {
 namespace {
 
 class MonitorRegionTest : public ::testing::Test {
@@ -92,4 +92,4 @@ TEST(MonitorRegion, ErrorCodeVectors) {
 }
 
 }  // namespace
-}  // namespace vmlab::full
+}  // namespace vmlab::monitor

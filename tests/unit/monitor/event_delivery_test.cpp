@@ -1,6 +1,6 @@
 // Event delivery into the guest kernel, checked byte by byte on the guest's
 // stack: gates, stack switches, IST, the double-fault rules, SYSCALL.
-#include "vmlab/full/event_delivery.hpp"
+#include "vmlab/monitor/event_delivery.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 
 #include "fake_guest_memory.hpp"
 
-namespace vmlab::full {
+namespace vmlab::monitor {
 namespace {
 
 using fakes::FakeGuestMemory;
@@ -309,4 +309,4 @@ TEST(CanonicalTest, FortyEightAndFiftySevenBits) {
 }
 
 }  // namespace
-}  // namespace vmlab::full
+}  // namespace vmlab::monitor

@@ -1,9 +1,9 @@
-#include "vmlab/full/page_walker.hpp"
+#include "vmlab/monitor/page_walker.hpp"
 
 #include <algorithm>
 #include <utility>
 
-namespace vmlab::full {
+namespace vmlab::monitor {
 
 namespace {
 
@@ -233,4 +233,4 @@ std::optional<PageWalker::Fault> PageWalker::write(std::uint64_t address,
   return std::nullopt;
 }
 
-}  // namespace vmlab::full
+}  // namespace vmlab::monitor

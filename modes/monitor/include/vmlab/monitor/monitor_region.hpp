@@ -14,7 +14,7 @@
 #include "vmlab/physical_memory.hpp"
 #include "vmlab/result.hpp"
 
-namespace vmlab::full {
+namespace vmlab::monitor {
 
 // Where the region lives: above the largest guest RAM (3 GiB), below the
 // VT-x TSS/identity pages at 0xfffbc000.
@@ -79,4 +79,4 @@ constexpr bool vector_has_error_code(std::uint8_t vector) {
          vector == 29 || vector == 30;
 }
 
-}  // namespace vmlab::full
+}  // namespace vmlab::monitor

@@ -7,10 +7,10 @@
 
 #include <cstdint>
 
-#include "vmlab/full/page_walker.hpp"
 #include "vmlab/guest_memory.hpp"
+#include "vmlab/monitor/page_walker.hpp"
 
-namespace vmlab::full::testing {
+namespace vmlab::monitor::testing {
 
 constexpr std::uint64_t kTableFlags =
     page_entry::kPresent | page_entry::kWritable | page_entry::kUser;
@@ -81,4 +81,4 @@ class GuestPageTables {
   std::uint64_t m_root = 0;
 };
 
-}  // namespace vmlab::full::testing
+}  // namespace vmlab::monitor::testing
