@@ -797,6 +797,7 @@ int dispatch(std::vector<std::string> arguments) {
 int main(int argc, char** argv) {
   // Library code reports errors as values; what can still throw is the
   // standard library running out of memory. Say so instead of aborting.
+  remove_temporary_outputs_on_signals();
   try {
     return dispatch(std::vector<std::string>(argv + 1, argv + argc));
   } catch (const std::exception& error) {

@@ -1,11 +1,14 @@
 #include "vmlab/runner.hpp"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -18,6 +21,7 @@
 #include "vmlab/devices/passthrough_controller.hpp"
 #include "vmlab/devices/raw_image_file.hpp"
 #include "vmlab/elf_loader.hpp"
+#include "vmlab/format.hpp"
 #include "vmlab/full/full_mode.hpp"
 #include "vmlab/modes/hvm.hpp"
 #include "vmlab/para/para_mode.hpp"
@@ -424,10 +428,6 @@ std::string command_line_for(const RunOptions& options) {
 
 namespace {
 
-std::string single_quoted(const std::string& path) {
-  return "'" + path + "'";
-}
-
 // The first bytes of each file vmlab writes for a Report output; one of
 // these, or nothing, is what such an output may replace.
 constexpr std::string_view kReportSignatures[] = {
@@ -493,6 +493,15 @@ Result<std::optional<struct stat>> check_replaceable(
                            "is the same file as " + input.option + " " + single_quoted(input.path) +
                                "; writing it would destroy it, so choose another name")};
     }
+  }
+
+  // rename(2) would replace a file nobody may write (chmod a-w) as easily as
+  // any other; the user made it read-only for a reason.
+  if ((status.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) == 0 ||
+      ::access(target.c_str(), W_OK) != 0) {
+    return Error{refusal(option, path,
+                         "is write-protected; vmlab will not replace it: make it writable, or "
+                         "choose another name")};
   }
 
   const ReadDescriptor descriptor(target);
@@ -570,6 +579,38 @@ std::string comparable_path(const std::string& path) {
 
 std::atomic<unsigned> g_temporary_counter{0};
 
+// The temporary files alive now, for a signal handler to remove: a fixed
+// table it can walk without allocating, and unlink(2) is async-signal-safe
+// (signal-safety(7)). A slot is claimed, filled, then published.
+constexpr std::size_t kTemporarySlots = 16;
+std::array<std::array<char, PATH_MAX>, kTemporarySlots> g_temporary_paths{};
+std::array<std::atomic<int>, kTemporarySlots> g_temporary_state{};  // 0 free, 1 filling, 2 live
+
+int publish_temporary(const std::string& path) {
+  if (path.size() >= PATH_MAX) return -1;
+  for (std::size_t slot = 0; slot < kTemporarySlots; ++slot) {
+    int expected = 0;
+    if (!g_temporary_state[slot].compare_exchange_strong(expected, 1)) continue;
+    std::copy(path.begin(), path.end(), g_temporary_paths[slot].begin());
+    g_temporary_paths[slot][path.size()] = '\0';
+    g_temporary_state[slot].store(2);
+    return static_cast<int>(slot);
+  }
+  return -1;  // more outputs than slots: that one is not removed on a signal
+}
+
+void withdraw_temporary(int slot) {
+  if (slot >= 0) g_temporary_state[static_cast<std::size_t>(slot)].store(0);
+}
+
+extern "C" void remove_temporaries_and_die(int signal_number) {
+  for (std::size_t slot = 0; slot < kTemporarySlots; ++slot) {
+    if (g_temporary_state[slot].load() == 2) ::unlink(g_temporary_paths[slot].data());
+  }
+  ::signal(signal_number, SIG_DFL);
+  ::raise(signal_number);
+}
+
 }  // namespace
 
 Result<OutputFile> OutputFile::create(const std::string& path, std::string option, OutputKind kind,
@@ -620,6 +661,7 @@ Result<OutputFile> OutputFile::create(const std::string& path, std::string optio
   file.m_protected = std::move(protected_files);
   file.m_target = std::move(*target);
   file.m_temporary = temporary;
+  file.m_signal_slot = publish_temporary(temporary);
   file.m_stream = std::make_unique<std::ofstream>(temporary, std::ios::binary | std::ios::trunc);
   if (!*file.m_stream) {
     const int error = errno;
@@ -636,6 +678,7 @@ OutputFile::OutputFile(OutputFile&& other) noexcept
       m_protected(std::move(other.m_protected)),
       m_target(std::move(other.m_target)),
       m_temporary(std::exchange(other.m_temporary, std::string())),
+      m_signal_slot(std::exchange(other.m_signal_slot, -1)),
       m_stream(std::move(other.m_stream)) {}
 
 OutputFile& OutputFile::operator=(OutputFile&& other) noexcept {
@@ -647,6 +690,7 @@ OutputFile& OutputFile::operator=(OutputFile&& other) noexcept {
     m_protected = std::move(other.m_protected);
     m_target = std::move(other.m_target);
     m_temporary = std::exchange(other.m_temporary, std::string());
+    m_signal_slot = std::exchange(other.m_signal_slot, -1);
     m_stream = std::move(other.m_stream);
   }
   return *this;
@@ -661,6 +705,7 @@ void OutputFile::discard() {
   if (m_stream) m_stream->close();
   ::unlink(m_temporary.c_str());
   m_temporary.clear();
+  withdraw_temporary(std::exchange(m_signal_slot, -1));
 }
 
 Status OutputFile::commit() {
@@ -688,7 +733,18 @@ Status OutputFile::commit() {
     return Error::from_errno(refusal(m_option, m_path, "cannot replace it"), error);
   }
   m_temporary.clear();
+  withdraw_temporary(std::exchange(m_signal_slot, -1));
   return {};
+}
+
+void remove_temporary_outputs_on_signals() {
+  for (int signal_number : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
+    struct sigaction action {};
+    action.sa_handler = remove_temporaries_and_die;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = static_cast<int>(SA_RESETHAND);
+    (void)::sigaction(signal_number, &action, nullptr);
+  }
 }
 
 Status RunOutputs::commit() {

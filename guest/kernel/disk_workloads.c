@@ -324,8 +324,8 @@ static uint64_t checksum(const uint64_t* words, uint64_t count) {
 }
 
 /* The TSC rate, for MB/s. The VMM says it in boot_info: a kernel at CPL3
- * cannot trust CPUID (abi/vmlab/cpuid.h). Without it (the PVH entry,
- * where the kernel runs at CPL0), CPUID: leaf 0x15 (crystal clock times the
+ * cannot trust CPUID (abi/vmlab/cpuid.h). On the PVH entry (QEMU), where
+ * the kernel runs at CPL0, CPUID: leaf 0x15 (crystal clock times the
  * TSC ratio), else leaf 0x16 (base frequency, which the TSC runs at on Intel
  * parts with an invariant TSC), else the hypervisor timing leaf 0x40000010
  * (TSC kHz) that KVM and VMware offer; 0 if none says (Intel SDM vol. 2A,
@@ -340,6 +340,9 @@ static void cpuid(uint32_t leaf, uint32_t values[4]) {
 
 static uint64_t tsc_hz(void) {
   if (boot_info()->tsc_khz != 0) return (uint64_t)boot_info()->tsc_khz * 1000;
+  /* Started by the vmlab VMM, this kernel may be at CPL3, where cpuid may be
+   * the host's: without the VMM's figure the rate is unknown. */
+  if (boot_entry_kind() != BOOT_ENTRY_PVH) return 0;
   uint32_t values[4];
   cpuid(0, values);
   uint32_t maximum_leaf = values[0];

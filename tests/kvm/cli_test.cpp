@@ -139,6 +139,47 @@ TEST_F(CliTest, ARefusedRunWritesNothing) {
   EXPECT_EQ(m_directory.entries(), (std::vector<std::string>{"old.tsv", "old.txt"}));
 }
 
+TEST_F(CliTest, AWriteProtectedOutputIsRefused) {
+  VMLAB_REQUIRE_KVM();
+  write_file(path("kept.tsv"), "# vmlab-trace 2\n# an earlier trace, made read-only\n");
+  fs::permissions(path("kept.tsv"), fs::perms::owner_read | fs::perms::group_read);
+  auto run = vmlab({"run", "--trace", "kept.tsv"});
+  EXPECT_EQ(run.status, 64) << run.err;
+  EXPECT_TRUE(contains(run.err, "write-protected")) << run.err;
+  EXPECT_EQ(contents_of(path("kept.tsv")), "# vmlab-trace 2\n# an earlier trace, made read-only\n");
+  EXPECT_EQ(m_directory.entries(), std::vector<std::string>{"kept.tsv"});
+}
+
+// Ctrl-C in the middle of a run: the outputs' targets stay as they were and
+// no temporary file is left beside them.
+TEST_F(CliTest, AnInterruptedRunLeavesNoTemporaryFile) {
+  VMLAB_REQUIRE_KVM();
+  write_file(path("old.tsv"), "# vmlab-trace 2\n# an earlier trace\n");
+  const std::string binary = vmlab_binary();
+  const std::string directory = m_directory.path().string();
+  const pid_t child = ::fork();
+  if (child == 0) {
+    if (::chdir(directory.c_str()) != 0) ::_exit(126);
+    // A guest that never ends by itself (the timer workload, 100,000 ticks).
+    ::execl(binary.c_str(), binary.c_str(), "run", "--quiet", "--workload", "timer:100000",
+            "--trace", "old.tsv", "--console", "new.txt", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ASSERT_GT(child, 0);
+  // Until the run has made its temporary files (the VM is running then).
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (m_directory.entries().size() < 3 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(m_directory.entries().size(), 3u) << "the run made no temporary files";
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ::kill(child, SIGINT);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << status;
+  EXPECT_EQ(contents_of(path("old.tsv")), "# vmlab-trace 2\n# an earlier trace\n");
+  EXPECT_EQ(m_directory.entries(), std::vector<std::string>{"old.tsv"});
+}
+
 TEST_F(CliTest, ARunFailingAfterTheChecksWritesNothing) {
   VMLAB_REQUIRE_KVM();
   write_file(path("old.tsv"), "# vmlab-trace 2\n# an earlier trace\n");
@@ -277,6 +318,20 @@ TEST_F(CliTest, MemoryAndCommandLineLimitsAreUsageErrors) {
   auto command_line = vmlab({"run", "--cmdline", std::string(5000, 'x')});
   EXPECT_EQ(command_line.status, 64) << command_line.err;
   EXPECT_TRUE(contains(command_line.err, "4095")) << command_line.err;
+}
+
+// vmlab info names the backend and CPU and says whether a deprivileged
+// kernel's cpuid reaches the VMM (PLATFORM.md "Hosts differ").
+TEST_F(CliTest, InfoSaysWhoAnswersCpuidAtCpl3) {
+  VMLAB_REQUIRE_KVM();
+  auto run = vmlab({"info"});
+  EXPECT_EQ(run.status, 0) << run.err;
+  EXPECT_TRUE(contains(run.out, "KVM backend:")) << run.out;
+  const auto line = run.out.find("CPUID_AT_CPL3");
+  ASSERT_NE(line, std::string::npos) << run.out;
+  const std::string rest = run.out.substr(line, run.out.find('\n', line) - line);
+  EXPECT_TRUE(contains(rest, " yes ") || contains(rest, " no ") || contains(rest, " ? ")) << rest;
+  EXPECT_TRUE(contains(rest, "cpuid at guest CPL3 returns the VMM's leaves")) << rest;
 }
 
 TEST_F(CliTest, UnknownOptionsAreNamed) {

@@ -237,7 +237,7 @@ TEST(DiskWorkloads, EventIndexNotificationSuppressionKeepsTheData) {
   }
 }
 
-// The VMM publishes the TSC rate (CPUID 0x40000010), so the guest can turn
+// The VMM passes the TSC rate in boot_info (tsc_khz), so the guest can turn
 // its cycles into MB/s.
 TEST(DiskWorkloads, GuestReportsMegabytesPerSecond) {
   VMLAB_REQUIRE_KVM();

@@ -41,10 +41,9 @@ ParsedNumber parse_decimal(std::string_view text, std::uint64_t& value) {
 }
 
 // For messages that quote what the file holds: a bounded excerpt.
-std::string quoted(std::string_view text) {
+std::string excerpt(std::string_view text) {
   constexpr std::size_t kLongest = 40;
-  if (text.size() <= kLongest) return "'" + std::string(text) + "'";
-  return "'" + std::string(text.substr(0, kLongest)) + "...'";
+  return single_quoted(text, kLongest);
 }
 
 // RFC 4180, 2.6 and 2.7: a field holding a comma, a double quote, CR or LF is
@@ -193,9 +192,9 @@ Result<Trace> read_trace(std::istream& in) {
           case ParsedNumber::Ok:
             break;
           case ParsedNumber::NotANumber:
-            return bad("trace format version " + quoted(text) + " is not a decimal number");
+            return bad("trace format version " + excerpt(text) + " is not a decimal number");
           case ParsedNumber::OutOfRange:
-            return bad("trace format version " + quoted(text) +
+            return bad("trace format version " + excerpt(text) +
                        " is out of range; this vmlab reads versions 1 and 2");
         }
         // Compared as read, before any narrowing: 2^32 + 2 is not version 2.
@@ -217,7 +216,7 @@ Result<Trace> read_trace(std::istream& in) {
         if (words.size() < 4 || words[1] != "recorded," || words[3] != "dropped" ||
             parse_decimal(words[0], trace.recorded) != ParsedNumber::Ok ||
             parse_decimal(words[2], trace.dropped) != ParsedNumber::Ok) {
-          return bad("unreadable event counts " + quoted(header.substr(8)) +
+          return bad("unreadable event counts " + excerpt(header.substr(8)) +
                      " (expected 'N recorded, D dropped')");
         }
         if (trace.dropped > trace.recorded) {

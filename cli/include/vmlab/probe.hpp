@@ -39,7 +39,7 @@ struct ProbeMatrix {
 
 // The probes whose right answer is what vmlab's VMM published, not what the
 // native machine (QEMU, with leaves of its own) says: the cpuid rows
-// (guest/abi/vmlab/cpuid.h). nullopt for every other probe.
+// (abi/vmlab/cpuid.h). nullopt for every other probe.
 std::optional<std::string> vmm_defined_value(const std::string& probe);
 
 // For a deprivileged column (full, para): whether its kernel saw the VMM's

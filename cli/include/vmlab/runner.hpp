@@ -207,8 +207,14 @@ class OutputFile {
   std::vector<ProtectedFile> m_protected;
   std::string m_target;
   std::string m_temporary;  // empty once committed or discarded
+  int m_signal_slot = -1;   // where a signal handler finds m_temporary to remove it
   std::unique_ptr<std::ofstream> m_stream;
 };
+
+// Installs handlers for SIGINT, SIGTERM, SIGHUP and SIGQUIT that remove the
+// outputs' temporary files, then let the signal end the process as before:
+// an interrupted run leaves its targets as they were and nothing beside them.
+void remove_temporary_outputs_on_signals();
 
 // The files one run writes; each present when its option was given.
 struct RunOutputs {

@@ -1,4 +1,5 @@
 #include <vmlab/devices/raw_image_file.hpp>
+#include <vmlab/format.hpp>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -47,12 +48,8 @@ int flock_retrying(int descriptor, int operation) {
   return result;
 }
 
-std::string quoted(const std::string& path) {
-  return "'" + path + "'";
-}
-
 std::string lock_conflict_message(const std::string& path, DiskAccess access) {
-  std::string message = "disk image " + quoted(path) +
+  std::string message = "disk image " + single_quoted(path) +
                         " is in use by another vmlab process (it holds a lock on the image); ";
   if (access == DiskAccess::ReadWrite) {
     return message + "stop that VM first, or give each VM its own copy of the image";
@@ -64,13 +61,14 @@ Result<std::uint64_t> regular_file_size(int descriptor, const std::string& path)
   struct stat status {};
   if (::fstat(descriptor, &status) != 0) {
     const int error = errno;
-    return Error::from_errno("cannot inspect disk image " + quoted(path), error);
+    return Error::from_errno("cannot inspect disk image " + single_quoted(path), error);
   }
   if (S_ISDIR(status.st_mode)) {
-    return Error{"disk image " + quoted(path) + " is a directory; give the path of an image file"};
+    return Error{"disk image " + single_quoted(path) +
+                 " is a directory; give the path of an image file"};
   }
   if (!S_ISREG(status.st_mode)) {
-    return Error{"disk image " + quoted(path) +
+    return Error{"disk image " + single_quoted(path) +
                  " is not a regular file; vmlab attaches raw image files only"};
   }
   return static_cast<std::uint64_t>(status.st_size);
@@ -78,12 +76,12 @@ Result<std::uint64_t> regular_file_size(int descriptor, const std::string& path)
 
 Status check_image_size(std::uint64_t size, const std::string& path) {
   if (size == 0) {
-    return Error{"disk image " + quoted(path) +
+    return Error{"disk image " + single_quoted(path) +
                  " is empty (0 bytes); replace it with `vmlab disk create " + path +
                  " SIZE --force`"};
   }
   if (size % kSectorSize != 0) {
-    return Error{"disk image " + quoted(path) + " is " + std::to_string(size) +
+    return Error{"disk image " + single_quoted(path) + " is " + std::to_string(size) +
                  " bytes, not a whole number of 512-byte sectors; pad it with "
                  "`truncate -s %512 " +
                  path + "`"};
@@ -103,19 +101,19 @@ Result<std::unique_ptr<RawImageFile>> RawImageFile::open(const std::string& path
     const int error = errno;
     switch (error) {
       case ENOENT:
-        return Error{"disk image " + quoted(path) + " does not exist; create one with " +
+        return Error{"disk image " + single_quoted(path) + " does not exist; create one with " +
                          "`vmlab disk create " + path + " SIZE`",
                      error};
       case EISDIR:
         return Error{
-            "disk image " + quoted(path) + " is a directory; give the path of an image file",
+            "disk image " + single_quoted(path) + " is a directory; give the path of an image file",
             error};
       case EACCES:
       case EPERM:
       case EROFS:
       case ETXTBSY:
         if (access == DiskAccess::ReadWrite) {
-          return Error::from_errno("cannot open disk image " + quoted(path) +
+          return Error::from_errno("cannot open disk image " + single_quoted(path) +
                                        " for writing (attach it with --disk-readonly, or "
                                        "make it writable)",
                                    error);
@@ -124,7 +122,7 @@ Result<std::unique_ptr<RawImageFile>> RawImageFile::open(const std::string& path
       default:
         break;
     }
-    return Error::from_errno("cannot open disk image " + quoted(path), error);
+    return Error::from_errno("cannot open disk image " + single_quoted(path), error);
   }
 
   auto size = regular_file_size(descriptor.get(), path);
@@ -138,7 +136,7 @@ Result<std::unique_ptr<RawImageFile>> RawImageFile::open(const std::string& path
   if (flock_retrying(descriptor.get(), lock) != 0) {
     const int error = errno;
     if (error == EWOULDBLOCK) return Error{lock_conflict_message(path, access), error};
-    return Error::from_errno("cannot lock disk image " + quoted(path), error);
+    return Error::from_errno("cannot lock disk image " + single_quoted(path), error);
   }
 
   return std::unique_ptr<RawImageFile>(new RawImageFile(descriptor.release(), path, *size, access));
@@ -166,7 +164,7 @@ Status RawImageFile::close() {
 }
 
 Status RawImageFile::check_open() const {
-  if (m_descriptor < 0) return Error{"disk image " + quoted(m_path) + " is closed"};
+  if (m_descriptor < 0) return Error{"disk image " + single_quoted(m_path) + " is closed"};
   return {};
 }
 
@@ -174,8 +172,8 @@ Status RawImageFile::check_range(std::string_view operation, std::uint64_t offse
                                  std::size_t length) const {
   if (offset > m_size_bytes || length > m_size_bytes - offset) {
     return Error{std::string(operation) + " of " + std::to_string(length) + " bytes at offset " +
-                 std::to_string(offset) + " is past the end of disk image " + quoted(m_path) +
-                 " (" + std::to_string(m_size_bytes) + " bytes)"};
+                 std::to_string(offset) + " is past the end of disk image " +
+                 single_quoted(m_path) + " (" + std::to_string(m_size_bytes) + " bytes)"};
   }
   return {};
 }
@@ -190,12 +188,12 @@ Status RawImageFile::read(std::uint64_t offset, std::span<std::uint8_t> out) {
     if (count < 0) {
       const int error = errno;
       if (error == EINTR) continue;
-      return Error::from_errno(
-          "reading disk image " + quoted(m_path) + " at offset " + std::to_string(offset + done),
-          error);
+      return Error::from_errno("reading disk image " + single_quoted(m_path) + " at offset " +
+                                   std::to_string(offset + done),
+                               error);
     }
     if (count == 0) {
-      return Error{"disk image " + quoted(m_path) + " ended at offset " +
+      return Error{"disk image " + single_quoted(m_path) + " ended at offset " +
                    std::to_string(offset + done) + ", inside the " + std::to_string(m_size_bytes) +
                    " bytes it had when opened (was it truncated while in use?)"};
     }
@@ -208,7 +206,8 @@ Status RawImageFile::read(std::uint64_t offset, std::span<std::uint8_t> out) {
 Status RawImageFile::write(std::uint64_t offset, std::span<const std::uint8_t> in) {
   if (auto open = check_open(); !open) return open;
   if (read_only()) {
-    return Error{"disk image " + quoted(m_path) + " is attached read-only; writes are refused"};
+    return Error{"disk image " + single_quoted(m_path) +
+                 " is attached read-only; writes are refused"};
   }
   if (auto range = check_range("write", offset, in.size()); !range) return range;
   std::size_t done = 0;
@@ -219,12 +218,12 @@ Status RawImageFile::write(std::uint64_t offset, std::span<const std::uint8_t> i
       const int error = errno;
       if (error == EINTR) continue;
       // ENOSPC is the usual one: a sparse image needs host space as it fills.
-      return Error::from_errno(
-          "writing disk image " + quoted(m_path) + " at offset " + std::to_string(offset + done),
-          error);
+      return Error::from_errno("writing disk image " + single_quoted(m_path) + " at offset " +
+                                   std::to_string(offset + done),
+                               error);
     }
     if (count == 0) {
-      return Error{"writing disk image " + quoted(m_path) + " made no progress at offset " +
+      return Error{"writing disk image " + single_quoted(m_path) + " made no progress at offset " +
                    std::to_string(offset + done)};
     }
     done += static_cast<std::size_t>(count);
@@ -244,7 +243,7 @@ Status RawImageFile::flush() {
   } while (result < 0 && errno == EINTR);
   if (result != 0) {
     const int error = errno;
-    return Error::from_errno("flushing disk image " + quoted(m_path), error);
+    return Error::from_errno("flushing disk image " + single_quoted(m_path), error);
   }
   m_written_since_flush = false;
   return {};
@@ -268,12 +267,12 @@ Status create_raw_image(const std::string& path, std::uint64_t size_bytes, bool 
   if (descriptor.get() < 0) {
     const int error = errno;
     if (error == EEXIST) {
-      return Error{
-          quoted(path) + " already exists; pass --force to replace it (its contents will be lost)",
-          error};
+      return Error{single_quoted(path) +
+                       " already exists; pass --force to replace it (its contents will be lost)",
+                   error};
     }
-    if (error == EISDIR) return Error{quoted(path) + " is a directory", error};
-    return Error::from_errno("cannot create disk image " + quoted(path), error);
+    if (error == EISDIR) return Error{single_quoted(path) + " is a directory", error};
+    return Error::from_errno("cannot create disk image " + single_quoted(path), error);
   }
   auto remove_if_new = [&] {
     if (!overwrite) ::unlink(path.c_str());
@@ -286,34 +285,34 @@ Status create_raw_image(const std::string& path, std::uint64_t size_bytes, bool 
     if (flock_retrying(descriptor.get(), LOCK_EX | LOCK_NB) != 0) {
       const int error = errno;
       if (error == EWOULDBLOCK) {
-        return Error{"cannot replace disk image " + quoted(path) +
+        return Error{"cannot replace disk image " + single_quoted(path) +
                          ": a running vmlab process is using it; stop that VM first",
                      error};
       }
-      return Error::from_errno("cannot lock disk image " + quoted(path), error);
+      return Error::from_errno("cannot lock disk image " + single_quoted(path), error);
     }
     // Truncating to 0 first drops the old blocks, so the new image reads as
     // zeros everywhere and takes no host space until written.
     if (::ftruncate(descriptor.get(), 0) != 0) {
       const int error = errno;
-      return Error::from_errno("cannot truncate " + quoted(path), error);
+      return Error::from_errno("cannot truncate " + single_quoted(path), error);
     }
   }
   if (::ftruncate(descriptor.get(), static_cast<off_t>(size_bytes)) != 0) {
     const int error = errno;
     remove_if_new();
-    return Error::from_errno(
-        "cannot size disk image " + quoted(path) + " to " + std::to_string(size_bytes) + " bytes",
-        error);
+    return Error::from_errno("cannot size disk image " + single_quoted(path) + " to " +
+                                 std::to_string(size_bytes) + " bytes",
+                             error);
   }
   if (::fsync(descriptor.get()) != 0) {
     const int error = errno;
     remove_if_new();
-    return Error::from_errno("cannot flush new disk image " + quoted(path), error);
+    return Error::from_errno("cannot flush new disk image " + single_quoted(path), error);
   }
   if (::close(descriptor.release()) != 0) {
     const int error = errno;
-    return Error::from_errno("cannot close new disk image " + quoted(path), error);
+    return Error::from_errno("cannot close new disk image " + single_quoted(path), error);
   }
   return {};
 }

@@ -37,18 +37,6 @@ static_assert(sizeof(RingUsedElement) == 8);
 constexpr std::uint64_t kRingIndexOffset = 2;
 constexpr std::uint64_t kRingEntriesOffset = 4;
 
-// "[0x1000, +0x200)". Built by appending: GCC 12 at -O3 reports a false
-// -Wrestrict on `"[" + std::string&&`, which inlines to an insert at the front
-// (GCC bug 105329).
-std::string range_text(std::uint64_t address, std::uint64_t length) {
-  std::string text = "[";
-  text += hex(address);
-  text += ", +";
-  text += hex(length);
-  text += ')';
-  return text;
-}
-
 Status check_area(const GuestMemoryAccess& memory, const char* what, GuestPhysAddr address,
                   std::uint64_t alignment, std::uint64_t length) {
   if (address.value() % alignment != 0) {

@@ -13,21 +13,9 @@ bool page_aligned(std::uint64_t value) {
   return value % kPageSize == 0;
 }
 
-// [start, start + length) as text, for error messages.
-std::string range(std::uint64_t start, std::uint64_t length) {
-  // Appended piece by piece: `"[" + std::string&&` trips GCC 12's -Wrestrict
-  // false positive at -O3 (GCC bug 105329).
-  std::string text = "[";
-  text += hex(start);
-  text += ", ";
-  text += hex(start + length);
-  text += ")";
-  return text;
-}
-
 Status check_range(const char* what, std::uint64_t iova, std::uint64_t length) {
   if (length == 0 || !page_aligned(iova) || !page_aligned(length)) {
-    return Error{std::string(what) + " of I/O virtual range " + range(iova, length) +
+    return Error{std::string(what) + " of I/O virtual range " + range_text(iova, length) +
                  ": the start and the length must be non-zero multiples of 4 KiB"};
   }
   if (iova > std::numeric_limits<std::uint64_t>::max() - (length - 1)) {
@@ -61,13 +49,13 @@ Status Iommu::map(std::uint64_t iova, GuestPhysAddr guest_physical, std::uint64_
                  ": the address must be a multiple of 4 KiB"};
   }
   if (length > m_guest_memory_size || guest_physical.value() > m_guest_memory_size - length) {
-    return Error{"map of I/O virtual range " + range(iova, length) + " to guest-physical " +
-                 range(guest_physical.value(), length) + ": outside the guest's " +
+    return Error{"map of I/O virtual range " + range_text(iova, length) + " to guest-physical " +
+                 range_text(guest_physical.value(), length) + ": outside the guest's " +
                  std::to_string(m_guest_memory_size / KiB) +
                  " KiB of memory; a device may only reach the VM's own pages"};
   }
   if (!access.read && !access.write) {
-    return Error{"map of I/O virtual range " + range(iova, length) +
+    return Error{"map of I/O virtual range " + range_text(iova, length) +
                  ": a mapping must allow reads, writes or both (unmap the range instead)"};
   }
 
@@ -76,7 +64,7 @@ Status Iommu::map(std::uint64_t iova, GuestPhysAddr guest_physical, std::uint64_
   std::lock_guard lock(m_mutex);
   for (std::uint64_t index = 0; index < page_count; ++index) {
     if (m_pages.contains(first_page + index)) {
-      return Error{"map of I/O virtual range " + range(iova, length) + ": page " +
+      return Error{"map of I/O virtual range " + range_text(iova, length) + ": page " +
                    hex((first_page + index) * kPageSize) + " is already mapped; unmap it first"};
     }
   }
@@ -94,12 +82,12 @@ Status Iommu::unmap(std::uint64_t iova, std::uint64_t length) {
   std::lock_guard lock(m_mutex);
   // The range's pages are all mapped, hence at most m_pages.size() of them.
   if (page_count > m_pages.size()) {
-    return Error{"unmap of I/O virtual range " + range(iova, length) +
+    return Error{"unmap of I/O virtual range " + range_text(iova, length) +
                  ": the range is not entirely mapped"};
   }
   for (std::uint64_t index = 0; index < page_count; ++index) {
     if (!m_pages.contains(first_page + index)) {
-      return Error{"unmap of I/O virtual range " + range(iova, length) + ": page " +
+      return Error{"unmap of I/O virtual range " + range_text(iova, length) + ": page " +
                    hex((first_page + index) * kPageSize) + " is not mapped"};
     }
   }
