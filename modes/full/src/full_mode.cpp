@@ -14,6 +14,7 @@
 #include "vmlab/full/shadow_pager.hpp"
 #include "vmlab/monitor/event_delivery.hpp"
 #include "vmlab/monitor/monitor_region.hpp"
+#include "vmlab/monitor/trap_frame.hpp"
 #include "vmlab/monitor/vcpu_state.hpp"
 
 namespace vmlab::full {
@@ -243,47 +244,22 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
     m_registers.rflags = m_registers.r11;
     return handle_system_call(context, stop_message);
   }
-  // The CPU pushed [error code,] RIP, CS, RFLAGS, RSP, SS on the monitor
-  // stack (SDM 6.14.2); RSP points at the first of them.
-  const std::uint64_t frame_virtual = run.s.regs.regs.rsp;
-  const bool has_error = vector_has_error_code(hit->vector);
-  const std::uint64_t frame_bytes = (has_error ? 6 : 5) * sizeof(std::uint64_t);
-  if (frame_virtual < monitor_virtual(kStackOffset) ||
-      frame_virtual + frame_bytes > monitor_virtual(kFaultStackTopOffset)) {
-    stop_message = "monitor stack pointer " + hex(frame_virtual) + " is outside the monitor stack";
+  auto frame = read_trap_frame(m_physical, hit->vector, run.s.regs.regs.rsp);
+  if (!frame) {
+    stop_message = frame.error().message;
     return ExitDisposition::Stop;
   }
-  std::uint64_t frame[6] = {};
-  const auto frame_physical =
-      GuestPhysAddr(frame_virtual - kMonitorVirtualBase + kMonitorPhysicalBase);
-  if (auto status = m_physical.read(frame_physical,
-                                    std::span(reinterpret_cast<std::uint8_t*>(frame), frame_bytes));
-      !status) {
-    stop_message = status.error().message;
-    return ExitDisposition::Stop;
-  }
-  std::uint64_t* hardware = has_error ? frame + 1 : frame;
-  std::optional<std::uint32_t> error_code;
-  if (has_error) error_code = static_cast<std::uint32_t>(frame[0]);
-  if ((hardware[1] & 3) == 0) {
-    stop_message = "the monitor itself took exception " + std::to_string(hit->vector) + " at rip " +
-                   hex(hardware[0]);
-    return ExitDisposition::Stop;
-  }
-  m_registers.rip = hardware[0];
-  m_registers.rsp = hardware[3];
-  if (was_single_stepping) hardware[2] &= ~kRflagsTrap;  // the monitor's TF, not the guest's
+  m_registers.rip = frame->rip;
+  m_registers.rsp = frame->rsp;
+  if (was_single_stepping) frame->rflags &= ~kRflagsTrap;  // the monitor's TF, not the guest's
   // The guest sees its virtual IF and IOPL, never the real ones.
-  m_registers.rflags = hardware[2];
+  m_registers.rflags = frame->rflags;
   m_registers.rflags = guest_visible_rflags(m_registers, m_cpu);
-  if (m_options.syscall_arrives_as_page_fault && hit->vector == kVectorPageFault &&
-      run.s.regs.sregs.cr2 == monitor_virtual(kSyscallStubOffset) &&
-      m_registers.rip == run.s.regs.sregs.cr2 && m_cpu.cpl == 3 &&
-      (error_code.value_or(0) & (kPageFaultUser | kPageFaultWrite)) == kPageFaultUser) {
-    // kvm_pvm runs a user SYSCALL at CPL3: the fetch of the stub faults with
-    // RIP = CR2 = LSTAR, and RCX holds the return RIP (README.md). A user
-    // jump to the stub looks the same there; it gets the system call it
-    // asked the kernel for and nothing more. Elsewhere the fault is reflected.
+  if (m_options.syscall_arrives_as_page_fault && m_cpu.cpl == 3 &&
+      is_syscall_fetch_fault(*frame, run.s.regs.sregs.cr2)) {
+    // A user SYSCALL on kvm_pvm: RCX holds the return RIP. A user jump to
+    // the stub looks the same there; it gets the system call it asked the
+    // kernel for and nothing more. Elsewhere the fault is reflected.
     m_registers.rip = m_registers.rcx;
     return handle_system_call(context, stop_message);
   }
@@ -296,7 +272,7 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
     }
     return ExitDisposition::Handled;
   }
-  return handle_trap(context, hit->vector, error_code, stop_message);
+  return handle_trap(context, hit->vector, frame->error_code, stop_message);
 }
 
 ExitDisposition FullMode::handle_system_call(ModeContext& context, std::string& stop_message) {

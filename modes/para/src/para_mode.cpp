@@ -7,14 +7,13 @@
 #include "vmlab/format.hpp"
 #include "vmlab/monitor/event_delivery.hpp"
 #include "vmlab/monitor/monitor_region.hpp"
+#include "vmlab/monitor/trap_frame.hpp"
 #include "vmlab/monitor/vcpu_state.hpp"
 
 namespace vmlab::para {
 
 using monitor::kMonitorPhysicalBase;
-using monitor::kMonitorVirtualBase;
 using monitor::monitor_physical;
-using monitor::monitor_virtual;
 namespace entry_bits = monitor::page_entry;
 
 namespace {
@@ -361,45 +360,24 @@ ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit
     m_registers.rflags = m_registers.r11;
     return handle_syscall(context, stop_message);
   }
-  const std::uint64_t frame_virtual = run.s.regs.regs.rsp;
-  const bool has_error = monitor::vector_has_error_code(hit->vector);
-  const std::uint64_t frame_bytes = (has_error ? 6 : 5) * sizeof(std::uint64_t);
-  if (frame_virtual < monitor_virtual(monitor::kStackOffset) ||
-      frame_virtual + frame_bytes > monitor_virtual(monitor::kFaultStackTopOffset)) {
-    stop_message = "monitor stack pointer " + hex(frame_virtual) + " is outside the monitor stack";
+  auto frame = monitor::read_trap_frame(m_physical, hit->vector, run.s.regs.regs.rsp);
+  if (!frame) {
+    stop_message = frame.error().message;
     return ExitDisposition::Stop;
   }
-  std::uint64_t frame[6] = {};
-  if (auto status =
-          m_physical.read(GuestPhysAddr(frame_virtual - kMonitorVirtualBase + kMonitorPhysicalBase),
-                          std::span(reinterpret_cast<std::uint8_t*>(frame), frame_bytes));
-      !status) {
-    stop_message = status.error().message;
-    return ExitDisposition::Stop;
-  }
-  const std::uint64_t* hardware = has_error ? frame + 1 : frame;
-  std::optional<std::uint32_t> error_code;
-  if (has_error) error_code = static_cast<std::uint32_t>(frame[0]);
-  if ((hardware[1] & 3) == 0) {
-    stop_message = "the monitor itself took exception " + std::to_string(hit->vector) + " at rip " +
-                   hex(hardware[0]);
-    return ExitDisposition::Stop;
-  }
-  m_registers.rip = hardware[0];
-  m_registers.rflags = hardware[2];
-  m_registers.rsp = hardware[3];
+  m_registers.rip = frame->rip;
+  m_registers.rflags = frame->rflags;
+  m_registers.rsp = frame->rsp;
   // Which virtual mode the guest was in follows from the real selector.
-  m_state.cpl = hardware[1] == monitor::kGuestKernelCodeSelector ? 0 : 3;
+  m_state.cpl = frame->cs == monitor::kGuestKernelCodeSelector ? 0 : 3;
   const std::uint64_t cr2 = run.s.regs.sregs.cr2;
-  if (m_options.syscall_arrives_as_page_fault && hit->vector == monitor::kVectorPageFault &&
-      cr2 == monitor_virtual(monitor::kSyscallStubOffset) && m_registers.rip == cr2 &&
-      (error_code.value_or(0) & (monitor::kPageFaultUser | monitor::kPageFaultWrite)) ==
-          monitor::kPageFaultUser) {
-    // kvm_pvm ran the SYSCALL at CPL3 (README.md): RCX holds the return RIP.
+  if (m_options.syscall_arrives_as_page_fault && monitor::is_syscall_fetch_fault(*frame, cr2)) {
+    // A SYSCALL on kvm_pvm, from either virtual mode: a hypercall from the
+    // kernel, a system call from user code. RCX holds the return RIP.
     m_registers.rip = m_registers.rcx;
     return handle_syscall(context, stop_message);
   }
-  return reflect(context, hit->vector, error_code,
+  return reflect(context, hit->vector, frame->error_code,
                  hit->vector == monitor::kVectorPageFault ? cr2 : 0, stop_message);
 }
 
