@@ -4,14 +4,15 @@
 #include <array>
 #include <cstring>
 
+#include "vmlab/x86.hpp"
+
 namespace vmlab {
 
 namespace {
 
-// Page-table entry bits (Intel SDM vol. 3, 4.5, tables 4-15 to 4-20).
-constexpr std::uint64_t kPresent = 1ULL << 0;
-constexpr std::uint64_t kWritable = 1ULL << 1;
-constexpr std::uint64_t kLargePage = 1ULL << 7;  // PS: a PD entry maps 2 MiB
+using page_entry::kLargePage;  // PS: a PD entry maps 2 MiB
+using page_entry::kPresent;
+using page_entry::kWritable;
 
 constexpr std::uint64_t kIdentityMappedBytes = 4 * GiB;
 
@@ -116,15 +117,6 @@ Status write_boot_structures(GuestMemoryAccess& memory, const BootParameters& pa
 
 void set_long_mode_entry_state(kvm_sregs& special, kvm_regs& registers, GuestPhysAddr entry) {
   // Intel SDM vol. 3, 9.8.5 "Initializing IA-32e Mode": PAE, LME, then PG.
-  constexpr std::uint64_t kCr0ProtectionEnable = 1ULL << 0;
-  constexpr std::uint64_t kCr0MonitorCoprocessor = 1ULL << 1;
-  constexpr std::uint64_t kCr0ExtensionType = 1ULL << 4;
-  constexpr std::uint64_t kCr0NumericError = 1ULL << 5;
-  constexpr std::uint64_t kCr0WriteProtect = 1ULL << 16;
-  constexpr std::uint64_t kCr0Paging = 1ULL << 31;
-  constexpr std::uint64_t kCr4Pae = 1ULL << 5;
-  constexpr std::uint64_t kEferLongModeEnable = 1ULL << 8;
-  constexpr std::uint64_t kEferLongModeActive = 1ULL << 10;
 
   kvm_segment code{};
   code.base = 0;
@@ -148,7 +140,7 @@ void set_long_mode_entry_state(kvm_sregs& special, kvm_regs& registers, GuestPhy
   special.gdt.base = VMLAB_BOOT_GDT_ADDR;
   special.gdt.limit = 3 * 8 - 1;
   special.cr3 = VMLAB_BOOT_PML4_ADDR;
-  special.cr4 = kCr4Pae;
+  special.cr4 = kCr4PhysicalAddressExtension;
   special.cr0 = kCr0ProtectionEnable | kCr0MonitorCoprocessor | kCr0ExtensionType |
                 kCr0NumericError | kCr0WriteProtect | kCr0Paging;
   special.efer = kEferLongModeEnable | kEferLongModeActive;

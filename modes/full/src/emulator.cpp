@@ -24,37 +24,12 @@ constexpr std::uint64_t kPageSize = 4096;
 // at the instruction and the registers updated, and the guest traps again.
 constexpr std::uint64_t kMaximumStringIterations = 4096;
 
-// Control registers (Intel SDM vol. 3A, 2.5).
-constexpr std::uint64_t kCr0ProtectionEnable = 1ull << 0;
-constexpr std::uint64_t kCr0MonitorCoprocessor = 1ull << 1;
-constexpr std::uint64_t kCr0Emulation = 1ull << 2;
-constexpr std::uint64_t kCr0TaskSwitched = 1ull << 3;
-constexpr std::uint64_t kCr0ExtensionType = 1ull << 4;
-constexpr std::uint64_t kCr0NumericError = 1ull << 5;
-constexpr std::uint64_t kCr0WriteProtect = 1ull << 16;
-constexpr std::uint64_t kCr0AlignmentMask = 1ull << 18;
-constexpr std::uint64_t kCr0NotWriteThrough = 1ull << 29;
-constexpr std::uint64_t kCr0CacheDisable = 1ull << 30;
-constexpr std::uint64_t kCr0Paging = 1ull << 31;
+// What this emulator's CPU implements of CR0 and CR4 (Intel SDM vol. 3A, 2.5).
 constexpr std::uint64_t kCr0Defined = kCr0ProtectionEnable | kCr0MonitorCoprocessor |
                                       kCr0Emulation | kCr0TaskSwitched | kCr0ExtensionType |
                                       kCr0NumericError | kCr0WriteProtect | kCr0AlignmentMask |
                                       kCr0NotWriteThrough | kCr0CacheDisable | kCr0Paging;
 constexpr std::uint64_t kCr0PagingControl = kCr0Paging | kCr0WriteProtect | kCr0ProtectionEnable;
-
-constexpr std::uint64_t kCr4TimeStampDisable = 1ull << 2;
-constexpr std::uint64_t kCr4PageSizeExtensions = 1ull << 4;
-constexpr std::uint64_t kCr4PhysicalAddressExtension = 1ull << 5;
-constexpr std::uint64_t kCr4PageGlobalEnable = 1ull << 7;
-constexpr std::uint64_t kCr4PerformanceCounterEnable = 1ull << 8;
-constexpr std::uint64_t kCr4UserModeInstructionPrevention = 1ull << 11;
-constexpr std::uint64_t kCr4FiveLevelPaging = 1ull << 12;
-constexpr std::uint64_t kCr4ProcessContextIdentifiers = 1ull << 17;
-constexpr std::uint64_t kCr4SupervisorExecutionPrevention = 1ull << 20;
-constexpr std::uint64_t kCr4SupervisorAccessPrevention = 1ull << 21;
-constexpr std::uint64_t kCr4ProtectionKeys = 1ull << 22;
-constexpr std::uint64_t kCr4ControlFlowEnforcement = 1ull << 23;
-constexpr std::uint64_t kCr4SupervisorProtectionKeys = 1ull << 24;
 // What the virtual CPU implements: VME, PVI, TSD, DE, PSE, PAE, MCE, PGE,
 // PCE, OSFXSR, OSXMMEXCPT, UMIP, LA57 (bits 0-12), FSGSBASE, PCIDE, OSXSAVE
 // (16-18), SMEP, SMAP, PKE, CET, PKS (20-24). Setting any other bit (VMXE,
@@ -65,33 +40,8 @@ constexpr std::uint64_t kCr4PagingControl =
     kCr4FiveLevelPaging | kCr4ProcessContextIdentifiers | kCr4SupervisorExecutionPrevention |
     kCr4SupervisorAccessPrevention | kCr4ProtectionKeys | kCr4SupervisorProtectionKeys;
 
-// CR3 in IA-32e mode (Intel SDM vol. 3A, 4.5): bits 62:52 are above any
-// MAXPHYADDR; bit 63 is the "do not invalidate" hint when CR4.PCIDE = 1.
-constexpr std::uint64_t kCr3ReservedHigh = 0x7ff0000000000000ull;
-constexpr std::uint64_t kCr3NoInvalidate = 1ull << 63;
-
-// MSRs (Intel SDM vol. 4, Table 2-2) and EFER bits (vol. 3A, 2.2.1).
-constexpr std::uint32_t kMsrEfer = 0xc0000080;
-constexpr std::uint32_t kMsrStar = 0xc0000081;
-constexpr std::uint32_t kMsrLstar = 0xc0000082;
-constexpr std::uint32_t kMsrCstar = 0xc0000083;
-constexpr std::uint32_t kMsrFmask = 0xc0000084;
-constexpr std::uint32_t kMsrFsBase = 0xc0000100;
-constexpr std::uint32_t kMsrGsBase = 0xc0000101;
-constexpr std::uint32_t kMsrKernelGsBase = 0xc0000102;
-constexpr std::uint64_t kEferSyscallEnable = 1ull << 0;
-constexpr std::uint64_t kEferLongModeEnable = 1ull << 8;
-constexpr std::uint64_t kEferLongModeActive = 1ull << 10;
-constexpr std::uint64_t kEferNoExecuteEnable = 1ull << 11;
 constexpr std::uint64_t kEferWritable =
     kEferSyscallEnable | kEferLongModeEnable | kEferLongModeActive | kEferNoExecuteEnable;
-
-// Selectors (Intel SDM vol. 3A, 3.4.2).
-constexpr std::uint16_t kSelectorPrivilegeMask = 0x3;
-constexpr std::uint16_t kSelectorTableIndicator = 0x4;
-constexpr std::uint8_t kDescriptorTypeLdt = 0x2;
-constexpr std::uint8_t kDescriptorTypeAvailableTss = 0x9;
-constexpr std::uint8_t kDescriptorTypeBusyFlag = 0x2;  // 0x9 -> 0xb
 
 constexpr std::uint64_t kTssIoMapBaseOffset = 0x66;  // Intel SDM vol. 3A, 8.7
 

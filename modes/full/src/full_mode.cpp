@@ -29,11 +29,6 @@ constexpr std::uint64_t kRealCr0 = 0x80050033;  // PG, WP, NE, ET, MP, PE
 // Memory slots of the monitor region (slot 0 is guest RAM).
 constexpr std::uint32_t kMonitorSlot = 1;
 constexpr std::uint32_t kShadowPoolSlot = 2;
-constexpr std::uint64_t kCr4Pae = 1ULL << 5;
-constexpr std::uint64_t kCr4Umip = 1ULL << 11;
-constexpr std::uint64_t kEferSyscall = 1ULL << 0;
-constexpr std::uint64_t kEferLongMode = (1ULL << 8) | (1ULL << 10);
-constexpr std::uint64_t kEferNoExecute = 1ULL << 11;
 // What build_monitor_region() writes: the GDT, IDT, TSS and stubs, all below
 // the stacks. The integrity check keeps a copy of just these bytes; the rest
 // of the static part was never written and must still be zero.
@@ -205,8 +200,9 @@ Status FullMode::resume_guest(ModeContext& context) {
   s.gs.base = m_cpu.gs_base;
   load_monitor_tables(s);
   s.cr0 = kRealCr0;
-  s.cr4 = kCr4Pae | (m_options.umip ? kCr4Umip : 0);
-  s.efer = kEferSyscall | kEferLongMode | (m_cpu.efer & kEferNoExecute);
+  s.cr4 = kCr4PhysicalAddressExtension | (m_options.umip ? kCr4UserModeInstructionPrevention : 0);
+  s.efer = kEferSyscallEnable | (kEferLongModeEnable | kEferLongModeActive) |
+           (m_cpu.efer & kEferNoExecuteEnable);
   if (m_shadow->take_tlb_flush_request()) {
     if (auto status = flush_translations(context.vm); !status) return status;
   }

@@ -242,8 +242,7 @@ void set_guest_visible_rflags(GuestRegisters& registers, VirtualCpu& cpu, std::u
 }
 
 bool is_canonical(std::uint64_t address, const VirtualCpu& cpu) {
-  constexpr std::uint64_t kCr4La57 = 1ull << 12;
-  const unsigned bits = (cpu.cr4 & kCr4La57) != 0 ? 57 : 48;
+  const unsigned bits = (cpu.cr4 & kCr4FiveLevelPaging) != 0 ? 57 : 48;
   const auto sign_extended =
       static_cast<std::uint64_t>(static_cast<std::int64_t>(address << (64 - bits)) >> (64 - bits));
   return sign_extended == address;

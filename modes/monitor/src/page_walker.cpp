@@ -7,9 +7,6 @@ namespace vmlab::monitor {
 
 namespace {
 
-constexpr std::uint64_t kCr0WriteProtect = 1ULL << 16;  // SDM vol. 3A, 2.5
-constexpr std::uint64_t kEferNoExecute = 1ULL << 11;    // SDM vol. 3A, 2.2.1
-
 // Bits high:low set.
 constexpr std::uint64_t bit_range(unsigned high, unsigned low) {
   return ((high >= 63 ? ~0ULL : (1ULL << (high + 1)) - 1)) & ~((1ULL << low) - 1);
@@ -20,7 +17,7 @@ constexpr std::uint64_t bit_range(unsigned high, unsigned low) {
 PagingControls PagingControls::from(const VirtualCpu& cpu) {
   PagingControls controls;
   controls.write_protect = (cpu.cr0 & kCr0WriteProtect) != 0;
-  controls.no_execute = (cpu.efer & kEferNoExecute) != 0;
+  controls.no_execute = (cpu.efer & kEferNoExecuteEnable) != 0;
   return controls;
 }
 

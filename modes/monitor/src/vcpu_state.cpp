@@ -82,9 +82,6 @@ void load_monitor_tables(kvm_sregs& special) {
 }
 
 Status route_syscall_to_monitor(Vcpu& vcpu) {
-  constexpr std::uint32_t kMsrStar = 0xc0000081;
-  constexpr std::uint32_t kMsrLstar = 0xc0000082;
-  constexpr std::uint32_t kMsrFmask = 0xc0000084;
   const Vcpu::Msr msrs[] = {
       {kMsrStar, std::uint64_t{kMonitorCodeSelector} << 32},
       {kMsrLstar, monitor_virtual(kSyscallStubOffset)},

@@ -324,9 +324,9 @@ std::int64_t Hypercalls::update_va_mapping(std::uint64_t virtual_address, std::u
         GuestPhysAddr(table + monitor::table_index(virtual_address, level) * sizeof(std::uint64_t));
     auto entry = m_memory.read_object<std::uint64_t>(entry_address);
     if (!entry) return VMLAB_EFAULT;
-    if ((*entry & monitor::page_entry::kPresent) == 0) return VMLAB_EFAULT;
-    if ((*entry & monitor::page_entry::kLargePage) != 0) return VMLAB_EINVAL;
-    table = *entry & monitor::page_entry::kAddressMask;
+    if ((*entry & page_entry::kPresent) == 0) return VMLAB_EFAULT;
+    if ((*entry & page_entry::kLargePage) != 0) return VMLAB_EINVAL;
+    table = *entry & page_entry::kAddressMask;
   }
   return apply_update(table + monitor::table_index(virtual_address, 1) * sizeof(std::uint64_t),
                       value);
@@ -486,10 +486,9 @@ std::int64_t Hypercalls::iret(monitor::GuestRegisters& registers) {
   registers.rsp = frame->rsp;
   // IF is the event mask; IOPL stays 0 (port access goes through PORT_IO);
   // the rest of RFLAGS is the guest's own arithmetic state.
-  set_events_masked((frame->rflags & monitor::kRflagsInterrupt) == 0);
-  registers.rflags = (frame->rflags & ~(monitor::kRflagsIoplMask | monitor::kRflagsNestedTask |
-                                        monitor::kRflagsVirtual8086)) |
-                     monitor::kRflagsFixed;
+  set_events_masked((frame->rflags & kRflagsInterrupt) == 0);
+  registers.rflags =
+      (frame->rflags & ~(kRflagsIoplMask | kRflagsNestedTask | kRflagsVirtual8086)) | kRflagsFixed;
   m_state.cpl = target_cpl;
   return VMLAB_OK;
 }

@@ -10,7 +10,7 @@ namespace vmlab::para {
 
 namespace {
 
-namespace entry_bits = monitor::page_entry;
+namespace entry_bits = page_entry;
 
 constexpr unsigned kPageShift = 12;
 constexpr std::uint64_t kEntrySize = 8;

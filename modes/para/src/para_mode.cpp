@@ -14,7 +14,7 @@ namespace vmlab::para {
 
 using monitor::kMonitorPhysicalBase;
 using monitor::monitor_physical;
-namespace entry_bits = monitor::page_entry;
+namespace entry_bits = page_entry;
 
 namespace {
 
@@ -35,9 +35,6 @@ constexpr std::uint64_t kBootPdOffset = 0xf000;
 constexpr std::uint64_t kMaximumRam = GiB;
 
 constexpr std::uint64_t kRealCr0 = 0x80050033;  // PG, WP, NE, ET, MP, PE
-constexpr std::uint64_t kCr4Pae = 1ULL << 5;
-constexpr std::uint64_t kEferSyscall = 1ULL << 0;
-constexpr std::uint64_t kEferLongMode = (1ULL << 8) | (1ULL << 10);
 
 // Entries are written with the accessed (and, for leaves, dirty) bits
 // already set, so the CPU never writes these tables (Intel SDM vol. 3A,
@@ -253,8 +250,8 @@ Status ParaMode::resume_guest(ModeContext& context) {
   monitor::store_registers(r, m_registers);
   // The real IF is always 1 and IOPL 0: the virtual IF is the shared page's
   // mask, and ports go through PORT_IO.
-  r.rflags = (m_registers.rflags & ~(monitor::kRflagsInterrupt | monitor::kRflagsIoplMask)) |
-             monitor::kRflagsInterrupt | monitor::kRflagsFixed;
+  r.rflags = (m_registers.rflags & ~(kRflagsInterrupt | kRflagsIoplMask)) | kRflagsInterrupt |
+             kRflagsFixed;
 
   auto& s = run.s.regs.sregs;
   const bool kernel = m_state.cpl == 0;
@@ -267,8 +264,8 @@ Status ParaMode::resume_guest(ModeContext& context) {
   s.gs = s.fs;
   monitor::load_monitor_tables(s);
   s.cr0 = kRealCr0;
-  s.cr4 = kCr4Pae;
-  s.efer = kEferSyscall | kEferLongMode;
+  s.cr4 = kCr4PhysicalAddressExtension;
+  s.efer = kEferSyscallEnable | (kEferLongModeEnable | kEferLongModeActive);
   s.cr3 = current_root();
   if (std::exchange(m_flush_requested, false)) {
     // The VMM changed an entry that was present in the guest's tables from
@@ -313,9 +310,8 @@ Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error
   // The frame a 64-bit CPU pushes (Intel SDM vol. 3A, 6.14.2), with the
   // selectors the guest kernel believes in and IF = "events unmasked".
   const bool interrupts_on = from_user || !m_hypercalls_handler->events_masked();
-  const std::uint64_t rflags = (m_registers.rflags & ~monitor::kRflagsInterrupt) |
-                               (interrupts_on ? monitor::kRflagsInterrupt : 0) |
-                               monitor::kRflagsFixed;
+  const std::uint64_t rflags = (m_registers.rflags & ~kRflagsInterrupt) |
+                               (interrupts_on ? kRflagsInterrupt : 0) | kRflagsFixed;
   std::uint64_t frame[6];
   std::size_t words = 0;
   if (error_code) frame[words++] = *error_code;
@@ -339,8 +335,7 @@ Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error
   m_state.cpl = 0;
   m_registers.rsp = frame_address;
   m_registers.rip = entry.handler;
-  m_registers.rflags &=
-      ~(monitor::kRflagsTrap | monitor::kRflagsNestedTask | monitor::kRflagsResume);
+  m_registers.rflags &= ~(kRflagsTrap | kRflagsNestedTask | kRflagsResume);
   if (entry.mask_events) m_hypercalls_handler->set_events_masked(true);
   return {};
 }
@@ -377,8 +372,8 @@ ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit
     m_registers.rip = m_registers.rcx;
     return handle_syscall(context, stop_message);
   }
-  return reflect(context, hit->vector, frame->error_code,
-                 hit->vector == monitor::kVectorPageFault ? cr2 : 0, stop_message);
+  return reflect(context, hit->vector, frame->error_code, hit->vector == kVectorPageFault ? cr2 : 0,
+                 stop_message);
 }
 
 ExitDisposition ParaMode::reflect(ModeContext& context, std::uint8_t vector,
@@ -390,7 +385,7 @@ ExitDisposition ParaMode::reflect(ModeContext& context, std::uint8_t vector,
   const std::uint64_t rip = m_registers.rip;
   const std::uint8_t cpl = m_state.cpl;
   ++m_traps;
-  if (vector == monitor::kVectorPageFault) m_hypercalls_handler->set_fault_address(fault_address);
+  if (vector == kVectorPageFault) m_hypercalls_handler->set_fault_address(fault_address);
   if (auto status = deliver(vector, error_code); !status) {
     stop_message = status.error().message;
     return ExitDisposition::Stop;
@@ -399,8 +394,8 @@ ExitDisposition ParaMode::reflect(ModeContext& context, std::uint8_t vector,
     stop_message = status.error().message;
     return ExitDisposition::Stop;
   }
-  const EventReason reason = vector == monitor::kVectorPageFault ? EventReason::GuestPageFault
-                                                                 : EventReason::ReflectedException;
+  const EventReason reason =
+      vector == kVectorPageFault ? EventReason::GuestPageFault : EventReason::ReflectedException;
   record(context, EventKind::MonitorTrap, reason, vector, rip, 1, rip, cpl, start,
          monitor::exception_name(vector));
   return ExitDisposition::Handled;
@@ -417,12 +412,11 @@ ExitDisposition ParaMode::handle_syscall(ModeContext& context, std::string& stop
   if (m_state.syscall_entry == 0) {
     // No callback: the instruction is undefined for this kernel, as SYSCALL
     // with EFER.SCE clear raises #UD.
-    return reflect(context, monitor::kVectorInvalidOpcode, std::nullopt, 0, stop_message);
+    return reflect(context, kVectorInvalidOpcode, std::nullopt, 0, stop_message);
   }
   m_registers.rcx = m_registers.rip;
-  m_registers.r11 = (m_registers.rflags & ~monitor::kRflagsIoplMask) | monitor::kRflagsInterrupt |
-                    monitor::kRflagsFixed;
-  m_registers.rflags &= ~(monitor::kRflagsTrap | monitor::kRflagsDirection);
+  m_registers.r11 = (m_registers.rflags & ~kRflagsIoplMask) | kRflagsInterrupt | kRflagsFixed;
+  m_registers.rflags &= ~(kRflagsTrap | kRflagsDirection);
   m_registers.rip = m_state.syscall_entry;
   m_state.cpl = 0;
   m_hypercalls_handler->set_events_masked(true);

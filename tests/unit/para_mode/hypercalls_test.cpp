@@ -26,7 +26,7 @@ namespace {
 using testing::slot_address;
 using testing::VectorGuestMemory;
 
-namespace entry_bits = monitor::page_entry;
+namespace entry_bits = page_entry;
 
 constexpr std::uint64_t kP = entry_bits::kPresent;
 constexpr std::uint64_t kW = entry_bits::kWritable;
@@ -75,12 +75,11 @@ class IdentityMemory final : public monitor::GuestVirtualMemory {
   std::optional<Fault> write(std::uint64_t address, std::span<const std::uint8_t> in,
                              monitor::AccessPrivilege privilege) override {
     if (in.empty()) return std::nullopt;
-    if (auto fault = check(address, in.size(), privilege, monitor::kPageFaultWrite)) return fault;
+    if (auto fault = check(address, in.size(), privilege, kPageFaultWrite)) return fault;
     for (std::uint64_t page = address / kPageSize; page <= (address + in.size() - 1) / kPageSize;
          ++page) {
       if (m_read_only.count(page) != 0) {
-        return Fault{std::max(address, page * kPageSize),
-                     monitor::kPageFaultWrite | monitor::kPageFaultPresent};
+        return Fault{std::max(address, page * kPageSize), kPageFaultWrite | kPageFaultPresent};
       }
     }
     (void)m_memory.write(GuestPhysAddr(address), in);
@@ -97,7 +96,7 @@ class IdentityMemory final : public monitor::GuestVirtualMemory {
  private:
   std::optional<Fault> check(std::uint64_t address, std::size_t length,
                              monitor::AccessPrivilege privilege, std::uint32_t code) const {
-    if (privilege == monitor::AccessPrivilege::User) code |= monitor::kPageFaultUser;
+    if (privilege == monitor::AccessPrivilege::User) code |= kPageFaultUser;
     if (length == 0) return std::nullopt;
     if (!m_memory.contains(GuestPhysAddr(address), length)) {
       return Fault{std::max(address, m_memory.size()), code};
@@ -831,8 +830,8 @@ TEST_F(HypercallsTest, MulticallRunsABatchAndWritesBackEachResult) {
   // An IRET frame at RSP that a batched IRET must not take.
   m_registers.rsp = kScratch + kPageSize;
   m_memory.put_object(kScratch + kPageSize,
-                      vmlab_iret_frame{1, 2, 3, 0x401000, kVirtualUserCode,
-                                       monitor::kRflagsInterrupt, 0x7ff000, kVirtualUserData});
+                      vmlab_iret_frame{1, 2, 3, 0x401000, kVirtualUserCode, kRflagsInterrupt,
+                                       0x7ff000, kVirtualUserData});
   m_registers.rip = 0x200123;
 
   EXPECT_EQ(call(VMLAB_HYPERCALL_MULTICALL, kScratch, entries.size()), 8);
@@ -909,8 +908,8 @@ class HypercallsIretTest : public HypercallsTest {
 
 TEST_F(HypercallsIretTest, ReturnsToUserModeRestoringTheFrame) {
   register_shared_page();
-  const std::uint64_t rflags = monitor::kRflagsInterrupt | monitor::kRflagsIoplMask |
-                               monitor::kRflagsCarry | monitor::kRflagsNestedTask;
+  const std::uint64_t rflags =
+      kRflagsInterrupt | kRflagsIoplMask | kRflagsCarry | kRflagsNestedTask;
   EXPECT_EQ(iret({0x1111, 0x2222, 0x3333, 0x401000, kVirtualUserCode, rflags, 0x7ff000,
                   kVirtualUserData}),
             0x1111);
@@ -922,9 +921,8 @@ TEST_F(HypercallsIretTest, ReturnsToUserModeRestoringTheFrame) {
   EXPECT_EQ(m_registers.rip, 0x401000u);
   EXPECT_EQ(m_registers.rsp, 0x7ff000u);
   EXPECT_EQ(m_registers.rbx, 0xb0b0u);
-  EXPECT_EQ(
-      m_registers.rflags,
-      monitor::kRflagsInterrupt | monitor::kRflagsCarry | monitor::kRflagsFixed);  // IOPL, NT gone
+  EXPECT_EQ(m_registers.rflags,
+            kRflagsInterrupt | kRflagsCarry | kRflagsFixed);  // IOPL, NT gone
   EXPECT_EQ(m_state.cpl, 3u);
   EXPECT_EQ(m_memory.get_u8(kSharedFrame), 0u);
   EXPECT_FALSE(m_hypercalls.events_masked());
@@ -934,13 +932,13 @@ TEST_F(HypercallsIretTest, ReturnsToKernelModeWithEventsMasked) {
   register_shared_page();
   m_hypercalls.set_events_masked(false);
   m_state.cpl = 3;
-  EXPECT_EQ(iret({7, 8, 9, kKernelHandler, kVirtualKernelCode, monitor::kRflagsZero, 0x3ff000,
+  EXPECT_EQ(iret({7, 8, 9, kKernelHandler, kVirtualKernelCode, kRflagsZero, 0x3ff000,
                   kVirtualKernelData}),
             7);
   EXPECT_EQ(m_outcome.continuation, HypercallContinuation::Iret);
   EXPECT_EQ(m_registers.rip, kKernelHandler);
   EXPECT_EQ(m_registers.rsp, 0x3ff000u);
-  EXPECT_EQ(m_registers.rflags, monitor::kRflagsZero | monitor::kRflagsFixed);
+  EXPECT_EQ(m_registers.rflags, kRflagsZero | kRflagsFixed);
   EXPECT_EQ(m_state.cpl, 0u);
   EXPECT_EQ(m_memory.get_u8(kSharedFrame), 1u);
   EXPECT_TRUE(m_hypercalls.events_masked());
@@ -953,10 +951,10 @@ TEST_F(HypercallsIretTest, RefusesBadFramesAndChangesNothing) {
     vmlab_iret_frame frame;
   };
   const Case cases[] = {
-      {"RPL 1", {1, 2, 3, 0x401000, 0x09, monitor::kRflagsInterrupt, 0x7ff000, kVirtualUserData}},
-      {"RPL 2", {1, 2, 3, 0x401000, 0x12, monitor::kRflagsInterrupt, 0x7ff000, kVirtualUserData}},
-      {"rip", {1, 2, 3, kNonCanonical, 0x23, monitor::kRflagsInterrupt, 0x7ff000, 0x1b}},
-      {"rsp", {1, 2, 3, 0x401000, 0x23, monitor::kRflagsInterrupt, kNonCanonical, 0x1b}},
+      {"RPL 1", {1, 2, 3, 0x401000, 0x09, kRflagsInterrupt, 0x7ff000, kVirtualUserData}},
+      {"RPL 2", {1, 2, 3, 0x401000, 0x12, kRflagsInterrupt, 0x7ff000, kVirtualUserData}},
+      {"rip", {1, 2, 3, kNonCanonical, 0x23, kRflagsInterrupt, 0x7ff000, 0x1b}},
+      {"rsp", {1, 2, 3, 0x401000, 0x23, kRflagsInterrupt, kNonCanonical, 0x1b}},
   };
   for (const Case& bad : cases) {
     SCOPED_TRACE(bad.what);

@@ -22,7 +22,7 @@ namespace {
 using testing::slot_address;
 using testing::VectorGuestMemory;
 
-namespace entry_bits = monitor::page_entry;
+namespace entry_bits = page_entry;
 
 constexpr std::uint64_t kP = entry_bits::kPresent;
 constexpr std::uint64_t kW = entry_bits::kWritable;

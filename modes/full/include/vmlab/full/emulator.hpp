@@ -17,7 +17,6 @@ namespace vmlab::full {
 using monitor::Event;
 using monitor::GuestRegisters;
 using monitor::GuestVirtualMemory;
-using monitor::kVectorGeneralProtection;
 using monitor::VirtualCpu;
 
 // What emulation needs from the rest of the VMM.

@@ -9,41 +9,9 @@
 
 #include "vmlab/monitor/guest_context.hpp"
 #include "vmlab/result.hpp"
+#include "vmlab/x86.hpp"
 
 namespace vmlab::monitor {
-
-// Exception vectors (Intel SDM vol. 3A, 6.3.1, Table 6-1).
-constexpr std::uint8_t kVectorDivideError = 0;
-constexpr std::uint8_t kVectorDebug = 1;
-constexpr std::uint8_t kVectorBreakpoint = 3;
-constexpr std::uint8_t kVectorInvalidOpcode = 6;
-constexpr std::uint8_t kVectorDoubleFault = 8;
-constexpr std::uint8_t kVectorInvalidTss = 10;
-constexpr std::uint8_t kVectorSegmentNotPresent = 11;
-constexpr std::uint8_t kVectorStackFault = 12;
-constexpr std::uint8_t kVectorGeneralProtection = 13;
-constexpr std::uint8_t kVectorPageFault = 14;
-
-// RFLAGS bits (Intel SDM vol. 1, 3.4.3).
-constexpr std::uint64_t kRflagsCarry = 1ull << 0;
-constexpr std::uint64_t kRflagsFixed = 1ull << 1;  // always 1
-constexpr std::uint64_t kRflagsParity = 1ull << 2;
-constexpr std::uint64_t kRflagsAuxiliaryCarry = 1ull << 4;
-constexpr std::uint64_t kRflagsZero = 1ull << 6;
-constexpr std::uint64_t kRflagsSign = 1ull << 7;
-constexpr std::uint64_t kRflagsTrap = 1ull << 8;
-constexpr std::uint64_t kRflagsInterrupt = 1ull << 9;
-constexpr std::uint64_t kRflagsDirection = 1ull << 10;
-constexpr std::uint64_t kRflagsOverflow = 1ull << 11;
-constexpr std::uint64_t kRflagsIoplMask = 3ull << 12;
-constexpr unsigned kRflagsIoplShift = 12;
-constexpr std::uint64_t kRflagsNestedTask = 1ull << 14;
-constexpr std::uint64_t kRflagsResume = 1ull << 16;
-constexpr std::uint64_t kRflagsVirtual8086 = 1ull << 17;
-constexpr std::uint64_t kRflagsAlignmentCheck = 1ull << 18;
-constexpr std::uint64_t kRflagsVirtualInterrupt = 1ull << 19;
-constexpr std::uint64_t kRflagsVirtualInterruptPending = 1ull << 20;
-constexpr std::uint64_t kRflagsIdentification = 1ull << 21;
 
 // Where an event comes from decides the gate checks, the EXT bit of error
 // codes raised while delivering it, and the double-fault class (Intel SDM vol.

@@ -7,6 +7,8 @@
 #include <optional>
 #include <span>
 
+#include "vmlab/x86.hpp"
+
 namespace vmlab::monitor {
 
 // General-purpose registers and the interrupted context. rsp, rip and rflags
@@ -41,13 +43,6 @@ struct VirtualCpu {
   std::uint32_t tss_limit = 0;  // its limit (bytes - 1): bounds RSPn/IST reads and the I/O bitmap
   bool halted = false;          // emulated hlt: waiting for a virtual interrupt
 };
-
-// Page-fault error code bits (Intel SDM vol. 3A, 4.7).
-constexpr std::uint32_t kPageFaultPresent = 1u << 0;
-constexpr std::uint32_t kPageFaultWrite = 1u << 1;
-constexpr std::uint32_t kPageFaultUser = 1u << 2;
-constexpr std::uint32_t kPageFaultReservedBit = 1u << 3;
-constexpr std::uint32_t kPageFaultFetch = 1u << 4;
 
 enum class AccessPrivilege { Supervisor, User };
 

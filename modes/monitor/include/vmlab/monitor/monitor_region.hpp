@@ -13,6 +13,7 @@
 #include "vmlab/guest_memory.hpp"
 #include "vmlab/physical_memory.hpp"
 #include "vmlab/result.hpp"
+#include "vmlab/x86.hpp"
 
 namespace vmlab::monitor {
 
@@ -72,11 +73,5 @@ struct StubHit {
   std::uint8_t vector = 0;
 };
 std::optional<StubHit> stub_at(std::uint64_t rip_after_out);
-
-// The vectors for which the CPU pushes an error code (Intel SDM vol. 3A, 6.15).
-constexpr bool vector_has_error_code(std::uint8_t vector) {
-  return vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21 ||
-         vector == 29 || vector == 30;
-}
 
 }  // namespace vmlab::monitor

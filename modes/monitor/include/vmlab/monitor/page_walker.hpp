@@ -22,23 +22,9 @@
 #include "vmlab/address.hpp"
 #include "vmlab/guest_memory.hpp"
 #include "vmlab/monitor/guest_context.hpp"
+#include "vmlab/x86.hpp"
 
 namespace vmlab::monitor {
-
-// Paging-structure entry bits (SDM vol. 3A, 4.5, tables 4-15 to 4-20).
-namespace page_entry {
-constexpr std::uint64_t kPresent = 1ULL << 0;
-constexpr std::uint64_t kWritable = 1ULL << 1;
-constexpr std::uint64_t kUser = 1ULL << 2;
-constexpr std::uint64_t kWriteThrough = 1ULL << 3;
-constexpr std::uint64_t kCacheDisable = 1ULL << 4;
-constexpr std::uint64_t kAccessed = 1ULL << 5;
-constexpr std::uint64_t kDirty = 1ULL << 6;      // leaf entries only
-constexpr std::uint64_t kLargePage = 1ULL << 7;  // PS in a PDPTE or PDE; PAT in a PTE
-constexpr std::uint64_t kGlobal = 1ULL << 8;
-constexpr std::uint64_t kExecuteDisable = 1ULL << 63;  // XD: reserved unless EFER.NXE
-constexpr std::uint64_t kAddressMask = 0x000ffffffffff000ULL;
-}  // namespace page_entry
 
 constexpr unsigned kPageTableEntries = 512;
 constexpr std::uint64_t kLargePageSize = 2 * MiB;
