@@ -293,16 +293,19 @@ Result<VcpuExit> Vcpu::run() {
       if (io.data_offset + bytes > m_run_size) {
         return Error{"KVM_EXIT_IO data lies outside the kvm_run mapping"};
       }
-      return VcpuExit{exits::PortIo{io.direction == KVM_EXIT_IO_OUT ? exits::PortIo::Direction::Out
-                                                                    : exits::PortIo::Direction::In,
-                                    io.port, io.size, io.count,
-                                    std::span(page + io.data_offset, bytes)}};
+      const std::span<std::uint8_t> data(page + io.data_offset, bytes);
+      if (io.direction == KVM_EXIT_IO_OUT) {
+        return VcpuExit{exits::PortOut{IoPort(io.port), io.size, io.count, data}};
+      }
+      return VcpuExit{exits::PortIn{IoPort(io.port), io.size, io.count, data}};
     }
     case KVM_EXIT_MMIO: {
       auto& mmio = m_run->mmio;
       const std::size_t length = std::min<std::size_t>(mmio.len, sizeof mmio.data);
-      return VcpuExit{
-          exits::Mmio{mmio.phys_addr, mmio.is_write != 0, std::span(mmio.data, length)}};
+      const std::span<std::uint8_t> data(mmio.data, length);
+      if (mmio.is_write != 0)
+        return VcpuExit{exits::MmioWrite{GuestPhysAddr(mmio.phys_addr), data}};
+      return VcpuExit{exits::MmioRead{GuestPhysAddr(mmio.phys_addr), data}};
     }
     case KVM_EXIT_HLT:
       return VcpuExit{exits::Halt{}};

@@ -76,26 +76,41 @@ std::uint64_t little_endian_value(std::span<const std::uint8_t> data) {
 }
 
 EventReason reason_of(const VcpuExit& exit) {
-  struct Classifier {
-    EventReason operator()(const exits::PortIo& io) const {
-      return io.direction == exits::PortIo::Direction::In ? EventReason::IoIn : EventReason::IoOut;
-    }
-    EventReason operator()(const exits::Mmio& mmio) const {
-      return mmio.is_write ? EventReason::MmioWrite : EventReason::MmioRead;
-    }
-    EventReason operator()(const exits::Halt&) const { return EventReason::Halt; }
-    EventReason operator()(const exits::Shutdown&) const { return EventReason::Shutdown; }
-    EventReason operator()(const exits::Interrupted&) const { return EventReason::Interrupted; }
-    EventReason operator()(const exits::InterruptWindowOpen&) const {
-      return EventReason::InterruptWindowOpen;
-    }
-    EventReason operator()(const exits::FailEntry&) const { return EventReason::FailEntry; }
-    EventReason operator()(const exits::InternalError&) const { return EventReason::InternalError; }
-    EventReason operator()(const exits::SystemEvent&) const { return EventReason::SystemEvent; }
-    EventReason operator()(const exits::Debug&) const { return EventReason::Debug; }
-    EventReason operator()(const exits::Unknown&) const { return EventReason::Unknown; }
+  return std::visit(
+      Overloaded{
+          [](const exits::PortIn&) { return EventReason::IoIn; },
+          [](const exits::PortOut&) { return EventReason::IoOut; },
+          [](const exits::MmioRead&) { return EventReason::MmioRead; },
+          [](const exits::MmioWrite&) { return EventReason::MmioWrite; },
+          [](const exits::Halt&) { return EventReason::Halt; },
+          [](const exits::Shutdown&) { return EventReason::Shutdown; },
+          [](const exits::Interrupted&) { return EventReason::Interrupted; },
+          [](const exits::InterruptWindowOpen&) { return EventReason::InterruptWindowOpen; },
+          [](const exits::FailEntry&) { return EventReason::FailEntry; },
+          [](const exits::InternalError&) { return EventReason::InternalError; },
+          [](const exits::SystemEvent&) { return EventReason::SystemEvent; },
+          [](const exits::Debug&) { return EventReason::Debug; },
+          [](const exits::Unknown&) { return EventReason::Unknown; },
+      },
+      exit);
+}
+
+// The access an I/O exit made, into the event that records it.
+void describe_access(const VcpuExit& exit, Event& event) {
+  auto port = [&](IoPort number, std::uint8_t size, std::span<const std::uint8_t> data) {
+    event.address = number.value();
+    event.size = size;
+    event.value = little_endian_value(data);
   };
-  return std::visit(Classifier{}, exit);
+  auto memory = [&](GuestPhysAddr address, std::span<const std::uint8_t> data) {
+    event.address = address.value();
+    event.size = static_cast<std::uint16_t>(data.size());
+    event.value = little_endian_value(data);
+  };
+  if (const auto* in = std::get_if<exits::PortIn>(&exit)) port(in->port, in->size, in->data);
+  if (const auto* out = std::get_if<exits::PortOut>(&exit)) port(out->port, out->size, out->data);
+  if (const auto* read = std::get_if<exits::MmioRead>(&exit)) memory(read->address, read->data);
+  if (const auto* write = std::get_if<exits::MmioWrite>(&exit)) memory(write->address, write->data);
 }
 
 }  // namespace
@@ -364,15 +379,7 @@ void Machine::vcpu_thread_main(RunReport& report) {
     event.to = PrivilegeLevel::Vmm;
     event.from = guest_level;
     event.guest_rip = guest_rip;
-    if (const auto* io = std::get_if<exits::PortIo>(&*exit)) {
-      event.address = io->port;
-      event.size = io->size;
-      event.value = little_endian_value(io->data);
-    } else if (const auto* mmio = std::get_if<exits::Mmio>(&*exit)) {
-      event.address = mmio->address;
-      event.size = static_cast<std::uint16_t>(mmio->data.size());
-      event.value = little_endian_value(mmio->data);
-    }
+    describe_access(*exit, event);
     m_recorder.record(event);
     record_device_events();
     if (!keep_running) return;
@@ -397,78 +404,81 @@ bool Machine::handle_exit(const VcpuExit& exit, RunReport& report) {
     report.registers = describe_registers(m_vcpu);
     return false;
   };
-  if (const auto* io = std::get_if<exits::PortIo>(&exit)) {
-    handle_port_io(*io);
-    return true;
-  }
-  if (const auto* mmio = std::get_if<exits::Mmio>(&exit)) {
-    handle_mmio(*mmio);
-    return true;
-  }
-  if (std::holds_alternative<exits::Halt>(exit)) {
-    wait_for_interrupt();
-    return true;
-  }
-  if (std::holds_alternative<exits::Interrupted>(exit) ||
-      std::holds_alternative<exits::InterruptWindowOpen>(exit)) {
-    return true;  // the loop top delivers interrupts and checks for a stop
-  }
-  if (std::holds_alternative<exits::Shutdown>(exit)) {
-    return fail(RunOutcome::GuestCrashed,
-                "the guest triple-faulted (KVM_EXIT_SHUTDOWN): an exception it could not "
-                "handle; `dmesg | grep kvm` may say which");
-  }
-  if (const auto* failed = std::get_if<exits::FailEntry>(&exit)) {
-    return fail(RunOutcome::GuestCrashed,
-                "KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY, hardware reason " +
-                    std::to_string(failed->hardware_reason) + "): its CPU state is invalid");
-  }
-  if (const auto* internal = std::get_if<exits::InternalError>(&exit)) {
-    if (internal->suberror == KVM_INTERNAL_ERROR_EMULATION) {
-      return fail(RunOutcome::GuestCrashed,
-                  "KVM's instruction emulator could not run a guest instruction "
-                  "(KVM_EXIT_INTERNAL_ERROR, emulation failure). Where the backend emulates all "
-                  "CPL0 code (kvm_pvm), instructions it does not know, such as lar, lsl, verr and "
-                  "verw, stop the guest; the rip below names the instruction");
-    }
-    return fail(RunOutcome::GuestCrashed,
-                "KVM reported an internal error (KVM_EXIT_INTERNAL_ERROR, suberror " +
-                    std::to_string(internal->suberror) + ")");
-  }
-  if (const auto* event = std::get_if<exits::SystemEvent>(&exit)) {
-    return fail(RunOutcome::GuestCrashed,
-                "the guest requested a system event (type " + std::to_string(event->type) +
-                    ": shutdown or reset) instead of using the exit port");
-  }
-  if (std::holds_alternative<exits::Debug>(exit)) {
-    return fail(RunOutcome::VmmError, "unexpected debug exit: no debugging was requested");
-  }
-  const auto reason = std::get<exits::Unknown>(exit).reason;
-  return fail(RunOutcome::VmmError, std::string("unexpected VM exit ") +
-                                        kvm_exit_reason_name(reason) + " (" +
-                                        std::to_string(reason) + ")");
-}
-
-void Machine::handle_port_io(const exits::PortIo& io) {
-  // String I/O (rep ins/outs) arrives as `count` elements in one exit.
-  std::lock_guard lock(m_board->device_lock());
-  for (std::uint32_t index = 0; index < io.count; ++index) {
-    auto element = io.data.subspan(std::size_t{index} * io.size, io.size);
-    if (io.direction == exits::PortIo::Direction::Out) {
-      (void)m_board->port_bus().write(io.port, element);
-    } else {
-      (void)m_board->port_bus().read(io.port, element);
-    }
-  }
-}
-
-void Machine::handle_mmio(const exits::Mmio& mmio) {
-  std::lock_guard lock(m_board->device_lock());
-  if (mmio.is_write) {
-    (void)m_board->mmio_bus().write(mmio.address, mmio.data);
-  } else {
-    (void)m_board->mmio_bus().read(mmio.address, mmio.data);
-  }
+  // One case per kind of exit: a kind without one does not compile.
+  return std::visit(
+      Overloaded{
+          [&](const exits::PortIn& in) {
+            // String I/O (rep ins) arrives as `count` elements in one exit.
+            std::lock_guard lock(m_board->device_lock());
+            for (std::uint32_t index = 0; index < in.count; ++index) {
+              (void)m_board->port_bus().read(
+                  in.port.value(), in.data.subspan(std::size_t{index} * in.size, in.size));
+            }
+            return true;
+          },
+          [&](const exits::PortOut& out) {
+            std::lock_guard lock(m_board->device_lock());
+            for (std::uint32_t index = 0; index < out.count; ++index) {
+              (void)m_board->port_bus().write(
+                  out.port.value(), out.data.subspan(std::size_t{index} * out.size, out.size));
+            }
+            return true;
+          },
+          [&](const exits::MmioRead& read) {
+            std::lock_guard lock(m_board->device_lock());
+            (void)m_board->mmio_bus().read(read.address.value(), read.data);
+            return true;
+          },
+          [&](const exits::MmioWrite& write) {
+            std::lock_guard lock(m_board->device_lock());
+            (void)m_board->mmio_bus().write(write.address.value(), write.data);
+            return true;
+          },
+          [&](const exits::Halt&) {
+            wait_for_interrupt();
+            return true;
+          },
+          // The loop top delivers interrupts and checks for a stop.
+          [&](const exits::Interrupted&) { return true; },
+          [&](const exits::InterruptWindowOpen&) { return true; },
+          [&](const exits::Shutdown&) {
+            return fail(RunOutcome::GuestCrashed,
+                        "the guest triple-faulted (KVM_EXIT_SHUTDOWN): an exception it could not "
+                        "handle; `dmesg | grep kvm` may say which");
+          },
+          [&](const exits::FailEntry& failed) {
+            return fail(RunOutcome::GuestCrashed,
+                        "KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY, hardware reason " +
+                            std::to_string(failed.hardware_reason) + "): its CPU state is invalid");
+          },
+          [&](const exits::InternalError& internal) {
+            if (internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
+              return fail(RunOutcome::GuestCrashed,
+                          "KVM's instruction emulator could not run a guest instruction "
+                          "(KVM_EXIT_INTERNAL_ERROR, emulation failure). Where the backend "
+                          "emulates all CPL0 code (kvm_pvm), instructions it does not know, such "
+                          "as lar, lsl, verr and verw, stop the guest; the rip below names the "
+                          "instruction");
+            }
+            return fail(RunOutcome::GuestCrashed,
+                        "KVM reported an internal error (KVM_EXIT_INTERNAL_ERROR, suberror " +
+                            std::to_string(internal.suberror) + ")");
+          },
+          [&](const exits::SystemEvent& event) {
+            return fail(RunOutcome::GuestCrashed,
+                        "the guest requested a system event (type " + std::to_string(event.type) +
+                            ": shutdown or reset) instead of using the exit port");
+          },
+          [&](const exits::Debug&) {
+            return fail(RunOutcome::VmmError, "unexpected debug exit: no debugging was requested");
+          },
+          [&](const exits::Unknown& unknown) {
+            return fail(RunOutcome::VmmError, std::string("unexpected VM exit ") +
+                                                  kvm_exit_reason_name(unknown.reason) + " (" +
+                                                  std::to_string(unknown.reason) + ")");
+          },
+      },
+      exit);
 }
 
 void Machine::wait_for_interrupt() {

@@ -132,8 +132,8 @@ std::string exception_name(std::uint8_t vector) {
 
 std::optional<StubHit> trapping_stub(const VcpuExit& exit, const kvm_run& run,
                                      ExitDisposition& otherwise, std::string& stop_message) {
-  const auto* io = std::get_if<exits::PortIo>(&exit);
-  if (io == nullptr || io->port != kMonitorPort || run.s.regs.sregs.cs.dpl != 0) {
+  const auto* io = std::get_if<exits::PortOut>(&exit);
+  if (io == nullptr || io->port != IoPort(kMonitorPort) || run.s.regs.sregs.cs.dpl != 0) {
     otherwise = ExitDisposition::NotMine;
     return std::nullopt;
   }

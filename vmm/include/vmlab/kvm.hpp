@@ -11,6 +11,7 @@
 #include <variant>
 #include <vector>
 
+#include "vmlab/address.hpp"
 #include "vmlab/result.hpp"
 
 namespace vmlab {
@@ -86,18 +87,29 @@ class Vm {
 
 // Typed exits: kvm_run decoded in one place (STYLE.md 2).
 namespace exits {
-struct PortIo {
-  enum class Direction { In, Out };
-  Direction direction;
-  std::uint16_t port;
-  std::uint8_t size;             // bytes per element: 1, 2 or 4
-  std::uint32_t count;           // elements (> 1 for rep ins/outs)
-  std::span<std::uint8_t> data;  // size * count bytes inside the kvm_run page
+// Port I/O (KVM_EXIT_IO): `count` elements of `size` bytes (1, 2 or 4), more
+// than one for rep ins/outs, inside the kvm_run page. The direction is the
+// type: an input's data is for the VMM to fill, an output's only to read.
+struct PortIn {
+  IoPort port;
+  std::uint8_t size;
+  std::uint32_t count;
+  std::span<std::uint8_t> data;  // size * count bytes
 };
-struct Mmio {
-  std::uint64_t address;
-  bool is_write;
-  std::span<std::uint8_t> data;  // 1 to 8 bytes inside kvm_run
+struct PortOut {
+  IoPort port;
+  std::uint8_t size;
+  std::uint32_t count;
+  std::span<const std::uint8_t> data;
+};
+// MMIO (KVM_EXIT_MMIO): 1 to 8 bytes inside kvm_run.
+struct MmioRead {
+  GuestPhysAddr address;
+  std::span<std::uint8_t> data;  // for the VMM to fill
+};
+struct MmioWrite {
+  GuestPhysAddr address;
+  std::span<const std::uint8_t> data;
 };
 struct Halt {};
 struct Shutdown {};             // triple fault or similar: the guest is dead
@@ -122,9 +134,18 @@ struct Unknown {
 }  // namespace exits
 
 using VcpuExit =
-    std::variant<exits::PortIo, exits::Mmio, exits::Halt, exits::Shutdown, exits::Interrupted,
-                 exits::InterruptWindowOpen, exits::FailEntry, exits::InternalError,
-                 exits::SystemEvent, exits::Debug, exits::Unknown>;
+    std::variant<exits::PortIn, exits::PortOut, exits::MmioRead, exits::MmioWrite, exits::Halt,
+                 exits::Shutdown, exits::Interrupted, exits::InterruptWindowOpen, exits::FailEntry,
+                 exits::InternalError, exits::SystemEvent, exits::Debug, exits::Unknown>;
+
+// For std::visit over a VcpuExit with one lambda per kind of exit: a visit
+// that leaves a kind out does not compile.
+template <class... Handlers>
+struct Overloaded : Handlers... {
+  using Handlers::operator()...;
+};
+template <class... Handlers>
+Overloaded(Handlers...) -> Overloaded<Handlers...>;
 
 // Short, stable names for exit kinds (used in summaries and traces).
 const char* kvm_exit_reason_name(std::uint32_t reason);

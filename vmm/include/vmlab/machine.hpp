@@ -92,8 +92,6 @@ class Machine {
   void vcpu_thread_main(RunReport& report);
   // Handles one exit; false ends the run with `report` filled in.
   bool handle_exit(const VcpuExit& exit, RunReport& report);
-  void handle_port_io(const exits::PortIo& io);
-  void handle_mmio(const exits::Mmio& mmio);
   // Records the events the board's device threads produced (IOMMU faults);
   // on the vCPU thread, or after it has ended.
   void record_device_events();
