@@ -530,6 +530,7 @@ class InstructionEmulator {
   // Privileged operations.
   Emulation interrupt_flag_instruction(bool enable);
   Emulation halt();
+  std::uint16_t port_number(const ZydisDecodedOperand& port) const;
   Emulation port_input();
   Emulation port_output();
   Emulation string_input_output(Operation operation);
@@ -689,14 +690,17 @@ Emulation InstructionEmulator::halt() {
 
 // --- Port I/O -------------------------------------------------------------------
 
+// The port of in and out: an imm8, or DX.
+std::uint16_t InstructionEmulator::port_number(const ZydisDecodedOperand& port) const {
+  return static_cast<std::uint16_t>(port.type == ZYDIS_OPERAND_TYPE_IMMEDIATE
+                                        ? port.imm.value.u
+                                        : read_register(m_registers, port.reg.value));
+}
+
 // in al/ax/eax, imm8 | dx (Intel SDM vol. 2A IN).
 Emulation InstructionEmulator::port_input() {
   const ZydisDecodedOperand& data = operand(0);
-  const ZydisDecodedOperand& port_operand = operand(1);
-  const auto port =
-      static_cast<std::uint16_t>(port_operand.type == ZYDIS_OPERAND_TYPE_IMMEDIATE
-                                     ? port_operand.imm.value.u
-                                     : read_register(m_registers, port_operand.reg.value));
+  const std::uint16_t port = port_number(operand(1));
   const unsigned size = data.size / 8;
   if (auto fault = check_io_permission(port, size)) return reflect(*fault);
   const std::uint32_t value = m_services->port_read(port, size);
@@ -706,12 +710,8 @@ Emulation InstructionEmulator::port_input() {
 
 // out imm8 | dx, al/ax/eax (Intel SDM vol. 2B OUT).
 Emulation InstructionEmulator::port_output() {
-  const ZydisDecodedOperand& port_operand = operand(0);
+  const std::uint16_t port = port_number(operand(0));
   const ZydisDecodedOperand& data = operand(1);
-  const auto port =
-      static_cast<std::uint16_t>(port_operand.type == ZYDIS_OPERAND_TYPE_IMMEDIATE
-                                     ? port_operand.imm.value.u
-                                     : read_register(m_registers, port_operand.reg.value));
   const unsigned size = data.size / 8;
   if (auto fault = check_io_permission(port, size)) return reflect(*fault);
   m_services->port_write(port, size,
