@@ -323,12 +323,12 @@ void Machine::vcpu_thread_main(RunReport& report) {
       report.registers = describe_registers(m_vcpu);
       return;
     }
-    if (*injected >= 0) {
+    if (const Injection vector = *injected) {
       Event event;
       event.time_ns = elapsed_ns();
       event.kind = EventKind::InterruptInjection;
       event.reason = EventReason::ExternalInterrupt;
-      event.address = static_cast<std::uint64_t>(*injected);
+      event.address = *vector;
       event.from = PrivilegeLevel::Vmm;
       event.to = PrivilegeLevel::GuestKernel;
       m_recorder.record(event);

@@ -411,30 +411,30 @@ std::optional<std::string> FullMode::integrity_violation() const {
   return std::nullopt;
 }
 
-Result<int> FullMode::deliver_interrupts(ModeContext& context) {
+Result<Injection> FullMode::deliver_interrupts(ModeContext& context) {
   InterruptController* controller = context.board.interrupt_controller();
   kvm_run& run = context.vcpu.run_state();
   {
     std::lock_guard lock(context.board.device_lock());
-    if (controller == nullptr || !controller->interrupt_pending()) return -1;
+    if (controller == nullptr || !controller->interrupt_pending()) return kNoInjection;
   }
   // Only while the vCPU is in the guest (not inside a stub it is about to
   // leave) and the guest's virtual IF allows it (DESIGN.md 5).
-  if (run.s.regs.sregs.cs.dpl != 3) return -1;
-  if (m_cpu.cpl == 0 && !m_cpu.interrupt_flag) return -1;
+  if (run.s.regs.sregs.cs.dpl != 3) return kNoInjection;
+  if (m_cpu.cpl == 0 && !m_cpu.interrupt_flag) return kNoInjection;
   if (m_interrupt_shadow) {
     // Let one more guest instruction run first: single-step it.
     m_single_stepping = true;
     run.s.regs.regs.rflags |= kRflagsTrap;
     run.kvm_dirty_regs |= KVM_SYNC_X86_REGS;
-    return -1;
+    return kNoInjection;
   }
   capture_guest_state(run);
   m_registers.rflags = guest_visible_rflags(m_registers, m_cpu);
   std::uint8_t vector;
   {
     std::lock_guard lock(context.board.device_lock());
-    if (!controller->interrupt_pending()) return -1;
+    if (!controller->interrupt_pending()) return kNoInjection;
     vector = controller->acknowledge();
   }
   m_cpu.halted = false;
@@ -446,7 +446,7 @@ Result<int> FullMode::deliver_interrupts(ModeContext& context) {
                  0, /*guest_fault=*/true};
   }
   if (auto status = resume_guest(context); !status) return status.error();
-  return vector;
+  return Injection{vector};
 }
 
 }  // namespace vmlab::full

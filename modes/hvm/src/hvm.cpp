@@ -13,14 +13,14 @@ Status HvmMode::prepare(ModeContext& context, const LoadedImage& image) {
   return context.vcpu.set_registers(registers);
 }
 
-Result<int> HvmMode::deliver_interrupts(ModeContext& context) {
+Result<Injection> HvmMode::deliver_interrupts(ModeContext& context) {
   InterruptController* controller = context.board.interrupt_controller();
-  if (controller == nullptr) return -1;  // KVM's in-kernel irqchip delivers them itself
+  if (controller == nullptr) return kNoInjection;  // KVM's in-kernel irqchip delivers them itself
   kvm_run& run = context.vcpu.run_state();
   std::lock_guard lock(context.board.device_lock());
   if (!controller->interrupt_pending()) {
     run.request_interrupt_window = 0;
-    return -1;
+    return kNoInjection;
   }
   // KVM API, KVM_INTERRUPT: only when the guest can take it now (IF set, no
   // interrupt shadow); otherwise ask for an exit when the window opens.
@@ -28,10 +28,10 @@ Result<int> HvmMode::deliver_interrupts(ModeContext& context) {
     const std::uint8_t vector = controller->acknowledge();
     run.request_interrupt_window = 0;
     if (auto status = context.vcpu.inject_interrupt(vector); !status) return status.error();
-    return vector;
+    return Injection{vector};
   }
   run.request_interrupt_window = 1;
-  return -1;
+  return kNoInjection;
 }
 
 }  // namespace vmlab::modes

@@ -458,24 +458,24 @@ bool ParaMode::interrupts_enabled(ModeContext&) const {
          (m_hypercalls_handler && !m_hypercalls_handler->events_masked());
 }
 
-Result<int> ParaMode::deliver_interrupts(ModeContext& context) {
+Result<Injection> ParaMode::deliver_interrupts(ModeContext& context) {
   InterruptController* controller = context.board.interrupt_controller();
   kvm_run& run = context.vcpu.run_state();
   {
     std::lock_guard lock(context.board.device_lock());
-    if (controller == nullptr || !controller->interrupt_pending()) return -1;
+    if (controller == nullptr || !controller->interrupt_pending()) return kNoInjection;
   }
-  if (run.s.regs.sregs.cs.dpl != 3) return -1;  // inside a stub
+  if (run.s.regs.sregs.cs.dpl != 3) return kNoInjection;  // inside a stub
   if (m_state.cpl == 0 && !m_blocked && m_hypercalls_handler->events_masked()) {
     // The kernel will see the flag when it unmasks and ask for the event.
     if (!m_hypercalls_handler->event_pending_flag()) m_hypercalls_handler->set_event_pending(true);
-    return -1;
+    return kNoInjection;
   }
   capture_guest_state(run);
   std::uint8_t vector;
   {
     std::lock_guard lock(context.board.device_lock());
-    if (!controller->interrupt_pending()) return -1;
+    if (!controller->interrupt_pending()) return kNoInjection;
     vector = controller->acknowledge();
   }
   m_blocked = false;
@@ -483,7 +483,7 @@ Result<int> ParaMode::deliver_interrupts(ModeContext& context) {
   m_hypercalls_handler->count_event();
   if (auto status = deliver(vector, std::nullopt); !status) return status.error();
   if (auto status = resume_guest(context); !status) return status.error();
-  return vector;
+  return Injection{vector};
 }
 
 std::optional<std::string> ParaMode::integrity_violation() const {

@@ -44,6 +44,10 @@ enum class ExitDisposition {
   Stop,              // the guest cannot go on (the message says why)
 };
 
+// What deliver_interrupts did: the vector it injected, if any.
+using Injection = std::optional<std::uint8_t>;
+inline constexpr Injection kNoInjection{};
+
 class CpuMode {
  public:
   virtual ~CpuMode() = default;
@@ -54,9 +58,9 @@ class CpuMode {
   // Sets the vCPU up for the first entry; boot structures are in memory.
   virtual Status prepare(ModeContext& context, const LoadedImage& image) = 0;
   // Called before every KVM_RUN: deliver a pending interrupt if the guest can
-  // take one, or ask KVM for an exit when it can. Returns the injected vector
-  // or -1.
-  virtual Result<int> deliver_interrupts(ModeContext& context) = 0;
+  // take one, or ask KVM for an exit when it can. Returns the vector it
+  // injected, or kNoInjection.
+  virtual Result<Injection> deliver_interrupts(ModeContext& context) = 0;
   // The level the guest was running at when the vCPU exited (for time
   // shares and events), from the state KVM synced into kvm_run.
   virtual PrivilegeLevel level_at_exit(const kvm_run& run) const {

@@ -46,7 +46,7 @@ class FullMode final : public CpuMode {
 
   std::string_view name() const override { return "full"; }
   Status prepare(ModeContext& context, const LoadedImage& image) override;
-  Result<int> deliver_interrupts(ModeContext& context) override;
+  Result<Injection> deliver_interrupts(ModeContext& context) override;
   ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit,
                               std::string& stop_message) override;
 

@@ -11,7 +11,7 @@ class HvmMode final : public CpuMode {
  public:
   std::string_view name() const override { return "hvm"; }
   Status prepare(ModeContext& context, const LoadedImage& image) override;
-  Result<int> deliver_interrupts(ModeContext& context) override;
+  Result<Injection> deliver_interrupts(ModeContext& context) override;
 };
 
 }  // namespace vmlab::modes

@@ -37,7 +37,7 @@ class ParaMode final : public CpuMode {
   std::string_view name() const override { return "para"; }
   std::uint32_t paravirtual_abi() const override { return VMLAB_PARA_ABI_VERSION; }
   Status prepare(ModeContext& context, const LoadedImage& image) override;
-  Result<int> deliver_interrupts(ModeContext& context) override;
+  Result<Injection> deliver_interrupts(ModeContext& context) override;
   ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit,
                               std::string& stop_message) override;
   std::optional<std::string> integrity_violation() const override;
