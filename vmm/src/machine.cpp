@@ -353,19 +353,19 @@ void Machine::vcpu_thread_main(RunReport& report) {
       return;
     }
     bool keep_running = true;
-    std::string stop_message;
-    switch (m_mode->handle_exit(m_context, *exit, stop_message)) {
-      case ExitDisposition::NotMine:
+    const ExitDisposition disposition = m_mode->handle_exit(m_context, *exit);
+    switch (disposition.kind()) {
+      case ExitDisposition::Kind::NotMine:
         keep_running = handle_exit(*exit, report);
         break;
-      case ExitDisposition::Handled:
+      case ExitDisposition::Kind::Handled:
         break;
-      case ExitDisposition::WaitForInterrupt:
+      case ExitDisposition::Kind::WaitForInterrupt:
         wait_for_interrupt();
         break;
-      case ExitDisposition::Stop:
+      case ExitDisposition::Kind::Stop:
         report.outcome = RunOutcome::GuestCrashed;
-        report.message = stop_message;
+        report.message = disposition.stop_reason();
         report.registers = describe_registers(m_vcpu);
         keep_running = false;
         break;

@@ -222,12 +222,12 @@ void FullMode::record_trap(ModeContext& context, EventReason reason, std::uint8_
                                  cpl_before, m_cpu.cpl, start_ns, detail});
 }
 
-ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit,
-                                      std::string& stop_message) {
+ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit) {
   kvm_run& run = context.vcpu.run_state();
-  ExitDisposition otherwise = ExitDisposition::NotMine;
-  const auto hit = trapping_stub(exit, run, otherwise, stop_message);
-  if (!hit) return otherwise;
+  const auto stub = trapping_stub(exit, run);
+  if (!stub) return ExitDisposition::stop(stub.error().message);
+  const std::optional<monitor::StubHit>& hit = *stub;
+  if (!hit) return ExitDisposition::not_mine();
   capture_guest_state(run);
   // Any trap ends the interrupt shadow: the instruction after sti ran (or is
   // the one that trapped, as `hlt` in the `sti; hlt` idiom does).
@@ -238,12 +238,11 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
     // RIP, R11 the RFLAGS, RSP is still the guest's (SDM vol. 2B, SYSCALL).
     m_registers.rip = m_registers.rcx;
     m_registers.rflags = m_registers.r11;
-    return handle_system_call(context, stop_message);
+    return handle_system_call(context);
   }
   auto frame = read_trap_frame(m_physical, hit->vector, run.s.regs.regs.rsp);
   if (!frame) {
-    stop_message = frame.error().message;
-    return ExitDisposition::Stop;
+    return ExitDisposition::stop(frame.error().message);
   }
   m_registers.rip = frame->rip;
   m_registers.rsp = frame->rsp;
@@ -257,21 +256,20 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
     // the stub looks the same there; it gets the system call it asked the
     // kernel for and nothing more. Elsewhere the fault is reflected.
     m_registers.rip = m_registers.rcx;
-    return handle_system_call(context, stop_message);
+    return handle_system_call(context);
   }
   if (was_single_stepping && hit->vector == kVectorDebug) {
     // Our own single step through the interrupt shadow: nothing to emulate;
     // the pending interrupt is delivered before the next entry.
     if (auto status = resume_guest(context); !status) {
-      stop_message = status.error().message;
-      return ExitDisposition::Stop;
+      return ExitDisposition::stop(status.error().message);
     }
-    return ExitDisposition::Handled;
+    return ExitDisposition::handled();
   }
-  return handle_trap(context, hit->vector, frame->error_code, stop_message);
+  return handle_trap(context, hit->vector, frame->error_code);
 }
 
-ExitDisposition FullMode::handle_system_call(ModeContext& context, std::string& stop_message) {
+ExitDisposition FullMode::handle_system_call(ModeContext& context) {
   const std::uint64_t start = context.elapsed_ns();
   const std::uint64_t rip = m_registers.rip;
   const std::uint8_t cpl = m_cpu.cpl;
@@ -279,27 +277,26 @@ ExitDisposition FullMode::handle_system_call(ModeContext& context, std::string& 
   // on hardware (the unmodified kernel never does it; para mode will).
   deliver_syscall(m_registers, m_cpu);
   if (auto status = resume_guest(context); !status) {
-    stop_message = status.error().message;
-    return ExitDisposition::Stop;
+    return ExitDisposition::stop(status.error().message);
   }
   record_trap(context, EventReason::SystemCall, 0, rip, cpl, start, "syscall");
-  return ExitDisposition::Handled;
+  return ExitDisposition::handled();
 }
 
 ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
-                                      std::optional<std::uint32_t> error_code,
-                                      std::string& stop_message) {
+                                      std::optional<std::uint32_t> error_code) {
   const std::uint64_t start = context.elapsed_ns();
   const std::uint64_t rip = m_registers.rip;
   const std::uint8_t cpl = m_cpu.cpl;
   EventReason reason = EventReason::ReflectedException;
-  ExitDisposition disposition = ExitDisposition::Handled;
+  ExitDisposition disposition = ExitDisposition::handled();
   std::string detail = exception_name(vector);
+  std::string failure;  // why reflect() could not deliver
   auto reflect = [&](const Event& event) -> bool {
     auto delivered = deliver_event(m_registers, m_cpu, m_shadow->walker(), event);
     if (!delivered) {
-      stop_message = "the guest kernel could not take exception " + std::to_string(event.vector) +
-                     " at rip " + hex(rip) + ": " + delivered.error().message;
+      failure = "the guest kernel could not take exception " + std::to_string(event.vector) +
+                " at rip " + hex(rip) + ": " + delivered.error().message;
       return false;
     }
     return true;
@@ -311,9 +308,8 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
         m_shadow->handle_fault(view() == View::Kernel ? ShadowView::Kernel : ShadowView::User,
                                address, error_code.value_or(0));
     if (!fault) {
-      stop_message =
-          "shadow paging failed at guest address " + hex(address) + ": " + fault.error().message;
-      return ExitDisposition::Stop;
+      return ExitDisposition::stop("shadow paging failed at guest address " + hex(address) + ": " +
+                                   fault.error().message);
     }
     const FaultResolution& resolution = *fault;
     switch (resolution.kind) {
@@ -326,7 +322,7 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
         detail = "#PF: the guest's own";
         if (!reflect(Event{kVectorPageFault, resolution.guest_error_code, EventSource::Exception,
                            resolution.address})) {
-          return ExitDisposition::Stop;
+          return ExitDisposition::stop(failure);
         }
         break;
       case FaultResolution::Kind::PageTableWrite: {
@@ -336,11 +332,11 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
         auto emulation = emulate_memory_write(m_registers, m_cpu, m_shadow->walker());
         detail = "page-table write: " + emulation.mnemonic;
         if (emulation.kind == EmulationKind::Reflect) {
-          if (!reflect(emulation.event)) return ExitDisposition::Stop;
+          if (!reflect(emulation.event)) return ExitDisposition::stop(failure);
         } else if (emulation.kind != EmulationKind::Emulated) {
-          stop_message = "cannot emulate the guest's write to its page tables at rip " + hex(rip) +
-                         " (" + emulation.mnemonic + "): " + emulation.detail;
-          return ExitDisposition::Stop;
+          return ExitDisposition::stop(
+              "cannot emulate the guest's write to its page tables at rip " + hex(rip) + " (" +
+              emulation.mnemonic + "): " + emulation.detail);
         }
         break;
       }
@@ -357,30 +353,29 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
         break;
       case EmulationKind::Halt:
         reason = EventReason::PrivilegedInstruction;
-        disposition = ExitDisposition::WaitForInterrupt;
+        disposition = ExitDisposition::wait_for_interrupt();
         break;
       case EmulationKind::Reflect:
-        if (!reflect(emulation.event)) return ExitDisposition::Stop;
+        if (!reflect(emulation.event)) return ExitDisposition::stop(failure);
         break;
       case EmulationKind::Unsupported:
         if (cpl == 3) {
           // Not a privileged instruction of the guest kernel's: the user task
           // faulted, and its kernel decides (as on hardware).
           if (!reflect(Event{vector, error_code, EventSource::Exception})) {
-            return ExitDisposition::Stop;
+            return ExitDisposition::stop(failure);
           }
           break;
         }
-        stop_message = "cannot emulate '" + emulation.mnemonic + "' at guest rip " + hex(rip) +
-                       ": " + emulation.detail;
-        return ExitDisposition::Stop;
+        return ExitDisposition::stop("cannot emulate '" + emulation.mnemonic + "' at guest rip " +
+                                     hex(rip) + ": " + emulation.detail);
     }
   } else {
-    if (!reflect(Event{vector, error_code, EventSource::Exception})) return ExitDisposition::Stop;
+    if (!reflect(Event{vector, error_code, EventSource::Exception}))
+      return ExitDisposition::stop(failure);
   }
   if (auto status = resume_guest(context); !status) {
-    stop_message = status.error().message;
-    return ExitDisposition::Stop;
+    return ExitDisposition::stop(status.error().message);
   }
   record_trap(context, reason, vector, rip, cpl, start, detail);
   return disposition;

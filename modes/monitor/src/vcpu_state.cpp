@@ -130,18 +130,15 @@ std::string exception_name(std::uint8_t vector) {
   return "vector " + std::to_string(vector);
 }
 
-std::optional<StubHit> trapping_stub(const VcpuExit& exit, const kvm_run& run,
-                                     ExitDisposition& otherwise, std::string& stop_message) {
+Result<std::optional<StubHit>> trapping_stub(const VcpuExit& exit, const kvm_run& run) {
   const auto* io = std::get_if<exits::PortOut>(&exit);
   if (io == nullptr || io->port != IoPort(kMonitorPort) || run.s.regs.sregs.cs.dpl != 0) {
-    otherwise = ExitDisposition::NotMine;
-    return std::nullopt;
+    return std::optional<StubHit>();
   }
   auto hit = stub_at(run.s.regs.regs.rip);
   if (!hit) {
-    stop_message = "the monitor port was written at rip " + hex(run.s.regs.regs.rip) +
-                   ", outside the monitor's stubs";
-    otherwise = ExitDisposition::Stop;
+    return Error{"the monitor port was written at rip " + hex(run.s.regs.regs.rip) +
+                 ", outside the monitor's stubs"};
   }
   return hit;
 }

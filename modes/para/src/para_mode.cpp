@@ -340,12 +340,12 @@ Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error
   return {};
 }
 
-ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit,
-                                      std::string& stop_message) {
+ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit) {
   kvm_run& run = context.vcpu.run_state();
-  ExitDisposition otherwise = ExitDisposition::NotMine;
-  const auto hit = monitor::trapping_stub(exit, run, otherwise, stop_message);
-  if (!hit) return otherwise;
+  const auto stub = monitor::trapping_stub(exit, run);
+  if (!stub) return ExitDisposition::stop(stub.error().message);
+  const std::optional<monitor::StubHit>& hit = *stub;
+  if (!hit) return ExitDisposition::not_mine();
   capture_guest_state(run);
   m_blocked = false;
   if (hit->syscall) {
@@ -353,12 +353,11 @@ ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit
     // R11 = RFLAGS (SDM vol. 2B, SYSCALL).
     m_registers.rip = m_registers.rcx;
     m_registers.rflags = m_registers.r11;
-    return handle_syscall(context, stop_message);
+    return handle_syscall(context);
   }
   auto frame = monitor::read_trap_frame(m_physical, hit->vector, run.s.regs.regs.rsp);
   if (!frame) {
-    stop_message = frame.error().message;
-    return ExitDisposition::Stop;
+    return ExitDisposition::stop(frame.error().message);
   }
   m_registers.rip = frame->rip;
   m_registers.rflags = frame->rflags;
@@ -370,15 +369,15 @@ ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit
     // A SYSCALL on kvm_pvm, from either virtual mode: a hypercall from the
     // kernel, a system call from user code. RCX holds the return RIP.
     m_registers.rip = m_registers.rcx;
-    return handle_syscall(context, stop_message);
+    return handle_syscall(context);
   }
-  return reflect(context, hit->vector, frame->error_code, hit->vector == kVectorPageFault ? cr2 : 0,
-                 stop_message);
+  return reflect(context, hit->vector, frame->error_code,
+                 hit->vector == kVectorPageFault ? cr2 : 0);
 }
 
 ExitDisposition ParaMode::reflect(ModeContext& context, std::uint8_t vector,
                                   std::optional<std::uint32_t> error_code,
-                                  std::uint64_t fault_address, std::string& stop_message) {
+                                  std::uint64_t fault_address) {
   // Direct paging: every fault is the guest's own; the monitor only passes it
   // on (Xen does the same for a PV guest's faults).
   const std::uint64_t start = context.elapsed_ns();
@@ -387,22 +386,20 @@ ExitDisposition ParaMode::reflect(ModeContext& context, std::uint8_t vector,
   ++m_traps;
   if (vector == kVectorPageFault) m_hypercalls_handler->set_fault_address(fault_address);
   if (auto status = deliver(vector, error_code); !status) {
-    stop_message = status.error().message;
-    return ExitDisposition::Stop;
+    return ExitDisposition::stop(status.error().message);
   }
   if (auto status = resume_guest(context); !status) {
-    stop_message = status.error().message;
-    return ExitDisposition::Stop;
+    return ExitDisposition::stop(status.error().message);
   }
   const EventReason reason =
       vector == kVectorPageFault ? EventReason::GuestPageFault : EventReason::ReflectedException;
   record(context, EventKind::MonitorTrap, reason, vector, rip, 1, rip, cpl, start,
          monitor::exception_name(vector));
-  return ExitDisposition::Handled;
+  return ExitDisposition::handled();
 }
 
-ExitDisposition ParaMode::handle_syscall(ModeContext& context, std::string& stop_message) {
-  if (m_state.cpl == 0) return handle_hypercall(context, stop_message);
+ExitDisposition ParaMode::handle_syscall(ModeContext& context) {
+  if (m_state.cpl == 0) return handle_hypercall(context);
   // A user program's system call goes to the kernel's syscall callback as
   // SYSCALL would take it there (SDM vol. 2B): RCX = return RIP, R11 =
   // RFLAGS, events masked (FMASK clears IF), the user RSP unchanged.
@@ -412,7 +409,7 @@ ExitDisposition ParaMode::handle_syscall(ModeContext& context, std::string& stop
   if (m_state.syscall_entry == 0) {
     // No callback: the instruction is undefined for this kernel, as SYSCALL
     // with EFER.SCE clear raises #UD.
-    return reflect(context, kVectorInvalidOpcode, std::nullopt, 0, stop_message);
+    return reflect(context, kVectorInvalidOpcode, std::nullopt, 0);
   }
   m_registers.rcx = m_registers.rip;
   m_registers.r11 = (m_registers.rflags & ~kRflagsIoplMask) | kRflagsInterrupt | kRflagsFixed;
@@ -421,15 +418,14 @@ ExitDisposition ParaMode::handle_syscall(ModeContext& context, std::string& stop
   m_state.cpl = 0;
   m_hypercalls_handler->set_events_masked(true);
   if (auto status = resume_guest(context); !status) {
-    stop_message = status.error().message;
-    return ExitDisposition::Stop;
+    return ExitDisposition::stop(status.error().message);
   }
   record(context, EventKind::MonitorTrap, EventReason::SystemCall, 0, rip, 1, rip, 3, start,
          "syscall");
-  return ExitDisposition::Handled;
+  return ExitDisposition::handled();
 }
 
-ExitDisposition ParaMode::handle_hypercall(ModeContext& context, std::string& stop_message) {
+ExitDisposition ParaMode::handle_hypercall(ModeContext& context) {
   const std::uint64_t start = context.elapsed_ns();
   const std::uint64_t rip = m_registers.rip;
   const std::uint64_t number = m_registers.rax;
@@ -437,8 +433,7 @@ ExitDisposition ParaMode::handle_hypercall(ModeContext& context, std::string& st
   ++m_hypercalls;
   auto outcome = m_hypercalls_handler->call(m_registers);
   if (auto status = resume_guest(context); !status) {
-    stop_message = status.error().message;
-    return ExitDisposition::Stop;
+    return ExitDisposition::stop(status.error().message);
   }
   const auto reason = number < VMLAB_HYPERCALL_COUNT
                           ? static_cast<EventReason>(
@@ -448,9 +443,9 @@ ExitDisposition ParaMode::handle_hypercall(ModeContext& context, std::string& st
          start, outcome.detail);
   if (outcome.continuation == HypercallContinuation::Block) {
     m_blocked = true;
-    return ExitDisposition::WaitForInterrupt;
+    return ExitDisposition::wait_for_interrupt();
   }
-  return ExitDisposition::Handled;
+  return ExitDisposition::handled();
 }
 
 bool ParaMode::interrupts_enabled(ModeContext&) const {

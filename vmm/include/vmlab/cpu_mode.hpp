@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "vmlab/board.hpp"
@@ -36,12 +37,31 @@ struct ModeContext {
   }
 };
 
-// What a mode did with an exit it was offered first.
-enum class ExitDisposition {
-  NotMine,           // the core handles it (device I/O, hlt, errors)
-  Handled,           // the mode handled it; run on
-  WaitForInterrupt,  // the guest halted (virtually): sleep until an interrupt is due
-  Stop,              // the guest cannot go on (the message says why)
+// What a mode did with an exit it was offered first; a Stop carries why.
+class ExitDisposition {
+ public:
+  enum class Kind {
+    NotMine,           // the core handles it (device I/O, hlt, errors)
+    Handled,           // the mode handled it; run on
+    WaitForInterrupt,  // the guest halted (virtually): sleep until an interrupt is due
+    Stop,              // the guest cannot go on: stop_reason() says why
+  };
+  static ExitDisposition not_mine() { return ExitDisposition(Kind::NotMine, {}); }
+  static ExitDisposition handled() { return ExitDisposition(Kind::Handled, {}); }
+  static ExitDisposition wait_for_interrupt() {
+    return ExitDisposition(Kind::WaitForInterrupt, {});
+  }
+  static ExitDisposition stop(std::string reason) {
+    return ExitDisposition(Kind::Stop, std::move(reason));
+  }
+
+  Kind kind() const { return m_kind; }
+  const std::string& stop_reason() const { return m_stop_reason; }
+
+ private:
+  ExitDisposition(Kind kind, std::string reason) : m_kind(kind), m_stop_reason(std::move(reason)) {}
+  Kind m_kind;
+  std::string m_stop_reason;
 };
 
 // What deliver_interrupts did: the vector it injected, if any.
@@ -75,12 +95,10 @@ class CpuMode {
   // region) is as the mode left it. A description of the damage, or nullopt.
   virtual std::optional<std::string> integrity_violation() const { return std::nullopt; }
   // Offered every exit before the core handles it.
-  virtual ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit,
-                                      std::string& stop_message) {
+  virtual ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit) {
     (void)context;
     (void)exit;
-    (void)stop_message;
-    return ExitDisposition::NotMine;
+    return ExitDisposition::not_mine();
   }
 };
 

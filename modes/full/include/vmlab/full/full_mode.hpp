@@ -47,8 +47,7 @@ class FullMode final : public CpuMode {
   std::string_view name() const override { return "full"; }
   Status prepare(ModeContext& context, const LoadedImage& image) override;
   Result<Injection> deliver_interrupts(ModeContext& context) override;
-  ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit,
-                              std::string& stop_message) override;
+  ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit) override;
 
   // The GDT, IDT, TSS and stubs compared with what prepare() wrote (the
   // present bits of the two user descriptors and the TSS busy bit excepted,
@@ -79,8 +78,8 @@ class FullMode final : public CpuMode {
   Status resume_guest(ModeContext& context);
   // One trap: the stub the vCPU stopped in says which.
   ExitDisposition handle_trap(ModeContext& context, std::uint8_t vector,
-                              std::optional<std::uint32_t> error_code, std::string& stop_message);
-  ExitDisposition handle_system_call(ModeContext& context, std::string& stop_message);
+                              std::optional<std::uint32_t> error_code);
+  ExitDisposition handle_system_call(ModeContext& context);
   void record_trap(ModeContext& context, EventReason reason, std::uint8_t vector,
                    std::uint64_t guest_rip, std::uint8_t cpl_before, std::uint64_t start_ns,
                    std::string_view detail);

@@ -60,10 +60,8 @@ void record_monitor_event(ModeContext& context, const MonitorEventRecord& record
 std::string exception_name(std::uint8_t vector);
 
 // The monitor stub behind `exit`, when the exit is a stub's write to the
-// monitor port at CPL0. Otherwise empty, with `otherwise` set to NotMine (an
-// exit that is not the monitor's) or Stop (a CPL0 write to the port from
-// outside the stubs, the reason in `stop_message`).
-std::optional<StubHit> trapping_stub(const VcpuExit& exit, const kvm_run& run,
-                                     ExitDisposition& otherwise, std::string& stop_message);
+// monitor port at CPL0; empty for an exit that is not the monitor's; an
+// error for a CPL0 write to the port from outside the stubs.
+Result<std::optional<StubHit>> trapping_stub(const VcpuExit& exit, const kvm_run& run);
 
 }  // namespace vmlab::monitor

@@ -38,8 +38,7 @@ class ParaMode final : public CpuMode {
   std::uint32_t paravirtual_abi() const override { return VMLAB_PARA_ABI_VERSION; }
   Status prepare(ModeContext& context, const LoadedImage& image) override;
   Result<Injection> deliver_interrupts(ModeContext& context) override;
-  ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit,
-                              std::string& stop_message) override;
+  ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit) override;
   std::optional<std::string> integrity_violation() const override;
   PrivilegeLevel level_at_exit(const kvm_run&) const override {
     return m_state.cpl == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
@@ -59,11 +58,10 @@ class ParaMode final : public CpuMode {
   // Builds the native exception frame on the guest kernel's stack and enters
   // the handler its trap table names for the vector.
   Status deliver(std::uint8_t vector, std::optional<std::uint32_t> error_code);
-  ExitDisposition handle_syscall(ModeContext& context, std::string& stop_message);
-  ExitDisposition handle_hypercall(ModeContext& context, std::string& stop_message);
+  ExitDisposition handle_syscall(ModeContext& context);
+  ExitDisposition handle_hypercall(ModeContext& context);
   ExitDisposition reflect(ModeContext& context, std::uint8_t vector,
-                          std::optional<std::uint32_t> error_code, std::uint64_t fault_address,
-                          std::string& stop_message);
+                          std::optional<std::uint32_t> error_code, std::uint64_t fault_address);
   void record(ModeContext& context, EventKind kind, EventReason reason, std::uint64_t number,
               std::uint64_t value, std::uint32_t batch, std::uint64_t guest_rip,
               std::uint8_t cpl_before, std::uint64_t start_ns, std::string_view detail);
