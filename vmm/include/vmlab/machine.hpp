@@ -15,6 +15,7 @@
 #include "vmlab/board.hpp"
 #include "vmlab/cpu_mode.hpp"
 #include "vmlab/events.hpp"
+#include "vmlab/exit_handler.hpp"
 #include "vmlab/guest_memory.hpp"
 #include "vmlab/kvm.hpp"
 #include "vmlab/kvm_stats.hpp"
@@ -42,13 +43,6 @@ struct MachineConfig {
   std::string command_line;
   std::chrono::milliseconds timeout{30'000};  // more than 0, at most kMaximumTimeout
   std::size_t trace_capacity = 0;             // events kept in the ring; 0 = count only
-};
-
-enum class RunOutcome {
-  GuestExited,   // the guest wrote its status to the exit port
-  GuestCrashed,  // triple fault, failed entry, emulation failure
-  Timeout,       // still running after the timeout
-  VmmError,      // an ioctl failed or an exit nobody handles
 };
 
 struct RunReport {
