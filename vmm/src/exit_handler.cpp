@@ -7,8 +7,8 @@
 namespace vmlab {
 
 ExitAction handle_core_exit(Board& board, const VcpuExit& exit) {
-  const ExitAction run_on{ExitAction::Kind::Continue, RunOutcome::GuestExited, {}};
-  const ExitAction halt{ExitAction::Kind::Halt, RunOutcome::GuestExited, {}};
+  auto run_on = [] { return ExitAction{ExitAction::Kind::Continue, RunOutcome::GuestExited, {}}; };
+  auto halt = [] { return ExitAction{ExitAction::Kind::Halt, RunOutcome::GuestExited, {}}; };
   auto fail = [](RunOutcome outcome, std::string message) {
     return ExitAction{ExitAction::Kind::End, outcome, std::move(message)};
   };
@@ -22,7 +22,7 @@ ExitAction handle_core_exit(Board& board, const VcpuExit& exit) {
               (void)board.port_bus().read(in.port.value(),
                                           in.data.subspan(std::size_t{index} * in.size, in.size));
             }
-            return run_on;
+            return run_on();
           },
           [&](const exits::PortOut& out) {
             std::lock_guard lock(board.device_lock());
@@ -30,22 +30,22 @@ ExitAction handle_core_exit(Board& board, const VcpuExit& exit) {
               (void)board.port_bus().write(
                   out.port.value(), out.data.subspan(std::size_t{index} * out.size, out.size));
             }
-            return run_on;
+            return run_on();
           },
           [&](const exits::MmioRead& read) {
             std::lock_guard lock(board.device_lock());
             (void)board.mmio_bus().read(read.address.value(), read.data);
-            return run_on;
+            return run_on();
           },
           [&](const exits::MmioWrite& write) {
             std::lock_guard lock(board.device_lock());
             (void)board.mmio_bus().write(write.address.value(), write.data);
-            return run_on;
+            return run_on();
           },
-          [&](const exits::Halt&) { return halt; },
+          [&](const exits::Halt&) { return halt(); },
           // The loop top delivers interrupts and checks for a stop.
-          [&](const exits::Interrupted&) { return run_on; },
-          [&](const exits::InterruptWindowOpen&) { return run_on; },
+          [&](const exits::Interrupted&) { return run_on(); },
+          [&](const exits::InterruptWindowOpen&) { return run_on(); },
           [&](const exits::Shutdown&) {
             return fail(RunOutcome::GuestCrashed,
                         "the guest triple-faulted (KVM_EXIT_SHUTDOWN): an exception it could not "
