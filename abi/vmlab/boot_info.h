@@ -69,6 +69,10 @@ enum vmlab_device_kind {
    * memory, not trapped MMIO (VMLAB_DEVICE_FLAG_MMIO set all the same: it
    * lies outside RAM and is mapped like a device window). */
   VMLAB_DEVICE_PASSTHROUGH = 8,
+  /* The MC146818 real-time clock and its CMOS RAM: base = the index port
+   * (0x70), size 2 (the data port follows); irq = VMLAB_NO_IRQ when the
+   * clock raises no interrupt (vmlab's does not; on a PC it is IRQ 8). */
+  VMLAB_DEVICE_RTC_MC146818 = 9,
 };
 
 enum vmlab_device_flags {

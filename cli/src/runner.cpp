@@ -41,6 +41,7 @@ constexpr WorkloadInfo kWorkloads[] = {
     {"cli-sti", 1000, "N cli/sti pairs in the kernel"},
     {"pio", 1000, "N port reads of the UART scratch register"},
     {"timer", 10, "wait for N timer interrupts (PIT at 100 Hz)"},
+    {"rtc", 10, "N reads of the MC146818 real-time clock, then its format and tick checked"},
     {"fault", 1, "test: the kernel takes an unexpected exception (status 3)"},
     {"segfault", 1, "test: the user task touches unmapped memory (status 4)"},
     {"probes", 1, "the x86 holes: sensitive, unprivileged instructions in kernel mode"},

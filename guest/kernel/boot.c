@@ -149,6 +149,20 @@ static void pvh_probe_ata(void) {
   pvh_add_device(VMLAB_DEVICE_ATA, PVH_ATA_BASE, 8, PVH_ATA_IRQ);
 }
 
+/* The MC146818 RTC of a PC (QEMU "pc"; "microvm" has it unless rtc=off).
+ * Status D has bit 7 (VRT) and nothing else: a missing chip floats the bus
+ * to 0xff. */
+#define PVH_RTC_INDEX 0x70
+#define PVH_RTC_DATA 0x71
+#define PVH_RTC_STATUS_D 0x0d
+
+static void pvh_probe_rtc(void) {
+  port_write8(PVH_RTC_INDEX, PVH_RTC_STATUS_D);
+  uint8_t status_d = port_read8(PVH_RTC_DATA);
+  if ((status_d & 0x7f) != 0) return;
+  pvh_add_device(VMLAB_DEVICE_RTC_MC146818, PVH_RTC_INDEX, 2, VMLAB_NO_IRQ);
+}
+
 /* A number as Linux's memparse() reads one: decimal or 0x hexadecimal, then
  * an optional K, M or G. Advances *cursor; false if there are no digits. */
 static bool pvh_parse_number(const char** cursor, const char* end, uint64_t* value) {
@@ -278,6 +292,7 @@ struct vmlab_boot_info* pvh_build_boot_info(uint64_t start_info_address) {
   pvh_add_device(VMLAB_DEVICE_PIT8254, 0x40, 4, 0);
   pvh_add_device(VMLAB_DEVICE_DEBUGCON, 0xe9, 1, VMLAB_NO_IRQ);
   pvh_add_device(VMLAB_DEVICE_EXIT_PORT, 0xf4, 4, VMLAB_NO_IRQ);
+  pvh_probe_rtc();
   /* The disk, if the machine has one: IDE on "pc", virtio-mmio on "microvm". */
   pvh_probe_ata();
   if (pvh_info.cmdline_length != 0) {

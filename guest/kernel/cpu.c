@@ -1,6 +1,8 @@
 #include "cpu.h"
 
 #include "arch.h"
+#include "boot.h"
+#include "vmlab/cpuid.h"
 
 struct descriptor_table_pointer {
   uint16_t limit;
@@ -122,4 +124,49 @@ void syscall_init(void) {
    * bits in FMASK (IF, so the entry's stack switch is atomic; TF, DF, AC).
    * pv_ops writes the MSRs, or registers the entry with the monitor. */
   pv_ops.set_syscall_entry((uint64_t)(uintptr_t)syscall_entry);
+}
+
+/* The TSC rate (the disk workloads' MB/s, the rtc workload's time limits).
+ * The VMM says it in boot_info: a kernel at CPL3 cannot trust CPUID
+ * (abi/vmlab/cpuid.h). On the PVH entry (QEMU), where the kernel runs at
+ * CPL0, CPUID: leaf 0x15 (crystal clock times the TSC ratio), else leaf
+ * 0x16 (base frequency, which the TSC runs at on Intel parts with an
+ * invariant TSC), else the hypervisor timing leaf 0x40000010 (TSC kHz) that
+ * KVM and VMware offer; 0 if none says (Intel SDM vol. 2A, CPUID leaves 15H
+ * and 16H). */
+static void cpuid(uint32_t leaf, uint32_t values[4]) {
+  __asm__ volatile("cpuid"
+                   : "=a"(values[0]), "=b"(values[1]), "=c"(values[2]), "=d"(values[3])
+                   : "a"(leaf), "c"(0));
+}
+
+#define CPUID_HYPERVISOR_PRESENT (1u << 31)
+
+uint64_t cpu_tsc_hz(void) {
+  if (boot_info()->tsc_khz != 0) return (uint64_t)boot_info()->tsc_khz * 1000;
+  /* Started by the vmlab VMM, this kernel may be at CPL3, where cpuid may be
+   * the host's: without the VMM's figure the rate is unknown. */
+  if (boot_entry_kind() != BOOT_ENTRY_PVH) return 0;
+  uint32_t values[4];
+  cpuid(0, values);
+  uint32_t maximum_leaf = values[0];
+  if (maximum_leaf >= 0x15) {
+    cpuid(0x15, values);
+    if (values[0] != 0 && values[1] != 0 && values[2] != 0) {
+      return (uint64_t)values[2] * values[1] / values[0];
+    }
+  }
+  if (maximum_leaf >= 0x16) {
+    cpuid(0x16, values);
+    if ((values[0] & 0xffff) != 0) return (uint64_t)(values[0] & 0xffff) * 1000000;
+  }
+  cpuid(1, values);
+  if ((values[2] & CPUID_HYPERVISOR_PRESENT) != 0) {
+    cpuid(VMLAB_CPUID_HYPERVISOR_LEAF, values);
+    if (values[0] >= VMLAB_CPUID_TIMING_LEAF) {
+      cpuid(VMLAB_CPUID_TIMING_LEAF, values);
+      if (values[0] != 0) return (uint64_t)values[0] * 1000;
+    }
+  }
+  return 0;
 }

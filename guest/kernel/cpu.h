@@ -50,6 +50,10 @@ struct cpu_tables cpu_descriptor_tables(void);
 /* RSP0 of the TSS: the native pv_ops.load_kernel_stack. */
 void cpu_set_kernel_stack(uint64_t stack_top);
 
+/* The TSC's rate in Hz: boot_info's (the VMM's), or on the PVH entry what
+ * CPUID says; 0 when nothing says. */
+uint64_t cpu_tsc_hz(void);
+
 /* entry.S: the SYSCALL entry point (LSTAR). */
 void syscall_entry(void);
 

@@ -17,11 +17,11 @@
 #include "arch.h"
 #include "ata.h"
 #include "boot.h"
+#include "cpu.h"
 #include "lib.h"
 #include "memory.h"
 #include "passthrough.h"
 #include "virtio_blk.h"
-#include "vmlab/cpuid.h"
 
 #define PATTERN_SEED_MULTIPLIER 0x9e3779b97f4a7c15ull
 #define PATTERN_SECTOR_MULTIPLIER 0xc2b2ae3d27d4eb4full
@@ -323,57 +323,13 @@ static uint64_t checksum(const uint64_t* words, uint64_t count) {
   return hash;
 }
 
-/* The TSC rate, for MB/s. The VMM says it in boot_info: a kernel at CPL3
- * cannot trust CPUID (abi/vmlab/cpuid.h). On the PVH entry (QEMU), where
- * the kernel runs at CPL0, CPUID: leaf 0x15 (crystal clock times the
- * TSC ratio), else leaf 0x16 (base frequency, which the TSC runs at on Intel
- * parts with an invariant TSC), else the hypervisor timing leaf 0x40000010
- * (TSC kHz) that KVM and VMware offer; 0 if none says (Intel SDM vol. 2A,
- * CPUID leaves 15H and 16H). */
-static void cpuid(uint32_t leaf, uint32_t values[4]) {
-  __asm__ volatile("cpuid"
-                   : "=a"(values[0]), "=b"(values[1]), "=c"(values[2]), "=d"(values[3])
-                   : "a"(leaf), "c"(0));
-}
-
-#define CPUID_HYPERVISOR_PRESENT (1u << 31)
-
-static uint64_t tsc_hz(void) {
-  if (boot_info()->tsc_khz != 0) return (uint64_t)boot_info()->tsc_khz * 1000;
-  /* Started by the vmlab VMM, this kernel may be at CPL3, where cpuid may be
-   * the host's: without the VMM's figure the rate is unknown. */
-  if (boot_entry_kind() != BOOT_ENTRY_PVH) return 0;
-  uint32_t values[4];
-  cpuid(0, values);
-  uint32_t maximum_leaf = values[0];
-  if (maximum_leaf >= 0x15) {
-    cpuid(0x15, values);
-    if (values[0] != 0 && values[1] != 0 && values[2] != 0) {
-      return (uint64_t)values[2] * values[1] / values[0];
-    }
-  }
-  if (maximum_leaf >= 0x16) {
-    cpuid(0x16, values);
-    if ((values[0] & 0xffff) != 0) return (uint64_t)(values[0] & 0xffff) * 1000000;
-  }
-  cpuid(1, values);
-  if ((values[2] & CPUID_HYPERVISOR_PRESENT) != 0) {
-    cpuid(VMLAB_CPUID_HYPERVISOR_LEAF, values);
-    if (values[0] >= VMLAB_CPUID_TIMING_LEAF) {
-      cpuid(VMLAB_CPUID_TIMING_LEAF, values);
-      if (values[0] != 0) return (uint64_t)values[0] * 1000;
-    }
-  }
-  return 0;
-}
-
 /* VMLAB-DISK model=ata|virtio|passthrough bytes=B requests=R mbps=X cycles_per_request=C
  * with X in 10^6 bytes per second to three decimals, or "unknown" without a
  * TSC rate. Integer arithmetic only: no floating point in the guest. */
 static void print_disk_line(enum disk_model model, uint64_t bytes, uint64_t requests,
                             uint64_t cycles) {
   char rate[32];
-  uint64_t hz = tsc_hz();
+  uint64_t hz = cpu_tsc_hz();
   if (hz == 0 || cycles == 0 || bytes > (UINT64_MAX / hz)) {
     format_to(rate, sizeof rate, "unknown");
   } else {

@@ -10,6 +10,7 @@
 #include "pic.h"
 #include "pit.h"
 #include "probes.h"
+#include "rtc.h"
 #include "task.h"
 #include "user_abi.h"
 
@@ -144,6 +145,133 @@ static void run_timer(const struct run_options* options, struct workload_outcome
   outcome->check = timer_ticks() - first;
 }
 
+/* The rtc workload's check: one bit for each property that holds on any PC
+ * at any time of day, so that QEMU and every CPU mode report the same value
+ * (RTC_CHECK_ALL) while the date itself, on the VMLAB-RTC line, differs. */
+#define RTC_CHECK_VALID 0x001     /* status D: VRT set */
+#define RTC_CHECK_TIME_BASE 0x002 /* status A: the 32.768 kHz time base runs */
+#define RTC_CHECK_24_HOUR 0x004   /* status B as a PC BIOS leaves it: 24-hour, */
+#define RTC_CHECK_BCD 0x008       /* and BCD */
+#define RTC_CHECK_SETTLED 0x010   /* every read settled: UIP cleared, two reads agreed */
+#define RTC_CHECK_PLAUSIBLE 0x020 /* fields in range, year 2024-2099, weekday of the date */
+#define RTC_CHECK_TICKED 0x040    /* the next second came, one second on */
+#define RTC_CHECK_BINARY 0x080    /* binary mode shows the same time, in binary */
+#define RTC_CHECK_12_HOUR 0x100   /* 12-hour mode shows the same time, PM in bit 7 */
+#define RTC_CHECK_CMOS_RAM 0x200  /* a CMOS RAM byte keeps what is written */
+#define RTC_CHECK_ALL 0x3ff
+
+/* A CMOS RAM byte no PC BIOS uses (QEMU's and SeaBIOS's end at 0x5f); the
+ * workload puts its value back. */
+#define RTC_SCRATCH_BYTE 0x7f
+
+static bool rtc_leap_year(uint32_t year) {
+  return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+}
+
+static bool rtc_plausible(const struct rtc_time* time) {
+  static const uint8_t month_days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (time->year < 2024 || time->year > 2099 || time->month < 1 || time->month > 12) return false;
+  unsigned days = month_days[time->month - 1] + (time->month == 2 && rtc_leap_year(time->year));
+  return time->day >= 1 && time->day <= days && time->hour < 24 && time->minute < 60 &&
+         time->second < 60 && time->weekday == rtc_weekday(time);
+}
+
+/* The same moment, or the next second if an update fell in between. */
+static bool rtc_same_moment(const struct rtc_time* earlier, const struct rtc_time* later) {
+  int64_t difference = rtc_seconds(later) - rtc_seconds(earlier);
+  return difference == 0 || difference == 1;
+}
+
+/* The hours byte of 12-hour mode: 12, 1-11 for the hours after midnight and
+ * noon, bit 7 set from noon on. */
+static bool rtc_twelve_hour_register(const struct rtc_time* time, bool binary) {
+  uint8_t value = time->hour_register & (uint8_t)~RTC_HOURS_PM;
+  unsigned hour = binary ? value : (unsigned)(value >> 4) * 10 + (value & 0x0f);
+  unsigned expected = time->hour % 12 == 0 ? 12 : time->hour % 12;
+  bool pm = (time->hour_register & RTC_HOURS_PM) != 0;
+  return hour == expected && pm == (time->hour >= 12);
+}
+
+/* n reads of the date and time the standard way (rtc.c) are the measured
+ * part; then the checks above, with status B switched to binary and to
+ * 12-hour mode for one read each and put back. */
+static void run_rtc(const struct run_options* options, struct workload_outcome* outcome) {
+  if (!rtc_init()) {
+    fail(outcome, "rtc needs an MC146818 RTC in the device table");
+    return;
+  }
+  uint8_t status_a = rtc_read_register(RTC_STATUS_A) & (uint8_t)~RTC_A_UPDATE_IN_PROGRESS;
+  uint8_t status_b = rtc_read_register(RTC_STATUS_B);
+  uint8_t status_d = rtc_read_register(RTC_STATUS_D);
+  uint64_t check = 0;
+  if ((status_d & RTC_D_VALID) != 0) check |= RTC_CHECK_VALID;
+  if ((status_a & RTC_A_DIVIDER_MASK) == RTC_A_DIVIDER_32KHZ) check |= RTC_CHECK_TIME_BASE;
+  if ((status_b & RTC_B_24_HOUR) != 0) check |= RTC_CHECK_24_HOUR;
+  if ((status_b & RTC_B_BINARY) == 0) check |= RTC_CHECK_BCD;
+
+  struct rtc_time time = {0};
+  unsigned retries = 0;
+  bool settled = true;
+  bool plausible = true;
+  measurement_begin();
+  for (uint64_t read = 0; read < options->count; ++read) {
+    if (!rtc_read_time(&time, &retries)) {
+      settled = false;
+    } else if (!rtc_plausible(&time)) {
+      plausible = false;
+    }
+  }
+  measurement_end();
+  outcome->cycles = measurement_cycles();
+  if (settled) check |= RTC_CHECK_SETTLED;
+  if (settled && plausible) check |= RTC_CHECK_PLAUSIBLE;
+
+  struct rtc_time next = time;
+  if (settled && rtc_wait_next_second(&time, &next) &&
+      rtc_seconds(&next) == rtc_seconds(&time) + 1) {
+    check |= RTC_CHECK_TICKED;
+  }
+
+  struct rtc_time binary = next;
+  struct rtc_time twelve_hour = next;
+  rtc_write_register(RTC_STATUS_B, status_b | RTC_B_BINARY | RTC_B_24_HOUR);
+  bool binary_read = rtc_read_time(&binary, NULL);
+  rtc_write_register(RTC_STATUS_B, status_b & (uint8_t)~RTC_B_24_HOUR);
+  bool twelve_hour_read = rtc_read_time(&twelve_hour, NULL);
+  rtc_write_register(RTC_STATUS_B, status_b);
+  if (binary_read && rtc_same_moment(&next, &binary) && binary.hour_register == binary.hour) {
+    check |= RTC_CHECK_BINARY;
+  }
+  if (twelve_hour_read && rtc_same_moment(&binary, &twelve_hour) &&
+      rtc_twelve_hour_register(&twelve_hour, (status_b & RTC_B_BINARY) != 0)) {
+    check |= RTC_CHECK_12_HOUR;
+  }
+
+  uint8_t saved = rtc_read_register(RTC_SCRATCH_BYTE);
+  rtc_write_register(RTC_SCRATCH_BYTE, 0xa5);
+  uint8_t first = rtc_read_register(RTC_SCRATCH_BYTE);
+  rtc_write_register(RTC_SCRATCH_BYTE, 0x5a);
+  uint8_t second = rtc_read_register(RTC_SCRATCH_BYTE);
+  rtc_write_register(RTC_SCRATCH_BYTE, saved);
+  if (first == 0xa5 && second == 0x5a) check |= RTC_CHECK_CMOS_RAM;
+
+  char text[RTC_TEXT_SIZE];
+  char next_text[RTC_TEXT_SIZE];
+  rtc_format(&time, text);
+  rtc_format(&next, next_text);
+  debug_console_print(
+      "VMLAB-RTC time=%s weekday=%u next=%s status-a=0x%x status-b=0x%x status-d=0x%x "
+      "retries=%u check=0x%lx\n",
+      text, time.weekday, next_text, status_a, status_b, status_d, retries, check);
+  console_print("vmlab: rtc: %s (UTC), then %s\n", text, next_text);
+  outcome->check = check;
+  if (check != RTC_CHECK_ALL) {
+    console_print("vmlab: rtc: checks 0x%lx failed (see guest/README.md, rtc)\n",
+                  RTC_CHECK_ALL & ~check);
+    outcome->status = RUN_STATUS_ERROR;
+  }
+}
+
 /* The two failure paths, for checking that a VMM reports them: a user store
  * to a kernel page (status=segfault) and a kernel load from an unmapped
  * address (status=fault). */
@@ -198,6 +326,7 @@ static const struct workload workloads[] = {
     {"cli-sti", 1000, 10000000, run_cli_sti},
     {"pio", 1000, 10000000, run_pio},
     {"timer", 10, 100000, run_timer},
+    {"rtc", 10, 1000, run_rtc},
     {"segfault", 1, 1, run_segfault},
     {"fault", 1, 1, run_fault},
     {"probes", 1, 1, run_probes_workload},

@@ -2,8 +2,12 @@
 // line: the oracle is what the guest itself counted and computed.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
+#include <sstream>
 
 #include "../support/elf_builder.hpp"
 #include "../support/kvm_available.hpp"
@@ -73,6 +77,8 @@ TEST_P(HvmWorkload, ReportsItsOwnCounts) {
     }
   } else if (workload == "compute") {
     EXPECT_NE(result.number("check"), 0u);
+  } else if (workload == "rtc") {
+    EXPECT_EQ(result.number("check"), 0x3ffu) << "every check of the rtc workload holds";
   }
   if (workload != "timer") {
     EXPECT_EQ(result.number("irqs"), 0u) << result.line;
@@ -87,6 +93,8 @@ INSTANTIATE_TEST_SUITE_P(Workloads, HvmWorkload,
                                            WorkloadCase{"cli-sti", 200, IrqchipModel::Vmm},
                                            WorkloadCase{"pio", 200, IrqchipModel::Vmm},
                                            WorkloadCase{"timer", 5, IrqchipModel::Vmm},
+                                           WorkloadCase{"rtc", 3, IrqchipModel::Vmm},
+                                           WorkloadCase{"rtc", 3, IrqchipModel::Kernel},
                                            WorkloadCase{"hello", 1, IrqchipModel::Kernel},
                                            WorkloadCase{"timer", 5, IrqchipModel::Kernel},
                                            WorkloadCase{"pio", 100, IrqchipModel::Kernel}),
@@ -118,6 +126,35 @@ TEST(HvmRun, InterruptDrivenConsole) {
       EXPECT_GT(run.interrupts_injected, 0u) << "the VMM's PIC injects the THRE interrupts";
     }
   }
+}
+
+// The guest reads the board's MC146818 the way a PC kernel does and prints
+// the date: the host's wall clock, in UTC, give or take the run.
+TEST(HvmRun, RtcShowsTheHostsTimeInUtc) {
+  VMLAB_REQUIRE_KVM();
+  RunOptions options;
+  options.workload = "rtc";
+  options.count = 2;
+  const auto before = std::chrono::system_clock::now();
+  auto run = run_or_fail(options);
+  const auto after = std::chrono::system_clock::now();
+  expect_ok(run, "rtc", 2);
+  std::string line;
+  for (const auto& debug_line : run.debug_lines) {
+    if (debug_line.rfind("VMLAB-RTC ", 0) == 0) line = debug_line;
+  }
+  ASSERT_FALSE(line.empty()) << "no VMLAB-RTC line";
+  EXPECT_NE(line.find(" status-a=0x26 status-b=0x2 status-d=0x80 "), std::string::npos) << line;
+  const auto at = line.find(" time=");
+  ASSERT_NE(at, std::string::npos) << line;
+  std::tm date{};
+  std::istringstream text(line.substr(at + 6, 20));
+  text >> std::get_time(&date, "%Y-%m-%dT%H:%M:%SZ");
+  ASSERT_FALSE(text.fail()) << line;
+  const auto shown = std::chrono::system_clock::from_time_t(timegm(&date));
+  EXPECT_GE(shown, std::chrono::floor<std::chrono::seconds>(before) - std::chrono::seconds(1))
+      << line;
+  EXPECT_LE(shown, after + std::chrono::seconds(1)) << line;
 }
 
 TEST(HvmRun, BadCommandLineEndsWithStatusTwo) {

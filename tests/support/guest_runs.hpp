@@ -44,7 +44,7 @@ struct WorkloadCase {
   std::uint32_t exit_status;
 };
 
-inline constexpr std::array<WorkloadCase, 9> kEveryWorkload = {{
+inline constexpr std::array<WorkloadCase, 10> kEveryWorkload = {{
     {"hello", 1, 0},
     {"syscalls", 100, 0},
     {"pagefaults", 40, 0},
@@ -52,6 +52,7 @@ inline constexpr std::array<WorkloadCase, 9> kEveryWorkload = {{
     {"cli-sti", 100, 0},
     {"pio", 100, 0},
     {"timer", 3, 0},
+    {"rtc", 3, 0},
     {"fault", 1, 3},
     {"segfault", 1, 4},
 }};

@@ -1,38 +1,39 @@
-// The PC board: wires the emulated devices to their ISA ports and IRQ lines,
-// owns the timer thread that drives the 8254, and chooses who models the
-// interrupt controller (the VMM's 8259A pair, or KVM's in-kernel irqchip).
+// The PC board: the devices a vmlab VM has, where they sit (board_layout.hpp)
+// and how their interrupts reach the guest (interrupt_router.hpp). Each
+// device model is attached by one attachment (board/src/attachments/) that
+// registers it, describes it in the guest's device table and counts for it;
+// the board holds the list, the buses and the device lock, and answers the
+// run loop (vmm/'s Board).
 #pragma once
 
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "vmlab/board.hpp"
+#include "vmlab/board_layout.hpp"
 #include "vmlab/clock.hpp"
 #include "vmlab/guest_memory.hpp"
+#include "vmlab/interrupt_router.hpp"
 #include "vmlab/kvm.hpp"
 
 namespace vmlab::devices {
-class Uart16550;
-class Pic8259Pair;
-class Pit8254;
-class DebugConsole;
-class ExitPort;
 class BlockBackend;
-class AtaDisk;
-class VirtioBlk;
-class VirtioMmioTransport;
-class Iommu;
-class PassthroughController;
 }  // namespace vmlab::devices
+
+namespace vmlab::board {
+class DeviceAttachment;
+class IntervalTimerAttachment;
+class DebugConsoleAttachment;
+class ExitPortAttachment;
+class GuestMemoryLink;
+}  // namespace vmlab::board
 
 namespace vmlab {
 
@@ -43,10 +44,10 @@ enum class IrqchipModel {
 
 enum class DiskModel {
   None,
-  Ata,     // the emulated ATA PIO disk on the primary channel (ports 0x1F0/0x3F6, IRQ 14)
-  Virtio,  // virtio-blk over virtio-mmio at pc::kVirtioMmioBase (IRQ 5)
+  Ata,     // the emulated ATA PIO disk on the primary channel (pc::kAtaCommandPorts, IRQ 14)
+  Virtio,  // virtio-blk over virtio-mmio at pc::kVirtioMmioWindow (IRQ 5)
   // The passthrough storage controller (devices/passthrough/): its register
-  // window at pc::kPassthroughWindowBase is memory in its own KVM slot, its
+  // window at pc::kPassthroughWindow is memory in its own KVM slot, its
   // hardware a host thread, its DMA behind an IOMMU model (IRQ 11).
   Passthrough,
 };
@@ -75,32 +76,6 @@ struct PcBoardConfig {
   std::function<void(const std::string&)> debug_line;  // each line on port 0xE9 (optional)
 };
 
-// The standard PC assignments the guest's device table reports.
-namespace pc {
-constexpr std::uint16_t kUartPort = 0x3f8;
-constexpr std::uint32_t kUartIrq = 4;
-constexpr std::uint16_t kPicMasterPort = 0x20;
-constexpr std::uint16_t kPicSlavePort = 0xa0;
-constexpr std::uint16_t kPitPort = 0x40;
-constexpr std::uint32_t kPitIrq = 0;
-constexpr std::uint16_t kDebugConsolePort = 0xe9;
-constexpr std::uint16_t kExitPort = 0xf4;
-constexpr std::uint16_t kAtaCommandPort = 0x1f0;
-constexpr std::uint16_t kAtaControlPort = 0x3f6;
-constexpr std::uint32_t kAtaIrq = 14;
-// Below 4 GiB, above the largest guest RAM (3 GiB) and clear of the full and
-// para monitor region (0xd0000000, 8 MiB); where QEMU's microvm puts its
-// virtio-mmio windows.
-constexpr std::uint64_t kVirtioMmioBase = 0xfeb00000;
-constexpr std::uint32_t kVirtioIrq = 5;  // free on the PC's ISA lines
-// The passthrough controller's register window: one page just below the
-// virtio window, in a KVM memory slot of its own (slots 0 to 2 are guest RAM
-// and the full/para monitor's).
-constexpr std::uint64_t kPassthroughWindowBase = 0xfea00000;
-constexpr std::uint32_t kPassthroughWindowSlot = 3;
-constexpr std::uint32_t kPassthroughIrq = 11;  // free on the PC's ISA lines
-}  // namespace pc
-
 class PcBoard final : public Board {
  public:
   static Result<std::unique_ptr<PcBoard>> create(Vm& vm, PcBoardConfig config);
@@ -109,7 +84,7 @@ class PcBoard final : public Board {
   IoBus& port_bus() override { return m_ports; }
   IoBus& mmio_bus() override { return m_mmio; }
   std::mutex& device_lock() override { return m_device_lock; }
-  InterruptController* interrupt_controller() override;
+  InterruptController* interrupt_controller() override { return m_interrupts.controller(); }
   std::vector<vmlab_device> device_table() const override;
   void start(std::function<void()> interrupt_raised) override;
   void stop() override;
@@ -138,6 +113,9 @@ class PcBoard final : public Board {
   // Counters of the disk model, by name ("ata.register_accesses",
   // "virtio.notifications", ...); empty without a disk.
   std::map<std::string, std::uint64_t> disk_statistics() const;
+  // Counters of every device model that keeps any ("rtc.register_accesses",
+  // the disk's, ...).
+  std::map<std::string, std::uint64_t> device_statistics() const;
   // What the disk model refused (malformed virtio chains, DMA the IOMMU
   // blocked), oldest first.
   std::vector<std::string> device_problems() const;
@@ -145,80 +123,28 @@ class PcBoard final : public Board {
  private:
   PcBoard(Vm& vm, PcBoardConfig config);
   Status wire();
-  Status wire_disk();
-  void timer_thread_main();
-  void raise_irq(std::uint32_t line, bool level);
-  void on_debug_byte(std::uint8_t byte);
-  Status set_up_notify_eventfd();
-  void notify_thread_main();
-  Status wire_passthrough();
-  Status map_guest_ram_for_devices(GuestMemoryAccess& memory);
-  void raise_passthrough_interrupt();  // from the device thread
-
-  class PitPorts;
-  class PicController;
-  class GuestMemoryLink;
+  template <typename Attachment>
+  Attachment* add(std::unique_ptr<Attachment> attachment);
+  // The attachments that attached, in order.
+  std::span<const std::unique_ptr<board::DeviceAttachment>> attached() const;
 
   Vm& m_vm;
   PcBoardConfig m_config;
   MonotonicClock m_clock;
+  mutable std::mutex m_device_lock;                 // serializes every device model (io_device.hpp)
+  std::unique_ptr<KernelIrqchip> m_kernel_irqchip;  // with IrqchipModel::Kernel
+  InterruptRouter m_interrupts;
+  std::unique_ptr<board::GuestMemoryLink> m_guest_memory;
+  // Declared before the buses, which hold references to the models the
+  // attachments own: the buses go first.
+  std::vector<std::unique_ptr<board::DeviceAttachment>> m_attachments;
+  std::size_t m_attached = 0;
+  board::IntervalTimerAttachment* m_timer = nullptr;
+  board::DebugConsoleAttachment* m_debug_console = nullptr;
+  board::ExitPortAttachment* m_exit_port = nullptr;
+  board::DeviceAttachment* m_disk = nullptr;  // null without a disk
   IoBus m_ports{"port bus"};
   IoBus m_mmio{"MMIO bus"};
-  mutable std::mutex m_device_lock;  // serializes every device model (io_device.hpp)
-
-  std::unique_ptr<devices::Uart16550> m_uart;
-  std::unique_ptr<devices::Pic8259Pair> m_pic;  // null with the in-kernel irqchip
-  std::unique_ptr<devices::Pit8254> m_pit;      // null with the in-kernel irqchip
-  std::unique_ptr<PitPorts> m_pit_ports;
-  std::unique_ptr<PicController> m_controller;
-  std::unique_ptr<devices::DebugConsole> m_debug_console;
-  std::unique_ptr<devices::ExitPort> m_exit_port;
-  std::unique_ptr<GuestMemoryLink> m_guest_memory;
-  std::unique_ptr<devices::AtaDisk> m_ata;
-  std::unique_ptr<devices::VirtioBlk> m_virtio_blk;
-  std::unique_ptr<devices::VirtioMmioTransport> m_virtio_transport;
-
-  // The passthrough device: the page the guest sees as its registers (mmap'ed, page-aligned), the
-  // IOMMU and the controller, whose thread runs between start() and stop().
-  struct PageDeleter {
-    void operator()(std::uint8_t* page) const;
-  };
-  std::unique_ptr<std::uint8_t, PageDeleter> m_passthrough_window;
-  bool m_passthrough_slot = false;  // the window's memory slot is registered
-  std::unique_ptr<devices::Iommu> m_iommu;
-  std::unique_ptr<devices::PassthroughController> m_passthrough;
-  FileDescriptor m_passthrough_irqfd;  // valid: interrupts go through KVM_IRQFD
-  std::atomic<std::uint64_t> m_passthrough_irqfd_interrupts{0};
-  std::uint64_t m_iommu_faults_taken = 0;      // vCPU thread (take_device_events)
-  std::vector<std::string> m_iommu_fault_log;  // guarded by m_device_lock, bounded
-
-  // Guarded by m_device_lock.
-  static constexpr std::size_t kMaximumDebugLineLength = 4096;
-  static constexpr std::size_t kMaximumDebugLines = 16384;     // VMLAB-* lines
-  static constexpr std::size_t kMaximumOtherDebugLines = 256;  // anything else
-  static constexpr std::chrono::microseconds kMinimumTimerPeriod{200};
-  static constexpr std::size_t kMaximumFaultLog = 64;
-  std::string m_debug_partial_line;
-  std::vector<std::string> m_debug_lines;  // the machine-readable ones
-  std::vector<std::string> m_debug_other_lines;
-  std::size_t m_debug_machine_lines = 0;
-  std::uint64_t m_debug_lines_dropped = 0;
-  // Read without the lock by the run loop after every exit: -1 until the guest
-  // writes the exit port.
-  std::atomic<std::int64_t> m_exit_value{-1};
-
-  std::function<void()> m_interrupt_raised;
-  // The virtio QueueNotify ioeventfd, and the eventfd that stops its thread.
-  FileDescriptor m_notify_event;
-  FileDescriptor m_notify_thread_stop;
-  std::uint64_t m_ioeventfd_notifications = 0;  // guarded by m_device_lock
-  FileDescriptor m_virtio_irqfd;                // valid: interrupts go through KVM_IRQFD
-  std::uint64_t m_irqfd_interrupts = 0;         // guarded by m_device_lock
-  std::thread m_notify_thread;
-
-  std::condition_variable m_timer_wakeup;  // PIT reprogrammed, or stop
-  bool m_timer_stop = false;               // guarded by m_device_lock
-  std::thread m_timer_thread;
 };
 
 }  // namespace vmlab

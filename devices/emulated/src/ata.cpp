@@ -10,56 +10,56 @@ namespace vmlab::devices {
 namespace {
 
 // Command block register offsets (ATA8-APT, "I/O register descriptions").
-constexpr unsigned data_register = 0;
-constexpr unsigned error_features_register = 1;
-constexpr unsigned sector_count_register = 2;
-constexpr unsigned lba_low_register = 3;
-constexpr unsigned lba_mid_register = 4;
-constexpr unsigned lba_high_register = 5;
-constexpr unsigned device_register = 6;
-constexpr unsigned status_command_register = 7;
+constexpr unsigned kDataRegister = 0;
+constexpr unsigned kErrorFeaturesRegister = 1;
+constexpr unsigned kSectorCountRegister = 2;
+constexpr unsigned kLbaLowRegister = 3;
+constexpr unsigned kLbaMidRegister = 4;
+constexpr unsigned kLbaHighRegister = 5;
+constexpr unsigned kDeviceRegister = 6;
+constexpr unsigned kStatusCommandRegister = 7;
 
 // Status register bits. Bits 4, 2 and 1 are obsolete or command specific in
 // ATA8-ACS and read as 0 here.
-constexpr std::uint8_t status_error = 0x01;         // ERR
-constexpr std::uint8_t status_data_request = 0x08;  // DRQ
-constexpr std::uint8_t status_device_fault = 0x20;  // DF
-constexpr std::uint8_t status_device_ready = 0x40;  // DRDY
-constexpr std::uint8_t status_busy = 0x80;          // BSY
+constexpr std::uint8_t kStatusError = 0x01;        // ERR
+constexpr std::uint8_t kStatusDataRequest = 0x08;  // DRQ
+constexpr std::uint8_t kStatusDeviceFault = 0x20;  // DF
+constexpr std::uint8_t kStatusDeviceReady = 0x40;  // DRDY
+constexpr std::uint8_t kStatusBusy = 0x80;         // BSY
 
 // Error register bits.
-constexpr std::uint8_t error_aborted = 0x04;        // ABRT
-constexpr std::uint8_t error_id_not_found = 0x10;   // IDNF
-constexpr std::uint8_t error_uncorrectable = 0x40;  // UNC
+constexpr std::uint8_t kErrorAborted = 0x04;        // ABRT
+constexpr std::uint8_t kErrorIdNotFound = 0x10;     // IDNF
+constexpr std::uint8_t kErrorUncorrectable = 0x40;  // UNC
 // After a reset the Error register holds a diagnostic code, not error bits:
 // 01h is "device 0 passed, device 1 passed or not present" (ATA8-ACS,
 // EXECUTE DEVICE DIAGNOSTIC, diagnostic codes).
-constexpr std::uint8_t diagnostic_passed = 0x01;
+constexpr std::uint8_t kDiagnosticPassed = 0x01;
 
-constexpr std::uint8_t device_lba = 0x40;                 // LBA addressing, not CHS
-constexpr std::uint8_t device_select = 0x10;              // DEV: device 1
-constexpr std::uint8_t device_lba28_high = 0x0f;          // LBA bits 27:24 for 28-bit commands
-constexpr std::uint8_t control_interrupt_disable = 0x02;  // nIEN
-constexpr std::uint8_t control_software_reset = 0x04;     // SRST
-constexpr std::uint8_t control_high_order_byte = 0x80;    // HOB
+constexpr std::uint8_t kDeviceLba = 0x40;                // LBA addressing, not CHS
+constexpr std::uint8_t kDeviceSelect = 0x10;             // DEV: device 1
+constexpr std::uint8_t kDeviceLba28High = 0x0f;          // LBA bits 27:24 for 28-bit commands
+constexpr std::uint8_t kControlInterruptDisable = 0x02;  // nIEN
+constexpr std::uint8_t kControlSoftwareReset = 0x04;     // SRST
+constexpr std::uint8_t kControlHighOrderByte = 0x80;     // HOB
 
-constexpr std::uint8_t command_read_sectors = 0x20;
-constexpr std::uint8_t command_read_sectors_ext = 0x24;
-constexpr std::uint8_t command_write_sectors = 0x30;
-constexpr std::uint8_t command_write_sectors_ext = 0x34;
-constexpr std::uint8_t command_flush_cache = 0xe7;
-constexpr std::uint8_t command_flush_cache_ext = 0xea;
-constexpr std::uint8_t command_identify_device = 0xec;
-constexpr std::uint8_t command_set_features = 0xef;
+constexpr std::uint8_t kCommandReadSectors = 0x20;
+constexpr std::uint8_t kCommandReadSectorsExt = 0x24;
+constexpr std::uint8_t kCommandWriteSectors = 0x30;
+constexpr std::uint8_t kCommandWriteSectorsExt = 0x34;
+constexpr std::uint8_t kCommandFlushCache = 0xe7;
+constexpr std::uint8_t kCommandFlushCacheExt = 0xea;
+constexpr std::uint8_t kCommandIdentifyDevice = 0xec;
+constexpr std::uint8_t kCommandSetFeatures = 0xef;
 
 // The largest sector count a 28-bit command can address, and what IDENTIFY
 // words 60-61 report for a bigger disk (ATA8-ACS, IDENTIFY DEVICE data).
-constexpr std::uint64_t lba28_sector_limit = 0x0fff'ffff;
+constexpr std::uint64_t kLba28SectorLimit = 0x0fff'ffff;
 
-constexpr std::uint16_t all_ones_word = 0xffff;
-constexpr std::uint8_t all_ones_byte = 0xff;
+constexpr std::uint16_t kAllOnesWord = 0xffff;
+constexpr std::uint8_t kAllOnesByte = 0xff;
 
-static_assert(static_cast<std::size_t>(AtaCommandKind::Unsupported) + 1 == ata_command_kind_count);
+static_assert(static_cast<std::size_t>(AtaCommandKind::Unsupported) + 1 == kAtaCommandKindCount);
 
 using IdentifyWords = std::array<std::uint16_t, kSectorSize / 2>;
 
@@ -84,7 +84,7 @@ void put_ata_string(IdentifyWords& words, std::size_t first_word, std::size_t wo
 IdentifyWords identify_device_words(const BlockBackend& backend) {
   IdentifyWords words{};
   const std::uint64_t sectors = backend.sector_count();
-  const std::uint64_t lba28_sectors = std::min(sectors, lba28_sector_limit);
+  const std::uint64_t lba28_sectors = std::min(sectors, kLba28SectorLimit);
 
   words[0] = 0x0040;  // bit 15 clear: an ATA device; bit 6 "fixed", as drives still report
   put_ata_string(words, 10, 10, backend.serial());
@@ -156,15 +156,15 @@ std::string_view AtaDisk::Registers::name() const {
 void AtaDisk::Registers::read(std::uint64_t offset, std::span<std::uint8_t> data) {
   ++m_disk.m_register_accesses;
   if (m_block == Block::Control) {
-    detail::read_registers(offset, data, control_block_port_count,
+    detail::read_registers(offset, data, kControlBlockPortCount,
                            [this](unsigned) { return m_disk.read_alternate_status(); });
     return;
   }
-  if (offset == data_register) {
+  if (offset == kDataRegister) {
     m_disk.read_data(data);
     return;
   }
-  detail::read_registers(offset, data, command_block_port_count,
+  detail::read_registers(offset, data, kCommandBlockPortCount,
                          [this](unsigned index) { return m_disk.read_command_block(index); });
 }
 
@@ -172,16 +172,16 @@ void AtaDisk::Registers::write(std::uint64_t offset, std::span<const std::uint8_
   ++m_disk.m_register_accesses;
   if (m_block == Block::Control) {
     detail::write_registers(
-        offset, data, control_block_port_count,
+        offset, data, kControlBlockPortCount,
         [this](unsigned, std::uint8_t value) { m_disk.write_device_control(value); });
     return;
   }
-  if (offset == data_register) {
+  if (offset == kDataRegister) {
     m_disk.write_data(data);
     return;
   }
   detail::write_registers(
-      offset, data, command_block_port_count,
+      offset, data, kCommandBlockPortCount,
       [this](unsigned index, std::uint8_t value) { m_disk.write_command_block(index, value); });
 }
 
@@ -194,12 +194,12 @@ AtaDisk::AtaDisk(BlockBackend& backend, IrqLine irq) : m_backend(backend), m_irq
 // --- Data port -------------------------------------------------------------
 
 bool AtaDisk::data_in_ready() const {
-  return (m_status & status_data_request) != 0 && !device_one_selected() &&
+  return (m_status & kStatusDataRequest) != 0 && !device_one_selected() &&
          (m_transfer == Transfer::Identify || m_transfer == Transfer::ReadSectors);
 }
 
 bool AtaDisk::data_out_ready() const {
-  return (m_status & status_data_request) != 0 && !device_one_selected() &&
+  return (m_status & kStatusDataRequest) != 0 && !device_one_selected() &&
          m_transfer == Transfer::WriteSectors;
 }
 
@@ -208,11 +208,11 @@ void AtaDisk::read_data(std::span<std::uint8_t> data) {
   if (words == 0 || !data_in_ready()) ++m_stray_data_accesses;
   for (std::size_t index = 0; index < words; ++index) {
     // A block can end inside a 32-bit access; the words after it are stray.
-    const std::uint16_t word = data_in_ready() ? next_data_word() : all_ones_word;
+    const std::uint16_t word = data_in_ready() ? next_data_word() : kAllOnesWord;
     data[2 * index] = static_cast<std::uint8_t>(word);
     data[2 * index + 1] = static_cast<std::uint8_t>(word >> 8);
   }
-  if (data.size() % 2 != 0) data.back() = all_ones_byte;
+  if (data.size() % 2 != 0) data.back() = kAllOnesByte;
 }
 
 void AtaDisk::write_data(std::span<const std::uint8_t> data) {
@@ -241,21 +241,21 @@ void AtaDisk::store_data_word(std::uint16_t word) {
 // --- Task file -------------------------------------------------------------
 
 std::uint8_t AtaDisk::read_command_block(unsigned offset) {
-  const bool high_order = (m_device_control & control_high_order_byte) != 0;
+  const bool high_order = (m_device_control & kControlHighOrderByte) != 0;
   switch (offset) {
-    case error_features_register:
+    case kErrorFeaturesRegister:
       return m_error;
-    case sector_count_register:
+    case kSectorCountRegister:
       return m_sector_count.read(high_order);
-    case lba_low_register:
+    case kLbaLowRegister:
       return m_lba_low.read(high_order);
-    case lba_mid_register:
+    case kLbaMidRegister:
       return m_lba_mid.read(high_order);
-    case lba_high_register:
+    case kLbaHighRegister:
       return m_lba_high.read(high_order);
-    case device_register:
+    case kDeviceRegister:
       return m_device;
-    case status_command_register:
+    case kStatusCommandRegister:
       // Device 0 answers for an absent device 1 except in Status, which
       // reads 00h, so the host sees no device there (ATA8-APT).
       if (device_one_selected()) return 0;
@@ -275,28 +275,28 @@ void AtaDisk::write_command_block(unsigned offset, std::uint8_t value) {
   if (resetting()) return;
   // A write to any command block register clears HOB (ATA8-ACS, 48-bit
   // Address feature set).
-  m_device_control = static_cast<std::uint8_t>(m_device_control & ~control_high_order_byte);
+  m_device_control = static_cast<std::uint8_t>(m_device_control & ~kControlHighOrderByte);
   switch (offset) {
-    case error_features_register:
+    case kErrorFeaturesRegister:
       m_features.write(value);
       return;
-    case sector_count_register:
+    case kSectorCountRegister:
       m_sector_count.write(value);
       return;
-    case lba_low_register:
+    case kLbaLowRegister:
       m_lba_low.write(value);
       return;
-    case lba_mid_register:
+    case kLbaMidRegister:
       m_lba_mid.write(value);
       return;
-    case lba_high_register:
+    case kLbaHighRegister:
       m_lba_high.write(value);
       return;
-    case device_register:
+    case kDeviceRegister:
       m_device = value;
       update_irq();  // only the selected device drives INTRQ
       return;
-    case status_command_register:
+    case kStatusCommandRegister:
       execute(value);
       return;
     default:
@@ -324,7 +324,7 @@ void AtaDisk::begin_reset() {
   m_transfer = Transfer::None;
   m_buffer_position = 0;
   m_interrupt_pending = false;
-  m_status = status_busy;
+  m_status = kStatusBusy;
 }
 
 void AtaDisk::finish_reset() {
@@ -336,8 +336,8 @@ void AtaDisk::finish_reset() {
   m_lba_mid.set(0x00);
   m_lba_high.set(0x00);
   m_device = 0x00;
-  m_error = diagnostic_passed;
-  m_status = status_device_ready;
+  m_error = kDiagnosticPassed;
+  m_status = kStatusDeviceReady;
   m_transfer = Transfer::None;
   m_buffer_position = 0;
   m_interrupt_pending = false;
@@ -357,31 +357,31 @@ void AtaDisk::execute(std::uint8_t command) {
   m_transfer = Transfer::None;
   m_buffer_position = 0;
   m_error = 0;
-  m_status = status_device_ready;
+  m_status = kStatusDeviceReady;
 
   switch (command) {
-    case command_identify_device:
+    case kCommandIdentifyDevice:
       identify_device();
       return;
-    case command_read_sectors:
+    case kCommandReadSectors:
       start_read(AtaCommandKind::ReadSectors, false);
       return;
-    case command_read_sectors_ext:
+    case kCommandReadSectorsExt:
       start_read(AtaCommandKind::ReadSectorsExt, true);
       return;
-    case command_write_sectors:
+    case kCommandWriteSectors:
       start_write(AtaCommandKind::WriteSectors, false);
       return;
-    case command_write_sectors_ext:
+    case kCommandWriteSectorsExt:
       start_write(AtaCommandKind::WriteSectorsExt, true);
       return;
-    case command_flush_cache:
+    case kCommandFlushCache:
       flush_cache(AtaCommandKind::FlushCache);
       return;
-    case command_flush_cache_ext:
+    case kCommandFlushCacheExt:
       flush_cache(AtaCommandKind::FlushCacheExt);
       return;
-    case command_set_features:
+    case kCommandSetFeatures:
       // Transfer modes and the write cache setting change nothing here: PIO
       // has no timing, and every write already reaches the backend.
       ++m_commands[static_cast<std::size_t>(AtaCommandKind::SetFeatures)];
@@ -389,7 +389,7 @@ void AtaDisk::execute(std::uint8_t command) {
       return;
     default:
       ++m_commands[static_cast<std::size_t>(AtaCommandKind::Unsupported)];
-      fail(error_aborted);
+      fail(kErrorAborted);
       return;
   }
 }
@@ -405,7 +405,7 @@ void AtaDisk::identify_device() {
   m_transfer = Transfer::Identify;
   m_sectors_remaining = 1;
   m_buffer_position = 0;
-  m_status = status_device_ready | status_data_request;
+  m_status = kStatusDeviceReady | kStatusDataRequest;
   raise_interrupt();
 }
 
@@ -424,7 +424,7 @@ AtaDisk::Request AtaDisk::decode_request(bool extended) const {
   } else {
     request.lba = std::uint64_t{m_lba_low.current} | std::uint64_t{m_lba_mid.current} << 8 |
                   std::uint64_t{m_lba_high.current} << 16 |
-                  std::uint64_t{static_cast<std::uint8_t>(m_device & device_lba28_high)} << 24;
+                  std::uint64_t{static_cast<std::uint8_t>(m_device & kDeviceLba28High)} << 24;
     request.count = m_sector_count.current;
     if (request.count == 0) request.count = 256;
   }
@@ -432,16 +432,16 @@ AtaDisk::Request AtaDisk::decode_request(bool extended) const {
 }
 
 bool AtaDisk::check_request(const Request& request, bool extended) {
-  if ((m_device & device_lba) == 0) {
-    fail(error_aborted);  // CHS addressing is obsolete (ATA8-ACS): refused with ABRT
+  if ((m_device & kDeviceLba) == 0) {
+    fail(kErrorAborted);  // CHS addressing is obsolete (ATA8-ACS): refused with ABRT
     return false;
   }
   // A 28-bit command reaches only the sectors IDENTIFY words 60-61 report.
   const std::uint64_t limit =
-      extended ? m_backend.sector_count() : std::min(m_backend.sector_count(), lba28_sector_limit);
+      extended ? m_backend.sector_count() : std::min(m_backend.sector_count(), kLba28SectorLimit);
   if (request.lba >= limit || request.count > limit - request.lba) {
     set_lba_registers(std::max(request.lba, limit));
-    fail(error_id_not_found);
+    fail(kErrorIdNotFound);
     return false;
   }
   return true;
@@ -457,7 +457,7 @@ void AtaDisk::start_read(AtaCommandKind kind, bool extended) {
   m_sectors_remaining = request.count;
   if (!load_sector()) return;
   // PIO data-in: DRQ and an interrupt for each block (ATA8-APT).
-  m_status = status_device_ready | status_data_request;
+  m_status = kStatusDeviceReady | kStatusDataRequest;
   raise_interrupt();
 }
 
@@ -467,7 +467,7 @@ void AtaDisk::start_write(AtaCommandKind kind, bool extended) {
   const Request request = decode_request(extended);
   if (!check_request(request, extended)) return;
   if (m_backend.read_only()) {
-    fail(error_aborted);
+    fail(kErrorAborted);
     return;
   }
   m_transfer = Transfer::WriteSectors;
@@ -476,13 +476,13 @@ void AtaDisk::start_write(AtaCommandKind kind, bool extended) {
   m_buffer_position = 0;
   // PIO data-out: the first DRQ block comes without an interrupt; the host
   // polls for DRQ (ATA8-APT, PIO data-out protocol).
-  m_status = status_device_ready | status_data_request;
+  m_status = kStatusDeviceReady | kStatusDataRequest;
 }
 
 void AtaDisk::flush_cache(AtaCommandKind kind) {
   ++m_commands[static_cast<std::size_t>(kind)];
   if (auto flushed = m_backend.flush(); !flushed) {
-    fail(error_aborted, status_device_fault);
+    fail(kErrorAborted, kStatusDeviceFault);
     return;
   }
   complete();
@@ -491,7 +491,7 @@ void AtaDisk::flush_cache(AtaCommandKind kind) {
 bool AtaDisk::load_sector() {
   if (auto read = m_backend.read(m_next_lba * kSectorSize, m_buffer); !read) {
     set_lba_registers(m_next_lba);
-    fail(error_uncorrectable);
+    fail(kErrorUncorrectable);
     return false;
   }
   m_buffer_position = 0;
@@ -507,18 +507,18 @@ void AtaDisk::finish_data_in_block() {
   if (m_sectors_remaining == 0) {
     // The last block of a PIO data-in command ends it with no interrupt.
     m_transfer = Transfer::None;
-    m_status = status_device_ready;
+    m_status = kStatusDeviceReady;
     return;
   }
   if (!load_sector()) return;
-  m_status = status_device_ready | status_data_request;
+  m_status = kStatusDeviceReady | kStatusDataRequest;
   raise_interrupt();
 }
 
 void AtaDisk::finish_data_out_block() {
   if (auto written = m_backend.write(m_next_lba * kSectorSize, m_buffer); !written) {
     set_lba_registers(m_next_lba);
-    fail(error_aborted, status_device_fault);
+    fail(kErrorAborted, kStatusDeviceFault);
     return;
   }
   ++m_sectors_written;
@@ -530,13 +530,13 @@ void AtaDisk::finish_data_out_block() {
     return;
   }
   // The next DRQ block, announced by an interrupt (ATA8-APT, PIO data-out).
-  m_status = status_device_ready | status_data_request;
+  m_status = kStatusDeviceReady | kStatusDataRequest;
   raise_interrupt();
 }
 
 void AtaDisk::complete() {
   m_transfer = Transfer::None;
-  m_status = status_device_ready;
+  m_status = kStatusDeviceReady;
   raise_interrupt();
 }
 
@@ -544,7 +544,7 @@ void AtaDisk::fail(std::uint8_t error, std::uint8_t extra_status) {
   ++m_commands_failed;
   m_transfer = Transfer::None;
   m_error = error;
-  m_status = static_cast<std::uint8_t>(status_device_ready | status_error | extra_status);
+  m_status = static_cast<std::uint8_t>(kStatusDeviceReady | kStatusError | extra_status);
   raise_interrupt();
 }
 
@@ -559,18 +559,18 @@ void AtaDisk::set_lba_registers(std::uint64_t lba) {
     m_lba_high.previous = byte(40);
   } else {
     m_device =
-        static_cast<std::uint8_t>((m_device & ~device_lba28_high) | (byte(24) & device_lba28_high));
+        static_cast<std::uint8_t>((m_device & ~kDeviceLba28High) | (byte(24) & kDeviceLba28High));
   }
 }
 
 // --- Interrupt ---------------------------------------------------------------
 
 bool AtaDisk::device_one_selected() const {
-  return (m_device & device_select) != 0;
+  return (m_device & kDeviceSelect) != 0;
 }
 
 bool AtaDisk::resetting() const {
-  return (m_device_control & control_software_reset) != 0;
+  return (m_device_control & kControlSoftwareReset) != 0;
 }
 
 void AtaDisk::raise_interrupt() {
@@ -579,7 +579,7 @@ void AtaDisk::raise_interrupt() {
 }
 
 void AtaDisk::update_irq() {
-  const bool level = m_interrupt_pending && (m_device_control & control_interrupt_disable) == 0 &&
+  const bool level = m_interrupt_pending && (m_device_control & kControlInterruptDisable) == 0 &&
                      !device_one_selected();
   if (level == m_irq_level) return;
   m_irq_level = level;

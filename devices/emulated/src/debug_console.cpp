@@ -9,7 +9,7 @@ DebugConsole::DebugConsole(std::function<void(std::uint8_t)> output)
 
 void DebugConsole::read(std::uint64_t offset, std::span<std::uint8_t> data) {
   if (offset != 0 || data.empty()) return;
-  data[0] = readback_value;
+  data[0] = kReadbackValue;
 }
 
 void DebugConsole::write(std::uint64_t offset, std::span<const std::uint8_t> data) {

@@ -7,7 +7,7 @@
 namespace vmlab::devices {
 namespace {
 
-constexpr std::size_t maximum_access_bytes = 4;  // QEMU's valid.max_access_size
+constexpr std::size_t kMaximumAccessBytes = 4;  // QEMU's valid.max_access_size
 
 }  // namespace
 
@@ -20,9 +20,9 @@ void ExitPort::read(std::uint64_t /*offset*/, std::span<std::uint8_t> data) {
 }
 
 void ExitPort::write(std::uint64_t offset, std::span<const std::uint8_t> data) {
-  if (offset >= port_count || data.empty()) return;
+  if (offset >= kPortCount || data.empty()) return;
   const auto value =
-      static_cast<std::uint32_t>(detail::little_endian_value(data, maximum_access_bytes));
+      static_cast<std::uint32_t>(detail::little_endian_value(data, kMaximumAccessBytes));
   m_exit_requested = true;
   m_last_value = value;
   if (m_on_exit) m_on_exit(value);

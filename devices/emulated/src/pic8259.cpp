@@ -7,26 +7,26 @@
 namespace vmlab::devices {
 namespace {
 
-constexpr std::uint64_t port_count = 2;
-constexpr unsigned command_port = 0;  // A0 = 0; offset 1 (A0 = 1) is the data port
-constexpr unsigned cascade_line = 2;  // the slave's INT drives the master's IR2 on a PC/AT
-constexpr std::uint8_t spurious_line = 7;
+constexpr std::uint64_t kPortCount = 2;
+constexpr unsigned kCommandPort = 0;  // A0 = 0; offset 1 (A0 = 1) is the data port
+constexpr unsigned kCascadeLine = 2;  // the slave's INT drives the master's IR2 on a PC/AT
+constexpr std::uint8_t kSpuriousLine = 7;
 
 // ICW1 is recognised by D4 = 1 on the command port, OCW3 by D4 = 0, D3 = 1,
 // and OCW2 by D4 = D3 = 0 (8259A datasheet, "Programming the 8259A").
-constexpr std::uint8_t icw1_marker = 0x10;
-constexpr std::uint8_t ocw3_marker = 0x08;
-constexpr std::uint8_t icw1_icw4_needed = 0x01;
-constexpr std::uint8_t icw1_single = 0x02;
-constexpr std::uint8_t icw1_level_triggered = 0x08;
-constexpr std::uint8_t icw4_auto_eoi = 0x02;
-constexpr std::uint8_t icw4_special_fully_nested = 0x10;
-constexpr std::uint8_t ocw3_read_register = 0x02;  // RR: RIS selects the register
-constexpr std::uint8_t ocw3_read_in_service = 0x01;
-constexpr std::uint8_t ocw3_poll = 0x04;
-constexpr std::uint8_t ocw3_set_special_mask = 0x40;  // ESMM: SMM selects the mode
-constexpr std::uint8_t ocw3_special_mask = 0x20;
-constexpr std::uint8_t poll_interrupt = 0x80;
+constexpr std::uint8_t kIcw1Marker = 0x10;
+constexpr std::uint8_t kOcw3Marker = 0x08;
+constexpr std::uint8_t kIcw1Icw4Needed = 0x01;
+constexpr std::uint8_t kIcw1Single = 0x02;
+constexpr std::uint8_t kIcw1LevelTriggered = 0x08;
+constexpr std::uint8_t kIcw4AutoEoi = 0x02;
+constexpr std::uint8_t kIcw4SpecialFullyNested = 0x10;
+constexpr std::uint8_t kOcw3ReadRegister = 0x02;  // RR: RIS selects the register
+constexpr std::uint8_t kOcw3ReadInService = 0x01;
+constexpr std::uint8_t kOcw3Poll = 0x04;
+constexpr std::uint8_t kOcw3SetSpecialMask = 0x40;  // ESMM: SMM selects the mode
+constexpr std::uint8_t kOcw3SpecialMask = 0x20;
+constexpr std::uint8_t kPollInterrupt = 0x80;
 
 // OCW2 bits 7-5 (R, SL, EOI), 8259A datasheet Figure 8.
 enum class Ocw2Command : std::uint8_t {
@@ -66,12 +66,12 @@ std::string_view Pic8259Pair::Ports::name() const {
 }
 
 void Pic8259Pair::Ports::read(std::uint64_t offset, std::span<std::uint8_t> data) {
-  detail::read_registers(offset, data, port_count,
+  detail::read_registers(offset, data, kPortCount,
                          [this](unsigned port) { return m_pair.read_port(m_chip, port); });
 }
 
 void Pic8259Pair::Ports::write(std::uint64_t offset, std::span<const std::uint8_t> data) {
-  detail::write_registers(offset, data, port_count, [this](unsigned port, std::uint8_t value) {
+  detail::write_registers(offset, data, kPortCount, [this](unsigned port, std::uint8_t value) {
     m_pair.write_port(m_chip, port, value);
   });
 }
@@ -79,12 +79,12 @@ void Pic8259Pair::Ports::write(std::uint64_t offset, std::span<const std::uint8_
 Pic8259Pair::Pic8259Pair(IrqLine interrupt_output)
     : m_interrupt_output(std::move(interrupt_output)) {
   // Wired as a PC/AT: the slave hangs off the master's IR2 and has ID 2.
-  m_master.cascade = bit(cascade_line);
-  m_slave.cascade = cascade_line;
+  m_master.cascade = bit(kCascadeLine);
+  m_slave.cascade = kCascadeLine;
 }
 
 void Pic8259Pair::set_irq(unsigned line, bool level) {
-  if (line >= 16 || line == cascade_line) return;
+  if (line >= 16 || line == kCascadeLine) return;
   if (line < 8) {
     set_line(m_master, line, level);
   } else {
@@ -102,7 +102,7 @@ std::uint8_t Pic8259Pair::acknowledge() {
   if (line < 0) {
     // No request left by the INTA cycle: the 8259A answers with IR7's vector
     // and sets no ISR bit (datasheet, "Interrupt Sequence", step 4 note).
-    return static_cast<std::uint8_t>(m_master.vector_base | spurious_line);
+    return static_cast<std::uint8_t>(m_master.vector_base | kSpuriousLine);
   }
   start_service(m_master, line);
 
@@ -112,7 +112,7 @@ std::uint8_t Pic8259Pair::acknowledge() {
     // the vector during the second INTA pulse.
     const int slave_line = deliverable_line(m_slave, false);
     if (slave_line < 0) {
-      vector = static_cast<std::uint8_t>(m_slave.vector_base | spurious_line);
+      vector = static_cast<std::uint8_t>(m_slave.vector_base | kSpuriousLine);
     } else {
       start_service(m_slave, slave_line);
       vector = static_cast<std::uint8_t>(m_slave.vector_base | slave_line);
@@ -120,7 +120,7 @@ std::uint8_t Pic8259Pair::acknowledge() {
     // The slave resolves priority afresh after the INTA sequence; if it still
     // has a request (auto-EOI, special mask mode), its INT must give the
     // edge-triggered master a new rising edge rather than stay high unseen.
-    m_master.line_levels &= static_cast<std::uint8_t>(~bit(cascade_line));
+    m_master.line_levels &= static_cast<std::uint8_t>(~bit(kCascadeLine));
   }
   update();
   return vector;
@@ -135,13 +135,13 @@ std::uint8_t Pic8259Pair::read_port(Chip chip, unsigned port) {
     update();
     return word;
   }
-  if (port == command_port) return state.read_in_service ? state.in_service : state.request;
+  if (port == kCommandPort) return state.read_in_service ? state.in_service : state.request;
   return state.mask;
 }
 
 void Pic8259Pair::write_port(Chip chip, unsigned port, std::uint8_t value) {
   Controller& state = controller(chip);
-  if (port == command_port) {
+  if (port == kCommandPort) {
     write_command(state, value);
   } else {
     write_data(state, value);
@@ -150,16 +150,16 @@ void Pic8259Pair::write_port(Chip chip, unsigned port, std::uint8_t value) {
 }
 
 void Pic8259Pair::write_command(Controller& chip, std::uint8_t value) {
-  if ((value & icw1_marker) != 0) {
+  if ((value & kIcw1Marker) != 0) {
     // ICW1 starts the initialization sequence and resets the chip: edge sense
     // reset, IMR cleared, IR7 lowest priority, special mask mode off, IRR
     // selected for reading, and ICW4's functions cleared if no ICW4 follows
     // (datasheet, "Initialization Command Words"). The datasheet is silent on
     // ISR; it is cleared too, as QEMU, Bochs and KVM do, so a re-initialized
     // chip does not keep stale in-service levels.
-    chip.single = (value & icw1_single) != 0;
-    chip.icw4_needed = (value & icw1_icw4_needed) != 0;
-    chip.level_triggered = (value & icw1_level_triggered) != 0;
+    chip.single = (value & kIcw1Single) != 0;
+    chip.icw4_needed = (value & kIcw1Icw4Needed) != 0;
+    chip.level_triggered = (value & kIcw1LevelTriggered) != 0;
     // After the edge sense reset a high input must go low and high again;
     // line_levels keeps the current levels so it has to.
     chip.request = chip.level_triggered ? chip.line_levels : 0;
@@ -177,13 +177,13 @@ void Pic8259Pair::write_command(Controller& chip, std::uint8_t value) {
     chip.init_step = InitStep::ExpectIcw2;
     return;
   }
-  if ((value & ocw3_marker) != 0) {
-    if ((value & ocw3_poll) != 0) chip.poll = true;
-    if ((value & ocw3_read_register) != 0) {
-      chip.read_in_service = (value & ocw3_read_in_service) != 0;
+  if ((value & kOcw3Marker) != 0) {
+    if ((value & kOcw3Poll) != 0) chip.poll = true;
+    if ((value & kOcw3ReadRegister) != 0) {
+      chip.read_in_service = (value & kOcw3ReadInService) != 0;
     }
-    if ((value & ocw3_set_special_mask) != 0) {
-      chip.special_mask = (value & ocw3_special_mask) != 0;
+    if ((value & kOcw3SetSpecialMask) != 0) {
+      chip.special_mask = (value & kOcw3SpecialMask) != 0;
     }
     return;
   }
@@ -253,8 +253,8 @@ void Pic8259Pair::write_data(Controller& chip, std::uint8_t value) {
       }
       return;
     case InitStep::ExpectIcw4:
-      chip.auto_eoi = (value & icw4_auto_eoi) != 0;
-      chip.special_fully_nested = (value & icw4_special_fully_nested) != 0;
+      chip.auto_eoi = (value & kIcw4AutoEoi) != 0;
+      chip.special_fully_nested = (value & kIcw4SpecialFullyNested) != 0;
       chip.init_step = InitStep::Ready;
       chip.initialized = true;
       return;
@@ -268,7 +268,7 @@ std::uint8_t Pic8259Pair::poll(Controller& chip) {
   const int line = deliverable_line(chip, &chip == &m_master);
   if (line < 0) return 0;
   start_service(chip, line);
-  return static_cast<std::uint8_t>(poll_interrupt | line);
+  return static_cast<std::uint8_t>(kPollInterrupt | line);
 }
 
 void Pic8259Pair::set_line(Controller& chip, unsigned line, bool level) {
@@ -330,13 +330,13 @@ void Pic8259Pair::start_service(Controller& chip, int line) {
 }
 
 bool Pic8259Pair::cascades_through_slave(int master_line) const {
-  return master_line == static_cast<int>(cascade_line) && !m_master.single &&
-         (m_master.cascade & bit(cascade_line)) != 0;
+  return master_line == static_cast<int>(kCascadeLine) && !m_master.single &&
+         (m_master.cascade & bit(kCascadeLine)) != 0;
 }
 
 void Pic8259Pair::update() {
   // The slave's INT output is the master's IR2 input.
-  set_line(m_master, cascade_line, deliverable_line(m_slave, false) >= 0);
+  set_line(m_master, kCascadeLine, deliverable_line(m_slave, false) >= 0);
   const bool level = deliverable_line(m_master, true) >= 0;
   if (level == m_output_level) return;
   m_output_level = level;

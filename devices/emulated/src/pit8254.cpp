@@ -8,32 +8,32 @@
 namespace vmlab::devices {
 namespace {
 
-constexpr unsigned control_port = 3;
-constexpr std::uint64_t nanoseconds_per_second = 1'000'000'000;
-constexpr std::uint32_t binary_modulus = 65536;
-constexpr std::uint32_t bcd_modulus = 10000;
+constexpr unsigned kControlPort = 3;
+constexpr std::uint64_t kNanosecondsPerSecond = 1'000'000'000;
+constexpr std::uint32_t kBinaryModulus = 65536;
+constexpr std::uint32_t kBcdModulus = 10000;
 
 // Control word fields (8254 datasheet, Figure 7 and "Read-Back Command").
-constexpr unsigned select_read_back = 3;            // SC1 SC0 = 11
-constexpr std::uint8_t read_back_no_count = 0x20;   // COUNT bit, active low
-constexpr std::uint8_t read_back_no_status = 0x10;  // STATUS bit, active low
-constexpr std::uint8_t status_output = 0x80;
-constexpr std::uint8_t status_null_count = 0x40;
+constexpr unsigned kSelectReadBack = 3;           // SC1 SC0 = 11
+constexpr std::uint8_t kReadBackNoCount = 0x20;   // COUNT bit, active low
+constexpr std::uint8_t kReadBackNoStatus = 0x10;  // STATUS bit, active low
+constexpr std::uint8_t kStatusOutput = 0x80;
+constexpr std::uint8_t kStatusNullCount = 0x40;
 
 // 128-bit intermediates: nanoseconds times 1.19 MHz overflows 64 bits after
 // about four hours of uptime.
 using Wide = unsigned __int128;
 
 std::uint64_t tick_at(std::uint64_t now_ns) {
-  return static_cast<std::uint64_t>(static_cast<Wide>(now_ns) * Pit8254::input_frequency_hz /
-                                    nanoseconds_per_second);
+  return static_cast<std::uint64_t>(static_cast<Wide>(now_ns) * Pit8254::kInputFrequencyHz /
+                                    kNanosecondsPerSecond);
 }
 
 // The first nanosecond at which tick_at() reaches `tick`.
 std::uint64_t nanoseconds_at(std::uint64_t tick) {
   const Wide nanoseconds =
-      (static_cast<Wide>(tick) * nanoseconds_per_second + Pit8254::input_frequency_hz - 1) /
-      Pit8254::input_frequency_hz;
+      (static_cast<Wide>(tick) * kNanosecondsPerSecond + Pit8254::kInputFrequencyHz - 1) /
+      Pit8254::kInputFrequencyHz;
   if (nanoseconds > std::numeric_limits<std::uint64_t>::max()) {
     return std::numeric_limits<std::uint64_t>::max();
   }
@@ -48,7 +48,7 @@ std::uint32_t from_bcd(std::uint16_t digits) {
 }
 
 std::uint16_t to_bcd(std::uint32_t value) {
-  value %= bcd_modulus;
+  value %= kBcdModulus;
   return static_cast<std::uint16_t>((value % 10) | ((value / 10 % 10) << 4) |
                                     ((value / 100 % 10) << 8) | ((value / 1000) << 12));
 }
@@ -66,17 +66,17 @@ std::uint64_t periodic_edges_through(std::uint64_t start_tick, std::uint32_t cou
 Pit8254::Pit8254(const Clock& clock, IrqLine irq0) : m_clock(clock), m_irq0(std::move(irq0)) {}
 
 void Pit8254::read(std::uint64_t offset, std::span<std::uint8_t> data) {
-  detail::read_registers(offset, data, register_count, [this](unsigned port) -> std::uint8_t {
+  detail::read_registers(offset, data, kRegisterCount, [this](unsigned port) -> std::uint8_t {
     // The control word register cannot be read (datasheet, Table 1: "No
     // operation"); QEMU returns 0 for it, and so does this model.
-    if (port == control_port) return 0;
+    if (port == kControlPort) return 0;
     return read_counter(m_counters[port]);
   });
 }
 
 void Pit8254::write(std::uint64_t offset, std::span<const std::uint8_t> data) {
-  detail::write_registers(offset, data, register_count, [this](unsigned port, std::uint8_t value) {
-    if (port == control_port) {
+  detail::write_registers(offset, data, kRegisterCount, [this](unsigned port, std::uint8_t value) {
+    if (port == kControlPort) {
       write_control(value);
     } else {
       write_counter(port, value);
@@ -181,7 +181,7 @@ void Pit8254::write_counter(unsigned index, std::uint8_t value) {
 void Pit8254::load_count(Counter& counter, std::uint16_t raw_count, std::uint64_t tick) {
   // A count of 0 is the largest: 2^16 in binary, 10^4 in BCD.
   std::uint32_t count = counter.bcd ? from_bcd(raw_count) : raw_count;
-  if (count == 0) count = counter.bcd ? bcd_modulus : binary_modulus;
+  if (count == 0) count = counter.bcd ? kBcdModulus : kBinaryModulus;
 
   switch (counter.mode) {
     case Mode::InterruptOnTerminalCount:
@@ -223,15 +223,15 @@ void Pit8254::write_control(std::uint8_t value) {
   const std::uint64_t tick = current_tick();
   account_edges(tick);
 
-  if (select == select_read_back) {
+  if (select == kSelectReadBack) {
     // Read-back: bits 3-1 select counters 2-0; COUNT and STATUS are active
     // low. A counter already latched keeps its first latch.
     for (unsigned index = 0; index < m_counters.size(); ++index) {
       if ((value & (0x02u << index)) == 0) continue;
       Counter& counter = m_counters[index];
       settle(counter, tick);
-      if ((value & read_back_no_count) == 0) latch_count(counter, tick);
-      if ((value & read_back_no_status) == 0 && !counter.status_latched) {
+      if ((value & kReadBackNoCount) == 0) latch_count(counter, tick);
+      if ((value & kReadBackNoStatus) == 0 && !counter.status_latched) {
         counter.status_latched = true;
         counter.latched_status = status(counter, tick);
       }
@@ -315,7 +315,7 @@ std::uint32_t Pit8254::counting_element(const Counter& counter, std::uint64_t ti
   const Segment& segment = counter.next_segment && tick >= counter.next_segment->start_tick
                                ? *counter.next_segment
                                : counter.segment;
-  const std::uint32_t modulus = counter.bcd ? bcd_modulus : binary_modulus;
+  const std::uint32_t modulus = counter.bcd ? kBcdModulus : kBinaryModulus;
   const std::uint64_t elapsed = tick >= segment.start_tick ? tick - segment.start_tick : 0;
   const std::uint32_t count = segment.count;
   switch (counter.mode) {
@@ -398,8 +398,8 @@ std::uint8_t Pit8254::status(const Counter& counter, std::uint64_t tick) const {
   }
   std::uint8_t byte = static_cast<std::uint8_t>((access_bits << 4) | (counter.mode_bits << 1));
   if (counter.bcd) byte |= 0x01;
-  if (output(counter, tick)) byte |= status_output;
-  if (null_count(counter, tick)) byte |= status_null_count;
+  if (output(counter, tick)) byte |= kStatusOutput;
+  if (null_count(counter, tick)) byte |= kStatusNullCount;
   return byte;
 }
 

@@ -838,7 +838,7 @@ TEST(AtaTest, CountsRegisterAccesses) {
 TEST(AtaTest, CommandKindsHaveNames) {
   EXPECT_EQ(ata_command_kind_name(AtaCommandKind::ReadSectorsExt), "READ SECTORS EXT");
   EXPECT_EQ(ata_command_kind_name(AtaCommandKind::Unsupported), "unsupported");
-  for (std::size_t kind = 0; kind < ata_command_kind_count; ++kind) {
+  for (std::size_t kind = 0; kind < kAtaCommandKindCount; ++kind) {
     EXPECT_FALSE(ata_command_kind_name(static_cast<AtaCommandKind>(kind)).empty());
   }
 }

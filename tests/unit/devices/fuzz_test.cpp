@@ -6,6 +6,7 @@
 #include <vmlab/devices/memory_block_backend.hpp>
 #include <vmlab/devices/pic8259.hpp>
 #include <vmlab/devices/pit8254.hpp>
+#include <vmlab/devices/rtc_mc146818.hpp>
 #include <vmlab/devices/uart16550.hpp>
 
 #include <gtest/gtest.h>
@@ -186,7 +187,7 @@ TEST(DeviceFuzzTest, UartSurvivesRandomAccesses) {
       [&transmitted](std::uint8_t byte) { transmitted.push_back(byte); });
   for (int iteration = 0; iteration < iterations; ++iteration) {
     const std::size_t transmitted_before = transmitted.size();
-    const Access access = random.access(uart, Uart16550::register_count);
+    const Access access = random.access(uart, Uart16550::kRegisterCount);
     // A byte leaves only when the guest writes THR (offset 0), and it is the
     // byte written.
     if (transmitted.size() != transmitted_before) {
@@ -215,7 +216,7 @@ TEST(DeviceFuzzTest, UartWithoutCallbacksSurvivesRandomAccesses) {
   std::uint64_t transmitted = 0;
   for (int iteration = 0; iteration < iterations; ++iteration) {
     const std::uint64_t before = uart.bytes_transmitted();
-    const Access access = random.access(uart, Uart16550::register_count);
+    const Access access = random.access(uart, Uart16550::kRegisterCount);
     if (random.next() % 8 == 0) uart.receive(static_cast<std::uint8_t>(random.next()));
     ASSERT_TRUE(uart_reserved_bits_read_zero(uart)) << "iteration " << iteration;
     // Only a write to THR (offset 0) transmits, one byte.
@@ -316,7 +317,7 @@ TEST(DeviceFuzzTest, PitSurvivesRandomAccessesAndTime) {
   std::uint64_t edges = 0;
   Pit8254 pit(clock, [&edges](bool level) { edges += level ? 1 : 0; });
   for (int iteration = 0; iteration < iterations; ++iteration) {
-    random.access(pit, Pit8254::register_count);
+    random.access(pit, Pit8254::kRegisterCount);
     const std::uint64_t action = random.next() % 8;
     if (action == 0) clock.advance_ns(random.next() % 1'000'000);
     if (action == 1) clock.advance_ns(random.next() % 100'000'000'000);
@@ -346,7 +347,7 @@ TEST(DeviceFuzzTest, PitSurvivesAClockNearItsLimit) {
   std::uint64_t falling = 0;
   Pit8254 pit(clock, [&](bool level) { ++(level ? rising : falling); });
   for (int iteration = 0; iteration < iterations / 10; ++iteration) {
-    random.access(pit, Pit8254::register_count);
+    random.access(pit, Pit8254::kRegisterCount);
     clock.advance_ns(random.next() % 1000);
     const std::uint64_t ticks = pit.ticks();
     pit.update(clock.now_ns());
@@ -378,7 +379,7 @@ TEST(DeviceFuzzTest, DebugPortsSurviveRandomAccesses) {
     const bool console_hit = to_console.offset == 0;
     if (to_console.is_read) {
       // The readback value QEMU guests probe for, then the bus's zero fill.
-      ASSERT_EQ(to_console.data[0], console_hit ? DebugConsole::readback_value : 0);
+      ASSERT_EQ(to_console.data[0], console_hit ? DebugConsole::kReadbackValue : 0);
       ASSERT_EQ(console_output.size(), output_before) << "a read printed something";
     } else if (console_hit) {
       ASSERT_EQ(console_output.size(), output_before + 1) << "one byte per write";
@@ -388,12 +389,12 @@ TEST(DeviceFuzzTest, DebugPortsSurviveRandomAccesses) {
     }
 
     const std::size_t exits_before = exit_values.size();
-    const Access to_exit = random.access(exit_port, ExitPort::port_count);
+    const Access to_exit = random.access(exit_port, ExitPort::kPortCount);
     if (to_exit.is_read) {
       for (std::size_t index = 0; index < to_exit.width; ++index)
         ASSERT_EQ(to_exit.data[index], 0) << "the exit port reads as 0";
       ASSERT_EQ(exit_values.size(), exits_before) << "a read requested an exit";
-    } else if (to_exit.offset < ExitPort::port_count) {
+    } else if (to_exit.offset < ExitPort::kPortCount) {
       // The value is the write's first (at most four) bytes, little endian:
       // a one-byte write can never pass more than 0xff, and so on.
       std::uint32_t expected = 0;
@@ -407,7 +408,7 @@ TEST(DeviceFuzzTest, DebugPortsSurviveRandomAccesses) {
     }
 
     random.access(silent_console, 1);
-    random.access(silent_exit_port, ExitPort::port_count);
+    random.access(silent_exit_port, ExitPort::kPortCount);
   }
   EXPECT_EQ(console_output.size(), console.bytes_written());
   EXPECT_GT(exit_values.size(), 0u);
@@ -415,6 +416,111 @@ TEST(DeviceFuzzTest, DebugPortsSurviveRandomAccesses) {
   EXPECT_GT(silent_console.bytes_written(), 0u) << "counted even with no one listening";
   EXPECT_TRUE(silent_exit_port.exit_requested());
   expect_accesses_stayed_in_bounds(random);
+}
+
+// What the time registers of an updating clock must hold whatever the guest
+// wrote before: a valid date and time in the format status B selects.
+void expect_valid_time_registers(Mc146818Rtc& rtc) {
+  const auto read = [&rtc](std::uint8_t index) {
+    const std::uint8_t select = index;
+    rtc.write(0, std::span(&select, 1));
+    std::uint8_t value = 0;
+    rtc.read(1, std::span(&value, 1));
+    return value;
+  };
+  const std::uint8_t status_b = read(mc146818::kStatusB);
+  const bool binary = (status_b & mc146818::kStatusBBinary) != 0;
+  const auto value = [&](std::uint8_t byte) -> int {
+    if (binary) return byte;
+    EXPECT_LE(byte & 0x0f, 9) << "a BCD digit above 9";
+    EXPECT_LE(byte >> 4, 9) << "a BCD digit above 9";
+    return (byte >> 4) * 10 + (byte & 0x0f);
+  };
+  EXPECT_LT(value(read(mc146818::kSeconds)), 60);
+  EXPECT_LT(value(read(mc146818::kMinutes)), 60);
+  const std::uint8_t hours = read(mc146818::kHours);
+  if ((status_b & mc146818::kStatusB24Hour) != 0) {
+    EXPECT_LT(value(hours), 24);
+  } else {
+    EXPECT_GE(value(hours & 0x7f), 1);
+    EXPECT_LE(value(hours & 0x7f), 12);
+  }
+  const int weekday = value(read(mc146818::kDayOfWeek));
+  EXPECT_GE(weekday, 1);
+  EXPECT_LE(weekday, 7);
+  const int day = value(read(mc146818::kDayOfMonth));
+  EXPECT_GE(day, 1);
+  EXPECT_LE(day, 31);
+  const int month = value(read(mc146818::kMonth));
+  EXPECT_GE(month, 1);
+  EXPECT_LE(month, 12);
+  EXPECT_LT(value(read(mc146818::kYear)), 100);
+  EXPECT_LT(value(read(mc146818::kCentury)), 100);
+}
+
+TEST(DeviceFuzzTest, RtcSurvivesRandomAccessesAndTime) {
+  RandomAccesses random(9);
+  FakeClock clock;
+  clock.set_ns(1'000'000'000'000);
+  Mc146818Rtc rtc(clock, std::int64_t{1'796'166'062} * 1'000'000'000);
+  // The CMOS RAM bytes the guest wrote, to be read back unchanged; the
+  // century (0x32 and its alias 0x37) is a time register.
+  std::array<std::optional<std::uint8_t>, Mc146818Rtc::kRegisterCount> ram{};
+  const auto is_ram = [](std::uint8_t index) {
+    return index >= 0x0e && index != mc146818::kCentury && index != mc146818::kPs2Century;
+  };
+  for (int iteration = 0; iteration < iterations; ++iteration) {
+    std::uint8_t index = rtc.index();
+    bool nmi_disabled = rtc.nmi_disabled();
+    const Access access = random.access(rtc, Mc146818Rtc::kPortCount);
+    // The bytes of the access reach the index port, then the data port.
+    for (std::size_t byte = 0; byte < access.width; ++byte) {
+      if (access.offset >= Mc146818Rtc::kPortCount ||
+          byte >= Mc146818Rtc::kPortCount - access.offset) {
+        break;
+      }
+      const std::uint8_t data = access.data[byte];
+      if (access.offset + byte == 0) {
+        if (access.is_read) {
+          ASSERT_EQ(data, 0xff) << "the index port reads as QEMU's";
+        } else {
+          index = data & 0x7f;
+          nmi_disabled = (data & 0x80) != 0;
+        }
+      } else if (access.is_read) {
+        if (index == mc146818::kStatusD) {
+          ASSERT_EQ(data, mc146818::kStatusDValidRamAndTime);
+        }
+        if (index == mc146818::kStatusC) {
+          ASSERT_EQ(data & 0x0f, 0) << "C's low bits read 0";
+        }
+        if (is_ram(index) && ram[index]) {
+          ASSERT_EQ(data, *ram[index]) << "RAM byte " << +index;
+        }
+      } else if (is_ram(index)) {
+        ram[index] = data;
+      }
+    }
+    ASSERT_EQ(rtc.index(), index);
+    ASSERT_EQ(rtc.nmi_disabled(), nmi_disabled);
+    const std::uint64_t action = random.next() % 16;
+    if (action == 0) clock.advance_ns(random.next() % 2'000'000'000);
+    if (action == 1) clock.advance_ns(random.next() % 100'000);
+    if (action == 2 && rtc.updating()) {
+      expect_valid_time_registers(rtc);
+      if (::testing::Test::HasFailure()) return;
+    }
+  }
+  for (unsigned index = 0; index < Mc146818Rtc::kRegisterCount; ++index) {
+    if (!ram[index]) continue;
+    const auto select = static_cast<std::uint8_t>(index);
+    rtc.write(0, std::span(&select, 1));
+    std::uint8_t value = 0;
+    rtc.read(1, std::span(&value, 1));
+    EXPECT_EQ(value, *ram[index]) << "RAM byte " << index;
+  }
+  expect_accesses_stayed_in_bounds(random);
+  EXPECT_GT(rtc.register_accesses(), 0u);
 }
 
 // The disk under the ATA model, checking that every request it makes is one
@@ -492,9 +598,9 @@ TEST(DeviceFuzzTest, AtaDiskSurvivesRandomAccessesAndStaysInsideTheImage) {
           }
         }
       } else if (action == 2) {
-        random.access(disk.control_block(), AtaDisk::control_block_port_count);
+        random.access(disk.control_block(), AtaDisk::kControlBlockPortCount);
       } else {
-        random.access(disk.command_block(), AtaDisk::command_block_port_count);
+        random.access(disk.command_block(), AtaDisk::kCommandBlockPortCount);
       }
       std::uint8_t status = 0;
       disk.control_block().read(0, std::span(&status, 1));

@@ -14,7 +14,7 @@ constexpr std::uint64_t control = 3;
 
 // The first nanosecond at which `tick` input clocks have elapsed since 0.
 std::uint64_t ns_at_tick(std::uint64_t tick) {
-  return (tick * 1'000'000'000 + Pit8254::input_frequency_hz - 1) / Pit8254::input_frequency_hz;
+  return (tick * 1'000'000'000 + Pit8254::kInputFrequencyHz - 1) / Pit8254::kInputFrequencyHz;
 }
 
 class PitTest : public ::testing::Test {

@@ -26,7 +26,7 @@ enum class AtaCommandKind : std::uint8_t {
   SetFeatures,
   Unsupported,  // every other opcode, answered with ABRT
 };
-inline constexpr std::size_t ata_command_kind_count = 9;
+inline constexpr std::size_t kAtaCommandKindCount = 9;
 std::string_view ata_command_kind_name(AtaCommandKind kind);
 
 // Device 0 (master) on a channel with no device 1. The board registers
@@ -71,8 +71,8 @@ std::string_view ata_command_kind_name(AtaCommandKind kind);
 // Calls are serialized by the board's device lock; nothing here locks.
 class AtaDisk {
  public:
-  static constexpr std::uint64_t command_block_port_count = 8;
-  static constexpr std::uint64_t control_block_port_count = 1;
+  static constexpr std::uint64_t kCommandBlockPortCount = 8;
+  static constexpr std::uint64_t kControlBlockPortCount = 1;
 
   AtaDisk(BlockBackend& backend, IrqLine irq);
   AtaDisk(const AtaDisk&) = delete;
@@ -196,7 +196,7 @@ class AtaDisk {
   std::uint64_t m_next_lba = 0;
   std::uint32_t m_sectors_remaining = 0;
 
-  std::array<std::uint64_t, ata_command_kind_count> m_commands{};
+  std::array<std::uint64_t, kAtaCommandKindCount> m_commands{};
   std::uint64_t m_commands_failed = 0;
   std::uint64_t m_sectors_read = 0;
   std::uint64_t m_sectors_written = 0;

@@ -17,7 +17,7 @@ class DebugConsole final : public IoDevice {
  public:
   // What a read returns: QEMU's default "readback" property, which guests
   // compare against to detect the console.
-  static constexpr std::uint8_t readback_value = 0xe9;
+  static constexpr std::uint8_t kReadbackValue = 0xe9;
 
   explicit DebugConsole(std::function<void(std::uint8_t)> output);
 

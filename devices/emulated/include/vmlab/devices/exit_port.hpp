@@ -18,7 +18,7 @@ namespace vmlab::devices {
 // The board decides what exiting means; this model only reports.
 class ExitPort final : public IoDevice {
  public:
-  static constexpr std::uint64_t port_count = 4;
+  static constexpr std::uint64_t kPortCount = 4;
 
   explicit ExitPort(std::function<void(std::uint32_t value)> on_exit);
 

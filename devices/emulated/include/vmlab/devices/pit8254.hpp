@@ -42,8 +42,8 @@ namespace vmlab::devices {
 // PIT coalesces by default.
 class Pit8254 final : public IoDevice {
  public:
-  static constexpr std::uint64_t input_frequency_hz = 1'193'182;
-  static constexpr std::uint64_t register_count = 4;
+  static constexpr std::uint64_t kInputFrequencyHz = 1'193'182;
+  static constexpr std::uint64_t kRegisterCount = 4;
 
   Pit8254(const Clock& clock, IrqLine irq0);
 

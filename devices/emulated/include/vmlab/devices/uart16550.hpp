@@ -25,8 +25,8 @@ namespace vmlab::devices {
 // bytes than the trigger level, because no time passes between characters.
 class Uart16550 final : public IoDevice {
  public:
-  static constexpr std::uint64_t register_count = 8;
-  static constexpr std::size_t fifo_capacity = 16;
+  static constexpr std::uint64_t kRegisterCount = 8;
+  static constexpr std::size_t kFifoCapacity = 16;
 
   Uart16550(IrqLine irq, std::function<void(std::uint8_t)> transmit);
 
@@ -86,7 +86,7 @@ class Uart16550 final : public IoDevice {
 
   // Receiver: a ring used as the 16-byte FIFO, or as the single RBR when the
   // FIFOs are disabled (receiver_limit() is then 1).
-  std::array<std::uint8_t, fifo_capacity> m_receiver{};
+  std::array<std::uint8_t, kFifoCapacity> m_receiver{};
   std::size_t m_receiver_head = 0;
   std::size_t m_receiver_count = 0;
   std::uint8_t m_last_received = 0;  // RBR keeps its last byte when read empty

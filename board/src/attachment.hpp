@@ -1,0 +1,138 @@
+// One attachment per device model: it builds the model, registers it on the
+// buses at the addresses board_layout.hpp gives it, connects its interrupt
+// through the router, owns its threads, and reports its device-table
+// entries, counters and problems. The board holds a list of them
+// (PcBoard::wire) and knows no model. A new device is its attachment file in
+// attachments/ (and in board/CMakeLists.txt), its factory's declaration at
+// the end of this file, one line in that list, and its ports, addresses and
+// IRQ line in board_layout.hpp.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vmlab/abi/boot_info.hpp"
+#include "vmlab/board_layout.hpp"
+#include "vmlab/bus.hpp"
+#include "vmlab/clock.hpp"
+#include "vmlab/devices/block_backend.hpp"
+#include "vmlab/dma_remapping.hpp"
+#include "vmlab/events.hpp"
+#include "vmlab/guest_memory.hpp"
+#include "vmlab/interrupt_router.hpp"
+#include "vmlab/kvm.hpp"
+#include "vmlab/pc_board.hpp"
+
+namespace vmlab::board {
+
+// Counters as `vmlab run` shows them: "<device>.<counter>".
+class Statistics {
+ public:
+  class Group {
+   public:
+    void add(std::string_view counter, std::uint64_t value) {
+      m_values[m_device + "." + std::string(counter)] = value;
+    }
+
+   private:
+    friend class Statistics;
+    Group(std::map<std::string, std::uint64_t>& values, std::string_view device)
+        : m_values(values), m_device(device) {}
+    std::map<std::string, std::uint64_t>& m_values;
+    std::string m_device;
+  };
+
+  explicit Statistics(std::map<std::string, std::uint64_t>& values) : m_values(values) {}
+  Group group(std::string_view device) { return Group(m_values, device); }
+
+ private:
+  std::map<std::string, std::uint64_t>& m_values;
+};
+
+// What an attachment attaches to. Everything here belongs to the board and
+// outlives the attachment.
+struct AttachmentContext {
+  Vm& vm;
+  const PcBoardConfig& config;
+  IoBus& ports;
+  IoBus& mmio;
+  std::mutex& device_lock;  // serializes every device model (io_device.hpp)
+  InterruptRouter& interrupts;
+  const Clock& clock;  // monotonic: the models' timers
+  // Guest RAM as the devices reach it: fails until the runner attaches the
+  // Machine's memory (PcBoard::attach_guest_memory).
+  GuestMemoryAccess& guest_memory;
+};
+
+class DeviceAttachment {
+ public:
+  virtual ~DeviceAttachment() = default;
+  // Builds the model and registers it: once, in the board's order, before
+  // the vCPU exists (KVM_CREATE_IRQCHIP must precede it).
+  virtual Status attach(const AttachmentContext& context) = 0;
+  // Its entries in the guest's device table (boot_info, DESIGN.md 3).
+  virtual void describe(std::vector<vmlab_device>& table) const = 0;
+  // Called with the device lock held.
+  virtual void add_statistics(Statistics& /*statistics*/) const {}
+  virtual void add_problems(std::vector<std::string>& /*problems*/) const {}
+  // Guest RAM exists now and the guest is loaded (device lock held).
+  virtual Status guest_memory_attached(GuestMemoryAccess& /*memory*/) { return {}; }
+  // The model's threads run between start() and stop(); stop() also
+  // flushes what the model buffers for the host (a disk's writes).
+  virtual void start() {}
+  virtual void stop() {}
+  // A DMA-capable model's IOMMU, and the events its own threads produce
+  // (Board::dma_remapping, Board::take_device_events).
+  virtual DmaRemapping* dma_remapping() { return nullptr; }
+  virtual bool events_pending() const { return false; }
+  virtual void take_events(std::uint64_t /*now_ns*/, std::vector<Event>& /*events*/) {}
+};
+
+// The three whose state the host reads back beyond the common interface.
+class IntervalTimerAttachment : public DeviceAttachment {
+ public:
+  virtual std::uint64_t ticks() const = 0;         // device lock held
+  virtual std::uint64_t missed_ticks() const = 0;  // device lock held
+};
+
+class DebugConsoleAttachment : public DeviceAttachment {
+ public:
+  // The machine-readable (VMLAB-...) lines in order, then the first few
+  // others; device lock held.
+  virtual std::vector<std::string> lines() const = 0;
+  virtual std::uint64_t lines_dropped() const = 0;
+};
+
+class ExitPortAttachment : public DeviceAttachment {
+ public:
+  // With or without the device lock: the run loop asks after every exit.
+  virtual std::optional<std::uint32_t> exit_request() const = 0;
+};
+
+// The shutdown flush of a disk model's stop() (DESIGN.md 6, "Disk backing"):
+// what the guest wrote reaches the file even if it never sent a flush
+// command. After the model's own threads have stopped.
+inline void flush_at_shutdown(devices::BlockBackend& backend, std::mutex& device_lock) {
+  if (backend.read_only()) return;
+  std::lock_guard lock(device_lock);
+  (void)backend.flush();
+}
+
+// One per model, each in attachments/<model>.cpp.
+std::unique_ptr<DeviceAttachment> make_uart_attachment();
+std::unique_ptr<DeviceAttachment> make_pic_attachment();
+std::unique_ptr<IntervalTimerAttachment> make_pit_attachment();
+std::unique_ptr<DebugConsoleAttachment> make_debug_console_attachment();
+std::unique_ptr<ExitPortAttachment> make_exit_port_attachment();
+std::unique_ptr<DeviceAttachment> make_rtc_attachment();
+std::unique_ptr<DeviceAttachment> make_ata_attachment();
+std::unique_ptr<DeviceAttachment> make_virtio_blk_attachment();
+std::unique_ptr<DeviceAttachment> make_passthrough_attachment();
+
+}  // namespace vmlab::board

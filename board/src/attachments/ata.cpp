@@ -1,0 +1,56 @@
+// The emulated ATA PIO disk on the primary channel (--disk-model ata).
+#include "vmlab/devices/ata.hpp"
+#include "../attachment.hpp"
+
+namespace vmlab::board {
+namespace {
+
+class AtaAttachment final : public DeviceAttachment {
+ public:
+  Status attach(const AttachmentContext& context) override {
+    m_device_lock = &context.device_lock;
+    m_backend = context.config.disk.backend;
+    m_ata = std::make_unique<devices::AtaDisk>(*m_backend, context.interrupts.line(pc::kAtaIrq));
+    static_assert(pc::kAtaCommandPorts.count == devices::AtaDisk::kCommandBlockPortCount);
+    static_assert(pc::kAtaControlPorts.count == devices::AtaDisk::kControlBlockPortCount);
+    if (auto status = context.ports.add({pc::kAtaCommandPorts.base, pc::kAtaCommandPorts.count},
+                                        m_ata->command_block());
+        !status) {
+      return status;
+    }
+    return context.ports.add({pc::kAtaControlPorts.base, pc::kAtaControlPorts.count},
+                             m_ata->control_block());
+  }
+
+  void describe(std::vector<vmlab_device>& table) const override {
+    table.push_back({VMLAB_DEVICE_ATA, pc::kAtaIrq, pc::kAtaCommandPorts.base,
+                     pc::kAtaCommandPorts.count, 0, 0});
+  }
+
+  void add_statistics(Statistics& statistics) const override {
+    auto ata = statistics.group("ata");
+    ata.add("register_accesses", m_ata->register_accesses());
+    ata.add("sectors_read", m_ata->sectors_read());
+    ata.add("sectors_written", m_ata->sectors_written());
+    ata.add("commands_failed", m_ata->commands_failed());
+    ata.add("interrupts", m_ata->interrupts_raised());
+    ata.add("stray_data_accesses", m_ata->stray_data_accesses());
+  }
+
+  void stop() override {
+    if (m_backend != nullptr) flush_at_shutdown(*m_backend, *m_device_lock);
+  }
+
+ private:
+  std::mutex* m_device_lock = nullptr;
+  devices::BlockBackend* m_backend = nullptr;
+  std::unique_ptr<devices::AtaDisk> m_ata;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceAttachment> make_ata_attachment() {
+  return std::make_unique<AtaAttachment>();
+}
+
+}  // namespace vmlab::board
