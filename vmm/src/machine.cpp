@@ -11,6 +11,7 @@
 
 #include "vmlab/abi/cpuid.hpp"
 #include "vmlab/boot.hpp"
+#include "vmlab/memory_slots.hpp"
 
 namespace vmlab {
 
@@ -141,7 +142,8 @@ Result<std::unique_ptr<Machine>> Machine::create(const Kvm& kvm, const MachineCo
 
   auto memory = GuestMemory::create(config.memory_size);
   if (!memory) return memory.error();
-  if (auto status = owned_vm->set_user_memory_region(0, 0, memory->size(), memory->host_base());
+  if (auto status = owned_vm->set_user_memory_region(slot_number(MemorySlot::GuestRam), 0,
+                                                     memory->size(), memory->host_base());
       !status) {
     return status.error();
   }

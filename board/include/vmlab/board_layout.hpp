@@ -15,6 +15,7 @@
 
 #include "vmlab/address.hpp"
 #include "vmlab/machine.hpp"
+#include "vmlab/memory_slots.hpp"
 #include "vmlab/passthrough.h"
 
 namespace vmlab::pc {
@@ -77,17 +78,10 @@ inline constexpr AddressRange kVmxIdentityMap{0xfffbc000, 0x1000};
 inline constexpr AddressRange kVmxTss{0xfffbd000, 0x3000};
 
 // ---- KVM memory slots (KVM_SET_USER_MEMORY_REGION) ----
-// vmm/src/machine.cpp owns slot 0, modes/full and modes/para slots 1 and 2,
-// the board slot 3.
-enum class MemorySlot : std::uint32_t {
-  GuestRam = 0,           // vmm/: all of guest RAM (modes/para deletes and re-adds it)
-  MonitorRegion = 1,      // modes/full, modes/para: the monitor's static part
-  ShadowPool = 2,         // modes/full: the shadow page-table pool
-  PassthroughWindow = 3,  // board/: the passthrough register window
-};
-constexpr std::uint32_t slot_number(MemorySlot slot) {
-  return static_cast<std::uint32_t>(slot);
-}
+// vmm/include/vmlab/memory_slots.hpp: the core owns slot 0, modes/full and
+// modes/para slots 1 and 2, the board slot 3.
+using vmlab::MemorySlot;
+using vmlab::slot_number;
 
 // ---- The table ----
 enum class ResourceKind { Ports, Addresses, IrqLine, MemorySlot };

@@ -12,6 +12,7 @@
 #include "vmlab/events.hpp"
 #include "vmlab/full/emulator.hpp"
 #include "vmlab/full/shadow_pager.hpp"
+#include "vmlab/memory_slots.hpp"
 #include "vmlab/monitor/event_delivery.hpp"
 #include "vmlab/monitor/monitor_region.hpp"
 #include "vmlab/monitor/trap_frame.hpp"
@@ -27,8 +28,6 @@ namespace {
 // Real control-register state while the guest runs (Intel SDM vol. 3A, 2.5).
 constexpr std::uint64_t kRealCr0 = 0x80050033;  // PG, WP, NE, ET, MP, PE
 // Memory slots of the monitor region (slot 0 is guest RAM).
-constexpr std::uint32_t kMonitorSlot = 1;
-constexpr std::uint32_t kShadowPoolSlot = 2;
 // What build_monitor_region() writes: the GDT, IDT, TSS and stubs, all below
 // the stacks. The integrity check keeps a copy of just these bytes; the rest
 // of the static part was never written and must still be zero.
@@ -90,8 +89,9 @@ Status FullMode::prepare(ModeContext& context, const LoadedImage& image) {
   m_monitor_memory.emplace(std::move(*monitor));
   // Two slots: the static part (GDT, IDT, TSS, stubs, stacks) and the pool of
   // shadow page tables, which flush_translations() recycles on its own.
-  if (auto status = context.vm.set_user_memory_region(
-          kMonitorSlot, kMonitorPhysicalBase, kShadowPoolOffset, m_monitor_memory->host_base());
+  if (auto status = context.vm.set_user_memory_region(slot_number(MemorySlot::MonitorRegion),
+                                                      kMonitorPhysicalBase, kShadowPoolOffset,
+                                                      m_monitor_memory->host_base());
       !status) {
     return status;
   }
@@ -157,8 +157,8 @@ Status FullMode::prepare(ModeContext& context, const LoadedImage& image) {
 }
 
 Status FullMode::map_shadow_pool(Vm& vm) {
-  return vm.set_user_memory_region(kShadowPoolSlot, kMonitorPhysicalBase + kShadowPoolOffset,
-                                   kShadowPoolSize,
+  return vm.set_user_memory_region(slot_number(MemorySlot::ShadowPool),
+                                   kMonitorPhysicalBase + kShadowPoolOffset, kShadowPoolSize,
                                    m_monitor_memory->host_base() + kShadowPoolOffset);
 }
 
@@ -171,7 +171,8 @@ Status FullMode::map_shadow_pool(Vm& vm) {
 // discard what it derived from them.
 Status FullMode::flush_translations(Vm& vm) {
   ++m_translation_flushes;
-  if (auto status = vm.set_user_memory_region(kShadowPoolSlot, 0, 0, nullptr); !status) {
+  if (auto status = vm.set_user_memory_region(slot_number(MemorySlot::ShadowPool), 0, 0, nullptr);
+      !status) {
     return status;
   }
   return map_shadow_pool(vm);

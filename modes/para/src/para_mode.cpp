@@ -5,6 +5,7 @@
 
 #include "vmlab/boot.hpp"
 #include "vmlab/format.hpp"
+#include "vmlab/memory_slots.hpp"
 #include "vmlab/monitor/event_delivery.hpp"
 #include "vmlab/monitor/monitor_region.hpp"
 #include "vmlab/monitor/trap_frame.hpp"
@@ -18,8 +19,6 @@ namespace entry_bits = page_entry;
 
 namespace {
 
-constexpr std::uint32_t kMonitorSlot = 1;
-constexpr std::uint32_t kGuestRamSlot = 0;
 // The part of the monitor region para uses: everything below the shadow
 // pool, which only `full` needs.
 constexpr std::uint64_t kParaMonitorSize = monitor::kShadowPoolOffset;
@@ -169,8 +168,9 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
   auto monitor = GuestMemory::create(monitor::kMonitorSize);
   if (!monitor) return monitor.error();
   m_monitor_memory.emplace(std::move(*monitor));
-  if (auto status = context.vm.set_user_memory_region(
-          kMonitorSlot, kMonitorPhysicalBase, kParaMonitorSize, m_monitor_memory->host_base());
+  if (auto status = context.vm.set_user_memory_region(slot_number(MemorySlot::MonitorRegion),
+                                                      kMonitorPhysicalBase, kParaMonitorSize,
+                                                      m_monitor_memory->host_base());
       !status) {
     return status;
   }
@@ -274,11 +274,14 @@ Status ParaMode::resume_guest(ModeContext& context) {
     // hold it. Deleting and re-adding the RAM slot makes every KVM backend
     // drop everything derived from guest memory (see FullMode).
     ++m_translation_flushes;
-    if (auto status = context.vm.set_user_memory_region(kGuestRamSlot, 0, 0, nullptr); !status) {
+    if (auto status =
+            context.vm.set_user_memory_region(slot_number(MemorySlot::GuestRam), 0, 0, nullptr);
+        !status) {
       return status;
     }
-    if (auto status = context.vm.set_user_memory_region(kGuestRamSlot, 0, context.memory.size(),
-                                                        context.memory.host_base());
+    if (auto status =
+            context.vm.set_user_memory_region(slot_number(MemorySlot::GuestRam), 0,
+                                              context.memory.size(), context.memory.host_base());
         !status) {
       return status;
     }
