@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 #include <filesystem>
 
@@ -95,21 +94,28 @@ std::vector<WorkloadRequest> default_disk_workloads() {
   return {{"disk-write", 256}, {"disk-read", 256}, {"disk-verify", 128}};
 }
 
+namespace {
+
+// A list of choices as CompareOptions holds it: the names, once each is known
+// to be one of `choices`.
+template <typename Value>
+Result<std::vector<std::string>> parse_name_list(std::span<const Choice<Value>> choices,
+                                                 const std::string& text) {
+  if (auto values = parse_choice_list(choices, text); !values) return values.error();
+  std::vector<std::string> names;
+  for (const auto item : split_list(text))
+    names.emplace_back(item);
+  return names;
+}
+
+}  // namespace
+
 Result<std::vector<std::string>> parse_disk_model_list(const std::string& text) {
-  std::vector<std::string> models;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const std::size_t end = std::min(text.find(',', start), text.size());
-    const std::string model = text.substr(start, end - start);
-    start = end + 1;
-    if (model.empty()) continue;
-    if (model != "ata" && model != "virtio" && model != "passthrough") {
-      return Error{"unknown disk model '" + model + "' (there are: ata, virtio, passthrough)"};
-    }
-    models.push_back(model);
-  }
-  if (models.empty()) return Error{"the disk model list is empty"};
-  return models;
+  return parse_name_list(disk_model_choices(), text);
+}
+
+Result<std::vector<std::string>> parse_cpu_mode_list(const std::string& text) {
+  return parse_name_list(cpu_mode_choices(), text);
 }
 
 std::vector<WorkloadRequest> default_compare_workloads() {
@@ -121,29 +127,16 @@ std::vector<WorkloadRequest> default_compare_workloads() {
 
 Result<std::vector<WorkloadRequest>> parse_workload_list(const std::string& text) {
   std::vector<WorkloadRequest> requests;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const std::size_t end = std::min(text.find(',', start), text.size());
-    const std::string item = text.substr(start, end - start);
-    start = end + 1;
-    if (item.empty()) continue;
-    const std::size_t colon = item.find(':');
-    WorkloadRequest request{item.substr(0, colon), 0};
-    const WorkloadInfo* info = find_workload(request.name);
-    if (info == nullptr) {
-      return Error{"unknown workload '" + request.name +
-                   "' (the built-in guest has: " + workload_list() + ")"};
+  for (const auto item : split_list(text)) {
+    auto selection = parse_workload_selection(item);
+    if (!selection) return selection.error();
+    if (auto known = check_workload_name(selection->name); !known) return known.error();
+    // The table divides by N.
+    if (selection->count == std::uint64_t{0}) {
+      return Error{"bad count in '" + std::string(item) + "': use NAME:N with N > 0"};
     }
-    request.count = info->default_count;
-    if (colon != std::string::npos) {
-      const std::string count = item.substr(colon + 1);
-      auto [next, error] =
-          std::from_chars(count.data(), count.data() + count.size(), request.count);
-      if (error != std::errc() || next != count.data() + count.size() || request.count == 0) {
-        return Error{"bad count in '" + item + "': use NAME:N with N > 0"};
-      }
-    }
-    requests.push_back(request);
+    requests.push_back({selection->name,
+                        selection->count.value_or(find_workload(selection->name)->default_count)});
   }
   if (requests.empty()) return Error{"the workload list is empty"};
   return requests;
@@ -156,11 +149,14 @@ Status check_compare_options(const CompareOptions& options) {
   if (auto timeout = timeout_duration(options.timeout_seconds); !timeout) {
     return Error{"--timeout: " + timeout.error().message};
   }
-  const auto modes = available_cpu_modes();
   for (const auto& cpu : options.cpus) {
-    if (std::find(modes.begin(), modes.end(), cpu) == modes.end()) {
-      return Error{"unknown or unavailable --cpu '" + cpu +
-                   "' (this build has: " + cpu_mode_list() + ")"};
+    if (auto mode = parse_choice(cpu_mode_choices(), cpu); !mode) {
+      return Error{"--cpu: " + mode.error().message};
+    }
+  }
+  for (const auto& model : options.disk_models) {
+    if (auto known = parse_choice(disk_model_choices(), model); !known) {
+      return Error{"--disk-model: " + known.error().message};
     }
   }
   return {};

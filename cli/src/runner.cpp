@@ -12,10 +12,8 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <limits>
 
 #include "vmlab/boot.hpp"
 #include "vmlab/devices/passthrough_controller.hpp"
@@ -116,27 +114,21 @@ std::span<const WorkloadInfo> builtin_workloads() {
 }
 
 std::vector<std::string> available_cpu_modes() {
-  return {"hvm", "full", "para"};
+  std::vector<std::string> modes;
+  for (const auto& mode : cpu_mode_choices())
+    modes.emplace_back(mode.value);
+  return modes;
 }
-
-namespace {
-template <typename Range, typename Name>
-std::string join_names(const Range& range, Name name) {
-  std::string joined;
-  for (const auto& item : range) {
-    joined += (joined.empty() ? "" : ", ") + std::string(name(item));
-  }
-  return joined;
-}
-}  // namespace
 
 std::string cpu_mode_list() {
-  return join_names(available_cpu_modes(), [](const std::string& mode) { return mode; });
+  return choice_names(cpu_mode_choices());
 }
 
 std::string workload_list() {
-  return join_names(builtin_workloads(),
-                    [](const WorkloadInfo& workload) { return workload.name; });
+  std::vector<std::string_view> names;
+  for (const auto& workload : builtin_workloads())
+    names.emplace_back(workload.name);
+  return join_names(names);
 }
 
 const WorkloadInfo* find_workload(const std::string& name) {
@@ -189,124 +181,16 @@ int run_exit_status(const RunReport& report) {
 namespace {
 
 static_assert(kMaximumCommandLine == VMLAB_BOOT_CMDLINE_MAX - 1);
-static_assert(kGuestMemoryStep != 0 && kMaximumGuestMemory % kGuestMemoryStep == 0 &&
-              kMinimumGuestMemory % kGuestMemoryStep == 0);
 static_assert(exit_status::kGuestStatusCap < exit_status::kUsage);
-
-// 64M, 3G, 512K as the messages show sizes; bytes when no unit fits.
-std::string size_text(std::uint64_t bytes) {
-  if (bytes != 0 && bytes % GiB == 0) return std::to_string(bytes / GiB) + "G";
-  if (bytes != 0 && bytes % MiB == 0) return std::to_string(bytes / MiB) + "M";
-  if (bytes != 0 && bytes % KiB == 0) return std::to_string(bytes / KiB) + "K";
-  return std::to_string(bytes) + " bytes";
-}
-
-std::string memory_rule() {
-  return "between " + size_text(kMinimumGuestMemory) + " and " + size_text(kMaximumGuestMemory) +
-         " in whole " + size_text(kGuestMemoryStep) + " steps, e.g. 64M or 1G";
-}
-
-std::string timeout_rule() {
-  return "a number of seconds above 0 and at most " +
-         std::to_string(static_cast<int>(kMaximumTimeoutSeconds)) + " (24 hours), e.g. 30 or 0.5";
-}
 
 }  // namespace
 
-Result<std::uint64_t> parse_memory_size(std::string_view text) {
-  const std::string shown(text);
-  auto invalid = [&shown] {
-    return Error{"--mem needs a size " + memory_rule() + ", not '" + shown + "'"};
-  };
-  std::uint64_t value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (end == text.data()) return invalid();
-  const std::string_view unit = text.substr(static_cast<std::size_t>(end - text.data()));
-  unsigned shift = 0;
-  if (unit.size() > 1) return invalid();
-  if (unit.size() == 1) {
-    switch (unit[0]) {
-      case 'K':
-      case 'k':
-        shift = 10;
-        break;
-      case 'M':
-      case 'm':
-        shift = 20;
-        break;
-      case 'G':
-      case 'g':
-        shift = 30;
-        break;
-      case 'T':
-      case 't':
-        shift = 40;
-        break;
-      default:
-        return invalid();
-    }
-  }
-  // Compared before shifting, so 2^64 and more cannot wrap around to a size
-  // that passes.
-  if (error == std::errc::result_out_of_range || value > (kMaximumGuestMemory >> shift)) {
-    return Error{"--mem " + shown + " is more than the maximum, " + size_text(kMaximumGuestMemory)};
-  }
-  if (auto valid = check_memory_size(value << shift); !valid) {
-    return Error{"--mem " + shown + ": " + valid.error().message};
-  }
-  return value << shift;
-}
-
-Status check_memory_size(std::uint64_t bytes) {
-  if (bytes < kMinimumGuestMemory) {
-    return Error{"guest memory of " + size_text(bytes) + " is less than the minimum, " +
-                 size_text(kMinimumGuestMemory)};
-  }
-  if (bytes > kMaximumGuestMemory) {
-    return Error{"guest memory of " + size_text(bytes) + " is more than the maximum, " +
-                 size_text(kMaximumGuestMemory)};
-  }
-  if (bytes % kGuestMemoryStep != 0) {
-    return Error{"guest memory of " + size_text(bytes) + " is not a whole number of " +
-                 size_text(kGuestMemoryStep) + " steps; use e.g. 64M or 1G"};
-  }
-  return {};
-}
-
-Result<double> parse_timeout_seconds(std::string_view text) {
-  const std::string shown(text);
-  double seconds = 0;
-  // from_chars, unlike strtod, takes no leading space, sign or hex float.
-  auto [end, error] =
-      std::from_chars(text.data(), text.data() + text.size(), seconds, std::chars_format::general);
-  if (error != std::errc() || end != text.data() + text.size()) {
-    return Error{"--timeout needs " + timeout_rule() + ", not '" + shown + "'"};
-  }
-  if (auto valid = timeout_duration(seconds); !valid) {
-    return Error{"--timeout needs " + timeout_rule() + ", not '" + shown + "'"};
-  }
-  return seconds;
-}
-
-Result<std::chrono::milliseconds> timeout_duration(double seconds) {
-  // The negated comparisons are also true for NaN.
-  if (!std::isfinite(seconds) || !(seconds > 0) || !(seconds <= kMaximumTimeoutSeconds)) {
-    return Error{"the timeout must be " + timeout_rule()};
-  }
-  // At most 8.64e7 ms here, far inside int64 and inside what wait_for adds to
-  // steady_clock::now() in nanoseconds.
-  const double milliseconds = std::max(1.0, std::ceil(seconds * 1000.0));
-  return std::chrono::milliseconds(static_cast<std::int64_t>(milliseconds));
-}
-
 Status check_run_options(const RunOptions& options) {
-  const auto modes = available_cpu_modes();
-  if (std::find(modes.begin(), modes.end(), options.cpu) == modes.end()) {
-    return Error{"unknown --cpu '" + options.cpu + "': this build has " + cpu_mode_list()};
+  if (auto mode = parse_choice(cpu_mode_choices(), options.cpu); !mode) {
+    return Error{"--cpu: " + mode.error().message};
   }
-  if (options.guest_path.empty() && find_workload(options.workload) == nullptr) {
-    return Error{"unknown workload '" + options.workload +
-                 "'; the built-in guest has: " + workload_list()};
+  if (options.guest_path.empty()) {
+    if (auto known = check_workload_name(options.workload); !known) return known;
   }
   if (auto timeout = timeout_duration(options.timeout_seconds); !timeout) {
     return Error{"--timeout: " + timeout.error().message};
@@ -328,15 +212,22 @@ Status check_run_options(const RunOptions& options) {
     return Error{"--cmdline cannot contain a NUL byte"};
   }
 
-  const bool has_disk = !options.disk_path.empty();
-  if (has_disk && options.disk_model != "ata" && options.disk_model != "virtio" &&
-      options.disk_model != "passthrough") {
-    return Error{"unknown --disk-model '" + options.disk_model +
-                 "': use ata, virtio or passthrough"};
+  if (auto model = parse_choice(disk_model_choices(), options.disk_model); !model) {
+    return Error{"--disk-model: " + model.error().message};
   }
-  if (!has_disk && options.guest_path.empty() && workload_needs_disk(options.workload)) {
-    return Error{options.workload +
-                 " needs --disk PATH; make one with `vmlab disk create disk.img 64M`"};
+  const bool has_disk = !options.disk_path.empty();
+  if (!has_disk) {
+    if (options.guest_path.empty() && workload_needs_disk(options.workload)) {
+      return Error{options.workload +
+                   " needs --disk PATH; make one with `vmlab disk create disk.img 64M`"};
+    }
+    // A disk setting other than its default means nothing without a disk;
+    // the user who gave one expects a disk.
+    if (options.disk_readonly) return Error{"--disk-readonly applies to a disk (--disk PATH)"};
+    if (options.disk_model != RunOptions{}.disk_model) {
+      return Error{"--disk-model applies to a disk (--disk PATH --disk-model " +
+                   options.disk_model + ")"};
+    }
   }
   if (options.virtio_event_index && (!has_disk || options.disk_model != "virtio")) {
     return Error{"--virtio-event-idx applies to a virtio disk (--disk PATH --disk-model virtio)"};
@@ -795,20 +686,13 @@ Result<GuestRun> run_guest(const RunOptions& options) {
 Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
   if (auto valid = check_run_options(options); !valid) return valid.error();
   auto mode = make_mode(options);
-  if (!mode) {
-    return Error{"unknown --cpu '" + options.cpu + "': this build has " + cpu_mode_list()};
-  }
+  if (!mode) return Error{"--cpu: no mode is built for '" + options.cpu + "'"};
   auto timeout = timeout_duration(options.timeout_seconds);
   if (!timeout) return timeout.error();
   DiskModel disk_model = DiskModel::None;
   if (!options.disk_path.empty()) {
-    if (options.disk_model == "ata") {
-      disk_model = DiskModel::Ata;
-    } else if (options.disk_model == "virtio") {
-      disk_model = DiskModel::Virtio;
-    } else {
-      disk_model = DiskModel::Passthrough;  // check_run_options allows no other
-    }
+    // check_run_options refused any other spelling.
+    disk_model = *parse_choice(disk_model_choices(), options.disk_model);
   }
 
   std::vector<std::uint8_t> guest_file;

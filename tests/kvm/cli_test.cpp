@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -359,6 +360,107 @@ TEST_F(CliTest, UnknownOptionsAreNamed) {
   EXPECT_EQ(disk.status, 64);
   EXPECT_TRUE(contains(disk.err, "unknown option '--frobnicate'")) << disk.err;
   EXPECT_FALSE(fs::exists(path("x.img")));
+}
+
+// A usage error is one line (exit 64) that names the option and the value at
+// fault and points to the command's --help; found before any VM exists.
+TEST_F(CliTest, BadValuesNameTheOptionAndPointToHelp) {
+  struct Case {
+    std::vector<std::string> arguments;
+    std::string named;
+    std::string help;
+  };
+  for (const auto& [arguments, named, help] : {
+           Case{{"run", "--cpu", "bt"}, "--cpu: 'bt'", "vmlab run --help"},
+           Case{{"run", "--irqchip", "pic"}, "--irqchip: 'pic'", "vmlab run --help"},
+           Case{{"run", "--disk-model", "nvme"}, "--disk-model: 'nvme'", "vmlab run --help"},
+           Case{{"run", "--iommu", "maybe"}, "--iommu: 'maybe'", "vmlab run --help"},
+           Case{{"run", "--mem", "64X"}, "--mem: '64X'", "vmlab run --help"},
+           Case{{"run", "-n", "-1"}, "--count: '-1'", "vmlab run --help"},
+           Case{{"compare", "--irqchip", "vmm,pic"}, "--irqchip: 'pic'", "vmlab compare --help"},
+           Case{{"compare", "--cpu", "bt"}, "--cpu: 'bt'", "vmlab compare --help"},
+           Case{{"trace", "export", "--format", "xml", "x.tsv"},
+                "--format: 'xml'",
+                "vmlab trace export --help"},
+           Case{{"disk", "create", "x.img", "64X"}, "SIZE: '64X'", "vmlab disk create --help"},
+           Case{{"frobnicate"}, "unknown command 'frobnicate'", "vmlab --help"},
+       }) {
+    auto run = vmlab(arguments);
+    EXPECT_EQ(run.status, 64) << arguments[0] << ": " << run.err;
+    EXPECT_TRUE(contains(run.err, named)) << run.err;
+    EXPECT_TRUE(contains(run.err, help)) << run.err;
+    EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << "one line: " << run.err;
+    EXPECT_TRUE(run.out.empty()) << run.out;
+  }
+  EXPECT_FALSE(fs::exists(path("x.img")));
+  EXPECT_EQ(m_directory.entries(), std::vector<std::string>{});
+}
+
+TEST_F(CliTest, EveryCommandsHelpExitsZeroAndListsItsOptions) {
+  struct Case {
+    std::vector<std::string> arguments;
+    std::vector<std::string> mentions;
+  };
+  for (const auto& [arguments, mentions] : {
+           Case{{"--help"}, {"Usage: vmlab", "compare", "probe", "run", "trace", "info", "disk"}},
+           Case{{"run", "--help"},
+                {"--cpu hvm|full|para", "--mem SIZE", "--timeout S", "--disk-model",
+                 "(default: virtio)", "workloads:", "syscalls    N=1000", "exit status:"}},
+           Case{{"compare", "--help"}, {"--workloads LIST", "syscalls:5000", "--json FILE"}},
+           Case{{"probe", "--help"}, {"Usage: vmlab probe"}},
+           Case{{"info", "--help"}, {"Usage: vmlab info"}},
+           Case{{"trace", "--help"}, {"summary", "export"}},
+           Case{{"trace", "summary", "--help"}, {"TRACE"}},
+           Case{{"trace", "export", "--help"}, {"--format perfetto|csv", "-o OUTPUT"}},
+           Case{{"disk", "--help"}, {"create", "info"}},
+           Case{{"disk", "create", "--help"}, {"PATH", "SIZE", "--force"}},
+           Case{{"disk", "info", "--help"}, {"PATH"}},
+           Case{{"help", "run"}, {"--cpu hvm|full|para"}},
+       }) {
+    auto help = vmlab(arguments);
+    EXPECT_EQ(help.status, 0) << arguments[0] << ": " << help.err;
+    EXPECT_TRUE(help.err.empty()) << help.err;
+    for (const auto& mention : mentions)
+      EXPECT_TRUE(contains(help.out, mention)) << "no '" << mention << "' in\n" << help.out;
+  }
+  auto version = vmlab({"--version"});
+  EXPECT_EQ(version.status, 0);
+  EXPECT_EQ(version.out, "vmlab 0.1.0\n");
+  // No command at all: the overview, as a usage error.
+  auto nothing = vmlab({});
+  EXPECT_EQ(nothing.status, 64);
+  EXPECT_TRUE(nothing.out.empty()) << nothing.out;
+  EXPECT_TRUE(contains(nothing.err, "Commands:")) << nothing.err;
+}
+
+// One size grammar: what `disk create` takes, --mem takes.
+TEST_F(CliTest, MemAndDiskCreateTakeTheSameSizes) {
+  int index = 0;
+  for (const char* size : {"64M", "64MiB", "64MB", "65536K", "67108864"}) {
+    const std::string image = "d" + std::to_string(index++) + ".img";
+    auto create = vmlab({"disk", "create", image, size});
+    ASSERT_EQ(create.status, 0) << size << ": " << create.err;
+    EXPECT_EQ(fs::file_size(path(image)), 64u * 1024 * 1024) << size;
+    // Refused for --umip, after --mem was taken: no VM is made.
+    auto run = vmlab({"run", "--mem", size, "--umip"});
+    EXPECT_EQ(run.status, 64) << size;
+    EXPECT_TRUE(contains(run.err, "--umip applies to --cpu full")) << size << ": " << run.err;
+  }
+  for (const char* size : {"64X", "1.5G", "0x100"}) {
+    auto create = vmlab({"disk", "create", "bad.img", size});
+    EXPECT_EQ(create.status, 64) << size;
+    EXPECT_TRUE(contains(create.err, "is not a size")) << create.err;
+    auto run = vmlab({"run", "--mem", size});
+    EXPECT_EQ(run.status, 64) << size;
+    EXPECT_TRUE(contains(run.err, "is not a size")) << run.err;
+  }
+  EXPECT_FALSE(fs::exists(path("bad.img")));
+}
+
+TEST_F(CliTest, ARunWithMemoryInMebibytes) {
+  VMLAB_REQUIRE_KVM();
+  auto run = vmlab({"run", "--mem", "96MiB", "--quiet"});
+  EXPECT_EQ(run.status, 0) << run.err;
 }
 
 }  // namespace

@@ -67,14 +67,17 @@ std::vector<WorkloadRequest> default_compare_workloads();
 std::vector<WorkloadRequest> default_disk_workloads();
 // "ata,virtio" -> models; an unknown one is an error naming the valid ones.
 Result<std::vector<std::string>> parse_disk_model_list(const std::string& text);
+// "hvm,full" -> CPU modes, the same way.
+Result<std::vector<std::string>> parse_cpu_mode_list(const std::string& text);
 // "syscalls:500,pio" -> requests; an unknown name is an error listing the valid ones.
 Result<std::vector<WorkloadRequest>> parse_workload_list(const std::string& text);
 
 using CompareProgress = std::function<void(
     std::size_t index, std::size_t total, const CompareRow* finished, const std::string& starting)>;
 
-// The options' usage errors (memory size, timeout, CPU modes), found before
-// anything runs; run_comparison checks them too.
+// The options' usage errors (memory size, timeout, CPU modes, disk models),
+// found before anything runs: the one place they are judged, for `vmlab
+// compare` and for run_comparison, which checks them too.
 Status check_compare_options(const CompareOptions& options);
 Result<Comparison> run_comparison(const CompareOptions& options, const CompareProgress& progress);
 void print_comparison(const Comparison& comparison, std::ostream& out);

@@ -17,6 +17,7 @@
 
 #include "vmlab/events.hpp"
 #include "vmlab/machine.hpp"
+#include "vmlab/options.hpp"
 #include "vmlab/pc_board.hpp"
 #include "vmlab/platform.hpp"
 
@@ -39,8 +40,8 @@ std::string passthrough_device_name(const std::string& disk_path);
 // What every output of a run with `--iommu off` says.
 std::string unsafe_iommu_note();
 
-// The CPU modes this build has, in the order compare shows them, and the same
-// as "hvm, full" for messages.
+// The CPU modes this build has (cpu_mode_choices()), in the order compare
+// shows them, and the same as "hvm, full" for messages.
 std::vector<std::string> available_cpu_modes();
 std::string cpu_mode_list();
 // The built-in workloads' names as "hello, syscalls, ..." for messages.
@@ -70,29 +71,15 @@ int guest_exit_status(std::uint32_t guest_status);
 // vmlab's exit status for a finished run, by its outcome.
 int run_exit_status(const RunReport& report);
 
-// Limits the options are checked against before any VM exists.
-// (kMinimumGuestMemory, kMaximumGuestMemory, kMaximumTimeout: machine.hpp.)
-inline constexpr std::uint64_t kGuestMemoryStep = 2 * MiB;
-inline constexpr double kMaximumTimeoutSeconds =
-    std::chrono::duration<double>(kMaximumTimeout).count();
+// Limits the options are checked against before any VM exists (the memory
+// size and timeout rules: options.hpp).
 // The whole guest command line, without its terminating NUL (boot_info.h).
 inline constexpr std::size_t kMaximumCommandLine = 4095;
 // `--guest` reads the whole ELF into memory first.
 inline constexpr std::uint64_t kMaximumGuestFileSize = 64 * MiB;
 
-// "64M", "1G", "4096K": whole bytes or K, M, G, T (binary units, either
-// case), in the guest memory range, in 2M steps. The errors name the rule.
-Result<std::uint64_t> parse_memory_size(std::string_view text);
-Status check_memory_size(std::uint64_t bytes);
-// A number of seconds, finite, above 0 and at most kMaximumTimeoutSeconds:
-// "30", "0.5", "2e3"; not "inf", "nan", "-1", "0x10" or "1e300".
-Result<double> parse_timeout_seconds(std::string_view text);
-// The timeout as Machine waits for it: rounded up to whole milliseconds, at
-// least 1; an Error for a value parse_timeout_seconds refuses.
-Result<std::chrono::milliseconds> timeout_duration(double seconds);
-
 struct RunOptions {
-  std::string cpu = "hvm";
+  std::string cpu = "hvm";  // one of cpu_mode_choices()
   std::string workload = "hello";
   std::optional<std::uint64_t> count;  // the workload's default when empty
   std::string guest_path;              // empty: the built-in guest
@@ -107,7 +94,7 @@ struct RunOptions {
   // A raw image for the guest's disk; empty: no disk.
   std::string disk_path;
   bool disk_readonly = false;
-  std::string disk_model = "virtio";  // "ata", "virtio" or "passthrough"
+  std::string disk_model = "virtio";  // one of disk_model_choices()
   // Passthrough: DMA through the IOMMU model (false: `--iommu off`, a
   // teaching switch that marks the run unsafe).
   bool iommu = true;
@@ -224,7 +211,9 @@ struct RunOutputs {
 };
 
 // Usage errors in the options, found without opening anything: unknown CPU
-// mode or workload, option combinations, memory size, timeout, command line.
+// mode, workload or disk model, option combinations, memory size, timeout,
+// command line. The one place a run's options are judged: `vmlab run`
+// refuses what this refuses, with its message, and run_guest does too.
 Status check_run_options(const RunOptions& options);
 // Checks and opens the run's --trace and --console files: never the run's
 // --guest or --disk, nor each other.

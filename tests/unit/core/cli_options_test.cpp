@@ -77,8 +77,12 @@ TEST(MemoryOption, TooLargeNamesTheMaximum) {
   ASSERT_FALSE(odd.ok());
   EXPECT_NE(odd.error().message.find("2M steps"), std::string::npos) << odd.error().message;
   EXPECT_FALSE(parse_memory_size("lots").ok());
-  EXPECT_FALSE(parse_memory_size("64MB").ok());
+  EXPECT_FALSE(parse_memory_size("64MX").ok());
   EXPECT_EQ(*parse_memory_size("64M"), 64 * MiB);
+  // The size grammar of `disk create` too (tests/unit/cli): binary units,
+  // with or without iB or B.
+  EXPECT_EQ(*parse_memory_size("64MiB"), 64 * MiB);
+  EXPECT_EQ(*parse_memory_size("64MB"), 64 * MiB);
   EXPECT_EQ(*parse_memory_size("3G"), 3 * GiB);
   EXPECT_EQ(*parse_memory_size("4096k"), 4 * MiB);
 }
