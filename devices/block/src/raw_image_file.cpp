@@ -317,63 +317,6 @@ Status create_raw_image(const std::string& path, std::uint64_t size_bytes, bool 
   return {};
 }
 
-Result<std::uint64_t> parse_size(std::string_view text) {
-  const std::string shown(text);
-  auto invalid = [&shown] {
-    return Error{"'" + shown +
-                 "' is not a disk size: use a whole number of bytes, or of K, M, G or T "
-                 "(binary units), e.g. 64M"};
-  };
-
-  std::size_t position = 0;
-  std::uint64_t value = 0;
-  bool overflow = false;
-  while (position < text.size() && text[position] >= '0' && text[position] <= '9') {
-    const auto digit = static_cast<std::uint64_t>(text[position] - '0');
-    if (value > (std::numeric_limits<std::uint64_t>::max() - digit) / 10) overflow = true;
-    value = value * 10 + digit;
-    ++position;
-  }
-  if (position == 0) return invalid();
-
-  auto lower = [](char character) {
-    return (character >= 'A' && character <= 'Z') ? static_cast<char>(character - 'A' + 'a')
-                                                  : character;
-  };
-  unsigned shift = 0;
-  if (position < text.size()) {
-    switch (lower(text[position])) {
-      case 'k':
-        shift = 10;
-        break;
-      case 'm':
-        shift = 20;
-        break;
-      case 'g':
-        shift = 30;
-        break;
-      case 't':
-        shift = 40;
-        break;
-      default:
-        break;
-    }
-    if (shift != 0) ++position;
-  }
-  std::string suffix;
-  for (; position < text.size(); ++position)
-    suffix += lower(text[position]);
-  const bool suffix_ok = suffix.empty() || suffix == "b" || (shift != 0 && suffix == "ib");
-  if (!suffix_ok) return invalid();
-
-  if (overflow || (shift != 0 && value > (std::numeric_limits<std::uint64_t>::max() >> shift))) {
-    return Error{"disk size '" + shown + "' is too large"};
-  }
-  if (value == 0)
-    return Error{"disk size '" + shown + "' is zero; a disk needs at least 512 bytes"};
-  return value << shift;
-}
-
 std::string serial_from_path(std::string_view path) {
   const std::size_t slash = path.find_last_of('/');
   std::string_view name = slash == std::string_view::npos ? path : path.substr(slash + 1);

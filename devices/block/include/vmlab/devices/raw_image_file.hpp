@@ -75,11 +75,6 @@ class RawImageFile final : public BlockBackend {
 // `overwrite` is set, and never while a running VM holds its lock.
 Status create_raw_image(const std::string& path, std::uint64_t size_bytes, bool overwrite);
 
-// A disk size as a user types it: a whole number of bytes, or of K, M, G or T
-// in binary units (64K = 65536), with an optional "B" or "iB" after the unit;
-// case does not matter. Zero, garbage and sizes past 2^64 - 1 are Errors.
-Result<std::uint64_t> parse_size(std::string_view text);
-
 // The serial number of an image: its file name cut to the 20 printable ASCII
 // bytes an ATA IDENTIFY serial or a virtio-blk ID holds.
 std::string serial_from_path(std::string_view path);
