@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "byte_access.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -103,15 +105,8 @@ void expect_accesses_stayed_in_bounds(const RandomAccesses& random) {
       << "a read returned data for bytes past the device's range";
 }
 
-std::uint8_t in(IoDevice& device, std::uint64_t offset) {
-  std::uint8_t value = 0;
-  device.read(offset, std::span<std::uint8_t>(&value, 1));
-  return value;
-}
-
-void out(IoDevice& device, std::uint64_t offset, std::uint8_t value) {
-  device.write(offset, std::span<const std::uint8_t>(&value, 1));
-}
+using testing::in;
+using testing::out;
 
 // UART register offsets (PC16550D Table II).
 constexpr std::uint64_t uart_data = 0;  // RBR/THR, DLL with DLAB

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "byte_access.hpp"
+
 #include <cstdint>
 #include <ostream>
 #include <span>
@@ -19,15 +21,8 @@ constexpr std::int64_t kSecond = 1'000'000'000;
 // 2026-12-01 23:01:02 UTC, a Tuesday.
 constexpr std::int64_t kTuesdayEvening = 1'796'166'062;
 
-std::uint8_t in(IoDevice& device, std::uint64_t offset) {
-  std::uint8_t value = 0;
-  device.read(offset, std::span<std::uint8_t>(&value, 1));
-  return value;
-}
-
-void out(IoDevice& device, std::uint64_t offset, std::uint8_t value) {
-  device.write(offset, std::span<const std::uint8_t>(&value, 1));
-}
+using testing::in;
+using testing::out;
 
 std::uint8_t read_register(Mc146818Rtc& rtc, std::uint8_t index) {
   out(rtc, 0, index);
