@@ -319,8 +319,9 @@ void Machine::vcpu_thread_main(RunReport& report) {
     }
     auto injected = m_mode->deliver_interrupts(m_context);
     if (!injected) {
-      report.outcome =
-          injected.error().guest_fault ? RunOutcome::GuestCrashed : RunOutcome::VmmError;
+      report.outcome = injected.error().kind == ModeError::kGuestTripleFault
+                           ? RunOutcome::GuestCrashed
+                           : RunOutcome::VmmError;
       report.message = injected.error().message;
       report.registers = describe_registers(m_vcpu);
       return;

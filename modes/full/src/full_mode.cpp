@@ -437,9 +437,9 @@ Result<Injection> FullMode::deliver_interrupts(ModeContext& context) {
   auto delivered = deliver_event(m_registers, m_cpu, m_shadow->walker(), vector, std::nullopt,
                                  EventSource::ExternalInterrupt);
   if (!delivered) {
-    return Error{"the guest kernel could not take interrupt vector " + std::to_string(vector) +
-                     ": " + delivered.error().message,
-                 0, /*guest_fault=*/true};
+    return Error{ModeError::kGuestTripleFault, "the guest kernel could not take interrupt vector " +
+                                                   std::to_string(vector) + ": " +
+                                                   delivered.error().message};
   }
   if (auto status = resume_guest(context); !status) return status.error();
   return Injection{vector};

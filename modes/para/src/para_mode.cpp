@@ -301,14 +301,14 @@ void ParaMode::record(ModeContext& context, EventKind kind, EventReason reason,
 Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error_code) {
   const TrapEntry& entry = m_state.trap_table[vector];
   if (entry.handler == 0) {
-    return Error{"the paravirtual kernel registered no handler for " +
-                     monitor::exception_name(vector) + " (rip " + hex(m_registers.rip) + ")",
-                 0, /*guest_fault=*/true};
+    return Error{ModeError::kGuestTripleFault, "the paravirtual kernel registered no handler for " +
+                                                   monitor::exception_name(vector) + " (rip " +
+                                                   hex(m_registers.rip) + ")"};
   }
   const bool from_user = m_state.cpl == 3;
   if (from_user && m_state.kernel_stack == 0) {
-    return Error{"an event from user mode, but the kernel registered no stack (stack_switch)", 0,
-                 true};
+    return Error{ModeError::kGuestTripleFault,
+                 "an event from user mode, but the kernel registered no stack (stack_switch)"};
   }
   // The frame a 64-bit CPU pushes (Intel SDM vol. 3A, 6.14.2), with the
   // selectors the guest kernel believes in and IF = "events unmasked".
@@ -330,10 +330,10 @@ Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error
           frame_address,
           std::span(reinterpret_cast<const std::uint8_t*>(frame), words * sizeof(std::uint64_t)),
           monitor::AccessPrivilege::Supervisor)) {
-    return Error{"the paravirtual kernel's stack at " + hex(frame_address) +
+    return Error{ModeError::kGuestTripleFault,
+                 "the paravirtual kernel's stack at " + hex(frame_address) +
                      " cannot take the frame for " + monitor::exception_name(vector) +
-                     " (page fault at " + hex(fault->address) + ")",
-                 0, true};
+                     " (page fault at " + hex(fault->address) + ")"};
   }
   m_state.cpl = 0;
   m_registers.rsp = frame_address;

@@ -21,6 +21,21 @@
 
 namespace vmlab {
 
+// Why a CPU mode failed a call from the run loop.
+enum class ModeError {
+  kGuestTripleFault = 1,  // the guest cannot take an event (it would triple-fault on hardware)
+};
+constexpr const char* error_domain(ModeError) {
+  return "cpu mode";
+}
+constexpr const char* to_string(ModeError kind) {
+  switch (kind) {
+    case ModeError::kGuestTripleFault:
+      return "guest triple fault";
+  }
+  return "unknown";
+}
+
 struct ModeContext {
   Vm& vm;
   Vcpu& vcpu;
@@ -103,3 +118,5 @@ class CpuMode {
 };
 
 }  // namespace vmlab
+
+VMLAB_ERROR_KINDS(vmlab::ModeError);

@@ -12,26 +12,10 @@
 #include <vector>
 
 #include "vmlab/address.hpp"
+#include "vmlab/file_descriptor.hpp"
 #include "vmlab/result.hpp"
 
 namespace vmlab {
-
-class FileDescriptor {
- public:
-  FileDescriptor() = default;
-  explicit FileDescriptor(int fd) : m_fd(fd) {}
-  FileDescriptor(FileDescriptor&& other) noexcept;
-  FileDescriptor& operator=(FileDescriptor&& other) noexcept;
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor();
-
-  int get() const { return m_fd; }
-  bool valid() const { return m_fd >= 0; }
-
- private:
-  int m_fd = -1;
-};
 
 class Vm;
 class Vcpu;
