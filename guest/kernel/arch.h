@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "timestamp.h"
+
 #define MSR_EFER 0xc0000080u
 #define MSR_STAR 0xc0000081u
 #define MSR_LSTAR 0xc0000082u
@@ -27,13 +29,6 @@ static inline uint8_t native_port_read8(uint16_t port) {
   uint8_t value;
   __asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port) : "memory");
   return value;
-}
-
-static inline uint64_t read_timestamp_counter(void) {
-  uint32_t low;
-  uint32_t high;
-  __asm__ volatile("rdtsc" : "=a"(low), "=d"(high) : : "memory");
-  return ((uint64_t)high << 32) | low;
 }
 
 static inline uint64_t read_msr(uint32_t msr) {

@@ -163,39 +163,50 @@ void console_write(const char* text, size_t length) {
   }
 }
 
-void console_print(const char* format, ...) {
+/* Formats one line (at most 255 characters) and hands it to `sink`. */
+static void print_line(void (*sink)(const char* text, size_t length), const char* format,
+                       va_list arguments) {
   char line[256];
-  va_list arguments;
-  va_start(arguments, format);
   size_t length = format_text(line, sizeof line, format, arguments);
-  va_end(arguments);
-  console_write(line, length);
+  sink(line, length);
 }
 
-void console_emergency_print(const char* format, ...) {
-  char line[256];
+void console_print(const char* format, ...) {
   va_list arguments;
   va_start(arguments, format);
-  size_t length = format_text(line, sizeof line, format, arguments);
+  print_line(console_write, format, arguments);
   va_end(arguments);
+}
+
+/* Polled output that works with interrupts off, whatever the console was doing. */
+static void emergency_write(const char* text, size_t length) {
   if (!uart_present) return;
   if (mode == CONSOLE_MODE_INTERRUPT) {
     port_write8(uart_base + UART_INTERRUPT_ENABLE, 0);
     transmitting = false;
     mode = CONSOLE_MODE_POLLED;
   }
-  write_polled(line, length);
+  write_polled(text, length);
+}
+
+void console_emergency_print(const char* format, ...) {
+  va_list arguments;
+  va_start(arguments, format);
+  print_line(emergency_write, format, arguments);
+  va_end(arguments);
+}
+
+static void debug_console_write(const char* text, size_t length) {
+  for (size_t index = 0; index < length; ++index) {
+    port_write8(debug_console_port, (uint8_t)text[index]);
+  }
 }
 
 void debug_console_print(const char* format, ...) {
-  char line[256];
   va_list arguments;
   va_start(arguments, format);
-  size_t length = format_text(line, sizeof line, format, arguments);
+  print_line(debug_console_write, format, arguments);
   va_end(arguments);
-  for (size_t index = 0; index < length; ++index) {
-    port_write8(debug_console_port, (uint8_t)line[index]);
-  }
 }
 
 _Noreturn void machine_exit(uint8_t status) {

@@ -47,18 +47,6 @@ _Static_assert(sizeof(struct task_state_segment) == 104, "64-bit TSS is 104 byte
 
 static struct task_state_segment tss;
 
-/* IDT gate (Intel SDM vol. 3A, 6.14.1, Figure 6-8). */
-struct interrupt_gate {
-  uint16_t offset_low;
-  uint16_t selector;
-  uint8_t interrupt_stack_index;
-  uint8_t attributes;
-  uint16_t offset_middle;
-  uint32_t offset_high;
-  uint32_t reserved;
-};
-_Static_assert(sizeof(struct interrupt_gate) == 16, "64-bit IDT gates are 16 bytes");
-
 /* Interrupt gates clear IF on entry, so handlers start with interrupts off. */
 #define GATE_PRESENT_INTERRUPT_DPL0 0x8e
 #define DOUBLE_FAULT_STACK_INDEX 1

@@ -35,6 +35,18 @@ struct trap_frame {
 };
 _Static_assert(sizeof(struct trap_frame) == 22 * 8, "trap frame layout is used by entry.S");
 
+/* IDT gate (Intel SDM vol. 3A, 6.14.1, Figure 6-8). */
+struct interrupt_gate {
+  uint16_t offset_low;
+  uint16_t selector;
+  uint8_t interrupt_stack_index;
+  uint8_t attributes;
+  uint16_t offset_middle;
+  uint32_t offset_high;
+  uint32_t reserved;
+};
+_Static_assert(sizeof(struct interrupt_gate) == 16, "64-bit IDT gates are 16 bytes");
+
 /* Loads the kernel's GDT, TSS and IDT. */
 void cpu_init(void);
 

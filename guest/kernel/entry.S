@@ -3,6 +3,7 @@
  * struct trap_frame (cpu.h) and every return to user mode is iretq (sysretq
  * is broken on this platform's KVM backend, PLATFORM.md). */
 #include "cpu.h"
+#include "register_save.h"
 
 /* hypercall.h's VMLAB_HYPERCALL_IRET (an enum, which the assembler cannot
  * read); pv_ops.c checks that the two agree. */
@@ -30,41 +31,13 @@ trap_stub_\vector:
 .endr
 
 trap_common:
-  push %rax
-  push %rbx
-  push %rcx
-  push %rdx
-  push %rsi
-  push %rdi
-  push %rbp
-  push %r8
-  push %r9
-  push %r10
-  push %r11
-  push %r12
-  push %r13
-  push %r14
-  push %r15
+  push_general_registers
   /* The CPU aligned RSP to 16 bytes before pushing its frame (Intel SDM vol.
    * 3A, 6.14.2); 22 quadwords later it is still aligned for the call. */
   mov %rsp, %rdi
   call trap_dispatch
 trap_return:
-  pop %r15
-  pop %r14
-  pop %r13
-  pop %r12
-  pop %r11
-  pop %r10
-  pop %r9
-  pop %r8
-  pop %rbp
-  pop %rdi
-  pop %rsi
-  pop %rdx
-  pop %rcx
-  pop %rbx
-  pop %rax
+  pop_general_registers
   add $16, %rsp /* vector and error code */
   jmp *pv_iret(%rip) /* pv_ops.h: iretq, or the IRET hypercall */
 
@@ -101,21 +74,7 @@ syscall_entry:
   push %rcx
   push $0
   push $VECTOR_SYSCALL
-  push %rax
-  push %rbx
-  push %rcx
-  push %rdx
-  push %rsi
-  push %rdi
-  push %rbp
-  push %r8
-  push %r9
-  push %r10
-  push %r11
-  push %r12
-  push %r13
-  push %r14
-  push %r15
+  push_general_registers
   mov %rsp, %rdi
   call syscall_dispatch
   jmp trap_return
@@ -126,12 +85,7 @@ syscall_entry:
  * user_return(value) on the task's exit or fault. */
   .globl user_enter
 user_enter:
-  push %rbx
-  push %rbp
-  push %r12
-  push %r13
-  push %r14
-  push %r15
+  push_callee_saved
   mov %rsp, user_return_stack(%rip)
   push $SELECTOR_USER_DATA
   push %rsi
@@ -162,12 +116,7 @@ user_enter:
 user_return:
   mov user_return_stack(%rip), %rsp
   mov %rdi, %rax
-  pop %r15
-  pop %r14
-  pop %r13
-  pop %r12
-  pop %rbp
-  pop %rbx
+  pop_callee_saved
   ret
 
 /* void gdt_load(const struct descriptor_table_pointer*): lgdt, then reload

@@ -1,6 +1,7 @@
 /* The recovery point of expect_fault.c: a setjmp/longjmp pair shaped as one
  * call, so that C never sees a function return twice. */
 #include "expect_fault.h"
+#include "register_save.h"
 
   .text
   .code64
@@ -13,12 +14,7 @@
  * call that preserved RBX, RBP and R12-R15 (System V AMD64 ABI, 3.2.1). */
   .globl recovery_call
 recovery_call:
-  push %rbx
-  push %rbp
-  push %r12
-  push %r13
-  push %r14
-  push %r15
+  push_callee_saved
   sub $8, %rsp /* with the return address, 8 quadwords: RSP 16-byte aligned for the call */
   mov %rsp, RECOVERY_POINT_RSP(%rdi)
   lea recovery_landing(%rip), %rax
@@ -31,12 +27,7 @@ recovery_call:
 recovery_finish:
   movq $0, armed_recovery_point(%rip)
   add $8, %rsp
-  pop %r15
-  pop %r14
-  pop %r13
-  pop %r12
-  pop %rbp
-  pop %rbx
+  pop_callee_saved
   ret
 recovery_landing:
   mov $1, %eax

@@ -283,23 +283,13 @@ static void para_load_gdt(const void* table, uint16_t limit) {
 
 /* The IDT's gates become a trap table: same handlers, and interrupt gates
  * (which clear IF) become "mask events on entry". */
-struct interrupt_gate_view {
-  uint16_t offset_low;
-  uint16_t selector;
-  uint8_t interrupt_stack_index;
-  uint8_t attributes;
-  uint16_t offset_middle;
-  uint32_t offset_high;
-  uint32_t reserved;
-};
-
 static void para_load_idt(const void* table, uint16_t limit) {
   static struct vmlab_trap_info traps[256];
-  const struct interrupt_gate_view* gates = table;
+  const struct interrupt_gate* gates = table;
   unsigned count = (limit + 1u) / sizeof *gates;
   if (count > 256) count = 256;
   for (unsigned vector = 0; vector < count; ++vector) {
-    const struct interrupt_gate_view* gate = &gates[vector];
+    const struct interrupt_gate* gate = &gates[vector];
     uint64_t handler = gate->offset_low | ((uint64_t)gate->offset_middle << 16) |
                        ((uint64_t)gate->offset_high << 32);
     bool present = (gate->attributes & 0x80) != 0;

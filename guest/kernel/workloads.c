@@ -43,29 +43,28 @@ static void run_user_task(uint64_t workload, uint64_t count, struct workload_out
   }
 }
 
+/* Creates the user task; when it cannot, the outcome says so for `workload`. */
+static bool user_task_ready(const char* workload, struct workload_outcome* outcome) {
+  if (task_create()) return true;
+  console_print("vmlab: %s: cannot create the user task\n", workload);
+  outcome->status = RUN_STATUS_ERROR;
+  return false;
+}
+
 static void run_hello(const struct run_options* options, struct workload_outcome* outcome) {
   console_print("Hello from the vmlab guest kernel (%s entry)\n",
                 boot_entry_kind() == BOOT_ENTRY_PVH ? "PVH" : "vmlab");
-  if (!task_create()) {
-    fail(outcome, "hello: cannot create the user task");
-    return;
-  }
+  if (!user_task_ready("hello", outcome)) return;
   run_user_task(VMLAB_USER_WORKLOAD_HELLO, options->count, outcome);
 }
 
 static void run_syscalls(const struct run_options* options, struct workload_outcome* outcome) {
-  if (!task_create()) {
-    fail(outcome, "syscalls: cannot create the user task");
-    return;
-  }
+  if (!user_task_ready("syscalls", outcome)) return;
   run_user_task(VMLAB_USER_WORKLOAD_SYSCALLS, options->count, outcome);
 }
 
 static void run_pagefaults(const struct run_options* options, struct workload_outcome* outcome) {
-  if (!task_create()) {
-    fail(outcome, "pagefaults: cannot create the user task");
-    return;
-  }
+  if (!user_task_ready("pagefaults", outcome)) return;
   /* One frame per page and one page table per 2 MiB of the region. */
   uint64_t needed = options->count + (options->count + 511) / 512;
   if (frames_free() < needed) {
@@ -80,10 +79,7 @@ static void run_pagefaults(const struct run_options* options, struct workload_ou
 }
 
 static void run_compute(const struct run_options* options, struct workload_outcome* outcome) {
-  if (!task_create()) {
-    fail(outcome, "compute: cannot create the user task");
-    return;
-  }
+  if (!user_task_ready("compute", outcome)) return;
   run_user_task(VMLAB_USER_WORKLOAD_COMPUTE, options->count, outcome);
 }
 
@@ -276,10 +272,7 @@ static void run_rtc(const struct run_options* options, struct workload_outcome* 
  * to a kernel page (status=segfault) and a kernel load from an unmapped
  * address (status=fault). */
 static void run_segfault(const struct run_options* options, struct workload_outcome* outcome) {
-  if (!task_create()) {
-    fail(outcome, "segfault: cannot create the user task");
-    return;
-  }
+  if (!user_task_ready("segfault", outcome)) return;
   run_user_task(VMLAB_USER_WORKLOAD_SEGFAULT, options->count, outcome);
 }
 

@@ -3,6 +3,7 @@
  * rdtsc and hands the result to the kernel with report(). */
 #include <stdint.h>
 
+#include "timestamp.h"
 #include "user_abi.h"
 
 int user_main(uint64_t workload, uint64_t count);
@@ -15,13 +16,6 @@ static inline uint64_t system_call(uint64_t number, uint64_t argument0, uint64_t
                    : "a"(number), "D"(argument0), "S"(argument1)
                    : "rcx", "r11", "memory");
   return result;
-}
-
-static inline uint64_t read_timestamp_counter(void) {
-  uint32_t low;
-  uint32_t high;
-  __asm__ volatile("rdtsc" : "=a"(low), "=d"(high) : : "memory");
-  return ((uint64_t)high << 32) | low;
 }
 
 static void report(uint64_t cycles, uint64_t check) {
