@@ -418,13 +418,8 @@ bool ata_init(const struct vmlab_device* device, enum disk_completion completion
   }
 
   if (completion == DISK_COMPLETION_INTERRUPT) {
-    if (irq_line >= PIC_IRQ_COUNT || !irq_register(irq_line, ata_interrupt)) {
-      format_to(problem, sizeof problem,
-                "disk-irq=1 needs the ATA channel's IRQ on the PIC (the device table says %u): "
-                "use disk-irq=0",
-                irq_line);
+    if (!disk_irq_register(irq_line, ata_interrupt, "ATA channel", problem, sizeof problem))
       return false;
-    }
     (void)read_status(); /* nothing may be pending when the line opens */
     interrupt_pending = false;
     completion_mode = DISK_COMPLETION_INTERRUPT;

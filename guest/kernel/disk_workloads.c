@@ -116,6 +116,20 @@ static bool open_ata(const struct vmlab_device* device, const struct run_options
   return true;
 }
 
+/* The batch a run asked for (disk-batch), at most what the device can hold. */
+static void limit_batch(struct disk* disk, const struct run_options* options, uint32_t limit) {
+  disk->batch_requests =
+      options->disk.batch_requests < limit ? options->disk.batch_requests : limit;
+}
+
+static void report_lowered_batch(const struct disk* disk, const struct run_options* options,
+                                 const char* why) {
+  if (disk->batch_requests < options->disk.batch_requests) {
+    console_print("vmlab: disk-batch=%u lowered to %u: %s\n", options->disk.batch_requests,
+                  disk->batch_requests, why);
+  }
+}
+
 static bool open_virtio(const struct vmlab_device* device, const struct run_options* options,
                         struct disk* disk) {
   struct virtio_blk_settings settings = {
@@ -128,8 +142,7 @@ static bool open_virtio(const struct vmlab_device* device, const struct run_opti
   disk->capacity = virtio_blk_capacity();
   uint32_t limit = virtio_blk_batch_limit(disk->request_sectors * DISK_SECTOR_SIZE);
   if (limit == 0) return false;
-  disk->batch_requests =
-      options->disk.batch_requests < limit ? options->disk.batch_requests : limit;
+  limit_batch(disk, options, limit);
   console_print(
       "vmlab: virtio-blk disk \"%s\" at 0x%lx irq %u: %lu sectors, queue %u, seg_max %u, "
       "size_max %u, indirect %s, event-idx %s, %s, batch %u\n",
@@ -138,10 +151,7 @@ static bool open_virtio(const struct vmlab_device* device, const struct run_opti
       virtio_blk_event_index() ? "on" : "off",
       options->disk.completion == DISK_COMPLETION_INTERRUPT ? "interrupts" : "polled",
       disk->batch_requests);
-  if (disk->batch_requests < options->disk.batch_requests) {
-    console_print("vmlab: disk-batch=%u lowered to %u: that many requests fill the queue\n",
-                  options->disk.batch_requests, disk->batch_requests);
-  }
+  report_lowered_batch(disk, options, "that many requests fill the queue");
   return true;
 }
 
@@ -150,17 +160,12 @@ static bool open_passthrough(const struct vmlab_device* device, const struct run
   if (!passthrough_init(device, options->disk.completion)) return false;
   disk->model = DISK_MODEL_PASSTHROUGH;
   disk->capacity = passthrough_capacity();
-  uint32_t limit = passthrough_batch_limit();
-  disk->batch_requests =
-      options->disk.batch_requests < limit ? options->disk.batch_requests : limit;
+  limit_batch(disk, options, passthrough_batch_limit());
   console_print("vmlab: passthrough disk at 0x%lx irq %u: %lu sectors, queue %u, %s, batch %u\n",
                 device->base, device->irq, disk->capacity, passthrough_queue_entries(),
                 options->disk.completion == DISK_COMPLETION_INTERRUPT ? "interrupts" : "polled",
                 disk->batch_requests);
-  if (disk->batch_requests < options->disk.batch_requests) {
-    console_print("vmlab: disk-batch=%u lowered to %u: the device keeps one queue slot free\n",
-                  options->disk.batch_requests, disk->batch_requests);
-  }
+  report_lowered_batch(disk, options, "the device keeps one queue slot free");
   return true;
 }
 

@@ -230,13 +230,9 @@ bool passthrough_init(const struct vmlab_device* device, enum disk_completion co
 
   uint32_t control = VMLAB_PT_CONTROL_ENABLE;
   if (completion == DISK_COMPLETION_INTERRUPT) {
-    if (irq_line >= PIC_IRQ_COUNT || !irq_register(irq_line, passthrough_interrupt)) {
-      format_to(problem, sizeof problem,
-                "disk-irq=1 needs the passthrough device's IRQ on the PIC (the device table says "
-                "%u): use disk-irq=0",
-                irq_line);
+    if (!disk_irq_register(irq_line, passthrough_interrupt, "passthrough device", problem,
+                           sizeof problem))
       return false;
-    }
     completion_mode = DISK_COMPLETION_INTERRUPT;
     pic_unmask(irq_line);
     control |= VMLAB_PT_CONTROL_INTERRUPTS;

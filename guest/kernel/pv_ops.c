@@ -17,11 +17,14 @@ static uint64_t native_save_flags(void) {
   return flags;
 }
 
-static void native_restore_flags(uint64_t flags) {
+/* Both tables restore the flags the same way, through their own irq_enable
+ * and irq_disable: only IF is restored (the arithmetic flags are the
+ * caller's to keep). */
+static void restore_flags(uint64_t flags) {
   if (flags & RFLAGS_INTERRUPT_ENABLE) {
-    native_irq_enable();
+    pv_ops.irq_enable();
   } else {
-    native_interrupts_disable();
+    pv_ops.irq_disable();
   }
 }
 
@@ -128,7 +131,7 @@ struct pv_ops pv_ops = {
     .irq_disable = native_interrupts_disable,
     .irq_enable = native_irq_enable,
     .save_flags = native_save_flags,
-    .restore_flags = native_restore_flags,
+    .restore_flags = restore_flags,
     .safe_halt = native_interrupts_enable_and_wait,
     .write_cr3 = native_write_cr3,
     .write_user_cr3 = native_write_user_cr3,
@@ -197,14 +200,6 @@ static uint64_t para_save_flags(void) {
     flags |= RFLAGS_INTERRUPT_ENABLE;
   }
   return flags;
-}
-
-static void para_restore_flags(uint64_t flags) {
-  if (flags & RFLAGS_INTERRUPT_ENABLE) {
-    para_irq_enable();
-  } else {
-    para_irq_disable();
-  }
 }
 
 static void para_safe_halt(void) {
@@ -337,7 +332,7 @@ static const struct pv_ops para_ops = {
     .irq_disable = para_irq_disable,
     .irq_enable = para_irq_enable,
     .save_flags = para_save_flags,
-    .restore_flags = para_restore_flags,
+    .restore_flags = restore_flags,
     .safe_halt = para_safe_halt,
     .write_cr3 = para_write_cr3,
     .write_user_cr3 = para_write_user_cr3,

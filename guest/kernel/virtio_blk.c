@@ -698,11 +698,8 @@ bool virtio_blk_init(const struct vmlab_device* device,
   }
 
   if (settings->completion == DISK_COMPLETION_INTERRUPT) {
-    if (irq_line >= PIC_IRQ_COUNT || !irq_register(irq_line, virtio_blk_interrupt)) {
-      format_to(problem, sizeof problem,
-                "disk-irq=1 needs the virtio device's IRQ on the PIC (the device table says %u): "
-                "use disk-irq=0",
-                irq_line);
+    if (!disk_irq_register(irq_line, virtio_blk_interrupt, "virtio device", problem,
+                           sizeof problem)) {
       fail_device();
       return false;
     }
