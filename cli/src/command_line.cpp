@@ -25,9 +25,20 @@ const CLI::App& parsed_command(const CLI::App& app) {
   return parsed.empty() ? app : parsed_command(*parsed.front());
 }
 
-std::string help_hint(const CLI::App& command) {
+// `error` pointing to the --help of `command`, the command it belongs to.
+Error with_help_hint(const Error& error, const CLI::App& command) {
   const std::string name = command_name(command);
-  return "; see 'vmlab " + (name.empty() ? "" : name + " ") + "--help'";
+  return Error{error.kind,
+               error.message + "; see 'vmlab " + (name.empty() ? "" : name + " ") + "--help'",
+               error.system_errno};
+}
+
+// A value one of options.hpp's parsers refused, as the validator of an
+// add_parsed_option (the only validators vmlab gives CLI11), is a
+// kInvalidValue; whatever else CLI11 refuses is the command line's shape.
+CliError parse_error_kind(const CLI::ParseError& error) {
+  return dynamic_cast<const CLI::ValidationError*>(&error) != nullptr ? CliError::kInvalidValue
+                                                                      : CliError::kUsage;
 }
 
 // A CLI11 error in vmlab's words where CLI11's are known, else CLI11's own.
@@ -59,9 +70,10 @@ Subcommand add_help_command(CLI::App& vmlab) {
                 return sub != help && sub->get_name() == word;
               });
               if (found.empty()) {
-                return Error{target == &vmlab ? "unknown command " + single_quoted(word)
-                                              : "unknown " + command_name(*target) + " action " +
-                                                    single_quoted(word)};
+                return Error{CliError::kUsage, target == &vmlab
+                                                   ? "unknown command " + single_quoted(word)
+                                                   : "unknown " + command_name(*target) +
+                                                         " action " + single_quoted(word)};
               }
               target = found.front();
             }
@@ -107,11 +119,12 @@ Result<Command> parse_command_line(const std::vector<std::string>& arguments) {
   } catch (const CLI::CallForVersion& version) {
     return Command{HelpText{std::string(version.what()) + "\n"}};
   } catch (const CLI::ParseError& error) {
-    return Error{parse_error_message(error) + help_hint(parsed_command(vmlab))};
+    return with_help_hint(Error{parse_error_kind(error), parse_error_message(error)},
+                          parsed_command(vmlab));
   }
 
   if (auto extra = refuse_unexpected_arguments(vmlab); !extra) {
-    return Error{extra.error().message + help_hint(vmlab)};
+    return with_help_hint(extra.error(), vmlab);
   }
   for (const auto& command : commands) {
     if (!command.app->parsed()) continue;
@@ -119,7 +132,7 @@ Result<Command> parse_command_line(const std::vector<std::string>& arguments) {
     if (!parsed) {
       // `vmlab help frob`: the list of commands is vmlab's help.
       const bool help = command.app == commands.back().app;
-      return Error{parsed.error().message + help_hint(help ? vmlab : parsed_command(vmlab))};
+      return with_help_hint(parsed.error(), help ? vmlab : parsed_command(vmlab));
     }
     return parsed;
   }

@@ -130,12 +130,12 @@ std::string command_name(const CLI::App& command);
 // Refuses what CLI11 left over (the commands allow extras, so that the
 // message is theirs): the first unknown option, or else the first operand
 // the command has no place for, or that names none of its commands or
-// actions.
+// actions; a CliError::kUsage.
 Status refuse_unexpected_arguments(const CLI::App& command);
 
 // For a command made of actions (trace summary|export, disk create|info):
-// the action CLI11 parsed, or the usage error (an unknown action or option,
-// or no action at all).
+// the action CLI11 parsed, or the usage error (kUsage: an unknown action or
+// option, or no action at all).
 Result<const CLI::App*> parsed_action(const CLI::App& command);
 
 }  // namespace vmlab::cli
