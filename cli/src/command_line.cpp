@@ -140,6 +140,25 @@ Result<Command> parse_command_line(const std::vector<std::string>& arguments) {
   return Command{HelpText{vmlab.help(), true}};
 }
 
+Result<Command> finish_with(const CLI::App& app, Command command) {
+  if (auto extra = refuse_unexpected_arguments(app); !extra) return extra.error();
+  return command;
+}
+
+Subcommand command_of_actions(CLI::App* command, std::vector<Subcommand> actions) {
+  command->require_subcommand(0, 1);  // at most one; parsed_action refuses none
+  list_as_actions(*command);
+  return {command, [command, actions = std::move(actions)]() -> Result<Command> {
+            auto action = parsed_action(*command);
+            if (!action) return action.error();
+            for (const auto& candidate : actions) {
+              if (candidate.app == *action) return candidate.finish();
+            }
+            return Error{CliError::kUsage, command_name(*command) + " has no action " +
+                                               single_quoted((*action)->get_name())};
+          }};
+}
+
 int dispatch(const Command& command) {
   return std::visit(
       [](const auto& chosen) -> int {

@@ -85,6 +85,12 @@ std::string HelpFormatter::make_subcommand(const CLI::App* subcommand) const {
   return out.str();
 }
 
+CLI::App* add_command(CLI::App& parent, const std::string& name, const std::string& description) {
+  CLI::App* command = parent.add_subcommand(name, description);
+  command->allow_extras();
+  return command;
+}
+
 void list_as_actions(CLI::App& command) {
   command.formatter(std::make_shared<HelpFormatter>("ACTION"));
   for (CLI::App* action : command.get_subcommands([](CLI::App*) { return true; }))

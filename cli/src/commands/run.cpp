@@ -137,8 +137,7 @@ void print_summary(const RunOptions& options, const GuestRun& run) {
 }  // namespace
 
 Subcommand add_run_command(CLI::App& vmlab) {
-  CLI::App* run = vmlab.add_subcommand("run", "boot the guest once and summarize what the VMM saw");
-  run->allow_extras();
+  CLI::App* run = add_command(vmlab, "run", "boot the guest once and summarize what the VMM saw");
   auto parse = std::make_shared<RunParse>();
   RunOptions& options = parse->command.options;
   const RunOptions defaults;
