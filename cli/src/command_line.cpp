@@ -18,6 +18,14 @@ namespace {
 
 constexpr const char* kVersion = "vmlab 0.1.0";
 
+// exit_status in runner.hpp; `vmlab run --help` says what a guest's status
+// becomes.
+constexpr const char* kExitStatusHelp =
+    "exit status: 0 done; 64 a usage error (nothing ran); 69 KVM, the guest or an\n"
+    "  input file unusable; 70 a guest crashed (compare: a run failed); 71 a VMM\n"
+    "  error; 74 an output not written; 124 a timeout. `vmlab run` exits with its\n"
+    "  guest's status when the guest exits (see `vmlab run --help`).";
+
 // The deepest subcommand the App parsed: the command a usage error belongs
 // to, whose --help the message points to.
 const CLI::App& parsed_command(const CLI::App& app) {
@@ -110,6 +118,8 @@ Result<Command> parse_command_line(const std::vector<std::string>& arguments) {
   };
   for (const auto& command : commands)
     command.app->group("Commands");
+  // Set after the commands are added, which would inherit it.
+  vmlab.footer(kExitStatusHelp);
 
   try {
     // CLI11 takes the arguments last first.

@@ -328,6 +328,9 @@ TEST(Help, NoCommandIsAUsageErrorShowingTheCommands) {
   EXPECT_EQ(help_of({"--help"}), overview.text);
   EXPECT_EQ(help_of({"help"}), overview.text);
   EXPECT_EQ(help_of({"--version"}), "vmlab 0.1.0\n");
+  // vmlab's own exit statuses, usage errors apart from failed runs.
+  EXPECT_TRUE(contains(overview.text, "exit status: 0 done; 64 a usage error")) << overview.text;
+  EXPECT_FALSE(contains(help_of({"compare", "--help"}), "exit status:")) << "not inherited";
 }
 
 TEST(Help, EachCommandsHelpListsItsOptions) {
