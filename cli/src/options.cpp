@@ -118,9 +118,10 @@ std::string size_text(std::uint64_t bytes) {
 
 Result<std::uint64_t> parse_memory_size(std::string_view text) {
   const auto bytes = parse_byte_size(text);
-  if (!bytes)
+  if (!bytes) {
     return Error{CliError::kInvalidValue,
                  single_quoted(text) + " is not a size: give one " + memory_rule()};
+  }
   if (*bytes > kMaximumGuestMemory) {
     return Error{CliError::kInvalidValue, "guest memory of " + std::string(text) +
                                               " is more than the maximum, " +
@@ -162,8 +163,9 @@ Result<std::uint64_t> parse_disk_size(std::string_view text) {
                                               " is more than the maximum, " +
                                               size_text(devices::kMaximumImageSize)};
   }
-  if (*bytes == 0)
+  if (*bytes == 0) {
     return Error{CliError::kInvalidValue, "a disk of " + std::string(text) + " has no sectors"};
+  }
   if (*bytes % devices::kSectorSize != 0) {
     return Error{CliError::kInvalidValue,
                  "a disk of " + std::string(text) +

@@ -63,9 +63,10 @@ Result<ReferenceRun> run_reference_machine(std::span<const std::uint8_t> guest,
                  std::string(kQemu) + " is not installed (apt-get install qemu-system-x86)"};
   }
   ScratchDirectory scratch;
-  if (scratch.path().empty())
+  if (scratch.path().empty()) {
     return Error::from_errno(CliError::kReferenceUnavailable, "cannot create a scratch directory",
                              errno);
+  }
   const auto image = scratch.path() / "guest.elf";
   const auto debug = scratch.path() / "debugcon.txt";
   const auto errors = scratch.path() / "qemu-stderr.txt";
@@ -73,9 +74,10 @@ Result<ReferenceRun> run_reference_machine(std::span<const std::uint8_t> guest,
     std::ofstream file(image, std::ios::binary);
     file.write(reinterpret_cast<const char*>(guest.data()),
                static_cast<std::streamsize>(guest.size()));
-    if (!file)
+    if (!file) {
       return Error::from_errno(CliError::kReferenceUnavailable, "cannot write " + image.string(),
                                errno);
+    }
   }
   // -M pc gives the PC devices the guest's PVH path assumes (COM1, 8259A,
   // 8254); isa-debug-exit at 0xf4 ends QEMU with (value << 1) | 1. A virtio
@@ -133,9 +135,10 @@ Result<ReferenceRun> run_reference_machine(std::span<const std::uint8_t> guest,
   pid_t child = 0;
   const int spawned = posix_spawnp(&child, kQemu, &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0)
+  if (spawned != 0) {
     return Error::from_errno(CliError::kReferenceUnavailable, std::string("cannot start ") + kQemu,
                              spawned);
+  }
 
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(static_cast<long>(timeout_seconds * 1000));
@@ -143,8 +146,9 @@ Result<ReferenceRun> run_reference_machine(std::span<const std::uint8_t> guest,
   while (true) {
     const pid_t done = waitpid(child, &status, WNOHANG);
     if (done == child) break;
-    if (done < 0 && errno != EINTR)
+    if (done < 0 && errno != EINTR) {
       return Error::from_errno(CliError::kReferenceFailed, "waitpid", errno);
+    }
     if (std::chrono::steady_clock::now() > deadline) {
       kill(child, SIGKILL);
       waitpid(child, &status, 0);
@@ -165,8 +169,9 @@ Result<ReferenceRun> run_reference_machine(std::span<const std::uint8_t> guest,
     std::ifstream messages(errors);
     std::string message;
     std::getline(messages, message);
-    if (!message.empty())
+    if (!message.empty()) {
       return Error{CliError::kReferenceFailed, std::string(kQemu) + " failed: " + message};
+    }
   }
   return run;
 }

@@ -698,8 +698,9 @@ Result<GuestRun> run_guest(const RunOptions& options) {
 Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
   if (auto valid = check_run_options(options); !valid) return valid.error();
   auto mode = make_mode(options);
-  if (!mode)
+  if (!mode) {
     return Error{CliError::kInvalidValue, "--cpu: no mode is built for '" + options.cpu + "'"};
+  }
   auto timeout = timeout_duration(options.timeout_seconds);
   if (!timeout) return timeout.error();
   DiskModel disk_model = DiskModel::None;
