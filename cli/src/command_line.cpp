@@ -18,6 +18,14 @@ namespace {
 
 constexpr const char* kVersion = "vmlab 0.1.0";
 
+// exit_status in runner.hpp; `vmlab run --help` says what a guest's status
+// becomes.
+constexpr const char* kExitStatusHelp =
+    "exit status: 0 done; 64 a usage error (nothing ran); 69 KVM, the guest or an\n"
+    "  input file unusable; 70 a guest crashed (compare: a run failed); 71 a VMM\n"
+    "  error; 74 an output not written; 124 a timeout. `vmlab run` exits with its\n"
+    "  guest's status when the guest exits (see `vmlab run --help`).";
+
 // The deepest subcommand the App parsed: the command a usage error belongs
 // to, whose --help the message points to.
 const CLI::App& parsed_command(const CLI::App& app) {
@@ -25,9 +33,20 @@ const CLI::App& parsed_command(const CLI::App& app) {
   return parsed.empty() ? app : parsed_command(*parsed.front());
 }
 
-std::string help_hint(const CLI::App& command) {
+// `error` pointing to the --help of `command`, the command it belongs to.
+Error with_help_hint(const Error& error, const CLI::App& command) {
   const std::string name = command_name(command);
-  return "; see 'vmlab " + (name.empty() ? "" : name + " ") + "--help'";
+  return Error{error.kind,
+               error.message + "; see 'vmlab " + (name.empty() ? "" : name + " ") + "--help'",
+               error.system_errno};
+}
+
+// A value one of options.hpp's parsers refused, as the validator of an
+// add_parsed_option (the only validators vmlab gives CLI11), is a
+// kInvalidValue; whatever else CLI11 refuses is the command line's shape.
+CliError parse_error_kind(const CLI::ParseError& error) {
+  return dynamic_cast<const CLI::ValidationError*>(&error) != nullptr ? CliError::kInvalidValue
+                                                                      : CliError::kUsage;
 }
 
 // A CLI11 error in vmlab's words where CLI11's are known, else CLI11's own.
@@ -59,9 +78,10 @@ Subcommand add_help_command(CLI::App& vmlab) {
                 return sub != help && sub->get_name() == word;
               });
               if (found.empty()) {
-                return Error{target == &vmlab ? "unknown command " + single_quoted(word)
-                                              : "unknown " + command_name(*target) + " action " +
-                                                    single_quoted(word)};
+                return Error{CliError::kUsage, target == &vmlab
+                                                   ? "unknown command " + single_quoted(word)
+                                                   : "unknown " + command_name(*target) +
+                                                         " action " + single_quoted(word)};
               }
               target = found.front();
             }
@@ -98,6 +118,8 @@ Result<Command> parse_command_line(const std::vector<std::string>& arguments) {
   };
   for (const auto& command : commands)
     command.app->group("Commands");
+  // Set after the commands are added, which would inherit it.
+  vmlab.footer(kExitStatusHelp);
 
   try {
     // CLI11 takes the arguments last first.
@@ -107,11 +129,12 @@ Result<Command> parse_command_line(const std::vector<std::string>& arguments) {
   } catch (const CLI::CallForVersion& version) {
     return Command{HelpText{std::string(version.what()) + "\n"}};
   } catch (const CLI::ParseError& error) {
-    return Error{parse_error_message(error) + help_hint(parsed_command(vmlab))};
+    return with_help_hint(Error{parse_error_kind(error), parse_error_message(error)},
+                          parsed_command(vmlab));
   }
 
   if (auto extra = refuse_unexpected_arguments(vmlab); !extra) {
-    return Error{extra.error().message + help_hint(vmlab)};
+    return with_help_hint(extra.error(), vmlab);
   }
   for (const auto& command : commands) {
     if (!command.app->parsed()) continue;
@@ -119,12 +142,31 @@ Result<Command> parse_command_line(const std::vector<std::string>& arguments) {
     if (!parsed) {
       // `vmlab help frob`: the list of commands is vmlab's help.
       const bool help = command.app == commands.back().app;
-      return Error{parsed.error().message + help_hint(help ? vmlab : parsed_command(vmlab))};
+      return with_help_hint(parsed.error(), help ? vmlab : parsed_command(vmlab));
     }
     return parsed;
   }
   // No command: the overview, as a usage error.
   return Command{HelpText{vmlab.help(), true}};
+}
+
+Result<Command> finish_with(const CLI::App& app, Command command) {
+  if (auto extra = refuse_unexpected_arguments(app); !extra) return extra.error();
+  return command;
+}
+
+Subcommand command_of_actions(CLI::App* command, std::vector<Subcommand> actions) {
+  command->require_subcommand(0, 1);  // at most one; parsed_action refuses none
+  list_as_actions(*command);
+  return {command, [command, actions = std::move(actions)]() -> Result<Command> {
+            auto action = parsed_action(*command);
+            if (!action) return action.error();
+            for (const auto& candidate : actions) {
+              if (candidate.app == *action) return candidate.finish();
+            }
+            return Error{CliError::kUsage, command_name(*command) + " has no action " +
+                                               single_quoted((*action)->get_name())};
+          }};
 }
 
 int dispatch(const Command& command) {

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "vmlab/devices/raw_image_file.hpp"
+#include "vmlab/kvm.hpp"
 
 namespace vmlab {
 
@@ -133,30 +134,31 @@ Result<std::vector<WorkloadRequest>> parse_workload_list(const std::string& text
     if (auto known = check_workload_name(selection->name); !known) return known.error();
     // The table divides by N.
     if (selection->count == std::uint64_t{0}) {
-      return Error{"bad count in '" + std::string(item) + "': use NAME:N with N > 0"};
+      return Error{CliError::kInvalidValue,
+                   "bad count in '" + std::string(item) + "': use NAME:N with N > 0"};
     }
     requests.push_back({selection->name,
                         selection->count.value_or(find_workload(selection->name)->default_count)});
   }
-  if (requests.empty()) return Error{"the workload list is empty"};
+  if (requests.empty()) return Error{CliError::kInvalidValue, "the workload list is empty"};
   return requests;
 }
 
 Status check_compare_options(const CompareOptions& options) {
   if (auto memory = check_memory_size(options.memory_size); !memory) {
-    return Error{"--mem: " + memory.error().message};
+    return with_context("--mem", memory.error());
   }
   if (auto timeout = timeout_duration(options.timeout_seconds); !timeout) {
-    return Error{"--timeout: " + timeout.error().message};
+    return with_context("--timeout", timeout.error());
   }
   for (const auto& cpu : options.cpus) {
     if (auto mode = parse_choice(cpu_mode_choices(), cpu); !mode) {
-      return Error{"--cpu: " + mode.error().message};
+      return with_context("--cpu", mode.error());
     }
   }
   for (const auto& model : options.disk_models) {
     if (auto known = parse_choice(disk_model_choices(), model); !known) {
-      return Error{"--disk-model: " + known.error().message};
+      return with_context("--disk-model", known.error());
     }
   }
   return {};
@@ -184,6 +186,10 @@ Result<Comparison> run_comparison(const CompareOptions& options, const ComparePr
       }
     }
   }
+
+  // /dev/kvm itself unusable is not a failure of every row: stop and say so
+  // (with the core's kind), before the first run.
+  if (auto kvm = Kvm::open(); !kvm) return kvm.error();
 
   // One scratch image for every disk run: each disk workload writes before
   // it reads, or reads what the previous one wrote.
@@ -226,8 +232,6 @@ Result<Comparison> run_comparison(const CompareOptions& options, const ComparePr
         run_options.disk_model = configuration.disk_model;
       }
       auto run = run_guest(run_options);
-      // /dev/kvm itself missing is not a per-row failure: stop and say so.
-      if (!run && run.error().message.find("/dev/kvm") != std::string::npos) return run.error();
       comparison.rows.push_back(make_row(workload, configuration, std::move(run)));
       if (progress) progress(index + 1, total, &comparison.rows.back(), "");
     }

@@ -118,10 +118,14 @@ std::string size_text(std::uint64_t bytes) {
 
 Result<std::uint64_t> parse_memory_size(std::string_view text) {
   const auto bytes = parse_byte_size(text);
-  if (!bytes) return Error{single_quoted(text) + " is not a size: give one " + memory_rule()};
+  if (!bytes) {
+    return Error{CliError::kInvalidValue,
+                 single_quoted(text) + " is not a size: give one " + memory_rule()};
+  }
   if (*bytes > kMaximumGuestMemory) {
-    return Error{"guest memory of " + std::string(text) + " is more than the maximum, " +
-                 size_text(kMaximumGuestMemory)};
+    return Error{CliError::kInvalidValue, "guest memory of " + std::string(text) +
+                                              " is more than the maximum, " +
+                                              size_text(kMaximumGuestMemory)};
   }
   if (auto valid = check_memory_size(*bytes); !valid) return valid.error();
   return *bytes;
@@ -129,16 +133,19 @@ Result<std::uint64_t> parse_memory_size(std::string_view text) {
 
 Status check_memory_size(std::uint64_t bytes) {
   if (bytes < kMinimumGuestMemory) {
-    return Error{"guest memory of " + size_text(bytes) + " is less than the minimum, " +
-                 size_text(kMinimumGuestMemory)};
+    return Error{CliError::kInvalidValue, "guest memory of " + size_text(bytes) +
+                                              " is less than the minimum, " +
+                                              size_text(kMinimumGuestMemory)};
   }
   if (bytes > kMaximumGuestMemory) {
-    return Error{"guest memory of " + size_text(bytes) + " is more than the maximum, " +
-                 size_text(kMaximumGuestMemory)};
+    return Error{CliError::kInvalidValue, "guest memory of " + size_text(bytes) +
+                                              " is more than the maximum, " +
+                                              size_text(kMaximumGuestMemory)};
   }
   if (bytes % kGuestMemoryStep != 0) {
-    return Error{"guest memory of " + size_text(bytes) + " is not a whole number of " +
-                 size_text(kGuestMemoryStep) + " steps; use e.g. 64M or 1G"};
+    return Error{CliError::kInvalidValue,
+                 "guest memory of " + size_text(bytes) + " is not a whole number of " +
+                     size_text(kGuestMemoryStep) + " steps; use e.g. 64M or 1G"};
   }
   return {};
 }
@@ -146,18 +153,23 @@ Status check_memory_size(std::uint64_t bytes) {
 Result<std::uint64_t> parse_disk_size(std::string_view text) {
   const auto bytes = parse_byte_size(text);
   if (!bytes) {
-    return Error{single_quoted(text) +
-                 " is not a size: give a whole number of 512-byte sectors in bytes or binary "
-                 "units, e.g. 512, 64K, 64M or 2G"};
+    return Error{CliError::kInvalidValue,
+                 single_quoted(text) +
+                     " is not a size: give a whole number of 512-byte sectors in bytes or binary "
+                     "units, e.g. 512, 64K, 64M or 2G"};
   }
   if (*bytes > devices::kMaximumImageSize) {
-    return Error{"a disk of " + std::string(text) + " is more than the maximum, " +
-                 size_text(devices::kMaximumImageSize)};
+    return Error{CliError::kInvalidValue, "a disk of " + std::string(text) +
+                                              " is more than the maximum, " +
+                                              size_text(devices::kMaximumImageSize)};
   }
-  if (*bytes == 0) return Error{"a disk of " + std::string(text) + " has no sectors"};
+  if (*bytes == 0) {
+    return Error{CliError::kInvalidValue, "a disk of " + std::string(text) + " has no sectors"};
+  }
   if (*bytes % devices::kSectorSize != 0) {
-    return Error{"a disk of " + std::string(text) +
-                 " is not a whole number of 512-byte sectors; use e.g. 64M"};
+    return Error{CliError::kInvalidValue,
+                 "a disk of " + std::string(text) +
+                     " is not a whole number of 512-byte sectors; use e.g. 64M"};
   }
   return *bytes;
 }
@@ -168,7 +180,7 @@ Result<double> parse_timeout_seconds(std::string_view text) {
   auto [end, error] =
       std::from_chars(text.data(), text.data() + text.size(), seconds, std::chars_format::general);
   if (error != std::errc() || end != text.data() + text.size() || !timeout_duration(seconds)) {
-    return Error{single_quoted(text) + " is not " + timeout_rule()};
+    return Error{CliError::kInvalidValue, single_quoted(text) + " is not " + timeout_rule()};
   }
   return seconds;
 }
@@ -176,7 +188,7 @@ Result<double> parse_timeout_seconds(std::string_view text) {
 Result<std::chrono::milliseconds> timeout_duration(double seconds) {
   // The negated comparisons are also true for NaN.
   if (!std::isfinite(seconds) || !(seconds > 0) || !(seconds <= kMaximumTimeoutSeconds)) {
-    return Error{"a timeout must be " + timeout_rule()};
+    return Error{CliError::kInvalidValue, "a timeout must be " + timeout_rule()};
   }
   // At most 8.64e7 ms here, far inside int64 and inside what wait_for adds to
   // steady_clock::now() in nanoseconds.
@@ -190,11 +202,13 @@ Result<std::uint64_t> parse_count(std::string_view text) {
   // from_chars takes a leading '-' for unsigned types and then fails; a '+'
   // it never takes.
   if (error == std::errc::result_out_of_range) {
-    return Error{single_quoted(text) + " is more than the largest count, " +
-                 std::to_string(std::numeric_limits<std::uint64_t>::max())};
+    return Error{CliError::kInvalidValue,
+                 single_quoted(text) + " is more than the largest count, " +
+                     std::to_string(std::numeric_limits<std::uint64_t>::max())};
   }
   if (error != std::errc() || end != text.data() + text.size()) {
-    return Error{single_quoted(text) + " is not a count: give a whole number, e.g. 1000"};
+    return Error{CliError::kInvalidValue,
+                 single_quoted(text) + " is not a count: give a whole number, e.g. 1000"};
   }
   return value;
 }
@@ -203,12 +217,13 @@ Result<WorkloadSelection> parse_workload_selection(std::string_view text) {
   const std::size_t colon = text.find(':');
   WorkloadSelection selection{std::string(text.substr(0, colon)), std::nullopt};
   if (selection.name.empty()) {
-    return Error{single_quoted(text) +
-                 " names no workload: give NAME or NAME:N, e.g. syscalls:1000"};
+    return Error{
+        CliError::kInvalidValue,
+        single_quoted(text) + " names no workload: give NAME or NAME:N, e.g. syscalls:1000"};
   }
   if (colon != std::string_view::npos) {
     auto count = parse_count(text.substr(colon + 1));
-    if (!count) return Error{"bad count in " + single_quoted(text) + ": " + count.error().message};
+    if (!count) return with_context("bad count in " + single_quoted(text), count.error());
     selection.count = *count;
   }
   return selection;
@@ -216,8 +231,8 @@ Result<WorkloadSelection> parse_workload_selection(std::string_view text) {
 
 Status check_workload_name(std::string_view name) {
   if (find_workload(std::string(name)) == nullptr) {
-    return Error{"unknown workload " + single_quoted(name) +
-                 "; the built-in guest has: " + workload_list()};
+    return Error{CliError::kInvalidValue, "unknown workload " + single_quoted(name) +
+                                              "; the built-in guest has: " + workload_list()};
   }
   return {};
 }

@@ -6,6 +6,7 @@
 #include "vmlab/abi/boot_info.hpp"
 #include "vmlab/abi/cpuid.hpp"
 
+#include "vmlab/cli_error.hpp"
 #include "vmlab/platform.hpp"
 #include "vmlab/reference.hpp"
 #include "vmlab/runner.hpp"
@@ -18,23 +19,33 @@ namespace {
 // lar, lsl, verr or verw (README.md): hvm leaves them out there.
 constexpr const char* kSegmentChecks[] = {"lar-cs", "lsl-cs", "verr-cs", "verw-ss"};
 
-ProbeColumn column_from_run(const std::string& name, const RunOptions& options) {
+// One mode's column, and why it could not run: the run's own error (its
+// kind kept), or kWorkloadFailed for a run that ended without the probes.
+struct ColumnRun {
   ProbeColumn column;
+  std::optional<Error> failure;
+};
+
+ColumnRun run_column(const std::string& name, const RunOptions& options) {
+  ColumnRun column_run;
+  ProbeColumn& column = column_run.column;
   column.name = name;
   auto run = run_guest(options);
   if (!run) {
     column.unavailable = run.error().message;
-    return column;
+    column_run.failure = run.error();
+    return column_run;
   }
   if (run->report.outcome != RunOutcome::GuestExited || !run->result ||
       run->result->field("status") != "ok") {
     column.unavailable =
         run->report.message.empty() ? "the probes workload failed" : run->report.message;
-    return column;
+    column_run.failure = Error{CliError::kWorkloadFailed, column.unavailable};
+    return column_run;
   }
   column.values = parse_probe_lines(run->debug_lines);
   column.substitutes = parse_probe_lines(run->debug_lines, nullptr, "VMLAB-PROBE-PV ");
-  return column;
+  return column_run;
 }
 
 }  // namespace
@@ -104,23 +115,25 @@ Result<ProbeMatrix> run_probe_matrix() {
   options.cpu = "hvm";
   const bool segment_checks_unsupported = platform.backend == "kvm_pvm";
   if (segment_checks_unsupported) options.extra_command_line = "probes=no-segment-checks";
-  ProbeColumn hvm = column_from_run("hvm", options);
+  ColumnRun hvm = run_column("hvm", options);
+  if (hvm.failure) {
+    return with_context("hvm could not run the probes", *hvm.failure);
+  }
   if (segment_checks_unsupported) {
     for (const char* probe : kSegmentChecks) {
-      hvm.notes[probe] = "n/a: kvm_pvm cannot emulate it at CPL0";
+      hvm.column.notes[probe] = "n/a: kvm_pvm cannot emulate it at CPL0";
     }
   }
-  if (!hvm.unavailable.empty()) return Error{"hvm could not run the probes: " + hvm.unavailable};
-  matrix.columns.push_back(hvm);
+  matrix.columns.push_back(hvm.column);
 
   options.extra_command_line.clear();
   options.cpu = "full";
-  matrix.columns.push_back(column_from_run("full", options));
+  matrix.columns.push_back(run_column("full", options).column);
   options.umip = true;
-  matrix.columns.push_back(column_from_run("full+umip", options));
+  matrix.columns.push_back(run_column("full+umip", options).column);
   options.umip = false;
   options.cpu = "para";
-  ProbeColumn para = column_from_run("para", options);
+  ProbeColumn para = run_column("para", options).column;
   for (const char* probe : kSegmentChecks) {
     para.notes[probe] = "n/a: a paravirtualized kernel makes no segment checks";
   }

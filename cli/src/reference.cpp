@@ -59,10 +59,14 @@ Result<ReferenceRun> run_reference_machine(std::span<const std::uint8_t> guest,
                                            const std::string& command_line, double timeout_seconds,
                                            const std::optional<ReferenceDisk>& disk) {
   if (!reference_machine_available()) {
-    return Error{std::string(kQemu) + " is not installed (apt-get install qemu-system-x86)"};
+    return Error{CliError::kReferenceUnavailable,
+                 std::string(kQemu) + " is not installed (apt-get install qemu-system-x86)"};
   }
   ScratchDirectory scratch;
-  if (scratch.path().empty()) return Error::from_errno("cannot create a scratch directory", errno);
+  if (scratch.path().empty()) {
+    return Error::from_errno(CliError::kReferenceUnavailable, "cannot create a scratch directory",
+                             errno);
+  }
   const auto image = scratch.path() / "guest.elf";
   const auto debug = scratch.path() / "debugcon.txt";
   const auto errors = scratch.path() / "qemu-stderr.txt";
@@ -70,7 +74,10 @@ Result<ReferenceRun> run_reference_machine(std::span<const std::uint8_t> guest,
     std::ofstream file(image, std::ios::binary);
     file.write(reinterpret_cast<const char*>(guest.data()),
                static_cast<std::streamsize>(guest.size()));
-    if (!file) return Error::from_errno("cannot write " + image.string(), errno);
+    if (!file) {
+      return Error::from_errno(CliError::kReferenceUnavailable, "cannot write " + image.string(),
+                               errno);
+    }
   }
   // -M pc gives the PC devices the guest's PVH path assumes (COM1, 8259A,
   // 8254); isa-debug-exit at 0xf4 ends QEMU with (value << 1) | 1. A virtio
@@ -128,7 +135,10 @@ Result<ReferenceRun> run_reference_machine(std::span<const std::uint8_t> guest,
   pid_t child = 0;
   const int spawned = posix_spawnp(&child, kQemu, &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) return Error::from_errno(std::string("cannot start ") + kQemu, spawned);
+  if (spawned != 0) {
+    return Error::from_errno(CliError::kReferenceUnavailable, std::string("cannot start ") + kQemu,
+                             spawned);
+  }
 
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(static_cast<long>(timeout_seconds * 1000));
@@ -136,11 +146,13 @@ Result<ReferenceRun> run_reference_machine(std::span<const std::uint8_t> guest,
   while (true) {
     const pid_t done = waitpid(child, &status, WNOHANG);
     if (done == child) break;
-    if (done < 0 && errno != EINTR) return Error::from_errno("waitpid", errno);
+    if (done < 0 && errno != EINTR) {
+      return Error::from_errno(CliError::kReferenceFailed, "waitpid", errno);
+    }
     if (std::chrono::steady_clock::now() > deadline) {
       kill(child, SIGKILL);
       waitpid(child, &status, 0);
-      return Error{std::string(kQemu) + " did not finish within its timeout"};
+      return Error{CliError::kTimeout, std::string(kQemu) + " did not finish within its timeout"};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -157,7 +169,9 @@ Result<ReferenceRun> run_reference_machine(std::span<const std::uint8_t> guest,
     std::ifstream messages(errors);
     std::string message;
     std::getline(messages, message);
-    if (!message.empty()) return Error{std::string(kQemu) + " failed: " + message};
+    if (!message.empty()) {
+      return Error{CliError::kReferenceFailed, std::string(kQemu) + " failed: " + message};
+    }
   }
   return run;
 }

@@ -19,6 +19,7 @@
 #include "vmlab/devices/passthrough_controller.hpp"
 #include "vmlab/devices/raw_image_file.hpp"
 #include "vmlab/elf_loader.hpp"
+#include "vmlab/file_descriptor.hpp"
 #include "vmlab/format.hpp"
 #include "vmlab/full/full_mode.hpp"
 #include "vmlab/modes/hvm.hpp"
@@ -55,40 +56,30 @@ constexpr WorkloadInfo kWorkloads[] = {
 // Events kept for --trace: about 14 MiB of records.
 constexpr std::size_t kTraceCapacity = std::size_t{256} * 1024;
 
-// A file descriptor closed on every return, opened for reading with
-// O_NONBLOCK, so that a FIFO given by mistake does not block the open: the
-// callers fstat it and refuse anything but a regular file.
-class ReadDescriptor {
- public:
-  explicit ReadDescriptor(const std::string& path) {
-    do {
-      m_descriptor = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    } while (m_descriptor < 0 && errno == EINTR);
-  }
-  ReadDescriptor(const ReadDescriptor&) = delete;
-  ReadDescriptor& operator=(const ReadDescriptor&) = delete;
-  ~ReadDescriptor() {
-    if (m_descriptor >= 0) ::close(m_descriptor);
-  }
-  int get() const { return m_descriptor; }
+// `path` opened for reading with O_NONBLOCK, so that a FIFO given by mistake
+// does not block the open: the callers fstat it and refuse anything but a
+// regular file. Invalid, with errno set, when the open failed.
+FileDescriptor open_to_inspect(const std::string& path) {
+  int descriptor;
+  do {
+    descriptor = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  } while (descriptor < 0 && errno == EINTR);
+  return FileDescriptor(descriptor);
+}
 
-  // Reads until `size` bytes are in `out` or the file ends; the bytes read,
-  // or -1 with errno set.
-  ssize_t read_fully(void* out, std::size_t size) const {
-    std::size_t done = 0;
-    while (done < size) {
-      const ssize_t count = ::read(m_descriptor, static_cast<char*>(out) + done, size - done);
-      if (count < 0 && errno == EINTR) continue;
-      if (count < 0) return -1;
-      if (count == 0) break;
-      done += static_cast<std::size_t>(count);
-    }
-    return static_cast<ssize_t>(done);
+// Reads until `size` bytes are in `out` or the file ends; the bytes read, or
+// -1 with errno set.
+ssize_t read_fully(const FileDescriptor& descriptor, void* out, std::size_t size) {
+  std::size_t done = 0;
+  while (done < size) {
+    const ssize_t count = ::read(descriptor.get(), static_cast<char*>(out) + done, size - done);
+    if (count < 0 && errno == EINTR) continue;
+    if (count < 0) return -1;
+    if (count == 0) break;
+    done += static_cast<std::size_t>(count);
   }
-
- private:
-  int m_descriptor = -1;
-};
+  return static_cast<ssize_t>(done);
+}
 
 std::unique_ptr<CpuMode> make_mode(const RunOptions& options) {
   const std::string& name = options.cpu;
@@ -187,94 +178,107 @@ static_assert(exit_status::kGuestStatusCap < exit_status::kUsage);
 
 Status check_run_options(const RunOptions& options) {
   if (auto mode = parse_choice(cpu_mode_choices(), options.cpu); !mode) {
-    return Error{"--cpu: " + mode.error().message};
+    return with_context("--cpu", mode.error());
   }
   if (options.guest_path.empty()) {
     if (auto known = check_workload_name(options.workload); !known) return known;
   }
   if (auto timeout = timeout_duration(options.timeout_seconds); !timeout) {
-    return Error{"--timeout: " + timeout.error().message};
+    return with_context("--timeout", timeout.error());
   }
   if (auto memory = check_memory_size(options.memory_size); !memory) {
-    return Error{"--mem: " + memory.error().message};
+    return with_context("--mem", memory.error());
   }
   if (options.umip && options.cpu != "full") {
-    return Error{"--umip applies to --cpu full (an hvm guest sets CR4.UMIP itself)"};
+    return Error{CliError::kConflictingOptions,
+                 "--umip applies to --cpu full (an hvm guest sets CR4.UMIP itself)"};
   }
   const std::string command_line = command_line_for(options);
   if (command_line.size() > kMaximumCommandLine) {
-    return Error{"the guest command line would be " + std::to_string(command_line.size()) +
-                 " bytes, more than the boot protocol's " + std::to_string(kMaximumCommandLine) +
-                 "; shorten --cmdline (" + std::to_string(options.extra_command_line.size()) +
-                 " bytes)"};
+    return Error{CliError::kInvalidValue,
+                 "the guest command line would be " + std::to_string(command_line.size()) +
+                     " bytes, more than the boot protocol's " +
+                     std::to_string(kMaximumCommandLine) + "; shorten --cmdline (" +
+                     std::to_string(options.extra_command_line.size()) + " bytes)"};
   }
   if (command_line.find('\0') != std::string::npos) {
-    return Error{"--cmdline cannot contain a NUL byte"};
+    return Error{CliError::kInvalidValue, "--cmdline cannot contain a NUL byte"};
   }
 
   if (auto model = parse_choice(disk_model_choices(), options.disk_model); !model) {
-    return Error{"--disk-model: " + model.error().message};
+    return with_context("--disk-model", model.error());
   }
   const bool has_disk = !options.disk_path.empty();
   if (!has_disk) {
     if (options.guest_path.empty() && workload_needs_disk(options.workload)) {
-      return Error{options.workload +
-                   " needs --disk PATH; make one with `vmlab disk create disk.img 64M`"};
+      return Error{
+          CliError::kConflictingOptions,
+          options.workload + " needs --disk PATH; make one with `vmlab disk create disk.img 64M`"};
     }
     // A disk setting other than its default means nothing without a disk;
     // the user who gave one expects a disk.
-    if (options.disk_readonly) return Error{"--disk-readonly applies to a disk (--disk PATH)"};
+    if (options.disk_readonly) {
+      return Error{CliError::kConflictingOptions,
+                   "--disk-readonly applies to a disk (--disk PATH)"};
+    }
     if (options.disk_model != RunOptions{}.disk_model) {
-      return Error{"--disk-model applies to a disk (--disk PATH --disk-model " +
-                   options.disk_model + ")"};
+      return Error{
+          CliError::kConflictingOptions,
+          "--disk-model applies to a disk (--disk PATH --disk-model " + options.disk_model + ")"};
     }
   }
   if (options.virtio_event_index && (!has_disk || options.disk_model != "virtio")) {
-    return Error{"--virtio-event-idx applies to a virtio disk (--disk PATH --disk-model virtio)"};
+    return Error{CliError::kConflictingOptions,
+                 "--virtio-event-idx applies to a virtio disk (--disk PATH --disk-model virtio)"};
   }
   if (!options.iommu && (!has_disk || options.disk_model != "passthrough")) {
     return Error{
+        CliError::kConflictingOptions,
         "--iommu off applies to a passthrough disk (--disk PATH --disk-model passthrough)"};
   }
   if (options.workload == "dma-attack" && options.guest_path.empty() &&
       (!has_disk || options.disk_model != "passthrough")) {
-    return Error{"dma-attack needs the passthrough disk: --disk PATH --disk-model passthrough"};
+    return Error{CliError::kConflictingOptions,
+                 "dma-attack needs the passthrough disk: --disk PATH --disk-model passthrough"};
   }
   return {};
 }
 
 Result<std::vector<std::uint8_t>> read_guest_file(const std::string& path) {
   const std::string named = "guest '" + path + "'";
-  const ReadDescriptor descriptor(path);
-  if (descriptor.get() < 0) {
+  const FileDescriptor descriptor = open_to_inspect(path);
+  if (!descriptor.valid()) {
     const int error = errno;
-    return Error::from_errno("cannot open " + named, error);
+    return Error::from_errno(CliError::kGuestUnreadable, "cannot open " + named, error);
   }
   struct stat status {};
   if (::fstat(descriptor.get(), &status) != 0) {
     const int error = errno;
-    return Error::from_errno("cannot inspect " + named, error);
+    return Error::from_errno(CliError::kGuestUnreadable, "cannot inspect " + named, error);
   }
   if (S_ISDIR(status.st_mode)) {
-    return Error{named + " is a directory; give the path of an ELF64 file"};
+    return Error{CliError::kGuestNotAFile,
+                 named + " is a directory; give the path of an ELF64 file"};
   }
   if (!S_ISREG(status.st_mode)) {
-    return Error{named +
-                 " is not a regular file (a FIFO, device or socket); give the path of an "
-                 "ELF64 file"};
+    return Error{CliError::kGuestNotAFile,
+                 named +
+                     " is not a regular file (a FIFO, device or socket); give the path of an "
+                     "ELF64 file"};
   }
   const auto size = static_cast<std::uint64_t>(status.st_size);
   if (size > kMaximumGuestFileSize) {
-    return Error{named + " is " + std::to_string(size) + " bytes, more than vmlab's limit of " +
-                 size_text(kMaximumGuestFileSize) + "iB for a guest image"};
+    return Error{CliError::kGuestTooLarge,
+                 named + " is " + std::to_string(size) + " bytes, more than vmlab's limit of " +
+                     size_text(kMaximumGuestFileSize) + "iB for a guest image"};
   }
   // At most the size fstat gave: a file that grows meanwhile is cut there,
   // one that shrinks is what inspect_elf then judges.
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  const ssize_t count = descriptor.read_fully(bytes.data(), bytes.size());
+  const ssize_t count = read_fully(descriptor, bytes.data(), bytes.size());
   if (count < 0) {
     const int error = errno;
-    return Error::from_errno("cannot read " + named, error);
+    return Error::from_errno(CliError::kGuestUnreadable, "cannot read " + named, error);
   }
   bytes.resize(static_cast<std::size_t>(count));
   return bytes;
@@ -350,8 +354,12 @@ bool replaceable_contents(std::string_view head, OutputKind kind) {
   return false;
 }
 
-std::string refusal(const std::string& option, const std::string& path, const std::string& why) {
-  return option + " " + single_quoted(path) + ": " + why;
+// An output refused: "--trace 'd.img': why", ending with strerror's words
+// for a failed system call's `error_number`.
+Error refusal(CliError kind, const std::string& option, const std::string& path,
+              const std::string& why, int error_number = 0) {
+  const std::string message = option + " " + single_quoted(path) + ": " + why;
+  return error_number == 0 ? Error{kind, message} : Error::from_errno(kind, message, error_number);
 }
 
 // Checks that `target` (the file an output replaces) may be replaced: it does
@@ -366,24 +374,24 @@ Result<std::optional<struct stat>> check_replaceable(
     const int error = errno;
     // A new file: its directory is checked when the temporary file is made.
     if (error == ENOENT) return std::optional<struct stat>();
-    return Error::from_errno(refusal(option, path, "cannot inspect it"), error);
+    return refusal(CliError::kOutputUnwritable, option, path, "cannot inspect it", error);
   }
   if (S_ISDIR(status.st_mode)) {
-    return Error{refusal(option, path, "is a directory; give a file name")};
+    return refusal(CliError::kOutputNotAFile, option, path, "is a directory; give a file name");
   }
   if (!S_ISREG(status.st_mode)) {
     // Not even /dev/null: the output replaces its target by rename(2).
-    return Error{refusal(option, path,
-                         std::string("is not a regular file (a FIFO, device or socket); vmlab "
-                                     "writes regular files only") +
-                             (kind == OutputKind::Console ? " (--quiet drops the console)" : ""))};
+    return refusal(CliError::kOutputNotAFile, option, path,
+                   std::string("is not a regular file (a FIFO, device or socket); vmlab "
+                               "writes regular files only") +
+                       (kind == OutputKind::Console ? " (--quiet drops the console)" : ""));
   }
   for (const auto& input : protected_files) {
     struct stat input_status {};
     if (::stat(input.path.c_str(), &input_status) == 0 && same_file(status, input_status)) {
-      return Error{refusal(option, path,
-                           "is the same file as " + input.option + " " + single_quoted(input.path) +
-                               "; writing it would destroy it, so choose another name")};
+      return refusal(CliError::kConflictingOptions, option, path,
+                     "is the same file as " + input.option + " " + single_quoted(input.path) +
+                         "; writing it would destroy it, so choose another name");
     }
   }
 
@@ -391,20 +399,21 @@ Result<std::optional<struct stat>> check_replaceable(
   // any other; the user made it read-only for a reason.
   if ((status.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) == 0 ||
       ::access(target.c_str(), W_OK) != 0) {
-    return Error{refusal(option, path,
-                         "is write-protected; vmlab will not replace it: make it writable, or "
-                         "choose another name")};
+    return refusal(CliError::kOutputProtected, option, path,
+                   "is write-protected; vmlab will not replace it: make it writable, or "
+                   "choose another name");
   }
 
-  const ReadDescriptor descriptor(target);
-  if (descriptor.get() < 0) {
+  const FileDescriptor descriptor = open_to_inspect(target);
+  if (!descriptor.valid()) {
     const int error = errno;
-    return Error::from_errno(refusal(option, path, "cannot read it to check it may be replaced"),
-                             error);
+    return refusal(CliError::kOutputUnwritable, option, path,
+                   "cannot read it to check it may be replaced", error);
   }
   struct stat opened {};
   if (::fstat(descriptor.get(), &opened) != 0 || !same_file(opened, status)) {
-    return Error{refusal(option, path, "changed while vmlab was checking it; try again")};
+    return refusal(CliError::kOutputUnwritable, option, path,
+                   "changed while vmlab was checking it; try again");
   }
   // A vmlab using the file as a disk image holds an flock on it
   // (RawImageFile::open); probing for one takes and drops an exclusive lock.
@@ -415,29 +424,31 @@ Result<std::optional<struct stat>> check_replaceable(
   if (locked != 0) {
     const int error = errno;
     if (error == EWOULDBLOCK) {
-      return Error{refusal(option, path,
-                           "is in use by another vmlab process (it holds a lock on it, as on a "
-                           "disk image it runs); choose another name")};
+      return refusal(CliError::kOutputProtected, option, path,
+                     "is in use by another vmlab process (it holds a lock on it, as on a "
+                     "disk image it runs); choose another name");
     }
-    return Error::from_errno(refusal(option, path, "cannot check whether it is in use"), error);
+    return refusal(CliError::kOutputUnwritable, option, path, "cannot check whether it is in use",
+                   error);
   }
   (void)::flock(descriptor.get(), LOCK_UN);
 
   std::string head(kInspectedBytes, '\0');
-  const ssize_t count = descriptor.read_fully(head.data(), head.size());
+  const ssize_t count = read_fully(descriptor, head.data(), head.size());
   if (count < 0) {
     const int error = errno;
-    return Error::from_errno(refusal(option, path, "cannot read it to check it may be replaced"),
-                             error);
+    return refusal(CliError::kOutputUnwritable, option, path,
+                   "cannot read it to check it may be replaced", error);
   }
   head.resize(static_cast<std::size_t>(count));
   if (!replaceable_contents(head, kind)) {
     const std::string what = kind == OutputKind::Console
                                  ? "is not a text file (a disk image? an ELF?)"
                                  : "is not empty and not a file vmlab wrote (a disk image?)";
-    return Error{refusal(option, path,
-                         what + "; vmlab will not replace it: remove it first, or choose "
-                                "another name")};
+    return refusal(CliError::kOutputProtected, option, path,
+                   what +
+                       "; vmlab will not replace it: remove it first, or choose "
+                       "another name");
   }
   return std::optional<struct stat>(status);
 }
@@ -445,18 +456,18 @@ Result<std::optional<struct stat>> check_replaceable(
 // The file an output replaces: `path`, or the file a symbolic link there
 // points to (replacing the link itself would leave its target stale).
 Result<std::string> output_target(const std::string& option, const std::string& path) {
-  if (path.empty()) return Error{option + " needs a file name"};
+  if (path.empty()) return Error{CliError::kOutputNotAFile, option + " needs a file name"};
   if (std::filesystem::path(path).filename().empty()) {
-    return Error{refusal(option, path, "names a directory; give a file name")};
+    return refusal(CliError::kOutputNotAFile, option, path, "names a directory; give a file name");
   }
   struct stat link {};
   if (::lstat(path.c_str(), &link) != 0 || !S_ISLNK(link.st_mode)) return path;
   std::error_code error;
   const auto resolved = std::filesystem::canonical(path, error);
   if (error) {
-    return Error{refusal(option, path,
-                         "is a symbolic link to nothing (" + error.message() +
-                             "); remove it or choose another name")};
+    return refusal(CliError::kOutputNotAFile, option, path,
+                   "is a symbolic link to nothing (" + error.message() +
+                       "); remove it or choose another name");
   }
   return resolved.string();
 }
@@ -531,12 +542,11 @@ Result<OutputFile> OutputFile::create(const std::string& path, std::string optio
   if (descriptor < 0) {
     const int error = errno;
     if (error == ENOENT || error == ENOTDIR) {
-      return Error{refusal(
-          option, path, "its directory " + single_quoted(directory.string()) + " does not exist")};
+      return refusal(CliError::kOutputUnwritable, option, path,
+                     "its directory " + single_quoted(directory.string()) + " does not exist");
     }
-    return Error::from_errno(
-        refusal(option, path, "cannot create a file in " + single_quoted(directory.string())),
-        error);
+    return refusal(CliError::kOutputUnwritable, option, path,
+                   "cannot create a file in " + single_quoted(directory.string()), error);
   }
   if (const auto& replaced = *existing) {
     // The replacement keeps the permissions (and, for root, the owner) of
@@ -557,8 +567,8 @@ Result<OutputFile> OutputFile::create(const std::string& path, std::string optio
   file.m_stream = std::make_unique<std::ofstream>(temporary, std::ios::binary | std::ios::trunc);
   if (!*file.m_stream) {
     const int error = errno;
-    return Error::from_errno(
-        refusal(file.m_option, path, "cannot open " + single_quoted(temporary)), error);
+    return refusal(CliError::kOutputUnwritable, file.m_option, path,
+                   "cannot open " + single_quoted(temporary), error);
   }
   return file;
 }
@@ -602,15 +612,16 @@ void OutputFile::discard() {
 
 Status OutputFile::commit() {
   if (m_temporary.empty()) {
-    return Error{m_option + " " + single_quoted(m_path) + " was already written"};
+    return Error{CliError::kOutputUnwritable,
+                 m_option + " " + single_quoted(m_path) + " was already written"};
   }
   m_stream->flush();
   const bool written = static_cast<bool>(*m_stream);
   m_stream->close();
   if (!written || m_stream->fail()) {
     discard();
-    return Error{refusal(m_option, m_path,
-                         "writing it failed (is the disk full?); the file was left as it was")};
+    return refusal(CliError::kOutputUnwritable, m_option, m_path,
+                   "writing it failed (is the disk full?); the file was left as it was");
   }
   // The target may have changed during the run: a VM may have started
   // using it as a disk image since create() looked.
@@ -622,7 +633,7 @@ Status OutputFile::commit() {
   if (::rename(m_temporary.c_str(), m_target.c_str()) != 0) {
     const int error = errno;
     discard();
-    return Error::from_errno(refusal(m_option, m_path, "cannot replace it"), error);
+    return refusal(CliError::kOutputUnwritable, m_option, m_path, "cannot replace it", error);
   }
   m_temporary.clear();
   withdraw_temporary(std::exchange(m_signal_slot, -1));
@@ -665,8 +676,9 @@ Result<RunOutputs> open_run_outputs(const RunOptions& options) {
     if (!console) return console.error();
     if (outputs.trace &&
         comparable_path(outputs.trace->target()) == comparable_path(console->target())) {
-      return Error{"--console and --trace name the same file " +
-                   single_quoted(options.console_path) + "; give each its own"};
+      return Error{CliError::kConflictingOptions, "--console and --trace name the same file " +
+                                                      single_quoted(options.console_path) +
+                                                      "; give each its own"};
     }
     outputs.console.emplace(std::move(*console));
   }
@@ -686,7 +698,9 @@ Result<GuestRun> run_guest(const RunOptions& options) {
 Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
   if (auto valid = check_run_options(options); !valid) return valid.error();
   auto mode = make_mode(options);
-  if (!mode) return Error{"--cpu: no mode is built for '" + options.cpu + "'"};
+  if (!mode) {
+    return Error{CliError::kInvalidValue, "--cpu: no mode is built for '" + options.cpu + "'"};
+  }
   auto timeout = timeout_duration(options.timeout_seconds);
   if (!timeout) return timeout.error();
   DiskModel disk_model = DiskModel::None;

@@ -402,7 +402,9 @@ TEST_F(CliTest, EveryCommandsHelpExitsZeroAndListsItsOptions) {
     std::vector<std::string> mentions;
   };
   for (const auto& [arguments, mentions] : {
-           Case{{"--help"}, {"Usage: vmlab", "compare", "probe", "run", "trace", "info", "disk"}},
+           Case{{"--help"},
+                {"Usage: vmlab", "compare", "probe", "run", "trace", "info", "disk",
+                 "exit status:", "64 a usage error"}},
            Case{{"run", "--help"},
                 {"--cpu hvm|full|para", "--mem SIZE", "--timeout S", "--disk-model",
                  "(default: virtio)", "workloads:", "syscalls    N=1000", "exit status:"}},

@@ -76,6 +76,8 @@ using Command =
 // The command `arguments` (argv without argv[0]) ask for. An Error is a usage
 // error (exit_status::kUsage): one line that names the problem, and the
 // option or argument at fault, and ends by pointing to the command's --help.
+// Its kind is CliError::kUsage (the command line's shape), kInvalidValue or
+// kConflictingOptions.
 Result<Command> parse_command_line(const std::vector<std::string>& arguments);
 
 // Runs a parsed command and returns vmlab's exit status (runner.hpp).

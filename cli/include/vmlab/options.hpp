@@ -6,7 +6,8 @@
 // wherever it comes from.
 //
 // Messages name the value, not the option: the caller knows which option it
-// parsed and puts its name in front ("--mem: ...").
+// parsed and puts its name in front ("--mem: ..."). Every error is of kind
+// CliError::kInvalidValue.
 #pragma once
 
 #include <chrono>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "vmlab/address.hpp"
+#include "vmlab/cli_error.hpp"
 #include "vmlab/format.hpp"
 #include "vmlab/machine.hpp"
 #include "vmlab/pc_board.hpp"
@@ -115,7 +117,8 @@ Result<Value> parse_choice(std::span<const Choice<Value>> choices, std::string_v
   for (const auto& choice : choices) {
     if (choice.name == text) return choice.value;
   }
-  return Error{single_quoted(text) + " is not one of " + choice_names(choices)};
+  return Error{CliError::kInvalidValue,
+               single_quoted(text) + " is not one of " + choice_names(choices)};
 }
 
 // "a,b": the values of a comma-separated list, in its order; an empty list
@@ -130,8 +133,8 @@ Result<std::vector<Value>> parse_choice_list(std::span<const Choice<Value>> choi
     values.push_back(*value);
   }
   if (values.empty()) {
-    return Error{"the list is empty: give one or more of " + choice_names(choices) +
-                 ", separated by commas"};
+    return Error{CliError::kInvalidValue, "the list is empty: give one or more of " +
+                                              choice_names(choices) + ", separated by commas"};
   }
   return values;
 }

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "vmlab/cli_error.hpp"
 #include "vmlab/platform.hpp"
 #include "vmlab/result.hpp"
 
@@ -54,6 +55,8 @@ std::map<std::string, std::string> parse_probe_lines(const std::vector<std::stri
                                                      std::vector<std::string>* order = nullptr,
                                                      std::string_view prefix = "VMLAB-PROBE ");
 
+// A column that cannot run says why; the matrix fails only when hvm cannot
+// run the probes, with the run's error (its kind kept) or kWorkloadFailed.
 Result<ProbeMatrix> run_probe_matrix();
 void print_probe_matrix(const ProbeMatrix& matrix, std::ostream& out);
 

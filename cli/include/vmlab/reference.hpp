@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "vmlab/cli_error.hpp"
 #include "vmlab/result.hpp"
 
 namespace vmlab {
@@ -32,9 +33,10 @@ struct ReferenceDisk {
 };
 
 // Boots `guest` (an ELF image) in QEMU with `command_line`, and `disk` as its
-// disk if given; fails if QEMU is missing, cannot start, or runs past
-// `timeout_seconds`. Under microvm there is no usable local APIC LINT0 for
-// the 8259, so a virtio disk run must poll (disk-irq=0, guest/README.md).
+// disk if given; fails if QEMU is missing or cannot start
+// (kReferenceUnavailable), fails before the guest says anything
+// (kReferenceFailed), or runs past `timeout_seconds` (kTimeout). Under microvm there is no usable
+// local APIC LINT0 for the 8259, so a virtio disk run must poll (disk-irq=0, guest/README.md).
 Result<ReferenceRun> run_reference_machine(std::span<const std::uint8_t> guest,
                                            const std::string& command_line,
                                            double timeout_seconds = 60,

@@ -158,10 +158,12 @@ struct ProtectedFile {
 };
 
 // A file an option (--trace, --console, --json, -o) writes, safely: create()
-// checks everything first and refuses a target that is not a regular file, is
-// one of the command's inputs, is locked by another vmlab (a disk image in
-// use), or holds something other than an earlier output of this kind (a disk
-// image, an ELF). The output goes to a temporary file beside the target, and
+// checks everything first and refuses a target that is not a regular file
+// (CliError::kOutputNotAFile), is one of the command's inputs
+// (kConflictingOptions), is write-protected, locked by another vmlab (a disk
+// image in use) or holds something other than an earlier output of this kind
+// (a disk image, an ELF: kOutputProtected), or cannot be made
+// (kOutputUnwritable). The output goes to a temporary file beside the target, and
 // commit() renames it over the target; a command that fails before commit()
 // leaves the target as it was.
 class OutputFile {
@@ -181,7 +183,8 @@ class OutputFile {
   const std::string& target() const { return m_target; }
 
   // Checks the target again and renames the output over it. An error (a
-  // write that failed, a target that changed) leaves the target untouched.
+  // write that failed, kOutputUnwritable; a target that changed, as
+  // create() would refuse it) leaves the target untouched.
   Status commit();
 
  private:
@@ -211,24 +214,28 @@ struct RunOutputs {
 };
 
 // Usage errors in the options, found without opening anything: unknown CPU
-// mode, workload or disk model, option combinations, memory size, timeout,
-// command line. The one place a run's options are judged: `vmlab run`
-// refuses what this refuses, with its message, and run_guest does too.
+// mode, workload or disk model, memory size, timeout, command line
+// (CliError::kInvalidValue), option combinations (kConflictingOptions). The one place a run's
+// options are judged: `vmlab run` refuses what this refuses, with its message, and run_guest does
+// too.
 Status check_run_options(const RunOptions& options);
 // Checks and opens the run's --trace and --console files: never the run's
 // --guest or --disk, nor each other.
 Result<RunOutputs> open_run_outputs(const RunOptions& options);
 
 // Fails (without running) on bad options, an unreadable or malformed guest,
-// or an unusable /dev/kvm; a guest that crashes or hangs is a successful
+// or an unusable /dev/kvm (the error of the module that found it, its kind
+// kept); a guest that crashes or hangs is a successful
 // GuestRun whose report says so. The trace and console go to `outputs`
 // (from open_run_outputs), which the caller commits.
 Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs);
 // The same, opening the outputs first and committing them after the run.
 Result<GuestRun> run_guest(const RunOptions& options);
 
-// The guest ELF at `path`: a regular file of at most kMaximumGuestFileSize
-// bytes (not a FIFO, device or directory, which could block or never end).
+// The guest ELF at `path`: a regular file (CliError::kGuestNotAFile: not a
+// FIFO, device or directory, which could block or never end) of at most
+// kMaximumGuestFileSize bytes (kGuestTooLarge); kGuestUnreadable when it
+// cannot be opened or read.
 Result<std::vector<std::uint8_t>> read_guest_file(const std::string& path);
 
 std::string command_line_for(const RunOptions& options);

@@ -85,6 +85,12 @@ std::string HelpFormatter::make_subcommand(const CLI::App* subcommand) const {
   return out.str();
 }
 
+CLI::App* add_command(CLI::App& parent, const std::string& name, const std::string& description) {
+  CLI::App* command = parent.add_subcommand(name, description);
+  command->allow_extras();
+  return command;
+}
+
 void list_as_actions(CLI::App& command) {
   command.formatter(std::make_shared<HelpFormatter>("ACTION"));
   for (CLI::App* action : command.get_subcommands([](CLI::App*) { return true; }))
@@ -126,18 +132,22 @@ Status refuse_unexpected_arguments(const CLI::App& command) {
   const std::vector<std::string> extras = command.remaining();
   if (extras.empty()) return {};
   for (const auto& extra : extras) {
-    if (extra.size() > 1 && extra[0] == '-') return Error{"unknown option " + single_quoted(extra)};
+    if (extra.size() > 1 && extra[0] == '-') {
+      return Error{CliError::kUsage, "unknown option " + single_quoted(extra)};
+    }
   }
   const std::string& operand = extras[0];
   // A command made of commands or actions: the operand names none of them.
   const auto subcommands = command.get_subcommands([](const CLI::App*) { return true; });
   if (!subcommands.empty()) {
-    if (command.get_parent() == nullptr) return Error{"unknown command " + single_quoted(operand)};
+    if (command.get_parent() == nullptr) {
+      return Error{CliError::kUsage, "unknown command " + single_quoted(operand)};
+    }
     std::string actions;
     for (const CLI::App* action : subcommands)
       actions += (actions.empty() ? "" : " or ") + action->get_name();
-    return Error{"unknown " + command_name(command) + " action " + single_quoted(operand) + ": " +
-                 actions};
+    return Error{CliError::kUsage, "unknown " + command_name(command) + " action " +
+                                       single_quoted(operand) + ": " + actions};
   }
   std::string takes;
   for (const CLI::Option* option :
@@ -145,9 +155,11 @@ Status refuse_unexpected_arguments(const CLI::App& command) {
     takes += (takes.empty() ? "" : " and ") + option->get_name(true);
   }
   if (takes.empty()) {
-    return Error{command_name(command) + " takes options only, not " + single_quoted(operand)};
+    return Error{CliError::kUsage,
+                 command_name(command) + " takes options only, not " + single_quoted(operand)};
   }
-  return Error{command_name(command) + " takes " + takes + ", not also " + single_quoted(operand)};
+  return Error{CliError::kUsage,
+               command_name(command) + " takes " + takes + ", not also " + single_quoted(operand)};
 }
 
 Result<const CLI::App*> parsed_action(const CLI::App& command) {
@@ -158,7 +170,7 @@ Result<const CLI::App*> parsed_action(const CLI::App& command) {
   std::string actions;
   for (const CLI::App* action : command.get_subcommands([](const CLI::App*) { return true; }))
     actions += (actions.empty() ? "" : " or ") + action->get_name();
-  return Error{command_name(command) + " needs an action: " + actions};
+  return Error{CliError::kUsage, command_name(command) + " needs an action: " + actions};
 }
 
 }  // namespace vmlab::cli

@@ -45,9 +45,22 @@ class HelpFormatter : public CLI::Formatter {
   std::string make_subcommand(const CLI::App* subcommand) const override;
 };
 
+// A command or an action of vmlab: `parent`'s subcommand `name`, which lets
+// CLI11 leave what it cannot place for refuse_unexpected_arguments to name.
+// The description's first line is the summary a list of commands shows.
+CLI::App* add_command(CLI::App& parent, const std::string& name, const std::string& description);
+
 // Shows `command`'s subcommands as its actions (trace summary, disk
 // create) in its help; call it once they are added.
 void list_as_actions(CLI::App& command);
+
+// A required operand (positional argument) of `command`: NAME in the usage
+// line, `description` in the help.
+template <typename Target>
+CLI::Option* add_operand(CLI::App& command, const std::string& name, Target& target,
+                         const std::string& description) {
+  return command.add_option(name, target, wrap(description))->required()->type_name("");
+}
 
 // Adds an option (or, for a name without dashes, a positional argument)
 // whose text `parse`, one of the project's parsers, turns into `target`.
@@ -130,12 +143,12 @@ std::string command_name(const CLI::App& command);
 // Refuses what CLI11 left over (the commands allow extras, so that the
 // message is theirs): the first unknown option, or else the first operand
 // the command has no place for, or that names none of its commands or
-// actions.
+// actions; a CliError::kUsage.
 Status refuse_unexpected_arguments(const CLI::App& command);
 
 // For a command made of actions (trace summary|export, disk create|info):
-// the action CLI11 parsed, or the usage error (an unknown action or option,
-// or no action at all).
+// the action CLI11 parsed, or the usage error (kUsage: an unknown action or
+// option, or no action at all).
 Result<const CLI::App*> parsed_action(const CLI::App& command);
 
 }  // namespace vmlab::cli

@@ -7,7 +7,11 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <memory>
+#include <string>
+#include <vector>
 
+#include "cli11_options.hpp"
 #include "vmlab/command_line.hpp"
 
 namespace vmlab::cli {
@@ -20,6 +24,28 @@ struct Subcommand {
   // (check_run_options, check_compare_options, ...), or the usage error.
   std::function<Result<Command>()> finish;
 };
+
+// `command`, once nothing is left over on `app`'s command line.
+Result<Command> finish_with(const CLI::App& app, Command command);
+
+// A command (or action) whose options CLI11 stores in `parsed`: the command
+// is `parsed` as the parse left it.
+template <typename Parsed>
+Subcommand parsed_into(CLI::App* app, std::shared_ptr<Parsed> parsed) {
+  return {app, [app, parsed]() { return finish_with(*app, Command{*parsed}); }};
+}
+
+// A command that takes no options and no operands: `vmlab probe`, `vmlab info`.
+template <typename Parsed>
+Subcommand add_command_without_options(CLI::App& vmlab, const std::string& name,
+                                       const std::string& description) {
+  return parsed_into(add_command(vmlab, name, description), std::make_shared<Parsed>());
+}
+
+// A command made of `actions` (trace summary|export, disk create|info), its
+// subcommands, added already: exactly one is parsed, and its command is the
+// command's; its help lists them as actions.
+Subcommand command_of_actions(CLI::App* command, std::vector<Subcommand> actions);
 
 Subcommand add_run_command(CLI::App& vmlab);
 Subcommand add_compare_command(CLI::App& vmlab);

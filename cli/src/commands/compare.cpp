@@ -26,13 +26,12 @@ std::string workload_list_text(const std::vector<WorkloadRequest>& workloads) {
 }  // namespace
 
 Subcommand add_compare_command(CLI::App& vmlab) {
-  CLI::App* compare = vmlab.add_subcommand(
-      "compare",
+  CLI::App* compare = add_command(
+      vmlab, "compare",
       "run the workloads in every configuration and compare them side by side\n"
       "Runs the built-in guest's workloads in every available configuration and prints one "
       "table: guest cycles, VM exits and monitor traps per operation, the share of time at "
       "each privilege level, and the cost relative to hvm. A progress line shows each run.");
-  compare->allow_extras();
   auto command = std::make_shared<CompareCommand>();
   CompareOptions& options = command->options;
   const CompareOptions defaults;

@@ -9,20 +9,15 @@
 namespace vmlab::cli {
 
 Subcommand add_disk_command(CLI::App& vmlab) {
-  CLI::App* disk = vmlab.add_subcommand("disk", "create a raw disk image, or show one's size");
-  disk->allow_extras();
-  disk->require_subcommand(0, 1);  // one action
+  CLI::App* disk = add_command(vmlab, "disk", "create a raw disk image, or show one's size");
 
-  CLI::App* create = disk->add_subcommand(
-      "create",
+  CLI::App* create = add_command(
+      *disk, "create",
       "make PATH a sparse raw disk image of SIZE bytes\n"
       "The image reads as zeros and takes no host space until written. An existing file is "
       "replaced only with --force, and never while a VM is using it.");
-  create->allow_extras();
   auto create_command = std::make_shared<DiskCreateCommand>();
-  create->add_option("PATH", create_command->path, wrap("the image file"))
-      ->required()
-      ->type_name("");
+  add_operand(*create, "PATH", create_command->path, "the image file");
   add_parsed_option(*create, "SIZE", create_command->size_bytes, parse_disk_size, "",
                     "a whole number of 512-byte sectors, in bytes or binary units, the same "
                     "sizes as `vmlab run --mem`: 512, 64K, 64M, 64MiB, 2G (at most " +
@@ -30,24 +25,16 @@ Subcommand add_disk_command(CLI::App& vmlab) {
       ->required();
   create->add_flag("--force", create_command->force, wrap("replace an existing file"));
 
-  CLI::App* info = disk->add_subcommand(
-      "info",
+  CLI::App* info = add_command(
+      *disk, "info",
       "show an image's size\n"
       "Opens PATH read-only and prints its size, in bytes and 512-byte sectors, and the serial "
       "number the guest sees.");
-  info->allow_extras();
   auto info_command = std::make_shared<DiskInfoCommand>();
-  info->add_option("PATH", info_command->path, wrap("the image file"))->required()->type_name("");
+  add_operand(*info, "PATH", info_command->path, "the image file");
 
-  list_as_actions(*disk);
-
-  return {disk, [disk, create, create_command, info_command]() -> Result<Command> {
-            auto action = parsed_action(*disk);
-            if (!action) return action.error();
-            if (auto extra = refuse_unexpected_arguments(**action); !extra) return extra.error();
-            if (*action == create) return Command{*create_command};
-            return Command{*info_command};
-          }};
+  return command_of_actions(disk,
+                            {parsed_into(create, create_command), parsed_into(info, info_command)});
 }
 
 int execute(const DiskCreateCommand& command) {

@@ -1,23 +1,17 @@
 // `vmlab info`: the KVM backend, the CPU and the capabilities vmlab uses.
 #include <cstdio>
 
-#include "cli11_options.hpp"
 #include "commands.hpp"
 #include "vmlab/platform.hpp"
 
 namespace vmlab::cli {
 
 Subcommand add_info_command(CLI::App& vmlab) {
-  CLI::App* info = vmlab.add_subcommand(
-      "info",
+  return add_command_without_options<InfoCommand>(
+      vmlab, "info",
       "show the KVM backend, CPU and the capabilities vmlab uses\n"
       "Prints the KVM backend, the CPU, the host kernel, the KVM API version and the "
       "capabilities vmlab uses, and whether a deprivileged kernel's cpuid reaches the VMM.");
-  info->allow_extras();
-  return {info, [info]() -> Result<Command> {
-            if (auto extra = refuse_unexpected_arguments(*info); !extra) return extra.error();
-            return Command{InfoCommand{}};
-          }};
 }
 
 int execute(const InfoCommand& /*command*/) {

@@ -2,25 +2,19 @@
 #include <cstdio>
 #include <iostream>
 
-#include "cli11_options.hpp"
 #include "commands.hpp"
 #include "vmlab/probe.hpp"
 
 namespace vmlab::cli {
 
 Subcommand add_probe_command(CLI::App& vmlab) {
-  CLI::App* probe = vmlab.add_subcommand(
-      "probe",
+  return add_command_without_options<ProbeCommand>(
+      vmlab, "probe",
       "the x86 holes: what each mode shows a kernel for sensitive instructions\n"
       "Runs the guest's `probes` workload (pushf after cli, popf clearing IF, sgdt, sidt, sldt, "
       "str, smsw, mov from cs and ss, lar, lsl, verr, verw, in kernel mode) on QEMU (the native "
       "answer), hvm, full, full with CR4.UMIP and para, and prints what each saw, whether it "
       "matches native, and what UMIP closes.");
-  probe->allow_extras();
-  return {probe, [probe]() -> Result<Command> {
-            if (auto extra = refuse_unexpected_arguments(*probe); !extra) return extra.error();
-            return Command{ProbeCommand{}};
-          }};
 }
 
 int execute(const ProbeCommand& /*command*/) {

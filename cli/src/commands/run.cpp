@@ -137,8 +137,7 @@ void print_summary(const RunOptions& options, const GuestRun& run) {
 }  // namespace
 
 Subcommand add_run_command(CLI::App& vmlab) {
-  CLI::App* run = vmlab.add_subcommand("run", "boot the guest once and summarize what the VMM saw");
-  run->allow_extras();
+  CLI::App* run = add_command(vmlab, "run", "boot the guest once and summarize what the VMM saw");
   auto parse = std::make_shared<RunParse>();
   RunOptions& options = parse->command.options;
   const RunOptions defaults;
@@ -210,9 +209,10 @@ Subcommand add_run_command(CLI::App& vmlab) {
             RunCommand command = parse->command;
             command.options.workload = parse->workload.name;
             if (parse->workload.count && parse->count) {
-              return Error{"the count is given twice, as --workload " + parse->workload.name + ":" +
-                           std::to_string(*parse->workload.count) + " and as -n " +
-                           std::to_string(*parse->count) + "; give it once"};
+              return Error{CliError::kConflictingOptions,
+                           "the count is given twice, as --workload " + parse->workload.name + ":" +
+                               std::to_string(*parse->workload.count) + " and as -n " +
+                               std::to_string(*parse->count) + "; give it once"};
             }
             command.options.count = parse->count ? parse->count : parse->workload.count;
             if (auto valid = check_run_options(command.options); !valid) return valid.error();

@@ -18,45 +18,35 @@ constexpr Choice<TraceFormat> kTraceFormats[] = {
     {"csv", TraceFormat::Csv, "one row per event"},
 };
 
+constexpr const char* kTraceOperand = "a file written by `vmlab run --trace`";
+
 }  // namespace
 
 Subcommand add_trace_command(CLI::App& vmlab) {
-  CLI::App* trace = vmlab.add_subcommand("trace",
-                                         "summarize a trace, or export it for Perfetto or as CSV\n"
-                                         "TRACE is a file written by `vmlab run --trace`.");
-  trace->allow_extras();
-  trace->require_subcommand(0, 1);  // one action
+  CLI::App* trace = add_command(vmlab, "trace",
+                                "summarize a trace, or export it for Perfetto or as CSV\n"
+                                "TRACE is a file written by `vmlab run --trace`.");
 
-  CLI::App* summary = trace->add_subcommand(
-      "summary",
+  CLI::App* summary = add_command(
+      *trace, "summary",
       "counts by kind and reason, time per privilege level, the guest RIPs that cost most\n"
       "Prints the counts and VMM time by kind and reason, the time by privilege level, and the "
       "guest RIPs whose exits cost the VMM most.");
-  summary->allow_extras();
   auto summarize_command = std::make_shared<TraceSummaryCommand>();
-  summary
-      ->add_option("TRACE", summarize_command->trace_path,
-                   wrap("a file written by `vmlab run --trace`"))
-      ->required()
-      ->type_name("");
+  add_operand(*summary, "TRACE", summarize_command->trace_path, kTraceOperand);
 
-  CLI::App* exporter = trace->add_subcommand(
-      "export",
+  CLI::App* exporter = add_command(
+      *trace, "export",
       "write the trace as Chrome/Perfetto JSON or as CSV\n"
       "Writes the trace in another format, to OUTPUT or, without -o, to standard output. "
       "Perfetto shows one track per privilege level, each exit a slice on the vmm track, guest "
       "execution between exits a slice on the level the guest exited from, interrupt "
       "injections as instants, and a counter track of VM exits.");
-  exporter->allow_extras();
   auto export_command = std::make_shared<TraceExportCommand>();
   add_choice_option(*exporter, "--format", export_command->format,
                     std::span<const Choice<TraceFormat>>(kTraceFormats), "the format:")
       ->required();
-  exporter
-      ->add_option("TRACE", export_command->trace_path,
-                   wrap("a file written by `vmlab run --trace`"))
-      ->required()
-      ->type_name("");
+  add_operand(*exporter, "TRACE", export_command->trace_path, kTraceOperand);
   exporter
       ->add_option("-o", export_command->output_path,
                    wrap("write the export to OUTPUT (made when the export is complete; an "
@@ -64,15 +54,8 @@ Subcommand add_trace_command(CLI::App& vmlab) {
                         "wrote, and never if it is TRACE)"))
       ->type_name("OUTPUT");
 
-  list_as_actions(*trace);
-
-  return {trace, [trace, summary, summarize_command, export_command]() -> Result<Command> {
-            auto action = parsed_action(*trace);
-            if (!action) return action.error();
-            if (auto extra = refuse_unexpected_arguments(**action); !extra) return extra.error();
-            if (*action == summary) return Command{*summarize_command};
-            return Command{*export_command};
-          }};
+  return command_of_actions(
+      trace, {parsed_into(summary, summarize_command), parsed_into(exporter, export_command)});
 }
 
 int execute(const TraceSummaryCommand& command) {

@@ -1,18 +1,19 @@
-// The checks `vmlab run` and `vmlab compare` make before anything runs: the
-// timeout, the memory size, the command line, the exit status of a guest, and
-// which files an output may replace (OutputFile). No KVM needed.
+// The checks `vmlab run` and `vmlab compare` make before anything runs (the
+// options together, the guest file, which files an output may replace:
+// OutputFile), and the exit status of a guest. No KVM needed.
 #include <gtest/gtest.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <chrono>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
+#include <limits>
 #include <string>
 
 #include "../../support/scratch_files.hpp"
+#include "vmlab/cli_error.hpp"
 #include "vmlab/compare.hpp"
 #include "vmlab/devices/raw_image_file.hpp"
 #include "vmlab/runner.hpp"
@@ -33,88 +34,61 @@ class ScratchDirectory : public testing::ScratchDirectory {
   std::size_t entries() const { return testing::ScratchDirectory::entries().size(); }
 };
 
-TEST(TimeoutOption, OverflowingAndNonFiniteValuesAreRefused) {
-  for (const char* text : {"inf", "infinity", "nan", "1e300", "1e10", "86401", "-1", "0", "0.0", "",
-                           " 5", "+5", "0x10", "5s", "1e400"}) {
-    EXPECT_FALSE(parse_timeout_seconds(text).ok()) << "'" << text << "' was accepted";
-  }
-  auto refused = parse_timeout_seconds("inf");
-  ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.error().message.find("86400"), std::string::npos) << "names the maximum";
-}
-
-TEST(TimeoutOption, SaneValuesAreAcceptedAndRoundedUpToAMillisecond) {
-  auto seconds = parse_timeout_seconds("0.0001");
-  ASSERT_TRUE(seconds.ok()) << seconds.error().message;
-  auto tiny = timeout_duration(*seconds);
-  ASSERT_TRUE(tiny.ok());
-  EXPECT_EQ(*tiny, std::chrono::milliseconds(1)) << "a 0.1 ms timeout must not become 0 ms";
-  EXPECT_EQ(*timeout_duration(0.0015), std::chrono::milliseconds(2));
-  EXPECT_EQ(*timeout_duration(30), std::chrono::milliseconds(30'000));
-  auto longest = parse_timeout_seconds("86400");
-  ASSERT_TRUE(longest.ok());
-  EXPECT_EQ(*timeout_duration(*longest), std::chrono::hours(24));
-  EXPECT_TRUE(parse_timeout_seconds("2e3").ok());
-  // What Machine's wait_for gets fits steady_clock's nanoseconds with room.
-  EXPECT_LT(std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout_duration(86400)).count(),
-            std::chrono::nanoseconds::max().count() / 1000);
-  EXPECT_FALSE(timeout_duration(1e300).ok());
-  EXPECT_FALSE(timeout_duration(std::numeric_limits<double>::infinity()).ok());
-  EXPECT_FALSE(timeout_duration(std::numeric_limits<double>::quiet_NaN()).ok());
-}
-
-TEST(MemoryOption, TooLargeNamesTheMaximum) {
-  for (const char* text : {"1T", "4G", "3073M", "99999999999999999999G", "18446744073709551615"}) {
-    auto size = parse_memory_size(text);
-    ASSERT_FALSE(size.ok()) << text;
-    EXPECT_NE(size.error().message.find("maximum, 3G"), std::string::npos)
-        << text << ": " << size.error().message;
-  }
-  auto small = parse_memory_size("2M");
-  ASSERT_FALSE(small.ok());
-  EXPECT_NE(small.error().message.find("minimum, 4M"), std::string::npos) << small.error().message;
-  auto odd = parse_memory_size("65M");
-  ASSERT_FALSE(odd.ok());
-  EXPECT_NE(odd.error().message.find("2M steps"), std::string::npos) << odd.error().message;
-  EXPECT_FALSE(parse_memory_size("lots").ok());
-  EXPECT_FALSE(parse_memory_size("64MX").ok());
-  EXPECT_EQ(*parse_memory_size("64M"), 64 * MiB);
-  // The size grammar of `disk create` too (tests/unit/cli): binary units,
-  // with or without iB or B.
-  EXPECT_EQ(*parse_memory_size("64MiB"), 64 * MiB);
-  EXPECT_EQ(*parse_memory_size("64MB"), 64 * MiB);
-  EXPECT_EQ(*parse_memory_size("3G"), 3 * GiB);
-  EXPECT_EQ(*parse_memory_size("4096k"), 4 * MiB);
+// A call that must fail with `kind`.
+template <typename Value>
+void expect_error(const Result<Value>& result, CliError kind) {
+  ASSERT_FALSE(result.ok()) << "accepted";
+  EXPECT_EQ(result.error().kind, kind) << result.error().message;
 }
 
 TEST(RunOptionsCheck, RefusesWhatMachineWouldRefuseLater) {
   RunOptions options;
   EXPECT_TRUE(check_run_options(options).ok());
   options.memory_size = kMaximumGuestMemory + 2 * MiB;
-  EXPECT_FALSE(check_run_options(options).ok());
+  expect_error(check_run_options(options), CliError::kInvalidValue);
   options.memory_size = 64 * MiB;
   options.timeout_seconds = 1e300;
-  EXPECT_FALSE(check_run_options(options).ok());
+  expect_error(check_run_options(options), CliError::kInvalidValue);
   options.timeout_seconds = 30;
   options.extra_command_line = std::string(kMaximumCommandLine, 'x');
   auto long_line = check_run_options(options);
-  ASSERT_FALSE(long_line.ok());
+  expect_error(long_line, CliError::kInvalidValue);
   EXPECT_NE(long_line.error().message.find("4095"), std::string::npos) << long_line.error().message;
   // Exactly the limit, with "workload=hello " in front, is fine.
   options.extra_command_line =
       std::string(kMaximumCommandLine - command_line_for({}).size() - 1, 'x');
   EXPECT_TRUE(check_run_options(options).ok()) << command_line_for(options).size();
+  options.extra_command_line = std::string("a\0b", 3);
+  expect_error(check_run_options(options), CliError::kInvalidValue);
+}
+
+TEST(RunOptionsCheck, OptionsThatNeedAnotherAreConflicts) {
+  RunOptions umip;
+  umip.umip = true;
+  expect_error(check_run_options(umip), CliError::kConflictingOptions);
+  umip.cpu = "full";
+  EXPECT_TRUE(check_run_options(umip).ok());
+  RunOptions disk_workload;
+  disk_workload.workload = "disk-verify";
+  expect_error(check_run_options(disk_workload), CliError::kConflictingOptions);
+  disk_workload.disk_path = "d.img";
+  EXPECT_TRUE(check_run_options(disk_workload).ok()) << "nothing is opened";
+  RunOptions bad_mode;
+  bad_mode.cpu = "bt";
+  auto refused = check_run_options(bad_mode);
+  expect_error(refused, CliError::kInvalidValue);
+  EXPECT_EQ(refused.error().message.rfind("--cpu: ", 0), 0u) << refused.error().message;
 }
 
 TEST(CompareOptionsCheck, RefusesBadMemoryAndTimeoutBeforeRunning) {
   CompareOptions options;
   EXPECT_TRUE(check_compare_options(options).ok());
   options.timeout_seconds = std::numeric_limits<double>::infinity();
-  EXPECT_FALSE(check_compare_options(options).ok());
-  EXPECT_FALSE(run_comparison(options, nullptr).ok()) << "refused before any run";
+  expect_error(check_compare_options(options), CliError::kInvalidValue);
+  expect_error(run_comparison(options, nullptr), CliError::kInvalidValue);  // before any run
   options.timeout_seconds = 60;
   options.memory_size = 4 * GiB;
-  EXPECT_FALSE(check_compare_options(options).ok());
+  expect_error(check_compare_options(options), CliError::kInvalidValue);
 }
 
 TEST(GuestExitStatus, NeverLooksLikeSuccessOrLikeVmlabsOwnStatus) {
@@ -138,26 +112,26 @@ TEST(GuestExitStatus, NeverLooksLikeSuccessOrLikeVmlabsOwnStatus) {
 TEST(GuestFile, OnlyBoundedRegularFilesAreRead) {
   ScratchDirectory directory;
   auto in_directory = read_guest_file((directory / "").string());
-  ASSERT_FALSE(in_directory.ok());
+  expect_error(in_directory, CliError::kGuestNotAFile);
   EXPECT_NE(in_directory.error().message.find("directory"), std::string::npos);
 
-  auto device = read_guest_file("/dev/zero");
-  ASSERT_FALSE(device.ok());
-  EXPECT_NE(device.error().message.find("not a regular file"), std::string::npos)
-      << device.error().message;
+  expect_error(read_guest_file("/dev/zero"), CliError::kGuestNotAFile);
 
   const auto fifo = directory / "guest.fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  auto from_fifo = read_guest_file(fifo.string());  // must return at once, not wait for a writer
-  ASSERT_FALSE(from_fifo.ok());
-  EXPECT_NE(from_fifo.error().message.find("not a regular file"), std::string::npos);
+  // Must return at once, not wait for a writer.
+  expect_error(read_guest_file(fifo.string()), CliError::kGuestNotAFile);
 
   const auto big = directory / "big.elf";
   write_file(big, "");
   fs::resize_file(big, kMaximumGuestFileSize + 1);  // sparse
   auto too_big = read_guest_file(big.string());
-  ASSERT_FALSE(too_big.ok());
+  expect_error(too_big, CliError::kGuestTooLarge);
   EXPECT_NE(too_big.error().message.find("64MiB"), std::string::npos) << too_big.error().message;
+
+  auto missing = read_guest_file((directory / "missing.elf").string());
+  expect_error(missing, CliError::kGuestUnreadable);
+  EXPECT_EQ(missing.error().system_errno, ENOENT);
 
   const auto small = directory / "small.elf";
   write_file(small,
@@ -184,6 +158,7 @@ TEST(OutputFile, NewFileAppearsOnlyOnCommit) {
   again->stream() << "{\n  \"platform\": \"y\"\n}\n";
   ASSERT_TRUE(again->commit().ok());
   EXPECT_EQ(contents_of(target), "{\n  \"platform\": \"y\"\n}\n");
+  expect_error(again->commit(), CliError::kOutputUnwritable);  // committed already
 }
 
 // What each writer produces is recognized as vmlab's, so the next run may
@@ -231,15 +206,16 @@ TEST(OutputFile, DiskImagesAndOtherDataAreNeverReplaced) {
   ASSERT_TRUE(devices::create_raw_image(image.string(), 64 * 1024, false).ok());
   for (auto kind : {OutputKind::Report, OutputKind::Console}) {
     auto output = OutputFile::create(image.string(), "--trace", kind);
-    ASSERT_FALSE(output.ok());
-    EXPECT_NE(output.error().message.find("will not replace"), std::string::npos)
+    expect_error(output, CliError::kOutputProtected);
+    EXPECT_NE(output.error().message.find("--trace '" + image.string() + "'"), std::string::npos)
         << output.error().message;
   }
   EXPECT_EQ(fs::file_size(image), 64u * 1024);
   // Text is a console log's to replace, but no trace's.
   const auto notes = directory / "notes.txt";
   write_file(notes, "my notes\n");
-  EXPECT_FALSE(OutputFile::create(notes.string(), "--trace", OutputKind::Report).ok());
+  expect_error(OutputFile::create(notes.string(), "--trace", OutputKind::Report),
+               CliError::kOutputProtected);
   EXPECT_TRUE(OutputFile::create(notes.string(), "--console", OutputKind::Console).ok());
   EXPECT_EQ(contents_of(notes), "my notes\n");
   EXPECT_EQ(directory.entries(), 2u);
@@ -251,14 +227,15 @@ TEST(OutputFile, AnInputOfTheCommandIsNeverReplaced) {
   write_file(input, "# vmlab-trace 2\n");  // replaceable by contents, but it is the input
   auto output = OutputFile::create(input.string(), "-o", OutputKind::Report,
                                    {{"the trace file", input.string()}});
-  ASSERT_FALSE(output.ok());
-  EXPECT_NE(output.error().message.find("same file"), std::string::npos) << output.error().message;
+  expect_error(output, CliError::kConflictingOptions);
+  EXPECT_NE(output.error().message.find("the trace file"), std::string::npos)
+      << output.error().message;
   // Also through another name for it.
   const auto link = directory / "link.tsv";
   fs::create_symlink(input, link);
-  EXPECT_FALSE(OutputFile::create(link.string(), "-o", OutputKind::Report,
-                                  {{"the trace file", input.string()}})
-                   .ok());
+  expect_error(OutputFile::create(link.string(), "-o", OutputKind::Report,
+                                  {{"the trace file", input.string()}}),
+               CliError::kConflictingOptions);
   EXPECT_EQ(contents_of(input), "# vmlab-trace 2\n");
 }
 
@@ -271,29 +248,42 @@ TEST(OutputFile, AFileAnotherVmlabHoldsLockedIsNeverReplaced) {
   ASSERT_EQ(::flock(descriptor, LOCK_SH), 0);  // as a read-only RawImageFile does
   auto output = OutputFile::create(target.string(), "--trace", OutputKind::Report);
   ::close(descriptor);
-  ASSERT_FALSE(output.ok());
-  EXPECT_NE(output.error().message.find("in use by another vmlab"), std::string::npos)
-      << output.error().message;
+  expect_error(output, CliError::kOutputProtected);
+}
+
+TEST(OutputFile, AWriteProtectedFileIsNeverReplaced) {
+  ScratchDirectory directory;
+  const auto target = directory / "kept.tsv";
+  write_file(target, "# vmlab-trace 2\n");  // replaceable but for its permissions
+  fs::permissions(target, fs::perms::owner_read | fs::perms::group_read);
+  expect_error(OutputFile::create(target.string(), "--trace", OutputKind::Report),
+               CliError::kOutputProtected);
+  EXPECT_EQ(contents_of(target), "# vmlab-trace 2\n");
+  EXPECT_EQ(directory.entries(), 1u);
 }
 
 TEST(OutputFile, DirectoriesFifosAndMissingDirectoriesAreRefused) {
   ScratchDirectory directory;
-  EXPECT_FALSE(OutputFile::create((directory / "").string(), "--json", OutputKind::Report).ok());
+  const auto report = [](const fs::path& path) {
+    return OutputFile::create(path.string(), "--json", OutputKind::Report);
+  };
+  expect_error(report(directory / ""), CliError::kOutputNotAFile);
+  expect_error(OutputFile::create("", "--json", OutputKind::Report), CliError::kOutputNotAFile);
   const auto subdirectory = directory / "sub";
   fs::create_directory(subdirectory);
-  EXPECT_FALSE(OutputFile::create(subdirectory.string(), "--json", OutputKind::Report).ok());
+  expect_error(report(subdirectory), CliError::kOutputNotAFile);
   const auto fifo = directory / "out.fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  auto to_fifo = OutputFile::create(fifo.string(), "--console", OutputKind::Console);
-  ASSERT_FALSE(to_fifo.ok());
-  EXPECT_NE(to_fifo.error().message.find("not a regular file"), std::string::npos);
-  auto missing =
-      OutputFile::create((directory / "no/such/out.json").string(), "--json", OutputKind::Report);
-  ASSERT_FALSE(missing.ok());
+  expect_error(OutputFile::create(fifo.string(), "--console", OutputKind::Console),
+               CliError::kOutputNotAFile);
+  fs::create_symlink(directory / "nowhere", directory / "dangling.json");
+  expect_error(report(directory / "dangling.json"), CliError::kOutputNotAFile);
+  auto missing = report(directory / "no/such/out.json");
+  expect_error(missing, CliError::kOutputUnwritable);
   EXPECT_NE(missing.error().message.find("does not exist"), std::string::npos)
       << missing.error().message;
-  EXPECT_FALSE(OutputFile::create("/proc/vmlab-output.json", "--json", OutputKind::Report).ok());
-  EXPECT_EQ(directory.entries(), 2u);
+  expect_error(report("/proc/vmlab-output.json"), CliError::kOutputUnwritable);
+  EXPECT_EQ(directory.entries(), 3u);
 }
 
 TEST(OutputFile, ReplacementKeepsThePermissionsAndALinkItsTarget) {
@@ -318,10 +308,7 @@ TEST(RunOutputs, ConsoleAndTraceMayNotShareAFile) {
   RunOptions options;
   options.trace_path = (directory / "out.txt").string();
   options.console_path = (directory / "." / "out.txt").string();
-  auto outputs = open_run_outputs(options);
-  ASSERT_FALSE(outputs.ok());
-  EXPECT_NE(outputs.error().message.find("same file"), std::string::npos)
-      << outputs.error().message;
+  expect_error(open_run_outputs(options), CliError::kConflictingOptions);
   EXPECT_EQ(directory.entries(), 0u);
 }
 
@@ -334,11 +321,10 @@ TEST(RunOutputs, NeverTheRunsDiskOrGuest) {
   options.disk_path = image.string();
   options.trace_path = image.string();
   auto outputs = open_run_outputs(options);
-  ASSERT_FALSE(outputs.ok());
+  expect_error(outputs, CliError::kConflictingOptions);
   EXPECT_NE(outputs.error().message.find("--disk"), std::string::npos) << outputs.error().message;
   // run_guest itself refuses too, before running, and writes nothing.
-  auto run = run_guest(options);
-  ASSERT_FALSE(run.ok());
+  expect_error(run_guest(options), CliError::kConflictingOptions);
   EXPECT_EQ(fs::file_size(image), 1024u * 1024);
   EXPECT_EQ(directory.entries(), 1u);
 }
