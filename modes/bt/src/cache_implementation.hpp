@@ -60,8 +60,8 @@ struct CacheImplementation {
   BlockId next_id = kSharedRoutines + 1;
 
   std::map<BlockId, Block> blocks;
-  std::map<std::uint64_t, BlockId> tc_index;               // TC start -> block
-  std::unordered_map<std::uint64_t, BlockId> guest_index;  // guest start -> block
+  std::map<std::uint64_t, BlockId> tc_index;                            // TC start -> block
+  std::unordered_map<std::uint64_t, BlockId> guest_index;               // guest start -> block
   std::unordered_map<std::uint64_t, std::vector<BlockId>> frame_index;  // frame -> blocks
   // Target block -> the links chained into it: (source block, link index).
   std::unordered_map<BlockId, std::vector<std::pair<BlockId, std::size_t>>> inbound;

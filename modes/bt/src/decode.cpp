@@ -290,7 +290,8 @@ constexpr Listed kListed[] = {
 // kListed indexed by mnemonic, so that classifying is one load.
 constexpr auto kByMnemonic = [] {
   std::array<Listed, ZYDIS_MNEMONIC_MAX_VALUE + 1> table{};
-  for (const Listed& entry : kListed) table[entry.mnemonic] = entry;
+  for (const Listed& entry : kListed)
+    table[entry.mnemonic] = entry;
   return table;
 }();
 
@@ -488,8 +489,8 @@ Result<std::vector<std::uint8_t>> load_target(const ZydisDecodedInstruction& ins
     source.mem.displacement =
         absolute ? static_cast<std::int64_t>(*absolute) : operand.mem.disp.value;
     source.mem.size = 8;
-    request.prefixes = instruction.attributes &
-                       (ZYDIS_ATTRIB_HAS_SEGMENT_FS | ZYDIS_ATTRIB_HAS_SEGMENT_GS);
+    request.prefixes =
+        instruction.attributes & (ZYDIS_ATTRIB_HAS_SEGMENT_FS | ZYDIS_ATTRIB_HAS_SEGMENT_GS);
   }
   return encode(request, address, bytes);
 }
@@ -499,14 +500,15 @@ Result<std::vector<std::uint8_t>> load_target(const ZydisDecodedInstruction& ins
 Decoder::Decoder() {
   ZydisDecoderInit(&m_decoder, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
   ZydisFormatterInit(&m_formatter, ZYDIS_FORMATTER_STYLE_INTEL);
+  ZydisFormatterSetProperty(&m_formatter, ZYDIS_FORMATTER_PROP_HEX_UPPERCASE, ZYAN_FALSE);
 }
 
-std::string Decoder::disassemble(std::span<const std::uint8_t> bytes,
-                                 std::uint64_t runtime_address, std::size_t* length) const {
+std::string Decoder::disassemble(std::span<const std::uint8_t> bytes, std::uint64_t runtime_address,
+                                 std::size_t* length) const {
   ZydisDecodedInstruction instruction;
   ZydisDecodedOperand operands[ZYDIS_MAX_OPERAND_COUNT];
-  if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&m_decoder, bytes.data(), bytes.size(), &instruction,
-                                           operands))) {
+  if (!ZYAN_SUCCESS(
+          ZydisDecoderDecodeFull(&m_decoder, bytes.data(), bytes.size(), &instruction, operands))) {
     if (length != nullptr) *length = 1;
     return "(bad)";
   }
@@ -524,14 +526,15 @@ std::optional<std::uint64_t> Decoder::branch_target(std::span<const std::uint8_t
                                                     std::uint64_t runtime_address) const {
   ZydisDecodedInstruction instruction;
   ZydisDecodedOperand operands[ZYDIS_MAX_OPERAND_COUNT];
-  if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&m_decoder, bytes.data(), bytes.size(), &instruction,
-                                           operands)) ||
-      instruction.operand_count_visible == 0 ||
-      operands[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE || !operands[0].imm.is_relative) {
+  if (!ZYAN_SUCCESS(
+          ZydisDecoderDecodeFull(&m_decoder, bytes.data(), bytes.size(), &instruction, operands)) ||
+      instruction.operand_count_visible == 0 || operands[0].type != ZYDIS_OPERAND_TYPE_IMMEDIATE ||
+      !operands[0].imm.is_relative) {
     return std::nullopt;
   }
   std::uint64_t target = 0;
-  if (!ZYAN_SUCCESS(ZydisCalcAbsoluteAddress(&instruction, &operands[0], runtime_address, &target))) {
+  if (!ZYAN_SUCCESS(
+          ZydisCalcAbsoluteAddress(&instruction, &operands[0], runtime_address, &target))) {
     return std::nullopt;
   }
   return target;
@@ -587,7 +590,8 @@ Result<GuestInstruction> Decoder::translate(GuestVirtAddr address,
         return result;
       }
       std::optional<std::uint64_t> absolute;
-      if (operand.type == ZYDIS_OPERAND_TYPE_MEMORY && rip_relative_operand(instruction, operands)) {
+      if (operand.type == ZYDIS_OPERAND_TYPE_MEMORY &&
+          rip_relative_operand(instruction, operands)) {
         auto computed = absolute_operand(address, bytes, instruction, operand);
         if (!computed) return computed.error();
         absolute = *computed;
@@ -672,10 +676,10 @@ Result<GuestBlock> Decoder::decode_block(GuestVirtAddr start, CodeReader& reader
     const std::span<const std::uint8_t> remaining = std::span(bytes).subspan(offset);
     ZydisDecodedInstruction instruction;
     ZydisDecodedOperand operands[ZYDIS_MAX_OPERAND_COUNT];
-    const ZyanStatus status = ZydisDecoderDecodeFull(&m_decoder, remaining.data(),
-                                                     remaining.size(), &instruction, operands);
-    const bool cut_short = remaining.empty() || (status == ZYDIS_STATUS_NO_MORE_DATA &&
-                                                 bytes.size() < requested);
+    const ZyanStatus status = ZydisDecoderDecodeFull(&m_decoder, remaining.data(), remaining.size(),
+                                                     &instruction, operands);
+    const bool cut_short =
+        remaining.empty() || (status == ZYDIS_STATUS_NO_MORE_DATA && bytes.size() < requested);
     if (cut_short) {
       // The guest would fault fetching the first byte it cannot read: at
       // this instruction, if the block is to start here; otherwise the block

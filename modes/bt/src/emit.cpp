@@ -140,8 +140,7 @@ class Builder {
   }
 
   void patch_rel32(std::uint64_t rel32_address, std::uint64_t target) {
-    const auto value =
-        static_cast<std::uint32_t>(target - (rel32_address + kRel32Length));
+    const auto value = static_cast<std::uint32_t>(target - (rel32_address + kRel32Length));
     store_little_endian(
         std::span(m_block.code).subspan(rel32_address - m_block.tc_address, kRel32Length), value);
   }
@@ -331,9 +330,8 @@ LookupRoutine emit_lookup_routine(const CacheLayout& layout, std::uint64_t tc_ad
   state.rsp_adjustment = 0;
   const std::uint8_t jump_through_slot[] = {0xff, modrm(0, 4, 5), 0, 0, 0, 0};  // jmp [rip+d]
   const std::uint64_t final_jump = builder.append(state, jump_through_slot);
-  store_little_endian(
-      std::span(builder.block().code).subspan(final_jump + 2 - tc_address, 4),
-      rip_displacement(final_jump, 6, tc_target_slot));
+  store_little_endian(std::span(builder.block().code).subspan(final_jump + 2 - tc_address, 4),
+                      rip_displacement(final_jump, 6, tc_target_slot));
 
   // Miss: give rax and rdx back, then the flags; rcx keeps the target.
   builder.patch_rel32(miss_branch + 2, builder.address());

@@ -71,7 +71,8 @@ std::string CacheImplementation::describe(const Block& block) const {
                      hex(block.guest_end.value()) + " -> tc " + hex(code.tc_address) + " (" +
                      std::to_string(code.guest_instructions.size()) + " guest instructions, " +
                      std::to_string(code.code.size()) + " TC bytes; frames";
-  for (const GuestPhysAddr frame : block.frames) text += " " + hex(frame.value());
+  for (const GuestPhysAddr frame : block.frames)
+    text += " " + hex(frame.value());
   text += ")\n";
 
   const auto link_note = [&](const TcInstruction& instruction) -> std::string {
@@ -82,9 +83,8 @@ std::string CacheImplementation::describe(const Block& block) const {
       }
       if (!link.chained_to) return "exit -> guest " + hex(link.guest_target.value());
       const auto target = blocks.find(*link.chained_to);
-      return "chained -> tc " +
-             hex(target == blocks.end() ? 0 : target->second.code.tc_address) + " (guest " +
-             hex(link.guest_target.value()) + ")";
+      return "chained -> tc " + hex(target == blocks.end() ? 0 : target->second.code.tc_address) +
+             " (guest " + hex(link.guest_target.value()) + ")";
     }
     return "";
   };
@@ -106,11 +106,10 @@ std::string CacheImplementation::describe(const Block& block) const {
   std::size_t next_tc = 0;
   for (const GuestInstructionRecord& record : code.guest_instructions) {
     const GuestInstruction& instruction = record.instruction;
-    const std::string guest = address_text(instruction.address.value()) + "  " +
-                              padded(bytes_text(instruction.bytes), 30) + "  " +
-                              padded(decoder.disassemble(instruction.bytes,
-                                                         instruction.address.value()),
-                                     34);
+    const std::string guest =
+        address_text(instruction.address.value()) + "  " +
+        padded(bytes_text(instruction.bytes), 30) + "  " +
+        padded(decoder.disassemble(instruction.bytes, instruction.address.value()), 34);
     for (std::size_t index = 0; index < record.tc_count; ++index) {
       const TcInstruction& tc = code.instructions[record.first_tc + index];
       text += "  " + (index == 0 ? guest : blank) + " | " +
@@ -128,9 +127,10 @@ std::string CacheImplementation::describe(const Block& block) const {
         note = "exit site: to guest " + hex(branch->guest_target.value());
       }
     }
-    const std::string label = padded(
-        note.empty() ? "  (falls through to " + hex(block.guest_end.value()) + ")" : "",
-        kGuestColumns);
+    const std::string label =
+        padded(note.empty() ? "  (falls through to " + hex(block.guest_end.value()) + ")"
+                            : std::string("  (exit site)"),
+               kGuestColumns);
     text += "  " + label + " | " + tc_line(tc, note) + "\n";
   }
   return text;
@@ -149,8 +149,14 @@ std::string CacheImplementation::listing() const {
   for (const TcInstruction& instruction : shared.code.instructions) {
     const std::span<const std::uint8_t> bytes =
         region.subspan(instruction.address - layout.base.value(), instruction.length);
-    text += "  " + address_text(instruction.address) + "  " +
-            decoder.disassemble(bytes, instruction.address) + "\n";
+    std::string line = "  " + address_text(instruction.address) + "  " +
+                       decoder.disassemble(bytes, instruction.address);
+    if (instruction.address == empty_entry_exit) {
+      line = padded(line, 66) + "lookup miss (an empty entry)";
+    } else if (bytes[0] == 0xcc) {
+      line = padded(line, 66) + "lookup miss: the target is in rcx";
+    }
+    text += line + "\n";
   }
   std::vector<const Block*> ordered;
   for (const auto& [id, block] : blocks) {
@@ -159,7 +165,8 @@ std::string CacheImplementation::listing() const {
   std::sort(ordered.begin(), ordered.end(), [](const Block* left, const Block* right) {
     return left->guest_start < right->guest_start;
   });
-  for (const Block* block : ordered) text += "\n" + describe(*block);
+  for (const Block* block : ordered)
+    text += "\n" + describe(*block);
   return text;
 }
 

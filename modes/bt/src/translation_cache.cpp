@@ -135,11 +135,10 @@ const TcInstruction* CacheImplementation::instruction_at(std::uint64_t tc_addres
   const Block* block = block_containing(tc_address);
   if (block == nullptr) return nullptr;
   const auto& instructions = block->code.instructions;
-  auto found = std::lower_bound(
-      instructions.begin(), instructions.end(), tc_address,
-      [](const TcInstruction& instruction, std::uint64_t address) {
-        return instruction.address < address;
-      });
+  auto found = std::lower_bound(instructions.begin(), instructions.end(), tc_address,
+                                [](const TcInstruction& instruction, std::uint64_t address) {
+                                  return instruction.address < address;
+                                });
   if (found == instructions.end() || found->address != tc_address) return nullptr;
   return &*found;
 }
@@ -180,7 +179,8 @@ Result<std::uint64_t> CacheImplementation::translate(GuestVirtAddr guest_rip, Co
   const std::uint64_t tc_address = block.code.tc_address;
   tc_index.emplace(tc_address, id);
   guest_index[guest_rip.value()] = id;
-  for (const GuestPhysAddr frame : block.frames) frame_index[frame.value()].push_back(id);
+  for (const GuestPhysAddr frame : block.frames)
+    frame_index[frame.value()].push_back(id);
   Block& placed = blocks.emplace(id, std::move(block)).first->second;
 
   // Branches to blocks that exist already (a loop to its own start among
@@ -367,7 +367,8 @@ std::optional<ExitSite> TranslationCache::take_exit(GuestVirtAddr tc_address) {
   Statistics& statistics = m_implementation->statistics;
   if (std::holds_alternative<BranchExit>(*site)) ++statistics.branch_exits;
   if (std::holds_alternative<LookupMiss>(*site)) ++statistics.lookup_misses;
-  if (const auto* call_out = std::get_if<CallOut>(&*site)) ++statistics.call_outs[call_out->mnemonic];
+  if (const auto* call_out = std::get_if<CallOut>(&*site))
+    ++statistics.call_outs[call_out->mnemonic];
   return site;
 }
 
@@ -385,7 +386,8 @@ Result<GuestVirtAddr> TranslationCache::chain(const BranchExit& site, CodeReader
     if (link.stub_address == site.exit_address.value() &&
         link.rel32_address == site.patch_site.value() && link.guest_target == site.guest_target &&
         !link.chained_to) {
-      cache.chain_link(source, index, cache.blocks.at(cache.guest_index.at(site.guest_target.value())));
+      cache.chain_link(source, index,
+                       cache.blocks.at(cache.guest_index.at(site.guest_target.value())));
       break;
     }
   }
@@ -449,8 +451,7 @@ std::optional<VirtualFlagStore> TranslationCache::flag_store_at(GuestVirtAddr tc
       block->code.guest_instructions[instruction->guest_index].instruction;
   const bool is_sti = guest.treatment == detail::Treatment::kSetInterruptFlag;
   if (!is_sti && guest.treatment != detail::Treatment::kClearInterruptFlag) return std::nullopt;
-  return VirtualFlagStore{is_sti, guest.address, guest.next(),
-                          tc_address + instruction->length};
+  return VirtualFlagStore{is_sti, guest.address, guest.next(), tc_address + instruction->length};
 }
 
 bool TranslationCache::contains(GuestVirtAddr address) const {
@@ -467,7 +468,8 @@ std::size_t TranslationCache::invalidate_page(GuestPhysAddr page) {
   const auto found = cache.frame_index.find(page.value() & ~(kPageSize - 1));
   if (found == cache.frame_index.end()) return 0;
   const std::vector<BlockId> doomed = found->second;  // remove_block changes the index
-  for (const BlockId id : doomed) cache.remove_block(id);
+  for (const BlockId id : doomed)
+    cache.remove_block(id);
   ++cache.statistics.page_invalidations;
   return doomed.size();
 }

@@ -44,10 +44,10 @@ struct GuestInstruction {
   // kIdent, kRipRelative: the bytes to run. kLoop: the guest's bytes with
   // rel8 = 5. kIndirectJump, kIndirectCall: `mov rcx, <the operand>`.
   std::vector<std::uint8_t> code;
-  GuestVirtAddr target;                    // direct branches: the taken target
-  std::optional<std::uint64_t> absolute;   // kRipRelative and RIP-relative indirect operands
-  std::uint8_t condition = 0;              // kConditionalJump: tttn (Intel SDM vol. 2, B.1.4.7)
-  std::uint16_t stack_release = 0;         // ret imm16
+  GuestVirtAddr target;                   // direct branches: the taken target
+  std::optional<std::uint64_t> absolute;  // kRipRelative and RIP-relative indirect operands
+  std::uint8_t condition = 0;             // kConditionalJump: tttn (Intel SDM vol. 2, B.1.4.7)
+  std::uint16_t stack_release = 0;        // ret imm16
 
   GuestVirtAddr next() const { return address + length; }
 };

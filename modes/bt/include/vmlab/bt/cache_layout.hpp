@@ -26,8 +26,8 @@ struct CacheLayout {
   // Guest-virtual address of page 0. The default sits 1 GiB into the
   // monitor's PML4 slot; a host-side test passes a low address it can mmap.
   GuestVirtAddr base{monitor::kMonitorVirtualBase + 0x40000000};
-  std::uint64_t size = 4 * MiB;              // the whole region, a multiple of the page size
-  std::uint64_t indirect_entries = 4096;     // a power of two; 16 bytes each
+  std::uint64_t size = 4 * MiB;                   // the whole region, a multiple of the page size
+  std::uint64_t indirect_entries = 4096;          // a power of two; 16 bytes each
   std::uint32_t maximum_block_instructions = 32;  // guest instructions per block at most
 
   std::uint64_t interrupt_flag_offset() const { return 0; }
@@ -61,11 +61,11 @@ struct CacheLayout {
 // The guest can write this page (the TC runs at CPL3 and stores to it), so
 // the VMM never takes a value from it as the virtual CPU's truth.
 struct ScratchPage {
-  std::uint64_t saved_rax = 0;     // the guest's rax while a sequence borrows it
-  std::uint64_t saved_rcx = 0;     // the guest's rcx (indirect branches carry the target in rcx)
-  std::uint64_t saved_rdx = 0;     // the guest's rdx
-  std::uint64_t guest_target = 0;  // the guest address an indirect branch goes to
-  std::uint64_t tc_target = 0;     // its TC address, for the lookup routine's final jump
+  std::uint64_t saved_rax = 0;       // the guest's rax while a sequence borrows it
+  std::uint64_t saved_rcx = 0;       // the guest's rcx (indirect branches carry the target in rcx)
+  std::uint64_t saved_rdx = 0;       // the guest's rdx
+  std::uint64_t guest_target = 0;    // the guest address an indirect branch goes to
+  std::uint64_t tc_target = 0;       // its TC address, for the lookup routine's final jump
   std::uint64_t virtual_rflags = 0;  // the virtual IF (bit 9) and IOPL (bits 12-13)
   std::uint64_t cs = 0, ss = 0, ds = 0, es = 0, fs = 0, gs = 0;  // selectors the guest loaded
   std::uint64_t gdtr_base = 0, gdtr_limit = 0;
