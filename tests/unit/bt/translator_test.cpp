@@ -13,66 +13,10 @@ namespace vmlab::bt {
 namespace {
 
 using test_support::decode_one;
-using test_support::decode_tc;
 using test_support::DecodedTc;
-using test_support::FakeCodeReader;
 using test_support::state_at_guest;
 
-TranslationCache created(const CacheLayout& layout, std::span<std::uint8_t> region) {
-  auto cache = TranslationCache::create(layout, region);
-  EXPECT_TRUE(cache.ok()) << cache.error().message;
-  return std::move(cache).value();
-}
-
-class TranslatorTest : public ::testing::Test {
- protected:
-  static constexpr std::uint64_t kCode = 0x100000;  // guest kernels are linked low
-
-  GuestVirtAddr translate(std::initializer_list<std::uint8_t> bytes, std::uint64_t at = kCode) {
-    m_reader.put(at, bytes);
-    auto translated = m_cache.lookup_or_translate(GuestVirtAddr(at), m_reader);
-    EXPECT_TRUE(translated.ok()) << translated.error().message;
-    return translated.ok() ? *translated : GuestVirtAddr(0);
-  }
-  Error translation_error(std::initializer_list<std::uint8_t> bytes, std::uint64_t at = kCode) {
-    m_reader.put(at, bytes);
-    auto translated = m_cache.lookup_or_translate(GuestVirtAddr(at), m_reader);
-    EXPECT_FALSE(translated.ok());
-    return translated.ok() ? Error{TranslationError::kNotInCache, "translated"}
-                           : translated.error();
-  }
-  std::vector<DecodedTc> tc(GuestVirtAddr at, std::size_t count) {
-    return decode_tc(m_region, m_layout, at, count);
-  }
-  GuestState state(std::uint64_t tc_address) {
-    auto found = m_cache.guest_state_at(GuestVirtAddr(tc_address));
-    EXPECT_TRUE(found.has_value()) << "no state at " << std::hex << tc_address;
-    return found.value_or(GuestState{});
-  }
-  BranchExit branch_exit(std::uint64_t tc_address) {
-    auto site = m_cache.exit_at(GuestVirtAddr(tc_address));
-    EXPECT_TRUE(site && std::holds_alternative<BranchExit>(*site))
-        << "no branch exit at " << std::hex << tc_address;
-    return site && std::holds_alternative<BranchExit>(*site) ? std::get<BranchExit>(*site)
-                                                             : BranchExit{};
-  }
-  std::uint64_t slot(std::size_t offset) const {
-    return m_layout.scratch_address().value() + offset;
-  }
-  // The state of an indirect branch that has completed: target in rcx.
-  static GuestState target_in_rcx(std::int64_t rsp_adjustment = 0) {
-    GuestState expected;
-    expected.rip_location = RipLocation::kTargetRegister;
-    expected.rcx_in_slot = true;
-    expected.rsp_adjustment = rsp_adjustment;
-    return expected;
-  }
-
-  CacheLayout m_layout;  // the real one: the TC in the monitor's upper-half slot
-  std::vector<std::uint8_t> m_region = std::vector<std::uint8_t>(m_layout.size);
-  FakeCodeReader m_reader;
-  TranslationCache m_cache = created(m_layout, m_region);
-};
+class TranslatorTest : public test_support::CacheTest {};
 
 TEST_F(TranslatorTest, InnocuousInstructionsAreCopiedByteForByte) {
   const std::vector<std::vector<std::uint8_t>> guest = {
