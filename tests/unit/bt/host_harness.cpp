@@ -11,6 +11,27 @@
 
 namespace vmlab::bt::test_support {
 
+const RegisterField kRegisterFields[18] = {
+    {"rax", REG_RAX, &monitor::GuestRegisters::rax},
+    {"rbx", REG_RBX, &monitor::GuestRegisters::rbx},
+    {"rcx", REG_RCX, &monitor::GuestRegisters::rcx},
+    {"rdx", REG_RDX, &monitor::GuestRegisters::rdx},
+    {"rsi", REG_RSI, &monitor::GuestRegisters::rsi},
+    {"rdi", REG_RDI, &monitor::GuestRegisters::rdi},
+    {"rbp", REG_RBP, &monitor::GuestRegisters::rbp},
+    {"rsp", REG_RSP, &monitor::GuestRegisters::rsp},
+    {"r8", REG_R8, &monitor::GuestRegisters::r8},
+    {"r9", REG_R9, &monitor::GuestRegisters::r9},
+    {"r10", REG_R10, &monitor::GuestRegisters::r10},
+    {"r11", REG_R11, &monitor::GuestRegisters::r11},
+    {"r12", REG_R12, &monitor::GuestRegisters::r12},
+    {"r13", REG_R13, &monitor::GuestRegisters::r13},
+    {"r14", REG_R14, &monitor::GuestRegisters::r14},
+    {"r15", REG_R15, &monitor::GuestRegisters::r15},
+    {"rip", REG_RIP, &monitor::GuestRegisters::rip},
+    {"rflags", REG_EFL, &monitor::GuestRegisters::rflags},
+};
+
 namespace {
 
 constexpr std::uint64_t kTrapFlag = 1u << 8;
@@ -18,31 +39,6 @@ constexpr std::uint64_t kTrapFlag = 1u << 8;
 constexpr std::uint64_t kGuestFlags = 0xcd5;
 constexpr int kSignals[] = {SIGUSR1, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGALRM};
 constexpr unsigned kTimeoutSeconds = 5;
-
-struct RegisterSlot {
-  int greg;
-  std::uint64_t monitor::GuestRegisters::*field;
-};
-constexpr std::array<RegisterSlot, 18> kRegisterSlots{{
-    {REG_RAX, &monitor::GuestRegisters::rax},
-    {REG_RBX, &monitor::GuestRegisters::rbx},
-    {REG_RCX, &monitor::GuestRegisters::rcx},
-    {REG_RDX, &monitor::GuestRegisters::rdx},
-    {REG_RSI, &monitor::GuestRegisters::rsi},
-    {REG_RDI, &monitor::GuestRegisters::rdi},
-    {REG_RBP, &monitor::GuestRegisters::rbp},
-    {REG_RSP, &monitor::GuestRegisters::rsp},
-    {REG_R8, &monitor::GuestRegisters::r8},
-    {REG_R9, &monitor::GuestRegisters::r9},
-    {REG_R10, &monitor::GuestRegisters::r10},
-    {REG_R11, &monitor::GuestRegisters::r11},
-    {REG_R12, &monitor::GuestRegisters::r12},
-    {REG_R13, &monitor::GuestRegisters::r13},
-    {REG_R14, &monitor::GuestRegisters::r14},
-    {REG_R15, &monitor::GuestRegisters::r15},
-    {REG_RIP, &monitor::GuestRegisters::rip},
-    {REG_EFL, &monitor::GuestRegisters::rflags},
-}};
 
 // What the handler works on. Only one harness exists at a time, and the
 // handler runs with every harness signal blocked, so plain statics do.
@@ -62,8 +58,8 @@ void on_signal(int signal, siginfo_t* info, void* context) {
   greg_t* gregs = static_cast<ucontext_t*>(context)->uc_mcontext.gregs;
   if (signal == SIGUSR1 && g_state.entry_pending) {
     std::memcpy(g_state.host, gregs, sizeof g_state.host);
-    for (const RegisterSlot& slot : kRegisterSlots) {
-      gregs[slot.greg] = static_cast<greg_t>(g_state.entry.*slot.field);
+    for (const RegisterField& each : kRegisterFields) {
+      gregs[each.greg] = static_cast<greg_t>(g_state.entry.*each.field);
     }
     g_state.entry_pending = false;
     g_state.in_guest = true;
@@ -78,8 +74,8 @@ void on_signal(int signal, siginfo_t* info, void* context) {
   stop.signal = signal;
   stop.code = info->si_code;
   stop.fault_address = reinterpret_cast<std::uint64_t>(info->si_addr);
-  for (const RegisterSlot& slot : kRegisterSlots) {
-    stop.registers.*slot.field = static_cast<std::uint64_t>(gregs[slot.greg]);
+  for (const RegisterField& each : kRegisterFields) {
+    stop.registers.*each.field = static_cast<std::uint64_t>(gregs[each.greg]);
   }
   std::memcpy(gregs, g_state.host, sizeof g_state.host);
   g_state.in_guest = false;

@@ -20,6 +20,15 @@
 
 namespace vmlab::bt::test_support {
 
+// The guest's registers by name and by their place in a signal frame's
+// gregs (sys/ucontext.h): the sixteen, then rip, then rflags.
+struct RegisterField {
+  const char* name;
+  int greg;
+  std::uint64_t monitor::GuestRegisters::*field;
+};
+extern const RegisterField kRegisterFields[18];
+
 struct HostStop {
   int signal = 0;  // SIGTRAP, SIGSEGV, SIGFPE, SIGILL, SIGBUS; SIGALRM: it ran too long
   int code = 0;    // si_code: TRAP_TRACE for a single step, SI_KERNEL for an int3
