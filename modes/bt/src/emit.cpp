@@ -243,6 +243,9 @@ void emit_instruction(Builder& builder, const GuestInstruction& instruction,
       builder.jump(target_in_rcx(), lookup_routine);
       return;
     case Treatment::kCallOut:
+      // Every reason is an int3 in this version; the sensitive unprivileged
+      // ones (kFlagsRead ... kSegmentCheck) are where inline sequences on the
+      // scratch page's virtual values will take over, one reason at a time.
       builder.exit(before, CallOut{GuestVirtAddr(0), instruction.address, instruction.length,
                                    instruction.mnemonic, instruction.reason});
       return;

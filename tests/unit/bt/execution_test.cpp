@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <sstream>
@@ -264,13 +265,18 @@ class ExecutionTest : public ::testing::Test {
   std::uint64_t m_placed_at = 0;
 };
 
+// What the compute snippet leaves in rax, with `constant` as its xor's.
+std::uint64_t compute_result(std::uint64_t constant) {
+  std::uint64_t value = 0;
+  for (std::uint64_t counter = 10; counter > 0; --counter)
+    value = ((value + counter) * 3) ^ constant;
+  return value;
+}
+
 TEST_F(ExecutionTest, ArithmeticLoopComputesWhatTheCpuComputes) {
   const std::uint64_t at = place(SNIPPET(compute));
-  std::uint64_t expected = 0;
-  for (std::uint64_t counter = 10; counter > 0; --counter)
-    expected = ((expected + counter) * 3) ^ 0x55;
   const Trace translated = run_translated(entry(at), false);
-  EXPECT_EQ(translated.final.rax, expected);
+  EXPECT_EQ(translated.final.rax, compute_result(0x55));
   EXPECT_EQ(translated.final.rip, at + (SNIPPET(compute).size() - 1)) << "stopped at the hlt";
   expect_same_as_native(at);
 }
@@ -328,6 +334,27 @@ TEST_F(ExecutionTest, ChainedBranchesNoLongerExit) {
   run_translated(entry(at), false);
   EXPECT_EQ(m_cache->statistics().branch_exits, after_first.branch_exits);
   EXPECT_EQ(m_cache->statistics().blocks_translated, after_first.blocks_translated);
+}
+
+TEST_F(ExecutionTest, RewrittenCodeRunsOnceItsPageIsInvalidated) {
+  // The guest rewrites the constant of `xor rax, 0x55` (48 83 f0 ib). The TC
+  // still holds the old translation until the VMM, told of the write (it
+  // write-protects code pages), invalidates the frame.
+  const std::uint64_t at = place(SNIPPET(compute));
+  const std::uint8_t xor_rax[] = {0x48, 0x83, 0xf0, 0x55};
+  const auto found =
+      std::search(m_placed.begin(), m_placed.end(), std::begin(xor_rax), std::end(xor_rax));
+  ASSERT_NE(found, m_placed.end());
+  const std::uint64_t immediate = at + static_cast<std::uint64_t>(found - m_placed.begin()) + 3;
+
+  EXPECT_EQ(run_translated(entry(at), false).final.rax, compute_result(0x55));
+
+  *reinterpret_cast<std::uint8_t*>(immediate) = 0x66;
+  EXPECT_EQ(run_translated(entry(at), false).final.rax, compute_result(0x55))
+      << "stale, as expected";
+  const std::uint64_t frame = (immediate & ~(kPageSize - 1)) + FakeCodeReader::kFrameOffset;
+  EXPECT_GE(m_cache->invalidate_page(GuestPhysAddr(frame)), 1u);
+  EXPECT_EQ(run_translated(entry(at), false).final.rax, compute_result(0x66));
 }
 
 TEST_F(ExecutionTest, FlagsSurviveTheLookupRoutine) {

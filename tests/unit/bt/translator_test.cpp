@@ -431,6 +431,37 @@ TEST_F(TranslatorTest, AnUnknownInstructionAfterOthersEndsTheBlockBeforeIt) {
   EXPECT_EQ(stop.error().kind, TranslationError::kUnknownInstruction);
 }
 
+TEST_F(TranslatorTest, EveryTcInstructionHasAGuestStateAndNoOtherByteHas) {
+  const std::vector<std::vector<std::uint8_t>> blocks = {
+      {0xfa, 0x48, 0x8b, 0x05, 0x10, 0, 0, 0, 0xe8, 0x00, 0x01, 0, 0},  // cli; mov; call
+      {0x48, 0x01, 0xd8, 0x75, 0xfb},                                   // add; jnz
+      {0xec, 0xe2, 0xfd},                                               // in; loop
+      {0x9c, 0xc2, 0x08, 0x00},                                         // pushfq; ret 8
+      {0xff, 0x54, 0x24, 0x08},                                         // call [rsp+8]
+  };
+  for (const auto& bytes : blocks) {
+    m_cache.flush();
+    m_reader.put(kCode, bytes);
+    auto translated = m_cache.lookup_or_translate(GuestVirtAddr(kCode), m_reader);
+    ASSERT_TRUE(translated.ok()) << translated.error().message;
+    // The block runs until the int3 filler after it, which has no state.
+    std::uint64_t at = translated->value();
+    std::size_t instructions = 0;
+    while (m_cache.guest_state_at(GuestVirtAddr(at))) {
+      const DecodedTc instruction = tc(GuestVirtAddr(at), 1)[0];
+      for (std::uint64_t inside = at + 1; inside < instruction.next(); ++inside) {
+        EXPECT_FALSE(m_cache.guest_state_at(GuestVirtAddr(inside))) << instruction.text;
+      }
+      at = instruction.next();
+      ++instructions;
+    }
+    EXPECT_GE(instructions, bytes.size() > 4 ? 4u : 2u);
+    EXPECT_EQ(at - translated->value(), m_cache.statistics().tc_bytes_used -
+                                            (translated->value() - m_layout.code_address().value()))
+        << "every byte of the block is covered";
+  }
+}
+
 TEST_F(TranslatorTest, ABlockEndsAfterTheMaximumInstructionCount) {
   std::vector<std::uint8_t> nops(40, 0x90);
   m_reader.put(kCode, nops);

@@ -208,7 +208,7 @@ struct Statistics {
   std::uint64_t blocks_translated = 0;
   std::uint64_t guest_instructions_translated = 0;
   std::uint64_t tc_bytes_used = 0;  // of the code area now, dead blocks included
-  std::uint64_t branch_exits = 0;   // taken_exit()s of BranchExit sites
+  std::uint64_t branch_exits = 0;   // take_exit()s of BranchExit sites
   std::uint64_t chained_branches = 0;
   std::uint64_t lookup_misses = 0;
   std::uint64_t blocks_invalidated = 0;
