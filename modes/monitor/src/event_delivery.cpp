@@ -1,5 +1,6 @@
 #include "vmlab/monitor/event_delivery.hpp"
 #include "vmlab/format.hpp"
+#include "vmlab/little_endian.hpp"
 
 #include <array>
 #include <cstdio>
@@ -37,11 +38,7 @@ Event page_fault(const GuestVirtualMemory::Fault& fault) {
 }
 
 std::uint64_t load_quadword(std::span<const std::uint8_t> bytes, std::size_t offset) {
-  std::uint64_t value = 0;
-  for (std::size_t index = 0; index < 8; ++index) {
-    value |= std::uint64_t{bytes[offset + index]} << (8 * index);
-  }
-  return value;
+  return load_little_endian(bytes.subspan(offset, 8));
 }
 
 AccessPrivilege privilege_of(std::uint8_t privilege_level) {
@@ -200,9 +197,7 @@ std::optional<Event> deliver_once(GuestRegisters& registers, VirtualCpu& cpu,
   // space the guest does not own yet).
   for (std::size_t index = count; index-- > 0;) {
     std::array<std::uint8_t, 8> bytes{};
-    for (std::size_t byte = 0; byte < 8; ++byte) {
-      bytes[byte] = static_cast<std::uint8_t>(frame[index] >> (8 * byte));
-    }
+    store_little_endian(bytes, frame[index]);
     if (auto fault = memory.write(frame_address + 8 * index, bytes, privilege_of(new_privilege))) {
       return page_fault(*fault);
     }

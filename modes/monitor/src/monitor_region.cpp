@@ -1,6 +1,9 @@
 #include "vmlab/monitor/monitor_region.hpp"
 
 #include <array>
+#include <span>
+
+#include "vmlab/little_endian.hpp"
 
 namespace vmlab::monitor {
 
@@ -61,9 +64,7 @@ Status build_monitor_region(GuestMemoryAccess& memory) {
   // access at CPL3 always faults.
   std::array<std::uint8_t, 0x68> tss_bytes{};
   auto put64 = [&](std::size_t offset, std::uint64_t value) {
-    for (std::size_t byte = 0; byte < 8; ++byte) {
-      tss_bytes[offset + byte] = static_cast<std::uint8_t>(value >> (8 * byte));
-    }
+    store_little_endian(std::span(tss_bytes).subspan(offset, 8), value);
   };
   put64(4, monitor_virtual(kStackTopOffset));
   put64(0x24, monitor_virtual(kFaultStackTopOffset));

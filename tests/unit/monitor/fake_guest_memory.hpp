@@ -9,8 +9,10 @@
 #include <optional>
 #include <set>
 #include <span>
+#include <stdexcept>
 #include <vector>
 
+#include "vmlab/little_endian.hpp"
 #include "vmlab/monitor/guest_context.hpp"
 
 namespace vmlab::monitor::fakes {
@@ -96,16 +98,18 @@ class FakeGuestMemory final : public GuestVirtualMemory {
   }
 
   void put_le(std::uint64_t address, std::uint64_t value, unsigned size) {
-    for (unsigned index = 0; index < size; ++index) {
-      m_bytes.at(address + index) = static_cast<std::uint8_t>(value >> (8 * index));
-    }
+    check_range(address, size);
+    store_little_endian(std::span(m_bytes).subspan(address, size), value);
   }
   std::uint64_t get_le(std::uint64_t address, unsigned size) const {
-    std::uint64_t value = 0;
-    for (unsigned index = 0; index < size; ++index) {
-      value |= std::uint64_t{m_bytes.at(address + index)} << (8 * index);
+    check_range(address, size);
+    return load_little_endian(std::span(m_bytes).subspan(address, size));
+  }
+  // Setting up outside the buffer is a broken test: throw, as vector::at does.
+  void check_range(std::uint64_t address, unsigned size) const {
+    if (address > m_bytes.size() || size > m_bytes.size() - address) {
+      throw std::out_of_range("outside the fake guest memory");
     }
-    return value;
   }
 
   std::vector<std::uint8_t> m_bytes;
