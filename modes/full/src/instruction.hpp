@@ -220,8 +220,8 @@ Emulation decode_and_emulate(GuestRegisters& registers, VirtualCpu& cpu, GuestVi
 // mnemonic alone does not decide (mov, ret), which forms it takes; the
 // others reach emulate_privileged only because they faulted on their own.
 struct Operation {
-  ZydisMnemonic mnemonic;
-  Emulation (*emulate)(Instruction& instruction, const Event& trap);
+  ZydisMnemonic mnemonic = ZYDIS_MNEMONIC_INVALID;
+  Emulation (*emulate)(Instruction& instruction, const Event& trap) = nullptr;
   bool (*applies)(const Decoded& decoded) = nullptr;  // nullptr: every form
 };
 
