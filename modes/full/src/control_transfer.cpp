@@ -90,7 +90,7 @@ Emulation interrupt_return(Instruction& instruction, const Event&) {
   if (slot != 8 && slot != 4) return instruction.unsupported("16-bit iret is not emulated");
   if ((registers.rflags & kRflagsNestedTask) != 0) return instruction.general_protection();
 
-  auto stack = instruction.canonical_address(registers.rsp, ZYDIS_REGISTER_SS);
+  auto stack = instruction.canonical_address(GuestVirtAddr(registers.rsp), ZYDIS_REGISTER_SS);
   if (stack.fault) return instruction.reflect(*stack.fault);
   std::array<std::uint8_t, 40> bytes{};
   if (auto fault =
@@ -107,7 +107,7 @@ Emulation interrupt_return(Instruction& instruction, const Event&) {
   const std::uint64_t new_rsp = popped(3);
   const auto stack_selector = static_cast<std::uint16_t>(popped(4));
 
-  if (!is_canonical(new_rip, cpu)) return instruction.general_protection();
+  if (!is_canonical(GuestVirtAddr(new_rip), cpu)) return instruction.general_protection();
   auto code = check_return_code_segment(instruction, code_selector);
   if (code.fault) return instruction.reflect(*code.fault);
   if (!code.value.is_64bit_code()) return instruction.unsupported("iret to compatibility mode");
@@ -161,7 +161,7 @@ Emulation far_return(Instruction& instruction, const Event&) {
   }
   // Pops two slots at `address`: the offset (RIP or RSP) and the selector.
   std::array<std::uint8_t, 16> bytes{};
-  auto pop_pair = [&](std::uint64_t address) -> std::optional<Event> {
+  auto pop_pair = [&](GuestVirtAddr address) -> std::optional<Event> {
     auto stack = instruction.canonical_address(address, ZYDIS_REGISTER_SS);
     if (stack.fault) return stack.fault;
     if (auto fault =
@@ -176,7 +176,7 @@ Emulation far_return(Instruction& instruction, const Event&) {
     return static_cast<std::uint16_t>(load_little_endian(std::span(bytes.data() + slot, slot)));
   };
 
-  if (auto fault = pop_pair(registers.rsp)) return instruction.reflect(*fault);
+  if (auto fault = pop_pair(GuestVirtAddr(registers.rsp))) return instruction.reflect(*fault);
   const std::uint64_t new_rip = offset();
   const std::uint16_t code_selector = selector();
   auto code = check_return_code_segment(instruction, code_selector);
@@ -189,14 +189,14 @@ Emulation far_return(Instruction& instruction, const Event&) {
   std::uint64_t new_rsp = registers.rsp + std::uint64_t{2} * slot + release;
   std::uint16_t stack_selector = cpu.ss;
   if (new_privilege > cpu.cpl) {
-    if (auto fault = pop_pair(new_rsp)) return instruction.reflect(*fault);
+    if (auto fault = pop_pair(GuestVirtAddr(new_rsp))) return instruction.reflect(*fault);
     new_rsp = offset() + release;
     stack_selector = selector();
     if (auto fault = check_return_stack_segment(instruction, stack_selector, code_selector, true)) {
       return instruction.reflect(*fault);
     }
   }
-  if (!is_canonical(new_rip, cpu)) return instruction.general_protection();
+  if (!is_canonical(GuestVirtAddr(new_rip), cpu)) return instruction.general_protection();
   registers.rip = new_rip;
   registers.rsp = new_rsp;
   cpu.cs = code_selector;
@@ -212,7 +212,7 @@ Emulation far_return(Instruction& instruction, const Event&) {
 // 6.12.1.1) and pushes the address after the instruction.
 Emulation software_interrupt_to(Instruction& instruction, std::uint8_t vector) {
   return instruction.reflect(
-      Event{vector, std::nullopt, EventSource::Software, 0, instruction.info().length});
+      Event{vector, std::nullopt, EventSource::Software, {}, instruction.info().length});
 }
 
 Emulation breakpoint(Instruction& instruction, const Event&) {
@@ -246,7 +246,7 @@ Emulation system_return(Instruction& instruction, const Event&) {
   if (instruction.info().operand_width != 64) {
     return instruction.unsupported("sysret to compatibility mode");
   }
-  if (!is_canonical(registers.rcx, cpu)) return instruction.general_protection();
+  if (!is_canonical(GuestVirtAddr(registers.rcx), cpu)) return instruction.general_protection();
   registers.rip = registers.rcx;
   set_guest_visible_rflags(registers, cpu, (registers.r11 & 0x3c7fd7) | kRflagsFixed);
   const auto base = static_cast<std::uint16_t>(cpu.star >> 48);

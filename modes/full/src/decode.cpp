@@ -126,15 +126,16 @@ OrFault<Decoded> fetch_and_decode(const GuestRegisters& registers, const Virtual
   const AccessPrivilege privilege = privilege_of(cpu.cpl);
   const std::size_t first_length = static_cast<std::size_t>(
       std::min<std::uint64_t>(kMaximumInstructionLength, kPageSize - (registers.rip % kPageSize)));
-  if (auto fault = memory.fetch(registers.rip, std::span(bytes.data(), first_length), privilege)) {
+  const GuestVirtAddr rip(registers.rip);
+  if (auto fault = memory.fetch(rip, std::span(bytes.data(), first_length), privilege)) {
     return {{}, page_fault(*fault)};
   }
   std::size_t available = first_length;
   std::optional<GuestVirtualMemory::Fault> second_page_fault;
   if (first_length < bytes.size()) {
     second_page_fault = memory.fetch(
-        registers.rip + first_length,
-        std::span(bytes.data() + first_length, bytes.size() - first_length), privilege);
+        rip + first_length, std::span(bytes.data() + first_length, bytes.size() - first_length),
+        privilege);
     if (!second_page_fault) available = bytes.size();
   }
 
@@ -163,13 +164,13 @@ OrFault<Decoded> fetch_and_decode(const GuestRegisters& registers, const Virtual
 
 // --- Operands and memory ----------------------------------------------------------
 
-std::uint64_t Instruction::segment_base(ZydisRegister segment) const {
-  if (segment == ZYDIS_REGISTER_FS) return m_cpu.fs_base;
-  if (segment == ZYDIS_REGISTER_GS) return m_cpu.gs_base;
-  return 0;  // 64-bit mode: CS, DS, ES and SS have base 0 (Intel SDM vol. 3A, 3.4.4)
+GuestVirtAddr Instruction::segment_base(ZydisRegister segment) const {
+  if (segment == ZYDIS_REGISTER_FS) return GuestVirtAddr(m_cpu.fs_base);
+  if (segment == ZYDIS_REGISTER_GS) return GuestVirtAddr(m_cpu.gs_base);
+  return GuestVirtAddr(0);  // 64-bit mode: CS, DS, ES and SS have base 0 (Intel SDM vol. 3A, 3.4.4)
 }
 
-std::uint64_t Instruction::linear_address(const ZydisDecodedOperand& memory_operand) const {
+GuestVirtAddr Instruction::linear_address(const ZydisDecodedOperand& memory_operand) const {
   const auto& location = memory_operand.mem;
   std::uint64_t address = static_cast<std::uint64_t>(location.disp.value);
   if (location.base == ZYDIS_REGISTER_RIP || location.base == ZYDIS_REGISTER_EIP) {
@@ -181,25 +182,25 @@ std::uint64_t Instruction::linear_address(const ZydisDecodedOperand& memory_oper
     address += read_register(m_registers, location.index) * location.scale;
   }
   address &= address_mask();  // 0x67: 32-bit effective address, zero-extended
-  return address + segment_base(location.segment);
+  return segment_base(location.segment) + address;
 }
 
 // A data address must be canonical: #SS(0) for stack references, #GP(0)
 // otherwise (Intel SDM vol. 3A, 3.3.7.1 and 6.15 "Interrupt 12/13").
-OrFault<std::uint64_t> Instruction::canonical_address(std::uint64_t address,
+OrFault<GuestVirtAddr> Instruction::canonical_address(GuestVirtAddr address,
                                                       ZydisRegister segment) const {
   if (is_canonical(address, m_cpu)) return {address, std::nullopt};
   const std::uint8_t vector =
       segment == ZYDIS_REGISTER_SS ? kVectorStackFault : kVectorGeneralProtection;
-  return {0, exception(vector, 0)};
+  return {GuestVirtAddr(0), exception(vector, 0)};
 }
 
-OrFault<std::uint64_t> Instruction::effective_address(
+OrFault<GuestVirtAddr> Instruction::effective_address(
     const ZydisDecodedOperand& memory_operand) const {
   return canonical_address(linear_address(memory_operand), memory_operand.mem.segment);
 }
 
-OrFault<std::uint64_t> Instruction::read_value(std::uint64_t address, unsigned size) {
+OrFault<std::uint64_t> Instruction::read_value(GuestVirtAddr address, unsigned size) {
   std::array<std::uint8_t, 8> bytes{};
   if (auto fault = m_memory.read(address, std::span(bytes.data(), size), data_privilege())) {
     return {0, page_fault(*fault)};
@@ -207,7 +208,7 @@ OrFault<std::uint64_t> Instruction::read_value(std::uint64_t address, unsigned s
   return {load_little_endian(std::span(bytes.data(), size)), std::nullopt};
 }
 
-std::optional<Event> Instruction::write_value(std::uint64_t address, unsigned size,
+std::optional<Event> Instruction::write_value(GuestVirtAddr address, unsigned size,
                                               std::uint64_t value) {
   std::array<std::uint8_t, 8> bytes{};
   store_little_endian(std::span(bytes.data(), size), value);
@@ -226,7 +227,7 @@ OrFault<std::uint64_t> Instruction::read_operand(const ZydisDecodedOperand& sour
       return {source.imm.value.u & width_mask(bits), std::nullopt};
     case ZYDIS_OPERAND_TYPE_MEMORY: {
       auto address = effective_address(source);
-      if (address.fault) return address;
+      if (address.fault) return {0, address.fault};
       return read_value(address.value, bits / 8);
     }
     case ZYDIS_OPERAND_TYPE_UNUSED:

@@ -60,7 +60,7 @@ class FullMode::Services final : public MonitorServices {
   void cr3_written(std::uint64_t, std::uint64_t new_cr3) override {
     m_shadow.set_guest_cr3(new_cr3);
   }
-  void page_invalidated(std::uint64_t address) override { m_shadow.invalidate_page(address); }
+  void page_invalidated(GuestVirtAddr address) override { m_shadow.invalidate_page(address); }
   void paging_control_changed() override {
     m_shadow.set_paging_controls(PagingControls::from(m_cpu));
   }
@@ -241,18 +241,18 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
     m_registers.rflags = m_registers.r11;
     return handle_system_call(context);
   }
-  auto frame = read_trap_frame(m_physical, hit->vector, run.s.regs.regs.rsp);
+  auto frame = read_trap_frame(m_physical, hit->vector, GuestVirtAddr(run.s.regs.regs.rsp));
   if (!frame) {
     return ExitDisposition::stop(frame.error().message);
   }
-  m_registers.rip = frame->rip;
-  m_registers.rsp = frame->rsp;
+  m_registers.rip = frame->rip.value();
+  m_registers.rsp = frame->rsp.value();
   if (was_single_stepping) frame->rflags &= ~kRflagsTrap;  // the monitor's TF, not the guest's
   // The guest sees its virtual IF and IOPL, never the real ones.
   m_registers.rflags = frame->rflags;
   m_registers.rflags = guest_visible_rflags(m_registers, m_cpu);
   if (m_options.syscall_arrives_as_page_fault && m_cpu.cpl == 3 &&
-      is_syscall_fetch_fault(*frame, run.s.regs.sregs.cr2)) {
+      is_syscall_fetch_fault(*frame, GuestVirtAddr(run.s.regs.sregs.cr2))) {
     // A user SYSCALL on kvm_pvm: RCX holds the return RIP. A user jump to
     // the stub looks the same there; it gets the system call it asked the
     // kernel for and nothing more. Elsewhere the fault is reflected.
@@ -304,13 +304,13 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
   };
 
   if (vector == kVectorPageFault) {
-    const std::uint64_t address = context.vcpu.run_state().s.regs.sregs.cr2;
+    const GuestVirtAddr address(context.vcpu.run_state().s.regs.sregs.cr2);
     auto fault =
         m_shadow->handle_fault(view() == View::Kernel ? ShadowView::Kernel : ShadowView::User,
                                address, error_code.value_or(0));
     if (!fault) {
-      return ExitDisposition::stop("shadow paging failed at guest address " + hex(address) + ": " +
-                                   fault.error().message);
+      return ExitDisposition::stop("shadow paging failed at guest address " + hex(address.value()) +
+                                   ": " + fault.error().message);
     }
     const FaultResolution& resolution = *fault;
     switch (resolution.kind) {

@@ -25,6 +25,7 @@
 #include <string>
 #include <utility>
 
+#include "vmlab/address.hpp"
 #include "vmlab/full/emulator.hpp"
 #include "vmlab/monitor/event_delivery.hpp"
 #include "vmlab/monitor/guest_context.hpp"
@@ -180,12 +181,15 @@ class Instruction {
   }
 
   // Operands and memory (decode.cpp).
-  std::uint64_t segment_base(ZydisRegister segment) const;
-  std::uint64_t linear_address(const ZydisDecodedOperand& memory_operand) const;
-  OrFault<std::uint64_t> effective_address(const ZydisDecodedOperand& memory_operand) const;
-  OrFault<std::uint64_t> canonical_address(std::uint64_t address, ZydisRegister segment) const;
-  OrFault<std::uint64_t> read_value(std::uint64_t address, unsigned size);
-  std::optional<Event> write_value(std::uint64_t address, unsigned size, std::uint64_t value);
+  // The base of `segment` (FS and GS only, in 64-bit mode), to which an
+  // offset in a register is added: the step where a register becomes an
+  // address.
+  GuestVirtAddr segment_base(ZydisRegister segment) const;
+  GuestVirtAddr linear_address(const ZydisDecodedOperand& memory_operand) const;
+  OrFault<GuestVirtAddr> effective_address(const ZydisDecodedOperand& memory_operand) const;
+  OrFault<GuestVirtAddr> canonical_address(GuestVirtAddr address, ZydisRegister segment) const;
+  OrFault<std::uint64_t> read_value(GuestVirtAddr address, unsigned size);
+  std::optional<Event> write_value(GuestVirtAddr address, unsigned size, std::uint64_t value);
   OrFault<std::uint64_t> read_operand(const ZydisDecodedOperand& source, unsigned bits);
   OrFault<std::uint16_t> read_selector_operand(const ZydisDecodedOperand& source);
 

@@ -208,8 +208,8 @@ Emulation store_string(Instruction& instruction, StoreOperation operation, unsig
   const ZydisRegister source_segment = operation == StoreOperation::MoveString
                                            ? instruction.operand(1).mem.segment
                                            : ZYDIS_REGISTER_DS;
-  std::uint64_t lowest = ~std::uint64_t{0};
-  std::uint64_t highest = 0;
+  GuestVirtAddr lowest(~std::uint64_t{0});
+  GuestVirtAddr highest(0);
   auto result_with_range = [&](Emulation emulation) {
     if (highest > lowest) emulation.written = {lowest, highest - lowest};
     return emulation;
@@ -218,12 +218,13 @@ Emulation store_string(Instruction& instruction, StoreOperation operation, unsig
   for (std::uint64_t iteration = 0;; ++iteration) {
     if (repeat && (registers.rcx & mask) == 0) break;
     if (iteration == kMaximumStringIterations) return result_with_range(instruction.transferred());
-    auto destination = instruction.canonical_address(registers.rdi & mask, ZYDIS_REGISTER_ES);
+    auto destination =
+        instruction.canonical_address(GuestVirtAddr(registers.rdi & mask), ZYDIS_REGISTER_ES);
     if (destination.fault) return result_with_range(instruction.reflect(*destination.fault));
     std::uint64_t value = registers.rax;
     if (operation == StoreOperation::MoveString) {
       auto source = instruction.canonical_address(
-          (registers.rsi & mask) + instruction.segment_base(source_segment), source_segment);
+          instruction.segment_base(source_segment) + (registers.rsi & mask), source_segment);
       if (source.fault) return result_with_range(instruction.reflect(*source.fault));
       auto loaded = instruction.read_value(source.value, size);
       if (loaded.fault) return result_with_range(instruction.reflect(*loaded.fault));

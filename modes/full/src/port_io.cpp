@@ -30,14 +30,15 @@ std::optional<Event> check_io_permission(Instruction& instruction, std::uint16_t
   const Event denied = exception(kVectorGeneralProtection, 0);
   if (kTssIoMapBaseOffset + 1 > cpu.tss_limit) return denied;
   std::array<std::uint8_t, 2> bytes{};
-  if (auto fault = instruction.memory().read(cpu.tss_base + kTssIoMapBaseOffset, bytes,
+  const GuestVirtAddr tss(cpu.tss_base);
+  if (auto fault = instruction.memory().read(tss + kTssIoMapBaseOffset, bytes,
                                              AccessPrivilege::Supervisor)) {
     return page_fault(*fault);
   }
   const std::uint64_t bitmap_offset = load_little_endian(bytes) + port / 8;
   if (bitmap_offset + 1 > cpu.tss_limit) return denied;
-  if (auto fault = instruction.memory().read(cpu.tss_base + bitmap_offset, bytes,
-                                             AccessPrivilege::Supervisor)) {
+  if (auto fault =
+          instruction.memory().read(tss + bitmap_offset, bytes, AccessPrivilege::Supervisor)) {
     return page_fault(*fault);
   }
   const std::uint64_t bits = load_little_endian(bytes) >> (port % 8);
@@ -99,7 +100,7 @@ Emulation string_input_output(Instruction& instruction, Direction direction) {
     if (repeat && (registers.rcx & mask) == 0) break;
     if (iteration == kMaximumStringIterations) return instruction.transferred();
     auto address = instruction.canonical_address(
-        (index & mask) + instruction.segment_base(memory_operand.mem.segment),
+        instruction.segment_base(memory_operand.mem.segment) + (index & mask),
         memory_operand.mem.segment);
     if (address.fault) return instruction.reflect(*address.fault);
     if (input) {

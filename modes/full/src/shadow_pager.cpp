@@ -63,11 +63,11 @@ Result<std::unique_ptr<ShadowPager>> ShadowPager::create(GuestMemoryAccess& memo
                    " overlaps guest RAM or the monitor region"};
     }
   }
-  const std::uint64_t virtual_base = config.monitor_virtual_base;
-  if (!page_aligned(virtual_base) || table_index(virtual_base, 4) != kMonitorSlot ||
-      (virtual_base >> 48) != 0xffff ||
-      monitor.size > (std::numeric_limits<std::uint64_t>::max() - virtual_base) + 1) {
-    return Error{"shadow pager: the monitor's virtual base " + hex(virtual_base) +
+  const GuestVirtAddr virtual_base = config.monitor_virtual_base;
+  if (!page_aligned(virtual_base.value()) || table_index(virtual_base, 4) != kMonitorSlot ||
+      (virtual_base.value() >> 48) != 0xffff ||
+      monitor.size > (std::numeric_limits<std::uint64_t>::max() - virtual_base.value()) + 1) {
+    return Error{"shadow pager: the monitor's virtual base " + hex(virtual_base.value()) +
                  " must be a canonical, page-aligned address in PML4 slot 511 with room for the "
                  "region"};
   }
@@ -124,7 +124,7 @@ Status ShadowPager::build_monitor_mapping() {
   if (!pdpt) return Error{"shadow pager: the table pool is too small for the monitor mapping"};
   m_monitor_pdpt = *pdpt;
   for (std::uint64_t offset = 0; offset < m_config.monitor.size; offset += kPageSize) {
-    const std::uint64_t address = m_config.monitor_virtual_base + offset;
+    const GuestVirtAddr address = m_config.monitor_virtual_base + offset;
     std::uint32_t table = m_monitor_pdpt;
     for (unsigned level = 3; level > 1; --level) {
       const unsigned index = table_index(address, level);
@@ -273,7 +273,7 @@ void ShadowPager::write_protect(GuestPhysAddr frame) {
 // ---- Address spaces ----------------------------------------------------------
 
 bool ShadowPager::allocate_roots(AddressSpace& space) {
-  const GuestPhysAddr guest_root(space.guest_root);
+  const GuestPhysAddr guest_root = space.guest_root;
   const bool in_ram = m_walker.is_guest_ram(guest_root);
   for (auto& root : space.roots) {
     auto table = in_ram ? allocate(TableRole::Mirror, 4, guest_root)
@@ -300,7 +300,7 @@ void ShadowPager::release_space(const AddressSpace& space) {
 
 // Makes the walker's CR3 the current address space, reusing kept roots.
 void ShadowPager::make_current_space() {
-  const std::uint64_t guest_root = m_walker.root() & page_entry::kAddressMask;
+  const GuestPhysAddr guest_root(m_walker.root() & page_entry::kAddressMask);
   ++m_use_clock;
   for (std::size_t index = 0; index < m_spaces.size(); ++index) {
     if (m_spaces[index].guest_root == guest_root) {
@@ -376,7 +376,7 @@ void ShadowPager::reset() {
   m_flush_requested = true;
   // create() checked that the pool holds two roots after the monitor mapping.
   AddressSpace space;
-  space.guest_root = m_walker.root() & page_entry::kAddressMask;
+  space.guest_root = GuestPhysAddr(m_walker.root() & page_entry::kAddressMask);
   space.last_use = ++m_use_clock;
   (void)allocate_roots(space);
   m_spaces.push_back(space);
@@ -412,7 +412,7 @@ void ShadowPager::guest_page_table_written(GuestPhysAddr address, std::uint64_t 
   }
 }
 
-void ShadowPager::invalidate_page(std::uint64_t address) {
+void ShadowPager::invalidate_page(GuestVirtAddr address) {
   ++m_counters.page_invalidations;
   if (table_index(address, 4) == kMonitorSlot) return;
   // The shadow never holds a translation older than the guest's tables, so
@@ -456,7 +456,7 @@ std::uint64_t ShadowPager::leaf_value(ShadowView view, const PageWalk& walk,
 
 ShadowPager::FillOutcome ShadowPager::fill(ShadowView view, const PageWalk& walk, AccessKind access,
                                            FaultResolution& resolution) {
-  const std::uint64_t address = walk.address;
+  const GuestVirtAddr address = walk.address;
   std::uint32_t table = current_root(view);
   for (unsigned level = 4; level > 1; --level) {
     const unsigned index = table_index(address, level);
@@ -494,16 +494,16 @@ ShadowPager::FillOutcome ShadowPager::fill(ShadowView view, const PageWalk& walk
   return FillOutcome::Done;
 }
 
-Result<FaultResolution> ShadowPager::handle_fault(ShadowView view, std::uint64_t address,
+Result<FaultResolution> ShadowPager::handle_fault(ShadowView view, GuestVirtAddr address,
                                                   std::uint32_t hardware_error_code) {
   if (m_failure) return *m_failure;
   if ((hardware_error_code & kPageFaultReservedBit) != 0) {
-    return Error{"shadow pager: reserved-bit page fault at " + hex(address) +
+    return Error{"shadow pager: reserved-bit page fault at " + hex(address.value()) +
                  ": a shadow entry has XD set while the real EFER.NXE is clear; the real "
                  "EFER.NXE must follow the guest's"};
   }
   if ((hardware_error_code & kPageFaultUser) == 0) {
-    return Error{"shadow pager: page fault at CPL0 at " + hex(address) +
+    return Error{"shadow pager: page fault at CPL0 at " + hex(address.value()) +
                  ": the monitor touched an address outside its region"};
   }
   // The real error code says what the access was; the view says at which

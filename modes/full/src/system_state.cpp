@@ -298,7 +298,8 @@ Emulation load_descriptor_table(Instruction& instruction, TableRegister& table) 
     return instruction.reflect(page_fault(*fault));
   }
   const std::uint64_t base = load_little_endian(std::span(bytes).subspan(2, 8));
-  if (!is_canonical(base, instruction.cpu())) return instruction.general_protection();
+  if (!is_canonical(GuestVirtAddr(base), instruction.cpu()))
+    return instruction.general_protection();
   table.base = base;
   table.limit = static_cast<std::uint16_t>(load_little_endian(std::span(bytes).first(2)));
   return instruction.completed();
@@ -407,14 +408,14 @@ Emulation load_task_register(Instruction& instruction, const Event&) {
   auto loaded = present_system_descriptor(instruction, selector, kDescriptorTypeAvailableTss);
   if (auto* failed = std::get_if<Emulation>(&loaded)) return std::move(*failed);
   const auto& tss = std::get<SegmentDescriptor>(loaded);
-  if (!is_canonical(tss.base, cpu)) {
+  if (!is_canonical(GuestVirtAddr(tss.base), cpu)) {
     return instruction.general_protection(selector_error(selector));
   }
 
   // The access byte (descriptor byte 5): P, DPL, S = 0, type 0xb (busy).
   const auto access = static_cast<std::uint8_t>(
       0x80 | (tss.privilege_level << 5) | kDescriptorTypeAvailableTss | kDescriptorTypeBusyFlag);
-  const std::uint64_t access_address = cpu.gdtr.base + (selector & 0xfff8u) + 5;
+  const GuestVirtAddr access_address(cpu.gdtr.base + (selector & 0xfff8u) + 5);
   if (auto fault = instruction.memory().write(access_address, std::span(&access, 1),
                                               AccessPrivilege::Supervisor)) {
     return instruction.reflect(page_fault(*fault));
@@ -516,7 +517,7 @@ Emulation write_model_specific_register(Instruction& instruction, const Event&) 
       break;
     default:
       // LSTAR, CSTAR and the bases hold addresses: they must be canonical.
-      if (!is_canonical(value, cpu)) return instruction.general_protection();
+      if (!is_canonical(GuestVirtAddr(value), cpu)) return instruction.general_protection();
       break;
   }
   cpu.*(*field) = value;
@@ -537,7 +538,7 @@ Emulation swap_gs(Instruction& instruction, const Event&) {
 // non-canonical address makes it a no-op.
 Emulation invalidate_page(Instruction& instruction, const Event&) {
   if (!instruction.kernel_mode()) return instruction.general_protection();
-  const std::uint64_t address = instruction.linear_address(instruction.operand(0));
+  const GuestVirtAddr address = instruction.linear_address(instruction.operand(0));
   if (is_canonical(address, instruction.cpu())) instruction.services().page_invalidated(address);
   return instruction.completed();
 }

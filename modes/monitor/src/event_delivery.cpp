@@ -86,7 +86,7 @@ std::string describe(const Event& event) {
   std::string text = "vector " + std::to_string(event.vector);
   if (event.error_code) text += " error code " + hex(*event.error_code);
   if (event.vector == kVectorPageFault && event.source == EventSource::Exception) {
-    text += " address " + hex(event.fault_address);
+    text += " address " + hex(event.fault_address.value());
   }
   return text;
 }
@@ -100,7 +100,8 @@ OrFault<std::uint64_t> read_tss_quadword(const VirtualCpu& cpu, GuestVirtualMemo
     return {0, exception_with_code(kVectorInvalidTss, cpu.tr & kSelectorIndexMask)};
   }
   std::array<std::uint8_t, 8> bytes{};
-  if (auto fault = memory.read(cpu.tss_base + offset, bytes, AccessPrivilege::Supervisor)) {
+  if (auto fault =
+          memory.read(GuestVirtAddr(cpu.tss_base + offset), bytes, AccessPrivilege::Supervisor)) {
     return {0, page_fault(*fault)};
   }
   return {load_quadword(bytes, 0), std::nullopt};
@@ -119,7 +120,8 @@ std::optional<Event> deliver_once(GuestRegisters& registers, VirtualCpu& cpu,
   const std::uint64_t gate_offset = std::uint64_t{event.vector} * 16;
   if (gate_offset + 15 > cpu.idtr.limit) return general_protection(gate_error);
   std::array<std::uint8_t, 16> gate{};
-  if (auto fault = memory.read(cpu.idtr.base + gate_offset, gate, AccessPrivilege::Supervisor)) {
+  if (auto fault = memory.read(GuestVirtAddr(cpu.idtr.base + gate_offset), gate,
+                               AccessPrivilege::Supervisor)) {
     return page_fault(*fault);
   }
   const std::uint64_t low = load_quadword(gate, 0);
@@ -156,7 +158,7 @@ std::optional<Event> deliver_once(GuestRegisters& registers, VirtualCpu& cpu,
   }
   if (!code.value.present) return exception_with_code(kVectorSegmentNotPresent, selector_error);
   if (!code.value.is_64bit_code()) return general_protection(selector_error);
-  if (!is_canonical(handler, cpu)) return general_protection(external);
+  if (!is_canonical(GuestVirtAddr(handler), cpu)) return general_protection(external);
 
   const std::uint8_t new_privilege =
       code.value.is_conforming_code() ? cpu.cpl : code.value.privilege_level;
@@ -188,8 +190,8 @@ std::optional<Event> deliver_once(GuestRegisters& registers, VirtualCpu& cpu,
   frame[count++] = guest_visible_rflags(registers, cpu);
   frame[count++] = registers.rsp;
   frame[count++] = cpu.ss;
-  const std::uint64_t frame_address = stack - 8 * count;
-  if (!is_canonical(frame_address, cpu) || !is_canonical(stack - 1, cpu)) {
+  const GuestVirtAddr frame_address(stack - 8 * count);
+  if (!is_canonical(frame_address, cpu) || !is_canonical(GuestVirtAddr(stack - 1), cpu)) {
     return exception_with_code(kVectorStackFault, external);
   }
   // Pushed one quadword at a time from SS down, as the CPU does: the first
@@ -204,7 +206,7 @@ std::optional<Event> deliver_once(GuestRegisters& registers, VirtualCpu& cpu,
   }
 
   // Committed. 6.12.1.3: TF, NT, RF and VM cleared; an interrupt gate clears IF.
-  registers.rsp = frame_address;
+  registers.rsp = frame_address.value();
   registers.rip = handler;
   registers.rflags &= ~(kRflagsTrap | kRflagsNestedTask | kRflagsResume | kRflagsVirtual8086);
   registers.rflags |= kRflagsFixed;
@@ -236,11 +238,12 @@ void set_guest_visible_rflags(GuestRegisters& registers, VirtualCpu& cpu, std::u
   registers.rflags = rflags | kRflagsFixed;
 }
 
-bool is_canonical(std::uint64_t address, const VirtualCpu& cpu) {
+bool is_canonical(GuestVirtAddr address, const VirtualCpu& cpu) {
   const unsigned bits = (cpu.cr4 & kCr4FiveLevelPaging) != 0 ? 57 : 48;
+  const std::uint64_t value = address.value();
   const auto sign_extended =
-      static_cast<std::uint64_t>(static_cast<std::int64_t>(address << (64 - bits)) >> (64 - bits));
-  return sign_extended == address;
+      static_cast<std::uint64_t>(static_cast<std::int64_t>(value << (64 - bits)) >> (64 - bits));
+  return sign_extended == value;
 }
 
 SegmentDescriptor decode_segment_descriptor(std::uint64_t low, std::uint64_t high) {
@@ -274,8 +277,8 @@ OrFault<SegmentDescriptor> read_gdt_descriptor(const VirtualCpu& cpu, GuestVirtu
     return {{}, general_protection(selector_error)};
   }
   std::array<std::uint8_t, 16> bytes{};
-  if (auto fault = memory.read(cpu.gdtr.base + offset, std::span(bytes.data(), length),
-                               AccessPrivilege::Supervisor)) {
+  if (auto fault = memory.read(GuestVirtAddr(cpu.gdtr.base + offset),
+                               std::span(bytes.data(), length), AccessPrivilege::Supervisor)) {
     return {{}, page_fault(*fault)};
   }
   return {decode_segment_descriptor(load_quadword(bytes, 0),
@@ -289,14 +292,14 @@ Result<void> deliver_event(GuestRegisters& registers, VirtualCpu& cpu, GuestVirt
   // CR2 is loaded when a page fault is raised (Intel SDM vol. 3A, 6.15,
   // "Interrupt 14"), whether or not it is then delivered as such.
   if (current.vector == kVectorPageFault && current.source == EventSource::Exception) {
-    cpu.cr2 = current.fault_address;
+    cpu.cr2 = current.fault_address.value();
   }
   // Each round either delivers or escalates (benign -> any -> #DF -> triple
   // fault), so three rounds always end it; the bound is only a guard.
   for (int round = 0; round < 4; ++round) {
     std::optional<Event> fault = deliver_once(registers, cpu, memory, current);
     if (!fault) return {};
-    if (fault->vector == kVectorPageFault) cpu.cr2 = fault->fault_address;
+    if (fault->vector == kVectorPageFault) cpu.cr2 = fault->fault_address.value();
     const FaultClass first = classify(current);
     const FaultClass second = classify(*fault);
     if (first == FaultClass::DoubleFault && becomes_double_fault(first, second)) {

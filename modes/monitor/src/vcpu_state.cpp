@@ -67,12 +67,12 @@ kvm_segment flat_segment(std::uint16_t selector, bool code) {
 }
 
 void load_monitor_tables(kvm_sregs& special) {
-  special.gdt.base = monitor_virtual(kGdtOffset);
+  special.gdt.base = monitor_virtual(kGdtOffset).value();
   special.gdt.limit = kGdtLimit;
-  special.idt.base = monitor_virtual(kIdtOffset);
+  special.idt.base = monitor_virtual(kIdtOffset).value();
   special.idt.limit = 256 * 16 - 1;
   special.tr = kvm_segment{};
-  special.tr.base = monitor_virtual(kTssOffset);
+  special.tr.base = monitor_virtual(kTssOffset).value();
   special.tr.limit = 0x67;
   special.tr.selector = kTssSelector;
   special.tr.type = 0xb;  // busy 64-bit TSS
@@ -84,7 +84,7 @@ void load_monitor_tables(kvm_sregs& special) {
 Status route_syscall_to_monitor(Vcpu& vcpu) {
   const Vcpu::Msr msrs[] = {
       {kMsrStar, std::uint64_t{kMonitorCodeSelector} << 32},
-      {kMsrLstar, monitor_virtual(kSyscallStubOffset)},
+      {kMsrLstar, monitor_virtual(kSyscallStubOffset).value()},
       {kMsrFmask, kRflagsInterrupt | kRflagsTrap | kRflagsDirection},
   };
   return vcpu.set_msrs(msrs);
@@ -135,7 +135,7 @@ Result<std::optional<StubHit>> trapping_stub(const VcpuExit& exit, const kvm_run
   if (io == nullptr || io->port != IoPort(kMonitorPort) || run.s.regs.sregs.cs.dpl != 0) {
     return std::optional<StubHit>();
   }
-  auto hit = stub_at(run.s.regs.regs.rip);
+  auto hit = stub_at(GuestVirtAddr(run.s.regs.regs.rip));
   if (!hit) {
     return Error{"the monitor port was written at rip " + hex(run.s.regs.regs.rip) +
                  ", outside the monitor's stubs"};

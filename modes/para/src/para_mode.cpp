@@ -47,22 +47,23 @@ constexpr std::uint64_t kLargeLeaf = kTableEntry | entry_bits::kDirty | entry_bi
 class IdentityMemory final : public monitor::GuestVirtualMemory {
  public:
   explicit IdentityMemory(GuestMemoryAccess& memory) : m_memory(memory) {}
-  std::optional<Fault> read(std::uint64_t address, std::span<std::uint8_t> out,
+  std::optional<Fault> read(GuestVirtAddr address, std::span<std::uint8_t> out,
                             monitor::AccessPrivilege) override {
-    if (!m_memory.read(GuestPhysAddr(address), out)) return Fault{address, 0};
+    if (!m_memory.read(physical(address), out)) return Fault{address, 0};
     return std::nullopt;
   }
-  std::optional<Fault> write(std::uint64_t address, std::span<const std::uint8_t> in,
+  std::optional<Fault> write(GuestVirtAddr address, std::span<const std::uint8_t> in,
                              monitor::AccessPrivilege) override {
-    if (!m_memory.write(GuestPhysAddr(address), in)) return Fault{address, 0};
+    if (!m_memory.write(physical(address), in)) return Fault{address, 0};
     return std::nullopt;
   }
-  std::optional<Fault> fetch(std::uint64_t address, std::span<std::uint8_t> out,
+  std::optional<Fault> fetch(GuestVirtAddr address, std::span<std::uint8_t> out,
                              monitor::AccessPrivilege privilege) override {
     return read(address, out, privilege);
   }
 
  private:
+  static GuestPhysAddr physical(GuestVirtAddr address) { return GuestPhysAddr(address.value()); }
   GuestMemoryAccess& m_memory;
 };
 
@@ -74,7 +75,7 @@ class ParaMode::Environment final : public HypercallEnvironment {
       : m_mode(mode), m_board(board), m_identity(ram) {}
 
   monitor::GuestVirtualMemory& kernel_memory() override {
-    if (m_mode.m_state.kernel_root == 0) return m_identity;
+    if (m_mode.m_state.kernel_root == GuestPhysAddr()) return m_identity;
     return *m_mode.m_walker;
   }
   std::uint32_t port_read(std::uint16_t port, unsigned size) override {
@@ -93,7 +94,7 @@ class ParaMode::Environment final : public HypercallEnvironment {
   }
   void console_write(std::string_view text) override { m_board.write_console(text); }
   void flush_translations() override { m_mode.m_flush_requested = true; }
-  void kernel_root_changed(std::uint64_t root) override { m_mode.m_walker->set_root(root); }
+  void kernel_root_changed(GuestPhysAddr root) override { m_mode.m_walker->set_root(root.value()); }
 
  private:
   ParaMode& m_mode;
@@ -234,9 +235,9 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
   return monitor::enter_first_time(context.vcpu, [&] { return resume_guest(context); });
 }
 
-std::uint64_t ParaMode::current_root() const {
-  if (m_state.kernel_root == 0) return monitor_physical(kBootPml4Offset).value();
-  if (m_state.cpl == 3 && m_state.user_root != 0) return m_state.user_root;
+GuestPhysAddr ParaMode::current_root() const {
+  if (m_state.kernel_root == GuestPhysAddr()) return monitor_physical(kBootPml4Offset);
+  if (m_state.cpl == 3 && m_state.user_root != GuestPhysAddr()) return m_state.user_root;
   return m_state.kernel_root;
 }
 
@@ -266,7 +267,7 @@ Status ParaMode::resume_guest(ModeContext& context) {
   s.cr0 = kRealCr0;
   s.cr4 = kCr4PhysicalAddressExtension;
   s.efer = kEferSyscallEnable | (kEferLongModeEnable | kEferLongModeActive);
-  s.cr3 = current_root();
+  s.cr3 = current_root().value();
   if (std::exchange(m_flush_requested, false)) {
     // The VMM changed an entry that was present in the guest's tables from
     // the host side, which KVM does not see: a shadowing backend (kvm_pvm)
@@ -300,13 +301,13 @@ void ParaMode::record(ModeContext& context, EventKind kind, EventReason reason,
 
 Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error_code) {
   const TrapEntry& entry = m_state.trap_table[vector];
-  if (entry.handler == 0) {
+  if (entry.handler == GuestVirtAddr()) {
     return Error{ModeError::kGuestTripleFault, "the paravirtual kernel registered no handler for " +
                                                    monitor::exception_name(vector) + " (rip " +
                                                    hex(m_registers.rip) + ")"};
   }
   const bool from_user = m_state.cpl == 3;
-  if (from_user && m_state.kernel_stack == 0) {
+  if (from_user && m_state.kernel_stack == GuestVirtAddr()) {
     return Error{ModeError::kGuestTripleFault,
                  "an event from user mode, but the kernel registered no stack (stack_switch)"};
   }
@@ -323,21 +324,22 @@ Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error
   frame[words++] = rflags;
   frame[words++] = m_registers.rsp;
   frame[words++] = from_user ? kVirtualUserData : kVirtualKernelData;
-  const std::uint64_t stack = (from_user ? m_state.kernel_stack : m_registers.rsp) & ~0xfULL;
-  const std::uint64_t frame_address = stack - words * sizeof(std::uint64_t);
+  const std::uint64_t stack =
+      (from_user ? m_state.kernel_stack.value() : m_registers.rsp) & ~0xfULL;
+  const GuestVirtAddr frame_address(stack - words * sizeof(std::uint64_t));
   auto& memory = m_environment->kernel_memory();
   if (auto fault = memory.write(
           frame_address,
           std::span(reinterpret_cast<const std::uint8_t*>(frame), words * sizeof(std::uint64_t)),
           monitor::AccessPrivilege::Supervisor)) {
     return Error{ModeError::kGuestTripleFault,
-                 "the paravirtual kernel's stack at " + hex(frame_address) +
+                 "the paravirtual kernel's stack at " + hex(frame_address.value()) +
                      " cannot take the frame for " + monitor::exception_name(vector) +
-                     " (page fault at " + hex(fault->address) + ")"};
+                     " (page fault at " + hex(fault->address.value()) + ")"};
   }
   m_state.cpl = 0;
-  m_registers.rsp = frame_address;
-  m_registers.rip = entry.handler;
+  m_registers.rsp = frame_address.value();
+  m_registers.rip = entry.handler.value();
   m_registers.rflags &= ~(kRflagsTrap | kRflagsNestedTask | kRflagsResume);
   if (entry.mask_events) m_hypercalls_handler->set_events_masked(true);
   return {};
@@ -358,16 +360,17 @@ ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit
     m_registers.rflags = m_registers.r11;
     return handle_syscall(context);
   }
-  auto frame = monitor::read_trap_frame(m_physical, hit->vector, run.s.regs.regs.rsp);
+  auto frame =
+      monitor::read_trap_frame(m_physical, hit->vector, GuestVirtAddr(run.s.regs.regs.rsp));
   if (!frame) {
     return ExitDisposition::stop(frame.error().message);
   }
-  m_registers.rip = frame->rip;
+  m_registers.rip = frame->rip.value();
   m_registers.rflags = frame->rflags;
-  m_registers.rsp = frame->rsp;
+  m_registers.rsp = frame->rsp.value();
   // Which virtual mode the guest was in follows from the real selector.
   m_state.cpl = frame->cs == monitor::kGuestKernelCodeSelector ? 0 : 3;
-  const std::uint64_t cr2 = run.s.regs.sregs.cr2;
+  const GuestVirtAddr cr2(run.s.regs.sregs.cr2);
   if (m_options.syscall_arrives_as_page_fault && monitor::is_syscall_fetch_fault(*frame, cr2)) {
     // A SYSCALL on kvm_pvm, from either virtual mode: a hypercall from the
     // kernel, a system call from user code. RCX holds the return RIP.
@@ -375,12 +378,12 @@ ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit
     return handle_syscall(context);
   }
   return reflect(context, hit->vector, frame->error_code,
-                 hit->vector == kVectorPageFault ? cr2 : 0);
+                 hit->vector == kVectorPageFault ? cr2 : GuestVirtAddr());
 }
 
 ExitDisposition ParaMode::reflect(ModeContext& context, std::uint8_t vector,
                                   std::optional<std::uint32_t> error_code,
-                                  std::uint64_t fault_address) {
+                                  GuestVirtAddr fault_address) {
   // Direct paging: every fault is the guest's own; the monitor only passes it
   // on (Xen does the same for a PV guest's faults).
   const std::uint64_t start = context.elapsed_ns();
@@ -409,15 +412,15 @@ ExitDisposition ParaMode::handle_syscall(ModeContext& context) {
   const std::uint64_t start = context.elapsed_ns();
   const std::uint64_t rip = m_registers.rip;
   ++m_traps;
-  if (m_state.syscall_entry == 0) {
+  if (m_state.syscall_entry == GuestVirtAddr()) {
     // No callback: the instruction is undefined for this kernel, as SYSCALL
     // with EFER.SCE clear raises #UD.
-    return reflect(context, kVectorInvalidOpcode, std::nullopt, 0);
+    return reflect(context, kVectorInvalidOpcode, std::nullopt, GuestVirtAddr());
   }
   m_registers.rcx = m_registers.rip;
   m_registers.r11 = (m_registers.rflags & ~kRflagsIoplMask) | kRflagsInterrupt | kRflagsFixed;
   m_registers.rflags &= ~(kRflagsTrap | kRflagsDirection);
-  m_registers.rip = m_state.syscall_entry;
+  m_registers.rip = m_state.syscall_entry.value();
   m_state.cpl = 0;
   m_hypercalls_handler->set_events_masked(true);
   if (auto status = resume_guest(context); !status) {

@@ -152,7 +152,7 @@ TEST_F(InterruptReturnTest, FaultsReadingOrCheckingTheFrame) {
   memory.unmap_page(kData + 0x1000);
   const Emulation unmapped = run({0x48, 0xcf});
   EXPECT_EQ(unmapped.event.vector, kVectorPageFault);
-  EXPECT_EQ(unmapped.event.fault_address, kData + 0x1000);
+  EXPECT_EQ(unmapped.event.fault_address, GuestVirtAddr(kData + 0x1000));
   EXPECT_EQ(cpu.cpl, 0);
   EXPECT_EQ(registers.rip, kCode);
 }

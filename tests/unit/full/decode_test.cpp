@@ -34,7 +34,7 @@ TEST_F(EmulatorTest, FetchFaultsAreReflectedAsFetchPageFaults) {
   ASSERT_EQ(emulation.kind, EmulationKind::Reflect);
   EXPECT_EQ(emulation.event.vector, kVectorPageFault);
   EXPECT_EQ(emulation.event.error_code, kPageFaultFetch);
-  EXPECT_EQ(emulation.event.fault_address, kCode);
+  EXPECT_EQ(emulation.event.fault_address, GuestVirtAddr(kCode));
 }
 
 TEST_F(EmulatorTest, InstructionEndingAtAPageBoundaryRunsBeforeAnUnmappedPage) {
@@ -43,7 +43,7 @@ TEST_F(EmulatorTest, InstructionEndingAtAPageBoundaryRunsBeforeAnUnmappedPage) {
   Emulation emulation = emulate_privileged(registers, cpu, memory, services);
   ASSERT_EQ(emulation.kind, EmulationKind::Reflect);
   EXPECT_EQ(emulation.event.vector, kVectorPageFault);
-  EXPECT_EQ(emulation.event.fault_address, kCode + 0x2000);
+  EXPECT_EQ(emulation.event.fault_address, GuestVirtAddr(kCode + 0x2000));
 
   place({0xfa}, kCode + 0x2000 - 1);  // cli, the page's last byte
   emulation = emulate_privileged(registers, cpu, memory, services);

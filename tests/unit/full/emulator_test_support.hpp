@@ -51,14 +51,14 @@ class RecordingServices final : public MonitorServices {
   void cr3_written(std::uint64_t old_cr3, std::uint64_t new_cr3) override {
     cr3_writes.emplace_back(old_cr3, new_cr3);
   }
-  void page_invalidated(std::uint64_t address) override { invalidated.push_back(address); }
+  void page_invalidated(GuestVirtAddr address) override { invalidated.push_back(address); }
   void paging_control_changed() override { ++paging_changes; }
 
   std::deque<std::uint32_t> read_values;
   std::vector<std::pair<std::uint16_t, unsigned>> reads;
   std::vector<PortWrite> writes;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> cr3_writes;
-  std::vector<std::uint64_t> invalidated;
+  std::vector<GuestVirtAddr> invalidated;
   int paging_changes = 0;
 };
 

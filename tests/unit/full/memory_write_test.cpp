@@ -29,7 +29,7 @@ TEST_F(MemoryWriteTest, MovRegisterStoresAPageTableEntry) {
   EXPECT_EQ(emulation.kind, EmulationKind::Emulated) << emulation.detail;
   EXPECT_EQ(emulation.mnemonic, "mov [rdi], rax");
   EXPECT_EQ(memory.get_u64(kData + 0x18), 0x203067u);
-  EXPECT_EQ(emulation.written.address, kData + 0x18);
+  EXPECT_EQ(emulation.written.address, GuestVirtAddr(kData + 0x18));
   EXPECT_EQ(emulation.written.length, 8u);
   EXPECT_EQ(registers.rip, kCode + 3);
 }
@@ -100,7 +100,7 @@ TEST_F(MemoryWriteTest, RepStosqClearsAPageTable) {
   }
   EXPECT_EQ(registers.rdi, kData + 4096);
   EXPECT_EQ(registers.rcx, 0u);
-  EXPECT_EQ(emulation.written.address, kData);
+  EXPECT_EQ(emulation.written.address, GuestVirtAddr(kData));
   EXPECT_EQ(emulation.written.length, 4096u);
 }
 
@@ -115,7 +115,7 @@ TEST_F(MemoryWriteTest, RepMovsbCopiesBackwardWithDirectionFlag) {
   EXPECT_EQ(memory.get_u8(kData + 0x100), 1);
   EXPECT_EQ(memory.get_u8(kData + 0x103), 4);
   EXPECT_EQ(registers.rsi, kData - 1);
-  EXPECT_EQ(emulation.written.address, kData + 0x100);
+  EXPECT_EQ(emulation.written.address, GuestVirtAddr(kData + 0x100));
   EXPECT_EQ(emulation.written.length, 4u);
 }
 
@@ -138,7 +138,7 @@ TEST_F(MemoryWriteTest, StoreToAPageTheGuestMapsReadOnlyIsReflected) {
   const Emulation emulation = store({0x48, 0x89, 0x07});
   ASSERT_EQ(emulation.kind, EmulationKind::Reflect);
   EXPECT_EQ(emulation.event.error_code, kPageFaultPresent | kPageFaultWrite);
-  EXPECT_EQ(emulation.event.fault_address, kData);
+  EXPECT_EQ(emulation.event.fault_address, GuestVirtAddr(kData));
 }
 
 TEST_F(MemoryWriteTest, NotAStoreIsUnsupported) {

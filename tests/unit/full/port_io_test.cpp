@@ -146,7 +146,7 @@ TEST_F(EmulatorTest, RepInsFaultStopsAtTheFaultingElement) {
   const Emulation emulation = run({0xf3, 0x66, 0x6d});
   ASSERT_EQ(emulation.kind, EmulationKind::Reflect);
   EXPECT_EQ(emulation.event.vector, kVectorPageFault);
-  EXPECT_EQ(emulation.event.fault_address, kData + 0x1000);
+  EXPECT_EQ(emulation.event.fault_address, GuestVirtAddr(kData + 0x1000));
   EXPECT_EQ(emulation.event.error_code, kPageFaultWrite);
   EXPECT_EQ(registers.rdi, kData + 0x1000);  // one word done
   EXPECT_EQ(registers.rcx, 3u);

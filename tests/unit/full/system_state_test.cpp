@@ -233,7 +233,7 @@ TEST_F(EmulatorTest, LgdtFaultsAreReflected) {
   const Emulation emulation = run({0x0f, 0x01, 0x17});
   ASSERT_EQ(emulation.kind, EmulationKind::Reflect);
   EXPECT_EQ(emulation.event.vector, kVectorPageFault);
-  EXPECT_EQ(emulation.event.fault_address, kData + 0x1000);
+  EXPECT_EQ(emulation.event.fault_address, GuestVirtAddr(kData + 0x1000));
   EXPECT_EQ(emulation.event.error_code, 0u);
 
   registers.rsp = 0x0000900000000000ull;  // non-canonical stack reference: #SS(0)
@@ -416,7 +416,7 @@ TEST_F(EmulatorTest, SwapgsExchangesTheBases) {
 TEST_F(EmulatorTest, InvlpgNotifiesWithoutTouchingMemory) {
   registers.rax = 0x7f0000123000;  // not even mapped in the fake
   EXPECT_EQ(run({0x0f, 0x01, 0x38}).mnemonic, "invlpg [rax]");
-  EXPECT_EQ(services.invalidated, std::vector<std::uint64_t>{0x7f0000123000});
+  EXPECT_EQ(services.invalidated, std::vector{GuestVirtAddr(0x7f0000123000)});
   registers.rax = 0x0000800000000000ull;  // non-canonical: a no-op
   EXPECT_EQ(run({0x0f, 0x01, 0x38}).kind, EmulationKind::Emulated);
   EXPECT_EQ(services.invalidated.size(), 1u);

@@ -88,7 +88,7 @@ class EventDeliveryTest : public ::testing::Test {
 TEST_F(EventDeliveryTest, PageFaultFromUserSwitchesToRsp0WithErrorCode) {
   enter_user_mode();
   cpu.interrupt_flag = true;
-  const Event fault{kVectorPageFault, 0x6u, EventSource::Exception, 0x500000};
+  const Event fault{kVectorPageFault, 0x6u, EventSource::Exception, GuestVirtAddr(0x500000)};
   ASSERT_TRUE(deliver_event(registers, cpu, memory, fault).ok());
   EXPECT_EQ(cpu.cr2, 0x500000u);
   EXPECT_EQ(registers.rsp, kKernelStackTop - 48);
@@ -159,7 +159,7 @@ TEST_F(EventDeliveryTest, SoftwareInterruptChecksTheGatePrivilege) {
   constexpr std::uint8_t kVector = 0x80;
   // A DPL0 gate: #GP(vector * 8 + 2), EXT clear, RIP still at the int.
   ASSERT_TRUE(deliver_event(registers, cpu, memory,
-                            Event{kVector, std::nullopt, EventSource::Software, 0, 2})
+                            Event{kVector, std::nullopt, EventSource::Software, {}, 2})
                   .ok());
   EXPECT_EQ(registers.rip, handler_for(kVectorGeneralProtection));
   EXPECT_EQ(stack_words(2), (std::vector<std::uint64_t>{kVector * 8u + 2, kUserRip}));
@@ -167,7 +167,7 @@ TEST_F(EventDeliveryTest, SoftwareInterruptChecksTheGatePrivilege) {
   enter_user_mode();
   install_gate(kVector, GateKind::Trap, 3, 0);
   ASSERT_TRUE(deliver_event(registers, cpu, memory,
-                            Event{kVector, std::nullopt, EventSource::Software, 0, 2})
+                            Event{kVector, std::nullopt, EventSource::Software, {}, 2})
                   .ok());
   EXPECT_EQ(registers.rip, handler_for(kVector));
   EXPECT_EQ(stack_words(1)[0], kUserRip + 2);  // past the int
@@ -300,12 +300,12 @@ TEST(SegmentDescriptorTest, DecodesTheGuestDescriptors) {
 
 TEST(CanonicalTest, FortyEightAndFiftySevenBits) {
   VirtualCpu cpu;
-  EXPECT_TRUE(is_canonical(0x00007fffffffffffull, cpu));
-  EXPECT_FALSE(is_canonical(0x0000800000000000ull, cpu));
-  EXPECT_TRUE(is_canonical(0xffff800000000000ull, cpu));
+  EXPECT_TRUE(is_canonical(GuestVirtAddr(0x00007fffffffffffull), cpu));
+  EXPECT_FALSE(is_canonical(GuestVirtAddr(0x0000800000000000ull), cpu));
+  EXPECT_TRUE(is_canonical(GuestVirtAddr(0xffff800000000000ull), cpu));
   cpu.cr4 |= 1u << 12;
-  EXPECT_TRUE(is_canonical(0x0000800000000000ull, cpu));
-  EXPECT_FALSE(is_canonical(0x0100000000000000ull, cpu));
+  EXPECT_TRUE(is_canonical(GuestVirtAddr(0x0000800000000000ull), cpu));
+  EXPECT_FALSE(is_canonical(GuestVirtAddr(0x0100000000000000ull), cpu));
 }
 
 }  // namespace

@@ -39,7 +39,7 @@ TEST_F(MonitorRegionTest, GdtHasTheDocumentedSelectors) {
   const std::uint64_t low = read64(kGdtOffset + kTssSelector);
   const std::uint64_t high = read64(kGdtOffset + kTssSelector + 8);
   const std::uint64_t base = ((low >> 16) & 0xffffff) | (((low >> 56) & 0xff) << 24) | (high << 32);
-  EXPECT_EQ(base, monitor_virtual(kTssOffset));
+  EXPECT_EQ(base, monitor_virtual(kTssOffset).value());
   EXPECT_EQ((low >> 40) & 0xf, 9u) << "available 64-bit TSS";
 }
 
@@ -48,7 +48,7 @@ TEST_F(MonitorRegionTest, IdtGatesPointAtTheirStubs) {
     const std::uint64_t low = read64(kIdtOffset + vector * 16);
     const std::uint64_t high = read64(kIdtOffset + vector * 16 + 8);
     const std::uint64_t handler = (low & 0xffff) | (((low >> 48) & 0xffff) << 16) | (high << 32);
-    EXPECT_EQ(handler, monitor_virtual(kStubsOffset + vector * kStubSize));
+    EXPECT_EQ(handler, monitor_virtual(kStubsOffset + vector * kStubSize).value());
     EXPECT_EQ((low >> 16) & 0xffff, kMonitorCodeSelector);
     EXPECT_EQ((low >> 40) & 0xff, 0x8eu) << "present, DPL0, interrupt gate";
     EXPECT_EQ((low >> 32) & 7, vector == 8 ? 1u : 0u) << "#DF on its own stack";
@@ -67,7 +67,7 @@ TEST_F(MonitorRegionTest, StubsAreOneOutAndTheirAddressesDecode) {
   ASSERT_TRUE(syscall.has_value());
   EXPECT_TRUE(syscall->syscall);
   EXPECT_FALSE(stub_at(monitor_virtual(stub) + 3).has_value());
-  EXPECT_FALSE(stub_at(0x100002).has_value());
+  EXPECT_FALSE(stub_at(GuestVirtAddr(0x100002)).has_value());
   // The SYSCALL stub follows stub 255; nothing follows it.
   static_assert(kSyscallStubOffset == kStubsOffset + 256 * kStubSize);
   EXPECT_FALSE(stub_at(monitor_virtual(kSyscallStubOffset + kStubSize) + 2).has_value());

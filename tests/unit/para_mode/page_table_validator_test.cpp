@@ -80,7 +80,7 @@ class GuestTables {
     std::uint64_t table = root;
     for (unsigned current = 4; current > level; --current) {
       const std::uint64_t address =
-          slot_address(table, monitor::table_index(virtual_address, current));
+          slot_address(table, monitor::table_index(GuestVirtAddr(virtual_address), current));
       std::uint64_t value = m_memory.get(address);
       if ((value & kP) == 0) {
         value = allocate() | kTableFlags;
@@ -88,20 +88,20 @@ class GuestTables {
       }
       table = value & entry_bits::kAddressMask;
     }
-    return slot_address(table, monitor::table_index(virtual_address, level));
+    return slot_address(table, monitor::table_index(GuestVirtAddr(virtual_address), level));
   }
   // The same for tables that must exist already (the tree is pinned).
   std::uint64_t existing_slot(std::uint64_t root, std::uint64_t virtual_address,
                               unsigned level) const {
     std::uint64_t table = root;
     for (unsigned current = 4; current > level; --current) {
-      const std::uint64_t value =
-          m_memory.get(slot_address(table, monitor::table_index(virtual_address, current)));
+      const std::uint64_t value = m_memory.get(
+          slot_address(table, monitor::table_index(GuestVirtAddr(virtual_address), current)));
       EXPECT_NE(value & kP, 0u) << "no level-" << current - 1 << " table for "
                                 << hex(virtual_address);
       table = value & entry_bits::kAddressMask;
     }
-    return slot_address(table, monitor::table_index(virtual_address, level));
+    return slot_address(table, monitor::table_index(GuestVirtAddr(virtual_address), level));
   }
   std::uint64_t table_of(std::uint64_t root, std::uint64_t virtual_address, unsigned level) const {
     return existing_slot(root, virtual_address, level) & ~(kPageSize - 1);
@@ -863,7 +863,8 @@ TEST_F(PageTableValidatorTest, UnmappingATableReleasesIt) {
   EXPECT_EQ(references(pt), 1u);
   EXPECT_EQ(level(pt), 1u);
 
-  const std::uint64_t kernel_slot = slot_address(pd, monitor::table_index(kKernelCode, 2));
+  const std::uint64_t kernel_slot =
+      slot_address(pd, monitor::table_index(GuestVirtAddr(kKernelCode), 2));
   ASSERT_EQ(update(kernel_slot, 0), VMLAB_OK);
   EXPECT_EQ(references(pt), 0u);
   EXPECT_EQ(level(pt), 0u);

@@ -154,9 +154,9 @@ class PageTableValidator {
   std::int64_t read_table(std::uint64_t frame, TableEntries& entries);
   std::uint64_t reserved_bits(std::uint64_t entry, unsigned level) const;
   bool skipped_slot(unsigned level, unsigned index) const;
-  bool in_ram(std::uint64_t base, std::uint64_t size) const;
-  bool in_device_window(std::uint64_t base, std::uint64_t size) const;
-  bool overlaps_monitor(std::uint64_t base, std::uint64_t size) const;
+  bool in_ram(GuestPhysAddr base, std::uint64_t size) const;
+  bool in_device_window(GuestPhysAddr base, std::uint64_t size) const;
+  bool overlaps_monitor(GuestPhysAddr base, std::uint64_t size) const;
   const FrameState* state_of(GuestPhysAddr address) const;
   std::int64_t fail(std::int64_t code, std::string detail);
 

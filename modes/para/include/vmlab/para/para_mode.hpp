@@ -61,11 +61,11 @@ class ParaMode final : public CpuMode {
   ExitDisposition handle_syscall(ModeContext& context);
   ExitDisposition handle_hypercall(ModeContext& context);
   ExitDisposition reflect(ModeContext& context, std::uint8_t vector,
-                          std::optional<std::uint32_t> error_code, std::uint64_t fault_address);
+                          std::optional<std::uint32_t> error_code, GuestVirtAddr fault_address);
   void record(ModeContext& context, EventKind kind, EventReason reason, std::uint64_t number,
               std::uint64_t value, std::uint32_t batch, std::uint64_t guest_rip,
               std::uint8_t cpl_before, std::uint64_t start_ns, std::string_view detail);
-  std::uint64_t current_root() const;
+  GuestPhysAddr current_root() const;
 
   ParaModeOptions m_options;
   std::optional<GuestMemory> m_monitor_memory;
