@@ -75,15 +75,7 @@ FullMode::FullMode(FullModeOptions options) : m_options(options) {}
 FullMode::~FullMode() = default;
 
 Status FullMode::prepare(ModeContext& context, const LoadedImage& image) {
-  if ((static_cast<unsigned>(context.vm.check_extension(KVM_CAP_SYNC_REGS)) &
-       (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) != (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) {
-    return Error{
-        "--cpu full needs KVM_CAP_SYNC_REGS (registers and special registers), which "
-        "this KVM lacks"};
-  }
-  if (context.board.interrupt_controller() == nullptr) {
-    return Error{"--cpu full delivers interrupts itself: use --irqchip vmm"};
-  }
+  if (auto status = check_monitor_support(context, name()); !status) return status;
   auto monitor = GuestMemory::create(kMonitorSize);
   if (!monitor) return monitor.error();
   m_monitor_memory.emplace(std::move(*monitor));

@@ -45,40 +45,47 @@ Result<std::unique_ptr<ShadowPager>> ShadowPager::create(GuestMemoryAccess& memo
   const auto& monitor = config.monitor;
   const auto& pool = config.table_pool;
   if (config.guest_ram_size == 0 || !page_aligned(config.guest_ram_size)) {
-    return Error{"shadow pager: guest RAM size " + hex(config.guest_ram_size) +
-                 " is not a non-zero multiple of 4 KiB"};
+    return Error{ShadowPagingError::kInvalidLayout, "shadow pager: guest RAM size " +
+                                                        hex(config.guest_ram_size) +
+                                                        " is not a non-zero multiple of 4 KiB"};
   }
   if (monitor.size == 0 || !page_aligned(monitor.base.value()) || !page_aligned(monitor.size) ||
       monitor.base.value() + monitor.size < monitor.base.value()) {
-    return Error{"shadow pager: the monitor region must be whole 4 KiB pages"};
+    return Error{ShadowPagingError::kInvalidLayout,
+                 "shadow pager: the monitor region must be whole 4 KiB pages"};
   }
   if (overlaps(monitor, 0, config.guest_ram_size)) {
-    return Error{"shadow pager: the monitor region " + describe_range(monitor.base, monitor.size) +
-                 " overlaps guest RAM; place it above " + hex(config.guest_ram_size)};
+    return Error{ShadowPagingError::kInvalidLayout,
+                 "shadow pager: the monitor region " + describe_range(monitor.base, monitor.size) +
+                     " overlaps guest RAM; place it above " + hex(config.guest_ram_size)};
   }
   for (const auto& window : config.device_windows) {
     if (overlaps(window, 0, config.guest_ram_size) ||
         overlaps(window, monitor.base.value(), monitor.base.value() + monitor.size)) {
-      return Error{"shadow pager: device window " + describe_range(window.base, window.size) +
-                   " overlaps guest RAM or the monitor region"};
+      return Error{ShadowPagingError::kInvalidLayout,
+                   "shadow pager: device window " + describe_range(window.base, window.size) +
+                       " overlaps guest RAM or the monitor region"};
     }
   }
   const GuestVirtAddr virtual_base = config.monitor_virtual_base;
   if (!page_aligned(virtual_base.value()) || table_index(virtual_base, 4) != kMonitorSlot ||
       (virtual_base.value() >> 48) != 0xffff ||
       monitor.size > (std::numeric_limits<std::uint64_t>::max() - virtual_base.value()) + 1) {
-    return Error{"shadow pager: the monitor's virtual base " + hex(virtual_base.value()) +
-                 " must be a canonical, page-aligned address in PML4 slot 511 with room for the "
-                 "region"};
+    return Error{
+        ShadowPagingError::kInvalidLayout,
+        "shadow pager: the monitor's virtual base " + hex(virtual_base.value()) +
+            " must be a canonical, page-aligned address in PML4 slot 511 with room for the "
+            "region"};
   }
   if (pool.size == 0 || !page_aligned(pool.base.value()) || !page_aligned(pool.size) ||
       !monitor.contains(pool.base, pool.size)) {
-    return Error{"shadow pager: the table pool " + describe_range(pool.base, pool.size) +
-                 " must be whole 4 KiB pages inside the monitor region " +
-                 describe_range(monitor.base, monitor.size)};
+    return Error{ShadowPagingError::kInvalidLayout,
+                 "shadow pager: the table pool " + describe_range(pool.base, pool.size) +
+                     " must be whole 4 KiB pages inside the monitor region " +
+                     describe_range(monitor.base, monitor.size)};
   }
   if (pool.size / kPageSize > std::numeric_limits<std::uint32_t>::max()) {
-    return Error{"shadow pager: the table pool is too large"};
+    return Error{ShadowPagingError::kInvalidLayout, "shadow pager: the table pool is too large"};
   }
   // The pool is not cleared here: allocate() clears each table when it hands
   // it out, and the CPU only reaches tables through entries pointing at
@@ -89,9 +96,10 @@ Result<std::unique_ptr<ShadowPager>> ShadowPager::create(GuestMemoryAccess& memo
   std::unique_ptr<ShadowPager> pager(new ShadowPager(memory, std::move(config)));
   if (auto status = pager->build_monitor_mapping(); !status) return status.error();
   if (pager->m_free.size() < kMinimumFreeTables) {
-    return Error{"shadow pager: the table pool (" + std::to_string(pager->m_tables.size()) +
-                 " pages) leaves fewer than " + std::to_string(kMinimumFreeTables) +
-                 " pages after the monitor mapping; make it larger"};
+    return Error{ShadowPagingError::kPoolTooSmall,
+                 "shadow pager: the table pool (" + std::to_string(pager->m_tables.size()) +
+                     " pages) leaves fewer than " + std::to_string(kMinimumFreeTables) +
+                     " pages after the monitor mapping; make it larger"};
   }
   // No address space until the first set_guest_cr3(): a root beyond any RAM
   // (a detached one, only the monitor mapping), so guest frame 0 is not taken
@@ -121,7 +129,9 @@ ShadowPager::ShadowPager(GuestMemoryAccess& memory, ShadowPagerConfig config)
 
 Status ShadowPager::build_monitor_mapping() {
   auto pdpt = allocate(TableRole::Monitor, 3, GuestPhysAddr());
-  if (!pdpt) return Error{"shadow pager: the table pool is too small for the monitor mapping"};
+  if (!pdpt)
+    return Error{ShadowPagingError::kPoolTooSmall,
+                 "shadow pager: the table pool is too small for the monitor mapping"};
   m_monitor_pdpt = *pdpt;
   for (std::uint64_t offset = 0; offset < m_config.monitor.size; offset += kPageSize) {
     const GuestVirtAddr address = m_config.monitor_virtual_base + offset;
@@ -131,7 +141,8 @@ Status ShadowPager::build_monitor_mapping() {
       if ((entry(table, index) & page_entry::kPresent) == 0) {
         auto child = allocate(TableRole::Monitor, level - 1, GuestPhysAddr());
         if (!child) {
-          return Error{"shadow pager: the table pool is too small to map the monitor region"};
+          return Error{ShadowPagingError::kPoolTooSmall,
+                       "shadow pager: the table pool is too small to map the monitor region"};
         }
         store(table, index, table_address(*child).value() | kMonitorTableFlags);
       }
@@ -186,7 +197,8 @@ void ShadowPager::store(std::uint32_t table, unsigned index, std::uint64_t value
   slot = value;
   auto status = m_memory->write_object(table_address(table) + std::uint64_t{index} * 8, value);
   if (!status && !m_failure) {
-    m_failure = Error{"shadow pager: writing a shadow entry failed: " + status.error().message};
+    m_failure = Error{ShadowPagingError::kTableAccessFailed,
+                      "shadow pager: writing a shadow entry failed: " + status.error().message};
   }
 }
 
@@ -212,7 +224,8 @@ std::optional<std::uint32_t> ShadowPager::allocate(TableRole role, unsigned leve
     std::fill_n(m_entries.begin() + static_cast<std::ptrdiff_t>(first), kPageTableEntries, 0);
   }
   if (auto status = m_memory->fill(table_address(table), 0, kPageSize); !status && !m_failure) {
-    m_failure = Error{"shadow pager: clearing a shadow table failed: " + status.error().message};
+    m_failure = Error{ShadowPagingError::kTableAccessFailed,
+                      "shadow pager: clearing a shadow table failed: " + status.error().message};
   }
   if (role == TableRole::Mirror) {
     auto& mirrors = m_mirrors[guest_table.value()];
@@ -486,7 +499,9 @@ ShadowPager::FillOutcome ShadowPager::fill(ShadowView view, const PageWalk& walk
     return FillOutcome::Done;
   }
   if (auto status = m_walker.mark_accessed(walk, access); !status && !m_failure) {
-    m_failure = status.error();
+    m_failure =
+        Error{ShadowPagingError::kTableAccessFailed,
+              "shadow pager: setting the guest's accessed flags failed: " + status.error().message};
   }
   store(table, index, leaf_value(view, walk, access));
   ++m_counters.fills;
@@ -498,13 +513,15 @@ Result<FaultResolution> ShadowPager::handle_fault(ShadowView view, GuestVirtAddr
                                                   std::uint32_t hardware_error_code) {
   if (m_failure) return *m_failure;
   if ((hardware_error_code & kPageFaultReservedBit) != 0) {
-    return Error{"shadow pager: reserved-bit page fault at " + hex(address.value()) +
-                 ": a shadow entry has XD set while the real EFER.NXE is clear; the real "
-                 "EFER.NXE must follow the guest's"};
+    return Error{ShadowPagingError::kReservedBitInShadow,
+                 "shadow pager: reserved-bit page fault at " + hex(address.value()) +
+                     ": a shadow entry has XD set while the real EFER.NXE is clear; the real "
+                     "EFER.NXE must follow the guest's"};
   }
   if ((hardware_error_code & kPageFaultUser) == 0) {
-    return Error{"shadow pager: page fault at CPL0 at " + hex(address.value()) +
-                 ": the monitor touched an address outside its region"};
+    return Error{ShadowPagingError::kMonitorFault,
+                 "shadow pager: page fault at CPL0 at " + hex(address.value()) +
+                     ": the monitor touched an address outside its region"};
   }
   // The real error code says what the access was; the view says at which
   // privilege the guest believes it ran.
@@ -527,7 +544,8 @@ Result<FaultResolution> ShadowPager::handle_fault(ShadowView view, GuestVirtAddr
     // Start over with an empty pool; create() made sure one fill fits.
     reset();
     if (fill(view, walk, access, resolution) == FillOutcome::PoolExhausted) {
-      return Error{"shadow pager: the table pool cannot hold one translation"};
+      return Error{ShadowPagingError::kPoolTooSmall,
+                   "shadow pager: the table pool cannot hold one translation"};
     }
   }
   if (m_failure) return *m_failure;

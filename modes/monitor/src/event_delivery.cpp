@@ -1,4 +1,5 @@
 #include "vmlab/monitor/event_delivery.hpp"
+#include "vmlab/cpu_mode.hpp"
 #include "vmlab/format.hpp"
 #include "vmlab/little_endian.hpp"
 
@@ -303,9 +304,10 @@ Result<void> deliver_event(GuestRegisters& registers, VirtualCpu& cpu, GuestVirt
     const FaultClass first = classify(current);
     const FaultClass second = classify(*fault);
     if (first == FaultClass::DoubleFault && becomes_double_fault(first, second)) {
-      return Error{"triple fault: " + describe(*fault) +
-                   " while delivering a double fault to the guest kernel (Intel SDM vol. 3A, "
-                   "6.15: the CPU shuts down); check the guest's IDT, GDT, TSS and stacks"};
+      return Error{ModeError::kGuestTripleFault,
+                   "triple fault: " + describe(*fault) +
+                       " while delivering a double fault to the guest kernel (Intel SDM vol. 3A, "
+                       "6.15: the CPU shuts down); check the guest's IDT, GDT, TSS and stacks"};
     }
     if (becomes_double_fault(first, second)) {
       current = Event{kVectorDoubleFault, 0u, EventSource::Exception};
@@ -313,7 +315,8 @@ Result<void> deliver_event(GuestRegisters& registers, VirtualCpu& cpu, GuestVirt
       current = *fault;
     }
   }
-  return Error{"event delivery did not converge for " + describe(event)};
+  return Error{ModeError::kGuestTripleFault,
+               "event delivery did not converge for " + describe(event)};
 }
 
 void deliver_syscall(GuestRegisters& registers, VirtualCpu& cpu) {

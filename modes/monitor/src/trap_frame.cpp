@@ -26,13 +26,16 @@ Result<TrapFrame> read_trap_frame(const GuestMemoryAccess& physical, std::uint8_
   const std::uint64_t bytes = count * sizeof(std::uint64_t);
   if (monitor_rsp < monitor_virtual(kStackOffset) ||
       monitor_rsp + bytes > monitor_virtual(kFaultStackTopOffset)) {
-    return Error{"monitor stack pointer " + hex(monitor_rsp.value()) +
-                 " is outside the monitor stack"};
+    return Error{MonitorError::kBadTrapFrame, "monitor stack pointer " + hex(monitor_rsp.value()) +
+                                                  " is outside the monitor stack"};
   }
   // Safe: the array is trivially copyable and `bytes` is at most its size.
   const std::span<std::uint8_t> raw(reinterpret_cast<std::uint8_t*>(words.data()), bytes);
   const GuestPhysAddr where = monitor_physical(monitor_rsp - kMonitorVirtualBase);
-  if (auto status = physical.read(where, raw); !status) return status.error();
+  if (auto status = physical.read(where, raw); !status) {
+    return Error{MonitorError::kBadTrapFrame, "the trap frame at " + hex(monitor_rsp.value()) +
+                                                  " cannot be read: " + status.error().message};
+  }
 
   const std::uint64_t* pushed = has_error ? words.data() + 1 : words.data();
   TrapFrame frame;
@@ -44,8 +47,9 @@ Result<TrapFrame> read_trap_frame(const GuestMemoryAccess& physical, std::uint8_
   frame.rsp = GuestVirtAddr(pushed[kSlotRsp]);
   frame.ss = static_cast<std::uint16_t>(pushed[kSlotSs]);
   if (frame.real_cpl() == 0) {
-    return Error{"the monitor itself took exception " + std::to_string(vector) + " at rip " +
-                 hex(frame.rip.value())};
+    return Error{MonitorError::kMonitorFault, "the monitor itself took exception " +
+                                                  std::to_string(vector) + " at rip " +
+                                                  hex(frame.rip.value())};
   }
   return frame;
 }

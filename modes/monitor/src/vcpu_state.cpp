@@ -10,6 +10,21 @@
 
 namespace vmlab::monitor {
 
+Status check_monitor_support(ModeContext& context, std::string_view mode) {
+  constexpr unsigned kNeeded = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+  if ((static_cast<unsigned>(context.vm.check_extension(KVM_CAP_SYNC_REGS)) & kNeeded) != kNeeded) {
+    return Error{MonitorError::kMissingKvmCapability,
+                 "--cpu " + std::string(mode) +
+                     " needs KVM_CAP_SYNC_REGS (registers and special registers), which this "
+                     "KVM lacks"};
+  }
+  if (context.board.interrupt_controller() == nullptr) {
+    return Error{MonitorError::kNeedsVmmIrqchip,
+                 "--cpu " + std::string(mode) + " delivers interrupts itself: use --irqchip vmm"};
+  }
+  return {};
+}
+
 void capture_registers(GuestRegisters& registers, const kvm_regs& real) {
   registers.rax = real.rax;
   registers.rbx = real.rbx;
@@ -137,8 +152,9 @@ Result<std::optional<StubHit>> trapping_stub(const VcpuExit& exit, const kvm_run
   }
   auto hit = stub_at(GuestVirtAddr(run.s.regs.regs.rip));
   if (!hit) {
-    return Error{"the monitor port was written at rip " + hex(run.s.regs.regs.rip) +
-                 ", outside the monitor's stubs"};
+    return Error{MonitorError::kStrayMonitorPortWrite, "the monitor port was written at rip " +
+                                                           hex(run.s.regs.regs.rip) +
+                                                           ", outside the monitor's stubs"};
   }
   return hit;
 }

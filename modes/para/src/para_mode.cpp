@@ -151,18 +151,12 @@ Status ParaMode::build_page_tables() {
 }
 
 Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
-  if ((static_cast<unsigned>(context.vm.check_extension(KVM_CAP_SYNC_REGS)) &
-       (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) != (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) {
-    return Error{"--cpu para needs KVM_CAP_SYNC_REGS, which this KVM lacks"};
-  }
-  if (context.board.interrupt_controller() == nullptr) {
-    return Error{"--cpu para delivers interrupts itself: use --irqchip vmm"};
-  }
+  if (auto status = monitor::check_monitor_support(context, name()); !status) return status;
   m_guest_memory = &context.memory;
   if (context.memory.size() > kMaximumRam) {
-    return Error{
-        "--cpu para supports up to 1 GiB of guest memory (the boot tables map one "
-        "page directory): lower --mem"};
+    return Error{ParaModeError::kGuestMemoryTooLarge,
+                 "--cpu para supports up to 1 GiB of guest memory (the boot tables map one "
+                 "page directory): lower --mem"};
   }
   // Allocated whole (guest memory comes in 2 MiB units; untouched pages cost
   // nothing), mapped only as far as para uses it.

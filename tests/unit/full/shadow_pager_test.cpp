@@ -494,9 +494,11 @@ TEST_F(ShadowPagerTest, ResetKeepsOnlyTheMonitorMapping) {
 TEST_F(ShadowPagerTest, MonitorBugsAreErrorsNotGuestFaults) {
   auto reserved = m_pager->handle_fault(kKernel, kUserPage,
                                         kPageFaultPresent | kPageFaultUser | kPageFaultReservedBit);
-  EXPECT_FALSE(reserved.ok());
+  ASSERT_FALSE(reserved.ok());
+  EXPECT_EQ(reserved.error().kind, ShadowPagingError::kReservedBitInShadow);
   auto cpl0 = m_pager->handle_fault(kKernel, kUserPage, kPageFaultWrite);
   ASSERT_FALSE(cpl0.ok());
+  EXPECT_EQ(cpl0.error().kind, ShadowPagingError::kMonitorFault);
   EXPECT_NE(cpl0.error().message.find("CPL0"), std::string::npos);
 }
 
@@ -504,26 +506,31 @@ TEST(ShadowPagerLayout, RejectsBadLayouts) {
   auto memory = GuestMemory::create(kMemorySize);
   ASSERT_TRUE(memory.ok());
   EXPECT_TRUE(ShadowPager::create(*memory, make_config(64)).ok());
+  auto refusal = [&](const ShadowPagerConfig& config) -> std::error_code {
+    auto pager = ShadowPager::create(*memory, config);
+    return pager.ok() ? std::error_code{} : pager.error().kind;
+  };
 
   auto overlapping = make_config(64);
   overlapping.guest_ram_size = kMonitorBase + MiB;
-  EXPECT_FALSE(ShadowPager::create(*memory, overlapping).ok());
+  EXPECT_EQ(refusal(overlapping), ShadowPagingError::kInvalidLayout);
 
   auto pool_outside = make_config(64);
   pool_outside.table_pool.base = GuestPhysAddr(kMonitorBase - kPageSize);
-  EXPECT_FALSE(ShadowPager::create(*memory, pool_outside).ok());
+  EXPECT_EQ(refusal(pool_outside), ShadowPagingError::kInvalidLayout);
 
   auto low_virtual = make_config(64);
   low_virtual.monitor_virtual_base = GuestVirtAddr(0xffff800000000000ULL);  // slot 256
-  EXPECT_FALSE(ShadowPager::create(*memory, low_virtual).ok());
+  EXPECT_EQ(refusal(low_virtual), ShadowPagingError::kInvalidLayout);
 
   auto too_small = make_config(8);
-  EXPECT_FALSE(ShadowPager::create(*memory, too_small).ok());
+  EXPECT_EQ(refusal(too_small), ShadowPagingError::kPoolTooSmall);
 
+  // Writing the monitor mapping into memory that is not there.
   auto beyond_memory = make_config(64);
   beyond_memory.monitor = {GuestPhysAddr(kMemorySize), kMonitorSize};
   beyond_memory.table_pool = {GuestPhysAddr(kMemorySize), 64 * kPageSize};
-  EXPECT_FALSE(ShadowPager::create(*memory, beyond_memory).ok());
+  EXPECT_EQ(refusal(beyond_memory), ShadowPagingError::kTableAccessFailed);
 }
 
 // ---- Fuzz ---------------------------------------------------------------------

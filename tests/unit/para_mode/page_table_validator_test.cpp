@@ -360,32 +360,44 @@ class PageTableValidatorTest : public ::testing::Test {
 
 TEST_F(PageTableValidatorTest, CreateChecksTheLayout) {
   EXPECT_TRUE(PageTableValidator::create(m_memory, make_config()).ok());
-  auto refused = [&](auto change) {
+  // The kind of the refusal, with a message for the person configuring.
+  auto refusal = [&](auto change) -> std::error_code {
     PageTableValidatorConfig config = make_config();
     change(config);
     auto validator = PageTableValidator::create(m_memory, config);
-    return !validator.ok() && !validator.error().message.empty();
+    if (validator.ok()) return {};
+    EXPECT_FALSE(validator.error().message.empty());
+    return validator.error().kind;
   };
-  EXPECT_TRUE(refused([](auto& config) { config.guest_ram_size = 0; }));
-  EXPECT_TRUE(refused([](auto& config) { config.guest_ram_size = kRamSize - 8; }));
-  EXPECT_TRUE(refused([](auto& config) { config.guest_ram_size = 2 * kRamSize; }));  // > memory
-  EXPECT_TRUE(refused([](auto& config) {
-    config.monitor = {GuestPhysAddr(4 * MiB), kMonitorSize};
-  }));
-  EXPECT_TRUE(refused([](auto& config) { config.monitor.size = 0; }));
-  EXPECT_TRUE(refused([](auto& config) {
-    config.device_windows.push_back({GuestPhysAddr(kRamSize - kPageSize), 2 * kPageSize});
-  }));
-  EXPECT_TRUE(refused([](auto& config) {
-    config.device_windows.push_back({GuestPhysAddr(kMonitorBase + kMonitorSize - 1), 2});
-  }));
-  EXPECT_TRUE(refused([](auto& config) { config.reserved_pml4_slot = 512; }));
-  EXPECT_TRUE(refused([](auto& config) { config.physical_address_bits = 31; }));
-  EXPECT_TRUE(refused([](auto& config) { config.physical_address_bits = 53; }));
-  EXPECT_TRUE(refused([](auto& config) { config.monitor_pml4_entry = 0; }));
-  EXPECT_TRUE(refused([](auto& config) { config.monitor_pml4_entry |= kU; }));
+  using enum PageTableValidatorError;
+  EXPECT_EQ(refusal([](auto& config) { config.guest_ram_size = 0; }), kInvalidGuestRam);
+  EXPECT_EQ(refusal([](auto& config) { config.guest_ram_size = kRamSize - 8; }), kInvalidGuestRam);
+  EXPECT_EQ(refusal([](auto& config) { config.guest_ram_size = 2 * kRamSize; }),
+            kInvalidGuestRam);  // > memory
+  EXPECT_EQ(refusal([](auto& config) {
+              config.monitor = {GuestPhysAddr(4 * MiB), kMonitorSize};
+            }),
+            kInvalidLayout);
+  EXPECT_EQ(refusal([](auto& config) { config.monitor.size = 0; }), kInvalidLayout);
+  EXPECT_EQ(refusal([](auto& config) {
+              config.device_windows.push_back({GuestPhysAddr(kRamSize - kPageSize), 2 * kPageSize});
+            }),
+            kInvalidLayout);
+  EXPECT_EQ(refusal([](auto& config) {
+              config.device_windows.push_back({GuestPhysAddr(kMonitorBase + kMonitorSize - 1), 2});
+            }),
+            kInvalidLayout);
+  EXPECT_EQ(refusal([](auto& config) { config.reserved_pml4_slot = 512; }),
+            kInvalidPagingParameter);
+  EXPECT_EQ(refusal([](auto& config) { config.physical_address_bits = 31; }),
+            kInvalidPagingParameter);
+  EXPECT_EQ(refusal([](auto& config) { config.physical_address_bits = 53; }),
+            kInvalidPagingParameter);
+  EXPECT_EQ(refusal([](auto& config) { config.monitor_pml4_entry = 0; }), kInvalidMonitorEntry);
+  EXPECT_EQ(refusal([](auto& config) { config.monitor_pml4_entry |= kU; }), kInvalidMonitorEntry);
   // The monitor's PDPT in guest RAM would be the guest's to rewrite.
-  EXPECT_TRUE(refused([](auto& config) { config.monitor_pml4_entry = kDataFrame | kP | kW; }));
+  EXPECT_EQ(refusal([](auto& config) { config.monitor_pml4_entry = kDataFrame | kP | kW; }),
+            kInvalidMonitorEntry);
 }
 
 // --- pinning a tree ----------------------------------------------------------

@@ -12,6 +12,29 @@
 
 namespace vmlab::para::testing {
 
+using vmlab::make_error_code;
+
+// The one way the fake memory fails.
+enum class FakeMemoryError {
+  kOutOfRange = 1,  // an access outside the buffer
+};
+constexpr const char* error_domain(FakeMemoryError) {
+  return "fake guest memory";
+}
+constexpr const char* to_string(FakeMemoryError kind) {
+  switch (kind) {
+    case FakeMemoryError::kOutOfRange:
+      return "out of range";
+  }
+  return "unknown";
+}
+
+}  // namespace vmlab::para::testing
+
+VMLAB_ERROR_KINDS(vmlab::para::testing::FakeMemoryError);
+
+namespace vmlab::para::testing {
+
 constexpr std::uint64_t slot_address(std::uint64_t table, unsigned index) {
   return table + std::uint64_t{index} * 8;
 }
@@ -23,14 +46,16 @@ class VectorGuestMemory final : public GuestMemoryAccess {
   std::uint64_t size() const override { return m_bytes.size(); }
   Status read(GuestPhysAddr address, std::span<std::uint8_t> out) const override {
     if (!contains(address, out.size())) {
-      return Error{"read outside guest memory: " + describe_range(address, out.size())};
+      return Error{FakeMemoryError::kOutOfRange,
+                   "read outside guest memory: " + describe_range(address, out.size())};
     }
     if (!out.empty()) std::memcpy(out.data(), m_bytes.data() + address.value(), out.size());
     return {};
   }
   Status write(GuestPhysAddr address, std::span<const std::uint8_t> in) override {
     if (!contains(address, in.size())) {
-      return Error{"write outside guest memory: " + describe_range(address, in.size())};
+      return Error{FakeMemoryError::kOutOfRange,
+                   "write outside guest memory: " + describe_range(address, in.size())};
     }
     if (!in.empty()) std::memcpy(m_bytes.data() + address.value(), in.data(), in.size());
     return {};

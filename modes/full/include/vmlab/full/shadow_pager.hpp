@@ -58,6 +58,38 @@ using monitor::PageWalker;
 using monitor::PagingControls;
 using monitor::PhysicalRange;
 
+// Found by argument-dependent lookup when a kind converts to std::error_code
+// (the kinds live in this namespace, the function in vmlab).
+using vmlab::make_error_code;
+
+// Why the shadow pager failed: its configuration, or the monitor itself. A
+// fault the guest's own tables raise is no error (FaultResolution).
+enum class ShadowPagingError {
+  kInvalidLayout = 1,    // RAM, monitor region, device windows, virtual base or pool misplaced
+  kPoolTooSmall,         // the table pool cannot hold the monitor mapping or one translation
+  kReservedBitInShadow,  // the real CPU rejected a shadow entry (XD without the real EFER.NXE)
+  kMonitorFault,         // a #PF at CPL0: the monitor touched an address outside its region
+  kTableAccessFailed,    // a shadow table, or a guest entry's accessed flag, could not be written
+};
+constexpr const char* error_domain(ShadowPagingError) {
+  return "shadow paging";
+}
+constexpr const char* to_string(ShadowPagingError kind) {
+  switch (kind) {
+    case ShadowPagingError::kInvalidLayout:
+      return "invalid layout";
+    case ShadowPagingError::kPoolTooSmall:
+      return "table pool too small";
+    case ShadowPagingError::kReservedBitInShadow:
+      return "reserved bit in a shadow entry";
+    case ShadowPagingError::kMonitorFault:
+      return "monitor fault";
+    case ShadowPagingError::kTableAccessFailed:
+      return "table access failed";
+  }
+  return "unknown";
+}
+
 enum class ShadowView { Kernel, User };
 
 struct ShadowPagerConfig {
@@ -103,7 +135,8 @@ struct ShadowPagerCounters {
 class ShadowPager {
  public:
   // Checks the layout (monitor region outside RAM, pool inside the monitor
-  // region and large enough) and maps the monitor region. The pool is cleared
+  // region: kInvalidLayout; large enough: kPoolTooSmall) and maps the
+  // monitor region. The pool is cleared
   // a table at a time as tables are handed out, so creating the pager touches
   // only the few pages the monitor mapping takes.
   // The pager is not movable: its walker reports writes to it.
@@ -115,7 +148,8 @@ class ShadowPager {
 
   // A #PF the real CPU raised while `view` was loaded: the faulting address
   // (real CR2) and the hardware error code. An error means the monitor is
-  // broken (a reserved bit in a shadow entry, a fault at CPL0), not the guest.
+  // broken (kReservedBitInShadow, kMonitorFault, kTableAccessFailed,
+  // kPoolTooSmall), not the guest.
   Result<FaultResolution> handle_fault(ShadowView view, GuestVirtAddr address,
                                        std::uint32_t hardware_error_code);
 
@@ -227,3 +261,5 @@ class ShadowPager {
 };
 
 }  // namespace vmlab::full
+
+VMLAB_ERROR_KINDS(vmlab::full::ShadowPagingError);

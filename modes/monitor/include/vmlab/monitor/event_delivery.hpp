@@ -93,7 +93,8 @@ OrFault<SegmentDescriptor> read_gdt_descriptor(const VirtualCpu& cpu, GuestVirtu
 // CPL = the handler's, SS = null on a privilege change, IF cleared by an
 // interrupt gate. A fault while delivering becomes the next event by the
 // double-fault rules (6.15, Table 6-5); a fault while delivering #DF is a
-// triple fault, returned as an error: the VMM stops the guest. Clears
+// triple fault, returned as ModeError::kGuestTripleFault: the VMM stops the
+// guest. Clears
 // vcpu.halted (an event wakes a halted CPU).
 Result<void> deliver_event(GuestRegisters& registers, VirtualCpu& cpu, GuestVirtualMemory& memory,
                            const Event& event);

@@ -11,6 +11,7 @@
 
 #include "vmlab/address.hpp"
 #include "vmlab/guest_memory.hpp"
+#include "vmlab/monitor/monitor_error.hpp"
 #include "vmlab/result.hpp"
 
 namespace vmlab::monitor {
@@ -28,9 +29,10 @@ struct TrapFrame {
 };
 
 // Reads the frame for `vector` at `monitor_rsp`, the stub's stack pointer
-// (monitor-virtual). An error, for the technique to stop the guest with, when
-// the stack pointer is outside the monitor stack, the frame cannot be read,
-// or the trap came from CPL0: the monitor itself faulted.
+// (monitor-virtual). An error, for the technique to stop the guest with:
+// MonitorError::kBadTrapFrame when the stack pointer is outside the monitor
+// stack or the frame cannot be read, kMonitorFault when the trap came from
+// CPL0 (the monitor itself faulted).
 Result<TrapFrame> read_trap_frame(const GuestMemoryAccess& physical, std::uint8_t vector,
                                   GuestVirtAddr monitor_rsp);
 
