@@ -269,39 +269,41 @@ std::int64_t Hypercalls::apply_update(GuestPhysAddr pointer, std::uint64_t value
   return update.result;
 }
 
-HypercallOutcome Hypercalls::mmu_update(GuestVirtAddr address, std::uint64_t count) {
+HypercallOutcome Hypercalls::start_batch(std::uint64_t count) {
   HypercallOutcome outcome;
   outcome.batch_size = static_cast<std::uint32_t>(std::min(count, kMaximumBatch));
-  if (count == 0 || count > kMaximumBatch) {
-    outcome.result = VMLAB_EINVAL;
-    return outcome;
+  if (count == 0 || count > kMaximumBatch) outcome.result = VMLAB_EINVAL;
+  return outcome;
+}
+
+template <typename Element, typename Handle>
+std::uint64_t Hypercalls::run_batch(GuestVirtAddr address, std::uint64_t count, Handle&& handle) {
+  for (std::uint64_t index = 0; index < count; ++index) {
+    const GuestVirtAddr element_address = address + index * sizeof(Element);
+    auto element = read_virtual<Element>(element_address);
+    if (!element) return index;
+    handle(*element);
+    if (!write_virtual(element_address, *element)) return index;
   }
+  return count;
+}
+
+HypercallOutcome Hypercalls::mmu_update(GuestVirtAddr address, std::uint64_t count) {
+  HypercallOutcome outcome = start_batch(count);
+  if (outcome.result != VMLAB_OK) return outcome;
   std::int64_t succeeded = 0;
   std::int64_t first_error = VMLAB_OK;
-  bool array_faulted = false;
-  for (std::uint64_t index = 0; index < count; ++index) {
-    const GuestVirtAddr request_address = address + index * sizeof(vmlab_mmu_update);
-    auto request = read_virtual<vmlab_mmu_update>(request_address);
-    if (!request) {
-      // The rest of the batch cannot even be read: stop here.
-      if (first_error == VMLAB_OK) first_error = VMLAB_EFAULT;
-      array_faulted = true;
-      break;
-    }
-    request->result = apply_update(GuestPhysAddr(request->pointer), request->value);
-    if (request->result == VMLAB_OK) {
-      ++succeeded;
-    } else if (first_error == VMLAB_OK) {
-      first_error = request->result;
-    }
-    if (!write_virtual(request_address, *request)) {
-      if (first_error == VMLAB_OK) first_error = VMLAB_EFAULT;
-      array_faulted = true;
-      break;
-    }
-  }
-  // An array the monitor cannot follow is EFAULT (hypercall.h, "Pointers"),
-  // as in Xen; the requests before the fault were applied and carry results.
+  const std::uint64_t done =
+      run_batch<vmlab_mmu_update>(address, count, [&](vmlab_mmu_update& request) {
+        request.result = apply_update(GuestPhysAddr(request.pointer), request.value);
+        if (request.result == VMLAB_OK) {
+          ++succeeded;
+        } else if (first_error == VMLAB_OK) {
+          first_error = request.result;
+        }
+      });
+  const bool array_faulted = done != count;
+  if (array_faulted && first_error == VMLAB_OK) first_error = VMLAB_EFAULT;
   outcome.result = array_faulted ? VMLAB_EFAULT : succeeded;
   outcome.detail = "mmu_update(" + std::to_string(count) +
                    " requests) = " + std::to_string(succeeded) +
@@ -382,33 +384,15 @@ std::int64_t Hypercalls::console_io(std::uint64_t operation, std::uint64_t count
 
 HypercallOutcome Hypercalls::multicall(GuestVirtAddr address, std::uint64_t count,
                                        monitor::GuestRegisters& registers) {
-  HypercallOutcome outcome;
-  outcome.batch_size = static_cast<std::uint32_t>(std::min(count, kMaximumBatch));
-  if (count == 0 || count > kMaximumBatch) {
-    outcome.result = VMLAB_EINVAL;
-    return outcome;
-  }
-  std::int64_t ran = 0;
-  bool array_faulted = false;
-  for (std::uint64_t index = 0; index < count; ++index) {
-    const GuestVirtAddr entry_address = address + index * sizeof(vmlab_multicall);
-    auto entry = read_virtual<vmlab_multicall>(entry_address);
-    if (!entry) {
-      array_faulted = true;
-      break;
-    }
-    const std::array<std::uint64_t, 5> arguments = {entry->arguments[0], entry->arguments[1],
-                                                    entry->arguments[2], entry->arguments[3],
-                                                    entry->arguments[4]};
-    entry->result = dispatch(entry->op, arguments, registers, /*batched=*/true).result;
-    if (!write_virtual(entry_address, *entry)) {
-      array_faulted = true;
-      break;
-    }
-    ++ran;
-  }
-  // As for mmu_update: an array the monitor cannot follow is EFAULT.
-  outcome.result = array_faulted ? VMLAB_EFAULT : ran;
+  HypercallOutcome outcome = start_batch(count);
+  if (outcome.result != VMLAB_OK) return outcome;
+  const std::uint64_t ran = run_batch<vmlab_multicall>(address, count, [&](vmlab_multicall& entry) {
+    const std::array<std::uint64_t, 5> arguments = {entry.arguments[0], entry.arguments[1],
+                                                    entry.arguments[2], entry.arguments[3],
+                                                    entry.arguments[4]};
+    entry.result = dispatch(entry.op, arguments, registers, /*batched=*/true).result;
+  });
+  outcome.result = ran != count ? VMLAB_EFAULT : static_cast<std::int64_t>(ran);
   outcome.detail = "multicall(" + std::to_string(count) + " calls) = " + std::to_string(ran);
   return outcome;
 }

@@ -19,10 +19,8 @@ namespace entry_bits = page_entry;
 
 namespace {
 
-// The part of the monitor region para uses: everything below the shadow
-// pool, which only `full` needs.
-constexpr std::uint64_t kParaMonitorSize = monitor::kShadowPoolOffset;
-// Page tables in the monitor region, above the stacks: the monitor's own
+// Page tables in the monitor region's static part, above the stacks (para
+// needs no shadow pool): the monitor's own
 // mapping (PML4 slot 511 of every root) and the boot tables the guest runs on
 // until it pins its own root.
 constexpr std::uint64_t kMonitorPdptOffset = 0xb000;
@@ -30,6 +28,8 @@ constexpr std::uint64_t kMonitorPdOffset = 0xc000;
 constexpr std::uint64_t kBootPml4Offset = 0xd000;
 constexpr std::uint64_t kBootPdptOffset = 0xe000;
 constexpr std::uint64_t kBootPdOffset = 0xf000;
+static_assert(kMonitorPdptOffset >= monitor::kFaultStackTopOffset &&
+              kBootPdOffset + kPageSize <= monitor::kStaticPartSize);
 // One boot page directory maps 1 GiB with 2 MiB pages.
 constexpr std::uint64_t kMaximumRam = GiB;
 
@@ -107,7 +107,7 @@ ParaMode::~ParaMode() = default;
 
 Status ParaMode::build_page_tables() {
   auto write_entry = [&](std::uint64_t table_offset, unsigned index, std::uint64_t value) {
-    return m_physical.write_object(monitor_physical(table_offset + index * 8ULL), value);
+    return m_monitor.physical().write_object(monitor_physical(table_offset + index * 8ULL), value);
   };
   // The monitor region at kMonitorVirtualBase, supervisor-only: 2 MiB pages.
   if (auto status = write_entry(kMonitorPdptOffset, 0,
@@ -159,29 +159,14 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
                  "page directory): lower --mem"};
   }
   // Allocated whole (guest memory comes in 2 MiB units; untouched pages cost
-  // nothing), mapped only as far as para uses it.
-  auto monitor = GuestMemory::create(monitor::kMonitorSize);
-  if (!monitor) return monitor.error();
-  m_monitor_memory.emplace(std::move(*monitor));
-  if (auto status = context.vm.set_user_memory_region(slot_number(MemorySlot::MonitorRegion),
-                                                      kMonitorPhysicalBase, kParaMonitorSize,
-                                                      m_monitor_memory->host_base());
-      !status) {
-    return status;
-  }
-  if (auto status = m_physical.add(GuestPhysAddr(0), context.memory); !status) return status;
-  if (auto status = m_physical.add(GuestPhysAddr(kMonitorPhysicalBase), *m_monitor_memory);
-      !status) {
-    return status;
-  }
-  if (auto status = monitor::build_monitor_region(m_physical); !status) return status;
+  // nothing), mapped only as far as para uses it: the static part.
+  if (auto status = m_monitor.create(context); !status) return status;
   // IRET is a hypercall here, so the user descriptors need no #NP trick.
-  if (auto status = monitor::set_user_segments_present(m_physical, true); !status) return status;
-  if (auto status = build_page_tables(); !status) return status;
-  m_pristine_monitor.resize(kParaMonitorSize);
-  if (auto status = m_monitor_memory->read(GuestPhysAddr(0), m_pristine_monitor); !status) {
+  if (auto status = monitor::set_user_segments_present(m_monitor.physical(), true); !status) {
     return status;
   }
+  if (auto status = build_page_tables(); !status) return status;
+  if (auto status = m_monitor.seal(); !status) return status;
 
   std::vector<monitor::PhysicalRange> device_windows;
   for (const auto& device : context.board.device_table()) {
@@ -354,8 +339,8 @@ ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit
     m_registers.rflags = m_registers.r11;
     return handle_syscall(context);
   }
-  auto frame =
-      monitor::read_trap_frame(m_physical, hit->vector, GuestVirtAddr(run.s.regs.regs.rsp));
+  auto frame = monitor::read_trap_frame(m_monitor.physical(), hit->vector,
+                                        GuestVirtAddr(run.s.regs.regs.rsp));
   if (!frame) {
     return ExitDisposition::stop(frame.error().message);
   }
@@ -482,21 +467,7 @@ Result<Injection> ParaMode::deliver_interrupts(ModeContext& context) {
 }
 
 std::optional<std::string> ParaMode::integrity_violation() const {
-  if (!m_monitor_memory || m_pristine_monitor.empty()) return std::nullopt;
-  std::vector<std::uint8_t> now(m_pristine_monitor.size());
-  if (!m_monitor_memory->read(GuestPhysAddr(0), now)) return "the monitor region cannot be read";
-  constexpr std::uint64_t kTypeByte = 5;  // the TSS busy bit is bit 1 of the type
-  auto monitor_owned = [](std::uint64_t offset) {
-    return offset == monitor::kGdtOffset + monitor::kTssSelector + kTypeByte ||
-           (offset >= monitor::kStackOffset && offset < monitor::kFaultStackTopOffset);
-  };
-  for (std::uint64_t offset = 0; offset < now.size(); ++offset) {
-    if (now[offset] != m_pristine_monitor[offset] && !monitor_owned(offset)) {
-      return "monitor region byte at offset " + hex(offset) + " changed from " +
-             hex(m_pristine_monitor[offset]) + " to " + hex(now[offset]);
-    }
-  }
-  return std::nullopt;
+  return m_monitor.integrity_violation();
 }
 
 }  // namespace vmlab::para

@@ -15,7 +15,7 @@ namespace {
 
 using namespace monitor;  // NOLINT(google-build-using-namespace)
 
-using monitor::testing::GuestPageTables;
+using namespace monitor::testing;  // NOLINT(google-build-using-namespace)
 using Fault = GuestVirtualMemory::Fault;
 
 constexpr std::uint64_t kMemorySize = 16 * MiB;
@@ -33,12 +33,6 @@ constexpr GuestVirtAddr kPhysicalMap{0x0000008000000000};  // all RAM, 2 MiB, su
 constexpr GuestVirtAddr kUserPage{0x400000};
 constexpr std::uint64_t kUserFrame = 0x600000;
 constexpr std::uint64_t kFirstTableFrame = 0x700000;
-
-constexpr std::uint64_t kP = page_entry::kPresent;
-constexpr std::uint64_t kW = page_entry::kWritable;
-constexpr std::uint64_t kU = page_entry::kUser;
-constexpr std::uint64_t kD = page_entry::kDirty;
-constexpr std::uint64_t kXd = page_entry::kExecuteDisable;
 
 ShadowPagerConfig make_config(std::uint64_t pool_pages) {
   ShadowPagerConfig config;

@@ -7,13 +7,11 @@
 
 #include <cstdint>
 
+#include "entry_bits.hpp"
 #include "vmlab/guest_memory.hpp"
 #include "vmlab/monitor/page_walker.hpp"
 
 namespace vmlab::monitor::testing {
-
-constexpr std::uint64_t kTableFlags =
-    page_entry::kPresent | page_entry::kWritable | page_entry::kUser;
 
 class GuestPageTables {
  public:

@@ -2,24 +2,20 @@
 
 #include <gtest/gtest.h>
 
+#include "monitor_memory.hpp"
+
 namespace vmlab::monitor {
 namespace {
 
-class MonitorRegionTest : public ::testing::Test {
+class MonitorRegionTest : public testing::MonitorMemoryTest {
  protected:
   void SetUp() override {
-    auto created = GuestMemory::create(kMonitorSize);
-    ASSERT_TRUE(created.ok());
-    region.emplace(std::move(*created));
-    map.emplace();
-    ASSERT_TRUE(map->add(GuestPhysAddr(kMonitorPhysicalBase), *region).ok());
-    ASSERT_TRUE(build_monitor_region(*map).ok());
+    MonitorMemoryTest::SetUp();
+    ASSERT_TRUE(build_monitor_region(m_physical).ok());
   }
   std::uint64_t read64(std::uint64_t offset) {
-    return *region->read_object<std::uint64_t>(GuestPhysAddr(offset));
+    return *m_region->read_object<std::uint64_t>(GuestPhysAddr(offset));
   }
-  std::optional<GuestMemory> region;
-  std::optional<PhysicalMemoryMap> map;
 };
 
 TEST_F(MonitorRegionTest, GdtHasTheDocumentedSelectors) {
@@ -57,8 +53,8 @@ TEST_F(MonitorRegionTest, IdtGatesPointAtTheirStubs) {
 
 TEST_F(MonitorRegionTest, StubsAreOneOutAndTheirAddressesDecode) {
   const std::uint64_t stub = kStubsOffset + 14 * kStubSize;
-  EXPECT_EQ(*region->read_object<std::uint8_t>(GuestPhysAddr(stub)), 0xe6);  // out imm8, al
-  EXPECT_EQ(*region->read_object<std::uint8_t>(GuestPhysAddr(stub + 1)), kMonitorPort);
+  EXPECT_EQ(*m_region->read_object<std::uint8_t>(GuestPhysAddr(stub)), 0xe6);  // out imm8, al
+  EXPECT_EQ(*m_region->read_object<std::uint8_t>(GuestPhysAddr(stub + 1)), kMonitorPort);
   auto hit = stub_at(monitor_virtual(stub) + 2);
   ASSERT_TRUE(hit.has_value());
   EXPECT_FALSE(hit->syscall);
@@ -75,11 +71,11 @@ TEST_F(MonitorRegionTest, StubsAreOneOutAndTheirAddressesDecode) {
 
 TEST_F(MonitorRegionTest, UserSegmentsCanBeMarkedNotPresent) {
   const std::uint64_t present = 1ULL << 47;
-  ASSERT_TRUE(set_user_segments_present(*map, false).ok());
+  ASSERT_TRUE(set_user_segments_present(m_physical, false).ok());
   EXPECT_EQ(read64(kGdtOffset + (kUserCodeSelector & ~7u)) & present, 0u);
   EXPECT_EQ(read64(kGdtOffset + (kUserDataSelector & ~7u)) & present, 0u);
   EXPECT_NE(read64(kGdtOffset + (kGuestKernelCodeSelector & ~7u)) & present, 0u);
-  ASSERT_TRUE(set_user_segments_present(*map, true).ok());
+  ASSERT_TRUE(set_user_segments_present(m_physical, true).ok());
   EXPECT_NE(read64(kGdtOffset + (kUserCodeSelector & ~7u)) & present, 0u);
 }
 

@@ -10,8 +10,7 @@
 namespace vmlab::monitor {
 namespace {
 
-using testing::GuestPageTables;
-using testing::kTableFlags;
+using namespace testing;  // NOLINT(google-build-using-namespace)
 using Fault = GuestVirtualMemory::Fault;
 
 constexpr std::uint64_t kRamSize = 8 * MiB;
@@ -19,13 +18,6 @@ constexpr std::uint64_t kMemorySize = 16 * MiB;  // RAM, then what the guest mus
 constexpr std::uint64_t kOutsideRam = 12 * MiB;  // e.g. the monitor region
 constexpr GuestVirtAddr kUserPage{0x400000};
 constexpr std::uint64_t kDataFrame = 0x200000;
-
-constexpr std::uint64_t kP = page_entry::kPresent;
-constexpr std::uint64_t kW = page_entry::kWritable;
-constexpr std::uint64_t kU = page_entry::kUser;
-constexpr std::uint64_t kA = page_entry::kAccessed;
-constexpr std::uint64_t kD = page_entry::kDirty;
-constexpr std::uint64_t kXd = page_entry::kExecuteDisable;
 
 class PageWalkerTest : public ::testing::Test {
  protected:

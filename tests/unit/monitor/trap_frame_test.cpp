@@ -7,23 +7,16 @@
 #include <array>
 #include <cstdint>
 
+#include "monitor_memory.hpp"
 #include "vmlab/monitor/event_delivery.hpp"
 #include "vmlab/monitor/guest_context.hpp"
 #include "vmlab/monitor/monitor_region.hpp"
-#include "vmlab/physical_memory.hpp"
 
 namespace vmlab::monitor {
 namespace {
 
-class TrapFrameTest : public ::testing::Test {
+class TrapFrameTest : public testing::MonitorMemoryTest {
  protected:
-  void SetUp() override {
-    auto region = GuestMemory::create(kMonitorSize);
-    ASSERT_TRUE(region.ok());
-    m_region.emplace(std::move(*region));
-    ASSERT_TRUE(m_physical.add(GuestPhysAddr(kMonitorPhysicalBase), *m_region).ok());
-  }
-
   // Pushes `words` as the CPU does, the last one at the top of the stack,
   // and returns the stack pointer the stub would see.
   template <std::size_t N>
@@ -32,9 +25,6 @@ class TrapFrameTest : public ::testing::Test {
     EXPECT_TRUE(m_physical.write_object(monitor_physical(kStackTopOffset - N * 8), words).ok());
     return rsp;
   }
-
-  std::optional<GuestMemory> m_region;
-  PhysicalMemoryMap m_physical;
 };
 
 constexpr std::uint64_t kUserCs = kUserCodeSelector;  // RPL 3

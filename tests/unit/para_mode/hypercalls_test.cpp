@@ -3,7 +3,7 @@
 // the real one over it, and the rest of the VMM is a fake environment whose
 // kernel address space maps every RAM address to itself.
 #include "vmlab/para/hypercalls.hpp"
-#include "vector_guest_memory.hpp"
+#include "guest_layout.hpp"
 
 #include <gtest/gtest.h>
 
@@ -23,20 +23,7 @@
 namespace vmlab::para {
 namespace {
 
-using testing::slot_address;
-using testing::VectorGuestMemory;
-
-namespace entry_bits = page_entry;
-
-constexpr std::uint64_t kP = entry_bits::kPresent;
-constexpr std::uint64_t kW = entry_bits::kWritable;
-constexpr std::uint64_t kU = entry_bits::kUser;
-constexpr std::uint64_t kTableFlags = kP | kW | kU;
-
-constexpr std::uint64_t kRamSize = 8 * MiB;
-constexpr std::uint64_t kMonitorBase = 0xd0000000;
-constexpr std::uint64_t kMonitorSize = 8 * MiB;
-constexpr std::uint64_t kMonitorEntry = (kMonitorBase + kPageSize) | kP | kW;
+using namespace testing;  // NOLINT(google-build-using-namespace)
 
 // The kernel's tables: one path PML4[0] -> PDPT[0] -> PD[1] -> PT, so the PT
 // maps virtual 0x200000-0x3fffff; its first 256 entries map that range to the
@@ -169,20 +156,6 @@ class FakeEnvironment final : public HypercallEnvironment {
   IdentityMemory m_identity;
 };
 
-PageTableValidatorConfig make_config() {
-  PageTableValidatorConfig config;
-  config.guest_ram_size = kRamSize;
-  config.monitor = {GuestPhysAddr(kMonitorBase), kMonitorSize};
-  config.monitor_pml4_entry = kMonitorEntry;
-  return config;
-}
-
-PageTableValidator make_validator(GuestMemoryAccess& memory) {
-  auto validator = PageTableValidator::create(memory, make_config());
-  if (!validator) ADD_FAILURE() << validator.error().message;
-  return std::move(*validator);  // throws, failing the test, if create() failed
-}
-
 vmlab_mmu_update request(std::uint64_t pointer, std::uint64_t value) {
   return {pointer, value, 0x5555};  // the result field must be overwritten
 }
@@ -237,6 +210,20 @@ class HypercallsTest : public ::testing::Test {
   }
   void register_shared_page() {
     ASSERT_EQ(call(VMLAB_HYPERCALL_REGISTER_SHARED_INFO, kSharedFrame), VMLAB_OK);
+  }
+
+  // The batch `sent` to kScratch as the hypercall left it: each element's
+  // result as `expected`, and `same_request` checks the rest is as sent.
+  template <typename Element, typename SameRequest>
+  void expect_batch_results(const std::vector<Element>& sent,
+                            const std::vector<std::int64_t>& expected, SameRequest same_request) {
+    ASSERT_EQ(sent.size(), expected.size());
+    for (std::size_t index = 0; index < sent.size(); ++index) {
+      SCOPED_TRACE(index);
+      const auto written = m_memory.get_object<Element>(kScratch + index * sizeof(Element));
+      EXPECT_EQ(written.result, expected[index]);
+      same_request(written, sent[index]);
+    }
   }
 
   unsigned level(std::uint64_t frame) const { return m_validator.level_of(GuestPhysAddr(frame)); }
@@ -358,14 +345,10 @@ TEST_F(HypercallsTest, MmuUpdateAppliesABatchAndWritesBackEachResult) {
 
   const std::vector<std::int64_t> expected = {VMLAB_OK,     VMLAB_EPERM,  VMLAB_EPERM,
                                               VMLAB_EFAULT, VMLAB_EINVAL, VMLAB_OK};
-  for (std::size_t index = 0; index < requests.size(); ++index) {
-    SCOPED_TRACE(index);
-    const auto written =
-        m_memory.get_object<vmlab_mmu_update>(kScratch + index * sizeof(vmlab_mmu_update));
-    EXPECT_EQ(written.result, expected[index]);
-    EXPECT_EQ(written.pointer, requests[index].pointer);
-    EXPECT_EQ(written.value, requests[index].value);
-  }
+  expect_batch_results(requests, expected, [](const auto& written, const auto& sent) {
+    EXPECT_EQ(written.pointer, sent.pointer);
+    EXPECT_EQ(written.value, sent.value);
+  });
   EXPECT_EQ(pt_entry(5), 0x300000 | kP | kW | kU);
   EXPECT_EQ(pt_entry(6), (kMappedBase + 6 * kPageSize) | kP | kW | kU);
   EXPECT_EQ(pt_entry(7), (kMappedBase + 7 * kPageSize) | kP | kW | kU);
@@ -843,14 +826,10 @@ TEST_F(HypercallsTest, MulticallRunsABatchAndWritesBackEachResult) {
   const std::vector<std::int64_t> expected = {VMLAB_OK,     VMLAB_OK,     VMLAB_ENOSYS,
                                               VMLAB_EINVAL, VMLAB_EINVAL, VMLAB_EINVAL,
                                               VMLAB_OK,     VMLAB_EINVAL};
-  for (std::size_t index = 0; index < entries.size(); ++index) {
-    SCOPED_TRACE(index);
-    const auto written =
-        m_memory.get_object<vmlab_multicall>(kScratch + index * sizeof(vmlab_multicall));
-    EXPECT_EQ(written.result, expected[index]);
-    EXPECT_EQ(written.op, entries[index].op);
-    EXPECT_EQ(written.arguments[0], entries[index].arguments[0]);
-  }
+  expect_batch_results(entries, expected, [](const auto& written, const auto& sent) {
+    EXPECT_EQ(written.op, sent.op);
+    EXPECT_EQ(written.arguments[0], sent.arguments[0]);
+  });
   EXPECT_EQ(m_state.kernel_stack, GuestVirtAddr(0xffff800000010000u));
   EXPECT_EQ(m_state.syscall_entry, GuestVirtAddr(kKernelHandler));
   EXPECT_EQ(m_registers.rip, 0x200123u);

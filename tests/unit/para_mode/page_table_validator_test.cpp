@@ -1,5 +1,5 @@
 #include "vmlab/para/page_table_validator.hpp"
-#include "vector_guest_memory.hpp"
+#include "guest_layout.hpp"
 
 #include <gtest/gtest.h>
 
@@ -19,25 +19,10 @@
 namespace vmlab::para {
 namespace {
 
-using testing::slot_address;
-using testing::VectorGuestMemory;
+using namespace testing;  // NOLINT(google-build-using-namespace)
 
 namespace entry_bits = page_entry;
 
-constexpr std::uint64_t kP = entry_bits::kPresent;
-constexpr std::uint64_t kW = entry_bits::kWritable;
-constexpr std::uint64_t kU = entry_bits::kUser;
-constexpr std::uint64_t kA = entry_bits::kAccessed;
-constexpr std::uint64_t kD = entry_bits::kDirty;
-constexpr std::uint64_t kPs = entry_bits::kLargePage;  // PAT in a PTE
-constexpr std::uint64_t kXd = entry_bits::kExecuteDisable;
-constexpr std::uint64_t kTableFlags = kP | kW | kU;
-
-constexpr std::uint64_t kRamSize = 8 * MiB;
-constexpr std::uint64_t kMonitorBase = 0xd0000000;
-constexpr std::uint64_t kMonitorSize = 8 * MiB;
-// Supervisor-only, pointing at the monitor's PDPT in its region.
-constexpr std::uint64_t kMonitorEntry = (kMonitorBase + kPageSize) | kP | kW;
 constexpr std::uint64_t kVirtioWindow = 0xfeb00000;  // 64 KiB of virtio-mmio registers
 constexpr std::uint64_t kVirtioWindowSize = 0x10000;
 constexpr std::uint64_t kFramebuffer = 0xc0000000;  // 4 MiB, room for 2 MiB pages
@@ -119,13 +104,11 @@ class GuestTables {
   std::vector<std::uint64_t> m_allocated;
 };
 
+// With two device windows a leaf may map.
 PageTableValidatorConfig make_config(std::uint64_t ram_size = kRamSize) {
-  PageTableValidatorConfig config;
-  config.guest_ram_size = ram_size;
-  config.monitor = {GuestPhysAddr(kMonitorBase), kMonitorSize};
+  PageTableValidatorConfig config = base_config(ram_size);
   config.device_windows = {{GuestPhysAddr(kVirtioWindow), kVirtioWindowSize},
                            {GuestPhysAddr(kFramebuffer), kFramebufferSize}};
-  config.monitor_pml4_entry = kMonitorEntry;
   return config;
 }
 
@@ -145,12 +128,6 @@ class RecordingDmaRemapping final : public DmaRemapping {
  private:
   std::set<std::uint64_t> m_frames;
 };
-
-PageTableValidator make_validator(GuestMemoryAccess& memory, PageTableValidatorConfig config) {
-  auto validator = PageTableValidator::create(memory, std::move(config));
-  if (!validator) ADD_FAILURE() << validator.error().message;
-  return std::move(*validator);  // throws, failing the test, if create() failed
-}
 
 // Everything the validator keeps per frame.
 struct Books {

@@ -5,33 +5,11 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <system_error>
 #include <type_traits>
 #include <vector>
 
 #include "vmlab/guest_memory.hpp"
-
-namespace vmlab::para::testing {
-
-using vmlab::make_error_code;
-
-// The one way the fake memory fails.
-enum class FakeMemoryError {
-  kOutOfRange = 1,  // an access outside the buffer
-};
-constexpr const char* error_domain(FakeMemoryError) {
-  return "fake guest memory";
-}
-constexpr const char* to_string(FakeMemoryError kind) {
-  switch (kind) {
-    case FakeMemoryError::kOutOfRange:
-      return "out of range";
-  }
-  return "unknown";
-}
-
-}  // namespace vmlab::para::testing
-
-VMLAB_ERROR_KINDS(vmlab::para::testing::FakeMemoryError);
 
 namespace vmlab::para::testing {
 
@@ -46,7 +24,7 @@ class VectorGuestMemory final : public GuestMemoryAccess {
   std::uint64_t size() const override { return m_bytes.size(); }
   Status read(GuestPhysAddr address, std::span<std::uint8_t> out) const override {
     if (!contains(address, out.size())) {
-      return Error{FakeMemoryError::kOutOfRange,
+      return Error{std::make_error_code(std::errc::bad_address),  // EFAULT
                    "read outside guest memory: " + describe_range(address, out.size())};
     }
     if (!out.empty()) std::memcpy(out.data(), m_bytes.data() + address.value(), out.size());
@@ -54,7 +32,7 @@ class VectorGuestMemory final : public GuestMemoryAccess {
   }
   Status write(GuestPhysAddr address, std::span<const std::uint8_t> in) override {
     if (!contains(address, in.size())) {
-      return Error{FakeMemoryError::kOutOfRange,
+      return Error{std::make_error_code(std::errc::bad_address),  // EFAULT
                    "write outside guest memory: " + describe_range(address, in.size())};
     }
     if (!in.empty()) std::memcpy(m_bytes.data() + address.value(), in.data(), in.size());

@@ -117,6 +117,17 @@ class Hypercalls {
                        std::uint64_t count);
   std::int64_t iret(monitor::GuestRegisters& registers);
 
+  // A batch (MMU_UPDATE, MULTICALL) of `count` elements: its outcome before
+  // it runs, with its size for the trace and EINVAL if it is empty or larger
+  // than kMaximumBatch.
+  static HypercallOutcome start_batch(std::uint64_t count);
+  // Runs a batch: each Element at `address` in turn is read, handed to
+  // `handle` (which fills in its result) and written back. One the monitor
+  // cannot read or write back ends it: those before it were applied and
+  // carry their results, and the hypercall returns EFAULT (hypercall.h,
+  // "Pointers"), as in Xen. Returns how many were written back.
+  template <typename Element, typename Handle>
+  std::uint64_t run_batch(GuestVirtAddr address, std::uint64_t count, Handle&& handle);
   // Applies one page-table write through the validator; flushes when a
   // present entry changed.
   std::int64_t apply_update(GuestPhysAddr pointer, std::uint64_t value);

@@ -17,9 +17,9 @@
 #include "vmlab/cpu_mode.hpp"
 #include "vmlab/monitor/guest_context.hpp"
 #include "vmlab/monitor/page_walker.hpp"
+#include "vmlab/monitor/region_memory.hpp"
 #include "vmlab/para/hypercalls.hpp"
 #include "vmlab/para/page_table_validator.hpp"
-#include "vmlab/physical_memory.hpp"
 
 namespace vmlab::para {
 
@@ -84,9 +84,7 @@ class ParaMode final : public CpuMode {
   GuestPhysAddr current_root() const;
 
   ParaModeOptions m_options;
-  std::optional<GuestMemory> m_monitor_memory;
-  std::vector<std::uint8_t> m_pristine_monitor;
-  PhysicalMemoryMap m_physical;
+  monitor::MonitorRegionMemory m_monitor;
   GuestMemory* m_guest_memory = nullptr;
   std::unique_ptr<monitor::PageWalker> m_walker;  // the current kernel-mode tables
   std::unique_ptr<PageTableValidator> m_validator;
