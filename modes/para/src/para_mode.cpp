@@ -19,17 +19,23 @@ namespace entry_bits = page_entry;
 
 namespace {
 
-// Page tables in the monitor region's static part, above the stacks (para
-// needs no shadow pool): the monitor's own
-// mapping (PML4 slot 511 of every root) and the boot tables the guest runs on
-// until it pins its own root.
-constexpr std::uint64_t kMonitorPdptOffset = 0xb000;
-constexpr std::uint64_t kMonitorPdOffset = 0xc000;
-constexpr std::uint64_t kBootPml4Offset = 0xd000;
-constexpr std::uint64_t kBootPdptOffset = 0xe000;
-constexpr std::uint64_t kBootPdOffset = 0xf000;
-static_assert(kMonitorPdptOffset >= monitor::kFaultStackTopOffset &&
-              kBootPdOffset + kPageSize <= monitor::kStaticPartSize);
+// Page tables in the monitor region's static part, a page each above the
+// stacks (para needs no shadow pool): the monitor's own mapping (PML4 slot
+// 511 of every root) and the boot tables the guest runs on until it pins its
+// own root.
+enum class ParaTable : std::uint64_t { MonitorPdpt, MonitorPd, BootPml4, BootPdpt, BootPd, Count };
+constexpr std::uint64_t kParaTablesOffset = 0xb000;
+
+constexpr std::uint64_t table_offset(ParaTable table) {
+  return kParaTablesOffset + static_cast<std::uint64_t>(table) * kPageSize;
+}
+static_assert(kParaTablesOffset >= monitor::kFaultStackTopOffset &&
+              table_offset(ParaTable::Count) <= monitor::kStaticPartSize);
+
+// The table's guest-physical address, as an entry pointing at it holds it.
+constexpr std::uint64_t table_entry_address(ParaTable table) {
+  return monitor_physical(table_offset(table)).value();
+}
 // One boot page directory maps 1 GiB with 2 MiB pages.
 constexpr std::uint64_t kMaximumRam = GiB;
 
@@ -106,18 +112,19 @@ ParaMode::ParaMode(ParaModeOptions options) : m_options(options) {}
 ParaMode::~ParaMode() = default;
 
 Status ParaMode::build_page_tables() {
-  auto write_entry = [&](std::uint64_t table_offset, unsigned index, std::uint64_t value) {
-    return m_monitor.physical().write_object(monitor_physical(table_offset + index * 8ULL), value);
+  auto write_entry = [&](ParaTable table, unsigned index, std::uint64_t value) {
+    return m_monitor.physical().write_object(monitor_physical(table_offset(table) + index * 8ULL),
+                                             value);
   };
   // The monitor region at kMonitorVirtualBase, supervisor-only: 2 MiB pages.
-  if (auto status = write_entry(kMonitorPdptOffset, 0,
-                                monitor_physical(kMonitorPdOffset).value() | kTableEntry);
+  if (auto status = write_entry(ParaTable::MonitorPdpt, 0,
+                                table_entry_address(ParaTable::MonitorPd) | kTableEntry);
       !status) {
     return status;
   }
   for (unsigned index = 0; index < monitor::kMonitorSize / monitor::kLargePageSize; ++index) {
     const std::uint64_t frame = kMonitorPhysicalBase + index * monitor::kLargePageSize;
-    if (auto status = write_entry(kMonitorPdOffset, index, frame | kLargeLeaf); !status) {
+    if (auto status = write_entry(ParaTable::MonitorPd, index, frame | kLargeLeaf); !status) {
       return status;
     }
   }
@@ -125,23 +132,23 @@ Status ParaMode::build_page_tables() {
   // runs at CPL3), plus the monitor. They live in the monitor region, so the
   // guest can neither change them nor switch back to them once it pinned its
   // own root (NEW_BASEPTR accepts guest RAM only).
-  const std::uint64_t monitor_entry = monitor_physical(kMonitorPdptOffset).value() | kTableEntry;
+  const std::uint64_t monitor_entry = table_entry_address(ParaTable::MonitorPdpt) | kTableEntry;
   if (auto status =
-          write_entry(kBootPml4Offset, 0,
-                      monitor_physical(kBootPdptOffset).value() | kTableEntry | entry_bits::kUser);
+          write_entry(ParaTable::BootPml4, 0,
+                      table_entry_address(ParaTable::BootPdpt) | kTableEntry | entry_bits::kUser);
       !status) {
     return status;
   }
-  if (auto status = write_entry(kBootPml4Offset, 511, monitor_entry); !status) return status;
+  if (auto status = write_entry(ParaTable::BootPml4, 511, monitor_entry); !status) return status;
   if (auto status =
-          write_entry(kBootPdptOffset, 0,
-                      monitor_physical(kBootPdOffset).value() | kTableEntry | entry_bits::kUser);
+          write_entry(ParaTable::BootPdpt, 0,
+                      table_entry_address(ParaTable::BootPd) | kTableEntry | entry_bits::kUser);
       !status) {
     return status;
   }
   const std::uint64_t ram = m_guest_memory->size();
   for (std::uint64_t chunk = 0; chunk * monitor::kLargePageSize < ram; ++chunk) {
-    if (auto status = write_entry(kBootPdOffset, static_cast<unsigned>(chunk),
+    if (auto status = write_entry(ParaTable::BootPd, static_cast<unsigned>(chunk),
                                   chunk * monitor::kLargePageSize | kLargeLeaf | entry_bits::kUser);
         !status) {
       return status;
@@ -184,7 +191,7 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
   validator_config.device_windows = device_windows;
   validator_config.dma_remapping = context.board.dma_remapping();
   validator_config.reserved_pml4_slot = 511;
-  validator_config.monitor_pml4_entry = monitor_physical(kMonitorPdptOffset).value() | kTableEntry;
+  validator_config.monitor_pml4_entry = table_entry_address(ParaTable::MonitorPdpt) | kTableEntry;
   auto validator = PageTableValidator::create(context.memory, validator_config);
   if (!validator) return validator.error();
   m_validator = std::make_unique<PageTableValidator>(std::move(*validator));
@@ -215,7 +222,9 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
 }
 
 GuestPhysAddr ParaMode::current_root() const {
-  if (m_state.kernel_root == GuestPhysAddr()) return monitor_physical(kBootPml4Offset);
+  if (m_state.kernel_root == GuestPhysAddr()) {
+    return monitor_physical(table_offset(ParaTable::BootPml4));
+  }
   if (m_state.cpl == 3 && m_state.user_root != GuestPhysAddr()) return m_state.user_root;
   return m_state.kernel_root;
 }

@@ -314,6 +314,26 @@ class PageTableValidatorTest : public ::testing::Test {
     EXPECT_EQ(recomputation.violations(), std::vector<std::string>{});
   }
 
+  // Pinning `root`, the first pin, fails with `code` and leaves no trace.
+  void expect_pin_refused(std::uint64_t root, std::int64_t code) {
+    EXPECT_EQ(pin(root), code) << hex(root);
+    EXPECT_EQ(differences(empty_books(), books()), "");
+  }
+
+  // The kernel address space, pinned, and the tables on its kernel-code path.
+  struct KernelSpace {
+    std::uint64_t root = 0, pdpt = 0, pd = 0, pt = 0;
+  };
+  KernelSpace pinned_kernel_space() {
+    KernelSpace space;
+    space.root = build_kernel_address_space();
+    EXPECT_EQ(pin(space.root), VMLAB_OK) << m_validator.last_error();
+    space.pdpt = kernel_pdpt(space.root);
+    space.pd = kernel_pd(space.root);
+    space.pt = kernel_pt(space.root);
+    return space;
+  }
+
   // Slots and tables of the kernel address space.
   std::uint64_t kernel_pt(std::uint64_t root) const {
     return m_tables.table_of(root, kKernelCode, 1);
@@ -495,8 +515,7 @@ TEST_F(PageTableValidatorTest, LeafMappingTheMonitorRegionIsRefused) {
 TEST_F(PageTableValidatorTest, LeafOutsideRamIsRefused) {
   const std::uint64_t root = build_kernel_address_space();
   m_tables.map(root, 0x40000000, kRamSize | kP | kU);
-  EXPECT_EQ(pin(root), VMLAB_EFAULT);
-  EXPECT_EQ(differences(empty_books(), books()), "");
+  expect_pin_refused(root, VMLAB_EFAULT);
   m_tables.map(root, 0x40000000, (kRamSize - kPageSize) | kP | kU);  // the last frame is fine
   ASSERT_EQ(pin(root), VMLAB_OK) << m_validator.last_error();
 
@@ -510,12 +529,8 @@ TEST_F(PageTableValidatorTest, LeafOutsideRamIsRefused) {
 }
 
 TEST_F(PageTableValidatorTest, DeviceWindowsTakeLeavesButNotTables) {
-  const std::uint64_t root = build_kernel_address_space();
-  ASSERT_EQ(pin(root), VMLAB_OK);
+  const auto [root, pdpt, pd, pt] = pinned_kernel_space();
   const Books before = books();
-  const std::uint64_t pt = kernel_pt(root);
-  const std::uint64_t pd = kernel_pd(root);
-  const std::uint64_t pdpt = kernel_pdpt(root);
   EXPECT_EQ(update(slot_address(pt, 100), (kVirtioWindow + 0xf000) | kP | kW | kU), VMLAB_OK);
   EXPECT_EQ(update(slot_address(pd, 200), kFramebuffer | kP | kW | kU | kPs), VMLAB_OK);
   EXPECT_EQ(update(slot_address(pd, 201), (kFramebuffer + 2 * MiB) | kP | kW | kPs), VMLAB_OK);
@@ -546,14 +561,12 @@ TEST_F(PageTableValidatorTest, WritableLeafToAPageTableIsRefusedAtPin) {
 
   // The root itself, while it is being validated.
   m_tables.map(root, 0x40000000, root | kP | kW | kU);
-  EXPECT_EQ(pin(root), VMLAB_EPERM);
-  EXPECT_EQ(differences(empty_books(), books()), "");
+  expect_pin_refused(root, VMLAB_EPERM);
 
   // A writable 2 MiB page over the table pool.
   m_tables.map(root, 0x40000000, 0);
   m_tables.map(root, 0x40200000, 0 | kP | kW | kU | kPs, 2);
-  EXPECT_EQ(pin(root), VMLAB_EPERM);
-  EXPECT_EQ(differences(empty_books(), books()), "");
+  expect_pin_refused(root, VMLAB_EPERM);
 
   // Read-only, both are fine.
   m_tables.map(root, 0x40000000, root | kP | kU);
@@ -563,11 +576,8 @@ TEST_F(PageTableValidatorTest, WritableLeafToAPageTableIsRefusedAtPin) {
 }
 
 TEST_F(PageTableValidatorTest, WritableLeafToAPageTableIsRefusedByUpdate) {
-  const std::uint64_t root = build_kernel_address_space();
-  ASSERT_EQ(pin(root), VMLAB_OK);
+  const auto [root, pdpt, pd, pt] = pinned_kernel_space();
   const Books before = books();
-  const std::uint64_t pt = kernel_pt(root);
-  const std::uint64_t pd = kernel_pd(root);
   const std::uint64_t slot = slot_address(pt, 100);
   for (std::uint64_t table : m_tables.allocated()) {
     EXPECT_EQ(update(slot, table | kP | kW | kU), VMLAB_EPERM) << hex(table);
@@ -592,8 +602,7 @@ TEST_F(PageTableValidatorTest, WritablyMappedFrameCannotBecomeATable) {
   const std::uint64_t root = build_kernel_address_space();
   const std::uint64_t pd = m_tables.table_of(root, kKernelCode, 2);
   m_memory.put(slot_address(pd, 2), kDataFrame | kTableFlags);
-  EXPECT_EQ(pin(root), VMLAB_EPERM);
-  EXPECT_EQ(differences(empty_books(), books()), "");
+  expect_pin_refused(root, VMLAB_EPERM);
 
   // After the pin the writable mapping exists first.
   m_memory.put(slot_address(pd, 2), 0);
@@ -648,11 +657,9 @@ TEST_F(PageTableValidatorTest, SelfReferencingTablesAreBusy) {
   const std::uint64_t pd = m_tables.table_of(root, kKernelCode, 2);
   const std::uint64_t pdpt = m_tables.table_of(root, kKernelCode, 3);
   m_memory.put(slot_address(pd, 7), pd | kTableFlags);
-  EXPECT_EQ(pin(root), VMLAB_EBUSY);
-  EXPECT_EQ(differences(empty_books(), books()), "");
+  expect_pin_refused(root, VMLAB_EBUSY);
   m_memory.put(slot_address(pd, 7), pdpt | kTableFlags);
-  EXPECT_EQ(pin(root), VMLAB_EBUSY);
-  EXPECT_EQ(differences(empty_books(), books()), "");
+  expect_pin_refused(root, VMLAB_EBUSY);
   m_memory.put(slot_address(pd, 7), 0);
 
   ASSERT_EQ(pin(root), VMLAB_OK);
@@ -676,10 +683,7 @@ TEST_F(PageTableValidatorTest, OneGibPagesAreRefused) {
 }
 
 TEST_F(PageTableValidatorTest, ReservedBitsAreRefused) {
-  const std::uint64_t root = build_kernel_address_space();
-  ASSERT_EQ(pin(root), VMLAB_OK);
-  const std::uint64_t pt = kernel_pt(root);
-  const std::uint64_t pd = kernel_pd(root);
+  const auto [root, pdpt, pd, pt] = pinned_kernel_space();
   const std::uint64_t slot = slot_address(pt, 100);
   // Bits 51:46 with MAXPHYADDR 46 (SDM vol. 3A, 4.5, table 4-19).
   EXPECT_EQ(update(slot, kDataFrame | kP | (1ULL << 46)), VMLAB_EINVAL);
@@ -837,10 +841,7 @@ TEST_F(PageTableValidatorTest, UpdateReportsWhenTheTlbMustBeFlushed) {
 }
 
 TEST_F(PageTableValidatorTest, UnmappingATableReleasesIt) {
-  const std::uint64_t root = build_kernel_address_space();
-  ASSERT_EQ(pin(root), VMLAB_OK);
-  const std::uint64_t pd = kernel_pd(root);
-  const std::uint64_t pt = kernel_pt(root);
+  const auto [root, pdpt, pd, pt] = pinned_kernel_space();
   const std::size_t tables = m_validator.page_table_count();
   // A second reference first: dropping one of two keeps the table.
   ASSERT_EQ(update(slot_address(pd, 3), pt | kTableFlags), VMLAB_OK);
