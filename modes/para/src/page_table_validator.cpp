@@ -71,40 +71,40 @@ Result<PageTableValidator> PageTableValidator::create(GuestMemoryAccess& memory,
   const std::uint64_t ram_size = config.guest_ram_size;
   const PhysicalRange& monitor = config.monitor;
   if (ram_size == 0 || !page_aligned(ram_size) || ram_size > kLargestGuestRam) {
-    return Error{PageTableValidatorError::kInvalidGuestRam,
+    return Error{ParaError::kInvalidGuestRam,
                  "page-table validator: guest RAM size " + hex(ram_size) +
                      " must be a non-zero multiple of 4 KiB below 32 GiB"};
   }
   if (memory.size() < ram_size) {
-    return Error{PageTableValidatorError::kInvalidGuestRam,
+    return Error{ParaError::kInvalidGuestRam,
                  "page-table validator: guest memory (" + hex(memory.size()) +
                      " bytes) is smaller than guest RAM (" + hex(ram_size) + " bytes)"};
   }
   if (config.physical_address_bits < 32 || config.physical_address_bits > 52) {
-    return Error{PageTableValidatorError::kInvalidPagingParameter,
+    return Error{ParaError::kInvalidPagingParameter,
                  "page-table validator: MAXPHYADDR " +
                      std::to_string(config.physical_address_bits) + " is outside [32, 52]"};
   }
   if (config.reserved_pml4_slot >= monitor::kPageTableEntries) {
-    return Error{PageTableValidatorError::kInvalidPagingParameter,
-                 "page-table validator: PML4 slot " + std::to_string(config.reserved_pml4_slot) +
-                     " does not exist; use 511"};
+    return Error{ParaError::kInvalidPagingParameter, "page-table validator: PML4 slot " +
+                                                         std::to_string(config.reserved_pml4_slot) +
+                                                         " does not exist; use 511"};
   }
   if (monitor.size == 0 || !page_aligned(monitor.base.value()) || !page_aligned(monitor.size) ||
       monitor.base.value() + monitor.size < monitor.base.value()) {
-    return Error{PageTableValidatorError::kInvalidLayout,
+    return Error{ParaError::kInvalidLayout,
                  "page-table validator: the monitor region must be whole 4 KiB pages"};
   }
   if (overlaps(monitor, GuestPhysAddr(0), ram_size)) {
-    return Error{PageTableValidatorError::kInvalidLayout,
-                 "page-table validator: the monitor region " +
-                     describe_range(monitor.base, monitor.size) +
-                     " overlaps guest RAM; place it above " + hex(ram_size)};
+    return Error{ParaError::kInvalidLayout, "page-table validator: the monitor region " +
+                                                describe_range(monitor.base, monitor.size) +
+                                                " overlaps guest RAM; place it above " +
+                                                hex(ram_size)};
   }
   for (const PhysicalRange& window : config.device_windows) {
     if (window.base + window.size < window.base || overlaps(window, GuestPhysAddr(0), ram_size) ||
         overlaps(window, monitor.base, monitor.size)) {
-      return Error{PageTableValidatorError::kInvalidLayout,
+      return Error{ParaError::kInvalidLayout,
                    "page-table validator: device window " +
                        describe_range(window.base, window.size) +
                        " wraps around or overlaps guest RAM or the monitor region"};
@@ -117,7 +117,7 @@ Result<PageTableValidator> PageTableValidator::create(GuestMemoryAccess& memory,
   if ((monitor_entry & entry_bits::kPresent) == 0 || (monitor_entry & entry_bits::kUser) != 0 ||
       (monitor_entry & entry_bits::kLargePage) != 0 ||
       !monitor.contains(GuestPhysAddr(monitor_entry & entry_bits::kAddressMask), kPageSize)) {
-    return Error{PageTableValidatorError::kInvalidMonitorEntry,
+    return Error{ParaError::kInvalidMonitorEntry,
                  "page-table validator: the monitor's PML4 entry " + hex(monitor_entry) +
                      " must be present, supervisor-only and point at a table inside the monitor "
                      "region"};

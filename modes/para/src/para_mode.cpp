@@ -161,7 +161,7 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
   if (auto status = monitor::check_monitor_support(context, name()); !status) return status;
   m_guest_memory = &context.memory;
   if (context.memory.size() > kMaximumRam) {
-    return Error{ParaModeError::kGuestMemoryTooLarge,
+    return Error{ParaError::kGuestMemoryTooLarge,
                  "--cpu para supports up to 1 GiB of guest memory (the boot tables map one "
                  "page directory): lower --mem"};
   }

@@ -366,7 +366,7 @@ TEST_F(PageTableValidatorTest, CreateChecksTheLayout) {
     EXPECT_FALSE(validator.error().message.empty());
     return validator.error().kind;
   };
-  using enum PageTableValidatorError;
+  using enum ParaError;
   EXPECT_EQ(refusal([](auto& config) { config.guest_ram_size = 0; }), kInvalidGuestRam);
   EXPECT_EQ(refusal([](auto& config) { config.guest_ram_size = kRamSize - 8; }), kInvalidGuestRam);
   EXPECT_EQ(refusal([](auto& config) { config.guest_ram_size = 2 * kRamSize; }),

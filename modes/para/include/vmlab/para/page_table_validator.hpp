@@ -54,42 +54,12 @@
 #include "vmlab/guest_memory.hpp"
 #include "vmlab/hypercall.h"
 #include "vmlab/monitor/page_walker.hpp"
+#include "vmlab/para/para_error.hpp"
 #include "vmlab/result.hpp"
 
 namespace vmlab::para {
 
 using monitor::PhysicalRange;
-
-// Found by argument-dependent lookup when a kind converts to std::error_code
-// (the kinds live in this namespace, the function in vmlab).
-using vmlab::make_error_code;
-
-// Why PageTableValidator::create refused a configuration. The guest's own
-// requests are not errors of the VMM: update(), pin_root() and unpin_root()
-// answer them with the paravirtual ABI's result codes (VMLAB_EPERM, ...),
-// which the guest receives.
-enum class PageTableValidatorError {
-  kInvalidGuestRam = 1,     // not whole 4 KiB pages, above 32 GiB, or more than the memory holds
-  kInvalidLayout,           // the monitor region or a device window misplaced or overlapping
-  kInvalidPagingParameter,  // a MAXPHYADDR outside [32, 52], or a PML4 slot that does not exist
-  kInvalidMonitorEntry,     // the monitor's PML4 entry is not a supervisor table in its region
-};
-constexpr const char* error_domain(PageTableValidatorError) {
-  return "page-table validator";
-}
-constexpr const char* to_string(PageTableValidatorError kind) {
-  switch (kind) {
-    case PageTableValidatorError::kInvalidGuestRam:
-      return "invalid guest RAM";
-    case PageTableValidatorError::kInvalidLayout:
-      return "invalid layout";
-    case PageTableValidatorError::kInvalidPagingParameter:
-      return "invalid paging parameter";
-    case PageTableValidatorError::kInvalidMonitorEntry:
-      return "invalid monitor entry";
-  }
-  return "unknown";
-}
 
 struct PageTableValidatorConfig {
   std::uint64_t guest_ram_size = 0;  // guest frames are [0, guest_ram_size)
@@ -122,12 +92,12 @@ struct UpdateResult {
 
 class PageTableValidator {
  public:
-  // Checks the layout: RAM whole 4 KiB pages, inside `memory` and below
-  // 32 GiB (so no 32-bit count can overflow), the monitor region and device
-  // windows outside RAM and apart, a slot in [0, 512), a MAXPHYADDR in
-  // [32, 52], and a monitor entry that is present, supervisor-only and
-  // points into the monitor region (a monitor PDPT in guest RAM would be the
-  // guest's to rewrite).
+  // Checks the layout, refusing it with a ParaError: RAM whole 4 KiB pages,
+  // inside `memory` and below 32 GiB (so no 32-bit count can overflow), the
+  // monitor region and device windows outside RAM and apart, a slot in
+  // [0, 512), a MAXPHYADDR in [32, 52], and a monitor entry that is present,
+  // supervisor-only and points into the monitor region (a monitor PDPT in
+  // guest RAM would be the guest's to rewrite).
   static Result<PageTableValidator> create(GuestMemoryAccess& memory,
                                            PageTableValidatorConfig config);
 
@@ -203,5 +173,3 @@ class PageTableValidator {
 std::string_view describe_result(std::int64_t code);
 
 }  // namespace vmlab::para
-
-VMLAB_ERROR_KINDS(vmlab::para::PageTableValidatorError);

@@ -20,24 +20,9 @@
 #include "vmlab/monitor/region_memory.hpp"
 #include "vmlab/para/hypercalls.hpp"
 #include "vmlab/para/page_table_validator.hpp"
+#include "vmlab/para/para_error.hpp"
 
 namespace vmlab::para {
-
-// Why ParaMode::prepare refused the machine it was given (what the monitor
-// itself needs is a monitor::MonitorError).
-enum class ParaModeError {
-  kGuestMemoryTooLarge = 1,  // more than the 1 GiB the boot tables map: lower --mem
-};
-constexpr const char* error_domain(ParaModeError) {
-  return "para mode";
-}
-constexpr const char* to_string(ParaModeError kind) {
-  switch (kind) {
-    case ParaModeError::kGuestMemoryTooLarge:
-      return "guest memory too large";
-  }
-  return "unknown";
-}
 
 struct ParaModeOptions {
   // The KVM backend runs a SYSCALL at CPL3 (kvm_pvm): the fetch fault at the
@@ -100,5 +85,3 @@ class ParaMode final : public CpuMode {
 };
 
 }  // namespace vmlab::para
-
-VMLAB_ERROR_KINDS(vmlab::para::ParaModeError);
