@@ -2,6 +2,7 @@
 #include "vmlab/format.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <iterator>
@@ -15,6 +16,7 @@
 #include "vmlab/memory_slots.hpp"
 #include "vmlab/monitor/event_delivery.hpp"
 #include "vmlab/monitor/monitor_region.hpp"
+#include "vmlab/monitor/region_memory.hpp"
 #include "vmlab/monitor/trap_frame.hpp"
 #include "vmlab/monitor/vcpu_state.hpp"
 
@@ -27,12 +29,6 @@ namespace {
 
 // Real control-register state while the guest runs (Intel SDM vol. 3A, 2.5).
 constexpr std::uint64_t kRealCr0 = 0x80050033;  // PG, WP, NE, ET, MP, PE
-// Memory slots of the monitor region (slot 0 is guest RAM).
-// What build_monitor_region() writes: the GDT, IDT, TSS and stubs, all below
-// the stacks. The integrity check keeps a copy of just these bytes; the rest
-// of the static part was never written and must still be zero.
-constexpr std::uint64_t kMonitorTablesSize = kStackOffset;
-static_assert(kSyscallStubOffset + kStubSize <= kMonitorTablesSize);
 
 }  // namespace
 
@@ -60,7 +56,7 @@ class FullMode::Services final : public MonitorServices {
   void cr3_written(std::uint64_t, std::uint64_t new_cr3) override {
     m_shadow.set_guest_cr3(new_cr3);
   }
-  void page_invalidated(std::uint64_t address) override { m_shadow.invalidate_page(address); }
+  void page_invalidated(GuestVirtAddr address) override { m_shadow.invalidate_page(address); }
   void paging_control_changed() override {
     m_shadow.set_paging_controls(PagingControls::from(m_cpu));
   }
@@ -75,38 +71,13 @@ FullMode::FullMode(FullModeOptions options) : m_options(options) {}
 FullMode::~FullMode() = default;
 
 Status FullMode::prepare(ModeContext& context, const LoadedImage& image) {
-  if ((static_cast<unsigned>(context.vm.check_extension(KVM_CAP_SYNC_REGS)) &
-       (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) != (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) {
-    return Error{
-        "--cpu full needs KVM_CAP_SYNC_REGS (registers and special registers), which "
-        "this KVM lacks"};
-  }
-  if (context.board.interrupt_controller() == nullptr) {
-    return Error{"--cpu full delivers interrupts itself: use --irqchip vmm"};
-  }
-  auto monitor = GuestMemory::create(kMonitorSize);
-  if (!monitor) return monitor.error();
-  m_monitor_memory.emplace(std::move(*monitor));
+  if (auto status = check_monitor_support(context, name()); !status) return status;
   // Two slots: the static part (GDT, IDT, TSS, stubs, stacks) and the pool of
   // shadow page tables, which flush_translations() recycles on its own.
-  if (auto status = context.vm.set_user_memory_region(slot_number(MemorySlot::MonitorRegion),
-                                                      kMonitorPhysicalBase, kShadowPoolOffset,
-                                                      m_monitor_memory->host_base());
-      !status) {
-    return status;
-  }
+  if (auto status = m_monitor.create(context); !status) return status;
   if (auto status = map_shadow_pool(context.vm); !status) return status;
+  if (auto status = m_monitor.seal(); !status) return status;
   m_guest_ram_size = context.memory.size();
-  if (auto status = m_physical.add(GuestPhysAddr(0), context.memory); !status) return status;
-  if (auto status = m_physical.add(GuestPhysAddr(kMonitorPhysicalBase), *m_monitor_memory);
-      !status) {
-    return status;
-  }
-  if (auto status = build_monitor_region(m_physical); !status) return status;
-  m_pristine_monitor.resize(kMonitorTablesSize);
-  if (auto status = m_monitor_memory->read(GuestPhysAddr(0), m_pristine_monitor); !status) {
-    return status;
-  }
 
   // The virtual CPU starts where the vmlab entry starts a real one.
   kvm_sregs special{};
@@ -144,7 +115,7 @@ Status FullMode::prepare(ModeContext& context, const LoadedImage& image) {
       shadow_config.device_windows.push_back({GuestPhysAddr(first), end - first});
     }
   }
-  auto shadow = ShadowPager::create(m_physical, shadow_config);
+  auto shadow = ShadowPager::create(m_monitor.physical(), shadow_config);
   if (!shadow) return shadow.error();
   m_shadow = std::move(*shadow);
   m_shadow->set_paging_controls(PagingControls::from(m_cpu));
@@ -159,7 +130,7 @@ Status FullMode::prepare(ModeContext& context, const LoadedImage& image) {
 Status FullMode::map_shadow_pool(Vm& vm) {
   return vm.set_user_memory_region(slot_number(MemorySlot::ShadowPool),
                                    kMonitorPhysicalBase + kShadowPoolOffset, kShadowPoolSize,
-                                   m_monitor_memory->host_base() + kShadowPoolOffset);
+                                   m_monitor.region().host_base() + kShadowPoolOffset);
 }
 
 // After a shadow entry was removed or lost rights, nothing may still
@@ -210,7 +181,9 @@ Status FullMode::resume_guest(ModeContext& context) {
   s.cr3 = m_shadow->root(kernel ? ShadowView::Kernel : ShadowView::User).value();
   // DESIGN.md 4: in virtual kernel mode the user descriptors are not present,
   // so the guest kernel's iretq to user mode raises #NP into the monitor.
-  if (auto status = set_user_segments_present(m_physical, !kernel); !status) return status;
+  if (auto status = set_user_segments_present(m_monitor.physical(), !kernel); !status) {
+    return status;
+  }
   run.kvm_dirty_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
   return {};
 }
@@ -241,18 +214,19 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
     m_registers.rflags = m_registers.r11;
     return handle_system_call(context);
   }
-  auto frame = read_trap_frame(m_physical, hit->vector, run.s.regs.regs.rsp);
+  auto frame =
+      read_trap_frame(m_monitor.physical(), hit->vector, GuestVirtAddr(run.s.regs.regs.rsp));
   if (!frame) {
     return ExitDisposition::stop(frame.error().message);
   }
-  m_registers.rip = frame->rip;
-  m_registers.rsp = frame->rsp;
+  m_registers.rip = frame->rip.value();
+  m_registers.rsp = frame->rsp.value();
   if (was_single_stepping) frame->rflags &= ~kRflagsTrap;  // the monitor's TF, not the guest's
   // The guest sees its virtual IF and IOPL, never the real ones.
   m_registers.rflags = frame->rflags;
   m_registers.rflags = guest_visible_rflags(m_registers, m_cpu);
   if (m_options.syscall_arrives_as_page_fault && m_cpu.cpl == 3 &&
-      is_syscall_fetch_fault(*frame, run.s.regs.sregs.cr2)) {
+      is_syscall_fetch_fault(*frame, GuestVirtAddr(run.s.regs.sregs.cr2))) {
     // A user SYSCALL on kvm_pvm: RCX holds the return RIP. A user jump to
     // the stub looks the same there; it gets the system call it asked the
     // kernel for and nothing more. Elsewhere the fault is reflected.
@@ -304,13 +278,13 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
   };
 
   if (vector == kVectorPageFault) {
-    const std::uint64_t address = context.vcpu.run_state().s.regs.sregs.cr2;
+    const GuestVirtAddr address(context.vcpu.run_state().s.regs.sregs.cr2);
     auto fault =
         m_shadow->handle_fault(view() == View::Kernel ? ShadowView::Kernel : ShadowView::User,
                                address, error_code.value_or(0));
     if (!fault) {
-      return ExitDisposition::stop("shadow paging failed at guest address " + hex(address) + ": " +
-                                   fault.error().message);
+      return ExitDisposition::stop("shadow paging failed at guest address " + hex(address.value()) +
+                                   ": " + fault.error().message);
     }
     const FaultResolution& resolution = *fault;
     switch (resolution.kind) {
@@ -383,28 +357,13 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
 }
 
 std::optional<std::string> FullMode::integrity_violation() const {
-  if (!m_monitor_memory || m_pristine_monitor.empty()) return std::nullopt;
-  std::vector<std::uint8_t> now(kShadowPoolOffset);
-  if (!m_monitor_memory->read(GuestPhysAddr(0), now)) return "the monitor region cannot be read";
-  constexpr std::uint64_t kPresentByte = 5;  // bit 47 of a descriptor is bit 7 of byte 5
-  constexpr std::uint64_t kTypeByte = 5;     // the TSS busy bit is bit 1 of the type
-  auto monitor_owned = [](std::uint64_t offset) {
-    return offset == kGdtOffset + (kUserDataSelector & ~7u) + kPresentByte ||
-           offset == kGdtOffset + (kUserCodeSelector & ~7u) + kPresentByte ||
-           offset == kGdtOffset + kTssSelector + kTypeByte ||
-           (offset >= kStackOffset && offset < kFaultStackTopOffset);  // the stacks
-  };
-  for (std::uint64_t offset = 0; offset < now.size(); ++offset) {
-    // GuestMemory::create() maps fresh anonymous memory: zero where prepare()
-    // wrote nothing.
-    const std::uint8_t expected =
-        offset < m_pristine_monitor.size() ? m_pristine_monitor[offset] : 0;
-    if (now[offset] != expected && !monitor_owned(offset)) {
-      return "monitor region byte at offset " + hex(offset) + " changed from " + hex(expected) +
-             " to " + hex(now[offset]);
-    }
-  }
-  return std::nullopt;
+  // resume_guest() flips the present bits of the user descriptors
+  // (DESIGN.md 4): bit 47 of a descriptor is bit 7 of its byte 5.
+  constexpr std::uint64_t kPresentByte = 5;
+  constexpr std::array<std::uint64_t, 2> kUserPresentBytes = {
+      kGdtOffset + (kUserDataSelector & ~7u) + kPresentByte,
+      kGdtOffset + (kUserCodeSelector & ~7u) + kPresentByte};
+  return m_monitor.integrity_violation(kUserPresentBytes);
 }
 
 Result<Injection> FullMode::deliver_interrupts(ModeContext& context) {

@@ -45,40 +45,47 @@ Result<std::unique_ptr<ShadowPager>> ShadowPager::create(GuestMemoryAccess& memo
   const auto& monitor = config.monitor;
   const auto& pool = config.table_pool;
   if (config.guest_ram_size == 0 || !page_aligned(config.guest_ram_size)) {
-    return Error{"shadow pager: guest RAM size " + hex(config.guest_ram_size) +
-                 " is not a non-zero multiple of 4 KiB"};
+    return Error{ShadowPagingError::kInvalidLayout, "shadow pager: guest RAM size " +
+                                                        hex(config.guest_ram_size) +
+                                                        " is not a non-zero multiple of 4 KiB"};
   }
   if (monitor.size == 0 || !page_aligned(monitor.base.value()) || !page_aligned(monitor.size) ||
       monitor.base.value() + monitor.size < monitor.base.value()) {
-    return Error{"shadow pager: the monitor region must be whole 4 KiB pages"};
+    return Error{ShadowPagingError::kInvalidLayout,
+                 "shadow pager: the monitor region must be whole 4 KiB pages"};
   }
   if (overlaps(monitor, 0, config.guest_ram_size)) {
-    return Error{"shadow pager: the monitor region " + describe_range(monitor.base, monitor.size) +
-                 " overlaps guest RAM; place it above " + hex(config.guest_ram_size)};
+    return Error{ShadowPagingError::kInvalidLayout,
+                 "shadow pager: the monitor region " + describe_range(monitor.base, monitor.size) +
+                     " overlaps guest RAM; place it above " + hex(config.guest_ram_size)};
   }
   for (const auto& window : config.device_windows) {
     if (overlaps(window, 0, config.guest_ram_size) ||
         overlaps(window, monitor.base.value(), monitor.base.value() + monitor.size)) {
-      return Error{"shadow pager: device window " + describe_range(window.base, window.size) +
-                   " overlaps guest RAM or the monitor region"};
+      return Error{ShadowPagingError::kInvalidLayout,
+                   "shadow pager: device window " + describe_range(window.base, window.size) +
+                       " overlaps guest RAM or the monitor region"};
     }
   }
-  const std::uint64_t virtual_base = config.monitor_virtual_base;
-  if (!page_aligned(virtual_base) || table_index(virtual_base, 4) != kMonitorSlot ||
-      (virtual_base >> 48) != 0xffff ||
-      monitor.size > (std::numeric_limits<std::uint64_t>::max() - virtual_base) + 1) {
-    return Error{"shadow pager: the monitor's virtual base " + hex(virtual_base) +
-                 " must be a canonical, page-aligned address in PML4 slot 511 with room for the "
-                 "region"};
+  const GuestVirtAddr virtual_base = config.monitor_virtual_base;
+  if (!page_aligned(virtual_base.value()) || table_index(virtual_base, 4) != kMonitorSlot ||
+      (virtual_base.value() >> 48) != 0xffff ||
+      monitor.size > (std::numeric_limits<std::uint64_t>::max() - virtual_base.value()) + 1) {
+    return Error{
+        ShadowPagingError::kInvalidLayout,
+        "shadow pager: the monitor's virtual base " + hex(virtual_base.value()) +
+            " must be a canonical, page-aligned address in PML4 slot 511 with room for the "
+            "region"};
   }
   if (pool.size == 0 || !page_aligned(pool.base.value()) || !page_aligned(pool.size) ||
       !monitor.contains(pool.base, pool.size)) {
-    return Error{"shadow pager: the table pool " + describe_range(pool.base, pool.size) +
-                 " must be whole 4 KiB pages inside the monitor region " +
-                 describe_range(monitor.base, monitor.size)};
+    return Error{ShadowPagingError::kInvalidLayout,
+                 "shadow pager: the table pool " + describe_range(pool.base, pool.size) +
+                     " must be whole 4 KiB pages inside the monitor region " +
+                     describe_range(monitor.base, monitor.size)};
   }
   if (pool.size / kPageSize > std::numeric_limits<std::uint32_t>::max()) {
-    return Error{"shadow pager: the table pool is too large"};
+    return Error{ShadowPagingError::kInvalidLayout, "shadow pager: the table pool is too large"};
   }
   // The pool is not cleared here: allocate() clears each table when it hands
   // it out, and the CPU only reaches tables through entries pointing at
@@ -89,9 +96,10 @@ Result<std::unique_ptr<ShadowPager>> ShadowPager::create(GuestMemoryAccess& memo
   std::unique_ptr<ShadowPager> pager(new ShadowPager(memory, std::move(config)));
   if (auto status = pager->build_monitor_mapping(); !status) return status.error();
   if (pager->m_free.size() < kMinimumFreeTables) {
-    return Error{"shadow pager: the table pool (" + std::to_string(pager->m_tables.size()) +
-                 " pages) leaves fewer than " + std::to_string(kMinimumFreeTables) +
-                 " pages after the monitor mapping; make it larger"};
+    return Error{ShadowPagingError::kPoolTooSmall,
+                 "shadow pager: the table pool (" + std::to_string(pager->m_tables.size()) +
+                     " pages) leaves fewer than " + std::to_string(kMinimumFreeTables) +
+                     " pages after the monitor mapping; make it larger"};
   }
   // No address space until the first set_guest_cr3(): a root beyond any RAM
   // (a detached one, only the monitor mapping), so guest frame 0 is not taken
@@ -121,17 +129,20 @@ ShadowPager::ShadowPager(GuestMemoryAccess& memory, ShadowPagerConfig config)
 
 Status ShadowPager::build_monitor_mapping() {
   auto pdpt = allocate(TableRole::Monitor, 3, GuestPhysAddr());
-  if (!pdpt) return Error{"shadow pager: the table pool is too small for the monitor mapping"};
+  if (!pdpt)
+    return Error{ShadowPagingError::kPoolTooSmall,
+                 "shadow pager: the table pool is too small for the monitor mapping"};
   m_monitor_pdpt = *pdpt;
   for (std::uint64_t offset = 0; offset < m_config.monitor.size; offset += kPageSize) {
-    const std::uint64_t address = m_config.monitor_virtual_base + offset;
+    const GuestVirtAddr address = m_config.monitor_virtual_base + offset;
     std::uint32_t table = m_monitor_pdpt;
     for (unsigned level = 3; level > 1; --level) {
       const unsigned index = table_index(address, level);
       if ((entry(table, index) & page_entry::kPresent) == 0) {
         auto child = allocate(TableRole::Monitor, level - 1, GuestPhysAddr());
         if (!child) {
-          return Error{"shadow pager: the table pool is too small to map the monitor region"};
+          return Error{ShadowPagingError::kPoolTooSmall,
+                       "shadow pager: the table pool is too small to map the monitor region"};
         }
         store(table, index, table_address(*child).value() | kMonitorTableFlags);
       }
@@ -186,7 +197,8 @@ void ShadowPager::store(std::uint32_t table, unsigned index, std::uint64_t value
   slot = value;
   auto status = m_memory->write_object(table_address(table) + std::uint64_t{index} * 8, value);
   if (!status && !m_failure) {
-    m_failure = Error{"shadow pager: writing a shadow entry failed: " + status.error().message};
+    m_failure = Error{ShadowPagingError::kTableAccessFailed,
+                      "shadow pager: writing a shadow entry failed: " + status.error().message};
   }
 }
 
@@ -212,7 +224,8 @@ std::optional<std::uint32_t> ShadowPager::allocate(TableRole role, unsigned leve
     std::fill_n(m_entries.begin() + static_cast<std::ptrdiff_t>(first), kPageTableEntries, 0);
   }
   if (auto status = m_memory->fill(table_address(table), 0, kPageSize); !status && !m_failure) {
-    m_failure = Error{"shadow pager: clearing a shadow table failed: " + status.error().message};
+    m_failure = Error{ShadowPagingError::kTableAccessFailed,
+                      "shadow pager: clearing a shadow table failed: " + status.error().message};
   }
   if (role == TableRole::Mirror) {
     auto& mirrors = m_mirrors[guest_table.value()];
@@ -273,7 +286,7 @@ void ShadowPager::write_protect(GuestPhysAddr frame) {
 // ---- Address spaces ----------------------------------------------------------
 
 bool ShadowPager::allocate_roots(AddressSpace& space) {
-  const GuestPhysAddr guest_root(space.guest_root);
+  const GuestPhysAddr guest_root = space.guest_root;
   const bool in_ram = m_walker.is_guest_ram(guest_root);
   for (auto& root : space.roots) {
     auto table = in_ram ? allocate(TableRole::Mirror, 4, guest_root)
@@ -300,7 +313,7 @@ void ShadowPager::release_space(const AddressSpace& space) {
 
 // Makes the walker's CR3 the current address space, reusing kept roots.
 void ShadowPager::make_current_space() {
-  const std::uint64_t guest_root = m_walker.root() & page_entry::kAddressMask;
+  const GuestPhysAddr guest_root(m_walker.root() & page_entry::kAddressMask);
   ++m_use_clock;
   for (std::size_t index = 0; index < m_spaces.size(); ++index) {
     if (m_spaces[index].guest_root == guest_root) {
@@ -376,7 +389,7 @@ void ShadowPager::reset() {
   m_flush_requested = true;
   // create() checked that the pool holds two roots after the monitor mapping.
   AddressSpace space;
-  space.guest_root = m_walker.root() & page_entry::kAddressMask;
+  space.guest_root = GuestPhysAddr(m_walker.root() & page_entry::kAddressMask);
   space.last_use = ++m_use_clock;
   (void)allocate_roots(space);
   m_spaces.push_back(space);
@@ -412,7 +425,7 @@ void ShadowPager::guest_page_table_written(GuestPhysAddr address, std::uint64_t 
   }
 }
 
-void ShadowPager::invalidate_page(std::uint64_t address) {
+void ShadowPager::invalidate_page(GuestVirtAddr address) {
   ++m_counters.page_invalidations;
   if (table_index(address, 4) == kMonitorSlot) return;
   // The shadow never holds a translation older than the guest's tables, so
@@ -456,7 +469,7 @@ std::uint64_t ShadowPager::leaf_value(ShadowView view, const PageWalk& walk,
 
 ShadowPager::FillOutcome ShadowPager::fill(ShadowView view, const PageWalk& walk, AccessKind access,
                                            FaultResolution& resolution) {
-  const std::uint64_t address = walk.address;
+  const GuestVirtAddr address = walk.address;
   std::uint32_t table = current_root(view);
   for (unsigned level = 4; level > 1; --level) {
     const unsigned index = table_index(address, level);
@@ -486,7 +499,9 @@ ShadowPager::FillOutcome ShadowPager::fill(ShadowView view, const PageWalk& walk
     return FillOutcome::Done;
   }
   if (auto status = m_walker.mark_accessed(walk, access); !status && !m_failure) {
-    m_failure = status.error();
+    m_failure =
+        Error{ShadowPagingError::kTableAccessFailed,
+              "shadow pager: setting the guest's accessed flags failed: " + status.error().message};
   }
   store(table, index, leaf_value(view, walk, access));
   ++m_counters.fills;
@@ -494,17 +509,19 @@ ShadowPager::FillOutcome ShadowPager::fill(ShadowView view, const PageWalk& walk
   return FillOutcome::Done;
 }
 
-Result<FaultResolution> ShadowPager::handle_fault(ShadowView view, std::uint64_t address,
+Result<FaultResolution> ShadowPager::handle_fault(ShadowView view, GuestVirtAddr address,
                                                   std::uint32_t hardware_error_code) {
   if (m_failure) return *m_failure;
   if ((hardware_error_code & kPageFaultReservedBit) != 0) {
-    return Error{"shadow pager: reserved-bit page fault at " + hex(address) +
-                 ": a shadow entry has XD set while the real EFER.NXE is clear; the real "
-                 "EFER.NXE must follow the guest's"};
+    return Error{ShadowPagingError::kReservedBitInShadow,
+                 "shadow pager: reserved-bit page fault at " + hex(address.value()) +
+                     ": a shadow entry has XD set while the real EFER.NXE is clear; the real "
+                     "EFER.NXE must follow the guest's"};
   }
   if ((hardware_error_code & kPageFaultUser) == 0) {
-    return Error{"shadow pager: page fault at CPL0 at " + hex(address) +
-                 ": the monitor touched an address outside its region"};
+    return Error{ShadowPagingError::kMonitorFault,
+                 "shadow pager: page fault at CPL0 at " + hex(address.value()) +
+                     ": the monitor touched an address outside its region"};
   }
   // The real error code says what the access was; the view says at which
   // privilege the guest believes it ran.
@@ -527,7 +544,8 @@ Result<FaultResolution> ShadowPager::handle_fault(ShadowView view, std::uint64_t
     // Start over with an empty pool; create() made sure one fill fits.
     reset();
     if (fill(view, walk, access, resolution) == FillOutcome::PoolExhausted) {
-      return Error{"shadow pager: the table pool cannot hold one translation"};
+      return Error{ShadowPagingError::kPoolTooSmall,
+                   "shadow pager: the table pool cannot hold one translation"};
     }
   }
   if (m_failure) return *m_failure;

@@ -1,5 +1,7 @@
 #include "vmlab/monitor/event_delivery.hpp"
+#include "vmlab/cpu_mode.hpp"
 #include "vmlab/format.hpp"
+#include "vmlab/little_endian.hpp"
 
 #include <array>
 #include <cstdio>
@@ -37,11 +39,7 @@ Event page_fault(const GuestVirtualMemory::Fault& fault) {
 }
 
 std::uint64_t load_quadword(std::span<const std::uint8_t> bytes, std::size_t offset) {
-  std::uint64_t value = 0;
-  for (std::size_t index = 0; index < 8; ++index) {
-    value |= std::uint64_t{bytes[offset + index]} << (8 * index);
-  }
-  return value;
+  return load_little_endian(bytes.subspan(offset, 8));
 }
 
 AccessPrivilege privilege_of(std::uint8_t privilege_level) {
@@ -89,7 +87,7 @@ std::string describe(const Event& event) {
   std::string text = "vector " + std::to_string(event.vector);
   if (event.error_code) text += " error code " + hex(*event.error_code);
   if (event.vector == kVectorPageFault && event.source == EventSource::Exception) {
-    text += " address " + hex(event.fault_address);
+    text += " address " + hex(event.fault_address.value());
   }
   return text;
 }
@@ -103,7 +101,8 @@ OrFault<std::uint64_t> read_tss_quadword(const VirtualCpu& cpu, GuestVirtualMemo
     return {0, exception_with_code(kVectorInvalidTss, cpu.tr & kSelectorIndexMask)};
   }
   std::array<std::uint8_t, 8> bytes{};
-  if (auto fault = memory.read(cpu.tss_base + offset, bytes, AccessPrivilege::Supervisor)) {
+  if (auto fault =
+          memory.read(GuestVirtAddr(cpu.tss_base + offset), bytes, AccessPrivilege::Supervisor)) {
     return {0, page_fault(*fault)};
   }
   return {load_quadword(bytes, 0), std::nullopt};
@@ -122,7 +121,8 @@ std::optional<Event> deliver_once(GuestRegisters& registers, VirtualCpu& cpu,
   const std::uint64_t gate_offset = std::uint64_t{event.vector} * 16;
   if (gate_offset + 15 > cpu.idtr.limit) return general_protection(gate_error);
   std::array<std::uint8_t, 16> gate{};
-  if (auto fault = memory.read(cpu.idtr.base + gate_offset, gate, AccessPrivilege::Supervisor)) {
+  if (auto fault = memory.read(GuestVirtAddr(cpu.idtr.base + gate_offset), gate,
+                               AccessPrivilege::Supervisor)) {
     return page_fault(*fault);
   }
   const std::uint64_t low = load_quadword(gate, 0);
@@ -159,7 +159,7 @@ std::optional<Event> deliver_once(GuestRegisters& registers, VirtualCpu& cpu,
   }
   if (!code.value.present) return exception_with_code(kVectorSegmentNotPresent, selector_error);
   if (!code.value.is_64bit_code()) return general_protection(selector_error);
-  if (!is_canonical(handler, cpu)) return general_protection(external);
+  if (!is_canonical(GuestVirtAddr(handler), cpu)) return general_protection(external);
 
   const std::uint8_t new_privilege =
       code.value.is_conforming_code() ? cpu.cpl : code.value.privilege_level;
@@ -191,8 +191,8 @@ std::optional<Event> deliver_once(GuestRegisters& registers, VirtualCpu& cpu,
   frame[count++] = guest_visible_rflags(registers, cpu);
   frame[count++] = registers.rsp;
   frame[count++] = cpu.ss;
-  const std::uint64_t frame_address = stack - 8 * count;
-  if (!is_canonical(frame_address, cpu) || !is_canonical(stack - 1, cpu)) {
+  const GuestVirtAddr frame_address(stack - 8 * count);
+  if (!is_canonical(frame_address, cpu) || !is_canonical(GuestVirtAddr(stack - 1), cpu)) {
     return exception_with_code(kVectorStackFault, external);
   }
   // Pushed one quadword at a time from SS down, as the CPU does: the first
@@ -200,16 +200,14 @@ std::optional<Event> deliver_once(GuestRegisters& registers, VirtualCpu& cpu,
   // space the guest does not own yet).
   for (std::size_t index = count; index-- > 0;) {
     std::array<std::uint8_t, 8> bytes{};
-    for (std::size_t byte = 0; byte < 8; ++byte) {
-      bytes[byte] = static_cast<std::uint8_t>(frame[index] >> (8 * byte));
-    }
+    store_little_endian(bytes, frame[index]);
     if (auto fault = memory.write(frame_address + 8 * index, bytes, privilege_of(new_privilege))) {
       return page_fault(*fault);
     }
   }
 
   // Committed. 6.12.1.3: TF, NT, RF and VM cleared; an interrupt gate clears IF.
-  registers.rsp = frame_address;
+  registers.rsp = frame_address.value();
   registers.rip = handler;
   registers.rflags &= ~(kRflagsTrap | kRflagsNestedTask | kRflagsResume | kRflagsVirtual8086);
   registers.rflags |= kRflagsFixed;
@@ -241,11 +239,12 @@ void set_guest_visible_rflags(GuestRegisters& registers, VirtualCpu& cpu, std::u
   registers.rflags = rflags | kRflagsFixed;
 }
 
-bool is_canonical(std::uint64_t address, const VirtualCpu& cpu) {
+bool is_canonical(GuestVirtAddr address, const VirtualCpu& cpu) {
   const unsigned bits = (cpu.cr4 & kCr4FiveLevelPaging) != 0 ? 57 : 48;
+  const std::uint64_t value = address.value();
   const auto sign_extended =
-      static_cast<std::uint64_t>(static_cast<std::int64_t>(address << (64 - bits)) >> (64 - bits));
-  return sign_extended == address;
+      static_cast<std::uint64_t>(static_cast<std::int64_t>(value << (64 - bits)) >> (64 - bits));
+  return sign_extended == value;
 }
 
 SegmentDescriptor decode_segment_descriptor(std::uint64_t low, std::uint64_t high) {
@@ -279,8 +278,8 @@ OrFault<SegmentDescriptor> read_gdt_descriptor(const VirtualCpu& cpu, GuestVirtu
     return {{}, general_protection(selector_error)};
   }
   std::array<std::uint8_t, 16> bytes{};
-  if (auto fault = memory.read(cpu.gdtr.base + offset, std::span(bytes.data(), length),
-                               AccessPrivilege::Supervisor)) {
+  if (auto fault = memory.read(GuestVirtAddr(cpu.gdtr.base + offset),
+                               std::span(bytes.data(), length), AccessPrivilege::Supervisor)) {
     return {{}, page_fault(*fault)};
   }
   return {decode_segment_descriptor(load_quadword(bytes, 0),
@@ -294,20 +293,21 @@ Result<void> deliver_event(GuestRegisters& registers, VirtualCpu& cpu, GuestVirt
   // CR2 is loaded when a page fault is raised (Intel SDM vol. 3A, 6.15,
   // "Interrupt 14"), whether or not it is then delivered as such.
   if (current.vector == kVectorPageFault && current.source == EventSource::Exception) {
-    cpu.cr2 = current.fault_address;
+    cpu.cr2 = current.fault_address.value();
   }
   // Each round either delivers or escalates (benign -> any -> #DF -> triple
   // fault), so three rounds always end it; the bound is only a guard.
   for (int round = 0; round < 4; ++round) {
     std::optional<Event> fault = deliver_once(registers, cpu, memory, current);
     if (!fault) return {};
-    if (fault->vector == kVectorPageFault) cpu.cr2 = fault->fault_address;
+    if (fault->vector == kVectorPageFault) cpu.cr2 = fault->fault_address.value();
     const FaultClass first = classify(current);
     const FaultClass second = classify(*fault);
     if (first == FaultClass::DoubleFault && becomes_double_fault(first, second)) {
-      return Error{"triple fault: " + describe(*fault) +
-                   " while delivering a double fault to the guest kernel (Intel SDM vol. 3A, "
-                   "6.15: the CPU shuts down); check the guest's IDT, GDT, TSS and stacks"};
+      return Error{ModeError::kGuestTripleFault,
+                   "triple fault: " + describe(*fault) +
+                       " while delivering a double fault to the guest kernel (Intel SDM vol. 3A, "
+                       "6.15: the CPU shuts down); check the guest's IDT, GDT, TSS and stacks"};
     }
     if (becomes_double_fault(first, second)) {
       current = Event{kVectorDoubleFault, 0u, EventSource::Exception};
@@ -315,7 +315,8 @@ Result<void> deliver_event(GuestRegisters& registers, VirtualCpu& cpu, GuestVirt
       current = *fault;
     }
   }
-  return Error{"event delivery did not converge for " + describe(event)};
+  return Error{ModeError::kGuestTripleFault,
+               "event delivery did not converge for " + describe(event)};
 }
 
 void deliver_syscall(GuestRegisters& registers, VirtualCpu& cpu) {

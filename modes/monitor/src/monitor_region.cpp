@@ -1,6 +1,9 @@
 #include "vmlab/monitor/monitor_region.hpp"
 
 #include <array>
+#include <span>
+
+#include "vmlab/little_endian.hpp"
 
 namespace vmlab::monitor {
 
@@ -38,7 +41,7 @@ std::array<std::uint64_t, 2> interrupt_gate(std::uint64_t handler, std::uint8_t 
 
 Status build_monitor_region(GuestMemoryAccess& memory) {
   // TSS descriptor (SDM 7.2.3): 16 bytes, type 9 (available 64-bit TSS).
-  const std::uint64_t tss = monitor_virtual(kTssOffset);
+  const std::uint64_t tss = monitor_virtual(kTssOffset).value();
   const std::uint64_t tss_limit = 0x67;
   const std::uint64_t tss_low =
       tss_limit | ((tss & 0xffffff) << 16) | (0x89ULL << 40) | ((tss >> 24 & 0xff) << 56);
@@ -50,7 +53,8 @@ Status build_monitor_region(GuestMemoryAccess& memory) {
   std::array<std::uint64_t, 512> idt{};
   for (unsigned vector = 0; vector < 256; ++vector) {
     const std::uint8_t ist = (vector == 2 || vector == 8 || vector == 18) ? 1 : 0;
-    const auto gate = interrupt_gate(monitor_virtual(kStubsOffset + vector * kStubSize), ist);
+    const auto gate =
+        interrupt_gate(monitor_virtual(kStubsOffset + vector * kStubSize).value(), ist);
     idt[std::size_t{vector} * 2] = gate[0];
     idt[std::size_t{vector} * 2 + 1] = gate[1];
   }
@@ -61,12 +65,10 @@ Status build_monitor_region(GuestMemoryAccess& memory) {
   // access at CPL3 always faults.
   std::array<std::uint8_t, 0x68> tss_bytes{};
   auto put64 = [&](std::size_t offset, std::uint64_t value) {
-    for (std::size_t byte = 0; byte < 8; ++byte) {
-      tss_bytes[offset + byte] = static_cast<std::uint8_t>(value >> (8 * byte));
-    }
+    store_little_endian(std::span(tss_bytes).subspan(offset, 8), value);
   };
-  put64(4, monitor_virtual(kStackTopOffset));
-  put64(0x24, monitor_virtual(kFaultStackTopOffset));
+  put64(4, monitor_virtual(kStackTopOffset).value());
+  put64(0x24, monitor_virtual(kFaultStackTopOffset).value());
   tss_bytes[0x66] = 0x68;
   if (auto status = memory.write_object(monitor_physical(kTssOffset), tss_bytes); !status) {
     return status;
@@ -92,11 +94,11 @@ Status set_user_segments_present(GuestMemoryAccess& memory, bool present) {
   return {};
 }
 
-std::optional<StubHit> stub_at(std::uint64_t rip_after_out) {
-  const std::uint64_t stubs = monitor_virtual(kStubsOffset);
+std::optional<StubHit> stub_at(GuestVirtAddr rip_after_out) {
+  const GuestVirtAddr stubs = monitor_virtual(kStubsOffset);
   if (rip_after_out == monitor_virtual(kSyscallStubOffset) + kOutLength) return StubHit{true, 0};
   if (rip_after_out < stubs + kOutLength) return std::nullopt;
-  const std::uint64_t offset = rip_after_out - kOutLength - stubs;
+  const std::uint64_t offset = (rip_after_out - stubs) - kOutLength;
   if (offset % kStubSize != 0 || offset / kStubSize >= 256) return std::nullopt;
   return StubHit{false, static_cast<std::uint8_t>(offset / kStubSize)};
 }

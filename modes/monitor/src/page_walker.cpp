@@ -51,7 +51,7 @@ std::uint64_t PageWalker::reserved_bits(std::uint64_t entry, unsigned level) con
   return reserved;
 }
 
-PageWalk PageWalker::walk(std::uint64_t address) const {
+PageWalk PageWalker::walk(GuestVirtAddr address) const {
   PageWalk result;
   result.address = address;
   if (m_options.hidden_pml4_slot && table_index(address, 4) == *m_options.hidden_pml4_slot) {
@@ -84,7 +84,7 @@ PageWalk PageWalker::walk(std::uint64_t address) const {
     if (leaf) {
       const std::uint64_t page_size = result.page_size();
       const std::uint64_t frame = *entry & address_mask & ~(page_size - 1);
-      result.physical_address = GuestPhysAddr(frame | (address & (page_size - 1)));
+      result.physical_address = GuestPhysAddr(frame | (address.value() & (page_size - 1)));
       result.outcome = PageWalk::Outcome::Mapped;
       return result;
     }
@@ -155,7 +155,7 @@ Status PageWalker::mark_accessed(const PageWalk& walk, AccessKind access) {
   return {};
 }
 
-std::variant<GuestPhysAddr, PageWalker::Fault> PageWalker::translate(std::uint64_t address,
+std::variant<GuestPhysAddr, PageWalker::Fault> PageWalker::translate(GuestVirtAddr address,
                                                                      AccessKind access,
                                                                      AccessPrivilege privilege) {
   const PageWalk result = walk(address);
@@ -167,13 +167,13 @@ std::variant<GuestPhysAddr, PageWalker::Fault> PageWalker::translate(std::uint64
 }
 
 std::variant<std::vector<PageWalker::Piece>, PageWalker::Fault> PageWalker::translate_range(
-    std::uint64_t address, std::uint64_t length, AccessKind access,
+    GuestVirtAddr address, std::uint64_t length, AccessKind access,
     AccessPrivilege privilege) const {
   std::vector<Piece> pieces;
   for (std::uint64_t offset = 0; offset < length;) {
     // Linear addresses wrap at 2^64 like the processor's.
-    const std::uint64_t virtual_address = address + offset;
-    const std::uint64_t in_page = kPageSize - (virtual_address & (kPageSize - 1));
+    const GuestVirtAddr virtual_address = address + offset;
+    const std::uint64_t in_page = kPageSize - (virtual_address.value() & (kPageSize - 1));
     const std::uint64_t chunk = std::min(length - offset, in_page);
     PageWalk piece_walk = walk(virtual_address);
     if (auto fault = check(piece_walk, access, privilege)) return *fault;
@@ -183,7 +183,7 @@ std::variant<std::vector<PageWalker::Piece>, PageWalker::Fault> PageWalker::tran
   return pieces;
 }
 
-std::optional<PageWalker::Fault> PageWalker::copy_in(std::uint64_t address,
+std::optional<PageWalker::Fault> PageWalker::copy_in(GuestVirtAddr address,
                                                      std::span<std::uint8_t> out, AccessKind access,
                                                      AccessPrivilege privilege) {
   auto translated = translate_range(address, out.size(), access, privilege);
@@ -201,19 +201,19 @@ std::optional<PageWalker::Fault> PageWalker::copy_in(std::uint64_t address,
   return std::nullopt;
 }
 
-std::optional<PageWalker::Fault> PageWalker::read(std::uint64_t address,
+std::optional<PageWalker::Fault> PageWalker::read(GuestVirtAddr address,
                                                   std::span<std::uint8_t> out,
                                                   AccessPrivilege privilege) {
   return copy_in(address, out, AccessKind::Read, privilege);
 }
 
-std::optional<PageWalker::Fault> PageWalker::fetch(std::uint64_t address,
+std::optional<PageWalker::Fault> PageWalker::fetch(GuestVirtAddr address,
                                                    std::span<std::uint8_t> out,
                                                    AccessPrivilege privilege) {
   return copy_in(address, out, AccessKind::Fetch, privilege);
 }
 
-std::optional<PageWalker::Fault> PageWalker::write(std::uint64_t address,
+std::optional<PageWalker::Fault> PageWalker::write(GuestVirtAddr address,
                                                    std::span<const std::uint8_t> in,
                                                    AccessPrivilege privilege) {
   auto translated = translate_range(address, in.size(), AccessKind::Write, privilege);

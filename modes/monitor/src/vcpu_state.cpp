@@ -1,6 +1,7 @@
 #include "vmlab/monitor/vcpu_state.hpp"
 
 #include <algorithm>
+#include <array>
 #include <iterator>
 #include <variant>
 
@@ -10,45 +11,60 @@
 
 namespace vmlab::monitor {
 
+Status check_monitor_support(ModeContext& context, std::string_view mode) {
+  constexpr unsigned kNeeded = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+  if ((static_cast<unsigned>(context.vm.check_extension(KVM_CAP_SYNC_REGS)) & kNeeded) != kNeeded) {
+    return Error{MonitorError::kMissingKvmCapability,
+                 "--cpu " + std::string(mode) +
+                     " needs KVM_CAP_SYNC_REGS (registers and special registers), which this "
+                     "KVM lacks"};
+  }
+  if (context.board.interrupt_controller() == nullptr) {
+    return Error{MonitorError::kNeedsVmmIrqchip,
+                 "--cpu " + std::string(mode) + " delivers interrupts itself: use --irqchip vmm"};
+  }
+  return {};
+}
+
+namespace {
+
+// The registers the guest and KVM's sync-regs area share, one to one (RFLAGS
+// is each mode's to translate, see store_registers).
+struct RegisterPair {
+  std::uint64_t GuestRegisters::*guest;
+  __u64 kvm_regs::*real;
+};
+constexpr std::array<RegisterPair, 17> kSharedRegisters{{
+    {&GuestRegisters::rax, &kvm_regs::rax},
+    {&GuestRegisters::rbx, &kvm_regs::rbx},
+    {&GuestRegisters::rcx, &kvm_regs::rcx},
+    {&GuestRegisters::rdx, &kvm_regs::rdx},
+    {&GuestRegisters::rsi, &kvm_regs::rsi},
+    {&GuestRegisters::rdi, &kvm_regs::rdi},
+    {&GuestRegisters::rbp, &kvm_regs::rbp},
+    {&GuestRegisters::rsp, &kvm_regs::rsp},
+    {&GuestRegisters::r8, &kvm_regs::r8},
+    {&GuestRegisters::r9, &kvm_regs::r9},
+    {&GuestRegisters::r10, &kvm_regs::r10},
+    {&GuestRegisters::r11, &kvm_regs::r11},
+    {&GuestRegisters::r12, &kvm_regs::r12},
+    {&GuestRegisters::r13, &kvm_regs::r13},
+    {&GuestRegisters::r14, &kvm_regs::r14},
+    {&GuestRegisters::r15, &kvm_regs::r15},
+    {&GuestRegisters::rip, &kvm_regs::rip},
+}};
+
+}  // namespace
+
 void capture_registers(GuestRegisters& registers, const kvm_regs& real) {
-  registers.rax = real.rax;
-  registers.rbx = real.rbx;
-  registers.rcx = real.rcx;
-  registers.rdx = real.rdx;
-  registers.rsi = real.rsi;
-  registers.rdi = real.rdi;
-  registers.rbp = real.rbp;
-  registers.r8 = real.r8;
-  registers.r9 = real.r9;
-  registers.r10 = real.r10;
-  registers.r11 = real.r11;
-  registers.r12 = real.r12;
-  registers.r13 = real.r13;
-  registers.r14 = real.r14;
-  registers.r15 = real.r15;
-  registers.rip = real.rip;
-  registers.rsp = real.rsp;
+  for (const RegisterPair& pair : kSharedRegisters)
+    registers.*pair.guest = real.*pair.real;
   registers.rflags = real.rflags;
 }
 
 void store_registers(kvm_regs& real, const GuestRegisters& registers) {
-  real.rax = registers.rax;
-  real.rbx = registers.rbx;
-  real.rcx = registers.rcx;
-  real.rdx = registers.rdx;
-  real.rsi = registers.rsi;
-  real.rdi = registers.rdi;
-  real.rbp = registers.rbp;
-  real.r8 = registers.r8;
-  real.r9 = registers.r9;
-  real.r10 = registers.r10;
-  real.r11 = registers.r11;
-  real.r12 = registers.r12;
-  real.r13 = registers.r13;
-  real.r14 = registers.r14;
-  real.r15 = registers.r15;
-  real.rip = registers.rip;
-  real.rsp = registers.rsp;
+  for (const RegisterPair& pair : kSharedRegisters)
+    real.*pair.real = registers.*pair.guest;
 }
 
 kvm_segment flat_segment(std::uint16_t selector, bool code) {
@@ -67,12 +83,12 @@ kvm_segment flat_segment(std::uint16_t selector, bool code) {
 }
 
 void load_monitor_tables(kvm_sregs& special) {
-  special.gdt.base = monitor_virtual(kGdtOffset);
+  special.gdt.base = monitor_virtual(kGdtOffset).value();
   special.gdt.limit = kGdtLimit;
-  special.idt.base = monitor_virtual(kIdtOffset);
+  special.idt.base = monitor_virtual(kIdtOffset).value();
   special.idt.limit = 256 * 16 - 1;
   special.tr = kvm_segment{};
-  special.tr.base = monitor_virtual(kTssOffset);
+  special.tr.base = monitor_virtual(kTssOffset).value();
   special.tr.limit = 0x67;
   special.tr.selector = kTssSelector;
   special.tr.type = 0xb;  // busy 64-bit TSS
@@ -84,7 +100,7 @@ void load_monitor_tables(kvm_sregs& special) {
 Status route_syscall_to_monitor(Vcpu& vcpu) {
   const Vcpu::Msr msrs[] = {
       {kMsrStar, std::uint64_t{kMonitorCodeSelector} << 32},
-      {kMsrLstar, monitor_virtual(kSyscallStubOffset)},
+      {kMsrLstar, monitor_virtual(kSyscallStubOffset).value()},
       {kMsrFmask, kRflagsInterrupt | kRflagsTrap | kRflagsDirection},
   };
   return vcpu.set_msrs(msrs);
@@ -135,10 +151,11 @@ Result<std::optional<StubHit>> trapping_stub(const VcpuExit& exit, const kvm_run
   if (io == nullptr || io->port != IoPort(kMonitorPort) || run.s.regs.sregs.cs.dpl != 0) {
     return std::optional<StubHit>();
   }
-  auto hit = stub_at(run.s.regs.regs.rip);
+  auto hit = stub_at(GuestVirtAddr(run.s.regs.regs.rip));
   if (!hit) {
-    return Error{"the monitor port was written at rip " + hex(run.s.regs.regs.rip) +
-                 ", outside the monitor's stubs"};
+    return Error{MonitorError::kStrayMonitorPortWrite, "the monitor port was written at rip " +
+                                                           hex(run.s.regs.regs.rip) +
+                                                           ", outside the monitor's stubs"};
   }
   return hit;
 }

@@ -30,8 +30,8 @@ constexpr std::string_view kHypercallNames[] = {
 static_assert(std::size(kHypercallNames) == VMLAB_HYPERCALL_COUNT);
 
 // A canonical 48-bit address (Intel SDM vol. 1, 3.3.7.1).
-bool is_canonical(std::uint64_t address) {
-  const auto upper = static_cast<std::int64_t>(address) >> 47;
+bool is_canonical(GuestVirtAddr address) {
+  const auto upper = static_cast<std::int64_t>(address.value()) >> 47;
   return upper == 0 || upper == -1;
 }
 
@@ -56,6 +56,14 @@ DescriptorCheck check_descriptor(std::uint64_t descriptor) {
   return DescriptorCheck::Ok;
 }
 
+// STACK_SWITCH and SET_CALLBACKS: an address the monitor will jump or
+// switch to later must be canonical now.
+std::int64_t set_canonical(GuestVirtAddr& field, GuestVirtAddr address) {
+  if (!is_canonical(address)) return VMLAB_EINVAL;
+  field = address;
+  return VMLAB_OK;
+}
+
 }  // namespace
 
 std::string_view hypercall_name(std::uint64_t number) {
@@ -63,7 +71,7 @@ std::string_view hypercall_name(std::uint64_t number) {
 }
 
 template <typename T>
-std::optional<T> Hypercalls::read_virtual(std::uint64_t address) {
+std::optional<T> Hypercalls::read_virtual(GuestVirtAddr address) {
   static_assert(std::is_trivially_copyable_v<T>);
   if (!is_canonical(address)) return std::nullopt;
   T object{};
@@ -76,7 +84,7 @@ std::optional<T> Hypercalls::read_virtual(std::uint64_t address) {
 }
 
 template <typename T>
-bool Hypercalls::write_virtual(std::uint64_t address, const T& value) {
+bool Hypercalls::write_virtual(GuestVirtAddr address, const T& value) {
   static_assert(std::is_trivially_copyable_v<T>);
   if (!is_canonical(address)) return false;
   auto fault = m_environment.kernel_memory().write(
@@ -89,20 +97,16 @@ bool Hypercalls::write_virtual(std::uint64_t address, const T& value) {
 // the monitor's stores (a fault address the guest chose, counters) would
 // become entries the validator never saw. Events stay masked instead.
 std::optional<vmlab_shared_info> Hypercalls::shared_info() const {
-  if (!m_state.shared_info || m_validator.is_page_table(GuestPhysAddr(*m_state.shared_info))) {
-    return std::nullopt;
-  }
-  auto info = m_memory.read_object<vmlab_shared_info>(GuestPhysAddr(*m_state.shared_info));
+  if (!m_state.shared_info || m_validator.is_page_table(*m_state.shared_info)) return std::nullopt;
+  auto info = m_memory.read_object<vmlab_shared_info>(*m_state.shared_info);
   if (!info) return std::nullopt;
   return *info;
 }
 
 void Hypercalls::write_shared_info(const vmlab_shared_info& info) {
-  if (!m_state.shared_info || m_validator.is_page_table(GuestPhysAddr(*m_state.shared_info))) {
-    return;
-  }
+  if (!m_state.shared_info || m_validator.is_page_table(*m_state.shared_info)) return;
   // The frame was checked to lie in guest RAM when it was registered.
-  (void)m_memory.write_object(GuestPhysAddr(*m_state.shared_info), info);
+  (void)m_memory.write_object(*m_state.shared_info, info);
 }
 
 bool Hypercalls::events_masked() const {
@@ -129,9 +133,9 @@ void Hypercalls::set_event_pending(bool pending) {
   }
 }
 
-void Hypercalls::set_fault_address(std::uint64_t address) {
+void Hypercalls::set_fault_address(GuestVirtAddr address) {
   if (auto info = shared_info()) {
-    info->cr2 = address;
+    info->cr2 = address.value();
     write_shared_info(*info);
   }
 }
@@ -167,27 +171,22 @@ HypercallOutcome Hypercalls::dispatch(std::uint64_t number,
   HypercallOutcome outcome;
   switch (number) {
     case VMLAB_HYPERCALL_SET_TRAP_TABLE:
-      outcome.result = set_trap_table(arguments[0], arguments[1]);
+      outcome.result = set_trap_table(GuestVirtAddr(arguments[0]), arguments[1]);
       break;
     case VMLAB_HYPERCALL_MMU_UPDATE:
-      outcome = mmu_update(arguments[0], arguments[1]);
+      outcome = mmu_update(GuestVirtAddr(arguments[0]), arguments[1]);
       break;
     case VMLAB_HYPERCALL_UPDATE_VA_MAPPING:
-      outcome.result = update_va_mapping(arguments[0], arguments[1]);
+      outcome.result = update_va_mapping(GuestVirtAddr(arguments[0]), arguments[1]);
       break;
     case VMLAB_HYPERCALL_NEW_BASEPTR:
-      outcome.result = new_baseptr(arguments[0], arguments[1]);
+      outcome.result = new_baseptr(GuestPhysAddr(arguments[0]), arguments[1]);
       break;
     case VMLAB_HYPERCALL_SET_GDT:
-      outcome.result = set_gdt(arguments[0], arguments[1]);
+      outcome.result = set_gdt(GuestVirtAddr(arguments[0]), arguments[1]);
       break;
     case VMLAB_HYPERCALL_STACK_SWITCH:
-      if (!is_canonical(arguments[0])) {
-        outcome.result = VMLAB_EINVAL;
-      } else {
-        m_state.kernel_stack = arguments[0];
-        outcome.result = VMLAB_OK;
-      }
+      outcome.result = set_canonical(m_state.kernel_stack, GuestVirtAddr(arguments[0]));
       break;
     case VMLAB_HYPERCALL_SCHED_OP:
       if (arguments[0] == VMLAB_SCHED_YIELD) {
@@ -211,25 +210,20 @@ HypercallOutcome Hypercalls::dispatch(std::uint64_t number,
       if (outcome.result == VMLAB_OK) outcome.continuation = HypercallContinuation::Iret;
       break;
     case VMLAB_HYPERCALL_CONSOLE_IO:
-      outcome.result = console_io(arguments[0], arguments[1], arguments[2]);
+      outcome.result = console_io(arguments[0], arguments[1], GuestVirtAddr(arguments[2]));
       break;
     case VMLAB_HYPERCALL_MULTICALL:
       if (batched) {
         outcome.result = VMLAB_EINVAL;
         break;
       }
-      outcome = multicall(arguments[0], arguments[1], registers);
+      outcome = multicall(GuestVirtAddr(arguments[0]), arguments[1], registers);
       break;
     case VMLAB_HYPERCALL_REGISTER_SHARED_INFO:
-      outcome.result = register_shared_info(arguments[0]);
+      outcome.result = register_shared_info(GuestPhysAddr(arguments[0]));
       break;
     case VMLAB_HYPERCALL_SET_CALLBACKS:
-      if (!is_canonical(arguments[0])) {
-        outcome.result = VMLAB_EINVAL;
-      } else {
-        m_state.syscall_entry = arguments[0];
-        outcome.result = VMLAB_OK;
-      }
+      outcome.result = set_canonical(m_state.syscall_entry, GuestVirtAddr(arguments[0]));
       break;
     case VMLAB_HYPERCALL_PORT_IO:
       outcome.result = port_io(arguments[0], arguments[1], arguments[2], arguments[3]);
@@ -249,7 +243,7 @@ HypercallOutcome Hypercalls::dispatch(std::uint64_t number,
   return outcome;
 }
 
-std::int64_t Hypercalls::set_trap_table(std::uint64_t address, std::uint64_t count) {
+std::int64_t Hypercalls::set_trap_table(GuestVirtAddr address, std::uint64_t count) {
   if (count > m_state.trap_table.size()) return VMLAB_EINVAL;
   // Read and check every entry before installing any, so a bad table
   // changes nothing.
@@ -258,55 +252,58 @@ std::int64_t Hypercalls::set_trap_table(std::uint64_t address, std::uint64_t cou
   for (std::uint64_t index = 0; index < count; ++index) {
     auto entry = read_virtual<vmlab_trap_info>(address + index * sizeof(vmlab_trap_info));
     if (!entry) return VMLAB_EFAULT;
-    if (entry->handler != 0 && !is_canonical(entry->handler)) return VMLAB_EINVAL;
+    if (entry->handler != 0 && !is_canonical(GuestVirtAddr(entry->handler))) return VMLAB_EINVAL;
     if ((entry->flags & ~static_cast<unsigned>(VMLAB_TRAP_MASK_EVENTS)) != 0) return VMLAB_EINVAL;
     entries.push_back(*entry);
   }
   for (const auto& entry : entries) {
-    m_state.trap_table[entry.vector] = {entry.handler, (entry.flags & VMLAB_TRAP_MASK_EVENTS) != 0};
+    m_state.trap_table[entry.vector] = {GuestVirtAddr(entry.handler),
+                                        (entry.flags & VMLAB_TRAP_MASK_EVENTS) != 0};
   }
   return VMLAB_OK;
 }
 
-std::int64_t Hypercalls::apply_update(std::uint64_t pointer, std::uint64_t value) {
-  auto update = m_validator.update(GuestPhysAddr(pointer), value);
+std::int64_t Hypercalls::apply_update(GuestPhysAddr pointer, std::uint64_t value) {
+  auto update = m_validator.update(pointer, value);
   if (update.result == VMLAB_OK && update.flush_needed) m_environment.flush_translations();
   return update.result;
 }
 
-HypercallOutcome Hypercalls::mmu_update(std::uint64_t address, std::uint64_t count) {
+HypercallOutcome Hypercalls::start_batch(std::uint64_t count) {
   HypercallOutcome outcome;
   outcome.batch_size = static_cast<std::uint32_t>(std::min(count, kMaximumBatch));
-  if (count == 0 || count > kMaximumBatch) {
-    outcome.result = VMLAB_EINVAL;
-    return outcome;
+  if (count == 0 || count > kMaximumBatch) outcome.result = VMLAB_EINVAL;
+  return outcome;
+}
+
+template <typename Element, typename Handle>
+std::uint64_t Hypercalls::run_batch(GuestVirtAddr address, std::uint64_t count, Handle&& handle) {
+  for (std::uint64_t index = 0; index < count; ++index) {
+    const GuestVirtAddr element_address = address + index * sizeof(Element);
+    auto element = read_virtual<Element>(element_address);
+    if (!element) return index;
+    handle(*element);
+    if (!write_virtual(element_address, *element)) return index;
   }
+  return count;
+}
+
+HypercallOutcome Hypercalls::mmu_update(GuestVirtAddr address, std::uint64_t count) {
+  HypercallOutcome outcome = start_batch(count);
+  if (outcome.result != VMLAB_OK) return outcome;
   std::int64_t succeeded = 0;
   std::int64_t first_error = VMLAB_OK;
-  bool array_faulted = false;
-  for (std::uint64_t index = 0; index < count; ++index) {
-    const std::uint64_t request_address = address + index * sizeof(vmlab_mmu_update);
-    auto request = read_virtual<vmlab_mmu_update>(request_address);
-    if (!request) {
-      // The rest of the batch cannot even be read: stop here.
-      if (first_error == VMLAB_OK) first_error = VMLAB_EFAULT;
-      array_faulted = true;
-      break;
-    }
-    request->result = apply_update(request->pointer, request->value);
-    if (request->result == VMLAB_OK) {
-      ++succeeded;
-    } else if (first_error == VMLAB_OK) {
-      first_error = request->result;
-    }
-    if (!write_virtual(request_address, *request)) {
-      if (first_error == VMLAB_OK) first_error = VMLAB_EFAULT;
-      array_faulted = true;
-      break;
-    }
-  }
-  // An array the monitor cannot follow is EFAULT (hypercall.h, "Pointers"),
-  // as in Xen; the requests before the fault were applied and carry results.
+  const std::uint64_t done =
+      run_batch<vmlab_mmu_update>(address, count, [&](vmlab_mmu_update& request) {
+        request.result = apply_update(GuestPhysAddr(request.pointer), request.value);
+        if (request.result == VMLAB_OK) {
+          ++succeeded;
+        } else if (first_error == VMLAB_OK) {
+          first_error = request.result;
+        }
+      });
+  const bool array_faulted = done != count;
+  if (array_faulted && first_error == VMLAB_OK) first_error = VMLAB_EFAULT;
   outcome.result = array_faulted ? VMLAB_EFAULT : succeeded;
   outcome.detail = "mmu_update(" + std::to_string(count) +
                    " requests) = " + std::to_string(succeeded) +
@@ -314,42 +311,43 @@ HypercallOutcome Hypercalls::mmu_update(std::uint64_t address, std::uint64_t cou
   return outcome;
 }
 
-std::int64_t Hypercalls::update_va_mapping(std::uint64_t virtual_address, std::uint64_t value) {
-  if (!is_canonical(virtual_address) || m_state.kernel_root == 0) return VMLAB_EINVAL;
+std::int64_t Hypercalls::update_va_mapping(GuestVirtAddr virtual_address, std::uint64_t value) {
+  if (!is_canonical(virtual_address) || m_state.kernel_root == GuestPhysAddr()) return VMLAB_EINVAL;
   // The 4 KiB entry for the address: walk the kernel-mode tables down to
   // the page table that holds it (SDM vol. 3A, 4.5).
-  std::uint64_t table = m_state.kernel_root;
+  GuestPhysAddr table = m_state.kernel_root;
   for (unsigned level = 4; level > 1; --level) {
-    const auto entry_address =
-        GuestPhysAddr(table + monitor::table_index(virtual_address, level) * sizeof(std::uint64_t));
+    const GuestPhysAddr entry_address =
+        table + monitor::table_index(virtual_address, level) * sizeof(std::uint64_t);
     auto entry = m_memory.read_object<std::uint64_t>(entry_address);
     if (!entry) return VMLAB_EFAULT;
     if ((*entry & page_entry::kPresent) == 0) return VMLAB_EFAULT;
     if ((*entry & page_entry::kLargePage) != 0) return VMLAB_EINVAL;
-    table = *entry & page_entry::kAddressMask;
+    table = GuestPhysAddr(*entry & page_entry::kAddressMask);
   }
   return apply_update(table + monitor::table_index(virtual_address, 1) * sizeof(std::uint64_t),
                       value);
 }
 
-std::int64_t Hypercalls::new_baseptr(std::uint64_t root, std::uint64_t kind) {
+std::int64_t Hypercalls::new_baseptr(GuestPhysAddr root, std::uint64_t kind) {
   if (kind != VMLAB_BASEPTR_KERNEL && kind != VMLAB_BASEPTR_USER) return VMLAB_EINVAL;
-  std::uint64_t& current = kind == VMLAB_BASEPTR_KERNEL ? m_state.kernel_root : m_state.user_root;
-  if (kind == VMLAB_BASEPTR_USER && root == 0) {
-    if (current != 0) (void)m_validator.unpin_root(GuestPhysAddr(current));
-    current = 0;
+  GuestPhysAddr& current = kind == VMLAB_BASEPTR_KERNEL ? m_state.kernel_root : m_state.user_root;
+  const GuestPhysAddr none;
+  if (kind == VMLAB_BASEPTR_USER && root == none) {
+    if (current != none) (void)m_validator.unpin_root(current);
+    current = none;
     return VMLAB_OK;
   }
   if (root == current) return VMLAB_OK;
-  const std::int64_t result = m_validator.pin_root(GuestPhysAddr(root));
+  const std::int64_t result = m_validator.pin_root(root);
   if (result != VMLAB_OK) return result;
-  if (current != 0) (void)m_validator.unpin_root(GuestPhysAddr(current));
+  if (current != none) (void)m_validator.unpin_root(current);
   current = root;
   if (kind == VMLAB_BASEPTR_KERNEL) m_environment.kernel_root_changed(root);
   return VMLAB_OK;
 }
 
-std::int64_t Hypercalls::set_gdt(std::uint64_t address, std::uint64_t entries) {
+std::int64_t Hypercalls::set_gdt(GuestVirtAddr address, std::uint64_t entries) {
   if (entries == 0 || entries > 8192) return VMLAB_EINVAL;  // a GDT holds 8192 descriptors
   for (std::uint64_t index = 0; index < entries; ++index) {
     auto descriptor = read_virtual<std::uint64_t>(address + index * 8);
@@ -371,7 +369,7 @@ std::int64_t Hypercalls::set_gdt(std::uint64_t address, std::uint64_t entries) {
 }
 
 std::int64_t Hypercalls::console_io(std::uint64_t operation, std::uint64_t count,
-                                    std::uint64_t address) {
+                                    GuestVirtAddr address) {
   if (operation != VMLAB_CONSOLE_WRITE || count > kMaximumConsoleWrite) return VMLAB_EINVAL;
   std::string text(count, '\0');
   if (!is_canonical(address) ||
@@ -384,44 +382,26 @@ std::int64_t Hypercalls::console_io(std::uint64_t operation, std::uint64_t count
   return static_cast<std::int64_t>(count);
 }
 
-HypercallOutcome Hypercalls::multicall(std::uint64_t address, std::uint64_t count,
+HypercallOutcome Hypercalls::multicall(GuestVirtAddr address, std::uint64_t count,
                                        monitor::GuestRegisters& registers) {
-  HypercallOutcome outcome;
-  outcome.batch_size = static_cast<std::uint32_t>(std::min(count, kMaximumBatch));
-  if (count == 0 || count > kMaximumBatch) {
-    outcome.result = VMLAB_EINVAL;
-    return outcome;
-  }
-  std::int64_t ran = 0;
-  bool array_faulted = false;
-  for (std::uint64_t index = 0; index < count; ++index) {
-    const std::uint64_t entry_address = address + index * sizeof(vmlab_multicall);
-    auto entry = read_virtual<vmlab_multicall>(entry_address);
-    if (!entry) {
-      array_faulted = true;
-      break;
-    }
-    const std::array<std::uint64_t, 5> arguments = {entry->arguments[0], entry->arguments[1],
-                                                    entry->arguments[2], entry->arguments[3],
-                                                    entry->arguments[4]};
-    entry->result = dispatch(entry->op, arguments, registers, /*batched=*/true).result;
-    if (!write_virtual(entry_address, *entry)) {
-      array_faulted = true;
-      break;
-    }
-    ++ran;
-  }
-  // As for mmu_update: an array the monitor cannot follow is EFAULT.
-  outcome.result = array_faulted ? VMLAB_EFAULT : ran;
+  HypercallOutcome outcome = start_batch(count);
+  if (outcome.result != VMLAB_OK) return outcome;
+  const std::uint64_t ran = run_batch<vmlab_multicall>(address, count, [&](vmlab_multicall& entry) {
+    const std::array<std::uint64_t, 5> arguments = {entry.arguments[0], entry.arguments[1],
+                                                    entry.arguments[2], entry.arguments[3],
+                                                    entry.arguments[4]};
+    entry.result = dispatch(entry.op, arguments, registers, /*batched=*/true).result;
+  });
+  outcome.result = ran != count ? VMLAB_EFAULT : static_cast<std::int64_t>(ran);
   outcome.detail = "multicall(" + std::to_string(count) + " calls) = " + std::to_string(ran);
   return outcome;
 }
 
-std::int64_t Hypercalls::register_shared_info(std::uint64_t frame) {
-  if ((frame & (kPageSize - 1)) != 0) return VMLAB_EINVAL;
-  if (!m_memory.contains(GuestPhysAddr(frame), kPageSize)) return VMLAB_EFAULT;
+std::int64_t Hypercalls::register_shared_info(GuestPhysAddr frame) {
+  if ((frame.value() & (kPageSize - 1)) != 0) return VMLAB_EINVAL;
+  if (!m_memory.contains(frame, kPageSize)) return VMLAB_EFAULT;
   // The monitor writes this page from the host: it must not be a page table.
-  if (m_validator.is_page_table(GuestPhysAddr(frame))) return VMLAB_EBUSY;
+  if (m_validator.is_page_table(frame)) return VMLAB_EBUSY;
   m_state.shared_info = frame;
   vmlab_shared_info info{};
   info.upcall_mask = 1;  // events stay masked until the kernel unmasks them
@@ -449,21 +429,28 @@ std::int64_t Hypercalls::port_io(std::uint64_t port, std::uint64_t flags, std::u
   if (count == 0 || count > kMaximumPortString) return VMLAB_EINVAL;
   std::vector<std::uint8_t> buffer(bytes);
   auto& memory = m_environment.kernel_memory();
-  if (!is_canonical(value) || !is_canonical(value + bytes - 1)) return VMLAB_EFAULT;
+  const GuestVirtAddr buffer_address(value);  // the string forms' buffer
+  if (!is_canonical(buffer_address) || !is_canonical(buffer_address + (bytes - 1))) {
+    return VMLAB_EFAULT;
+  }
   if (input) {
     // Writable check first: a read-only buffer must not swallow device data.
     // Writing back what the buffer holds probes every page without changing it.
-    if (memory.read(value, buffer, monitor::AccessPrivilege::Supervisor) ||
-        memory.write(value, buffer, monitor::AccessPrivilege::Supervisor)) {
+    if (memory.read(buffer_address, buffer, monitor::AccessPrivilege::Supervisor) ||
+        memory.write(buffer_address, buffer, monitor::AccessPrivilege::Supervisor)) {
       return VMLAB_EFAULT;
     }
     for (std::uint64_t index = 0; index < count; ++index) {
       const std::uint32_t element = m_environment.port_read(port16, size);
       std::memcpy(buffer.data() + index * size, &element, size);
     }
-    if (memory.write(value, buffer, monitor::AccessPrivilege::Supervisor)) return VMLAB_EFAULT;
+    if (memory.write(buffer_address, buffer, monitor::AccessPrivilege::Supervisor)) {
+      return VMLAB_EFAULT;
+    }
   } else {
-    if (memory.read(value, buffer, monitor::AccessPrivilege::Supervisor)) return VMLAB_EFAULT;
+    if (memory.read(buffer_address, buffer, monitor::AccessPrivilege::Supervisor)) {
+      return VMLAB_EFAULT;
+    }
     for (std::uint64_t index = 0; index < count; ++index) {
       std::uint32_t element = 0;
       std::memcpy(&element, buffer.data() + index * size, size);
@@ -474,11 +461,13 @@ std::int64_t Hypercalls::port_io(std::uint64_t port, std::uint64_t flags, std::u
 }
 
 std::int64_t Hypercalls::iret(monitor::GuestRegisters& registers) {
-  auto frame = read_virtual<vmlab_iret_frame>(registers.rsp);
+  auto frame = read_virtual<vmlab_iret_frame>(GuestVirtAddr(registers.rsp));
   if (!frame) return VMLAB_EFAULT;
   const auto target_cpl = static_cast<std::uint8_t>(frame->cs & 3);
   if (target_cpl != 0 && target_cpl != 3) return VMLAB_EINVAL;
-  if (!is_canonical(frame->rip) || !is_canonical(frame->rsp)) return VMLAB_EINVAL;
+  if (!is_canonical(GuestVirtAddr(frame->rip)) || !is_canonical(GuestVirtAddr(frame->rsp))) {
+    return VMLAB_EINVAL;
+  }
   registers.rax = frame->rax;
   registers.rcx = frame->rcx;
   registers.r11 = frame->r11;

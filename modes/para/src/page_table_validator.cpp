@@ -38,12 +38,21 @@ bool is_leaf(std::uint64_t entry, unsigned level) {
 std::uint64_t leaf_size(unsigned level) {
   return level == 1 ? kPageSize : monitor::kLargePageSize;
 }
-std::uint64_t leaf_base(std::uint64_t entry, unsigned level) {
-  return entry & entry_bits::kAddressMask & ~(leaf_size(level) - 1);
+GuestPhysAddr leaf_base(std::uint64_t entry, unsigned level) {
+  return GuestPhysAddr(entry & entry_bits::kAddressMask & ~(leaf_size(level) - 1));
 }
 
-std::uint64_t frame_number(std::uint64_t address) {
-  return address >> kPageShift;
+// The table an entry above level 1 points at (SDM vol. 3A, 4.5, bits 51:12).
+GuestPhysAddr table_of(std::uint64_t entry) {
+  return GuestPhysAddr(entry & entry_bits::kAddressMask);
+}
+
+std::uint64_t frame_number(GuestPhysAddr address) {
+  return address.value() >> kPageShift;
+}
+
+GuestPhysAddr frame_address(std::uint64_t frame) {
+  return GuestPhysAddr(frame << kPageShift);
 }
 
 std::string entry_text(std::uint64_t entry, GuestPhysAddr location, unsigned level) {
@@ -51,9 +60,8 @@ std::string entry_text(std::uint64_t entry, GuestPhysAddr location, unsigned lev
          std::to_string(level) + ")";
 }
 
-bool overlaps(const PhysicalRange& range, std::uint64_t base, std::uint64_t size) {
-  return range.size != 0 && size != 0 && base < range.base.value() + range.size &&
-         range.base.value() < base + size;
+bool overlaps(const PhysicalRange& range, GuestPhysAddr base, std::uint64_t size) {
+  return range.size != 0 && size != 0 && base < range.base + range.size && range.base < base + size;
 }
 
 }  // namespace
@@ -63,36 +71,43 @@ Result<PageTableValidator> PageTableValidator::create(GuestMemoryAccess& memory,
   const std::uint64_t ram_size = config.guest_ram_size;
   const PhysicalRange& monitor = config.monitor;
   if (ram_size == 0 || !page_aligned(ram_size) || ram_size > kLargestGuestRam) {
-    return Error{"page-table validator: guest RAM size " + hex(ram_size) +
-                 " must be a non-zero multiple of 4 KiB below 32 GiB"};
+    return Error{ParaError::kInvalidGuestRam,
+                 "page-table validator: guest RAM size " + hex(ram_size) +
+                     " must be a non-zero multiple of 4 KiB below 32 GiB"};
   }
   if (memory.size() < ram_size) {
-    return Error{"page-table validator: guest memory (" + hex(memory.size()) +
-                 " bytes) is smaller than guest RAM (" + hex(ram_size) + " bytes)"};
+    return Error{ParaError::kInvalidGuestRam,
+                 "page-table validator: guest memory (" + hex(memory.size()) +
+                     " bytes) is smaller than guest RAM (" + hex(ram_size) + " bytes)"};
   }
   if (config.physical_address_bits < 32 || config.physical_address_bits > 52) {
-    return Error{"page-table validator: MAXPHYADDR " +
-                 std::to_string(config.physical_address_bits) + " is outside [32, 52]"};
+    return Error{ParaError::kInvalidPagingParameter,
+                 "page-table validator: MAXPHYADDR " +
+                     std::to_string(config.physical_address_bits) + " is outside [32, 52]"};
   }
   if (config.reserved_pml4_slot >= monitor::kPageTableEntries) {
-    return Error{"page-table validator: PML4 slot " + std::to_string(config.reserved_pml4_slot) +
-                 " does not exist; use 511"};
+    return Error{ParaError::kInvalidPagingParameter, "page-table validator: PML4 slot " +
+                                                         std::to_string(config.reserved_pml4_slot) +
+                                                         " does not exist; use 511"};
   }
   if (monitor.size == 0 || !page_aligned(monitor.base.value()) || !page_aligned(monitor.size) ||
       monitor.base.value() + monitor.size < monitor.base.value()) {
-    return Error{"page-table validator: the monitor region must be whole 4 KiB pages"};
+    return Error{ParaError::kInvalidLayout,
+                 "page-table validator: the monitor region must be whole 4 KiB pages"};
   }
-  if (overlaps(monitor, 0, ram_size)) {
-    return Error{"page-table validator: the monitor region " +
-                 describe_range(monitor.base, monitor.size) +
-                 " overlaps guest RAM; place it above " + hex(ram_size)};
+  if (overlaps(monitor, GuestPhysAddr(0), ram_size)) {
+    return Error{ParaError::kInvalidLayout, "page-table validator: the monitor region " +
+                                                describe_range(monitor.base, monitor.size) +
+                                                " overlaps guest RAM; place it above " +
+                                                hex(ram_size)};
   }
   for (const PhysicalRange& window : config.device_windows) {
-    if (window.base.value() + window.size < window.base.value() || overlaps(window, 0, ram_size) ||
-        overlaps(window, monitor.base.value(), monitor.size)) {
-      return Error{"page-table validator: device window " +
-                   describe_range(window.base, window.size) +
-                   " wraps around or overlaps guest RAM or the monitor region"};
+    if (window.base + window.size < window.base || overlaps(window, GuestPhysAddr(0), ram_size) ||
+        overlaps(window, monitor.base, monitor.size)) {
+      return Error{ParaError::kInvalidLayout,
+                   "page-table validator: device window " +
+                       describe_range(window.base, window.size) +
+                       " wraps around or overlaps guest RAM or the monitor region"};
     }
   }
   // The guest runs at CPL3, so a U=0 entry keeps it out of the monitor region
@@ -102,9 +117,10 @@ Result<PageTableValidator> PageTableValidator::create(GuestMemoryAccess& memory,
   if ((monitor_entry & entry_bits::kPresent) == 0 || (monitor_entry & entry_bits::kUser) != 0 ||
       (monitor_entry & entry_bits::kLargePage) != 0 ||
       !monitor.contains(GuestPhysAddr(monitor_entry & entry_bits::kAddressMask), kPageSize)) {
-    return Error{"page-table validator: the monitor's PML4 entry " + hex(monitor_entry) +
-                 " must be present, supervisor-only and point at a table inside the monitor "
-                 "region"};
+    return Error{ParaError::kInvalidMonitorEntry,
+                 "page-table validator: the monitor's PML4 entry " + hex(monitor_entry) +
+                     " must be present, supervisor-only and point at a table inside the monitor "
+                     "region"};
   }
   return PageTableValidator(memory, std::move(config));
 }
@@ -115,17 +131,17 @@ PageTableValidator::PageTableValidator(GuestMemoryAccess& memory, PageTableValid
       m_frames(m_config.guest_ram_size / kPageSize) {}
 
 std::int64_t PageTableValidator::pin_root(GuestPhysAddr root) {
-  const std::uint64_t address = root.value();
+  const std::uint64_t address = root.value();  // for messages
   if (!page_aligned(address)) {
     return fail(VMLAB_EINVAL, "root " + hex(address) + " is not 4 KiB aligned");
   }
-  if (overlaps_monitor(address, kPageSize)) {
+  if (overlaps_monitor(root, kPageSize)) {
     return fail(VMLAB_EPERM, "root " + hex(address) + " is in the monitor region");
   }
-  if (!in_ram(address, kPageSize)) {
+  if (!in_ram(root, kPageSize)) {
     return fail(VMLAB_EFAULT, "root " + hex(address) + " is outside guest RAM");
   }
-  FrameState& state = m_frames[frame_number(address)];
+  FrameState& state = m_frames[frame_number(root)];
   if (state.level == 4) {
     if (state.references == std::numeric_limits<std::uint32_t>::max()) {
       return fail(VMLAB_ENOMEM, "root " + hex(address) + " has too many pins");
@@ -142,47 +158,46 @@ std::int64_t PageTableValidator::pin_root(GuestPhysAddr root) {
                                  std::to_string(state.writable_mappings) +
                                  " writable mappings; map it read-only first");
   }
-  if (const std::int64_t result = validate_new_table(frame_number(address), 4);
-      result != VMLAB_OK) {
+  if (const std::int64_t result = validate_new_table(frame_number(root), 4); result != VMLAB_OK) {
     return result;
   }
-  const GuestPhysAddr slot(address + std::uint64_t{m_config.reserved_pml4_slot} * kEntrySize);
+  const GuestPhysAddr slot = root + std::uint64_t{m_config.reserved_pml4_slot} * kEntrySize;
   if (!m_memory->write_object(slot, m_config.monitor_pml4_entry)) {
-    drop_reference(frame_number(address));
+    drop_reference(frame_number(root));
     return fail(VMLAB_EFAULT, "cannot write the monitor entry at " + hex(slot.value()));
   }
   return VMLAB_OK;
 }
 
 std::int64_t PageTableValidator::unpin_root(GuestPhysAddr root) {
-  const std::uint64_t address = root.value();
+  const std::uint64_t address = root.value();  // for messages
   if (!page_aligned(address)) {
     return fail(VMLAB_EINVAL, "root " + hex(address) + " is not 4 KiB aligned");
   }
-  if (!in_ram(address, kPageSize)) {
+  if (!in_ram(root, kPageSize)) {
     return fail(VMLAB_EFAULT, "root " + hex(address) + " is outside guest RAM");
   }
   // A PML4 is only ever referenced by pins: no entry points at level 4.
-  if (m_frames[frame_number(address)].level != 4) {
+  if (m_frames[frame_number(root)].level != 4) {
     return fail(VMLAB_EINVAL, "root " + hex(address) + " is not a pinned PML4");
   }
-  drop_reference(frame_number(address));
+  drop_reference(frame_number(root));
   return VMLAB_OK;
 }
 
 UpdateResult PageTableValidator::update(GuestPhysAddr entry_pointer, std::uint64_t new_value) {
-  const std::uint64_t address = entry_pointer.value();
+  const std::uint64_t address = entry_pointer.value();  // for messages and the index
   if ((address & (kEntrySize - 1)) != 0) {
     return {fail(VMLAB_EINVAL, "entry pointer " + hex(address) + " is not 8-byte aligned")};
   }
-  if (!in_ram(address, kEntrySize)) {
+  if (!in_ram(entry_pointer, kEntrySize)) {
     return {fail(VMLAB_EFAULT, "entry pointer " + hex(address) + " is outside guest RAM")};
   }
   auto old_value = m_memory->read_object<std::uint64_t>(entry_pointer);
   if (!old_value) {
     return {fail(VMLAB_EFAULT, "cannot read the entry at " + hex(address))};
   }
-  const FrameState& state = m_frames[frame_number(address)];
+  const FrameState& state = m_frames[frame_number(entry_pointer)];
   const unsigned level = state.level;
   if (level == 0) {
     // A table being built: validated as a whole when an entry first points at
@@ -252,7 +267,7 @@ std::int64_t PageTableValidator::validate_entry(std::uint64_t entry, unsigned le
 
 std::int64_t PageTableValidator::validate_leaf(std::uint64_t entry, unsigned level,
                                                GuestPhysAddr location) {
-  const std::uint64_t base = leaf_base(entry, level);
+  const GuestPhysAddr base = leaf_base(entry, level);
   const std::uint64_t size = leaf_size(level);
   // Before the RAM check, so the error names the real problem.
   if (overlaps_monitor(base, size)) {
@@ -261,7 +276,7 @@ std::int64_t PageTableValidator::validate_leaf(std::uint64_t entry, unsigned lev
   if (!in_ram(base, size)) {
     if (in_device_window(base, size)) return VMLAB_OK;
     return fail(VMLAB_EFAULT, entry_text(entry, location, level) + " maps " +
-                                  describe_range(GuestPhysAddr(base), size) +
+                                  describe_range(base, size) +
                                   ", not all of it in guest RAM or in one device window");
   }
   if ((entry & entry_bits::kWritable) == 0) return VMLAB_OK;
@@ -271,7 +286,7 @@ std::int64_t PageTableValidator::validate_leaf(std::uint64_t entry, unsigned lev
     if (m_frames[frame].level != 0) {
       return fail(VMLAB_EPERM, entry_text(entry, location, level) +
                                    " is writable and maps page-table frame " +
-                                   hex(frame << kPageShift) + " (level " +
+                                   hex(frame_address(frame).value()) + " (level " +
                                    std::to_string(m_frames[frame].level) + ")");
     }
   }
@@ -282,7 +297,7 @@ std::int64_t PageTableValidator::validate_leaf(std::uint64_t entry, unsigned lev
 
 std::int64_t PageTableValidator::validate_table_pointer(std::uint64_t entry, unsigned level,
                                                         GuestPhysAddr location) {
-  const std::uint64_t table = entry & entry_bits::kAddressMask;
+  const GuestPhysAddr table = table_of(entry);
   const unsigned child_level = level - 1;
   if (overlaps_monitor(table, kPageSize)) {
     return fail(VMLAB_EPERM,
@@ -296,13 +311,13 @@ std::int64_t PageTableValidator::validate_table_pointer(std::uint64_t entry, uns
   FrameState& state = m_frames[frame_number(table)];
   if (state.level != 0) {
     if (state.progress == Progress::Validating) {
-      return fail(VMLAB_EBUSY, entry_text(entry, location, level) + " points at " + hex(table) +
-                                   ", a level-" + std::to_string(state.level) +
+      return fail(VMLAB_EBUSY, entry_text(entry, location, level) + " points at " +
+                                   hex(table.value()) + ", a level-" + std::to_string(state.level) +
                                    " table it is itself part of: a table may not reference "
                                    "itself or a table above it");
     }
     if (state.level != child_level) {
-      return fail(VMLAB_EBUSY, entry_text(entry, location, level) + " uses " + hex(table) +
+      return fail(VMLAB_EBUSY, entry_text(entry, location, level) + " uses " + hex(table.value()) +
                                    " as a level-" + std::to_string(child_level) +
                                    " table, but it is a level-" + std::to_string(state.level) +
                                    " table");
@@ -311,7 +326,7 @@ std::int64_t PageTableValidator::validate_table_pointer(std::uint64_t entry, uns
     return VMLAB_OK;
   }
   if (state.writable_mappings != 0) {
-    return fail(VMLAB_EPERM, entry_text(entry, location, level) + " uses " + hex(table) +
+    return fail(VMLAB_EPERM, entry_text(entry, location, level) + " uses " + hex(table.value()) +
                                  " as a level-" + std::to_string(child_level) + " table, but " +
                                  std::to_string(state.writable_mappings) +
                                  " writable mappings of it exist");
@@ -333,10 +348,10 @@ std::int64_t PageTableValidator::validate_new_table(std::uint64_t frame, unsigne
   // back to it, from its own subtree is then refused like any other.
   state.level = static_cast<std::uint8_t>(level);
   state.progress = Progress::Validating;
-  const std::uint64_t base = frame << kPageShift;
+  const GuestPhysAddr base = frame_address(frame);
   for (unsigned index = 0; index < monitor::kPageTableEntries; ++index) {
     if (skipped_slot(level, index)) continue;
-    const GuestPhysAddr location(base + std::uint64_t{index} * kEntrySize);
+    const GuestPhysAddr location = base + std::uint64_t{index} * kEntrySize;
     if (const std::int64_t result = validate_entry(entries[index], level, location);
         result != VMLAB_OK) {
       release_entries(entries, level, index);
@@ -356,10 +371,10 @@ std::int64_t PageTableValidator::validate_new_table(std::uint64_t frame, unsigne
 void PageTableValidator::release_entry(std::uint64_t entry, unsigned level) {
   if ((entry & entry_bits::kPresent) == 0) return;
   if (!is_leaf(entry, level)) {
-    drop_reference(frame_number(entry & entry_bits::kAddressMask));
+    drop_reference(frame_number(table_of(entry)));
     return;
   }
-  const std::uint64_t base = leaf_base(entry, level);
+  const GuestPhysAddr base = leaf_base(entry, level);
   const std::uint64_t size = leaf_size(level);
   if ((entry & entry_bits::kWritable) == 0 || !in_ram(base, size)) return;
   const std::uint64_t first = frame_number(base);
@@ -393,12 +408,12 @@ void PageTableValidator::drop_reference(std::uint64_t frame) {
 
 void PageTableValidator::protect_from_devices(std::uint64_t frame, bool protect) {
   if (m_config.dma_remapping != nullptr) {
-    m_config.dma_remapping->protect_from_device_writes(GuestPhysAddr(frame << kPageShift), protect);
+    m_config.dma_remapping->protect_from_device_writes(frame_address(frame), protect);
   }
 }
 
 std::int64_t PageTableValidator::read_table(std::uint64_t frame, TableEntries& entries) {
-  const GuestPhysAddr address(frame << kPageShift);
+  const GuestPhysAddr address = frame_address(frame);
   // Reading the array's object representation through bytes is well defined:
   // std::uint64_t is trivially copyable, and the guest's entries are
   // little-endian like the host.
@@ -426,22 +441,21 @@ bool PageTableValidator::skipped_slot(unsigned level, unsigned index) const {
   return level == 4 && index == m_config.reserved_pml4_slot;
 }
 
-bool PageTableValidator::in_ram(std::uint64_t base, std::uint64_t size) const {
-  return size <= m_config.guest_ram_size && base <= m_config.guest_ram_size - size;
+bool PageTableValidator::in_ram(GuestPhysAddr base, std::uint64_t size) const {
+  return size <= m_config.guest_ram_size && base.value() <= m_config.guest_ram_size - size;
 }
 
-bool PageTableValidator::in_device_window(std::uint64_t base, std::uint64_t size) const {
-  return std::any_of(
-      m_config.device_windows.begin(), m_config.device_windows.end(),
-      [&](const PhysicalRange& window) { return window.contains(GuestPhysAddr(base), size); });
+bool PageTableValidator::in_device_window(GuestPhysAddr base, std::uint64_t size) const {
+  return std::any_of(m_config.device_windows.begin(), m_config.device_windows.end(),
+                     [&](const PhysicalRange& window) { return window.contains(base, size); });
 }
 
-bool PageTableValidator::overlaps_monitor(std::uint64_t base, std::uint64_t size) const {
+bool PageTableValidator::overlaps_monitor(GuestPhysAddr base, std::uint64_t size) const {
   return overlaps(m_config.monitor, base, size);
 }
 
 const PageTableValidator::FrameState* PageTableValidator::state_of(GuestPhysAddr address) const {
-  const std::uint64_t frame = frame_number(address.value());
+  const std::uint64_t frame = frame_number(address);
   return frame < m_frames.size() ? &m_frames[frame] : nullptr;
 }
 

@@ -19,17 +19,23 @@ namespace entry_bits = page_entry;
 
 namespace {
 
-// The part of the monitor region para uses: everything below the shadow
-// pool, which only `full` needs.
-constexpr std::uint64_t kParaMonitorSize = monitor::kShadowPoolOffset;
-// Page tables in the monitor region, above the stacks: the monitor's own
-// mapping (PML4 slot 511 of every root) and the boot tables the guest runs on
-// until it pins its own root.
-constexpr std::uint64_t kMonitorPdptOffset = 0xb000;
-constexpr std::uint64_t kMonitorPdOffset = 0xc000;
-constexpr std::uint64_t kBootPml4Offset = 0xd000;
-constexpr std::uint64_t kBootPdptOffset = 0xe000;
-constexpr std::uint64_t kBootPdOffset = 0xf000;
+// Page tables in the monitor region's static part, a page each above the
+// stacks (para needs no shadow pool): the monitor's own mapping (PML4 slot
+// 511 of every root) and the boot tables the guest runs on until it pins its
+// own root.
+enum class ParaTable : std::uint64_t { MonitorPdpt, MonitorPd, BootPml4, BootPdpt, BootPd, Count };
+constexpr std::uint64_t kParaTablesOffset = 0xb000;
+
+constexpr std::uint64_t table_offset(ParaTable table) {
+  return kParaTablesOffset + static_cast<std::uint64_t>(table) * kPageSize;
+}
+static_assert(kParaTablesOffset >= monitor::kFaultStackTopOffset &&
+              table_offset(ParaTable::Count) <= monitor::kStaticPartSize);
+
+// The table's guest-physical address, as an entry pointing at it holds it.
+constexpr std::uint64_t table_entry_address(ParaTable table) {
+  return monitor_physical(table_offset(table)).value();
+}
 // One boot page directory maps 1 GiB with 2 MiB pages.
 constexpr std::uint64_t kMaximumRam = GiB;
 
@@ -47,22 +53,23 @@ constexpr std::uint64_t kLargeLeaf = kTableEntry | entry_bits::kDirty | entry_bi
 class IdentityMemory final : public monitor::GuestVirtualMemory {
  public:
   explicit IdentityMemory(GuestMemoryAccess& memory) : m_memory(memory) {}
-  std::optional<Fault> read(std::uint64_t address, std::span<std::uint8_t> out,
+  std::optional<Fault> read(GuestVirtAddr address, std::span<std::uint8_t> out,
                             monitor::AccessPrivilege) override {
-    if (!m_memory.read(GuestPhysAddr(address), out)) return Fault{address, 0};
+    if (!m_memory.read(physical(address), out)) return Fault{address, 0};
     return std::nullopt;
   }
-  std::optional<Fault> write(std::uint64_t address, std::span<const std::uint8_t> in,
+  std::optional<Fault> write(GuestVirtAddr address, std::span<const std::uint8_t> in,
                              monitor::AccessPrivilege) override {
-    if (!m_memory.write(GuestPhysAddr(address), in)) return Fault{address, 0};
+    if (!m_memory.write(physical(address), in)) return Fault{address, 0};
     return std::nullopt;
   }
-  std::optional<Fault> fetch(std::uint64_t address, std::span<std::uint8_t> out,
+  std::optional<Fault> fetch(GuestVirtAddr address, std::span<std::uint8_t> out,
                              monitor::AccessPrivilege privilege) override {
     return read(address, out, privilege);
   }
 
  private:
+  static GuestPhysAddr physical(GuestVirtAddr address) { return GuestPhysAddr(address.value()); }
   GuestMemoryAccess& m_memory;
 };
 
@@ -74,7 +81,7 @@ class ParaMode::Environment final : public HypercallEnvironment {
       : m_mode(mode), m_board(board), m_identity(ram) {}
 
   monitor::GuestVirtualMemory& kernel_memory() override {
-    if (m_mode.m_state.kernel_root == 0) return m_identity;
+    if (m_mode.m_state.kernel_root == GuestPhysAddr()) return m_identity;
     return *m_mode.m_walker;
   }
   std::uint32_t port_read(std::uint16_t port, unsigned size) override {
@@ -93,7 +100,7 @@ class ParaMode::Environment final : public HypercallEnvironment {
   }
   void console_write(std::string_view text) override { m_board.write_console(text); }
   void flush_translations() override { m_mode.m_flush_requested = true; }
-  void kernel_root_changed(std::uint64_t root) override { m_mode.m_walker->set_root(root); }
+  void kernel_root_changed(GuestPhysAddr root) override { m_mode.m_walker->set_root(root.value()); }
 
  private:
   ParaMode& m_mode;
@@ -105,18 +112,19 @@ ParaMode::ParaMode(ParaModeOptions options) : m_options(options) {}
 ParaMode::~ParaMode() = default;
 
 Status ParaMode::build_page_tables() {
-  auto write_entry = [&](std::uint64_t table_offset, unsigned index, std::uint64_t value) {
-    return m_physical.write_object(monitor_physical(table_offset + index * 8ULL), value);
+  auto write_entry = [&](ParaTable table, unsigned index, std::uint64_t value) {
+    return m_monitor.physical().write_object(monitor_physical(table_offset(table) + index * 8ULL),
+                                             value);
   };
   // The monitor region at kMonitorVirtualBase, supervisor-only: 2 MiB pages.
-  if (auto status = write_entry(kMonitorPdptOffset, 0,
-                                monitor_physical(kMonitorPdOffset).value() | kTableEntry);
+  if (auto status = write_entry(ParaTable::MonitorPdpt, 0,
+                                table_entry_address(ParaTable::MonitorPd) | kTableEntry);
       !status) {
     return status;
   }
   for (unsigned index = 0; index < monitor::kMonitorSize / monitor::kLargePageSize; ++index) {
     const std::uint64_t frame = kMonitorPhysicalBase + index * monitor::kLargePageSize;
-    if (auto status = write_entry(kMonitorPdOffset, index, frame | kLargeLeaf); !status) {
+    if (auto status = write_entry(ParaTable::MonitorPd, index, frame | kLargeLeaf); !status) {
       return status;
     }
   }
@@ -124,23 +132,23 @@ Status ParaMode::build_page_tables() {
   // runs at CPL3), plus the monitor. They live in the monitor region, so the
   // guest can neither change them nor switch back to them once it pinned its
   // own root (NEW_BASEPTR accepts guest RAM only).
-  const std::uint64_t monitor_entry = monitor_physical(kMonitorPdptOffset).value() | kTableEntry;
+  const std::uint64_t monitor_entry = table_entry_address(ParaTable::MonitorPdpt) | kTableEntry;
   if (auto status =
-          write_entry(kBootPml4Offset, 0,
-                      monitor_physical(kBootPdptOffset).value() | kTableEntry | entry_bits::kUser);
+          write_entry(ParaTable::BootPml4, 0,
+                      table_entry_address(ParaTable::BootPdpt) | kTableEntry | entry_bits::kUser);
       !status) {
     return status;
   }
-  if (auto status = write_entry(kBootPml4Offset, 511, monitor_entry); !status) return status;
+  if (auto status = write_entry(ParaTable::BootPml4, 511, monitor_entry); !status) return status;
   if (auto status =
-          write_entry(kBootPdptOffset, 0,
-                      monitor_physical(kBootPdOffset).value() | kTableEntry | entry_bits::kUser);
+          write_entry(ParaTable::BootPdpt, 0,
+                      table_entry_address(ParaTable::BootPd) | kTableEntry | entry_bits::kUser);
       !status) {
     return status;
   }
   const std::uint64_t ram = m_guest_memory->size();
   for (std::uint64_t chunk = 0; chunk * monitor::kLargePageSize < ram; ++chunk) {
-    if (auto status = write_entry(kBootPdOffset, static_cast<unsigned>(chunk),
+    if (auto status = write_entry(ParaTable::BootPd, static_cast<unsigned>(chunk),
                                   chunk * monitor::kLargePageSize | kLargeLeaf | entry_bits::kUser);
         !status) {
       return status;
@@ -150,43 +158,22 @@ Status ParaMode::build_page_tables() {
 }
 
 Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
-  if ((static_cast<unsigned>(context.vm.check_extension(KVM_CAP_SYNC_REGS)) &
-       (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) != (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) {
-    return Error{"--cpu para needs KVM_CAP_SYNC_REGS, which this KVM lacks"};
-  }
-  if (context.board.interrupt_controller() == nullptr) {
-    return Error{"--cpu para delivers interrupts itself: use --irqchip vmm"};
-  }
+  if (auto status = monitor::check_monitor_support(context, name()); !status) return status;
   m_guest_memory = &context.memory;
   if (context.memory.size() > kMaximumRam) {
-    return Error{
-        "--cpu para supports up to 1 GiB of guest memory (the boot tables map one "
-        "page directory): lower --mem"};
+    return Error{ParaError::kGuestMemoryTooLarge,
+                 "--cpu para supports up to 1 GiB of guest memory (the boot tables map one "
+                 "page directory): lower --mem"};
   }
   // Allocated whole (guest memory comes in 2 MiB units; untouched pages cost
-  // nothing), mapped only as far as para uses it.
-  auto monitor = GuestMemory::create(monitor::kMonitorSize);
-  if (!monitor) return monitor.error();
-  m_monitor_memory.emplace(std::move(*monitor));
-  if (auto status = context.vm.set_user_memory_region(slot_number(MemorySlot::MonitorRegion),
-                                                      kMonitorPhysicalBase, kParaMonitorSize,
-                                                      m_monitor_memory->host_base());
-      !status) {
-    return status;
-  }
-  if (auto status = m_physical.add(GuestPhysAddr(0), context.memory); !status) return status;
-  if (auto status = m_physical.add(GuestPhysAddr(kMonitorPhysicalBase), *m_monitor_memory);
-      !status) {
-    return status;
-  }
-  if (auto status = monitor::build_monitor_region(m_physical); !status) return status;
+  // nothing), mapped only as far as para uses it: the static part.
+  if (auto status = m_monitor.create(context); !status) return status;
   // IRET is a hypercall here, so the user descriptors need no #NP trick.
-  if (auto status = monitor::set_user_segments_present(m_physical, true); !status) return status;
-  if (auto status = build_page_tables(); !status) return status;
-  m_pristine_monitor.resize(kParaMonitorSize);
-  if (auto status = m_monitor_memory->read(GuestPhysAddr(0), m_pristine_monitor); !status) {
+  if (auto status = monitor::set_user_segments_present(m_monitor.physical(), true); !status) {
     return status;
   }
+  if (auto status = build_page_tables(); !status) return status;
+  if (auto status = m_monitor.seal(); !status) return status;
 
   std::vector<monitor::PhysicalRange> device_windows;
   for (const auto& device : context.board.device_table()) {
@@ -204,7 +191,7 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
   validator_config.device_windows = device_windows;
   validator_config.dma_remapping = context.board.dma_remapping();
   validator_config.reserved_pml4_slot = 511;
-  validator_config.monitor_pml4_entry = monitor_physical(kMonitorPdptOffset).value() | kTableEntry;
+  validator_config.monitor_pml4_entry = table_entry_address(ParaTable::MonitorPdpt) | kTableEntry;
   auto validator = PageTableValidator::create(context.memory, validator_config);
   if (!validator) return validator.error();
   m_validator = std::make_unique<PageTableValidator>(std::move(*validator));
@@ -234,9 +221,11 @@ Status ParaMode::prepare(ModeContext& context, const LoadedImage& image) {
   return monitor::enter_first_time(context.vcpu, [&] { return resume_guest(context); });
 }
 
-std::uint64_t ParaMode::current_root() const {
-  if (m_state.kernel_root == 0) return monitor_physical(kBootPml4Offset).value();
-  if (m_state.cpl == 3 && m_state.user_root != 0) return m_state.user_root;
+GuestPhysAddr ParaMode::current_root() const {
+  if (m_state.kernel_root == GuestPhysAddr()) {
+    return monitor_physical(table_offset(ParaTable::BootPml4));
+  }
+  if (m_state.cpl == 3 && m_state.user_root != GuestPhysAddr()) return m_state.user_root;
   return m_state.kernel_root;
 }
 
@@ -266,7 +255,7 @@ Status ParaMode::resume_guest(ModeContext& context) {
   s.cr0 = kRealCr0;
   s.cr4 = kCr4PhysicalAddressExtension;
   s.efer = kEferSyscallEnable | (kEferLongModeEnable | kEferLongModeActive);
-  s.cr3 = current_root();
+  s.cr3 = current_root().value();
   if (std::exchange(m_flush_requested, false)) {
     // The VMM changed an entry that was present in the guest's tables from
     // the host side, which KVM does not see: a shadowing backend (kvm_pvm)
@@ -300,13 +289,13 @@ void ParaMode::record(ModeContext& context, EventKind kind, EventReason reason,
 
 Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error_code) {
   const TrapEntry& entry = m_state.trap_table[vector];
-  if (entry.handler == 0) {
+  if (entry.handler == GuestVirtAddr()) {
     return Error{ModeError::kGuestTripleFault, "the paravirtual kernel registered no handler for " +
                                                    monitor::exception_name(vector) + " (rip " +
                                                    hex(m_registers.rip) + ")"};
   }
   const bool from_user = m_state.cpl == 3;
-  if (from_user && m_state.kernel_stack == 0) {
+  if (from_user && m_state.kernel_stack == GuestVirtAddr()) {
     return Error{ModeError::kGuestTripleFault,
                  "an event from user mode, but the kernel registered no stack (stack_switch)"};
   }
@@ -323,21 +312,22 @@ Status ParaMode::deliver(std::uint8_t vector, std::optional<std::uint32_t> error
   frame[words++] = rflags;
   frame[words++] = m_registers.rsp;
   frame[words++] = from_user ? kVirtualUserData : kVirtualKernelData;
-  const std::uint64_t stack = (from_user ? m_state.kernel_stack : m_registers.rsp) & ~0xfULL;
-  const std::uint64_t frame_address = stack - words * sizeof(std::uint64_t);
+  const std::uint64_t stack =
+      (from_user ? m_state.kernel_stack.value() : m_registers.rsp) & ~0xfULL;
+  const GuestVirtAddr frame_address(stack - words * sizeof(std::uint64_t));
   auto& memory = m_environment->kernel_memory();
   if (auto fault = memory.write(
           frame_address,
           std::span(reinterpret_cast<const std::uint8_t*>(frame), words * sizeof(std::uint64_t)),
           monitor::AccessPrivilege::Supervisor)) {
     return Error{ModeError::kGuestTripleFault,
-                 "the paravirtual kernel's stack at " + hex(frame_address) +
+                 "the paravirtual kernel's stack at " + hex(frame_address.value()) +
                      " cannot take the frame for " + monitor::exception_name(vector) +
-                     " (page fault at " + hex(fault->address) + ")"};
+                     " (page fault at " + hex(fault->address.value()) + ")"};
   }
   m_state.cpl = 0;
-  m_registers.rsp = frame_address;
-  m_registers.rip = entry.handler;
+  m_registers.rsp = frame_address.value();
+  m_registers.rip = entry.handler.value();
   m_registers.rflags &= ~(kRflagsTrap | kRflagsNestedTask | kRflagsResume);
   if (entry.mask_events) m_hypercalls_handler->set_events_masked(true);
   return {};
@@ -358,16 +348,17 @@ ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit
     m_registers.rflags = m_registers.r11;
     return handle_syscall(context);
   }
-  auto frame = monitor::read_trap_frame(m_physical, hit->vector, run.s.regs.regs.rsp);
+  auto frame = monitor::read_trap_frame(m_monitor.physical(), hit->vector,
+                                        GuestVirtAddr(run.s.regs.regs.rsp));
   if (!frame) {
     return ExitDisposition::stop(frame.error().message);
   }
-  m_registers.rip = frame->rip;
+  m_registers.rip = frame->rip.value();
   m_registers.rflags = frame->rflags;
-  m_registers.rsp = frame->rsp;
+  m_registers.rsp = frame->rsp.value();
   // Which virtual mode the guest was in follows from the real selector.
   m_state.cpl = frame->cs == monitor::kGuestKernelCodeSelector ? 0 : 3;
-  const std::uint64_t cr2 = run.s.regs.sregs.cr2;
+  const GuestVirtAddr cr2(run.s.regs.sregs.cr2);
   if (m_options.syscall_arrives_as_page_fault && monitor::is_syscall_fetch_fault(*frame, cr2)) {
     // A SYSCALL on kvm_pvm, from either virtual mode: a hypercall from the
     // kernel, a system call from user code. RCX holds the return RIP.
@@ -375,12 +366,12 @@ ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit
     return handle_syscall(context);
   }
   return reflect(context, hit->vector, frame->error_code,
-                 hit->vector == kVectorPageFault ? cr2 : 0);
+                 hit->vector == kVectorPageFault ? cr2 : GuestVirtAddr());
 }
 
 ExitDisposition ParaMode::reflect(ModeContext& context, std::uint8_t vector,
                                   std::optional<std::uint32_t> error_code,
-                                  std::uint64_t fault_address) {
+                                  GuestVirtAddr fault_address) {
   // Direct paging: every fault is the guest's own; the monitor only passes it
   // on (Xen does the same for a PV guest's faults).
   const std::uint64_t start = context.elapsed_ns();
@@ -409,15 +400,15 @@ ExitDisposition ParaMode::handle_syscall(ModeContext& context) {
   const std::uint64_t start = context.elapsed_ns();
   const std::uint64_t rip = m_registers.rip;
   ++m_traps;
-  if (m_state.syscall_entry == 0) {
+  if (m_state.syscall_entry == GuestVirtAddr()) {
     // No callback: the instruction is undefined for this kernel, as SYSCALL
     // with EFER.SCE clear raises #UD.
-    return reflect(context, kVectorInvalidOpcode, std::nullopt, 0);
+    return reflect(context, kVectorInvalidOpcode, std::nullopt, GuestVirtAddr());
   }
   m_registers.rcx = m_registers.rip;
   m_registers.r11 = (m_registers.rflags & ~kRflagsIoplMask) | kRflagsInterrupt | kRflagsFixed;
   m_registers.rflags &= ~(kRflagsTrap | kRflagsDirection);
-  m_registers.rip = m_state.syscall_entry;
+  m_registers.rip = m_state.syscall_entry.value();
   m_state.cpl = 0;
   m_hypercalls_handler->set_events_masked(true);
   if (auto status = resume_guest(context); !status) {
@@ -485,21 +476,7 @@ Result<Injection> ParaMode::deliver_interrupts(ModeContext& context) {
 }
 
 std::optional<std::string> ParaMode::integrity_violation() const {
-  if (!m_monitor_memory || m_pristine_monitor.empty()) return std::nullopt;
-  std::vector<std::uint8_t> now(m_pristine_monitor.size());
-  if (!m_monitor_memory->read(GuestPhysAddr(0), now)) return "the monitor region cannot be read";
-  constexpr std::uint64_t kTypeByte = 5;  // the TSS busy bit is bit 1 of the type
-  auto monitor_owned = [](std::uint64_t offset) {
-    return offset == monitor::kGdtOffset + monitor::kTssSelector + kTypeByte ||
-           (offset >= monitor::kStackOffset && offset < monitor::kFaultStackTopOffset);
-  };
-  for (std::uint64_t offset = 0; offset < now.size(); ++offset) {
-    if (now[offset] != m_pristine_monitor[offset] && !monitor_owned(offset)) {
-      return "monitor region byte at offset " + hex(offset) + " changed from " +
-             hex(m_pristine_monitor[offset]) + " to " + hex(now[offset]);
-    }
-  }
-  return std::nullopt;
+  return m_monitor.integrity_violation();
 }
 
 }  // namespace vmlab::para

@@ -15,7 +15,7 @@ namespace {
 
 using namespace monitor;  // NOLINT(google-build-using-namespace)
 
-using monitor::testing::GuestPageTables;
+using namespace monitor::testing;  // NOLINT(google-build-using-namespace)
 using Fault = GuestVirtualMemory::Fault;
 
 constexpr std::uint64_t kMemorySize = 16 * MiB;
@@ -24,20 +24,15 @@ constexpr std::uint64_t kHole = 9 * MiB;
 constexpr std::uint64_t kMonitorBase = 12 * MiB;
 constexpr std::uint64_t kMonitorSize = 4 * MiB;
 constexpr std::uint64_t kPoolOffset = 64 * KiB;
-constexpr std::uint64_t kMonitorVirtual = 0xffffff8000000000ULL;
+constexpr GuestVirtAddr kMonitorVirtual{0xffffff8000000000ULL};
 
 // The guest's layout, after the vmlab kernel's (guest/kernel/memory.c, task.c).
-constexpr std::uint64_t kKernelImage = 0x100000;            // identity, 4 KiB, supervisor
-constexpr std::uint64_t kPhysicalMap = 0x0000008000000000;  // all RAM, 2 MiB, supervisor
-constexpr std::uint64_t kUserPage = 0x400000;
+constexpr std::uint64_t kKernelImageFrame = 0x100000;
+constexpr GuestVirtAddr kKernelImage{kKernelImageFrame};   // identity, 4 KiB, supervisor
+constexpr GuestVirtAddr kPhysicalMap{0x0000008000000000};  // all RAM, 2 MiB, supervisor
+constexpr GuestVirtAddr kUserPage{0x400000};
 constexpr std::uint64_t kUserFrame = 0x600000;
 constexpr std::uint64_t kFirstTableFrame = 0x700000;
-
-constexpr std::uint64_t kP = page_entry::kPresent;
-constexpr std::uint64_t kW = page_entry::kWritable;
-constexpr std::uint64_t kU = page_entry::kUser;
-constexpr std::uint64_t kD = page_entry::kDirty;
-constexpr std::uint64_t kXd = page_entry::kExecuteDisable;
 
 ShadowPagerConfig make_config(std::uint64_t pool_pages) {
   ShadowPagerConfig config;
@@ -57,12 +52,12 @@ class Hardware {
  public:
   explicit Hardware(GuestMemoryAccess& memory) : m_mmu(memory, memory.size()) {}
 
-  PageWalk walk(GuestPhysAddr root, std::uint64_t address, bool no_execute) {
+  PageWalk walk(GuestPhysAddr root, GuestVirtAddr address, bool no_execute) {
     m_mmu.set_root(root.value());
     m_mmu.set_controls({.write_protect = true, .no_execute = no_execute});
     return m_mmu.walk(address);
   }
-  std::optional<Fault> access(GuestPhysAddr root, std::uint64_t address, AccessKind access,
+  std::optional<Fault> access(GuestPhysAddr root, GuestVirtAddr address, AccessKind access,
                               bool no_execute, AccessPrivilege privilege = AccessPrivilege::User) {
     return m_mmu.check(walk(root, address, no_execute), access, privilege);
   }
@@ -101,8 +96,8 @@ class ShadowPagerTest : public ::testing::Test {
     tables.map(kUserPage + kPageSize, kUserFrame + kPageSize, kP | kW | kU);
     const std::uint64_t kernel_tables = kP | kW;
     for (std::uint64_t page = 0; page < 4; ++page) {
-      tables.map(kKernelImage + page * kPageSize, kKernelImage + page * kPageSize, kP | kW, 1,
-                 kernel_tables);
+      const std::uint64_t identity = kKernelImageFrame + page * kPageSize;
+      tables.map(GuestVirtAddr(identity), identity, kP | kW, 1, kernel_tables);
     }
     for (std::uint64_t chunk = 0; chunk < kRamSize; chunk += 2 * MiB) {
       tables.map(kPhysicalMap + chunk, chunk, kP | kW, 2, kernel_tables);
@@ -114,7 +109,7 @@ class ShadowPagerTest : public ::testing::Test {
   // One guest access as the real CPU and the monitor together perform it:
   // hardware walk of the shadow, and on a #PF the pager, until the access
   // completes or the pager hands it back.
-  Outcome run(ShadowView view, std::uint64_t address, AccessKind access) {
+  Outcome run(ShadowView view, GuestVirtAddr address, AccessKind access) {
     Outcome outcome;
     for (unsigned attempt = 0; attempt < 3; ++attempt) {
       auto fault = m_hardware.access(m_pager->root(view), address, access, no_execute());
@@ -136,17 +131,17 @@ class ShadowPagerTest : public ::testing::Test {
     return outcome;
   }
 
-  PageWalk shadow_walk(ShadowView view, std::uint64_t address) {
+  PageWalk shadow_walk(ShadowView view, GuestVirtAddr address) {
     return m_hardware.walk(m_pager->root(view), address, no_execute());
   }
-  std::uint64_t shadow_leaf(ShadowView view, std::uint64_t address) {
+  std::uint64_t shadow_leaf(ShadowView view, GuestVirtAddr address) {
     const PageWalk walk = shadow_walk(view, address);
     return walk.outcome == PageWalk::Outcome::Mapped ? walk.entries[walk.level] : 0;
   }
 
   // An emulated guest store to its own page-table entry: what the monitor
   // does on PageTableWrite, through the pager's walker (which reports it).
-  void guest_store(std::uint64_t address, std::uint64_t value,
+  void guest_store(GuestVirtAddr address, std::uint64_t value,
                    AccessPrivilege privilege = AccessPrivilege::Supervisor) {
     std::array<std::uint8_t, 8> bytes{};
     std::memcpy(bytes.data(), &value, sizeof value);
@@ -162,7 +157,7 @@ class ShadowPagerTest : public ::testing::Test {
 constexpr auto kKernel = ShadowView::Kernel;
 constexpr auto kUser = ShadowView::User;
 
-void expect_reflected(const Outcome& outcome, std::uint64_t address, std::uint32_t error_code) {
+void expect_reflected(const Outcome& outcome, GuestVirtAddr address, std::uint32_t error_code) {
   EXPECT_FALSE(outcome.completed);
   EXPECT_EQ(outcome.resolution.kind, FaultResolution::Kind::ReflectToGuest);
   EXPECT_EQ(outcome.resolution.address, address);
@@ -178,7 +173,7 @@ TEST_F(ShadowPagerTest, MonitorRegionIsSupervisorOnlyInBothViews) {
     EXPECT_FALSE(walk.user);
     EXPECT_TRUE(walk.writable);
     EXPECT_TRUE(walk.executable);
-    EXPECT_FALSE(m_hardware.access(m_pager->root(view), kMonitorVirtual + kMonitorSize - 1,
+    EXPECT_FALSE(m_hardware.access(m_pager->root(view), kMonitorVirtual + (kMonitorSize - 1),
                                    AccessKind::Fetch, true, AccessPrivilege::Supervisor));
     EXPECT_EQ(
         m_hardware.access(m_pager->root(view), kMonitorVirtual, AccessKind::Read, true)->error_code,
@@ -202,7 +197,7 @@ TEST_F(ShadowPagerTest, BeforeTheFirstCr3OnlyTheMonitorIsMapped) {
               kMonitorBase);
   }
   EXPECT_FALSE(fresh.is_guest_page_table(GuestPhysAddr(0)));
-  auto resolution = fresh.handle_fault(kKernel, 0x1000, kPageFaultUser);
+  auto resolution = fresh.handle_fault(kKernel, GuestVirtAddr(0x1000), kPageFaultUser);
   ASSERT_TRUE(resolution.ok());
   EXPECT_EQ(resolution->kind, FaultResolution::Kind::ReflectToGuest);
 }
@@ -212,7 +207,7 @@ TEST_F(ShadowPagerTest, KernelViewShowsSupervisorPagesToCpl3) {
   EXPECT_TRUE(outcome.completed);
   EXPECT_EQ(outcome.fills, 1u);
   const PageWalk walk = shadow_walk(kKernel, kKernelImage + 0x10);
-  EXPECT_EQ(walk.physical_address.value(), kKernelImage + 0x10);
+  EXPECT_EQ(walk.physical_address.value(), kKernelImageFrame + 0x10);
   EXPECT_TRUE(walk.user);
   EXPECT_TRUE(run(kKernel, kKernelImage, AccessKind::Fetch).completed);
   EXPECT_TRUE(run(kKernel, kUserPage, AccessKind::Write).completed);  // user pages too
@@ -228,12 +223,12 @@ TEST_F(ShadowPagerTest, UserViewOmitsSupervisorPages) {
   EXPECT_TRUE(run(kUser, kUserPage, AccessKind::Write).completed);
   EXPECT_EQ(m_pager->counters().reflections, 2u);
   // Not present in the guest's tables: P=0.
-  expect_reflected(run(kUser, 0x5000000, AccessKind::Write), 0x5000000,
-                   kPageFaultWrite | kPageFaultUser);
+  expect_reflected(run(kUser, GuestVirtAddr(0x5000000), AccessKind::Write),
+                   GuestVirtAddr(0x5000000), kPageFaultWrite | kPageFaultUser);
 }
 
 TEST_F(ShadowPagerTest, LargeGuestPagesBecomeFourKibLeaves) {
-  constexpr std::uint64_t kAddress = kPhysicalMap + 2 * MiB + 0x5123;
+  constexpr GuestVirtAddr kAddress = kPhysicalMap + (2 * MiB + 0x5123);
   EXPECT_TRUE(run(kKernel, kAddress, AccessKind::Read).completed);
   const PageWalk walk = shadow_walk(kKernel, kAddress);
   EXPECT_EQ(walk.level, 1u);
@@ -245,7 +240,7 @@ TEST_F(ShadowPagerTest, LargeGuestPagesBecomeFourKibLeaves) {
   EXPECT_EQ(shadow_leaf(kKernel, kAddress + kPageSize), 0u);
 
   // A 1 GiB guest page.
-  constexpr std::uint64_t kHuge = 0x40000000;
+  constexpr GuestVirtAddr kHuge{0x40000000};
   m_tables.map(kHuge, 0, kP | kW | kU, 3);
   EXPECT_TRUE(run(kUser, kHuge + 0x345678, AccessKind::Read).completed);
   const PageWalk huge = shadow_walk(kUser, kHuge + 0x345678);
@@ -284,7 +279,7 @@ TEST_F(ShadowPagerTest, WriteProtectOffLetsTheKernelViewWriteReadOnlyPages) {
 
 TEST_F(ShadowPagerTest, ExecuteDisableIsReflectedOnFetch) {
   m_pager->set_paging_controls({.write_protect = true, .no_execute = true});
-  m_tables.map(kKernelImage, kKernelImage, kP | kW | kXd, 1, kP | kW);
+  m_tables.map(kKernelImage, kKernelImageFrame, kP | kW | kXd, 1, kP | kW);
   EXPECT_TRUE(run(kKernel, kKernelImage, AccessKind::Read).completed);
   EXPECT_NE(shadow_leaf(kKernel, kKernelImage) & kXd, 0u);
   expect_reflected(run(kKernel, kKernelImage, AccessKind::Fetch), kKernelImage,
@@ -297,7 +292,7 @@ TEST_F(ShadowPagerTest, PageTablePagesAreReadOnlyAndWritesComeBack) {
   EXPECT_TRUE(run(kUser, kUserPage, AccessKind::Read).completed);
   const GuestPhysAddr pte = m_tables.entry_address(kUserPage, 1);
   ASSERT_TRUE(m_pager->is_guest_page_table(pte));
-  const std::uint64_t pte_virtual = kPhysicalMap + pte.value();
+  const GuestVirtAddr pte_virtual = kPhysicalMap + pte.value();
   EXPECT_TRUE(run(kKernel, pte_virtual, AccessKind::Read).completed);
   EXPECT_EQ(shadow_leaf(kKernel, pte_virtual) & kW, 0u);
   Outcome write = run(kKernel, pte_virtual, AccessKind::Write);
@@ -311,7 +306,7 @@ TEST_F(ShadowPagerTest, PageTablePagesAreReadOnlyAndWritesComeBack) {
 }
 
 TEST_F(ShadowPagerTest, EmulatedPageTableWriteZapsOnlyTheEntryWritten) {
-  for (std::uint64_t page : {kUserPage, kUserPage + kPageSize}) {
+  for (GuestVirtAddr page : {kUserPage, kUserPage + kPageSize}) {
     EXPECT_TRUE(run(kUser, page, AccessKind::Write).completed);
   }
   const GuestPhysAddr pte = m_tables.entry_address(kUserPage, 1);
@@ -349,7 +344,7 @@ TEST_F(ShadowPagerTest, FrameBecomingAPageTableIsWriteProtectedEverywhere) {
   // The kernel zeroes a fresh frame through its physical map (writable), then
   // links it as the page table of a new user region (guest/kernel/memory.c).
   constexpr std::uint64_t kFresh = 0x500000;
-  constexpr std::uint64_t kRegion = 0x40000000;
+  constexpr GuestVirtAddr kRegion{0x40000000};
   EXPECT_TRUE(run(kKernel, kPhysicalMap + kFresh, AccessKind::Write).completed);
   EXPECT_NE(shadow_leaf(kKernel, kPhysicalMap + kFresh) & kW, 0u);
   EXPECT_FALSE(m_pager->is_guest_page_table(GuestPhysAddr(kFresh)));
@@ -456,8 +451,8 @@ TEST_F(ShadowPagerTest, GuestSlot511IsNeverShadowed) {
                    kMonitorVirtual + 0x1000, kPageFaultWrite);
   expect_reflected(run(kUser, kMonitorVirtual + 0x1000, AccessKind::Read), kMonitorVirtual + 0x1000,
                    kPageFaultUser);
-  expect_reflected(run(kUser, 0xffffffffffff0000ULL, AccessKind::Fetch), 0xffffffffffff0000ULL,
-                   kPageFaultUser);
+  expect_reflected(run(kUser, GuestVirtAddr(0xffffffffffff0000ULL), AccessKind::Fetch),
+                   GuestVirtAddr(0xffffffffffff0000ULL), kPageFaultUser);
   EXPECT_EQ(shadow_walk(kKernel, kMonitorVirtual + 0x1000).physical_address.value(),
             kMonitorBase + 0x1000);
   // Nor can the emulator reach it through the pager's walker.
@@ -468,7 +463,7 @@ TEST_F(ShadowPagerTest, GuestSlot511IsNeverShadowed) {
 TEST_F(ShadowPagerTest, PoolExhaustionResetsAndRefills) {
   create(16);  // 4 pages map the monitor region, 12 are left
   for (std::uint64_t region = 0; region < 24; ++region) {
-    const std::uint64_t address = 0x40000000 + region * 2 * MiB;
+    const GuestVirtAddr address(0x40000000 + region * 2 * MiB);
     m_tables.map(address, kUserFrame, kP | kW | kU);
     EXPECT_TRUE(run(kUser, address, AccessKind::Write).completed);
     EXPECT_TRUE(run(kKernel, address, AccessKind::Read).completed);
@@ -493,9 +488,11 @@ TEST_F(ShadowPagerTest, ResetKeepsOnlyTheMonitorMapping) {
 TEST_F(ShadowPagerTest, MonitorBugsAreErrorsNotGuestFaults) {
   auto reserved = m_pager->handle_fault(kKernel, kUserPage,
                                         kPageFaultPresent | kPageFaultUser | kPageFaultReservedBit);
-  EXPECT_FALSE(reserved.ok());
+  ASSERT_FALSE(reserved.ok());
+  EXPECT_EQ(reserved.error().kind, ShadowPagingError::kReservedBitInShadow);
   auto cpl0 = m_pager->handle_fault(kKernel, kUserPage, kPageFaultWrite);
   ASSERT_FALSE(cpl0.ok());
+  EXPECT_EQ(cpl0.error().kind, ShadowPagingError::kMonitorFault);
   EXPECT_NE(cpl0.error().message.find("CPL0"), std::string::npos);
 }
 
@@ -503,26 +500,31 @@ TEST(ShadowPagerLayout, RejectsBadLayouts) {
   auto memory = GuestMemory::create(kMemorySize);
   ASSERT_TRUE(memory.ok());
   EXPECT_TRUE(ShadowPager::create(*memory, make_config(64)).ok());
+  auto refusal = [&](const ShadowPagerConfig& config) -> std::error_code {
+    auto pager = ShadowPager::create(*memory, config);
+    return pager.ok() ? std::error_code{} : pager.error().kind;
+  };
 
   auto overlapping = make_config(64);
   overlapping.guest_ram_size = kMonitorBase + MiB;
-  EXPECT_FALSE(ShadowPager::create(*memory, overlapping).ok());
+  EXPECT_EQ(refusal(overlapping), ShadowPagingError::kInvalidLayout);
 
   auto pool_outside = make_config(64);
   pool_outside.table_pool.base = GuestPhysAddr(kMonitorBase - kPageSize);
-  EXPECT_FALSE(ShadowPager::create(*memory, pool_outside).ok());
+  EXPECT_EQ(refusal(pool_outside), ShadowPagingError::kInvalidLayout);
 
   auto low_virtual = make_config(64);
-  low_virtual.monitor_virtual_base = 0xffff800000000000ULL;  // slot 256
-  EXPECT_FALSE(ShadowPager::create(*memory, low_virtual).ok());
+  low_virtual.monitor_virtual_base = GuestVirtAddr(0xffff800000000000ULL);  // slot 256
+  EXPECT_EQ(refusal(low_virtual), ShadowPagingError::kInvalidLayout);
 
   auto too_small = make_config(8);
-  EXPECT_FALSE(ShadowPager::create(*memory, too_small).ok());
+  EXPECT_EQ(refusal(too_small), ShadowPagingError::kPoolTooSmall);
 
+  // Writing the monitor mapping into memory that is not there.
   auto beyond_memory = make_config(64);
   beyond_memory.monitor = {GuestPhysAddr(kMemorySize), kMonitorSize};
   beyond_memory.table_pool = {GuestPhysAddr(kMemorySize), 64 * kPageSize};
-  EXPECT_FALSE(ShadowPager::create(*memory, beyond_memory).ok());
+  EXPECT_EQ(refusal(beyond_memory), ShadowPagingError::kTableAccessFailed);
 }
 
 // ---- Fuzz ---------------------------------------------------------------------
@@ -541,13 +543,13 @@ class ShadowPagerFuzz : public ShadowPagerTest {
   std::uint64_t pick(std::uint64_t bound) { return m_random() % bound; }
   std::uint64_t table_frame() { return kFuzzTables + pick(kTableFrames) * kPageSize; }
 
-  std::uint64_t random_address() {
+  GuestVirtAddr random_address() {
     std::uint64_t address = 0;
     for (unsigned level = 4; level >= 1; --level) {
       address |= std::uint64_t{kIndices[pick(4)]} << (12 + 9 * (level - 1));
     }
     if ((address >> 47) != 0) address |= 0xffff000000000000ULL;  // canonical
-    return address | (pick(kPageSize) & ~7ULL);
+    return GuestVirtAddr(address | (pick(kPageSize) & ~7ULL));
   }
 
   // Mostly usable entries: a walk through four of them often succeeds.
@@ -605,7 +607,7 @@ class ShadowPagerFuzz : public ShadowPagerTest {
 
   void random_access() {
     const ShadowView view = pick(2) != 0 ? kKernel : kUser;
-    const std::uint64_t address = random_address();
+    const GuestVirtAddr address = random_address();
     const auto access = static_cast<AccessKind>(pick(3));
     const Outcome outcome = run(view, address, access);
     if (outcome.completed) {
@@ -616,11 +618,11 @@ class ShadowPagerFuzz : public ShadowPagerTest {
     PageWalker& guest = m_pager->walker();
     switch (outcome.resolution.kind) {
       case FaultResolution::Kind::Filled:
-        ADD_FAILURE() << "filled but still faulting at " << std::hex << address;
+        ADD_FAILURE() << "filled but still faulting at " << std::hex << address.value();
         break;
       case FaultResolution::Kind::ReflectToGuest: {
         auto fault = guest.check(guest.walk(address), access, privilege);
-        ASSERT_TRUE(fault.has_value()) << std::hex << address;
+        ASSERT_TRUE(fault.has_value()) << std::hex << address.value();
         EXPECT_EQ(fault->error_code, outcome.resolution.guest_error_code);
         EXPECT_EQ(outcome.resolution.address, address);
         break;
@@ -686,23 +688,24 @@ class ShadowPagerFuzz : public ShadowPagerTest {
       }
       ASSERT_LT(target.value(), kRamSize)
           << "shadow leaf outside guest RAM at " << std::hex << address << ": " << *value;
-      check_leaf(view, address, *value);
+      check_leaf(view, GuestVirtAddr(address), *value);
     }
   }
 
   // The shadow grants nothing the guest's tables do not.
-  void check_leaf(ShadowView view, std::uint64_t address, std::uint64_t leaf) {
+  void check_leaf(ShadowView view, GuestVirtAddr address, std::uint64_t leaf) {
     PageWalker& guest = m_pager->walker();
     const auto privilege = view == kKernel ? AccessPrivilege::Supervisor : AccessPrivilege::User;
     const PageWalk walk = guest.walk(address);
     ASSERT_FALSE(guest.check(walk, AccessKind::Read, privilege))
-        << "shadow maps " << std::hex << address << " the guest does not";
+        << "shadow maps " << std::hex << address.value() << " the guest does not";
     EXPECT_EQ(walk.frame().value(), leaf & page_entry::kAddressMask);
     EXPECT_NE(leaf & kU, 0u);
     if ((leaf & kW) != 0) {
-      EXPECT_FALSE(guest.check(walk, AccessKind::Write, privilege)) << std::hex << address;
+      EXPECT_FALSE(guest.check(walk, AccessKind::Write, privilege)) << std::hex << address.value();
       EXPECT_FALSE(m_pager->is_guest_page_table(walk.frame()))
-          << "page table " << std::hex << walk.frame().value() << " writable at " << address;
+          << "page table " << std::hex << walk.frame().value() << " writable at "
+          << address.value();
       EXPECT_NE(walk.entries[walk.level] & kD, 0u) << "writable before dirty";
     }
     if ((leaf & kXd) == 0) {

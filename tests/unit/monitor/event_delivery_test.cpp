@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "fake_guest_memory.hpp"
+#include "vmlab/cpu_mode.hpp"
 
 namespace vmlab::monitor {
 namespace {
@@ -72,6 +73,14 @@ class EventDeliveryTest : public ::testing::Test {
     registers.rsp = kUserStack;
   }
 
+  // The timer interrupt from the controller; true once the guest is at a
+  // handler (the timer's, or that of the fault delivering it raised).
+  bool deliver_timer_interrupt() {
+    return deliver_event(registers, cpu, memory, kTimerVector, std::nullopt,
+                         EventSource::ExternalInterrupt)
+        .ok();
+  }
+
   std::vector<std::uint64_t> stack_words(std::size_t count) const {
     std::vector<std::uint64_t> words;
     for (std::size_t index = 0; index < count; ++index) {
@@ -88,7 +97,7 @@ class EventDeliveryTest : public ::testing::Test {
 TEST_F(EventDeliveryTest, PageFaultFromUserSwitchesToRsp0WithErrorCode) {
   enter_user_mode();
   cpu.interrupt_flag = true;
-  const Event fault{kVectorPageFault, 0x6u, EventSource::Exception, 0x500000};
+  const Event fault{kVectorPageFault, 0x6u, EventSource::Exception, GuestVirtAddr(0x500000)};
   ASSERT_TRUE(deliver_event(registers, cpu, memory, fault).ok());
   EXPECT_EQ(cpu.cr2, 0x500000u);
   EXPECT_EQ(registers.rsp, kKernelStackTop - 48);
@@ -120,9 +129,7 @@ TEST_F(EventDeliveryTest, PushedRflagsCarryTheVirtualInterruptFlagAndIopl) {
 TEST_F(EventDeliveryTest, InterruptFromKernelStaysOnTheAlignedStack) {
   cpu.interrupt_flag = true;
   cpu.halted = true;
-  ASSERT_TRUE(deliver_event(registers, cpu, memory, kTimerVector, std::nullopt,
-                            EventSource::ExternalInterrupt)
-                  .ok());
+  ASSERT_TRUE(deliver_timer_interrupt());
   EXPECT_EQ(registers.rsp, 0x8ff0u - 40);  // aligned down to 16, then five words
   const std::vector<std::uint64_t> expected{0x104000, fakes::kKernelCodeSelector, 0x246, 0x8ff8,
                                             fakes::kKernelDataSelector};
@@ -136,9 +143,7 @@ TEST_F(EventDeliveryTest, InterruptFromKernelStaysOnTheAlignedStack) {
 TEST_F(EventDeliveryTest, TrapGateKeepsInterruptsEnabled) {
   install_gate(kTimerVector, GateKind::Trap, 0, 0);
   cpu.interrupt_flag = true;
-  ASSERT_TRUE(deliver_event(registers, cpu, memory, kTimerVector, std::nullopt,
-                            EventSource::ExternalInterrupt)
-                  .ok());
+  ASSERT_TRUE(deliver_timer_interrupt());
   EXPECT_TRUE(cpu.interrupt_flag);
 }
 
@@ -159,7 +164,7 @@ TEST_F(EventDeliveryTest, SoftwareInterruptChecksTheGatePrivilege) {
   constexpr std::uint8_t kVector = 0x80;
   // A DPL0 gate: #GP(vector * 8 + 2), EXT clear, RIP still at the int.
   ASSERT_TRUE(deliver_event(registers, cpu, memory,
-                            Event{kVector, std::nullopt, EventSource::Software, 0, 2})
+                            Event{kVector, std::nullopt, EventSource::Software, {}, 2})
                   .ok());
   EXPECT_EQ(registers.rip, handler_for(kVectorGeneralProtection));
   EXPECT_EQ(stack_words(2), (std::vector<std::uint64_t>{kVector * 8u + 2, kUserRip}));
@@ -167,7 +172,7 @@ TEST_F(EventDeliveryTest, SoftwareInterruptChecksTheGatePrivilege) {
   enter_user_mode();
   install_gate(kVector, GateKind::Trap, 3, 0);
   ASSERT_TRUE(deliver_event(registers, cpu, memory,
-                            Event{kVector, std::nullopt, EventSource::Software, 0, 2})
+                            Event{kVector, std::nullopt, EventSource::Software, {}, 2})
                   .ok());
   EXPECT_EQ(registers.rip, handler_for(kVector));
   EXPECT_EQ(stack_words(1)[0], kUserRip + 2);  // past the int
@@ -176,9 +181,7 @@ TEST_F(EventDeliveryTest, SoftwareInterruptChecksTheGatePrivilege) {
 
 TEST_F(EventDeliveryTest, NotPresentGateBecomesSegmentNotPresent) {
   install_gate(kTimerVector, GateKind::Interrupt, 0, 0, false);
-  ASSERT_TRUE(deliver_event(registers, cpu, memory, kTimerVector, std::nullopt,
-                            EventSource::ExternalInterrupt)
-                  .ok());
+  ASSERT_TRUE(deliver_timer_interrupt());
   EXPECT_EQ(registers.rip, handler_for(kVectorSegmentNotPresent));
   // Error code: IDT index, IDT bit, EXT (an external event).
   EXPECT_EQ(stack_words(2), (std::vector<std::uint64_t>{kTimerVector * 8u + 2 + 1, 0x104000}));
@@ -195,9 +198,7 @@ TEST_F(EventDeliveryTest, VectorPastTheIdtLimitIsGeneralProtection) {
 
 TEST_F(EventDeliveryTest, GateToADataSegmentIsGeneralProtection) {
   install_gate(kTimerVector, GateKind::Interrupt, 0, 0, true, fakes::kKernelDataSelector);
-  ASSERT_TRUE(deliver_event(registers, cpu, memory, kTimerVector, std::nullopt,
-                            EventSource::ExternalInterrupt)
-                  .ok());
+  ASSERT_TRUE(deliver_timer_interrupt());
   EXPECT_EQ(registers.rip, handler_for(kVectorGeneralProtection));
   EXPECT_EQ(stack_words(1)[0], fakes::kKernelDataSelector + 1u);
 }
@@ -205,9 +206,7 @@ TEST_F(EventDeliveryTest, GateToADataSegmentIsGeneralProtection) {
 TEST_F(EventDeliveryTest, InterruptStackPastTheTssLimitIsInvalidTss) {
   install_gate(kTimerVector, GateKind::Interrupt, 0, 1);
   cpu.tss_limit = 0x0b;  // RSP0 only
-  ASSERT_TRUE(deliver_event(registers, cpu, memory, kTimerVector, std::nullopt,
-                            EventSource::ExternalInterrupt)
-                  .ok());
+  ASSERT_TRUE(deliver_timer_interrupt());
   EXPECT_EQ(registers.rip, handler_for(kVectorInvalidTss));
   EXPECT_EQ(stack_words(1)[0], fakes::kTssSelector + 1u);
 }
@@ -216,9 +215,7 @@ TEST_F(EventDeliveryTest, PageFaultsOnTheStackBecomeADoubleFault) {
   // Interrupt (benign) -> #PF pushing its frame -> #PF again on the same
   // stack -> #DF, delivered on IST1 (Intel SDM vol. 3A, 6.15, Table 6-5).
   memory.unmap_page(0x8000);
-  ASSERT_TRUE(deliver_event(registers, cpu, memory, kTimerVector, std::nullopt,
-                            EventSource::ExternalInterrupt)
-                  .ok());
+  ASSERT_TRUE(deliver_timer_interrupt());
   EXPECT_EQ(registers.rip, handler_for(kVectorDoubleFault));
   EXPECT_EQ(registers.rsp, kDoubleFaultStackTop - 48);
   EXPECT_EQ(stack_words(2), (std::vector<std::uint64_t>{0, 0x104000}));
@@ -257,7 +254,7 @@ TEST_F(EventDeliveryTest, FaultDeliveringADoubleFaultIsATripleFault) {
   const Result<void> result =
       deliver_event(registers, cpu, memory, kVectorGeneralProtection, 0u, EventSource::Exception);
   ASSERT_FALSE(result.ok());
-  EXPECT_NE(result.error().message.find("triple fault"), std::string::npos);
+  EXPECT_EQ(result.error().kind, ModeError::kGuestTripleFault);
   EXPECT_EQ(registers.rip, 0x104000u);  // nothing was delivered
 }
 
@@ -300,12 +297,12 @@ TEST(SegmentDescriptorTest, DecodesTheGuestDescriptors) {
 
 TEST(CanonicalTest, FortyEightAndFiftySevenBits) {
   VirtualCpu cpu;
-  EXPECT_TRUE(is_canonical(0x00007fffffffffffull, cpu));
-  EXPECT_FALSE(is_canonical(0x0000800000000000ull, cpu));
-  EXPECT_TRUE(is_canonical(0xffff800000000000ull, cpu));
+  EXPECT_TRUE(is_canonical(GuestVirtAddr(0x00007fffffffffffull), cpu));
+  EXPECT_FALSE(is_canonical(GuestVirtAddr(0x0000800000000000ull), cpu));
+  EXPECT_TRUE(is_canonical(GuestVirtAddr(0xffff800000000000ull), cpu));
   cpu.cr4 |= 1u << 12;
-  EXPECT_TRUE(is_canonical(0x0000800000000000ull, cpu));
-  EXPECT_FALSE(is_canonical(0x0100000000000000ull, cpu));
+  EXPECT_TRUE(is_canonical(GuestVirtAddr(0x0000800000000000ull), cpu));
+  EXPECT_FALSE(is_canonical(GuestVirtAddr(0x0100000000000000ull), cpu));
 }
 
 }  // namespace

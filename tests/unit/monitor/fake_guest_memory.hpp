@@ -9,8 +9,10 @@
 #include <optional>
 #include <set>
 #include <span>
+#include <stdexcept>
 #include <vector>
 
+#include "vmlab/little_endian.hpp"
 #include "vmlab/monitor/guest_context.hpp"
 
 namespace vmlab::monitor::fakes {
@@ -44,25 +46,25 @@ class FakeGuestMemory final : public GuestVirtualMemory {
 
   std::size_t write_count() const { return m_write_count; }
 
-  std::optional<Fault> read(std::uint64_t address, std::span<std::uint8_t> out,
+  std::optional<Fault> read(GuestVirtAddr address, std::span<std::uint8_t> out,
                             AccessPrivilege privilege) override {
-    if (auto fault = check(address, out.size(), privilege, Access::Read)) return fault;
-    std::memcpy(out.data(), m_bytes.data() + address, out.size());
+    if (auto fault = check(address.value(), out.size(), privilege, Access::Read)) return fault;
+    std::memcpy(out.data(), m_bytes.data() + address.value(), out.size());
     return std::nullopt;
   }
 
-  std::optional<Fault> write(std::uint64_t address, std::span<const std::uint8_t> in,
+  std::optional<Fault> write(GuestVirtAddr address, std::span<const std::uint8_t> in,
                              AccessPrivilege privilege) override {
-    if (auto fault = check(address, in.size(), privilege, Access::Write)) return fault;
-    std::memcpy(m_bytes.data() + address, in.data(), in.size());
+    if (auto fault = check(address.value(), in.size(), privilege, Access::Write)) return fault;
+    std::memcpy(m_bytes.data() + address.value(), in.data(), in.size());
     ++m_write_count;
     return std::nullopt;
   }
 
-  std::optional<Fault> fetch(std::uint64_t address, std::span<std::uint8_t> out,
+  std::optional<Fault> fetch(GuestVirtAddr address, std::span<std::uint8_t> out,
                              AccessPrivilege privilege) override {
-    if (auto fault = check(address, out.size(), privilege, Access::Fetch)) return fault;
-    std::memcpy(out.data(), m_bytes.data() + address, out.size());
+    if (auto fault = check(address.value(), out.size(), privilege, Access::Fetch)) return fault;
+    std::memcpy(out.data(), m_bytes.data() + address.value(), out.size());
     return std::nullopt;
   }
 
@@ -82,30 +84,34 @@ class FakeGuestMemory final : public GuestVirtualMemory {
     if (access == Access::Fetch) code |= kPageFaultFetch;
     if (user) code |= kPageFaultUser;
     const std::uint64_t last = address + (length - 1);
-    if (last < address) return Fault{address, code};  // wraps around
+    if (last < address) return Fault{GuestVirtAddr(address), code};  // wraps around
     for (std::uint64_t page = page_of(address);; page += kPageSize) {
       const std::uint64_t first_byte = page < address ? address : page;
-      if (page >= m_bytes.size() || m_unmapped.count(page) != 0) return Fault{first_byte, code};
+      if (page >= m_bytes.size() || m_unmapped.count(page) != 0) {
+        return Fault{GuestVirtAddr(first_byte), code};
+      }
       const bool denied = (user && m_supervisor_only.count(page) != 0) ||
                           (access == Access::Write && m_read_only.count(page) != 0);
-      if (denied) return Fault{first_byte, code | kPageFaultPresent};
+      if (denied) return Fault{GuestVirtAddr(first_byte), code | kPageFaultPresent};
       if (page >= page_of(last)) break;
     }
-    if (last >= m_bytes.size()) return Fault{m_bytes.size(), code};
+    if (last >= m_bytes.size()) return Fault{GuestVirtAddr(m_bytes.size()), code};
     return std::nullopt;
   }
 
   void put_le(std::uint64_t address, std::uint64_t value, unsigned size) {
-    for (unsigned index = 0; index < size; ++index) {
-      m_bytes.at(address + index) = static_cast<std::uint8_t>(value >> (8 * index));
-    }
+    check_range(address, size);
+    store_little_endian(std::span(m_bytes).subspan(address, size), value);
   }
   std::uint64_t get_le(std::uint64_t address, unsigned size) const {
-    std::uint64_t value = 0;
-    for (unsigned index = 0; index < size; ++index) {
-      value |= std::uint64_t{m_bytes.at(address + index)} << (8 * index);
+    check_range(address, size);
+    return load_little_endian(std::span(m_bytes).subspan(address, size));
+  }
+  // Setting up outside the buffer is a broken test: throw, as vector::at does.
+  void check_range(std::uint64_t address, unsigned size) const {
+    if (address > m_bytes.size() || size > m_bytes.size() - address) {
+      throw std::out_of_range("outside the fake guest memory");
     }
-    return value;
   }
 
   std::vector<std::uint8_t> m_bytes;

@@ -7,13 +7,11 @@
 
 #include <cstdint>
 
+#include "entry_bits.hpp"
 #include "vmlab/guest_memory.hpp"
 #include "vmlab/monitor/page_walker.hpp"
 
 namespace vmlab::monitor::testing {
-
-constexpr std::uint64_t kTableFlags =
-    page_entry::kPresent | page_entry::kWritable | page_entry::kUser;
 
 class GuestPageTables {
  public:
@@ -35,7 +33,7 @@ class GuestPageTables {
 
   // Where the entry that maps `address` at `level` lives, creating missing
   // tables above it with `table_flags`.
-  GuestPhysAddr entry_address(std::uint64_t address, unsigned level,
+  GuestPhysAddr entry_address(GuestVirtAddr address, unsigned level,
                               std::uint64_t table_flags = kTableFlags) {
     std::uint64_t table = m_root;
     for (unsigned current = 4; current > level; --current) {
@@ -51,7 +49,7 @@ class GuestPageTables {
   }
 
   // Maps the page of `address` at `level` (1: 4 KiB, 2: 2 MiB, 3: 1 GiB).
-  GuestPhysAddr map(std::uint64_t address, std::uint64_t frame, std::uint64_t flags,
+  GuestPhysAddr map(GuestVirtAddr address, std::uint64_t frame, std::uint64_t flags,
                     unsigned level = 1, std::uint64_t table_flags = kTableFlags) {
     const GuestPhysAddr slot = entry_address(address, level, table_flags);
     const std::uint64_t large = level > 1 ? page_entry::kLargePage : 0;
@@ -59,10 +57,10 @@ class GuestPageTables {
     return slot;
   }
 
-  std::uint64_t get(std::uint64_t address, unsigned level) {
+  std::uint64_t get(GuestVirtAddr address, unsigned level) {
     return read(entry_address(address, level));
   }
-  void set(std::uint64_t address, unsigned level, std::uint64_t value) {
+  void set(GuestVirtAddr address, unsigned level, std::uint64_t value) {
     write(entry_address(address, level), value);
   }
 

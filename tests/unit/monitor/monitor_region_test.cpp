@@ -2,24 +2,20 @@
 
 #include <gtest/gtest.h>
 
+#include "monitor_memory.hpp"
+
 namespace vmlab::monitor {
 namespace {
 
-class MonitorRegionTest : public ::testing::Test {
+class MonitorRegionTest : public testing::MonitorMemoryTest {
  protected:
   void SetUp() override {
-    auto created = GuestMemory::create(kMonitorSize);
-    ASSERT_TRUE(created.ok());
-    region.emplace(std::move(*created));
-    map.emplace();
-    ASSERT_TRUE(map->add(GuestPhysAddr(kMonitorPhysicalBase), *region).ok());
-    ASSERT_TRUE(build_monitor_region(*map).ok());
+    MonitorMemoryTest::SetUp();
+    ASSERT_TRUE(build_monitor_region(m_physical).ok());
   }
   std::uint64_t read64(std::uint64_t offset) {
-    return *region->read_object<std::uint64_t>(GuestPhysAddr(offset));
+    return *m_region->read_object<std::uint64_t>(GuestPhysAddr(offset));
   }
-  std::optional<GuestMemory> region;
-  std::optional<PhysicalMemoryMap> map;
 };
 
 TEST_F(MonitorRegionTest, GdtHasTheDocumentedSelectors) {
@@ -39,7 +35,7 @@ TEST_F(MonitorRegionTest, GdtHasTheDocumentedSelectors) {
   const std::uint64_t low = read64(kGdtOffset + kTssSelector);
   const std::uint64_t high = read64(kGdtOffset + kTssSelector + 8);
   const std::uint64_t base = ((low >> 16) & 0xffffff) | (((low >> 56) & 0xff) << 24) | (high << 32);
-  EXPECT_EQ(base, monitor_virtual(kTssOffset));
+  EXPECT_EQ(base, monitor_virtual(kTssOffset).value());
   EXPECT_EQ((low >> 40) & 0xf, 9u) << "available 64-bit TSS";
 }
 
@@ -48,7 +44,7 @@ TEST_F(MonitorRegionTest, IdtGatesPointAtTheirStubs) {
     const std::uint64_t low = read64(kIdtOffset + vector * 16);
     const std::uint64_t high = read64(kIdtOffset + vector * 16 + 8);
     const std::uint64_t handler = (low & 0xffff) | (((low >> 48) & 0xffff) << 16) | (high << 32);
-    EXPECT_EQ(handler, monitor_virtual(kStubsOffset + vector * kStubSize));
+    EXPECT_EQ(handler, monitor_virtual(kStubsOffset + vector * kStubSize).value());
     EXPECT_EQ((low >> 16) & 0xffff, kMonitorCodeSelector);
     EXPECT_EQ((low >> 40) & 0xff, 0x8eu) << "present, DPL0, interrupt gate";
     EXPECT_EQ((low >> 32) & 7, vector == 8 ? 1u : 0u) << "#DF on its own stack";
@@ -57,8 +53,8 @@ TEST_F(MonitorRegionTest, IdtGatesPointAtTheirStubs) {
 
 TEST_F(MonitorRegionTest, StubsAreOneOutAndTheirAddressesDecode) {
   const std::uint64_t stub = kStubsOffset + 14 * kStubSize;
-  EXPECT_EQ(*region->read_object<std::uint8_t>(GuestPhysAddr(stub)), 0xe6);  // out imm8, al
-  EXPECT_EQ(*region->read_object<std::uint8_t>(GuestPhysAddr(stub + 1)), kMonitorPort);
+  EXPECT_EQ(*m_region->read_object<std::uint8_t>(GuestPhysAddr(stub)), 0xe6);  // out imm8, al
+  EXPECT_EQ(*m_region->read_object<std::uint8_t>(GuestPhysAddr(stub + 1)), kMonitorPort);
   auto hit = stub_at(monitor_virtual(stub) + 2);
   ASSERT_TRUE(hit.has_value());
   EXPECT_FALSE(hit->syscall);
@@ -67,7 +63,7 @@ TEST_F(MonitorRegionTest, StubsAreOneOutAndTheirAddressesDecode) {
   ASSERT_TRUE(syscall.has_value());
   EXPECT_TRUE(syscall->syscall);
   EXPECT_FALSE(stub_at(monitor_virtual(stub) + 3).has_value());
-  EXPECT_FALSE(stub_at(0x100002).has_value());
+  EXPECT_FALSE(stub_at(GuestVirtAddr(0x100002)).has_value());
   // The SYSCALL stub follows stub 255; nothing follows it.
   static_assert(kSyscallStubOffset == kStubsOffset + 256 * kStubSize);
   EXPECT_FALSE(stub_at(monitor_virtual(kSyscallStubOffset + kStubSize) + 2).has_value());
@@ -75,11 +71,11 @@ TEST_F(MonitorRegionTest, StubsAreOneOutAndTheirAddressesDecode) {
 
 TEST_F(MonitorRegionTest, UserSegmentsCanBeMarkedNotPresent) {
   const std::uint64_t present = 1ULL << 47;
-  ASSERT_TRUE(set_user_segments_present(*map, false).ok());
+  ASSERT_TRUE(set_user_segments_present(m_physical, false).ok());
   EXPECT_EQ(read64(kGdtOffset + (kUserCodeSelector & ~7u)) & present, 0u);
   EXPECT_EQ(read64(kGdtOffset + (kUserDataSelector & ~7u)) & present, 0u);
   EXPECT_NE(read64(kGdtOffset + (kGuestKernelCodeSelector & ~7u)) & present, 0u);
-  ASSERT_TRUE(set_user_segments_present(*map, true).ok());
+  ASSERT_TRUE(set_user_segments_present(m_physical, true).ok());
   EXPECT_NE(read64(kGdtOffset + (kUserCodeSelector & ~7u)) & present, 0u);
 }
 

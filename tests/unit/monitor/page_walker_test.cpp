@@ -10,22 +10,14 @@
 namespace vmlab::monitor {
 namespace {
 
-using testing::GuestPageTables;
-using testing::kTableFlags;
+using namespace testing;  // NOLINT(google-build-using-namespace)
 using Fault = GuestVirtualMemory::Fault;
 
 constexpr std::uint64_t kRamSize = 8 * MiB;
 constexpr std::uint64_t kMemorySize = 16 * MiB;  // RAM, then what the guest must not reach
 constexpr std::uint64_t kOutsideRam = 12 * MiB;  // e.g. the monitor region
-constexpr std::uint64_t kUserPage = 0x400000;
+constexpr GuestVirtAddr kUserPage{0x400000};
 constexpr std::uint64_t kDataFrame = 0x200000;
-
-constexpr std::uint64_t kP = page_entry::kPresent;
-constexpr std::uint64_t kW = page_entry::kWritable;
-constexpr std::uint64_t kU = page_entry::kUser;
-constexpr std::uint64_t kA = page_entry::kAccessed;
-constexpr std::uint64_t kD = page_entry::kDirty;
-constexpr std::uint64_t kXd = page_entry::kExecuteDisable;
 
 class PageWalkerTest : public ::testing::Test {
  protected:
@@ -37,7 +29,7 @@ class PageWalkerTest : public ::testing::Test {
   }
 
   // The translation, or the fault as {address, error code}.
-  std::variant<GuestPhysAddr, Fault> translate(std::uint64_t address, AccessKind access,
+  std::variant<GuestPhysAddr, Fault> translate(GuestVirtAddr address, AccessKind access,
                                                AccessPrivilege privilege) {
     return m_walker.translate(address, access, privilege);
   }
@@ -152,10 +144,10 @@ TEST_F(PageWalkerTest, ReservedBitsFaultWithRsvd) {
   m_tables.write(pml4e, m_tables.read(pml4e) & ~page_entry::kLargePage);
 
   // Bits 20:13 of a 2 MiB page entry, 29:13 of a 1 GiB one.
-  constexpr std::uint64_t kLarge = 0x40000000;
+  constexpr GuestVirtAddr kLarge{0x40000000};
   m_tables.map(kLarge, 0x200000 | (1ULL << 13), kP | kW, 2);
   EXPECT_EQ(error_of(translate(kLarge, AccessKind::Read, AccessPrivilege::Supervisor)), kReserved);
-  constexpr std::uint64_t kHuge = 0x80000000;
+  constexpr GuestVirtAddr kHuge{0x80000000};
   m_tables.map(kHuge, 1ULL << 20, kP | kW, 3);
   EXPECT_EQ(error_of(translate(kHuge, AccessKind::Write, AccessPrivilege::User)),
             kReserved | kPageFaultWrite | kPageFaultUser);
@@ -172,7 +164,7 @@ TEST_F(PageWalkerTest, ReservedBitsFaultWithRsvd) {
 }
 
 TEST_F(PageWalkerTest, TranslatesLargePages) {
-  constexpr std::uint64_t kLarge = 0x40000000;
+  constexpr GuestVirtAddr kLarge{0x40000000};
   m_tables.map(kLarge, 0x400000, kP | kW, 2);
   EXPECT_EQ(address_of(translate(kLarge + 0x12345, AccessKind::Read, AccessPrivilege::Supervisor)),
             0x412345u);
@@ -181,7 +173,7 @@ TEST_F(PageWalkerTest, TranslatesLargePages) {
   EXPECT_EQ(walk.page_size(), 2 * MiB);
   EXPECT_EQ(walk.frame().value(), 0x412000u);
 
-  constexpr std::uint64_t kHuge = 0x80000000;  // a 1 GiB page over RAM at 0
+  constexpr GuestVirtAddr kHuge{0x80000000};  // a 1 GiB page over RAM at 0
   m_tables.map(kHuge, 0, kP | kW | kU, 3);
   EXPECT_EQ(address_of(translate(kHuge + 0x5678, AccessKind::Write, AccessPrivilege::User)),
             0x5678u);
@@ -206,7 +198,7 @@ TEST_F(PageWalkerTest, SetsAccessedAndDirtyLikeHardware) {
   EXPECT_EQ(level_entry(2) & kD, 0u);  // D only in the leaf (SDM 4.8)
 
   // A 2 MiB page: D in the PDE that maps it.
-  constexpr std::uint64_t kLarge = 0x40000000;
+  constexpr GuestVirtAddr kLarge{0x40000000};
   m_tables.map(kLarge, 0x400000, kP | kW, 2);
   std::array<std::uint8_t, 4> bytes{1, 2, 3, 4};
   EXPECT_FALSE(m_walker.write(kLarge + 0x100, bytes, AccessPrivilege::Supervisor));
@@ -232,11 +224,11 @@ TEST_F(PageWalkerTest, AccessesCrossPageBoundaries) {
   std::array<std::uint8_t, 16> in{};
   for (unsigned index = 0; index < in.size(); ++index)
     in[index] = static_cast<std::uint8_t>(index);
-  EXPECT_FALSE(m_walker.write(kUserPage + kPageSize - 8, in, AccessPrivilege::User));
+  EXPECT_FALSE(m_walker.write(kUserPage + (kPageSize - 8), in, AccessPrivilege::User));
   EXPECT_EQ(m_tables.read(GuestPhysAddr(kDataFrame + kPageSize - 8)), 0x0706050403020100u);
   EXPECT_EQ(m_tables.read(GuestPhysAddr(kSecondFrame)), 0x0f0e0d0c0b0a0908u);
   std::array<std::uint8_t, 16> out{};
-  EXPECT_FALSE(m_walker.read(kUserPage + kPageSize - 8, out, AccessPrivilege::User));
+  EXPECT_FALSE(m_walker.read(kUserPage + (kPageSize - 8), out, AccessPrivilege::User));
   EXPECT_EQ(out, in);
 
   // The second page faulting: CR2 is its first byte, the first page is untouched.
@@ -244,7 +236,7 @@ TEST_F(PageWalkerTest, AccessesCrossPageBoundaries) {
   const std::uint64_t first_pte = m_tables.get(kUserPage, 1) & ~(kA | kD);
   m_tables.set(kUserPage, 1, first_pte);
   in.fill(0xee);
-  auto fault = m_walker.write(kUserPage + kPageSize - 8, in, AccessPrivilege::User);
+  auto fault = m_walker.write(kUserPage + (kPageSize - 8), in, AccessPrivilege::User);
   ASSERT_TRUE(fault);
   EXPECT_EQ(fault->address, kUserPage + kPageSize);
   EXPECT_EQ(fault->error_code, kPageFaultWrite | kPageFaultUser);
@@ -282,7 +274,7 @@ TEST_F(PageWalkerTest, FramesOutsideRamAreNotPresentForTheGuest) {
 }
 
 TEST_F(PageWalkerTest, HiddenSlotIsNotPresent) {
-  constexpr std::uint64_t kHigh = 0xffffff8000001000ULL;  // PML4 slot 511
+  constexpr GuestVirtAddr kHigh{0xffffff8000001000ULL};  // PML4 slot 511
   m_tables.map(kHigh, kDataFrame, kP | kW);
   EXPECT_EQ(address_of(translate(kHigh, AccessKind::Read, AccessPrivilege::Supervisor)),
             kDataFrame);
@@ -314,7 +306,7 @@ TEST_F(PageWalkerTest, WriteObserverSeesEveryPhysicalPiece) {
     seen.emplace_back(address.value(), length);
   });
   std::array<std::uint8_t, 12> bytes{};
-  EXPECT_FALSE(m_walker.write(kUserPage + kPageSize - 4, bytes, AccessPrivilege::User));
+  EXPECT_FALSE(m_walker.write(kUserPage + (kPageSize - 4), bytes, AccessPrivilege::User));
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[0], std::make_pair(kDataFrame + kPageSize - 4, std::uint64_t{4}));
   EXPECT_EQ(seen[1], std::make_pair(kSecondFrame, std::uint64_t{8}));
@@ -325,7 +317,8 @@ TEST_F(PageWalkerTest, WriteObserverSeesEveryPhysicalPiece) {
 }
 
 TEST_F(PageWalkerTest, ZeroLengthAccessNeverFaults) {
-  EXPECT_FALSE(m_walker.read(0xdead000, std::span<std::uint8_t>(), AccessPrivilege::User));
+  EXPECT_FALSE(
+      m_walker.read(GuestVirtAddr(0xdead000), std::span<std::uint8_t>(), AccessPrivilege::User));
 }
 
 TEST(PagingControls, FollowTheVirtualCpu) {

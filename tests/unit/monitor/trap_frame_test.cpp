@@ -7,34 +7,24 @@
 #include <array>
 #include <cstdint>
 
+#include "monitor_memory.hpp"
 #include "vmlab/monitor/event_delivery.hpp"
 #include "vmlab/monitor/guest_context.hpp"
 #include "vmlab/monitor/monitor_region.hpp"
-#include "vmlab/physical_memory.hpp"
 
 namespace vmlab::monitor {
 namespace {
 
-class TrapFrameTest : public ::testing::Test {
+class TrapFrameTest : public testing::MonitorMemoryTest {
  protected:
-  void SetUp() override {
-    auto region = GuestMemory::create(kMonitorSize);
-    ASSERT_TRUE(region.ok());
-    m_region.emplace(std::move(*region));
-    ASSERT_TRUE(m_physical.add(GuestPhysAddr(kMonitorPhysicalBase), *m_region).ok());
-  }
-
   // Pushes `words` as the CPU does, the last one at the top of the stack,
   // and returns the stack pointer the stub would see.
   template <std::size_t N>
-  std::uint64_t push(const std::array<std::uint64_t, N>& words) {
-    const std::uint64_t rsp = monitor_virtual(kStackTopOffset) - N * sizeof(std::uint64_t);
+  GuestVirtAddr push(const std::array<std::uint64_t, N>& words) {
+    const GuestVirtAddr rsp = monitor_virtual(kStackTopOffset - N * sizeof(std::uint64_t));
     EXPECT_TRUE(m_physical.write_object(monitor_physical(kStackTopOffset - N * 8), words).ok());
     return rsp;
   }
-
-  std::optional<GuestMemory> m_region;
-  PhysicalMemoryMap m_physical;
 };
 
 constexpr std::uint64_t kUserCs = kUserCodeSelector;  // RPL 3
@@ -48,10 +38,10 @@ TEST_F(TrapFrameTest, ReadsAFrameWithAnErrorCode) {
   EXPECT_EQ(frame->vector, kVectorPageFault);
   ASSERT_TRUE(frame->error_code.has_value());
   EXPECT_EQ(*frame->error_code, 0x6u);
-  EXPECT_EQ(frame->rip, 0x401000u);
+  EXPECT_EQ(frame->rip, GuestVirtAddr(0x401000));
   EXPECT_EQ(frame->cs, kUserCs);
   EXPECT_EQ(frame->rflags, 0x202u);
-  EXPECT_EQ(frame->rsp, 0x7ff000u);
+  EXPECT_EQ(frame->rsp, GuestVirtAddr(0x7ff000));
   EXPECT_EQ(frame->ss, kUserSs);
   EXPECT_EQ(frame->real_cpl(), 3);
 }
@@ -61,31 +51,31 @@ TEST_F(TrapFrameTest, ReadsAFrameWithoutAnErrorCode) {
   auto frame = read_trap_frame(m_physical, kVectorInvalidOpcode, rsp);
   ASSERT_TRUE(frame.ok()) << frame.error().message;
   EXPECT_FALSE(frame->error_code.has_value());
-  EXPECT_EQ(frame->rip, 0x402000u);
-  EXPECT_EQ(frame->rsp, 0x7fe000u);
+  EXPECT_EQ(frame->rip, GuestVirtAddr(0x402000));
+  EXPECT_EQ(frame->rsp, GuestVirtAddr(0x7fe000));
 }
 
 TEST_F(TrapFrameTest, RefusesAStackPointerOutsideTheMonitorStack) {
-  for (const std::uint64_t rsp : {std::uint64_t{0x7ff000}, monitor_virtual(kStackOffset) - 8,
-                                  monitor_virtual(kFaultStackTopOffset) - 16}) {
+  for (const GuestVirtAddr rsp : {GuestVirtAddr(0x7ff000), monitor_virtual(kStackOffset - 8),
+                                  monitor_virtual(kFaultStackTopOffset - 16)}) {
     auto frame = read_trap_frame(m_physical, kVectorGeneralProtection, rsp);
-    ASSERT_FALSE(frame.ok()) << std::hex << rsp;
-    EXPECT_NE(frame.error().message.find("outside the monitor stack"), std::string::npos);
+    ASSERT_FALSE(frame.ok()) << std::hex << rsp.value();
+    EXPECT_EQ(frame.error().kind, MonitorError::kBadTrapFrame);
   }
 }
 
 TEST_F(TrapFrameTest, ATrapFromCpl0IsTheMonitorsOwnFault) {
-  const auto rsp =
-      push(std::array<std::uint64_t, 6>{0, monitor_virtual(kStubsOffset), kMonitorCodeSelector, 0x2,
-                                        monitor_virtual(kStackTopOffset), kMonitorDataSelector});
+  const auto rsp = push(std::array<std::uint64_t, 6>{
+      0, monitor_virtual(kStubsOffset).value(), kMonitorCodeSelector, 0x2,
+      monitor_virtual(kStackTopOffset).value(), kMonitorDataSelector});
   auto frame = read_trap_frame(m_physical, kVectorGeneralProtection, rsp);
   ASSERT_FALSE(frame.ok());
-  EXPECT_NE(frame.error().message.find("the monitor itself took exception 13"), std::string::npos)
-      << frame.error().message;
+  EXPECT_EQ(frame.error().kind, MonitorError::kMonitorFault);
+  EXPECT_NE(frame.error().message.find("exception 13"), std::string::npos) << frame.error().message;
 }
 
 TEST(SyscallFetchFault, IsTheUserReadFaultAtTheSyscallStub) {
-  const std::uint64_t stub = monitor_virtual(kSyscallStubOffset);
+  const GuestVirtAddr stub = monitor_virtual(kSyscallStubOffset);
   TrapFrame frame;
   frame.vector = kVectorPageFault;
   frame.rip = stub;

@@ -3,7 +3,7 @@
 // the real one over it, and the rest of the VMM is a fake environment whose
 // kernel address space maps every RAM address to itself.
 #include "vmlab/para/hypercalls.hpp"
-#include "vector_guest_memory.hpp"
+#include "guest_layout.hpp"
 
 #include <gtest/gtest.h>
 
@@ -23,20 +23,7 @@
 namespace vmlab::para {
 namespace {
 
-using testing::slot_address;
-using testing::VectorGuestMemory;
-
-namespace entry_bits = page_entry;
-
-constexpr std::uint64_t kP = entry_bits::kPresent;
-constexpr std::uint64_t kW = entry_bits::kWritable;
-constexpr std::uint64_t kU = entry_bits::kUser;
-constexpr std::uint64_t kTableFlags = kP | kW | kU;
-
-constexpr std::uint64_t kRamSize = 8 * MiB;
-constexpr std::uint64_t kMonitorBase = 0xd0000000;
-constexpr std::uint64_t kMonitorSize = 8 * MiB;
-constexpr std::uint64_t kMonitorEntry = (kMonitorBase + kPageSize) | kP | kW;
+using namespace testing;  // NOLINT(google-build-using-namespace)
 
 // The kernel's tables: one path PML4[0] -> PDPT[0] -> PD[1] -> PT, so the PT
 // maps virtual 0x200000-0x3fffff; its first 256 entries map that range to the
@@ -66,27 +53,29 @@ class IdentityMemory final : public monitor::GuestVirtualMemory {
 
   void make_read_only(std::uint64_t address) { m_read_only.insert(address / kPageSize); }
 
-  std::optional<Fault> read(std::uint64_t address, std::span<std::uint8_t> out,
+  std::optional<Fault> read(GuestVirtAddr address, std::span<std::uint8_t> out,
                             monitor::AccessPrivilege privilege) override {
-    if (auto fault = check(address, out.size(), privilege, 0)) return fault;
-    (void)m_memory.read(GuestPhysAddr(address), out);
+    if (auto fault = check(address.value(), out.size(), privilege, 0)) return fault;
+    (void)m_memory.read(GuestPhysAddr(address.value()), out);
     return std::nullopt;
   }
-  std::optional<Fault> write(std::uint64_t address, std::span<const std::uint8_t> in,
+  std::optional<Fault> write(GuestVirtAddr virtual_address, std::span<const std::uint8_t> in,
                              monitor::AccessPrivilege privilege) override {
+    const std::uint64_t address = virtual_address.value();
     if (in.empty()) return std::nullopt;
     if (auto fault = check(address, in.size(), privilege, kPageFaultWrite)) return fault;
     for (std::uint64_t page = address / kPageSize; page <= (address + in.size() - 1) / kPageSize;
          ++page) {
       if (m_read_only.count(page) != 0) {
-        return Fault{std::max(address, page * kPageSize), kPageFaultWrite | kPageFaultPresent};
+        return Fault{GuestVirtAddr(std::max(address, page * kPageSize)),
+                     kPageFaultWrite | kPageFaultPresent};
       }
     }
     (void)m_memory.write(GuestPhysAddr(address), in);
     ++m_writes;
     return std::nullopt;
   }
-  std::optional<Fault> fetch(std::uint64_t address, std::span<std::uint8_t> out,
+  std::optional<Fault> fetch(GuestVirtAddr address, std::span<std::uint8_t> out,
                              monitor::AccessPrivilege privilege) override {
     return read(address, out, privilege);
   }
@@ -99,7 +88,7 @@ class IdentityMemory final : public monitor::GuestVirtualMemory {
     if (privilege == monitor::AccessPrivilege::User) code |= kPageFaultUser;
     if (length == 0) return std::nullopt;
     if (!m_memory.contains(GuestPhysAddr(address), length)) {
-      return Fault{std::max(address, m_memory.size()), code};
+      return Fault{GuestVirtAddr(std::max(address, m_memory.size())), code};
     }
     return std::nullopt;
   }
@@ -153,7 +142,7 @@ class FakeEnvironment final : public HypercallEnvironment {
   }
   void console_write(std::string_view text) override { console += text; }
   void flush_translations() override { ++flushes; }
-  void kernel_root_changed(std::uint64_t root) override { root_changes.push_back(root); }
+  void kernel_root_changed(GuestPhysAddr root) override { root_changes.push_back(root.value()); }
 
   IdentityMemory& identity() { return m_identity; }
 
@@ -166,20 +155,6 @@ class FakeEnvironment final : public HypercallEnvironment {
  private:
   IdentityMemory m_identity;
 };
-
-PageTableValidatorConfig make_config() {
-  PageTableValidatorConfig config;
-  config.guest_ram_size = kRamSize;
-  config.monitor = {GuestPhysAddr(kMonitorBase), kMonitorSize};
-  config.monitor_pml4_entry = kMonitorEntry;
-  return config;
-}
-
-PageTableValidator make_validator(GuestMemoryAccess& memory) {
-  auto validator = PageTableValidator::create(memory, make_config());
-  if (!validator) ADD_FAILURE() << validator.error().message;
-  return std::move(*validator);  // throws, failing the test, if create() failed
-}
 
 vmlab_mmu_update request(std::uint64_t pointer, std::uint64_t value) {
   return {pointer, value, 0x5555};  // the result field must be overwritten
@@ -231,10 +206,24 @@ class HypercallsTest : public ::testing::Test {
 
   void pin_kernel_root() {
     ASSERT_EQ(call(VMLAB_HYPERCALL_NEW_BASEPTR, kRoot, VMLAB_BASEPTR_KERNEL), VMLAB_OK);
-    ASSERT_EQ(m_state.kernel_root, kRoot);
+    ASSERT_EQ(m_state.kernel_root, GuestPhysAddr(kRoot));
   }
   void register_shared_page() {
     ASSERT_EQ(call(VMLAB_HYPERCALL_REGISTER_SHARED_INFO, kSharedFrame), VMLAB_OK);
+  }
+
+  // The batch `sent` to kScratch as the hypercall left it: each element's
+  // result as `expected`, and `same_request` checks the rest is as sent.
+  template <typename Element, typename SameRequest>
+  void expect_batch_results(const std::vector<Element>& sent,
+                            const std::vector<std::int64_t>& expected, SameRequest same_request) {
+    ASSERT_EQ(sent.size(), expected.size());
+    for (std::size_t index = 0; index < sent.size(); ++index) {
+      SCOPED_TRACE(index);
+      const auto written = m_memory.get_object<Element>(kScratch + index * sizeof(Element));
+      EXPECT_EQ(written.result, expected[index]);
+      same_request(written, sent[index]);
+    }
   }
 
   unsigned level(std::uint64_t frame) const { return m_validator.level_of(GuestPhysAddr(frame)); }
@@ -278,18 +267,18 @@ TEST_F(HypercallsTest, NamesHypercalls) {
 // --- set_trap_table ----------------------------------------------------------
 
 TEST_F(HypercallsTest, SetTrapTableInstallsHandlersAndMaskFlags) {
-  m_state.trap_table[3] = {kKernelHandler + 0x300, false};
+  m_state.trap_table[3] = {GuestVirtAddr(kKernelHandler + 0x300), false};
   m_memory.put_object(kScratch + 0,
                       vmlab_trap_info{14, VMLAB_TRAP_MASK_EVENTS, 0, 0, kKernelHandler});
   m_memory.put_object(kScratch + 16, vmlab_trap_info{32, 0, 0, 0, kKernelHandler + 0x100});
   m_memory.put_object(kScratch + 32, vmlab_trap_info{3, 0, 0, 0, 0});  // removes vector 3's handler
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, kScratch, 3), VMLAB_OK);
-  EXPECT_EQ(m_state.trap_table[14].handler, kKernelHandler);
+  EXPECT_EQ(m_state.trap_table[14].handler, GuestVirtAddr(kKernelHandler));
   EXPECT_TRUE(m_state.trap_table[14].mask_events);
-  EXPECT_EQ(m_state.trap_table[32].handler, kKernelHandler + 0x100);
+  EXPECT_EQ(m_state.trap_table[32].handler, GuestVirtAddr(kKernelHandler + 0x100));
   EXPECT_FALSE(m_state.trap_table[32].mask_events);
-  EXPECT_EQ(m_state.trap_table[3].handler, 0u);
-  EXPECT_EQ(m_state.trap_table[0].handler, 0u);
+  EXPECT_EQ(m_state.trap_table[3].handler, GuestVirtAddr(0u));
+  EXPECT_EQ(m_state.trap_table[0].handler, GuestVirtAddr(0u));
 }
 
 TEST_F(HypercallsTest, SetTrapTableAcceptsAllVectorsButNoMore) {
@@ -299,9 +288,10 @@ TEST_F(HypercallsTest, SetTrapTableAcceptsAllVectorsButNoMore) {
         vmlab_trap_info{static_cast<std::uint8_t>(vector), 0, 0, 0, kKernelHandler + vector * 16});
   }
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, kScratch, 257), VMLAB_EINVAL);
-  EXPECT_EQ(m_state.trap_table[255].handler, 0u);
+  EXPECT_EQ(m_state.trap_table[255].handler, GuestVirtAddr(0u));
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, kScratch, 256), VMLAB_OK);
-  EXPECT_EQ(m_state.trap_table[255].handler, kKernelHandler + std::uint64_t{255} * 16);
+  EXPECT_EQ(m_state.trap_table[255].handler,
+            GuestVirtAddr(kKernelHandler + std::uint64_t{255} * 16));
 }
 
 TEST_F(HypercallsTest, SetTrapTableRefusesBadEntriesAndInstallsNothing) {
@@ -311,15 +301,15 @@ TEST_F(HypercallsTest, SetTrapTableRefusesBadEntriesAndInstallsNothing) {
   m_memory.put_object(kScratch + 16,
                       vmlab_trap_info{32, 0x2, 0, 0, kKernelHandler});  // unknown flag
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, kScratch, 2), VMLAB_EINVAL);
-  EXPECT_EQ(m_state.trap_table[14].handler, 0u);
+  EXPECT_EQ(m_state.trap_table[14].handler, GuestVirtAddr(0u));
 
   m_memory.put_object(kScratch + 16, vmlab_trap_info{32, 0x80, 0, 0, kKernelHandler});
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, kScratch, 2), VMLAB_EINVAL);
 
   m_memory.put_object(kScratch + 16, vmlab_trap_info{32, 0, 0, 0, kNonCanonical});
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, kScratch, 2), VMLAB_EINVAL);
-  EXPECT_EQ(m_state.trap_table[14].handler, 0u);
-  EXPECT_EQ(m_state.trap_table[32].handler, 0u);
+  EXPECT_EQ(m_state.trap_table[14].handler, GuestVirtAddr(0u));
+  EXPECT_EQ(m_state.trap_table[32].handler, GuestVirtAddr(0u));
 }
 
 TEST_F(HypercallsTest, SetTrapTableOutsideMemoryFaultsWithoutPartialInstall) {
@@ -327,11 +317,11 @@ TEST_F(HypercallsTest, SetTrapTableOutsideMemoryFaultsWithoutPartialInstall) {
   const std::uint64_t address = kRamSize - 16;
   m_memory.put_object(address, vmlab_trap_info{14, 0, 0, 0, kKernelHandler});
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, address, 2), VMLAB_EFAULT);
-  EXPECT_EQ(m_state.trap_table[14].handler, 0u);
+  EXPECT_EQ(m_state.trap_table[14].handler, GuestVirtAddr(0u));
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, kRamSize, 1), VMLAB_EFAULT);
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, kNonCanonical, 1), VMLAB_EFAULT);
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_TRAP_TABLE, address, 1), VMLAB_OK);
-  EXPECT_EQ(m_state.trap_table[14].handler, kKernelHandler);
+  EXPECT_EQ(m_state.trap_table[14].handler, GuestVirtAddr(kKernelHandler));
 }
 
 // --- mmu_update --------------------------------------------------------------
@@ -355,14 +345,10 @@ TEST_F(HypercallsTest, MmuUpdateAppliesABatchAndWritesBackEachResult) {
 
   const std::vector<std::int64_t> expected = {VMLAB_OK,     VMLAB_EPERM,  VMLAB_EPERM,
                                               VMLAB_EFAULT, VMLAB_EINVAL, VMLAB_OK};
-  for (std::size_t index = 0; index < requests.size(); ++index) {
-    SCOPED_TRACE(index);
-    const auto written =
-        m_memory.get_object<vmlab_mmu_update>(kScratch + index * sizeof(vmlab_mmu_update));
-    EXPECT_EQ(written.result, expected[index]);
-    EXPECT_EQ(written.pointer, requests[index].pointer);
-    EXPECT_EQ(written.value, requests[index].value);
-  }
+  expect_batch_results(requests, expected, [](const auto& written, const auto& sent) {
+    EXPECT_EQ(written.pointer, sent.pointer);
+    EXPECT_EQ(written.value, sent.value);
+  });
   EXPECT_EQ(pt_entry(5), 0x300000 | kP | kW | kU);
   EXPECT_EQ(pt_entry(6), (kMappedBase + 6 * kPageSize) | kP | kW | kU);
   EXPECT_EQ(pt_entry(7), (kMappedBase + 7 * kPageSize) | kP | kW | kU);
@@ -446,8 +432,8 @@ TEST_F(HypercallsTest, UpdateVaMappingWritesTheLeafThroughTheKernelRoot) {
 
 TEST_F(HypercallsTest, NewBaseptrPinsTheKernelRoot) {
   EXPECT_EQ(call(VMLAB_HYPERCALL_NEW_BASEPTR, kRoot, VMLAB_BASEPTR_KERNEL), VMLAB_OK);
-  EXPECT_EQ(m_state.kernel_root, kRoot);
-  EXPECT_EQ(m_state.user_root, 0u);
+  EXPECT_EQ(m_state.kernel_root, GuestPhysAddr(kRoot));
+  EXPECT_EQ(m_state.user_root, GuestPhysAddr(0u));
   EXPECT_EQ(m_environment.root_changes, std::vector<std::uint64_t>{kRoot});
   EXPECT_EQ(level(kRoot), 4u);
   EXPECT_EQ(level(kPt), 1u);
@@ -456,7 +442,7 @@ TEST_F(HypercallsTest, NewBaseptrPinsTheKernelRoot) {
   // A new kernel root releases the old one.
   const std::uint64_t other = kSpareTables;
   EXPECT_EQ(call(VMLAB_HYPERCALL_NEW_BASEPTR, other, VMLAB_BASEPTR_KERNEL), VMLAB_OK);
-  EXPECT_EQ(m_state.kernel_root, other);
+  EXPECT_EQ(m_state.kernel_root, GuestPhysAddr(other));
   EXPECT_EQ(m_environment.root_changes, (std::vector<std::uint64_t>{kRoot, other}));
   EXPECT_EQ(level(other), 4u);
   EXPECT_EQ(level(kRoot), 0u);
@@ -467,12 +453,12 @@ TEST_F(HypercallsTest, NewBaseptrSetsAndClearsTheUserRoot) {
   pin_kernel_root();
   const std::uint64_t user = kSpareTables;
   EXPECT_EQ(call(VMLAB_HYPERCALL_NEW_BASEPTR, user, VMLAB_BASEPTR_USER), VMLAB_OK);
-  EXPECT_EQ(m_state.user_root, user);
-  EXPECT_EQ(m_state.kernel_root, kRoot);
+  EXPECT_EQ(m_state.user_root, GuestPhysAddr(user));
+  EXPECT_EQ(m_state.kernel_root, GuestPhysAddr(kRoot));
   EXPECT_EQ(level(user), 4u);
   EXPECT_EQ(m_environment.root_changes, std::vector<std::uint64_t>{kRoot});
   EXPECT_EQ(call(VMLAB_HYPERCALL_NEW_BASEPTR, 0, VMLAB_BASEPTR_USER), VMLAB_OK);
-  EXPECT_EQ(m_state.user_root, 0u);
+  EXPECT_EQ(m_state.user_root, GuestPhysAddr(0u));
   EXPECT_EQ(level(user), 0u);
   EXPECT_EQ(level(kRoot), 4u);
 }
@@ -485,8 +471,8 @@ TEST_F(HypercallsTest, NewBaseptrRefusesBadKindsAndRoots) {
   EXPECT_EQ(call(VMLAB_HYPERCALL_NEW_BASEPTR, kSpareTables + 0x800, VMLAB_BASEPTR_KERNEL),
             VMLAB_EINVAL);
   EXPECT_EQ(call(VMLAB_HYPERCALL_NEW_BASEPTR, kMonitorBase, VMLAB_BASEPTR_USER), VMLAB_EPERM);
-  EXPECT_EQ(m_state.kernel_root, kRoot);
-  EXPECT_EQ(m_state.user_root, 0u);
+  EXPECT_EQ(m_state.kernel_root, GuestPhysAddr(kRoot));
+  EXPECT_EQ(m_state.user_root, GuestPhysAddr(0u));
   EXPECT_EQ(level(kSpareTables), 0u);
   EXPECT_EQ(m_environment.root_changes, std::vector<std::uint64_t>{kRoot});
 }
@@ -502,14 +488,14 @@ TEST_F(HypercallsTest, NewBaseptrKeepsTheOldRootWhenTheNewOneMapsTheMonitor) {
   m_memory.put_object(slot_address(pd, 0), pt | kTableFlags);
   m_memory.put_object(slot_address(pt, 0), kMonitorBase | kP);
   EXPECT_EQ(call(VMLAB_HYPERCALL_NEW_BASEPTR, root, VMLAB_BASEPTR_KERNEL), VMLAB_EPERM);
-  EXPECT_EQ(m_state.kernel_root, kRoot);
+  EXPECT_EQ(m_state.kernel_root, GuestPhysAddr(kRoot));
   EXPECT_EQ(m_environment.root_changes, std::vector<std::uint64_t>{kRoot});
   EXPECT_EQ(level(kRoot), 4u);
   EXPECT_EQ(level(kPt), 1u);
   EXPECT_EQ(level(root), 0u);
   EXPECT_EQ(level(pt), 0u);
   EXPECT_EQ(call(VMLAB_HYPERCALL_NEW_BASEPTR, root, VMLAB_BASEPTR_USER), VMLAB_EPERM);
-  EXPECT_EQ(m_state.user_root, 0u);
+  EXPECT_EQ(m_state.user_root, GuestPhysAddr(0u));
 }
 
 // --- set_gdt -----------------------------------------------------------------
@@ -539,7 +525,7 @@ TEST_F(HypercallsTest, SetGdtAcceptsFlatSegmentsAndATss) {
                   {kNullDescriptor, kKernelCodeDescriptor, kKernelDataDescriptor,
                    kUserDataDescriptor, kUserCodeDescriptor, kTssLow, kTssHigh});
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_GDT, kScratch, 7), VMLAB_OK);
-  EXPECT_EQ(m_state.gdt_address, kScratch);
+  EXPECT_EQ(m_state.gdt_address, GuestVirtAddr(kScratch));
   EXPECT_EQ(m_state.gdt_entries, 7u);
 }
 
@@ -551,7 +537,7 @@ TEST_F(HypercallsTest, SetGdtRefusesGatesLdtsAndLegacyCode) {
     SCOPED_TRACE(bad);
     put_descriptors(m_memory, kScratch + kPageSize, {kNullDescriptor, kKernelDataDescriptor, bad});
     EXPECT_EQ(call(VMLAB_HYPERCALL_SET_GDT, kScratch + kPageSize, 3), VMLAB_EPERM);
-    EXPECT_EQ(m_state.gdt_address, kScratch);
+    EXPECT_EQ(m_state.gdt_address, GuestVirtAddr(kScratch));
     EXPECT_EQ(m_state.gdt_entries, 2u);
   }
   // A not-present descriptor grants nothing, whatever it describes.
@@ -567,7 +553,7 @@ TEST_F(HypercallsTest, SetGdtRefusesBadSizesAndPointers) {
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_GDT, kScratch, 2), VMLAB_EINVAL);  // half a TSS
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_GDT, kRamSize - 8, 2), VMLAB_EFAULT);
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_GDT, kNonCanonical, 1), VMLAB_EFAULT);
-  EXPECT_EQ(m_state.gdt_address, 0u);
+  EXPECT_EQ(m_state.gdt_address, GuestVirtAddr(0u));
   EXPECT_EQ(m_state.gdt_entries, 0u);
 }
 
@@ -575,17 +561,17 @@ TEST_F(HypercallsTest, SetGdtRefusesBadSizesAndPointers) {
 
 TEST_F(HypercallsTest, StackSwitchStoresCanonicalStacks) {
   EXPECT_EQ(call(VMLAB_HYPERCALL_STACK_SWITCH, 0xffff800000010000), VMLAB_OK);
-  EXPECT_EQ(m_state.kernel_stack, 0xffff800000010000u);
+  EXPECT_EQ(m_state.kernel_stack, GuestVirtAddr(0xffff800000010000u));
   EXPECT_EQ(call(VMLAB_HYPERCALL_STACK_SWITCH, kNonCanonical), VMLAB_EINVAL);
   EXPECT_EQ(call(VMLAB_HYPERCALL_STACK_SWITCH, 0xfff0000000000000), VMLAB_EINVAL);
-  EXPECT_EQ(m_state.kernel_stack, 0xffff800000010000u);
+  EXPECT_EQ(m_state.kernel_stack, GuestVirtAddr(0xffff800000010000u));
 }
 
 TEST_F(HypercallsTest, SetCallbacksStoresCanonicalEntries) {
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_CALLBACKS, kKernelHandler), VMLAB_OK);
-  EXPECT_EQ(m_state.syscall_entry, kKernelHandler);
+  EXPECT_EQ(m_state.syscall_entry, GuestVirtAddr(kKernelHandler));
   EXPECT_EQ(call(VMLAB_HYPERCALL_SET_CALLBACKS, kNonCanonical), VMLAB_EINVAL);
-  EXPECT_EQ(m_state.syscall_entry, kKernelHandler);
+  EXPECT_EQ(m_state.syscall_entry, GuestVirtAddr(kKernelHandler));
 }
 
 // --- sched_op ----------------------------------------------------------------
@@ -624,7 +610,7 @@ TEST_F(HypercallsTest, RegisterSharedInfoChecksTheFrame) {
 TEST_F(HypercallsTest, RegisterSharedInfoStartsMasked) {
   m_memory.fill(kSharedFrame, 0xff, kPageSize);
   EXPECT_EQ(call(VMLAB_HYPERCALL_REGISTER_SHARED_INFO, kSharedFrame), VMLAB_OK);
-  EXPECT_EQ(m_state.shared_info, std::optional<std::uint64_t>{kSharedFrame});
+  EXPECT_EQ(m_state.shared_info, std::optional{GuestPhysAddr(kSharedFrame)});
   EXPECT_EQ(m_memory.get_u8(kSharedFrame + 0), 1u);  // upcall_mask
   for (std::uint64_t offset = 1; offset < VMLAB_SHARED_INFO_SIZE; ++offset) {
     EXPECT_EQ(m_memory.get_u8(kSharedFrame + offset), 0u) << "offset " << offset;
@@ -633,7 +619,7 @@ TEST_F(HypercallsTest, RegisterSharedInfoStartsMasked) {
   EXPECT_FALSE(m_hypercalls.event_pending_flag());
   // The last frame of RAM will do.
   EXPECT_EQ(call(VMLAB_HYPERCALL_REGISTER_SHARED_INFO, kRamSize - kPageSize), VMLAB_OK);
-  EXPECT_EQ(m_state.shared_info, std::optional<std::uint64_t>{kRamSize - kPageSize});
+  EXPECT_EQ(m_state.shared_info, std::optional{GuestPhysAddr(kRamSize - kPageSize)});
 }
 
 TEST_F(HypercallsTest, SharedPageFieldsLandAtTheirOffsets) {
@@ -650,7 +636,7 @@ TEST_F(HypercallsTest, SharedPageFieldsLandAtTheirOffsets) {
   m_hypercalls.set_event_pending(true);
   EXPECT_EQ(m_memory.get_u8(kSharedFrame + 1), 1u);
   EXPECT_TRUE(m_hypercalls.event_pending_flag());
-  m_hypercalls.set_fault_address(0xffff888000123456);
+  m_hypercalls.set_fault_address(GuestVirtAddr(0xffff888000123456));
   EXPECT_EQ(m_memory.get(kSharedFrame + 8), 0xffff888000123456u);
   m_hypercalls.count_event();
   m_hypercalls.count_event();
@@ -685,7 +671,7 @@ TEST_F(HypercallsTest, SharedPageThatBecameAPageTableIsNotWritten) {
   const std::uint64_t entry3 = m_memory.get(kSharedFrame + 24);
   // A fault address the guest chose would otherwise become entry 1 and map
   // the monitor region, and the counters entries 2 and 3.
-  m_hypercalls.set_fault_address(kMonitorBase | kP | kW);
+  m_hypercalls.set_fault_address(GuestVirtAddr(kMonitorBase | kP | kW));
   m_hypercalls.count_event();
   m_hypercalls.set_events_masked(false);
   m_hypercalls.set_event_pending(true);
@@ -840,16 +826,12 @@ TEST_F(HypercallsTest, MulticallRunsABatchAndWritesBackEachResult) {
   const std::vector<std::int64_t> expected = {VMLAB_OK,     VMLAB_OK,     VMLAB_ENOSYS,
                                               VMLAB_EINVAL, VMLAB_EINVAL, VMLAB_EINVAL,
                                               VMLAB_OK,     VMLAB_EINVAL};
-  for (std::size_t index = 0; index < entries.size(); ++index) {
-    SCOPED_TRACE(index);
-    const auto written =
-        m_memory.get_object<vmlab_multicall>(kScratch + index * sizeof(vmlab_multicall));
-    EXPECT_EQ(written.result, expected[index]);
-    EXPECT_EQ(written.op, entries[index].op);
-    EXPECT_EQ(written.arguments[0], entries[index].arguments[0]);
-  }
-  EXPECT_EQ(m_state.kernel_stack, 0xffff800000010000u);
-  EXPECT_EQ(m_state.syscall_entry, kKernelHandler);
+  expect_batch_results(entries, expected, [](const auto& written, const auto& sent) {
+    EXPECT_EQ(written.op, sent.op);
+    EXPECT_EQ(written.arguments[0], sent.arguments[0]);
+  });
+  EXPECT_EQ(m_state.kernel_stack, GuestVirtAddr(0xffff800000010000u));
+  EXPECT_EQ(m_state.syscall_entry, GuestVirtAddr(kKernelHandler));
   EXPECT_EQ(m_registers.rip, 0x200123u);
   EXPECT_EQ(m_registers.rsp, kScratch + kPageSize);
   EXPECT_EQ(m_state.cpl, 0u);
@@ -883,7 +865,7 @@ TEST_F(HypercallsTest, MulticallRefusesEmptyOversizedAndUnreadableBatches) {
   m_memory.put_object(kScratch, multicall_entry(VMLAB_HYPERCALL_STACK_SWITCH, 0xffff800000010000));
   EXPECT_EQ(call(VMLAB_HYPERCALL_MULTICALL, kScratch, 0), VMLAB_EINVAL);
   EXPECT_EQ(call(VMLAB_HYPERCALL_MULTICALL, kScratch, Hypercalls::kMaximumBatch + 1), VMLAB_EINVAL);
-  EXPECT_EQ(m_state.kernel_stack, 0u);
+  EXPECT_EQ(m_state.kernel_stack, GuestVirtAddr(0u));
   EXPECT_EQ(m_memory.get_object<vmlab_multicall>(kScratch).result, 0x5555);
   EXPECT_EQ(call(VMLAB_HYPERCALL_MULTICALL, kRamSize, 1), VMLAB_EFAULT);
   EXPECT_EQ(call(VMLAB_HYPERCALL_MULTICALL, kNonCanonical, 1), VMLAB_EFAULT);

@@ -1,5 +1,5 @@
 #include "vmlab/para/page_table_validator.hpp"
-#include "vector_guest_memory.hpp"
+#include "guest_layout.hpp"
 
 #include <gtest/gtest.h>
 
@@ -19,25 +19,10 @@
 namespace vmlab::para {
 namespace {
 
-using testing::slot_address;
-using testing::VectorGuestMemory;
+using namespace testing;  // NOLINT(google-build-using-namespace)
 
 namespace entry_bits = page_entry;
 
-constexpr std::uint64_t kP = entry_bits::kPresent;
-constexpr std::uint64_t kW = entry_bits::kWritable;
-constexpr std::uint64_t kU = entry_bits::kUser;
-constexpr std::uint64_t kA = entry_bits::kAccessed;
-constexpr std::uint64_t kD = entry_bits::kDirty;
-constexpr std::uint64_t kPs = entry_bits::kLargePage;  // PAT in a PTE
-constexpr std::uint64_t kXd = entry_bits::kExecuteDisable;
-constexpr std::uint64_t kTableFlags = kP | kW | kU;
-
-constexpr std::uint64_t kRamSize = 8 * MiB;
-constexpr std::uint64_t kMonitorBase = 0xd0000000;
-constexpr std::uint64_t kMonitorSize = 8 * MiB;
-// Supervisor-only, pointing at the monitor's PDPT in its region.
-constexpr std::uint64_t kMonitorEntry = (kMonitorBase + kPageSize) | kP | kW;
 constexpr std::uint64_t kVirtioWindow = 0xfeb00000;  // 64 KiB of virtio-mmio registers
 constexpr std::uint64_t kVirtioWindowSize = 0x10000;
 constexpr std::uint64_t kFramebuffer = 0xc0000000;  // 4 MiB, room for 2 MiB pages
@@ -80,7 +65,7 @@ class GuestTables {
     std::uint64_t table = root;
     for (unsigned current = 4; current > level; --current) {
       const std::uint64_t address =
-          slot_address(table, monitor::table_index(virtual_address, current));
+          slot_address(table, monitor::table_index(GuestVirtAddr(virtual_address), current));
       std::uint64_t value = m_memory.get(address);
       if ((value & kP) == 0) {
         value = allocate() | kTableFlags;
@@ -88,20 +73,20 @@ class GuestTables {
       }
       table = value & entry_bits::kAddressMask;
     }
-    return slot_address(table, monitor::table_index(virtual_address, level));
+    return slot_address(table, monitor::table_index(GuestVirtAddr(virtual_address), level));
   }
   // The same for tables that must exist already (the tree is pinned).
   std::uint64_t existing_slot(std::uint64_t root, std::uint64_t virtual_address,
                               unsigned level) const {
     std::uint64_t table = root;
     for (unsigned current = 4; current > level; --current) {
-      const std::uint64_t value =
-          m_memory.get(slot_address(table, monitor::table_index(virtual_address, current)));
+      const std::uint64_t value = m_memory.get(
+          slot_address(table, monitor::table_index(GuestVirtAddr(virtual_address), current)));
       EXPECT_NE(value & kP, 0u) << "no level-" << current - 1 << " table for "
                                 << hex(virtual_address);
       table = value & entry_bits::kAddressMask;
     }
-    return slot_address(table, monitor::table_index(virtual_address, level));
+    return slot_address(table, monitor::table_index(GuestVirtAddr(virtual_address), level));
   }
   std::uint64_t table_of(std::uint64_t root, std::uint64_t virtual_address, unsigned level) const {
     return existing_slot(root, virtual_address, level) & ~(kPageSize - 1);
@@ -119,13 +104,11 @@ class GuestTables {
   std::vector<std::uint64_t> m_allocated;
 };
 
+// With two device windows a leaf may map.
 PageTableValidatorConfig make_config(std::uint64_t ram_size = kRamSize) {
-  PageTableValidatorConfig config;
-  config.guest_ram_size = ram_size;
-  config.monitor = {GuestPhysAddr(kMonitorBase), kMonitorSize};
+  PageTableValidatorConfig config = base_config(ram_size);
   config.device_windows = {{GuestPhysAddr(kVirtioWindow), kVirtioWindowSize},
                            {GuestPhysAddr(kFramebuffer), kFramebufferSize}};
-  config.monitor_pml4_entry = kMonitorEntry;
   return config;
 }
 
@@ -145,12 +128,6 @@ class RecordingDmaRemapping final : public DmaRemapping {
  private:
   std::set<std::uint64_t> m_frames;
 };
-
-PageTableValidator make_validator(GuestMemoryAccess& memory, PageTableValidatorConfig config) {
-  auto validator = PageTableValidator::create(memory, std::move(config));
-  if (!validator) ADD_FAILURE() << validator.error().message;
-  return std::move(*validator);  // throws, failing the test, if create() failed
-}
 
 // Everything the validator keeps per frame.
 struct Books {
@@ -337,6 +314,26 @@ class PageTableValidatorTest : public ::testing::Test {
     EXPECT_EQ(recomputation.violations(), std::vector<std::string>{});
   }
 
+  // Pinning `root`, the first pin, fails with `code` and leaves no trace.
+  void expect_pin_refused(std::uint64_t root, std::int64_t code) {
+    EXPECT_EQ(pin(root), code) << hex(root);
+    EXPECT_EQ(differences(empty_books(), books()), "");
+  }
+
+  // The kernel address space, pinned, and the tables on its kernel-code path.
+  struct KernelSpace {
+    std::uint64_t root = 0, pdpt = 0, pd = 0, pt = 0;
+  };
+  KernelSpace pinned_kernel_space() {
+    KernelSpace space;
+    space.root = build_kernel_address_space();
+    EXPECT_EQ(pin(space.root), VMLAB_OK) << m_validator.last_error();
+    space.pdpt = kernel_pdpt(space.root);
+    space.pd = kernel_pd(space.root);
+    space.pt = kernel_pt(space.root);
+    return space;
+  }
+
   // Slots and tables of the kernel address space.
   std::uint64_t kernel_pt(std::uint64_t root) const {
     return m_tables.table_of(root, kKernelCode, 1);
@@ -360,32 +357,44 @@ class PageTableValidatorTest : public ::testing::Test {
 
 TEST_F(PageTableValidatorTest, CreateChecksTheLayout) {
   EXPECT_TRUE(PageTableValidator::create(m_memory, make_config()).ok());
-  auto refused = [&](auto change) {
+  // The kind of the refusal, with a message for the person configuring.
+  auto refusal = [&](auto change) -> std::error_code {
     PageTableValidatorConfig config = make_config();
     change(config);
     auto validator = PageTableValidator::create(m_memory, config);
-    return !validator.ok() && !validator.error().message.empty();
+    if (validator.ok()) return {};
+    EXPECT_FALSE(validator.error().message.empty());
+    return validator.error().kind;
   };
-  EXPECT_TRUE(refused([](auto& config) { config.guest_ram_size = 0; }));
-  EXPECT_TRUE(refused([](auto& config) { config.guest_ram_size = kRamSize - 8; }));
-  EXPECT_TRUE(refused([](auto& config) { config.guest_ram_size = 2 * kRamSize; }));  // > memory
-  EXPECT_TRUE(refused([](auto& config) {
-    config.monitor = {GuestPhysAddr(4 * MiB), kMonitorSize};
-  }));
-  EXPECT_TRUE(refused([](auto& config) { config.monitor.size = 0; }));
-  EXPECT_TRUE(refused([](auto& config) {
-    config.device_windows.push_back({GuestPhysAddr(kRamSize - kPageSize), 2 * kPageSize});
-  }));
-  EXPECT_TRUE(refused([](auto& config) {
-    config.device_windows.push_back({GuestPhysAddr(kMonitorBase + kMonitorSize - 1), 2});
-  }));
-  EXPECT_TRUE(refused([](auto& config) { config.reserved_pml4_slot = 512; }));
-  EXPECT_TRUE(refused([](auto& config) { config.physical_address_bits = 31; }));
-  EXPECT_TRUE(refused([](auto& config) { config.physical_address_bits = 53; }));
-  EXPECT_TRUE(refused([](auto& config) { config.monitor_pml4_entry = 0; }));
-  EXPECT_TRUE(refused([](auto& config) { config.monitor_pml4_entry |= kU; }));
+  using enum ParaError;
+  EXPECT_EQ(refusal([](auto& config) { config.guest_ram_size = 0; }), kInvalidGuestRam);
+  EXPECT_EQ(refusal([](auto& config) { config.guest_ram_size = kRamSize - 8; }), kInvalidGuestRam);
+  EXPECT_EQ(refusal([](auto& config) { config.guest_ram_size = 2 * kRamSize; }),
+            kInvalidGuestRam);  // > memory
+  EXPECT_EQ(refusal([](auto& config) {
+              config.monitor = {GuestPhysAddr(4 * MiB), kMonitorSize};
+            }),
+            kInvalidLayout);
+  EXPECT_EQ(refusal([](auto& config) { config.monitor.size = 0; }), kInvalidLayout);
+  EXPECT_EQ(refusal([](auto& config) {
+              config.device_windows.push_back({GuestPhysAddr(kRamSize - kPageSize), 2 * kPageSize});
+            }),
+            kInvalidLayout);
+  EXPECT_EQ(refusal([](auto& config) {
+              config.device_windows.push_back({GuestPhysAddr(kMonitorBase + kMonitorSize - 1), 2});
+            }),
+            kInvalidLayout);
+  EXPECT_EQ(refusal([](auto& config) { config.reserved_pml4_slot = 512; }),
+            kInvalidPagingParameter);
+  EXPECT_EQ(refusal([](auto& config) { config.physical_address_bits = 31; }),
+            kInvalidPagingParameter);
+  EXPECT_EQ(refusal([](auto& config) { config.physical_address_bits = 53; }),
+            kInvalidPagingParameter);
+  EXPECT_EQ(refusal([](auto& config) { config.monitor_pml4_entry = 0; }), kInvalidMonitorEntry);
+  EXPECT_EQ(refusal([](auto& config) { config.monitor_pml4_entry |= kU; }), kInvalidMonitorEntry);
   // The monitor's PDPT in guest RAM would be the guest's to rewrite.
-  EXPECT_TRUE(refused([](auto& config) { config.monitor_pml4_entry = kDataFrame | kP | kW; }));
+  EXPECT_EQ(refusal([](auto& config) { config.monitor_pml4_entry = kDataFrame | kP | kW; }),
+            kInvalidMonitorEntry);
 }
 
 // --- pinning a tree ----------------------------------------------------------
@@ -506,8 +515,7 @@ TEST_F(PageTableValidatorTest, LeafMappingTheMonitorRegionIsRefused) {
 TEST_F(PageTableValidatorTest, LeafOutsideRamIsRefused) {
   const std::uint64_t root = build_kernel_address_space();
   m_tables.map(root, 0x40000000, kRamSize | kP | kU);
-  EXPECT_EQ(pin(root), VMLAB_EFAULT);
-  EXPECT_EQ(differences(empty_books(), books()), "");
+  expect_pin_refused(root, VMLAB_EFAULT);
   m_tables.map(root, 0x40000000, (kRamSize - kPageSize) | kP | kU);  // the last frame is fine
   ASSERT_EQ(pin(root), VMLAB_OK) << m_validator.last_error();
 
@@ -521,12 +529,8 @@ TEST_F(PageTableValidatorTest, LeafOutsideRamIsRefused) {
 }
 
 TEST_F(PageTableValidatorTest, DeviceWindowsTakeLeavesButNotTables) {
-  const std::uint64_t root = build_kernel_address_space();
-  ASSERT_EQ(pin(root), VMLAB_OK);
+  const auto [root, pdpt, pd, pt] = pinned_kernel_space();
   const Books before = books();
-  const std::uint64_t pt = kernel_pt(root);
-  const std::uint64_t pd = kernel_pd(root);
-  const std::uint64_t pdpt = kernel_pdpt(root);
   EXPECT_EQ(update(slot_address(pt, 100), (kVirtioWindow + 0xf000) | kP | kW | kU), VMLAB_OK);
   EXPECT_EQ(update(slot_address(pd, 200), kFramebuffer | kP | kW | kU | kPs), VMLAB_OK);
   EXPECT_EQ(update(slot_address(pd, 201), (kFramebuffer + 2 * MiB) | kP | kW | kPs), VMLAB_OK);
@@ -557,14 +561,12 @@ TEST_F(PageTableValidatorTest, WritableLeafToAPageTableIsRefusedAtPin) {
 
   // The root itself, while it is being validated.
   m_tables.map(root, 0x40000000, root | kP | kW | kU);
-  EXPECT_EQ(pin(root), VMLAB_EPERM);
-  EXPECT_EQ(differences(empty_books(), books()), "");
+  expect_pin_refused(root, VMLAB_EPERM);
 
   // A writable 2 MiB page over the table pool.
   m_tables.map(root, 0x40000000, 0);
   m_tables.map(root, 0x40200000, 0 | kP | kW | kU | kPs, 2);
-  EXPECT_EQ(pin(root), VMLAB_EPERM);
-  EXPECT_EQ(differences(empty_books(), books()), "");
+  expect_pin_refused(root, VMLAB_EPERM);
 
   // Read-only, both are fine.
   m_tables.map(root, 0x40000000, root | kP | kU);
@@ -574,11 +576,8 @@ TEST_F(PageTableValidatorTest, WritableLeafToAPageTableIsRefusedAtPin) {
 }
 
 TEST_F(PageTableValidatorTest, WritableLeafToAPageTableIsRefusedByUpdate) {
-  const std::uint64_t root = build_kernel_address_space();
-  ASSERT_EQ(pin(root), VMLAB_OK);
+  const auto [root, pdpt, pd, pt] = pinned_kernel_space();
   const Books before = books();
-  const std::uint64_t pt = kernel_pt(root);
-  const std::uint64_t pd = kernel_pd(root);
   const std::uint64_t slot = slot_address(pt, 100);
   for (std::uint64_t table : m_tables.allocated()) {
     EXPECT_EQ(update(slot, table | kP | kW | kU), VMLAB_EPERM) << hex(table);
@@ -603,8 +602,7 @@ TEST_F(PageTableValidatorTest, WritablyMappedFrameCannotBecomeATable) {
   const std::uint64_t root = build_kernel_address_space();
   const std::uint64_t pd = m_tables.table_of(root, kKernelCode, 2);
   m_memory.put(slot_address(pd, 2), kDataFrame | kTableFlags);
-  EXPECT_EQ(pin(root), VMLAB_EPERM);
-  EXPECT_EQ(differences(empty_books(), books()), "");
+  expect_pin_refused(root, VMLAB_EPERM);
 
   // After the pin the writable mapping exists first.
   m_memory.put(slot_address(pd, 2), 0);
@@ -659,11 +657,9 @@ TEST_F(PageTableValidatorTest, SelfReferencingTablesAreBusy) {
   const std::uint64_t pd = m_tables.table_of(root, kKernelCode, 2);
   const std::uint64_t pdpt = m_tables.table_of(root, kKernelCode, 3);
   m_memory.put(slot_address(pd, 7), pd | kTableFlags);
-  EXPECT_EQ(pin(root), VMLAB_EBUSY);
-  EXPECT_EQ(differences(empty_books(), books()), "");
+  expect_pin_refused(root, VMLAB_EBUSY);
   m_memory.put(slot_address(pd, 7), pdpt | kTableFlags);
-  EXPECT_EQ(pin(root), VMLAB_EBUSY);
-  EXPECT_EQ(differences(empty_books(), books()), "");
+  expect_pin_refused(root, VMLAB_EBUSY);
   m_memory.put(slot_address(pd, 7), 0);
 
   ASSERT_EQ(pin(root), VMLAB_OK);
@@ -687,10 +683,7 @@ TEST_F(PageTableValidatorTest, OneGibPagesAreRefused) {
 }
 
 TEST_F(PageTableValidatorTest, ReservedBitsAreRefused) {
-  const std::uint64_t root = build_kernel_address_space();
-  ASSERT_EQ(pin(root), VMLAB_OK);
-  const std::uint64_t pt = kernel_pt(root);
-  const std::uint64_t pd = kernel_pd(root);
+  const auto [root, pdpt, pd, pt] = pinned_kernel_space();
   const std::uint64_t slot = slot_address(pt, 100);
   // Bits 51:46 with MAXPHYADDR 46 (SDM vol. 3A, 4.5, table 4-19).
   EXPECT_EQ(update(slot, kDataFrame | kP | (1ULL << 46)), VMLAB_EINVAL);
@@ -848,10 +841,7 @@ TEST_F(PageTableValidatorTest, UpdateReportsWhenTheTlbMustBeFlushed) {
 }
 
 TEST_F(PageTableValidatorTest, UnmappingATableReleasesIt) {
-  const std::uint64_t root = build_kernel_address_space();
-  ASSERT_EQ(pin(root), VMLAB_OK);
-  const std::uint64_t pd = kernel_pd(root);
-  const std::uint64_t pt = kernel_pt(root);
+  const auto [root, pdpt, pd, pt] = pinned_kernel_space();
   const std::size_t tables = m_validator.page_table_count();
   // A second reference first: dropping one of two keeps the table.
   ASSERT_EQ(update(slot_address(pd, 3), pt | kTableFlags), VMLAB_OK);
@@ -863,7 +853,8 @@ TEST_F(PageTableValidatorTest, UnmappingATableReleasesIt) {
   EXPECT_EQ(references(pt), 1u);
   EXPECT_EQ(level(pt), 1u);
 
-  const std::uint64_t kernel_slot = slot_address(pd, monitor::table_index(kKernelCode, 2));
+  const std::uint64_t kernel_slot =
+      slot_address(pd, monitor::table_index(GuestVirtAddr(kKernelCode), 2));
   ASSERT_EQ(update(kernel_slot, 0), VMLAB_OK);
   EXPECT_EQ(references(pt), 0u);
   EXPECT_EQ(level(pt), 0u);

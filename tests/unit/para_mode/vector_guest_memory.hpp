@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <system_error>
 #include <type_traits>
 #include <vector>
 
@@ -23,14 +24,16 @@ class VectorGuestMemory final : public GuestMemoryAccess {
   std::uint64_t size() const override { return m_bytes.size(); }
   Status read(GuestPhysAddr address, std::span<std::uint8_t> out) const override {
     if (!contains(address, out.size())) {
-      return Error{"read outside guest memory: " + describe_range(address, out.size())};
+      return Error{std::make_error_code(std::errc::bad_address),  // EFAULT
+                   "read outside guest memory: " + describe_range(address, out.size())};
     }
     if (!out.empty()) std::memcpy(out.data(), m_bytes.data() + address.value(), out.size());
     return {};
   }
   Status write(GuestPhysAddr address, std::span<const std::uint8_t> in) override {
     if (!contains(address, in.size())) {
-      return Error{"write outside guest memory: " + describe_range(address, in.size())};
+      return Error{std::make_error_code(std::errc::bad_address),  // EFAULT
+                   "write outside guest memory: " + describe_range(address, in.size())};
     }
     if (!in.empty()) std::memcpy(m_bytes.data() + address.value(), in.data(), in.size());
     return {};

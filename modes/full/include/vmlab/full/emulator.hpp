@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "vmlab/address.hpp"
 #include "vmlab/monitor/event_delivery.hpp"
 #include "vmlab/monitor/guest_context.hpp"
 
@@ -26,7 +27,7 @@ class MonitorServices {
   virtual std::uint32_t port_read(std::uint16_t port, unsigned size) = 0;  // size 1, 2 or 4
   virtual void port_write(std::uint16_t port, unsigned size, std::uint32_t value) = 0;
   virtual void cr3_written(std::uint64_t old_cr3, std::uint64_t new_cr3) = 0;  // every write
-  virtual void page_invalidated(std::uint64_t address) = 0;                    // invlpg
+  virtual void page_invalidated(GuestVirtAddr address) = 0;                    // invlpg
   virtual void paging_control_changed() = 0;  // a paging bit of CR0, CR4 or EFER changed
 };
 
@@ -38,7 +39,7 @@ enum class EmulationKind {
 };
 
 struct MemoryRange {
-  std::uint64_t address = 0;
+  GuestVirtAddr address{};
   std::uint64_t length = 0;
 };
 

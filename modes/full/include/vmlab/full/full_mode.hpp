@@ -19,7 +19,7 @@
 #include "vmlab/cpu_mode.hpp"
 #include "vmlab/events.hpp"
 #include "vmlab/monitor/guest_context.hpp"
-#include "vmlab/physical_memory.hpp"
+#include "vmlab/monitor/region_memory.hpp"
 
 namespace vmlab::full {
 
@@ -85,9 +85,7 @@ class FullMode final : public CpuMode {
                    std::string_view detail);
 
   FullModeOptions m_options;
-  std::optional<GuestMemory> m_monitor_memory;
-  std::vector<std::uint8_t> m_pristine_monitor;  // the GDT, IDT, TSS and stubs after prepare()
-  PhysicalMemoryMap m_physical;
+  monitor::MonitorRegionMemory m_monitor;
   std::unique_ptr<ShadowPager> m_shadow;
   std::unique_ptr<Services> m_services;
   VirtualCpu m_cpu;

@@ -58,12 +58,44 @@ using monitor::PageWalker;
 using monitor::PagingControls;
 using monitor::PhysicalRange;
 
+// Found by argument-dependent lookup when a kind converts to std::error_code
+// (the kinds live in this namespace, the function in vmlab).
+using vmlab::make_error_code;
+
+// Why the shadow pager failed: its configuration, or the monitor itself. A
+// fault the guest's own tables raise is no error (FaultResolution).
+enum class ShadowPagingError {
+  kInvalidLayout = 1,    // RAM, monitor region, device windows, virtual base or pool misplaced
+  kPoolTooSmall,         // the table pool cannot hold the monitor mapping or one translation
+  kReservedBitInShadow,  // the real CPU rejected a shadow entry (XD without the real EFER.NXE)
+  kMonitorFault,         // a #PF at CPL0: the monitor touched an address outside its region
+  kTableAccessFailed,    // a shadow table, or a guest entry's accessed flag, could not be written
+};
+constexpr const char* error_domain(ShadowPagingError) {
+  return "shadow paging";
+}
+constexpr const char* to_string(ShadowPagingError kind) {
+  switch (kind) {
+    case ShadowPagingError::kInvalidLayout:
+      return "invalid layout";
+    case ShadowPagingError::kPoolTooSmall:
+      return "table pool too small";
+    case ShadowPagingError::kReservedBitInShadow:
+      return "reserved bit in a shadow entry";
+    case ShadowPagingError::kMonitorFault:
+      return "monitor fault";
+    case ShadowPagingError::kTableAccessFailed:
+      return "table access failed";
+  }
+  return "unknown";
+}
+
 enum class ShadowView { Kernel, User };
 
 struct ShadowPagerConfig {
   std::uint64_t guest_ram_size = 0;  // guest RAM is [0, guest_ram_size)
   PhysicalRange monitor{};           // mapped supervisor-only, read-write-execute
-  std::uint64_t monitor_virtual_base = 0xffffff8000000000ULL;  // must lie in PML4 slot 511
+  GuestVirtAddr monitor_virtual_base{0xffffff8000000000ULL};  // must lie in PML4 slot 511
   PhysicalRange table_pool{};  // pages for shadow tables, inside `monitor`
   // Windows outside RAM that guest pages may map (MMIO), so the access
   // reaches the device as a KVM MMIO exit instead of a reflected #PF.
@@ -79,7 +111,7 @@ struct FaultResolution {
     PageTableWrite,  // the guest writes one of its page tables: emulate the write
   };
   Kind kind = Kind::Filled;
-  std::uint64_t address = 0;           // ReflectToGuest: the guest's CR2
+  GuestVirtAddr address{};             // ReflectToGuest: the guest's CR2
   std::uint32_t guest_error_code = 0;  // ReflectToGuest (SDM 4.7)
   GuestPhysAddr physical_address;      // PageTableWrite: the guest-physical address written
 };
@@ -103,7 +135,8 @@ struct ShadowPagerCounters {
 class ShadowPager {
  public:
   // Checks the layout (monitor region outside RAM, pool inside the monitor
-  // region and large enough) and maps the monitor region. The pool is cleared
+  // region: kInvalidLayout; large enough: kPoolTooSmall) and maps the
+  // monitor region. The pool is cleared
   // a table at a time as tables are handed out, so creating the pager touches
   // only the few pages the monitor mapping takes.
   // The pager is not movable: its walker reports writes to it.
@@ -115,8 +148,9 @@ class ShadowPager {
 
   // A #PF the real CPU raised while `view` was loaded: the faulting address
   // (real CR2) and the hardware error code. An error means the monitor is
-  // broken (a reserved bit in a shadow entry, a fault at CPL0), not the guest.
-  Result<FaultResolution> handle_fault(ShadowView view, std::uint64_t address,
+  // broken (kReservedBitInShadow, kMonitorFault, kTableAccessFailed,
+  // kPoolTooSmall), not the guest.
+  Result<FaultResolution> handle_fault(ShadowView view, GuestVirtAddr address,
                                        std::uint32_t hardware_error_code);
 
   // mov %cr3: the guest's address space changed. Also sets walker()'s root.
@@ -125,7 +159,7 @@ class ShadowPager {
   // so a change resets the shadow tables. Also sets walker()'s controls.
   void set_paging_controls(PagingControls controls);
   // invlpg: drops the shadow translation of `address` in both views.
-  void invalidate_page(std::uint64_t address);
+  void invalidate_page(GuestVirtAddr address);
   // The guest wrote [address, address + length) of guest-physical memory:
   // drops the shadow entries derived from guest page-table entries there.
   // Cheap when the frame is not a page table, so any emulated write may call it.
@@ -172,7 +206,7 @@ class ShadowPager {
     bool operator==(const EntryLocation&) const = default;
   };
   struct AddressSpace {
-    std::uint64_t guest_root = 0;             // guest CR3 bits 51:12
+    GuestPhysAddr guest_root;                 // guest CR3 bits 51:12: its PML4
     std::array<std::uint32_t, 2> roots = {};  // indexed by ShadowView
     std::uint64_t last_use = 0;
   };
@@ -227,3 +261,5 @@ class ShadowPager {
 };
 
 }  // namespace vmlab::full
+
+VMLAB_ERROR_KINDS(vmlab::full::ShadowPagingError);

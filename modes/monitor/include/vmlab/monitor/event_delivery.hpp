@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "vmlab/address.hpp"
 #include "vmlab/monitor/guest_context.hpp"
 #include "vmlab/result.hpp"
 #include "vmlab/x86.hpp"
@@ -27,7 +28,7 @@ struct Event {
   std::uint8_t vector = 0;
   std::optional<std::uint32_t> error_code;
   EventSource source = EventSource::Exception;
-  std::uint64_t fault_address = 0;      // #PF: loaded into the virtual CR2 as it is raised
+  GuestVirtAddr fault_address{};        // #PF: loaded into the virtual CR2 as it is raised
   std::uint8_t instruction_length = 0;  // Software: regs.rip is the int instruction; the frame
                                         // holds rip + length (0 if rip is already past it)
 };
@@ -42,7 +43,7 @@ void set_guest_visible_rflags(GuestRegisters& registers, VirtualCpu& cpu, std::u
 
 // Canonical for the virtual CPU's paging mode: 48 bits, 57 with CR4.LA57
 // (Intel SDM vol. 1, 3.3.7.1).
-bool is_canonical(std::uint64_t address, const VirtualCpu& cpu);
+bool is_canonical(GuestVirtAddr address, const VirtualCpu& cpu);
 
 // A segment or system descriptor (Intel SDM vol. 3A, 3.4.5; the 16-byte
 // system descriptors of 64-bit mode, 8.2.3 and 6.14.1).
@@ -92,7 +93,8 @@ OrFault<SegmentDescriptor> read_gdt_descriptor(const VirtualCpu& cpu, GuestVirtu
 // CPL = the handler's, SS = null on a privilege change, IF cleared by an
 // interrupt gate. A fault while delivering becomes the next event by the
 // double-fault rules (6.15, Table 6-5); a fault while delivering #DF is a
-// triple fault, returned as an error: the VMM stops the guest. Clears
+// triple fault, returned as ModeError::kGuestTripleFault: the VMM stops the
+// guest. Clears
 // vcpu.halted (an event wakes a halted CPU).
 Result<void> deliver_event(GuestRegisters& registers, VirtualCpu& cpu, GuestVirtualMemory& memory,
                            const Event& event);

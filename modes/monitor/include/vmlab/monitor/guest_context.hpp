@@ -7,6 +7,7 @@
 #include <optional>
 #include <span>
 
+#include "vmlab/address.hpp"
 #include "vmlab/x86.hpp"
 
 namespace vmlab::monitor {
@@ -53,15 +54,15 @@ enum class AccessPrivilege { Supervisor, User };
 class GuestVirtualMemory {
  public:
   struct Fault {
-    std::uint64_t address = 0;
+    GuestVirtAddr address{};  // the guest's CR2
     std::uint32_t error_code = 0;
   };
   virtual ~GuestVirtualMemory() = default;
-  virtual std::optional<Fault> read(std::uint64_t address, std::span<std::uint8_t> out,
+  virtual std::optional<Fault> read(GuestVirtAddr address, std::span<std::uint8_t> out,
                                     AccessPrivilege privilege) = 0;
-  virtual std::optional<Fault> write(std::uint64_t address, std::span<const std::uint8_t> in,
+  virtual std::optional<Fault> write(GuestVirtAddr address, std::span<const std::uint8_t> in,
                                      AccessPrivilege privilege) = 0;
-  virtual std::optional<Fault> fetch(std::uint64_t address, std::span<std::uint8_t> out,
+  virtual std::optional<Fault> fetch(GuestVirtAddr address, std::span<std::uint8_t> out,
                                      AccessPrivilege privilege) = 0;
 };
 

@@ -21,7 +21,7 @@ namespace vmlab::monitor {
 // VT-x TSS/identity pages at 0xfffbc000.
 constexpr std::uint64_t kMonitorPhysicalBase = 0xd0000000;
 constexpr std::uint64_t kMonitorSize = 8 * MiB;
-constexpr std::uint64_t kMonitorVirtualBase = 0xffffff8000000000ULL;  // PML4 slot 511
+constexpr GuestVirtAddr kMonitorVirtualBase{0xffffff8000000000ULL};  // PML4 slot 511
 
 // Layout, as offsets into the region.
 constexpr std::uint64_t kGdtOffset = 0x0000;
@@ -52,7 +52,7 @@ constexpr std::uint16_t kGuestKernelDataSelector = 0x33;  // DPL3 (index 6)
 constexpr std::uint16_t kTssSelector = 0x38;              // 16-byte system descriptor
 constexpr std::uint16_t kGdtLimit = 0x48 - 1;
 
-constexpr std::uint64_t monitor_virtual(std::uint64_t offset) {
+constexpr GuestVirtAddr monitor_virtual(std::uint64_t offset) {
   return kMonitorVirtualBase + offset;
 }
 constexpr GuestPhysAddr monitor_physical(std::uint64_t offset) {
@@ -72,6 +72,6 @@ struct StubHit {
   bool syscall = false;
   std::uint8_t vector = 0;
 };
-std::optional<StubHit> stub_at(std::uint64_t rip_after_out);
+std::optional<StubHit> stub_at(GuestVirtAddr rip_after_out);
 
 }  // namespace vmlab::monitor

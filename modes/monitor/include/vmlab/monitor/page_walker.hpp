@@ -32,8 +32,8 @@ constexpr std::uint64_t kHugePageSize = GiB;
 
 // The index of `address` in the paging structure of `level` (4: PML4, 3: PDPT,
 // 2: PD, 1: PT), SDM vol. 3A, 4.5.4, figure 4-8.
-constexpr unsigned table_index(std::uint64_t address, unsigned level) {
-  return static_cast<unsigned>(address >> (12 + 9 * (level - 1))) & 511;
+constexpr unsigned table_index(GuestVirtAddr address, unsigned level) {
+  return static_cast<unsigned>(address.value() >> (12 + 9 * (level - 1))) & 511;
 }
 
 enum class AccessKind { Read, Write, Fetch };
@@ -77,7 +77,7 @@ struct PageWalk {
     NotPresent,   // the entry at `level` is not present, or points outside guest RAM
     ReservedBit,  // the entry at `level` has a reserved bit set (SDM 4.7: P=1, RSVD=1)
   };
-  std::uint64_t address = 0;
+  GuestVirtAddr address{};
   Outcome outcome = Outcome::NotPresent;
   unsigned level = 4;
   // Indexed by level (1 to 4); valid from 4 down to `level`.
@@ -124,7 +124,7 @@ class PageWalker final : public GuestVirtualMemory {
 
   // Reads the guest's tables for `address`; changes nothing. Canonical-address
   // checks (#GP, SDM 3.3.7.1) belong to the caller: the walk uses bits 47:0.
-  PageWalk walk(std::uint64_t address) const;
+  PageWalk walk(GuestVirtAddr address) const;
   // The #PF the access would raise under that walk (SDM 4.7), or nullopt.
   std::optional<Fault> check(const PageWalk& walk, AccessKind access,
                              AccessPrivilege privilege) const;
@@ -133,7 +133,7 @@ class PageWalker final : public GuestVirtualMemory {
   // whose access passed check().
   Status mark_accessed(const PageWalk& walk, AccessKind access);
   // walk + check + mark_accessed: the guest-physical address, or the #PF.
-  std::variant<GuestPhysAddr, Fault> translate(std::uint64_t address, AccessKind access,
+  std::variant<GuestPhysAddr, Fault> translate(GuestVirtAddr address, AccessKind access,
                                                AccessPrivilege privilege);
 
   // The error code of a #PF for this access (SDM 4.7): I/D only when XD is
@@ -143,11 +143,11 @@ class PageWalker final : public GuestVirtualMemory {
 
   // GuestVirtualMemory. An access that spans pages is checked on every page
   // before any byte moves or any accessed flag is set.
-  std::optional<Fault> read(std::uint64_t address, std::span<std::uint8_t> out,
+  std::optional<Fault> read(GuestVirtAddr address, std::span<std::uint8_t> out,
                             AccessPrivilege privilege) override;
-  std::optional<Fault> write(std::uint64_t address, std::span<const std::uint8_t> in,
+  std::optional<Fault> write(GuestVirtAddr address, std::span<const std::uint8_t> in,
                              AccessPrivilege privilege) override;
-  std::optional<Fault> fetch(std::uint64_t address, std::span<std::uint8_t> out,
+  std::optional<Fault> fetch(GuestVirtAddr address, std::span<std::uint8_t> out,
                              AccessPrivilege privilege) override;
 
  private:
@@ -158,10 +158,10 @@ class PageWalker final : public GuestVirtualMemory {
   };
   // Translates every page of [address, address + length) or returns the first
   // fault in address order.
-  std::variant<std::vector<Piece>, Fault> translate_range(std::uint64_t address,
+  std::variant<std::vector<Piece>, Fault> translate_range(GuestVirtAddr address,
                                                           std::uint64_t length, AccessKind access,
                                                           AccessPrivilege privilege) const;
-  std::optional<Fault> copy_in(std::uint64_t address, std::span<std::uint8_t> out,
+  std::optional<Fault> copy_in(GuestVirtAddr address, std::span<std::uint8_t> out,
                                AccessKind access, AccessPrivilege privilege);
   std::uint64_t reserved_bits(std::uint64_t entry, unsigned level) const;
 

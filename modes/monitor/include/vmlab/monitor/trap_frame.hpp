@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <optional>
 
+#include "vmlab/address.hpp"
 #include "vmlab/guest_memory.hpp"
+#include "vmlab/monitor/monitor_error.hpp"
 #include "vmlab/result.hpp"
 
 namespace vmlab::monitor {
@@ -17,27 +19,28 @@ namespace vmlab::monitor {
 struct TrapFrame {
   std::uint8_t vector = 0;
   std::optional<std::uint32_t> error_code;  // for the vectors that push one (SDM 6.15)
-  std::uint64_t rip = 0;
+  GuestVirtAddr rip{};
   std::uint16_t cs = 0;  // the real selector the guest ran on
   std::uint64_t rflags = 0;
-  std::uint64_t rsp = 0;
+  GuestVirtAddr rsp{};
   std::uint16_t ss = 0;
 
   std::uint8_t real_cpl() const { return static_cast<std::uint8_t>(cs & 3); }
 };
 
 // Reads the frame for `vector` at `monitor_rsp`, the stub's stack pointer
-// (monitor-virtual). An error, for the technique to stop the guest with, when
-// the stack pointer is outside the monitor stack, the frame cannot be read,
-// or the trap came from CPL0: the monitor itself faulted.
+// (monitor-virtual). An error, for the technique to stop the guest with:
+// MonitorError::kBadTrapFrame when the stack pointer is outside the monitor
+// stack or the frame cannot be read, kMonitorFault when the trap came from
+// CPL0 (the monitor itself faulted).
 Result<TrapFrame> read_trap_frame(const GuestMemoryAccess& physical, std::uint8_t vector,
-                                  std::uint64_t monitor_rsp);
+                                  GuestVirtAddr monitor_rsp);
 
 // kvm_pvm runs a SYSCALL at CPL3 without entering CPL0 (README.md, "What this
 // KVM backend gets wrong"): the fetch of the supervisor-only SYSCALL stub
 // faults with RIP = CR2 = LSTAR and a user-mode read error code. Whether
 // `frame` is that fault; `cr2` is the vCPU's CR2 at the trap. Elsewhere (VT-x,
 // AMD-V) SYSCALL reaches the stub at CPL0 and this never matches.
-bool is_syscall_fetch_fault(const TrapFrame& frame, std::uint64_t cr2);
+bool is_syscall_fetch_fault(const TrapFrame& frame, GuestVirtAddr cr2);
 
 }  // namespace vmlab::monitor

@@ -9,15 +9,24 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "vmlab/cpu_mode.hpp"
 #include "vmlab/events.hpp"
 #include "vmlab/kvm.hpp"
 #include "vmlab/monitor/guest_context.hpp"
+#include "vmlab/monitor/monitor_error.hpp"
 #include "vmlab/monitor/monitor_region.hpp"
 #include "vmlab/result.hpp"
 
 namespace vmlab::monitor {
+
+// What running a guest kernel deprivileged on the monitor needs of KVM and
+// the board, for prepare() to check first: the sync-regs area for registers
+// and special registers (MonitorError::kMissingKvmCapability), and interrupts
+// the VMM's own controller raises (kNeedsVmmIrqchip). `mode` is the --cpu
+// value the messages name.
+Status check_monitor_support(ModeContext& context, std::string_view mode);
 
 // General-purpose registers, RIP, RSP and RFLAGS as KVM synced them.
 void capture_registers(GuestRegisters& registers, const kvm_regs& real);
@@ -61,7 +70,8 @@ std::string exception_name(std::uint8_t vector);
 
 // The monitor stub behind `exit`, when the exit is a stub's write to the
 // monitor port at CPL0; empty for an exit that is not the monitor's; an
-// error for a CPL0 write to the port from outside the stubs.
+// error (MonitorError::kStrayMonitorPortWrite) for a CPL0 write to the port
+// from outside the stubs.
 Result<std::optional<StubHit>> trapping_stub(const VcpuExit& exit, const kvm_run& run);
 
 }  // namespace vmlab::monitor

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "vmlab/address.hpp"
 #include "vmlab/guest_memory.hpp"
 #include "vmlab/hypercall.h"
 #include "vmlab/monitor/guest_context.hpp"
@@ -30,7 +31,7 @@ class HypercallEnvironment {
   // present changed, or the guest asked).
   virtual void flush_translations() = 0;
   // The kernel-mode root changed: the walker behind kernel_memory() follows.
-  virtual void kernel_root_changed(std::uint64_t root) = 0;
+  virtual void kernel_root_changed(GuestPhysAddr root) = 0;
 };
 
 // The selectors the guest kernel believes in (its own GDT's): event frames
@@ -41,19 +42,19 @@ constexpr std::uint16_t kVirtualUserData = 0x1b;
 constexpr std::uint16_t kVirtualUserCode = 0x23;
 
 struct TrapEntry {
-  std::uint64_t handler = 0;  // 0: none registered
+  GuestVirtAddr handler{};  // 0: none registered
   bool mask_events = false;
 };
 
 // Everything hypercalls register or change for the one vCPU.
 struct ParaState {
   std::array<TrapEntry, 256> trap_table{};
-  std::uint64_t kernel_stack = 0;            // STACK_SWITCH
-  std::uint64_t syscall_entry = 0;           // SET_CALLBACKS
-  std::uint64_t kernel_root = 0;             // NEW_BASEPTR; 0 until the first
-  std::uint64_t user_root = 0;               // 0: the kernel-mode root
-  std::optional<std::uint64_t> shared_info;  // guest-physical frame
-  std::uint64_t gdt_address = 0;
+  GuestVirtAddr kernel_stack{};              // STACK_SWITCH; 0 until then
+  GuestVirtAddr syscall_entry{};             // SET_CALLBACKS; 0 until then
+  GuestPhysAddr kernel_root{};               // NEW_BASEPTR; 0 until the first
+  GuestPhysAddr user_root{};                 // 0: the kernel-mode root
+  std::optional<GuestPhysAddr> shared_info;  // REGISTER_SHARED_INFO: its frame
+  GuestVirtAddr gdt_address{};
   std::uint32_t gdt_entries = 0;
   std::uint8_t cpl = 0;  // virtual: 0 kernel mode, 3 user mode
 };
@@ -88,7 +89,7 @@ class Hypercalls {
   void set_events_masked(bool masked);
   bool event_pending_flag() const;
   void set_event_pending(bool pending);
-  void set_fault_address(std::uint64_t address);
+  void set_fault_address(GuestVirtAddr address);
   void count_hypercall();
   void count_event();
 
@@ -101,26 +102,39 @@ class Hypercalls {
  private:
   HypercallOutcome dispatch(std::uint64_t number, const std::array<std::uint64_t, 5>& arguments,
                             monitor::GuestRegisters& registers, bool batched);
-  std::int64_t set_trap_table(std::uint64_t address, std::uint64_t count);
-  HypercallOutcome mmu_update(std::uint64_t address, std::uint64_t count);
-  std::int64_t update_va_mapping(std::uint64_t virtual_address, std::uint64_t value);
-  std::int64_t new_baseptr(std::uint64_t root, std::uint64_t kind);
-  std::int64_t set_gdt(std::uint64_t address, std::uint64_t entries);
-  std::int64_t console_io(std::uint64_t operation, std::uint64_t count, std::uint64_t address);
-  HypercallOutcome multicall(std::uint64_t address, std::uint64_t count,
+  // The arguments are registers; each handler takes the ones that are
+  // addresses as such.
+  std::int64_t set_trap_table(GuestVirtAddr address, std::uint64_t count);
+  HypercallOutcome mmu_update(GuestVirtAddr address, std::uint64_t count);
+  std::int64_t update_va_mapping(GuestVirtAddr virtual_address, std::uint64_t value);
+  std::int64_t new_baseptr(GuestPhysAddr root, std::uint64_t kind);
+  std::int64_t set_gdt(GuestVirtAddr address, std::uint64_t entries);
+  std::int64_t console_io(std::uint64_t operation, std::uint64_t count, GuestVirtAddr address);
+  HypercallOutcome multicall(GuestVirtAddr address, std::uint64_t count,
                              monitor::GuestRegisters& registers);
-  std::int64_t register_shared_info(std::uint64_t frame);
+  std::int64_t register_shared_info(GuestPhysAddr frame);
   std::int64_t port_io(std::uint64_t port, std::uint64_t flags, std::uint64_t value,
                        std::uint64_t count);
   std::int64_t iret(monitor::GuestRegisters& registers);
 
+  // A batch (MMU_UPDATE, MULTICALL) of `count` elements: its outcome before
+  // it runs, with its size for the trace and EINVAL if it is empty or larger
+  // than kMaximumBatch.
+  static HypercallOutcome start_batch(std::uint64_t count);
+  // Runs a batch: each Element at `address` in turn is read, handed to
+  // `handle` (which fills in its result) and written back. One the monitor
+  // cannot read or write back ends it: those before it were applied and
+  // carry their results, and the hypercall returns EFAULT (hypercall.h,
+  // "Pointers"), as in Xen. Returns how many were written back.
+  template <typename Element, typename Handle>
+  std::uint64_t run_batch(GuestVirtAddr address, std::uint64_t count, Handle&& handle);
   // Applies one page-table write through the validator; flushes when a
   // present entry changed.
-  std::int64_t apply_update(std::uint64_t pointer, std::uint64_t value);
+  std::int64_t apply_update(GuestPhysAddr pointer, std::uint64_t value);
   template <typename T>
-  std::optional<T> read_virtual(std::uint64_t address);
+  std::optional<T> read_virtual(GuestVirtAddr address);
   template <typename T>
-  bool write_virtual(std::uint64_t address, const T& value);
+  bool write_virtual(GuestVirtAddr address, const T& value);
   std::optional<vmlab_shared_info> shared_info() const;
   void write_shared_info(const vmlab_shared_info& info);
 

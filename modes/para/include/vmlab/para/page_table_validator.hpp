@@ -54,6 +54,7 @@
 #include "vmlab/guest_memory.hpp"
 #include "vmlab/hypercall.h"
 #include "vmlab/monitor/page_walker.hpp"
+#include "vmlab/para/para_error.hpp"
 #include "vmlab/result.hpp"
 
 namespace vmlab::para {
@@ -91,12 +92,12 @@ struct UpdateResult {
 
 class PageTableValidator {
  public:
-  // Checks the layout: RAM whole 4 KiB pages, inside `memory` and below
-  // 32 GiB (so no 32-bit count can overflow), the monitor region and device
-  // windows outside RAM and apart, a slot in [0, 512), a MAXPHYADDR in
-  // [32, 52], and a monitor entry that is present, supervisor-only and
-  // points into the monitor region (a monitor PDPT in guest RAM would be the
-  // guest's to rewrite).
+  // Checks the layout, refusing it with a ParaError: RAM whole 4 KiB pages,
+  // inside `memory` and below 32 GiB (so no 32-bit count can overflow), the
+  // monitor region and device windows outside RAM and apart, a slot in
+  // [0, 512), a MAXPHYADDR in [32, 52], and a monitor entry that is present,
+  // supervisor-only and points into the monitor region (a monitor PDPT in
+  // guest RAM would be the guest's to rewrite).
   static Result<PageTableValidator> create(GuestMemoryAccess& memory,
                                            PageTableValidatorConfig config);
 
@@ -154,9 +155,9 @@ class PageTableValidator {
   std::int64_t read_table(std::uint64_t frame, TableEntries& entries);
   std::uint64_t reserved_bits(std::uint64_t entry, unsigned level) const;
   bool skipped_slot(unsigned level, unsigned index) const;
-  bool in_ram(std::uint64_t base, std::uint64_t size) const;
-  bool in_device_window(std::uint64_t base, std::uint64_t size) const;
-  bool overlaps_monitor(std::uint64_t base, std::uint64_t size) const;
+  bool in_ram(GuestPhysAddr base, std::uint64_t size) const;
+  bool in_device_window(GuestPhysAddr base, std::uint64_t size) const;
+  bool overlaps_monitor(GuestPhysAddr base, std::uint64_t size) const;
   const FrameState* state_of(GuestPhysAddr address) const;
   std::int64_t fail(std::int64_t code, std::string detail);
 

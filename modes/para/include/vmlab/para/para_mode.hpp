@@ -17,9 +17,10 @@
 #include "vmlab/cpu_mode.hpp"
 #include "vmlab/monitor/guest_context.hpp"
 #include "vmlab/monitor/page_walker.hpp"
+#include "vmlab/monitor/region_memory.hpp"
 #include "vmlab/para/hypercalls.hpp"
 #include "vmlab/para/page_table_validator.hpp"
-#include "vmlab/physical_memory.hpp"
+#include "vmlab/para/para_error.hpp"
 
 namespace vmlab::para {
 
@@ -61,16 +62,14 @@ class ParaMode final : public CpuMode {
   ExitDisposition handle_syscall(ModeContext& context);
   ExitDisposition handle_hypercall(ModeContext& context);
   ExitDisposition reflect(ModeContext& context, std::uint8_t vector,
-                          std::optional<std::uint32_t> error_code, std::uint64_t fault_address);
+                          std::optional<std::uint32_t> error_code, GuestVirtAddr fault_address);
   void record(ModeContext& context, EventKind kind, EventReason reason, std::uint64_t number,
               std::uint64_t value, std::uint32_t batch, std::uint64_t guest_rip,
               std::uint8_t cpl_before, std::uint64_t start_ns, std::string_view detail);
-  std::uint64_t current_root() const;
+  GuestPhysAddr current_root() const;
 
   ParaModeOptions m_options;
-  std::optional<GuestMemory> m_monitor_memory;
-  std::vector<std::uint8_t> m_pristine_monitor;
-  PhysicalMemoryMap m_physical;
+  monitor::MonitorRegionMemory m_monitor;
   GuestMemory* m_guest_memory = nullptr;
   std::unique_ptr<monitor::PageWalker> m_walker;  // the current kernel-mode tables
   std::unique_ptr<PageTableValidator> m_validator;
