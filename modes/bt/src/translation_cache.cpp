@@ -428,7 +428,8 @@ Result<monitor::GuestRegisters> TranslationCache::recover_guest_registers(
   if (state->flags_on_stack) {
     const std::uint64_t address = real.rsp + static_cast<std::uint64_t>(*state->flags_on_stack);
     std::uint8_t flags[8];
-    if (auto fault = memory.read(address, flags, monitor::AccessPrivilege::Supervisor)) {
+    if (auto fault =
+            memory.read(GuestVirtAddr(address), flags, monitor::AccessPrivilege::Supervisor)) {
       return Error{TranslationError::kStackUnreadable,
                    "the guest's flags, saved by the TC at " + hex(address) +
                        " on the guest's stack, cannot be read (page fault, error code " +

@@ -73,19 +73,19 @@ std::string difference(const GuestRegisters& expected, const GuestRegisters& act
 // The guest's stack, read by recover_guest_registers.
 class HostStackMemory final : public monitor::GuestVirtualMemory {
  public:
-  std::optional<Fault> read(std::uint64_t address, std::span<std::uint8_t> out,
+  std::optional<Fault> read(GuestVirtAddr address, std::span<std::uint8_t> out,
                             monitor::AccessPrivilege) override {
-    if (address < kStackBase || address + out.size() > kStackBase + kStackSize) {
+    if (address.value() < kStackBase || address.value() + out.size() > kStackBase + kStackSize) {
       return Fault{address, 0};
     }
-    std::memcpy(out.data(), reinterpret_cast<const void*>(address), out.size());
+    std::memcpy(out.data(), reinterpret_cast<const void*>(address.value()), out.size());
     return std::nullopt;
   }
-  std::optional<Fault> write(std::uint64_t address, std::span<const std::uint8_t>,
+  std::optional<Fault> write(GuestVirtAddr address, std::span<const std::uint8_t>,
                              monitor::AccessPrivilege) override {
     return Fault{address, 2};
   }
-  std::optional<Fault> fetch(std::uint64_t address, std::span<std::uint8_t>,
+  std::optional<Fault> fetch(GuestVirtAddr address, std::span<std::uint8_t>,
                              monitor::AccessPrivilege) override {
     return Fault{address, 0x10};
   }
