@@ -115,6 +115,20 @@ class ExitPortAttachment : public DeviceAttachment {
   virtual std::optional<std::uint32_t> exit_request() const = 0;
 };
 
+// Registers `device` on the port bus at `range`, where board_layout.hpp puts it.
+inline Status add_ports(const AttachmentContext& context, pc::PortRange range, IoDevice& device) {
+  return context.ports.add({range.base, range.count}, device);
+}
+
+// The device-table entry of a model on `range` of the port bus, or of the
+// guest-physical address space; `irq` is its ISA line or VMLAB_NO_IRQ.
+inline vmlab_device port_entry(std::uint32_t kind, std::uint32_t irq, pc::PortRange range) {
+  return {kind, irq, range.base, range.count, 0, 0};
+}
+inline vmlab_device mmio_entry(std::uint32_t kind, std::uint32_t irq, pc::AddressRange range) {
+  return {kind, irq, range.base, range.size, VMLAB_DEVICE_FLAG_MMIO, 0};
+}
+
 // The shutdown flush of a disk model's stop() (DESIGN.md 6, "Disk backing"):
 // what the guest wrote reaches the file even if it never sent a flush
 // command. After the model's own threads have stopped.

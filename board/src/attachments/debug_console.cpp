@@ -17,13 +17,11 @@ class DebugconAttachment final : public DebugConsoleAttachment {
     m_line_callback = context.config.debug_line;
     m_console =
         std::make_unique<devices::DebugConsole>([this](std::uint8_t byte) { on_byte(byte); });
-    return context.ports.add({pc::kDebugConsolePorts.base, pc::kDebugConsolePorts.count},
-                             *m_console);
+    return add_ports(context, pc::kDebugConsolePorts, *m_console);
   }
 
   void describe(std::vector<vmlab_device>& table) const override {
-    table.push_back({VMLAB_DEVICE_DEBUGCON, VMLAB_NO_IRQ, pc::kDebugConsolePorts.base,
-                     pc::kDebugConsolePorts.count, 0, 0});
+    table.push_back(port_entry(VMLAB_DEVICE_DEBUGCON, VMLAB_NO_IRQ, pc::kDebugConsolePorts));
   }
 
   std::vector<std::string> lines() const override {

@@ -15,12 +15,11 @@ class IsaDebugExitAttachment final : public ExitPortAttachment {
       std::int64_t none = -1;
       m_exit_value.compare_exchange_strong(none, std::int64_t{value});
     });
-    return context.ports.add({pc::kExitPorts.base, pc::kExitPorts.count}, *m_exit_port);
+    return add_ports(context, pc::kExitPorts, *m_exit_port);
   }
 
   void describe(std::vector<vmlab_device>& table) const override {
-    table.push_back(
-        {VMLAB_DEVICE_EXIT_PORT, VMLAB_NO_IRQ, pc::kExitPorts.base, pc::kExitPorts.count, 0, 0});
+    table.push_back(port_entry(VMLAB_DEVICE_EXIT_PORT, VMLAB_NO_IRQ, pc::kExitPorts));
   }
 
   std::optional<std::uint32_t> exit_request() const override {

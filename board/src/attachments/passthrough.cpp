@@ -42,20 +42,23 @@ class PassthroughAttachment final : public DeviceAttachment {
     void* page = mmap(nullptr, pc::kPassthroughWindow.size, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED) {
-      return Error::from_errno("mmap of the passthrough register window", errno);
+      return Error::from_errno(BoardError::kHostResource, "mmap of the passthrough register window",
+                               errno);
     }
     m_window.reset(static_cast<std::uint8_t*>(page));
     if (auto status = context.vm.set_user_memory_region(
             pc::slot_number(pc::MemorySlot::PassthroughWindow), pc::kPassthroughWindow.base,
             pc::kPassthroughWindow.size, m_window.get());
         !status) {
-      return Error{"mapping the passthrough register window into the VM: " +
-                   status.error().message};
+      return Error{BoardError::kKvmRefused,
+                   "mapping the passthrough register window into the VM: " + status.error().message,
+                   status.error().system_errno};
     }
     m_slot_registered = true;
 
-    if (disk.guest_memory_size == 0)
-      return Error{"the passthrough device needs the guest RAM size"};
+    if (disk.guest_memory_size == 0) {
+      return Error{BoardError::kBadConfig, "the passthrough device needs the guest RAM size"};
+    }
     m_iommu = std::make_unique<devices::Iommu>(disk.guest_memory_size);
     m_iommu->set_enabled(disk.iommu);
     // KVM pulses the line itself, without an exit, where it can.
@@ -67,8 +70,8 @@ class PassthroughAttachment final : public DeviceAttachment {
   }
 
   void describe(std::vector<vmlab_device>& table) const override {
-    table.push_back({VMLAB_DEVICE_PASSTHROUGH, pc::kPassthroughIrq, pc::kPassthroughWindow.base,
-                     pc::kPassthroughWindow.size, VMLAB_DEVICE_FLAG_MMIO, 0});
+    table.push_back(
+        mmio_entry(VMLAB_DEVICE_PASSTHROUGH, pc::kPassthroughIrq, pc::kPassthroughWindow));
   }
 
   void add_statistics(Statistics& statistics) const override {
@@ -168,7 +171,8 @@ class PassthroughAttachment final : public DeviceAttachment {
     if (!read) return read.error();
     const vmlab_boot_info& info = *read;
     if (info.magic != VMLAB_BOOT_MAGIC || info.mem_region_count > VMLAB_MAX_MEM_REGIONS) {
-      return Error{"the IOMMU is programmed from the boot memory map; load the guest first"};
+      return Error{BoardError::kGuestNotLoaded,
+                   "the IOMMU is programmed from the boot memory map; load the guest first"};
     }
     for (std::uint32_t index = 0; index < info.mem_region_count; ++index) {
       const vmlab_mem_region& region = info.mem_regions[index];

@@ -14,13 +14,12 @@ class RtcAttachment final : public DeviceAttachment {
     const auto wall_clock = std::chrono::duration_cast<std::chrono::nanoseconds>(
         std::chrono::system_clock::now().time_since_epoch());
     m_rtc = std::make_unique<devices::Mc146818Rtc>(context.clock, wall_clock.count());
-    return context.ports.add({pc::kRtcPorts.base, pc::kRtcPorts.count}, *m_rtc);
+    return add_ports(context, pc::kRtcPorts, *m_rtc);
   }
 
   // No IRQ: the model raises none (pc::kRtcIrq stays reserved for it).
   void describe(std::vector<vmlab_device>& table) const override {
-    table.push_back(
-        {VMLAB_DEVICE_RTC_MC146818, VMLAB_NO_IRQ, pc::kRtcPorts.base, pc::kRtcPorts.count, 0, 0});
+    table.push_back(port_entry(VMLAB_DEVICE_RTC_MC146818, VMLAB_NO_IRQ, pc::kRtcPorts));
   }
 
   void add_statistics(Statistics& statistics) const override {

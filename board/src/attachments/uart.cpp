@@ -12,12 +12,11 @@ class UartAttachment final : public DeviceAttachment {
         context.config.console_output ? context.config.console_output : [](std::uint8_t) {};
     m_uart = std::make_unique<devices::Uart16550>(context.interrupts.line(pc::kUartIrq),
                                                   std::move(output));
-    return context.ports.add({pc::kUartPorts.base, pc::kUartPorts.count}, *m_uart);
+    return add_ports(context, pc::kUartPorts, *m_uart);
   }
 
   void describe(std::vector<vmlab_device>& table) const override {
-    table.push_back(
-        {VMLAB_DEVICE_UART16550, pc::kUartIrq, pc::kUartPorts.base, pc::kUartPorts.count, 0, 0});
+    table.push_back(port_entry(VMLAB_DEVICE_UART16550, pc::kUartIrq, pc::kUartPorts));
   }
 
  private:

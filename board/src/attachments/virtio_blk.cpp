@@ -46,8 +46,7 @@ class VirtioBlkAttachment final : public DeviceAttachment {
   }
 
   void describe(std::vector<vmlab_device>& table) const override {
-    table.push_back({VMLAB_DEVICE_VIRTIO_MMIO, pc::kVirtioIrq, pc::kVirtioMmioWindow.base,
-                     pc::kVirtioMmioWindow.size, VMLAB_DEVICE_FLAG_MMIO, 0});
+    table.push_back(mmio_entry(VMLAB_DEVICE_VIRTIO_MMIO, pc::kVirtioIrq, pc::kVirtioMmioWindow));
   }
 
   void add_statistics(Statistics& statistics) const override {
@@ -90,9 +89,12 @@ class VirtioBlkAttachment final : public DeviceAttachment {
  private:
   Status set_up_notify_eventfd(Vm& vm) {
     FileDescriptor event(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!event.valid()) return Error::from_errno("eventfd for the virtio notify register", errno);
+    if (!event.valid()) {
+      return Error::from_errno(BoardError::kHostResource, "eventfd for the virtio notify register",
+                               errno);
+    }
     FileDescriptor stop(eventfd(0, EFD_CLOEXEC));
-    if (!stop.valid()) return Error::from_errno("eventfd", errno);
+    if (!stop.valid()) return Error::from_errno(BoardError::kHostResource, "eventfd", errno);
     if (!vm.add_mmio_ioeventfd(pc::kVirtioMmioWindow.base + kQueueNotifyOffset, 4, 0,
                                event.get())) {
       return {};  // no KVM_IOEVENTFD: notifications stay exits
