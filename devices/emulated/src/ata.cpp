@@ -1,8 +1,11 @@
 #include <vmlab/devices/ata.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <string>
 #include <utility>
+
+#include <vmlab/little_endian.hpp>
 
 #include "byte_access.hpp"
 
@@ -126,63 +129,48 @@ IdentifyWords identify_device_words(const BlockBackend& backend) {
 }  // namespace
 
 std::string_view ata_command_kind_name(AtaCommandKind kind) {
-  switch (kind) {
-    case AtaCommandKind::IdentifyDevice:
-      return "IDENTIFY DEVICE";
-    case AtaCommandKind::ReadSectors:
-      return "READ SECTORS";
-    case AtaCommandKind::ReadSectorsExt:
-      return "READ SECTORS EXT";
-    case AtaCommandKind::WriteSectors:
-      return "WRITE SECTORS";
-    case AtaCommandKind::WriteSectorsExt:
-      return "WRITE SECTORS EXT";
-    case AtaCommandKind::FlushCache:
-      return "FLUSH CACHE";
-    case AtaCommandKind::FlushCacheExt:
-      return "FLUSH CACHE EXT";
-    case AtaCommandKind::SetFeatures:
-      return "SET FEATURES";
-    case AtaCommandKind::Unsupported:
-      return "unsupported";
-  }
-  return "unsupported";
+  static constexpr std::string_view kNames[] = {
+      "IDENTIFY DEVICE", "READ SECTORS",      "READ SECTORS EXT",
+      "WRITE SECTORS",   "WRITE SECTORS EXT", "FLUSH CACHE",
+      "FLUSH CACHE EXT", "SET FEATURES",      "unsupported"};
+  static_assert(std::size(kNames) == kAtaCommandKindCount, "one name per AtaCommandKind");
+  const auto index = static_cast<std::size_t>(kind);
+  return index < std::size(kNames) ? kNames[index] : "unsupported";
 }
 
-std::string_view AtaDisk::Registers::name() const {
-  return m_block == Block::Command ? "ata-command-block" : "ata-control-block";
+std::string_view AtaDisk::view_name(Block block) const {
+  return block == Block::Command ? "ata-command-block" : "ata-control-block";
 }
 
-void AtaDisk::Registers::read(std::uint64_t offset, std::span<std::uint8_t> data) {
-  ++m_disk.m_register_accesses;
-  if (m_block == Block::Control) {
+void AtaDisk::read_view(Block block, std::uint64_t offset, std::span<std::uint8_t> data) {
+  ++m_register_accesses;
+  if (block == Block::Control) {
     detail::read_registers(offset, data, kControlBlockPortCount,
-                           [this](unsigned) { return m_disk.read_alternate_status(); });
+                           [this](unsigned) { return read_alternate_status(); });
     return;
   }
   if (offset == kDataRegister) {
-    m_disk.read_data(data);
+    read_data(data);
     return;
   }
   detail::read_registers(offset, data, kCommandBlockPortCount,
-                         [this](unsigned index) { return m_disk.read_command_block(index); });
+                         [this](unsigned index) { return read_command_block(index); });
 }
 
-void AtaDisk::Registers::write(std::uint64_t offset, std::span<const std::uint8_t> data) {
-  ++m_disk.m_register_accesses;
-  if (m_block == Block::Control) {
-    detail::write_registers(
-        offset, data, kControlBlockPortCount,
-        [this](unsigned, std::uint8_t value) { m_disk.write_device_control(value); });
+void AtaDisk::write_view(Block block, std::uint64_t offset, std::span<const std::uint8_t> data) {
+  ++m_register_accesses;
+  if (block == Block::Control) {
+    detail::write_registers(offset, data, kControlBlockPortCount,
+                            [this](unsigned, std::uint8_t value) { write_device_control(value); });
     return;
   }
   if (offset == kDataRegister) {
-    m_disk.write_data(data);
+    write_data(data);
     return;
   }
   detail::write_registers(
       offset, data, kCommandBlockPortCount,
-      [this](unsigned index, std::uint8_t value) { m_disk.write_command_block(index, value); });
+      [this](unsigned index, std::uint8_t value) { write_command_block(index, value); });
 }
 
 AtaDisk::AtaDisk(BlockBackend& backend, IrqLine irq) : m_backend(backend), m_irq(std::move(irq)) {
@@ -208,9 +196,8 @@ void AtaDisk::read_data(std::span<std::uint8_t> data) {
   if (words == 0 || !data_in_ready()) ++m_stray_data_accesses;
   for (std::size_t index = 0; index < words; ++index) {
     // A block can end inside a 32-bit access; the words after it are stray.
-    const std::uint16_t word = data_in_ready() ? next_data_word() : kAllOnesWord;
-    data[2 * index] = static_cast<std::uint8_t>(word);
-    data[2 * index + 1] = static_cast<std::uint8_t>(word >> 8);
+    store_little_endian(data.subspan(2 * index, 2),
+                        data_in_ready() ? next_data_word() : kAllOnesWord);
   }
   if (data.size() % 2 != 0) data.back() = kAllOnesByte;
 }
@@ -219,21 +206,19 @@ void AtaDisk::write_data(std::span<const std::uint8_t> data) {
   const std::size_t words = data.size() / 2;
   if (words == 0 || !data_out_ready()) ++m_stray_data_accesses;
   for (std::size_t index = 0; index < words && data_out_ready(); ++index) {
-    store_data_word(static_cast<std::uint16_t>(data[2 * index] | (data[2 * index + 1] << 8)));
+    store_data_word(static_cast<std::uint16_t>(load_little_endian(data.subspan(2 * index, 2))));
   }
 }
 
 std::uint16_t AtaDisk::next_data_word() {
-  const auto word = static_cast<std::uint16_t>(m_buffer[m_buffer_position] |
-                                               (m_buffer[m_buffer_position + 1] << 8));
+  const auto word = static_cast<std::uint16_t>(load_little_endian(buffer_word()));
   m_buffer_position += 2;
   if (m_buffer_position == m_buffer.size()) finish_data_in_block();
   return word;
 }
 
 void AtaDisk::store_data_word(std::uint16_t word) {
-  m_buffer[m_buffer_position] = static_cast<std::uint8_t>(word);
-  m_buffer[m_buffer_position + 1] = static_cast<std::uint8_t>(word >> 8);
+  store_little_endian(buffer_word(), word);
   m_buffer_position += 2;
   if (m_buffer_position == m_buffer.size()) finish_data_out_block();
 }
@@ -398,8 +383,7 @@ void AtaDisk::identify_device() {
   ++m_commands[static_cast<std::size_t>(AtaCommandKind::IdentifyDevice)];
   const IdentifyWords words = identify_device_words(m_backend);
   for (std::size_t index = 0; index < words.size(); ++index) {
-    m_buffer[2 * index] = static_cast<std::uint8_t>(words[index]);
-    m_buffer[2 * index + 1] = static_cast<std::uint8_t>(words[index] >> 8);
+    store_little_endian(std::span(m_buffer).subspan(2 * index, 2), words[index]);
   }
   // PIO data-in with one DRQ block (ATA8-APT, PIO data-in protocol).
   m_transfer = Transfer::Identify;

@@ -10,8 +10,8 @@ namespace {
 
 using Chip = Pic8259Pair::Chip;
 
-constexpr std::uint64_t command = 0;
-constexpr std::uint64_t data = 1;
+constexpr std::uint64_t kCommand = 0;
+constexpr std::uint64_t kData = 1;
 
 class PicTest : public ::testing::Test {
  protected:
@@ -31,18 +31,18 @@ class PicTest : public ::testing::Test {
   // The initialization Linux's init_8259A() performs (arch/x86/kernel/i8259.c):
   // edge triggered, cascade, ICW4; vectors 0x20 and 0x28; slave on IR2.
   void initialize(std::uint8_t master_icw4 = 0x01) {
-    out(Chip::Master, data, 0xff);
-    out(Chip::Slave, data, 0xff);
-    out(Chip::Master, command, 0x11);
-    out(Chip::Master, data, 0x20);
-    out(Chip::Master, data, 0x04);
-    out(Chip::Master, data, master_icw4);
-    out(Chip::Slave, command, 0x11);
-    out(Chip::Slave, data, 0x28);
-    out(Chip::Slave, data, 0x02);
-    out(Chip::Slave, data, 0x01);
-    out(Chip::Master, data, 0x00);
-    out(Chip::Slave, data, 0x00);
+    out(Chip::Master, kData, 0xff);
+    out(Chip::Slave, kData, 0xff);
+    out(Chip::Master, kCommand, 0x11);
+    out(Chip::Master, kData, 0x20);
+    out(Chip::Master, kData, 0x04);
+    out(Chip::Master, kData, master_icw4);
+    out(Chip::Slave, kCommand, 0x11);
+    out(Chip::Slave, kData, 0x28);
+    out(Chip::Slave, kData, 0x02);
+    out(Chip::Slave, kData, 0x01);
+    out(Chip::Master, kData, 0x00);
+    out(Chip::Slave, kData, 0x00);
   }
 
   void pulse(unsigned line) {
@@ -50,7 +50,7 @@ class PicTest : public ::testing::Test {
     m_pic.set_irq(line, false);
   }
 
-  void end_of_interrupt(Chip chip) { out(chip, command, 0x20); }
+  void end_of_interrupt(Chip chip) { out(chip, kCommand, 0x20); }
 
   Pic8259Pair m_pic;
   std::vector<bool> m_outputs;
@@ -60,7 +60,7 @@ TEST_F(PicTest, PowerOnStateIsTheIcw1ResetStateWithVectorBaseZero) {
   EXPECT_FALSE(m_pic.initialized(Chip::Master));
   EXPECT_EQ(m_pic.vector_base(Chip::Master), 0x00);
   EXPECT_EQ(m_pic.mask_register(Chip::Master), 0x00);
-  EXPECT_EQ(in(Chip::Master, data), 0x00);
+  EXPECT_EQ(in(Chip::Master, kData), 0x00);
   pulse(0);
   ASSERT_TRUE(m_pic.interrupt_pending());
   EXPECT_EQ(m_pic.acknowledge(), 0x00);
@@ -75,18 +75,18 @@ TEST_F(PicTest, InitializationSequenceSetsBasesAndClearsMasks) {
   EXPECT_TRUE(m_pic.initialized(Chip::Slave));
   EXPECT_EQ(m_pic.vector_base(Chip::Master), 0x20);
   EXPECT_EQ(m_pic.vector_base(Chip::Slave), 0x28);
-  out(Chip::Master, data, 0xfb);
-  EXPECT_EQ(in(Chip::Master, data), 0xfb);
+  out(Chip::Master, kData, 0xfb);
+  EXPECT_EQ(in(Chip::Master, kData), 0xfb);
   EXPECT_EQ(m_pic.mask_register(Chip::Master), 0xfb);
 }
 
 TEST_F(PicTest, Icw2LowBitsAreIgnoredIn8086Mode) {
-  out(Chip::Master, command, 0x13);  // single, ICW4
-  out(Chip::Master, data, 0x47);
-  out(Chip::Master, data, 0x01);  // ICW4 directly: no ICW3 in single mode
+  out(Chip::Master, kCommand, 0x13);  // single, ICW4
+  out(Chip::Master, kData, 0x47);
+  out(Chip::Master, kData, 0x01);  // ICW4 directly: no ICW3 in single mode
   EXPECT_TRUE(m_pic.initialized(Chip::Master));
   EXPECT_EQ(m_pic.vector_base(Chip::Master), 0x40);
-  out(Chip::Master, data, 0x00);  // now OCW1
+  out(Chip::Master, kData, 0x00);  // now OCW1
   pulse(1);
   EXPECT_EQ(m_pic.acknowledge(), 0x41);
 }
@@ -138,17 +138,17 @@ TEST_F(PicTest, SpecificEoiClearsTheNamedLevel) {
   m_pic.acknowledge();
   pulse(0);
   m_pic.acknowledge();
-  out(Chip::Master, command, 0x63);  // specific EOI, level 3
+  out(Chip::Master, kCommand, 0x63);  // specific EOI, level 3
   EXPECT_EQ(m_pic.in_service_register(Chip::Master), 0x01);
 }
 
 TEST_F(PicTest, MaskedRequestStaysInIrrUntilUnmasked) {
   initialize();
-  out(Chip::Master, data, 0x02);
+  out(Chip::Master, kData, 0x02);
   pulse(1);
   EXPECT_EQ(m_pic.request_register(Chip::Master), 0x02);
   EXPECT_FALSE(m_pic.interrupt_pending());
-  out(Chip::Master, data, 0x00);
+  out(Chip::Master, kData, 0x00);
   EXPECT_TRUE(m_pic.interrupt_pending());
   EXPECT_EQ(m_pic.acknowledge(), 0x21);
 }
@@ -221,7 +221,7 @@ TEST_F(PicTest, SlaveRequestsQueueBehindHigherMasterLevels) {
 TEST_F(PicTest, SpuriousSlaveInterruptIsIrq15WithMasterIsrSet) {
   initialize();
   pulse(10);
-  out(Chip::Slave, data, 0x04);  // the request goes away after the master latched IR2
+  out(Chip::Slave, kData, 0x04);  // the request goes away after the master latched IR2
   ASSERT_TRUE(m_pic.interrupt_pending());
   EXPECT_EQ(m_pic.acknowledge(), 0x2f);
   EXPECT_EQ(m_pic.in_service_register(Chip::Master), 0x04);
@@ -233,11 +233,11 @@ TEST_F(PicTest, Ocw3SelectsIrrOrIsrForCommandPortReads) {
   pulse(5);
   pulse(6);
   m_pic.acknowledge();
-  EXPECT_EQ(in(Chip::Master, command), 0x40);  // IRR is the default after ICW1
-  out(Chip::Master, command, 0x0b);
-  EXPECT_EQ(in(Chip::Master, command), 0x20);  // ISR
-  out(Chip::Master, command, 0x0a);
-  EXPECT_EQ(in(Chip::Master, command), 0x40);
+  EXPECT_EQ(in(Chip::Master, kCommand), 0x40);  // IRR is the default after ICW1
+  out(Chip::Master, kCommand, 0x0b);
+  EXPECT_EQ(in(Chip::Master, kCommand), 0x20);  // ISR
+  out(Chip::Master, kCommand, 0x0a);
+  EXPECT_EQ(in(Chip::Master, kCommand), 0x40);
 }
 
 TEST_F(PicTest, AutoEoiLeavesNothingInService) {
@@ -251,20 +251,20 @@ TEST_F(PicTest, AutoEoiLeavesNothingInService) {
 
 TEST_F(PicTest, PollCommandAcknowledgesTheHighestRequest) {
   initialize();
-  out(Chip::Master, command, 0x0c);            // OCW3 poll
-  EXPECT_EQ(in(Chip::Master, command), 0x00);  // nothing pending
+  out(Chip::Master, kCommand, 0x0c);            // OCW3 poll
+  EXPECT_EQ(in(Chip::Master, kCommand), 0x00);  // nothing pending
   pulse(6);
-  out(Chip::Master, command, 0x0c);
-  EXPECT_EQ(in(Chip::Master, command), 0x86);
+  out(Chip::Master, kCommand, 0x0c);
+  EXPECT_EQ(in(Chip::Master, kCommand), 0x86);
   EXPECT_EQ(m_pic.in_service_register(Chip::Master), 0x40);
-  EXPECT_EQ(in(Chip::Master, command), 0x00);  // the poll applies to one read only
+  EXPECT_EQ(in(Chip::Master, kCommand), 0x00);  // the poll applies to one read only
 }
 
 TEST_F(PicTest, RotateOnNonSpecificEoiMakesTheServicedLevelLowest) {
   initialize();
   pulse(1);
   EXPECT_EQ(m_pic.acknowledge(), 0x21);
-  out(Chip::Master, command, 0xa0);  // rotate on non-specific EOI
+  out(Chip::Master, kCommand, 0xa0);  // rotate on non-specific EOI
   pulse(1);
   pulse(5);
   EXPECT_EQ(m_pic.acknowledge(), 0x25);  // IR1 is now the lowest priority
@@ -272,7 +272,7 @@ TEST_F(PicTest, RotateOnNonSpecificEoiMakesTheServicedLevelLowest) {
 
 TEST_F(PicTest, SetPriorityRotatesWithoutEoi) {
   initialize();
-  out(Chip::Master, command, 0xc3);  // IR3 lowest, so IR4 highest
+  out(Chip::Master, kCommand, 0xc3);  // IR3 lowest, so IR4 highest
   pulse(0);
   pulse(4);
   EXPECT_EQ(m_pic.acknowledge(), 0x24);
@@ -284,17 +284,17 @@ TEST_F(PicTest, SpecialMaskModeLetsLowerLevelsThrough) {
   EXPECT_EQ(m_pic.acknowledge(), 0x21);
   pulse(5);
   EXPECT_FALSE(m_pic.interrupt_pending());
-  out(Chip::Master, data, 0x02);     // mask the level in service
-  out(Chip::Master, command, 0x68);  // set special mask mode
+  out(Chip::Master, kData, 0x02);     // mask the level in service
+  out(Chip::Master, kCommand, 0x68);  // set special mask mode
   EXPECT_TRUE(m_pic.interrupt_pending());
-  out(Chip::Master, command, 0x48);  // reset special mask mode
+  out(Chip::Master, kCommand, 0x48);  // reset special mask mode
   EXPECT_FALSE(m_pic.interrupt_pending());
 }
 
 TEST_F(PicTest, LevelTriggeredRequestFollowsTheLine) {
-  out(Chip::Master, command, 0x1b);  // level, single, ICW4
-  out(Chip::Master, data, 0x30);
-  out(Chip::Master, data, 0x01);
+  out(Chip::Master, kCommand, 0x1b);  // level, single, ICW4
+  out(Chip::Master, kData, 0x30);
+  out(Chip::Master, kData, 0x01);
   m_pic.set_irq(3, true);
   EXPECT_TRUE(m_pic.interrupt_pending());
   m_pic.set_irq(3, false);
@@ -307,17 +307,17 @@ TEST_F(PicTest, LevelTriggeredRequestFollowsTheLine) {
 
 TEST_F(PicTest, Icw1ClearsRequestsAndMasks) {
   initialize();
-  out(Chip::Master, data, 0xf0);
+  out(Chip::Master, kData, 0xf0);
   pulse(1);
   m_pic.set_irq(3, true);
   m_pic.acknowledge();
-  out(Chip::Master, command, 0x11);
+  out(Chip::Master, kCommand, 0x11);
   EXPECT_EQ(m_pic.request_register(Chip::Master), 0x00);
   EXPECT_EQ(m_pic.in_service_register(Chip::Master), 0x00);
   EXPECT_EQ(m_pic.mask_register(Chip::Master), 0x00);
-  out(Chip::Master, data, 0x20);
-  out(Chip::Master, data, 0x04);
-  out(Chip::Master, data, 0x01);
+  out(Chip::Master, kData, 0x20);
+  out(Chip::Master, kData, 0x04);
+  out(Chip::Master, kData, 0x01);
   EXPECT_FALSE(m_pic.interrupt_pending());  // IR3 is high but made no new edge
 }
 
@@ -343,7 +343,7 @@ TEST_F(PicTest, OutOfRangeAndCascadeLinesAreIgnored) {
 
 TEST_F(PicTest, WideAccessSplitsIntoCommandAndDataPorts) {
   initialize();
-  out(Chip::Master, data, 0x5a);
+  out(Chip::Master, kData, 0x5a);
   std::uint8_t both[2] = {};
   m_pic.master_ports().read(0, both);
   EXPECT_EQ(both[0], 0x00);  // IRR
