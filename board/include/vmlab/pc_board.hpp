@@ -50,15 +50,15 @@ enum class BoardError {
   kGuestMemoryNotAttached,  // a device reached guest memory before the runner attached it
   kGuestNotLoaded,          // the IOMMU is programmed from the boot info: load the guest first
 };
+constexpr const char* error_domain(BoardError) {
+  return "board";
+}
 inline constexpr const char* kBoardErrorNames[] = {
     "no error",        "bad config",    "irqchip unavailable",
     "KVM refused",     "host resource", "guest memory not attached",
     "guest not loaded"};
 constexpr const char* to_string(BoardError kind) {
   return devices::kind_name<BoardError::kGuestNotLoaded>(kind, kBoardErrorNames);
-}
-constexpr const char* error_domain(BoardError) {
-  return "board";
 }
 
 enum class IrqchipModel {

@@ -32,15 +32,15 @@ enum class DiskError {
   kWriteFailed,    // the host's write failed (ENOSPC: the host's disk is full)
   kFlushFailed,    // what was written may not have reached stable storage
 };
+constexpr const char* error_domain(DiskError) {
+  return "disk";
+}
 inline constexpr const char* kDiskErrorNames[] = {
     "no error",       "not found",    "cannot open", "in use",        "not an image",
     "already exists", "bad size",     "too large",   "create failed", "closed",
     "read-only",      "out of range", "read failed", "write failed",  "flush failed"};
 constexpr const char* to_string(DiskError kind) {
   return kind_name<DiskError::kFlushFailed>(kind, kDiskErrorNames);
-}
-constexpr const char* error_domain(DiskError) {
-  return "disk";
 }
 
 // How a disk is attached: the guest may write it, or every write is refused.

@@ -31,14 +31,14 @@ enum class VirtioBlkError {
   kOutOfRange,            // sectors past the end of the disk
   kReadOnly,              // a write to a read-only disk
 };
+constexpr const char* error_domain(VirtioBlkError) {
+  return "virtio-blk";
+}
 inline constexpr const char* kVirtioBlkErrorNames[] = {
     "no error",       "malformed request",  "guest memory", "bad buffers",
     "partial sector", "over segment limit", "out of range", "read-only"};
 constexpr const char* to_string(VirtioBlkError kind) {
   return kind_name<VirtioBlkError::kReadOnly>(kind, kVirtioBlkErrorNames);
-}
-constexpr const char* error_domain(VirtioBlkError) {
-  return "virtio-blk";
 }
 
 namespace virtio {

@@ -30,6 +30,9 @@ enum class VirtqueueError {
   kChainTooLong,          // a chain of more than 4 GiB
   kPastChainEnd,          // DescriptorChain::read or write past the chain's bytes
 };
+constexpr const char* error_domain(VirtqueueError) {
+  return "virtqueue";
+}
 inline constexpr const char* kVirtqueueErrorNames[] = {"no error",
                                                        "bad layout",
                                                        "guest memory",
@@ -43,9 +46,6 @@ inline constexpr const char* kVirtqueueErrorNames[] = {"no error",
                                                        "past the chain's end"};
 constexpr const char* to_string(VirtqueueError kind) {
   return kind_name<VirtqueueError::kPastChainEnd>(kind, kVirtqueueErrorNames);
-}
-constexpr const char* error_domain(VirtqueueError) {
-  return "virtqueue";
 }
 
 namespace virtio {

@@ -34,13 +34,13 @@ enum class IommuError {
   kAlreadyMapped,       // map() over a mapped page: unmap it first
   kNotMapped,           // unmap() of a page that is not mapped
 };
+constexpr const char* error_domain(IommuError) {
+  return "iommu";
+}
 inline constexpr const char* kIommuErrorNames[] = {
     "no error", "bad range", "outside guest memory", "no access", "already mapped", "not mapped"};
 constexpr const char* to_string(IommuError kind) {
   return kind_name<IommuError::kNotMapped>(kind, kIommuErrorNames);
-}
-constexpr const char* error_domain(IommuError) {
-  return "iommu";
 }
 
 // What a mapping allows the device to do to guest memory.

@@ -32,13 +32,13 @@ enum class PassthroughError {
   kUnnamed,           // claim() of a device with no name
   kClaimed,           // the device already belongs to another VM
 };
+constexpr const char* error_domain(PassthroughError) {
+  return "passthrough";
+}
 inline constexpr const char* kPassthroughErrorNames[] = {"no error", "thread failed", "unnamed",
                                                          "claimed"};
 constexpr const char* to_string(PassthroughError kind) {
   return kind_name<PassthroughError::kClaimed>(kind, kPassthroughErrorNames);
-}
-constexpr const char* error_domain(PassthroughError) {
-  return "passthrough";
 }
 
 // What the controller has done so far; readable from any thread.
