@@ -225,19 +225,29 @@ void AtaDisk::store_data_word(std::uint16_t word) {
 
 // --- Task file -------------------------------------------------------------
 
+AtaDisk::TwoDeepRegister* AtaDisk::two_deep_register(unsigned offset) {
+  // Indexed by command block offset: Features (written at offset 1, where
+  // Error is read), Sector Count and the three LBA registers.
+  static constexpr TwoDeepRegister AtaDisk::*kRegisters[] = {nullptr,
+                                                             &AtaDisk::m_features,
+                                                             &AtaDisk::m_sector_count,
+                                                             &AtaDisk::m_lba_low,
+                                                             &AtaDisk::m_lba_mid,
+                                                             &AtaDisk::m_lba_high};
+  static_assert(kErrorFeaturesRegister == 1 && kSectorCountRegister == 2 && kLbaLowRegister == 3 &&
+                kLbaMidRegister == 4 && kLbaHighRegister == 5 &&
+                std::size(kRegisters) == kLbaHighRegister + 1);
+  return offset < std::size(kRegisters) && kRegisters[offset] != nullptr
+             ? &(this->*kRegisters[offset])
+             : nullptr;
+}
+
 std::uint8_t AtaDisk::read_command_block(unsigned offset) {
-  const bool high_order = (m_device_control & kControlHighOrderByte) != 0;
+  if (offset == kErrorFeaturesRegister) return m_error;  // Features cannot be read
+  if (const TwoDeepRegister* task_file = two_deep_register(offset)) {
+    return task_file->read((m_device_control & kControlHighOrderByte) != 0);
+  }
   switch (offset) {
-    case kErrorFeaturesRegister:
-      return m_error;
-    case kSectorCountRegister:
-      return m_sector_count.read(high_order);
-    case kLbaLowRegister:
-      return m_lba_low.read(high_order);
-    case kLbaMidRegister:
-      return m_lba_mid.read(high_order);
-    case kLbaHighRegister:
-      return m_lba_high.read(high_order);
     case kDeviceRegister:
       return m_device;
     case kStatusCommandRegister:
@@ -261,22 +271,11 @@ void AtaDisk::write_command_block(unsigned offset, std::uint8_t value) {
   // A write to any command block register clears HOB (ATA8-ACS, 48-bit
   // Address feature set).
   m_device_control = static_cast<std::uint8_t>(m_device_control & ~kControlHighOrderByte);
+  if (TwoDeepRegister* task_file = two_deep_register(offset)) {
+    task_file->write(value);
+    return;
+  }
   switch (offset) {
-    case kErrorFeaturesRegister:
-      m_features.write(value);
-      return;
-    case kSectorCountRegister:
-      m_sector_count.write(value);
-      return;
-    case kLbaLowRegister:
-      m_lba_low.write(value);
-      return;
-    case kLbaMidRegister:
-      m_lba_mid.write(value);
-      return;
-    case kLbaHighRegister:
-      m_lba_high.write(value);
-      return;
     case kDeviceRegister:
       m_device = value;
       update_irq();  // only the selected device drives INTRQ

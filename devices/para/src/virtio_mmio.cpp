@@ -57,6 +57,18 @@ std::uint64_t with_high_half(std::uint64_t value, std::uint32_t half) {
   return (value & 0xffffffffULL) | (std::uint64_t{half} << 32);
 }
 
+// QueueDesc, QueueDriver and QueueDevice: each a 64-bit address written as a
+// Low and a High register. `Queue` is the transport's QueueState.
+template <typename Queue>
+void write_queue_address(Queue& queue, Register half, std::uint32_t value) {
+  std::uint64_t& address = half < Register::QueueDriverLow   ? queue.descriptor_table
+                           : half < Register::QueueDeviceLow ? queue.driver_area
+                                                             : queue.device_area;
+  const bool high = half == Register::QueueDescHigh || half == Register::QueueDriverHigh ||
+                    half == Register::QueueDeviceHigh;
+  address = high ? with_high_half(address, value) : with_low_half(address, value);
+}
+
 }  // namespace
 
 VirtioMmioTransport::VirtioMmioTransport(GuestMemoryAccess& memory, VirtioDevice& device,
@@ -193,22 +205,12 @@ void VirtioMmioTransport::write_register(std::uint64_t offset, std::uint32_t val
       write_status(value);
       return;
     case Register::QueueDescLow:
-      if (queue_writable) queue->descriptor_table = with_low_half(queue->descriptor_table, value);
-      return;
     case Register::QueueDescHigh:
-      if (queue_writable) queue->descriptor_table = with_high_half(queue->descriptor_table, value);
-      return;
     case Register::QueueDriverLow:
-      if (queue_writable) queue->driver_area = with_low_half(queue->driver_area, value);
-      return;
     case Register::QueueDriverHigh:
-      if (queue_writable) queue->driver_area = with_high_half(queue->driver_area, value);
-      return;
     case Register::QueueDeviceLow:
-      if (queue_writable) queue->device_area = with_low_half(queue->device_area, value);
-      return;
     case Register::QueueDeviceHigh:
-      if (queue_writable) queue->device_area = with_high_half(queue->device_area, value);
+      if (queue_writable) write_queue_address(*queue, static_cast<Register>(offset), value);
       return;
     case Register::MagicValue:
     case Register::Version:

@@ -142,6 +142,8 @@ class AtaDisk {
     return std::span(m_buffer).subspan(m_buffer_position).first<2>();
   }
 
+  // Features, Sector Count or an LBA register at `offset`, else nullptr.
+  TwoDeepRegister* two_deep_register(unsigned offset);
   std::uint8_t read_command_block(unsigned offset);
   void write_command_block(unsigned offset, std::uint8_t value);
   std::uint8_t read_alternate_status() const;
