@@ -52,6 +52,14 @@ class PicTest : public ::testing::Test {
 
   void end_of_interrupt(Chip chip) { out(chip, kCommand, 0x20); }
 
+  // A request waits behind the level in service: nothing is delivered until
+  // `chip` gets its EOI, and then `vector` is.
+  void expect_held_until_eoi(Chip chip, std::uint8_t vector) {
+    EXPECT_FALSE(m_pic.interrupt_pending());
+    end_of_interrupt(chip);
+    EXPECT_EQ(m_pic.acknowledge(), vector);
+  }
+
   Pic8259Pair m_pic;
   std::vector<bool> m_outputs;
 };
@@ -127,9 +135,7 @@ TEST_F(PicTest, SameLevelWaitsForItsEoi) {
   EXPECT_EQ(m_pic.acknowledge(), 0x21);
   pulse(1);  // a new edge while IR1 is in service: latched, not delivered
   EXPECT_EQ(m_pic.request_register(Chip::Master), 0x02);
-  EXPECT_FALSE(m_pic.interrupt_pending());
-  end_of_interrupt(Chip::Master);
-  EXPECT_EQ(m_pic.acknowledge(), 0x21);
+  expect_held_until_eoi(Chip::Master, 0x21);
 }
 
 TEST_F(PicTest, SpecificEoiClearsTheNamedLevel) {
@@ -213,9 +219,7 @@ TEST_F(PicTest, SlaveRequestsQueueBehindHigherMasterLevels) {
   pulse(1);
   EXPECT_EQ(m_pic.acknowledge(), 0x21);
   pulse(8);  // IR2 ranks below IR1 in service
-  EXPECT_FALSE(m_pic.interrupt_pending());
-  end_of_interrupt(Chip::Master);
-  EXPECT_EQ(m_pic.acknowledge(), 0x28);
+  expect_held_until_eoi(Chip::Master, 0x28);
 }
 
 TEST_F(PicTest, SpuriousSlaveInterruptIsIrq15WithMasterIsrSet) {

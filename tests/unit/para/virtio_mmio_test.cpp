@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <string>
 
 #include "para_test_support.hpp"
@@ -171,40 +173,36 @@ TEST_F(VirtioMmioTest, QueueLargerThanQueueNumMaxNeedsReset) {
   EXPECT_EQ(transport().problem_count(), 2u);
 }
 
+// Sets up queue 0 with its three areas at the given guest-physical
+// addresses, as the driver would after a reset, and asks for QueueReady.
+void ready_queue_at(TestDriver& driver, std::uint64_t descriptor_table, std::uint64_t driver_area,
+                    std::uint64_t device_area) {
+  driver.write32(mmio::kStatus, 0);
+  ASSERT_TRUE(driver.negotiate(kBlockDriverFeatures));
+  driver.write32(mmio::kQueueSize, 16);
+  driver.write32(mmio::kQueueDescriptorLow, static_cast<std::uint32_t>(descriptor_table));
+  driver.write32(mmio::kQueueDescriptorHigh, static_cast<std::uint32_t>(descriptor_table >> 32));
+  driver.write32(mmio::kQueueDriverLow, static_cast<std::uint32_t>(driver_area));
+  driver.write32(mmio::kQueueDeviceLow, static_cast<std::uint32_t>(device_area));
+  driver.write32(mmio::kQueueReady, 1);
+}
+
 TEST_F(VirtioMmioTest, MisalignedOrOutsideRamRingsNeedReset) {
-  ASSERT_TRUE(driver().negotiate(kBlockDriverFeatures));
-  driver().write32(mmio::kQueueSize, 16);
-  driver().write32(mmio::kQueueDescriptorLow, 0x1008);  // descriptor table needs 16-byte alignment
-  driver().write32(mmio::kQueueDriverLow, 0x2000);
-  driver().write32(mmio::kQueueDeviceLow, 0x3000);
-  driver().write32(mmio::kQueueReady, 1);
-  EXPECT_EQ(driver().read32(mmio::kQueueReady), 0u);
-  ASSERT_EQ(transport().problems().size(), 1u);
-  EXPECT_EQ(transport().last_device_error(), VirtqueueError::kBadLayout);
-  EXPECT_NE(transport().problems()[0].find("descriptor table at 0x1008"), std::string::npos);
-
-  driver().write32(mmio::kStatus, 0);
-  ASSERT_TRUE(driver().negotiate(kBlockDriverFeatures));
-  driver().write32(mmio::kQueueSize, 16);
-  driver().write32(mmio::kQueueDescriptorLow, 0x1000);
-  driver().write32(mmio::kQueueDriverLow, 0x2000);
-  driver().write32(mmio::kQueueDeviceLow, static_cast<std::uint32_t>(kGuestMemorySize - 64));
-  driver().write32(mmio::kQueueReady, 1);
-  EXPECT_EQ(driver().read32(mmio::kQueueReady), 0u);
-  ASSERT_EQ(transport().problems().size(), 2u);
-  EXPECT_EQ(transport().last_device_error(), VirtqueueError::kBadLayout);
-  EXPECT_NE(transport().problems()[1].find("device area (used ring)"), std::string::npos);
-
-  driver().write32(mmio::kStatus, 0);
-  ASSERT_TRUE(driver().negotiate(kBlockDriverFeatures));
-  driver().write32(mmio::kQueueSize, 16);
-  driver().write32(mmio::kQueueDescriptorLow, 0x1000);
-  driver().write32(mmio::kQueueDescriptorHigh, 1);  // 4 GiB up, beyond the 2 MiB of RAM
-  driver().write32(mmio::kQueueDriverLow, 0x2000);
-  driver().write32(mmio::kQueueDeviceLow, 0x3000);
-  driver().write32(mmio::kQueueReady, 1);
-  EXPECT_EQ(driver().read32(mmio::kQueueReady), 0u);
-  EXPECT_NE(transport().problems()[2].find("descriptor table [0x100001000"), std::string::npos);
+  // The descriptor table needs 16-byte alignment; the used ring would end
+  // past the 2 MiB of RAM; the descriptor table 4 GiB up is outside it.
+  const std::uint64_t misplaced[][3] = {{0x1008, 0x2000, 0x3000},
+                                        {0x1000, 0x2000, kGuestMemorySize - 64},
+                                        {0x1'0000'1000, 0x2000, 0x3000}};
+  const char* const named[] = {"descriptor table at 0x1008", "device area (used ring)",
+                               "descriptor table [0x100001000"};
+  for (std::size_t index = 0; index < std::size(misplaced); ++index) {
+    ready_queue_at(driver(), misplaced[index][0], misplaced[index][1], misplaced[index][2]);
+    EXPECT_EQ(driver().read32(mmio::kQueueReady), 0u) << index;
+    EXPECT_EQ(transport().last_device_error(), VirtqueueError::kBadLayout) << index;
+    ASSERT_EQ(transport().problems().size(), index + 1);
+    EXPECT_NE(transport().problems()[index].find(named[index]), std::string::npos)
+        << transport().problems()[index];
+  }
 }
 
 TEST_F(VirtioMmioTest, QueueAddressesAreIgnoredWhileTheQueueIsReady) {

@@ -210,10 +210,12 @@ class HostileChainTest : public VirtioBlkFixture {
     EXPECT_EQ(transport().problem_count(), 1u);
   }
 
-  // A well-formed read of sector 0 whose descriptors the test then corrupts.
+  // A well-formed read of sector 0 whose descriptors a test then corrupts.
   std::uint64_t m_header = 0;
   std::uint64_t m_data = 0;
   std::uint64_t m_status = 0;
+
+ private:
   void prepare_read() {
     m_header = driver().write_block_header(virtio::kBlockRequestIn, 0);
     m_data = driver().allocate(512);
@@ -222,7 +224,6 @@ class HostileChainTest : public VirtioBlkFixture {
 };
 
 TEST_F(HostileChainTest, LoopingChain) {
-  prepare_read();
   driver().write_descriptor(0, m_header, 16, virtio::kDescriptorNext, 1);
   driver().write_descriptor(1, m_data, 512, virtio::kDescriptorNext, 0);
   driver().publish(0);
@@ -231,14 +232,12 @@ TEST_F(HostileChainTest, LoopingChain) {
 }
 
 TEST_F(HostileChainTest, DescriptorThatIsItsOwnNext) {
-  prepare_read();
   driver().write_descriptor(5, m_header, 16, virtio::kDescriptorNext, 5);
   driver().publish(5);
   kick_and_expect_needs_reset(VirtqueueError::kDescriptorLoop);
 }
 
 TEST_F(HostileChainTest, LoopInsideAnIndirectTable) {
-  prepare_read();
   const std::uint64_t table = driver().allocate(32);
   driver().write_descriptor_at(table, m_header, 16, virtio::kDescriptorNext, 1);
   driver().write_descriptor_at(table + 16, m_data, 512,
@@ -254,14 +253,12 @@ TEST_F(HostileChainTest, HeadIndexOutOfRange) {
 }
 
 TEST_F(HostileChainTest, NextIndexOutOfRange) {
-  prepare_read();
   driver().write_descriptor(0, m_header, 16, virtio::kDescriptorNext, 300);
   driver().publish(0);
   kick_and_expect_needs_reset(VirtqueueError::kDescriptorOutOfRange, "descriptor 300");
 }
 
 TEST_F(HostileChainTest, IndirectNextIndexOutOfRange) {
-  prepare_read();
   const std::uint64_t table = driver().allocate(32);
   driver().write_descriptor_at(table, m_header, 16, virtio::kDescriptorNext, 2);
   driver().write_descriptor(0, table, 32, virtio::kDescriptorIndirect, 0);
@@ -271,26 +268,22 @@ TEST_F(HostileChainTest, IndirectNextIndexOutOfRange) {
 }
 
 TEST_F(HostileChainTest, BufferRunsPastTheEndOfRam) {
-  prepare_read();
   driver().post({{m_header, 16, false}, {kGuestMemorySize - 256, 512, true}, {m_status, 1, true}});
   kick_and_expect_needs_reset(VirtqueueError::kOutsideGuestMemory, "buffer [0x1fff00, +0x200)");
 }
 
 TEST_F(HostileChainTest, BufferFarOutsideRam) {
-  prepare_read();
   driver().post({{m_header, 16, false}, {1ULL << 40, 512, true}, {m_status, 1, true}});
   kick_and_expect_needs_reset(VirtqueueError::kOutsideGuestMemory,
                               "buffer [0x10000000000, +0x200)");
 }
 
 TEST_F(HostileChainTest, BufferLengthWrapsTheAddressSpace) {
-  prepare_read();
   driver().post({{m_header, 16, false}, {0xfffffffffffffe00ULL, 0x400, true}, {m_status, 1, true}});
   kick_and_expect_needs_reset(VirtqueueError::kOutsideGuestMemory);
 }
 
 TEST_F(HostileChainTest, IndirectInsideIndirect) {
-  prepare_read();
   const std::uint64_t inner = driver().write_indirect_table({{m_status, 1, true}});
   const std::uint64_t outer = driver().allocate(32);
   driver().write_descriptor_at(outer, m_header, 16, virtio::kDescriptorNext, 1);
@@ -301,7 +294,6 @@ TEST_F(HostileChainTest, IndirectInsideIndirect) {
 }
 
 TEST_F(HostileChainTest, IndirectCombinedWithNext) {
-  prepare_read();
   const std::uint64_t table = driver().write_indirect_table({{m_header, 16, false}});
   driver().write_descriptor(0, table, 16, virtio::kDescriptorIndirect | virtio::kDescriptorNext, 1);
   driver().write_descriptor(1, m_status, 1, virtio::kDescriptorWrite, 0);
@@ -310,7 +302,6 @@ TEST_F(HostileChainTest, IndirectCombinedWithNext) {
 }
 
 TEST_F(HostileChainTest, IndirectTableLengthNotAMultipleOf16) {
-  prepare_read();
   const std::uint64_t table =
       driver().write_indirect_table({{m_header, 16, false}, {m_status, 1, true}});
   driver().write_descriptor(0, table, 24, virtio::kDescriptorIndirect, 0);
@@ -333,7 +324,6 @@ TEST_F(HostileChainTest, IndirectTableOutsideRam) {
 
 TEST_F(HostileChainTest, IndirectWithoutTheFeature) {
   driver().initialize(kBlockDriverFeatures & ~virtio::kFeatureIndirectDescriptors);
-  prepare_read();
   driver().post_block(virtio::kBlockRequestIn, 0, {{m_data, 512, true}}, /*indirect=*/true);
   kick_and_expect_needs_reset(VirtqueueError::kBadIndirectTable);
 }
@@ -344,33 +334,28 @@ TEST_F(HostileChainTest, AvailableIndexJumpsByMoreThanTheQueueSize) {
 }
 
 TEST_F(HostileChainTest, ReadableBufferAfterAWritableOne) {
-  prepare_read();
   driver().post(
       {{m_header, 16, false}, {m_data, 512, true}, {m_data, 8, false}, {m_status, 1, true}});
   kick_and_expect_needs_reset(VirtqueueError::kBadBufferOrder);
 }
 
 TEST_F(HostileChainTest, ChainTooShortForTheHeader) {
-  prepare_read();
   driver().post({{m_header, 8, false}, {m_status, 1, true}});
   kick_and_expect_needs_reset(VirtioBlkError::kMalformedRequest, "8 device-readable bytes");
   EXPECT_EQ(m_blk->statistics().malformed_requests, 1u);
 }
 
 TEST_F(HostileChainTest, NoStatusDescriptor) {
-  prepare_read();
   driver().post({{m_header, 16, false}, {m_data, 512, false}});
   kick_and_expect_needs_reset(VirtioBlkError::kMalformedRequest);
 }
 
 TEST_F(HostileChainTest, EmptyStatusDescriptor) {
-  prepare_read();
   driver().post({{m_header, 16, false}, {m_data, 512, true}, {m_status, 0, true}});
   kick_and_expect_needs_reset(VirtioBlkError::kMalformedRequest);
 }
 
 TEST_F(HostileChainTest, RequestsBeforeAMalformedOneStillComplete) {
-  prepare_read();
   const PostedRequest good = driver().post_block(virtio::kBlockRequestIn, 0, {{m_data, 512, true}});
   driver().publish(40);
   driver().kick();
@@ -390,7 +375,6 @@ TEST_F(HostileChainTest, ResetRecoversTheDevice) {
 
   driver().initialize(kBlockDriverFeatures);  // starts by writing 0 to Status
   EXPECT_FALSE(m_irq_level);
-  prepare_read();
   const PostedRequest request =
       driver().post_block(virtio::kBlockRequestIn, 3, {{m_data, 512, true}});
   driver().kick();
