@@ -64,6 +64,18 @@ constexpr std::uint8_t kAllOnesByte = 0xff;
 
 static_assert(static_cast<std::size_t>(AtaCommandKind::Unsupported) + 1 == kAtaCommandKindCount);
 
+// Each AtaCommandKind's opcode, in the enum's order; Unsupported has none.
+constexpr std::uint8_t kOpcodes[] = {
+    kCommandIdentifyDevice,  kCommandReadSectors, kCommandReadSectorsExt, kCommandWriteSectors,
+    kCommandWriteSectorsExt, kCommandFlushCache,  kCommandFlushCacheExt,  kCommandSetFeatures};
+static_assert(std::size(kOpcodes) == static_cast<std::size_t>(AtaCommandKind::Unsupported));
+
+AtaCommandKind command_kind(std::uint8_t opcode) {
+  // An opcode not in the table is found at its end: Unsupported.
+  const auto found = std::find(std::begin(kOpcodes), std::end(kOpcodes), opcode);
+  return static_cast<AtaCommandKind>(found - std::begin(kOpcodes));
+}
+
 using IdentifyWords = std::array<std::uint16_t, kSectorSize / 2>;
 
 // ATA strings put the first character of each pair in bits 15:8 of its word
@@ -343,43 +355,34 @@ void AtaDisk::execute(std::uint8_t command) {
   m_error = 0;
   m_status = kStatusDeviceReady;
 
-  switch (command) {
-    case kCommandIdentifyDevice:
+  const AtaCommandKind kind = command_kind(command);
+  ++m_commands[static_cast<std::size_t>(kind)];
+  switch (kind) {
+    case AtaCommandKind::IdentifyDevice:
       identify_device();
       return;
-    case kCommandReadSectors:
-      start_read(AtaCommandKind::ReadSectors, false);
+    case AtaCommandKind::ReadSectors:
+    case AtaCommandKind::ReadSectorsExt:
+    case AtaCommandKind::WriteSectors:
+    case AtaCommandKind::WriteSectorsExt:
+      start_transfer(kind);
       return;
-    case kCommandReadSectorsExt:
-      start_read(AtaCommandKind::ReadSectorsExt, true);
+    case AtaCommandKind::FlushCache:
+    case AtaCommandKind::FlushCacheExt:
+      flush_cache();
       return;
-    case kCommandWriteSectors:
-      start_write(AtaCommandKind::WriteSectors, false);
-      return;
-    case kCommandWriteSectorsExt:
-      start_write(AtaCommandKind::WriteSectorsExt, true);
-      return;
-    case kCommandFlushCache:
-      flush_cache(AtaCommandKind::FlushCache);
-      return;
-    case kCommandFlushCacheExt:
-      flush_cache(AtaCommandKind::FlushCacheExt);
-      return;
-    case kCommandSetFeatures:
+    case AtaCommandKind::SetFeatures:
       // Transfer modes and the write cache setting change nothing here: PIO
       // has no timing, and every write already reaches the backend.
-      ++m_commands[static_cast<std::size_t>(AtaCommandKind::SetFeatures)];
       complete();
       return;
-    default:
-      ++m_commands[static_cast<std::size_t>(AtaCommandKind::Unsupported)];
+    case AtaCommandKind::Unsupported:
       fail(kErrorAborted);
       return;
   }
 }
 
 void AtaDisk::identify_device() {
-  ++m_commands[static_cast<std::size_t>(AtaCommandKind::IdentifyDevice)];
   const IdentifyWords words = identify_device_words(m_backend);
   for (std::size_t index = 0; index < words.size(); ++index) {
     store_little_endian(std::span(m_buffer).subspan(2 * index, 2), words[index]);
@@ -430,40 +433,33 @@ bool AtaDisk::check_request(const Request& request, bool extended) {
   return true;
 }
 
-void AtaDisk::start_read(AtaCommandKind kind, bool extended) {
-  ++m_commands[static_cast<std::size_t>(kind)];
-  m_extended = extended;
-  const Request request = decode_request(extended);
-  if (!check_request(request, extended)) return;
-  m_transfer = Transfer::ReadSectors;
+void AtaDisk::start_transfer(AtaCommandKind kind) {
+  m_extended = kind == AtaCommandKind::ReadSectorsExt || kind == AtaCommandKind::WriteSectorsExt;
+  const bool write =
+      kind == AtaCommandKind::WriteSectors || kind == AtaCommandKind::WriteSectorsExt;
+  const Request request = decode_request(m_extended);
+  if (!check_request(request, m_extended)) return;
+  if (write && m_backend.read_only()) {
+    fail(kErrorAborted);
+    return;
+  }
+  m_transfer = write ? Transfer::WriteSectors : Transfer::ReadSectors;
   m_next_lba = request.lba;
   m_sectors_remaining = request.count;
+  if (write) {
+    m_buffer_position = 0;
+    // PIO data-out: the first DRQ block comes without an interrupt; the
+    // host polls for DRQ (ATA8-APT, PIO data-out protocol).
+    m_status = kStatusDeviceReady | kStatusDataRequest;
+    return;
+  }
   if (!load_sector()) return;
   // PIO data-in: DRQ and an interrupt for each block (ATA8-APT).
   m_status = kStatusDeviceReady | kStatusDataRequest;
   raise_interrupt();
 }
 
-void AtaDisk::start_write(AtaCommandKind kind, bool extended) {
-  ++m_commands[static_cast<std::size_t>(kind)];
-  m_extended = extended;
-  const Request request = decode_request(extended);
-  if (!check_request(request, extended)) return;
-  if (m_backend.read_only()) {
-    fail(kErrorAborted);
-    return;
-  }
-  m_transfer = Transfer::WriteSectors;
-  m_next_lba = request.lba;
-  m_sectors_remaining = request.count;
-  m_buffer_position = 0;
-  // PIO data-out: the first DRQ block comes without an interrupt; the host
-  // polls for DRQ (ATA8-APT, PIO data-out protocol).
-  m_status = kStatusDeviceReady | kStatusDataRequest;
-}
-
-void AtaDisk::flush_cache(AtaCommandKind kind) {
-  ++m_commands[static_cast<std::size_t>(kind)];
+void AtaDisk::flush_cache() {
   if (auto flushed = m_backend.flush(); !flushed) {
     fail(kErrorAborted, kStatusDeviceFault);
     return;

@@ -383,7 +383,7 @@ bool Pit8254::null_count(const Counter& counter, std::uint64_t tick) const {
 
 std::uint8_t Pit8254::status(const Counter& counter, std::uint64_t tick) const {
   std::uint8_t byte = static_cast<std::uint8_t>((static_cast<unsigned>(counter.access) << 4) |
-                                                (counter.mode_bits << 1));
+                                                (static_cast<unsigned>(counter.mode_bits) << 1));
   if (counter.bcd) byte |= 0x01;
   if (output(counter, tick)) byte |= kStatusOutput;
   if (null_count(counter, tick)) byte |= kStatusNullCount;

@@ -50,6 +50,12 @@ class PicTest : public ::testing::Test {
     m_pic.set_irq(line, false);
   }
 
+  // Pulses `line` and takes the interrupt: the vector the INTA cycle returns.
+  std::uint8_t interrupt(unsigned line) {
+    pulse(line);
+    return m_pic.acknowledge();
+  }
+
   void end_of_interrupt(Chip chip) { out(chip, kCommand, 0x20); }
 
   // A request waits behind the level in service: nothing is delivered until
@@ -95,8 +101,7 @@ TEST_F(PicTest, Icw2LowBitsAreIgnoredIn8086Mode) {
   EXPECT_TRUE(m_pic.initialized(Chip::Master));
   EXPECT_EQ(m_pic.vector_base(Chip::Master), 0x40);
   out(Chip::Master, kData, 0x00);  // now OCW1
-  pulse(1);
-  EXPECT_EQ(m_pic.acknowledge(), 0x41);
+  EXPECT_EQ(interrupt(1), 0x41);
 }
 
 TEST_F(PicTest, LowerNumberedLineHasPriorityAndEoiReleasesTheNext) {
@@ -117,8 +122,7 @@ TEST_F(PicTest, LowerNumberedLineHasPriorityAndEoiReleasesTheNext) {
 
 TEST_F(PicTest, HigherPriorityNestsAndNonSpecificEoiClearsTheHighest) {
   initialize();
-  pulse(3);
-  EXPECT_EQ(m_pic.acknowledge(), 0x23);
+  EXPECT_EQ(interrupt(3), 0x23);
   pulse(0);
   ASSERT_TRUE(m_pic.interrupt_pending());
   EXPECT_EQ(m_pic.acknowledge(), 0x20);
@@ -131,8 +135,7 @@ TEST_F(PicTest, HigherPriorityNestsAndNonSpecificEoiClearsTheHighest) {
 
 TEST_F(PicTest, SameLevelWaitsForItsEoi) {
   initialize();
-  pulse(1);
-  EXPECT_EQ(m_pic.acknowledge(), 0x21);
+  EXPECT_EQ(interrupt(1), 0x21);
   pulse(1);  // a new edge while IR1 is in service: latched, not delivered
   EXPECT_EQ(m_pic.request_register(Chip::Master), 0x02);
   expect_held_until_eoi(Chip::Master, 0x21);
@@ -205,8 +208,7 @@ TEST_F(PicTest, CascadeDeliversSlaveVectorAndSetsBothIsrs) {
 TEST_F(PicTest, SecondSlaveRequestFollowsTheSlaveEoi) {
   initialize();
   pulse(9);
-  pulse(14);
-  EXPECT_EQ(m_pic.acknowledge(), 0x29);
+  EXPECT_EQ(interrupt(14), 0x29);
   EXPECT_FALSE(m_pic.interrupt_pending());
   end_of_interrupt(Chip::Slave);
   end_of_interrupt(Chip::Master);
@@ -216,8 +218,7 @@ TEST_F(PicTest, SecondSlaveRequestFollowsTheSlaveEoi) {
 
 TEST_F(PicTest, SlaveRequestsQueueBehindHigherMasterLevels) {
   initialize();
-  pulse(1);
-  EXPECT_EQ(m_pic.acknowledge(), 0x21);
+  EXPECT_EQ(interrupt(1), 0x21);
   pulse(8);  // IR2 ranks below IR1 in service
   expect_held_until_eoi(Chip::Master, 0x28);
 }
@@ -246,8 +247,7 @@ TEST_F(PicTest, Ocw3SelectsIrrOrIsrForCommandPortReads) {
 
 TEST_F(PicTest, AutoEoiLeavesNothingInService) {
   initialize(0x03);  // 8086 mode, auto-EOI
-  pulse(1);
-  EXPECT_EQ(m_pic.acknowledge(), 0x21);
+  EXPECT_EQ(interrupt(1), 0x21);
   EXPECT_EQ(m_pic.in_service_register(Chip::Master), 0x00);
   pulse(3);
   EXPECT_TRUE(m_pic.interrupt_pending());
@@ -266,8 +266,7 @@ TEST_F(PicTest, PollCommandAcknowledgesTheHighestRequest) {
 
 TEST_F(PicTest, RotateOnNonSpecificEoiMakesTheServicedLevelLowest) {
   initialize();
-  pulse(1);
-  EXPECT_EQ(m_pic.acknowledge(), 0x21);
+  EXPECT_EQ(interrupt(1), 0x21);
   out(Chip::Master, kCommand, 0xa0);  // rotate on non-specific EOI
   pulse(1);
   pulse(5);
@@ -278,14 +277,12 @@ TEST_F(PicTest, SetPriorityRotatesWithoutEoi) {
   initialize();
   out(Chip::Master, kCommand, 0xc3);  // IR3 lowest, so IR4 highest
   pulse(0);
-  pulse(4);
-  EXPECT_EQ(m_pic.acknowledge(), 0x24);
+  EXPECT_EQ(interrupt(4), 0x24);
 }
 
 TEST_F(PicTest, SpecialMaskModeLetsLowerLevelsThrough) {
   initialize();
-  pulse(1);
-  EXPECT_EQ(m_pic.acknowledge(), 0x21);
+  EXPECT_EQ(interrupt(1), 0x21);
   pulse(5);
   EXPECT_FALSE(m_pic.interrupt_pending());
   out(Chip::Master, kData, 0x02);     // mask the level in service

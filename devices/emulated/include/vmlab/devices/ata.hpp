@@ -151,9 +151,9 @@ class AtaDisk {
 
   void execute(std::uint8_t command);
   void identify_device();
-  void start_read(AtaCommandKind kind, bool extended);
-  void start_write(AtaCommandKind kind, bool extended);
-  void flush_cache(AtaCommandKind kind);
+  // READ/WRITE SECTORS (EXT).
+  void start_transfer(AtaCommandKind kind);
+  void flush_cache();
   Request decode_request(bool extended) const;
   bool check_request(const Request& request, bool extended);
   bool load_sector();
