@@ -129,6 +129,37 @@ inline vmlab_device mmio_entry(std::uint32_t kind, std::uint32_t irq, pc::Addres
   return {kind, irq, range.base, range.size, VMLAB_DEVICE_FLAG_MMIO, 0};
 }
 
+// An attachment whose model sits on one port range with one device-table
+// entry (the UART, the RTC, the debug console, the exit port): it registers
+// what build() makes at `ports` (from board_layout.hpp) and describes it as
+// a `kind` device on ISA line `irq`. `Interface` is DeviceAttachment or one
+// of the interfaces above.
+template <typename Model, typename Interface = DeviceAttachment>
+class PortRangeAttachment : public Interface {
+ public:
+  PortRangeAttachment(std::uint32_t kind, std::uint32_t irq, pc::PortRange ports)
+      : m_kind(kind), m_irq(irq), m_ports(ports) {}
+
+  Status attach(const AttachmentContext& context) final {
+    m_model = build(context);
+    return add_ports(context, m_ports, *m_model);
+  }
+  void describe(std::vector<vmlab_device>& table) const final {
+    table.push_back(port_entry(m_kind, m_irq, m_ports));
+  }
+
+ protected:
+  virtual std::unique_ptr<Model> build(const AttachmentContext& context) = 0;
+  const Model& model() const { return *m_model; }
+  std::uint32_t irq() const { return m_irq; }
+
+ private:
+  std::uint32_t m_kind;
+  std::uint32_t m_irq;
+  pc::PortRange m_ports;
+  std::unique_ptr<Model> m_model;
+};
+
 // The shutdown flush of a disk model's stop() (DESIGN.md 6, "Disk backing"):
 // what the guest wrote reaches the file even if it never sent a flush
 // command. After the model's own threads have stopped.
