@@ -160,14 +160,38 @@ class PortRangeAttachment : public Interface {
   std::unique_ptr<Model> m_model;
 };
 
-// The shutdown flush of a disk model's stop() (DESIGN.md 6, "Disk backing"):
-// what the guest wrote reaches the file even if it never sent a flush
-// command. After the model's own threads have stopped.
-inline void flush_at_shutdown(devices::BlockBackend& backend, std::mutex& device_lock) {
-  if (backend.read_only()) return;
-  std::lock_guard lock(device_lock);
-  (void)backend.flush();
-}
+// A disk model's attachment (ATA, virtio-blk, passthrough): it keeps what
+// the model needs of the board, and its stop() ends with the shutdown flush
+// (DESIGN.md 6, "Disk backing"): what the guest wrote reaches the file even
+// if it never sent a flush command, after the model's own threads stopped.
+class DiskAttachment : public DeviceAttachment {
+ public:
+  Status attach(const AttachmentContext& context) final {
+    m_device_lock = &context.device_lock;
+    m_interrupts = &context.interrupts;
+    m_backend = context.config.disk.backend;
+    return attach_disk(context);
+  }
+  void stop() final {
+    stop_model();
+    if (m_backend == nullptr || m_backend->read_only()) return;
+    std::lock_guard lock(*m_device_lock);
+    (void)m_backend->flush();
+  }
+
+ protected:
+  virtual Status attach_disk(const AttachmentContext& context) = 0;
+  // Stops the model's own threads, before the flush.
+  virtual void stop_model() {}
+  devices::BlockBackend& backend() const { return *m_backend; }
+  std::mutex& device_lock() const { return *m_device_lock; }
+  InterruptRouter& interrupts() const { return *m_interrupts; }
+
+ private:
+  std::mutex* m_device_lock = nullptr;
+  InterruptRouter* m_interrupts = nullptr;
+  devices::BlockBackend* m_backend = nullptr;  // PcBoard::wire checked it is there
+};
 
 // One per model, each in attachments/<model>.cpp.
 std::unique_ptr<DeviceAttachment> make_uart_attachment();

@@ -5,12 +5,10 @@
 namespace vmlab::board {
 namespace {
 
-class AtaAttachment final : public DeviceAttachment {
+class AtaAttachment final : public DiskAttachment {
  public:
-  Status attach(const AttachmentContext& context) override {
-    m_device_lock = &context.device_lock;
-    m_backend = context.config.disk.backend;
-    m_ata = std::make_unique<devices::AtaDisk>(*m_backend, context.interrupts.line(pc::kAtaIrq));
+  Status attach_disk(const AttachmentContext& context) override {
+    m_ata = std::make_unique<devices::AtaDisk>(backend(), interrupts().line(pc::kAtaIrq));
     static_assert(pc::kAtaCommandPorts.count == devices::AtaDisk::kCommandBlockPortCount);
     static_assert(pc::kAtaControlPorts.count == devices::AtaDisk::kControlBlockPortCount);
     auto added = add_ports(context, pc::kAtaCommandPorts, m_ata->command_block());
@@ -31,13 +29,7 @@ class AtaAttachment final : public DeviceAttachment {
     ata.add("stray_data_accesses", m_ata->stray_data_accesses());
   }
 
-  void stop() override {
-    if (m_backend != nullptr) flush_at_shutdown(*m_backend, *m_device_lock);
-  }
-
  private:
-  std::mutex* m_device_lock = nullptr;
-  devices::BlockBackend* m_backend = nullptr;
   std::unique_ptr<devices::AtaDisk> m_ata;
 };
 

@@ -22,7 +22,7 @@ struct PageDeleter {
   void operator()(std::uint8_t* page) const { munmap(page, pc::kPassthroughWindow.size); }
 };
 
-class PassthroughAttachment final : public DeviceAttachment {
+class PassthroughAttachment final : public DiskAttachment {
  public:
   ~PassthroughAttachment() override {
     if (m_controller) m_controller->stop();
@@ -33,12 +33,9 @@ class PassthroughAttachment final : public DeviceAttachment {
     }
   }
 
-  Status attach(const AttachmentContext& context) override {
+  Status attach_disk(const AttachmentContext& context) override {
     const PcBoardDisk& disk = context.config.disk;
     m_vm = &context.vm;
-    m_device_lock = &context.device_lock;
-    m_interrupts = &context.interrupts;
-    m_backend = disk.backend;
     void* page = mmap(nullptr, pc::kPassthroughWindow.size, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED) {
@@ -64,8 +61,8 @@ class PassthroughAttachment final : public DeviceAttachment {
     // KVM pulses the line itself, without an exit, where it can.
     (void)context.interrupts.use_irqfd(pc::kPassthroughIrq);
     m_controller = std::make_unique<devices::PassthroughController>(
-        m_window.get(), context.guest_memory, *m_iommu, *disk.backend,
-        [this] { m_interrupts->pulse_from_device_thread(pc::kPassthroughIrq); });
+        m_window.get(), context.guest_memory, *m_iommu, backend(),
+        [this] { interrupts().pulse_from_device_thread(pc::kPassthroughIrq); });
     return {};
   }
 
@@ -87,7 +84,7 @@ class PassthroughAttachment final : public DeviceAttachment {
     passthrough.add("bytes_written", counters.bytes_to_disk);
     passthrough.add("dma_faults", counters.dma_faults);
     passthrough.add("interrupts", counters.interrupts);
-    passthrough.add("irqfd_interrupts", m_interrupts->irqfd_signals(pc::kPassthroughIrq));
+    passthrough.add("irqfd_interrupts", interrupts().irqfd_signals(pc::kPassthroughIrq));
     passthrough.add("doorbell_polls", counters.polls);
     passthrough.add("sleeps", counters.sleeps);
     auto iommu = statistics.group("iommu");
@@ -112,10 +109,7 @@ class PassthroughAttachment final : public DeviceAttachment {
   void start() override { (void)m_controller->start(); }
 
   // The device thread first: it raises interrupts and DMAs into guest memory.
-  void stop() override {
-    m_controller->stop();
-    flush_at_shutdown(*m_backend, *m_device_lock);
-  }
+  void stop_model() override { m_controller->stop(); }
 
   DmaRemapping* dma_remapping() override { return m_iommu.get(); }
 
@@ -125,7 +119,7 @@ class PassthroughAttachment final : public DeviceAttachment {
     // The count first: a fault recorded after it is taken now or by the next
     // call; none is lost.
     m_faults_taken = m_iommu->fault_count();
-    std::lock_guard lock(*m_device_lock);
+    std::lock_guard lock(device_lock());
     for (const devices::IommuFault& fault : m_iommu->take_recent_faults()) {
       Event event;
       event.time_ns = now_ns;  // when the VMM noticed: the device thread keeps no clock
@@ -190,9 +184,6 @@ class PassthroughAttachment final : public DeviceAttachment {
   }
 
   Vm* m_vm = nullptr;
-  std::mutex* m_device_lock = nullptr;
-  InterruptRouter* m_interrupts = nullptr;
-  devices::BlockBackend* m_backend = nullptr;
   // The page the guest sees as its registers (mmap'ed, page-aligned).
   std::unique_ptr<std::uint8_t, PageDeleter> m_window;
   bool m_slot_registered = false;
