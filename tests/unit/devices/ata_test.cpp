@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -94,11 +95,13 @@ class SparseBackend final : public BlockBackend {
 // What a guest driver does with the ports, one helper per instruction.
 class Guest {
  public:
-  explicit Guest(BlockBackend& backend)
-      : m_disk(backend, [this](bool level) {
-          if (level && !m_irq) ++m_rising_edges;
-          m_irq = level;
-        }) {}
+  explicit Guest(BlockBackend& backend) : m_disk(backend, irq_line()) {}
+  // With a disk of its own: `sectors` sectors in memory, backend().
+  explicit Guest(std::uint64_t sectors)
+      : m_own_backend(std::make_unique<MemoryBlockBackend>(sectors)),
+        m_disk(*m_own_backend, irq_line()) {}
+
+  MemoryBlockBackend& backend() { return *m_own_backend; }
 
   std::uint8_t in(std::uint64_t port) {
     std::uint8_t value = 0;
@@ -163,6 +166,15 @@ class Guest {
     out(kLbaHighPort, static_cast<std::uint8_t>(lba >> 16));
     out(kDevicePort, 0x40);
   }
+  // A command on `count` sectors from `lba`, with 28-bit or 48-bit addressing.
+  void issue_lba28(std::uint8_t opcode, std::uint32_t lba, std::uint8_t count) {
+    select_lba28(lba, count);
+    command(opcode);
+  }
+  void issue_lba48(std::uint8_t opcode, std::uint64_t lba, std::uint16_t count) {
+    select_lba48(lba, count);
+    command(opcode);
+  }
   std::uint64_t lba48_registers() {
     std::uint64_t lba = in(kLbaLowPort) | std::uint64_t{in(kLbaMidPort)} << 8 |
                         std::uint64_t{in(kLbaHighPort)} << 16;
@@ -202,6 +214,14 @@ class Guest {
     }
   }
 
+  IrqLine irq_line() {
+    return [this](bool level) {
+      if (level && !m_irq) ++m_rising_edges;
+      m_irq = level;
+    };
+  }
+
+  std::unique_ptr<MemoryBlockBackend> m_own_backend;  // declared before the disk it backs
   AtaDisk m_disk;
   bool m_irq = false;
   int m_rising_edges = 0;
@@ -236,8 +256,7 @@ std::vector<std::uint16_t> identify(Guest& guest) {
 }
 
 TEST(AtaTest, PowerOnLeavesTheResetSignature) {
-  MemoryBlockBackend backend(64);
-  Guest guest(backend);
+  Guest guest(64);
   EXPECT_EQ(guest.in(kSectorCountPort), 0x01);
   EXPECT_EQ(guest.in(kLbaLowPort), 0x01);
   EXPECT_EQ(guest.in(kLbaMidPort), 0x00);
@@ -320,8 +339,7 @@ TEST(AtaTest, Lba28ReadDeliversOneInterruptAndDrqBlockPerSector) {
     std::copy(bytes.begin(), bytes.end(), backend.sector(sector).begin());
   }
   Guest guest(backend);
-  guest.select_lba28(5, 3);
-  guest.command(kReadSectors);
+  guest.issue_lba28(kReadSectors, 5, 3);
   for (std::uint8_t sector = 5; sector < 8; ++sector) {
     ASSERT_TRUE(guest.m_irq) << "sector " << int{sector};
     // Alternate Status shows the same bits without acknowledging.
@@ -341,16 +359,14 @@ TEST(AtaTest, Lba28ReadDeliversOneInterruptAndDrqBlockPerSector) {
 }
 
 TEST(AtaTest, Lba28WriteStoresEachSectorAsItsBlockCompletes) {
-  MemoryBlockBackend backend(64);
-  Guest guest(backend);
-  guest.select_lba28(10, 2);
-  guest.command(kWriteSectors);
+  Guest guest(64);
+  guest.issue_lba28(kWriteSectors, 10, 2);
   // PIO data-out: DRQ for the first block without an interrupt.
   EXPECT_FALSE(guest.m_irq);
   EXPECT_EQ(guest.alternate_status(), kStatusReady | kStatusDataRequest);
 
   guest.write_sector(sector_pattern(1));
-  EXPECT_EQ(as_vector(backend.sector(10)), sector_pattern(1));
+  EXPECT_EQ(as_vector(guest.backend().sector(10)), sector_pattern(1));
   EXPECT_TRUE(guest.m_irq);  // the next block is wanted
   EXPECT_EQ(guest.status(), kStatusReady | kStatusDataRequest);
   EXPECT_FALSE(guest.m_irq);
@@ -360,19 +376,18 @@ TEST(AtaTest, Lba28WriteStoresEachSectorAsItsBlockCompletes) {
   for (std::size_t index = 0; index < kSectorSize / 2; index += 2) {
     guest.outw(static_cast<std::uint16_t>(second[index] | second[index + 1] << 8));
   }
-  EXPECT_EQ(backend.writes(), 1u);
+  EXPECT_EQ(guest.backend().writes(), 1u);
   for (std::size_t index = kSectorSize / 2; index < kSectorSize; index += 2) {
     guest.outw(static_cast<std::uint16_t>(second[index] | second[index + 1] << 8));
   }
-  EXPECT_EQ(as_vector(backend.sector(11)), second);
+  EXPECT_EQ(as_vector(guest.backend().sector(11)), second);
   EXPECT_TRUE(guest.m_irq);  // command completion
   EXPECT_EQ(guest.status(), kStatusReady);
   EXPECT_EQ(guest.m_rising_edges, 2);
   EXPECT_EQ(guest.m_disk.sectors_written(), 2u);
 
   // And back through the disk.
-  guest.select_lba28(10, 2);
-  guest.command(kReadSectors);
+  guest.issue_lba28(kReadSectors, 10, 2);
   EXPECT_EQ(guest.read_sector(), sector_pattern(1));
   EXPECT_EQ(guest.read_sector(), second);
 }
@@ -381,8 +396,7 @@ TEST(AtaTest, Lba28UsesTheDeviceRegisterForBits27To24) {
   SparseBackend backend(std::uint64_t{1} << 28);
   Guest guest(backend);
   const std::uint32_t lba = 0x0abc'def1;
-  guest.select_lba28(lba, 1);
-  guest.command(kWriteSectors);
+  guest.issue_lba28(kWriteSectors, lba, 1);
   guest.write_sector(sector_pattern(9));
   EXPECT_EQ(guest.status(), kStatusReady);
   ASSERT_EQ(backend.written().size(), 1u);
@@ -393,8 +407,7 @@ TEST(AtaTest, Lba48RoundTripsAboveTheLba28Limit) {
   SparseBackend backend(std::uint64_t{1} << 40);
   Guest guest(backend);
   const std::uint64_t lba = 0x12'3456'789a;
-  guest.select_lba48(lba, 2);
-  guest.command(kWriteSectorsExt);
+  guest.issue_lba48(kWriteSectorsExt, lba, 2);
   guest.write_sector(sector_pattern(3));
   guest.write_sector(sector_pattern(4));
   EXPECT_EQ(guest.status(), kStatusReady);
@@ -402,8 +415,7 @@ TEST(AtaTest, Lba48RoundTripsAboveTheLba28Limit) {
   EXPECT_EQ(backend.written().begin()->first, lba);
   EXPECT_EQ(backend.written().rbegin()->first, lba + 1);
 
-  guest.select_lba48(lba, 2);
-  guest.command(kReadSectorsExt);
+  guest.issue_lba48(kReadSectorsExt, lba, 2);
   EXPECT_EQ(guest.read_sector(), sector_pattern(3));
   EXPECT_EQ(guest.read_sector(), sector_pattern(4));
   EXPECT_EQ(guest.status(), kStatusReady);
@@ -412,40 +424,32 @@ TEST(AtaTest, Lba48RoundTripsAboveTheLba28Limit) {
 }
 
 TEST(AtaTest, Lba48SectorCountUsesBothBytes) {
-  MemoryBlockBackend backend(600);
-  Guest guest(backend);
+  Guest guest(600);
   // 0x0102 = 258 sectors: one more than an 8-bit count could say.
-  guest.select_lba48(0, 0x0102);
-  guest.command(kReadSectorsExt);
+  guest.issue_lba48(kReadSectorsExt, 0, 0x0102);
   EXPECT_EQ(guest.read_all_blocks(), 258);
   EXPECT_EQ(guest.m_rising_edges, 258);
 }
 
 TEST(AtaTest, SectorCountZeroMeans256ForLba28) {
-  MemoryBlockBackend backend(300);
-  Guest guest(backend);
-  guest.select_lba28(0, 0);
-  guest.command(kReadSectors);
+  Guest guest(300);
+  guest.issue_lba28(kReadSectors, 0, 0);
   EXPECT_EQ(guest.read_all_blocks(), 256);
   EXPECT_EQ(guest.m_disk.sectors_read(), 256u);
 }
 
 TEST(AtaTest, SectorCountZeroMeans65536ForLba48) {
   // Checked by the range it asks for: 65536 sectors fit from 0 but not from 1.
-  MemoryBlockBackend backend(65536);
-  Guest guest(backend);
-  guest.select_lba48(1, 0);
-  guest.command(kReadSectorsExt);
+  Guest guest(65536);
+  guest.issue_lba48(kReadSectorsExt, 1, 0);
   EXPECT_TRUE(guest.failed_with(kErrorIdNotFound));
 
-  guest.select_lba48(0, 0);
-  guest.command(kReadSectorsExt);
+  guest.issue_lba48(kReadSectorsExt, 0, 0);
   EXPECT_EQ(guest.status(), kStatusReady | kStatusDataRequest);
 }
 
 TEST(AtaTest, HobSelectsThePreviousRegisterContents) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
+  Guest guest(8);
   guest.select_lba48(0x0605'0403'0201, 0x0807);
   EXPECT_EQ(guest.in(kSectorCountPort), 0x07);
   EXPECT_EQ(guest.in(kLbaLowPort), 0x01);
@@ -461,8 +465,7 @@ TEST(AtaTest, HobSelectsThePreviousRegisterContents) {
 }
 
 TEST(AtaTest, StatusReadAcknowledgesTheInterruptAndAlternateStatusDoesNot) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
+  Guest guest(8);
   guest.command(kFlushCache);
   EXPECT_TRUE(guest.m_irq);
   for (int repeat = 0; repeat < 3; ++repeat)
@@ -474,8 +477,7 @@ TEST(AtaTest, StatusReadAcknowledgesTheInterruptAndAlternateStatusDoesNot) {
 }
 
 TEST(AtaTest, ACommandWithAnInterruptPendingStillMakesANewEdge) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
+  Guest guest(8);
   guest.command(kFlushCache);
   guest.command(kFlushCache);  // the driver never read Status in between
   EXPECT_TRUE(guest.m_irq);
@@ -483,11 +485,9 @@ TEST(AtaTest, ACommandWithAnInterruptPendingStillMakesANewEdge) {
 }
 
 TEST(AtaTest, NienKeepsTheLineLowButNotThePendingInterrupt) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
+  Guest guest(8);
   guest.device_control(kControlNoInterrupt);
-  guest.select_lba28(0, 2);
-  guest.command(kReadSectors);
+  guest.issue_lba28(kReadSectors, 0, 2);
   EXPECT_FALSE(guest.m_irq);
   EXPECT_EQ(guest.alternate_status(), kStatusReady | kStatusDataRequest);  // polled
   guest.read_block();
@@ -506,14 +506,13 @@ TEST(AtaTest, NienKeepsTheLineLowButNotThePendingInterrupt) {
 }
 
 TEST(AtaTest, FlushCacheReachesTheBackend) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
+  Guest guest(8);
   guest.command(kFlushCache);
-  EXPECT_EQ(backend.flushes(), 1u);
+  EXPECT_EQ(guest.backend().flushes(), 1u);
   EXPECT_EQ(guest.status(), kStatusReady);
   guest.out(kDevicePort, 0x40);
   guest.command(kFlushCacheExt);
-  EXPECT_EQ(backend.flushes(), 2u);
+  EXPECT_EQ(guest.backend().flushes(), 2u);
   EXPECT_EQ(guest.status(), kStatusReady);
   EXPECT_EQ(guest.m_rising_edges, 2);
   EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::FlushCache), 1u);
@@ -532,8 +531,7 @@ TEST(AtaTest, FailedFlushIsAWriteFault) {
 }
 
 TEST(AtaTest, SetFeaturesIsAcceptedAndChangesNothing) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
+  Guest guest(8);
   guest.out(kErrorFeaturesPort, 0x03);  // set transfer mode
   guest.out(kSectorCountPort, 0x0c);    // PIO mode 4
   guest.command(kSetFeatures);
@@ -543,10 +541,8 @@ TEST(AtaTest, SetFeaturesIsAcceptedAndChangesNothing) {
 }
 
 TEST(AtaTest, SoftwareResetAbandonsTheCommandAndRestoresTheSignature) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
-  guest.select_lba28(1, 2);
-  guest.command(kReadSectors);
+  Guest guest(8);
+  guest.issue_lba28(kReadSectors, 1, 2);
   ASSERT_TRUE(guest.m_irq);
   guest.inw();
 
@@ -576,8 +572,7 @@ TEST(AtaTest, SoftwareResetAbandonsTheCommandAndRestoresTheSignature) {
 }
 
 TEST(AtaTest, DeviceOneIsAbsent) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
+  Guest guest(8);
   guest.out(kDevicePort, kDeviceLbaSlave);
   EXPECT_EQ(guest.status(), 0x00);
   EXPECT_EQ(guest.alternate_status(), 0x00);
@@ -596,12 +591,11 @@ TEST(AtaTest, DeviceOneIsAbsent) {
 
   guest.out(kDevicePort, kDeviceLbaMaster);
   EXPECT_EQ(guest.status(), kStatusReady);  // no DRQ: nothing was started
-  EXPECT_EQ(backend.writes(), 0u);
+  EXPECT_EQ(guest.backend().writes(), 0u);
 }
 
 TEST(AtaTest, DeselectingDeviceZeroReleasesInterruptLine) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
+  Guest guest(8);
   guest.command(kFlushCache);
   EXPECT_TRUE(guest.m_irq);
   guest.out(kDevicePort, kDeviceLbaSlave);
@@ -611,47 +605,40 @@ TEST(AtaTest, DeselectingDeviceZeroReleasesInterruptLine) {
 }
 
 TEST(AtaTest, ReadPastTheEndIsIdNotFoundAndTransfersNothing) {
-  MemoryBlockBackend backend(100);
-  Guest guest(backend);
+  Guest guest(100);
   for (const auto& [lba, count] :
        {std::pair<std::uint32_t, std::uint8_t>{99, 2}, {100, 1}, {0x0fff'ffff, 1}, {0, 0}}) {
-    guest.select_lba28(lba, count);
-    guest.command(kReadSectors);
+    guest.issue_lba28(kReadSectors, lba, count);
     EXPECT_TRUE(guest.m_irq);
     EXPECT_TRUE(guest.failed_with(kErrorIdNotFound)) << lba;
     EXPECT_EQ(guest.inw(), 0xffff);
   }
   // The LBA registers name the first sector that is not there.
-  guest.select_lba28(99, 2);
-  guest.command(kReadSectors);
+  guest.issue_lba28(kReadSectors, 99, 2);
   EXPECT_EQ(guest.in(kLbaLowPort), 100);
-  EXPECT_EQ(backend.reads(), 0u);
+  EXPECT_EQ(guest.backend().reads(), 0u);
   EXPECT_EQ(guest.m_disk.sectors_read(), 0u);
   EXPECT_EQ(guest.m_disk.commands_failed(), 5u);
 }
 
 TEST(AtaTest, WritePastTheEndLeavesTheBackendUnchanged) {
-  MemoryBlockBackend backend(100);
-  Guest guest(backend);
-  guest.select_lba28(98, 3);
-  guest.command(kWriteSectors);
+  Guest guest(100);
+  guest.issue_lba28(kWriteSectors, 98, 3);
   EXPECT_TRUE(guest.failed_with(kErrorIdNotFound));
   guest.write_sector(sector_pattern(1));  // a driver that ignores the error
   guest.write_sector(sector_pattern(2));
 
-  guest.select_lba48(100, 1);
-  guest.command(kWriteSectorsExt);
+  guest.issue_lba48(kWriteSectorsExt, 100, 1);
   EXPECT_TRUE(guest.failed_with(kErrorIdNotFound));
   EXPECT_EQ(guest.lba48_registers(), 100u);
   guest.write_sector(sector_pattern(3));
 
-  guest.select_lba48(std::uint64_t{1} << 47, 1);
-  guest.command(kWriteSectorsExt);
+  guest.issue_lba48(kWriteSectorsExt, std::uint64_t{1} << 47, 1);
   EXPECT_EQ(guest.in(kErrorFeaturesPort), kErrorIdNotFound);
   EXPECT_EQ(guest.lba48_registers(), std::uint64_t{1} << 47);
 
-  EXPECT_EQ(backend.writes(), 0u);
-  for (const std::uint8_t byte : backend.contents())
+  EXPECT_EQ(guest.backend().writes(), 0u);
+  for (const std::uint8_t byte : guest.backend().contents())
     ASSERT_EQ(byte, 0);
   EXPECT_GT(guest.m_disk.stray_data_accesses(), 0u);
 }
@@ -660,8 +647,7 @@ TEST(AtaTest, WriteToAReadOnlyDiskIsAbortedAndChangesNothing) {
   MemoryBlockBackend backend(16, DiskAccess::ReadOnly);
   backend.sector(2)[0] = 0x77;
   Guest guest(backend);
-  guest.select_lba28(2, 1);
-  guest.command(kWriteSectors);
+  guest.issue_lba28(kWriteSectors, 2, 1);
   EXPECT_TRUE(guest.m_irq);
   EXPECT_TRUE(guest.failed_with(kErrorAborted));
   guest.write_sector(sector_pattern(5));
@@ -669,8 +655,7 @@ TEST(AtaTest, WriteToAReadOnlyDiskIsAbortedAndChangesNothing) {
   EXPECT_EQ(backend.writes(), 0u);
 
   // Reading still works.
-  guest.select_lba28(2, 1);
-  guest.command(kReadSectors);
+  guest.issue_lba28(kReadSectors, 2, 1);
   EXPECT_EQ(guest.status(), kStatusReady | kStatusDataRequest);
   EXPECT_EQ(guest.inw() & 0xff, 0x77);
 }
@@ -679,8 +664,7 @@ TEST(AtaTest, BackendReadFailureIsUncorrectableAtTheFailingSector) {
   MemoryBlockBackend backend(16);
   backend.fail_sector(6);
   Guest guest(backend);
-  guest.select_lba28(5, 3);
-  guest.command(kReadSectors);
+  guest.issue_lba28(kReadSectors, 5, 3);
   EXPECT_EQ(guest.status(), kStatusReady | kStatusDataRequest);
   guest.read_block();  // sector 5 is fine; loading 6 fails
   EXPECT_TRUE(guest.m_irq);
@@ -690,8 +674,7 @@ TEST(AtaTest, BackendReadFailureIsUncorrectableAtTheFailingSector) {
   EXPECT_EQ(guest.m_disk.sectors_read(), 1u);
 
   // Failing on the first sector reports it before any DRQ.
-  guest.select_lba28(6, 1);
-  guest.command(kReadSectors);
+  guest.issue_lba28(kReadSectors, 6, 1);
   EXPECT_TRUE(guest.failed_with(kErrorUncorrectable));
 }
 
@@ -699,8 +682,7 @@ TEST(AtaTest, BackendWriteFailureIsAWriteFault) {
   MemoryBlockBackend backend(16);
   backend.fail_writes(true);
   Guest guest(backend);
-  guest.select_lba48(3, 2);
-  guest.command(kWriteSectorsExt);
+  guest.issue_lba48(kWriteSectorsExt, 3, 2);
   guest.write_sector(sector_pattern(1));
   EXPECT_TRUE(guest.m_irq);
   EXPECT_EQ(guest.status(), kStatusReady | kStatusFault | kStatusError);
@@ -713,8 +695,7 @@ TEST(AtaTest, BackendWriteFailureIsAWriteFault) {
 }
 
 TEST(AtaTest, UnknownCommandsAreAborted) {
-  MemoryBlockBackend backend(16);
-  Guest guest(backend);
+  Guest guest(16);
   // NOP, READ DMA, WRITE DMA, SET MULTIPLE MODE, READ MULTIPLE, PACKET, and
   // garbage.
   const std::array<std::uint8_t, 7> opcodes{0x00, 0xc8, 0xca, 0xc6, 0xc4, 0xa0, 0xff};
@@ -731,19 +712,17 @@ TEST(AtaTest, UnknownCommandsAreAborted) {
 }
 
 TEST(AtaTest, ChsAddressingIsAborted) {
-  MemoryBlockBackend backend(16);
-  Guest guest(backend);
+  Guest guest(16);
   guest.out(kSectorCountPort, 1);
   guest.out(kLbaLowPort, 1);  // sector 1
   guest.out(kDevicePort, 0xa0);
   guest.command(kReadSectors);
   EXPECT_TRUE(guest.failed_with(kErrorAborted));
-  EXPECT_EQ(backend.reads(), 0u);
+  EXPECT_EQ(guest.backend().reads(), 0u);
 }
 
 TEST(AtaTest, DataPortWithNoCommandReadsAllOnesAndDropsWrites) {
-  MemoryBlockBackend backend(16);
-  Guest guest(backend);
+  Guest guest(16);
   EXPECT_EQ(guest.inw(), 0xffff);
   EXPECT_EQ(guest.inl(), 0xffffffffu);
   EXPECT_EQ(guest.in(kDataPort), 0xff);
@@ -752,13 +731,12 @@ TEST(AtaTest, DataPortWithNoCommandReadsAllOnesAndDropsWrites) {
   guest.out(kDataPort, 0x12);
   EXPECT_EQ(guest.status(), kStatusReady);
   EXPECT_FALSE(guest.m_irq);
-  EXPECT_EQ(backend.writes(), 0u);
+  EXPECT_EQ(guest.backend().writes(), 0u);
   EXPECT_EQ(guest.m_disk.stray_data_accesses(), 6u);
 
   // After a completed read the buffer is not readable again.
-  backend.sector(0)[0] = 0x42;
-  guest.select_lba28(0, 1);
-  guest.command(kReadSectors);
+  guest.backend().sector(0)[0] = 0x42;
+  guest.issue_lba28(kReadSectors, 0, 1);
   guest.read_block();
   EXPECT_EQ(guest.inw(), 0xffff);
 }
@@ -768,27 +746,23 @@ TEST(AtaTest, ByteAccessToDataMovesNothing) {
   backend.sector(0)[0] = 0x11;
   backend.sector(0)[1] = 0x22;
   Guest guest(backend);
-  guest.select_lba28(0, 1);
-  guest.command(kReadSectors);
+  guest.issue_lba28(kReadSectors, 0, 1);
   EXPECT_EQ(guest.in(kDataPort), 0xff);
   EXPECT_EQ(guest.inw(), 0x2211);  // the first word is still the next one
 }
 
 TEST(AtaTest, ThirtyTwoBitDataAccessesMoveTwoWordsLowFirst) {
-  MemoryBlockBackend backend(16);
-  Guest guest(backend);
-  guest.select_lba28(4, 1);
-  guest.command(kWriteSectors);
+  Guest guest(16);
+  guest.issue_lba28(kWriteSectors, 4, 1);
   for (std::uint32_t index = 0; index < kWordsPerSector / 2; ++index) {
     guest.outl(0x0101'0101u * index + 0x0403'0201u);
   }
   EXPECT_EQ(guest.status(), kStatusReady);
-  EXPECT_EQ(backend.sector(4)[0], 0x01);
-  EXPECT_EQ(backend.sector(4)[3], 0x04);
-  EXPECT_EQ(backend.sector(4)[4], 0x02);
+  EXPECT_EQ(guest.backend().sector(4)[0], 0x01);
+  EXPECT_EQ(guest.backend().sector(4)[3], 0x04);
+  EXPECT_EQ(guest.backend().sector(4)[4], 0x02);
 
-  guest.select_lba28(4, 1);
-  guest.command(kReadSectors);
+  guest.issue_lba28(kReadSectors, 4, 1);
   for (std::uint32_t index = 0; index < kWordsPerSector / 2; ++index) {
     ASSERT_EQ(guest.inl(), 0x0101'0101u * index + 0x0403'0201u);
   }
@@ -796,30 +770,25 @@ TEST(AtaTest, ThirtyTwoBitDataAccessesMoveTwoWordsLowFirst) {
 }
 
 TEST(AtaTest, ACommandDuringATransferAbandonsIt) {
-  MemoryBlockBackend backend(16);
-  Guest guest(backend);
-  guest.select_lba28(1, 2);
-  guest.command(kWriteSectors);
+  Guest guest(16);
+  guest.issue_lba28(kWriteSectors, 1, 2);
   for (int index = 0; index < 100; ++index)
     guest.outw(0xabcd);
   // The driver gives up and asks for IDENTIFY instead.
   const auto words = identify(guest);
   EXPECT_EQ(words[255] & 0xff, 0xa5);
   EXPECT_EQ(guest.status(), kStatusReady);
-  EXPECT_EQ(backend.writes(), 0u);
+  EXPECT_EQ(guest.backend().writes(), 0u);
 
-  backend.sector(3)[0] = 0x33;
-  guest.select_lba28(2, 2);
-  guest.command(kReadSectors);
+  guest.backend().sector(3)[0] = 0x33;
+  guest.issue_lba28(kReadSectors, 2, 2);
   guest.inw();
-  guest.select_lba28(3, 1);
-  guest.command(kReadSectors);
+  guest.issue_lba28(kReadSectors, 3, 1);
   EXPECT_EQ(guest.inw() & 0xff, 0x33);  // the new command's data, from its start
 }
 
 TEST(AtaTest, CountsRegisterAccesses) {
-  MemoryBlockBackend backend(16);
-  Guest guest(backend);
+  Guest guest(16);
   guest.select_lba28(0, 1);  // 5 writes
   guest.command(kReadSectors);
   guest.status();
@@ -837,8 +806,7 @@ TEST(AtaTest, CommandKindsHaveNames) {
 }
 
 TEST(AtaTest, WideAccessesToTaskFileRegistersReachConsecutivePorts) {
-  MemoryBlockBackend backend(16);
-  Guest guest(backend);
+  Guest guest(16);
   const std::array<std::uint8_t, 4> bytes{0x11, 0x22, 0x33, 0x44};
   guest.m_disk.command_block().write(kLbaLowPort, std::span(bytes).first(3));
   EXPECT_EQ(guest.in(kLbaLowPort), 0x11);
