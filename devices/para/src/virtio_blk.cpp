@@ -12,17 +12,10 @@
 namespace vmlab::devices {
 namespace {
 
-static_assert(std::endian::native == std::endian::little);
-
 // struct virtio_blk_req's header (virtio 1.2, 5.2.6): le32 type, le32
 // reserved, le64 sector.
-struct RequestHeader {
-  std::uint32_t type;
-  std::uint32_t reserved;
-  std::uint64_t sector;
-};
-static_assert(sizeof(RequestHeader) == 16);
-constexpr std::uint64_t kHeaderLength = sizeof(RequestHeader);
+constexpr std::uint64_t kHeaderLength = 16;
+constexpr std::uint64_t kHeaderSectorOffset = 8;
 constexpr std::uint64_t kStatusLength = 1;
 
 enum class RequestType : std::uint32_t {
@@ -140,10 +133,11 @@ Result<std::uint32_t> VirtioBlk::serve_request(GuestMemoryAccess& memory,
     return in_request(VirtioBlkError::kGuestMemory,
                       request + ": reading the header: ", status.error());
   }
-  RequestHeader header{};
-  std::memcpy(&header, header_bytes.data(), sizeof header);
+  const std::span<const std::uint8_t> header(header_bytes);
+  const auto type = static_cast<std::uint32_t>(load_little_endian(header.first(4)));
+  const std::uint64_t sector = load_little_endian(header.subspan(kHeaderSectorOffset, 8));
 
-  const std::uint8_t result = execute(memory, chain, header.type, header.sector);
+  const std::uint8_t result = execute(memory, chain, type, sector);
 
   const GuestBuffer& last = chain.buffers.back();
   status = memory.write_object(last.address + (last.length - kStatusLength), result);
