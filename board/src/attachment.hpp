@@ -115,14 +115,83 @@ class ExitPortAttachment : public DeviceAttachment {
   virtual std::optional<std::uint32_t> exit_request() const = 0;
 };
 
-// The shutdown flush of a disk model's stop() (DESIGN.md 6, "Disk backing"):
-// what the guest wrote reaches the file even if it never sent a flush
-// command. After the model's own threads have stopped.
-inline void flush_at_shutdown(devices::BlockBackend& backend, std::mutex& device_lock) {
-  if (backend.read_only()) return;
-  std::lock_guard lock(device_lock);
-  (void)backend.flush();
+// Registers `device` on the port bus at `range`, where board_layout.hpp puts it.
+inline Status add_ports(const AttachmentContext& context, pc::PortRange range, IoDevice& device) {
+  return context.ports.add({range.base, range.count}, device);
 }
+
+// The device-table entry of a model on `range` of the port bus, or of the
+// guest-physical address space; `irq` is its ISA line or VMLAB_NO_IRQ.
+inline vmlab_device port_entry(std::uint32_t kind, std::uint32_t irq, pc::PortRange range) {
+  return {kind, irq, range.base, range.count, 0, 0};
+}
+inline vmlab_device mmio_entry(std::uint32_t kind, std::uint32_t irq, pc::AddressRange range) {
+  return {kind, irq, range.base, range.size, VMLAB_DEVICE_FLAG_MMIO, 0};
+}
+
+// An attachment whose model sits on one port range with one device-table
+// entry (the UART, the RTC, the debug console, the exit port): it registers
+// what build() makes at `ports` (from board_layout.hpp) and describes it as
+// a `kind` device on ISA line `irq`. `Interface` is DeviceAttachment or one
+// of the interfaces above.
+template <typename Model, typename Interface = DeviceAttachment>
+class PortRangeAttachment : public Interface {
+ public:
+  PortRangeAttachment(std::uint32_t kind, std::uint32_t irq, pc::PortRange ports)
+      : m_kind(kind), m_irq(irq), m_ports(ports) {}
+
+  Status attach(const AttachmentContext& context) final {
+    m_model = build(context);
+    return add_ports(context, m_ports, *m_model);
+  }
+  void describe(std::vector<vmlab_device>& table) const final {
+    table.push_back(port_entry(m_kind, m_irq, m_ports));
+  }
+
+ protected:
+  virtual std::unique_ptr<Model> build(const AttachmentContext& context) = 0;
+  const Model& model() const { return *m_model; }
+  std::uint32_t irq() const { return m_irq; }
+
+ private:
+  std::uint32_t m_kind;
+  std::uint32_t m_irq;
+  pc::PortRange m_ports;
+  std::unique_ptr<Model> m_model;
+};
+
+// A disk model's attachment (ATA, virtio-blk, passthrough): it keeps what
+// the model needs of the board, and its stop() ends with the shutdown flush
+// (DESIGN.md 6, "Disk backing"): what the guest wrote reaches the file even
+// if it never sent a flush command, after the model's own threads stopped.
+class DiskAttachment : public DeviceAttachment {
+ public:
+  Status attach(const AttachmentContext& context) final {
+    m_device_lock = &context.device_lock;
+    m_interrupts = &context.interrupts;
+    m_backend = context.config.disk.backend;
+    return attach_disk(context);
+  }
+  void stop() final {
+    stop_model();
+    if (m_backend == nullptr || m_backend->read_only()) return;
+    std::lock_guard lock(*m_device_lock);
+    (void)m_backend->flush();
+  }
+
+ protected:
+  virtual Status attach_disk(const AttachmentContext& context) = 0;
+  // Stops the model's own threads, before the flush.
+  virtual void stop_model() {}
+  devices::BlockBackend& backend() const { return *m_backend; }
+  std::mutex& device_lock() const { return *m_device_lock; }
+  InterruptRouter& interrupts() const { return *m_interrupts; }
+
+ private:
+  std::mutex* m_device_lock = nullptr;
+  InterruptRouter* m_interrupts = nullptr;
+  devices::BlockBackend* m_backend = nullptr;  // PcBoard::wire checked it is there
+};
 
 // One per model, each in attachments/<model>.cpp.
 std::unique_ptr<DeviceAttachment> make_uart_attachment();

@@ -13,15 +13,19 @@ class GuestMemoryLink final : public GuestMemoryAccess {
   void attach(GuestMemoryAccess& memory) { m_memory = &memory; }
   std::uint64_t size() const override { return m_memory ? m_memory->size() : 0; }
   Status read(GuestPhysAddr address, std::span<std::uint8_t> out) const override {
-    if (!m_memory) return Error{"guest memory is not attached to the board"};
+    if (!m_memory) return not_attached();
     return m_memory->read(address, out);
   }
   Status write(GuestPhysAddr address, std::span<const std::uint8_t> in) override {
-    if (!m_memory) return Error{"guest memory is not attached to the board"};
+    if (!m_memory) return not_attached();
     return m_memory->write(address, in);
   }
 
  private:
+  static Error not_attached() {
+    return Error{BoardError::kGuestMemoryNotAttached, "guest memory is not attached to the board"};
+  }
+
   GuestMemoryAccess* m_memory = nullptr;
 };
 
@@ -71,7 +75,7 @@ Attachment* PcBoard::add(std::unique_ptr<Attachment> attachment) {
 
 Status PcBoard::wire() {
   if (m_config.disk.model != DiskModel::None && m_config.disk.backend == nullptr) {
-    return Error{"the board's disk has no backing store"};
+    return Error{BoardError::kBadConfig, "the board's disk has no backing store"};
   }
   // The PC's devices, in the order of the guest's device table. The
   // interrupt controller comes before the interval timer: KVM creates its

@@ -19,9 +19,11 @@
 #include "vmlab/board.hpp"
 #include "vmlab/board_layout.hpp"
 #include "vmlab/clock.hpp"
+#include "vmlab/devices/error_kind_names.hpp"
 #include "vmlab/guest_memory.hpp"
 #include "vmlab/interrupt_router.hpp"
 #include "vmlab/kvm.hpp"
+#include "vmlab/result.hpp"
 
 namespace vmlab::devices {
 class BlockBackend;
@@ -36,6 +38,28 @@ class GuestMemoryLink;
 }  // namespace vmlab::board
 
 namespace vmlab {
+
+// Why the board could not be built or could not reach what a device needs.
+// Errors of the core (a port range taken twice, KVM refusing its PIT) keep
+// their own kinds. New kinds go last.
+enum class BoardError {
+  kBadConfig = 1,           // a disk without a backing store, or without the guest RAM size
+  kIrqchipUnavailable,      // KVM cannot model the interrupt controller: use --irqchip vmm
+  kKvmRefused,              // KVM refused the memory slot of the passthrough register window
+  kHostResource,            // the host could not give the board memory or an eventfd
+  kGuestMemoryNotAttached,  // a device reached guest memory before the runner attached it
+  kGuestNotLoaded,          // the IOMMU is programmed from the boot info: load the guest first
+};
+constexpr const char* error_domain(BoardError) {
+  return "board";
+}
+inline constexpr const char* kBoardErrorNames[] = {
+    "no error",        "bad config",    "irqchip unavailable",
+    "KVM refused",     "host resource", "guest memory not attached",
+    "guest not loaded"};
+constexpr const char* to_string(BoardError kind) {
+  return devices::kind_name<BoardError::kGuestNotLoaded>(kind, kBoardErrorNames);
+}
 
 enum class IrqchipModel {
   Vmm,     // the VMM's 8259A/8254 models, interrupts injected with KVM_INTERRUPT
@@ -148,3 +172,5 @@ class PcBoard final : public Board {
 };
 
 }  // namespace vmlab
+
+VMLAB_ERROR_KINDS(vmlab::BoardError);

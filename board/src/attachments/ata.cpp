@@ -5,26 +5,18 @@
 namespace vmlab::board {
 namespace {
 
-class AtaAttachment final : public DeviceAttachment {
+class AtaAttachment final : public DiskAttachment {
  public:
-  Status attach(const AttachmentContext& context) override {
-    m_device_lock = &context.device_lock;
-    m_backend = context.config.disk.backend;
-    m_ata = std::make_unique<devices::AtaDisk>(*m_backend, context.interrupts.line(pc::kAtaIrq));
+  Status attach_disk(const AttachmentContext& context) override {
+    m_ata = std::make_unique<devices::AtaDisk>(backend(), interrupts().line(pc::kAtaIrq));
     static_assert(pc::kAtaCommandPorts.count == devices::AtaDisk::kCommandBlockPortCount);
     static_assert(pc::kAtaControlPorts.count == devices::AtaDisk::kControlBlockPortCount);
-    if (auto status = context.ports.add({pc::kAtaCommandPorts.base, pc::kAtaCommandPorts.count},
-                                        m_ata->command_block());
-        !status) {
-      return status;
-    }
-    return context.ports.add({pc::kAtaControlPorts.base, pc::kAtaControlPorts.count},
-                             m_ata->control_block());
+    auto added = add_ports(context, pc::kAtaCommandPorts, m_ata->command_block());
+    return added ? add_ports(context, pc::kAtaControlPorts, m_ata->control_block()) : added;
   }
 
   void describe(std::vector<vmlab_device>& table) const override {
-    table.push_back({VMLAB_DEVICE_ATA, pc::kAtaIrq, pc::kAtaCommandPorts.base,
-                     pc::kAtaCommandPorts.count, 0, 0});
+    table.push_back(port_entry(VMLAB_DEVICE_ATA, pc::kAtaIrq, pc::kAtaCommandPorts));
   }
 
   void add_statistics(Statistics& statistics) const override {
@@ -37,13 +29,7 @@ class AtaAttachment final : public DeviceAttachment {
     ata.add("stray_data_accesses", m_ata->stray_data_accesses());
   }
 
-  void stop() override {
-    if (m_backend != nullptr) flush_at_shutdown(*m_backend, *m_device_lock);
-  }
-
  private:
-  std::mutex* m_device_lock = nullptr;
-  devices::BlockBackend* m_backend = nullptr;
   std::unique_ptr<devices::AtaDisk> m_ata;
 };
 

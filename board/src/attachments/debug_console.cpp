@@ -11,20 +11,10 @@ constexpr std::size_t kMaximumLineLength = 4096;
 constexpr std::size_t kMaximumMachineLines = 16384;  // VMLAB-* lines
 constexpr std::size_t kMaximumOtherLines = 256;      // anything else
 
-class DebugconAttachment final : public DebugConsoleAttachment {
+class DebugconAttachment final
+    : public PortRangeAttachment<devices::DebugConsole, DebugConsoleAttachment> {
  public:
-  Status attach(const AttachmentContext& context) override {
-    m_line_callback = context.config.debug_line;
-    m_console =
-        std::make_unique<devices::DebugConsole>([this](std::uint8_t byte) { on_byte(byte); });
-    return context.ports.add({pc::kDebugConsolePorts.base, pc::kDebugConsolePorts.count},
-                             *m_console);
-  }
-
-  void describe(std::vector<vmlab_device>& table) const override {
-    table.push_back({VMLAB_DEVICE_DEBUGCON, VMLAB_NO_IRQ, pc::kDebugConsolePorts.base,
-                     pc::kDebugConsolePorts.count, 0, 0});
-  }
+  using PortRangeAttachment::PortRangeAttachment;
 
   std::vector<std::string> lines() const override {
     std::vector<std::string> lines = m_machine_lines;
@@ -34,6 +24,11 @@ class DebugconAttachment final : public DebugConsoleAttachment {
   std::uint64_t lines_dropped() const override { return m_lines_dropped; }
 
  private:
+  std::unique_ptr<devices::DebugConsole> build(const AttachmentContext& context) override {
+    m_line_callback = context.config.debug_line;
+    return std::make_unique<devices::DebugConsole>([this](std::uint8_t byte) { on_byte(byte); });
+  }
+
   // Called from the device, under the device lock.
   void on_byte(std::uint8_t byte) {
     if (byte != '\n') {
@@ -57,7 +52,6 @@ class DebugconAttachment final : public DebugConsoleAttachment {
   }
 
   std::function<void(const std::string&)> m_line_callback;
-  std::unique_ptr<devices::DebugConsole> m_console;
   // Guarded by the device lock.
   std::string m_partial_line;
   std::vector<std::string> m_machine_lines;
@@ -68,7 +62,8 @@ class DebugconAttachment final : public DebugConsoleAttachment {
 }  // namespace
 
 std::unique_ptr<DebugConsoleAttachment> make_debug_console_attachment() {
-  return std::make_unique<DebugconAttachment>();
+  return std::make_unique<DebugconAttachment>(VMLAB_DEVICE_DEBUGCON, VMLAB_NO_IRQ,
+                                              pc::kDebugConsolePorts);
 }
 
 }  // namespace vmlab::board

@@ -7,21 +7,10 @@
 namespace vmlab::board {
 namespace {
 
-class IsaDebugExitAttachment final : public ExitPortAttachment {
+class IsaDebugExitAttachment final
+    : public PortRangeAttachment<devices::ExitPort, ExitPortAttachment> {
  public:
-  Status attach(const AttachmentContext& context) override {
-    m_exit_port = std::make_unique<devices::ExitPort>([this](std::uint32_t value) {
-      // The first value the guest writes is the run's status.
-      std::int64_t none = -1;
-      m_exit_value.compare_exchange_strong(none, std::int64_t{value});
-    });
-    return context.ports.add({pc::kExitPorts.base, pc::kExitPorts.count}, *m_exit_port);
-  }
-
-  void describe(std::vector<vmlab_device>& table) const override {
-    table.push_back(
-        {VMLAB_DEVICE_EXIT_PORT, VMLAB_NO_IRQ, pc::kExitPorts.base, pc::kExitPorts.count, 0, 0});
-  }
+  using PortRangeAttachment::PortRangeAttachment;
 
   std::optional<std::uint32_t> exit_request() const override {
     const std::int64_t value = m_exit_value.load();
@@ -30,7 +19,14 @@ class IsaDebugExitAttachment final : public ExitPortAttachment {
   }
 
  private:
-  std::unique_ptr<devices::ExitPort> m_exit_port;
+  std::unique_ptr<devices::ExitPort> build(const AttachmentContext& /*context*/) override {
+    return std::make_unique<devices::ExitPort>([this](std::uint32_t value) {
+      // The first value the guest writes is the run's status.
+      std::int64_t none = -1;
+      m_exit_value.compare_exchange_strong(none, std::int64_t{value});
+    });
+  }
+
   // Read without the lock by the run loop after every exit: -1 until the
   // guest writes the exit port.
   std::atomic<std::int64_t> m_exit_value{-1};
@@ -39,7 +35,8 @@ class IsaDebugExitAttachment final : public ExitPortAttachment {
 }  // namespace
 
 std::unique_ptr<ExitPortAttachment> make_exit_port_attachment() {
-  return std::make_unique<IsaDebugExitAttachment>();
+  return std::make_unique<IsaDebugExitAttachment>(VMLAB_DEVICE_EXIT_PORT, VMLAB_NO_IRQ,
+                                                  pc::kExitPorts);
 }
 
 }  // namespace vmlab::board

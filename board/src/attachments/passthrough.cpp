@@ -22,7 +22,7 @@ struct PageDeleter {
   void operator()(std::uint8_t* page) const { munmap(page, pc::kPassthroughWindow.size); }
 };
 
-class PassthroughAttachment final : public DeviceAttachment {
+class PassthroughAttachment final : public DiskAttachment {
  public:
   ~PassthroughAttachment() override {
     if (m_controller) m_controller->stop();
@@ -33,42 +33,42 @@ class PassthroughAttachment final : public DeviceAttachment {
     }
   }
 
-  Status attach(const AttachmentContext& context) override {
+  Status attach_disk(const AttachmentContext& context) override {
     const PcBoardDisk& disk = context.config.disk;
     m_vm = &context.vm;
-    m_device_lock = &context.device_lock;
-    m_interrupts = &context.interrupts;
-    m_backend = disk.backend;
     void* page = mmap(nullptr, pc::kPassthroughWindow.size, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED) {
-      return Error::from_errno("mmap of the passthrough register window", errno);
+      return Error::from_errno(BoardError::kHostResource, "mmap of the passthrough register window",
+                               errno);
     }
     m_window.reset(static_cast<std::uint8_t*>(page));
     if (auto status = context.vm.set_user_memory_region(
             pc::slot_number(pc::MemorySlot::PassthroughWindow), pc::kPassthroughWindow.base,
             pc::kPassthroughWindow.size, m_window.get());
         !status) {
-      return Error{"mapping the passthrough register window into the VM: " +
-                   status.error().message};
+      return Error{BoardError::kKvmRefused,
+                   "mapping the passthrough register window into the VM: " + status.error().message,
+                   status.error().system_errno};
     }
     m_slot_registered = true;
 
-    if (disk.guest_memory_size == 0)
-      return Error{"the passthrough device needs the guest RAM size"};
+    if (disk.guest_memory_size == 0) {
+      return Error{BoardError::kBadConfig, "the passthrough device needs the guest RAM size"};
+    }
     m_iommu = std::make_unique<devices::Iommu>(disk.guest_memory_size);
     m_iommu->set_enabled(disk.iommu);
     // KVM pulses the line itself, without an exit, where it can.
     (void)context.interrupts.use_irqfd(pc::kPassthroughIrq);
     m_controller = std::make_unique<devices::PassthroughController>(
-        m_window.get(), context.guest_memory, *m_iommu, *disk.backend,
-        [this] { m_interrupts->pulse_from_device_thread(pc::kPassthroughIrq); });
+        m_window.get(), context.guest_memory, *m_iommu, backend(),
+        [this] { interrupts().pulse_from_device_thread(pc::kPassthroughIrq); });
     return {};
   }
 
   void describe(std::vector<vmlab_device>& table) const override {
-    table.push_back({VMLAB_DEVICE_PASSTHROUGH, pc::kPassthroughIrq, pc::kPassthroughWindow.base,
-                     pc::kPassthroughWindow.size, VMLAB_DEVICE_FLAG_MMIO, 0});
+    table.push_back(
+        mmio_entry(VMLAB_DEVICE_PASSTHROUGH, pc::kPassthroughIrq, pc::kPassthroughWindow));
   }
 
   void add_statistics(Statistics& statistics) const override {
@@ -84,7 +84,7 @@ class PassthroughAttachment final : public DeviceAttachment {
     passthrough.add("bytes_written", counters.bytes_to_disk);
     passthrough.add("dma_faults", counters.dma_faults);
     passthrough.add("interrupts", counters.interrupts);
-    passthrough.add("irqfd_interrupts", m_interrupts->irqfd_signals(pc::kPassthroughIrq));
+    passthrough.add("irqfd_interrupts", interrupts().irqfd_signals(pc::kPassthroughIrq));
     passthrough.add("doorbell_polls", counters.polls);
     passthrough.add("sleeps", counters.sleeps);
     auto iommu = statistics.group("iommu");
@@ -109,10 +109,7 @@ class PassthroughAttachment final : public DeviceAttachment {
   void start() override { (void)m_controller->start(); }
 
   // The device thread first: it raises interrupts and DMAs into guest memory.
-  void stop() override {
-    m_controller->stop();
-    flush_at_shutdown(*m_backend, *m_device_lock);
-  }
+  void stop_model() override { m_controller->stop(); }
 
   DmaRemapping* dma_remapping() override { return m_iommu.get(); }
 
@@ -122,7 +119,7 @@ class PassthroughAttachment final : public DeviceAttachment {
     // The count first: a fault recorded after it is taken now or by the next
     // call; none is lost.
     m_faults_taken = m_iommu->fault_count();
-    std::lock_guard lock(*m_device_lock);
+    std::lock_guard lock(device_lock());
     for (const devices::IommuFault& fault : m_iommu->take_recent_faults()) {
       Event event;
       event.time_ns = now_ns;  // when the VMM noticed: the device thread keeps no clock
@@ -168,7 +165,8 @@ class PassthroughAttachment final : public DeviceAttachment {
     if (!read) return read.error();
     const vmlab_boot_info& info = *read;
     if (info.magic != VMLAB_BOOT_MAGIC || info.mem_region_count > VMLAB_MAX_MEM_REGIONS) {
-      return Error{"the IOMMU is programmed from the boot memory map; load the guest first"};
+      return Error{BoardError::kGuestNotLoaded,
+                   "the IOMMU is programmed from the boot memory map; load the guest first"};
     }
     for (std::uint32_t index = 0; index < info.mem_region_count; ++index) {
       const vmlab_mem_region& region = info.mem_regions[index];
@@ -186,9 +184,6 @@ class PassthroughAttachment final : public DeviceAttachment {
   }
 
   Vm* m_vm = nullptr;
-  std::mutex* m_device_lock = nullptr;
-  InterruptRouter* m_interrupts = nullptr;
-  devices::BlockBackend* m_backend = nullptr;
   // The page the guest sees as its registers (mmap'ed, page-aligned).
   std::unique_ptr<std::uint8_t, PageDeleter> m_window;
   bool m_slot_registered = false;

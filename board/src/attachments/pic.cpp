@@ -11,28 +11,23 @@ class PicAttachment final : public DeviceAttachment {
   Status attach(const AttachmentContext& context) override {
     if (context.config.irqchip == IrqchipModel::Kernel) {
       if (auto status = context.vm.create_irqchip(); !status) {
-        return Error{status.error().message +
-                     " (this KVM cannot model the interrupt controller; use --irqchip vmm)"};
+        return Error{BoardError::kIrqchipUnavailable,
+                     status.error().message +
+                         " (this KVM cannot model the interrupt controller; use --irqchip vmm)",
+                     status.error().system_errno};
       }
       return {};
     }
     m_pic = std::make_unique<devices::Pic8259Pair>();
     context.interrupts.connect(*m_pic);
-    if (auto status = context.ports.add({pc::kPicMasterPorts.base, pc::kPicMasterPorts.count},
-                                        m_pic->master_ports());
-        !status) {
-      return status;
-    }
-    return context.ports.add({pc::kPicSlavePorts.base, pc::kPicSlavePorts.count},
-                             m_pic->slave_ports());
+    auto added = add_ports(context, pc::kPicMasterPorts, m_pic->master_ports());
+    return added ? add_ports(context, pc::kPicSlavePorts, m_pic->slave_ports()) : added;
   }
 
   // Listed with either controller: the guest programs both the same way.
   void describe(std::vector<vmlab_device>& table) const override {
-    table.push_back({VMLAB_DEVICE_PIC8259, VMLAB_NO_IRQ, pc::kPicMasterPorts.base,
-                     pc::kPicMasterPorts.count, 0, 0});
-    table.push_back({VMLAB_DEVICE_PIC8259, VMLAB_NO_IRQ, pc::kPicSlavePorts.base,
-                     pc::kPicSlavePorts.count, 0, 0});
+    table.push_back(port_entry(VMLAB_DEVICE_PIC8259, VMLAB_NO_IRQ, pc::kPicMasterPorts));
+    table.push_back(port_entry(VMLAB_DEVICE_PIC8259, VMLAB_NO_IRQ, pc::kPicSlavePorts));
   }
 
  private:

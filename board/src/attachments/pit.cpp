@@ -48,12 +48,11 @@ class PitAttachment final : public IntervalTimerAttachment {
     m_clock = &context.clock;
     m_pit = std::make_unique<devices::Pit8254>(context.clock, context.interrupts.line(pc::kPitIrq));
     m_ports = std::make_unique<PitPorts>(*m_pit, m_wakeup);
-    return context.ports.add({pc::kPitPorts.base, pc::kPitPorts.count}, *m_ports);
+    return add_ports(context, pc::kPitPorts, *m_ports);
   }
 
   void describe(std::vector<vmlab_device>& table) const override {
-    table.push_back(
-        {VMLAB_DEVICE_PIT8254, pc::kPitIrq, pc::kPitPorts.base, pc::kPitPorts.count, 0, 0});
+    table.push_back(port_entry(VMLAB_DEVICE_PIT8254, pc::kPitIrq, pc::kPitPorts));
   }
 
   void start() override {

@@ -8,33 +8,28 @@
 namespace vmlab::board {
 namespace {
 
-class RtcAttachment final : public DeviceAttachment {
+// No IRQ in its device-table entry: the model raises none (pc::kRtcIrq stays
+// reserved for it).
+class RtcAttachment final : public PortRangeAttachment<devices::Mc146818Rtc> {
  public:
-  Status attach(const AttachmentContext& context) override {
-    const auto wall_clock = std::chrono::duration_cast<std::chrono::nanoseconds>(
-        std::chrono::system_clock::now().time_since_epoch());
-    m_rtc = std::make_unique<devices::Mc146818Rtc>(context.clock, wall_clock.count());
-    return context.ports.add({pc::kRtcPorts.base, pc::kRtcPorts.count}, *m_rtc);
-  }
-
-  // No IRQ: the model raises none (pc::kRtcIrq stays reserved for it).
-  void describe(std::vector<vmlab_device>& table) const override {
-    table.push_back(
-        {VMLAB_DEVICE_RTC_MC146818, VMLAB_NO_IRQ, pc::kRtcPorts.base, pc::kRtcPorts.count, 0, 0});
-  }
+  using PortRangeAttachment::PortRangeAttachment;
 
   void add_statistics(Statistics& statistics) const override {
-    statistics.group("rtc").add("register_accesses", m_rtc->register_accesses());
+    statistics.group("rtc").add("register_accesses", model().register_accesses());
   }
 
  private:
-  std::unique_ptr<devices::Mc146818Rtc> m_rtc;
+  std::unique_ptr<devices::Mc146818Rtc> build(const AttachmentContext& context) override {
+    const auto wall_clock = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    return std::make_unique<devices::Mc146818Rtc>(context.clock, wall_clock.count());
+  }
 };
 
 }  // namespace
 
 std::unique_ptr<DeviceAttachment> make_rtc_attachment() {
-  return std::make_unique<RtcAttachment>();
+  return std::make_unique<RtcAttachment>(VMLAB_DEVICE_RTC_MC146818, VMLAB_NO_IRQ, pc::kRtcPorts);
 }
 
 }  // namespace vmlab::board

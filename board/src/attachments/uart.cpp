@@ -5,29 +5,22 @@
 namespace vmlab::board {
 namespace {
 
-class UartAttachment final : public DeviceAttachment {
+class UartAttachment final : public PortRangeAttachment<devices::Uart16550> {
  public:
-  Status attach(const AttachmentContext& context) override {
-    auto output =
-        context.config.console_output ? context.config.console_output : [](std::uint8_t) {};
-    m_uart = std::make_unique<devices::Uart16550>(context.interrupts.line(pc::kUartIrq),
-                                                  std::move(output));
-    return context.ports.add({pc::kUartPorts.base, pc::kUartPorts.count}, *m_uart);
-  }
-
-  void describe(std::vector<vmlab_device>& table) const override {
-    table.push_back(
-        {VMLAB_DEVICE_UART16550, pc::kUartIrq, pc::kUartPorts.base, pc::kUartPorts.count, 0, 0});
-  }
+  using PortRangeAttachment::PortRangeAttachment;
 
  private:
-  std::unique_ptr<devices::Uart16550> m_uart;
+  std::unique_ptr<devices::Uart16550> build(const AttachmentContext& context) override {
+    auto output =
+        context.config.console_output ? context.config.console_output : [](std::uint8_t) {};
+    return std::make_unique<devices::Uart16550>(context.interrupts.line(irq()), std::move(output));
+  }
 };
 
 }  // namespace
 
 std::unique_ptr<DeviceAttachment> make_uart_attachment() {
-  return std::make_unique<UartAttachment>();
+  return std::make_unique<UartAttachment>(VMLAB_DEVICE_UART16550, pc::kUartIrq, pc::kUartPorts);
 }
 
 }  // namespace vmlab::board

@@ -20,17 +20,14 @@ namespace {
 // value still exits and reaches the transport through the MMIO bus.
 constexpr std::uint64_t kQueueNotifyOffset = 0x050;  // virtio 1.2, 4.2.2
 
-class VirtioBlkAttachment final : public DeviceAttachment {
+class VirtioBlkAttachment final : public DiskAttachment {
  public:
   ~VirtioBlkAttachment() override { stop_notify_thread(); }
 
-  Status attach(const AttachmentContext& context) override {
+  Status attach_disk(const AttachmentContext& context) override {
     const PcBoardDisk& disk = context.config.disk;
-    m_device_lock = &context.device_lock;
-    m_interrupts = &context.interrupts;
-    m_backend = disk.backend;
     m_block = std::make_unique<devices::VirtioBlk>(
-        *disk.backend, devices::VirtioBlkOptions{.event_index = disk.virtio_event_index});
+        backend(), devices::VirtioBlkOptions{.event_index = disk.virtio_event_index});
     // The 8259's line is edge-triggered: with KVM's irqchip, the device's
     // rising edge is an eventfd write that KVM turns into an interrupt.
     (void)context.interrupts.use_irqfd(pc::kVirtioIrq);
@@ -46,8 +43,7 @@ class VirtioBlkAttachment final : public DeviceAttachment {
   }
 
   void describe(std::vector<vmlab_device>& table) const override {
-    table.push_back({VMLAB_DEVICE_VIRTIO_MMIO, pc::kVirtioIrq, pc::kVirtioMmioWindow.base,
-                     pc::kVirtioMmioWindow.size, VMLAB_DEVICE_FLAG_MMIO, 0});
+    table.push_back(mmio_entry(VMLAB_DEVICE_VIRTIO_MMIO, pc::kVirtioIrq, pc::kVirtioMmioWindow));
   }
 
   void add_statistics(Statistics& statistics) const override {
@@ -62,7 +58,7 @@ class VirtioBlkAttachment final : public DeviceAttachment {
     virtio.add("device_errors", transport.device_errors);
     virtio.add("problems", m_transport->problem_count());
     virtio.add("ioeventfd_notifications", m_ioeventfd_notifications);
-    virtio.add("irqfd_interrupts", m_interrupts->irqfd_signals(pc::kVirtioIrq));
+    virtio.add("irqfd_interrupts", interrupts().irqfd_signals(pc::kVirtioIrq));
     virtio.add("read_requests", block.read_requests);
     virtio.add("write_requests", block.write_requests);
     virtio.add("flush_requests", block.flush_requests);
@@ -82,17 +78,17 @@ class VirtioBlkAttachment final : public DeviceAttachment {
     }
   }
 
-  void stop() override {
-    stop_notify_thread();
-    if (m_backend != nullptr) flush_at_shutdown(*m_backend, *m_device_lock);
-  }
+  void stop_model() override { stop_notify_thread(); }
 
  private:
   Status set_up_notify_eventfd(Vm& vm) {
     FileDescriptor event(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!event.valid()) return Error::from_errno("eventfd for the virtio notify register", errno);
+    if (!event.valid()) {
+      return Error::from_errno(BoardError::kHostResource, "eventfd for the virtio notify register",
+                               errno);
+    }
     FileDescriptor stop(eventfd(0, EFD_CLOEXEC));
-    if (!stop.valid()) return Error::from_errno("eventfd", errno);
+    if (!stop.valid()) return Error::from_errno(BoardError::kHostResource, "eventfd", errno);
     if (!vm.add_mmio_ioeventfd(pc::kVirtioMmioWindow.base + kQueueNotifyOffset, 4, 0,
                                event.get())) {
       return {};  // no KVM_IOEVENTFD: notifications stay exits
@@ -116,7 +112,7 @@ class VirtioBlkAttachment final : public DeviceAttachment {
       // available requests of the queue per notification anyway.
       std::uint64_t count = 0;
       if (::read(m_notify_event.get(), &count, sizeof count) != sizeof count) continue;
-      m_interrupts->from_device_thread([this] {
+      interrupts().from_device_thread([this] {
         ++m_ioeventfd_notifications;
         m_transport->notify(0);
       });
@@ -132,9 +128,6 @@ class VirtioBlkAttachment final : public DeviceAttachment {
     (void)!::read(m_notify_thread_stop.get(), &count, sizeof count);
   }
 
-  std::mutex* m_device_lock = nullptr;
-  InterruptRouter* m_interrupts = nullptr;
-  devices::BlockBackend* m_backend = nullptr;
   std::unique_ptr<devices::VirtioBlk> m_block;
   std::unique_ptr<devices::VirtioMmioTransport> m_transport;
   // The QueueNotify ioeventfd, and the eventfd that stops its thread.

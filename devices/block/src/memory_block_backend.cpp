@@ -15,24 +15,27 @@ std::span<std::uint8_t> MemoryBlockBackend::sector(std::uint64_t index) {
 }
 
 Status MemoryBlockBackend::check(const char* operation, std::uint64_t offset, std::size_t length,
-                                 bool injected_failure) const {
+                                 bool injected_failure, DiskError failure) const {
   if (offset > m_contents.size() || length > m_contents.size() - offset) {
-    return Error{std::string(operation) + " of " + std::to_string(length) + " bytes at offset " +
-                 std::to_string(offset) + " is past the end of the " +
-                 std::to_string(m_contents.size()) + "-byte memory disk"};
+    return Error{DiskError::kOutOfRange,
+                 std::string(operation) + " of " + std::to_string(length) + " bytes at offset " +
+                     std::to_string(offset) + " is past the end of the " +
+                     std::to_string(m_contents.size()) + "-byte memory disk"};
   }
   const bool touches_failing_sector = m_failing_sector && length > 0 &&
                                       *m_failing_sector >= offset / kSectorSize &&
                                       *m_failing_sector <= (offset + length - 1) / kSectorSize;
   if (injected_failure || touches_failing_sector) {
     return Error{
+        failure,
         std::string("injected ") + operation + " failure at offset " + std::to_string(offset), EIO};
   }
   return {};
 }
 
 Status MemoryBlockBackend::read(std::uint64_t offset, std::span<std::uint8_t> out) {
-  if (auto valid = check("read", offset, out.size(), m_fail_reads); !valid) return valid;
+  auto valid = check("read", offset, out.size(), m_fail_reads, DiskError::kReadFailed);
+  if (!valid) return valid;
   std::copy_n(m_contents.begin() + static_cast<std::ptrdiff_t>(offset), out.size(), out.begin());
   ++m_reads;
   m_bytes_read += out.size();
@@ -40,8 +43,11 @@ Status MemoryBlockBackend::read(std::uint64_t offset, std::span<std::uint8_t> ou
 }
 
 Status MemoryBlockBackend::write(std::uint64_t offset, std::span<const std::uint8_t> in) {
-  if (read_only()) return Error{"the memory disk is read-only; writes are refused"};
-  if (auto valid = check("write", offset, in.size(), m_fail_writes); !valid) return valid;
+  if (read_only()) {
+    return Error{DiskError::kReadOnly, "the memory disk is read-only; writes are refused"};
+  }
+  auto valid = check("write", offset, in.size(), m_fail_writes, DiskError::kWriteFailed);
+  if (!valid) return valid;
   std::copy(in.begin(), in.end(), m_contents.begin() + static_cast<std::ptrdiff_t>(offset));
   ++m_writes;
   m_bytes_written += in.size();
@@ -49,7 +55,7 @@ Status MemoryBlockBackend::write(std::uint64_t offset, std::span<const std::uint
 }
 
 Status MemoryBlockBackend::flush() {
-  if (m_fail_flushes) return Error{"injected flush failure", EIO};
+  if (m_fail_flushes) return Error{DiskError::kFlushFailed, "injected flush failure", EIO};
   ++m_flushes;
   return {};
 }

@@ -10,27 +10,12 @@
 #include <limits>
 #include <utility>
 
+#include <vmlab/file_descriptor.hpp>
+
 namespace vmlab::devices {
 namespace {
 
 constexpr std::size_t kSerialLength = 20;
-
-// Closes a descriptor on every early return of open(), before the
-// RawImageFile that will own it exists.
-class DescriptorGuard {
- public:
-  explicit DescriptorGuard(int descriptor) : m_descriptor(descriptor) {}
-  DescriptorGuard(const DescriptorGuard&) = delete;
-  DescriptorGuard& operator=(const DescriptorGuard&) = delete;
-  ~DescriptorGuard() {
-    if (m_descriptor >= 0) ::close(m_descriptor);
-  }
-  int get() const { return m_descriptor; }
-  int release() { return std::exchange(m_descriptor, -1); }
-
- private:
-  int m_descriptor;
-};
 
 int open_retrying(const char* path, int flags, mode_t mode = 0) {
   int descriptor;
@@ -57,34 +42,61 @@ std::string lock_conflict_message(const std::string& path, DiskAccess access) {
   return message + "that VM attached it read-write, so stop it first";
 }
 
+Error is_a_directory(const std::string& path, int error_number = 0) {
+  return Error{
+      DiskError::kNotAnImage,
+      "disk image " + single_quoted(path) + " is a directory; give the path of an image file",
+      error_number};
+}
+
+// Repeats `transfer(from)`, a pread(2) or pwrite(2) of the bytes from `from`
+// on, until all `length` bytes have moved, retrying EINTR. Returns how many
+// moved: fewer when a call failed (errno says why) or moved nothing (errno
+// is then 0).
+template <typename Transfer>
+std::size_t transfer_all(std::size_t length, Transfer&& transfer) {
+  std::size_t done = 0;
+  while (done < length) {
+    const ssize_t count = transfer(done);
+    if (count < 0 && errno == EINTR) continue;
+    if (count <= 0) {
+      if (count == 0) errno = 0;
+      return done;
+    }
+    done += static_cast<std::size_t>(count);
+  }
+  return done;
+}
+
 Result<std::uint64_t> regular_file_size(int descriptor, const std::string& path) {
   struct stat status {};
   if (::fstat(descriptor, &status) != 0) {
     const int error = errno;
-    return Error::from_errno("cannot inspect disk image " + single_quoted(path), error);
+    return Error::from_errno(DiskError::kCannotOpen,
+                             "cannot inspect disk image " + single_quoted(path), error);
   }
-  if (S_ISDIR(status.st_mode)) {
-    return Error{"disk image " + single_quoted(path) +
-                 " is a directory; give the path of an image file"};
-  }
+  if (S_ISDIR(status.st_mode)) return is_a_directory(path);
   if (!S_ISREG(status.st_mode)) {
-    return Error{"disk image " + single_quoted(path) +
-                 " is not a regular file; vmlab attaches raw image files only"};
+    return Error{DiskError::kNotAnImage,
+                 "disk image " + single_quoted(path) +
+                     " is not a regular file; vmlab attaches raw image files only"};
   }
   return static_cast<std::uint64_t>(status.st_size);
 }
 
 Status check_image_size(std::uint64_t size, const std::string& path) {
   if (size == 0) {
-    return Error{"disk image " + single_quoted(path) +
-                 " is empty (0 bytes); replace it with `vmlab disk create " + path +
-                 " SIZE --force`"};
+    return Error{DiskError::kNotAnImage,
+                 "disk image " + single_quoted(path) +
+                     " is empty (0 bytes); replace it with `vmlab disk create " + path +
+                     " SIZE --force`"};
   }
   if (size % kSectorSize != 0) {
-    return Error{"disk image " + single_quoted(path) + " is " + std::to_string(size) +
-                 " bytes, not a whole number of 512-byte sectors; pad it with "
-                 "`truncate -s %512 " +
-                 path + "`"};
+    return Error{DiskError::kNotAnImage,
+                 "disk image " + single_quoted(path) + " is " + std::to_string(size) +
+                     " bytes, not a whole number of 512-byte sectors; pad it with "
+                     "`truncate -s %512 " +
+                     path + "`"};
   }
   return {};
 }
@@ -96,24 +108,24 @@ Result<std::unique_ptr<RawImageFile>> RawImageFile::open(const std::string& path
   // O_NONBLOCK only keeps a FIFO given by mistake from blocking the open; it
   // changes nothing for a regular file, which is all that gets past fstat.
   const int flags = (access == DiskAccess::ReadWrite ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK;
-  DescriptorGuard descriptor(open_retrying(path.c_str(), flags));
-  if (descriptor.get() < 0) {
+  FileDescriptor descriptor(open_retrying(path.c_str(), flags));
+  if (!descriptor.valid()) {
     const int error = errno;
     switch (error) {
       case ENOENT:
-        return Error{"disk image " + single_quoted(path) + " does not exist; create one with " +
+        return Error{DiskError::kNotFound,
+                     "disk image " + single_quoted(path) + " does not exist; create one with " +
                          "`vmlab disk create " + path + " SIZE`",
                      error};
       case EISDIR:
-        return Error{
-            "disk image " + single_quoted(path) + " is a directory; give the path of an image file",
-            error};
+        return is_a_directory(path, error);
       case EACCES:
       case EPERM:
       case EROFS:
       case ETXTBSY:
         if (access == DiskAccess::ReadWrite) {
-          return Error::from_errno("cannot open disk image " + single_quoted(path) +
+          return Error::from_errno(DiskError::kCannotOpen,
+                                   "cannot open disk image " + single_quoted(path) +
                                        " for writing (attach it with --disk-readonly, or "
                                        "make it writable)",
                                    error);
@@ -122,7 +134,8 @@ Result<std::unique_ptr<RawImageFile>> RawImageFile::open(const std::string& path
       default:
         break;
     }
-    return Error::from_errno("cannot open disk image " + single_quoted(path), error);
+    return Error::from_errno(DiskError::kCannotOpen,
+                             "cannot open disk image " + single_quoted(path), error);
   }
 
   auto size = regular_file_size(descriptor.get(), path);
@@ -135,16 +148,20 @@ Result<std::unique_ptr<RawImageFile>> RawImageFile::open(const std::string& path
   const int lock = (access == DiskAccess::ReadWrite ? LOCK_EX : LOCK_SH) | LOCK_NB;
   if (flock_retrying(descriptor.get(), lock) != 0) {
     const int error = errno;
-    if (error == EWOULDBLOCK) return Error{lock_conflict_message(path, access), error};
-    return Error::from_errno("cannot lock disk image " + single_quoted(path), error);
+    if (error == EWOULDBLOCK) {
+      return Error{DiskError::kInUse, lock_conflict_message(path, access), error};
+    }
+    return Error::from_errno(DiskError::kCannotOpen,
+                             "cannot lock disk image " + single_quoted(path), error);
   }
 
-  return std::unique_ptr<RawImageFile>(new RawImageFile(descriptor.release(), path, *size, access));
+  return std::unique_ptr<RawImageFile>(
+      new RawImageFile(std::move(descriptor), path, *size, access));
 }
 
-RawImageFile::RawImageFile(int descriptor, std::string path, std::uint64_t size_bytes,
+RawImageFile::RawImageFile(FileDescriptor descriptor, std::string path, std::uint64_t size_bytes,
                            DiskAccess access)
-    : m_descriptor(descriptor),
+    : m_descriptor(std::move(descriptor)),
       m_path(std::move(path)),
       m_size_bytes(size_bytes),
       m_access(access),
@@ -155,25 +172,34 @@ RawImageFile::~RawImageFile() {
 }
 
 Status RawImageFile::close() {
-  if (m_descriptor < 0) return {};
+  if (!m_descriptor.valid()) return {};
   Status flushed;
   if (m_written_since_flush) flushed = flush();
-  ::close(m_descriptor);
-  m_descriptor = -1;
+  // Linux closes the descriptor even when close(2) fails; a failure (EIO
+  // from a network file system) is the last word on what was written.
+  const int closed = m_descriptor.reset();
+  const int error = errno;
+  if (closed != 0 && error != EINTR && flushed) {
+    return Error::from_errno(DiskError::kFlushFailed, "closing disk image " + single_quoted(m_path),
+                             error);
+  }
   return flushed;
 }
 
 Status RawImageFile::check_open() const {
-  if (m_descriptor < 0) return Error{"disk image " + single_quoted(m_path) + " is closed"};
+  if (!m_descriptor.valid()) {
+    return Error{DiskError::kClosed, "disk image " + single_quoted(m_path) + " is closed"};
+  }
   return {};
 }
 
 Status RawImageFile::check_range(std::string_view operation, std::uint64_t offset,
                                  std::size_t length) const {
   if (offset > m_size_bytes || length > m_size_bytes - offset) {
-    return Error{std::string(operation) + " of " + std::to_string(length) + " bytes at offset " +
-                 std::to_string(offset) + " is past the end of disk image " +
-                 single_quoted(m_path) + " (" + std::to_string(m_size_bytes) + " bytes)"};
+    return Error{DiskError::kOutOfRange,
+                 std::string(operation) + " of " + std::to_string(length) + " bytes at offset " +
+                     std::to_string(offset) + " is past the end of disk image " +
+                     single_quoted(m_path) + " (" + std::to_string(m_size_bytes) + " bytes)"};
   }
   return {};
 }
@@ -181,23 +207,22 @@ Status RawImageFile::check_range(std::string_view operation, std::uint64_t offse
 Status RawImageFile::read(std::uint64_t offset, std::span<std::uint8_t> out) {
   if (auto open = check_open(); !open) return open;
   if (auto range = check_range("read", offset, out.size()); !range) return range;
-  std::size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t count = ::pread(m_descriptor, out.data() + done, out.size() - done,
-                                  static_cast<off_t>(offset + done));
-    if (count < 0) {
-      const int error = errno;
-      if (error == EINTR) continue;
-      return Error::from_errno("reading disk image " + single_quoted(m_path) + " at offset " +
-                                   std::to_string(offset + done),
-                               error);
+  const std::size_t done = transfer_all(out.size(), [&](std::size_t from) {
+    return ::pread(m_descriptor.get(), out.data() + from, out.size() - from,
+                   static_cast<off_t>(offset + from));
+  });
+  if (done < out.size()) {
+    const int error = errno;
+    const std::string where = std::to_string(offset + done);
+    if (error != 0) {
+      return Error::from_errno(
+          DiskError::kReadFailed,
+          "reading disk image " + single_quoted(m_path) + " at offset " + where, error);
     }
-    if (count == 0) {
-      return Error{"disk image " + single_quoted(m_path) + " ended at offset " +
-                   std::to_string(offset + done) + ", inside the " + std::to_string(m_size_bytes) +
-                   " bytes it had when opened (was it truncated while in use?)"};
-    }
-    done += static_cast<std::size_t>(count);
+    return Error{DiskError::kReadFailed,
+                 "disk image " + single_quoted(m_path) + " ended at offset " + where +
+                     ", inside the " + std::to_string(m_size_bytes) +
+                     " bytes it had when opened (was it truncated while in use?)"};
   }
   m_bytes_read += out.size();
   return {};
@@ -206,28 +231,22 @@ Status RawImageFile::read(std::uint64_t offset, std::span<std::uint8_t> out) {
 Status RawImageFile::write(std::uint64_t offset, std::span<const std::uint8_t> in) {
   if (auto open = check_open(); !open) return open;
   if (read_only()) {
-    return Error{"disk image " + single_quoted(m_path) +
-                 " is attached read-only; writes are refused"};
+    return Error{DiskError::kReadOnly, "disk image " + single_quoted(m_path) +
+                                           " is attached read-only; writes are refused"};
   }
   if (auto range = check_range("write", offset, in.size()); !range) return range;
-  std::size_t done = 0;
-  while (done < in.size()) {
-    const ssize_t count = ::pwrite(m_descriptor, in.data() + done, in.size() - done,
-                                   static_cast<off_t>(offset + done));
-    if (count < 0) {
-      const int error = errno;
-      if (error == EINTR) continue;
-      // ENOSPC is the usual one: a sparse image needs host space as it fills.
-      return Error::from_errno("writing disk image " + single_quoted(m_path) + " at offset " +
-                                   std::to_string(offset + done),
-                               error);
-    }
-    if (count == 0) {
-      return Error{"writing disk image " + single_quoted(m_path) + " made no progress at offset " +
-                   std::to_string(offset + done)};
-    }
-    done += static_cast<std::size_t>(count);
-    m_written_since_flush = true;
+  const std::size_t done = transfer_all(in.size(), [&](std::size_t from) {
+    return ::pwrite(m_descriptor.get(), in.data() + from, in.size() - from,
+                    static_cast<off_t>(offset + from));
+  });
+  if (done > 0) m_written_since_flush = true;
+  if (done < in.size()) {
+    const int error = errno;
+    const std::string image = "writing disk image " + single_quoted(m_path);
+    const std::string at = " at offset " + std::to_string(offset + done);
+    // ENOSPC is the usual one: a sparse image needs host space as it fills.
+    if (error != 0) return Error::from_errno(DiskError::kWriteFailed, image + at, error);
+    return Error{DiskError::kWriteFailed, image + " made no progress" + at};
   }
   m_bytes_written += in.size();
   return {};
@@ -239,11 +258,12 @@ Status RawImageFile::flush() {
   if (read_only()) return {};
   int result;
   do {
-    result = ::fdatasync(m_descriptor);
+    result = ::fdatasync(m_descriptor.get());
   } while (result < 0 && errno == EINTR);
   if (result != 0) {
     const int error = errno;
-    return Error::from_errno("flushing disk image " + single_quoted(m_path), error);
+    return Error::from_errno(DiskError::kFlushFailed,
+                             "flushing disk image " + single_quoted(m_path), error);
   }
   m_written_since_flush = false;
   return {};
@@ -251,28 +271,33 @@ Status RawImageFile::flush() {
 
 Status create_raw_image(const std::string& path, std::uint64_t size_bytes, bool overwrite) {
   if (size_bytes == 0 || size_bytes % kSectorSize != 0) {
-    return Error{"a disk image needs a size that is a positive multiple of 512 bytes, not " +
-                 std::to_string(size_bytes)};
+    return Error{DiskError::kBadSize,
+                 "a disk image needs a size that is a positive multiple of 512 bytes, not " +
+                     std::to_string(size_bytes)};
   }
   if (size_bytes > kMaximumImageSize) {
-    return Error{"a disk image of " + std::to_string(size_bytes) +
-                 " bytes is larger than vmlab's limit of 1T (" + std::to_string(kMaximumImageSize) +
-                 " bytes)"};
+    return Error{DiskError::kTooLarge, "a disk image of " + std::to_string(size_bytes) +
+                                           " bytes is larger than vmlab's limit of 1T (" +
+                                           std::to_string(kMaximumImageSize) + " bytes)"};
   }
 
   // O_EXCL makes "does it exist?" and "create it" one step, so a file that
   // appears in between is never truncated without --force.
   const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK | (overwrite ? 0 : O_EXCL);
-  DescriptorGuard descriptor(open_retrying(path.c_str(), flags, 0644));
-  if (descriptor.get() < 0) {
+  FileDescriptor descriptor(open_retrying(path.c_str(), flags, 0644));
+  if (!descriptor.valid()) {
     const int error = errno;
     if (error == EEXIST) {
-      return Error{single_quoted(path) +
+      return Error{DiskError::kAlreadyExists,
+                   single_quoted(path) +
                        " already exists; pass --force to replace it (its contents will be lost)",
                    error};
     }
-    if (error == EISDIR) return Error{single_quoted(path) + " is a directory", error};
-    return Error::from_errno("cannot create disk image " + single_quoted(path), error);
+    if (error == EISDIR) {
+      return Error{DiskError::kNotAnImage, single_quoted(path) + " is a directory", error};
+    }
+    return Error::from_errno(DiskError::kCreateFailed,
+                             "cannot create disk image " + single_quoted(path), error);
   }
   auto remove_if_new = [&] {
     if (!overwrite) ::unlink(path.c_str());
@@ -285,34 +310,40 @@ Status create_raw_image(const std::string& path, std::uint64_t size_bytes, bool 
     if (flock_retrying(descriptor.get(), LOCK_EX | LOCK_NB) != 0) {
       const int error = errno;
       if (error == EWOULDBLOCK) {
-        return Error{"cannot replace disk image " + single_quoted(path) +
+        return Error{DiskError::kInUse,
+                     "cannot replace disk image " + single_quoted(path) +
                          ": a running vmlab process is using it; stop that VM first",
                      error};
       }
-      return Error::from_errno("cannot lock disk image " + single_quoted(path), error);
+      return Error::from_errno(DiskError::kCannotOpen,
+                               "cannot lock disk image " + single_quoted(path), error);
     }
     // Truncating to 0 first drops the old blocks, so the new image reads as
     // zeros everywhere and takes no host space until written.
     if (::ftruncate(descriptor.get(), 0) != 0) {
       const int error = errno;
-      return Error::from_errno("cannot truncate " + single_quoted(path), error);
+      return Error::from_errno(DiskError::kCreateFailed, "cannot truncate " + single_quoted(path),
+                               error);
     }
   }
   if (::ftruncate(descriptor.get(), static_cast<off_t>(size_bytes)) != 0) {
     const int error = errno;
     remove_if_new();
-    return Error::from_errno("cannot size disk image " + single_quoted(path) + " to " +
+    return Error::from_errno(DiskError::kCreateFailed,
+                             "cannot size disk image " + single_quoted(path) + " to " +
                                  std::to_string(size_bytes) + " bytes",
                              error);
   }
   if (::fsync(descriptor.get()) != 0) {
     const int error = errno;
     remove_if_new();
-    return Error::from_errno("cannot flush new disk image " + single_quoted(path), error);
+    return Error::from_errno(DiskError::kFlushFailed,
+                             "cannot flush new disk image " + single_quoted(path), error);
   }
-  if (::close(descriptor.release()) != 0) {
+  if (descriptor.reset() != 0) {
     const int error = errno;
-    return Error::from_errno("cannot close new disk image " + single_quoted(path), error);
+    return Error::from_errno(DiskError::kCreateFailed,
+                             "cannot close new disk image " + single_quoted(path), error);
   }
   return {};
 }

@@ -1,8 +1,11 @@
 #include <vmlab/devices/ata.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <string>
 #include <utility>
+
+#include <vmlab/little_endian.hpp>
 
 #include "byte_access.hpp"
 
@@ -60,6 +63,18 @@ constexpr std::uint16_t kAllOnesWord = 0xffff;
 constexpr std::uint8_t kAllOnesByte = 0xff;
 
 static_assert(static_cast<std::size_t>(AtaCommandKind::Unsupported) + 1 == kAtaCommandKindCount);
+
+// Each AtaCommandKind's opcode, in the enum's order; Unsupported has none.
+constexpr std::uint8_t kOpcodes[] = {
+    kCommandIdentifyDevice,  kCommandReadSectors, kCommandReadSectorsExt, kCommandWriteSectors,
+    kCommandWriteSectorsExt, kCommandFlushCache,  kCommandFlushCacheExt,  kCommandSetFeatures};
+static_assert(std::size(kOpcodes) == static_cast<std::size_t>(AtaCommandKind::Unsupported));
+
+AtaCommandKind command_kind(std::uint8_t opcode) {
+  // An opcode not in the table is found at its end: Unsupported.
+  const auto found = std::find(std::begin(kOpcodes), std::end(kOpcodes), opcode);
+  return static_cast<AtaCommandKind>(found - std::begin(kOpcodes));
+}
 
 using IdentifyWords = std::array<std::uint16_t, kSectorSize / 2>;
 
@@ -126,63 +141,48 @@ IdentifyWords identify_device_words(const BlockBackend& backend) {
 }  // namespace
 
 std::string_view ata_command_kind_name(AtaCommandKind kind) {
-  switch (kind) {
-    case AtaCommandKind::IdentifyDevice:
-      return "IDENTIFY DEVICE";
-    case AtaCommandKind::ReadSectors:
-      return "READ SECTORS";
-    case AtaCommandKind::ReadSectorsExt:
-      return "READ SECTORS EXT";
-    case AtaCommandKind::WriteSectors:
-      return "WRITE SECTORS";
-    case AtaCommandKind::WriteSectorsExt:
-      return "WRITE SECTORS EXT";
-    case AtaCommandKind::FlushCache:
-      return "FLUSH CACHE";
-    case AtaCommandKind::FlushCacheExt:
-      return "FLUSH CACHE EXT";
-    case AtaCommandKind::SetFeatures:
-      return "SET FEATURES";
-    case AtaCommandKind::Unsupported:
-      return "unsupported";
-  }
-  return "unsupported";
+  static constexpr std::string_view kNames[] = {
+      "IDENTIFY DEVICE", "READ SECTORS",      "READ SECTORS EXT",
+      "WRITE SECTORS",   "WRITE SECTORS EXT", "FLUSH CACHE",
+      "FLUSH CACHE EXT", "SET FEATURES",      "unsupported"};
+  static_assert(std::size(kNames) == kAtaCommandKindCount, "one name per AtaCommandKind");
+  const auto index = static_cast<std::size_t>(kind);
+  return index < std::size(kNames) ? kNames[index] : "unsupported";
 }
 
-std::string_view AtaDisk::Registers::name() const {
-  return m_block == Block::Command ? "ata-command-block" : "ata-control-block";
+std::string_view AtaDisk::view_name(Block block) const {
+  return block == Block::Command ? "ata-command-block" : "ata-control-block";
 }
 
-void AtaDisk::Registers::read(std::uint64_t offset, std::span<std::uint8_t> data) {
-  ++m_disk.m_register_accesses;
-  if (m_block == Block::Control) {
+void AtaDisk::read_view(Block block, std::uint64_t offset, std::span<std::uint8_t> data) {
+  ++m_register_accesses;
+  if (block == Block::Control) {
     detail::read_registers(offset, data, kControlBlockPortCount,
-                           [this](unsigned) { return m_disk.read_alternate_status(); });
+                           [this](unsigned) { return read_alternate_status(); });
     return;
   }
   if (offset == kDataRegister) {
-    m_disk.read_data(data);
+    read_data(data);
     return;
   }
   detail::read_registers(offset, data, kCommandBlockPortCount,
-                         [this](unsigned index) { return m_disk.read_command_block(index); });
+                         [this](unsigned index) { return read_command_block(index); });
 }
 
-void AtaDisk::Registers::write(std::uint64_t offset, std::span<const std::uint8_t> data) {
-  ++m_disk.m_register_accesses;
-  if (m_block == Block::Control) {
-    detail::write_registers(
-        offset, data, kControlBlockPortCount,
-        [this](unsigned, std::uint8_t value) { m_disk.write_device_control(value); });
+void AtaDisk::write_view(Block block, std::uint64_t offset, std::span<const std::uint8_t> data) {
+  ++m_register_accesses;
+  if (block == Block::Control) {
+    detail::write_registers(offset, data, kControlBlockPortCount,
+                            [this](unsigned, std::uint8_t value) { write_device_control(value); });
     return;
   }
   if (offset == kDataRegister) {
-    m_disk.write_data(data);
+    write_data(data);
     return;
   }
   detail::write_registers(
       offset, data, kCommandBlockPortCount,
-      [this](unsigned index, std::uint8_t value) { m_disk.write_command_block(index, value); });
+      [this](unsigned index, std::uint8_t value) { write_command_block(index, value); });
 }
 
 AtaDisk::AtaDisk(BlockBackend& backend, IrqLine irq) : m_backend(backend), m_irq(std::move(irq)) {
@@ -208,9 +208,8 @@ void AtaDisk::read_data(std::span<std::uint8_t> data) {
   if (words == 0 || !data_in_ready()) ++m_stray_data_accesses;
   for (std::size_t index = 0; index < words; ++index) {
     // A block can end inside a 32-bit access; the words after it are stray.
-    const std::uint16_t word = data_in_ready() ? next_data_word() : kAllOnesWord;
-    data[2 * index] = static_cast<std::uint8_t>(word);
-    data[2 * index + 1] = static_cast<std::uint8_t>(word >> 8);
+    store_little_endian(data.subspan(2 * index, 2),
+                        data_in_ready() ? next_data_word() : kAllOnesWord);
   }
   if (data.size() % 2 != 0) data.back() = kAllOnesByte;
 }
@@ -219,40 +218,48 @@ void AtaDisk::write_data(std::span<const std::uint8_t> data) {
   const std::size_t words = data.size() / 2;
   if (words == 0 || !data_out_ready()) ++m_stray_data_accesses;
   for (std::size_t index = 0; index < words && data_out_ready(); ++index) {
-    store_data_word(static_cast<std::uint16_t>(data[2 * index] | (data[2 * index + 1] << 8)));
+    store_data_word(static_cast<std::uint16_t>(load_little_endian(data.subspan(2 * index, 2))));
   }
 }
 
 std::uint16_t AtaDisk::next_data_word() {
-  const auto word = static_cast<std::uint16_t>(m_buffer[m_buffer_position] |
-                                               (m_buffer[m_buffer_position + 1] << 8));
+  const auto word = static_cast<std::uint16_t>(load_little_endian(buffer_word()));
   m_buffer_position += 2;
   if (m_buffer_position == m_buffer.size()) finish_data_in_block();
   return word;
 }
 
 void AtaDisk::store_data_word(std::uint16_t word) {
-  m_buffer[m_buffer_position] = static_cast<std::uint8_t>(word);
-  m_buffer[m_buffer_position + 1] = static_cast<std::uint8_t>(word >> 8);
+  store_little_endian(buffer_word(), word);
   m_buffer_position += 2;
   if (m_buffer_position == m_buffer.size()) finish_data_out_block();
 }
 
 // --- Task file -------------------------------------------------------------
 
+AtaDisk::TwoDeepRegister* AtaDisk::two_deep_register(unsigned offset) {
+  // Indexed by command block offset: Features (written at offset 1, where
+  // Error is read), Sector Count and the three LBA registers.
+  static constexpr TwoDeepRegister AtaDisk::*kRegisters[] = {nullptr,
+                                                             &AtaDisk::m_features,
+                                                             &AtaDisk::m_sector_count,
+                                                             &AtaDisk::m_lba_low,
+                                                             &AtaDisk::m_lba_mid,
+                                                             &AtaDisk::m_lba_high};
+  static_assert(kErrorFeaturesRegister == 1 && kSectorCountRegister == 2 && kLbaLowRegister == 3 &&
+                kLbaMidRegister == 4 && kLbaHighRegister == 5 &&
+                std::size(kRegisters) == kLbaHighRegister + 1);
+  return offset < std::size(kRegisters) && kRegisters[offset] != nullptr
+             ? &(this->*kRegisters[offset])
+             : nullptr;
+}
+
 std::uint8_t AtaDisk::read_command_block(unsigned offset) {
-  const bool high_order = (m_device_control & kControlHighOrderByte) != 0;
+  if (offset == kErrorFeaturesRegister) return m_error;  // Features cannot be read
+  if (const TwoDeepRegister* task_file = two_deep_register(offset)) {
+    return task_file->read((m_device_control & kControlHighOrderByte) != 0);
+  }
   switch (offset) {
-    case kErrorFeaturesRegister:
-      return m_error;
-    case kSectorCountRegister:
-      return m_sector_count.read(high_order);
-    case kLbaLowRegister:
-      return m_lba_low.read(high_order);
-    case kLbaMidRegister:
-      return m_lba_mid.read(high_order);
-    case kLbaHighRegister:
-      return m_lba_high.read(high_order);
     case kDeviceRegister:
       return m_device;
     case kStatusCommandRegister:
@@ -276,22 +283,11 @@ void AtaDisk::write_command_block(unsigned offset, std::uint8_t value) {
   // A write to any command block register clears HOB (ATA8-ACS, 48-bit
   // Address feature set).
   m_device_control = static_cast<std::uint8_t>(m_device_control & ~kControlHighOrderByte);
+  if (TwoDeepRegister* task_file = two_deep_register(offset)) {
+    task_file->write(value);
+    return;
+  }
   switch (offset) {
-    case kErrorFeaturesRegister:
-      m_features.write(value);
-      return;
-    case kSectorCountRegister:
-      m_sector_count.write(value);
-      return;
-    case kLbaLowRegister:
-      m_lba_low.write(value);
-      return;
-    case kLbaMidRegister:
-      m_lba_mid.write(value);
-      return;
-    case kLbaHighRegister:
-      m_lba_high.write(value);
-      return;
     case kDeviceRegister:
       m_device = value;
       update_irq();  // only the selected device drives INTRQ
@@ -359,47 +355,37 @@ void AtaDisk::execute(std::uint8_t command) {
   m_error = 0;
   m_status = kStatusDeviceReady;
 
-  switch (command) {
-    case kCommandIdentifyDevice:
+  const AtaCommandKind kind = command_kind(command);
+  ++m_commands[static_cast<std::size_t>(kind)];
+  switch (kind) {
+    case AtaCommandKind::IdentifyDevice:
       identify_device();
       return;
-    case kCommandReadSectors:
-      start_read(AtaCommandKind::ReadSectors, false);
+    case AtaCommandKind::ReadSectors:
+    case AtaCommandKind::ReadSectorsExt:
+    case AtaCommandKind::WriteSectors:
+    case AtaCommandKind::WriteSectorsExt:
+      start_transfer(kind);
       return;
-    case kCommandReadSectorsExt:
-      start_read(AtaCommandKind::ReadSectorsExt, true);
+    case AtaCommandKind::FlushCache:
+    case AtaCommandKind::FlushCacheExt:
+      flush_cache();
       return;
-    case kCommandWriteSectors:
-      start_write(AtaCommandKind::WriteSectors, false);
-      return;
-    case kCommandWriteSectorsExt:
-      start_write(AtaCommandKind::WriteSectorsExt, true);
-      return;
-    case kCommandFlushCache:
-      flush_cache(AtaCommandKind::FlushCache);
-      return;
-    case kCommandFlushCacheExt:
-      flush_cache(AtaCommandKind::FlushCacheExt);
-      return;
-    case kCommandSetFeatures:
+    case AtaCommandKind::SetFeatures:
       // Transfer modes and the write cache setting change nothing here: PIO
       // has no timing, and every write already reaches the backend.
-      ++m_commands[static_cast<std::size_t>(AtaCommandKind::SetFeatures)];
       complete();
       return;
-    default:
-      ++m_commands[static_cast<std::size_t>(AtaCommandKind::Unsupported)];
+    case AtaCommandKind::Unsupported:
       fail(kErrorAborted);
       return;
   }
 }
 
 void AtaDisk::identify_device() {
-  ++m_commands[static_cast<std::size_t>(AtaCommandKind::IdentifyDevice)];
   const IdentifyWords words = identify_device_words(m_backend);
   for (std::size_t index = 0; index < words.size(); ++index) {
-    m_buffer[2 * index] = static_cast<std::uint8_t>(words[index]);
-    m_buffer[2 * index + 1] = static_cast<std::uint8_t>(words[index] >> 8);
+    store_little_endian(std::span(m_buffer).subspan(2 * index, 2), words[index]);
   }
   // PIO data-in with one DRQ block (ATA8-APT, PIO data-in protocol).
   m_transfer = Transfer::Identify;
@@ -447,40 +433,33 @@ bool AtaDisk::check_request(const Request& request, bool extended) {
   return true;
 }
 
-void AtaDisk::start_read(AtaCommandKind kind, bool extended) {
-  ++m_commands[static_cast<std::size_t>(kind)];
-  m_extended = extended;
-  const Request request = decode_request(extended);
-  if (!check_request(request, extended)) return;
-  m_transfer = Transfer::ReadSectors;
+void AtaDisk::start_transfer(AtaCommandKind kind) {
+  m_extended = kind == AtaCommandKind::ReadSectorsExt || kind == AtaCommandKind::WriteSectorsExt;
+  const bool write =
+      kind == AtaCommandKind::WriteSectors || kind == AtaCommandKind::WriteSectorsExt;
+  const Request request = decode_request(m_extended);
+  if (!check_request(request, m_extended)) return;
+  if (write && m_backend.read_only()) {
+    fail(kErrorAborted);
+    return;
+  }
+  m_transfer = write ? Transfer::WriteSectors : Transfer::ReadSectors;
   m_next_lba = request.lba;
   m_sectors_remaining = request.count;
+  if (write) {
+    m_buffer_position = 0;
+    // PIO data-out: the first DRQ block comes without an interrupt; the
+    // host polls for DRQ (ATA8-APT, PIO data-out protocol).
+    m_status = kStatusDeviceReady | kStatusDataRequest;
+    return;
+  }
   if (!load_sector()) return;
   // PIO data-in: DRQ and an interrupt for each block (ATA8-APT).
   m_status = kStatusDeviceReady | kStatusDataRequest;
   raise_interrupt();
 }
 
-void AtaDisk::start_write(AtaCommandKind kind, bool extended) {
-  ++m_commands[static_cast<std::size_t>(kind)];
-  m_extended = extended;
-  const Request request = decode_request(extended);
-  if (!check_request(request, extended)) return;
-  if (m_backend.read_only()) {
-    fail(kErrorAborted);
-    return;
-  }
-  m_transfer = Transfer::WriteSectors;
-  m_next_lba = request.lba;
-  m_sectors_remaining = request.count;
-  m_buffer_position = 0;
-  // PIO data-out: the first DRQ block comes without an interrupt; the host
-  // polls for DRQ (ATA8-APT, PIO data-out protocol).
-  m_status = kStatusDeviceReady | kStatusDataRequest;
-}
-
-void AtaDisk::flush_cache(AtaCommandKind kind) {
-  ++m_commands[static_cast<std::size_t>(kind)];
+void AtaDisk::flush_cache() {
   if (auto flushed = m_backend.flush(); !flushed) {
     fail(kErrorAborted, kStatusDeviceFault);
     return;

@@ -31,16 +31,4 @@ void write_registers(std::uint64_t offset, std::span<const std::uint8_t> data,
   }
 }
 
-// The value of a little-endian access, zero-extended, from at most
-// `maximum_bytes` of it (x86 port I/O is little endian).
-inline std::uint64_t little_endian_value(std::span<const std::uint8_t> data,
-                                         std::size_t maximum_bytes) {
-  std::uint64_t value = 0;
-  const std::size_t length = data.size() < maximum_bytes ? data.size() : maximum_bytes;
-  for (std::size_t index = 0; index < length && index < sizeof(value); ++index) {
-    value |= static_cast<std::uint64_t>(data[index]) << (8 * index);
-  }
-  return value;
-}
-
 }  // namespace vmlab::devices::detail

@@ -1,8 +1,9 @@
 #include <vmlab/devices/exit_port.hpp>
 
+#include <algorithm>
 #include <utility>
 
-#include "byte_access.hpp"
+#include <vmlab/little_endian.hpp>
 
 namespace vmlab::devices {
 namespace {
@@ -21,8 +22,9 @@ void ExitPort::read(std::uint64_t /*offset*/, std::span<std::uint8_t> data) {
 
 void ExitPort::write(std::uint64_t offset, std::span<const std::uint8_t> data) {
   if (offset >= kPortCount || data.empty()) return;
-  const auto value =
-      static_cast<std::uint32_t>(detail::little_endian_value(data, kMaximumAccessBytes));
+  // x86 port I/O is little endian.
+  const auto value = static_cast<std::uint32_t>(
+      load_little_endian(data.first(std::min(data.size(), kMaximumAccessBytes))));
   m_exit_requested = true;
   m_last_value = value;
   if (m_on_exit) m_on_exit(value);

@@ -61,19 +61,19 @@ int highest_priority_line(std::uint8_t lowest_priority, std::uint8_t lines) {
 
 }  // namespace
 
-std::string_view Pic8259Pair::Ports::name() const {
-  return m_chip == Chip::Master ? "pic8259-master" : "pic8259-slave";
+std::string_view Pic8259Pair::view_name(Chip chip) const {
+  return chip == Chip::Master ? "pic8259-master" : "pic8259-slave";
 }
 
-void Pic8259Pair::Ports::read(std::uint64_t offset, std::span<std::uint8_t> data) {
+void Pic8259Pair::read_view(Chip chip, std::uint64_t offset, std::span<std::uint8_t> data) {
   detail::read_registers(offset, data, kPortCount,
-                         [this](unsigned port) { return m_pair.read_port(m_chip, port); });
+                         [this, chip](unsigned port) { return read_port(chip, port); });
 }
 
-void Pic8259Pair::Ports::write(std::uint64_t offset, std::span<const std::uint8_t> data) {
-  detail::write_registers(offset, data, kPortCount, [this](unsigned port, std::uint8_t value) {
-    m_pair.write_port(m_chip, port, value);
-  });
+void Pic8259Pair::write_view(Chip chip, std::uint64_t offset, std::span<const std::uint8_t> data) {
+  detail::write_registers(
+      offset, data, kPortCount,
+      [this, chip](unsigned port, std::uint8_t value) { write_port(chip, port, value); });
 }
 
 Pic8259Pair::Pic8259Pair(IrqLine interrupt_output)
@@ -236,29 +236,33 @@ void Pic8259Pair::write_data(Controller& chip, std::uint8_t value) {
       chip.vector_base = value & 0xf8;
       if (!chip.single) {
         chip.init_step = InitStep::ExpectIcw3;
-      } else if (chip.icw4_needed) {
-        chip.init_step = InitStep::ExpectIcw4;
       } else {
-        chip.init_step = InitStep::Ready;
-        chip.initialized = true;
+        expect_icw4_or_finish(chip);
       }
       return;
     case InitStep::ExpectIcw3:
       chip.cascade = value;
-      if (chip.icw4_needed) {
-        chip.init_step = InitStep::ExpectIcw4;
-      } else {
-        chip.init_step = InitStep::Ready;
-        chip.initialized = true;
-      }
+      expect_icw4_or_finish(chip);
       return;
     case InitStep::ExpectIcw4:
       chip.auto_eoi = (value & kIcw4AutoEoi) != 0;
       chip.special_fully_nested = (value & kIcw4SpecialFullyNested) != 0;
-      chip.init_step = InitStep::Ready;
-      chip.initialized = true;
+      finish_initialization(chip);
       return;
   }
+}
+
+void Pic8259Pair::expect_icw4_or_finish(Controller& chip) {
+  if (chip.icw4_needed) {
+    chip.init_step = InitStep::ExpectIcw4;
+  } else {
+    finish_initialization(chip);
+  }
+}
+
+void Pic8259Pair::finish_initialization(Controller& chip) {
+  chip.init_step = InitStep::Ready;
+  chip.initialized = true;
 }
 
 std::uint8_t Pic8259Pair::poll(Controller& chip) {

@@ -250,9 +250,7 @@ void Pit8254::write_control(std::uint8_t value) {
   // A control word resets the counter's control logic and sets OUT to its
   // initial state; counting resumes only when a count is written.
   stop_counting(counter, tick);
-  counter.access = access_bits == 1   ? Access::LowByte
-                   : access_bits == 2 ? Access::HighByte
-                                      : Access::LowThenHigh;
+  counter.access = static_cast<Access>(access_bits);
   counter.mode_bits = static_cast<std::uint8_t>((value >> 1) & 0x7u);
   switch (counter.mode_bits) {
     case 0:
@@ -384,19 +382,8 @@ bool Pit8254::null_count(const Counter& counter, std::uint64_t tick) const {
 }
 
 std::uint8_t Pit8254::status(const Counter& counter, std::uint64_t tick) const {
-  std::uint8_t access_bits = 0;
-  switch (counter.access) {
-    case Access::LowByte:
-      access_bits = 1;
-      break;
-    case Access::HighByte:
-      access_bits = 2;
-      break;
-    case Access::LowThenHigh:
-      access_bits = 3;
-      break;
-  }
-  std::uint8_t byte = static_cast<std::uint8_t>((access_bits << 4) | (counter.mode_bits << 1));
+  std::uint8_t byte = static_cast<std::uint8_t>((static_cast<unsigned>(counter.access) << 4) |
+                                                (static_cast<unsigned>(counter.mode_bits) << 1));
   if (counter.bcd) byte |= 0x01;
   if (output(counter, tick)) byte |= kStatusOutput;
   if (null_count(counter, tick)) byte |= kStatusNullCount;
@@ -410,9 +397,7 @@ std::uint64_t Pit8254::edges_between(const Counter& counter, std::uint64_t after
   switch (counter.mode) {
     case Mode::InterruptOnTerminalCount:
     case Mode::SoftwareTriggeredStrobe: {
-      // OUT rises at terminal count in mode 0, one clock after it in mode 4.
-      const std::uint64_t edge = segment.start_tick + segment.count +
-                                 (counter.mode == Mode::SoftwareTriggeredStrobe ? 1 : 0);
+      const std::uint64_t edge = one_shot_edge(counter);
       return edge > after_tick && edge <= through_tick ? 1 : 0;
     }
     case Mode::RateGenerator:
@@ -445,6 +430,12 @@ std::uint64_t Pit8254::edges_between(const Counter& counter, std::uint64_t after
   return 0;
 }
 
+std::uint64_t Pit8254::one_shot_edge(const Counter& counter) {
+  // OUT rises at terminal count in mode 0, one clock after it in mode 4.
+  return counter.segment.start_tick + counter.segment.count +
+         (counter.mode == Mode::SoftwareTriggeredStrobe ? 1 : 0);
+}
+
 std::optional<std::uint64_t> Pit8254::next_edge_after(const Counter& counter,
                                                       std::uint64_t tick) const {
   if (!counter.counting) return std::nullopt;
@@ -452,8 +443,7 @@ std::optional<std::uint64_t> Pit8254::next_edge_after(const Counter& counter,
   switch (counter.mode) {
     case Mode::InterruptOnTerminalCount:
     case Mode::SoftwareTriggeredStrobe: {
-      const std::uint64_t edge = segment.start_tick + segment.count +
-                                 (counter.mode == Mode::SoftwareTriggeredStrobe ? 1 : 0);
+      const std::uint64_t edge = one_shot_edge(counter);
       if (edge > tick) return edge;
       return std::nullopt;
     }

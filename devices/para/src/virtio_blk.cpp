@@ -4,22 +4,18 @@
 #include <array>
 #include <bit>
 #include <cstring>
+#include <string>
 #include <utility>
+
+#include <vmlab/little_endian.hpp>
 
 namespace vmlab::devices {
 namespace {
 
-static_assert(std::endian::native == std::endian::little);
-
 // struct virtio_blk_req's header (virtio 1.2, 5.2.6): le32 type, le32
 // reserved, le64 sector.
-struct RequestHeader {
-  std::uint32_t type;
-  std::uint32_t reserved;
-  std::uint64_t sector;
-};
-static_assert(sizeof(RequestHeader) == 16);
-constexpr std::uint64_t kHeaderLength = sizeof(RequestHeader);
+constexpr std::uint64_t kHeaderLength = 16;
+constexpr std::uint64_t kHeaderSectorOffset = 8;
 constexpr std::uint64_t kStatusLength = 1;
 
 enum class RequestType : std::uint32_t {
@@ -52,11 +48,10 @@ std::vector<GuestBuffer> data_segments(const DescriptorChain& chain, bool device
   return segments;
 }
 
-void store_little_endian(std::span<std::uint8_t> bytes, std::uint64_t offset, std::uint64_t value,
-                         std::size_t length) {
-  for (std::size_t index = 0; index < length; ++index) {
-    bytes[offset + index] = static_cast<std::uint8_t>(value >> (8 * index));
-  }
+// `error`, from guest memory, a virtqueue or the disk, as part of a request's
+// answer: `kind` (or the error's own), and what the request was doing.
+Error in_request(std::error_code kind, const std::string& context, const Error& error) {
+  return Error{kind, context + error.message, error.system_errno};
 }
 
 }  // namespace
@@ -82,10 +77,13 @@ std::uint16_t VirtioBlk::queue_size_maximum(std::uint16_t queue_index) const {
 
 void VirtioBlk::read_config(std::uint64_t offset, std::span<std::uint8_t> data) const {
   std::array<std::uint8_t, virtio::kBlockConfigLength> config{};
-  store_little_endian(config, virtio::kBlockConfigCapacity, m_backend.sector_count(), 8);
-  store_little_endian(config, virtio::kBlockConfigSizeMax, m_options.segment_size_maximum, 4);
-  store_little_endian(config, virtio::kBlockConfigSegmentMax, m_options.segment_maximum, 4);
-  store_little_endian(config, virtio::kBlockConfigBlockSize, kSectorSize, 4);
+  const auto field = [&config](std::uint64_t field_offset, std::size_t length) {
+    return std::span(config).subspan(field_offset, length);
+  };
+  store_little_endian(field(virtio::kBlockConfigCapacity, 8), m_backend.sector_count());
+  store_little_endian(field(virtio::kBlockConfigSizeMax, 4), m_options.segment_size_maximum);
+  store_little_endian(field(virtio::kBlockConfigSegmentMax, 4), m_options.segment_maximum);
+  store_little_endian(field(virtio::kBlockConfigBlockSize, 4), kSectorSize);
   for (std::size_t index = 0; index < data.size(); ++index) {
     if (offset >= config.size() || index >= config.size() - offset) return;
     data[index] = config[offset + index];
@@ -119,24 +117,34 @@ Result<std::uint32_t> VirtioBlk::serve_request(GuestMemoryAccess& memory,
   const std::string request = "request with head " + std::to_string(chain.head);
   if (chain.buffers.empty() || !chain.buffers.back().device_writable ||
       chain.buffers.back().length < kStatusLength) {
-    return Error{request +
-                 ": the last descriptor is not a device-writable status byte (virtio 1.2, 5.2.6)"};
+    return Error{VirtioBlkError::kMalformedRequest,
+                 request +
+                     ": the last descriptor is not a device-writable status byte (virtio 1.2, "
+                     "5.2.6)"};
   }
   if (chain.readable_length < kHeaderLength) {
-    return Error{request + ": " + std::to_string(chain.readable_length) +
-                 " device-readable bytes, too few for the 16-byte header (virtio 1.2, 5.2.6)"};
+    return Error{VirtioBlkError::kMalformedRequest,
+                 request + ": " + std::to_string(chain.readable_length) +
+                     " device-readable bytes, too few for the 16-byte header (virtio 1.2, 5.2.6)"};
   }
   std::array<std::uint8_t, kHeaderLength> header_bytes{};
   auto status = chain.read(memory, 0, header_bytes);
-  if (!status) return Error{request + ": reading the header: " + status.error().message};
-  RequestHeader header{};
-  std::memcpy(&header, header_bytes.data(), sizeof header);
+  if (!status) {
+    return in_request(VirtioBlkError::kGuestMemory,
+                      request + ": reading the header: ", status.error());
+  }
+  const std::span<const std::uint8_t> header(header_bytes);
+  const auto type = static_cast<std::uint32_t>(load_little_endian(header.first(4)));
+  const std::uint64_t sector = load_little_endian(header.subspan(kHeaderSectorOffset, 8));
 
-  const std::uint8_t result = execute(memory, chain, header.type, header.sector);
+  const std::uint8_t result = execute(memory, chain, type, sector);
 
   const GuestBuffer& last = chain.buffers.back();
   status = memory.write_object(last.address + (last.length - kStatusLength), result);
-  if (!status) return Error{request + ": writing the status byte: " + status.error().message};
+  if (!status) {
+    return in_request(VirtioBlkError::kGuestMemory,
+                      request + ": writing the status byte: ", status.error());
+  }
   // The whole device-writable part counts as written: the status byte is its
   // last byte, and the driver may not look past `len` (virtio 1.2, 2.7.8.2).
   return static_cast<std::uint32_t>(chain.writable_length);
@@ -147,10 +155,10 @@ std::uint8_t VirtioBlk::execute(GuestMemoryAccess& memory, const DescriptorChain
   switch (static_cast<RequestType>(type)) {
     case RequestType::In:
       ++m_statistics.read_requests;
-      return read_sectors(memory, chain, sector);
+      return transfer(memory, chain, sector, Direction::ToGuest);
     case RequestType::Out:
       ++m_statistics.write_requests;
-      return write_sectors(memory, chain, sector);
+      return transfer(memory, chain, sector, Direction::ToDisk);
     case RequestType::Flush:
       ++m_statistics.flush_requests;
       return flush(chain);
@@ -164,74 +172,86 @@ std::uint8_t VirtioBlk::execute(GuestMemoryAccess& memory, const DescriptorChain
   return virtio::kBlockStatusUnsupported;
 }
 
-std::uint8_t VirtioBlk::read_sectors(GuestMemoryAccess& memory, const DescriptorChain& chain,
-                                     std::uint64_t sector) {
-  if (chain.readable_length > kHeaderLength) {
-    return io_error("read request with " + std::to_string(chain.readable_length - kHeaderLength) +
-                    " bytes of device-readable data; its data buffers must be device-writable");
+// The data buffers of a read are device-writable, those of a write
+// device-readable (virtio 1.2, 5.2.6); the data moves through the bounce
+// buffer, at most kBounceLength bytes at a time.
+std::uint8_t VirtioBlk::transfer(GuestMemoryAccess& memory, const DescriptorChain& chain,
+                                 std::uint64_t sector, Direction direction) {
+  const bool to_guest = direction == Direction::ToGuest;
+  const std::string request = to_guest ? "read request" : "write request";
+  const std::uint64_t stray_bytes =
+      to_guest ? chain.readable_length - kHeaderLength : chain.writable_length - kStatusLength;
+  if (stray_bytes > 0) {
+    return io_error(Error{VirtioBlkError::kBadBuffers,
+                          request + " with " + std::to_string(stray_bytes) +
+                              (to_guest ? " bytes of device-readable data; its data buffers "
+                                          "must be device-writable"
+                                        : " bytes of device-writable data; its data buffers "
+                                          "must be device-readable")});
   }
-  const auto segments = data_segments(chain, true, 0, kStatusLength);
-  if (auto problem = check_transfer(segments, sector); !problem.empty()) {
-    return io_error("read request: " + problem);
+  // virtio 1.2, 5.2.6.2: a write to a read-only device fails and writes nothing.
+  if (!to_guest && m_backend.read_only()) {
+    return io_error(Error{VirtioBlkError::kReadOnly, "write request to a read-only disk"});
+  }
+  const auto segments = to_guest ? data_segments(chain, true, 0, kStatusLength)
+                                 : data_segments(chain, false, kHeaderLength, 0);
+  if (auto allowed = check_transfer(segments, sector); !allowed) {
+    return io_error(in_request(allowed.error().kind, request + ": ", allowed.error()));
   }
   std::uint64_t disk_offset = sector * kSectorSize;
   for (const GuestBuffer& segment : segments) {
     for (std::uint64_t done = 0; done < segment.length;) {
       const std::size_t length = std::min<std::uint64_t>(kBounceLength, segment.length - done);
       m_bounce.resize(length);
-      auto status = m_backend.read(disk_offset, m_bounce);
-      if (!status) return io_error("read request: the disk failed: " + status.error().message);
-      status = memory.write(segment.address + done, m_bounce);
-      if (!status) return io_error("read request: " + status.error().message);
+      auto moved = move_through_bounce(memory, segment.address + done, disk_offset, direction);
+      if (!moved) return io_error(in_request(moved.error().kind, request + ": ", moved.error()));
       done += length;
       disk_offset += length;
-      m_statistics.bytes_read += length;
+      (to_guest ? m_statistics.bytes_read : m_statistics.bytes_written) += length;
     }
   }
   return virtio::kBlockStatusOk;
 }
 
-std::uint8_t VirtioBlk::write_sectors(GuestMemoryAccess& memory, const DescriptorChain& chain,
-                                      std::uint64_t sector) {
-  if (chain.writable_length > kStatusLength) {
-    return io_error("write request with " + std::to_string(chain.writable_length - kStatusLength) +
-                    " bytes of device-writable data; its data buffers must be device-readable");
-  }
-  // virtio 1.2, 5.2.6.2: a write to a read-only device fails and writes nothing.
-  if (m_backend.read_only()) return io_error("write request to a read-only disk");
-  const auto segments = data_segments(chain, false, kHeaderLength, 0);
-  if (auto problem = check_transfer(segments, sector); !problem.empty()) {
-    return io_error("write request: " + problem);
-  }
-  std::uint64_t disk_offset = sector * kSectorSize;
-  for (const GuestBuffer& segment : segments) {
-    for (std::uint64_t done = 0; done < segment.length;) {
-      const std::size_t length = std::min<std::uint64_t>(kBounceLength, segment.length - done);
-      m_bounce.resize(length);
-      auto status = memory.read(segment.address + done, m_bounce);
-      if (!status) return io_error("write request: " + status.error().message);
-      status = m_backend.write(disk_offset, m_bounce);
-      if (!status) return io_error("write request: the disk failed: " + status.error().message);
-      done += length;
-      disk_offset += length;
-      m_statistics.bytes_written += length;
+// One bounce buffer's worth: disk, then guest memory, for a read; the other
+// way round for a write. A disk failure keeps its DiskError.
+Status VirtioBlk::move_through_bounce(GuestMemoryAccess& memory, GuestPhysAddr address,
+                                      std::uint64_t disk_offset, Direction direction) {
+  const auto disk_failed = [](const Error& error) {
+    return in_request(error.kind, "the disk failed: ", error);
+  };
+  const auto memory_failed = [](const Error& error) {
+    return in_request(VirtioBlkError::kGuestMemory, "", error);
+  };
+  if (direction == Direction::ToGuest) {
+    if (auto read = m_backend.read(disk_offset, m_bounce); !read) return disk_failed(read.error());
+    if (auto written = memory.write(address, m_bounce); !written) {
+      return memory_failed(written.error());
     }
+    return {};
   }
-  return virtio::kBlockStatusOk;
+  if (auto read = memory.read(address, m_bounce); !read) return memory_failed(read.error());
+  if (auto written = m_backend.write(disk_offset, m_bounce); !written) {
+    return disk_failed(written.error());
+  }
+  return {};
 }
 
 std::uint8_t VirtioBlk::flush(const DescriptorChain& chain) {
   if (chain.readable_length > kHeaderLength || chain.writable_length > kStatusLength) {
-    return io_error("flush request with data buffers");
+    return io_error(Error{VirtioBlkError::kBadBuffers, "flush request with data buffers"});
   }
   auto status = m_backend.flush();
-  if (!status) return io_error("flush request: the disk failed: " + status.error().message);
+  if (!status) {
+    return io_error(
+        in_request(status.error().kind, "flush request: the disk failed: ", status.error()));
+  }
   return virtio::kBlockStatusOk;
 }
 
 std::uint8_t VirtioBlk::get_id(GuestMemoryAccess& memory, const DescriptorChain& chain) {
   if (chain.readable_length > kHeaderLength) {
-    return io_error("get-id request with device-readable data");
+    return io_error(Error{VirtioBlkError::kBadBuffers, "get-id request with device-readable data"});
   }
   // The id is 20 bytes, NUL-padded, and not NUL-terminated when it fills
   // them (virtio 1.2, 5.2.6); a shorter buffer gets its first bytes.
@@ -240,39 +260,46 @@ std::uint8_t VirtioBlk::get_id(GuestMemoryAccess& memory, const DescriptorChain&
   std::memcpy(id.data(), serial.data(), std::min(serial.size(), id.size()));
   const std::size_t length = std::min<std::uint64_t>(id.size(), chain.writable_length - 1);
   auto status = chain.write(memory, 0, std::span(id.data(), length));
-  if (!status) return io_error("get-id request: " + status.error().message);
+  if (!status) {
+    return io_error(in_request(VirtioBlkError::kGuestMemory, "get-id request: ", status.error()));
+  }
   return virtio::kBlockStatusOk;
 }
 
-std::string VirtioBlk::check_transfer(const std::vector<GuestBuffer>& segments,
-                                      std::uint64_t sector) const {
+Status VirtioBlk::check_transfer(const std::vector<GuestBuffer>& segments,
+                                 std::uint64_t sector) const {
   if ((m_accepted_features & virtio::kBlockFeatureSegmentMax) != 0 &&
       segments.size() > m_options.segment_maximum) {
-    return std::to_string(segments.size()) + " data segments, more than seg_max " +
-           std::to_string(m_options.segment_maximum);
+    return Error{VirtioBlkError::kOverSegmentLimit, std::to_string(segments.size()) +
+                                                        " data segments, more than seg_max " +
+                                                        std::to_string(m_options.segment_maximum)};
   }
   std::uint64_t length = 0;
   for (const GuestBuffer& segment : segments) {
     if ((m_accepted_features & virtio::kBlockFeatureSizeMax) != 0 &&
         segment.length > m_options.segment_size_maximum) {
-      return "a data segment of " + std::to_string(segment.length) +
-             " bytes, larger than size_max " + std::to_string(m_options.segment_size_maximum);
+      return Error{VirtioBlkError::kOverSegmentLimit,
+                   "a data segment of " + std::to_string(segment.length) +
+                       " bytes, larger than size_max " +
+                       std::to_string(m_options.segment_size_maximum)};
     }
     length += segment.length;
   }
   if (length % kSectorSize != 0) {
-    return std::to_string(length) + " data bytes, not a whole number of 512-byte sectors";
+    return Error{VirtioBlkError::kPartialSector,
+                 std::to_string(length) + " data bytes, not a whole number of 512-byte sectors"};
   }
   const std::uint64_t capacity = m_backend.sector_count();
   const std::uint64_t count = length / kSectorSize;
   if (sector > capacity || count > capacity - sector) {
-    return "sectors " + std::to_string(sector) + " + " + std::to_string(count) +
-           " run past the end of the " + std::to_string(capacity) + "-sector disk";
+    return Error{VirtioBlkError::kOutOfRange,
+                 "sectors " + std::to_string(sector) + " + " + std::to_string(count) +
+                     " run past the end of the " + std::to_string(capacity) + "-sector disk"};
   }
   return {};
 }
 
-std::uint8_t VirtioBlk::io_error(std::string reason) {
+std::uint8_t VirtioBlk::io_error(Error reason) {
   ++m_statistics.io_errors;
   m_last_io_error = std::move(reason);
   return virtio::kBlockStatusIoError;

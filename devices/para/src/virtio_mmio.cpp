@@ -1,16 +1,12 @@
 #include <vmlab/devices/virtio_mmio.hpp>
 
-#include <bit>
-#include <cstring>
 #include <utility>
 
 #include <vmlab/format.hpp>
+#include <vmlab/little_endian.hpp>
 
 namespace vmlab::devices {
 namespace {
-
-// The register window is little-endian (virtio 1.2, 4.2.2), as is the host.
-static_assert(std::endian::native == std::endian::little);
 
 // Register offsets, spelled as in the table of virtio 1.2, 4.2.2 so that the
 // two can be read side by side.
@@ -61,6 +57,18 @@ std::uint64_t with_high_half(std::uint64_t value, std::uint32_t half) {
   return (value & 0xffffffffULL) | (std::uint64_t{half} << 32);
 }
 
+// QueueDesc, QueueDriver and QueueDevice: each a 64-bit address written as a
+// Low and a High register. `Queue` is the transport's QueueState.
+template <typename Queue>
+void write_queue_address(Queue& queue, Register half, std::uint32_t value) {
+  std::uint64_t& address = half < Register::QueueDriverLow   ? queue.descriptor_table
+                           : half < Register::QueueDeviceLow ? queue.driver_area
+                                                             : queue.device_area;
+  const bool high = half == Register::QueueDescHigh || half == Register::QueueDriverHigh ||
+                    half == Register::QueueDeviceHigh;
+  address = high ? with_high_half(address, value) : with_low_half(address, value);
+}
+
 }  // namespace
 
 VirtioMmioTransport::VirtioMmioTransport(GuestMemoryAccess& memory, VirtioDevice& device,
@@ -81,8 +89,8 @@ void VirtioMmioTransport::read(std::uint64_t offset, std::span<std::uint8_t> dat
     return;
   }
   if (data.size() != kRegisterWidth || offset % kRegisterWidth != 0) return;
-  const std::uint32_t value = read_register(offset);
-  std::memcpy(data.data(), &value, sizeof value);
+  // The register window is little-endian (virtio 1.2, 4.2.2).
+  store_little_endian(data, read_register(offset));
 }
 
 void VirtioMmioTransport::write(std::uint64_t offset, std::span<const std::uint8_t> data) {
@@ -92,9 +100,7 @@ void VirtioMmioTransport::write(std::uint64_t offset, std::span<const std::uint8
     return;
   }
   if (data.size() != kRegisterWidth || offset % kRegisterWidth != 0) return;
-  std::uint32_t value = 0;
-  std::memcpy(&value, data.data(), sizeof value);
-  write_register(offset, value);
+  write_register(offset, static_cast<std::uint32_t>(load_little_endian(data)));
 }
 
 VirtioMmioTransport::QueueState* VirtioMmioTransport::selected_queue() {
@@ -199,22 +205,12 @@ void VirtioMmioTransport::write_register(std::uint64_t offset, std::uint32_t val
       write_status(value);
       return;
     case Register::QueueDescLow:
-      if (queue_writable) queue->descriptor_table = with_low_half(queue->descriptor_table, value);
-      return;
     case Register::QueueDescHigh:
-      if (queue_writable) queue->descriptor_table = with_high_half(queue->descriptor_table, value);
-      return;
     case Register::QueueDriverLow:
-      if (queue_writable) queue->driver_area = with_low_half(queue->driver_area, value);
-      return;
     case Register::QueueDriverHigh:
-      if (queue_writable) queue->driver_area = with_high_half(queue->driver_area, value);
-      return;
     case Register::QueueDeviceLow:
-      if (queue_writable) queue->device_area = with_low_half(queue->device_area, value);
-      return;
     case Register::QueueDeviceHigh:
-      if (queue_writable) queue->device_area = with_high_half(queue->device_area, value);
+      if (queue_writable) write_queue_address(*queue, static_cast<Register>(offset), value);
       return;
     case Register::MagicValue:
     case Register::Version:
@@ -283,9 +279,10 @@ void VirtioMmioTransport::write_queue_ready(std::uint32_t value) {
   }
   if (queue->queue.has_value() || queue->broken) return;
   if (queue->size > virtio::kMaximumQueueSize) {
-    device_error(m_queue_select, "QueueNum " + std::to_string(queue->size) +
-                                     " is larger than the largest queue size, " +
-                                     std::to_string(virtio::kMaximumQueueSize));
+    device_error(m_queue_select,
+                 Error{VirtqueueError::kBadLayout, "QueueNum " + std::to_string(queue->size) +
+                                                       " is larger than the largest queue size, " +
+                                                       std::to_string(virtio::kMaximumQueueSize)});
     return;
   }
   const auto queue_index = static_cast<std::uint16_t>(m_queue_select);
@@ -299,7 +296,7 @@ void VirtioMmioTransport::write_queue_ready(std::uint32_t value) {
   auto created =
       Virtqueue::create(m_memory, layout, m_device.queue_size_maximum(queue_index), features);
   if (!created) {
-    device_error(m_queue_select, created.error().message);
+    device_error(m_queue_select, created.error());
     return;
   }
   queue->queue.emplace(*created);
@@ -325,9 +322,9 @@ void VirtioMmioTransport::notify(std::uint32_t queue_index) {
   auto interrupt = queue.needs_interrupt();
   if (interrupt && *interrupt) raise_interrupt(virtio::kInterruptUsedBuffer);
   if (!processed) {
-    device_error(queue_index, processed.error().message);
+    device_error(queue_index, processed.error());
   } else if (!interrupt) {
-    device_error(queue_index, interrupt.error().message);
+    device_error(queue_index, interrupt.error());
   }
 }
 
@@ -347,9 +344,10 @@ void VirtioMmioTransport::reset() {
   update_irq();
 }
 
-void VirtioMmioTransport::device_error(std::uint32_t queue_index, const std::string& problem) {
-  record_problem("queue " + std::to_string(queue_index) + ": " + problem +
+void VirtioMmioTransport::device_error(std::uint32_t queue_index, const Error& error) {
+  record_problem("queue " + std::to_string(queue_index) + ": " + error.message +
                  "; DEVICE_NEEDS_RESET set");
+  m_last_device_error = error.kind;
   if (queue_index < m_queues.size()) m_queues[queue_index].broken = true;
   ++m_statistics.device_errors;
   m_status |= virtio::kStatusDeviceNeedsReset;

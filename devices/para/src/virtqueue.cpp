@@ -37,15 +37,22 @@ static_assert(sizeof(RingUsedElement) == 8);
 constexpr std::uint64_t kRingIndexOffset = 2;
 constexpr std::uint64_t kRingEntriesOffset = 4;
 
+// A failed access to guest memory, as this module reports it.
+Error guest_memory_error(const std::string& what, const Error& error) {
+  return Error{VirtqueueError::kGuestMemory, what + error.message, error.system_errno};
+}
+
 Status check_area(const GuestMemoryAccess& memory, const char* what, GuestPhysAddr address,
                   std::uint64_t alignment, std::uint64_t length) {
   if (address.value() % alignment != 0) {
-    return Error{std::string(what) + " at " + hex(address.value()) + " is not " +
-                 std::to_string(alignment) + "-byte aligned (virtio 1.2, 2.7)"};
+    return Error{VirtqueueError::kBadLayout, std::string(what) + " at " + hex(address.value()) +
+                                                 " is not " + std::to_string(alignment) +
+                                                 "-byte aligned (virtio 1.2, 2.7)"};
   }
   if (!memory.contains(address, length)) {
-    return Error{std::string(what) + " " + range_text(address.value(), length) +
-                 " is outside guest RAM"};
+    return Error{
+        VirtqueueError::kBadLayout,
+        std::string(what) + " " + range_text(address.value(), length) + " is outside guest RAM"};
   }
   return {};
 }
@@ -74,42 +81,54 @@ Status for_each_piece(const std::vector<GuestBuffer>& buffers, bool device_writa
   return {};
 }
 
+// Copies between `bytes` and the chain's bytes of one direction, from
+// `offset` on, one piece at a time: `copy(address, piece)` is a guest memory
+// read or write.
+template <typename Bytes, typename Copy>
+Status copy_chain(const DescriptorChain& chain, bool device_writable, std::uint64_t offset,
+                  Bytes bytes, Copy&& copy) {
+  const std::uint64_t length = device_writable ? chain.writable_length : chain.readable_length;
+  if (offset > length || bytes.size() > length - offset) {
+    return Error{VirtqueueError::kPastChainEnd,
+                 std::string(device_writable ? "write" : "read") + " of " +
+                     std::to_string(bytes.size()) + " bytes at " + std::to_string(offset) +
+                     " is past the chain's " + std::to_string(length) +
+                     (device_writable ? " device-writable bytes" : " device-readable bytes")};
+  }
+  return for_each_piece(chain.buffers, device_writable, offset, bytes.size(),
+                        [&](const GuestBuffer& buffer, std::uint64_t within, std::uint64_t done,
+                            std::uint64_t count) -> Status {
+                          auto copied = copy(buffer.address + within, bytes.subspan(done, count));
+                          if (!copied) return guest_memory_error("", copied.error());
+                          return {};
+                        });
+}
+
 }  // namespace
 
 Status DescriptorChain::read(const GuestMemoryAccess& memory, std::uint64_t offset,
                              std::span<std::uint8_t> out) const {
-  if (offset > readable_length || out.size() > readable_length - offset) {
-    return Error{"read of " + std::to_string(out.size()) + " bytes at " + std::to_string(offset) +
-                 " is past the chain's " + std::to_string(readable_length) +
-                 " device-readable bytes"};
-  }
-  return for_each_piece(buffers, false, offset, out.size(),
-                        [&](const GuestBuffer& buffer, std::uint64_t within, std::uint64_t done,
-                            std::uint64_t count) {
-                          return memory.read(buffer.address + within, out.subspan(done, count));
-                        });
+  return copy_chain(*this, false, offset, out,
+                    [&](GuestPhysAddr address, std::span<std::uint8_t> piece) {
+                      return memory.read(address, piece);
+                    });
 }
 
 Status DescriptorChain::write(GuestMemoryAccess& memory, std::uint64_t offset,
                               std::span<const std::uint8_t> in) const {
-  if (offset > writable_length || in.size() > writable_length - offset) {
-    return Error{"write of " + std::to_string(in.size()) + " bytes at " + std::to_string(offset) +
-                 " is past the chain's " + std::to_string(writable_length) +
-                 " device-writable bytes"};
-  }
-  return for_each_piece(buffers, true, offset, in.size(),
-                        [&](const GuestBuffer& buffer, std::uint64_t within, std::uint64_t done,
-                            std::uint64_t count) {
-                          return memory.write(buffer.address + within, in.subspan(done, count));
-                        });
+  return copy_chain(*this, true, offset, in,
+                    [&](GuestPhysAddr address, std::span<const std::uint8_t> piece) {
+                      return memory.write(address, piece);
+                    });
 }
 
 Result<Virtqueue> Virtqueue::create(GuestMemoryAccess& memory, const VirtqueueLayout& layout,
                                     std::uint16_t maximum_size, VirtqueueFeatures features) {
   if (layout.size == 0 || layout.size > maximum_size || !std::has_single_bit(layout.size)) {
-    return Error{"queue size " + std::to_string(layout.size) +
-                 " is not a power of two between 1 and " + std::to_string(maximum_size) +
-                 " (virtio 1.2, 2.7)"};
+    return Error{VirtqueueError::kBadLayout, "queue size " + std::to_string(layout.size) +
+                                                 " is not a power of two between 1 and " +
+                                                 std::to_string(maximum_size) +
+                                                 " (virtio 1.2, 2.7)"};
   }
   const std::uint64_t size = layout.size;
   // Area sizes from the table in virtio 1.2, 2.7; the event index fields are
@@ -147,14 +166,15 @@ GuestPhysAddr Virtqueue::available_event_address() const {
 
 Result<std::uint16_t> Virtqueue::pending_count() const {
   auto index = m_memory->read_object<std::uint16_t>(available_index_address());
-  if (!index) return Error{"reading the available ring's idx: " + index.error().message};
+  if (!index) return guest_memory_error("reading the available ring's idx: ", index.error());
   const auto pending = static_cast<std::uint16_t>(*index - m_last_available_index);
   // The driver can have at most Queue Size chains outstanding, since each
   // needs its own head descriptor (virtio 1.2, 2.7.6, 2.7.13.3).
   if (pending > m_layout.size) {
-    return Error{"available ring idx jumped from " + std::to_string(m_last_available_index) +
-                 " to " + std::to_string(*index) + ", more than the queue's " +
-                 std::to_string(m_layout.size) + " entries (virtio 1.2, 2.7.13.3)"};
+    return Error{VirtqueueError::kBadAvailableIndex,
+                 "available ring idx jumped from " + std::to_string(m_last_available_index) +
+                     " to " + std::to_string(*index) + ", more than the queue's " +
+                     std::to_string(m_layout.size) + " entries (virtio 1.2, 2.7.13.3)"};
   }
   return pending;
 }
@@ -168,7 +188,7 @@ Result<std::optional<DescriptorChain>> Virtqueue::pop() {
     // 2.7.10), then look once more: a chain added before the driver could see
     // avail_event would otherwise wait for a notification that never comes.
     auto written = m_memory->write_object(available_event_address(), m_last_available_index);
-    if (!written) return Error{"writing avail_event: " + written.error().message};
+    if (!written) return guest_memory_error("writing avail_event: ", written.error());
     std::atomic_thread_fence(std::memory_order_seq_cst);
     pending = pending_count();
     if (!pending) return pending.error();
@@ -179,11 +199,12 @@ Result<std::optional<DescriptorChain>> Virtqueue::pop() {
   std::atomic_thread_fence(std::memory_order_acquire);
   const auto slot = static_cast<std::uint16_t>(m_last_available_index & (m_layout.size - 1));
   auto head = m_memory->read_object<std::uint16_t>(available_ring_address(slot));
-  if (!head) return Error{"reading the available ring: " + head.error().message};
+  if (!head) return guest_memory_error("reading the available ring: ", head.error());
   if (*head >= m_layout.size) {
-    return Error{"available ring entry " + std::to_string(m_last_available_index) +
-                 " names descriptor " + std::to_string(*head) + ", outside the " +
-                 std::to_string(m_layout.size) + "-entry descriptor table"};
+    return Error{VirtqueueError::kDescriptorOutOfRange,
+                 "available ring entry " + std::to_string(m_last_available_index) +
+                     " names descriptor " + std::to_string(*head) + ", outside the " +
+                     std::to_string(m_layout.size) + "-entry descriptor table"};
   }
   auto chain = walk_chain(*head);
   if (!chain) return chain.error();
@@ -204,49 +225,59 @@ Result<DescriptorChain> Virtqueue::walk_chain(std::uint16_t head) const {
   // walk is bounded by the table size whatever the driver wrote.
   std::uint32_t visited = 0;
 
-  auto fail = [&](const std::string& problem) -> Error {
+  auto fail = [&](VirtqueueError kind, const std::string& problem) -> Error {
     std::string where = in_indirect_table ? "indirect descriptor " + std::to_string(index) +
                                                 " (table at " + hex(table.value()) + ")"
                                           : "descriptor " + std::to_string(index);
-    return Error{"chain with head " + std::to_string(head) + ": " + where + ": " + problem};
+    return Error{kind, "chain with head " + std::to_string(head) + ": " + where + ": " + problem};
   };
 
   for (;;) {
     if (index >= table_entries) {
-      return fail("index out of range for a " + std::to_string(table_entries) + "-entry table");
+      return fail(VirtqueueError::kDescriptorOutOfRange,
+                  "index out of range for a " + std::to_string(table_entries) + "-entry table");
     }
     if (visited == table_entries) {
-      return fail("chain is longer than its " + std::to_string(table_entries) +
-                  "-entry table, so it loops (virtio 1.2, 2.7.5.2)");
+      return fail(VirtqueueError::kDescriptorLoop,
+                  "chain is longer than its " + std::to_string(table_entries) +
+                      "-entry table, so it loops (virtio 1.2, 2.7.5.2)");
     }
     ++visited;
     auto descriptor = m_memory->read_object<RingDescriptor>(table + sizeof(RingDescriptor) * index);
-    if (!descriptor) return fail("cannot be read: " + descriptor.error().message);
+    if (!descriptor) {
+      return fail(VirtqueueError::kGuestMemory, "cannot be read: " + descriptor.error().message);
+    }
 
     if ((descriptor->flags & virtio::kDescriptorIndirect) != 0) {
       // The rules for indirect tables are virtio 1.2, 2.7.5.3.1; the WRITE
       // flag of the descriptor that points to the table means nothing
       // (2.7.5.3.2).
       if (!m_features.indirect_descriptors) {
-        return fail("INDIRECT set but VIRTIO_F_INDIRECT_DESC was not negotiated");
+        return fail(VirtqueueError::kBadIndirectTable,
+                    "INDIRECT set but VIRTIO_F_INDIRECT_DESC was not negotiated");
       }
-      if (in_indirect_table) return fail("INDIRECT inside an indirect table");
+      if (in_indirect_table) {
+        return fail(VirtqueueError::kBadIndirectTable, "INDIRECT inside an indirect table");
+      }
       if ((descriptor->flags & virtio::kDescriptorNext) != 0) {
-        return fail("INDIRECT combined with NEXT");
+        return fail(VirtqueueError::kBadIndirectTable, "INDIRECT combined with NEXT");
       }
       if (descriptor->length == 0 || descriptor->length % sizeof(RingDescriptor) != 0) {
-        return fail("indirect table length " + std::to_string(descriptor->length) +
-                    " is not a non-zero multiple of 16");
+        return fail(VirtqueueError::kBadIndirectTable, "indirect table length " +
+                                                           std::to_string(descriptor->length) +
+                                                           " is not a non-zero multiple of 16");
       }
       const auto entries = static_cast<std::uint32_t>(descriptor->length / sizeof(RingDescriptor));
       if (entries > virtio::kMaximumIndirectDescriptors) {
-        return fail("indirect table of " + std::to_string(entries) +
-                    " descriptors is larger than the " +
-                    std::to_string(virtio::kMaximumIndirectDescriptors) + " vmlab accepts");
+        return fail(VirtqueueError::kBadIndirectTable,
+                    "indirect table of " + std::to_string(entries) +
+                        " descriptors is larger than the " +
+                        std::to_string(virtio::kMaximumIndirectDescriptors) + " vmlab accepts");
       }
       if (!m_memory->contains(GuestPhysAddr(descriptor->address), descriptor->length)) {
-        return fail("indirect table " + range_text(descriptor->address, descriptor->length) +
-                    " is outside guest RAM");
+        return fail(VirtqueueError::kOutsideGuestMemory,
+                    "indirect table " + range_text(descriptor->address, descriptor->length) +
+                        " is outside guest RAM");
       }
       table = GuestPhysAddr(descriptor->address);
       table_entries = entries;
@@ -257,20 +288,24 @@ Result<DescriptorChain> Virtqueue::walk_chain(std::uint16_t head) const {
     }
 
     if (descriptor->length > std::numeric_limits<std::uint64_t>::max() - descriptor->address) {
-      return fail("buffer " + range_text(descriptor->address, descriptor->length) +
-                  " wraps around the address space");
+      return fail(VirtqueueError::kOutsideGuestMemory,
+                  "buffer " + range_text(descriptor->address, descriptor->length) +
+                      " wraps around the address space");
     }
     if (!m_memory->contains(GuestPhysAddr(descriptor->address), descriptor->length)) {
-      return fail("buffer " + range_text(descriptor->address, descriptor->length) +
-                  " is outside guest RAM");
+      return fail(VirtqueueError::kOutsideGuestMemory,
+                  "buffer " + range_text(descriptor->address, descriptor->length) +
+                      " is outside guest RAM");
     }
     const bool device_writable = (descriptor->flags & virtio::kDescriptorWrite) != 0;
     if (!device_writable && chain.writable_length != 0) {
-      return fail("device-readable buffer after a device-writable one (virtio 1.2, 2.7.4.2)");
+      return fail(VirtqueueError::kBadBufferOrder,
+                  "device-readable buffer after a device-writable one (virtio 1.2, 2.7.4.2)");
     }
     const std::uint64_t total = chain.readable_length + chain.writable_length + descriptor->length;
     if (total > std::numeric_limits<std::uint32_t>::max()) {
-      return fail("chain holds more than 4 GiB (virtio 1.2, 2.7.5.2)");
+      return fail(VirtqueueError::kChainTooLong,
+                  "chain holds more than 4 GiB (virtio 1.2, 2.7.5.2)");
     }
     (device_writable ? chain.writable_length : chain.readable_length) += descriptor->length;
     chain.buffers.push_back(
@@ -285,13 +320,13 @@ Status Virtqueue::push_used(std::uint16_t head, std::uint32_t bytes_written) {
   const auto slot = static_cast<std::uint16_t>(m_used_index & (m_layout.size - 1));
   auto status =
       m_memory->write_object(used_ring_address(slot), RingUsedElement{head, bytes_written});
-  if (!status) return Error{"writing the used ring: " + status.error().message};
+  if (!status) return guest_memory_error("writing the used ring: ", status.error());
   // The element is visible before the idx that hands it to the driver
   // (virtio 1.2, 2.7.8.2).
   std::atomic_thread_fence(std::memory_order_release);
   const auto next_index = static_cast<std::uint16_t>(m_used_index + 1);
   status = m_memory->write_object(used_index_address(), next_index);
-  if (!status) return Error{"writing the used ring's idx: " + status.error().message};
+  if (!status) return guest_memory_error("writing the used ring's idx: ", status.error());
   m_used_index = next_index;
   ++m_used_pushed;
   return {};
@@ -308,14 +343,14 @@ Result<bool> Virtqueue::needs_interrupt() {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (m_features.event_index) {
     auto used_event = m_memory->read_object<std::uint16_t>(used_event_address());
-    if (!used_event) return Error{"reading used_event: " + used_event.error().message};
+    if (!used_event) return guest_memory_error("reading used_event: ", used_event.error());
     // vring_need_event (virtio 1.2, 2.7.10): interrupt when used_event lies
     // in [old_index, new_index), the entries pushed since the last decision.
     return static_cast<std::uint16_t>(new_index - *used_event - 1) <
            static_cast<std::uint16_t>(new_index - old_index);
   }
   auto flags = m_memory->read_object<std::uint16_t>(m_layout.driver_area);
-  if (!flags) return Error{"reading the available ring's flags: " + flags.error().message};
+  if (!flags) return guest_memory_error("reading the available ring's flags: ", flags.error());
   return (*flags & virtio::kAvailableNoInterrupt) == 0;
 }
 

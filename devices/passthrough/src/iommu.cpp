@@ -15,12 +15,14 @@ bool page_aligned(std::uint64_t value) {
 
 Status check_range(const char* what, std::uint64_t iova, std::uint64_t length) {
   if (length == 0 || !page_aligned(iova) || !page_aligned(length)) {
-    return Error{std::string(what) + " of I/O virtual range " + range_text(iova, length) +
-                 ": the start and the length must be non-zero multiples of 4 KiB"};
+    return Error{IommuError::kBadRange,
+                 std::string(what) + " of I/O virtual range " + range_text(iova, length) +
+                     ": the start and the length must be non-zero multiples of 4 KiB"};
   }
   if (iova > std::numeric_limits<std::uint64_t>::max() - (length - 1)) {
-    return Error{std::string(what) + " of I/O virtual range starting at " + hex(iova) +
-                 ": the range wraps around the address space"};
+    return Error{IommuError::kBadRange, std::string(what) + " of I/O virtual range starting at " +
+                                            hex(iova) +
+                                            ": the range wraps around the address space"};
   }
   return {};
 }
@@ -45,18 +47,20 @@ Status Iommu::map(std::uint64_t iova, GuestPhysAddr guest_physical, std::uint64_
                   IommuAccess access) {
   if (auto status = check_range("map", iova, length); !status) return status;
   if (!page_aligned(guest_physical.value())) {
-    return Error{"map to guest-physical " + hex(guest_physical.value()) +
-                 ": the address must be a multiple of 4 KiB"};
+    return Error{IommuError::kBadRange, "map to guest-physical " + hex(guest_physical.value()) +
+                                            ": the address must be a multiple of 4 KiB"};
   }
   if (length > m_guest_memory_size || guest_physical.value() > m_guest_memory_size - length) {
-    return Error{"map of I/O virtual range " + range_text(iova, length) + " to guest-physical " +
-                 range_text(guest_physical.value(), length) + ": outside the guest's " +
-                 std::to_string(m_guest_memory_size / KiB) +
-                 " KiB of memory; a device may only reach the VM's own pages"};
+    return Error{IommuError::kOutsideGuestMemory,
+                 "map of I/O virtual range " + range_text(iova, length) + " to guest-physical " +
+                     range_text(guest_physical.value(), length) + ": outside the guest's " +
+                     std::to_string(m_guest_memory_size / KiB) +
+                     " KiB of memory; a device may only reach the VM's own pages"};
   }
   if (!access.read && !access.write) {
-    return Error{"map of I/O virtual range " + range_text(iova, length) +
-                 ": a mapping must allow reads, writes or both (unmap the range instead)"};
+    return Error{IommuError::kNoAccess,
+                 "map of I/O virtual range " + range_text(iova, length) +
+                     ": a mapping must allow reads, writes or both (unmap the range instead)"};
   }
 
   const std::uint64_t first_page = iova / kPageSize;
@@ -64,8 +68,10 @@ Status Iommu::map(std::uint64_t iova, GuestPhysAddr guest_physical, std::uint64_
   std::lock_guard lock(m_mutex);
   for (std::uint64_t index = 0; index < page_count; ++index) {
     if (m_pages.contains(first_page + index)) {
-      return Error{"map of I/O virtual range " + range_text(iova, length) + ": page " +
-                   hex((first_page + index) * kPageSize) + " is already mapped; unmap it first"};
+      return Error{IommuError::kAlreadyMapped, "map of I/O virtual range " +
+                                                   range_text(iova, length) + ": page " +
+                                                   hex((first_page + index) * kPageSize) +
+                                                   " is already mapped; unmap it first"};
     }
   }
   const std::uint64_t first_guest_page = guest_physical.value() / kPageSize;
@@ -82,13 +88,14 @@ Status Iommu::unmap(std::uint64_t iova, std::uint64_t length) {
   std::lock_guard lock(m_mutex);
   // The range's pages are all mapped, hence at most m_pages.size() of them.
   if (page_count > m_pages.size()) {
-    return Error{"unmap of I/O virtual range " + range_text(iova, length) +
-                 ": the range is not entirely mapped"};
+    return Error{IommuError::kNotMapped, "unmap of I/O virtual range " + range_text(iova, length) +
+                                             ": the range is not entirely mapped"};
   }
   for (std::uint64_t index = 0; index < page_count; ++index) {
     if (!m_pages.contains(first_page + index)) {
-      return Error{"unmap of I/O virtual range " + range_text(iova, length) + ": page " +
-                   hex((first_page + index) * kPageSize) + " is not mapped"};
+      return Error{IommuError::kNotMapped,
+                   "unmap of I/O virtual range " + range_text(iova, length) + ": page " +
+                       hex((first_page + index) * kPageSize) + " is not mapped"};
     }
   }
   for (std::uint64_t index = 0; index < page_count; ++index)
@@ -98,10 +105,12 @@ Status Iommu::unmap(std::uint64_t iova, std::uint64_t length) {
 
 Status Iommu::map_guest_ram(std::uint64_t ram_size) {
   if (ram_size == 0 || !page_aligned(ram_size) || ram_size > m_guest_memory_size) {
-    return Error{"identity map of " + std::to_string(ram_size) +
-                 " bytes of guest RAM: the size must be a non-zero multiple of 4 KiB and at most "
-                 "the guest's " +
-                 std::to_string(m_guest_memory_size) + " bytes"};
+    return Error{
+        ram_size > m_guest_memory_size ? IommuError::kOutsideGuestMemory : IommuError::kBadRange,
+        "identity map of " + std::to_string(ram_size) +
+            " bytes of guest RAM: the size must be a non-zero multiple of 4 KiB and at most "
+            "the guest's " +
+            std::to_string(m_guest_memory_size) + " bytes"};
   }
   {
     std::lock_guard lock(m_mutex);

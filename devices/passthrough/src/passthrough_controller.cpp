@@ -50,10 +50,6 @@ void increment(std::uint64_t& field) {
   store(field, load(field) + 1);
 }
 
-void bump(std::atomic<std::uint64_t>& counter, std::uint64_t amount = 1) {
-  counter.fetch_add(amount, std::memory_order_relaxed);
-}
-
 void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -115,7 +111,8 @@ Status PassthroughController::start() {
   try {
     m_thread = std::thread([this] { run(); });
   } catch (const std::system_error& error) {
-    return Error::from_errno("starting the passthrough device thread", error.code().value());
+    return Error::from_errno(PassthroughError::kThreadFailed,
+                             "starting the passthrough device thread", error.code().value());
   }
   return {};
 }
@@ -131,23 +128,14 @@ void PassthroughController::stop() {
 }
 
 PassthroughCounters PassthroughController::counters() const {
-  const auto value = [](const std::atomic<std::uint64_t>& counter) {
-    return counter.load(std::memory_order_relaxed);
-  };
-  return PassthroughCounters{
-      .reads = value(m_counters.reads),
-      .writes = value(m_counters.writes),
-      .flushes = value(m_counters.flushes),
-      .invalid_commands = value(m_counters.invalid_commands),
-      .io_errors = value(m_counters.io_errors),
-      .bytes_to_memory = value(m_counters.bytes_to_memory),
-      .bytes_to_disk = value(m_counters.bytes_to_disk),
-      .dma_faults = value(m_counters.dma_faults),
-      .commands_completed = value(m_counters.commands_completed),
-      .interrupts = value(m_counters.interrupts),
-      .polls = value(m_counters.polls),
-      .sleeps = value(m_counters.sleeps),
-  };
+  std::lock_guard lock(m_counters_mutex);
+  return m_counters;
+}
+
+void PassthroughController::count(std::uint64_t PassthroughCounters::*counter,
+                                  std::uint64_t amount) {
+  std::lock_guard lock(m_counters_mutex);
+  m_counters.*counter += amount;
 }
 
 // Adaptive polling: the doorbell is a plain memory write, so the device
@@ -169,7 +157,7 @@ void PassthroughController::run() {
       cpu_relax();
       continue;
     }
-    bump(m_counters.sleeps);
+    count(&PassthroughCounters::sleeps);
     std::unique_lock lock(m_stop_mutex);
     m_stop_condition.wait_for(lock, sleep,
                               [this] { return m_stop_requested.load(std::memory_order_acquire); });
@@ -178,7 +166,7 @@ void PassthroughController::run() {
 }
 
 bool PassthroughController::poll() {
-  bump(m_counters.polls);
+  count(&PassthroughCounters::polls);
   const std::uint32_t control = load(m_registers->control);
   if ((control & VMLAB_PT_CONTROL_ENABLE) == 0) {
     if (m_state == State::Disabled) return false;
@@ -245,13 +233,13 @@ bool PassthroughController::poll() {
     m_cq_tail = (m_cq_tail + 1) % m_entries;
     if (m_cq_tail == 0) m_phase ^= 1;
     increment(m_registers->commands_completed);
-    bump(m_counters.commands_completed);
+    count(&PassthroughCounters::commands_completed);
     posted = true;
   }
 
   if (posted && (load(m_registers->control) & VMLAB_PT_CONTROL_INTERRUPTS) != 0) {
     store(m_registers->interrupt_cause, 1u);
-    bump(m_counters.interrupts);
+    count(&PassthroughCounters::interrupts);
     if (m_interrupt) m_interrupt();
   }
   return posted;
@@ -302,26 +290,26 @@ std::uint16_t PassthroughController::execute(const vmlab_pt_command& command) {
     case VMLAB_PT_WRITE:
       return transfer(command);
     case VMLAB_PT_FLUSH:
-      bump(m_counters.flushes);
+      count(&PassthroughCounters::flushes);
       if (!m_disk.flush()) {
-        bump(m_counters.io_errors);
+        count(&PassthroughCounters::io_errors);
         return VMLAB_PT_ERROR_IO;
       }
       return VMLAB_PT_OK;
     default:
-      bump(m_counters.invalid_commands);
+      count(&PassthroughCounters::invalid_commands);
       return VMLAB_PT_ERROR_INVALID;
   }
 }
 
 std::uint16_t PassthroughController::transfer(const vmlab_pt_command& command) {
   if (command.sector_count == 0 || command.sector_count > VMLAB_PT_MAX_TRANSFER_SECTORS) {
-    bump(m_counters.invalid_commands);
+    count(&PassthroughCounters::invalid_commands);
     return VMLAB_PT_ERROR_INVALID;
   }
   const std::uint64_t capacity = m_disk.sector_count();
   if (command.sector >= capacity || command.sector_count > capacity - command.sector) {
-    bump(m_counters.invalid_commands);
+    count(&PassthroughCounters::invalid_commands);
     return VMLAB_PT_ERROR_RANGE;
   }
   const bool to_memory = command.opcode == VMLAB_PT_READ;
@@ -340,21 +328,21 @@ std::uint16_t PassthroughController::transfer(const vmlab_pt_command& command) {
   }
   std::vector<std::uint8_t> data(length);
   if (to_memory) {
-    bump(m_counters.reads);
+    count(&PassthroughCounters::reads);
     if (!m_disk.read(offset, data)) {
-      bump(m_counters.io_errors);
+      count(&PassthroughCounters::io_errors);
       return VMLAB_PT_ERROR_IO;
     }
     if (!dma_write(command.buffer_address, data)) return VMLAB_PT_ERROR_DMA;
-    bump(m_counters.bytes_to_memory, length);
+    count(&PassthroughCounters::bytes_to_memory, length);
   } else {
-    bump(m_counters.writes);
+    count(&PassthroughCounters::writes);
     if (!dma_read(command.buffer_address, data)) return VMLAB_PT_ERROR_DMA;
     if (!m_disk.write(offset, data)) {
-      bump(m_counters.io_errors);
+      count(&PassthroughCounters::io_errors);
       return VMLAB_PT_ERROR_IO;
     }
-    bump(m_counters.bytes_to_disk, length);
+    count(&PassthroughCounters::bytes_to_disk, length);
   }
   return VMLAB_PT_OK;
 }
@@ -363,7 +351,7 @@ void PassthroughController::record_fault(std::uint64_t iova) {
   store(m_registers->fault_address, iova);
   increment(m_registers->dma_faults);
   set_status(*m_registers, VMLAB_PT_STATUS_IOMMU_FAULT);
-  bump(m_counters.dma_faults);
+  count(&PassthroughCounters::dma_faults);
 }
 
 bool PassthroughController::dma_read(std::uint64_t iova, std::span<std::uint8_t> out) {
@@ -382,36 +370,24 @@ bool PassthroughController::dma_write(std::uint64_t iova, std::span<const std::u
   return true;
 }
 
-PassthroughController::ClaimToken::ClaimToken(ClaimToken&& other) noexcept
-    : m_device(std::exchange(other.m_device, {})) {}
-
-PassthroughController::ClaimToken& PassthroughController::ClaimToken::operator=(
-    ClaimToken&& other) noexcept {
-  if (this != &other) {
-    release();
-    m_device = std::exchange(other.m_device, {});
+void PassthroughController::ClaimToken::Release::operator()(const std::string* device) const {
+  {
+    std::lock_guard lock(claims_mutex());
+    claimed_devices().erase(*device);
   }
-  return *this;
-}
-
-PassthroughController::ClaimToken::~ClaimToken() {
-  release();
-}
-
-void PassthroughController::ClaimToken::release() {
-  if (m_device.empty()) return;
-  std::lock_guard lock(claims_mutex());
-  claimed_devices().erase(m_device);
-  m_device.clear();
+  delete device;
 }
 
 Result<PassthroughController::ClaimToken> PassthroughController::claim(const std::string& device) {
-  if (device.empty()) return Error{"a passthrough device needs a name to be claimed by"};
+  if (device.empty()) {
+    return Error{PassthroughError::kUnnamed, "a passthrough device needs a name to be claimed by"};
+  }
   std::lock_guard lock(claims_mutex());
   if (!claimed_devices().insert(device).second) {
-    return Error{"the passthrough device " + device +
-                 " already belongs to another VM: a passed-through device cannot be shared or "
-                 "migrated"};
+    return Error{PassthroughError::kClaimed,
+                 "the passthrough device " + device +
+                     " already belongs to another VM: a passed-through device cannot be shared or "
+                     "migrated"};
   }
   return ClaimToken(device);
 }

@@ -7,16 +7,25 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <string>
+#include <system_error>
+#include <utility>
 #include <vector>
 
 namespace vmlab::devices {
 namespace {
+
+// What went wrong, or no kind at all when nothing did.
+std::error_code error_kind(const Status& status) {
+  return status ? std::error_code{} : status.error().kind;
+}
 
 // A fresh directory under /tmp for one test, removed with everything in it.
 class TemporaryDirectory {
@@ -79,6 +88,21 @@ class RawImageFileTest : public ::testing::Test {
     return std::move(*image);
   }
 
+  // A hand-made image `name` holding `contents`, opened.
+  std::unique_ptr<RawImageFile> open_written(const std::string& name,
+                                             const std::vector<std::uint8_t>& contents,
+                                             DiskAccess access) {
+    write_file(m_directory.file(name), contents);
+    return open_ok(m_directory.file(name), access);
+  }
+
+  // Why opening `path` failed (nullopt if it did not).
+  std::optional<std::error_code> open_error(const std::string& path, DiskAccess access) {
+    auto image = RawImageFile::open(path, access);
+    if (image) return std::nullopt;
+    return image.error().kind;
+  }
+
   TemporaryDirectory m_directory;
 };
 
@@ -99,9 +123,7 @@ TEST_F(RawImageFileTest, ReportsSizeSectorsAccessAndSerial) {
 
 TEST_F(RawImageFileTest, AnyRawFileIsAnImage) {
   // Not made by create_raw_image: any file of whole sectors will do.
-  const std::string path = m_directory.file("handmade.raw");
-  write_file(path, pattern(3 * kSectorSize, 1));
-  auto image = open_ok(path, DiskAccess::ReadOnly);
+  auto image = open_written("handmade.raw", pattern(3 * kSectorSize, 1), DiskAccess::ReadOnly);
   ASSERT_TRUE(image);
   EXPECT_EQ(image->sector_count(), 3u);
   std::vector<std::uint8_t> sector(kSectorSize);
@@ -173,9 +195,9 @@ TEST_F(RawImageFileTest, CloseFlushesAndLaterCallsFail) {
   std::vector<std::uint8_t> sector(kSectorSize);
   auto read = image->read(0, sector);
   ASSERT_FALSE(read);
-  EXPECT_NE(read.error().message.find("closed"), std::string::npos);
-  EXPECT_FALSE(image->write(0, sector));
-  EXPECT_FALSE(image->flush());
+  EXPECT_EQ(read.error().kind, DiskError::kClosed);
+  EXPECT_EQ(error_kind(image->write(0, sector)), DiskError::kClosed);
+  EXPECT_EQ(error_kind(image->flush()), DiskError::kClosed);
 }
 
 TEST_F(RawImageFileTest, CountsBytesAndFlushes) {
@@ -190,81 +212,70 @@ TEST_F(RawImageFileTest, CountsBytesAndFlushes) {
   EXPECT_EQ(image->bytes_read(), kSectorSize);
   EXPECT_EQ(image->flushes(), 2u);
   // A refused transfer counts nothing.
-  EXPECT_FALSE(image->read(image->size_bytes(), std::span(buffer).first(1)));
+  EXPECT_EQ(error_kind(image->read(image->size_bytes(), std::span(buffer).first(1))),
+            DiskError::kOutOfRange);
   EXPECT_EQ(image->bytes_read(), kSectorSize);
 }
 
 TEST_F(RawImageFileTest, ReadOnlyImageRefusesWritesAndStaysUnchanged) {
-  const std::string path = m_directory.file("readonly.img");
   const auto original = pattern(4 * kSectorSize, 7);
-  write_file(path, original);
-  auto image = open_ok(path, DiskAccess::ReadOnly);
+  auto image = open_written("readonly.img", original, DiskAccess::ReadOnly);
   ASSERT_TRUE(image);
   auto written = image->write(0, pattern(kSectorSize, 99));
   ASSERT_FALSE(written);
-  EXPECT_NE(written.error().message.find("read-only"), std::string::npos);
+  EXPECT_EQ(written.error().kind, DiskError::kReadOnly);
   EXPECT_TRUE(image->flush());  // nothing to flush, and not an error
   image.reset();
-  EXPECT_EQ(file_contents(path), original);
+  EXPECT_EQ(file_contents(m_directory.file("readonly.img")), original);
 }
 
 TEST_F(RawImageFileTest, RangePastTheEndIsAnErrorAndTransfersNothing) {
-  const std::string path = m_directory.file("edge.img");
   const auto original = pattern(4 * kSectorSize, 5);
-  write_file(path, original);
-  auto image = open_ok(path, DiskAccess::ReadWrite);
+  auto image = open_written("edge.img", original, DiskAccess::ReadWrite);
   ASSERT_TRUE(image);
 
   std::vector<std::uint8_t> buffer(kSectorSize, 0xaa);
-  auto read = image->read(image->size_bytes() - 256, buffer);
-  ASSERT_FALSE(read);
-  EXPECT_NE(read.error().message.find("past the end"), std::string::npos);
+  EXPECT_EQ(error_kind(image->read(image->size_bytes() - 256, buffer)), DiskError::kOutOfRange);
   EXPECT_EQ(buffer, std::vector<std::uint8_t>(kSectorSize, 0xaa));
 
-  EXPECT_FALSE(image->write(image->size_bytes() - 256, buffer));
-  EXPECT_FALSE(image->write(image->size_bytes(), std::span(buffer).first(1)));
+  EXPECT_EQ(error_kind(image->write(image->size_bytes() - 256, buffer)), DiskError::kOutOfRange);
+  EXPECT_EQ(error_kind(image->write(image->size_bytes(), std::span(buffer).first(1))),
+            DiskError::kOutOfRange);
   // Offsets that would wrap around are past the end, not at the start.
-  EXPECT_FALSE(image->read(std::numeric_limits<std::uint64_t>::max(), buffer));
-  EXPECT_FALSE(image->write(std::numeric_limits<std::uint64_t>::max() - 10, buffer));
+  EXPECT_EQ(error_kind(image->read(std::numeric_limits<std::uint64_t>::max(), buffer)),
+            DiskError::kOutOfRange);
+  EXPECT_EQ(error_kind(image->write(std::numeric_limits<std::uint64_t>::max() - 10, buffer)),
+            DiskError::kOutOfRange);
 
   // An empty transfer at the very end is in range.
   EXPECT_TRUE(image->read(image->size_bytes(), std::span<std::uint8_t>()));
   image.reset();
-  EXPECT_EQ(file_contents(path), original);
+  EXPECT_EQ(file_contents(m_directory.file("edge.img")), original);
 }
 
 TEST_F(RawImageFileTest, MissingFileSaysHowToCreateOne) {
   const std::string path = m_directory.file("absent.img");
   auto image = RawImageFile::open(path, DiskAccess::ReadWrite);
   ASSERT_FALSE(image);
-  EXPECT_NE(image.error().message.find(path), std::string::npos);
-  EXPECT_NE(image.error().message.find("does not exist"), std::string::npos);
-  EXPECT_NE(image.error().message.find("vmlab disk create"), std::string::npos);
+  EXPECT_EQ(image.error().kind, DiskError::kNotFound);
+  // What to type: the path, in the command that creates it.
+  EXPECT_NE(image.error().message.find("vmlab disk create " + path), std::string::npos);
 }
 
 TEST_F(RawImageFileTest, DirectoryIsRefused) {
   for (const DiskAccess access : {DiskAccess::ReadWrite, DiskAccess::ReadOnly}) {
-    auto image = RawImageFile::open(m_directory.path(), access);
-    ASSERT_FALSE(image);
-    EXPECT_NE(image.error().message.find("is a directory"), std::string::npos)
-        << image.error().message;
+    EXPECT_EQ(open_error(m_directory.path(), access), DiskError::kNotAnImage);
   }
 }
 
 TEST_F(RawImageFileTest, NonRegularFileIsRefused) {
-  auto image = RawImageFile::open("/dev/null", DiskAccess::ReadOnly);
-  ASSERT_FALSE(image);
-  EXPECT_NE(image.error().message.find("not a regular file"), std::string::npos)
-      << image.error().message;
+  EXPECT_EQ(open_error("/dev/null", DiskAccess::ReadOnly), DiskError::kNotAnImage);
 }
 
 TEST_F(RawImageFileTest, EmptyFileIsRefused) {
-  const std::string path = m_directory.file("empty.img");
-  write_file(path, {});
-  auto image = RawImageFile::open(path, DiskAccess::ReadOnly);
-  ASSERT_FALSE(image);
-  EXPECT_NE(image.error().message.find("empty (0 bytes)"), std::string::npos)
-      << image.error().message;
+  write_file(m_directory.file("empty.img"), {});
+  EXPECT_EQ(open_error(m_directory.file("empty.img"), DiskAccess::ReadOnly),
+            DiskError::kNotAnImage);
 }
 
 TEST_F(RawImageFileTest, PartialSectorIsRefusedWithTheSize) {
@@ -272,10 +283,10 @@ TEST_F(RawImageFileTest, PartialSectorIsRefusedWithTheSize) {
   write_file(path, pattern(1000, 0));
   auto image = RawImageFile::open(path, DiskAccess::ReadWrite);
   ASSERT_FALSE(image);
-  EXPECT_NE(image.error().message.find("is 1000 bytes, not a whole number of 512-byte sectors"),
-            std::string::npos)
-      << image.error().message;
-  EXPECT_NE(image.error().message.find("truncate -s %512"), std::string::npos);
+  EXPECT_EQ(image.error().kind, DiskError::kNotAnImage);
+  // The size it has, and the command that pads it.
+  EXPECT_NE(image.error().message.find("is 1000 bytes"), std::string::npos);
+  EXPECT_NE(image.error().message.find("truncate -s %512 " + path), std::string::npos);
 }
 
 TEST_F(RawImageFileTest, ImageThatCannotBeWrittenSuggestsReadOnlyEvenForRoot) {
@@ -284,7 +295,8 @@ TEST_F(RawImageFileTest, ImageThatCannotBeWrittenSuggestsReadOnlyEvenForRoot) {
   const std::string path = std::filesystem::read_symlink("/proc/self/exe");
   auto image = RawImageFile::open(path, DiskAccess::ReadWrite);
   ASSERT_FALSE(image);
-  EXPECT_NE(image.error().message.find("for writing"), std::string::npos) << image.error().message;
+  EXPECT_EQ(image.error().kind, DiskError::kCannotOpen);
+  EXPECT_EQ(image.error().system_errno, ETXTBSY);
   EXPECT_NE(image.error().message.find("--disk-readonly"), std::string::npos);
 }
 
@@ -294,10 +306,7 @@ TEST_F(RawImageFileTest, SecondWriterIsRefusedWhileTheFirstHoldsTheImage) {
   ASSERT_TRUE(first);
 
   for (const DiskAccess access : {DiskAccess::ReadWrite, DiskAccess::ReadOnly}) {
-    auto second = RawImageFile::open(path, access);
-    ASSERT_FALSE(second);
-    EXPECT_NE(second.error().message.find("in use by another vmlab process"), std::string::npos)
-        << second.error().message;
+    EXPECT_EQ(open_error(path, access), DiskError::kInUse);
   }
 
   first.reset();
@@ -310,9 +319,7 @@ TEST_F(RawImageFileTest, ReadersShareButExcludeAWriter) {
   auto other_reader = open_ok(path, DiskAccess::ReadOnly);
   ASSERT_TRUE(reader);
   ASSERT_TRUE(other_reader);
-  auto writer = RawImageFile::open(path, DiskAccess::ReadWrite);
-  ASSERT_FALSE(writer);
-  EXPECT_NE(writer.error().message.find("in use by another vmlab process"), std::string::npos);
+  EXPECT_EQ(open_error(path, DiskAccess::ReadWrite), DiskError::kInUse);
 }
 
 TEST(SerialFromPathTest, UsesThePrintableFileNameUpToTwentyBytes) {
@@ -350,16 +357,18 @@ TEST_F(CreateRawImageTest, MakesASparseZeroFilledImage) {
 
 TEST_F(CreateRawImageTest, RefusesSizesThatAreNotWholeSectorsOrTooLarge) {
   const std::string path = m_directory.file("bad.img");
-  for (const std::uint64_t size : {std::uint64_t{0}, std::uint64_t{511}, std::uint64_t{1000},
-                                   kMaximumImageSize + kSectorSize}) {
+  const std::pair<std::uint64_t, DiskError> refused[] = {
+      {0, DiskError::kBadSize},
+      {511, DiskError::kBadSize},
+      {1000, DiskError::kBadSize},
+      {kMaximumImageSize + kSectorSize, DiskError::kTooLarge},
+      {kMaximumImageSize * 2, DiskError::kTooLarge}};
+  for (const auto& [size, kind] : refused) {
     auto created = create_raw_image(path, size, false);
-    EXPECT_FALSE(created) << size;
+    ASSERT_FALSE(created) << size;
+    EXPECT_EQ(created.error().kind, kind) << size;
     EXPECT_FALSE(std::filesystem::exists(path)) << size;
   }
-  EXPECT_NE(create_raw_image(path, 1000, false).error().message.find("multiple of 512"),
-            std::string::npos);
-  EXPECT_NE(create_raw_image(path, kMaximumImageSize * 2, false).error().message.find("limit"),
-            std::string::npos);
 }
 
 TEST_F(CreateRawImageTest, RefusesToOverwriteWithoutForce) {
@@ -368,8 +377,8 @@ TEST_F(CreateRawImageTest, RefusesToOverwriteWithoutForce) {
   write_file(path, original);
   auto created = create_raw_image(path, 4 * kSectorSize, false);
   ASSERT_FALSE(created);
-  EXPECT_NE(created.error().message.find("already exists"), std::string::npos);
-  EXPECT_NE(created.error().message.find("--force"), std::string::npos);
+  EXPECT_EQ(created.error().kind, DiskError::kAlreadyExists);
+  EXPECT_NE(created.error().message.find("--force"), std::string::npos);  // the way out
   EXPECT_EQ(file_contents(path), original);
 }
 
@@ -391,7 +400,7 @@ TEST_F(CreateRawImageTest, OverwriteIsRefusedWhileAVmUsesTheImage) {
   ASSERT_TRUE((*image)->write(0, pattern(kSectorSize, 1)));
   auto created = create_raw_image(path, 8 * kSectorSize, true);
   ASSERT_FALSE(created);
-  EXPECT_NE(created.error().message.find("using it"), std::string::npos);
+  EXPECT_EQ(created.error().kind, DiskError::kInUse);
   EXPECT_EQ(std::filesystem::file_size(path), 4 * kSectorSize);
 }
 
@@ -399,12 +408,12 @@ TEST_F(CreateRawImageTest, ReportsPathsThatCannotBeCreated) {
   auto in_missing_directory =
       create_raw_image(m_directory.file("no/such/dir.img"), kSectorSize, false);
   ASSERT_FALSE(in_missing_directory);
-  EXPECT_NE(in_missing_directory.error().message.find("cannot create"), std::string::npos);
+  EXPECT_EQ(in_missing_directory.error().kind, DiskError::kCreateFailed);
+  EXPECT_EQ(in_missing_directory.error().system_errno, ENOENT);
 
   auto directory = create_raw_image(m_directory.path(), kSectorSize, true);
   ASSERT_FALSE(directory);
-  EXPECT_NE(directory.error().message.find("directory"), std::string::npos)
-      << directory.error().message;
+  EXPECT_EQ(directory.error().kind, DiskError::kNotAnImage);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <mutex>
 #include <span>
+#include <system_error>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -25,7 +26,10 @@ class FakeKernelIrqchip final : public KernelIrqchip {
     return {};
   }
   Status add_irqfd(int event, std::uint32_t line) override {
-    if (refuse_irqfd) return Error{"KVM_IRQFD: refused by the test"};
+    if (refuse_irqfd) {
+      return Error{std::make_error_code(std::errc::operation_not_supported),
+                   "KVM_IRQFD: refused by the test"};
+    }
     irqfds.emplace_back(event, line);
     return {};
   }

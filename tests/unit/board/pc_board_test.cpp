@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <span>
 #include <string>
+#include <utility>
 
 #include "../../support/kvm_available.hpp"
 #include "vmlab/devices/memory_block_backend.hpp"
@@ -25,7 +27,27 @@ std::string case_name(const ::testing::TestParamInfo<BoardCase>& info) {
          kDisks[static_cast<int>(info.param.disk)];
 }
 
-class PcBoardLayout : public ::testing::TestWithParam<BoardCase> {};
+// A VM to build boards on; the test is skipped without /dev/kvm.
+class BoardOnAVm : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    VMLAB_REQUIRE_KVM();
+    auto kvm = Kvm::open();
+    ASSERT_TRUE(kvm.ok());
+    m_kvm.emplace(std::move(*kvm));
+    auto vm = m_kvm->create_vm();
+    ASSERT_TRUE(vm.ok()) << vm.error().message;
+    m_vm.emplace(std::move(*vm));
+  }
+
+  Vm& vm() { return *m_vm; }
+
+ private:
+  std::optional<Kvm> m_kvm;
+  std::optional<Vm> m_vm;
+};
+
+class PcBoardLayout : public BoardOnAVm, public ::testing::WithParamInterface<BoardCase> {};
 
 // The assignment of the board's that a device-table entry names, or nullptr.
 const pc::Assignment* assignment_for(const vmlab_device& device) {
@@ -39,16 +61,11 @@ const pc::Assignment* assignment_for(const vmlab_device& device) {
 }
 
 TEST_P(PcBoardLayout, DevicesSitWhereTheLayoutPutsThem) {
-  VMLAB_REQUIRE_KVM();
-  auto kvm = Kvm::open();
-  ASSERT_TRUE(kvm.ok());
-  auto vm = kvm->create_vm();
-  ASSERT_TRUE(vm.ok()) << vm.error().message;
   devices::MemoryBlockBackend disk(64);
   PcBoardConfig config;
   config.irqchip = GetParam().irqchip;
   config.disk = {GetParam().disk, &disk, false, false, 64 * MiB, true};
-  auto board = PcBoard::create(*vm, config);
+  auto board = PcBoard::create(vm(), config);
   ASSERT_TRUE(board.ok()) << board.error().message;
 
   const std::vector<vmlab_device> table = (*board)->device_table();
@@ -98,13 +115,10 @@ INSTANTIATE_TEST_SUITE_P(Boards, PcBoardLayout,
                                            BoardCase{IrqchipModel::Kernel, DiskModel::Virtio}),
                          case_name);
 
-TEST(PcBoard, DeviceTableIsThePcsInItsOrder) {
-  VMLAB_REQUIRE_KVM();
-  auto kvm = Kvm::open();
-  ASSERT_TRUE(kvm.ok());
-  auto vm = kvm->create_vm();
-  ASSERT_TRUE(vm.ok()) << vm.error().message;
-  auto board = PcBoard::create(*vm, PcBoardConfig{});
+using PcBoardTest = BoardOnAVm;
+
+TEST_F(PcBoardTest, DeviceTableIsThePcsInItsOrder) {
+  auto board = PcBoard::create(vm(), PcBoardConfig{});
   ASSERT_TRUE(board.ok()) << board.error().message;
   const std::vector<vmlab_device> table = (*board)->device_table();
   const std::vector<std::tuple<std::uint32_t, std::uint32_t, std::uint64_t, std::uint64_t>>
@@ -125,17 +139,21 @@ TEST(PcBoard, DeviceTableIsThePcsInItsOrder) {
   EXPECT_EQ((*board)->device_statistics().count("rtc.register_accesses"), 1u);
 }
 
-TEST(PcBoard, ADiskWithoutBackingIsRefused) {
-  VMLAB_REQUIRE_KVM();
-  auto kvm = Kvm::open();
-  ASSERT_TRUE(kvm.ok());
-  auto vm = kvm->create_vm();
-  ASSERT_TRUE(vm.ok()) << vm.error().message;
+TEST_F(PcBoardTest, ADiskWithoutBackingIsRefused) {
   PcBoardConfig config;
   config.disk.model = DiskModel::Ata;
-  auto board = PcBoard::create(*vm, config);
+  auto board = PcBoard::create(vm(), config);
   ASSERT_FALSE(board.ok());
-  EXPECT_NE(board.error().message.find("no backing store"), std::string::npos);
+  EXPECT_EQ(board.error().kind, BoardError::kBadConfig);
+}
+
+TEST_F(PcBoardTest, APassthroughDiskNeedsTheGuestRamSize) {
+  devices::MemoryBlockBackend disk(64);
+  PcBoardConfig config;
+  config.disk = {DiskModel::Passthrough, &disk, false, false, 0, true};
+  auto board = PcBoard::create(vm(), config);
+  ASSERT_FALSE(board.ok());
+  EXPECT_EQ(board.error().kind, BoardError::kBadConfig);
 }
 
 }  // namespace

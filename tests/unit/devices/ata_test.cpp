@@ -2,12 +2,14 @@
 // through the command and control block views, nothing else.
 #include <vmlab/devices/ata.hpp>
 #include <vmlab/devices/memory_block_backend.hpp>
+#include <vmlab/little_endian.hpp>
 
 #include <gtest/gtest.h>
 
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,42 +17,42 @@ namespace vmlab::devices {
 namespace {
 
 // Command block offsets (0x1F0 + n) and the control block's one port (0x3F6).
-constexpr std::uint64_t data_port = 0;
-constexpr std::uint64_t error_features_port = 1;
-constexpr std::uint64_t sector_count_port = 2;
-constexpr std::uint64_t lba_low_port = 3;
-constexpr std::uint64_t lba_mid_port = 4;
-constexpr std::uint64_t lba_high_port = 5;
-constexpr std::uint64_t device_port = 6;
-constexpr std::uint64_t status_command_port = 7;
+constexpr std::uint64_t kDataPort = 0;
+constexpr std::uint64_t kErrorFeaturesPort = 1;
+constexpr std::uint64_t kSectorCountPort = 2;
+constexpr std::uint64_t kLbaLowPort = 3;
+constexpr std::uint64_t kLbaMidPort = 4;
+constexpr std::uint64_t kLbaHighPort = 5;
+constexpr std::uint64_t kDevicePort = 6;
+constexpr std::uint64_t kStatusCommandPort = 7;
 
-constexpr std::uint8_t status_busy = 0x80;
-constexpr std::uint8_t status_ready = 0x40;
-constexpr std::uint8_t status_fault = 0x20;
-constexpr std::uint8_t status_data_request = 0x08;
-constexpr std::uint8_t status_error = 0x01;
+constexpr std::uint8_t kStatusBusy = 0x80;
+constexpr std::uint8_t kStatusReady = 0x40;
+constexpr std::uint8_t kStatusFault = 0x20;
+constexpr std::uint8_t kStatusDataRequest = 0x08;
+constexpr std::uint8_t kStatusError = 0x01;
 
-constexpr std::uint8_t error_aborted = 0x04;
-constexpr std::uint8_t error_id_not_found = 0x10;
-constexpr std::uint8_t error_uncorrectable = 0x40;
+constexpr std::uint8_t kErrorAborted = 0x04;
+constexpr std::uint8_t kErrorIdNotFound = 0x10;
+constexpr std::uint8_t kErrorUncorrectable = 0x40;
 
-constexpr std::uint8_t control_no_interrupt = 0x02;
-constexpr std::uint8_t control_reset = 0x04;
-constexpr std::uint8_t control_high_order = 0x80;
+constexpr std::uint8_t kControlNoInterrupt = 0x02;
+constexpr std::uint8_t kControlReset = 0x04;
+constexpr std::uint8_t kControlHighOrder = 0x80;
 
-constexpr std::uint8_t device_lba_master = 0xe0;  // obsolete bits 7 and 5 set, as drivers do
-constexpr std::uint8_t device_lba_slave = 0xf0;
+constexpr std::uint8_t kDeviceLbaMaster = 0xe0;  // obsolete bits 7 and 5 set, as drivers do
+constexpr std::uint8_t kDeviceLbaSlave = 0xf0;
 
-constexpr std::uint8_t read_sectors = 0x20;
-constexpr std::uint8_t read_sectors_ext = 0x24;
-constexpr std::uint8_t write_sectors = 0x30;
-constexpr std::uint8_t write_sectors_ext = 0x34;
-constexpr std::uint8_t flush_cache = 0xe7;
-constexpr std::uint8_t flush_cache_ext = 0xea;
-constexpr std::uint8_t identify_device = 0xec;
-constexpr std::uint8_t set_features = 0xef;
+constexpr std::uint8_t kReadSectors = 0x20;
+constexpr std::uint8_t kReadSectorsExt = 0x24;
+constexpr std::uint8_t kWriteSectors = 0x30;
+constexpr std::uint8_t kWriteSectorsExt = 0x34;
+constexpr std::uint8_t kFlushCache = 0xe7;
+constexpr std::uint8_t kFlushCacheExt = 0xea;
+constexpr std::uint8_t kIdentifyDevice = 0xec;
+constexpr std::uint8_t kSetFeatures = 0xef;
 
-constexpr std::size_t words_per_sector = kSectorSize / 2;
+constexpr std::size_t kWordsPerSector = kSectorSize / 2;
 
 // A disk far larger than memory: only written sectors are stored, the rest
 // read as a pattern derived from the sector number.
@@ -62,7 +64,7 @@ class SparseBackend final : public BlockBackend {
   std::string serial() const override { return "sparse"; }
   Status read(std::uint64_t offset, std::span<std::uint8_t> out) override {
     if (offset % kSectorSize != 0 || out.size() != kSectorSize || offset >= size_bytes()) {
-      return Error{"bad sparse read"};
+      return Error{DiskError::kOutOfRange, "bad sparse read"};
     }
     const std::uint64_t sector = offset / kSectorSize;
     auto found = m_written.find(sector);
@@ -74,7 +76,7 @@ class SparseBackend final : public BlockBackend {
   }
   Status write(std::uint64_t offset, std::span<const std::uint8_t> in) override {
     if (offset % kSectorSize != 0 || in.size() != kSectorSize || offset >= size_bytes()) {
-      return Error{"bad sparse write"};
+      return Error{DiskError::kOutOfRange, "bad sparse write"};
     }
     auto& sector = m_written[offset / kSectorSize];
     std::copy(in.begin(), in.end(), sector.begin());
@@ -93,11 +95,13 @@ class SparseBackend final : public BlockBackend {
 // What a guest driver does with the ports, one helper per instruction.
 class Guest {
  public:
-  explicit Guest(BlockBackend& backend)
-      : m_disk(backend, [this](bool level) {
-          if (level && !m_irq) ++m_rising_edges;
-          m_irq = level;
-        }) {}
+  explicit Guest(BlockBackend& backend) : m_disk(backend, irq_line()) {}
+  // With a disk of its own: `sectors` sectors in memory, backend().
+  explicit Guest(std::uint64_t sectors)
+      : m_own_backend(std::make_unique<MemoryBlockBackend>(sectors)),
+        m_disk(*m_own_backend, irq_line()) {}
+
+  MemoryBlockBackend& backend() { return *m_own_backend; }
 
   std::uint8_t in(std::uint64_t port) {
     std::uint8_t value = 0;
@@ -107,71 +111,82 @@ class Guest {
   void out(std::uint64_t port, std::uint8_t value) {
     m_disk.command_block().write(port, std::span(&value, 1));
   }
-  std::uint16_t inw() {
-    std::array<std::uint8_t, 2> bytes{};
-    m_disk.command_block().read(data_port, bytes);
-    return static_cast<std::uint16_t>(bytes[0] | bytes[1] << 8);
+  // Data port accesses of 2 and 4 bytes, little endian as x86 port I/O is.
+  std::uint16_t inw() { return static_cast<std::uint16_t>(read_data<2>()); }
+  std::uint32_t inl() { return static_cast<std::uint32_t>(read_data<4>()); }
+  void outw(std::uint16_t word) { write_data<2>(word); }
+  void outl(std::uint32_t value) { write_data<4>(value); }
+  template <std::size_t Width>
+  std::uint64_t read_data() {
+    std::array<std::uint8_t, Width> bytes{};
+    m_disk.command_block().read(kDataPort, bytes);
+    return load_little_endian(bytes);
   }
-  std::uint32_t inl() {
-    std::array<std::uint8_t, 4> bytes{};
-    m_disk.command_block().read(data_port, bytes);
-    std::uint32_t value = 0;
-    for (std::size_t index = 0; index < bytes.size(); ++index) {
-      value |= std::uint32_t{bytes[index]} << (8 * index);
+  template <std::size_t Width>
+  void write_data(std::uint64_t value) {
+    std::array<std::uint8_t, Width> bytes{};
+    store_little_endian(bytes, value);
+    m_disk.command_block().write(kDataPort, bytes);
+  }
+  std::uint8_t status() { return in(kStatusCommandPort); }
+  // The command ended with ERR in Status and `error` in the Error register.
+  ::testing::AssertionResult failed_with(std::uint8_t error) {
+    const std::uint8_t status_now = status();
+    const std::uint8_t error_now = in(kErrorFeaturesPort);
+    if (status_now == (kStatusReady | kStatusError) && error_now == error) {
+      return ::testing::AssertionSuccess();
     }
-    return value;
+    return ::testing::AssertionFailure() << "status " << int{status_now} << ", error "
+                                         << int{error_now} << ", not error " << int{error};
   }
-  void outw(std::uint16_t word) {
-    const std::array<std::uint8_t, 2> bytes{static_cast<std::uint8_t>(word),
-                                            static_cast<std::uint8_t>(word >> 8)};
-    m_disk.command_block().write(data_port, bytes);
-  }
-  void outl(std::uint32_t value) {
-    const std::array<std::uint8_t, 4> bytes{
-        static_cast<std::uint8_t>(value), static_cast<std::uint8_t>(value >> 8),
-        static_cast<std::uint8_t>(value >> 16), static_cast<std::uint8_t>(value >> 24)};
-    m_disk.command_block().write(data_port, bytes);
-  }
-  std::uint8_t status() { return in(status_command_port); }
   std::uint8_t alternate_status() {
     std::uint8_t value = 0;
     m_disk.control_block().read(0, std::span(&value, 1));
     return value;
   }
   void device_control(std::uint8_t value) { m_disk.control_block().write(0, std::span(&value, 1)); }
-  void command(std::uint8_t opcode) { out(status_command_port, opcode); }
+  void command(std::uint8_t opcode) { out(kStatusCommandPort, opcode); }
 
   void select_lba28(std::uint32_t lba, std::uint8_t count) {
-    out(sector_count_port, count);
-    out(lba_low_port, static_cast<std::uint8_t>(lba));
-    out(lba_mid_port, static_cast<std::uint8_t>(lba >> 8));
-    out(lba_high_port, static_cast<std::uint8_t>(lba >> 16));
-    out(device_port, static_cast<std::uint8_t>(device_lba_master | ((lba >> 24) & 0x0f)));
+    out(kSectorCountPort, count);
+    out(kLbaLowPort, static_cast<std::uint8_t>(lba));
+    out(kLbaMidPort, static_cast<std::uint8_t>(lba >> 8));
+    out(kLbaHighPort, static_cast<std::uint8_t>(lba >> 16));
+    out(kDevicePort, static_cast<std::uint8_t>(kDeviceLbaMaster | ((lba >> 24) & 0x0f)));
   }
   // High-order bytes first, as the 48-bit Address feature set requires.
   void select_lba48(std::uint64_t lba, std::uint16_t count) {
-    out(sector_count_port, static_cast<std::uint8_t>(count >> 8));
-    out(lba_low_port, static_cast<std::uint8_t>(lba >> 24));
-    out(lba_mid_port, static_cast<std::uint8_t>(lba >> 32));
-    out(lba_high_port, static_cast<std::uint8_t>(lba >> 40));
-    out(sector_count_port, static_cast<std::uint8_t>(count));
-    out(lba_low_port, static_cast<std::uint8_t>(lba));
-    out(lba_mid_port, static_cast<std::uint8_t>(lba >> 8));
-    out(lba_high_port, static_cast<std::uint8_t>(lba >> 16));
-    out(device_port, 0x40);
+    out(kSectorCountPort, static_cast<std::uint8_t>(count >> 8));
+    out(kLbaLowPort, static_cast<std::uint8_t>(lba >> 24));
+    out(kLbaMidPort, static_cast<std::uint8_t>(lba >> 32));
+    out(kLbaHighPort, static_cast<std::uint8_t>(lba >> 40));
+    out(kSectorCountPort, static_cast<std::uint8_t>(count));
+    out(kLbaLowPort, static_cast<std::uint8_t>(lba));
+    out(kLbaMidPort, static_cast<std::uint8_t>(lba >> 8));
+    out(kLbaHighPort, static_cast<std::uint8_t>(lba >> 16));
+    out(kDevicePort, 0x40);
+  }
+  // A command on `count` sectors from `lba`, with 28-bit or 48-bit addressing.
+  void issue_lba28(std::uint8_t opcode, std::uint32_t lba, std::uint8_t count) {
+    select_lba28(lba, count);
+    command(opcode);
+  }
+  void issue_lba48(std::uint8_t opcode, std::uint64_t lba, std::uint16_t count) {
+    select_lba48(lba, count);
+    command(opcode);
   }
   std::uint64_t lba48_registers() {
-    std::uint64_t lba = in(lba_low_port) | std::uint64_t{in(lba_mid_port)} << 8 |
-                        std::uint64_t{in(lba_high_port)} << 16;
-    device_control(control_high_order);
-    lba |= std::uint64_t{in(lba_low_port)} << 24 | std::uint64_t{in(lba_mid_port)} << 32 |
-           std::uint64_t{in(lba_high_port)} << 40;
+    std::uint64_t lba = in(kLbaLowPort) | std::uint64_t{in(kLbaMidPort)} << 8 |
+                        std::uint64_t{in(kLbaHighPort)} << 16;
+    device_control(kControlHighOrder);
+    lba |= std::uint64_t{in(kLbaLowPort)} << 24 | std::uint64_t{in(kLbaMidPort)} << 32 |
+           std::uint64_t{in(kLbaHighPort)} << 40;
     device_control(0);
     return lba;
   }
 
   std::vector<std::uint16_t> read_block() {
-    std::vector<std::uint16_t> words(words_per_sector);
+    std::vector<std::uint16_t> words(kWordsPerSector);
     for (auto& word : words)
       word = inw();
     return words;
@@ -184,12 +199,29 @@ class Guest {
     }
     return bytes;
   }
+  // Reads DRQ blocks for as long as the device offers one: how many it did.
+  int read_all_blocks() {
+    int blocks = 0;
+    while ((status() & kStatusDataRequest) != 0) {
+      read_block();
+      ++blocks;
+    }
+    return blocks;
+  }
   void write_sector(std::span<const std::uint8_t> bytes) {
     for (std::size_t index = 0; index < kSectorSize; index += 2) {
       outw(static_cast<std::uint16_t>(bytes[index] | bytes[index + 1] << 8));
     }
   }
 
+  IrqLine irq_line() {
+    return [this](bool level) {
+      if (level && !m_irq) ++m_rising_edges;
+      m_irq = level;
+    };
+  }
+
+  std::unique_ptr<MemoryBlockBackend> m_own_backend;  // declared before the disk it backs
   AtaDisk m_disk;
   bool m_irq = false;
   int m_rising_edges = 0;
@@ -218,21 +250,20 @@ std::string ata_string(const std::vector<std::uint16_t>& words, std::size_t firs
 }
 
 std::vector<std::uint16_t> identify(Guest& guest) {
-  guest.command(identify_device);
-  EXPECT_EQ(guest.status(), status_ready | status_data_request);
+  guest.command(kIdentifyDevice);
+  EXPECT_EQ(guest.status(), kStatusReady | kStatusDataRequest);
   return guest.read_block();
 }
 
 TEST(AtaTest, PowerOnLeavesTheResetSignature) {
-  MemoryBlockBackend backend(64);
-  Guest guest(backend);
-  EXPECT_EQ(guest.in(sector_count_port), 0x01);
-  EXPECT_EQ(guest.in(lba_low_port), 0x01);
-  EXPECT_EQ(guest.in(lba_mid_port), 0x00);
-  EXPECT_EQ(guest.in(lba_high_port), 0x00);
-  EXPECT_EQ(guest.in(device_port), 0x00);
-  EXPECT_EQ(guest.in(error_features_port), 0x01);  // diagnostic code: passed
-  EXPECT_EQ(guest.status(), status_ready);
+  Guest guest(64);
+  EXPECT_EQ(guest.in(kSectorCountPort), 0x01);
+  EXPECT_EQ(guest.in(kLbaLowPort), 0x01);
+  EXPECT_EQ(guest.in(kLbaMidPort), 0x00);
+  EXPECT_EQ(guest.in(kLbaHighPort), 0x00);
+  EXPECT_EQ(guest.in(kDevicePort), 0x00);
+  EXPECT_EQ(guest.in(kErrorFeaturesPort), 0x01);  // diagnostic code: passed
+  EXPECT_EQ(guest.status(), kStatusReady);
   EXPECT_FALSE(guest.m_irq);
   EXPECT_FALSE(guest.m_disk.irq_level());
 }
@@ -240,12 +271,12 @@ TEST(AtaTest, PowerOnLeavesTheResetSignature) {
 TEST(AtaTest, IdentifyDeviceDescribesTheDisk) {
   MemoryBlockBackend backend(1000, DiskAccess::ReadWrite, "SERIAL-0123");
   Guest guest(backend);
-  guest.command(identify_device);
+  guest.command(kIdentifyDevice);
   EXPECT_TRUE(guest.m_irq);  // PIO data-in: the block is announced by INTRQ
-  EXPECT_EQ(guest.status(), status_ready | status_data_request);
+  EXPECT_EQ(guest.status(), kStatusReady | kStatusDataRequest);
   EXPECT_FALSE(guest.m_irq);
   const std::vector<std::uint16_t> words = guest.read_block();
-  EXPECT_EQ(guest.status(), status_ready);  // DRQ drops after the one block
+  EXPECT_EQ(guest.status(), kStatusReady);  // DRQ drops after the one block
   EXPECT_EQ(guest.m_rising_edges, 1);       // and no interrupt follows it
 
   EXPECT_EQ(words[0] & 0x8000, 0);   // an ATA device
@@ -308,18 +339,17 @@ TEST(AtaTest, Lba28ReadDeliversOneInterruptAndDrqBlockPerSector) {
     std::copy(bytes.begin(), bytes.end(), backend.sector(sector).begin());
   }
   Guest guest(backend);
-  guest.select_lba28(5, 3);
-  guest.command(read_sectors);
+  guest.issue_lba28(kReadSectors, 5, 3);
   for (std::uint8_t sector = 5; sector < 8; ++sector) {
     ASSERT_TRUE(guest.m_irq) << "sector " << int{sector};
     // Alternate Status shows the same bits without acknowledging.
-    EXPECT_EQ(guest.alternate_status(), status_ready | status_data_request);
+    EXPECT_EQ(guest.alternate_status(), kStatusReady | kStatusDataRequest);
     EXPECT_TRUE(guest.m_irq);
-    EXPECT_EQ(guest.status(), status_ready | status_data_request);
+    EXPECT_EQ(guest.status(), kStatusReady | kStatusDataRequest);
     EXPECT_FALSE(guest.m_irq);
     EXPECT_EQ(guest.read_sector(), sector_pattern(sector));
   }
-  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(guest.status(), kStatusReady);
   EXPECT_FALSE(guest.m_irq);
   EXPECT_EQ(guest.m_rising_edges, 3);
   EXPECT_EQ(guest.m_disk.interrupts_raised(), 3u);
@@ -329,18 +359,16 @@ TEST(AtaTest, Lba28ReadDeliversOneInterruptAndDrqBlockPerSector) {
 }
 
 TEST(AtaTest, Lba28WriteStoresEachSectorAsItsBlockCompletes) {
-  MemoryBlockBackend backend(64);
-  Guest guest(backend);
-  guest.select_lba28(10, 2);
-  guest.command(write_sectors);
+  Guest guest(64);
+  guest.issue_lba28(kWriteSectors, 10, 2);
   // PIO data-out: DRQ for the first block without an interrupt.
   EXPECT_FALSE(guest.m_irq);
-  EXPECT_EQ(guest.alternate_status(), status_ready | status_data_request);
+  EXPECT_EQ(guest.alternate_status(), kStatusReady | kStatusDataRequest);
 
   guest.write_sector(sector_pattern(1));
-  EXPECT_EQ(as_vector(backend.sector(10)), sector_pattern(1));
+  EXPECT_EQ(as_vector(guest.backend().sector(10)), sector_pattern(1));
   EXPECT_TRUE(guest.m_irq);  // the next block is wanted
-  EXPECT_EQ(guest.status(), status_ready | status_data_request);
+  EXPECT_EQ(guest.status(), kStatusReady | kStatusDataRequest);
   EXPECT_FALSE(guest.m_irq);
 
   // Half of the second block does not reach the backend yet.
@@ -348,19 +376,18 @@ TEST(AtaTest, Lba28WriteStoresEachSectorAsItsBlockCompletes) {
   for (std::size_t index = 0; index < kSectorSize / 2; index += 2) {
     guest.outw(static_cast<std::uint16_t>(second[index] | second[index + 1] << 8));
   }
-  EXPECT_EQ(backend.writes(), 1u);
+  EXPECT_EQ(guest.backend().writes(), 1u);
   for (std::size_t index = kSectorSize / 2; index < kSectorSize; index += 2) {
     guest.outw(static_cast<std::uint16_t>(second[index] | second[index + 1] << 8));
   }
-  EXPECT_EQ(as_vector(backend.sector(11)), second);
+  EXPECT_EQ(as_vector(guest.backend().sector(11)), second);
   EXPECT_TRUE(guest.m_irq);  // command completion
-  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(guest.status(), kStatusReady);
   EXPECT_EQ(guest.m_rising_edges, 2);
   EXPECT_EQ(guest.m_disk.sectors_written(), 2u);
 
   // And back through the disk.
-  guest.select_lba28(10, 2);
-  guest.command(read_sectors);
+  guest.issue_lba28(kReadSectors, 10, 2);
   EXPECT_EQ(guest.read_sector(), sector_pattern(1));
   EXPECT_EQ(guest.read_sector(), second);
 }
@@ -369,10 +396,9 @@ TEST(AtaTest, Lba28UsesTheDeviceRegisterForBits27To24) {
   SparseBackend backend(std::uint64_t{1} << 28);
   Guest guest(backend);
   const std::uint32_t lba = 0x0abc'def1;
-  guest.select_lba28(lba, 1);
-  guest.command(write_sectors);
+  guest.issue_lba28(kWriteSectors, lba, 1);
   guest.write_sector(sector_pattern(9));
-  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(guest.status(), kStatusReady);
   ASSERT_EQ(backend.written().size(), 1u);
   EXPECT_EQ(backend.written().begin()->first, lba);
 }
@@ -381,139 +407,113 @@ TEST(AtaTest, Lba48RoundTripsAboveTheLba28Limit) {
   SparseBackend backend(std::uint64_t{1} << 40);
   Guest guest(backend);
   const std::uint64_t lba = 0x12'3456'789a;
-  guest.select_lba48(lba, 2);
-  guest.command(write_sectors_ext);
+  guest.issue_lba48(kWriteSectorsExt, lba, 2);
   guest.write_sector(sector_pattern(3));
   guest.write_sector(sector_pattern(4));
-  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(guest.status(), kStatusReady);
   ASSERT_EQ(backend.written().size(), 2u);
   EXPECT_EQ(backend.written().begin()->first, lba);
   EXPECT_EQ(backend.written().rbegin()->first, lba + 1);
 
-  guest.select_lba48(lba, 2);
-  guest.command(read_sectors_ext);
+  guest.issue_lba48(kReadSectorsExt, lba, 2);
   EXPECT_EQ(guest.read_sector(), sector_pattern(3));
   EXPECT_EQ(guest.read_sector(), sector_pattern(4));
-  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(guest.status(), kStatusReady);
   EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::WriteSectorsExt), 1u);
   EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::ReadSectorsExt), 1u);
 }
 
 TEST(AtaTest, Lba48SectorCountUsesBothBytes) {
-  MemoryBlockBackend backend(600);
-  Guest guest(backend);
+  Guest guest(600);
   // 0x0102 = 258 sectors: one more than an 8-bit count could say.
-  guest.select_lba48(0, 0x0102);
-  guest.command(read_sectors_ext);
-  int blocks = 0;
-  while ((guest.status() & status_data_request) != 0) {
-    guest.read_block();
-    ++blocks;
-  }
-  EXPECT_EQ(blocks, 258);
+  guest.issue_lba48(kReadSectorsExt, 0, 0x0102);
+  EXPECT_EQ(guest.read_all_blocks(), 258);
   EXPECT_EQ(guest.m_rising_edges, 258);
 }
 
 TEST(AtaTest, SectorCountZeroMeans256ForLba28) {
-  MemoryBlockBackend backend(300);
-  Guest guest(backend);
-  guest.select_lba28(0, 0);
-  guest.command(read_sectors);
-  int blocks = 0;
-  while ((guest.status() & status_data_request) != 0) {
-    guest.read_block();
-    ++blocks;
-  }
-  EXPECT_EQ(blocks, 256);
+  Guest guest(300);
+  guest.issue_lba28(kReadSectors, 0, 0);
+  EXPECT_EQ(guest.read_all_blocks(), 256);
   EXPECT_EQ(guest.m_disk.sectors_read(), 256u);
 }
 
 TEST(AtaTest, SectorCountZeroMeans65536ForLba48) {
   // Checked by the range it asks for: 65536 sectors fit from 0 but not from 1.
-  MemoryBlockBackend backend(65536);
-  Guest guest(backend);
-  guest.select_lba48(1, 0);
-  guest.command(read_sectors_ext);
-  EXPECT_EQ(guest.status(), status_ready | status_error);
-  EXPECT_EQ(guest.in(error_features_port), error_id_not_found);
+  Guest guest(65536);
+  guest.issue_lba48(kReadSectorsExt, 1, 0);
+  EXPECT_TRUE(guest.failed_with(kErrorIdNotFound));
 
-  guest.select_lba48(0, 0);
-  guest.command(read_sectors_ext);
-  EXPECT_EQ(guest.status(), status_ready | status_data_request);
+  guest.issue_lba48(kReadSectorsExt, 0, 0);
+  EXPECT_EQ(guest.status(), kStatusReady | kStatusDataRequest);
 }
 
 TEST(AtaTest, HobSelectsThePreviousRegisterContents) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
+  Guest guest(8);
   guest.select_lba48(0x0605'0403'0201, 0x0807);
-  EXPECT_EQ(guest.in(sector_count_port), 0x07);
-  EXPECT_EQ(guest.in(lba_low_port), 0x01);
-  EXPECT_EQ(guest.in(lba_high_port), 0x03);
-  guest.device_control(control_high_order);
-  EXPECT_EQ(guest.in(sector_count_port), 0x08);
-  EXPECT_EQ(guest.in(lba_low_port), 0x04);
-  EXPECT_EQ(guest.in(lba_mid_port), 0x05);
-  EXPECT_EQ(guest.in(lba_high_port), 0x06);
+  EXPECT_EQ(guest.in(kSectorCountPort), 0x07);
+  EXPECT_EQ(guest.in(kLbaLowPort), 0x01);
+  EXPECT_EQ(guest.in(kLbaHighPort), 0x03);
+  guest.device_control(kControlHighOrder);
+  EXPECT_EQ(guest.in(kSectorCountPort), 0x08);
+  EXPECT_EQ(guest.in(kLbaLowPort), 0x04);
+  EXPECT_EQ(guest.in(kLbaMidPort), 0x05);
+  EXPECT_EQ(guest.in(kLbaHighPort), 0x06);
   // Any command block write clears HOB.
-  guest.out(error_features_port, 0);
-  EXPECT_EQ(guest.in(lba_low_port), 0x01);
+  guest.out(kErrorFeaturesPort, 0);
+  EXPECT_EQ(guest.in(kLbaLowPort), 0x01);
 }
 
 TEST(AtaTest, StatusReadAcknowledgesTheInterruptAndAlternateStatusDoesNot) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
-  guest.command(flush_cache);
+  Guest guest(8);
+  guest.command(kFlushCache);
   EXPECT_TRUE(guest.m_irq);
   for (int repeat = 0; repeat < 3; ++repeat)
-    EXPECT_EQ(guest.alternate_status(), status_ready);
+    EXPECT_EQ(guest.alternate_status(), kStatusReady);
   EXPECT_TRUE(guest.m_irq);
-  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(guest.status(), kStatusReady);
   EXPECT_FALSE(guest.m_irq);
   EXPECT_EQ(guest.m_rising_edges, 1);
 }
 
 TEST(AtaTest, ACommandWithAnInterruptPendingStillMakesANewEdge) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
-  guest.command(flush_cache);
-  guest.command(flush_cache);  // the driver never read Status in between
+  Guest guest(8);
+  guest.command(kFlushCache);
+  guest.command(kFlushCache);  // the driver never read Status in between
   EXPECT_TRUE(guest.m_irq);
   EXPECT_EQ(guest.m_rising_edges, 2);
 }
 
 TEST(AtaTest, NienKeepsTheLineLowButNotThePendingInterrupt) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
-  guest.device_control(control_no_interrupt);
-  guest.select_lba28(0, 2);
-  guest.command(read_sectors);
+  Guest guest(8);
+  guest.device_control(kControlNoInterrupt);
+  guest.issue_lba28(kReadSectors, 0, 2);
   EXPECT_FALSE(guest.m_irq);
-  EXPECT_EQ(guest.alternate_status(), status_ready | status_data_request);  // polled
+  EXPECT_EQ(guest.alternate_status(), kStatusReady | kStatusDataRequest);  // polled
   guest.read_block();
   guest.read_block();
-  EXPECT_EQ(guest.alternate_status(), status_ready);
+  EXPECT_EQ(guest.alternate_status(), kStatusReady);
   EXPECT_EQ(guest.m_rising_edges, 0);
   EXPECT_EQ(guest.m_disk.interrupts_raised(), 0u);
 
   // An interrupt raised under nIEN stays pending and shows when it clears.
-  guest.command(flush_cache);
+  guest.command(kFlushCache);
   EXPECT_FALSE(guest.m_irq);
   guest.device_control(0);
   EXPECT_TRUE(guest.m_irq);
-  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(guest.status(), kStatusReady);
   EXPECT_FALSE(guest.m_irq);
 }
 
 TEST(AtaTest, FlushCacheReachesTheBackend) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
-  guest.command(flush_cache);
-  EXPECT_EQ(backend.flushes(), 1u);
-  EXPECT_EQ(guest.status(), status_ready);
-  guest.out(device_port, 0x40);
-  guest.command(flush_cache_ext);
-  EXPECT_EQ(backend.flushes(), 2u);
-  EXPECT_EQ(guest.status(), status_ready);
+  Guest guest(8);
+  guest.command(kFlushCache);
+  EXPECT_EQ(guest.backend().flushes(), 1u);
+  EXPECT_EQ(guest.status(), kStatusReady);
+  guest.out(kDevicePort, 0x40);
+  guest.command(kFlushCacheExt);
+  EXPECT_EQ(guest.backend().flushes(), 2u);
+  EXPECT_EQ(guest.status(), kStatusReady);
   EXPECT_EQ(guest.m_rising_edges, 2);
   EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::FlushCache), 1u);
   EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::FlushCacheExt), 1u);
@@ -523,49 +523,46 @@ TEST(AtaTest, FailedFlushIsAWriteFault) {
   MemoryBlockBackend backend(8);
   backend.fail_flushes(true);
   Guest guest(backend);
-  guest.command(flush_cache);
+  guest.command(kFlushCache);
   EXPECT_TRUE(guest.m_irq);
-  EXPECT_EQ(guest.status(), status_ready | status_fault | status_error);
-  EXPECT_EQ(guest.in(error_features_port), error_aborted);
+  EXPECT_EQ(guest.status(), kStatusReady | kStatusFault | kStatusError);
+  EXPECT_EQ(guest.in(kErrorFeaturesPort), kErrorAborted);
   EXPECT_EQ(guest.m_disk.commands_failed(), 1u);
 }
 
 TEST(AtaTest, SetFeaturesIsAcceptedAndChangesNothing) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
-  guest.out(error_features_port, 0x03);  // set transfer mode
-  guest.out(sector_count_port, 0x0c);    // PIO mode 4
-  guest.command(set_features);
+  Guest guest(8);
+  guest.out(kErrorFeaturesPort, 0x03);  // set transfer mode
+  guest.out(kSectorCountPort, 0x0c);    // PIO mode 4
+  guest.command(kSetFeatures);
   EXPECT_TRUE(guest.m_irq);
-  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(guest.status(), kStatusReady);
   EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::SetFeatures), 1u);
 }
 
 TEST(AtaTest, SoftwareResetAbandonsTheCommandAndRestoresTheSignature) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
-  guest.select_lba28(1, 2);
-  guest.command(read_sectors);
+  Guest guest(8);
+  guest.issue_lba28(kReadSectors, 1, 2);
   ASSERT_TRUE(guest.m_irq);
   guest.inw();
 
-  guest.device_control(control_reset);
+  guest.device_control(kControlReset);
   EXPECT_FALSE(guest.m_irq);  // reset clears the pending interrupt
-  EXPECT_EQ(guest.alternate_status(), status_busy);
-  EXPECT_EQ(guest.status(), status_busy);
-  guest.out(lba_low_port, 0x55);  // ignored while BSY
-  guest.command(identify_device);
+  EXPECT_EQ(guest.alternate_status(), kStatusBusy);
+  EXPECT_EQ(guest.status(), kStatusBusy);
+  guest.out(kLbaLowPort, 0x55);  // ignored while BSY
+  guest.command(kIdentifyDevice);
   EXPECT_EQ(guest.inw(), 0xffff);
 
   guest.device_control(0);
   EXPECT_FALSE(guest.m_irq);  // the software reset protocol raises no interrupt
-  EXPECT_EQ(guest.status(), status_ready);
-  EXPECT_EQ(guest.in(error_features_port), 0x01);
-  EXPECT_EQ(guest.in(sector_count_port), 0x01);
-  EXPECT_EQ(guest.in(lba_low_port), 0x01);
-  EXPECT_EQ(guest.in(lba_mid_port), 0x00);
-  EXPECT_EQ(guest.in(lba_high_port), 0x00);
-  EXPECT_EQ(guest.in(device_port), 0x00);
+  EXPECT_EQ(guest.status(), kStatusReady);
+  EXPECT_EQ(guest.in(kErrorFeaturesPort), 0x01);
+  EXPECT_EQ(guest.in(kSectorCountPort), 0x01);
+  EXPECT_EQ(guest.in(kLbaLowPort), 0x01);
+  EXPECT_EQ(guest.in(kLbaMidPort), 0x00);
+  EXPECT_EQ(guest.in(kLbaHighPort), 0x00);
+  EXPECT_EQ(guest.in(kDevicePort), 0x00);
   EXPECT_EQ(guest.inw(), 0xffff);  // nothing left of the read
   EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::IdentifyDevice), 0u);
 
@@ -575,85 +572,73 @@ TEST(AtaTest, SoftwareResetAbandonsTheCommandAndRestoresTheSignature) {
 }
 
 TEST(AtaTest, DeviceOneIsAbsent) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
-  guest.out(device_port, device_lba_slave);
+  Guest guest(8);
+  guest.out(kDevicePort, kDeviceLbaSlave);
   EXPECT_EQ(guest.status(), 0x00);
   EXPECT_EQ(guest.alternate_status(), 0x00);
   // Device 0 answers for it in the other registers.
-  guest.out(sector_count_port, 0x55);
-  EXPECT_EQ(guest.in(sector_count_port), 0x55);
-  EXPECT_EQ(guest.in(device_port), device_lba_slave);
+  guest.out(kSectorCountPort, 0x55);
+  EXPECT_EQ(guest.in(kSectorCountPort), 0x55);
+  EXPECT_EQ(guest.in(kDevicePort), kDeviceLbaSlave);
 
-  guest.command(identify_device);
-  guest.command(write_sectors);
+  guest.command(kIdentifyDevice);
+  guest.command(kWriteSectors);
   EXPECT_FALSE(guest.m_irq);
   EXPECT_EQ(guest.inw(), 0xffff);
   guest.outw(0x1234);
   EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::IdentifyDevice), 0u);
   EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::WriteSectors), 0u);
 
-  guest.out(device_port, device_lba_master);
-  EXPECT_EQ(guest.status(), status_ready);  // no DRQ: nothing was started
-  EXPECT_EQ(backend.writes(), 0u);
+  guest.out(kDevicePort, kDeviceLbaMaster);
+  EXPECT_EQ(guest.status(), kStatusReady);  // no DRQ: nothing was started
+  EXPECT_EQ(guest.backend().writes(), 0u);
 }
 
 TEST(AtaTest, DeselectingDeviceZeroReleasesInterruptLine) {
-  MemoryBlockBackend backend(8);
-  Guest guest(backend);
-  guest.command(flush_cache);
+  Guest guest(8);
+  guest.command(kFlushCache);
   EXPECT_TRUE(guest.m_irq);
-  guest.out(device_port, device_lba_slave);
+  guest.out(kDevicePort, kDeviceLbaSlave);
   EXPECT_FALSE(guest.m_irq);
-  guest.out(device_port, device_lba_master);
+  guest.out(kDevicePort, kDeviceLbaMaster);
   EXPECT_TRUE(guest.m_irq);  // still pending: Status of device 1 acknowledged nothing
 }
 
 TEST(AtaTest, ReadPastTheEndIsIdNotFoundAndTransfersNothing) {
-  MemoryBlockBackend backend(100);
-  Guest guest(backend);
+  Guest guest(100);
   for (const auto& [lba, count] :
        {std::pair<std::uint32_t, std::uint8_t>{99, 2}, {100, 1}, {0x0fff'ffff, 1}, {0, 0}}) {
-    guest.select_lba28(lba, count);
-    guest.command(read_sectors);
+    guest.issue_lba28(kReadSectors, lba, count);
     EXPECT_TRUE(guest.m_irq);
-    EXPECT_EQ(guest.status(), status_ready | status_error) << lba;
-    EXPECT_EQ(guest.in(error_features_port), error_id_not_found) << lba;
+    EXPECT_TRUE(guest.failed_with(kErrorIdNotFound)) << lba;
     EXPECT_EQ(guest.inw(), 0xffff);
   }
   // The LBA registers name the first sector that is not there.
-  guest.select_lba28(99, 2);
-  guest.command(read_sectors);
-  EXPECT_EQ(guest.in(lba_low_port), 100);
-  EXPECT_EQ(backend.reads(), 0u);
+  guest.issue_lba28(kReadSectors, 99, 2);
+  EXPECT_EQ(guest.in(kLbaLowPort), 100);
+  EXPECT_EQ(guest.backend().reads(), 0u);
   EXPECT_EQ(guest.m_disk.sectors_read(), 0u);
   EXPECT_EQ(guest.m_disk.commands_failed(), 5u);
 }
 
 TEST(AtaTest, WritePastTheEndLeavesTheBackendUnchanged) {
-  MemoryBlockBackend backend(100);
-  Guest guest(backend);
-  guest.select_lba28(98, 3);
-  guest.command(write_sectors);
-  EXPECT_EQ(guest.status(), status_ready | status_error);
-  EXPECT_EQ(guest.in(error_features_port), error_id_not_found);
+  Guest guest(100);
+  guest.issue_lba28(kWriteSectors, 98, 3);
+  EXPECT_TRUE(guest.failed_with(kErrorIdNotFound));
   guest.write_sector(sector_pattern(1));  // a driver that ignores the error
   guest.write_sector(sector_pattern(2));
 
-  guest.select_lba48(100, 1);
-  guest.command(write_sectors_ext);
-  EXPECT_EQ(guest.status(), status_ready | status_error);
-  EXPECT_EQ(guest.in(error_features_port), error_id_not_found);
+  guest.issue_lba48(kWriteSectorsExt, 100, 1);
+  EXPECT_TRUE(guest.failed_with(kErrorIdNotFound));
   EXPECT_EQ(guest.lba48_registers(), 100u);
   guest.write_sector(sector_pattern(3));
 
-  guest.select_lba48(std::uint64_t{1} << 47, 1);
-  guest.command(write_sectors_ext);
-  EXPECT_EQ(guest.in(error_features_port), error_id_not_found);
+  guest.issue_lba48(kWriteSectorsExt, std::uint64_t{1} << 47, 1);
+  EXPECT_EQ(guest.in(kErrorFeaturesPort), kErrorIdNotFound);
   EXPECT_EQ(guest.lba48_registers(), std::uint64_t{1} << 47);
 
-  EXPECT_EQ(backend.writes(), 0u);
-  for (const std::uint8_t byte : backend.contents())
+  EXPECT_EQ(guest.backend().writes(), 0u);
+  for (const std::uint8_t byte : guest.backend().contents())
     ASSERT_EQ(byte, 0);
   EXPECT_GT(guest.m_disk.stray_data_accesses(), 0u);
 }
@@ -662,19 +647,16 @@ TEST(AtaTest, WriteToAReadOnlyDiskIsAbortedAndChangesNothing) {
   MemoryBlockBackend backend(16, DiskAccess::ReadOnly);
   backend.sector(2)[0] = 0x77;
   Guest guest(backend);
-  guest.select_lba28(2, 1);
-  guest.command(write_sectors);
+  guest.issue_lba28(kWriteSectors, 2, 1);
   EXPECT_TRUE(guest.m_irq);
-  EXPECT_EQ(guest.status(), status_ready | status_error);
-  EXPECT_EQ(guest.in(error_features_port), error_aborted);
+  EXPECT_TRUE(guest.failed_with(kErrorAborted));
   guest.write_sector(sector_pattern(5));
   EXPECT_EQ(backend.sector(2)[0], 0x77);
   EXPECT_EQ(backend.writes(), 0u);
 
   // Reading still works.
-  guest.select_lba28(2, 1);
-  guest.command(read_sectors);
-  EXPECT_EQ(guest.status(), status_ready | status_data_request);
+  guest.issue_lba28(kReadSectors, 2, 1);
+  EXPECT_EQ(guest.status(), kStatusReady | kStatusDataRequest);
   EXPECT_EQ(guest.inw() & 0xff, 0x77);
 }
 
@@ -682,34 +664,29 @@ TEST(AtaTest, BackendReadFailureIsUncorrectableAtTheFailingSector) {
   MemoryBlockBackend backend(16);
   backend.fail_sector(6);
   Guest guest(backend);
-  guest.select_lba28(5, 3);
-  guest.command(read_sectors);
-  EXPECT_EQ(guest.status(), status_ready | status_data_request);
+  guest.issue_lba28(kReadSectors, 5, 3);
+  EXPECT_EQ(guest.status(), kStatusReady | kStatusDataRequest);
   guest.read_block();  // sector 5 is fine; loading 6 fails
   EXPECT_TRUE(guest.m_irq);
-  EXPECT_EQ(guest.status(), status_ready | status_error);
-  EXPECT_EQ(guest.in(error_features_port), error_uncorrectable);
-  EXPECT_EQ(guest.in(lba_low_port), 6);
+  EXPECT_TRUE(guest.failed_with(kErrorUncorrectable));
+  EXPECT_EQ(guest.in(kLbaLowPort), 6);
   EXPECT_EQ(guest.inw(), 0xffff);
   EXPECT_EQ(guest.m_disk.sectors_read(), 1u);
 
   // Failing on the first sector reports it before any DRQ.
-  guest.select_lba28(6, 1);
-  guest.command(read_sectors);
-  EXPECT_EQ(guest.status(), status_ready | status_error);
-  EXPECT_EQ(guest.in(error_features_port), error_uncorrectable);
+  guest.issue_lba28(kReadSectors, 6, 1);
+  EXPECT_TRUE(guest.failed_with(kErrorUncorrectable));
 }
 
 TEST(AtaTest, BackendWriteFailureIsAWriteFault) {
   MemoryBlockBackend backend(16);
   backend.fail_writes(true);
   Guest guest(backend);
-  guest.select_lba48(3, 2);
-  guest.command(write_sectors_ext);
+  guest.issue_lba48(kWriteSectorsExt, 3, 2);
   guest.write_sector(sector_pattern(1));
   EXPECT_TRUE(guest.m_irq);
-  EXPECT_EQ(guest.status(), status_ready | status_fault | status_error);
-  EXPECT_EQ(guest.in(error_features_port), error_aborted);
+  EXPECT_EQ(guest.status(), kStatusReady | kStatusFault | kStatusError);
+  EXPECT_EQ(guest.in(kErrorFeaturesPort), kErrorAborted);
   EXPECT_EQ(guest.lba48_registers(), 3u);
   guest.write_sector(sector_pattern(2));  // dropped: the command is over
   EXPECT_EQ(guest.m_disk.sectors_written(), 0u);
@@ -718,54 +695,48 @@ TEST(AtaTest, BackendWriteFailureIsAWriteFault) {
 }
 
 TEST(AtaTest, UnknownCommandsAreAborted) {
-  MemoryBlockBackend backend(16);
-  Guest guest(backend);
+  Guest guest(16);
   // NOP, READ DMA, WRITE DMA, SET MULTIPLE MODE, READ MULTIPLE, PACKET, and
   // garbage.
   const std::array<std::uint8_t, 7> opcodes{0x00, 0xc8, 0xca, 0xc6, 0xc4, 0xa0, 0xff};
   for (const std::uint8_t opcode : opcodes) {
     guest.command(opcode);
     EXPECT_TRUE(guest.m_irq) << int{opcode};
-    EXPECT_EQ(guest.status(), status_ready | status_error) << int{opcode};
-    EXPECT_EQ(guest.in(error_features_port), error_aborted) << int{opcode};
+    EXPECT_TRUE(guest.failed_with(kErrorAborted)) << int{opcode};
   }
   EXPECT_EQ(guest.m_disk.commands(AtaCommandKind::Unsupported), opcodes.size());
   // The next good command clears the error.
-  guest.command(flush_cache);
-  EXPECT_EQ(guest.status(), status_ready);
-  EXPECT_EQ(guest.in(error_features_port), 0x00);
+  guest.command(kFlushCache);
+  EXPECT_EQ(guest.status(), kStatusReady);
+  EXPECT_EQ(guest.in(kErrorFeaturesPort), 0x00);
 }
 
 TEST(AtaTest, ChsAddressingIsAborted) {
-  MemoryBlockBackend backend(16);
-  Guest guest(backend);
-  guest.out(sector_count_port, 1);
-  guest.out(lba_low_port, 1);  // sector 1
-  guest.out(device_port, 0xa0);
-  guest.command(read_sectors);
-  EXPECT_EQ(guest.status(), status_ready | status_error);
-  EXPECT_EQ(guest.in(error_features_port), error_aborted);
-  EXPECT_EQ(backend.reads(), 0u);
+  Guest guest(16);
+  guest.out(kSectorCountPort, 1);
+  guest.out(kLbaLowPort, 1);  // sector 1
+  guest.out(kDevicePort, 0xa0);
+  guest.command(kReadSectors);
+  EXPECT_TRUE(guest.failed_with(kErrorAborted));
+  EXPECT_EQ(guest.backend().reads(), 0u);
 }
 
 TEST(AtaTest, DataPortWithNoCommandReadsAllOnesAndDropsWrites) {
-  MemoryBlockBackend backend(16);
-  Guest guest(backend);
+  Guest guest(16);
   EXPECT_EQ(guest.inw(), 0xffff);
   EXPECT_EQ(guest.inl(), 0xffffffffu);
-  EXPECT_EQ(guest.in(data_port), 0xff);
+  EXPECT_EQ(guest.in(kDataPort), 0xff);
   guest.outw(0x1234);
   guest.outl(0xdeadbeef);
-  guest.out(data_port, 0x12);
-  EXPECT_EQ(guest.status(), status_ready);
+  guest.out(kDataPort, 0x12);
+  EXPECT_EQ(guest.status(), kStatusReady);
   EXPECT_FALSE(guest.m_irq);
-  EXPECT_EQ(backend.writes(), 0u);
+  EXPECT_EQ(guest.backend().writes(), 0u);
   EXPECT_EQ(guest.m_disk.stray_data_accesses(), 6u);
 
   // After a completed read the buffer is not readable again.
-  backend.sector(0)[0] = 0x42;
-  guest.select_lba28(0, 1);
-  guest.command(read_sectors);
+  guest.backend().sector(0)[0] = 0x42;
+  guest.issue_lba28(kReadSectors, 0, 1);
   guest.read_block();
   EXPECT_EQ(guest.inw(), 0xffff);
 }
@@ -775,60 +746,51 @@ TEST(AtaTest, ByteAccessToDataMovesNothing) {
   backend.sector(0)[0] = 0x11;
   backend.sector(0)[1] = 0x22;
   Guest guest(backend);
-  guest.select_lba28(0, 1);
-  guest.command(read_sectors);
-  EXPECT_EQ(guest.in(data_port), 0xff);
+  guest.issue_lba28(kReadSectors, 0, 1);
+  EXPECT_EQ(guest.in(kDataPort), 0xff);
   EXPECT_EQ(guest.inw(), 0x2211);  // the first word is still the next one
 }
 
 TEST(AtaTest, ThirtyTwoBitDataAccessesMoveTwoWordsLowFirst) {
-  MemoryBlockBackend backend(16);
-  Guest guest(backend);
-  guest.select_lba28(4, 1);
-  guest.command(write_sectors);
-  for (std::uint32_t index = 0; index < words_per_sector / 2; ++index) {
+  Guest guest(16);
+  guest.issue_lba28(kWriteSectors, 4, 1);
+  for (std::uint32_t index = 0; index < kWordsPerSector / 2; ++index) {
     guest.outl(0x0101'0101u * index + 0x0403'0201u);
   }
-  EXPECT_EQ(guest.status(), status_ready);
-  EXPECT_EQ(backend.sector(4)[0], 0x01);
-  EXPECT_EQ(backend.sector(4)[3], 0x04);
-  EXPECT_EQ(backend.sector(4)[4], 0x02);
+  EXPECT_EQ(guest.status(), kStatusReady);
+  EXPECT_EQ(guest.backend().sector(4)[0], 0x01);
+  EXPECT_EQ(guest.backend().sector(4)[3], 0x04);
+  EXPECT_EQ(guest.backend().sector(4)[4], 0x02);
 
-  guest.select_lba28(4, 1);
-  guest.command(read_sectors);
-  for (std::uint32_t index = 0; index < words_per_sector / 2; ++index) {
+  guest.issue_lba28(kReadSectors, 4, 1);
+  for (std::uint32_t index = 0; index < kWordsPerSector / 2; ++index) {
     ASSERT_EQ(guest.inl(), 0x0101'0101u * index + 0x0403'0201u);
   }
-  EXPECT_EQ(guest.status(), status_ready);
+  EXPECT_EQ(guest.status(), kStatusReady);
 }
 
 TEST(AtaTest, ACommandDuringATransferAbandonsIt) {
-  MemoryBlockBackend backend(16);
-  Guest guest(backend);
-  guest.select_lba28(1, 2);
-  guest.command(write_sectors);
+  Guest guest(16);
+  guest.issue_lba28(kWriteSectors, 1, 2);
   for (int index = 0; index < 100; ++index)
     guest.outw(0xabcd);
   // The driver gives up and asks for IDENTIFY instead.
   const auto words = identify(guest);
   EXPECT_EQ(words[255] & 0xff, 0xa5);
-  EXPECT_EQ(guest.status(), status_ready);
-  EXPECT_EQ(backend.writes(), 0u);
+  EXPECT_EQ(guest.status(), kStatusReady);
+  EXPECT_EQ(guest.backend().writes(), 0u);
 
-  backend.sector(3)[0] = 0x33;
-  guest.select_lba28(2, 2);
-  guest.command(read_sectors);
+  guest.backend().sector(3)[0] = 0x33;
+  guest.issue_lba28(kReadSectors, 2, 2);
   guest.inw();
-  guest.select_lba28(3, 1);
-  guest.command(read_sectors);
+  guest.issue_lba28(kReadSectors, 3, 1);
   EXPECT_EQ(guest.inw() & 0xff, 0x33);  // the new command's data, from its start
 }
 
 TEST(AtaTest, CountsRegisterAccesses) {
-  MemoryBlockBackend backend(16);
-  Guest guest(backend);
+  Guest guest(16);
   guest.select_lba28(0, 1);  // 5 writes
-  guest.command(read_sectors);
+  guest.command(kReadSectors);
   guest.status();
   guest.read_block();  // 256 reads
   guest.alternate_status();
@@ -844,20 +806,19 @@ TEST(AtaTest, CommandKindsHaveNames) {
 }
 
 TEST(AtaTest, WideAccessesToTaskFileRegistersReachConsecutivePorts) {
-  MemoryBlockBackend backend(16);
-  Guest guest(backend);
+  Guest guest(16);
   const std::array<std::uint8_t, 4> bytes{0x11, 0x22, 0x33, 0x44};
-  guest.m_disk.command_block().write(lba_low_port, std::span(bytes).first(3));
-  EXPECT_EQ(guest.in(lba_low_port), 0x11);
-  EXPECT_EQ(guest.in(lba_mid_port), 0x22);
-  EXPECT_EQ(guest.in(lba_high_port), 0x33);
+  guest.m_disk.command_block().write(kLbaLowPort, std::span(bytes).first(3));
+  EXPECT_EQ(guest.in(kLbaLowPort), 0x11);
+  EXPECT_EQ(guest.in(kLbaMidPort), 0x22);
+  EXPECT_EQ(guest.in(kLbaHighPort), 0x33);
   std::array<std::uint8_t, 4> back{};
-  guest.m_disk.command_block().read(lba_low_port, back);
+  guest.m_disk.command_block().read(kLbaLowPort, back);
   EXPECT_EQ(back, (std::array<std::uint8_t, 4>{0x11, 0x22, 0x33, 0x00}));
   // The control block is one port: the byte after it is not the disk's.
   std::array<std::uint8_t, 2> control{};
   guest.m_disk.control_block().read(0, control);
-  EXPECT_EQ(control[0], status_ready);
+  EXPECT_EQ(control[0], kStatusReady);
   EXPECT_EQ(control[1], 0x00);
 }
 

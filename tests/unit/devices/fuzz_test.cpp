@@ -28,7 +28,7 @@
 namespace vmlab::devices {
 namespace {
 
-constexpr int iterations = 200'000;
+constexpr int kIterations = 200'000;
 
 // One random access and what it carried: the bytes written, or the bytes the
 // device returned.
@@ -51,8 +51,8 @@ class RandomAccesses {
     return m_random() % range;
   }
   std::size_t width() {
-    static constexpr std::array<std::size_t, 7> widths{1, 1, 1, 2, 4, 8, 3};
-    return widths[m_random() % widths.size()];
+    static constexpr std::array<std::size_t, 7> kWidths{1, 1, 1, 2, 4, 8, 3};
+    return kWidths[m_random() % kWidths.size()];
   }
   std::uint64_t next() { return m_random(); }
 
@@ -61,15 +61,15 @@ class RandomAccesses {
   // a read leaves the bus's zero fill in the bytes past the device's range.
   Access access(IoDevice& device, std::uint64_t range) {
     // The access's bytes lie between guard bytes a model must not touch.
-    constexpr std::uint8_t guard = 0xa5;
-    constexpr std::size_t guard_length = 8;
-    std::array<std::uint8_t, guard_length + 8 + guard_length> buffer{};
-    buffer.fill(guard);
+    constexpr std::uint8_t kGuard = 0xa5;
+    constexpr std::size_t kGuardLength = 8;
+    std::array<std::uint8_t, kGuardLength + 8 + kGuardLength> buffer{};
+    buffer.fill(kGuard);
     Access record;
     record.width = width();
     record.offset = offset(range);
     record.is_read = m_random() % 2 == 0;
-    const std::span<std::uint8_t> data(buffer.data() + guard_length, record.width);
+    const std::span<std::uint8_t> data(buffer.data() + kGuardLength, record.width);
     if (record.is_read) {
       std::fill(data.begin(), data.end(), std::uint8_t{0});  // the bus zero-fills reads
       device.read(record.offset, data);
@@ -84,8 +84,8 @@ class RandomAccesses {
     }
     std::copy(data.begin(), data.end(), record.data.begin());
     for (std::size_t index = 0; index < buffer.size(); ++index) {
-      const bool inside = index >= guard_length && index < guard_length + record.width;
-      if (!inside && buffer[index] != guard) ++m_guard_bytes_changed;
+      const bool inside = index >= kGuardLength && index < kGuardLength + record.width;
+      if (!inside && buffer[index] != kGuard) ++m_guard_bytes_changed;
     }
     return record;
   }
@@ -109,25 +109,25 @@ using testing::in;
 using testing::out;
 
 // UART register offsets (PC16550D Table II).
-constexpr std::uint64_t uart_data = 0;  // RBR/THR, DLL with DLAB
-constexpr std::uint64_t uart_interrupt_enable = 1;
-constexpr std::uint64_t uart_fifo_control = 2;  // IIR on read
-constexpr std::uint64_t uart_line_control = 3;
-constexpr std::uint64_t uart_modem_control = 4;
-constexpr std::uint64_t uart_line_status = 5;
-constexpr std::uint64_t uart_modem_status = 6;
+constexpr std::uint64_t kUartData = 0;  // RBR/THR, DLL with DLAB
+constexpr std::uint64_t kUartInterruptEnable = 1;
+constexpr std::uint64_t kUartFifoControl = 2;  // IIR on read
+constexpr std::uint64_t kUartLineControl = 3;
+constexpr std::uint64_t kUartModemControl = 4;
+constexpr std::uint64_t kUartLineStatus = 5;
+constexpr std::uint64_t kUartModemStatus = 6;
 
 // IER bits 7-4 and MCR bits 7-5 are always 0 (PC16550D, register
 // descriptions), whatever the guest writes. LCR, MCR and IER reads have no
 // side effects, so checking does not disturb the fuzzing.
 ::testing::AssertionResult uart_reserved_bits_read_zero(Uart16550& uart) {
-  const std::uint8_t line_control = in(uart, uart_line_control);
-  const std::uint8_t modem_control = in(uart, uart_modem_control);
+  const std::uint8_t line_control = in(uart, kUartLineControl);
+  const std::uint8_t modem_control = in(uart, kUartModemControl);
   if ((modem_control & 0xe0) != 0) {
     return ::testing::AssertionFailure() << "MCR reads " << int{modem_control};
   }
   if ((line_control & 0x80) == 0) {
-    const std::uint8_t interrupt_enable = in(uart, uart_interrupt_enable);
+    const std::uint8_t interrupt_enable = in(uart, kUartInterruptEnable);
     if ((interrupt_enable & 0xf0) != 0) {
       return ::testing::AssertionFailure() << "IER reads " << int{interrupt_enable};
     }
@@ -138,31 +138,31 @@ constexpr std::uint64_t uart_modem_status = 6;
 // Whatever state the fuzzing left, a driver's initialization brings the UART
 // to a known state in which a byte goes out and one comes in.
 void expect_uart_answers_a_driver(Uart16550& uart) {
-  out(uart, uart_line_control, 0x80);  // DLAB
-  out(uart, uart_data, 0x01);          // divisor 1: 115200 baud
-  out(uart, uart_interrupt_enable, 0x00);
-  EXPECT_EQ(in(uart, uart_data), 0x01);
-  EXPECT_EQ(in(uart, uart_interrupt_enable), 0x00);
-  out(uart, uart_line_control, 0x03);      // 8N1, DLAB off
-  out(uart, uart_modem_control, 0x08);     // OUT2 (the PC's IRQ enable), no loopback
-  out(uart, uart_fifo_control, 0x01);      // FIFOs on
-  uart.receive(0x55);                      // a byte the driver does not want
-  out(uart, uart_fifo_control, 0x07);      // clear both FIFOs, trigger level 1
-  out(uart, uart_interrupt_enable, 0x01);  // received data only
-  (void)in(uart, uart_line_status);        // clears OE
-  (void)in(uart, uart_modem_status);       // clears the delta bits
-  EXPECT_EQ(in(uart, uart_fifo_control), 0xc1) << "FIFOs on, no interrupt pending";
+  out(uart, kUartLineControl, 0x80);  // DLAB
+  out(uart, kUartData, 0x01);         // divisor 1: 115200 baud
+  out(uart, kUartInterruptEnable, 0x00);
+  EXPECT_EQ(in(uart, kUartData), 0x01);
+  EXPECT_EQ(in(uart, kUartInterruptEnable), 0x00);
+  out(uart, kUartLineControl, 0x03);      // 8N1, DLAB off
+  out(uart, kUartModemControl, 0x08);     // OUT2 (the PC's IRQ enable), no loopback
+  out(uart, kUartFifoControl, 0x01);      // FIFOs on
+  uart.receive(0x55);                     // a byte the driver does not want
+  out(uart, kUartFifoControl, 0x07);      // clear both FIFOs, trigger level 1
+  out(uart, kUartInterruptEnable, 0x01);  // received data only
+  (void)in(uart, kUartLineStatus);        // clears OE
+  (void)in(uart, kUartModemStatus);       // clears the delta bits
+  EXPECT_EQ(in(uart, kUartFifoControl), 0xc1) << "FIFOs on, no interrupt pending";
   EXPECT_FALSE(uart.irq_level());
 
   const std::uint64_t transmitted = uart.bytes_transmitted();
-  out(uart, uart_data, 0x41);
+  out(uart, kUartData, 0x41);
   EXPECT_EQ(uart.bytes_transmitted(), transmitted + 1);
   uart.receive(0x7a);
   EXPECT_TRUE(uart.irq_level());
-  EXPECT_EQ(in(uart, uart_fifo_control), 0xc4) << "received data available";
-  EXPECT_EQ(in(uart, uart_line_status), 0x61) << "data ready, THR and transmitter empty";
-  EXPECT_EQ(in(uart, uart_data), 0x7a);
-  EXPECT_EQ(in(uart, uart_line_status), 0x60);
+  EXPECT_EQ(in(uart, kUartFifoControl), 0xc4) << "received data available";
+  EXPECT_EQ(in(uart, kUartLineStatus), 0x61) << "data ready, THR and transmitter empty";
+  EXPECT_EQ(in(uart, kUartData), 0x7a);
+  EXPECT_EQ(in(uart, kUartLineStatus), 0x60);
   EXPECT_FALSE(uart.irq_level());
 }
 
@@ -180,14 +180,14 @@ TEST(DeviceFuzzTest, UartSurvivesRandomAccesses) {
         level = new_level;
       },
       [&transmitted](std::uint8_t byte) { transmitted.push_back(byte); });
-  for (int iteration = 0; iteration < iterations; ++iteration) {
+  for (int iteration = 0; iteration < kIterations; ++iteration) {
     const std::size_t transmitted_before = transmitted.size();
     const Access access = random.access(uart, Uart16550::kRegisterCount);
     // A byte leaves only when the guest writes THR (offset 0), and it is the
     // byte written.
     if (transmitted.size() != transmitted_before) {
       ASSERT_EQ(transmitted.size(), transmitted_before + 1) << "iteration " << iteration;
-      ASSERT_TRUE(!access.is_read && access.offset == uart_data) << "iteration " << iteration;
+      ASSERT_TRUE(!access.is_read && access.offset == kUartData) << "iteration " << iteration;
       ASSERT_EQ(transmitted.back(), access.data[0]) << "iteration " << iteration;
     }
     if (random.next() % 8 == 0) uart.receive(static_cast<std::uint8_t>(random.next()));
@@ -198,7 +198,7 @@ TEST(DeviceFuzzTest, UartSurvivesRandomAccesses) {
   EXPECT_EQ(repeated_levels, 0u) << "the IRQ callback reported a level that did not change";
   EXPECT_EQ(level, uart.irq_level());
   // THR is always empty again at once, whatever state the guest left.
-  EXPECT_EQ(in(uart, uart_line_status) & 0x60, 0x60);
+  EXPECT_EQ(in(uart, kUartLineStatus) & 0x60, 0x60);
   expect_accesses_stayed_in_bounds(random);
   expect_uart_answers_a_driver(uart);
   EXPECT_EQ(transmitted.back(), 0x41);
@@ -209,14 +209,14 @@ TEST(DeviceFuzzTest, UartWithoutCallbacksSurvivesRandomAccesses) {
   RandomAccesses random(2);
   Uart16550 uart({}, {});
   std::uint64_t transmitted = 0;
-  for (int iteration = 0; iteration < iterations; ++iteration) {
+  for (int iteration = 0; iteration < kIterations; ++iteration) {
     const std::uint64_t before = uart.bytes_transmitted();
     const Access access = random.access(uart, Uart16550::kRegisterCount);
     if (random.next() % 8 == 0) uart.receive(static_cast<std::uint8_t>(random.next()));
     ASSERT_TRUE(uart_reserved_bits_read_zero(uart)) << "iteration " << iteration;
     // Only a write to THR (offset 0) transmits, one byte.
     const std::uint64_t sent = uart.bytes_transmitted() - before;
-    const bool writes_transmitter = !access.is_read && access.offset == uart_data;
+    const bool writes_transmitter = !access.is_read && access.offset == kUartData;
     ASSERT_LE(sent, writes_transmitter ? 1u : 0u) << "iteration " << iteration;
     transmitted += sent;
   }
@@ -264,7 +264,7 @@ void expect_pic_answers_a_driver(Pic8259Pair& pic) {
 TEST(DeviceFuzzTest, PicSurvivesRandomAccessesLinesAndAcknowledges) {
   RandomAccesses random(3);
   Pic8259Pair pic;
-  for (int iteration = 0; iteration < iterations; ++iteration) {
+  for (int iteration = 0; iteration < kIterations; ++iteration) {
     random.access(random.next() % 2 == 0 ? pic.master_ports() : pic.slave_ports(), 2);
     const std::uint64_t action = random.next() % 4;
     if (action == 0) pic.set_irq(static_cast<unsigned>(random.next() % 20), random.next() % 2 == 0);
@@ -285,8 +285,8 @@ TEST(DeviceFuzzTest, PicSurvivesRandomAccessesLinesAndAcknowledges) {
 // edge every 838 us) and checks that the count reads back in range and the
 // edge comes on time, whatever state the fuzzing left.
 void expect_pit_ticks_on_time(Pit8254& pit, FakeClock& clock) {
-  constexpr std::uint64_t control = 3;
-  out(pit, control, 0x34);  // counter 0, LSB then MSB, mode 2, binary
+  constexpr std::uint64_t kControl = 3;
+  out(pit, kControl, 0x34);  // counter 0, LSB then MSB, mode 2, binary
   out(pit, 0, 0xe8);
   out(pit, 0, 0x03);
   const std::optional<std::uint64_t> next = pit.next_event_ns();
@@ -295,7 +295,7 @@ void expect_pit_ticks_on_time(Pit8254& pit, FakeClock& clock) {
   // 1000 input clocks are 838095.3 ns, less up to one clock already begun.
   EXPECT_GE(*next - clock.now_ns(), 837'000u);
   EXPECT_LE(*next - clock.now_ns(), 838'096u);
-  out(pit, control, 0x00);  // latch counter 0
+  out(pit, kControl, 0x00);  // latch counter 0
   const unsigned low = in(pit, 0);
   const unsigned count = low | (unsigned{in(pit, 0)} << 8);
   EXPECT_GE(count, 1u);
@@ -311,7 +311,7 @@ TEST(DeviceFuzzTest, PitSurvivesRandomAccessesAndTime) {
   FakeClock clock;
   std::uint64_t edges = 0;
   Pit8254 pit(clock, [&edges](bool level) { edges += level ? 1 : 0; });
-  for (int iteration = 0; iteration < iterations; ++iteration) {
+  for (int iteration = 0; iteration < kIterations; ++iteration) {
     random.access(pit, Pit8254::kRegisterCount);
     const std::uint64_t action = random.next() % 8;
     if (action == 0) clock.advance_ns(random.next() % 1'000'000);
@@ -341,7 +341,7 @@ TEST(DeviceFuzzTest, PitSurvivesAClockNearItsLimit) {
   std::uint64_t rising = 0;
   std::uint64_t falling = 0;
   Pit8254 pit(clock, [&](bool level) { ++(level ? rising : falling); });
-  for (int iteration = 0; iteration < iterations / 10; ++iteration) {
+  for (int iteration = 0; iteration < kIterations / 10; ++iteration) {
     random.access(pit, Pit8254::kRegisterCount);
     clock.advance_ns(random.next() % 1000);
     const std::uint64_t ticks = pit.ticks();
@@ -368,7 +368,7 @@ TEST(DeviceFuzzTest, DebugPortsSurviveRandomAccesses) {
   ExitPort exit_port([&exit_values](std::uint32_t value) { exit_values.push_back(value); });
   DebugConsole silent_console({});
   ExitPort silent_exit_port({});
-  for (int iteration = 0; iteration < iterations; ++iteration) {
+  for (int iteration = 0; iteration < kIterations; ++iteration) {
     const std::size_t output_before = console_output.size();
     const Access to_console = random.access(console, 1);
     const bool console_hit = to_console.offset == 0;
@@ -464,7 +464,7 @@ TEST(DeviceFuzzTest, RtcSurvivesRandomAccessesAndTime) {
   const auto is_ram = [](std::uint8_t index) {
     return index >= 0x0e && index != mc146818::kCentury && index != mc146818::kPs2Century;
   };
-  for (int iteration = 0; iteration < iterations; ++iteration) {
+  for (int iteration = 0; iteration < kIterations; ++iteration) {
     std::uint8_t index = rtc.index();
     bool nmi_disabled = rtc.nmi_disabled();
     const Access access = random.access(rtc, Mc146818Rtc::kPortCount);
@@ -553,9 +553,9 @@ class CheckedBackend final : public BlockBackend {
 
 TEST(DeviceFuzzTest, AtaDiskSurvivesRandomAccessesAndStaysInsideTheImage) {
   // Opcodes a driver uses, so that random programming starts real transfers.
-  constexpr std::array<std::uint8_t, 10> opcodes{0x20, 0x24, 0x30, 0x34, 0xe7,
-                                                 0xea, 0xec, 0xef, 0x00, 0xc8};
-  constexpr std::uint8_t valid_status_bits = 0x80 | 0x40 | 0x20 | 0x08 | 0x01;
+  constexpr std::array<std::uint8_t, 10> kOpcodes{0x20, 0x24, 0x30, 0x34, 0xe7,
+                                                  0xea, 0xec, 0xef, 0x00, 0xc8};
+  constexpr std::uint8_t kValidStatusBits = 0x80 | 0x40 | 0x20 | 0x08 | 0x01;
   for (const DiskAccess access : {DiskAccess::ReadWrite, DiskAccess::ReadOnly}) {
     RandomAccesses random(access == DiskAccess::ReadWrite ? 7 : 8);
     CheckedBackend backend(64, access);
@@ -569,7 +569,7 @@ TEST(DeviceFuzzTest, AtaDiskSurvivesRandomAccessesAndStaysInsideTheImage) {
       const auto byte = static_cast<std::uint8_t>(value);
       disk.command_block().write(port, std::span(&byte, 1));
     };
-    for (int iteration = 0; iteration < iterations; ++iteration) {
+    for (int iteration = 0; iteration < kIterations; ++iteration) {
       const std::uint64_t action = random.next() % 16;
       if (action == 0) {
         // A plausible request near the end of the 64-sector image.
@@ -580,7 +580,7 @@ TEST(DeviceFuzzTest, AtaDiskSurvivesRandomAccessesAndStaysInsideTheImage) {
         out(4, random.next() % 8 == 0 ? random.next() : 0);
         out(5, 0);
         out(6, 0xe0 | (random.next() % 8 == 0 ? 0x10 : 0));
-        out(7, opcodes[random.next() % opcodes.size()]);
+        out(7, kOpcodes[random.next() % kOpcodes.size()]);
       } else if (action == 1) {
         const std::uint64_t words = random.next() % 300;
         const bool reading = random.next() % 2 == 0;
@@ -599,7 +599,7 @@ TEST(DeviceFuzzTest, AtaDiskSurvivesRandomAccessesAndStaysInsideTheImage) {
       }
       std::uint8_t status = 0;
       disk.control_block().read(0, std::span(&status, 1));
-      ASSERT_EQ(status & ~valid_status_bits, 0) << "iteration " << iteration;
+      ASSERT_EQ(status & ~kValidStatusBits, 0) << "iteration " << iteration;
     }
     EXPECT_EQ(backend.bad_requests(), 0u);
     expect_accesses_stayed_in_bounds(random);

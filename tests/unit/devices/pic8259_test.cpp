@@ -10,8 +10,8 @@ namespace {
 
 using Chip = Pic8259Pair::Chip;
 
-constexpr std::uint64_t command = 0;
-constexpr std::uint64_t data = 1;
+constexpr std::uint64_t kCommand = 0;
+constexpr std::uint64_t kData = 1;
 
 class PicTest : public ::testing::Test {
  protected:
@@ -31,18 +31,18 @@ class PicTest : public ::testing::Test {
   // The initialization Linux's init_8259A() performs (arch/x86/kernel/i8259.c):
   // edge triggered, cascade, ICW4; vectors 0x20 and 0x28; slave on IR2.
   void initialize(std::uint8_t master_icw4 = 0x01) {
-    out(Chip::Master, data, 0xff);
-    out(Chip::Slave, data, 0xff);
-    out(Chip::Master, command, 0x11);
-    out(Chip::Master, data, 0x20);
-    out(Chip::Master, data, 0x04);
-    out(Chip::Master, data, master_icw4);
-    out(Chip::Slave, command, 0x11);
-    out(Chip::Slave, data, 0x28);
-    out(Chip::Slave, data, 0x02);
-    out(Chip::Slave, data, 0x01);
-    out(Chip::Master, data, 0x00);
-    out(Chip::Slave, data, 0x00);
+    out(Chip::Master, kData, 0xff);
+    out(Chip::Slave, kData, 0xff);
+    out(Chip::Master, kCommand, 0x11);
+    out(Chip::Master, kData, 0x20);
+    out(Chip::Master, kData, 0x04);
+    out(Chip::Master, kData, master_icw4);
+    out(Chip::Slave, kCommand, 0x11);
+    out(Chip::Slave, kData, 0x28);
+    out(Chip::Slave, kData, 0x02);
+    out(Chip::Slave, kData, 0x01);
+    out(Chip::Master, kData, 0x00);
+    out(Chip::Slave, kData, 0x00);
   }
 
   void pulse(unsigned line) {
@@ -50,7 +50,21 @@ class PicTest : public ::testing::Test {
     m_pic.set_irq(line, false);
   }
 
-  void end_of_interrupt(Chip chip) { out(chip, command, 0x20); }
+  // Pulses `line` and takes the interrupt: the vector the INTA cycle returns.
+  std::uint8_t interrupt(unsigned line) {
+    pulse(line);
+    return m_pic.acknowledge();
+  }
+
+  void end_of_interrupt(Chip chip) { out(chip, kCommand, 0x20); }
+
+  // A request waits behind the level in service: nothing is delivered until
+  // `chip` gets its EOI, and then `vector` is.
+  void expect_held_until_eoi(Chip chip, std::uint8_t vector) {
+    EXPECT_FALSE(m_pic.interrupt_pending());
+    end_of_interrupt(chip);
+    EXPECT_EQ(m_pic.acknowledge(), vector);
+  }
 
   Pic8259Pair m_pic;
   std::vector<bool> m_outputs;
@@ -60,7 +74,7 @@ TEST_F(PicTest, PowerOnStateIsTheIcw1ResetStateWithVectorBaseZero) {
   EXPECT_FALSE(m_pic.initialized(Chip::Master));
   EXPECT_EQ(m_pic.vector_base(Chip::Master), 0x00);
   EXPECT_EQ(m_pic.mask_register(Chip::Master), 0x00);
-  EXPECT_EQ(in(Chip::Master, data), 0x00);
+  EXPECT_EQ(in(Chip::Master, kData), 0x00);
   pulse(0);
   ASSERT_TRUE(m_pic.interrupt_pending());
   EXPECT_EQ(m_pic.acknowledge(), 0x00);
@@ -75,20 +89,19 @@ TEST_F(PicTest, InitializationSequenceSetsBasesAndClearsMasks) {
   EXPECT_TRUE(m_pic.initialized(Chip::Slave));
   EXPECT_EQ(m_pic.vector_base(Chip::Master), 0x20);
   EXPECT_EQ(m_pic.vector_base(Chip::Slave), 0x28);
-  out(Chip::Master, data, 0xfb);
-  EXPECT_EQ(in(Chip::Master, data), 0xfb);
+  out(Chip::Master, kData, 0xfb);
+  EXPECT_EQ(in(Chip::Master, kData), 0xfb);
   EXPECT_EQ(m_pic.mask_register(Chip::Master), 0xfb);
 }
 
 TEST_F(PicTest, Icw2LowBitsAreIgnoredIn8086Mode) {
-  out(Chip::Master, command, 0x13);  // single, ICW4
-  out(Chip::Master, data, 0x47);
-  out(Chip::Master, data, 0x01);  // ICW4 directly: no ICW3 in single mode
+  out(Chip::Master, kCommand, 0x13);  // single, ICW4
+  out(Chip::Master, kData, 0x47);
+  out(Chip::Master, kData, 0x01);  // ICW4 directly: no ICW3 in single mode
   EXPECT_TRUE(m_pic.initialized(Chip::Master));
   EXPECT_EQ(m_pic.vector_base(Chip::Master), 0x40);
-  out(Chip::Master, data, 0x00);  // now OCW1
-  pulse(1);
-  EXPECT_EQ(m_pic.acknowledge(), 0x41);
+  out(Chip::Master, kData, 0x00);  // now OCW1
+  EXPECT_EQ(interrupt(1), 0x41);
 }
 
 TEST_F(PicTest, LowerNumberedLineHasPriorityAndEoiReleasesTheNext) {
@@ -109,8 +122,7 @@ TEST_F(PicTest, LowerNumberedLineHasPriorityAndEoiReleasesTheNext) {
 
 TEST_F(PicTest, HigherPriorityNestsAndNonSpecificEoiClearsTheHighest) {
   initialize();
-  pulse(3);
-  EXPECT_EQ(m_pic.acknowledge(), 0x23);
+  EXPECT_EQ(interrupt(3), 0x23);
   pulse(0);
   ASSERT_TRUE(m_pic.interrupt_pending());
   EXPECT_EQ(m_pic.acknowledge(), 0x20);
@@ -123,13 +135,10 @@ TEST_F(PicTest, HigherPriorityNestsAndNonSpecificEoiClearsTheHighest) {
 
 TEST_F(PicTest, SameLevelWaitsForItsEoi) {
   initialize();
-  pulse(1);
-  EXPECT_EQ(m_pic.acknowledge(), 0x21);
+  EXPECT_EQ(interrupt(1), 0x21);
   pulse(1);  // a new edge while IR1 is in service: latched, not delivered
   EXPECT_EQ(m_pic.request_register(Chip::Master), 0x02);
-  EXPECT_FALSE(m_pic.interrupt_pending());
-  end_of_interrupt(Chip::Master);
-  EXPECT_EQ(m_pic.acknowledge(), 0x21);
+  expect_held_until_eoi(Chip::Master, 0x21);
 }
 
 TEST_F(PicTest, SpecificEoiClearsTheNamedLevel) {
@@ -138,17 +147,17 @@ TEST_F(PicTest, SpecificEoiClearsTheNamedLevel) {
   m_pic.acknowledge();
   pulse(0);
   m_pic.acknowledge();
-  out(Chip::Master, command, 0x63);  // specific EOI, level 3
+  out(Chip::Master, kCommand, 0x63);  // specific EOI, level 3
   EXPECT_EQ(m_pic.in_service_register(Chip::Master), 0x01);
 }
 
 TEST_F(PicTest, MaskedRequestStaysInIrrUntilUnmasked) {
   initialize();
-  out(Chip::Master, data, 0x02);
+  out(Chip::Master, kData, 0x02);
   pulse(1);
   EXPECT_EQ(m_pic.request_register(Chip::Master), 0x02);
   EXPECT_FALSE(m_pic.interrupt_pending());
-  out(Chip::Master, data, 0x00);
+  out(Chip::Master, kData, 0x00);
   EXPECT_TRUE(m_pic.interrupt_pending());
   EXPECT_EQ(m_pic.acknowledge(), 0x21);
 }
@@ -199,8 +208,7 @@ TEST_F(PicTest, CascadeDeliversSlaveVectorAndSetsBothIsrs) {
 TEST_F(PicTest, SecondSlaveRequestFollowsTheSlaveEoi) {
   initialize();
   pulse(9);
-  pulse(14);
-  EXPECT_EQ(m_pic.acknowledge(), 0x29);
+  EXPECT_EQ(interrupt(14), 0x29);
   EXPECT_FALSE(m_pic.interrupt_pending());
   end_of_interrupt(Chip::Slave);
   end_of_interrupt(Chip::Master);
@@ -210,18 +218,15 @@ TEST_F(PicTest, SecondSlaveRequestFollowsTheSlaveEoi) {
 
 TEST_F(PicTest, SlaveRequestsQueueBehindHigherMasterLevels) {
   initialize();
-  pulse(1);
-  EXPECT_EQ(m_pic.acknowledge(), 0x21);
+  EXPECT_EQ(interrupt(1), 0x21);
   pulse(8);  // IR2 ranks below IR1 in service
-  EXPECT_FALSE(m_pic.interrupt_pending());
-  end_of_interrupt(Chip::Master);
-  EXPECT_EQ(m_pic.acknowledge(), 0x28);
+  expect_held_until_eoi(Chip::Master, 0x28);
 }
 
 TEST_F(PicTest, SpuriousSlaveInterruptIsIrq15WithMasterIsrSet) {
   initialize();
   pulse(10);
-  out(Chip::Slave, data, 0x04);  // the request goes away after the master latched IR2
+  out(Chip::Slave, kData, 0x04);  // the request goes away after the master latched IR2
   ASSERT_TRUE(m_pic.interrupt_pending());
   EXPECT_EQ(m_pic.acknowledge(), 0x2f);
   EXPECT_EQ(m_pic.in_service_register(Chip::Master), 0x04);
@@ -233,17 +238,16 @@ TEST_F(PicTest, Ocw3SelectsIrrOrIsrForCommandPortReads) {
   pulse(5);
   pulse(6);
   m_pic.acknowledge();
-  EXPECT_EQ(in(Chip::Master, command), 0x40);  // IRR is the default after ICW1
-  out(Chip::Master, command, 0x0b);
-  EXPECT_EQ(in(Chip::Master, command), 0x20);  // ISR
-  out(Chip::Master, command, 0x0a);
-  EXPECT_EQ(in(Chip::Master, command), 0x40);
+  EXPECT_EQ(in(Chip::Master, kCommand), 0x40);  // IRR is the default after ICW1
+  out(Chip::Master, kCommand, 0x0b);
+  EXPECT_EQ(in(Chip::Master, kCommand), 0x20);  // ISR
+  out(Chip::Master, kCommand, 0x0a);
+  EXPECT_EQ(in(Chip::Master, kCommand), 0x40);
 }
 
 TEST_F(PicTest, AutoEoiLeavesNothingInService) {
   initialize(0x03);  // 8086 mode, auto-EOI
-  pulse(1);
-  EXPECT_EQ(m_pic.acknowledge(), 0x21);
+  EXPECT_EQ(interrupt(1), 0x21);
   EXPECT_EQ(m_pic.in_service_register(Chip::Master), 0x00);
   pulse(3);
   EXPECT_TRUE(m_pic.interrupt_pending());
@@ -251,20 +255,19 @@ TEST_F(PicTest, AutoEoiLeavesNothingInService) {
 
 TEST_F(PicTest, PollCommandAcknowledgesTheHighestRequest) {
   initialize();
-  out(Chip::Master, command, 0x0c);            // OCW3 poll
-  EXPECT_EQ(in(Chip::Master, command), 0x00);  // nothing pending
+  out(Chip::Master, kCommand, 0x0c);            // OCW3 poll
+  EXPECT_EQ(in(Chip::Master, kCommand), 0x00);  // nothing pending
   pulse(6);
-  out(Chip::Master, command, 0x0c);
-  EXPECT_EQ(in(Chip::Master, command), 0x86);
+  out(Chip::Master, kCommand, 0x0c);
+  EXPECT_EQ(in(Chip::Master, kCommand), 0x86);
   EXPECT_EQ(m_pic.in_service_register(Chip::Master), 0x40);
-  EXPECT_EQ(in(Chip::Master, command), 0x00);  // the poll applies to one read only
+  EXPECT_EQ(in(Chip::Master, kCommand), 0x00);  // the poll applies to one read only
 }
 
 TEST_F(PicTest, RotateOnNonSpecificEoiMakesTheServicedLevelLowest) {
   initialize();
-  pulse(1);
-  EXPECT_EQ(m_pic.acknowledge(), 0x21);
-  out(Chip::Master, command, 0xa0);  // rotate on non-specific EOI
+  EXPECT_EQ(interrupt(1), 0x21);
+  out(Chip::Master, kCommand, 0xa0);  // rotate on non-specific EOI
   pulse(1);
   pulse(5);
   EXPECT_EQ(m_pic.acknowledge(), 0x25);  // IR1 is now the lowest priority
@@ -272,29 +275,27 @@ TEST_F(PicTest, RotateOnNonSpecificEoiMakesTheServicedLevelLowest) {
 
 TEST_F(PicTest, SetPriorityRotatesWithoutEoi) {
   initialize();
-  out(Chip::Master, command, 0xc3);  // IR3 lowest, so IR4 highest
+  out(Chip::Master, kCommand, 0xc3);  // IR3 lowest, so IR4 highest
   pulse(0);
-  pulse(4);
-  EXPECT_EQ(m_pic.acknowledge(), 0x24);
+  EXPECT_EQ(interrupt(4), 0x24);
 }
 
 TEST_F(PicTest, SpecialMaskModeLetsLowerLevelsThrough) {
   initialize();
-  pulse(1);
-  EXPECT_EQ(m_pic.acknowledge(), 0x21);
+  EXPECT_EQ(interrupt(1), 0x21);
   pulse(5);
   EXPECT_FALSE(m_pic.interrupt_pending());
-  out(Chip::Master, data, 0x02);     // mask the level in service
-  out(Chip::Master, command, 0x68);  // set special mask mode
+  out(Chip::Master, kData, 0x02);     // mask the level in service
+  out(Chip::Master, kCommand, 0x68);  // set special mask mode
   EXPECT_TRUE(m_pic.interrupt_pending());
-  out(Chip::Master, command, 0x48);  // reset special mask mode
+  out(Chip::Master, kCommand, 0x48);  // reset special mask mode
   EXPECT_FALSE(m_pic.interrupt_pending());
 }
 
 TEST_F(PicTest, LevelTriggeredRequestFollowsTheLine) {
-  out(Chip::Master, command, 0x1b);  // level, single, ICW4
-  out(Chip::Master, data, 0x30);
-  out(Chip::Master, data, 0x01);
+  out(Chip::Master, kCommand, 0x1b);  // level, single, ICW4
+  out(Chip::Master, kData, 0x30);
+  out(Chip::Master, kData, 0x01);
   m_pic.set_irq(3, true);
   EXPECT_TRUE(m_pic.interrupt_pending());
   m_pic.set_irq(3, false);
@@ -307,17 +308,17 @@ TEST_F(PicTest, LevelTriggeredRequestFollowsTheLine) {
 
 TEST_F(PicTest, Icw1ClearsRequestsAndMasks) {
   initialize();
-  out(Chip::Master, data, 0xf0);
+  out(Chip::Master, kData, 0xf0);
   pulse(1);
   m_pic.set_irq(3, true);
   m_pic.acknowledge();
-  out(Chip::Master, command, 0x11);
+  out(Chip::Master, kCommand, 0x11);
   EXPECT_EQ(m_pic.request_register(Chip::Master), 0x00);
   EXPECT_EQ(m_pic.in_service_register(Chip::Master), 0x00);
   EXPECT_EQ(m_pic.mask_register(Chip::Master), 0x00);
-  out(Chip::Master, data, 0x20);
-  out(Chip::Master, data, 0x04);
-  out(Chip::Master, data, 0x01);
+  out(Chip::Master, kData, 0x20);
+  out(Chip::Master, kData, 0x04);
+  out(Chip::Master, kData, 0x01);
   EXPECT_FALSE(m_pic.interrupt_pending());  // IR3 is high but made no new edge
 }
 
@@ -343,7 +344,7 @@ TEST_F(PicTest, OutOfRangeAndCascadeLinesAreIgnored) {
 
 TEST_F(PicTest, WideAccessSplitsIntoCommandAndDataPorts) {
   initialize();
-  out(Chip::Master, data, 0x5a);
+  out(Chip::Master, kData, 0x5a);
   std::uint8_t both[2] = {};
   m_pic.master_ports().read(0, both);
   EXPECT_EQ(both[0], 0x00);  // IRR

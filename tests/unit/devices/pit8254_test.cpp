@@ -10,7 +10,7 @@
 namespace vmlab::devices {
 namespace {
 
-constexpr std::uint64_t control = 3;
+constexpr std::uint64_t kControl = 3;
 
 // The first nanosecond at which `tick` input clocks have elapsed since 0.
 std::uint64_t ns_at_tick(std::uint64_t tick) {
@@ -30,13 +30,13 @@ class PitTest : public ::testing::Test {
     return value;
   }
   void program(std::uint8_t control_word, std::uint16_t count, unsigned counter = 0) {
-    out(control, control_word);
+    out(kControl, control_word);
     out(counter, static_cast<std::uint8_t>(count & 0xff));
     out(counter, static_cast<std::uint8_t>(count >> 8));
   }
   // Counter latch command, then LSB and MSB.
   std::uint16_t latched_count(unsigned counter = 0) {
-    out(control, static_cast<std::uint8_t>(counter << 6));
+    out(kControl, static_cast<std::uint8_t>(counter << 6));
     const std::uint8_t low = in(counter);
     const std::uint8_t high = in(counter);
     return static_cast<std::uint16_t>(low | (high << 8));
@@ -85,11 +85,11 @@ TEST_F(PitTest, SquareWaveHasTheSamePeriodAndDecrementsByTwo) {
   EXPECT_EQ(latched_count(), 998);
   at_tick(499);
   EXPECT_EQ(latched_count(), 2);
-  out(control, 0xe2);             // read-back status of counter 0
+  out(kControl, 0xe2);            // read-back status of counter 0
   EXPECT_EQ(in(0) & 0x80, 0x80);  // OUT high in the first half
   at_tick(500);
   EXPECT_EQ(latched_count(), 1000);
-  out(control, 0xe2);
+  out(kControl, 0xe2);
   EXPECT_EQ(in(0) & 0x80, 0x00);  // and low in the second
   at_tick(1000);
   m_pit.update(m_clock.now_ns());
@@ -113,9 +113,9 @@ TEST_F(PitTest, CounterValueFollowsTheClock) {
 TEST_F(PitTest, LatchHoldsTheValueAndASecondLatchIsIgnored) {
   program(0x34, 1000);
   at_tick(100);
-  out(control, 0x00);
+  out(kControl, 0x00);
   at_tick(200);
-  out(control, 0x00);      // ignored: the first latch has not been read
+  out(kControl, 0x00);     // ignored: the first latch has not been read
   EXPECT_EQ(in(0), 0x84);  // 900 = 0x0384
   EXPECT_EQ(in(0), 0x03);
   EXPECT_EQ(latched_count(), 800);
@@ -129,12 +129,12 @@ TEST_F(PitTest, UnlatchedReadsAlternateLowAndHighBytes) {
 }
 
 TEST_F(PitTest, ReadBackReturnsStatusThenCount) {
-  out(control, 0x34);
-  out(control, 0xc2);      // read-back count and status of counter 0
+  out(kControl, 0x34);
+  out(kControl, 0xc2);     // read-back count and status of counter 0
   EXPECT_EQ(in(0), 0xf4);  // OUT high, NULL COUNT, LSB/MSB, mode 2, binary
   program(0x34, 1000);
   at_tick(100);
-  out(control, 0xc2);
+  out(kControl, 0xc2);
   EXPECT_EQ(in(0), 0xb4);  // count loaded: NULL COUNT clear
   EXPECT_EQ(in(0), 0x84);
   EXPECT_EQ(in(0), 0x03);
@@ -144,7 +144,7 @@ TEST_F(PitTest, ReadBackCanSelectSeveralCounters) {
   program(0x34, 1000, 0);
   program(0xb6, 500, 2);  // counter 2, mode 3
   at_tick(10);
-  out(control, 0xca);  // count and status of counters 0 and 2
+  out(kControl, 0xca);  // count and status of counters 0 and 2
   EXPECT_EQ(in(0), 0xb4);
   EXPECT_EQ(in(2), 0xb6);
   const std::uint8_t low0 = in(0);
@@ -156,20 +156,20 @@ TEST_F(PitTest, ReadBackCanSelectSeveralCounters) {
 }
 
 TEST_F(PitTest, ModeZeroInterruptsOnceAtTerminalCount) {
-  out(control, 0x30);
-  out(control, 0xe2);
+  out(kControl, 0x30);
+  out(kControl, 0xe2);
   EXPECT_EQ(in(0), 0x70);  // OUT low after the mode set, NULL COUNT
   program(0x30, 1000);
   EXPECT_EQ(m_pit.next_event_ns(), ns_at_tick(1000));
   at_tick(999);
   m_pit.update(m_clock.now_ns());
   EXPECT_EQ(m_pit.ticks(), 0u);
-  out(control, 0xe2);
+  out(kControl, 0xe2);
   EXPECT_EQ(in(0), 0x30);
   at_tick(1000);
   m_pit.update(m_clock.now_ns());
   EXPECT_EQ(m_pit.ticks(), 1u);
-  out(control, 0xe2);
+  out(kControl, 0xe2);
   EXPECT_EQ(in(0), 0xb0);  // OUT high and stays high
   EXPECT_FALSE(m_pit.next_event_ns().has_value());
   at_tick(1001);
@@ -217,7 +217,7 @@ TEST_F(PitTest, NewCountInRateGeneratorWaitsForTheEndOfThePeriod) {
   at_tick(500);
   out(0, 0xd0);
   out(0, 0x07);  // 2000
-  out(control, 0xe2);
+  out(kControl, 0xe2);
   EXPECT_EQ(in(0) & 0x40, 0x40);  // NULL COUNT until the reload
   EXPECT_EQ(m_pit.next_event_ns(), ns_at_tick(1000));
   EXPECT_EQ(latched_count(), 500);
@@ -227,7 +227,7 @@ TEST_F(PitTest, NewCountInRateGeneratorWaitsForTheEndOfThePeriod) {
   EXPECT_EQ(m_pit.next_event_ns(), ns_at_tick(3000));
   at_tick(1500);
   EXPECT_EQ(latched_count(), 1500);
-  out(control, 0xe2);
+  out(kControl, 0xe2);
   EXPECT_EQ(in(0) & 0x40, 0x00);
 }
 
@@ -245,7 +245,7 @@ TEST_F(PitTest, LateUpdateAcrossAReloadCountsBothPeriods) {
 
 TEST_F(PitTest, ControlWordStopsCounterZero) {
   program(0x34, 1000);
-  out(control, 0x34);
+  out(kControl, 0x34);
   EXPECT_FALSE(m_pit.next_event_ns().has_value());
 }
 
@@ -262,17 +262,17 @@ TEST_F(PitTest, BcdCounting) {
   EXPECT_EQ(m_pit.next_event_ns(), ns_at_tick(1000));
   at_tick(100);
   EXPECT_EQ(latched_count(), 0x0900);
-  out(control, 0xe2);
+  out(kControl, 0xe2);
   EXPECT_EQ(in(0), 0xb5);
 }
 
 TEST_F(PitTest, SingleByteAccessModes) {
-  out(control, 0x10);  // LSB only, mode 0
+  out(kControl, 0x10);  // LSB only, mode 0
   out(0, 100);
   at_tick(10);
   EXPECT_EQ(in(0), 90);
   EXPECT_EQ(in(0), 90);  // no byte pointer to flip
-  out(control, 0x20);    // MSB only, mode 0
+  out(kControl, 0x20);   // MSB only, mode 0
   out(0, 0x02);          // 512
   EXPECT_EQ(in(0), 0x02);
   EXPECT_EQ(m_pit.next_event_ns(), ns_at_tick(10 + 512));
@@ -291,13 +291,13 @@ TEST_F(PitTest, OtherCountersDoNotDriveIrq0) {
 
 TEST_F(PitTest, ControlPortReadsZero) {
   program(0x34, 1000);
-  EXPECT_EQ(in(control), 0x00);
+  EXPECT_EQ(in(kControl), 0x00);
 }
 
 TEST_F(PitTest, GateTriggeredModesNeverStart) {
   program(0x32, 1000);  // mode 1 waits for a GATE edge that never comes
   EXPECT_FALSE(m_pit.next_event_ns().has_value());
-  out(control, 0xe2);
+  out(kControl, 0xe2);
   EXPECT_EQ(in(0), 0xf2);  // OUT high, NULL COUNT
 }
 

@@ -11,7 +11,9 @@
 #include <cstring>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <vmlab/devices/block_backend.hpp>
@@ -19,23 +21,25 @@
 #include <vmlab/devices/virtio_mmio.hpp>
 #include <vmlab/devices/virtqueue.hpp>
 #include <vmlab/guest_memory.hpp>
+#include <vmlab/little_endian.hpp>
 
 namespace vmlab::devices::testing {
 
-// Guest RAM starting at guest-physical 0, bounds-checked like GuestMemory.
+// Guest RAM starting at guest-physical 0, bounds-checked like GuestMemory;
+// an access outside it fails with EFAULT's kind.
 class FakeGuestMemory final : public GuestMemoryAccess {
  public:
   explicit FakeGuestMemory(std::uint64_t size) : m_bytes(size, 0) {}
 
   std::uint64_t size() const override { return m_bytes.size(); }
   Status read(GuestPhysAddr address, std::span<std::uint8_t> out) const override {
-    if (!contains(address, out.size())) return Error{"outside the fake guest RAM"};
+    if (!contains(address, out.size())) return outside();
     std::copy_n(m_bytes.begin() + static_cast<std::ptrdiff_t>(address.value()), out.size(),
                 out.begin());
     return {};
   }
   Status write(GuestPhysAddr address, std::span<const std::uint8_t> in) override {
-    if (!contains(address, in.size())) return Error{"outside the fake guest RAM"};
+    if (!contains(address, in.size())) return outside();
     std::copy(in.begin(), in.end(), m_bytes.begin() + static_cast<std::ptrdiff_t>(address.value()));
     return {};
   }
@@ -50,19 +54,26 @@ class FakeGuestMemory final : public GuestMemoryAccess {
     return {first, first + static_cast<std::ptrdiff_t>(length)};
   }
   void put_le(std::uint64_t address, std::uint64_t value, unsigned length) {
-    for (unsigned index = 0; index < length; ++index) {
-      m_bytes.at(address + index) = static_cast<std::uint8_t>(value >> (8 * index));
-    }
+    store_little_endian(at(m_bytes, address, length), value);
   }
   std::uint64_t get_le(std::uint64_t address, unsigned length) const {
-    std::uint64_t value = 0;
-    for (unsigned index = 0; index < length; ++index) {
-      value |= std::uint64_t{m_bytes.at(address + index)} << (8 * index);
-    }
-    return value;
+    return load_little_endian(at(m_bytes, address, length));
   }
 
  private:
+  // Bounds-checked like vector::at: a test that reaches outside throws.
+  template <typename Bytes>
+  static auto at(Bytes& bytes, std::uint64_t address, std::uint64_t length)
+      -> decltype(std::span(bytes)) {
+    if (address > bytes.size() || length > bytes.size() - address) {
+      throw std::out_of_range("outside the fake guest RAM");
+    }
+    return std::span(bytes).subspan(address, length);
+  }
+  static Error outside() {
+    return Error{std::make_error_code(std::errc::bad_address), "outside the fake guest RAM"};
+  }
+
   std::vector<std::uint8_t> m_bytes;
 };
 
@@ -82,25 +93,25 @@ class FakeDisk final : public BlockBackend {
   bool read_only() const override { return m_read_only; }
   std::string serial() const override { return m_serial; }
   Status read(std::uint64_t offset, std::span<std::uint8_t> out) override {
-    if (m_failing) return Error{"injected read failure"};
+    if (m_failing) return Error{DiskError::kReadFailed, "injected read failure"};
     if (offset > m_bytes.size() || out.size() > m_bytes.size() - offset) {
-      return Error{"read past the end of the fake disk"};
+      return Error{DiskError::kOutOfRange, "read past the end of the fake disk"};
     }
     std::copy_n(m_bytes.begin() + static_cast<std::ptrdiff_t>(offset), out.size(), out.begin());
     return {};
   }
   Status write(std::uint64_t offset, std::span<const std::uint8_t> in) override {
-    if (m_failing) return Error{"injected write failure"};
-    if (m_read_only) return Error{"write to the read-only fake disk"};
+    if (m_failing) return Error{DiskError::kWriteFailed, "injected write failure"};
+    if (m_read_only) return Error{DiskError::kReadOnly, "write to the read-only fake disk"};
     if (offset > m_bytes.size() || in.size() > m_bytes.size() - offset) {
-      return Error{"write past the end of the fake disk"};
+      return Error{DiskError::kOutOfRange, "write past the end of the fake disk"};
     }
     std::copy(in.begin(), in.end(), m_bytes.begin() + static_cast<std::ptrdiff_t>(offset));
     ++m_writes;
     return {};
   }
   Status flush() override {
-    if (m_failing) return Error{"injected flush failure"};
+    if (m_failing) return Error{DiskError::kFlushFailed, "injected flush failure"};
     ++m_flushes;
     return {};
   }
@@ -168,6 +179,7 @@ struct UsedElement {
 struct PostedRequest {
   std::uint16_t head = 0;
   std::uint64_t header_address = 0;
+  std::uint64_t data_address = 0;  // of the first data buffer, if any
   std::uint64_t status_address = 0;
 };
 
@@ -337,6 +349,7 @@ class TestDriver {
                            const std::vector<Segment>& data, bool indirect = false) {
     PostedRequest request;
     request.header_address = write_block_header(type, sector);
+    if (!data.empty()) request.data_address = data.front().address;
     request.status_address = allocate(1, 1);
     m_memory.put_le(request.status_address, kStatusUnwritten, 1);
     std::vector<Segment> chain{{request.header_address, 16, false}};
@@ -344,6 +357,10 @@ class TestDriver {
     chain.push_back({request.status_address, 1, true});
     request.head = indirect ? post({}, chain) : post(chain);
     return request;
+  }
+  // A one-sector read into a new buffer (request.data_address).
+  PostedRequest post_read(std::uint64_t sector = 0) {
+    return post_block(virtio::kBlockRequestIn, sector, {{allocate(kSectorSize), 512, true}});
   }
   std::uint64_t write_block_header(std::uint32_t type, std::uint64_t sector) {
     const std::uint64_t header = allocate(16);
@@ -386,6 +403,12 @@ class TestDriver {
   std::uint16_t m_available_index = 0;
   std::uint64_t m_pool = kPoolStart;
 };
+
+// Why `outcome` (a Status or a Result) failed, or no kind if it did not.
+template <typename Outcome>
+std::error_code error_kind(const Outcome& outcome) {
+  return outcome.ok() ? std::error_code{} : outcome.error().kind;
+}
 
 // A half-open range of guest memory a device may legitimately have written.
 struct WritableRange {

@@ -9,6 +9,8 @@
 #include <limits>
 #include <ostream>
 #include <string>
+#include <system_error>
+#include <utility>
 #include <vector>
 
 #include "para_test_support.hpp"
@@ -28,10 +30,10 @@ class VirtioBlkTest : public VirtioBlkFixture {
     m_disk_before = m_disk->bytes();
   }
 
-  // The request was answered with `status`, touching nothing but its status
-  // byte and the used ring, and the device still works.
+  // The request was answered with `status` (and, for an I/O error, why:
+  // `reason`), touching nothing but its status byte and the used ring.
   void expect_refused(const PostedRequest& request, std::uint8_t status,
-                      const std::string& reason) {
+                      std::error_code reason = {}) {
     EXPECT_EQ(status_byte(request), status);
     ASSERT_EQ(driver().used_index(), 1);
     EXPECT_EQ(driver().used(0).id, request.head);
@@ -39,13 +41,17 @@ class VirtioBlkTest : public VirtioBlkFixture {
     EXPECT_TRUE(unchanged_except(m_memory_before, m_memory.bytes(),
                                  {{request.status_address, 1}, used_ring()}));
     if (status == virtio::kBlockStatusIoError) {
-      EXPECT_NE(m_blk->last_io_error().find(reason), std::string::npos)
-          << "last_io_error: " << m_blk->last_io_error();
+      EXPECT_EQ(last_io_error(), reason);
       EXPECT_EQ(m_blk->statistics().io_errors, 1u);
     }
     EXPECT_EQ(transport().device_status() & virtio::kStatusDeviceNeedsReset, 0u);
     EXPECT_TRUE(transport().problems().empty());
     EXPECT_TRUE(m_irq_level);
+  }
+
+  // Why the last request was an I/O error, or nothing if none was.
+  std::error_code last_io_error() const {
+    return m_blk->last_io_error() ? m_blk->last_io_error()->kind : std::error_code{};
   }
 
   std::vector<std::uint8_t> guest_bytes(std::uint64_t address, std::uint64_t length) const {
@@ -232,9 +238,7 @@ TEST_F(VirtioBlkTest, RingIndicesWrapAroundTheQueue) {
 
 TEST_F(VirtioBlkTest, NoInterruptFlagSuppressesTheInterrupt) {
   driver().set_available_flags(virtio::kAvailableNoInterrupt);
-  const std::uint64_t data = driver().allocate(512);
-  const PostedRequest request =
-      driver().post_block(virtio::kBlockRequestIn, 0, {{data, 512, true}});
+  const PostedRequest request = driver().post_read();
   driver().kick();
   EXPECT_EQ(status_byte(request), virtio::kBlockStatusOk);
   EXPECT_EQ(driver().used_index(), 1);
@@ -251,10 +255,8 @@ class VirtioBlkEventIndexTest : public VirtioBlkTest {
   }
 
   void post_reads(int count) {
-    for (int index = 0; index < count; ++index) {
-      const std::uint64_t data = driver().allocate(512);
-      driver().post_block(virtio::kBlockRequestIn, 0, {{data, 512, true}});
-    }
+    for (int index = 0; index < count; ++index)
+      driver().post_read();
   }
 };
 
@@ -301,80 +303,20 @@ TEST_F(VirtioBlkEventIndexTest, IgnoresTheNoInterruptFlag) {
   EXPECT_TRUE(m_irq_level);
 }
 
-TEST_F(VirtioBlkTest, WriteWithDeviceWritableDataIsAnIoError) {
-  const std::uint64_t data = driver().allocate_filled(512, 3);
-  const PostedRequest request =
-      driver().post_block(virtio::kBlockRequestOut, 0, {{data, 512, true}});
-  snapshot();
-  driver().kick();
-  expect_refused(request, virtio::kBlockStatusIoError, "must be device-readable");
-  EXPECT_EQ(driver().used(0).length, 513u);
-}
-
-TEST_F(VirtioBlkTest, ReadWithDeviceReadableDataIsAnIoError) {
-  const std::uint64_t data = driver().allocate_filled(512, 3);
-  const PostedRequest request =
-      driver().post_block(virtio::kBlockRequestIn, 0, {{data, 512, false}});
-  snapshot();
-  driver().kick();
-  expect_refused(request, virtio::kBlockStatusIoError, "must be device-writable");
-}
-
 TEST_F(VirtioBlkTest, UnknownTypesAreUnsupported) {
   const std::uint64_t data = driver().allocate(512);
   const PostedRequest request = driver().post_block(99, 0, {{data, 512, true}});
   snapshot();
   driver().kick();
-  expect_refused(request, virtio::kBlockStatusUnsupported, "");
+  expect_refused(request, virtio::kBlockStatusUnsupported);
   EXPECT_EQ(m_blk->statistics().unsupported_requests, 1u);
   EXPECT_EQ(m_blk->statistics().io_errors, 0u);
+  EXPECT_EQ(last_io_error(), std::error_code{});
 
   const PostedRequest discard = driver().post_block(11, 0, {});  // VIRTIO_BLK_T_DISCARD
   driver().kick();
   EXPECT_EQ(status_byte(discard), virtio::kBlockStatusUnsupported);
 }
-
-struct OutOfRange {
-  std::uint32_t type;
-  std::uint64_t sector;
-  std::uint32_t length;
-};
-
-std::string describe(const OutOfRange& range) {
-  return std::string(range.type == virtio::kBlockRequestOut ? "Write" : "Read") + "Sector" +
-         std::to_string(range.sector) + "Bytes" + std::to_string(range.length);
-}
-void PrintTo(const OutOfRange& range, std::ostream* out) {
-  *out << describe(range);
-}
-
-class VirtioBlkRangeTest : public VirtioBlkTest,
-                           public ::testing::WithParamInterface<OutOfRange> {};
-
-TEST_P(VirtioBlkRangeTest, PastTheEndIsAnIoError) {
-  const OutOfRange& range = GetParam();
-  const bool write = range.type == virtio::kBlockRequestOut;
-  const std::uint64_t data = driver().allocate_filled(range.length, 9);
-  const PostedRequest request =
-      driver().post_block(range.type, range.sector, {{data, range.length, !write}});
-  snapshot();
-  driver().kick();
-  expect_refused(request, virtio::kBlockStatusIoError, "past the end of the 64-sector disk");
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Requests, VirtioBlkRangeTest,
-    ::testing::Values(OutOfRange{virtio::kBlockRequestIn, kDiskSectors - 1, 1024},
-                      OutOfRange{virtio::kBlockRequestOut, kDiskSectors - 1, 1024},
-                      OutOfRange{virtio::kBlockRequestIn, kDiskSectors, 512},
-                      OutOfRange{virtio::kBlockRequestOut, kDiskSectors, 512},
-                      // sector * 512 would wrap to a small offset
-                      OutOfRange{virtio::kBlockRequestOut, 1ULL << 55, 512},
-                      OutOfRange{virtio::kBlockRequestIn, std::numeric_limits<std::uint64_t>::max(),
-                                 512}),
-    [](const ::testing::TestParamInfo<OutOfRange>& parameter) {
-      return describe(parameter.param);
-    });
 
 TEST_F(VirtioBlkTest, TheLastSectorIsInRange) {
   const std::uint64_t data = driver().allocate_filled(512, 4);
@@ -385,42 +327,116 @@ TEST_F(VirtioBlkTest, TheLastSectorIsInRange) {
   EXPECT_EQ(m_disk->sector_bytes(kDiskSectors - 1, 1), guest_bytes(data, 512));
 }
 
-TEST_F(VirtioBlkTest, WriteToAReadOnlyDiskIsAnIoError) {
-  start({}, /*read_only=*/true);
-  initialize(kBlockDriverFeatures | virtio::kBlockFeatureReadOnly);
-  const std::uint64_t data = driver().allocate_filled(512, 5);
-  const PostedRequest request =
-      driver().post_block(virtio::kBlockRequestOut, 0, {{data, 512, false}});
+// A request the device answers with VIRTIO_BLK_S_IOERR, and why.
+struct RefusedRequest {
+  const char* name;
+  std::uint32_t type;
+  std::uint64_t sector;
+  std::vector<std::pair<std::uint32_t, bool>> data;  // each buffer's length, device-writable
+  VirtioBlkError reason;
+  VirtioBlkOptions options = {};
+  bool read_only = false;
+};
+
+void PrintTo(const RefusedRequest& request, std::ostream* out) {
+  *out << request.name;
+}
+
+class VirtioBlkRefusedTest : public VirtioBlkTest,
+                             public ::testing::WithParamInterface<RefusedRequest> {};
+
+// Nothing moves, the used element reports the device-writable bytes, and the
+// device goes on serving requests.
+TEST_P(VirtioBlkRefusedTest, IsAnIoErrorThatTouchesNothing) {
+  const RefusedRequest& refused = GetParam();
+  start(refused.options, refused.read_only);
+  initialize(kBlockDriverFeatures | (refused.read_only ? virtio::kBlockFeatureReadOnly : 0));
+  std::vector<Segment> data;
+  std::uint32_t writable_bytes = 1;  // the status byte
+  for (const auto& [length, writable] : refused.data) {
+    data.push_back({driver().allocate_filled(length, 9), length, writable});
+    if (writable) writable_bytes += length;
+  }
+  const PostedRequest request = driver().post_block(refused.type, refused.sector, data);
   snapshot();
   driver().kick();
-  expect_refused(request, virtio::kBlockStatusIoError, "read-only disk");
+  expect_refused(request, virtio::kBlockStatusIoError, refused.reason);
+  EXPECT_EQ(driver().used(0).length, writable_bytes);
+  EXPECT_EQ(m_disk->flushes(), 0);
 
-  // Reads still work.
-  const std::uint64_t target = driver().allocate(512);
-  const PostedRequest read = driver().post_block(virtio::kBlockRequestIn, 0, {{target, 512, true}});
+  const PostedRequest read = driver().post_read();
   driver().kick();
   EXPECT_EQ(status_byte(read), virtio::kBlockStatusOk);
 }
 
-TEST_F(VirtioBlkTest, PartialSectorIsAnIoError) {
-  const std::uint64_t data = driver().allocate_filled(513, 6);
-  const PostedRequest request =
-      driver().post_block(virtio::kBlockRequestOut, 0, {{data, 513, false}});
-  snapshot();
-  driver().kick();
-  expect_refused(request, virtio::kBlockStatusIoError, "not a whole number of 512-byte sectors");
-}
+constexpr std::uint32_t kIn = virtio::kBlockRequestIn;
+constexpr std::uint32_t kOut = virtio::kBlockRequestOut;
 
-TEST_F(VirtioBlkTest, SegmentLargerThanSizeMaxIsAnIoError) {
-  start({.segment_size_maximum = 4096});
-  initialize();
-  const std::uint64_t data = driver().allocate_filled(8192, 6);
-  const PostedRequest request =
-      driver().post_block(virtio::kBlockRequestOut, 0, {{data, 8192, false}});
-  snapshot();
-  driver().kick();
-  expect_refused(request, virtio::kBlockStatusIoError, "larger than size_max 4096");
-}
+INSTANTIATE_TEST_SUITE_P(
+    Requests, VirtioBlkRefusedTest,
+    ::testing::Values(
+        RefusedRequest{
+            "WriteWithDeviceWritableData", kOut, 0, {{512, true}}, VirtioBlkError::kBadBuffers},
+        RefusedRequest{
+            "ReadWithDeviceReadableData", kIn, 0, {{512, false}}, VirtioBlkError::kBadBuffers},
+        RefusedRequest{"FlushWithData",
+                       virtio::kBlockRequestFlush,
+                       0,
+                       {{512, true}},
+                       VirtioBlkError::kBadBuffers},
+        RefusedRequest{"PartialSector", kOut, 0, {{513, false}}, VirtioBlkError::kPartialSector},
+        RefusedRequest{"SegmentLargerThanSizeMax",
+                       kOut,
+                       0,
+                       {{8192, false}},
+                       VirtioBlkError::kOverSegmentLimit,
+                       {.segment_size_maximum = 4096}},
+        RefusedRequest{"MoreSegmentsThanSegMax",
+                       kIn,
+                       0,
+                       {{512, true}, {512, true}, {512, true}},
+                       VirtioBlkError::kOverSegmentLimit,
+                       {.segment_maximum = 2}},
+        RefusedRequest{"WriteToAReadOnlyDisk",
+                       kOut,
+                       0,
+                       {{512, false}},
+                       VirtioBlkError::kReadOnly,
+                       {},
+                       /*read_only=*/true},
+        // Past the end of the disk, by a sector, from the sector after the
+        // last, and where sector * 512 would wrap to a small offset.
+        RefusedRequest{"ReadPastTheLastSector",
+                       kIn,
+                       kDiskSectors - 1,
+                       {{1024, true}},
+                       VirtioBlkError::kOutOfRange},
+        RefusedRequest{"WritePastTheLastSector",
+                       kOut,
+                       kDiskSectors - 1,
+                       {{1024, false}},
+                       VirtioBlkError::kOutOfRange},
+        RefusedRequest{"ReadAfterTheLastSector",
+                       kIn,
+                       kDiskSectors,
+                       {{512, true}},
+                       VirtioBlkError::kOutOfRange},
+        RefusedRequest{"WriteAfterTheLastSector",
+                       kOut,
+                       kDiskSectors,
+                       {{512, false}},
+                       VirtioBlkError::kOutOfRange},
+        RefusedRequest{"WriteAtAWrappingOffset",
+                       kOut,
+                       1ULL << 55,
+                       {{512, false}},
+                       VirtioBlkError::kOutOfRange},
+        RefusedRequest{"ReadOfTheLastPossibleSector",
+                       kIn,
+                       std::numeric_limits<std::uint64_t>::max(),
+                       {{512, true}},
+                       VirtioBlkError::kOutOfRange}),
+    [](const ::testing::TestParamInfo<RefusedRequest>& parameter) { return parameter.param.name; });
 
 TEST_F(VirtioBlkTest, SizeMaxBindsOnlyADriverThatAcceptedIt) {
   start({.segment_size_maximum = 4096});
@@ -433,47 +449,28 @@ TEST_F(VirtioBlkTest, SizeMaxBindsOnlyADriverThatAcceptedIt) {
   EXPECT_EQ(m_disk->sector_bytes(0, 16), guest_bytes(data, 8192));
 }
 
-TEST_F(VirtioBlkTest, MoreSegmentsThanSegMaxIsAnIoError) {
-  start({.segment_maximum = 2});
-  initialize();
-  const std::uint64_t target = driver().allocate(3 * 512);
-  const PostedRequest request = driver().post_block(
-      virtio::kBlockRequestIn, 0,
-      {{target, 512, true}, {target + 512, 512, true}, {target + 1024, 512, true}});
-  snapshot();
-  driver().kick();
-  expect_refused(request, virtio::kBlockStatusIoError, "3 data segments, more than seg_max 2");
-}
-
-TEST_F(VirtioBlkTest, BackendFailuresAreIoErrors) {
+TEST_F(VirtioBlkTest, BackendFailuresAreIoErrorsOfTheirKind) {
   m_disk->set_failing(true);
   const std::uint64_t data = driver().allocate_filled(512, 8);
   const PostedRequest write =
       driver().post_block(virtio::kBlockRequestOut, 0, {{data, 512, false}});
   snapshot();
   driver().kick();
-  expect_refused(write, virtio::kBlockStatusIoError, "injected write failure");
+  expect_refused(write, virtio::kBlockStatusIoError, DiskError::kWriteFailed);
 
   const PostedRequest flush = driver().post_block(virtio::kBlockRequestFlush, 0, {});
   driver().kick();
   EXPECT_EQ(status_byte(flush), virtio::kBlockStatusIoError);
-  EXPECT_NE(m_blk->last_io_error().find("injected flush failure"), std::string::npos);
+  EXPECT_EQ(last_io_error(), DiskError::kFlushFailed);
 
   const PostedRequest read = driver().post_block(virtio::kBlockRequestIn, 0, {{data, 512, true}});
   driver().kick();
   EXPECT_EQ(status_byte(read), virtio::kBlockStatusIoError);
-  EXPECT_NE(m_blk->last_io_error().find("injected read failure"), std::string::npos);
+  EXPECT_EQ(last_io_error(), DiskError::kReadFailed);
+  // What failed, for the person reading the log.
+  EXPECT_NE(m_blk->last_io_error()->message.find("read request: the disk failed: injected"),
+            std::string::npos);
   EXPECT_EQ(m_blk->statistics().io_errors, 3u);
-}
-
-TEST_F(VirtioBlkTest, FlushWithDataIsAnIoError) {
-  const std::uint64_t data = driver().allocate(512);
-  const PostedRequest request =
-      driver().post_block(virtio::kBlockRequestFlush, 0, {{data, 512, true}});
-  snapshot();
-  driver().kick();
-  expect_refused(request, virtio::kBlockStatusIoError, "flush request with data");
-  EXPECT_EQ(m_disk->flushes(), 0);
 }
 
 }  // namespace

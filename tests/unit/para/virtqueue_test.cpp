@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "para_test_support.hpp"
@@ -30,31 +31,40 @@ class VirtqueueTest : public VirtioBlkFixture {
     EXPECT_TRUE(queue.ok()) << queue.error().message;
     return std::move(queue).value();
   }
-  std::string create_error(const VirtqueueLayout& bad) {
-    auto queue = Virtqueue::create(m_memory, bad, 256, {});
-    return queue.ok() ? "" : queue.error().message;
+  // Why create() refused `candidate`, or no kind if it accepted it.
+  std::error_code create_error(const VirtqueueLayout& candidate) {
+    return error_kind(Virtqueue::create(m_memory, candidate, 256, {}));
   }
 };
 
 TEST_F(VirtqueueTest, CreateChecksSizeAlignmentAndPlacement) {
-  EXPECT_NE(create_error(layout(0)).find("queue size 0 is not a power of two"), std::string::npos);
-  EXPECT_NE(create_error(layout(48)).find("queue size 48"), std::string::npos);
-  EXPECT_NE(create_error(layout(512)).find("between 1 and 256"), std::string::npos);
-  EXPECT_EQ(create_error(layout(1)), "");
-  EXPECT_EQ(create_error(layout(256)), "");
+  for (const std::uint16_t size : {std::uint16_t{0}, std::uint16_t{48}, std::uint16_t{512}}) {
+    EXPECT_EQ(create_error(layout(size)), VirtqueueError::kBadLayout) << size;
+  }
+  EXPECT_EQ(create_error(layout(1)), std::error_code{});
+  EXPECT_EQ(create_error(layout(256)), std::error_code{});
 
   VirtqueueLayout bad = layout();
-  bad.driver_area = GuestPhysAddr(TestDriver::kDriverArea + 1);
-  EXPECT_NE(create_error(bad).find("driver area (available ring) at 0x2001 is not 2-byte aligned"),
-            std::string::npos);
+  bad.driver_area = GuestPhysAddr(TestDriver::kDriverArea + 1);  // not 2-byte aligned
+  EXPECT_EQ(create_error(bad), VirtqueueError::kBadLayout);
   bad = layout();
-  bad.device_area = GuestPhysAddr(TestDriver::kDeviceArea + 2);
-  EXPECT_NE(create_error(bad).find("is not 4-byte aligned"), std::string::npos);
+  bad.device_area = GuestPhysAddr(TestDriver::kDeviceArea + 2);  // not 4-byte aligned
+  EXPECT_EQ(create_error(bad), VirtqueueError::kBadLayout);
   bad = layout();
-  bad.driver_area = GuestPhysAddr(kGuestMemorySize - 6 - 2 * kTestQueueSize + 2);
-  EXPECT_NE(create_error(bad).find("outside guest RAM"), std::string::npos);
+  bad.driver_area = GuestPhysAddr(kGuestMemorySize - 6 - 2 * kTestQueueSize + 2);  // past RAM
+  EXPECT_EQ(create_error(bad), VirtqueueError::kBadLayout);
   bad.driver_area = GuestPhysAddr(kGuestMemorySize - 6 - 2 * kTestQueueSize);
-  EXPECT_EQ(create_error(bad), "");
+  EXPECT_EQ(create_error(bad), std::error_code{});
+}
+
+TEST_F(VirtqueueTest, ARefusedLayoutSaysWhichAreaAndWhy) {
+  VirtqueueLayout bad = layout();
+  bad.driver_area = GuestPhysAddr(TestDriver::kDriverArea + 1);
+  auto queue = Virtqueue::create(m_memory, bad, 256, {});
+  ASSERT_FALSE(queue.ok());
+  EXPECT_NE(
+      queue.error().message.find("driver area (available ring) at 0x2001 is not 2-byte aligned"),
+      std::string::npos);
 }
 
 TEST_F(VirtqueueTest, PopOnAnEmptyRingReturnsNothing) {
@@ -102,13 +112,13 @@ TEST_F(VirtqueueTest, ChainReadAndWriteCrossBufferBoundaries) {
   ASSERT_TRUE(chain.read(m_memory, 6, read).ok());
   EXPECT_EQ(read, m_memory.get(source + 6, 12));
   std::vector<std::uint8_t> too_long(20);
-  EXPECT_FALSE(chain.read(m_memory, 6, too_long).ok());
+  EXPECT_EQ(error_kind(chain.read(m_memory, 6, too_long)), VirtqueueError::kPastChainEnd);
 
   const std::vector<std::uint8_t> written{1, 2, 3, 4, 5, 6};
   ASSERT_TRUE(chain.write(m_memory, 1, written).ok());
   EXPECT_EQ(m_memory.get(0x20000, 4), (std::vector<std::uint8_t>{0, 1, 2, 3}));
   EXPECT_EQ(m_memory.get(0x20010, 4), (std::vector<std::uint8_t>{4, 5, 6, 0}));
-  EXPECT_FALSE(chain.write(m_memory, 3, written).ok());
+  EXPECT_EQ(error_kind(chain.write(m_memory, 3, written)), VirtqueueError::kPastChainEnd);
 }
 
 TEST_F(VirtqueueTest, PushUsedWritesTheElementAndThenTheIndex) {
@@ -169,7 +179,9 @@ class HostileChainTest : public VirtioBlkFixture {
  protected:
   HostileChainTest() { driver().initialize(kBlockDriverFeatures); }
 
-  void kick_and_expect_needs_reset(const std::string& problem) {
+  // `kind` is why; `detail` is what the recorded problem names (a
+  // descriptor, an address), for the person reading it.
+  void kick_and_expect_needs_reset(std::error_code kind, const std::string& detail = "") {
     const std::vector<std::uint8_t> memory_before = m_memory.bytes();
     const std::vector<std::uint8_t> disk_before = m_disk->bytes();
     driver().kick();
@@ -181,7 +193,8 @@ class HostileChainTest : public VirtioBlkFixture {
     ASSERT_EQ(transport().problems().size(), 1u);
     EXPECT_EQ(transport().problem_count(), 1u);
     EXPECT_EQ(transport().statistics().device_errors, 1u);
-    EXPECT_NE(transport().problems()[0].find(problem), std::string::npos)
+    EXPECT_EQ(transport().last_device_error(), kind);
+    EXPECT_NE(transport().problems()[0].find(detail), std::string::npos)
         << "problem: " << transport().problems()[0];
     EXPECT_EQ(transport().problems()[0].rfind("virtio-blk: queue 0: ", 0), 0u)
         << "problem: " << transport().problems()[0];
@@ -190,19 +203,19 @@ class HostileChainTest : public VirtioBlkFixture {
     EXPECT_EQ(m_disk->bytes(), disk_before);
 
     // The queue stays stopped: a good request is not served until reset.
-    const std::uint64_t data = driver().allocate(512);
-    const PostedRequest later =
-        driver().post_block(virtio::kBlockRequestIn, 0, {{data, 512, true}});
+    const PostedRequest later = driver().post_read();
     driver().kick();
     EXPECT_EQ(driver().used_index(), 0);
     EXPECT_EQ(status_byte(later), kStatusUnwritten);
     EXPECT_EQ(transport().problem_count(), 1u);
   }
 
-  // A well-formed read of sector 0 whose descriptors the test then corrupts.
+  // A well-formed read of sector 0 whose descriptors a test then corrupts.
   std::uint64_t m_header = 0;
   std::uint64_t m_data = 0;
   std::uint64_t m_status = 0;
+
+ private:
   void prepare_read() {
     m_header = driver().write_block_header(virtio::kBlockRequestIn, 0);
     m_data = driver().allocate(512);
@@ -211,151 +224,138 @@ class HostileChainTest : public VirtioBlkFixture {
 };
 
 TEST_F(HostileChainTest, LoopingChain) {
-  prepare_read();
   driver().write_descriptor(0, m_header, 16, virtio::kDescriptorNext, 1);
   driver().write_descriptor(1, m_data, 512, virtio::kDescriptorNext, 0);
   driver().publish(0);
-  kick_and_expect_needs_reset("descriptor 0: chain is longer than its 32-entry table, so it loops");
+  kick_and_expect_needs_reset(VirtqueueError::kDescriptorLoop,
+                              "descriptor 0: chain is longer than its 32-entry table");
 }
 
 TEST_F(HostileChainTest, DescriptorThatIsItsOwnNext) {
-  prepare_read();
   driver().write_descriptor(5, m_header, 16, virtio::kDescriptorNext, 5);
   driver().publish(5);
-  kick_and_expect_needs_reset("so it loops");
+  kick_and_expect_needs_reset(VirtqueueError::kDescriptorLoop);
 }
 
 TEST_F(HostileChainTest, LoopInsideAnIndirectTable) {
-  prepare_read();
   const std::uint64_t table = driver().allocate(32);
   driver().write_descriptor_at(table, m_header, 16, virtio::kDescriptorNext, 1);
   driver().write_descriptor_at(table + 16, m_data, 512,
                                virtio::kDescriptorNext | virtio::kDescriptorWrite, 0);
   driver().write_descriptor(0, table, 32, virtio::kDescriptorIndirect, 0);
   driver().publish(0);
-  kick_and_expect_needs_reset("chain is longer than its 2-entry table, so it loops");
+  kick_and_expect_needs_reset(VirtqueueError::kDescriptorLoop, "its 2-entry table");
 }
 
 TEST_F(HostileChainTest, HeadIndexOutOfRange) {
   driver().publish(40);
-  kick_and_expect_needs_reset("names descriptor 40, outside the 32-entry descriptor table");
+  kick_and_expect_needs_reset(VirtqueueError::kDescriptorOutOfRange, "names descriptor 40");
 }
 
 TEST_F(HostileChainTest, NextIndexOutOfRange) {
-  prepare_read();
   driver().write_descriptor(0, m_header, 16, virtio::kDescriptorNext, 300);
   driver().publish(0);
-  kick_and_expect_needs_reset("descriptor 300: index out of range for a 32-entry table");
+  kick_and_expect_needs_reset(VirtqueueError::kDescriptorOutOfRange, "descriptor 300");
 }
 
 TEST_F(HostileChainTest, IndirectNextIndexOutOfRange) {
-  prepare_read();
   const std::uint64_t table = driver().allocate(32);
   driver().write_descriptor_at(table, m_header, 16, virtio::kDescriptorNext, 2);
   driver().write_descriptor(0, table, 32, virtio::kDescriptorIndirect, 0);
   driver().publish(0);
-  kick_and_expect_needs_reset("indirect descriptor 2 (table at 0x");
+  kick_and_expect_needs_reset(VirtqueueError::kDescriptorOutOfRange,
+                              "indirect descriptor 2 (table at 0x");
 }
 
 TEST_F(HostileChainTest, BufferRunsPastTheEndOfRam) {
-  prepare_read();
   driver().post({{m_header, 16, false}, {kGuestMemorySize - 256, 512, true}, {m_status, 1, true}});
-  kick_and_expect_needs_reset("buffer [0x1fff00, +0x200) is outside guest RAM");
+  kick_and_expect_needs_reset(VirtqueueError::kOutsideGuestMemory, "buffer [0x1fff00, +0x200)");
 }
 
 TEST_F(HostileChainTest, BufferFarOutsideRam) {
-  prepare_read();
   driver().post({{m_header, 16, false}, {1ULL << 40, 512, true}, {m_status, 1, true}});
-  kick_and_expect_needs_reset("buffer [0x10000000000, +0x200) is outside guest RAM");
+  kick_and_expect_needs_reset(VirtqueueError::kOutsideGuestMemory,
+                              "buffer [0x10000000000, +0x200)");
 }
 
 TEST_F(HostileChainTest, BufferLengthWrapsTheAddressSpace) {
-  prepare_read();
   driver().post({{m_header, 16, false}, {0xfffffffffffffe00ULL, 0x400, true}, {m_status, 1, true}});
-  kick_and_expect_needs_reset("wraps around the address space");
+  kick_and_expect_needs_reset(VirtqueueError::kOutsideGuestMemory);
 }
 
 TEST_F(HostileChainTest, IndirectInsideIndirect) {
-  prepare_read();
   const std::uint64_t inner = driver().write_indirect_table({{m_status, 1, true}});
   const std::uint64_t outer = driver().allocate(32);
   driver().write_descriptor_at(outer, m_header, 16, virtio::kDescriptorNext, 1);
   driver().write_descriptor_at(outer + 16, inner, 16, virtio::kDescriptorIndirect, 0);
   driver().write_descriptor(0, outer, 32, virtio::kDescriptorIndirect, 0);
   driver().publish(0);
-  kick_and_expect_needs_reset("INDIRECT inside an indirect table");
+  kick_and_expect_needs_reset(VirtqueueError::kBadIndirectTable);
 }
 
 TEST_F(HostileChainTest, IndirectCombinedWithNext) {
-  prepare_read();
   const std::uint64_t table = driver().write_indirect_table({{m_header, 16, false}});
   driver().write_descriptor(0, table, 16, virtio::kDescriptorIndirect | virtio::kDescriptorNext, 1);
   driver().write_descriptor(1, m_status, 1, virtio::kDescriptorWrite, 0);
   driver().publish(0);
-  kick_and_expect_needs_reset("INDIRECT combined with NEXT");
+  kick_and_expect_needs_reset(VirtqueueError::kBadIndirectTable);
 }
 
 TEST_F(HostileChainTest, IndirectTableLengthNotAMultipleOf16) {
-  prepare_read();
   const std::uint64_t table =
       driver().write_indirect_table({{m_header, 16, false}, {m_status, 1, true}});
   driver().write_descriptor(0, table, 24, virtio::kDescriptorIndirect, 0);
   driver().publish(0);
-  kick_and_expect_needs_reset("indirect table length 24 is not a non-zero multiple of 16");
+  kick_and_expect_needs_reset(VirtqueueError::kBadIndirectTable, "length 24");
 }
 
 TEST_F(HostileChainTest, IndirectTableOfLengthZero) {
   driver().write_descriptor(0, 0x10000, 0, virtio::kDescriptorIndirect, 0);
   driver().publish(0);
-  kick_and_expect_needs_reset("indirect table length 0 is not a non-zero multiple of 16");
+  kick_and_expect_needs_reset(VirtqueueError::kBadIndirectTable, "length 0");
 }
 
 TEST_F(HostileChainTest, IndirectTableOutsideRam) {
   driver().write_descriptor(0, kGuestMemorySize - 16, 32, virtio::kDescriptorIndirect, 0);
   driver().publish(0);
-  kick_and_expect_needs_reset("indirect table [0x1ffff0, +0x20) is outside guest RAM");
+  kick_and_expect_needs_reset(VirtqueueError::kOutsideGuestMemory,
+                              "indirect table [0x1ffff0, +0x20)");
 }
 
 TEST_F(HostileChainTest, IndirectWithoutTheFeature) {
   driver().initialize(kBlockDriverFeatures & ~virtio::kFeatureIndirectDescriptors);
-  prepare_read();
   driver().post_block(virtio::kBlockRequestIn, 0, {{m_data, 512, true}}, /*indirect=*/true);
-  kick_and_expect_needs_reset("VIRTIO_F_INDIRECT_DESC was not negotiated");
+  kick_and_expect_needs_reset(VirtqueueError::kBadIndirectTable);
 }
 
 TEST_F(HostileChainTest, AvailableIndexJumpsByMoreThanTheQueueSize) {
   driver().set_available_index(kTestQueueSize + 1);
-  kick_and_expect_needs_reset("available ring idx jumped from 0 to 33");
+  kick_and_expect_needs_reset(VirtqueueError::kBadAvailableIndex, "from 0 to 33");
 }
 
 TEST_F(HostileChainTest, ReadableBufferAfterAWritableOne) {
-  prepare_read();
   driver().post(
       {{m_header, 16, false}, {m_data, 512, true}, {m_data, 8, false}, {m_status, 1, true}});
-  kick_and_expect_needs_reset("device-readable buffer after a device-writable one");
+  kick_and_expect_needs_reset(VirtqueueError::kBadBufferOrder);
 }
 
 TEST_F(HostileChainTest, ChainTooShortForTheHeader) {
-  prepare_read();
   driver().post({{m_header, 8, false}, {m_status, 1, true}});
-  kick_and_expect_needs_reset("8 device-readable bytes, too few for the 16-byte header");
+  kick_and_expect_needs_reset(VirtioBlkError::kMalformedRequest, "8 device-readable bytes");
   EXPECT_EQ(m_blk->statistics().malformed_requests, 1u);
 }
 
 TEST_F(HostileChainTest, NoStatusDescriptor) {
-  prepare_read();
   driver().post({{m_header, 16, false}, {m_data, 512, false}});
-  kick_and_expect_needs_reset("the last descriptor is not a device-writable status byte");
+  kick_and_expect_needs_reset(VirtioBlkError::kMalformedRequest);
 }
 
 TEST_F(HostileChainTest, EmptyStatusDescriptor) {
-  prepare_read();
   driver().post({{m_header, 16, false}, {m_data, 512, true}, {m_status, 0, true}});
-  kick_and_expect_needs_reset("the last descriptor is not a device-writable status byte");
+  kick_and_expect_needs_reset(VirtioBlkError::kMalformedRequest);
 }
 
 TEST_F(HostileChainTest, RequestsBeforeAMalformedOneStillComplete) {
-  prepare_read();
   const PostedRequest good = driver().post_block(virtio::kBlockRequestIn, 0, {{m_data, 512, true}});
   driver().publish(40);
   driver().kick();
@@ -375,7 +375,6 @@ TEST_F(HostileChainTest, ResetRecoversTheDevice) {
 
   driver().initialize(kBlockDriverFeatures);  // starts by writing 0 to Status
   EXPECT_FALSE(m_irq_level);
-  prepare_read();
   const PostedRequest request =
       driver().post_block(virtio::kBlockRequestIn, 3, {{m_data, 512, true}});
   driver().kick();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -15,6 +16,11 @@ namespace {
 constexpr std::uint64_t kMemorySize = 1 * MiB;
 constexpr IommuAccess kReadWrite{true, true};
 constexpr IommuAccess kReadOnly{true, false};
+
+// Why a change to the table was refused, or no kind if it was made.
+std::error_code error_kind(const Status& status) {
+  return status ? std::error_code{} : status.error().kind;
+}
 
 TEST(Iommu, MapTranslateUnmap) {
   Iommu iommu(kMemorySize);
@@ -36,21 +42,24 @@ TEST(Iommu, RefusesOverlapsMisalignmentAndTargetsOutsideMemory) {
   Iommu iommu(kMemorySize);
   ASSERT_TRUE(iommu.map(0x10000, GuestPhysAddr(0), 4 * kPageSize, kReadWrite));
   // Overlaps the last page: refused, and nothing of it is mapped.
-  EXPECT_FALSE(iommu.map(0x13000, GuestPhysAddr(0x20000), 2 * kPageSize, kReadWrite));
+  EXPECT_EQ(error_kind(iommu.map(0x13000, GuestPhysAddr(0x20000), 2 * kPageSize, kReadWrite)),
+            IommuError::kAlreadyMapped);
   EXPECT_EQ(iommu.mapped_pages(), 4u);
   EXPECT_FALSE(iommu.translate(0x14000, 1, DmaDirection::Read));
 
-  EXPECT_FALSE(iommu.map(0x20001, GuestPhysAddr(0), kPageSize, kReadWrite));
-  EXPECT_FALSE(iommu.map(0x20000, GuestPhysAddr(1), kPageSize, kReadWrite));
-  EXPECT_FALSE(iommu.map(0x20000, GuestPhysAddr(0), 100, kReadWrite));
-  EXPECT_FALSE(iommu.map(0x20000, GuestPhysAddr(0), 0, kReadWrite));
-  EXPECT_FALSE(iommu.map(0x20000, GuestPhysAddr(kMemorySize), kPageSize, kReadWrite));
-  EXPECT_FALSE(
-      iommu.map(0x20000, GuestPhysAddr(kMemorySize - kPageSize), 2 * kPageSize, kReadWrite));
-  EXPECT_FALSE(iommu.map(0x20000, GuestPhysAddr(0), 2 * kMemorySize, kReadWrite));
-  EXPECT_FALSE(
-      iommu.map(~std::uint64_t{0} - kPageSize + 1, GuestPhysAddr(0), 2 * kPageSize, kReadWrite));
-  EXPECT_FALSE(iommu.map(0x20000, GuestPhysAddr(0), kPageSize, IommuAccess{false, false}));
+  const auto map = [&iommu](std::uint64_t iova, std::uint64_t guest_physical, std::uint64_t length,
+                            IommuAccess access = kReadWrite) {
+    return error_kind(iommu.map(iova, GuestPhysAddr(guest_physical), length, access));
+  };
+  EXPECT_EQ(map(0x20001, 0, kPageSize), IommuError::kBadRange);
+  EXPECT_EQ(map(0x20000, 1, kPageSize), IommuError::kBadRange);
+  EXPECT_EQ(map(0x20000, 0, 100), IommuError::kBadRange);
+  EXPECT_EQ(map(0x20000, 0, 0), IommuError::kBadRange);
+  EXPECT_EQ(map(0x20000, kMemorySize, kPageSize), IommuError::kOutsideGuestMemory);
+  EXPECT_EQ(map(0x20000, kMemorySize - kPageSize, 2 * kPageSize), IommuError::kOutsideGuestMemory);
+  EXPECT_EQ(map(0x20000, 0, 2 * kMemorySize), IommuError::kOutsideGuestMemory);
+  EXPECT_EQ(map(~std::uint64_t{0} - kPageSize + 1, 0, 2 * kPageSize), IommuError::kBadRange);
+  EXPECT_EQ(map(0x20000, 0, kPageSize, IommuAccess{false, false}), IommuError::kNoAccess);
   EXPECT_EQ(iommu.mapped_pages(), 4u);
 
   // The last page of memory is fine.
@@ -60,8 +69,8 @@ TEST(Iommu, RefusesOverlapsMisalignmentAndTargetsOutsideMemory) {
 TEST(Iommu, UnmapRequiresAMappedRangeAndChangesNothingOtherwise) {
   Iommu iommu(kMemorySize);
   ASSERT_TRUE(iommu.map(0x10000, GuestPhysAddr(0), 2 * kPageSize, kReadWrite));
-  EXPECT_FALSE(iommu.unmap(0x10000, 3 * kPageSize));
-  EXPECT_FALSE(iommu.unmap(0x10001, kPageSize));
+  EXPECT_EQ(error_kind(iommu.unmap(0x10000, 3 * kPageSize)), IommuError::kNotMapped);
+  EXPECT_EQ(error_kind(iommu.unmap(0x10001, kPageSize)), IommuError::kBadRange);
   EXPECT_EQ(iommu.mapped_pages(), 2u);
   ASSERT_TRUE(iommu.unmap(0x11000, kPageSize));
   EXPECT_TRUE(iommu.translate(0x10000, kPageSize, DmaDirection::Read));
@@ -178,9 +187,9 @@ TEST(Iommu, MapGuestRamCoversExactlyRamAndReplacesTheTable) {
   EXPECT_EQ(past.fault().iova, ram);
   EXPECT_FALSE(iommu.translate(0x100000000, 1, DmaDirection::Read));  // the old mapping is gone
 
-  EXPECT_FALSE(iommu.map_guest_ram(2 * kMemorySize));
-  EXPECT_FALSE(iommu.map_guest_ram(0));
-  EXPECT_FALSE(iommu.map_guest_ram(kPageSize + 1));
+  EXPECT_EQ(error_kind(iommu.map_guest_ram(2 * kMemorySize)), IommuError::kOutsideGuestMemory);
+  EXPECT_EQ(error_kind(iommu.map_guest_ram(0)), IommuError::kBadRange);
+  EXPECT_EQ(error_kind(iommu.map_guest_ram(kPageSize + 1)), IommuError::kBadRange);
 }
 
 TEST(Iommu, CopiesMoveBytesThroughTheMappingAndNothingWhenBlocked) {

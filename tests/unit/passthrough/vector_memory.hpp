@@ -8,6 +8,7 @@
 #include <cstring>
 #include <mutex>
 #include <span>
+#include <system_error>
 #include <vector>
 
 #include <vmlab/guest_memory.hpp>
@@ -23,14 +24,14 @@ class VectorMemory final : public GuestMemoryAccess {
 
   std::uint64_t size() const override { return m_bytes.size(); }
   Status read(GuestPhysAddr address, std::span<std::uint8_t> out) const override {
-    if (!contains(address, out.size())) return Error{"read outside the test memory"};
+    if (!contains(address, out.size())) return outside("read outside the test memory");
     if (out.empty()) return {};  // memcpy wants valid pointers even for 0 bytes
     std::lock_guard lock(m_mutex);
     std::memcpy(out.data(), m_bytes.data() + address.value(), out.size());
     return {};
   }
   Status write(GuestPhysAddr address, std::span<const std::uint8_t> in) override {
-    if (!contains(address, in.size())) return Error{"write outside the test memory"};
+    if (!contains(address, in.size())) return outside("write outside the test memory");
     if (in.empty()) return {};
     std::lock_guard lock(m_mutex);
     std::memcpy(m_bytes.data() + address.value(), in.data(), in.size());
@@ -51,6 +52,11 @@ class VectorMemory final : public GuestMemoryAccess {
   }
 
  private:
+  // EFAULT's kind: the fake has none of its own.
+  static Error outside(const char* what) {
+    return Error{std::make_error_code(std::errc::bad_address), what};
+  }
+
   mutable std::mutex m_mutex;
   std::vector<std::uint8_t> m_bytes;
 };

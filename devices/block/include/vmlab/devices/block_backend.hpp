@@ -7,11 +7,41 @@
 #include <span>
 #include <string>
 
+#include "vmlab/devices/error_kind_names.hpp"
 #include "vmlab/result.hpp"
 
 namespace vmlab::devices {
 
 constexpr std::uint64_t kSectorSize = 512;
+
+// Why a disk, or opening or creating its image, failed (BlockBackend,
+// RawImageFile, create_raw_image, MemoryBlockBackend). New kinds go last.
+enum class DiskError {
+  kNotFound = 1,   // no image file at that path: create one (`vmlab disk create`)
+  kCannotOpen,     // the host refused to open, inspect or lock the image file
+  kInUse,          // another vmlab process holds the image's lock
+  kNotAnImage,     // a directory, a device, an empty file, or not whole 512-byte sectors
+  kAlreadyExists,  // create_raw_image: the file exists and overwriting was not asked for
+  kBadSize,        // create_raw_image: the size is not a positive multiple of 512
+  kTooLarge,       // create_raw_image: the size is over kMaximumImageSize
+  kCreateFailed,   // create_raw_image: the host could not create, size or close the file
+  kClosed,         // the image was closed
+  kReadOnly,       // a write to a disk attached read-only
+  kOutOfRange,     // a read or write past the end of the disk
+  kReadFailed,     // the host's read failed, or the file shrank under the VM
+  kWriteFailed,    // the host's write failed (ENOSPC: the host's disk is full)
+  kFlushFailed,    // what was written may not have reached stable storage
+};
+constexpr const char* error_domain(DiskError) {
+  return "disk";
+}
+inline constexpr const char* kDiskErrorNames[] = {
+    "no error",       "not found",    "cannot open", "in use",        "not an image",
+    "already exists", "bad size",     "too large",   "create failed", "closed",
+    "read-only",      "out of range", "read failed", "write failed",  "flush failed"};
+constexpr const char* to_string(DiskError kind) {
+  return kind_name<DiskError::kFlushFailed>(kind, kDiskErrorNames);
+}
 
 // How a disk is attached: the guest may write it, or every write is refused.
 enum class DiskAccess { ReadWrite, ReadOnly };
@@ -34,3 +64,5 @@ class BlockBackend {
 };
 
 }  // namespace vmlab::devices
+
+VMLAB_ERROR_KINDS(vmlab::devices::DiskError);

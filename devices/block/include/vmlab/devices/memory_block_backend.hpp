@@ -46,8 +46,9 @@ class MemoryBlockBackend final : public BlockBackend {
   std::uint64_t bytes_written() const { return m_bytes_written; }
 
  private:
+  // kOutOfRange, or `failure` when an injected failure applies.
   Status check(const char* operation, std::uint64_t offset, std::size_t length,
-               bool injected_failure) const;
+               bool injected_failure, DiskError failure) const;
 
   std::vector<std::uint8_t> m_contents;
   DiskAccess m_access;

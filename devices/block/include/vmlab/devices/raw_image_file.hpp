@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include <vmlab/devices/block_backend.hpp>
+#include <vmlab/file_descriptor.hpp>
 #include <vmlab/result.hpp>
 
 namespace vmlab::devices {
@@ -44,7 +45,8 @@ class RawImageFile final : public BlockBackend {
   // fdatasync(2): the data and the metadata needed to read it back.
   Status flush() override;
 
-  // The shutdown flush, reported; later reads, writes and flushes fail.
+  // The shutdown flush and the close(2), reported (kFlushFailed); later
+  // reads, writes and flushes fail with kClosed.
   Status close();
 
   const std::string& path() const { return m_path; }
@@ -53,12 +55,13 @@ class RawImageFile final : public BlockBackend {
   std::uint64_t flushes() const { return m_flushes; }
 
  private:
-  RawImageFile(int descriptor, std::string path, std::uint64_t size_bytes, DiskAccess access);
+  RawImageFile(FileDescriptor descriptor, std::string path, std::uint64_t size_bytes,
+               DiskAccess access);
 
   Status check_range(std::string_view operation, std::uint64_t offset, std::size_t length) const;
   Status check_open() const;
 
-  int m_descriptor;
+  FileDescriptor m_descriptor;
   std::string m_path;
   std::uint64_t m_size_bytes;
   DiskAccess m_access;

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include <vmlab/devices/block_backend.hpp>
+#include <vmlab/devices/register_view.hpp>
 #include <vmlab/io_device.hpp>
 
 namespace vmlab::devices {
@@ -124,17 +125,11 @@ class AtaDisk {
     std::uint32_t count = 0;
   };
 
-  class Registers final : public IoDevice {
-   public:
-    Registers(AtaDisk& disk, Block block) : m_disk(disk), m_block(block) {}
-    std::string_view name() const override;
-    void read(std::uint64_t offset, std::span<std::uint8_t> data) override;
-    void write(std::uint64_t offset, std::span<const std::uint8_t> data) override;
-
-   private:
-    AtaDisk& m_disk;
-    Block m_block;
-  };
+  // The two register blocks' views call these.
+  friend class RegisterView<AtaDisk, Block>;
+  std::string_view view_name(Block block) const;
+  void read_view(Block block, std::uint64_t offset, std::span<std::uint8_t> data);
+  void write_view(Block block, std::uint64_t offset, std::span<const std::uint8_t> data);
 
   void read_data(std::span<std::uint8_t> data);
   void write_data(std::span<const std::uint8_t> data);
@@ -142,7 +137,13 @@ class AtaDisk {
   bool data_out_ready() const;
   std::uint16_t next_data_word();
   void store_data_word(std::uint16_t word);
+  // The two bytes of m_buffer the next Data word moves, low byte first.
+  std::span<std::uint8_t, 2> buffer_word() {
+    return std::span(m_buffer).subspan(m_buffer_position).first<2>();
+  }
 
+  // Features, Sector Count or an LBA register at `offset`, else nullptr.
+  TwoDeepRegister* two_deep_register(unsigned offset);
   std::uint8_t read_command_block(unsigned offset);
   void write_command_block(unsigned offset, std::uint8_t value);
   std::uint8_t read_alternate_status() const;
@@ -150,9 +151,9 @@ class AtaDisk {
 
   void execute(std::uint8_t command);
   void identify_device();
-  void start_read(AtaCommandKind kind, bool extended);
-  void start_write(AtaCommandKind kind, bool extended);
-  void flush_cache(AtaCommandKind kind);
+  // READ/WRITE SECTORS (EXT).
+  void start_transfer(AtaCommandKind kind);
+  void flush_cache();
   Request decode_request(bool extended) const;
   bool check_request(const Request& request, bool extended);
   bool load_sector();
@@ -172,8 +173,8 @@ class AtaDisk {
 
   BlockBackend& m_backend;
   IrqLine m_irq;
-  Registers m_command_block{*this, Block::Command};
-  Registers m_control_block{*this, Block::Control};
+  RegisterView<AtaDisk, Block> m_command_block{*this, Block::Command};
+  RegisterView<AtaDisk, Block> m_control_block{*this, Block::Control};
 
   TwoDeepRegister m_features;
   TwoDeepRegister m_sector_count;

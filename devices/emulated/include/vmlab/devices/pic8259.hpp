@@ -6,6 +6,7 @@
 #include <span>
 #include <string_view>
 
+#include <vmlab/devices/register_view.hpp>
 #include <vmlab/io_device.hpp>
 
 namespace vmlab::devices {
@@ -95,17 +96,11 @@ class Pic8259Pair {
     bool initialized = false;
   };
 
-  class Ports final : public IoDevice {
-   public:
-    Ports(Pic8259Pair& pair, Chip chip) : m_pair(pair), m_chip(chip) {}
-    std::string_view name() const override;
-    void read(std::uint64_t offset, std::span<std::uint8_t> data) override;
-    void write(std::uint64_t offset, std::span<const std::uint8_t> data) override;
-
-   private:
-    Pic8259Pair& m_pair;
-    Chip m_chip;
-  };
+  // The two chips' port views call these.
+  friend class RegisterView<Pic8259Pair, Chip>;
+  std::string_view view_name(Chip chip) const;
+  void read_view(Chip chip, std::uint64_t offset, std::span<std::uint8_t> data);
+  void write_view(Chip chip, std::uint64_t offset, std::span<const std::uint8_t> data);
 
   Controller& controller(Chip chip) { return chip == Chip::Master ? m_master : m_slave; }
   const Controller& controller(Chip chip) const {
@@ -116,6 +111,9 @@ class Pic8259Pair {
   void write_port(Chip chip, unsigned port, std::uint8_t value);
   void write_command(Controller& chip, std::uint8_t value);
   void write_data(Controller& chip, std::uint8_t value);
+  // After ICW2 or ICW3: ICW4 comes next if ICW1 asked for one.
+  static void expect_icw4_or_finish(Controller& chip);
+  static void finish_initialization(Controller& chip);
   void operation_command_2(Controller& chip, std::uint8_t value);
   std::uint8_t poll(Controller& chip);
 
@@ -127,8 +125,8 @@ class Pic8259Pair {
 
   Controller m_master;
   Controller m_slave;
-  Ports m_master_ports{*this, Chip::Master};
-  Ports m_slave_ports{*this, Chip::Slave};
+  RegisterView<Pic8259Pair, Chip> m_master_ports{*this, Chip::Master};
+  RegisterView<Pic8259Pair, Chip> m_slave_ports{*this, Chip::Slave};
   IrqLine m_interrupt_output;
   bool m_output_level = false;
 };

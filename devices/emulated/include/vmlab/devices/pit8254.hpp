@@ -73,8 +73,9 @@ class Pit8254 final : public IoDevice {
     SoftwareTriggeredStrobe,
     HardwareTriggeredStrobe,
   };
-  // Control word bits 5-4 (00 is the counter latch command, not a mode).
-  enum class Access : std::uint8_t { LowByte, HighByte, LowThenHigh };
+  // Control word bits 5-4, as the read-back status reports them too (00 is
+  // the counter latch command, not a mode).
+  enum class Access : std::uint8_t { LowByte = 1, HighByte = 2, LowThenHigh = 3 };
 
   // A count loaded into the counting element at an input clock tick.
   struct Segment {
@@ -121,6 +122,8 @@ class Pit8254 final : public IoDevice {
   std::uint64_t edges_between(const Counter& counter, std::uint64_t after_tick,
                               std::uint64_t through_tick) const;
   std::optional<std::uint64_t> next_edge_after(const Counter& counter, std::uint64_t tick) const;
+  // Modes 0 and 4: the tick at which OUT rises, once.
+  static std::uint64_t one_shot_edge(const Counter& counter);
   // Accounts counter 0's edges up to `tick` and delivers one if any fell due.
   void account_edges(std::uint64_t tick);
   static void settle(Counter& counter, std::uint64_t tick);

@@ -4,17 +4,42 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
-#include <string>
 #include <string_view>
 #include <vector>
 
 #include <vmlab/address.hpp>
 #include <vmlab/devices/block_backend.hpp>
+#include <vmlab/devices/error_kind_names.hpp>
 #include <vmlab/devices/virtio_device.hpp>
 #include <vmlab/devices/virtqueue.hpp>
+#include <vmlab/result.hpp>
 
 namespace vmlab::devices {
+
+// Why virtio-blk refused a request: kMalformedRequest cannot be answered on
+// the ring (the transport sets DEVICE_NEEDS_RESET); the others are answered
+// with VIRTIO_BLK_S_IOERR, as is a failure of the disk (its DiskError).
+// New kinds go last.
+enum class VirtioBlkError {
+  kMalformedRequest = 1,  // no room for the 16-byte header or the status byte
+  kGuestMemory,           // the header, the data or the status byte could not be moved
+  kBadBuffers,            // data buffers the type does not take: the wrong direction, or any
+  kPartialSector,         // data that is not a whole number of 512-byte sectors
+  kOverSegmentLimit,      // more data segments than seg_max, or one larger than size_max
+  kOutOfRange,            // sectors past the end of the disk
+  kReadOnly,              // a write to a read-only disk
+};
+constexpr const char* error_domain(VirtioBlkError) {
+  return "virtio-blk";
+}
+inline constexpr const char* kVirtioBlkErrorNames[] = {
+    "no error",       "malformed request",  "guest memory", "bad buffers",
+    "partial sector", "over segment limit", "out of range", "read-only"};
+constexpr const char* to_string(VirtioBlkError kind) {
+  return kind_name<VirtioBlkError::kReadOnly>(kind, kVirtioBlkErrorNames);
+}
 
 namespace virtio {
 
@@ -103,8 +128,8 @@ class VirtioBlk final : public VirtioDevice {
 
   const VirtioBlkOptions& options() const { return m_options; }
   const VirtioBlkStatistics& statistics() const { return m_statistics; }
-  // Why the most recent request got VIRTIO_BLK_S_IOERR; empty if none has.
-  const std::string& last_io_error() const { return m_last_io_error; }
+  // Why the most recent request got VIRTIO_BLK_S_IOERR; nullopt if none has.
+  const std::optional<Error>& last_io_error() const { return m_last_io_error; }
 
  private:
   // The device-writable bytes the request reported, or an Error when the
@@ -112,25 +137,29 @@ class VirtioBlk final : public VirtioDevice {
   Result<std::uint32_t> serve_request(GuestMemoryAccess& memory, const DescriptorChain& chain);
   std::uint8_t execute(GuestMemoryAccess& memory, const DescriptorChain& chain, std::uint32_t type,
                        std::uint64_t sector);
-  std::uint8_t read_sectors(GuestMemoryAccess& memory, const DescriptorChain& chain,
-                            std::uint64_t sector);
-  std::uint8_t write_sectors(GuestMemoryAccess& memory, const DescriptorChain& chain,
-                             std::uint64_t sector);
+  // A read (disk to guest) or write request's data, moved sector by sector.
+  enum class Direction { ToGuest, ToDisk };
+  std::uint8_t transfer(GuestMemoryAccess& memory, const DescriptorChain& chain,
+                        std::uint64_t sector, Direction direction);
+  Status move_through_bounce(GuestMemoryAccess& memory, GuestPhysAddr address,
+                             std::uint64_t disk_offset, Direction direction);
   std::uint8_t flush(const DescriptorChain& chain);
   std::uint8_t get_id(GuestMemoryAccess& memory, const DescriptorChain& chain);
   // Checks a transfer of `segments` at `sector` against the disk and the
-  // segment limits the driver accepted; an empty string means it may go ahead.
-  std::string check_transfer(const std::vector<GuestBuffer>& segments, std::uint64_t sector) const;
-  std::uint8_t io_error(std::string reason);
+  // segment limits the driver accepted.
+  Status check_transfer(const std::vector<GuestBuffer>& segments, std::uint64_t sector) const;
+  std::uint8_t io_error(Error reason);
 
   BlockBackend& m_backend;
   VirtioBlkOptions m_options;
   VirtioBlkStatistics m_statistics;
   std::uint64_t m_accepted_features = 0;
-  std::string m_last_io_error;
+  std::optional<Error> m_last_io_error;
   // Data on its way between guest memory and the disk, at most
   // kBounceLength bytes at a time whatever the segment sizes.
   std::vector<std::uint8_t> m_bounce;
 };
 
 }  // namespace vmlab::devices
+
+VMLAB_ERROR_KINDS(vmlab::devices::VirtioBlkError);

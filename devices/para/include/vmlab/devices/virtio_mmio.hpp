@@ -9,12 +9,14 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include <vmlab/devices/virtio_device.hpp>
 #include <vmlab/devices/virtqueue.hpp>
 #include <vmlab/guest_memory.hpp>
 #include <vmlab/io_device.hpp>
+#include <vmlab/result.hpp>
 
 namespace vmlab::devices {
 
@@ -84,6 +86,9 @@ class VirtioMmioTransport final : public IoDevice {
   // problem_count() counts every one since construction.
   const std::vector<std::string>& problems() const { return m_problems; }
   std::uint64_t problem_count() const { return m_problem_count; }
+  // The kind of the error that last set DEVICE_NEEDS_RESET (a VirtqueueError,
+  // a VirtioBlkError...); empty until one has.
+  std::error_code last_device_error() const { return m_last_device_error; }
 
  private:
   // The register set of one virtqueue, selected through QueueSel.
@@ -104,7 +109,7 @@ class VirtioMmioTransport final : public IoDevice {
 
   bool features_acceptable() const;
   void reset();
-  void device_error(std::uint32_t queue_index, const std::string& problem);
+  void device_error(std::uint32_t queue_index, const Error& error);
   void record_problem(std::string problem);
   void raise_interrupt(std::uint32_t reason);
   void update_irq();
@@ -126,6 +131,7 @@ class VirtioMmioTransport final : public IoDevice {
   VirtioMmioStatistics m_statistics;
   std::vector<std::string> m_problems;
   std::uint64_t m_problem_count = 0;
+  std::error_code m_last_device_error;
 };
 
 }  // namespace vmlab::devices

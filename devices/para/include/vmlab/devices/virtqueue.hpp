@@ -9,10 +9,44 @@
 #include <vector>
 
 #include <vmlab/address.hpp>
+#include <vmlab/devices/error_kind_names.hpp>
 #include <vmlab/guest_memory.hpp>
 #include <vmlab/result.hpp>
 
 namespace vmlab::devices {
+
+// Why a virtqueue cannot be set up, or a chain the driver made available is
+// refused (virtio 1.2, 2.7); the transport then sets DEVICE_NEEDS_RESET. New
+// kinds go last.
+enum class VirtqueueError {
+  kBadLayout = 1,         // a size not a power of two up to the maximum, or an area misplaced
+  kGuestMemory,           // a ring, descriptor or buffer could not be read or written
+  kBadAvailableIndex,     // the available ring's idx ran ahead by more than the queue size
+  kDescriptorOutOfRange,  // a head or next index past the end of its descriptor table
+  kDescriptorLoop,        // a chain longer than its table, so it loops
+  kBadIndirectTable,      // INDIRECT not negotiated, nested or with NEXT, or a bad table length
+  kOutsideGuestMemory,    // a buffer or indirect table outside guest RAM or wrapping around
+  kBadBufferOrder,        // a device-readable buffer after a device-writable one
+  kChainTooLong,          // a chain of more than 4 GiB
+  kPastChainEnd,          // DescriptorChain::read or write past the chain's bytes
+};
+constexpr const char* error_domain(VirtqueueError) {
+  return "virtqueue";
+}
+inline constexpr const char* kVirtqueueErrorNames[] = {"no error",
+                                                       "bad layout",
+                                                       "guest memory",
+                                                       "bad available index",
+                                                       "descriptor out of range",
+                                                       "descriptor loop",
+                                                       "bad indirect table",
+                                                       "outside guest memory",
+                                                       "bad buffer order",
+                                                       "chain too long",
+                                                       "past the chain's end"};
+constexpr const char* to_string(VirtqueueError kind) {
+  return kind_name<VirtqueueError::kPastChainEnd>(kind, kVirtqueueErrorNames);
+}
 
 namespace virtio {
 
@@ -139,3 +173,5 @@ class Virtqueue {
 };
 
 }  // namespace vmlab::devices
+
+VMLAB_ERROR_KINDS(vmlab::devices::VirtqueueError);

@@ -17,11 +17,31 @@
 #include <vector>
 
 #include <vmlab/address.hpp>
+#include <vmlab/devices/error_kind_names.hpp>
 #include <vmlab/dma_remapping.hpp>
 #include <vmlab/guest_memory.hpp>
 #include <vmlab/result.hpp>
 
 namespace vmlab::devices {
+
+// Why the VMM's change to the I/O page table was refused (the table is then
+// unchanged). A DMA the table blocks is not an Error but an IommuFault. New
+// kinds go last.
+enum class IommuError {
+  kBadRange = 1,        // not whole 4 KiB pages, empty, or wrapping around the address space
+  kOutsideGuestMemory,  // a mapping to guest-physical memory the VM does not have
+  kNoAccess,            // a mapping that allows neither reads nor writes
+  kAlreadyMapped,       // map() over a mapped page: unmap it first
+  kNotMapped,           // unmap() of a page that is not mapped
+};
+constexpr const char* error_domain(IommuError) {
+  return "iommu";
+}
+inline constexpr const char* kIommuErrorNames[] = {
+    "no error", "bad range", "outside guest memory", "no access", "already mapped", "not mapped"};
+constexpr const char* to_string(IommuError kind) {
+  return kind_name<IommuError::kNotMapped>(kind, kIommuErrorNames);
+}
 
 // What a mapping allows the device to do to guest memory.
 struct IommuAccess {
@@ -158,3 +178,5 @@ class Iommu final : public DmaRemapping {
 };
 
 }  // namespace vmlab::devices
+
+VMLAB_ERROR_KINDS(vmlab::devices::IommuError);

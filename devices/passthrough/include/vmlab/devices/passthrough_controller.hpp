@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
@@ -17,11 +18,28 @@
 
 #include <vmlab/passthrough.h>
 #include <vmlab/devices/block_backend.hpp>
+#include <vmlab/devices/error_kind_names.hpp>
 #include <vmlab/devices/iommu.hpp>
 #include <vmlab/guest_memory.hpp>
 #include <vmlab/result.hpp>
 
 namespace vmlab::devices {
+
+// Why the controller could not start, or a VM could not claim it. New kinds
+// go last.
+enum class PassthroughError {
+  kThreadFailed = 1,  // the host could not start the device thread
+  kUnnamed,           // claim() of a device with no name
+  kClaimed,           // the device already belongs to another VM
+};
+constexpr const char* error_domain(PassthroughError) {
+  return "passthrough";
+}
+inline constexpr const char* kPassthroughErrorNames[] = {"no error", "thread failed", "unnamed",
+                                                         "claimed"};
+constexpr const char* to_string(PassthroughError kind) {
+  return kind_name<PassthroughError::kClaimed>(kind, kPassthroughErrorNames);
+}
 
 // What the controller has done so far; readable from any thread.
 struct PassthroughCounters {
@@ -67,21 +85,18 @@ class PassthroughController {
   PassthroughCounters counters() const;
 
   // One VM owns a passed-through device (DESIGN.md 6): a process-wide claim
-  // keyed by device name, released when the token is destroyed.
+  // keyed by device name, released when the token is destroyed. Move-only.
   class ClaimToken {
    public:
-    ClaimToken(ClaimToken&& other) noexcept;
-    ClaimToken& operator=(ClaimToken&& other) noexcept;
-    ClaimToken(const ClaimToken&) = delete;
-    ClaimToken& operator=(const ClaimToken&) = delete;
-    ~ClaimToken();
-    const std::string& device() const { return m_device; }
+    const std::string& device() const { return *m_device; }
 
    private:
     friend class PassthroughController;
-    explicit ClaimToken(std::string device) : m_device(std::move(device)) {}
-    void release();
-    std::string m_device;  // empty once moved from
+    struct Release {
+      void operator()(const std::string* device) const;
+    };
+    explicit ClaimToken(std::string device) : m_device(new std::string(std::move(device))) {}
+    std::unique_ptr<const std::string, Release> m_device;  // null once moved from
   };
   static Result<ClaimToken> claim(const std::string& device);
 
@@ -123,11 +138,12 @@ class PassthroughController {
   std::condition_variable m_stop_condition;
   std::atomic<bool> m_stop_requested{false};
 
-  struct AtomicCounters {
-    std::atomic<std::uint64_t> reads{0}, writes{0}, flushes{0}, invalid_commands{0}, io_errors{0},
-        bytes_to_memory{0}, bytes_to_disk{0}, dma_faults{0}, commands_completed{0}, interrupts{0},
-        polls{0}, sleeps{0};
-  } m_counters;
+  // Counted by the device thread, copied whole by counters() on any other.
+  void count(std::uint64_t PassthroughCounters::*counter, std::uint64_t amount = 1);
+  mutable std::mutex m_counters_mutex;
+  PassthroughCounters m_counters;  // guarded by m_counters_mutex
 };
 
 }  // namespace vmlab::devices
+
+VMLAB_ERROR_KINDS(vmlab::devices::PassthroughError);
