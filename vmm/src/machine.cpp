@@ -120,12 +120,13 @@ Result<std::unique_ptr<Machine>> Machine::create(const Kvm& kvm, const MachineCo
                                                  const BoardFactory& make_board,
                                                  std::unique_ptr<CpuMode> mode) {
   if (config.memory_size < kMinimumGuestMemory || config.memory_size > kMaximumGuestMemory) {
-    return Error{"guest memory must be between 4 MiB and 3 GiB"};
+    return Error{MachineError::kInvalidMemorySize, "guest memory must be between 4 MiB and 3 GiB"};
   }
   // wait_for converts to the steady clock's nanoseconds: past about 292
   // years that overflows, and the guest would "time out" at once.
   if (config.timeout <= std::chrono::milliseconds::zero() || config.timeout > kMaximumTimeout) {
-    return Error{"the run's timeout must be more than 0 and at most 24 hours"};
+    return Error{MachineError::kInvalidTimeout,
+                 "the run's timeout must be more than 0 and at most 24 hours"};
   }
   auto vm = kvm.create_vm();
   if (!vm) return vm.error();

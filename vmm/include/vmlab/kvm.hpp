@@ -17,6 +17,26 @@
 
 namespace vmlab {
 
+// Why /dev/kvm, a VM or a vCPU could not be opened, created or driven.
+enum class KvmError {
+  kDeviceMissing = 1,  // /dev/kvm does not exist: no KVM module, or no virtualization
+  kPermissionDenied,   // /dev/kvm exists but this user may not open it
+  kCannotOpen,         // /dev/kvm could not be opened for another reason (system_errno)
+  kApiVersion,         // the kernel speaks a KVM API version vmlab was not written for
+  kIoctlFailed,        // a KVM ioctl failed; system_errno says how
+  kMapFailed,          // the vCPU's kvm_run page could not be mapped
+  kMsrRefused,         // KVM_SET_MSRS set fewer MSRs than asked: the backend lacks one
+  kMalformedExit,      // KVM reported an exit whose data lies outside kvm_run
+};
+constexpr const char* error_domain(KvmError) {
+  return "kvm";
+}
+constexpr const char* to_string(KvmError kind) {
+  return kind_name<KvmError::kMalformedExit>(
+      kind, {"device missing", "permission denied", "cannot open", "API version", "ioctl failed",
+             "map failed", "MSR refused", "malformed exit"});
+}
+
 class Vm;
 class Vcpu;
 
@@ -188,3 +208,5 @@ class Vcpu {
 std::string describe_registers(const Vcpu& vcpu);
 
 }  // namespace vmlab
+
+VMLAB_ERROR_KINDS(vmlab::KvmError);

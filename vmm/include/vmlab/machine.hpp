@@ -22,6 +22,18 @@
 
 namespace vmlab {
 
+// Why Machine::create refused its configuration.
+enum class MachineError {
+  kInvalidMemorySize = 1,  // guest memory outside [kMinimumGuestMemory, kMaximumGuestMemory]
+  kInvalidTimeout,         // a timeout of 0 or less, or more than kMaximumTimeout
+};
+constexpr const char* error_domain(MachineError) {
+  return "machine";
+}
+constexpr const char* to_string(MachineError kind) {
+  return kind_name<MachineError::kInvalidTimeout>(kind, {"invalid memory size", "invalid timeout"});
+}
+
 // What Machine::create accepts. Guest RAM ends below the VT-x pages it puts
 // just under 4 GiB.
 constexpr std::uint64_t kMinimumGuestMemory = 4 * MiB;
@@ -112,3 +124,5 @@ class Machine {
 };
 
 }  // namespace vmlab
+
+VMLAB_ERROR_KINDS(vmlab::MachineError);
