@@ -406,7 +406,7 @@ const char* kvm_exit_reason_name(std::uint32_t reason) {
   }
 }
 
-std::string describe_registers(const Vcpu& vcpu) {
+std::string describe_registers(const VirtualCpu& vcpu) {
   auto registers = vcpu.registers();
   auto special = vcpu.special_registers();
   if (!registers || !special) return "(registers unavailable)";
