@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "run_benchmarks.hpp"
 #include "vmlab/devices/raw_image_file.hpp"
 #include "vmlab/runner.hpp"
 
@@ -157,17 +158,8 @@ void register_all() {
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const std::string platform = detect_platform().one_line();
-  benchmark::AddCustomContext("vmlab", platform);
-  register_all();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-
+// What this binary measured, after Google Benchmark's own report.
+void print_summary() {
   std::printf(
       "\ndisks: per request and per KiB = the difference between runs of %lu and %lu "
       "sectors (boot and console cancel out);\nVMM entries = VM exits the VMM handled "
@@ -203,6 +195,11 @@ int main(int argc, char** argv) {
       }
     }
   }
-  std::printf("%s\n", platform.c_str());
-  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  return vmlab::bench::run_benchmarks(argc, argv, print_summary);
 }

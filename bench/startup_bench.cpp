@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "run_benchmarks.hpp"
 #include "vmlab/runner.hpp"
 
 namespace {
@@ -150,19 +151,8 @@ void startup(benchmark::State& state) {
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const std::string platform = detect_platform().one_line();
-  benchmark::AddCustomContext("vmlab", platform);
-  benchmark::RegisterBenchmark("Startup/cli-sti:1", startup)
-      ->Iterations(1)
-      ->Unit(benchmark::kMillisecond);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-
+// What this binary measured, after Google Benchmark's own report.
+void print_summary() {
   std::printf(
       "\nstart-up: workload %s n=%lu, run_guest from /dev/kvm to guest exit and teardown;\n"
       "medians over every interleaved sample (outside run = set-up and teardown, before the\n"
@@ -194,6 +184,13 @@ int main(int argc, char** argv) {
     std::printf("  full/hvm whole run %.2f (the guest's boot included: its traps)\n",
                 median_of(full->second, &Sample::total_ms) / hvm_ms);
   }
-  std::printf("%s\n", platform.c_str());
-  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::RegisterBenchmark("Startup/cli-sti:1", startup)
+      ->Iterations(1)
+      ->Unit(benchmark::kMillisecond);
+  return vmlab::bench::run_benchmarks(argc, argv, print_summary);
 }

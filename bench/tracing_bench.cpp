@@ -17,6 +17,7 @@
 #include <map>
 #include <vector>
 
+#include "run_benchmarks.hpp"
 #include "vmlab/runner.hpp"
 
 namespace {
@@ -80,16 +81,8 @@ void BM_TracingCost_Pio(benchmark::State& state) {
 BENCHMARK(BM_TracingCost_Syscalls)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TracingCost_Pio)->Iterations(1)->Unit(benchmark::kMillisecond);
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const std::string platform = detect_platform().one_line();
-  benchmark::AddCustomContext("vmlab", platform);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-
+// What this binary measured, after Google Benchmark's own report.
+void print_summary() {
   std::printf("\ntracing cost: median guest cycles per operation over %d interleaved runs each\n",
               kSamplesPerSetting);
   for (const auto& [workload, medians] : g_medians) {
@@ -97,6 +90,10 @@ int main(int argc, char** argv) {
                 workload.c_str(), medians.off, medians.on,
                 100.0 * (medians.on - medians.off) / medians.off);
   }
-  std::printf("%s\n", platform.c_str());
-  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return vmlab::bench::run_benchmarks(argc, argv, print_summary);
 }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/guest_runs.hpp"
 #include "../support/kvm_available.hpp"
 #include "vmlab/reference.hpp"
 #include "vmlab/runner.hpp"
@@ -44,18 +45,14 @@ std::string outcome(const HostileLines& lines, const std::string& name) {
   return found == lines.end() ? "(no line)" : found->second;
 }
 
-std::string without_cycles(const std::string& line) {
-  return std::regex_replace(line, std::regex(" cycles=[0-9]+"), "");
-}
+using testing::without_cycles;
 
 GuestRun run_hostile(const std::string& cpu) {
   RunOptions options;
   options.cpu = cpu;
   options.workload = "hostile";
   options.timeout_seconds = 120;
-  auto run = run_guest(options);
-  EXPECT_TRUE(run.ok()) << (run.ok() ? "" : run.error().message);
-  return run.ok() ? std::move(*run) : GuestRun{};
+  return testing::start_run(options);
 }
 
 // A fault with one of the vectors, any error code.

@@ -10,7 +10,9 @@
 #include <sstream>
 
 #include "../support/elf_builder.hpp"
+#include "../support/guest_runs.hpp"
 #include "../support/kvm_available.hpp"
+#include "vmlab/elf_loader.hpp"
 #include "vmlab/runner.hpp"
 
 namespace vmlab {
@@ -18,9 +20,7 @@ namespace {
 
 GuestRun run_or_fail(RunOptions options) {
   options.timeout_seconds = 60;
-  auto run = run_guest(options);
-  EXPECT_TRUE(run.ok()) << (run.ok() ? "" : run.error().message);
-  return run.ok() ? std::move(*run) : GuestRun{};
+  return testing::start_run(options);
 }
 
 void expect_ok(const GuestRun& run, const std::string& workload, std::uint64_t count) {
@@ -292,8 +292,7 @@ TEST(HvmRun, MalformedGuestIsRefusedBeforeBoot) {
   options.guest_path = path.string();
   auto run = run_guest(options);
   ASSERT_FALSE(run.ok());
-  EXPECT_NE(run.error().message.find("malformed guest ELF"), std::string::npos)
-      << run.error().message;
+  EXPECT_EQ(run.error().kind, ElfError::kTruncated) << run.error().message;
   std::filesystem::remove(path);
 }
 

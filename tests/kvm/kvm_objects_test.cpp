@@ -1,6 +1,8 @@
 // The KVM owners and the stats reader against the real /dev/kvm.
 #include <gtest/gtest.h>
 
+#include <cerrno>
+
 #include "../support/kvm_available.hpp"
 #include "vmlab/kvm.hpp"
 #include "vmlab/kvm_stats.hpp"
@@ -30,7 +32,9 @@ TEST(KvmObjects, OwnersMoveTheirDescriptors) {
 TEST(KvmObjects, MissingDeviceIsExplained) {
   auto kvm = Kvm::open("/nonexistent/kvm");
   ASSERT_FALSE(kvm.ok());
-  EXPECT_NE(kvm.error().message.find("load the KVM module"), std::string::npos);
+  EXPECT_EQ(kvm.error().kind, KvmError::kDeviceMissing);
+  EXPECT_EQ(kvm.error().system_errno, ENOENT);
+  EXPECT_NE(kvm.error().message.find("load the KVM module"), std::string::npos) << "says the fix";
 }
 
 TEST(KvmObjects, StatsReaderOnTheRealFd) {

@@ -9,47 +9,34 @@
 
 #include "../support/guest_runs.hpp"
 #include "../support/kvm_available.hpp"
-#include "../support/result_lines.hpp"
 #include "vmlab/probe.hpp"
 #include "vmlab/runner.hpp"
 
 namespace vmlab {
 namespace {
 
-using testing::without_cycles;
-
 using testing::count_of;
 using testing::run_in;
 
-using testing::WorkloadCase;
-
-class ParaWorkload : public ::testing::TestWithParam<WorkloadCase> {};
+constexpr char kPara[] = "para";
+using ParaWorkload = testing::SameResultAsHvm<kPara>;
 
 TEST_P(ParaWorkload, MatchesHvm) {
-  VMLAB_REQUIRE_KVM();
   const auto& param = GetParam();
-  const GuestRun para = run_in("para", param.workload, param.count);
-  const GuestRun hvm = run_in("hvm", param.workload, param.count);
-  ASSERT_EQ(para.report.outcome, RunOutcome::GuestExited) << para.report.message << "\n"
-                                                          << para.report.registers;
-  EXPECT_EQ(para.report.exit_value, param.exit_status);
-  ASSERT_TRUE(para.result.has_value()) << "no result line in para mode";
-  ASSERT_TRUE(hvm.result.has_value());
-  EXPECT_EQ(without_cycles(para.result->line), without_cycles(hvm.result->line));
-  EXPECT_GT(para.hypercalls, 0u) << "a paravirtualized kernel registers itself by hypercall";
-  EXPECT_FALSE(para.report.integrity_violation.has_value()) << *para.report.integrity_violation;
-  EXPECT_EQ(count_of(para.traps_by_reason, "privileged-instruction"), 0u)
+  EXPECT_GT(run.hypercalls, 0u) << "a paravirtualized kernel registers itself by hypercall";
+  EXPECT_FALSE(run.report.integrity_violation.has_value()) << *run.report.integrity_violation;
+  EXPECT_EQ(count_of(run.traps_by_reason, "privileged-instruction"), 0u)
       << "para emulates no instruction";
 
   const std::string workload = param.workload;
   const std::uint64_t n = param.count;
   if (workload == "syscalls") {
-    EXPECT_GE(count_of(para.traps_by_reason, "system-call"), n);
+    EXPECT_GE(count_of(run.traps_by_reason, "system-call"), n);
   } else if (workload == "pagefaults") {
-    EXPECT_EQ(count_of(para.traps_by_reason, "guest-page-fault"), n);
+    EXPECT_EQ(count_of(run.traps_by_reason, "guest-page-fault"), n);
   } else if (workload == "timer") {
-    EXPECT_EQ(para.result->number("irqs"), n);
-    EXPECT_GE(para.interrupts_injected, n);
+    EXPECT_EQ(run.result->number("irqs"), n);
+    EXPECT_GE(run.interrupts_injected, n);
   }
 }
 

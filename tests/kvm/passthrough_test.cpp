@@ -21,7 +21,9 @@ namespace vmlab {
 namespace {
 
 using testing::describe;
+using testing::disk_options;
 using testing::run_disk;
+using testing::start_run;
 using testing::status_of;
 using testing::TemporaryImage;
 
@@ -101,24 +103,19 @@ TEST(Passthrough, IommuOffLetsTheDeviceIntoAllOfGuestRamButNoFurtherAndSaysUnsaf
   for (const char* cpu : {"hvm", "para"}) {
     SCOPED_TRACE(cpu);
     TemporaryImage image;
-    RunOptions options;
-    options.cpu = cpu;
-    options.workload = "dma-attack";
-    options.disk_path = image.path();
-    options.disk_model = "passthrough";
+    RunOptions options = disk_options(image, cpu, "passthrough", "dma-attack", std::nullopt);
     options.iommu = false;
-    auto run = run_guest(options);
-    ASSERT_TRUE(run.ok()) << run.error().message;
-    ASSERT_EQ(status_of(*run), "ok") << describe(*run);
-    const auto targets = dma_lines(*run);
-    ASSERT_EQ(targets.size(), 5u) << describe(*run);
+    const GuestRun run = start_run(options);
+    ASSERT_EQ(status_of(run), "ok") << describe(run);
+    const auto targets = dma_lines(run);
+    ASSERT_EQ(targets.size(), 5u) << describe(run);
     EXPECT_EQ(targets.at("reserved").at("outcome"), "reached");
     EXPECT_EQ(targets.at("page-table").at("outcome"), "reached");
     EXPECT_EQ(targets.at("monitor").at("outcome"), "blocked");  // outside guest RAM
     EXPECT_EQ(targets.at("past-ram").at("outcome"), "blocked");
-    EXPECT_EQ(run->iommu_fault_events, 2u);
-    EXPECT_TRUE(run->iommu_off);
-    EXPECT_NE(run->platform_line.find("UNSAFE: --iommu off"), std::string::npos);
+    EXPECT_EQ(run.iommu_fault_events, 2u);
+    EXPECT_TRUE(run.iommu_off);
+    EXPECT_NE(run.platform_line.find("UNSAFE: --iommu off"), std::string::npos);
   }
 }
 
@@ -129,18 +126,11 @@ TEST(Passthrough, IommuOffWithoutAPassthroughDiskIsRefused) {
   options.disk_path = image.path();
   options.disk_model = "virtio";
   options.iommu = false;
-  auto run = run_guest(options);
-  ASSERT_FALSE(run.ok());
-  EXPECT_NE(run.error().message.find("--iommu off applies to a passthrough disk"),
-            std::string::npos)
-      << run.error().message;
+  EXPECT_TRUE(testing::refused_naming(options, {"--iommu off applies to a passthrough disk"}));
 
   options.workload = "dma-attack";
   options.iommu = true;
-  run = run_guest(options);
-  ASSERT_FALSE(run.ok());
-  EXPECT_NE(run.error().message.find("dma-attack needs the passthrough disk"), std::string::npos)
-      << run.error().message;
+  EXPECT_TRUE(testing::refused_naming(options, {"dma-attack needs the passthrough disk"}));
 }
 
 TEST(Passthrough, ASecondVmAskingForTheSameDeviceIsRefused) {
@@ -157,11 +147,8 @@ TEST(Passthrough, ASecondVmAskingForTheSameDeviceIsRefused) {
     options.count = 8;
     options.disk_path = image.path();
     options.disk_model = "passthrough";
-    auto refused = run_guest(options);
-    ASSERT_FALSE(refused.ok());
-    EXPECT_NE(refused.error().message.find("already belongs to another VM"), std::string::npos)
-        << refused.error().message;
-    EXPECT_NE(refused.error().message.find("cannot be shared or migrated"), std::string::npos);
+    EXPECT_TRUE(testing::refused_naming(
+        options, {"already belongs to another VM", "cannot be shared or migrated"}));
     EXPECT_TRUE(testing::image_is_zero(image));  // nothing touched the disk
   }
   // Released with the other VM: now it is this one's.
@@ -188,20 +175,14 @@ TEST(Passthrough, RegisterAccessesCauseNoExits) {
 TEST(Passthrough, InterruptsGoThroughIrqfdWithTheKernelIrqchip) {
   VMLAB_REQUIRE_KVM();
   TemporaryImage image;
-  RunOptions options;
-  options.workload = "disk-verify";
-  options.count = 64;
-  options.extra_command_line = "disk-irq=1";
+  RunOptions options = disk_options(image, "hvm", "passthrough", "disk-verify", 64, "disk-irq=1");
   options.irqchip = IrqchipModel::Kernel;
-  options.disk_path = image.path();
-  options.disk_model = "passthrough";
-  auto run = run_guest(options);
-  ASSERT_TRUE(run.ok()) << run.error().message;
-  ASSERT_EQ(status_of(*run), "ok") << describe(*run);
-  const auto interrupts = run->disk_statistics.at("passthrough.interrupts");
+  const GuestRun run = start_run(options);
+  ASSERT_EQ(status_of(run), "ok") << describe(run);
+  const auto interrupts = run.disk_statistics.at("passthrough.interrupts");
   EXPECT_GT(interrupts, 0u);
-  EXPECT_EQ(run->disk_statistics.at("passthrough.irqfd_interrupts"), interrupts);
-  EXPECT_EQ(run->interrupts_injected, 0u);  // KVM delivered them, not the VMM
+  EXPECT_EQ(run.disk_statistics.at("passthrough.irqfd_interrupts"), interrupts);
+  EXPECT_EQ(run.interrupts_injected, 0u);  // KVM delivered them, not the VMM
 }
 
 // A VM stopped while the guest keeps the device busy (one sector per
@@ -228,21 +209,16 @@ TEST(Passthrough, TeardownWithCommandsInFlightLeaksNoThreadsOrDescriptors) {
                                     "disk-request=1 disk-batch=1");
     ASSERT_EQ(status_of(probe), "ok") << describe(probe);
     const double probe_seconds = std::chrono::duration<double>(probe.report.wall_time).count();
-    RunOptions options;
-    options.cpu = cpu;
     // disk-read starts issuing commands at once (disk-write first fills its
     // buffer, which takes a while in hvm's emulated kernel mode).
-    options.workload = "disk-read";
-    options.count = testing::kImageSize / 512;
-    options.extra_command_line = "disk-request=1 disk-batch=1";
+    RunOptions options = disk_options(image, cpu, "passthrough", "disk-read",
+                                      testing::kImageSize / 512, "disk-request=1 disk-batch=1");
     // The probe's time covers boot and 256 commands; the whole read needs
     // boot and 32 times as many. A quarter of that ends it midway, with
     // commands in flight, on a fast host or a slow one.
     options.timeout_seconds =
         probe_seconds * (static_cast<double>(*options.count) / static_cast<double>(kProbeSectors)) /
         4.0;
-    options.disk_path = image.path();
-    options.disk_model = "passthrough";
     auto run = run_guest(options);
     ASSERT_TRUE(run.ok()) << run.error().message;
     EXPECT_EQ(run->report.outcome, RunOutcome::Timeout) << describe(*run);

@@ -11,9 +11,11 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "guest_runs.hpp"
 #include "vmlab/devices/raw_image_file.hpp"
 #include "vmlab/runner.hpp"
 
@@ -51,21 +53,25 @@ class TemporaryImage {
 
 enum class Access { ReadWrite, ReadOnly };
 
-inline GuestRun run_disk(const TemporaryImage& image, const std::string& cpu,
-                         const std::string& model, const std::string& workload, std::uint64_t count,
-                         const std::string& command_line = "", Access access = Access::ReadWrite) {
-  RunOptions options;
-  options.cpu = cpu;
-  options.workload = workload;
+// A disk workload on `image` through the disk `model`; no count runs the
+// workload's default.
+inline RunOptions disk_options(const TemporaryImage& image, const std::string& cpu,
+                               const std::string& model, const std::string& workload,
+                               std::optional<std::uint64_t> count,
+                               const std::string& command_line = "",
+                               Access access = Access::ReadWrite) {
+  RunOptions options = workload_options(cpu, workload, 0, command_line);
   options.count = count;
-  options.timeout_seconds = 120;
-  options.extra_command_line = command_line;
   options.disk_path = image.path();
   options.disk_model = model;
   options.disk_readonly = access == Access::ReadOnly;
-  auto run = run_guest(options);
-  EXPECT_TRUE(run.ok()) << (run.ok() ? "" : run.error().message);
-  return run.ok() ? std::move(*run) : GuestRun{};
+  return options;
+}
+
+inline GuestRun run_disk(const TemporaryImage& image, const std::string& cpu,
+                         const std::string& model, const std::string& workload, std::uint64_t count,
+                         const std::string& command_line = "", Access access = Access::ReadWrite) {
+  return start_run(disk_options(image, cpu, model, workload, count, command_line, access));
 }
 
 inline std::string status_of(const GuestRun& run) {

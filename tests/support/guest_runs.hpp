@@ -7,25 +7,54 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <utility>
 
+#include "kvm_available.hpp"
+#include "result_lines.hpp"
 #include "vmlab/runner.hpp"
 
 namespace vmlab::testing {
 
-inline GuestRun run_in(const std::string& cpu, const std::string& workload, std::uint64_t count,
-                       const std::string& extra_command_line = "") {
+// A built-in workload under `cpu`, with a timeout a loaded test host meets.
+inline RunOptions workload_options(const std::string& cpu, const std::string& workload,
+                                   std::uint64_t count,
+                                   const std::string& extra_command_line = "") {
   RunOptions options;
   options.cpu = cpu;
   options.workload = workload;
   options.count = count;
   options.timeout_seconds = 120;
   options.extra_command_line = extra_command_line;
+  return options;
+}
+
+// The run, or an empty one (and a failed test) when it cannot start.
+inline GuestRun start_run(const RunOptions& options) {
   auto run = run_guest(options);
   EXPECT_TRUE(run.ok()) << (run.ok() ? "" : run.error().message);
   return run.ok() ? std::move(*run) : GuestRun{};
+}
+
+inline GuestRun run_in(const std::string& cpu, const std::string& workload, std::uint64_t count,
+                       const std::string& extra_command_line = "") {
+  return start_run(workload_options(cpu, workload, count, extra_command_line));
+}
+
+// A run refused before it starts, with a message that names each of `what`
+// (the option at fault, the fix).
+inline ::testing::AssertionResult refused_naming(const RunOptions& options,
+                                                 std::initializer_list<std::string> what) {
+  auto run = run_guest(options);
+  if (run.ok()) return ::testing::AssertionFailure() << "the run was not refused";
+  for (const auto& words : what) {
+    if (run.error().message.find(words) == std::string::npos) {
+      return ::testing::AssertionFailure() << "no '" << words << "' in: " << run.error().message;
+    }
+  }
+  return ::testing::AssertionSuccess();
 }
 
 // A count from GuestRun's by-reason maps, 0 when the reason never occurred.
@@ -56,6 +85,45 @@ inline constexpr std::array<WorkloadCase, 10> kEveryWorkload = {{
     {"fault", 1, 3},
     {"segfault", 1, 4},
 }};
+
+// A run of `workload` under a CPU mode against the same under hvm: the guest
+// exited with the workload's status and printed hvm's result line, cycles
+// aside.
+inline ::testing::AssertionResult matches_hvm(const GuestRun& run, const GuestRun& hvm,
+                                              const WorkloadCase& workload) {
+  if (run.report.outcome != RunOutcome::GuestExited) {
+    return ::testing::AssertionFailure() << "the guest did not exit: " << run.report.message << "\n"
+                                         << run.report.registers;
+  }
+  if (run.report.exit_value != workload.exit_status) {
+    return ::testing::AssertionFailure()
+           << "exit status " << run.report.exit_value << ", not " << workload.exit_status;
+  }
+  if (!run.result || !hvm.result) return ::testing::AssertionFailure() << "no result line";
+  if (without_cycles(run.result->line) != without_cycles(hvm.result->line)) {
+    return ::testing::AssertionFailure() << run.result->line << "\nunder hvm:\n"
+                                         << hvm.result->line;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// CPU mode `kCpu` against hvm over kEveryWorkload: SetUp runs the
+// parameter's workload under both and requires the same result
+// (matches_hvm); the test then checks what only the mode's `run` shows (its
+// traps, its hypercalls).
+template <const char* kCpu>
+class SameResultAsHvm : public ::testing::TestWithParam<WorkloadCase> {
+ protected:
+  void SetUp() override {
+    VMLAB_REQUIRE_KVM();
+    run = run_in(kCpu, GetParam().workload, GetParam().count);
+    hvm = run_in("hvm", GetParam().workload, GetParam().count);
+    ASSERT_TRUE(matches_hvm(run, hvm, GetParam()));
+  }
+
+  GuestRun run;  // under kCpu
+  GuestRun hvm;
+};
 
 // "cli-sti" -> "cli_sti": a test name may not contain '-'.
 inline std::string workload_case_name(const ::testing::TestParamInfo<WorkloadCase>& info) {

@@ -52,13 +52,17 @@ std::vector<ReservedRange> boot_reserved_ranges(const std::vector<ReservedRange>
 
 Status write_boot_structures(GuestMemoryAccess& memory, const BootParameters& parameters) {
   if (memory.size() < 2 * VMLAB_BOOT_LOW_RESERVED) {
-    return Error{"guest memory is too small to boot (need at least 2 MiB)"};
+    return Error{BootError::kMemoryTooSmall,
+                 "guest memory is too small to boot (need at least 2 MiB)"};
   }
   if (parameters.command_line.size() >= VMLAB_BOOT_CMDLINE_MAX) {
-    return Error{"guest command line is longer than " + std::to_string(VMLAB_BOOT_CMDLINE_MAX - 1) +
-                 " bytes"};
+    return Error{BootError::kCommandLineTooLong, "guest command line is longer than " +
+                                                     std::to_string(VMLAB_BOOT_CMDLINE_MAX - 1) +
+                                                     " bytes"};
   }
-  if (parameters.devices.size() > VMLAB_MAX_DEVICES) return Error{"too many devices for boot_info"};
+  if (parameters.devices.size() > VMLAB_MAX_DEVICES) {
+    return Error{BootError::kTooManyDevices, "too many devices for boot_info"};
+  }
 
   const std::array<std::uint64_t, 3> gdt{0, kBootGdtCode64, kBootGdtData};
   if (auto status = memory.write_object(GuestPhysAddr(VMLAB_BOOT_GDT_ADDR), gdt); !status) {
@@ -87,8 +91,9 @@ Status write_boot_structures(GuestMemoryAccess& memory, const BootParameters& pa
   std::uint64_t cursor = 0;
   auto add_region = [&](std::uint64_t base, std::uint64_t length, std::uint32_t type) -> Status {
     if (length == 0) return {};
-    if (info.mem_region_count == VMLAB_MAX_MEM_REGIONS)
-      return Error{"memory map has too many regions"};
+    if (info.mem_region_count == VMLAB_MAX_MEM_REGIONS) {
+      return Error{BootError::kTooManyMemoryRegions, "memory map has too many regions"};
+    }
     info.mem_regions[info.mem_region_count++] = vmlab_mem_region{base, length, type, 0};
     return {};
   };

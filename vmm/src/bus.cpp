@@ -6,26 +6,25 @@
 
 namespace vmlab {
 
-namespace {}  // namespace
-
 Status IoBus::add(BusRange range, IoDevice& device) {
   if (range.size == 0 || range.end() < range.base) {
-    return Error{m_name + ": device " + std::string(device.name()) +
-                 " has an empty or wrapping range"};
+    return Error{BusError::kEmptyRange, m_name + ": device " + std::string(device.name()) +
+                                            " has an empty or wrapping range"};
   }
+  auto overlap = [&](const Entry& other) {
+    return Error{BusError::kOverlap, m_name + ": " + std::string(device.name()) + " at [" +
+                                         hex(range.base) + ", " + hex(range.end()) + ") overlaps " +
+                                         std::string(other.device->name())};
+  };
   // The first entry at or after the new base, and the one before it, are the
   // only ones that can overlap [base, end).
   auto next = m_entries.lower_bound(range.base);
   if (next != m_entries.end() && next->second.range.base < range.end()) {
-    return Error{m_name + ": " + std::string(device.name()) + " at [" + hex(range.base) + ", " +
-                 hex(range.end()) + ") overlaps " + std::string(next->second.device->name())};
+    return overlap(next->second);
   }
   if (next != m_entries.begin()) {
     auto previous = std::prev(next);
-    if (previous->second.range.end() > range.base) {
-      return Error{m_name + ": " + std::string(device.name()) + " at [" + hex(range.base) + ", " +
-                   hex(range.end()) + ") overlaps " + std::string(previous->second.device->name())};
-    }
+    if (previous->second.range.end() > range.base) return overlap(previous->second);
   }
   m_entries.emplace(range.base, Entry{range, &device});
   return {};

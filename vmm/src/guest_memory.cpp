@@ -16,10 +16,14 @@ std::string describe_range(GuestPhysAddr address, std::uint64_t length) {
   return text;
 }
 
+Error access_out_of_range(const char* what, GuestPhysAddr address, std::uint64_t length,
+                          const char* where) {
+  return Error{GuestMemoryError::kOutOfRange,
+               std::string(what) + " " + describe_range(address, length) + " " + where};
+}
+
 Status GuestMemoryAccess::fill(GuestPhysAddr address, std::uint8_t value, std::uint64_t length) {
-  if (!contains(address, length)) {
-    return Error{"guest memory fill " + describe_range(address, length) + " is outside guest RAM"};
-  }
+  if (!contains(address, length)) return access_out_of_range("guest memory fill", address, length);
   std::vector<std::uint8_t> chunk(std::min<std::uint64_t>(length, 64 * KiB), value);
   for (std::uint64_t done = 0; done < length;) {
     auto part = std::min<std::uint64_t>(chunk.size(), length - done);
@@ -32,12 +36,15 @@ Status GuestMemoryAccess::fill(GuestPhysAddr address, std::uint8_t value, std::u
 
 Result<GuestMemory> GuestMemory::create(std::uint64_t size) {
   if (size == 0 || size % (2 * MiB) != 0) {
-    return Error{"guest memory size must be a non-zero multiple of 2 MiB"};
+    return Error{GuestMemoryError::kInvalidSize,
+                 "guest memory size must be a non-zero multiple of 2 MiB"};
   }
   // MAP_NORESERVE: a large guest only costs the pages it touches.
   void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (base == MAP_FAILED) return Error::from_errno("mmap of guest memory", errno);
+  if (base == MAP_FAILED) {
+    return Error::from_errno(GuestMemoryError::kMapFailed, "mmap of guest memory", errno);
+  }
   return GuestMemory(static_cast<std::uint8_t*>(base), size);
 }
 
@@ -58,10 +65,8 @@ GuestMemory::~GuestMemory() {
 }
 
 Status GuestMemory::read(GuestPhysAddr address, std::span<std::uint8_t> out) const {
-  if (!contains(address, out.size())) {
-    return Error{"guest memory read " + describe_range(address, out.size()) +
-                 " is outside guest RAM"};
-  }
+  if (!contains(address, out.size()))
+    return access_out_of_range("guest memory read", address, out.size());
   // The guest may be writing the same bytes concurrently; a torn read is what
   // real hardware would give a DMA engine too, and memcpy on plain bytes is safe.
   std::memcpy(out.data(), m_base + address.value(), out.size());
@@ -69,10 +74,8 @@ Status GuestMemory::read(GuestPhysAddr address, std::span<std::uint8_t> out) con
 }
 
 Status GuestMemory::write(GuestPhysAddr address, std::span<const std::uint8_t> in) {
-  if (!contains(address, in.size())) {
-    return Error{"guest memory write " + describe_range(address, in.size()) +
-                 " is outside guest RAM"};
-  }
+  if (!contains(address, in.size()))
+    return access_out_of_range("guest memory write", address, in.size());
   std::memcpy(m_base + address.value(), in.data(), in.size());
   return {};
 }

@@ -76,6 +76,18 @@ int retry_ioctl(int fd, unsigned long request, Args... args) {
   return result;
 }
 
+// A failed ioctl, named by its request, with errno's words.
+Error ioctl_error(const char* name) {
+  return Error::from_errno(KvmError::kIoctlFailed, name, errno);
+}
+
+// An ioctl that returns 0 or fails with errno, as most VM and vCPU requests do.
+template <typename Argument>
+Status checked_ioctl(int fd, unsigned long request, const char* name, Argument argument) {
+  if (ioctl(fd, request, argument) < 0) return ioctl_error(name);
+  return {};
+}
+
 }  // namespace
 
 Result<Kvm> Kvm::open(const std::string& path) {
@@ -83,27 +95,28 @@ Result<Kvm> Kvm::open(const std::string& path) {
   if (!fd.valid()) {
     const int error_number = errno;
     if (error_number == ENOENT) {
-      return Error{path +
+      return Error{KvmError::kDeviceMissing,
+                   path +
                        " does not exist: load the KVM module (kvm_intel, kvm_amd or kvm_pvm) "
                        "or run vmlab on a machine with virtualization enabled",
                    error_number};
     }
     if (error_number == EACCES || error_number == EPERM) {
       return Error{
+          KvmError::kPermissionDenied,
           "no permission to open " + path + ": run as root or add your user to the 'kvm' group",
           error_number};
     }
-    return Error::from_errno("cannot open " + path, error_number);
+    return Error::from_errno(KvmError::kCannotOpen, "cannot open " + path, error_number);
   }
   const int version = ioctl(fd.get(), KVM_GET_API_VERSION, 0);
   if (version != KVM_API_VERSION) {
-    return Error{path + " speaks KVM API version " + std::to_string(version) + ", vmlab needs " +
-                 std::to_string(KVM_API_VERSION)};
+    return Error{KvmError::kApiVersion, path + " speaks KVM API version " +
+                                            std::to_string(version) + ", vmlab needs " +
+                                            std::to_string(KVM_API_VERSION)};
   }
   const int mmap_size = ioctl(fd.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
-  if (mmap_size < static_cast<int>(sizeof(kvm_run))) {
-    return Error::from_errno("KVM_GET_VCPU_MMAP_SIZE", errno);
-  }
+  if (mmap_size < static_cast<int>(sizeof(kvm_run))) return ioctl_error("KVM_GET_VCPU_MMAP_SIZE");
   return Kvm(std::move(fd), version, mmap_size);
 }
 
@@ -114,7 +127,7 @@ int Kvm::check_extension(long capability) const {
 
 Result<Vm> Kvm::create_vm() const {
   FileDescriptor fd(retry_ioctl(m_fd.get(), KVM_CREATE_VM, 0UL));
-  if (!fd.valid()) return Error::from_errno("KVM_CREATE_VM", errno);
+  if (!fd.valid()) return ioctl_error("KVM_CREATE_VM");
   return Vm(std::move(fd), m_vcpu_mmap_size);
 }
 
@@ -126,82 +139,63 @@ Result<std::vector<kvm_cpuid_entry2>> Kvm::supported_cpuid() const {
       return std::vector<kvm_cpuid_entry2>(buffer.entries(),
                                            buffer.entries() + buffer.header().count);
     }
-    if (errno != E2BIG) return Error::from_errno("KVM_GET_SUPPORTED_CPUID", errno);
+    if (errno != E2BIG) return ioctl_error("KVM_GET_SUPPORTED_CPUID");
   }
-  return Error{"KVM_GET_SUPPORTED_CPUID: too many entries"};
+  return Error{KvmError::kIoctlFailed, "KVM_GET_SUPPORTED_CPUID: too many entries"};
 }
 
 Status Vm::set_user_memory_region(std::uint32_t slot, std::uint64_t guest_phys, std::uint64_t size,
                                   void* host, std::uint32_t flags) {
-  kvm_userspace_memory_region region{};
-  region.slot = slot;
-  region.flags = flags;
-  region.guest_phys_addr = guest_phys;
-  region.memory_size = size;
-  region.userspace_addr = reinterpret_cast<std::uint64_t>(host);
-  if (ioctl(m_fd.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0) {
-    return Error::from_errno("KVM_SET_USER_MEMORY_REGION", errno);
-  }
-  return {};
+  const kvm_userspace_memory_region region{.slot = slot,
+                                           .flags = flags,
+                                           .guest_phys_addr = guest_phys,
+                                           .memory_size = size,
+                                           .userspace_addr = reinterpret_cast<std::uint64_t>(host)};
+  return checked_ioctl(m_fd.get(), KVM_SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION",
+                       &region);
 }
 
 Status Vm::set_tss_address(std::uint64_t address) {
-  if (ioctl(m_fd.get(), KVM_SET_TSS_ADDR, address) < 0) {
-    return Error::from_errno("KVM_SET_TSS_ADDR", errno);
-  }
-  return {};
+  return checked_ioctl(m_fd.get(), KVM_SET_TSS_ADDR, "KVM_SET_TSS_ADDR", address);
 }
 
 Status Vm::set_identity_map_address(std::uint64_t address) {
-  if (ioctl(m_fd.get(), KVM_SET_IDENTITY_MAP_ADDR, &address) < 0) {
-    return Error::from_errno("KVM_SET_IDENTITY_MAP_ADDR", errno);
-  }
-  return {};
+  return checked_ioctl(m_fd.get(), KVM_SET_IDENTITY_MAP_ADDR, "KVM_SET_IDENTITY_MAP_ADDR",
+                       &address);
 }
 
 Status Vm::create_irqchip() {
-  if (ioctl(m_fd.get(), KVM_CREATE_IRQCHIP, 0) < 0) {
-    return Error::from_errno("KVM_CREATE_IRQCHIP", errno);
-  }
-  return {};
+  return checked_ioctl(m_fd.get(), KVM_CREATE_IRQCHIP, "KVM_CREATE_IRQCHIP", 0);
 }
 
 Status Vm::create_pit2() {
   kvm_pit_config config{};
-  if (ioctl(m_fd.get(), KVM_CREATE_PIT2, &config) < 0) {
-    return Error::from_errno("KVM_CREATE_PIT2", errno);
-  }
-  return {};
+  return checked_ioctl(m_fd.get(), KVM_CREATE_PIT2, "KVM_CREATE_PIT2", &config);
 }
 
 Status Vm::set_irq_line(std::uint32_t irq, bool level) {
   kvm_irq_level line{};
   line.irq = irq;
   line.level = level ? 1 : 0;
-  if (ioctl(m_fd.get(), KVM_IRQ_LINE, &line) < 0) return Error::from_errno("KVM_IRQ_LINE", errno);
-  return {};
+  return checked_ioctl(m_fd.get(), KVM_IRQ_LINE, "KVM_IRQ_LINE", &line);
 }
 
 Status Vm::add_mmio_ioeventfd(std::uint64_t address, std::uint32_t length, std::uint64_t value,
                               int event) {
-  kvm_ioeventfd request{};
-  request.datamatch = value;
-  request.addr = address;
-  request.len = length;
-  request.fd = event;
-  request.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
-  if (ioctl(m_fd.get(), KVM_IOEVENTFD, &request) < 0) {
-    return Error::from_errno("KVM_IOEVENTFD", errno);
-  }
-  return {};
+  kvm_ioeventfd request{.datamatch = value,
+                        .addr = address,
+                        .len = length,
+                        .fd = event,
+                        .flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
+                        .pad = {}};
+  return checked_ioctl(m_fd.get(), KVM_IOEVENTFD, "KVM_IOEVENTFD", &request);
 }
 
 Status Vm::add_irqfd(int event, std::uint32_t gsi) {
   kvm_irqfd request{};
   request.fd = static_cast<std::uint32_t>(event);
   request.gsi = gsi;
-  if (ioctl(m_fd.get(), KVM_IRQFD, &request) < 0) return Error::from_errno("KVM_IRQFD", errno);
-  return {};
+  return checked_ioctl(m_fd.get(), KVM_IRQFD, "KVM_IRQFD", &request);
 }
 
 int Vm::check_extension(long capability) const {
@@ -211,10 +205,11 @@ int Vm::check_extension(long capability) const {
 
 Result<Vcpu> Vm::create_vcpu(std::uint32_t id) {
   FileDescriptor fd(retry_ioctl(m_fd.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id)));
-  if (!fd.valid()) return Error::from_errno("KVM_CREATE_VCPU", errno);
+  if (!fd.valid()) return ioctl_error("KVM_CREATE_VCPU");
   const auto size = static_cast<std::size_t>(m_vcpu_mmap_size);
   void* mapping = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
-  if (mapping == MAP_FAILED) return Error::from_errno("mmap of kvm_run", errno);
+  if (mapping == MAP_FAILED)
+    return Error::from_errno(KvmError::kMapFailed, "mmap of kvm_run", errno);
   return Vcpu(std::move(fd), static_cast<kvm_run*>(mapping), size, id);
 }
 
@@ -268,7 +263,7 @@ Result<VcpuExit> Vcpu::run() {
   m_run->immediate_exit = 0;
   if (result < 0) {
     if (error_number == EINTR || error_number == EAGAIN) return VcpuExit{exits::Interrupted{}};
-    return Error::from_errno("KVM_RUN", error_number);
+    return Error::from_errno(KvmError::kIoctlFailed, "KVM_RUN", error_number);
   }
   auto* page = reinterpret_cast<std::uint8_t*>(m_run);  // kvm_run is the start of the mapping
   switch (m_run->exit_reason) {
@@ -276,7 +271,7 @@ Result<VcpuExit> Vcpu::run() {
       const auto& io = m_run->io;
       const std::size_t bytes = std::size_t{io.size} * io.count;
       if (io.data_offset + bytes > m_run_size) {
-        return Error{"KVM_EXIT_IO data lies outside the kvm_run mapping"};
+        return Error{KvmError::kMalformedExit, "KVM_EXIT_IO data lies outside the kvm_run mapping"};
       }
       const std::span<std::uint8_t> data(page + io.data_offset, bytes);
       if (io.direction == KVM_EXIT_IO_OUT) {
@@ -315,30 +310,27 @@ Result<VcpuExit> Vcpu::run() {
 
 Result<kvm_regs> Vcpu::registers() const {
   kvm_regs registers{};
-  if (ioctl(m_fd.get(), KVM_GET_REGS, &registers) < 0)
-    return Error::from_errno("KVM_GET_REGS", errno);
+  if (auto status = checked_ioctl(m_fd.get(), KVM_GET_REGS, "KVM_GET_REGS", &registers); !status) {
+    return status.error();
+  }
   return registers;
 }
 
 Status Vcpu::set_registers(const kvm_regs& registers) {
-  if (ioctl(m_fd.get(), KVM_SET_REGS, &registers) < 0)
-    return Error::from_errno("KVM_SET_REGS", errno);
-  return {};
+  return checked_ioctl(m_fd.get(), KVM_SET_REGS, "KVM_SET_REGS", &registers);
 }
 
 Result<kvm_sregs> Vcpu::special_registers() const {
   kvm_sregs registers{};
-  if (ioctl(m_fd.get(), KVM_GET_SREGS, &registers) < 0) {
-    return Error::from_errno("KVM_GET_SREGS", errno);
+  if (auto status = checked_ioctl(m_fd.get(), KVM_GET_SREGS, "KVM_GET_SREGS", &registers);
+      !status) {
+    return status.error();
   }
   return registers;
 }
 
 Status Vcpu::set_special_registers(const kvm_sregs& registers) {
-  if (ioctl(m_fd.get(), KVM_SET_SREGS, &registers) < 0) {
-    return Error::from_errno("KVM_SET_SREGS", errno);
-  }
-  return {};
+  return checked_ioctl(m_fd.get(), KVM_SET_SREGS, "KVM_SET_SREGS", &registers);
 }
 
 std::uint32_t Vcpu::tsc_khz() const {
@@ -349,19 +341,13 @@ std::uint32_t Vcpu::tsc_khz() const {
 Status Vcpu::set_cpuid(std::span<const kvm_cpuid_entry2> entries) {
   VariableLengthBuffer<kvm_cpuid_entry2> buffer(entries.size());
   std::copy(entries.begin(), entries.end(), buffer.entries());
-  if (ioctl(m_fd.get(), kSetCpuid2, buffer.data()) < 0) {
-    return Error::from_errno("KVM_SET_CPUID2", errno);
-  }
-  return {};
+  return checked_ioctl(m_fd.get(), kSetCpuid2, "KVM_SET_CPUID2", buffer.data());
 }
 
 Status Vcpu::inject_interrupt(std::uint8_t vector) {
   kvm_interrupt interrupt{};
   interrupt.irq = vector;
-  if (ioctl(m_fd.get(), KVM_INTERRUPT, &interrupt) < 0) {
-    return Error::from_errno("KVM_INTERRUPT", errno);
-  }
-  return {};
+  return checked_ioctl(m_fd.get(), KVM_INTERRUPT, "KVM_INTERRUPT", &interrupt);
 }
 
 Status Vcpu::set_msrs(std::span<const Msr> msrs) {
@@ -371,19 +357,19 @@ Status Vcpu::set_msrs(std::span<const Msr> msrs) {
   }
   // KVM_SET_MSRS returns how many it set: fewer means one was refused.
   const int done = ioctl(m_fd.get(), kSetMsrs, buffer.data());
-  if (done < 0) return Error::from_errno("KVM_SET_MSRS", errno);
+  if (done < 0) return ioctl_error("KVM_SET_MSRS");
   if (static_cast<std::size_t>(done) != msrs.size()) {
     char text[64];
     std::snprintf(text, sizeof text, "KVM_SET_MSRS refused MSR %#x",
                   msrs[static_cast<std::size_t>(done)].index);
-    return Error{text};
+    return Error{KvmError::kMsrRefused, text};
   }
   return {};
 }
 
 Result<FileDescriptor> Vcpu::stats_fd() const {
   FileDescriptor fd(ioctl(m_fd.get(), KVM_GET_STATS_FD, 0));
-  if (!fd.valid()) return Error::from_errno("KVM_GET_STATS_FD", errno);
+  if (!fd.valid()) return ioctl_error("KVM_GET_STATS_FD");
   return fd;
 }
 
@@ -420,7 +406,7 @@ const char* kvm_exit_reason_name(std::uint32_t reason) {
   }
 }
 
-std::string describe_registers(const Vcpu& vcpu) {
+std::string describe_registers(const VirtualCpu& vcpu) {
   auto registers = vcpu.registers();
   auto special = vcpu.special_registers();
   if (!registers || !special) return "(registers unavailable)";

@@ -32,14 +32,18 @@ Status StatsReader::read_at(std::uint64_t offset, std::span<std::uint8_t> out) c
       auto count =
           pread(m_fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
       if (count < 0 && errno == EINTR) continue;
-      if (count < 0) return Error::from_errno("read of KVM stats fd", errno);
-      if (count == 0) return Error{"KVM stats fd ended before the data it describes"};
+      if (count < 0) {
+        return Error::from_errno(KvmStatsError::kReadFailed, "read of KVM stats fd", errno);
+      }
+      if (count == 0) {
+        return Error{KvmStatsError::kTruncated, "KVM stats fd ended before the data it describes"};
+      }
       done += static_cast<std::size_t>(count);
     }
     return {};
   }
   if (offset > m_image.size() || out.size() > m_image.size() - offset) {
-    return Error{"KVM stats image is truncated"};
+    return Error{KvmStatsError::kTruncated, "KVM stats image is truncated"};
   }
   std::memcpy(out.data(), m_image.data() + offset, out.size());
   return {};
@@ -52,7 +56,7 @@ Status StatsReader::parse() {
     return status;
   }
   if (header.num_desc > 4096 || header.name_size == 0 || header.name_size > 1024) {
-    return Error{"KVM stats header looks corrupt"};
+    return Error{KvmStatsError::kCorrupt, "KVM stats header looks corrupt"};
   }
   m_data_offset = header.data_offset;
   const std::size_t stride = sizeof(StatsDescriptorHeader) + header.name_size;

@@ -4,10 +4,7 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdio>
 #include <cstring>
-#include <future>
-#include <thread>
 
 #include "vmlab/abi/cpuid.hpp"
 #include "vmlab/boot.hpp"
@@ -60,59 +57,11 @@ void publish_hypervisor_leaves(std::vector<kvm_cpuid_entry2>& cpuid, HypervisorL
   cpuid.push_back(cpuid_leaf(VMLAB_CPUID_TIMING_LEAF, tsc_khz));
 }
 
-}  // namespace
-
-namespace {
-
 // Guest-physical pages VT-x needs for its real-mode TSS and identity map
 // (KVM API: KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR), just below 4 GiB
 // where kvmtool and QEMU put them; guest RAM stops well short of this.
 constexpr std::uint64_t kVmxIdentityMapAddress = 0xfffbc000;
 constexpr std::uint64_t kVmxTssAddress = 0xfffbd000;
-
-std::uint64_t little_endian_value(std::span<const std::uint8_t> data) {
-  std::uint64_t value = 0;
-  std::memcpy(&value, data.data(), std::min<std::size_t>(data.size(), sizeof value));
-  return value;
-}
-
-EventReason reason_of(const VcpuExit& exit) {
-  return std::visit(
-      Overloaded{
-          [](const exits::PortIn&) { return EventReason::IoIn; },
-          [](const exits::PortOut&) { return EventReason::IoOut; },
-          [](const exits::MmioRead&) { return EventReason::MmioRead; },
-          [](const exits::MmioWrite&) { return EventReason::MmioWrite; },
-          [](const exits::Halt&) { return EventReason::Halt; },
-          [](const exits::Shutdown&) { return EventReason::Shutdown; },
-          [](const exits::Interrupted&) { return EventReason::Interrupted; },
-          [](const exits::InterruptWindowOpen&) { return EventReason::InterruptWindowOpen; },
-          [](const exits::FailEntry&) { return EventReason::FailEntry; },
-          [](const exits::InternalError&) { return EventReason::InternalError; },
-          [](const exits::SystemEvent&) { return EventReason::SystemEvent; },
-          [](const exits::Debug&) { return EventReason::Debug; },
-          [](const exits::Unknown&) { return EventReason::Unknown; },
-      },
-      exit);
-}
-
-// The access an I/O exit made, into the event that records it.
-void describe_access(const VcpuExit& exit, Event& event) {
-  auto port = [&](IoPort number, std::uint8_t size, std::span<const std::uint8_t> data) {
-    event.address = number.value();
-    event.size = size;
-    event.value = little_endian_value(data);
-  };
-  auto memory = [&](GuestPhysAddr address, std::span<const std::uint8_t> data) {
-    event.address = address.value();
-    event.size = static_cast<std::uint16_t>(data.size());
-    event.value = little_endian_value(data);
-  };
-  if (const auto* in = std::get_if<exits::PortIn>(&exit)) port(in->port, in->size, in->data);
-  if (const auto* out = std::get_if<exits::PortOut>(&exit)) port(out->port, out->size, out->data);
-  if (const auto* read = std::get_if<exits::MmioRead>(&exit)) memory(read->address, read->data);
-  if (const auto* write = std::get_if<exits::MmioWrite>(&exit)) memory(write->address, write->data);
-}
 
 }  // namespace
 
@@ -120,12 +69,13 @@ Result<std::unique_ptr<Machine>> Machine::create(const Kvm& kvm, const MachineCo
                                                  const BoardFactory& make_board,
                                                  std::unique_ptr<CpuMode> mode) {
   if (config.memory_size < kMinimumGuestMemory || config.memory_size > kMaximumGuestMemory) {
-    return Error{"guest memory must be between 4 MiB and 3 GiB"};
+    return Error{MachineError::kInvalidMemorySize, "guest memory must be between 4 MiB and 3 GiB"};
   }
-  // wait_for converts to the steady clock's nanoseconds: past about 292
+  // The run's deadline is the steady clock's nanoseconds: past about 292
   // years that overflows, and the guest would "time out" at once.
   if (config.timeout <= std::chrono::milliseconds::zero() || config.timeout > kMaximumTimeout) {
-    return Error{"the run's timeout must be more than 0 and at most 24 hours"};
+    return Error{MachineError::kInvalidTimeout,
+                 "the run's timeout must be more than 0 and at most 24 hours"};
   }
   auto vm = kvm.create_vm();
   if (!vm) return vm.error();
@@ -157,16 +107,16 @@ Result<std::unique_ptr<Machine>> Machine::create(const Kvm& kvm, const MachineCo
   publish_hypervisor_leaves(*cpuid, config.hypervisor_leaves, vcpu->tsc_khz());
   if (auto status = vcpu->set_cpuid(*cpuid); !status) return status.error();
 
-  std::unique_ptr<Machine> machine(new Machine(std::move(owned_vm), std::move(*memory),
-                                               std::move(*board), std::move(*vcpu), std::move(mode),
-                                               config));
-  machine->m_sync_registers =
+  const bool sync_registers =
       (static_cast<unsigned>(kvm.check_extension(KVM_CAP_SYNC_REGS)) & KVM_SYNC_X86_REGS) != 0;
-  return machine;
+  return std::unique_ptr<Machine>(
+      new Machine(std::move(owned_vm), std::move(*memory), std::move(*board), std::move(*vcpu),
+                  std::move(mode), config, sync_registers ? RegisterSync::On : RegisterSync::Off));
 }
 
 Machine::Machine(std::unique_ptr<Vm> vm, GuestMemory memory, std::unique_ptr<Board> board,
-                 Vcpu vcpu, std::unique_ptr<CpuMode> mode, const MachineConfig& config)
+                 Vcpu vcpu, std::unique_ptr<CpuMode> mode, const MachineConfig& config,
+                 RegisterSync sync)
     : m_vm(std::move(vm)),
       m_memory(std::move(memory)),
       m_board(std::move(board)),
@@ -174,7 +124,9 @@ Machine::Machine(std::unique_ptr<Vm> vm, GuestMemory memory, std::unique_ptr<Boa
       m_mode(std::move(mode)),
       m_config(config),
       m_recorder(config.trace_capacity),
-      m_context{*m_vm, m_vcpu, m_memory, *m_board, m_recorder, m_start} {}
+      m_bound_mode(*m_mode, m_context),  // only bound here: called once the context is built
+      m_run_loop(m_vcpu, m_bound_mode, *m_board, m_recorder, m_clock, sync),
+      m_context{*m_vm, m_vcpu, m_memory, *m_board, m_recorder, m_run_loop.run_time()} {}
 
 Machine::~Machine() {
   m_board->stop();
@@ -194,30 +146,6 @@ Status Machine::load(std::span<const std::uint8_t> elf_image) {
   m_image = *image;
   m_loaded = true;
   return {};
-}
-
-std::uint64_t Machine::elapsed_ns() const {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now() - m_start)
-                                        .count());
-}
-
-void Machine::request_stop() {
-  m_stop.store(true);
-  {
-    // Taking the lock orders the store before a waiter's predicate check.
-    std::lock_guard lock(m_board->device_lock());
-  }
-  m_interrupt_wakeup.notify_all();
-  m_vcpu.kick();
-}
-
-void Machine::on_interrupt_raised() {
-  // Called by the board's device threads (the PIT's timer), never with the
-  // device lock held and never on the vCPU thread.
-  { std::lock_guard lock(m_board->device_lock()); }
-  m_interrupt_wakeup.notify_all();
-  m_vcpu.kick();
 }
 
 RunReport Machine::run() {
@@ -246,43 +174,17 @@ RunReport Machine::run() {
     report.stats_error = stats_fd.error().message;
   }
 
-  m_start = std::chrono::steady_clock::now();
-  m_board->start([this] { on_interrupt_raised(); });
-
-  std::promise<void> finished;
-  auto finished_future = finished.get_future();
-  RunReport vcpu_report;
-  std::thread vcpu_thread([&] {
-    vcpu_thread_main(vcpu_report);
-    finished.set_value();
-  });
-  const bool timed_out = finished_future.wait_for(m_config.timeout) == std::future_status::timeout;
-  if (timed_out) request_stop();
-  // The board's timer thread kicks the vCPU thread: stop it before that
-  // thread is joined, so no signal can target a finished thread.
-  m_board->stop();
-  vcpu_thread.join();
-  record_device_events();  // what the devices did after the last exit
-  report.outcome = vcpu_report.outcome;
-  report.exit_value = vcpu_report.exit_value;
-  report.message = vcpu_report.message;
-  report.registers = vcpu_report.registers;
+  RunEnd end = m_run_loop.run(m_config.timeout);
+  report.outcome = end.outcome;
+  report.exit_value = end.exit_value;
+  report.message = std::move(end.message);
+  report.registers = std::move(end.registers);
   {
     std::lock_guard lock(m_board->device_lock());
     report.unmapped_port_accesses = m_board->port_bus().unmapped_accesses();
     report.unmapped_mmio_accesses = m_board->mmio_bus().unmapped_accesses();
   }
-  if (timed_out && vcpu_report.outcome != RunOutcome::GuestExited) {
-    report.outcome = RunOutcome::Timeout;
-    // Milliseconds are the timeout's unit: 0.001 s must not read "0.0 s".
-    char seconds[32];
-    std::snprintf(seconds, sizeof seconds, "%g",
-                  std::chrono::duration<double>(m_config.timeout).count());
-    report.message = std::string("the guest was still running after the ") + seconds +
-                     " s timeout; raise --timeout, or check the guest for a hang";
-    report.registers = describe_registers(m_vcpu);
-  }
-  report.wall_time = std::chrono::steady_clock::now() - m_start;
+  report.wall_time = std::chrono::nanoseconds(m_run_loop.run_time().now_ns());
   report.integrity_violation = m_mode->integrity_violation();
   // What is neither guest time nor sleeping in hlt is the VMM's own work.
   const auto wall_ns = static_cast<std::uint64_t>(report.wall_time.count());
@@ -303,144 +205,6 @@ RunReport Machine::run() {
     }
   }
   return report;
-}
-
-void Machine::vcpu_thread_main(RunReport& report) {
-  m_vcpu.prepare_thread();
-  kvm_run& run = m_vcpu.run_state();
-  // With KVM_CAP_SYNC_REGS, KVM copies the registers into kvm_run at every
-  // exit for free, which tells the level the guest was at (for the time
-  // shares) and its RIP (for trace events).
-  while (true) {
-    if (m_stop.load()) {
-      report.outcome = RunOutcome::Timeout;
-      report.message = "stopped";
-      return;
-    }
-    auto injected = m_mode->deliver_interrupts(m_context);
-    if (!injected) {
-      report.outcome = injected.error().kind == ModeError::kGuestTripleFault
-                           ? RunOutcome::GuestCrashed
-                           : RunOutcome::VmmError;
-      report.message = injected.error().message;
-      report.registers = describe_registers(m_vcpu);
-      return;
-    }
-    if (const Injection vector = *injected) {
-      Event event;
-      event.time_ns = elapsed_ns();
-      event.kind = EventKind::InterruptInjection;
-      event.reason = EventReason::ExternalInterrupt;
-      event.address = *vector;
-      event.from = PrivilegeLevel::Vmm;
-      event.to = PrivilegeLevel::GuestKernel;
-      m_recorder.record(event);
-    }
-    if (m_sync_registers) run.kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
-
-    const std::uint64_t entry_time = elapsed_ns();
-    auto exit = m_vcpu.run();
-    const std::uint64_t exit_time = elapsed_ns();
-    // Read before the mode rewrites kvm_run's registers to resume the guest.
-    PrivilegeLevel guest_level = PrivilegeLevel::Unknown;
-    std::uint64_t guest_rip = 0;
-    if (m_sync_registers) {
-      guest_level = m_mode->level_at_exit(run);
-      guest_rip = run.s.regs.regs.rip;
-    }
-    m_recorder.add_time(guest_level, exit_time - entry_time);
-    if (!exit) {
-      report.outcome = RunOutcome::VmmError;
-      report.message = exit.error().message;
-      report.registers = describe_registers(m_vcpu);
-      return;
-    }
-    bool keep_running = true;
-    const ExitDisposition disposition = m_mode->handle_exit(m_context, *exit);
-    switch (disposition.kind()) {
-      case ExitDisposition::Kind::NotMine:
-        keep_running = handle_exit(*exit, report);
-        break;
-      case ExitDisposition::Kind::Handled:
-        break;
-      case ExitDisposition::Kind::WaitForInterrupt:
-        wait_for_interrupt();
-        break;
-      case ExitDisposition::Kind::Stop:
-        report.outcome = RunOutcome::GuestCrashed;
-        report.message = disposition.stop_reason();
-        report.registers = describe_registers(m_vcpu);
-        keep_running = false;
-        break;
-    }
-
-    Event event;
-    event.time_ns = exit_time;
-    event.duration_ns = elapsed_ns() - exit_time;
-    event.kind = EventKind::VmExit;
-    event.reason = reason_of(*exit);
-    event.to = PrivilegeLevel::Vmm;
-    event.from = guest_level;
-    event.guest_rip = guest_rip;
-    describe_access(*exit, event);
-    m_recorder.record(event);
-    record_device_events();
-    if (!keep_running) return;
-    if (auto value = m_board->exit_request()) {
-      report.outcome = RunOutcome::GuestExited;
-      report.exit_value = *value;
-      return;
-    }
-  }
-}
-
-void Machine::record_device_events() {
-  if (!m_board->device_events_pending()) return;
-  for (const Event& event : m_board->take_device_events(elapsed_ns()))
-    m_recorder.record(event);
-}
-
-bool Machine::handle_exit(const VcpuExit& exit, RunReport& report) {
-  const ExitAction action = handle_core_exit(*m_board, exit);
-  switch (action.kind) {
-    case ExitAction::Kind::Continue:
-      return true;
-    case ExitAction::Kind::Halt:
-      wait_for_interrupt();
-      return true;
-    case ExitAction::Kind::End:
-      report.outcome = action.outcome;
-      report.message = action.message;
-      report.registers = describe_registers(m_vcpu);
-      return false;
-  }
-  return false;
-}
-
-void Machine::wait_for_interrupt() {
-  // hlt: the vCPU thread sleeps until an interrupt is due (DESIGN.md 5).
-  const std::uint64_t start = elapsed_ns();
-  std::unique_lock lock(m_board->device_lock());
-  InterruptController* controller = m_board->interrupt_controller();
-  // Only an interrupt the guest can take ends hlt: with IF clear, a real CPU
-  // stays halted (until NMI or reset), and so does this one.
-  m_interrupt_wakeup.wait(lock, [&] {
-    return m_stop.load() || m_board->exit_request().has_value() ||
-           (controller != nullptr && controller->interrupt_pending() &&
-            m_mode->interrupts_enabled(m_context));
-  });
-  // Kicks that arrived while asleep set immediate_exit; the loop top checks
-  // everything they were for, so the next KVM_RUN need not return at once.
-  m_vcpu.run_state().immediate_exit = 0;
-  Event event;
-  event.time_ns = start;
-  event.duration_ns = elapsed_ns() - start;
-  event.kind = EventKind::GuestHalt;
-  event.reason = EventReason::Halt;
-  event.from = PrivilegeLevel::GuestKernel;
-  event.to = PrivilegeLevel::Vmm;
-  m_recorder.record(event);
-  m_recorder.add_halted_time(event.duration_ns);
 }
 
 }  // namespace vmlab

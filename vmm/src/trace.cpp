@@ -170,8 +170,8 @@ Result<Trace> read_trace(std::istream& in) {
   Trace trace;
   std::string line;
   std::size_t line_number = 0;
-  auto bad = [&](const std::string& why) {
-    return Error{"trace line " + std::to_string(line_number) + ": " + why};
+  auto bad = [&](const std::string& why, TraceError kind = TraceError::kMalformedLine) {
+    return Error{kind, "trace line " + std::to_string(line_number) + ": " + why};
   };
   while (std::getline(in, line)) {
     ++line_number;
@@ -195,15 +195,18 @@ Result<Trace> read_trace(std::istream& in) {
             return bad("trace format version " + excerpt(text) + " is not a decimal number");
           case ParsedNumber::OutOfRange:
             return bad("trace format version " + excerpt(text) +
-                       " is out of range; this vmlab reads versions 1 and 2");
+                           " is out of range; this vmlab reads versions 1 and 2",
+                       TraceError::kUnsupportedVersion);
         }
         // Compared as read, before any narrowing: 2^32 + 2 is not version 2.
         if (version < kOldestTraceVersion) {
-          return bad("trace format version 0 does not exist; this vmlab reads versions 1 and 2");
+          return bad("trace format version 0 does not exist; this vmlab reads versions 1 and 2",
+                     TraceError::kUnsupportedVersion);
         }
         if (version > kNewestTraceVersion) {
           return bad("trace format version " + std::to_string(version) +
-                     " is newer than this vmlab reads (1, 2)");
+                         " is newer than this vmlab reads (1, 2)",
+                     TraceError::kUnsupportedVersion);
         }
         trace.version = static_cast<int>(version);
       } else if (header.rfind("platform: ", 0) == 0) {
@@ -239,7 +242,9 @@ Result<Trace> read_trace(std::istream& in) {
       }
       continue;
     }
-    if (trace.version == 0) return bad("not a vmlab trace (no '# vmlab-trace' header)");
+    if (trace.version == 0) {
+      return bad("not a vmlab trace (no '# vmlab-trace' header)", TraceError::kNotATrace);
+    }
     auto fields = split(line, '\t');
     // Version 2 added the detail column.
     const std::size_t expected_fields = trace.version == 1 ? 11 : 12;
@@ -273,25 +278,28 @@ Result<Trace> read_trace(std::istream& in) {
     }
     trace.events.push_back(event);
   }
+  if (trace.version == 0 && trace.ends_mid_line) {
+    return Error{TraceError::kTruncated,
+                 "not a vmlab trace, or one cut short inside its header (no complete "
+                 "'# vmlab-trace' line)"};
+  }
   if (trace.version == 0) {
-    return Error{trace.ends_mid_line
-                     ? "not a vmlab trace, or one cut short inside its header (no complete "
-                       "'# vmlab-trace' line)"
-                     : "not a vmlab trace (no '# vmlab-trace' header)"};
+    return Error{TraceError::kNotATrace, "not a vmlab trace (no '# vmlab-trace' header)"};
   }
   if (trace.expected_events && trace.events.size() > *trace.expected_events) {
-    return Error{"trace holds " + std::to_string(trace.events.size()) +
-                 " events but its header counts " + std::to_string(*trace.expected_events) +
-                 " (two traces joined into one file?)"};
+    return Error{TraceError::kTooManyEvents, "trace holds " + std::to_string(trace.events.size()) +
+                                                 " events but its header counts " +
+                                                 std::to_string(*trace.expected_events) +
+                                                 " (two traces joined into one file?)"};
   }
   return trace;
 }
 
 Result<Trace> read_trace_file(const std::string& path) {
   std::ifstream file(path);
-  if (!file) return Error::from_errno("cannot open trace " + path, errno);
+  if (!file) return Error::from_errno(TraceError::kUnreadable, "cannot open trace " + path, errno);
   auto trace = read_trace(file);
-  if (!trace) return Error{path + ": " + trace.error().message};
+  if (!trace) return Error{trace.error().kind, path + ": " + trace.error().message};
   return trace;
 }
 

@@ -65,7 +65,32 @@ TEST(Boot, RejectsOversizedCommandLine) {
   ASSERT_TRUE(memory.ok());
   BootParameters parameters;
   parameters.command_line.assign(VMLAB_BOOT_CMDLINE_MAX, 'x');
-  EXPECT_FALSE(write_boot_structures(*memory, parameters).ok());
+  auto status = write_boot_structures(*memory, parameters);
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().kind, BootError::kCommandLineTooLong);
+}
+
+// Less RAM than any GuestMemory has (2 MiB): only its size is ever asked.
+class OneMebibyte final : public GuestMemoryAccess {
+ public:
+  std::uint64_t size() const override { return 1 * MiB; }
+  Status read(GuestPhysAddr, std::span<std::uint8_t>) const override { return {}; }
+  Status write(GuestPhysAddr, std::span<const std::uint8_t>) override { return {}; }
+};
+
+TEST(Boot, RejectsMemoryTooSmallAndTooManyDevices) {
+  OneMebibyte memory;
+  auto small = write_boot_structures(memory, {});
+  ASSERT_FALSE(small.ok());
+  EXPECT_EQ(small.error().kind, BootError::kMemoryTooSmall);
+
+  auto enough = GuestMemory::create(8 * MiB);
+  ASSERT_TRUE(enough.ok());
+  BootParameters parameters;
+  parameters.devices.resize(VMLAB_MAX_DEVICES + 1);
+  auto crowded = write_boot_structures(*enough, parameters);
+  ASSERT_FALSE(crowded.ok());
+  EXPECT_EQ(crowded.error().kind, BootError::kTooManyDevices);
 }
 
 TEST(Boot, LongModeEntryState) {

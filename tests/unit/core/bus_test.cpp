@@ -48,14 +48,21 @@ TEST(IoBus, RejectsOverlapsOnEitherSide) {
   IoBus bus("port bus");
   RecordingDevice a("a"), b("b"), c("c"), d("d");
   ASSERT_TRUE(bus.add({0x100, 0x10}, a).ok());
+  auto refusal = [&](BusRange range, IoDevice& device) {
+    auto status = bus.add(range, device);
+    return status.ok() ? std::error_code() : status.error().kind;
+  };
   auto below = bus.add({0xf8, 0x9}, b);  // ends inside a
   ASSERT_FALSE(below.ok());
-  EXPECT_NE(below.error().message.find("overlaps a"), std::string::npos);
-  EXPECT_FALSE(bus.add({0x10f, 1}, c).ok());     // last byte of a
-  EXPECT_FALSE(bus.add({0x0, 0x1000}, c).ok());  // covers a
-  EXPECT_TRUE(bus.add({0x110, 0x10}, c).ok());   // adjacent is fine
+  EXPECT_EQ(below.error().kind, BusError::kOverlap);
+  EXPECT_NE(below.error().message.find("overlaps a"), std::string::npos)
+      << "names the other device";
+  EXPECT_EQ(refusal({0x10f, 1}, c), BusError::kOverlap);     // last byte of a
+  EXPECT_EQ(refusal({0x0, 0x1000}, c), BusError::kOverlap);  // covers a
+  EXPECT_TRUE(bus.add({0x110, 0x10}, c).ok());               // adjacent is fine
   EXPECT_TRUE(bus.add({0xf0, 0x10}, d).ok());
-  EXPECT_FALSE(bus.add({0x200, 0}, d).ok());  // empty range
+  EXPECT_EQ(refusal({0x200, 0}, d), BusError::kEmptyRange);
+  EXPECT_EQ(refusal({~0ULL - 1, 4}, d), BusError::kEmptyRange);  // wraps around
 }
 
 TEST(IoBus, UnmappedAndStraddlingAccesses) {

@@ -35,12 +35,15 @@ class ElfLoaderTest : public ::testing::Test {
   Result<LoadedImage> load(const std::vector<std::uint8_t>& image) {
     return load_elf(image, *memory, boot_reserved_ranges());
   }
-  void expect_rejected(const std::vector<std::uint8_t>& image, const std::string& fragment) {
+  // Refused as `kind`, with a message that names `what` is wrong.
+  void expect_rejected(const std::vector<std::uint8_t>& image, ElfError kind,
+                       const std::string& what) {
     // Poison guest memory so we can see that a rejected image wrote nothing.
     ASSERT_TRUE(memory->fill(GuestPhysAddr(kKernelBase), 0xcc, 0x8000).ok());
     auto result = load(image);
-    ASSERT_FALSE(result.ok()) << "accepted an image that should fail with: " << fragment;
-    EXPECT_NE(result.error().message.find(fragment), std::string::npos) << result.error().message;
+    ASSERT_FALSE(result.ok()) << "accepted an image that should fail with: " << what;
+    EXPECT_EQ(result.error().kind, kind) << result.error().message;
+    EXPECT_NE(result.error().message.find(what), std::string::npos) << result.error().message;
     auto byte = memory->read_object<std::uint8_t>(GuestPhysAddr(kKernelBase));
     ASSERT_TRUE(byte.ok());
     EXPECT_EQ(*byte, 0xcc) << "a rejected image touched guest memory";
@@ -67,59 +70,59 @@ TEST_F(ElfLoaderTest, LoadsSegmentsAndZeroesBss) {
 TEST_F(ElfLoaderTest, RejectsTruncatedHeader) {
   auto image = valid_image();
   image.resize(40);
-  expect_rejected(image, "truncated");
+  expect_rejected(image, ElfError::kTruncated, "truncated");
 }
 
 TEST_F(ElfLoaderTest, RejectsTruncatedSegmentData) {
   auto image = valid_image();
   image.resize(image.size() - 2);
-  expect_rejected(image, "past the end of the file");
+  expect_rejected(image, ElfError::kTruncated, "past the end of the file");
 }
 
 TEST_F(ElfLoaderTest, RejectsTruncatedProgramHeaders) {
   auto image = valid_image();
   header_of(image).e_phoff = image.size() - 10;
-  expect_rejected(image, "program header table");
+  expect_rejected(image, ElfError::kTruncated, "program header table");
 }
 
 TEST_F(ElfLoaderTest, RejectsBadMagic) {
   auto image = valid_image();
   image[1] = 'X';
-  expect_rejected(image, "magic");
+  expect_rejected(image, ElfError::kNotElf, "magic");
 }
 
 TEST_F(ElfLoaderTest, RejectsWrongClass) {
   auto image = valid_image();
   header_of(image).e_ident[EI_CLASS] = ELFCLASS32;
-  expect_rejected(image, "64-bit");
+  expect_rejected(image, ElfError::kUnsupported, "64-bit");
 }
 
 TEST_F(ElfLoaderTest, RejectsWrongMachine) {
   auto image = valid_image();
   header_of(image).e_machine = EM_AARCH64;
-  expect_rejected(image, "not x86-64");
+  expect_rejected(image, ElfError::kUnsupported, "not x86-64");
 }
 
 TEST_F(ElfLoaderTest, RejectsSharedObject) {
   auto image = valid_image();
   header_of(image).e_type = ET_DYN;
-  expect_rejected(image, "ET_EXEC");
+  expect_rejected(image, ElfError::kUnsupported, "ET_EXEC");
 }
 
 TEST_F(ElfLoaderTest, RejectsSegmentOutsideRam) {
   auto image = build_elf({{7 * MiB, {0xf4}, 2 * MiB}}, 7 * MiB);
-  expect_rejected(image, "outside guest RAM");
+  expect_rejected(image, ElfError::kOutsideRam, "outside guest RAM");
 }
 
 TEST_F(ElfLoaderTest, RejectsSegmentWhoseEndWrapsAround) {
   auto image = valid_image();
   program_header_of(image, 0).p_memsz = ~0ULL - 0x10;
-  expect_rejected(image, "outside guest RAM");
+  expect_rejected(image, ElfError::kOutsideRam, "outside guest RAM");
 }
 
 TEST_F(ElfLoaderTest, RejectsSegmentOverReservedRegion) {
   auto image = build_elf({{0x8000, {0xf4}, 0x1000}}, 0x8000);
-  expect_rejected(image, "reserved boot area");
+  expect_rejected(image, ElfError::kOverlapsReserved, "reserved boot area");
 }
 
 TEST_F(ElfLoaderTest, RejectsSegmentOverCallerReservedRegion) {
@@ -127,31 +130,33 @@ TEST_F(ElfLoaderTest, RejectsSegmentOverCallerReservedRegion) {
       {GuestPhysAddr(kKernelBase + 0x5000), 0x1000, "monitor region"}};
   auto result = load_elf(valid_image(), *memory, boot_reserved_ranges(extra));
   ASSERT_FALSE(result.ok());
-  EXPECT_NE(result.error().message.find("monitor region"), std::string::npos);
+  EXPECT_EQ(result.error().kind, ElfError::kOverlapsReserved);
+  EXPECT_NE(result.error().message.find("monitor region"), std::string::npos)
+      << "names the caller's purpose for the range";
 }
 
 TEST_F(ElfLoaderTest, RejectsEntryOutsideSegments) {
   auto image = valid_image();
   header_of(image).e_entry = kKernelBase + 0x3800;  // between the two segments
-  expect_rejected(image, "entry point");
+  expect_rejected(image, ElfError::kMalformed, "entry point");
 }
 
 TEST_F(ElfLoaderTest, RejectsEntryInNonExecutableSegment) {
   auto image = valid_image();
   header_of(image).e_entry = kKernelBase + 0x4000;  // data segment
-  expect_rejected(image, "entry point");
+  expect_rejected(image, ElfError::kMalformed, "entry point");
 }
 
 TEST_F(ElfLoaderTest, RejectsFileSizeLargerThanMemorySize) {
   auto image = valid_image();
   program_header_of(image, 1).p_memsz = 2;
-  expect_rejected(image, "filesz > memsz");
+  expect_rejected(image, ElfError::kMalformed, "filesz > memsz");
 }
 
 TEST_F(ElfLoaderTest, RejectsOverlappingSegments) {
   auto image = build_elf({{kKernelBase, {0xf4}, 0x2000}, {kKernelBase + 0x1000, {0}, 0x1000, PF_R}},
                          kKernelBase);
-  expect_rejected(image, "overlaps another");
+  expect_rejected(image, ElfError::kMalformed, "overlaps another");
 }
 
 // The overlap check names the first segment, in program header order, that
@@ -169,16 +174,16 @@ TEST_F(ElfLoaderTest, NamesTheFirstSegmentThatOverlapsAnEarlierOne) {
     return build_elf(segments, kKernelBase + 0x6000);
   };
   // Starts inside the segment below it.
-  expect_rejected(with({kKernelBase + 0x1800, {}, 0x100, PF_R}),
+  expect_rejected(with({kKernelBase + 0x1800, {}, 0x100, PF_R}), ElfError::kMalformed,
                   "segment 3 overlaps another loadable segment");
   // Starts below the next segment and runs into it.
-  expect_rejected(with({kKernelBase + 0x3800, {}, 0x1000, PF_R}),
+  expect_rejected(with({kKernelBase + 0x3800, {}, 0x1000, PF_R}), ElfError::kMalformed,
                   "segment 3 overlaps another loadable segment");
   // Covers a whole segment, starting and ending outside it.
-  expect_rejected(with({kKernelBase + 0x3000, {}, 0x3000, PF_R}),
+  expect_rejected(with({kKernelBase + 0x3000, {}, 0x3000, PF_R}), ElfError::kMalformed,
                   "segment 3 overlaps another loadable segment");
   // Fits exactly between two segments: only segment 4 overlaps.
-  expect_rejected(with({kKernelBase + 0x2000, {}, 0x2000, PF_R}),
+  expect_rejected(with({kKernelBase + 0x2000, {}, 0x2000, PF_R}), ElfError::kMalformed,
                   "segment 4 overlaps another loadable segment");
 }
 
@@ -218,6 +223,7 @@ TEST_F(ElfLoaderTest, OverlapCheckAgreesWithPairwiseComparison) {
     }
     ++rejected;
     ASSERT_FALSE(result.ok()) << "round " << round;
+    EXPECT_EQ(result.error().kind, ElfError::kMalformed) << result.error().message;
     EXPECT_NE(result.error().message.find("segment " + std::to_string(*first_overlap) +
                                           " overlaps another loadable segment"),
               std::string::npos)
@@ -266,7 +272,7 @@ TEST_F(ElfLoaderTest, RejectsAnOverlapAmongTheMostProgramHeaders) {
   auto segments = many_small_segments(kMostProgramHeaders);
   segments.back().address = kKernelBase + 32 * 64 + 8;  // inside segment 32
   expect_rejected(
-      build_elf(segments, kKernelBase),
+      build_elf(segments, kKernelBase), ElfError::kMalformed,
       "segment " + std::to_string(kMostProgramHeaders - 1) + " overlaps another loadable segment");
 }
 
@@ -275,20 +281,20 @@ TEST_F(ElfLoaderTest, RejectsExtendedProgramHeaderNumbering) {
   // 0", not a count.
   auto image = build_elf(many_small_segments(PN_XNUM), kKernelBase);
   ASSERT_EQ(header_of(image).e_phnum, PN_XNUM);
-  expect_rejected(image, "PN_XNUM");
+  expect_rejected(image, ElfError::kUnsupported, "PN_XNUM");
 }
 
 TEST_F(ElfLoaderTest, RejectsImageWithoutLoadableSegments) {
   auto image = valid_image();
   program_header_of(image, 0).p_type = PT_NOTE;
   program_header_of(image, 1).p_type = PT_NOTE;
-  expect_rejected(image, "no loadable");
+  expect_rejected(image, ElfError::kMalformed, "no loadable");
 }
 
 TEST_F(ElfLoaderTest, RejectsVirtualAddressDifferentFromPhysical) {
   auto image = valid_image();
   program_header_of(image, 0).p_vaddr = 0xffffffff80100000ULL;
-  expect_rejected(image, "p_paddr != p_vaddr");
+  expect_rejected(image, ElfError::kMalformed, "p_paddr != p_vaddr");
 }
 
 TEST_F(ElfLoaderTest, RandomCorruptionNeverCrashes) {

@@ -9,53 +9,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "fake_board.hpp"
+
 namespace vmlab {
 namespace {
 
-// Remembers every access; a read returns the offset's low byte.
-class RecordingDevice final : public IoDevice {
- public:
-  struct Access {
-    bool write;
-    std::uint64_t offset;
-    std::vector<std::uint8_t> data;
-  };
-  std::string_view name() const override { return "recording"; }
-  void read(std::uint64_t offset, std::span<std::uint8_t> data) override {
-    for (auto& byte : data)
-      byte = static_cast<std::uint8_t>(offset);
-    accesses.push_back({false, offset, {data.begin(), data.end()}});
-  }
-  void write(std::uint64_t offset, std::span<const std::uint8_t> data) override {
-    accesses.push_back({true, offset, {data.begin(), data.end()}});
-  }
-  std::vector<Access> accesses;
-};
-
-class FakeBoard final : public Board {
- public:
-  FakeBoard() {
-    EXPECT_TRUE(m_ports.add({0x60, 4}, port_device).ok());
-    EXPECT_TRUE(m_mmio.add({0xfeb00000, 0x200}, mmio_device).ok());
-  }
-  IoBus& port_bus() override { return m_ports; }
-  IoBus& mmio_bus() override { return m_mmio; }
-  std::mutex& device_lock() override { return m_lock; }
-  InterruptController* interrupt_controller() override { return nullptr; }
-  std::vector<vmlab_device> device_table() const override { return {}; }
-  void start(std::function<void()>) override {}
-  void stop() override {}
-  std::optional<std::uint32_t> exit_request() const override { return std::nullopt; }
-  void write_console(std::string_view) override {}
-
-  RecordingDevice port_device;
-  RecordingDevice mmio_device;
-
- private:
-  IoBus m_ports{"ports"};
-  IoBus m_mmio{"mmio"};
-  std::mutex m_lock;
-};
+using testing::FakeBoard;
 
 TEST(ExitHandler, StringOutputWritesEachElementAtItsPort) {
   FakeBoard board;

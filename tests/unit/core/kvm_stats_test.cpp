@@ -80,12 +80,20 @@ TEST(KvmStats, RejectsTruncatedOrCorruptImages) {
   truncated.resize(truncated.size() - 4);
   auto reader = StatsReader::from_image(truncated);
   if (reader.ok()) {
-    EXPECT_FALSE(reader->read().ok()) << "data past the end must be an error";
+    auto snapshot = reader->read();
+    ASSERT_FALSE(snapshot.ok()) << "data past the end must be an error";
+    EXPECT_EQ(snapshot.error().kind, KvmStatsError::kTruncated);
+  } else {
+    EXPECT_EQ(reader.error().kind, KvmStatsError::kTruncated);
   }
-  EXPECT_FALSE(StatsReader::from_image(std::vector<std::uint8_t>(8)).ok());
+  auto header_only = StatsReader::from_image(std::vector<std::uint8_t>(8));
+  ASSERT_FALSE(header_only.ok());
+  EXPECT_EQ(header_only.error().kind, KvmStatsError::kTruncated);
   auto corrupt = image;
   reinterpret_cast<kvm_stats_header*>(corrupt.data())->num_desc = 1u << 30;
-  EXPECT_FALSE(StatsReader::from_image(corrupt).ok());
+  auto corrupt_reader = StatsReader::from_image(corrupt);
+  ASSERT_FALSE(corrupt_reader.ok());
+  EXPECT_EQ(corrupt_reader.error().kind, KvmStatsError::kCorrupt);
 }
 
 }  // namespace

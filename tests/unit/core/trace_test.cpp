@@ -2,61 +2,60 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
 namespace vmlab {
 namespace {
 
+// An event with what every one has; tests set the rest.
+Event event_of(EventKind kind, EventReason reason, PrivilegeLevel from, PrivilegeLevel to,
+               std::uint64_t time = 0, std::uint64_t duration = 0) {
+  return {.time_ns = time,
+          .duration_ns = duration,
+          .kind = kind,
+          .reason = reason,
+          .from = from,
+          .to = to};
+}
+
+// A port access that made the guest exit to the VMM.
+Event port_exit(std::uint64_t time, std::uint64_t duration, EventReason reason, PrivilegeLevel from,
+                std::uint64_t port) {
+  Event event = event_of(EventKind::VmExit, reason, from, PrivilegeLevel::Vmm, time, duration);
+  event.address = port;
+  event.size = 1;
+  event.value = 0x41;
+  return event;
+}
+
 // A small run: the guest exits twice for port I/O, halts, takes an interrupt.
 EventRecorder sample_recorder() {
   EventRecorder recorder(64);
   auto exit = [&](std::uint64_t time, std::uint64_t duration, EventReason reason,
                   PrivilegeLevel from, std::uint64_t port, std::uint64_t rip) {
-    Event event;
-    event.time_ns = time;
-    event.duration_ns = duration;
-    event.kind = EventKind::VmExit;
-    event.reason = reason;
-    event.from = from;
-    event.to = PrivilegeLevel::Vmm;
-    event.address = port;
-    event.size = 1;
-    event.value = 0x41;
+    Event event = port_exit(time, duration, reason, from, port);
     event.guest_rip = rip;
     recorder.record(event);
   };
   exit(1000, 500, EventReason::IoOut, PrivilegeLevel::GuestKernel, 0x3f8, 0x101000);
   exit(3000, 700, EventReason::IoIn, PrivilegeLevel::GuestKernel, 0x3ff, 0x101010);
-  Event halt;
-  halt.time_ns = 5100;
-  halt.duration_ns = 2000;
-  halt.kind = EventKind::GuestHalt;
-  halt.reason = EventReason::Halt;
-  halt.from = PrivilegeLevel::GuestKernel;
-  halt.to = PrivilegeLevel::Vmm;
-  recorder.record(halt);
+  recorder.record(event_of(EventKind::GuestHalt, EventReason::Halt, PrivilegeLevel::GuestKernel,
+                           PrivilegeLevel::Vmm, 5100, 2000));
   exit(5000, 2500, EventReason::Halt, PrivilegeLevel::GuestKernel, 0, 0x101020);
-  Event injection;
-  injection.time_ns = 7600;
-  injection.kind = EventKind::InterruptInjection;
-  injection.reason = EventReason::ExternalInterrupt;
-  injection.from = PrivilegeLevel::Vmm;
-  injection.to = PrivilegeLevel::GuestKernel;
+  Event injection = event_of(EventKind::InterruptInjection, EventReason::ExternalInterrupt,
+                             PrivilegeLevel::Vmm, PrivilegeLevel::GuestKernel, 7600);
   injection.address = 0x20;
   recorder.record(injection);
   exit(9000, 300, EventReason::IoOut, PrivilegeLevel::GuestUser, 0x3f8, 0x400010);
-  Event trap;
-  trap.time_ns = 9400;
-  trap.duration_ns = 100;
-  trap.kind = EventKind::MonitorTrap;
-  trap.reason = EventReason::PrivilegedInstruction;
-  trap.from = PrivilegeLevel::GuestKernel;
-  trap.to = PrivilegeLevel::GuestKernel;
+  Event trap = event_of(EventKind::MonitorTrap, EventReason::PrivilegedInstruction,
+                        PrivilegeLevel::GuestKernel, PrivilegeLevel::GuestKernel, 9400, 100);
   trap.address = 13;
   trap.guest_rip = 0x101030;
   trap.detail = recorder.intern("out dx, al");
@@ -104,25 +103,39 @@ TEST(Trace, SchemaRoundTrip) {
   EXPECT_EQ(trace.detail(trace.events.back()), "out dx, al");
 }
 
+// Reads `text` as a trace file.
+Result<Trace> read_text(const std::string& text) {
+  std::stringstream file(text);
+  return read_trace(file);
+}
+
+// The kind of the error reading `text`, or none for a file that reads.
+std::error_code refusal_of(const std::string& text) {
+  auto trace = read_text(text);
+  return trace.ok() ? std::error_code() : trace.error().kind;
+}
+
 TEST(Trace, RejectsMalformedFiles) {
-  std::stringstream no_header("1\t2\t0\tvm-exit\tio-in\tvmm\tvmm\t0\t0\t1\t0\n");
-  EXPECT_FALSE(read_trace(no_header).ok());
-  std::stringstream version_one(
-      "# vmlab-trace 1\n1\t2\t0\tvm-exit\tio-in\tvmm\tvmm\t0\t0x3ff\t1\t0x5a\n");
-  auto old = read_trace(version_one);
+  EXPECT_EQ(refusal_of("1\t2\t0\tvm-exit\tio-in\tvmm\tvmm\t0\t0\t1\t0\n"), TraceError::kNotATrace);
+  EXPECT_EQ(refusal_of(""), TraceError::kNotATrace);
+  EXPECT_EQ(refusal_of("# vmlab-tra"), TraceError::kTruncated) << "cut inside the header";
+  auto old = read_text("# vmlab-trace 1\n1\t2\t0\tvm-exit\tio-in\tvmm\tvmm\t0\t0x3ff\t1\t0x5a\n");
   ASSERT_TRUE(old.ok()) << "version 1 traces (no detail column) still read";
   EXPECT_EQ(old->events.size(), 1u);
-  std::stringstream future("# vmlab-trace 9\n");
-  auto result = read_trace(future);
-  ASSERT_FALSE(result.ok());
-  EXPECT_NE(result.error().message.find("newer"), std::string::npos);
-  std::stringstream bad_kind("# vmlab-trace 1\n1\t2\t0\tvm-exot\tio-in\tvmm\tvmm\t0\t0\t1\t0\n");
+  EXPECT_EQ(refusal_of("# vmlab-trace 9\n"), TraceError::kUnsupportedVersion);
   // (version 1: eleven fields)
-  result = read_trace(bad_kind);
-  ASSERT_FALSE(result.ok());
-  EXPECT_NE(result.error().message.find("line 2"), std::string::npos);
-  std::stringstream short_line("# vmlab-trace 1\n1\t2\t0\n");
-  EXPECT_FALSE(read_trace(short_line).ok());
+  auto bad_kind = read_text("# vmlab-trace 1\n1\t2\t0\tvm-exot\tio-in\tvmm\tvmm\t0\t0\t1\t0\n");
+  ASSERT_FALSE(bad_kind.ok());
+  EXPECT_EQ(bad_kind.error().kind, TraceError::kMalformedLine);
+  EXPECT_NE(bad_kind.error().message.find("line 2"), std::string::npos) << "names the line";
+  EXPECT_EQ(refusal_of("# vmlab-trace 1\n1\t2\t0\n"), TraceError::kMalformedLine);
+}
+
+TEST(Trace, AFileThatCannotBeOpenedIsUnreadable) {
+  auto trace = read_trace_file("/nonexistent/vmlab.trace");
+  ASSERT_FALSE(trace.ok());
+  EXPECT_EQ(trace.error().kind, TraceError::kUnreadable);
+  EXPECT_EQ(trace.error().system_errno, ENOENT);
 }
 
 TEST(Trace, PerfettoExportParsesWithTracksNestingAndOrder) {
@@ -184,12 +197,8 @@ TEST(Trace, PerfettoExportParsesWithTracksNestingAndOrder) {
 
 TEST(Trace, IommuFaultsExportAsInstantsOnTheVmmTrack) {
   EventRecorder recorder(8);
-  Event fault;
-  fault.time_ns = 2000;
-  fault.kind = EventKind::IommuFault;
-  fault.reason = EventReason::IommuReadOnly;
-  fault.from = PrivilegeLevel::Vmm;
-  fault.to = PrivilegeLevel::Vmm;
+  Event fault = event_of(EventKind::IommuFault, EventReason::IommuReadOnly, PrivilegeLevel::Vmm,
+                         PrivilegeLevel::Vmm, 2000);
   fault.address = 0x3e00000;
   fault.value = 1;
   recorder.record(fault);
@@ -270,9 +279,8 @@ std::vector<std::string> csv_fields(const std::string& record) {
 TEST(Trace, CsvQuotesDetailsAsRfc4180Says) {
   EventRecorder recorder(8);
   auto trap = [&](std::string_view detail) {
-    Event event;
-    event.kind = EventKind::MonitorTrap;
-    event.reason = EventReason::PrivilegedInstruction;
+    Event event = event_of(EventKind::MonitorTrap, EventReason::PrivilegedInstruction,
+                           PrivilegeLevel::Unknown, PrivilegeLevel::Unknown);
     event.detail = recorder.intern(detail);
     recorder.record(event);
   };
@@ -300,41 +308,32 @@ TEST(Trace, CsvQuotesDetailsAsRfc4180Says) {
 }
 
 TEST(Trace, RejectsFormatVersionsOutOfRangeOrNotNumbers) {
-  auto version_error = [](const std::string& version) -> std::string {
-    std::stringstream file("# vmlab-trace " + version + "\n");
-    auto result = read_trace(file);
-    return result.ok() ? "read as version " + std::to_string(result->version)
-                       : result.error().message;
-  };
+  auto version_file = [](const std::string& version) { return "# vmlab-trace " + version + "\n"; };
   // 2^32 + 2: once read as version 2 by a 32-bit truncation.
-  EXPECT_NE(version_error("4294967298").find("version 4294967298 is newer"), std::string::npos)
-      << version_error("4294967298");
-  EXPECT_NE(version_error("18446744073709551618").find("out of range"), std::string::npos)
-      << version_error("18446744073709551618");
-  EXPECT_NE(version_error("0").find("does not exist"), std::string::npos) << version_error("0");
+  auto wrapped = read_text(version_file("4294967298"));
+  ASSERT_FALSE(wrapped.ok());
+  EXPECT_EQ(wrapped.error().kind, TraceError::kUnsupportedVersion);
+  EXPECT_NE(wrapped.error().message.find("version 4294967298 is newer"), std::string::npos)
+      << wrapped.error().message;
+  EXPECT_EQ(refusal_of(version_file("18446744073709551618")), TraceError::kUnsupportedVersion);
+  EXPECT_EQ(refusal_of(version_file("0")), TraceError::kUnsupportedVersion);
   for (const char* not_a_number : {"", "two", "2x", "-1", "+2", "0x2", " 2", "2 ", "2.0"}) {
-    EXPECT_NE(version_error(not_a_number).find("is not a decimal number"), std::string::npos)
-        << "'" << not_a_number << "': " << version_error(not_a_number);
+    EXPECT_EQ(refusal_of(version_file(not_a_number)), TraceError::kMalformedLine)
+        << "'" << not_a_number << "'";
   }
-  EXPECT_EQ(version_error("2"), "read as version 2");
-  EXPECT_EQ(version_error("1"), "read as version 1");
+  for (int version : {1, 2}) {
+    auto trace = read_text(version_file(std::to_string(version)));
+    ASSERT_TRUE(trace.ok()) << trace.error().message;
+    EXPECT_EQ(trace->version, version);
+  }
 }
 
 // A recorder with `count` port writes, 1 us apart.
 EventRecorder recorder_with(std::size_t count) {
   EventRecorder recorder(1024);
   for (std::size_t index = 0; index < count; ++index) {
-    Event event;
-    event.time_ns = 1000 * (index + 1);
-    event.duration_ns = 100;
-    event.kind = EventKind::VmExit;
-    event.reason = EventReason::IoOut;
-    event.from = PrivilegeLevel::GuestKernel;
-    event.to = PrivilegeLevel::Vmm;
-    event.address = 0x3f8;
-    event.size = 1;
-    event.value = 0x41;
-    recorder.record(event);
+    recorder.record(
+        port_exit(1000 * (index + 1), 100, EventReason::IoOut, PrivilegeLevel::GuestKernel, 0x3f8));
   }
   return recorder;
 }
@@ -416,9 +415,9 @@ TEST(Trace, SaysATraceCutInsideALineIsTruncated) {
 TEST(Trace, RejectsMoreEventsThanTheHeaderCounts) {
   const std::string whole = written_trace(recorder_with(3));
   const std::string extra = whole.substr(first_lines(whole, kHeaderLines + 2).size());
-  std::stringstream file(whole + extra);  // the last event twice
-  auto trace = read_trace(file);
+  auto trace = read_text(whole + extra);  // the last event twice
   ASSERT_FALSE(trace.ok());
+  EXPECT_EQ(trace.error().kind, TraceError::kTooManyEvents);
   EXPECT_NE(trace.error().message.find("holds 4 events but its header counts 3"), std::string::npos)
       << trace.error().message;
 }
@@ -427,9 +426,9 @@ TEST(Trace, RejectsUnreadableEventCounts) {
   for (const char* counts :
        {"many recorded, 0 dropped (ring full)", "5 recorded", "0x5 recorded, 0 dropped",
         "5 recorded, -1 dropped", "3 recorded, 4 dropped (ring full)"}) {
-    std::stringstream file(std::string("# vmlab-trace 2\n# events: ") + counts + "\n");
-    auto trace = read_trace(file);
+    auto trace = read_text(std::string("# vmlab-trace 2\n# events: ") + counts + "\n");
     ASSERT_FALSE(trace.ok()) << counts;
+    EXPECT_EQ(trace.error().kind, TraceError::kMalformedLine) << trace.error().message;
     EXPECT_NE(trace.error().message.find("line 2"), std::string::npos) << trace.error().message;
   }
   std::stringstream ring_wrapped("# vmlab-trace 2\n# events: 9 recorded, 4 dropped (ring full)\n");

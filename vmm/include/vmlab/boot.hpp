@@ -16,6 +16,22 @@
 
 namespace vmlab {
 
+// Why the boot structures could not be written.
+enum class BootError {
+  kMemoryTooSmall = 1,    // guest RAM cannot hold the boot area and a kernel
+  kCommandLineTooLong,    // the guest command line does not fit its page
+  kTooManyDevices,        // more devices than boot_info's table holds
+  kTooManyMemoryRegions,  // the reserved ranges split RAM into more regions than boot_info holds
+};
+constexpr const char* error_domain(BootError) {
+  return "boot";
+}
+constexpr const char* to_string(BootError kind) {
+  return kind_name<BootError::kTooManyMemoryRegions>(
+      kind,
+      {"memory too small", "command line too long", "too many devices", "too many memory regions"});
+}
+
 struct BootParameters {
   std::string command_line;
   std::vector<vmlab_device> devices;
@@ -47,3 +63,5 @@ constexpr std::uint16_t kBootCodeSelector = 0x08;
 constexpr std::uint16_t kBootDataSelector = 0x10;
 
 }  // namespace vmlab
+
+VMLAB_ERROR_KINDS(vmlab::BootError);

@@ -14,6 +14,18 @@
 
 namespace vmlab {
 
+// Why a bus refused to register a device.
+enum class BusError {
+  kEmptyRange = 1,  // the range is empty or wraps around the address space
+  kOverlap,         // the range overlaps a device already on the bus
+};
+constexpr const char* error_domain(BusError) {
+  return "bus";
+}
+constexpr const char* to_string(BusError kind) {
+  return kind_name<BusError::kOverlap>(kind, {"empty range", "overlap"});
+}
+
 struct BusRange {
   std::uint64_t base = 0;
   std::uint64_t size = 0;
@@ -52,3 +64,5 @@ class IoBus {
 };
 
 }  // namespace vmlab
+
+VMLAB_ERROR_KINDS(vmlab::BusError);

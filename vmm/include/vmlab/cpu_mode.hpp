@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "vmlab/board.hpp"
+#include "vmlab/clock.hpp"
 #include "vmlab/elf_loader.hpp"
 #include "vmlab/events.hpp"
 #include "vmlab/guest_memory.hpp"
@@ -42,14 +43,10 @@ struct ModeContext {
   GuestMemory& memory;
   Board& board;
   EventRecorder& recorder;
-  // When the run started: event times are nanoseconds since this.
-  const std::chrono::steady_clock::time_point& run_start;
+  // Nanoseconds since the run started: what event times are.
+  const Clock& run_time;
 
-  std::uint64_t elapsed_ns() const {
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                          std::chrono::steady_clock::now() - run_start)
-                                          .count());
-  }
+  std::uint64_t elapsed_ns() const { return run_time.now_ns(); }
 };
 
 // What a mode did with an exit it was offered first; a Stop carries why.

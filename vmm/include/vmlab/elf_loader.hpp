@@ -14,6 +14,25 @@
 
 namespace vmlab {
 
+// Why a guest image was refused. Each message names the header or segment.
+enum class ElfError {
+  kUnreadable = 1,    // the file could not be opened or read (system_errno)
+  kTruncated,         // the file ends before data its headers describe
+  kNotElf,            // no ELF magic number
+  kUnsupported,       // an ELF vmlab does not run: not little-endian x86-64 ET_EXEC, PN_XNUM
+  kMalformed,         // headers that contradict themselves or the boot protocol
+  kOutsideRam,        // a segment lies beyond guest RAM: raise --mem or relink
+  kOverlapsReserved,  // a segment lands on a range the VMM keeps for itself
+};
+constexpr const char* error_domain(ElfError) {
+  return "elf";
+}
+constexpr const char* to_string(ElfError kind) {
+  return kind_name<ElfError::kOverlapsReserved>(
+      kind, {"unreadable", "truncated", "not an ELF", "unsupported", "malformed", "outside RAM",
+             "overlaps reserved"});
+}
+
 struct ReservedRange {
   GuestPhysAddr base;
   std::uint64_t size = 0;
@@ -47,3 +66,5 @@ Result<LoadedImage> load_elf(std::span<const std::uint8_t> image, GuestMemoryAcc
 Result<std::vector<std::uint8_t>> read_file(const std::string& path);
 
 }  // namespace vmlab
+
+VMLAB_ERROR_KINDS(vmlab::ElfError);

@@ -14,6 +14,21 @@
 
 namespace vmlab {
 
+// Why guest memory refused an access or could not be made.
+enum class GuestMemoryError {
+  kOutOfRange = 1,  // an access not wholly inside guest RAM (or inside one region of a map)
+  kInvalidSize,     // a size guest RAM cannot have: zero, or not a multiple of 2 MiB
+  kMapFailed,       // the host could not map the memory (system_errno)
+  kRegionOverlap,   // a region added to a physical memory map overlaps another or wraps
+};
+constexpr const char* error_domain(GuestMemoryError) {
+  return "guest memory";
+}
+constexpr const char* to_string(GuestMemoryError kind) {
+  return kind_name<GuestMemoryError::kRegionOverlap>(
+      kind, {"out of range", "invalid size", "map failed", "region overlap"});
+}
+
 // The narrow interface monitor logic, loaders and device models use, so unit
 // tests can hand them a plain buffer instead of a KVM-backed mapping.
 class GuestMemoryAccess {
@@ -71,4 +86,11 @@ class GuestMemory final : public GuestMemoryAccess {
 
 std::string describe_range(GuestPhysAddr address, std::uint64_t length);
 
+// The error for an access of `length` bytes at `address` that `what` ("guest
+// memory read") could not make: kOutOfRange, with the range in the message.
+Error access_out_of_range(const char* what, GuestPhysAddr address, std::uint64_t length,
+                          const char* where = "is outside guest RAM");
+
 }  // namespace vmlab
+
+VMLAB_ERROR_KINDS(vmlab::GuestMemoryError);

@@ -17,6 +17,26 @@
 
 namespace vmlab {
 
+// Why /dev/kvm, a VM or a vCPU could not be opened, created or driven.
+enum class KvmError {
+  kDeviceMissing = 1,  // /dev/kvm does not exist: no KVM module, or no virtualization
+  kPermissionDenied,   // /dev/kvm exists but this user may not open it
+  kCannotOpen,         // /dev/kvm could not be opened for another reason (system_errno)
+  kApiVersion,         // the kernel speaks a KVM API version vmlab was not written for
+  kIoctlFailed,        // a KVM ioctl failed; system_errno says how
+  kMapFailed,          // the vCPU's kvm_run page could not be mapped
+  kMsrRefused,         // KVM_SET_MSRS set fewer MSRs than asked: the backend lacks one
+  kMalformedExit,      // KVM reported an exit whose data lies outside kvm_run
+};
+constexpr const char* error_domain(KvmError) {
+  return "kvm";
+}
+constexpr const char* to_string(KvmError kind) {
+  return kind_name<KvmError::kMalformedExit>(
+      kind, {"device missing", "permission denied", "cannot open", "API version", "ioctl failed",
+             "map failed", "MSR refused", "malformed exit"});
+}
+
 class Vm;
 class Vcpu;
 
@@ -134,28 +154,46 @@ Overloaded(Handlers...) -> Overloaded<Handlers...>;
 // Short, stable names for exit kinds (used in summaries and traces).
 const char* kvm_exit_reason_name(std::uint32_t reason);
 
-class Vcpu {
+// A vCPU as the run loop (run_loop.hpp) drives it: entered, kicked, and read
+// for reports (STYLE.md 7). Vcpu is the KVM one; the loop's unit tests script
+// a fake that returns a list of exits.
+class VirtualCpu {
+ public:
+  virtual ~VirtualCpu() = default;
+  // Called once on the thread that will call run().
+  virtual void prepare_thread() = 0;
+  // Enters the guest until the next exit.
+  virtual Result<VcpuExit> run() = 0;
+  // From any thread: makes a running or about-to-run run() return soon with
+  // exits::Interrupted.
+  virtual void kick() = 0;
+  // The shared kvm_run page: registers KVM syncs at exits (KVM_CAP_SYNC_REGS)
+  // and immediate_exit, which a kick sets.
+  virtual kvm_run& run_state() = 0;
+  virtual Result<kvm_regs> registers() const = 0;
+  virtual Result<kvm_sregs> special_registers() const = 0;
+};
+
+class Vcpu final : public VirtualCpu {
  public:
   Vcpu(Vcpu&& other) noexcept;
   Vcpu& operator=(Vcpu&& other) noexcept;
   Vcpu(const Vcpu&) = delete;
   Vcpu& operator=(const Vcpu&) = delete;
-  ~Vcpu();
+  ~Vcpu() override;
 
-  // Enters the guest until the next exit. Must be called on the vCPU thread
-  // after prepare_thread().
-  Result<VcpuExit> run();
+  // KVM_RUN. Must be called on the vCPU thread after prepare_thread().
+  Result<VcpuExit> run() override;
 
-  // Called once on the thread that will call run(): installs the kick signal.
-  void prepare_thread();
-  // From any thread: makes a running or about-to-run KVM_RUN return soon with
-  // exits::Interrupted. Safe against the race where the kick lands just before
-  // KVM_RUN (immediate_exit is set by the signal handler).
-  void kick();
+  // Installs the kick signal on this thread.
+  void prepare_thread() override;
+  // Safe against the race where the kick lands just before KVM_RUN
+  // (immediate_exit is set by the signal handler).
+  void kick() override;
 
-  Result<kvm_regs> registers() const;
+  Result<kvm_regs> registers() const override;
   Status set_registers(const kvm_regs& registers);
-  Result<kvm_sregs> special_registers() const;
+  Result<kvm_sregs> special_registers() const override;
   Status set_special_registers(const kvm_sregs& registers);
   Status set_cpuid(std::span<const kvm_cpuid_entry2> entries);
   // KVM_GET_TSC_KHZ: the guest's TSC rate (0 when KVM cannot say).
@@ -168,7 +206,7 @@ class Vcpu {
   Status set_msrs(std::span<const Msr> msrs);  // KVM_SET_MSRS
   Result<FileDescriptor> stats_fd() const;     // KVM_GET_STATS_FD
 
-  kvm_run& run_state() { return *m_run; }
+  kvm_run& run_state() override { return *m_run; }
   const kvm_run& run_state() const { return *m_run; }
   std::uint32_t id() const { return m_id; }
   int fd() const { return m_fd.get(); }
@@ -185,6 +223,8 @@ class Vcpu {
 };
 
 // "rax=... rip=... cr0=..." for error messages about a dead or confused guest.
-std::string describe_registers(const Vcpu& vcpu);
+std::string describe_registers(const VirtualCpu& vcpu);
 
 }  // namespace vmlab
+
+VMLAB_ERROR_KINDS(vmlab::KvmError);

@@ -13,6 +13,19 @@
 
 namespace vmlab {
 
+// Why KVM's binary statistics could not be read.
+enum class KvmStatsError {
+  kReadFailed = 1,  // reading the stats fd failed (system_errno)
+  kTruncated,       // the fd or image ends before the data its header describes
+  kCorrupt,         // the header holds values no kernel writes
+};
+constexpr const char* error_domain(KvmStatsError) {
+  return "kvm stats";
+}
+constexpr const char* to_string(KvmStatsError kind) {
+  return kind_name<KvmStatsError::kCorrupt>(kind, {"read failed", "truncated", "corrupt"});
+}
+
 struct StatsSnapshot {
   // Cumulative counters and instant values by name; histogram stats are summed.
   std::map<std::string, std::uint64_t> values;
@@ -64,3 +77,5 @@ class StatsReader {
 };
 
 }  // namespace vmlab
+
+VMLAB_ERROR_KINDS(vmlab::KvmStatsError);

@@ -1,9 +1,7 @@
 // One VM: KVM objects, guest RAM, a board, a CPU mode, and the vCPU run loop.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -19,8 +17,21 @@
 #include "vmlab/guest_memory.hpp"
 #include "vmlab/kvm.hpp"
 #include "vmlab/kvm_stats.hpp"
+#include "vmlab/run_loop.hpp"
 
 namespace vmlab {
+
+// Why Machine::create refused its configuration.
+enum class MachineError {
+  kInvalidMemorySize = 1,  // guest memory outside [kMinimumGuestMemory, kMaximumGuestMemory]
+  kInvalidTimeout,         // a timeout of 0 or less, or more than kMaximumTimeout
+};
+constexpr const char* error_domain(MachineError) {
+  return "machine";
+}
+constexpr const char* to_string(MachineError kind) {
+  return kind_name<MachineError::kInvalidTimeout>(kind, {"invalid memory size", "invalid timeout"});
+}
 
 // What Machine::create accepts. Guest RAM ends below the VT-x pages it puts
 // just under 4 GiB.
@@ -82,17 +93,7 @@ class Machine {
 
  private:
   Machine(std::unique_ptr<Vm> vm, GuestMemory memory, std::unique_ptr<Board> board, Vcpu vcpu,
-          std::unique_ptr<CpuMode> mode, const MachineConfig& config);
-  void vcpu_thread_main(RunReport& report);
-  // Handles one exit; false ends the run with `report` filled in.
-  bool handle_exit(const VcpuExit& exit, RunReport& report);
-  // Records the events the board's device threads produced (IOMMU faults);
-  // on the vCPU thread, or after it has ended.
-  void record_device_events();
-  void wait_for_interrupt();
-  void request_stop();
-  void on_interrupt_raised();
-  std::uint64_t elapsed_ns() const;
+          std::unique_ptr<CpuMode> mode, const MachineConfig& config, RegisterSync sync);
 
   std::unique_ptr<Vm> m_vm;  // on the heap: the board refers to it from creation on
   GuestMemory m_memory;
@@ -101,14 +102,16 @@ class Machine {
   std::unique_ptr<CpuMode> m_mode;
   MachineConfig m_config;
   EventRecorder m_recorder;
+  SteadyRunClock m_clock;
+  // The loop calls the mode through m_bound_mode, bound to m_context, which
+  // reads the loop's run time: each refers to the next.
+  BoundCpuMode m_bound_mode;
+  RunLoop m_run_loop;
   ModeContext m_context;
   LoadedImage m_image;
   bool m_loaded = false;
-  bool m_sync_registers = false;  // KVM_CAP_SYNC_REGS: guest RIP for events without an ioctl
-
-  std::atomic<bool> m_stop{false};
-  std::condition_variable m_interrupt_wakeup;  // waited on with the device lock, in hlt
-  std::chrono::steady_clock::time_point m_start;
 };
 
 }  // namespace vmlab
+
+VMLAB_ERROR_KINDS(vmlab::MachineError);

@@ -19,6 +19,7 @@
 
 #include <cerrno>
 #include <concepts>
+#include <cstddef>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -118,6 +119,21 @@ class [[nodiscard]] Result<void> {
 };
 
 using Status = Result<void>;
+
+// A module's to_string as one table (STYLE.md 12) rather than a switch per
+// module: `names` lists every kind from 1 to `Last`, in order, and a kind
+// added without its name does not compile.
+//
+//   constexpr const char* to_string(BusError kind) {
+//     return kind_name<BusError::kOverlap>(kind, {"empty range", "overlap"});
+//   }
+template <auto Last, std::size_t Count>
+constexpr const char* kind_name(decltype(Last) kind, const char* const (&names)[Count]) {
+  static_assert(std::is_enum_v<decltype(Last)>);
+  static_assert(Count == static_cast<std::size_t>(Last), "one name per kind, from 1 to Last");
+  const auto index = static_cast<std::size_t>(kind);
+  return index >= 1 && index <= Count ? names[index - 1] : "unknown";
+}
 
 }  // namespace vmlab
 

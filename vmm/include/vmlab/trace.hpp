@@ -17,6 +17,25 @@
 
 namespace vmlab {
 
+// Why a trace file could not be read. A file cut short at a line boundary is
+// not an error: it reads, with Trace::truncated() set.
+enum class TraceError {
+  kUnreadable = 1,      // the file could not be opened (system_errno)
+  kNotATrace,           // no '# vmlab-trace' header line
+  kTruncated,           // cut short inside its header: not even the version line is whole
+  kUnsupportedVersion,  // a format version this vmlab does not read (0, or newer than 2)
+  kMalformedLine,       // a header or event line that does not parse; the message names it
+  kTooManyEvents,       // more events than the header counts (two traces in one file?)
+};
+constexpr const char* error_domain(TraceError) {
+  return "trace";
+}
+constexpr const char* to_string(TraceError kind) {
+  return kind_name<TraceError::kTooManyEvents>(
+      kind, {"unreadable", "not a trace", "truncated", "unsupported version", "malformed line",
+             "too many events"});
+}
+
 struct Trace {
   int version = 0;
   std::string platform_line;
@@ -86,3 +105,5 @@ TraceSummary summarize(const Trace& trace);
 void print_summary(const Trace& trace, const TraceSummary& summary, std::ostream& out);
 
 }  // namespace vmlab
+
+VMLAB_ERROR_KINDS(vmlab::TraceError);
