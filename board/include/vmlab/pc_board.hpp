@@ -19,7 +19,6 @@
 #include "vmlab/board.hpp"
 #include "vmlab/board_layout.hpp"
 #include "vmlab/clock.hpp"
-#include "vmlab/devices/error_kind_names.hpp"
 #include "vmlab/guest_memory.hpp"
 #include "vmlab/interrupt_router.hpp"
 #include "vmlab/kvm.hpp"
@@ -52,13 +51,6 @@ enum class BoardError {
 };
 constexpr const char* error_domain(BoardError) {
   return "board";
-}
-inline constexpr const char* kBoardErrorNames[] = {
-    "no error",        "bad config",    "irqchip unavailable",
-    "KVM refused",     "host resource", "guest memory not attached",
-    "guest not loaded"};
-constexpr const char* to_string(BoardError kind) {
-  return devices::kind_name<BoardError::kGuestNotLoaded>(kind, kBoardErrorNames);
 }
 
 enum class IrqchipModel {

@@ -51,38 +51,6 @@ constexpr const char* error_domain(CliError) {
   return "cli";
 }
 
-constexpr const char* to_string(CliError kind) {
-  switch (kind) {
-    case CliError::kUsage:
-      return "usage";
-    case CliError::kInvalidValue:
-      return "invalid value";
-    case CliError::kConflictingOptions:
-      return "conflicting options";
-    case CliError::kOutputProtected:
-      return "output protected";
-    case CliError::kOutputNotAFile:
-      return "output not a file";
-    case CliError::kOutputUnwritable:
-      return "output unwritable";
-    case CliError::kGuestUnreadable:
-      return "guest unreadable";
-    case CliError::kGuestNotAFile:
-      return "guest not a file";
-    case CliError::kGuestTooLarge:
-      return "guest too large";
-    case CliError::kWorkloadFailed:
-      return "workload failed";
-    case CliError::kReferenceUnavailable:
-      return "reference machine unavailable";
-    case CliError::kReferenceFailed:
-      return "reference machine failed";
-    case CliError::kTimeout:
-      return "timeout";
-  }
-  return "unknown";
-}
-
 // `error` with what it is about in front, "context: message" ("--mem: guest
 // memory of 4G is ..."), its kind and errno kept: how the CLI passes on an
 // error of a lower module or of one of its own parsers.

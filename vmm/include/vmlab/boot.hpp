@@ -26,11 +26,6 @@ enum class BootError {
 constexpr const char* error_domain(BootError) {
   return "boot";
 }
-constexpr const char* to_string(BootError kind) {
-  return kind_name<BootError::kTooManyMemoryRegions>(
-      kind,
-      {"memory too small", "command line too long", "too many devices", "too many memory regions"});
-}
 
 struct BootParameters {
   std::string command_line;

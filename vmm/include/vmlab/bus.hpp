@@ -22,9 +22,6 @@ enum class BusError {
 constexpr const char* error_domain(BusError) {
   return "bus";
 }
-constexpr const char* to_string(BusError kind) {
-  return kind_name<BusError::kOverlap>(kind, {"empty range", "overlap"});
-}
 
 struct BusRange {
   std::uint64_t base = 0;

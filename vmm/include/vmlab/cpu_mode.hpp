@@ -29,13 +29,6 @@ enum class ModeError {
 constexpr const char* error_domain(ModeError) {
   return "cpu mode";
 }
-constexpr const char* to_string(ModeError kind) {
-  switch (kind) {
-    case ModeError::kGuestTripleFault:
-      return "guest triple fault";
-  }
-  return "unknown";
-}
 
 struct ModeContext {
   Vm& vm;

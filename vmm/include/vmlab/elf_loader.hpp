@@ -27,11 +27,6 @@ enum class ElfError {
 constexpr const char* error_domain(ElfError) {
   return "elf";
 }
-constexpr const char* to_string(ElfError kind) {
-  return kind_name<ElfError::kOverlapsReserved>(
-      kind, {"unreadable", "truncated", "not an ELF", "unsupported", "malformed", "outside RAM",
-             "overlaps reserved"});
-}
 
 struct ReservedRange {
   GuestPhysAddr base;

@@ -24,10 +24,6 @@ enum class GuestMemoryError {
 constexpr const char* error_domain(GuestMemoryError) {
   return "guest memory";
 }
-constexpr const char* to_string(GuestMemoryError kind) {
-  return kind_name<GuestMemoryError::kRegionOverlap>(
-      kind, {"out of range", "invalid size", "map failed", "region overlap"});
-}
 
 // The narrow interface monitor logic, loaders and device models use, so unit
 // tests can hand them a plain buffer instead of a KVM-backed mapping.

@@ -31,11 +31,6 @@ enum class KvmError {
 constexpr const char* error_domain(KvmError) {
   return "kvm";
 }
-constexpr const char* to_string(KvmError kind) {
-  return kind_name<KvmError::kMalformedExit>(
-      kind, {"device missing", "permission denied", "cannot open", "API version", "ioctl failed",
-             "map failed", "MSR refused", "malformed exit"});
-}
 
 class Vm;
 class Vcpu;

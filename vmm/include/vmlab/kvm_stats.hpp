@@ -22,9 +22,6 @@ enum class KvmStatsError {
 constexpr const char* error_domain(KvmStatsError) {
   return "kvm stats";
 }
-constexpr const char* to_string(KvmStatsError kind) {
-  return kind_name<KvmStatsError::kCorrupt>(kind, {"read failed", "truncated", "corrupt"});
-}
 
 struct StatsSnapshot {
   // Cumulative counters and instant values by name; histogram stats are summed.

@@ -29,9 +29,6 @@ enum class MachineError {
 constexpr const char* error_domain(MachineError) {
   return "machine";
 }
-constexpr const char* to_string(MachineError kind) {
-  return kind_name<MachineError::kInvalidTimeout>(kind, {"invalid memory size", "invalid timeout"});
-}
 
 // What Machine::create accepts. Guest RAM ends below the VT-x pages it puts
 // just under 4 GiB.

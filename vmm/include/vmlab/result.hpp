@@ -12,17 +12,24 @@
 //
 //   enum class ElfError { kUnreadable = 1, kMalformed, ... };  // 0 is "no error"
 //   constexpr const char* error_domain(ElfError) { return "elf"; }
-//   constexpr const char* to_string(ElfError kind);            // a switch
 //   ...
 //   VMLAB_ERROR_KINDS(vmlab::ElfError);  // at global scope
+//
+// A kind's name ("kMalformed", in test failures and error_code::message())
+// is the enumerator's own, read from the compiler: no module keeps a second
+// list of names in step with its enum. A module in a namespace nested in
+// vmlab adds `using vmlab::make_error_code;` there, where argument-dependent
+// lookup looks for it.
 #pragma once
 
+#include <array>
 #include <cerrno>
 #include <concepts>
 #include <cstddef>
 #include <cstring>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -30,15 +37,52 @@
 
 namespace vmlab {
 
-// An enum class whose module gave it a domain name and a name per kind.
+// An enum class whose module gave it a domain name.
 template <typename Kind>
 concept ErrorKindEnum = std::is_enum_v<Kind> && requires(Kind kind) {
   { error_domain(kind) } -> std::convertible_to<const char*>;
-  { to_string(kind) } -> std::convertible_to<const char*>;
 };
 
+namespace detail {
+
+// The name of enumerator `Value`, from the compiler's spelling of this
+// function: GCC writes "... [with auto Value = vmlab::ElfError::kMalformed; ...]",
+// Clang "... [Value = vmlab::ElfError::kMalformed]". A value no enumerator has
+// is spelt as a cast, "(vmlab::ElfError)9", and has no name.
+template <auto Value>
+constexpr std::string_view enumerator_name() {
+  constexpr std::string_view function = __PRETTY_FUNCTION__;
+  constexpr std::string_view marker = "Value = ";
+  const std::size_t start = function.find(marker) + marker.size();
+  const std::string_view argument =
+      function.substr(start, function.find_first_of(";]", start) - start);
+  if (argument.find(')') != std::string_view::npos) return {};
+  const std::size_t scope = argument.rfind("::");
+  return scope == std::string_view::npos ? argument : argument.substr(scope + 2);
+}
+
+// Kinds are numbered from 1; a module has fewer than this many.
+inline constexpr std::size_t kMaximumErrorKinds = 48;
+
+template <typename Kind, std::size_t... Values>
+constexpr std::array<std::string_view, sizeof...(Values)> enumerator_names(
+    std::index_sequence<Values...>) {
+  return {enumerator_name<static_cast<Kind>(Values)>()...};
+}
+
+}  // namespace detail
+
+// "kMalformed" for ElfError::kMalformed; empty for a value with no enumerator.
+template <ErrorKindEnum Kind>
+constexpr std::string_view kind_name(Kind kind) {
+  constexpr auto names =
+      detail::enumerator_names<Kind>(std::make_index_sequence<detail::kMaximumErrorKinds>());
+  const auto value = static_cast<std::size_t>(kind);
+  return value < names.size() ? names[value] : std::string_view{};
+}
+
 // The std::error_category of one module's kinds: its name is the domain
-// ("elf") and the message of a kind its name ("malformed").
+// ("elf") and the message of a kind its name ("kMalformed").
 template <ErrorKindEnum Kind>
 class ErrorKindCategory final : public std::error_category {
  public:
@@ -47,7 +91,10 @@ class ErrorKindCategory final : public std::error_category {
     return category;
   }
   const char* name() const noexcept override { return error_domain(Kind{}); }
-  std::string message(int value) const override { return to_string(static_cast<Kind>(value)); }
+  std::string message(int value) const override {
+    const std::string_view name = kind_name(static_cast<Kind>(value));
+    return name.empty() ? "kind " + std::to_string(value) : std::string(name);
+  }
 };
 
 // Found by argument-dependent lookup when a kind converts to std::error_code.
@@ -59,14 +106,6 @@ std::error_code make_error_code(Kind kind) {
 struct Error {
   Error(std::error_code kind_of_error, std::string text, int error_number = 0)
       : kind(kind_of_error), message(std::move(text)), system_errno(error_number) {}
-
-  // TRANSITIONAL, for the session that gives every module its kinds: an error
-  // of no kind. Removed when the last caller is gone.
-  Error(std::string text, int error_number = 0)  // NOLINT(google-explicit-constructor)
-      : message(std::move(text)), system_errno(error_number) {}
-  static Error from_errno(const std::string& what, int error_number) {
-    return Error{what + ": " + std::strerror(error_number), error_number};
-  }
 
   // A failed system call: the message ends with strerror's words.
   static Error from_errno(std::error_code kind_of_error, const std::string& what,
@@ -119,21 +158,6 @@ class [[nodiscard]] Result<void> {
 };
 
 using Status = Result<void>;
-
-// A module's to_string as one table (STYLE.md 12) rather than a switch per
-// module: `names` lists every kind from 1 to `Last`, in order, and a kind
-// added without its name does not compile.
-//
-//   constexpr const char* to_string(BusError kind) {
-//     return kind_name<BusError::kOverlap>(kind, {"empty range", "overlap"});
-//   }
-template <auto Last, std::size_t Count>
-constexpr const char* kind_name(decltype(Last) kind, const char* const (&names)[Count]) {
-  static_assert(std::is_enum_v<decltype(Last)>);
-  static_assert(Count == static_cast<std::size_t>(Last), "one name per kind, from 1 to Last");
-  const auto index = static_cast<std::size_t>(kind);
-  return index >= 1 && index <= Count ? names[index - 1] : "unknown";
-}
 
 }  // namespace vmlab
 

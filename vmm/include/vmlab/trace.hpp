@@ -30,11 +30,6 @@ enum class TraceError {
 constexpr const char* error_domain(TraceError) {
   return "trace";
 }
-constexpr const char* to_string(TraceError kind) {
-  return kind_name<TraceError::kTooManyEvents>(
-      kind, {"unreadable", "not a trace", "truncated", "unsupported version", "malformed line",
-             "too many events"});
-}
 
 struct Trace {
   int version = 0;

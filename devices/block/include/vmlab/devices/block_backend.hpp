@@ -7,7 +7,6 @@
 #include <span>
 #include <string>
 
-#include "vmlab/devices/error_kind_names.hpp"
 #include "vmlab/result.hpp"
 
 namespace vmlab::devices {
@@ -35,13 +34,7 @@ enum class DiskError {
 constexpr const char* error_domain(DiskError) {
   return "disk";
 }
-inline constexpr const char* kDiskErrorNames[] = {
-    "no error",       "not found",    "cannot open", "in use",        "not an image",
-    "already exists", "bad size",     "too large",   "create failed", "closed",
-    "read-only",      "out of range", "read failed", "write failed",  "flush failed"};
-constexpr const char* to_string(DiskError kind) {
-  return kind_name<DiskError::kFlushFailed>(kind, kDiskErrorNames);
-}
+using vmlab::make_error_code;  // found by argument-dependent lookup here
 
 // How a disk is attached: the guest may write it, or every write is refused.
 enum class DiskAccess { ReadWrite, ReadOnly };

@@ -11,10 +11,10 @@
 
 #include <vmlab/address.hpp>
 #include <vmlab/devices/block_backend.hpp>
-#include <vmlab/devices/error_kind_names.hpp>
 #include <vmlab/devices/virtio_device.hpp>
 #include <vmlab/devices/virtqueue.hpp>
 #include <vmlab/result.hpp>
+#include "vmlab/result.hpp"
 
 namespace vmlab::devices {
 
@@ -34,12 +34,7 @@ enum class VirtioBlkError {
 constexpr const char* error_domain(VirtioBlkError) {
   return "virtio-blk";
 }
-inline constexpr const char* kVirtioBlkErrorNames[] = {
-    "no error",       "malformed request",  "guest memory", "bad buffers",
-    "partial sector", "over segment limit", "out of range", "read-only"};
-constexpr const char* to_string(VirtioBlkError kind) {
-  return kind_name<VirtioBlkError::kReadOnly>(kind, kVirtioBlkErrorNames);
-}
+using vmlab::make_error_code;  // found by argument-dependent lookup here
 
 namespace virtio {
 

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include <vmlab/address.hpp>
-#include <vmlab/devices/error_kind_names.hpp>
 #include <vmlab/guest_memory.hpp>
 #include <vmlab/result.hpp>
+#include "vmlab/result.hpp"
 
 namespace vmlab::devices {
 
@@ -33,20 +33,7 @@ enum class VirtqueueError {
 constexpr const char* error_domain(VirtqueueError) {
   return "virtqueue";
 }
-inline constexpr const char* kVirtqueueErrorNames[] = {"no error",
-                                                       "bad layout",
-                                                       "guest memory",
-                                                       "bad available index",
-                                                       "descriptor out of range",
-                                                       "descriptor loop",
-                                                       "bad indirect table",
-                                                       "outside guest memory",
-                                                       "bad buffer order",
-                                                       "chain too long",
-                                                       "past the chain's end"};
-constexpr const char* to_string(VirtqueueError kind) {
-  return kind_name<VirtqueueError::kPastChainEnd>(kind, kVirtqueueErrorNames);
-}
+using vmlab::make_error_code;  // found by argument-dependent lookup here
 
 namespace virtio {
 

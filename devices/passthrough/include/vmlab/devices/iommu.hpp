@@ -17,10 +17,10 @@
 #include <vector>
 
 #include <vmlab/address.hpp>
-#include <vmlab/devices/error_kind_names.hpp>
 #include <vmlab/dma_remapping.hpp>
 #include <vmlab/guest_memory.hpp>
 #include <vmlab/result.hpp>
+#include "vmlab/result.hpp"
 
 namespace vmlab::devices {
 
@@ -37,11 +37,7 @@ enum class IommuError {
 constexpr const char* error_domain(IommuError) {
   return "iommu";
 }
-inline constexpr const char* kIommuErrorNames[] = {
-    "no error", "bad range", "outside guest memory", "no access", "already mapped", "not mapped"};
-constexpr const char* to_string(IommuError kind) {
-  return kind_name<IommuError::kNotMapped>(kind, kIommuErrorNames);
-}
+using vmlab::make_error_code;  // found by argument-dependent lookup here
 
 // What a mapping allows the device to do to guest memory.
 struct IommuAccess {

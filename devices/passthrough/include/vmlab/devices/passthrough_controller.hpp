@@ -18,10 +18,10 @@
 
 #include <vmlab/passthrough.h>
 #include <vmlab/devices/block_backend.hpp>
-#include <vmlab/devices/error_kind_names.hpp>
 #include <vmlab/devices/iommu.hpp>
 #include <vmlab/guest_memory.hpp>
 #include <vmlab/result.hpp>
+#include "vmlab/result.hpp"
 
 namespace vmlab::devices {
 
@@ -35,11 +35,7 @@ enum class PassthroughError {
 constexpr const char* error_domain(PassthroughError) {
   return "passthrough";
 }
-inline constexpr const char* kPassthroughErrorNames[] = {"no error", "thread failed", "unnamed",
-                                                         "claimed"};
-constexpr const char* to_string(PassthroughError kind) {
-  return kind_name<PassthroughError::kClaimed>(kind, kPassthroughErrorNames);
-}
+using vmlab::make_error_code;  // found by argument-dependent lookup here
 
 // What the controller has done so far; readable from any thread.
 struct PassthroughCounters {

@@ -88,25 +88,6 @@ enum class TranslationError {
 constexpr const char* error_domain(TranslationError) {
   return "translation";
 }
-constexpr const char* to_string(TranslationError kind) {
-  switch (kind) {
-    case TranslationError::kUnknownInstruction:
-      return "unknown instruction";
-    case TranslationError::kCodeNotMapped:
-      return "code not mapped";
-    case TranslationError::kCacheFull:
-      return "cache full";
-    case TranslationError::kRipRelativeOutOfReach:
-      return "rip-relative operand out of reach";
-    case TranslationError::kInvalidLayout:
-      return "invalid layout";
-    case TranslationError::kNotInCache:
-      return "not in the cache";
-    case TranslationError::kStackUnreadable:
-      return "stack unreadable";
-  }
-  return "unknown";
-}
 // A kind converts to std::error_code through make_error_code, which argument-
 // dependent lookup seeks in the kind's own namespace.
 using vmlab::make_error_code;

@@ -74,21 +74,6 @@ enum class ShadowPagingError {
 constexpr const char* error_domain(ShadowPagingError) {
   return "shadow paging";
 }
-constexpr const char* to_string(ShadowPagingError kind) {
-  switch (kind) {
-    case ShadowPagingError::kInvalidLayout:
-      return "invalid layout";
-    case ShadowPagingError::kPoolTooSmall:
-      return "table pool too small";
-    case ShadowPagingError::kReservedBitInShadow:
-      return "reserved bit in a shadow entry";
-    case ShadowPagingError::kMonitorFault:
-      return "monitor fault";
-    case ShadowPagingError::kTableAccessFailed:
-      return "table access failed";
-  }
-  return "unknown";
-}
 
 enum class ShadowView { Kernel, User };
 

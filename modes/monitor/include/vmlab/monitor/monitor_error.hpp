@@ -24,22 +24,6 @@ constexpr const char* error_domain(MonitorError) {
   return "monitor";
 }
 
-constexpr const char* to_string(MonitorError kind) {
-  switch (kind) {
-    case MonitorError::kBadTrapFrame:
-      return "bad trap frame";
-    case MonitorError::kMonitorFault:
-      return "monitor fault";
-    case MonitorError::kStrayMonitorPortWrite:
-      return "stray monitor port write";
-    case MonitorError::kMissingKvmCapability:
-      return "missing KVM capability";
-    case MonitorError::kNeedsVmmIrqchip:
-      return "needs the VMM's irqchip";
-  }
-  return "unknown";
-}
-
 }  // namespace vmlab::monitor
 
 VMLAB_ERROR_KINDS(vmlab::monitor::MonitorError);

@@ -26,22 +26,6 @@ constexpr const char* error_domain(ParaError) {
   return "para";
 }
 
-constexpr const char* to_string(ParaError kind) {
-  switch (kind) {
-    case ParaError::kInvalidGuestRam:
-      return "invalid guest RAM";
-    case ParaError::kInvalidLayout:
-      return "invalid layout";
-    case ParaError::kInvalidPagingParameter:
-      return "invalid paging parameter";
-    case ParaError::kInvalidMonitorEntry:
-      return "invalid monitor entry";
-    case ParaError::kGuestMemoryTooLarge:
-      return "guest memory too large";
-  }
-  return "unknown";
-}
-
 }  // namespace vmlab::para
 
 VMLAB_ERROR_KINDS(vmlab::para::ParaError);
