@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "../support/kvm_available.hpp"
+#include "vmlab/cli_error.hpp"
 
 namespace vmlab {
 namespace {
@@ -21,6 +22,7 @@ TEST(Compare, ParsesWorkloadLists) {
   EXPECT_FALSE(parse_workload_list("syscalls:x").ok());
   auto unknown = parse_workload_list("pio,warp");
   ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().kind, CliError::kInvalidValue);
   EXPECT_NE(unknown.error().message.find("compute"), std::string::npos) << "lists the valid names";
   EXPECT_FALSE(parse_workload_list(",").ok());
 }
@@ -53,7 +55,8 @@ TEST(Compare, RejectsUnavailableModes) {
   options.cpus = {"bt"};
   auto comparison = run_comparison(options, {});
   ASSERT_FALSE(comparison.ok());
-  EXPECT_NE(comparison.error().message.find("hvm"), std::string::npos);
+  EXPECT_EQ(comparison.error().kind, CliError::kInvalidValue);
+  EXPECT_NE(comparison.error().message.find("hvm"), std::string::npos) << "names the valid modes";
 }
 
 TEST(Compare, RowsAgreeWithTheirRuns) {
@@ -126,6 +129,7 @@ TEST(Compare, ParsesDiskModelLists) {
   EXPECT_EQ(*all, (std::vector<std::string>{"ata", "virtio", "passthrough"}));
   auto bad = parse_disk_model_list("ata,nvme");
   ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().kind, CliError::kInvalidValue);
   EXPECT_NE(bad.error().message.find("nvme"), std::string::npos);
   EXPECT_FALSE(parse_disk_model_list(",").ok());
 }

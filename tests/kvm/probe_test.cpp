@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "../support/kvm_available.hpp"
+#include "vmlab/cli_error.hpp"
 #include "vmlab/reference.hpp"
 
 namespace vmlab {
@@ -113,12 +114,14 @@ TEST(ReferenceMachine, ReportsMissingQemuOrRuns) {
   if (!reference_machine_available()) {
     auto run = run_reference_machine({}, "workload=hello");
     ASSERT_FALSE(run.ok());
+    EXPECT_EQ(run.error().kind, CliError::kReferenceUnavailable);
     EXPECT_NE(run.error().message.find("apt-get install qemu-system-x86"), std::string::npos);
     return;
   }
   const std::vector<std::uint8_t> not_an_elf(64, 0);
   auto run = run_reference_machine(not_an_elf, "workload=hello", 30);
   ASSERT_FALSE(run.ok()) << "QEMU cannot boot garbage";
+  EXPECT_EQ(run.error().kind, CliError::kReferenceFailed) << run.error().message;
   EXPECT_NE(run.error().message.find("qemu-system-x86_64 failed: "), std::string::npos)
       << run.error().message;
 }

@@ -185,7 +185,7 @@ TEST(ErrorContext, KeepsTheKindAndTheErrno) {
   EXPECT_EQ(outer.system_errno, ENOENT);
   EXPECT_EQ(outer.message, "--guest: cannot open guest 'g.elf': No such file");
   EXPECT_STREQ(outer.kind.category().name(), "cli");
-  EXPECT_EQ(outer.kind.message(), "guest unreadable");
+  EXPECT_EQ(outer.kind.message(), "kGuestUnreadable");
 }
 
 }  // namespace
