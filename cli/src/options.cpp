@@ -21,6 +21,9 @@ constexpr Choice<std::string_view> kCpuModes[] = {
     {"full", "full",
      "trap-and-emulate: the same kernel deprivileged to CPL3, a monitor emulating what it may "
      "not do"},
+    {"bt", "bt",
+     "binary translation: the same kernel at CPL3, run only from code the VMM translated, its "
+     "sensitive instructions rewritten"},
     {"para", "para",
      "paravirtualization: the kernel at CPL3 calls the monitor (hypercalls) and validated page "
      "tables"},

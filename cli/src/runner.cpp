@@ -16,6 +16,7 @@
 #include <fstream>
 
 #include "vmlab/boot.hpp"
+#include "vmlab/bt/bt_mode.hpp"
 #include "vmlab/devices/passthrough_controller.hpp"
 #include "vmlab/devices/raw_image_file.hpp"
 #include "vmlab/elf_loader.hpp"
@@ -89,6 +90,12 @@ std::unique_ptr<CpuMode> make_mode(const RunOptions& options) {
     mode_options.umip = options.umip;
     mode_options.syscall_arrives_as_page_fault = detect_backend("/sys/module") == "kvm_pvm";
     return std::make_unique<full::FullMode>(mode_options);
+  }
+  if (name == "bt") {
+    bt::BtModeOptions mode_options;
+    mode_options.umip = options.umip;
+    mode_options.syscall_arrives_as_page_fault = detect_backend("/sys/module") == "kvm_pvm";
+    return std::make_unique<bt::BtMode>(mode_options);
   }
   if (name == "para") {
     para::ParaModeOptions mode_options;
@@ -189,9 +196,9 @@ Status check_run_options(const RunOptions& options) {
   if (auto memory = check_memory_size(options.memory_size); !memory) {
     return with_context("--mem", memory.error());
   }
-  if (options.umip && options.cpu != "full") {
+  if (options.umip && options.cpu != "full" && options.cpu != "bt") {
     return Error{CliError::kConflictingOptions,
-                 "--umip applies to --cpu full (an hvm guest sets CR4.UMIP itself)"};
+                 "--umip applies to --cpu full and bt (an hvm guest sets CR4.UMIP itself)"};
   }
   const std::string command_line = command_line_for(options);
   if (command_line.size() > kMaximumCommandLine) {

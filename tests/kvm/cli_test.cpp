@@ -371,14 +371,14 @@ TEST_F(CliTest, BadValuesNameTheOptionAndPointToHelp) {
     std::string help;
   };
   for (const auto& [arguments, named, help] : {
-           Case{{"run", "--cpu", "bt"}, "--cpu: 'bt'", "vmlab run --help"},
+           Case{{"run", "--cpu", "tcg"}, "--cpu: 'tcg'", "vmlab run --help"},
            Case{{"run", "--irqchip", "pic"}, "--irqchip: 'pic'", "vmlab run --help"},
            Case{{"run", "--disk-model", "nvme"}, "--disk-model: 'nvme'", "vmlab run --help"},
            Case{{"run", "--iommu", "maybe"}, "--iommu: 'maybe'", "vmlab run --help"},
            Case{{"run", "--mem", "64X"}, "--mem: '64X'", "vmlab run --help"},
            Case{{"run", "-n", "-1"}, "--count: '-1'", "vmlab run --help"},
            Case{{"compare", "--irqchip", "vmm,pic"}, "--irqchip: 'pic'", "vmlab compare --help"},
-           Case{{"compare", "--cpu", "bt"}, "--cpu: 'bt'", "vmlab compare --help"},
+           Case{{"compare", "--cpu", "tcg"}, "--cpu: 'tcg'", "vmlab compare --help"},
            Case{{"trace", "export", "--format", "xml", "x.tsv"},
                 "--format: 'xml'",
                 "vmlab trace export --help"},
@@ -406,7 +406,7 @@ TEST_F(CliTest, EveryCommandsHelpExitsZeroAndListsItsOptions) {
                 {"Usage: vmlab", "compare", "probe", "run", "trace", "info", "disk",
                  "exit status:", "64 a usage error"}},
            Case{{"run", "--help"},
-                {"--cpu hvm|full|para", "--mem SIZE", "--timeout S", "--disk-model",
+                {"--cpu hvm|full|bt|para", "--mem SIZE", "--timeout S", "--disk-model",
                  "(default: virtio)", "workloads:", "syscalls    N=1000", "exit status:"}},
            Case{{"compare", "--help"}, {"--workloads LIST", "syscalls:5000", "--json FILE"}},
            Case{{"probe", "--help"}, {"Usage: vmlab probe"}},
@@ -417,7 +417,7 @@ TEST_F(CliTest, EveryCommandsHelpExitsZeroAndListsItsOptions) {
            Case{{"disk", "--help"}, {"create", "info"}},
            Case{{"disk", "create", "--help"}, {"PATH", "SIZE", "--force"}},
            Case{{"disk", "info", "--help"}, {"PATH"}},
-           Case{{"help", "run"}, {"--cpu hvm|full|para"}},
+           Case{{"help", "run"}, {"--cpu hvm|full|bt|para"}},
        }) {
     auto help = vmlab(arguments);
     EXPECT_EQ(help.status, 0) << arguments[0] << ": " << help.err;

@@ -218,6 +218,7 @@ Vcpu::Vcpu(Vcpu&& other) noexcept
       m_run(std::exchange(other.m_run, nullptr)),
       m_run_size(std::exchange(other.m_run_size, 0)),
       m_id(other.m_id),
+      m_cpuid(std::move(other.m_cpuid)),
       m_thread(other.m_thread.load()) {}
 
 Vcpu& Vcpu::operator=(Vcpu&& other) noexcept {
@@ -227,6 +228,7 @@ Vcpu& Vcpu::operator=(Vcpu&& other) noexcept {
     m_run = std::exchange(other.m_run, nullptr);
     m_run_size = std::exchange(other.m_run_size, 0);
     m_id = other.m_id;
+    m_cpuid = std::move(other.m_cpuid);
     m_thread = other.m_thread.load();
   }
   return *this;
@@ -341,7 +343,12 @@ std::uint32_t Vcpu::tsc_khz() const {
 Status Vcpu::set_cpuid(std::span<const kvm_cpuid_entry2> entries) {
   VariableLengthBuffer<kvm_cpuid_entry2> buffer(entries.size());
   std::copy(entries.begin(), entries.end(), buffer.entries());
-  return checked_ioctl(m_fd.get(), kSetCpuid2, "KVM_SET_CPUID2", buffer.data());
+  if (auto status = checked_ioctl(m_fd.get(), kSetCpuid2, "KVM_SET_CPUID2", buffer.data());
+      !status) {
+    return status;
+  }
+  m_cpuid.assign(entries.begin(), entries.end());
+  return {};
 }
 
 Status Vcpu::inject_interrupt(std::uint8_t vector) {

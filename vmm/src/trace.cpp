@@ -140,6 +140,12 @@ std::string slice_name(const Event& event) {
     case EventReason::PageTableWrite:
     case EventReason::SystemCall:
     case EventReason::ReflectedException:
+    case EventReason::CallOut:
+    case EventReason::TranslatedCodeWrite:
+    case EventReason::BlockTranslated:
+    case EventReason::BranchChained:
+    case EventReason::IndirectMiss:
+    case EventReason::CodeInvalidated:
     case EventReason::Count:
       break;
     case EventReason::HypercallMmuUpdate:

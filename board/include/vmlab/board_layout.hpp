@@ -63,6 +63,9 @@ inline constexpr AddressRange kGuestRam{0, kMaximumGuestMemory};
 // modes/monitor (kMonitorPhysicalBase, kMonitorSize): the full/para monitor
 // region, above the largest guest RAM.
 inline constexpr AddressRange kMonitorRegion{0xd0000000, 8 * MiB};
+// modes/bt (kTranslationCachePhysicalBase, CacheLayout::size): the
+// translation cache of --cpu bt, just above the monitor region.
+inline constexpr AddressRange kTranslationCacheRegion{0xd0800000, 4 * MiB};
 // The passthrough controller's register window: one page just below the
 // virtio window, memory in a KVM slot of its own (abi/vmlab/passthrough.h).
 inline constexpr AddressRange kPassthroughWindow{0xfea00000, VMLAB_PT_WINDOW_SIZE};
@@ -79,7 +82,7 @@ inline constexpr AddressRange kVmxTss{0xfffbd000, 0x3000};
 
 // ---- KVM memory slots (KVM_SET_USER_MEMORY_REGION) ----
 // vmm/include/vmlab/memory_slots.hpp: the core owns slot 0, modes/full and
-// modes/para slots 1 and 2, the board slot 3.
+// modes/para slots 1 and 2, the board slot 3, modes/bt slot 4.
 using vmlab::MemorySlot;
 using vmlab::slot_number;
 
@@ -133,6 +136,7 @@ inline constexpr Assignment kAssignments[] = {
 
     addresses("guest RAM", kGuestRam, Owner::Core),
     addresses("monitor region", kMonitorRegion, Owner::CpuModes),
+    addresses("translation cache", kTranslationCacheRegion, Owner::CpuModes),
     addresses("passthrough window", kPassthroughWindow),
     addresses("virtio-mmio window", kVirtioMmioWindow),
     addresses("KVM IOAPIC", kKvmIoapic, Owner::Kvm),
@@ -143,6 +147,7 @@ inline constexpr Assignment kAssignments[] = {
     memory_slot("guest RAM", MemorySlot::GuestRam, Owner::Core),
     memory_slot("monitor region", MemorySlot::MonitorRegion, Owner::CpuModes),
     memory_slot("shadow page-table pool", MemorySlot::ShadowPool, Owner::CpuModes),
+    memory_slot("translation cache", MemorySlot::TranslationCache, Owner::CpuModes),
     memory_slot("passthrough window", MemorySlot::PassthroughWindow, Owner::Board),
 };
 

@@ -36,8 +36,8 @@ constexpr std::uint64_t kRealCr0 = 0x80050033;  // PG, WP, NE, ET, MP, PE
 // shadow pager.
 class FullMode::Services final : public MonitorServices {
  public:
-  Services(Board& board, ShadowPager& shadow, const VirtualCpu& cpu)
-      : m_board(board), m_shadow(shadow), m_cpu(cpu) {}
+  Services(FullMode& mode, Board& board, ShadowPager& shadow, const VirtualCpu& cpu)
+      : m_mode(mode), m_board(board), m_shadow(shadow), m_cpu(cpu) {}
 
   std::uint32_t port_read(std::uint16_t port, unsigned size) override {
     std::uint8_t data[4] = {};
@@ -53,8 +53,9 @@ class FullMode::Services final : public MonitorServices {
     std::lock_guard lock(m_board.device_lock());
     (void)m_board.port_bus().write(port, std::span(data, size));
   }
-  void cr3_written(std::uint64_t, std::uint64_t new_cr3) override {
+  void cr3_written(std::uint64_t old_cr3, std::uint64_t new_cr3) override {
     m_shadow.set_guest_cr3(new_cr3);
+    if (new_cr3 != old_cr3) m_mode.address_space_changed();
   }
   void page_invalidated(GuestVirtAddr address) override { m_shadow.invalidate_page(address); }
   void paging_control_changed() override {
@@ -62,6 +63,7 @@ class FullMode::Services final : public MonitorServices {
   }
 
  private:
+  FullMode& m_mode;
   Board& m_board;
   ShadowPager& m_shadow;
   const VirtualCpu& m_cpu;
@@ -115,16 +117,39 @@ Status FullMode::prepare(ModeContext& context, const LoadedImage& image) {
       shadow_config.device_windows.push_back({GuestPhysAddr(first), end - first});
     }
   }
+  if (auto status = configure_shadow(context, shadow_config); !status) return status;
   auto shadow = ShadowPager::create(m_monitor.physical(), shadow_config);
   if (!shadow) return shadow.error();
   m_shadow = std::move(*shadow);
   m_shadow->set_paging_controls(PagingControls::from(m_cpu));
   m_shadow->set_guest_cr3(m_cpu.cr3);
-  m_services = std::make_unique<Services>(context.board, *m_shadow, m_cpu);
+  m_services = std::make_unique<Services>(*this, context.board, *m_shadow, m_cpu);
+  if (auto status = start_technique(context); !status) return status;
 
   // A SYSCALL from guest user mode lands in the monitor's stub at CPL0.
   if (auto status = route_syscall_to_monitor(context.vcpu); !status) return status;
   return enter_first_time(context.vcpu, [&] { return resume_guest(context); });
+}
+
+Status FullMode::configure_shadow(ModeContext&, ShadowPagerConfig&) {
+  return {};
+}
+
+Status FullMode::start_technique(ModeContext&) {
+  return {};
+}
+
+Status FullMode::place_guest(ModeContext&) {
+  return {};
+}
+
+std::optional<ExitDisposition> FullMode::intercept_trap(ModeContext&, std::uint8_t,
+                                                        std::optional<std::uint32_t>) {
+  return std::nullopt;
+}
+
+MonitorServices& FullMode::services() {
+  return *m_services;
 }
 
 Status FullMode::map_shadow_pool(Vm& vm) {
@@ -140,6 +165,11 @@ Status FullMode::map_shadow_pool(Vm& vm) {
 // it drop that), and on EPT hardware the TLB may hold them. Deleting and
 // re-adding the memory slot the tables live in makes every KVM backend
 // discard what it derived from them.
+Status FullMode::flush_if_requested(Vm& vm) {
+  if (!m_shadow->take_tlb_flush_request()) return {};
+  return flush_translations(vm);
+}
+
 Status FullMode::flush_translations(Vm& vm) {
   ++m_translation_flushes;
   if (auto status = vm.set_user_memory_region(slot_number(MemorySlot::ShadowPool), 0, 0, nullptr);
@@ -154,6 +184,7 @@ void FullMode::capture_guest_state(const kvm_run& run) {
 }
 
 Status FullMode::resume_guest(ModeContext& context) {
+  if (auto status = place_guest(context); !status) return status;
   kvm_run& run = context.vcpu.run_state();
   auto& r = run.s.regs.regs;
   store_registers(r, m_registers);
@@ -173,11 +204,13 @@ Status FullMode::resume_guest(ModeContext& context) {
   load_monitor_tables(s);
   s.cr0 = kRealCr0;
   s.cr4 = kCr4PhysicalAddressExtension | (m_options.umip ? kCr4UserModeInstructionPrevention : 0);
+  // The real EFER.NXE follows the guest's, so XD is never reserved in the
+  // shadow; under bt the kernel view is no-execute whatever the guest's is.
+  const bool no_execute =
+      (m_cpu.efer & kEferNoExecuteEnable) != 0 || m_shadow->config().translation_cache;
   s.efer = kEferSyscallEnable | (kEferLongModeEnable | kEferLongModeActive) |
-           (m_cpu.efer & kEferNoExecuteEnable);
-  if (m_shadow->take_tlb_flush_request()) {
-    if (auto status = flush_translations(context.vm); !status) return status;
-  }
+           (no_execute ? kEferNoExecuteEnable : 0);
+  if (auto status = flush_if_requested(context.vm); !status) return status;
   s.cr3 = m_shadow->root(kernel ? ShadowView::Kernel : ShadowView::User).value();
   // DESIGN.md 4: in virtual kernel mode the user descriptors are not present,
   // so the guest kernel's iretq to user mode raises #NP into the monitor.
@@ -203,6 +236,7 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
   const std::optional<monitor::StubHit>& hit = *stub;
   if (!hit) return ExitDisposition::not_mine();
   capture_guest_state(run);
+  synchronize_virtual_cpu();
   // Any trap ends the interrupt shadow: the instruction after sti ran (or is
   // the one that trapped, as `hlt` in the `sti; hlt` idiom does).
   m_interrupt_shadow = false;
@@ -241,6 +275,7 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
     }
     return ExitDisposition::handled();
   }
+  if (auto handled = intercept_trap(context, hit->vector, frame->error_code)) return *handled;
   return handle_trap(context, hit->vector, frame->error_code);
 }
 
@@ -259,23 +294,22 @@ ExitDisposition FullMode::handle_system_call(ModeContext& context) {
 }
 
 ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
-                                      std::optional<std::uint32_t> error_code) {
+                                      std::optional<std::uint32_t> error_code,
+                                      EventReason emulated_as) {
   const std::uint64_t start = context.elapsed_ns();
+  // The registers as the vCPU has them, for a fault that only needs a shadow
+  // entry: the guest goes on where it stopped.
+  const GuestRegisters real = m_registers;
+  if (auto status = make_state_precise(); !status) {
+    return ExitDisposition::stop(status.error().message);
+  }
   const std::uint64_t rip = m_registers.rip;
   const std::uint8_t cpl = m_cpu.cpl;
   EventReason reason = EventReason::ReflectedException;
   ExitDisposition disposition = ExitDisposition::handled();
   std::string detail = exception_name(vector);
   std::string failure;  // why reflect() could not deliver
-  auto reflect = [&](const Event& event) -> bool {
-    auto delivered = deliver_event(m_registers, m_cpu, m_shadow->walker(), event);
-    if (!delivered) {
-      failure = "the guest kernel could not take exception " + std::to_string(event.vector) +
-                " at rip " + hex(rip) + ": " + delivered.error().message;
-      return false;
-    }
-    return true;
-  };
+  auto reflect = [&](const Event& event) { return reflect_exception(event, failure); };
 
   if (vector == kVectorPageFault) {
     const GuestVirtAddr address(context.vcpu.run_state().s.regs.sregs.cr2);
@@ -291,6 +325,12 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
       case FaultResolution::Kind::Filled:
         reason = EventReason::ShadowFill;
         detail = "#PF: shadow entry filled";
+        m_registers = real;
+        break;
+      case FaultResolution::Kind::KernelFetch:
+        // bt: place_guest() runs the code from the translation cache.
+        reason = EventReason::ShadowFill;
+        detail = "#PF: kernel code fetch";
         break;
       case FaultResolution::Kind::ReflectToGuest:
         reason = EventReason::GuestPageFault;
@@ -300,18 +340,22 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
           return ExitDisposition::stop(failure);
         }
         break;
-      case FaultResolution::Kind::PageTableWrite: {
-        reason = EventReason::PageTableWrite;
+      case FaultResolution::Kind::PageTableWrite:
+      case FaultResolution::Kind::CodeWrite: {
+        const bool code = resolution.kind == FaultResolution::Kind::CodeWrite;
+        reason = code ? EventReason::TranslatedCodeWrite : EventReason::PageTableWrite;
         // The walker reports every byte it stores to the pager, so the
-        // shadow entries derived from them are already gone.
+        // shadow entries (bt: the translations) derived from them are
+        // already gone.
         auto emulation = emulate_memory_write(m_registers, m_cpu, m_shadow->walker());
-        detail = "page-table write: " + emulation.mnemonic;
+        detail = (code ? "translated-code write: " : "page-table write: ") + emulation.mnemonic;
         if (emulation.kind == EmulationKind::Reflect) {
           if (!reflect(emulation.event)) return ExitDisposition::stop(failure);
         } else if (emulation.kind != EmulationKind::Emulated) {
-          return ExitDisposition::stop(
-              "cannot emulate the guest's write to its page tables at rip " + hex(rip) + " (" +
-              emulation.mnemonic + "): " + emulation.detail);
+          return ExitDisposition::stop(std::string("cannot emulate the guest's write to its ") +
+                                       (code ? "translated code" : "page tables") + " at rip " +
+                                       hex(rip) + " (" + emulation.mnemonic +
+                                       "): " + emulation.detail);
         }
         break;
       }
@@ -323,11 +367,11 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
     if (!emulation.mnemonic.empty()) detail = emulation.mnemonic;
     switch (emulation.kind) {
       case EmulationKind::Emulated:
-        reason = EventReason::PrivilegedInstruction;
+        reason = emulated_as;
         m_interrupt_shadow = emulation.interrupt_shadow;
         break;
       case EmulationKind::Halt:
-        reason = EventReason::PrivilegedInstruction;
+        reason = emulated_as;
         disposition = ExitDisposition::wait_for_interrupt();
         break;
       case EmulationKind::Reflect:
@@ -356,6 +400,17 @@ ExitDisposition FullMode::handle_trap(ModeContext& context, std::uint8_t vector,
   return disposition;
 }
 
+bool FullMode::reflect_exception(const Event& event, std::string& failure) {
+  const std::uint64_t rip = m_registers.rip;
+  auto delivered = deliver_event(m_registers, m_cpu, m_shadow->walker(), event);
+  if (!delivered) {
+    failure = "the guest kernel could not take exception " + std::to_string(event.vector) +
+              " at rip " + hex(rip) + ": " + delivered.error().message;
+    return false;
+  }
+  return true;
+}
+
 std::optional<std::string> FullMode::integrity_violation() const {
   // resume_guest() flips the present bits of the user descriptors
   // (DESIGN.md 4): bit 47 of a descriptor is bit 7 of its byte 5.
@@ -369,6 +424,7 @@ std::optional<std::string> FullMode::integrity_violation() const {
 Result<Injection> FullMode::deliver_interrupts(ModeContext& context) {
   InterruptController* controller = context.board.interrupt_controller();
   kvm_run& run = context.vcpu.run_state();
+  synchronize_virtual_cpu();
   {
     std::lock_guard lock(context.board.device_lock());
     if (controller == nullptr || !controller->interrupt_pending()) return kNoInjection;
@@ -385,6 +441,7 @@ Result<Injection> FullMode::deliver_interrupts(ModeContext& context) {
     return kNoInjection;
   }
   capture_guest_state(run);
+  if (auto status = make_state_precise(); !status) return status.error();
   m_registers.rflags = guest_visible_rflags(m_registers, m_cpu);
   std::uint8_t vector;
   {

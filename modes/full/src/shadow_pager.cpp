@@ -84,6 +84,36 @@ Result<std::unique_ptr<ShadowPager>> ShadowPager::create(GuestMemoryAccess& memo
                      " must be whole 4 KiB pages inside the monitor region " +
                      describe_range(monitor.base, monitor.size)};
   }
+  if (config.translation_cache) {
+    const auto& cache = *config.translation_cache;
+    const std::uint64_t start = cache.physical.base.value();
+    const std::uint64_t end = start + cache.physical.size;
+    const std::uint64_t monitor_first = table_index(virtual_base, 3);
+    const std::uint64_t monitor_last = table_index(virtual_base + (monitor.size - 1), 3);
+    const bool inside_slot = table_index(cache.virtual_base, 4) == kMonitorSlot &&
+                             (cache.virtual_base.value() >> 48) == 0xffff &&
+                             cache.physical.size <= ~cache.virtual_base.value() + 1;
+    const std::uint64_t cache_first = table_index(cache.virtual_base, 3);
+    const std::uint64_t cache_last =
+        inside_slot ? table_index(cache.virtual_base + (cache.physical.size - 1), 3) : 0;
+    bool outside_windows = true;
+    for (const auto& window : config.device_windows)
+      outside_windows = outside_windows && !overlaps(window, start, end);
+    if (cache.physical.size == 0 || !page_aligned(start) || !page_aligned(cache.physical.size) ||
+        end < start || overlaps(monitor, start, end) || start < config.guest_ram_size ||
+        !outside_windows || !page_aligned(cache.virtual_base.value()) || !inside_slot ||
+        (cache_first <= monitor_last && monitor_first <= cache_last) ||
+        !page_aligned(cache.writable_bytes) || !page_aligned(cache.code_offset) ||
+        cache.writable_bytes > cache.code_offset || cache.code_offset > cache.physical.size) {
+      return Error{ShadowPagingError::kInvalidLayout,
+                   "shadow pager: the translation cache " +
+                       describe_range(cache.physical.base, cache.physical.size) + " at " +
+                       hex(cache.virtual_base.value()) +
+                       " must be whole pages outside RAM, the monitor region and the device "
+                       "windows, in PML4 slot 511 beside the monitor's mapping, its writable "
+                       "pages before its code"};
+    }
+  }
   if (pool.size / kPageSize > std::numeric_limits<std::uint32_t>::max()) {
     return Error{ShadowPagingError::kInvalidLayout, "shadow pager: the table pool is too large"};
   }
@@ -95,6 +125,9 @@ Result<std::unique_ptr<ShadowPager>> ShadowPager::create(GuestMemoryAccess& memo
 
   std::unique_ptr<ShadowPager> pager(new ShadowPager(memory, std::move(config)));
   if (auto status = pager->build_monitor_mapping(); !status) return status.error();
+  if (pager->m_config.translation_cache) {
+    if (auto status = pager->build_translation_cache_mapping(); !status) return status.error();
+  }
   if (pager->m_free.size() < kMinimumFreeTables) {
     return Error{ShadowPagingError::kPoolTooSmall,
                  "shadow pager: the table pool (" + std::to_string(pager->m_tables.size()) +
@@ -133,9 +166,50 @@ Status ShadowPager::build_monitor_mapping() {
     return Error{ShadowPagingError::kPoolTooSmall,
                  "shadow pager: the table pool is too small for the monitor mapping"};
   m_monitor_pdpt = *pdpt;
-  for (std::uint64_t offset = 0; offset < m_config.monitor.size; offset += kPageSize) {
-    const GuestVirtAddr address = m_config.monitor_virtual_base + offset;
-    std::uint32_t table = m_monitor_pdpt;
+  return map_region(m_monitor_pdpt, m_config.monitor_virtual_base, m_config.monitor.size,
+                    kMonitorTableFlags, [&](std::uint64_t offset) {
+                      return (m_config.monitor.base.value() + offset) | kMonitorLeafFlags;
+                    });
+}
+
+// The kernel view's slot 511 under bt: the monitor's entries, supervisor-only
+// as in the other view (U=0 in each PDPT entry), and the TC's, user-accessible
+// all the way down (SDM 4.6.1: U/S must be 1 at every level).
+Status ShadowPager::build_translation_cache_mapping() {
+  const auto& cache = *m_config.translation_cache;
+  auto pdpt = allocate(TableRole::Monitor, 3, GuestPhysAddr());
+  if (!pdpt) {
+    return Error{ShadowPagingError::kPoolTooSmall,
+                 "shadow pager: the table pool is too small for the translation cache mapping"};
+  }
+  m_kernel_slot_pdpt = *pdpt;
+  for (unsigned index = 0; index < kPageTableEntries; ++index)
+    store(m_kernel_slot_pdpt, index, entry(m_monitor_pdpt, index));
+  m_translation_cache_leaves.clear();
+  return map_region(
+      m_kernel_slot_pdpt, cache.virtual_base, cache.physical.size, kShadowTableFlags,
+      [&](std::uint64_t offset) {
+        return translation_cache_leaf(offset, offset < cache.writable_bytes);
+      },
+      &m_translation_cache_leaves);
+}
+
+std::uint64_t ShadowPager::translation_cache_leaf(std::uint64_t offset, bool writable) const {
+  const auto& cache = *m_config.translation_cache;
+  std::uint64_t value = (cache.physical.base.value() + offset) | page_entry::kPresent |
+                        page_entry::kUser | page_entry::kAccessed | page_entry::kDirty;
+  if (writable) value |= page_entry::kWritable;
+  if (offset < cache.code_offset) value |= page_entry::kExecuteDisable;
+  return value;
+}
+
+Status ShadowPager::map_region(std::uint32_t pdpt, GuestVirtAddr virtual_base, std::uint64_t size,
+                               std::uint64_t table_flags,
+                               const std::function<std::uint64_t(std::uint64_t)>& leaf,
+                               std::vector<EntryLocation>* leaves) {
+  for (std::uint64_t offset = 0; offset < size; offset += kPageSize) {
+    const GuestVirtAddr address = virtual_base + offset;
+    std::uint32_t table = pdpt;
     for (unsigned level = 3; level > 1; --level) {
       const unsigned index = table_index(address, level);
       if ((entry(table, index) & page_entry::kPresent) == 0) {
@@ -144,12 +218,12 @@ Status ShadowPager::build_monitor_mapping() {
           return Error{ShadowPagingError::kPoolTooSmall,
                        "shadow pager: the table pool is too small to map the monitor region"};
         }
-        store(table, index, table_address(*child).value() | kMonitorTableFlags);
+        store(table, index, table_address(*child).value() | table_flags);
       }
       table = table_at(entry(table, index));
     }
-    store(table, table_index(address, 1),
-          (m_config.monitor.base.value() + offset) | kMonitorLeafFlags);
+    store(table, table_index(address, 1), leaf(offset));
+    if (leaves != nullptr) leaves->push_back({table, table_index(address, 1)});
   }
   if (m_failure) return *m_failure;
   return {};
@@ -288,19 +362,21 @@ void ShadowPager::write_protect(GuestPhysAddr frame) {
 bool ShadowPager::allocate_roots(AddressSpace& space) {
   const GuestPhysAddr guest_root = space.guest_root;
   const bool in_ram = m_walker.is_guest_ram(guest_root);
-  for (auto& root : space.roots) {
+  for (std::size_t view = 0; view < space.roots.size(); ++view) {
     auto table = in_ram ? allocate(TableRole::Mirror, 4, guest_root)
                         : allocate(TableRole::Detached, 4, GuestPhysAddr());
     if (!table) {
       // Give back the first root if the second did not fit.
-      for (auto& allocated : space.roots) {
-        if (&allocated == &root) break;
-        release(allocated);
-      }
+      for (std::size_t allocated = 0; allocated < view; ++allocated)
+        release(space.roots[allocated]);
       return false;
     }
-    store(*table, kMonitorSlot, table_address(m_monitor_pdpt).value() | kMonitorTableFlags);
-    root = *table;
+    // bt: the kernel view (index 0) reaches the TC, user-accessible.
+    const bool with_cache = view == 0 && m_kernel_slot_pdpt != 0;
+    store(*table, kMonitorSlot,
+          with_cache ? table_address(m_kernel_slot_pdpt).value() | kShadowTableFlags
+                     : table_address(m_monitor_pdpt).value() | kMonitorTableFlags);
+    space.roots[view] = *table;
   }
   return true;
 }
@@ -354,6 +430,36 @@ bool ShadowPager::is_guest_page_table(GuestPhysAddr address) const {
   return m_mirrors.contains(address.value() & ~(kPageSize - 1));
 }
 
+void ShadowPager::protect_code_frame(GuestPhysAddr address) {
+  const GuestPhysAddr frame(address.value() & ~(kPageSize - 1));
+  if (m_code_frames.insert(frame.value()).second) write_protect(frame);
+}
+
+void ShadowPager::unprotect_code_frame(GuestPhysAddr address) {
+  m_code_frames.erase(address.value() & ~(kPageSize - 1));
+}
+
+bool ShadowPager::is_code_frame(GuestPhysAddr address) const {
+  return m_code_frames.contains(address.value() & ~(kPageSize - 1));
+}
+
+void ShadowPager::set_code_write_observer(std::function<void(GuestPhysAddr)> observer) {
+  m_code_write_observer = std::move(observer);
+}
+
+Status ShadowPager::set_translation_cache_page_writable(std::uint64_t offset, bool writable) {
+  const std::uint64_t page = offset / kPageSize;
+  if (page >= m_translation_cache_leaves.size()) {
+    return Error{ShadowPagingError::kInvalidLayout,
+                 "shadow pager: no translation cache page at offset " + hex(offset)};
+  }
+  // Losing the right to write makes store() ask for a TLB flush.
+  const EntryLocation leaf = m_translation_cache_leaves[page];
+  store(leaf.table, leaf.index, translation_cache_leaf(page * kPageSize, writable));
+  if (m_failure) return *m_failure;
+  return {};
+}
+
 bool ShadowPager::take_tlb_flush_request() {
   return std::exchange(m_flush_requested, false);
 }
@@ -398,10 +504,13 @@ void ShadowPager::reset() {
 // ---- Coherence -----------------------------------------------------------------
 
 void ShadowPager::guest_page_table_written(GuestPhysAddr address, std::uint64_t length) {
-  if (length == 0 || m_mirrors.empty()) return;
+  if (length == 0 || (m_mirrors.empty() && m_code_frames.empty())) return;
   const std::uint64_t first = address.value();
   const std::uint64_t last = first + std::min<std::uint64_t>(length - 1, ~first);
   for (std::uint64_t frame = first & ~(kPageSize - 1); frame <= last; frame += kPageSize) {
+    if (m_code_write_observer && m_code_frames.contains(frame)) {
+      m_code_write_observer(GuestPhysAddr(frame));
+    }
     auto mirrors = m_mirrors.find(frame);
     if (mirrors != m_mirrors.end()) {
       const auto first_index = static_cast<unsigned>((std::max(first, frame) - frame) / 8);
@@ -458,12 +567,14 @@ std::uint64_t ShadowPager::leaf_value(ShadowView view, const PageWalk& walk,
                                       : walk.writable || !m_walker.controls().write_protect;
   const bool dirty =
       access == AccessKind::Write || (walk.entries[walk.level] & page_entry::kDirty) != 0;
-  if (guest_allows_write && dirty && !is_guest_page_table(frame)) {
+  if (guest_allows_write && dirty && !is_guest_page_table(frame) && !is_code_frame(frame)) {
     value |= page_entry::kWritable | page_entry::kDirty;
   }
   // XD only when the guest enabled it, and the real EFER.NXE follows the
-  // guest's, so the bit is never reserved in the shadow (SDM 4.5).
-  if (!walk.executable) value |= page_entry::kExecuteDisable;
+  // guest's, so the bit is never reserved in the shadow (SDM 4.5). Under bt
+  // the guest kernel executes nothing of its own (the real EFER.NXE is set).
+  const bool kernel_runs_from_cache = view == ShadowView::Kernel && m_config.translation_cache;
+  if (!walk.executable || kernel_runs_from_cache) value |= page_entry::kExecuteDisable;
   return value;
 }
 
@@ -495,6 +606,15 @@ ShadowPager::FillOutcome ShadowPager::fill(ShadowView view, const PageWalk& walk
     store(table, index, leaf_value(view, walk, AccessKind::Read));
     ++m_counters.page_table_writes;
     resolution.kind = FaultResolution::Kind::PageTableWrite;
+    resolution.physical_address = walk.physical_address;
+    return FillOutcome::Done;
+  }
+  if (access == AccessKind::Write && is_code_frame(walk.frame())) {
+    // As for a page table: readable now, the write the monitor's to handle.
+    (void)m_walker.mark_accessed(walk, AccessKind::Read);
+    store(table, index, leaf_value(view, walk, AccessKind::Read));
+    ++m_counters.code_writes;
+    resolution.kind = FaultResolution::Kind::CodeWrite;
     resolution.physical_address = walk.physical_address;
     return FillOutcome::Done;
   }
@@ -540,6 +660,13 @@ Result<FaultResolution> ShadowPager::handle_fault(ShadowView view, GuestVirtAddr
     return resolution;
   }
   FaultResolution resolution;
+  if (view == ShadowView::Kernel && access == AccessKind::Fetch && m_config.translation_cache) {
+    // bt: the guest kernel may run this code, from the TC (its leaves stay
+    // no-execute). The accessed flags are set when the translator reads it.
+    resolution.kind = FaultResolution::Kind::KernelFetch;
+    resolution.address = address;
+    return resolution;
+  }
   if (fill(view, walk, access, resolution) == FillOutcome::PoolExhausted) {
     // Start over with an empty pool; create() made sure one fill fits.
     reset();

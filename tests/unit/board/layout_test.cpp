@@ -82,7 +82,7 @@ TEST(BoardLayout, ListsEveryPortAndLineOnceAndEverySlotInUse) {
   for (const Assignment& assignment : kAssignments) {
     if (assignment.kind == ResourceKind::MemorySlot) slots.insert(assignment.base);
   }
-  EXPECT_EQ(slots, (std::set<std::uint64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(slots, (std::set<std::uint64_t>{0, 1, 2, 3, 4}));
   // The ISA lines a PC's devices use, where the board has them.
   EXPECT_EQ(kPitIrq, 0u);
   EXPECT_EQ(kUartIrq, 4u);

@@ -254,9 +254,9 @@ TEST(UsageErrors, EachHasItsKindAndNamesTheProblem) {
       {{"run", "compare"}, kUsage, "not 'compare'"},
       {{"run", "--trace"}, kUsage, "--trace needs a value"},
       // run: enumerations name the option and the choices.
-      {{"run", "--cpu", "bt"},
+      {{"run", "--cpu", "tcg"},
        kInvalid,
-       "--cpu: 'bt' is not one of hvm, full, para; see 'vmlab run --help'"},
+       "--cpu: 'tcg' is not one of hvm, full, bt, para; see 'vmlab run --help'"},
       {{"run", "--irqchip", "pic"}, kInvalid, "--irqchip: 'pic' is not one of vmm, kernel; see"},
       {{"run", "--irqchip", "1"}, kInvalid, "--irqchip: '1' is not one of vmm, kernel; see"},
       {{"run", "--disk", "d.img", "--disk-model", "nvme"},
@@ -281,7 +281,7 @@ TEST(UsageErrors, EachHasItsKindAndNamesTheProblem) {
       {{"disk", "create", "d.img", "2T"}, kInvalid, "maximum, 1T"},
       {{"disk", "create", "d.img", "0"}, kInvalid, "no sectors"},
       // compare: bad list items are named.
-      {{"compare", "--cpu", "hvm,bt"}, kInvalid, "--cpu: 'bt' is not one of"},
+      {{"compare", "--cpu", "hvm,tcg"}, kInvalid, "--cpu: 'tcg' is not one of"},
       {{"compare", "--irqchip", "vmm,pic"}, kInvalid, "--irqchip: 'pic'"},
       {{"compare", "--disk-model", "nvme"}, kInvalid, "--disk-model: 'nvme'"},
       {{"compare", "--workloads", "pio,warp"}, kInvalid, "unknown workload 'warp'"},

@@ -74,7 +74,7 @@ TEST(RunOptionsCheck, OptionsThatNeedAnotherAreConflicts) {
   disk_workload.disk_path = "d.img";
   EXPECT_TRUE(check_run_options(disk_workload).ok()) << "nothing is opened";
   RunOptions bad_mode;
-  bad_mode.cpu = "bt";
+  bad_mode.cpu = "tcg";
   auto refused = check_run_options(bad_mode);
   expect_error(refused, CliError::kInvalidValue);
   EXPECT_EQ(refused.error().message.rfind("--cpu: ", 0), 0u) << refused.error().message;

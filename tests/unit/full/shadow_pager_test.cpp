@@ -633,6 +633,10 @@ class ShadowPagerFuzz : public ShadowPagerTest {
         // Emulate it: a new entry value, written through the walker.
         guest_store(address, random_entry(), privilege);
         break;
+      case FaultResolution::Kind::CodeWrite:
+      case FaultResolution::Kind::KernelFetch:
+        ADD_FAILURE() << "a bt resolution without a translation cache";
+        break;
     }
   }
 

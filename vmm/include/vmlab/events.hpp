@@ -57,6 +57,14 @@ enum class EventReason : std::uint8_t {
   PageTableWrite,         // the guest wrote its own page tables
   SystemCall,             // a user SYSCALL reflected to the guest kernel
   ReflectedException,     // any other exception reflected to the guest kernel
+  // bt (MonitorTrap):
+  CallOut,              // translated code asked the monitor to carry out an instruction
+  TranslatedCodeWrite,  // the guest wrote a page holding translated code
+  // bt (Translation; address = guest RIP, value = TC address):
+  BlockTranslated,  // a basic block went into the translation cache (size = its instructions)
+  BranchChained,    // a direct branch now jumps straight to its target's block
+  IndirectMiss,     // an indirect branch's target was not in the lookup table
+  CodeInvalidated,  // translations dropped (address = guest frame, size = blocks)
   // Hypercall reasons, one per call of abi/vmlab/hypercall.h in its
   // numbering (address = number, value = first argument, size = batch size):
   HypercallSetTrapTable,

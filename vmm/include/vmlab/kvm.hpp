@@ -191,6 +191,11 @@ class Vcpu final : public VirtualCpu {
   Result<kvm_sregs> special_registers() const override;
   Status set_special_registers(const kvm_sregs& registers);
   Status set_cpuid(std::span<const kvm_cpuid_entry2> entries);
+  // What the last successful set_cpuid() gave KVM: the leaves a CPL0 `cpuid`
+  // in the guest returns (KVM emulates it from them), kept here because
+  // KVM_GET_CPUID2 is refused on some backends (kvm_pvm: EINVAL). A monitor
+  // that emulates `cpuid` for a deprivileged kernel answers from these.
+  std::span<const kvm_cpuid_entry2> cpuid_entries() const { return m_cpuid; }
   // KVM_GET_TSC_KHZ: the guest's TSC rate (0 when KVM cannot say).
   std::uint32_t tsc_khz() const;
   Status inject_interrupt(std::uint8_t vector);  // KVM_INTERRUPT
@@ -214,6 +219,7 @@ class Vcpu final : public VirtualCpu {
   kvm_run* m_run = nullptr;
   std::size_t m_run_size = 0;
   std::uint32_t m_id = 0;
+  std::vector<kvm_cpuid_entry2> m_cpuid;
   std::atomic<unsigned long> m_thread{0};  // pthread_t of the vCPU thread, 0 until prepared
 };
 

@@ -12,6 +12,7 @@ enum class MemorySlot : std::uint32_t {
   MonitorRegion = 1,      // modes/full, modes/para: the monitor's static part
   ShadowPool = 2,         // modes/full: the shadow page-table pool
   PassthroughWindow = 3,  // board/: the passthrough register window
+  TranslationCache = 4,   // modes/bt: the translation cache
 };
 
 constexpr std::uint32_t slot_number(MemorySlot slot) {

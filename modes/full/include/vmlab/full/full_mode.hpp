@@ -18,16 +18,20 @@
 
 #include "vmlab/cpu_mode.hpp"
 #include "vmlab/events.hpp"
+#include "vmlab/monitor/event_delivery.hpp"
 #include "vmlab/monitor/guest_context.hpp"
 #include "vmlab/monitor/region_memory.hpp"
 
 namespace vmlab::full {
 
 // From the monitor every software technique shares (modes/monitor/).
+using monitor::Event;
 using monitor::GuestRegisters;
 using monitor::VirtualCpu;
 
+class MonitorServices;
 class ShadowPager;
+struct ShadowPagerConfig;
 
 struct FullModeOptions {
   // Set CR4.UMIP for the guest, so sgdt/sidt/sldt/str/smsw at CPL3 fault
@@ -39,7 +43,7 @@ struct FullModeOptions {
   bool syscall_arrives_as_page_fault = false;
 };
 
-class FullMode final : public CpuMode {
+class FullMode : public CpuMode {
  public:
   explicit FullMode(FullModeOptions options = {});
   ~FullMode() override;
@@ -67,6 +71,58 @@ class FullMode final : public CpuMode {
   std::uint64_t traps() const { return m_traps; }
   std::uint64_t translation_flushes() const { return m_translation_flushes; }
 
+ protected:
+  // What a technique built on this monitor changes (bt, modes/bt/). Each
+  // hook's default is what trap-and-emulate does.
+  //
+  // Before the shadow pager is created: add to its configuration (and map
+  // memory it will need).
+  virtual Status configure_shadow(ModeContext& context, ShadowPagerConfig& config);
+  // The shadow pager exists; the guest has not run yet.
+  virtual Status start_technique(ModeContext& context);
+  // After an exit, before anything reads the virtual CPU: bring into it what
+  // the guest changed without a trap.
+  virtual void synchronize_virtual_cpu() {}
+  // Just before the registers go back to the vCPU: where the guest resumes
+  // (registers().rip may be changed, the virtual CPU stays the guest's).
+  virtual Status place_guest(ModeContext& context);
+  // A trap from the guest (vector, error code), the registers as the trap
+  // frame has them: handled here (a disposition), or nullopt for the
+  // monitor's own handling.
+  virtual std::optional<ExitDisposition> intercept_trap(ModeContext& context, std::uint8_t vector,
+                                                        std::optional<std::uint32_t> error_code);
+  // Makes registers() the guest's own where the real ones are not (an
+  // exception or interrupt is about to be reflected, an instruction emulated).
+  virtual Status make_state_precise() { return {}; }
+  // The guest wrote CR3 with a new value (after the shadow pager heard of it).
+  virtual void address_space_changed() {}
+
+  // For those hooks.
+  GuestRegisters& registers() { return m_registers; }
+  VirtualCpu& cpu() { return m_cpu; }
+  ShadowPager& shadow() { return *m_shadow; }
+  MonitorServices& services();
+  const FullModeOptions& options() const { return m_options; }
+  // Writes registers() and the virtual CPU's segments back for the next entry.
+  Status resume_guest(ModeContext& context);
+  // The monitor's handling of a trap (emulation, reflection, shadow faults),
+  // with registers() at the instruction.
+  // `emulated_as` names an emulated instruction's event (bt: a call-out).
+  ExitDisposition handle_trap(ModeContext& context, std::uint8_t vector,
+                              std::optional<std::uint32_t> error_code,
+                              EventReason emulated_as = EventReason::PrivilegedInstruction);
+  // Makes the vCPU drop what it derived from the shadow tables if they lost
+  // rights since (resume_guest does it too).
+  Status flush_if_requested(Vm& vm);
+  ExitDisposition handle_system_call(ModeContext& context);
+  // Delivers an exception to the guest kernel at registers(): false and
+  // `failure` set if it cannot take it.
+  bool reflect_exception(const Event& event, std::string& failure);
+  void begin_interrupt_shadow() { m_interrupt_shadow = true; }
+  void record_trap(ModeContext& context, EventReason reason, std::uint8_t vector,
+                   std::uint64_t guest_rip, std::uint8_t cpl_before, std::uint64_t start_ns,
+                   std::string_view detail);
+
  private:
   class Services;
   enum class View { Kernel, User };
@@ -75,14 +131,6 @@ class FullMode final : public CpuMode {
   void capture_guest_state(const kvm_run& run);
   Status map_shadow_pool(Vm& vm);
   Status flush_translations(Vm& vm);
-  Status resume_guest(ModeContext& context);
-  // One trap: the stub the vCPU stopped in says which.
-  ExitDisposition handle_trap(ModeContext& context, std::uint8_t vector,
-                              std::optional<std::uint32_t> error_code);
-  ExitDisposition handle_system_call(ModeContext& context);
-  void record_trap(ModeContext& context, EventReason reason, std::uint8_t vector,
-                   std::uint64_t guest_rip, std::uint8_t cpl_before, std::uint64_t start_ns,
-                   std::string_view detail);
 
   FullModeOptions m_options;
   monitor::MonitorRegionMemory m_monitor;

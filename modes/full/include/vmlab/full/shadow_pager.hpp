@@ -34,13 +34,29 @@
 //
 // Cost of fidelity left out: shadow leaves are write-back whatever the guest's
 // PWT/PCD/PAT bits say, and global pages (G) are not used.
+//
+// Binary translation (`bt`, ShadowPagerConfig::translation_cache). The guest
+// kernel must never execute its own pages, only the translation cache (TC):
+//   - every kernel-view leaf of guest memory is no-execute (the real
+//     EFER.NXE must then be set whatever the guest's), and a fetch the guest's
+//     tables allow comes back as KernelFetch: translate, do not fill;
+//   - the kernel view's PML4 slot 511 is user-accessible and points at a PDPT
+//     of its own, which maps the monitor region supervisor-only as the other
+//     view does and the TC user-accessible beside it; the user view does not
+//     map the TC at all;
+//   - frames holding translated code are write-protected like page tables
+//     (protect_code_frame); a guest write to one comes back as CodeWrite, and
+//     the code-write observer hears of every byte the monitor itself stores
+//     there through walker().
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "vmlab/address.hpp"
@@ -86,6 +102,14 @@ struct ShadowPagerConfig {
   // reaches the device as a KVM MMIO exit instead of a reflected #PF.
   std::vector<PhysicalRange> device_windows{};
   std::size_t cached_address_spaces = 4;  // guest CR3s whose shadow roots are kept
+  // bt: the TC, mapped into the kernel view only (see above).
+  struct TranslationCache {
+    GuestVirtAddr virtual_base;        // in PML4 slot 511, in a 1 GiB slot the monitor does not use
+    PhysicalRange physical;            // outside RAM, the monitor region and the device windows
+    std::uint64_t writable_bytes = 0;  // [0, writable_bytes): pages the TC's code stores to
+    std::uint64_t code_offset = 0;     // [code_offset, size): executable, the rest no-execute
+  };
+  std::optional<TranslationCache> translation_cache{};
 };
 
 // What the monitor does with a #PF the real CPU took on the shadow tables.
@@ -94,11 +118,14 @@ struct FaultResolution {
     Filled,          // a shadow entry was installed: resume the guest, it retries
     ReflectToGuest,  // the guest's own tables fault: deliver #PF (CR2 = address)
     PageTableWrite,  // the guest writes one of its page tables: emulate the write
+    // bt only:
+    CodeWrite,    // the guest writes a frame holding translated code (physical_address)
+    KernelFetch,  // the guest kernel may execute at `address`: run it from the TC
   };
   Kind kind = Kind::Filled;
   GuestVirtAddr address{};             // ReflectToGuest: the guest's CR2
   std::uint32_t guest_error_code = 0;  // ReflectToGuest (SDM 4.7)
-  GuestPhysAddr physical_address;      // PageTableWrite: the guest-physical address written
+  GuestPhysAddr physical_address;      // PageTableWrite, CodeWrite: the guest-physical address
 };
 
 // For the event log.
@@ -115,6 +142,7 @@ struct ShadowPagerCounters {
   std::uint64_t page_invalidations = 0;  // invlpg
   std::uint64_t cr3_switches = 0;
   std::uint64_t cr3_cache_hits = 0;  // switches to an address space whose roots were kept
+  std::uint64_t code_writes = 0;     // bt: guest writes to frames holding translated code
 };
 
 class ShadowPager {
@@ -161,6 +189,19 @@ class ShadowPager {
   bool take_tlb_flush_request();
 
   bool is_guest_page_table(GuestPhysAddr address) const;
+
+  // bt (translation_cache configured). The frame holding `address` holds
+  // translated code: no shadow leaf may let the guest write it. Unprotecting
+  // lets later fills map it writable again.
+  void protect_code_frame(GuestPhysAddr address);
+  void unprotect_code_frame(GuestPhysAddr address);
+  bool is_code_frame(GuestPhysAddr address) const;
+  // Told the frame of every store the monitor makes through walker() to a
+  // protected code frame (an emulated instruction, an exception frame).
+  void set_code_write_observer(std::function<void(GuestPhysAddr frame)> observer);
+  // Whether the TC's page at `offset` is writable to the guest kernel (the
+  // interrupt-flag page is read-only while an interrupt waits for sti).
+  Status set_translation_cache_page_writable(std::uint64_t offset, bool writable);
   const ShadowPagerCounters& counters() const { return m_counters; }
   std::size_t free_tables() const { return m_free.size(); }
   std::size_t table_capacity() const { return m_tables.size(); }
@@ -199,6 +240,14 @@ class ShadowPager {
 
   ShadowPager(GuestMemoryAccess& memory, ShadowPagerConfig config);
   Status build_monitor_mapping();
+  Status build_translation_cache_mapping();
+  // Maps [virtual_base, + size) under `pdpt`, leaf(offset) for each page;
+  // records each leaf's place in `leaves` if given.
+  Status map_region(std::uint32_t pdpt, GuestVirtAddr virtual_base, std::uint64_t size,
+                    std::uint64_t table_flags,
+                    const std::function<std::uint64_t(std::uint64_t)>& leaf,
+                    std::vector<EntryLocation>* leaves = nullptr);
+  std::uint64_t translation_cache_leaf(std::uint64_t offset, bool writable) const;
 
   GuestPhysAddr table_address(std::uint32_t table) const;
   std::uint32_t table_at(std::uint64_t entry) const;
@@ -230,6 +279,12 @@ class ShadowPager {
   std::vector<std::uint64_t> m_entries;
   std::vector<std::uint32_t> m_free;
   std::uint32_t m_monitor_pdpt = 0;
+  // bt: the kernel view's slot-511 PDPT (monitor and TC) and the table that
+  // holds the TC's first leaves; 0 without a TC.
+  std::uint32_t m_kernel_slot_pdpt = 0;
+  std::vector<EntryLocation> m_translation_cache_leaves;  // per TC page
+  std::unordered_set<std::uint64_t> m_code_frames;
+  std::function<void(GuestPhysAddr)> m_code_write_observer;
 
   // Guest frame -> shadow tables mirroring it (frames in here are the tracked
   // page tables), and guest frame -> writable shadow leaves mapping it.

@@ -1,0 +1,106 @@
+// Binary translation (`--cpu bt`, DESIGN.md 1): trap-and-emulate's monitor
+// (modes/full/) with the guest kernel never executing its own code. In the
+// kernel's shadow view every guest page is no-execute; the kernel runs at
+// CPL3 from the translation cache (TC, translation_cache.hpp), which the
+// VMM fills block by block and maps into that view only. The sensitive
+// instructions that fail silently at CPL3 (the x86 holes) are never
+// executed: cli/sti are stores to the virtual IF, the rest call out to the
+// monitor, which emulates them with `full`'s emulator. Guest user code runs
+// directly, as under `full`.
+//
+// What the mode adds to `full` (FullMode's hooks):
+//   - configure_shadow: the TC's memory (a KVM slot of its own) and its
+//     mapping in the kernel view;
+//   - place_guest: every resume in virtual kernel mode at a guest RIP goes to
+//     that RIP's block (translated now if needed); a guest RIP the guest
+//     cannot fetch from gets the #PF (or #GP) the fetch would raise;
+//   - intercept_trap: the TC's int3 exits (chaining, lookup misses,
+//     call-outs) and the write-protected interrupt-flag page;
+//   - make_state_precise: a fault or interrupt inside the TC is delivered at
+//     the guest instruction it belongs to, with the guest's registers;
+//   - coherence: frames holding translated code are write-protected; a
+//     write to one drops its blocks; a CR3 write flushes the TC (blocks are
+//     keyed by guest-virtual address).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+
+#include "vmlab/bt/translation_cache.hpp"
+#include "vmlab/full/full_mode.hpp"
+#include "vmlab/guest_memory.hpp"
+
+namespace vmlab::bt {
+
+// Where the TC's memory sits in guest-physical space: just above the monitor
+// region, outside guest RAM (board/include/vmlab/board_layout.hpp lists it).
+constexpr std::uint64_t kTranslationCachePhysicalBase = 0xd0800000;
+
+struct BtModeOptions {
+  // As FullModeOptions: CR4.UMIP for the guest. The kernel's sgdt and the
+  // rest are translated whatever it is; UMIP changes what guest user code sees.
+  bool umip = false;
+  // As FullModeOptions: kvm_pvm runs a user SYSCALL at CPL3.
+  bool syscall_arrives_as_page_fault = false;
+  CacheLayout layout{};
+};
+
+class BtMode final : public full::FullMode {
+ public:
+  explicit BtMode(BtModeOptions options = {});
+  ~BtMode() override;
+
+  std::string_view name() const override { return "bt"; }
+  Result<Injection> deliver_interrupts(ModeContext& context) override;
+  ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit) override;
+
+  // For reports and `--translations`: nullptr / empty before prepare().
+  const Statistics* statistics() const;
+  std::string listing() const;
+  std::uint64_t cache_flushes_on_cr3_write() const { return m_cr3_flushes; }
+
+ protected:
+  Status configure_shadow(ModeContext& context, full::ShadowPagerConfig& config) override;
+  Status start_technique(ModeContext& context) override;
+  void synchronize_virtual_cpu() override;
+  Status place_guest(ModeContext& context) override;
+  std::optional<ExitDisposition> intercept_trap(ModeContext& context, std::uint8_t vector,
+                                                std::optional<std::uint32_t> error_code) override;
+  Status make_state_precise() override;
+  void address_space_changed() override;
+
+ private:
+  class Reader;
+  // Where a call-out's guest instruction ends, and where its block goes on.
+  struct ResumePoint {
+    std::uint64_t guest_rip = 0;
+    GuestVirtAddr tc_address;
+  };
+
+  Result<GuestVirtAddr> translate(GuestVirtAddr guest_rip);
+  void protect_code_read();
+  void code_frame_written(GuestPhysAddr frame);
+  ExitDisposition take_exit(ModeContext& context, GuestVirtAddr exit_address);
+  ExitDisposition call_out(ModeContext& context, const CallOut& site);
+  ExitDisposition software_interrupt(ModeContext& context, const CallOut& site);
+  ExitDisposition interrupt_flag_write(ModeContext& context);
+  void answer_cpuid(ModeContext& context);
+  ExitDisposition resume(ModeContext& context);
+  void record_translation(EventReason reason, std::uint64_t guest_rip, std::uint64_t tc_address,
+                          std::uint32_t count);
+
+  BtModeOptions m_options;
+  std::optional<GuestMemory> m_region;  // the TC's memory
+  std::optional<TranslationCache> m_cache;
+  std::unique_ptr<Reader> m_reader;
+  std::unordered_set<std::uint64_t> m_code_frames;  // frames the shadow write-protects for us
+  std::optional<ResumePoint> m_resume;
+  ModeContext* m_context = nullptr;  // of the call in progress, for events
+  bool m_flag_page_writable = true;
+  std::uint64_t m_cr3_flushes = 0;
+};
+
+}  // namespace vmlab::bt
