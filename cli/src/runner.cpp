@@ -38,6 +38,8 @@ constexpr WorkloadInfo kWorkloads[] = {
     {"syscalls", 1000, "N null system calls from user mode"},
     {"pagefaults", 256, "N demand-paging faults from user mode"},
     {"compute", 10'000'000, "N iterations of an integer mix in user mode"},
+    {"kernel-compute", 1'000'000,
+     "N iterations of compute's integer mix in kernel mode (the same check)"},
     {"cli-sti", 1000, "N cli/sti pairs in the kernel"},
     {"pio", 1000, "N port reads of the UART scratch register"},
     {"timer", 10, "wait for N timer interrupts (PIT at 100 Hz)"},

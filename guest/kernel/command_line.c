@@ -131,9 +131,9 @@ bool command_line_parse(const char* text, struct run_options* options, char* mes
       options->workload = workload_find(value, value_length);
       if (options->workload == NULL) {
         problem =
-            "workload='%s' is not one of hello, syscalls, pagefaults, compute, cli-sti, pio, "
-            "timer, segfault, fault, probes, hostile, disk-write, disk-read, disk-verify, "
-            "dma-attack";
+            "workload='%s' is not one of hello, syscalls, pagefaults, compute, kernel-compute, "
+            "cli-sti, pio, timer, rtc, segfault, fault, probes, hostile, disk-write, disk-read, "
+            "disk-verify, dma-attack";
       }
     } else if (text_equals(key, key_length, "n")) {
       count_given = true;

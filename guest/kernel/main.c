@@ -43,7 +43,7 @@ _Noreturn void kernel_main(uint64_t boot_info_address, unsigned entry) {
   syscall_init();
 
   struct run_options options;
-  char message[160];
+  char message[256]; /* the unknown-workload message lists every name */
   bool parsed = command_line_parse(boot_command_line(), &options, message, sizeof message);
   result_set_run(options.workload != NULL ? options.workload->name : "unknown", options.count);
   if (!parsed) {

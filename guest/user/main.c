@@ -3,6 +3,7 @@
  * rdtsc and hands the result to the kernel with report(). */
 #include <stdint.h>
 
+#include "integer_mix.h"
 #include "timestamp.h"
 #include "user_abi.h"
 
@@ -58,16 +59,11 @@ static int touch_pages(uint64_t count) {
   return 0;
 }
 
-/* xorshift64 (Marsaglia, "Xorshift RNGs", 2003): integer-only work with a
- * result that depends on every iteration. */
+/* The integer mix (integer_mix.h) at CPL3; kernel-compute runs the same in
+ * the kernel. */
 static int compute(uint64_t count) {
-  uint64_t state = 0x9e3779b97f4a7c15ull;
   uint64_t start = read_timestamp_counter();
-  for (uint64_t index = 0; index < count; ++index) {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-  }
+  uint64_t state = integer_mix(count);
   report(read_timestamp_counter() - start, state);
   return 0;
 }

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "../support/kvm_available.hpp"
@@ -25,6 +26,24 @@ TEST(Compare, ParsesWorkloadLists) {
   EXPECT_EQ(unknown.error().kind, CliError::kInvalidValue);
   EXPECT_NE(unknown.error().message.find("compute"), std::string::npos) << "lists the valid names";
   EXPECT_FALSE(parse_workload_list(",").ok());
+}
+
+// The default table has user-mode and kernel-mode rows of the same integer
+// mix at the same n, so their cycles per round compare directly.
+TEST(Compare, DefaultSetRunsKernelComputeAsCompute) {
+  const auto defaults = default_compare_workloads();
+  const auto named = [&](const std::string& name) {
+    return std::find_if(defaults.begin(), defaults.end(),
+                        [&](const WorkloadRequest& request) { return request.name == name; });
+  };
+  const auto compute = named("compute");
+  const auto kernel_compute = named("kernel-compute");
+  ASSERT_NE(compute, defaults.end());
+  ASSERT_NE(kernel_compute, defaults.end());
+  EXPECT_EQ(kernel_compute->count, compute->count);
+  EXPECT_EQ(kernel_compute - compute, 1) << "the two rows side by side";
+  for (const auto& request : defaults)
+    EXPECT_NE(find_workload(request.name), nullptr) << request.name;
 }
 
 TEST(Compare, FullRowsCountMonitorTraps) {

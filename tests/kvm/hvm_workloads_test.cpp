@@ -34,6 +34,19 @@ void expect_ok(const GuestRun& run, const std::string& workload, std::uint64_t c
   EXPECT_GT(run.result->number("cycles"), 0u) << run.result->line;
 }
 
+// What compute and kernel-compute must report as check: `rounds` rounds of
+// xorshift64 (Marsaglia, "Xorshift RNGs", 2003) from the guest's seed,
+// computed here without the guest's code (guest/common/integer_mix.h).
+std::uint64_t integer_mix_oracle(std::uint64_t rounds) {
+  std::uint64_t state = 0x9e3779b97f4a7c15;
+  for (std::uint64_t round = 0; round < rounds; ++round) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+  }
+  return state;
+}
+
 struct WorkloadCase {
   const char* workload;
   std::uint64_t count;
@@ -76,7 +89,11 @@ TEST_P(HvmWorkload, ReportsItsOwnCounts) {
       EXPECT_GE(run.interrupts_injected, param.count) << "the VMM's PIC injects every tick";
     }
   } else if (workload == "compute") {
-    EXPECT_NE(result.number("check"), 0u);
+    EXPECT_EQ(result.number("check"), integer_mix_oracle(param.count)) << result.line;
+    EXPECT_EQ(result.number("syscalls"), 2u) << "report and exit";
+  } else if (workload == "kernel-compute") {
+    EXPECT_EQ(result.number("check"), integer_mix_oracle(param.count)) << result.line;
+    EXPECT_EQ(result.number("syscalls"), 0u) << "no user task: the kernel runs the rounds";
   } else if (workload == "rtc") {
     EXPECT_EQ(result.number("check"), 0x3ffu) << "every check of the rtc workload holds";
   }
@@ -85,26 +102,47 @@ TEST_P(HvmWorkload, ReportsItsOwnCounts) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Workloads, HvmWorkload,
-                         ::testing::Values(WorkloadCase{"hello", 1, IrqchipModel::Vmm},
-                                           WorkloadCase{"syscalls", 200, IrqchipModel::Vmm},
-                                           WorkloadCase{"pagefaults", 64, IrqchipModel::Vmm},
-                                           WorkloadCase{"compute", 1000000, IrqchipModel::Vmm},
-                                           WorkloadCase{"cli-sti", 200, IrqchipModel::Vmm},
-                                           WorkloadCase{"pio", 200, IrqchipModel::Vmm},
-                                           WorkloadCase{"timer", 5, IrqchipModel::Vmm},
-                                           WorkloadCase{"rtc", 3, IrqchipModel::Vmm},
-                                           WorkloadCase{"rtc", 3, IrqchipModel::Kernel},
-                                           WorkloadCase{"hello", 1, IrqchipModel::Kernel},
-                                           WorkloadCase{"timer", 5, IrqchipModel::Kernel},
-                                           WorkloadCase{"pio", 100, IrqchipModel::Kernel}),
-                         [](const auto& test_case) {
-                           std::string name = test_case.param.workload;
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           return name + (test_case.param.irqchip == IrqchipModel::Kernel
-                                              ? "_kernel_irqchip"
-                                              : "");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Workloads, HvmWorkload,
+    ::testing::Values(WorkloadCase{"hello", 1, IrqchipModel::Vmm},
+                      WorkloadCase{"syscalls", 200, IrqchipModel::Vmm},
+                      WorkloadCase{"pagefaults", 64, IrqchipModel::Vmm},
+                      WorkloadCase{"compute", 1000000, IrqchipModel::Vmm},
+                      WorkloadCase{"kernel-compute", 100000, IrqchipModel::Vmm},
+                      WorkloadCase{"cli-sti", 200, IrqchipModel::Vmm},
+                      WorkloadCase{"pio", 200, IrqchipModel::Vmm},
+                      WorkloadCase{"timer", 5, IrqchipModel::Vmm},
+                      WorkloadCase{"rtc", 3, IrqchipModel::Vmm},
+                      WorkloadCase{"rtc", 3, IrqchipModel::Kernel},
+                      WorkloadCase{"hello", 1, IrqchipModel::Kernel},
+                      WorkloadCase{"timer", 5, IrqchipModel::Kernel},
+                      WorkloadCase{"pio", 100, IrqchipModel::Kernel}),
+    [](const auto& test_case) {
+      std::string name = test_case.param.workload;
+      std::replace(name.begin(), name.end(), '-', '_');
+      return name + (test_case.param.irqchip == IrqchipModel::Kernel ? "_kernel_irqchip" : "");
+    });
+
+// The two runs of the integer mix, in user mode and in the kernel, compute
+// the same value for the same n: what lets a table set their cycles side by
+// side.
+TEST(ComputeWorkloads, KernelComputeChecksAsCompute) {
+  VMLAB_REQUIRE_KVM();
+  constexpr std::uint64_t kRounds = 54321;
+  RunOptions options;
+  options.count = kRounds;
+  options.workload = "compute";
+  auto user = run_or_fail(options);
+  options.workload = "kernel-compute";
+  auto kernel = run_or_fail(options);
+  expect_ok(user, "compute", kRounds);
+  expect_ok(kernel, "kernel-compute", kRounds);
+  ASSERT_TRUE(user.result && kernel.result);
+  EXPECT_FALSE(user.result->field("check").empty()) << user.result->line;
+  EXPECT_EQ(kernel.result->field("check"), user.result->field("check"))
+      << kernel.result->line << "\n"
+      << user.result->line;
+}
 
 TEST(HvmRun, InterruptDrivenConsole) {
   VMLAB_REQUIRE_KVM();

@@ -73,11 +73,12 @@ struct WorkloadCase {
   std::uint32_t exit_status;
 };
 
-inline constexpr std::array<WorkloadCase, 10> kEveryWorkload = {{
+inline constexpr std::array<WorkloadCase, 11> kEveryWorkload = {{
     {"hello", 1, 0},
     {"syscalls", 100, 0},
     {"pagefaults", 40, 0},
     {"compute", 100000, 0},
+    {"kernel-compute", 100000, 0},
     {"cli-sti", 100, 0},
     {"pio", 100, 0},
     {"timer", 3, 0},
