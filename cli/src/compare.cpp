@@ -259,6 +259,62 @@ Result<Comparison> run_comparison(const CompareOptions& options, const ComparePr
   return comparison;
 }
 
+namespace {
+
+// bt rows: what the translator did over the whole run (boot included).
+void print_translation_table(const Comparison& comparison, std::ostream& out) {
+  const bool any =
+      std::any_of(comparison.rows.begin(), comparison.rows.end(),
+                  [](const CompareRow& row) { return row.run.translation.has_value(); });
+  if (!any) return;
+  char line[256];
+  out << "\ntranslation (bt rows, whole run):\n";
+  std::snprintf(line, sizeof line, "%-14s %-15s %8s %9s %9s %8s %8s %8s %10s\n", "workload",
+                "config", "blocks", "insns", "TC bytes", "chained", "misses", "invalid",
+                "call-outs");
+  out << line;
+  for (const auto& row : comparison.rows) {
+    if (!row.ok || !row.run.translation) continue;
+    const bt::Statistics& statistics = *row.run.translation;
+    std::uint64_t call_outs = 0;
+    for (const auto& [mnemonic, count] : statistics.call_outs)
+      call_outs += count;
+    std::snprintf(line, sizeof line, "%-14s %-15s %8llu %9llu %9llu %8llu %8llu %8llu %10llu\n",
+                  row.workload.name.c_str(), row.configuration.label().c_str(),
+                  static_cast<unsigned long long>(statistics.blocks_translated),
+                  static_cast<unsigned long long>(statistics.guest_instructions_translated),
+                  static_cast<unsigned long long>(statistics.tc_bytes_used),
+                  static_cast<unsigned long long>(statistics.chained_branches),
+                  static_cast<unsigned long long>(statistics.lookup_misses),
+                  static_cast<unsigned long long>(statistics.blocks_invalidated),
+                  static_cast<unsigned long long>(call_outs));
+    out << line;
+  }
+  out << "blocks/insns/TC bytes: what the translator produced; chained: direct branches patched\n"
+         "to jump block to block; misses: indirect branches whose target was not in the TC's\n"
+         "lookup table; invalid: blocks dropped because the guest wrote their code; call-outs:\n"
+         "instructions the monitor carried out (each is one of the traps above).\n";
+}
+
+void write_translation_json(const bt::Statistics& statistics, std::ostream& out) {
+  out << ", \"translation\": {\"blocks\": " << statistics.blocks_translated
+      << ", \"guest_instructions\": " << statistics.guest_instructions_translated
+      << ", \"tc_bytes\": " << statistics.tc_bytes_used
+      << ", \"branch_exits\": " << statistics.branch_exits
+      << ", \"chained\": " << statistics.chained_branches
+      << ", \"lookup_misses\": " << statistics.lookup_misses
+      << ", \"blocks_invalidated\": " << statistics.blocks_invalidated
+      << ", \"flushes\": " << statistics.flushes << ", \"call_outs\": {";
+  bool first = true;
+  for (const auto& [mnemonic, count] : statistics.call_outs) {
+    out << (first ? "" : ", ") << json_string(mnemonic) << ": " << count;
+    first = false;
+  }
+  out << "}}";
+}
+
+}  // namespace
+
 void print_comparison(const Comparison& comparison, std::ostream& out) {
   // The workload column fits the longest built-in name, kernel-compute.
   char line[256];
@@ -300,6 +356,7 @@ void print_comparison(const Comparison& comparison, std::ostream& out) {
          "running, in the monitor, in the VMM, halted in hlt (with the in-kernel irqchip KVM\n"
          "sleeps inside KVM_RUN, so halts count as guest time). vs hvm: cycles/op against hvm.\n"
          "hvm+kirq: hvm with KVM's in-kernel PIC/PIT (--irqchip kernel).\n";
+  print_translation_table(comparison, out);
   const bool passthrough = std::any_of(comparison.rows.begin(), comparison.rows.end(),
                                        [](const CompareRow& row) { return row.run.passthrough; });
   if (passthrough) {
@@ -340,6 +397,7 @@ void write_comparison_json(const Comparison& comparison, std::ostream& out) {
     } else {
       out << "null";
     }
+    if (row.run.translation) write_translation_json(*row.run.translation, out);
     out << ", \"result\": " << json_string(row.run.result ? row.run.result->line : "") << "}";
   }
   out << "\n  ]\n}\n";

@@ -198,6 +198,10 @@ Status check_run_options(const RunOptions& options) {
   if (auto memory = check_memory_size(options.memory_size); !memory) {
     return with_context("--mem", memory.error());
   }
+  if (!options.translations_path.empty() && options.cpu != "bt") {
+    return Error{CliError::kConflictingOptions,
+                 "--translations applies to --cpu bt, the only mode that translates code"};
+  }
   if (options.umip && options.cpu != "full" && options.cpu != "bt") {
     return Error{CliError::kConflictingOptions,
                  "--umip applies to --cpu full and bt (an hvm guest sets CR4.UMIP itself)"};
@@ -340,6 +344,7 @@ constexpr std::string_view kReportSignatures[] = {
     "{\n  \"platform\": ",    // vmlab compare --json (write_comparison_json)
     "{\"displayTimeUnit\":",  // vmlab trace export --format perfetto (vmm/src/trace.cpp)
     "time_ns,duration_ns,",   // vmlab trace export --format csv (vmm/src/trace.cpp)
+    "# vmlab-translations ",  // vmlab run --cpu bt --translations (write_translations)
 };
 // How much of an existing file is read to decide whether it may be replaced.
 constexpr std::size_t kInspectedBytes = 64 * KiB;
@@ -662,8 +667,9 @@ void remove_temporary_outputs_on_signals() {
 Status RunOutputs::commit() {
   Status status;
   if (console) status = console->commit();
-  if (trace) {
-    if (auto traced = trace->commit(); !traced && status) status = traced;
+  for (auto* output : {&trace, &translations}) {
+    if (!*output) continue;
+    if (auto written = (*output)->commit(); !written && status) status = written;
   }
   return status;
 }
@@ -678,8 +684,21 @@ Result<RunOutputs> open_run_outputs(const RunOptions& options) {
     if (!trace) return trace.error();
     outputs.trace.emplace(std::move(*trace));
   }
+  if (!options.translations_path.empty()) {
+    auto translations =
+        OutputFile::create(options.translations_path, "--translations", OutputKind::Report, inputs);
+    if (!translations) return translations.error();
+    if (outputs.trace &&
+        comparable_path(outputs.trace->target()) == comparable_path(translations->target())) {
+      return Error{CliError::kConflictingOptions, "--translations and --trace name the same file " +
+                                                      single_quoted(options.translations_path) +
+                                                      "; give each its own"};
+    }
+    outputs.translations.emplace(std::move(*translations));
+  }
   if (!options.console_path.empty()) {
     if (outputs.trace) inputs.push_back({"--trace", options.trace_path});
+    if (outputs.translations) inputs.push_back({"--translations", options.translations_path});
     auto console = OutputFile::create(options.console_path, "--console", OutputKind::Console,
                                       std::move(inputs));
     if (!console) return console.error();
@@ -710,6 +729,7 @@ Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
   if (!mode) {
     return Error{CliError::kInvalidValue, "--cpu: no mode is built for '" + options.cpu + "'"};
   }
+  const auto* translator = dynamic_cast<const bt::BtMode*>(mode.get());
   auto timeout = timeout_duration(options.timeout_seconds);
   if (!timeout) return timeout.error();
   DiskModel disk_model = DiskModel::None;
@@ -827,10 +847,23 @@ Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
   }
   run.halted_ns = recorder.halted_ns();
 
+  if (translator != nullptr && translator->statistics() != nullptr) {
+    run.translation = *translator->statistics();
+  }
+
   // Written here, committed by the caller: a failed write is found then.
   if (outputs.trace) {
     write_trace(outputs.trace->stream(), recorder, run.platform_line,
                 "cpu=" + options.cpu + " " + config.command_line);
+  }
+  if (outputs.translations && translator != nullptr) {
+    auto& out = outputs.translations->stream();
+    out << "# vmlab-translations v1: every block in the translation cache at the end of the run\n"
+        << "# " << run.platform_line << "\n"
+        << "# cpu=" << options.cpu << " " << config.command_line << "\n"
+        << "# for each guest instruction: address, bytes, disassembly; beside it the TC\n"
+        << "# instructions that carry it out and what the translator did (README: bt)\n\n"
+        << translator->listing();
   }
   return run;
 }

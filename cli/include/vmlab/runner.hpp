@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "vmlab/bt/translation_cache.hpp"
 #include "vmlab/events.hpp"
 #include "vmlab/machine.hpp"
 #include "vmlab/options.hpp"
@@ -88,7 +89,10 @@ struct RunOptions {
   IrqchipModel irqchip = IrqchipModel::Vmm;
   bool umip = false;  // full: set CR4.UMIP so sgdt/sidt/sldt/str/smsw trap
   HypervisorLeaves hypervisor_leaves = HypervisorLeaves::Vmlab;  // tests: Host
-  std::string trace_path;    // empty: no trace file (events are still counted)
+  std::string trace_path;  // empty: no trace file (events are still counted)
+  // bt: write every block the translator made, guest and translated code
+  // side by side, to this file when the run ends (empty: none).
+  std::string translations_path;
   std::string console_path;  // empty: no console file (console_output still sees the bytes)
   std::string extra_command_line;
   // A raw image for the guest's disk; empty: no disk.
@@ -142,6 +146,8 @@ struct GuestRun {
   std::uint64_t iommu_fault_events = 0;  // DMA the IOMMU model blocked (iommu-fault events)
   bool passthrough = false;  // the VM owned a passed-through device: it cannot be migrated
   bool iommu_off = false;    // ... and its DMA bypassed the IOMMU (platform_line says UNSAFE)
+  // bt: the translator's and the translation cache's counters at the end.
+  std::optional<bt::Statistics> translation;
 };
 
 // What an output file is allowed to replace.
@@ -210,6 +216,7 @@ void remove_temporary_outputs_on_signals();
 struct RunOutputs {
   std::optional<OutputFile> trace;
   std::optional<OutputFile> console;
+  std::optional<OutputFile> translations;
   Status commit();  // the console first: it matters most when the trace cannot be written
 };
 

@@ -52,6 +52,27 @@ const char* status_meaning(std::uint32_t status) {
   }
 }
 
+// bt: what the translator did and how the cache served the guest kernel.
+void print_translation(const bt::Statistics& statistics) {
+  const auto number = [](std::uint64_t value) { return static_cast<unsigned long long>(value); };
+  std::printf("translation cache (bt):\n");
+  std::printf("  blocks translated %11llu (%llu guest instructions, %llu TC bytes)\n",
+              number(statistics.blocks_translated),
+              number(statistics.guest_instructions_translated), number(statistics.tc_bytes_used));
+  std::printf("  branches chained  %11llu (of %llu direct-branch exits)\n",
+              number(statistics.chained_branches), number(statistics.branch_exits));
+  std::printf("  indirect misses   %11llu (targets not in the lookup table)\n",
+              number(statistics.lookup_misses));
+  std::printf("  invalidations     %11llu blocks on %llu written pages, %llu flushes\n",
+              number(statistics.blocks_invalidated), number(statistics.page_invalidations),
+              number(statistics.flushes));
+  if (!statistics.call_outs.empty()) {
+    std::printf("  call-outs by instruction:\n");
+    for (const auto& [mnemonic, count] : statistics.call_outs)
+      std::printf("    %-20s %10llu\n", mnemonic.c_str(), number(count));
+  }
+}
+
 void print_summary(const RunOptions& options, const GuestRun& run) {
   const auto& report = run.report;
   std::printf("\n--- vmlab run: --cpu %s, guest command line \"%s\"\n", options.cpu.c_str(),
@@ -91,6 +112,7 @@ void print_summary(const RunOptions& options, const GuestRun& run) {
       std::printf("  %-22s %10llu\n", reason.c_str(), static_cast<unsigned long long>(count));
     }
   }
+  if (run.translation) print_translation(*run.translation);
   std::printf("  interrupts injected %9llu, halts %llu\n",
               static_cast<unsigned long long>(run.interrupts_injected),
               static_cast<unsigned long long>(run.halts));
@@ -165,13 +187,19 @@ Subcommand add_run_command(CLI::App& vmlab) {
                         " (24 hours), rounded up to whole milliseconds (default " +
                         seconds_text(defaults.timeout_seconds) + ")");
   run->add_flag("--umip", options.umip,
-                wrap("full: set CR4.UMIP, so sgdt/sidt/sldt/str/smsw fault and are emulated "
-                     "instead of revealing the monitor's tables"));
+                wrap("full, bt: set CR4.UMIP, so sgdt/sidt/sldt/str/smsw fault and are "
+                     "emulated instead of revealing the monitor's tables (bt translates the "
+                     "kernel's own; UMIP then covers user code)"));
   add_choice_option(*run, "--irqchip", options.irqchip, irqchip_choices(),
                     "who models the PIC and the PIT (default: " +
                         std::string(choice_name(irqchip_choices(), defaults.irqchip)) + "):");
   run->add_option("--trace", options.trace_path,
                   wrap("write every event to FILE (vmlab-trace v2; see vmlab trace)"))
+      ->type_name("FILE");
+  run->add_option("--translations", options.translations_path,
+                  wrap("bt: write every translated block to FILE when the run ends: each guest "
+                       "instruction's bytes and disassembly beside the translation-cache code "
+                       "that carries it out"))
       ->type_name("FILE");
   run->add_option("--console", options.console_path,
                   wrap("send the guest's serial console to FILE, not the terminal (both files "
@@ -250,6 +278,9 @@ int execute(const RunCommand& command) {
     }
     if (!options.trace_path.empty()) {
       std::printf("trace written to %s\n", options.trace_path.c_str());
+    }
+    if (!options.translations_path.empty()) {
+      std::printf("translations written to %s\n", options.translations_path.c_str());
     }
     std::fflush(stdout);
   }
