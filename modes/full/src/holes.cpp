@@ -63,9 +63,10 @@ constexpr std::uint64_t kPoppedWideFlags = kRflagsAlignmentCheck | kRflagsIdenti
 // mov ss have one (vol. 2B STI; vol. 3A 6.8.3).
 //
 // TF, AC and ID are the guest's real flags (GuestRegisters::rflags) and are
-// loaded there as a CPL0 popf loads them. A TF it sets takes effect as on the
-// CPU once the guest resumes: the single-step trap follows the next
-// instruction, not the popf (vol. 3A, 18.3.1.4).
+// loaded there as a CPL0 popf loads them. A monitor that resumes the guest
+// with them (FullMode does) gets TF's timing right for free: the first
+// single-step trap follows the instruction after the popf (vol. 3A,
+// 18.3.1.4).
 Emulation pop_flags(Instruction& instruction, const Event&) {
   GuestRegisters& registers = instruction.registers();
   VirtualCpu& cpu = instruction.cpu();
