@@ -82,6 +82,20 @@ std::optional<Event> check_return_stack_segment(Instruction& instruction,
   return std::nullopt;
 }
 
+// A return to an outer privilege level leaves DS, ES, FS and GS holding
+// nothing the new CPL could not load itself: each that holds a data or
+// non-conforming code segment with DPL < the new CPL becomes null (Intel SDM
+// vol. 2A IRET and vol. 2B RET, "RETURN-TO-OUTER-PRIVILEGE-LEVEL", judged on
+// the hidden part of the register). Only the selector changes: FS and GS
+// keep their bases, which 64-bit mode still uses.
+void invalidate_privileged_data_segments(VirtualCpu& cpu, std::uint8_t new_privilege) {
+  for (DataSegmentRegister* segment : {&cpu.ds, &cpu.es, &cpu.fs, &cpu.gs}) {
+    if (segment->data_or_nonconforming_code && new_privilege > segment->privilege_level) {
+      *segment = DataSegmentRegister{0, 0, false};
+    }
+  }
+}
+
 // iretq/iretd in IA-32e mode: always pops RIP, CS, RFLAGS, RSP and SS.
 Emulation interrupt_return(Instruction& instruction, const Event&) {
   GuestRegisters& registers = instruction.registers();
@@ -138,6 +152,7 @@ Emulation interrupt_return(Instruction& instruction, const Event&) {
   cpu.cs = code_selector;
   cpu.ss = stack_selector;
   cpu.cpl = static_cast<std::uint8_t>(code_selector & kSelectorPrivilegeMask);
+  if (cpu.cpl > old_privilege) invalidate_privileged_data_segments(cpu, cpu.cpl);
   return instruction.outcome(EmulationKind::Emulated);
 }
 
@@ -201,6 +216,7 @@ Emulation far_return(Instruction& instruction, const Event&) {
   registers.rsp = new_rsp;
   cpu.cs = code_selector;
   cpu.ss = stack_selector;
+  if (new_privilege > cpu.cpl) invalidate_privileged_data_segments(cpu, new_privilege);
   cpu.cpl = new_privilege;
   return instruction.transferred();
 }

@@ -48,6 +48,25 @@ constexpr std::array<RegisterEntry, 16> kGeneralRegisters{{
     {ZYDIS_REGISTER_R15, &GuestRegisters::r15},
 }};
 
+using DataSegmentField = DataSegmentRegister VirtualCpu::*;
+struct DataSegmentEntry {
+  ZydisRegister name;
+  DataSegmentField field;
+};
+constexpr std::array<DataSegmentEntry, 4> kDataSegmentRegisters{{
+    {ZYDIS_REGISTER_DS, &VirtualCpu::ds},
+    {ZYDIS_REGISTER_ES, &VirtualCpu::es},
+    {ZYDIS_REGISTER_FS, &VirtualCpu::fs},
+    {ZYDIS_REGISTER_GS, &VirtualCpu::gs},
+}};
+
+const DataSegmentField* data_segment_field(ZydisRegister segment) {
+  for (const DataSegmentEntry& entry : kDataSegmentRegisters) {
+    if (entry.name == segment) return &entry.field;
+  }
+  return nullptr;
+}
+
 bool is_high_byte_register(ZydisRegister name) {
   return name == ZYDIS_REGISTER_AH || name == ZYDIS_REGISTER_CH || name == ZYDIS_REGISTER_DH ||
          name == ZYDIS_REGISTER_BH;
@@ -116,6 +135,18 @@ void write_register(GuestRegisters& registers, ZydisRegister name, std::uint64_t
   } else {
     slot = (slot & ~width_mask(bits)) | (value & width_mask(bits));
   }
+}
+
+std::uint16_t segment_selector(const VirtualCpu& cpu, ZydisRegister segment) {
+  if (segment == ZYDIS_REGISTER_CS) return cpu.cs;
+  if (segment == ZYDIS_REGISTER_SS) return cpu.ss;
+  const DataSegmentField* field = data_segment_field(segment);
+  return field != nullptr ? (cpu.*(*field)).selector : 0;
+}
+
+DataSegmentRegister* data_segment_register(VirtualCpu& cpu, ZydisRegister segment) {
+  const DataSegmentField* field = data_segment_field(segment);
+  return field != nullptr ? &(cpu.*(*field)) : nullptr;
 }
 
 // Only a fault on bytes the instruction actually needs counts, as on the
@@ -240,6 +271,40 @@ OrFault<std::uint64_t> Instruction::read_operand(const ZydisDecodedOperand& sour
 OrFault<std::uint16_t> Instruction::read_selector_operand(const ZydisDecodedOperand& source) {
   auto value = read_operand(source, 16);
   return {static_cast<std::uint16_t>(value.value), value.fault};
+}
+
+std::optional<Event> Instruction::store_word(const ZydisDecodedOperand& destination,
+                                             std::uint64_t value) {
+  if (destination.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+    write_register(m_registers, destination.reg.value, value & width_mask(destination.size));
+    return std::nullopt;
+  }
+  auto address = effective_address(destination);
+  if (address.fault) return address.fault;
+  return write_value(address.value, 2, value);
+}
+
+// The whole access must be canonical, its first byte and its last (Intel SDM
+// vol. 1, 3.3.7.1; vol. 2B PUSH and POP, "64-Bit Mode Exceptions": #SS(0)).
+std::optional<Event> Instruction::push(std::uint64_t value, unsigned size) {
+  const GuestVirtAddr address(m_registers.rsp - size);
+  for (const GuestVirtAddr byte : {address, address + (size - 1)}) {
+    if (auto fault = canonical_address(byte, ZYDIS_REGISTER_SS).fault) return fault;
+  }
+  if (auto fault = write_value(address, size, value)) return fault;
+  m_registers.rsp = address.value();
+  return std::nullopt;
+}
+
+OrFault<std::uint64_t> Instruction::pop(unsigned size) {
+  const GuestVirtAddr address(m_registers.rsp);
+  for (const GuestVirtAddr byte : {address, address + (size - 1)}) {
+    if (auto fault = canonical_address(byte, ZYDIS_REGISTER_SS).fault) return {0, fault};
+  }
+  auto value = read_value(address, size);
+  if (value.fault) return value;
+  m_registers.rsp += size;
+  return value;
 }
 
 }  // namespace vmlab::full::detail

@@ -21,7 +21,8 @@ namespace {
 // treat it specially.
 const Operation* find_operation(const Decoded& decoded) {
   for (const std::span<const Operation> table :
-       {port_io_operations(), system_state_operations(), control_transfer_operations()}) {
+       {port_io_operations(), system_state_operations(), control_transfer_operations(),
+        hole_operations()}) {
     for (const Operation& operation : table) {
       if (operation.mnemonic != decoded.instruction.mnemonic) continue;
       if (operation.applies != nullptr && !operation.applies(decoded)) return nullptr;
@@ -33,8 +34,8 @@ const Operation* find_operation(const Decoded& decoded) {
 
 // Instructions that may trap at CPL3 for reasons of privilege, beyond those
 // Zydis marks privileged: far transfers through descriptors, segment pops,
-// CPUID faulting, SYSENTER/SYSEXIT, MONITOR/MWAIT. (lar, lsl, verr and verw
-// never trap: they are among the x86 holes.)
+// CPUID faulting, SYSENTER/SYSEXIT, MONITOR/MWAIT. (The holes never trap;
+// their operations, in holes.cpp, are carried out whenever the monitor asks.)
 bool is_sensitive(const Decoded& decoded) {
   const ZydisDecodedInstruction& instruction = decoded.instruction;
   if ((instruction.attributes & ZYDIS_ATTRIB_IS_PRIVILEGED) != 0) return true;

@@ -11,6 +11,10 @@
 //   system_state.cpp     control and debug registers, MSRs, descriptor tables,
 //                        segment loads, cli/sti and the other CPL0-only ones
 //   control_transfer.cpp hlt, iretq, far ret, int3/int n, syscall, sysret
+//   holes.cpp            the sensitive instructions that do not trap at CPL3:
+//                        pushf, popf, push fs/gs, lar, lsl, verr, verw (mov
+//                        from a segment register and sgdt, sidt, sldt, str,
+//                        smsw are in system_state.cpp, with their siblings)
 //   memory_write.cpp     stores to the write-protected page-table pages
 //   emulator.cpp         the dispatch: whose handler an instruction gets
 #pragma once
@@ -34,6 +38,7 @@
 namespace vmlab::full::detail {
 
 using monitor::AccessPrivilege;
+using monitor::DataSegmentRegister;
 using monitor::EventSource;
 using monitor::OrFault;
 
@@ -88,6 +93,10 @@ std::uint64_t read_register(const GuestRegisters& registers, ZydisRegister name)
 // Writes as the CPU does in 64-bit mode (Intel SDM vol. 1, 3.4.1.1): a 32-bit
 // destination zero-extends into the full register; 8- and 16-bit ones merge.
 void write_register(GuestRegisters& registers, ZydisRegister name, std::uint64_t value);
+// The selector the guest believes `segment` (cs, ss, ds, es, fs or gs) holds.
+std::uint16_t segment_selector(const VirtualCpu& cpu, ZydisRegister segment);
+// DS, ES, FS or GS of the virtual CPU; null for CS, SS or anything else.
+DataSegmentRegister* data_segment_register(VirtualCpu& cpu, ZydisRegister segment);
 
 // --- Decoding (decode.cpp) ------------------------------------------------------
 
@@ -192,6 +201,17 @@ class Instruction {
   std::optional<Event> write_value(GuestVirtAddr address, unsigned size, std::uint64_t value);
   OrFault<std::uint64_t> read_operand(const ZydisDecodedOperand& source, unsigned bits);
   OrFault<std::uint16_t> read_selector_operand(const ZydisDecodedOperand& source);
+  // A register destination gets `value` truncated to its size, by the 64-bit
+  // mode rules of write_register; a memory destination gets its low 16 bits
+  // (Intel SDM vol. 2B MOV from a segment register, SLDT, STR, SMSW).
+  std::optional<Event> store_word(const ZydisDecodedOperand& destination, std::uint64_t value);
+
+  // The stack (Intel SDM vol. 1, 6.2): in 64-bit mode RSP is 64 bits wide
+  // whatever the address size, and a stack address that is not canonical is
+  // #SS(0). push stores `size` bytes below RSP, then moves RSP; pop reads them
+  // at RSP, then moves RSP past them. A fault changes nothing.
+  std::optional<Event> push(std::uint64_t value, unsigned size);
+  OrFault<std::uint64_t> pop(unsigned size);
 
  private:
   GuestRegisters& m_registers;
@@ -233,5 +253,6 @@ struct Operation {
 std::span<const Operation> port_io_operations();           // port_io.cpp
 std::span<const Operation> system_state_operations();      // system_state.cpp
 std::span<const Operation> control_transfer_operations();  // control_transfer.cpp
+std::span<const Operation> hole_operations();              // holes.cpp
 
 }  // namespace vmlab::full::detail

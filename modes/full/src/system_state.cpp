@@ -1,11 +1,11 @@
 // System state for the instruction emulator: what the guest kernel believes
 // it controls, kept in the virtual CPU. The interrupt flag (cli, sti: Intel
-// SDM vol. 2A CLI, vol. 2B STI; pushf and popf never trap at CPL3, one of the
-// x86 holes), control registers (vol. 2B MOV (Control Registers), lmsw,
+// SDM vol. 2A CLI, vol. 2B STI; pushf and popf, which never trap at CPL3,
+// are in holes.cpp), control registers (vol. 2B MOV (Control Registers), lmsw,
 // smsw, clts; vol. 3A 2.5), debug registers (not virtualized), MSRs (rdmsr,
 // wrmsr, swapgs: vol. 2B; vol. 4 for the indexes), descriptor tables (lgdt,
 // lidt, sgdt, sidt, sldt, str, ltr, lldt: vol. 2A/2B; vol. 3A 2.4, 3.5.1,
-// 8.2.3), segment register loads (vol. 2B MOV; vol. 3A 5.5-5.7), invlpg
+// 8.2.3), segment register loads and stores (vol. 2B MOV; vol. 3A 5.5-5.7), invlpg
 // (vol. 2A), the caches (wbinvd, invd) and the counters (rdtsc, rdpmc).
 #include <Zydis/Zydis.h>
 
@@ -191,8 +191,9 @@ Emulation clear_task_switched(Instruction& instruction, const Event&) {
 // --- Segment registers -------------------------------------------------------------
 
 // mov sreg, r/m16 in 64-bit mode (Intel SDM vol. 2B MOV, "Operation"; vol.
-// 3A 5.5-5.7). The virtual CPU keeps SS, and FS/GS bases; DS and ES carry
-// nothing in 64-bit mode once their checks pass.
+// 3A 5.5-5.7). The virtual CPU keeps SS; for DS, ES, FS and GS the selector
+// and what a later return to an outer level checks of the descriptor; FS and
+// GS also their bases. DS and ES have no base in 64-bit mode.
 Emulation load_segment_register(Instruction& instruction, ZydisRegister segment) {
   VirtualCpu& cpu = instruction.cpu();
   if (segment == ZYDIS_REGISTER_CS) return instruction.reflect(invalid_opcode_event());
@@ -224,6 +225,7 @@ Emulation load_segment_register(Instruction& instruction, ZydisRegister segment)
   }
 
   std::uint64_t base = 0;
+  DataSegmentRegister loaded_register{selector, 0, false};
   if (!is_null_selector(selector)) {
     auto descriptor =
         read_gdt_descriptor(cpu, instruction.memory(), selector, DescriptorSize::Segment8);
@@ -238,7 +240,10 @@ Emulation load_segment_register(Instruction& instruction, ZydisRegister segment)
       return instruction.reflect(exception(kVectorSegmentNotPresent, selector_error(selector)));
     }
     base = loaded.base & 0xffffffff;
+    loaded_register.privilege_level = loaded.privilege_level;
+    loaded_register.data_or_nonconforming_code = !loaded.is_conforming_code();
   }
+  if (DataSegmentRegister* target = data_segment_register(cpu, segment)) *target = loaded_register;
   // A selector load sets FS/GS base from the descriptor (32 bits); a null
   // selector clears it, as Intel CPUs do.
   if (segment == ZYDIS_REGISTER_FS) cpu.fs_base = base;
@@ -248,8 +253,21 @@ Emulation load_segment_register(Instruction& instruction, ZydisRegister segment)
 
 // --- mov to and from control, debug and segment registers ------------------------------
 
+// mov r/m, sreg (Intel SDM vol. 2B MOV): one of the x86 holes, it never
+// traps, so under `full` the deprivileged kernel reads the real selectors,
+// the monitor's. Emulated, it gives the guest's own: a register gets the
+// selector zero-extended (a 16-bit register keeps its upper bits), memory 16
+// bits whatever the operand size.
+Emulation store_segment_register(Instruction& instruction, ZydisRegister segment) {
+  const std::uint16_t selector = segment_selector(instruction.cpu(), segment);
+  if (auto fault = instruction.store_word(instruction.operand(0), selector)) {
+    return instruction.reflect(*fault);
+  }
+  return instruction.completed();
+}
+
 // mov is emulated only with a control or debug register, or with a segment
-// register as destination; any other mov faulted on its own account.
+// register; any other mov faulted on its own account.
 bool moves_system_register(const Decoded& decoded) {
   const auto& destination = decoded.operands[0];
   const auto& source = decoded.operands[1];
@@ -257,7 +275,8 @@ bool moves_system_register(const Decoded& decoded) {
          is_register_of_class(source, ZYDIS_REGCLASS_CONTROL) ||
          is_register_of_class(destination, ZYDIS_REGCLASS_DEBUG) ||
          is_register_of_class(source, ZYDIS_REGCLASS_DEBUG) ||
-         is_register_of_class(destination, ZYDIS_REGCLASS_SEGMENT);
+         is_register_of_class(destination, ZYDIS_REGCLASS_SEGMENT) ||
+         is_register_of_class(source, ZYDIS_REGCLASS_SEGMENT);
 }
 
 Emulation move(Instruction& instruction, const Event& trap) {
@@ -265,6 +284,9 @@ Emulation move(Instruction& instruction, const Event& trap) {
   const ZydisDecodedOperand& source = instruction.operand(1);
   if (is_register_of_class(destination, ZYDIS_REGCLASS_SEGMENT)) {
     return load_segment_register(instruction, destination.reg.value);
+  }
+  if (is_register_of_class(source, ZYDIS_REGCLASS_SEGMENT)) {
+    return store_segment_register(instruction, source.reg.value);
   }
   if (is_register_of_class(destination, ZYDIS_REGCLASS_DEBUG) ||
       is_register_of_class(source, ZYDIS_REGCLASS_DEBUG)) {
@@ -343,34 +365,26 @@ Emulation store_interrupt_descriptor_table(Instruction& instruction, const Event
 }
 
 // sldt/str/smsw: a register destination gets the value zero-extended to the
-// operand size (smsw: CR0 truncated to it); memory gets 16 bits (Intel SDM
-// vol. 2B SLDT, STR, SMSW).
-Emulation store_word(Instruction& instruction, std::uint64_t value) {
+// operand size (smsw: CR0 truncated to it, Intel SDM vol. 2B SMSW, "In 64-bit
+// mode"); memory gets 16 bits (vol. 2B SLDT, STR, SMSW).
+Emulation store_system_word(Instruction& instruction, std::uint64_t value) {
   if (user_mode_instruction_prevented(instruction)) return instruction.general_protection();
-  const ZydisDecodedOperand& destination = instruction.operand(0);
-  if (destination.type == ZYDIS_OPERAND_TYPE_REGISTER) {
-    write_register(instruction.registers(), destination.reg.value,
-                   value & width_mask(destination.size));
-    return instruction.completed();
-  }
-  auto address = instruction.effective_address(destination);
-  if (address.fault) return instruction.reflect(*address.fault);
-  if (auto fault = instruction.write_value(address.value, 2, value)) {
+  if (auto fault = instruction.store_word(instruction.operand(0), value)) {
     return instruction.reflect(*fault);
   }
   return instruction.completed();
 }
 
 Emulation store_local_descriptor_table(Instruction& instruction, const Event&) {
-  return store_word(instruction, instruction.cpu().ldtr);
+  return store_system_word(instruction, instruction.cpu().ldtr);
 }
 
 Emulation store_task_register(Instruction& instruction, const Event&) {
-  return store_word(instruction, instruction.cpu().tr);
+  return store_system_word(instruction, instruction.cpu().tr);
 }
 
 Emulation store_machine_status_word(Instruction& instruction, const Event&) {
-  return store_word(instruction, instruction.cpu().cr0);
+  return store_system_word(instruction, instruction.cpu().cr0);
 }
 
 // The step ltr and lldt share (Intel SDM vol. 2A LTR, LLDT; vol. 3A 7.2.3):

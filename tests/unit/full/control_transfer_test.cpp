@@ -52,6 +52,19 @@ TEST_F(EmulatorTest, FarReturnToOuterLevelPopsTheStackToo) {
   EXPECT_EQ(cpu.ss, fakes::kUserDataSelector);
 }
 
+TEST_F(EmulatorTest, FarReturnToOuterLevelMakesKernelDataSegmentsNull) {
+  cpu.ds = {fakes::kKernelDataSelector, 0, true};
+  cpu.es = {fakes::kUserDataSelector, 3, true};
+  memory.put_u64(kStack, 0x401000);
+  memory.put_u64(kStack + 8, fakes::kUserCodeSelector);
+  memory.put_u64(kStack + 16, 0x7ff000);
+  memory.put_u64(kStack + 24, fakes::kUserDataSelector);
+  run({0x48, 0xcb});
+  ASSERT_EQ(cpu.cpl, 3);
+  EXPECT_EQ(cpu.ds.selector, 0);
+  EXPECT_EQ(cpu.es.selector, fakes::kUserDataSelector);
+}
+
 TEST_F(EmulatorTest, FarReturnToMorePrivilegedCodeIsGeneralProtection) {
   enter_user_mode();
   memory.put_u64(kStack, 0x102345);
@@ -100,6 +113,40 @@ TEST_F(InterruptReturnTest, ToUserSwitchesToVirtualUserMode) {
   EXPECT_EQ(registers.rsp, 0x7fff000u);
   EXPECT_TRUE(cpu.interrupt_flag);
   EXPECT_EQ(cpu.iopl, 0);
+}
+
+// gdt_load leaves DS and ES holding the DPL0 kernel data segment, FS and GS
+// null. Returning to CPL3 makes DS and ES null (Intel SDM vol. 2A IRET,
+// "RETURN-TO-OUTER-PRIVILEGE-LEVEL"); a DPL3 data segment, a null selector
+// and a conforming code segment stay.
+TEST_F(InterruptReturnTest, ToUserMakesKernelDataSegmentsNull) {
+  memory.put_u64(kGdt + 0x38, 0x00af9e000000ffffull);  // DPL0 conforming execute/read code
+  cpu.gdtr.limit = 0x3f;
+  registers.rax = 0x38;
+  run({0x8e, 0xe8});  // mov gs, ax: a readable code segment may be loaded
+  cpu.ds = {fakes::kKernelDataSelector, 0, true};
+  cpu.es = {fakes::kKernelDataSelector, 0, true};
+  cpu.fs = {fakes::kUserDataSelector, 3, true};
+  cpu.fs_base = 0x7000'0000;
+  push_frame(0x400000, fakes::kUserCodeSelector, 0x202, 0x7fff000, fakes::kUserDataSelector);
+  run({0x48, 0xcf});
+  ASSERT_EQ(cpu.cpl, 3);
+  EXPECT_EQ(cpu.ds.selector, 0);
+  EXPECT_EQ(cpu.es.selector, 0);
+  EXPECT_EQ(cpu.fs.selector, fakes::kUserDataSelector);
+  EXPECT_EQ(cpu.fs_base, 0x7000'0000u);
+  EXPECT_EQ(cpu.gs.selector, 0x38);
+  // And mov from DS now reads the null selector, as on the CPU.
+  registers.rax = ~std::uint64_t{0};
+  run({0x8c, 0xd8});
+  EXPECT_EQ(registers.rax, 0u);
+}
+
+TEST_F(InterruptReturnTest, ToTheSameLevelKeepsDataSegments) {
+  cpu.ds = {fakes::kKernelDataSelector, 0, true};
+  push_frame(0x104000, fakes::kKernelCodeSelector, 0x2, 0x8000, fakes::kKernelDataSelector);
+  run({0x48, 0xcf});
+  EXPECT_EQ(cpu.ds.selector, fakes::kKernelDataSelector);
 }
 
 TEST_F(InterruptReturnTest, SanitizesRflags) {

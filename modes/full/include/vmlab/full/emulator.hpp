@@ -61,10 +61,14 @@ struct Emulation {
 // trapped with `trap` (usually #GP(0); also #UD, #NP, #GP(selector)) and
 // carries it out against the virtual CPU. An emulated instruction advances
 // RIP unless it transfers control. Privileged instructions at virtual CPL3
-// are reflected as #GP(0), as the CPU does. An instruction that is neither
-// privileged nor sensitive faulted on its own account: the trap itself is
-// reflected. Undecodable bytes reflect #UD (#GP(0) if longer than 15 bytes,
-// #PF if fetching them faulted). Never throws, whatever the bytes.
+// are reflected as #GP(0), as the CPU does. The sensitive instructions that
+// never trap at CPL3 (the x86 holes: pushf, popf, mov from a segment
+// register, push fs/gs, lar, lsl, verr, verw, sgdt, sidt, sldt, str, smsw)
+// are carried out as well, with the answer the virtual CPL would get: a
+// binary translator that turns them into call-outs passes the default trap.
+// An instruction that is neither privileged nor sensitive faulted on its own
+// account: the trap itself is reflected. Undecodable bytes reflect #UD (#GP(0) if longer than 15
+// bytes, #PF if fetching them faulted). Never throws, whatever the bytes.
 Emulation emulate_privileged(GuestRegisters& registers, VirtualCpu& cpu, GuestVirtualMemory& memory,
                              MonitorServices& services,
                              const Event& trap = Event{kVectorGeneralProtection, 0u});

@@ -26,6 +26,20 @@ struct TableRegister {
   std::uint16_t limit = 0;
 };
 
+// DS, ES, FS or GS as the guest last loaded it: the selector (mov from a
+// segment register and push fs/gs give it back) and what the hidden part of
+// the register keeps of the descriptor that a return to an outer privilege
+// level checks: iret and far ret make the register null if it holds a data
+// or non-conforming code segment whose DPL is below the new CPL (Intel SDM
+// vol. 2A IRET and vol. 2B RET, "RETURN-TO-OUTER-PRIVILEGE-LEVEL"). The
+// default is what the VMM loads at boot: the boot GDT's DPL0 data segment
+// (vmm/src/boot.cpp).
+struct DataSegmentRegister {
+  std::uint16_t selector = 0x10;
+  std::uint8_t privilege_level = 0;        // the descriptor's DPL
+  bool data_or_nonconforming_code = true;  // false: a null selector, or conforming code
+};
+
 // What the guest kernel believes about the CPU. The real CPU runs it at CPL3
 // with IF=1 and IOPL=0; everything privileged lives here.
 struct VirtualCpu {
@@ -34,6 +48,7 @@ struct VirtualCpu {
   std::uint8_t iopl = 0;        // virtual RFLAGS.IOPL
   std::uint16_t cs = 0x08;      // selectors the guest believes are loaded
   std::uint16_t ss = 0x10;
+  DataSegmentRegister ds, es, fs, gs;  // their bases: 0 in 64-bit mode, fs_base and gs_base
   std::uint64_t cr0 = 0x80050033, cr2 = 0, cr3 = 0, cr4 = 0x20, cr8 = 0;
   std::uint64_t efer = 0x501;  // SCE, LME, LMA: the vmlab entry state
   std::uint64_t star = 0, lstar = 0, cstar = 0, fmask = 0;
