@@ -131,6 +131,13 @@ Result<ProbeMatrix> run_probe_matrix() {
   matrix.columns.push_back(run_column("full", options).column);
   options.umip = true;
   matrix.columns.push_back(run_column("full+umip", options).column);
+  // bt translates every one of the kernel's sensitive instructions: its
+  // columns must match the native one everywhere, with UMIP or without.
+  options.cpu = "bt";
+  options.umip = false;
+  matrix.columns.push_back(run_column("bt", options).column);
+  options.umip = true;
+  matrix.columns.push_back(run_column("bt+umip", options).column);
   options.umip = false;
   options.cpu = "para";
   ProbeColumn para = run_column("para", options).column;
@@ -176,6 +183,7 @@ void print_probe_matrix(const ProbeMatrix& matrix, std::ostream& out) {
   }
   out << "  UMIP\n";
   std::size_t divergences = 0, closed_by_umip = 0;
+  std::map<std::string, std::size_t> divergences_by_column;
   for (const auto& probe : matrix.probes) {
     std::snprintf(cell, sizeof cell, "%-16s", probe.c_str());
     out << cell;
@@ -195,6 +203,7 @@ void print_probe_matrix(const ProbeMatrix& matrix, std::ostream& out) {
         text = value->second + (is_reference ? "" : matches ? " =" : " X");
         if (!is_reference && !matches) {
           ++divergences;
+          ++divergences_by_column[column.name];
           if (column.name == "full" && umip_covers(probe)) ++closed_by_umip;
         }
       } else if (auto note = column.notes.find(probe); note != column.notes.end()) {
@@ -212,6 +221,12 @@ void print_probe_matrix(const ProbeMatrix& matrix, std::ostream& out) {
          "so the monitor can emulate it (--umip); the other holes stay open.\n";
   out << divergences << " divergent cells; " << closed_by_umip
       << " of full's divergences are ones UMIP closes.\n";
+  for (const auto& column : matrix.columns) {
+    if (column.name.rfind("bt", 0) != 0 || !column.unavailable.empty()) continue;
+    out << column.name << ": " << divergences_by_column[column.name]
+        << " divergent cells (the translator rewrites every sensitive instruction of the "
+           "kernel).\n";
+  }
   out << "cpuid-*: compared with the leaves vmlab's VMM published (" << VMLAB_CPUID_SIGNATURE
       << "), not with the native machine's own. CPUID intercepted at CPL3 on this host: "
       << matrix.cpuid_interception_line << ".\n";

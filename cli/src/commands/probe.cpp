@@ -18,7 +18,8 @@ Subcommand add_probe_command(CLI::App& vmlab) {
 }
 
 int execute(const ProbeCommand& /*command*/) {
-  std::fprintf(stderr, "running the probes on QEMU, hvm, full, full+umip and para ...\n");
+  std::fprintf(stderr,
+               "running the probes on QEMU, hvm, full, full+umip, bt, bt+umip and para ...\n");
   auto matrix = run_probe_matrix();
   if (!matrix) {
     report_error(matrix.error().message);

@@ -201,11 +201,12 @@ Emulation load_descriptor_field(Instruction& instruction,
 // lar: the descriptor's second doubleword (type, S, DPL, P and, beyond 16
 // bits, AVL, L, D/B, G), masked by FF00H for a 16-bit destination and by
 // 00FxFF00H otherwise, zero-extended. Intel leaves bits 19:16 (the limit's
-// top) undefined; AMD's APM masks by 00FFFF00H, which keeps them, and so
-// does this emulator, one of the values Intel allows.
+// top) undefined; AMD's APM keeps them. This emulator clears them, as the
+// native reference `vmlab probe` compares with (QEMU) does, so that a
+// translated kernel sees what it sees on that machine.
 std::uint64_t access_rights(std::uint64_t descriptor, unsigned destination_bits) {
   const auto rights = static_cast<std::uint32_t>(descriptor >> 32);
-  return destination_bits == 16 ? rights & 0xff00u : rights & 0x00ffff00u;
+  return destination_bits == 16 ? rights & 0xff00u : rights & 0x00f0ff00u;
 }
 
 // lsl: the limit in bytes (scaled by 4 KiB and filled with 1s when G is
