@@ -132,16 +132,16 @@ TEST_P(DiskWorkload, WritesThePatternReadsItBackAndVerifies) {
   EXPECT_EQ(status_of(verify), "ok") << describe(verify);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, DiskWorkload,
-                         ::testing::Values(DiskCase{"hvm", "ata"}, DiskCase{"hvm", "virtio"},
-                                           DiskCase{"full", "ata"}, DiskCase{"full", "virtio"},
-                                           DiskCase{"para", "ata"}, DiskCase{"para", "virtio"},
-                                           DiskCase{"hvm", "passthrough"},
-                                           DiskCase{"full", "passthrough"},
-                                           DiskCase{"para", "passthrough"}),
-                         [](const auto& test_info) {
-                           return std::string(test_info.param.cpu) + "_" + test_info.param.model;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Modes, DiskWorkload,
+    ::testing::Values(DiskCase{"hvm", "ata"}, DiskCase{"hvm", "virtio"}, DiskCase{"full", "ata"},
+                      DiskCase{"full", "virtio"}, DiskCase{"bt", "ata"}, DiskCase{"bt", "virtio"},
+                      DiskCase{"para", "ata"}, DiskCase{"para", "virtio"},
+                      DiskCase{"hvm", "passthrough"}, DiskCase{"full", "passthrough"},
+                      DiskCase{"bt", "passthrough"}, DiskCase{"para", "passthrough"}),
+    [](const auto& test_info) {
+      return std::string(test_info.param.cpu) + "_" + test_info.param.model;
+    });
 
 TEST(DiskWorkloads, AtaPolledAndInterruptWriteTheSameBytes) {
   VMLAB_REQUIRE_KVM();
@@ -206,7 +206,7 @@ TEST(DiskWorkloads, VirtioNotificationsThroughIoeventfdInHvm) {
 // writes avail_event; the data must be unaffected, in every CPU mode.
 TEST(DiskWorkloads, EventIndexNotificationSuppressionKeepsTheData) {
   VMLAB_REQUIRE_KVM();
-  for (const char* cpu : {"hvm", "full", "para"}) {
+  for (const char* cpu : {"hvm", "full", "bt", "para"}) {
     SCOPED_TRACE(cpu);
     TemporaryImage image;
     RunOptions options =

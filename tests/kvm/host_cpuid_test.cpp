@@ -55,7 +55,7 @@ TEST_P(HostCpuid, GuestBootsAndTimesItsDiskWhateverCpuidSays) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryMode, HostCpuid, ::testing::Values("hvm", "full", "para"));
+INSTANTIATE_TEST_SUITE_P(EveryMode, HostCpuid, ::testing::Values("hvm", "full", "bt", "para"));
 
 // The switch does what it says: even at CPL0 the kernel now reads the host's
 // leaves, not vmlab's signature.

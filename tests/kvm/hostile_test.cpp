@@ -87,9 +87,13 @@ void expect_user_attempts_faulted(const HostileLines& lines) {
   }
 }
 
-TEST(Hostile, EveryAttemptFaultsUnderFullAndTheMonitorIsIntact) {
+// full and bt: the same monitor, the kernel deprivileged (under bt it runs
+// only from the translation cache, which must change none of this).
+class HostileDeprivileged : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(HostileDeprivileged, EveryAttemptFaultsAndTheMonitorIsIntact) {
   VMLAB_REQUIRE_KVM();
-  const GuestRun run = run_hostile("full");
+  const GuestRun run = run_hostile(GetParam());
   expect_survived(run);
   if (!run.result) return;
   EXPECT_FALSE(run.report.integrity_violation.has_value())
@@ -114,6 +118,18 @@ TEST(Hostile, EveryAttemptFaultsUnderFullAndTheMonitorIsIntact) {
   // alone was not enough; this caught it.
   EXPECT_EQ(outcome(lines, "page-table-remap"), "ok");
   EXPECT_EQ(run.result->number("check"), kAttempts) << run.result->line;
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, HostileDeprivileged, ::testing::Values("full", "bt"));
+
+TEST(Hostile, BtFaultsWhereFullFaults) {
+  VMLAB_REQUIRE_KVM();
+  const GuestRun full = run_hostile("full");
+  const GuestRun bt = run_hostile("bt");
+  ASSERT_TRUE(full.result.has_value()) << full.report.message;
+  ASSERT_TRUE(bt.result.has_value()) << bt.report.message;
+  EXPECT_EQ(hostile_lines(bt.debug_lines), hostile_lines(full.debug_lines));
+  EXPECT_EQ(without_cycles(bt.result->line), without_cycles(full.result->line));
 }
 
 // hvm meets no monitor: the region's virtual addresses fault as unmapped

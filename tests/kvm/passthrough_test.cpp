@@ -96,7 +96,7 @@ TEST_P(DmaAttack, TheIommuBlocksMemoryTheGuestDoesNotOwn) {
   EXPECT_EQ(run.platform_line.find("UNSAFE"), std::string::npos);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, DmaAttack, ::testing::Values("hvm", "full", "para"));
+INSTANTIATE_TEST_SUITE_P(Modes, DmaAttack, ::testing::Values("hvm", "full", "bt", "para"));
 
 TEST(Passthrough, IommuOffLetsTheDeviceIntoAllOfGuestRamButNoFurtherAndSaysUnsafe) {
   VMLAB_REQUIRE_KVM();
@@ -161,7 +161,7 @@ TEST(Passthrough, ASecondVmAskingForTheSameDeviceIsRefused) {
 // accesses never leave the guest, in any mode.
 TEST(Passthrough, RegisterAccessesCauseNoExits) {
   VMLAB_REQUIRE_KVM();
-  for (const char* cpu : {"hvm", "full", "para"}) {
+  for (const char* cpu : {"hvm", "full", "bt", "para"}) {
     SCOPED_TRACE(cpu);
     TemporaryImage image;
     const GuestRun run = run_disk(image, cpu, "passthrough", "disk-verify", 256, "disk-irq=0");
