@@ -40,6 +40,9 @@ constexpr WorkloadInfo kWorkloads[] = {
     {"compute", 10'000'000, "N iterations of an integer mix in user mode"},
     {"kernel-compute", 1'000'000,
      "N iterations of compute's integer mix in kernel mode (the same check)"},
+    {"kernel-smc", 1000,
+     "N rounds of a kernel function rewritten and called (self-modifying code: a translator "
+     "must drop stale translations)"},
     {"cli-sti", 1000, "N cli/sti pairs in the kernel"},
     {"pio", 1000, "N port reads of the UART scratch register"},
     {"timer", 10, "wait for N timer interrupts (PIT at 100 Hz)"},

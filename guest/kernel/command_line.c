@@ -132,8 +132,8 @@ bool command_line_parse(const char* text, struct run_options* options, char* mes
       if (options->workload == NULL) {
         problem =
             "workload='%s' is not one of hello, syscalls, pagefaults, compute, kernel-compute, "
-            "cli-sti, pio, timer, rtc, segfault, fault, probes, hostile, disk-write, disk-read, "
-            "disk-verify, dma-attack";
+            "kernel-smc, cli-sti, pio, timer, rtc, segfault, fault, probes, hostile, disk-write, "
+            "disk-read, disk-verify, dma-attack";
       }
     } else if (text_equals(key, key_length, "n")) {
       count_given = true;

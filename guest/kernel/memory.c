@@ -187,6 +187,27 @@ static bool map_kernel(void) {
   return true;
 }
 
+/* The next unused page of the code area: a bump allocator, as for frames. */
+static uint64_t next_code_page = KERNEL_CODE_BASE;
+
+/* No entry on the way sets XD (bit 63), so the page is executable whether
+ * or not IA32_EFER.NXE is set (Intel SDM vol. 3A, 4.6.1). The frame stays
+ * in the physical map too, writable like all RAM there. */
+void* memory_map_code_page(uint64_t* frame) {
+  if (next_code_page >= KERNEL_CODE_BASE + KERNEL_CODE_SIZE) return NULL;
+  uint64_t physical = frame_allocate();
+  if (physical == 0) return NULL;
+  uint64_t* entry = page_table_entry(kernel_root, next_code_page, 1, true, KERNEL_TABLE_FLAGS);
+  if (entry == NULL) return NULL;
+  /* The entry was not present, so no TLB holds it: making it present needs
+   * no invalidation (Intel SDM vol. 3A, 4.10.4.3). */
+  page_table_set(entry, physical | PTE_PRESENT | PTE_WRITABLE | kernel_mapping_flags());
+  void* page = (void*)(uintptr_t)next_code_page;
+  next_code_page += PAGE_SIZE;
+  *frame = physical;
+  return page;
+}
+
 /* Takes the table pool off the top of the highest RAM range. */
 static bool reserve_table_pool(void) {
   if (!pv_ops.paravirtual) return true;

@@ -30,6 +30,14 @@
 #define PHYSICAL_MAP_BASE 0x0000008000000000ull
 #define PHYSICAL_MAP_SIZE 0x0000008000000000ull /* one PML4 slot: 512 GiB */
 
+/* PML4 slot 3: kernel pages that are written and executed (code the kernel
+ * generates or patches at run time: the kernel-smc workload). Clear of the
+ * user layout (slot 0), the physical map (slot 1), the device windows (slot
+ * 2, device_memory.h) and a monitor in slot 511; the user task's root does
+ * not copy it (task.c). */
+#define KERNEL_CODE_BASE 0x0000018000000000ull
+#define KERNEL_CODE_SIZE 0x0000008000000000ull /* one PML4 slot: 512 GiB */
+
 /* Builds the allocator and the kernel page tables and switches to them.
  * Returns false (with memory_problem() set) if RAM is missing or too small. */
 bool memory_init(void);
@@ -45,6 +53,12 @@ uint64_t memory_virtual_to_physical(const void* address);
 uint64_t frames_free(void);
 
 void* physical_to_virtual(uint64_t physical_address);
+
+/* A fresh zeroed frame mapped at the next page of the code area (4 KiB,
+ * writable and executable, in the kernel's address space only); its frame
+ * goes to *frame, so a caller can also reach it through the physical map.
+ * NULL when RAM or the area runs out. Pages are never unmapped. */
+void* memory_map_code_page(uint64_t* frame);
 
 uint64_t kernel_page_table_root(void);
 

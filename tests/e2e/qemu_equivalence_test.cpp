@@ -59,7 +59,8 @@ INSTANTIATE_TEST_SUITE_P(
     Workloads, QemuEquivalence,
     ::testing::Values(EquivalenceCase{"hello", 1}, EquivalenceCase{"syscalls", 500},
                       EquivalenceCase{"pagefaults", 100}, EquivalenceCase{"compute", 100000},
-                      EquivalenceCase{"kernel-compute", 100000}, EquivalenceCase{"cli-sti", 300},
+                      EquivalenceCase{"kernel-compute", 100000},
+                      EquivalenceCase{"kernel-smc", 1000}, EquivalenceCase{"cli-sti", 300},
                       EquivalenceCase{"pio", 300}, EquivalenceCase{"timer", 5},
                       EquivalenceCase{"rtc", 3}),
     [](const auto& test_case) {

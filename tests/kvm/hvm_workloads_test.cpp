@@ -47,6 +47,44 @@ std::uint64_t integer_mix_oracle(std::uint64_t rounds) {
   return state;
 }
 
+// What kernel-smc must report as check, computed here from the workload's
+// definition (guest/README.md, "Self-modifying code"): generation g of the
+// function computes imm(g) + a, imm(g) - a or imm(g) ^ a for g % 3 = 0, 1, 2
+// (mov eax, imm32; add/sub/xor eax, edi; ret); call k passes a(k); the
+// function runs generation 0 once, then each round r calls generation r,
+// patches it into r + 1 and calls it again. The values are folded FNV-1a
+// style. SmcCode::Stale gives what a guest reports whose every call ran
+// generation 0, the code first translated: what the test must tell apart.
+enum class SmcCode { Current, Stale };
+
+std::uint64_t kernel_smc_oracle(std::uint64_t rounds, SmcCode code = SmcCode::Current) {
+  const auto returns = [code](std::uint64_t generation, std::uint64_t call) -> std::uint32_t {
+    if (code == SmcCode::Stale) generation = 0;
+    const std::uint32_t immediate =
+        static_cast<std::uint32_t>(generation) * 0x9e3779b9u + 0x7f4a7c15u;
+    const std::uint32_t argument = static_cast<std::uint32_t>(call) * 0x85ebca6bu;
+    switch (generation % 3) {
+      case 0:
+        return immediate + argument;
+      case 1:
+        return immediate - argument;
+      default:
+        return immediate ^ argument;
+    }
+  };
+  std::uint64_t check = 0xcbf29ce484222325;
+  std::uint64_t call = 0;
+  const auto fold = [&](std::uint64_t generation) {
+    check = (check ^ returns(generation, call++)) * 0x100000001b3;
+  };
+  fold(0);
+  for (std::uint64_t round = 0; round < rounds; ++round) {
+    fold(round);
+    fold(round + 1);
+  }
+  return check;
+}
+
 struct WorkloadCase {
   const char* workload;
   std::uint64_t count;
@@ -94,6 +132,10 @@ TEST_P(HvmWorkload, ReportsItsOwnCounts) {
   } else if (workload == "kernel-compute") {
     EXPECT_EQ(result.number("check"), integer_mix_oracle(param.count)) << result.line;
     EXPECT_EQ(result.number("syscalls"), 0u) << "no user task: the kernel runs the rounds";
+  } else if (workload == "kernel-smc") {
+    ASSERT_NE(kernel_smc_oracle(param.count), kernel_smc_oracle(param.count, SmcCode::Stale));
+    EXPECT_EQ(result.number("check"), kernel_smc_oracle(param.count)) << result.line;
+    EXPECT_EQ(result.number("syscalls"), 0u) << "no user task: the kernel patches and calls";
   } else if (workload == "rtc") {
     EXPECT_EQ(result.number("check"), 0x3ffu) << "every check of the rtc workload holds";
   }
@@ -109,6 +151,7 @@ INSTANTIATE_TEST_SUITE_P(
                       WorkloadCase{"pagefaults", 64, IrqchipModel::Vmm},
                       WorkloadCase{"compute", 1000000, IrqchipModel::Vmm},
                       WorkloadCase{"kernel-compute", 100000, IrqchipModel::Vmm},
+                      WorkloadCase{"kernel-smc", 1000, IrqchipModel::Vmm},
                       WorkloadCase{"cli-sti", 200, IrqchipModel::Vmm},
                       WorkloadCase{"pio", 200, IrqchipModel::Vmm},
                       WorkloadCase{"timer", 5, IrqchipModel::Vmm},

@@ -73,12 +73,13 @@ struct WorkloadCase {
   std::uint32_t exit_status;
 };
 
-inline constexpr std::array<WorkloadCase, 11> kEveryWorkload = {{
+inline constexpr std::array<WorkloadCase, 12> kEveryWorkload = {{
     {"hello", 1, 0},
     {"syscalls", 100, 0},
     {"pagefaults", 40, 0},
     {"compute", 100000, 0},
     {"kernel-compute", 100000, 0},
+    {"kernel-smc", 50, 0},
     {"cli-sti", 100, 0},
     {"pio", 100, 0},
     {"timer", 3, 0},
