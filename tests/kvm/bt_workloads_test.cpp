@@ -5,12 +5,14 @@
 // calls trap as often as under full, no more.
 #include <gtest/gtest.h>
 
+#include <sstream>
 #include <string>
 
 #include "../support/guest_runs.hpp"
 #include "../support/kvm_available.hpp"
 #include "../support/scratch_files.hpp"
 #include "vmlab/runner.hpp"
+#include "vmlab/trace.hpp"
 
 namespace vmlab {
 namespace {
@@ -144,11 +146,44 @@ TEST(BtRun, InterruptDrivenConsoleMatchesHvm) {
   EXPECT_NE(console.find("Hello from user mode"), std::string::npos);
 }
 
-TEST(BtRun, TraceRecordsTranslationsAndCallOuts) {
+TEST(BtRun, TraceSummaryAndPerfettoShowTranslationsAndCallOuts) {
   VMLAB_REQUIRE_KVM();
-  const GuestRun run = testing::run_in("bt", "pio", 20);
+  testing::ScratchDirectory directory;
+  RunOptions options = testing::workload_options("bt", "pio", 20);
+  options.trace_path = (directory.path() / "bt.trace").string();
+  const GuestRun run = testing::start_run(options);
   ASSERT_TRUE(run.result.has_value());
   EXPECT_GE(traps(run, "call-out"), 20u) << "each inb is a call-out trap";
+
+  auto trace = read_trace_file(options.trace_path);
+  ASSERT_TRUE(trace.ok()) << trace.error().message;
+  std::uint64_t translated = 0, chained = 0, call_out_traps = 0;
+  for (const Event& event : trace->events) {
+    if (event.kind == EventKind::Translation && event.reason == EventReason::BlockTranslated) {
+      ++translated;
+      EXPECT_GT(event.size, 0u) << "a block holds at least one guest instruction";
+    }
+    if (event.kind == EventKind::Translation && event.reason == EventReason::BranchChained) {
+      ++chained;
+    }
+    if (event.kind == EventKind::MonitorTrap && event.reason == EventReason::CallOut) {
+      ++call_out_traps;
+      EXPECT_LT(event.time_ns, 600'000'000'000ull) << "times are since the run's start";
+    }
+  }
+  EXPECT_GT(translated, 0u);
+  EXPECT_GT(chained, 0u);
+  EXPECT_EQ(call_out_traps, traps(run, "call-out"));
+
+  std::ostringstream summary;
+  print_summary(*trace, summarize(*trace), summary);
+  EXPECT_NE(summary.str().find("block-translated"), std::string::npos) << summary.str();
+  EXPECT_NE(summary.str().find("call-out"), std::string::npos) << summary.str();
+  EXPECT_NE(summary.str().find("in al, dx"), std::string::npos) << "call-outs by instruction";
+  std::ostringstream perfetto;
+  export_perfetto(*trace, perfetto);
+  EXPECT_NE(perfetto.str().find("translation: block-translated"), std::string::npos);
+  EXPECT_NE(perfetto.str().find("monitor-trap: call-out"), std::string::npos);
 }
 
 }  // namespace

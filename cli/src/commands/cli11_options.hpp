@@ -111,7 +111,7 @@ std::string_view choice_name(std::span<const Choice<Value>> choices, const Value
   return "?";
 }
 
-// An enumerated option, shown as "--cpu hvm|full|para": one of `choices`,
+// An enumerated option, shown as "--cpu hvm|full|bt|para": one of `choices`,
 // each listed under the description with what it means. `target` gets the
 // choice's value, or its name if it holds names (RunOptions::disk_model).
 template <typename Target, typename Value>

@@ -341,7 +341,7 @@ TEST(Help, EachCommandsHelpListsItsOptions) {
   for (const auto& [arguments, mentions] : {
            Case{{"run", "--help"},
                 {"Usage: vmlab run",
-                 "--cpu hvm|full|para",
+                 "--cpu hvm|full|bt|para",
                  "(default: hvm)",
                  "--workload W[:N]",
                  "-n,--count N",

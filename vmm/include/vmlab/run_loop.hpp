@@ -88,13 +88,19 @@ class RunLoop {
   class RunTime final : public Clock {
    public:
     explicit RunTime(const Clock& clock) : m_clock(clock) {}
-    void start() { m_start_ns = m_clock.now_ns(); }
+    void start() {
+      m_start_ns = m_clock.now_ns();
+      m_started = true;
+    }
     std::uint64_t start_ns() const { return m_start_ns; }
-    std::uint64_t now_ns() const override { return m_clock.now_ns() - m_start_ns; }
+    // 0 before the run starts: what a mode records while it prepares the
+    // vCPU (bt translates the first block then) happens at the run's start.
+    std::uint64_t now_ns() const override { return m_started ? m_clock.now_ns() - m_start_ns : 0; }
 
    private:
     const Clock& m_clock;
     std::uint64_t m_start_ns = 0;
+    bool m_started = false;
   };
 
   void vcpu_thread_main(RunEnd& end);
