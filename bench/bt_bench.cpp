@@ -148,65 +148,65 @@ bool interleaved(benchmark::State& state, const std::vector<std::function<bool()
 
 void cli_sti(benchmark::State& state) {
   for (auto _ : state) {
-    const bool done = interleaved(
-        state,
-        {[&] {
-           auto guest = run("bt", "cli-sti", 200000);
-           if (guest) record(state, "bt_cycles", cycles_per_op(*guest));
-           return guest.has_value();
-         },
-         [&] {
-           auto guest = run("full", "cli-sti", 1000);
-           if (guest) record(state, "full_cycles", cycles_per_op(*guest));
-           return guest.has_value();
-         },
-         [&] {
-           auto guest = run("hvm", "cli-sti", 2000);
-           if (guest) record(state, "hvm_cycles", cycles_per_op(*guest));
-           return guest.has_value();
-         },
-         [&] {
-           if (auto qemu = qemu_cycles_per_op("cli-sti", 200000)) {
-             record(state, "qemu_tcg_cycles", *qemu);
-           }
-           return true;
-         },
-         [&] {
-           auto counts = marginal("bt", "cli-sti", 1000, 20000);
-           if (counts) {
-             record(state, "bt_exits_per_op", counts->exits_per_op);
-             record(state, "bt_hit_rate/cli-sti", counts->hit_rate);
-           }
-           return counts.has_value();
-         }});
+    const bool done =
+        interleaved(state, {[&] {
+                              auto guest = run("bt", "cli-sti", 200000);
+                              if (guest) record(state, "bt_cycles", cycles_per_op(*guest));
+                              return guest.has_value();
+                            },
+                            [&] {
+                              auto guest = run("full", "cli-sti", 1000);
+                              if (guest) record(state, "full_cycles", cycles_per_op(*guest));
+                              return guest.has_value();
+                            },
+                            [&] {
+                              auto guest = run("hvm", "cli-sti", 2000);
+                              if (guest) record(state, "hvm_cycles", cycles_per_op(*guest));
+                              return guest.has_value();
+                            },
+                            [&] {
+                              if (auto qemu = qemu_cycles_per_op("cli-sti", 200000)) {
+                                record(state, "qemu_tcg_cycles", *qemu);
+                              }
+                              return true;
+                            },
+                            [&] {
+                              auto counts = marginal("bt", "cli-sti", 1000, 20000);
+                              if (counts) {
+                                record(state, "bt_exits_per_op", counts->exits_per_op);
+                                record(state, "bt_hit_rate/cli-sti", counts->hit_rate);
+                              }
+                              return counts.has_value();
+                            }});
     if (!done) return;
   }
 }
 
 void kernel_compute(benchmark::State& state) {
   for (auto _ : state) {
-    const bool done = interleaved(
-        state, {[&] {
-                  auto guest = run("bt", "kernel-compute", 2000000);
-                  if (guest) record(state, "bt_kernel_cycles", cycles_per_op(*guest));
-                  return guest.has_value();
-                },
-                [&] {
-                  auto guest = run("bt", "compute", 2000000);
-                  if (guest) record(state, "bt_user_cycles", cycles_per_op(*guest));
-                  return guest.has_value();
-                },
-                [&] {
-                  if (auto qemu = qemu_cycles_per_op("kernel-compute", 2000000)) {
-                    record(state, "qemu_tcg_kernel_cycles", *qemu);
-                  }
-                  return true;
-                },
-                [&] {
-                  auto counts = marginal("bt", "kernel-compute", 100000, 2000000);
-                  if (counts) record(state, "bt_hit_rate/kernel-compute", counts->hit_rate);
-                  return counts.has_value();
-                }});
+    const bool done =
+        interleaved(state, {[&] {
+                              auto guest = run("bt", "kernel-compute", 2000000);
+                              if (guest) record(state, "bt_kernel_cycles", cycles_per_op(*guest));
+                              return guest.has_value();
+                            },
+                            [&] {
+                              auto guest = run("bt", "compute", 2000000);
+                              if (guest) record(state, "bt_user_cycles", cycles_per_op(*guest));
+                              return guest.has_value();
+                            },
+                            [&] {
+                              if (auto qemu = qemu_cycles_per_op("kernel-compute", 2000000)) {
+                                record(state, "qemu_tcg_kernel_cycles", *qemu);
+                              }
+                              return true;
+                            },
+                            [&] {
+                              auto counts = marginal("bt", "kernel-compute", 100000, 2000000);
+                              if (counts)
+                                record(state, "bt_hit_rate/kernel-compute", counts->hit_rate);
+                              return counts.has_value();
+                            }});
     if (!done) return;
   }
 }
@@ -327,40 +327,45 @@ void translation_cost(benchmark::State& state) {
 }
 
 void print_summary() {
-  std::printf("\nbt, medians over every interleaved repetition (cycles: the guest's rdtsc per\n"
-              "operation, from its result line):\n");
+  std::printf(
+      "\nbt, medians over every interleaved repetition (cycles: the guest's rdtsc per\n"
+      "operation, from its result line):\n");
   const double bt = median_of("bt_cycles");
   const double qemu = median_of("qemu_tcg_cycles");
   std::printf("  cli-sti cycles/op   bt %.1f  full %.0f  hvm %.0f  QEMU TCG %s (quoted: %.0f)\n",
               bt, median_of("full_cycles"), median_of("hvm_cycles"),
               qemu > 0 ? std::to_string(qemu).c_str() : "not run", kQemuCliStiQuoted);
   const double reference = qemu > 0 ? qemu : kQemuCliStiQuoted;
-  std::printf("  cli-sti under bt: %.4f VM exits per op once translated (goal 0); %s than QEMU "
-              "TCG (%.2fx)\n",
-              median_of("bt_exits_per_op"), bt < reference ? "cheaper" : "NOT cheaper",
-              reference / std::max(bt, 1e-9));
+  std::printf(
+      "  cli-sti under bt: %.4f VM exits per op once translated (goal 0); %s than QEMU "
+      "TCG (%.2fx)\n",
+      median_of("bt_exits_per_op"), bt < reference ? "cheaper" : "NOT cheaper",
+      reference / std::max(bt, 1e-9));
   const double kernel = median_of("bt_kernel_cycles");
   const double user = median_of("bt_user_cycles");
   const double qemu_kernel = median_of("qemu_tcg_kernel_cycles");
   const double speed = kernel > 0 ? user / kernel : 0;
-  std::printf("  kernel-compute under bt %.2f cycles/round, compute (user) %.2f: %.2fx compute's "
-              "speed (goal %.1f: %s); QEMU TCG kernel-compute %s\n",
-              kernel, user, speed, kKernelComputeGoal, speed >= kKernelComputeGoal ? "met" : "NOT met",
-              qemu_kernel > 0 ? (std::to_string(qemu_kernel) + " cycles/round").c_str() : "not run");
+  std::printf(
+      "  kernel-compute under bt %.2f cycles/round, compute (user) %.2f: %.2fx compute's "
+      "speed (goal %.1f: %s); QEMU TCG kernel-compute %s\n",
+      kernel, user, speed, kKernelComputeGoal, speed >= kKernelComputeGoal ? "met" : "NOT met",
+      qemu_kernel > 0 ? (std::to_string(qemu_kernel) + " cycles/round").c_str() : "not run");
   for (const auto& [workload, small, large] : kEntriesCases) {
     const double bt_exits = median_of(std::string("bt_exits/") + workload);
     const double full_exits = median_of(std::string("full_exits/") + workload);
     std::printf("  %-10s VM exits/op once translated: bt %.3f, full %.3f (%s)\n", workload,
                 bt_exits, full_exits, bt_exits <= full_exits + 0.01 ? "bt needs no more" : "MORE");
   }
-  std::printf("  translation: %.0f ns per guest instruction translated (the translator alone, "
-              "host side)\n",
-              median_of("translation_ns_per_guest_instruction"));
+  std::printf(
+      "  translation: %.0f ns per guest instruction translated (the translator alone, "
+      "host side)\n",
+      median_of("translation_ns_per_guest_instruction"));
   for (const auto& [name, values] : g_samples) {
     if (name.rfind("bt_hit_rate/", 0) != 0) continue;
     const double rate = median(values);
     std::printf("  TC hit rate after warm-up, %-16s %.4f (goal %.2f: %s)\n",
-                name.substr(12).c_str(), rate, kHitRateGoal, rate >= kHitRateGoal ? "met" : "NOT met");
+                name.substr(12).c_str(), rate, kHitRateGoal,
+                rate >= kHitRateGoal ? "met" : "NOT met");
   }
 }
 
