@@ -176,6 +176,9 @@ Result<GuestVirtAddr> BtMode::translate(GuestVirtAddr guest_rip) {
     m_resume.reset();
   }
   protect_code_read();
+  // A fetch that stopped short while translating ahead is no fault of the
+  // guest's: only a stop of the block asked for is (place_guest takes it).
+  if (address) (void)m_reader->take_stop();
   if (address && m_cache->statistics().blocks_translated != before.blocks_translated) {
     record_translation(
         EventReason::BlockTranslated, guest_rip.value(), address->value(),
@@ -298,6 +301,7 @@ ExitDisposition BtMode::take_exit(ModeContext& context, GuestVirtAddr exit_addre
     auto target = m_cache->chain(*branch, *m_reader);
     protect_code_read();
     if (target) {
+      (void)m_reader->take_stop();  // of a block translated ahead
       record_translation(EventReason::BranchChained, branch->guest_target.value(), target->value(),
                          1);
       r.rip = target->value();

@@ -42,7 +42,13 @@ struct CacheImplementation {
   const Block* block_containing(std::uint64_t tc_address) const;
   const TcInstruction* instruction_at(std::uint64_t tc_address) const;
 
+  // The block at guest_rip, translated now, and up to layout.translate_ahead
+  // more along its direct branches and call returns; its TC address.
   Result<std::uint64_t> translate(GuestVirtAddr guest_rip, CodeReader& reader);
+  // One block. Without room in the code area it flushes everything first,
+  // if `may_flush`; otherwise it is refused with kCacheFull.
+  Result<BlockId> translate_block(GuestVirtAddr guest_rip, CodeReader& reader, bool may_flush);
+  void translate_ahead(BlockId first, CodeReader& reader);
   void chain_link(Block& source, std::size_t link_index, Block& target);
   void remove_block(BlockId id);
   void flush();

@@ -144,6 +144,12 @@ std::string CacheImplementation::listing() const {
                      hex(layout.indirect_table_address().value()) + " (" +
                      std::to_string(layout.indirect_entries) + " entries), code " +
                      hex(layout.code_address().value()) + "\n";
+  text += "code area: " + std::to_string(statistics.tc_bytes_used) + " bytes used, " +
+          std::to_string(statistics.tc_padding_bytes) +
+          " of them int3 padding that puts each block at its guest address modulo " +
+          std::to_string(layout.block_alignment) + "; " +
+          std::to_string(statistics.blocks_translated) + " blocks translated, " +
+          std::to_string(statistics.blocks_translated_ahead) + " of them ahead of the guest\n";
   text += "lookup routine " + hex(lookup_entry) + " (ret, indirect jmp and call come here)\n";
   const Block& shared = blocks.at(kSharedRoutines);
   for (const TcInstruction& instruction : shared.code.instructions) {

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include "cache_implementation.hpp"
 #include "vmlab/format.hpp"
@@ -22,6 +24,12 @@ namespace {
 
 constexpr std::uint8_t kInt3 = 0xcc;
 constexpr std::uint64_t kRipRelativeReach = 2 * GiB;
+
+// The first address at or after `free` with the guest address's offset in a
+// block_alignment-byte line (CacheLayout::block_alignment).
+std::uint64_t block_placement(std::uint64_t free, GuestVirtAddr guest, std::uint64_t alignment) {
+  return free + ((guest.value() - free) & (alignment - 1));
+}
 
 Status check_layout(const CacheLayout& layout, std::span<std::uint8_t> region) {
   const auto invalid = [](const std::string& why) {
@@ -45,6 +53,11 @@ Status check_layout(const CacheLayout& layout, std::span<std::uint8_t> region) {
   if (layout.code_offset() + kPageSize > layout.size) {
     return invalid("a region of " + hex(layout.size) + " bytes leaves no code area after " +
                    hex(layout.code_offset()) + " bytes of pages and table");
+  }
+  if (layout.block_alignment == 0 || (layout.block_alignment & (layout.block_alignment - 1)) ||
+      layout.block_alignment > kPageSize) {
+    return invalid("blocks aligned to " + std::to_string(layout.block_alignment) +
+                   " bytes: a power of two up to the page size");
   }
   if (layout.maximum_block_instructions == 0) {
     return invalid("a block of at most 0 instructions");
@@ -75,6 +88,7 @@ CacheImplementation::CacheImplementation(const CacheLayout& cache_layout,
   tc_index.emplace(shared.code.tc_address, kSharedRoutines);
   blocks.emplace(kSharedRoutines, std::move(shared));
   next_free = shared_end;
+  statistics.tc_bytes_used = next_free - layout.code_address().value();
   clear_indirect_table();
 }
 
@@ -152,22 +166,47 @@ void CacheImplementation::chain_link(Block& source, std::size_t link_index, Bloc
 }
 
 Result<std::uint64_t> CacheImplementation::translate(GuestVirtAddr guest_rip, CodeReader& reader) {
+  auto id = translate_block(guest_rip, reader, true);
+  if (!id) return id.error();
+  translate_ahead(*id, reader);
+  return blocks.at(*id).code.tc_address;
+}
+
+Result<BlockId> CacheImplementation::translate_block(GuestVirtAddr guest_rip, CodeReader& reader,
+                                                     bool may_flush) {
   auto decoded = decoder.decode_block(guest_rip, reader, layout.maximum_block_instructions);
   if (!decoded) return decoded.error();
-  EmittedBlock emitted = emit_block(*decoded, layout, next_free, lookup_entry);
   const std::uint64_t end = layout.end().value();
-  if (emitted.code.size() > end - next_free) {
+  const auto fits = [end](const EmittedBlock& emitted) {
+    return emitted.tc_address <= end && emitted.code.size() <= end - emitted.tc_address;
+  };
+  EmittedBlock emitted =
+      emit_block(*decoded, layout, block_placement(next_free, guest_rip, layout.block_alignment),
+                 lookup_entry);
+  if (!fits(emitted)) {
+    if (!may_flush) {
+      return Error{TranslationError::kCacheFull,
+                   "no room left for the block at guest " + hex(guest_rip.value())};
+    }
     flush();
-    emitted = emit_block(*decoded, layout, next_free, lookup_entry);
-    if (emitted.code.size() > end - next_free) {
+    emitted =
+        emit_block(*decoded, layout, block_placement(next_free, guest_rip, layout.block_alignment),
+                   lookup_entry);
+    if (!fits(emitted)) {
       return Error{TranslationError::kCacheFull,
                    "the block at guest " + hex(guest_rip.value()) + " needs " +
                        hex(emitted.code.size()) + " bytes, more than the empty code area holds (" +
                        hex(end - next_free) + "): enlarge CacheLayout::size"};
     }
   }
+  // The gap is int3 already (the area is filled with it at the start, on a
+  // flush, and where a block went); written again so that it is by
+  // construction.
+  const std::span<std::uint8_t> padding = at(next_free, emitted.tc_address - next_free);
+  std::fill(padding.begin(), padding.end(), kInt3);
+  statistics.tc_padding_bytes += padding.size();
   write(emitted.tc_address, emitted.code);
-  next_free += emitted.code.size();
+  next_free = emitted.tc_address + emitted.code.size();
 
   Block block;
   block.id = next_id++;
@@ -176,8 +215,7 @@ Result<std::uint64_t> CacheImplementation::translate(GuestVirtAddr guest_rip, Co
   block.frames = decoded->frames;
   block.code = std::move(emitted);
   const BlockId id = block.id;
-  const std::uint64_t tc_address = block.code.tc_address;
-  tc_index.emplace(tc_address, id);
+  tc_index.emplace(block.code.tc_address, id);
   guest_index[guest_rip.value()] = id;
   for (const GuestPhysAddr frame : block.frames)
     frame_index[frame.value()].push_back(id);
@@ -193,7 +231,75 @@ Result<std::uint64_t> CacheImplementation::translate(GuestVirtAddr guest_rip, Co
   ++statistics.blocks_translated;
   statistics.guest_instructions_translated += decoded->instructions.size();
   statistics.tc_bytes_used = next_free - layout.code_address().value();
-  return tc_address;
+  return id;
+}
+
+namespace {
+
+// Where a block may go next without an indirect branch: its direct branch
+// targets (fall-through included) and the return address of a call that
+// ends it, which its callee's ret will look up.
+struct Successors {
+  std::vector<GuestVirtAddr> targets;
+  std::optional<GuestVirtAddr> return_address;
+};
+
+Successors successors_of(const Block& block) {
+  Successors successors;
+  for (const Link& link : block.code.links)
+    successors.targets.push_back(link.guest_target);
+  if (!block.code.guest_instructions.empty()) {
+    const GuestInstruction& last = block.code.guest_instructions.back().instruction;
+    if (last.treatment == Treatment::kDirectCall || last.treatment == Treatment::kIndirectCall) {
+      successors.return_address = last.next();
+      successors.targets.push_back(last.next());
+    }
+  }
+  return successors;
+}
+
+}  // namespace
+
+// Breadth first from `first`, at most layout.translate_ahead new blocks. A
+// target the translator refuses (not fetchable, an unknown instruction) is
+// skipped: the guest may never go there, and if it does, the translation on
+// demand reports it then, at that RIP. The code area is never flushed for
+// these: `first` must stay where the caller is about to run it.
+void CacheImplementation::translate_ahead(BlockId first, CodeReader& reader) {
+  if (layout.translate_ahead == 0) return;
+  std::vector<BlockId> made{first};
+  std::vector<GuestVirtAddr> queue;
+  std::vector<GuestVirtAddr> return_addresses;
+  const auto enqueue = [&](const Block& block) {
+    Successors successors = successors_of(block);
+    queue.insert(queue.end(), successors.targets.begin(), successors.targets.end());
+    if (successors.return_address) return_addresses.push_back(*successors.return_address);
+  };
+  enqueue(blocks.at(first));
+  for (std::size_t next = 0; next < queue.size() && made.size() <= layout.translate_ahead; ++next) {
+    if (guest_index.contains(queue[next].value())) continue;
+    auto id = translate_block(queue[next], reader, false);
+    if (!id) continue;
+    made.push_back(*id);
+    ++statistics.blocks_translated_ahead;
+    enqueue(blocks.at(*id));
+  }
+  // translate_block chained each block to those before it; now the earlier
+  // ones to the later.
+  for (const BlockId id : made) {
+    Block& block = blocks.at(id);
+    for (std::size_t index = 0; index < block.code.links.size(); ++index) {
+      if (block.code.links[index].chained_to) continue;
+      auto target = guest_index.find(block.code.links[index].guest_target.value());
+      if (target != guest_index.end()) chain_link(block, index, blocks.at(target->second));
+    }
+  }
+  for (const GuestVirtAddr return_address : return_addresses) {
+    if (auto found = guest_index.find(return_address.value()); found != guest_index.end()) {
+      set_table_entry(return_address, return_address.value(),
+                      blocks.at(found->second).code.tc_address);
+    }
+  }
 }
 
 void CacheImplementation::remove_block(BlockId id) {
@@ -250,6 +356,7 @@ void CacheImplementation::flush() {
   clear_indirect_table();
   next_free = shared_end;
   statistics.tc_bytes_used = next_free - layout.code_address().value();
+  statistics.tc_padding_bytes = 0;
   ++statistics.flushes;
 }
 

@@ -344,6 +344,144 @@ TEST_F(CacheTestWithBlocks, TheListingShowsGuestAndTranslationSideBySide) {
   EXPECT_FALSE(m_cache.describe(GuestVirtAddr(0x999000)));
 }
 
+TEST_F(CacheTestWithBlocks, EachBlockSitsAtItsGuestAddressModuloTheAlignment) {
+  ASSERT_EQ(m_layout.block_alignment, 64u);
+  std::uint64_t padding = 0;
+  for (const std::uint64_t guest : {kCode + 0x13, kCode + 0x40, kCode + 0x7f, kCode + 0x100}) {
+    const std::uint64_t used_before = m_cache.statistics().tc_bytes_used;
+    const GuestVirtAddr block = translate({0x90, 0x0f, 0x0b}, guest);  // nop; ud2
+    EXPECT_EQ(block.value() % 64, guest % 64) << std::hex << guest;
+    const std::uint64_t start_of_gap = m_layout.code_address().value() + used_before;
+    EXPECT_LT(block.value() - start_of_gap, 64u) << "the nearest such address";
+    EXPECT_TRUE(all_int3(start_of_gap, block.value() - start_of_gap)) << "the gap traps";
+    for (std::uint64_t at = start_of_gap; at < block.value(); ++at)
+      EXPECT_FALSE(m_cache.guest_state_at(GuestVirtAddr(at))) << "no TC instruction in the gap";
+    padding += block.value() - start_of_gap;
+  }
+  EXPECT_EQ(m_cache.statistics().tc_padding_bytes, padding);
+  EXPECT_GT(padding, 0u);
+  const std::string listing = m_cache.listing();
+  EXPECT_NE(listing.find(std::to_string(padding) + " of them int3 padding"), std::string::npos)
+      << listing;
+  m_cache.flush();
+  EXPECT_EQ(m_cache.statistics().tc_padding_bytes, 0u) << "of the code area now";
+}
+
+TEST_F(CacheTestWithBlocks, AnAlignmentOfOnePlacesBlocksBackToBack) {
+  CacheLayout layout = m_layout;
+  layout.block_alignment = 1;
+  std::vector<std::uint8_t> region(layout.size);
+  TranslationCache cache = test_support::created(layout, region);
+  m_reader.put(kCode + 0x13, {0x90, 0x0f, 0x0b});
+  m_reader.put(kCode + 0x40, {0x90, 0x0f, 0x0b});
+  const std::uint64_t empty = cache.statistics().tc_bytes_used;  // the lookup routine
+  const auto first = cache.lookup_or_translate(GuestVirtAddr(kCode + 0x13), m_reader);
+  const std::uint64_t used = cache.statistics().tc_bytes_used;
+  const auto second = cache.lookup_or_translate(GuestVirtAddr(kCode + 0x40), m_reader);
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(first->value(), layout.code_address().value() + empty) << "right after the routine";
+  EXPECT_EQ(second->value(), layout.code_address().value() + used) << "right after the first";
+  EXPECT_EQ(cache.statistics().tc_padding_bytes, 0u);
+}
+
+// A cache that translates ahead, and guest code with somewhere to go:
+//   start:  test eax, eax; jz taken; (falls through to) through:
+//   through: call callee; (returns to) back:
+//   taken, callee, back: ud2
+class TranslateAheadTest : public CacheTestWithBlocks {
+ protected:
+  static constexpr std::uint64_t kStart = kCode;
+  static constexpr std::uint64_t kThrough = kCode + 4;
+  static constexpr std::uint64_t kBack = kThrough + 5;
+  static constexpr std::uint64_t kTaken = kCode + 0x40;
+  static constexpr std::uint64_t kCallee = kCode + 0x200;
+
+  void put_code() {
+    m_reader.put(kStart, {0x85, 0xc0, 0x74, static_cast<std::uint8_t>(kTaken - kThrough)});
+    const auto rel32 = static_cast<std::uint32_t>(kCallee - kBack);
+    m_reader.put(kThrough, {0xe8, static_cast<std::uint8_t>(rel32),
+                            static_cast<std::uint8_t>(rel32 >> 8), 0, 0});
+    m_reader.put(kBack, kUd2);
+    m_reader.put(kTaken, kUd2);
+    m_reader.put(kCallee, kUd2);
+  }
+  TranslationCache ahead_cache(std::uint32_t blocks) {
+    m_ahead_layout = m_layout;
+    m_ahead_layout.translate_ahead = blocks;
+    m_ahead_region.assign(m_ahead_layout.size, 0);
+    return test_support::created(m_ahead_layout, m_ahead_region);
+  }
+  std::vector<test_support::DecodedTc> ahead_tc(std::uint64_t at, std::size_t count) const {
+    return test_support::decode_tc(m_ahead_region, m_ahead_layout, GuestVirtAddr(at), count);
+  }
+
+  CacheLayout m_ahead_layout;
+  std::vector<std::uint8_t> m_ahead_region;
+};
+
+TEST_F(TranslateAheadTest, TranslatesAndChainsWhereTheBlockGoesAndEntersReturnAddresses) {
+  put_code();
+  TranslationCache cache = ahead_cache(16);
+  auto start = cache.lookup_or_translate(GuestVirtAddr(kStart), m_reader);
+  ASSERT_TRUE(start.ok()) << start.error().message;
+  for (const std::uint64_t guest : {kTaken, kThrough, kCallee, kBack})
+    EXPECT_TRUE(cache.find(GuestVirtAddr(guest))) << std::hex << guest;
+  EXPECT_EQ(cache.statistics().blocks_translated, 5u);
+  EXPECT_EQ(cache.statistics().blocks_translated_ahead, 4u);
+  // test; jz rel32 -> taken; jmp -> through: both chained already.
+  const auto code = ahead_tc(start->value(), 3);
+  EXPECT_EQ(code[1].target(), cache.find(GuestVirtAddr(kTaken))->value()) << code[1].text;
+  EXPECT_EQ(code[2].target(), cache.find(GuestVirtAddr(kThrough))->value()) << code[2].text;
+  // The call's push, then its jmp to the callee's block.
+  const auto call = ahead_tc(cache.find(GuestVirtAddr(kThrough))->value(), 2);
+  EXPECT_EQ(call[1].target(), cache.find(GuestVirtAddr(kCallee))->value()) << call[1].text;
+  EXPECT_EQ(cache.statistics().chained_branches, 3u);
+  // The callee's ret finds the return address in the table.
+  const std::uint64_t index = kBack & (m_ahead_layout.indirect_entries - 1);
+  const auto entry =
+      std::span(m_ahead_region).subspan(m_ahead_layout.indirect_table_offset() + index * 16, 16);
+  EXPECT_EQ(load_little_endian(entry.first(8)), kBack);
+  EXPECT_EQ(load_little_endian(entry.subspan(8)), cache.find(GuestVirtAddr(kBack))->value());
+}
+
+TEST_F(TranslateAheadTest, GoesNoFurtherThanItsBudgetAndSkipsWhatItCannotTranslate) {
+  put_code();
+  m_reader.put(kTaken, {0x0f, 0x58, 0xc1});  // addps: on no list
+  TranslationCache cache = ahead_cache(2);
+  auto start = cache.lookup_or_translate(GuestVirtAddr(kStart), m_reader);
+  ASSERT_TRUE(start.ok()) << "a refused target is no error of the block asked for";
+  EXPECT_FALSE(cache.find(GuestVirtAddr(kTaken)));
+  EXPECT_EQ(cache.statistics().blocks_translated_ahead, 2u);
+  EXPECT_EQ(cache.statistics().blocks_translated, 3u);
+  // The refused one is reported when the guest gets there.
+  auto taken = cache.lookup_or_translate(GuestVirtAddr(kTaken), m_reader);
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().kind, TranslationError::kUnknownInstruction);
+}
+
+TEST_F(TranslateAheadTest, NeverFlushesTheBlockItWasAskedFor) {
+  put_code();
+  CacheLayout layout{GuestVirtAddr(0x40000000), 0, 256, 32};
+  layout.size = layout.code_offset() + kPageSize;
+  layout.translate_ahead = 16;
+  std::vector<std::uint8_t> region(layout.size);
+  TranslationCache cache = test_support::created(layout, region);
+  // Fill the code area until the next block just fits.
+  std::uint64_t filler = 0x300000;
+  while (layout.end().value() - layout.code_address().value() - cache.statistics().tc_bytes_used >
+         160) {
+    m_reader.put(filler, kUd2);
+    ASSERT_TRUE(cache.lookup_or_translate(GuestVirtAddr(filler), m_reader).ok());
+    filler += 0x40;
+  }
+  ASSERT_EQ(cache.statistics().flushes, 0u);
+  auto start = cache.lookup_or_translate(GuestVirtAddr(kStart), m_reader);
+  ASSERT_TRUE(start.ok()) << start.error().message;
+  EXPECT_EQ(cache.statistics().flushes, 0u) << "the blocks ahead only where there is room";
+  EXPECT_EQ(cache.find(GuestVirtAddr(kStart)), *start);
+  EXPECT_LT(cache.statistics().blocks_translated_ahead, 4u);
+}
+
 // A layout whose code area is one page.
 class SmallCacheTest : public ::testing::Test {
  protected:
@@ -402,6 +540,11 @@ TEST_F(SmallCacheTest, InconsistentLayoutsAreRefused) {
   layout = m_layout;
   layout.maximum_block_instructions = 0;
   EXPECT_TRUE(refused(layout, layout.size));
+  for (const std::uint64_t alignment : {0u, 48u, 8192u}) {
+    layout = m_layout;
+    layout.block_alignment = alignment;
+    EXPECT_TRUE(refused(layout, layout.size)) << "blocks aligned to " << alignment;
+  }
   layout = m_layout;
   layout.size = 2 * GiB;  // the TC's RIP-relative references would not reach
   auto too_large = TranslationCache::create(layout, {});

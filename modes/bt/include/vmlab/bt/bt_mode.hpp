@@ -45,7 +45,9 @@ struct BtModeOptions {
   bool umip = false;
   // As FullModeOptions: kvm_pvm runs a user SYSCALL at CPL3.
   bool syscall_arrives_as_page_fault = false;
-  CacheLayout layout{};
+  // 16 blocks ahead: on kvm_pvm a branch exit costs ~90 us, translating a
+  // block a few; see CacheLayout::translate_ahead.
+  CacheLayout layout{.translate_ahead = 16};
 };
 
 class BtMode final : public full::FullMode {
