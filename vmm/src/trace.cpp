@@ -5,7 +5,6 @@
 #include <charconv>
 #include <cstdio>
 #include <fstream>
-#include <map>
 #include <sstream>
 #include <unordered_map>
 
@@ -547,107 +546,6 @@ void export_csv(const Trace& trace, std::ostream& out) {
         << hex(event.guest_rip) << ',' << hex(event.address) << ',' << event.size << ','
         << hex(event.value) << ',' << csv_field(trace.detail(event)) << '\n';
   }
-}
-
-TraceSummary summarize(const Trace& trace) {
-  TraceSummary summary;
-  std::map<std::pair<std::string_view, std::string_view>, TraceSummary::Count> counts;
-  std::map<std::uint64_t, TraceSummary::CostlyRip> rips;
-  std::map<std::string, std::uint64_t> traps;
-  std::uint64_t first = ~0ULL, last = 0;
-  for (const auto& event : trace.events) {
-    auto& count = counts[{event_kind_name(event.kind), event_reason_name(event.reason)}];
-    count.kind = event_kind_name(event.kind);
-    count.reason = event_reason_name(event.reason);
-    ++count.count;
-    count.total_duration_ns += event.duration_ns;
-    if (event.kind == EventKind::VmExit && event.guest_rip != 0) {
-      auto& rip = rips[event.guest_rip];
-      rip.guest_rip = event.guest_rip;
-      ++rip.events;
-      rip.total_duration_ns += event.duration_ns;
-    }
-    if (event.kind == EventKind::MonitorTrap) {
-      const auto detail = trace.detail(event);
-      ++traps[detail.empty() ? std::string(event_reason_name(event.reason)) : std::string(detail)];
-    }
-    first = std::min(first, event.time_ns);
-    last = std::max(last, event.time_ns + event.duration_ns);
-  }
-  summary.span_ns = last > first ? last - first : 0;
-  for (auto& [key, count] : counts)
-    summary.counts.push_back(count);
-  std::sort(summary.counts.begin(), summary.counts.end(),
-            [](const auto& a, const auto& b) { return a.count > b.count; });
-  for (auto& [address, rip] : rips)
-    summary.costly_rips.push_back(rip);
-  std::sort(summary.costly_rips.begin(), summary.costly_rips.end(),
-            [](const auto& a, const auto& b) { return a.total_duration_ns > b.total_duration_ns; });
-  if (summary.costly_rips.size() > 10) summary.costly_rips.resize(10);
-  summary.traps_by_detail.assign(traps.begin(), traps.end());
-  std::sort(summary.traps_by_detail.begin(), summary.traps_by_detail.end(),
-            [](const auto& a, const auto& b) { return a.second > b.second; });
-  return summary;
-}
-
-void print_summary(const Trace& trace, const TraceSummary& summary, std::ostream& out) {
-  char line[200];
-  out << "run: " << trace.run_description << "\n";
-  if (trace.truncated()) {
-    out << "warning: " << truncation_message(trace) << "; the event figures below cover only the "
-        << trace.events.size() << " events read\n";
-  }
-  out << trace.events.size() << " events over " << microseconds(summary.span_ns) << " us";
-  if (trace.dropped != 0) out << " (" << trace.dropped << " older events were dropped)";
-  out << "\n\nevents by kind and reason:\n";
-  std::snprintf(line, sizeof line, "  %-20s %-20s %10s %14s %12s\n", "kind", "reason", "count",
-                "VMM time us", "us each");
-  out << line;
-  for (const auto& count : summary.counts) {
-    std::snprintf(
-        line, sizeof line, "  %-20s %-20s %10llu %14.1f %12.2f\n", count.kind.c_str(),
-        count.reason.c_str(), static_cast<unsigned long long>(count.count),
-        static_cast<double>(count.total_duration_ns) / 1000.0,
-        static_cast<double>(count.total_duration_ns) / 1000.0 / static_cast<double>(count.count));
-    out << line;
-  }
-  std::uint64_t total = trace.halted_ns;
-  for (auto time : trace.level_time_ns)
-    total += time;
-  if (total != 0) {
-    out << "\ntime by privilege level (whole run):\n";
-    auto share = [&](const char* name, std::uint64_t nanoseconds) {
-      std::snprintf(line, sizeof line, "  %-14s %12.3f ms %6.1f%%\n", name,
-                    static_cast<double>(nanoseconds) / 1e6,
-                    100.0 * static_cast<double>(nanoseconds) / static_cast<double>(total));
-      out << line;
-    };
-    for (std::size_t index = 0; index < trace.level_time_ns.size(); ++index) {
-      if (trace.level_time_ns[index] == 0) continue;
-      share(std::string(privilege_level_name(static_cast<PrivilegeLevel>(index))).c_str(),
-            trace.level_time_ns[index]);
-    }
-    if (trace.halted_ns != 0) share("halted", trace.halted_ns);
-  }
-  if (!summary.traps_by_detail.empty()) {
-    out << "\nmonitor traps by cause:\n";
-    for (const auto& [cause, count] : summary.traps_by_detail) {
-      std::snprintf(line, sizeof line, "  %-40s %10llu\n", cause.c_str(),
-                    static_cast<unsigned long long>(count));
-      out << line;
-    }
-  }
-  if (!summary.costly_rips.empty()) {
-    out << "\nguest RIPs that cost the VMM most:\n";
-    for (const auto& rip : summary.costly_rips) {
-      std::snprintf(line, sizeof line, "  %#18llx %10llu exits %12.1f us\n",
-                    static_cast<unsigned long long>(rip.guest_rip),
-                    static_cast<unsigned long long>(rip.events),
-                    static_cast<double>(rip.total_duration_ns) / 1000.0);
-      out << line;
-    }
-  }
-  if (!trace.platform_line.empty()) out << "\n" << trace.platform_line << "\n";
 }
 
 }  // namespace vmlab

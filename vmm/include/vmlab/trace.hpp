@@ -161,28 +161,6 @@ void export_csv(const Trace& trace, std::ostream& out);
 // batch size where the reason has one ("io-out 0x3f8", "hc-mmu-update x4").
 std::string event_slice_name(const Event& event);
 
-struct TraceSummary {
-  struct Count {
-    std::string kind;
-    std::string reason;
-    std::uint64_t count = 0;
-    std::uint64_t total_duration_ns = 0;
-  };
-  struct CostlyRip {
-    std::uint64_t guest_rip = 0;
-    std::uint64_t events = 0;
-    std::uint64_t total_duration_ns = 0;
-  };
-  std::vector<Count> counts;           // by kind and reason, most frequent first
-  std::vector<CostlyRip> costly_rips;  // most VMM time first, at most 10
-  // Monitor traps by what caused them (the decoded instruction), most first.
-  std::vector<std::pair<std::string, std::uint64_t>> traps_by_detail;
-  std::uint64_t span_ns = 0;  // first event to last event end
-};
-
-TraceSummary summarize(const Trace& trace);
-void print_summary(const Trace& trace, const TraceSummary& summary, std::ostream& out);
-
 }  // namespace vmlab
 
 VMLAB_ERROR_KINDS(vmlab::TraceError);
