@@ -169,7 +169,7 @@ void print_summary(const TraceModel& model, const Aggregates& aggregates, std::o
     if (trace.halted_ns != 0) share("halted", trace.halted_ns);
   }
   if (aggregates.transitions.total() != 0) {
-    out << "\ntransitions between levels (a VM exit that carries a monitor trap is the "
+    out << "\ntransitions between levels (a VM exit that carries monitor work counts as the "
            "monitor's):\n";
     std::snprintf(line, sizeof line, "  %-14s %-14s %10s %16s\n", "from", "to", "count",
                   "time there us");

@@ -28,10 +28,13 @@
 // is the traps' own time.)
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vmlab/trace.hpp"
