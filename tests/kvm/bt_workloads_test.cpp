@@ -13,6 +13,7 @@
 #include "../support/scratch_files.hpp"
 #include "vmlab/runner.hpp"
 #include "vmlab/trace.hpp"
+#include "vmlab/viz/aggregates.hpp"
 
 namespace vmlab {
 namespace {
@@ -176,7 +177,8 @@ TEST(BtRun, TraceSummaryAndPerfettoShowTranslationsAndCallOuts) {
   EXPECT_EQ(call_out_traps, traps(run, "call-out"));
 
   std::ostringstream summary;
-  print_summary(*trace, summarize(*trace), summary);
+  const auto model = viz::TraceModel::from_trace(*trace);
+  viz::print_summary(model, viz::aggregate(model), summary);
   EXPECT_NE(summary.str().find("block-translated"), std::string::npos) << summary.str();
   EXPECT_NE(summary.str().find("call-out"), std::string::npos) << summary.str();
   EXPECT_NE(summary.str().find("in al, dx"), std::string::npos) << "call-outs by instruction";

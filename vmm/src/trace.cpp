@@ -5,8 +5,8 @@
 #include <charconv>
 #include <cstdio>
 #include <fstream>
-#include <map>
 #include <sstream>
+#include <unordered_map>
 
 namespace vmlab {
 
@@ -24,6 +24,34 @@ std::vector<std::string_view> split(std::string_view text, char separator) {
   }
   return parts;
 }
+
+// Splits an event line at its tabs into `fields`, without allocating (this
+// runs once per event, a million times for a large trace); returns how many
+// fields the line has, which may be more than `fields` holds.
+std::size_t split_fields(std::string_view line, std::array<std::string_view, 12>& fields) {
+  std::size_t count = 0;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t end = line.find('\t', start);
+    const std::size_t stop = end == std::string_view::npos ? line.size() : end;
+    if (count < fields.size()) fields[count] = line.substr(start, stop - start);
+    ++count;
+    if (end == std::string_view::npos) return count;
+    start = end + 1;
+  }
+}
+
+// Looks details up by string_view, without making a std::string per event.
+struct TextHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view text) const {
+    return std::hash<std::string_view>{}(text);
+  }
+};
+
+// How often the reader reports its progress: often enough for a smooth bar,
+// rarely enough to cost nothing.
+constexpr std::size_t kLinesPerProgress = 16384;
 
 // The trace format versions this reader understands.
 constexpr std::uint64_t kOldestTraceVersion = 1;
@@ -107,73 +135,45 @@ std::string microseconds(std::uint64_t nanoseconds) {
   return text;
 }
 
-// One track (a "thread" of process 1) per privilege level.
+// One track (a "thread" of process 1) per privilege level; the hlt waits go
+// on the VMM's, nested in their exits.
+int track_of(TimelineLane lane) {
+  return static_cast<int>(lane == TimelineLane::Halted ? TimelineLane::Vmm : lane) + 1;
+}
 int track_of(PrivilegeLevel level) {
-  return static_cast<int>(level) + 1;
+  return track_of(lane_of(level));
 }
 
-std::string slice_name(const Event& event) {
-  std::string name(event_reason_name(event.reason));
-  switch (event.reason) {
-    case EventReason::IoIn:
-    case EventReason::IoOut:
-    case EventReason::MmioRead:
-    case EventReason::MmioWrite:
-    case EventReason::IommuNotMapped:
-    case EventReason::IommuReadOnly:
-    case EventReason::IommuWriteOnly:
-      name += " " + hex(event.address);
-      break;
-    case EventReason::Halt:
-    case EventReason::Interrupted:
-    case EventReason::InterruptWindowOpen:
-    case EventReason::Shutdown:
-    case EventReason::FailEntry:
-    case EventReason::InternalError:
-    case EventReason::SystemEvent:
-    case EventReason::Debug:
-    case EventReason::Unknown:
-    case EventReason::ExternalInterrupt:
-    case EventReason::PrivilegedInstruction:
-    case EventReason::ShadowFill:
-    case EventReason::GuestPageFault:
-    case EventReason::PageTableWrite:
-    case EventReason::SystemCall:
-    case EventReason::ReflectedException:
-    case EventReason::CallOut:
-    case EventReason::TranslatedCodeWrite:
-    case EventReason::BlockTranslated:
-    case EventReason::BranchChained:
-    case EventReason::IndirectMiss:
-    case EventReason::CodeInvalidated:
-    case EventReason::Count:
-      break;
-    case EventReason::HypercallMmuUpdate:
-    case EventReason::HypercallMulticall:
-      name += " x" + std::to_string(event.size);  // the batch
-      break;
-    case EventReason::HypercallSetTrapTable:
-    case EventReason::HypercallUpdateVaMapping:
-    case EventReason::HypercallNewBaseptr:
-    case EventReason::HypercallSetGdt:
-    case EventReason::HypercallStackSwitch:
-    case EventReason::HypercallSchedOp:
-    case EventReason::HypercallIret:
-    case EventReason::HypercallConsoleIo:
-    case EventReason::HypercallRegisterSharedInfo:
-    case EventReason::HypercallSetCallbacks:
-    case EventReason::HypercallPortIo:
-    case EventReason::HypercallFlushTlb:
-    case EventReason::HypercallUnknown:
+// A slice's name in the export: what the VMM handled, or what the monitor did
+// and, where it decoded one, the instruction.
+std::string perfetto_slice_name(const TraceInfo& trace, const Event& event) {
+  switch (event.kind) {
+    case EventKind::VmExit:
+      return event_slice_name(event);
+    case EventKind::GuestHalt:
+      return "hlt: waiting for interrupt";
+    case EventKind::InterruptInjection:
+    case EventKind::IommuFault:
+    case EventKind::MonitorTrap:
+    case EventKind::Hypercall:
+    case EventKind::DeviceAccess:
+    case EventKind::Translation:
+    case EventKind::Count:
       break;
   }
+  std::string name = std::string(event_kind_name(event.kind)) + ": " + event_slice_name(event);
+  if (!trace.detail(event).empty()) name += ": " + std::string(trace.detail(event));
   return name;
 }
 
 }  // namespace
 
-Result<Trace> read_trace(std::istream& in) {
-  Trace trace;
+Result<TraceInfo> read_trace_events(std::istream& in, const TraceReadCallbacks& callbacks) {
+  TraceInfo trace;
+  // Details by text, for the table events index; a guest may cause thousands.
+  std::unordered_map<std::string, std::uint32_t, TextHash, std::equal_to<>> detail_index;
+  std::uint64_t events = 0;
+  std::uint64_t bytes_read = 0;
   std::string line;
   std::size_t line_number = 0;
   auto bad = [&](const std::string& why, TraceError kind = TraceError::kMalformedLine) {
@@ -186,6 +186,12 @@ Result<Trace> read_trace(std::istream& in) {
     if (in.eof()) {
       trace.ends_mid_line = true;
       break;
+    }
+    bytes_read += line.size() + 1;
+    if (callbacks.progress && line_number % kLinesPerProgress == 0 &&
+        !callbacks.progress(bytes_read)) {
+      return Error{TraceError::kCancelled,
+                   "reading the trace was cancelled at line " + std::to_string(line_number)};
     }
     if (line.empty()) continue;
     if (line[0] == '#') {
@@ -251,12 +257,13 @@ Result<Trace> read_trace(std::istream& in) {
     if (trace.version == 0) {
       return bad("not a vmlab trace (no '# vmlab-trace' header)", TraceError::kNotATrace);
     }
-    auto fields = split(line, '\t');
     // Version 2 added the detail column.
     const std::size_t expected_fields = trace.version == 1 ? 11 : 12;
-    if (fields.size() != expected_fields) {
+    std::array<std::string_view, 12> fields;
+    const std::size_t found = split_fields(line, fields);
+    if (found != expected_fields) {
       return bad("expected " + std::to_string(expected_fields) + " tab-separated fields, found " +
-                 std::to_string(fields.size()));
+                 std::to_string(found));
     }
     Event event;
     std::uint64_t vcpu = 0, size = 0;
@@ -278,11 +285,18 @@ Result<Trace> read_trace(std::istream& in) {
     event.from = *from;
     event.to = *to;
     if (expected_fields == 12 && !fields[11].empty()) {
-      auto known = std::find(trace.details.begin(), trace.details.end(), fields[11]);
-      event.detail = static_cast<std::uint32_t>(known - trace.details.begin());
-      if (known == trace.details.end()) trace.details.emplace_back(fields[11]);
+      auto known = detail_index.find(fields[11]);
+      if (known == detail_index.end()) {
+        known =
+            detail_index
+                .emplace(std::string(fields[11]), static_cast<std::uint32_t>(trace.details.size()))
+                .first;
+        trace.details.emplace_back(fields[11]);
+      }
+      event.detail = known->second;
     }
-    trace.events.push_back(event);
+    ++events;
+    if (callbacks.event) callbacks.event(event);
   }
   if (trace.version == 0 && trace.ends_mid_line) {
     return Error{TraceError::kTruncated,
@@ -292,12 +306,23 @@ Result<Trace> read_trace(std::istream& in) {
   if (trace.version == 0) {
     return Error{TraceError::kNotATrace, "not a vmlab trace (no '# vmlab-trace' header)"};
   }
-  if (trace.expected_events && trace.events.size() > *trace.expected_events) {
-    return Error{TraceError::kTooManyEvents, "trace holds " + std::to_string(trace.events.size()) +
+  if (trace.expected_events && events > *trace.expected_events) {
+    return Error{TraceError::kTooManyEvents, "trace holds " + std::to_string(events) +
                                                  " events but its header counts " +
                                                  std::to_string(*trace.expected_events) +
                                                  " (two traces joined into one file?)"};
   }
+  return trace;
+}
+
+Result<Trace> read_trace(std::istream& in) {
+  std::vector<Event> events;
+  auto info = read_trace_events(
+      in, {.event = [&](const Event& event) { events.push_back(event); }, .progress = {}});
+  if (!info) return info.error();
+  Trace trace;
+  static_cast<TraceInfo&>(trace) = std::move(*info);
+  trace.events = std::move(events);
   return trace;
 }
 
@@ -309,15 +334,132 @@ Result<Trace> read_trace_file(const std::string& path) {
   return trace;
 }
 
-std::string truncation_message(const Trace& trace) {
-  if (!trace.truncated()) return {};
-  std::string message = "truncated trace: read " + std::to_string(trace.events.size()) + " events";
-  if (trace.expected_events) {
-    message += " of the " + std::to_string(*trace.expected_events) + " its header counts";
+bool is_truncated(const TraceInfo& info, std::uint64_t events_read) {
+  return info.ends_mid_line || (info.expected_events && events_read < *info.expected_events);
+}
+
+std::string truncation_message(const TraceInfo& info, std::uint64_t events_read) {
+  if (!is_truncated(info, events_read)) return {};
+  std::string message = "truncated trace: read " + std::to_string(events_read) + " events";
+  if (info.expected_events) {
+    message += " of the " + std::to_string(*info.expected_events) + " its header counts";
   }
-  if (trace.ends_mid_line) message += "; its last line is cut off and was not read";
+  if (info.ends_mid_line) message += "; its last line is cut off and was not read";
   message += " (the run was killed, or the disk filled, before the file was complete?)";
   return message;
+}
+
+std::string truncation_message(const Trace& trace) {
+  return truncation_message(trace, trace.events.size());
+}
+
+std::string_view timeline_lane_name(TimelineLane lane) {
+  switch (lane) {
+    case TimelineLane::Vmm:
+    case TimelineLane::Monitor:
+    case TimelineLane::GuestKernel:
+    case TimelineLane::GuestUser:
+    case TimelineLane::GuestUnknown:
+      return privilege_level_name(static_cast<PrivilegeLevel>(lane));
+    case TimelineLane::Halted:
+      return "halted";
+    case TimelineLane::Count:
+      break;
+  }
+  return "?";
+}
+
+TimelineStep TimelineDeriver::next(const Event& event) {
+  TimelineStep step;
+  auto slice = [&](TimelineLane lane, bool guest_running, std::uint64_t start,
+                   std::uint64_t duration) {
+    step.slices[step.slice_count++] = {
+        .lane = lane, .guest_running = guest_running, .start_ns = start, .duration_ns = duration};
+  };
+  switch (event.kind) {
+    case EventKind::VmExit:
+      if (event.time_ns > m_guest_resumed) {
+        slice(lane_of(event.from), true, m_guest_resumed, event.time_ns - m_guest_resumed);
+      }
+      slice(TimelineLane::Vmm, false, event.time_ns, event.duration_ns);
+      m_guest_resumed = event.time_ns + event.duration_ns;
+      break;
+    case EventKind::InterruptInjection:
+      step.instant = TimelineInstant{.lane = lane_of(event.to), .time_ns = event.time_ns};
+      break;
+    case EventKind::GuestHalt:
+      slice(TimelineLane::Halted, false, event.time_ns, event.duration_ns);
+      break;
+    case EventKind::IommuFault:
+      step.instant = TimelineInstant{.lane = TimelineLane::Vmm, .time_ns = event.time_ns};
+      break;
+    case EventKind::MonitorTrap:
+    case EventKind::Hypercall:
+    case EventKind::DeviceAccess:
+    case EventKind::Translation:
+    case EventKind::Count:
+      slice(TimelineLane::Monitor, false, event.time_ns, event.duration_ns);
+      break;
+  }
+  return step;
+}
+
+std::string event_slice_name(const Event& event) {
+  std::string name(event_reason_name(event.reason));
+  switch (event.reason) {
+    case EventReason::IoIn:
+    case EventReason::IoOut:
+    case EventReason::MmioRead:
+    case EventReason::MmioWrite:
+    case EventReason::IommuNotMapped:
+    case EventReason::IommuReadOnly:
+    case EventReason::IommuWriteOnly:
+      name += " " + hex(event.address);
+      break;
+    case EventReason::Halt:
+    case EventReason::Interrupted:
+    case EventReason::InterruptWindowOpen:
+    case EventReason::Shutdown:
+    case EventReason::FailEntry:
+    case EventReason::InternalError:
+    case EventReason::SystemEvent:
+    case EventReason::Debug:
+    case EventReason::Unknown:
+    case EventReason::ExternalInterrupt:
+    case EventReason::PrivilegedInstruction:
+    case EventReason::ShadowFill:
+    case EventReason::GuestPageFault:
+    case EventReason::PageTableWrite:
+    case EventReason::SystemCall:
+    case EventReason::ReflectedException:
+    case EventReason::CallOut:
+    case EventReason::TranslatedCodeWrite:
+    case EventReason::BlockTranslated:
+    case EventReason::BranchChained:
+    case EventReason::IndirectMiss:
+    case EventReason::CodeInvalidated:
+    case EventReason::Count:
+      break;
+    case EventReason::HypercallMmuUpdate:
+    case EventReason::HypercallMulticall:
+      name += " x" + std::to_string(event.size);  // the batch
+      break;
+    case EventReason::HypercallSetTrapTable:
+    case EventReason::HypercallUpdateVaMapping:
+    case EventReason::HypercallNewBaseptr:
+    case EventReason::HypercallSetGdt:
+    case EventReason::HypercallStackSwitch:
+    case EventReason::HypercallSchedOp:
+    case EventReason::HypercallIret:
+    case EventReason::HypercallConsoleIo:
+    case EventReason::HypercallRegisterSharedInfo:
+    case EventReason::HypercallSetCallbacks:
+    case EventReason::HypercallPortIo:
+    case EventReason::HypercallFlushTlb:
+    case EventReason::HypercallUnknown:
+      break;
+  }
+  return name;
 }
 
 void export_perfetto(const Trace& trace, std::ostream& out) {
@@ -327,65 +469,49 @@ void export_perfetto(const Trace& trace, std::ostream& out) {
     std::string json;
   };
   std::vector<Record> records;
-  auto slice = [&](PrivilegeLevel level, std::uint64_t start, std::uint64_t duration,
+  auto slice = [&](TimelineLane lane, std::uint64_t start, std::uint64_t duration,
                    const std::string& name, const std::string& arguments) {
     records.push_back({start, duration,
-                       "{\"ph\":\"X\",\"pid\":1,\"tid\":" + std::to_string(track_of(level)) +
+                       "{\"ph\":\"X\",\"pid\":1,\"tid\":" + std::to_string(track_of(lane)) +
                            ",\"ts\":" + microseconds(start) + ",\"dur\":" + microseconds(duration) +
                            ",\"name\":\"" + json_escape(name) + "\",\"args\":{" + arguments +
                            "}}"});
   };
+  auto instant = [&](TimelineLane lane, std::uint64_t time, const std::string& name) {
+    records.push_back(
+        {time, 0,
+         "{\"ph\":\"i\",\"s\":\"t\",\"pid\":1,\"tid\":" + std::to_string(track_of(lane)) +
+             ",\"ts\":" + microseconds(time) + ",\"name\":\"" + json_escape(name) + "\"}"});
+  };
 
-  std::uint64_t guest_resumed = 0;  // when the guest last started running
+  TimelineDeriver timeline;
   std::uint64_t exits = 0;
   for (const auto& event : trace.events) {
-    const std::string arguments = "\"guest_rip\":\"" + hex(event.guest_rip) + "\",\"address\":\"" +
-                                  hex(event.address) + "\",\"value\":\"" + hex(event.value) +
-                                  "\",\"size\":" + std::to_string(event.size) + ",\"from\":\"" +
-                                  std::string(privilege_level_name(event.from)) + "\"";
-    switch (event.kind) {
-      case EventKind::VmExit: {
-        if (event.time_ns > guest_resumed) {
-          slice(event.from, guest_resumed, event.time_ns - guest_resumed, "guest running", "");
-        }
-        slice(PrivilegeLevel::Vmm, event.time_ns, event.duration_ns, slice_name(event), arguments);
-        guest_resumed = event.time_ns + event.duration_ns;
-        ++exits;
-        records.push_back(
-            {event.time_ns, 0,
-             "{\"ph\":\"C\",\"pid\":1,\"ts\":" + microseconds(event.time_ns) +
-                 ",\"name\":\"VM exits\",\"args\":{\"total\":" + std::to_string(exits) + "}}"});
-        break;
+    const TimelineStep step = timeline.next(event);
+    for (std::size_t index = 0; index < step.slice_count; ++index) {
+      const TimelineSlice& piece = step.slices[index];
+      if (piece.guest_running) {
+        slice(piece.lane, piece.start_ns, piece.duration_ns, "guest running", "");
+        continue;
       }
-      case EventKind::InterruptInjection:
-        records.push_back(
-            {event.time_ns, 0,
-             "{\"ph\":\"i\",\"s\":\"t\",\"pid\":1,\"tid\":" + std::to_string(track_of(event.to)) +
-                 ",\"ts\":" + microseconds(event.time_ns) + ",\"name\":\"interrupt vector " +
-                 hex(event.address) + "\"}"});
-        break;
-      case EventKind::GuestHalt:
-        slice(PrivilegeLevel::Vmm, event.time_ns, event.duration_ns, "hlt: waiting for interrupt",
-              arguments);
-        break;
-      case EventKind::IommuFault:
-        // The device thread's DMA, not the vCPU: an instant on the VMM track.
-        records.push_back({event.time_ns, 0,
-                           "{\"ph\":\"i\",\"s\":\"t\",\"pid\":1,\"tid\":" +
-                               std::to_string(track_of(PrivilegeLevel::Vmm)) +
-                               ",\"ts\":" + microseconds(event.time_ns) +
-                               ",\"name\":\"DMA blocked: " + slice_name(event) + "\"}"});
-        break;
-      case EventKind::MonitorTrap:
-      case EventKind::Hypercall:
-      case EventKind::DeviceAccess:
-      case EventKind::Translation:
-      case EventKind::Count:
-        slice(PrivilegeLevel::Monitor, event.time_ns, event.duration_ns,
-              std::string(event_kind_name(event.kind)) + ": " + slice_name(event) +
-                  (trace.detail(event).empty() ? "" : ": " + std::string(trace.detail(event))),
-              arguments);
-        break;
+      const std::string arguments =
+          "\"guest_rip\":\"" + hex(event.guest_rip) + "\",\"address\":\"" + hex(event.address) +
+          "\",\"value\":\"" + hex(event.value) + "\",\"size\":" + std::to_string(event.size) +
+          ",\"from\":\"" + std::string(privilege_level_name(event.from)) + "\"";
+      slice(piece.lane, piece.start_ns, piece.duration_ns, perfetto_slice_name(trace, event),
+            arguments);
+    }
+    if (step.instant) {
+      instant(step.instant->lane, step.instant->time_ns,
+              event.kind == EventKind::IommuFault ? "DMA blocked: " + event_slice_name(event)
+                                                  : "interrupt vector " + hex(event.address));
+    }
+    if (event.kind == EventKind::VmExit) {
+      ++exits;
+      records.push_back({event.time_ns, 0,
+                         "{\"ph\":\"C\",\"pid\":1,\"ts\":" + microseconds(event.time_ns) +
+                             ",\"name\":\"VM exits\",\"args\":{\"total\":" + std::to_string(exits) +
+                             "}}"});
     }
   }
   // Parents before children: by start, then longest first.
@@ -420,107 +546,6 @@ void export_csv(const Trace& trace, std::ostream& out) {
         << hex(event.guest_rip) << ',' << hex(event.address) << ',' << event.size << ','
         << hex(event.value) << ',' << csv_field(trace.detail(event)) << '\n';
   }
-}
-
-TraceSummary summarize(const Trace& trace) {
-  TraceSummary summary;
-  std::map<std::pair<std::string_view, std::string_view>, TraceSummary::Count> counts;
-  std::map<std::uint64_t, TraceSummary::CostlyRip> rips;
-  std::map<std::string, std::uint64_t> traps;
-  std::uint64_t first = ~0ULL, last = 0;
-  for (const auto& event : trace.events) {
-    auto& count = counts[{event_kind_name(event.kind), event_reason_name(event.reason)}];
-    count.kind = event_kind_name(event.kind);
-    count.reason = event_reason_name(event.reason);
-    ++count.count;
-    count.total_duration_ns += event.duration_ns;
-    if (event.kind == EventKind::VmExit && event.guest_rip != 0) {
-      auto& rip = rips[event.guest_rip];
-      rip.guest_rip = event.guest_rip;
-      ++rip.events;
-      rip.total_duration_ns += event.duration_ns;
-    }
-    if (event.kind == EventKind::MonitorTrap) {
-      const auto detail = trace.detail(event);
-      ++traps[detail.empty() ? std::string(event_reason_name(event.reason)) : std::string(detail)];
-    }
-    first = std::min(first, event.time_ns);
-    last = std::max(last, event.time_ns + event.duration_ns);
-  }
-  summary.span_ns = last > first ? last - first : 0;
-  for (auto& [key, count] : counts)
-    summary.counts.push_back(count);
-  std::sort(summary.counts.begin(), summary.counts.end(),
-            [](const auto& a, const auto& b) { return a.count > b.count; });
-  for (auto& [address, rip] : rips)
-    summary.costly_rips.push_back(rip);
-  std::sort(summary.costly_rips.begin(), summary.costly_rips.end(),
-            [](const auto& a, const auto& b) { return a.total_duration_ns > b.total_duration_ns; });
-  if (summary.costly_rips.size() > 10) summary.costly_rips.resize(10);
-  summary.traps_by_detail.assign(traps.begin(), traps.end());
-  std::sort(summary.traps_by_detail.begin(), summary.traps_by_detail.end(),
-            [](const auto& a, const auto& b) { return a.second > b.second; });
-  return summary;
-}
-
-void print_summary(const Trace& trace, const TraceSummary& summary, std::ostream& out) {
-  char line[200];
-  out << "run: " << trace.run_description << "\n";
-  if (trace.truncated()) {
-    out << "warning: " << truncation_message(trace) << "; the event figures below cover only the "
-        << trace.events.size() << " events read\n";
-  }
-  out << trace.events.size() << " events over " << microseconds(summary.span_ns) << " us";
-  if (trace.dropped != 0) out << " (" << trace.dropped << " older events were dropped)";
-  out << "\n\nevents by kind and reason:\n";
-  std::snprintf(line, sizeof line, "  %-20s %-20s %10s %14s %12s\n", "kind", "reason", "count",
-                "VMM time us", "us each");
-  out << line;
-  for (const auto& count : summary.counts) {
-    std::snprintf(
-        line, sizeof line, "  %-20s %-20s %10llu %14.1f %12.2f\n", count.kind.c_str(),
-        count.reason.c_str(), static_cast<unsigned long long>(count.count),
-        static_cast<double>(count.total_duration_ns) / 1000.0,
-        static_cast<double>(count.total_duration_ns) / 1000.0 / static_cast<double>(count.count));
-    out << line;
-  }
-  std::uint64_t total = trace.halted_ns;
-  for (auto time : trace.level_time_ns)
-    total += time;
-  if (total != 0) {
-    out << "\ntime by privilege level (whole run):\n";
-    auto share = [&](const char* name, std::uint64_t nanoseconds) {
-      std::snprintf(line, sizeof line, "  %-14s %12.3f ms %6.1f%%\n", name,
-                    static_cast<double>(nanoseconds) / 1e6,
-                    100.0 * static_cast<double>(nanoseconds) / static_cast<double>(total));
-      out << line;
-    };
-    for (std::size_t index = 0; index < trace.level_time_ns.size(); ++index) {
-      if (trace.level_time_ns[index] == 0) continue;
-      share(std::string(privilege_level_name(static_cast<PrivilegeLevel>(index))).c_str(),
-            trace.level_time_ns[index]);
-    }
-    if (trace.halted_ns != 0) share("halted", trace.halted_ns);
-  }
-  if (!summary.traps_by_detail.empty()) {
-    out << "\nmonitor traps by cause:\n";
-    for (const auto& [cause, count] : summary.traps_by_detail) {
-      std::snprintf(line, sizeof line, "  %-40s %10llu\n", cause.c_str(),
-                    static_cast<unsigned long long>(count));
-      out << line;
-    }
-  }
-  if (!summary.costly_rips.empty()) {
-    out << "\nguest RIPs that cost the VMM most:\n";
-    for (const auto& rip : summary.costly_rips) {
-      std::snprintf(line, sizeof line, "  %#18llx %10llu exits %12.1f us\n",
-                    static_cast<unsigned long long>(rip.guest_rip),
-                    static_cast<unsigned long long>(rip.events),
-                    static_cast<double>(rip.total_duration_ns) / 1000.0);
-      out << line;
-    }
-  }
-  if (!trace.platform_line.empty()) out << "\n" << trace.platform_line << "\n";
 }
 
 }  // namespace vmlab

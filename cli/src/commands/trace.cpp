@@ -7,6 +7,7 @@
 #include "cli11_options.hpp"
 #include "commands.hpp"
 #include "vmlab/trace.hpp"
+#include "vmlab/viz/aggregates.hpp"
 
 namespace vmlab::cli {
 
@@ -59,12 +60,13 @@ Subcommand add_trace_command(CLI::App& vmlab) {
 }
 
 int execute(const TraceSummaryCommand& command) {
-  auto trace = read_trace_file(command.trace_path);
-  if (!trace) {
-    report_error(trace.error().message);
+  // The visualizer's engine (STYLE.md 8): the same figures its views show.
+  auto model = viz::TraceModel::load_file(command.trace_path);
+  if (!model) {
+    report_error(model.error().message);
     return exit_status::kUnavailable;
   }
-  print_summary(*trace, summarize(*trace), std::cout);
+  viz::print_summary(*model, viz::aggregate(*model), std::cout);
   return 0;
 }
 

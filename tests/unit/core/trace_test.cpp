@@ -1,4 +1,5 @@
 #include "vmlab/trace.hpp"
+#include "vmlab/viz/aggregates.hpp"
 
 #include <gtest/gtest.h>
 
@@ -230,19 +231,21 @@ TEST(Trace, CsvAndSummary) {
   std::getline(csv, line);
   EXPECT_EQ(line, "1000,500,0,vm-exit,io-out,guest-kernel,vmm,0x101000,0x3f8,1,0x41,");
 
-  const auto summary = summarize(trace);
+  // The summary is the visualizer engine's (vmlab trace summary prints it).
+  const auto model = viz::TraceModel::from_trace(trace);
+  const auto summary = viz::aggregate(model);
   ASSERT_FALSE(summary.counts.empty());
-  EXPECT_EQ(summary.counts[0].kind, "vm-exit");
-  EXPECT_EQ(summary.counts[0].reason, "io-out");
+  EXPECT_EQ(summary.counts[0].kind, EventKind::VmExit);
+  EXPECT_EQ(summary.counts[0].reason, EventReason::IoOut);
   EXPECT_EQ(summary.counts[0].count, 2u);
   EXPECT_EQ(summary.counts[0].total_duration_ns, 800u);
   ASSERT_FALSE(summary.costly_rips.empty());
   EXPECT_EQ(summary.costly_rips[0].guest_rip, 0x101020u) << "the halt cost the VMM most";
   EXPECT_EQ(summary.span_ns, 9500u - 1000u);
   ASSERT_EQ(summary.traps_by_detail.size(), 1u);
-  EXPECT_EQ(summary.traps_by_detail[0].first, "out dx, al");
+  EXPECT_EQ(summary.traps_by_detail[0].cause, "out dx, al");
   std::stringstream text;
-  print_summary(trace, summary, text);
+  viz::print_summary(model, summary, text);
   EXPECT_NE(text.str().find("guest-kernel"), std::string::npos);
   EXPECT_NE(text.str().find("platform: test backend"), std::string::npos);
   EXPECT_FALSE(trace.truncated());
@@ -357,7 +360,8 @@ constexpr std::size_t kHeaderLines = 6;  // version, platform, run, events, leve
 
 std::string summary_text(const Trace& trace) {
   std::stringstream text;
-  print_summary(trace, summarize(trace), text);
+  const auto model = viz::TraceModel::from_trace(trace);
+  viz::print_summary(model, viz::aggregate(model), text);
   return text.str();
 }
 

@@ -1,0 +1,242 @@
+#include "vmlab/viz/comparison.hpp"
+
+#include <cerrno>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace vmlab::viz {
+
+namespace {
+
+using Json = nlohmann::json;
+
+std::string type_of(const Json& value) {
+  if (value.is_number_unsigned() || value.is_number_integer()) return "a whole number";
+  if (value.is_number_float()) return "a fractional number";
+  return std::string("a") + (value.is_object() || value.is_array() ? "n " : " ") +
+         value.type_name();
+}
+
+// Reads the fields of one JSON object, each named by its path in the file;
+// the first problem is kept and later reads give defaults, so a row reads
+// field after field and is checked once at the end.
+class ObjectReader {
+ public:
+  ObjectReader(const Json& object, std::string path, std::optional<Error>& error)
+      : m_object(object), m_path(std::move(path)), m_error(error) {}
+
+  std::string text(const char* name) {
+    const Json* value = find(name);
+    if (value == nullptr) return {};
+    if (!value->is_string()) {
+      wrong_type(name, "a string", *value);
+      return {};
+    }
+    return value->get<std::string>();
+  }
+
+  bool flag(const char* name) {
+    const Json* value = find(name);
+    if (value == nullptr) return false;
+    if (!value->is_boolean()) {
+      wrong_type(name, "true or false", *value);
+      return false;
+    }
+    return value->get<bool>();
+  }
+
+  std::uint64_t count(const char* name) {
+    const Json* value = find(name);
+    if (value == nullptr) return 0;
+    if (value->is_number_unsigned()) return value->get<std::uint64_t>();
+    if (value->is_number_integer()) {
+      fail(ComparisonError::kInvalidValue, name, "must not be negative");
+      return 0;
+    }
+    wrong_type(name, "a whole number", *value);
+    return 0;
+  }
+
+  // A figure that cannot be negative (rates, shares, ratios).
+  double figure(const char* name) {
+    const Json* value = find(name);
+    if (value == nullptr) return 0;
+    return figure_of(name, *value);
+  }
+
+  std::optional<double> figure_or_null(const char* name) {
+    const Json* value = find(name);
+    if (value == nullptr || value->is_null()) return std::nullopt;
+    return figure_of(name, *value);
+  }
+
+  // A nested object, or none (and an error) if it is absent or not one.
+  const Json* object(const char* name, bool required) {
+    const Json* value = required ? find(name) : find_optional(name);
+    if (value == nullptr) return nullptr;
+    if (!value->is_object()) {
+      wrong_type(name, "an object", *value);
+      return nullptr;
+    }
+    return value;
+  }
+
+  std::string path_of(const char* name) const { return m_path + name; }
+
+ private:
+  const Json* find_optional(const char* name) {
+    if (m_error) return nullptr;
+    const auto found = m_object.find(name);
+    return found == m_object.end() ? nullptr : &*found;
+  }
+
+  const Json* find(const char* name) {
+    if (m_error) return nullptr;
+    const Json* value = find_optional(name);
+    if (value == nullptr) fail(ComparisonError::kMissingField, name, "is missing");
+    return value;
+  }
+
+  double figure_of(const char* name, const Json& value) {
+    if (!value.is_number()) {
+      wrong_type(name, "a number", value);
+      return 0;
+    }
+    const double number = value.get<double>();
+    if (number < 0) fail(ComparisonError::kInvalidValue, name, "must not be negative");
+    return number;
+  }
+
+  void wrong_type(const char* name, const char* expected, const Json& value) {
+    fail(ComparisonError::kWrongType, name,
+         std::string("should be ") + expected + ", not " + type_of(value));
+  }
+
+  void fail(ComparisonError kind, const char* name, const std::string& why) {
+    if (!m_error) m_error = Error{kind, path_of(name) + ": " + why};
+  }
+
+  const Json& m_object;
+  std::string m_path;
+  std::optional<Error>& m_error;
+};
+
+void read_translation(const Json& object, const std::string& path, TranslationFigures& figures,
+                      std::optional<Error>& error) {
+  ObjectReader reader(object, path, error);
+  figures.blocks = reader.count("blocks");
+  figures.guest_instructions = reader.count("guest_instructions");
+  figures.tc_bytes = reader.count("tc_bytes");
+  figures.branch_exits = reader.count("branch_exits");
+  figures.chained = reader.count("chained");
+  figures.lookup_misses = reader.count("lookup_misses");
+  figures.blocks_invalidated = reader.count("blocks_invalidated");
+  figures.flushes = reader.count("flushes");
+  const Json* call_outs = reader.object("call_outs", true);
+  if (call_outs == nullptr) return;
+  ObjectReader counts(*call_outs, path + "call_outs.", error);
+  for (const auto& [mnemonic, count] : call_outs->items()) {
+    figures.call_outs.emplace_back(mnemonic, counts.count(mnemonic.c_str()));
+  }
+}
+
+ComparisonRow read_row(const Json& object, const std::string& path, std::optional<Error>& error) {
+  ComparisonRow row;
+  ObjectReader reader(object, path, error);
+  row.workload = reader.text("workload");
+  row.n = reader.count("n");
+  row.cpu = reader.text("cpu");
+  row.irqchip = reader.text("irqchip");
+  if (!error && row.irqchip != "vmm" && row.irqchip != "kernel") {
+    error = Error{ComparisonError::kInvalidValue,
+                  reader.path_of("irqchip") + ": '" + row.irqchip + "' is not vmm or kernel"};
+  }
+  row.disk_model = reader.text("disk_model");
+  row.ok = reader.flag("ok");
+  if (!row.ok) {
+    row.failure = reader.text("failure");
+    return row;
+  }
+  row.cycles = reader.count("cycles");
+  row.cycles_per_op = reader.figure("cycles_per_op");
+  row.vm_exits_per_op = reader.figure("vm_exits_per_op");
+  row.kvm_exits_per_op = reader.figure("kvm_exits_per_op");
+  row.monitor_traps_per_op = reader.figure("monitor_traps_per_op");
+  row.hypercalls_per_op = reader.figure("hypercalls_per_op");
+  if (const Json* shares = reader.object("share_percent", true)) {
+    ObjectReader share(*shares, path + "share_percent.", error);
+    row.shares.guest = share.figure("guest");
+    row.shares.guest_user_at_exit = share.figure("guest_user_at_exit");
+    row.shares.guest_kernel_at_exit = share.figure("guest_kernel_at_exit");
+    row.shares.monitor = share.figure("monitor");
+    row.shares.vmm = share.figure("vmm");
+    row.shares.halted = share.figure("halted");
+  }
+  row.relative_to_hvm = reader.figure_or_null("relative_to_hvm");
+  if (const Json* translation = reader.object("translation", false)) {
+    row.translation.emplace();
+    read_translation(*translation, path + "translation.", *row.translation, error);
+  }
+  row.result = reader.text("result");
+  return row;
+}
+
+}  // namespace
+
+Result<ComparisonResults> parse_comparison_json(std::string_view text) {
+  Json document;
+  try {
+    document = Json::parse(text);
+  } catch (const Json::parse_error& error) {
+    // "[json.exception.parse_error.101] parse error at line 1, column 5: ..."
+    std::string what = error.what();
+    if (const auto end = what.find("] "); what.rfind("[json.", 0) == 0 && end != std::string::npos)
+      what.erase(0, end + 2);
+    return Error{ComparisonError::kMalformedJson, "not a JSON document: " + what};
+  }
+  if (!document.is_object()) {
+    return Error{
+        ComparisonError::kWrongType,
+        "the document should be an object (from `vmlab compare --json`), not " + type_of(document)};
+  }
+  std::optional<Error> error;
+  ComparisonResults results;
+  ObjectReader reader(document, "", error);
+  results.platform_line = reader.text("platform");
+  const auto rows = document.find("rows");
+  if (!error && rows == document.end()) {
+    error = Error{ComparisonError::kMissingField, "rows: is missing"};
+  } else if (!error && !rows->is_array()) {
+    error = Error{ComparisonError::kWrongType, "rows: should be an array, not " + type_of(*rows)};
+  }
+  if (error) return *error;
+  for (std::size_t index = 0; index < rows->size(); ++index) {
+    const std::string path = "rows[" + std::to_string(index) + "]";
+    const Json& row = (*rows)[index];
+    if (!row.is_object()) {
+      return Error{ComparisonError::kWrongType,
+                   path + ": should be an object, not " + type_of(row)};
+    }
+    results.rows.push_back(read_row(row, path + ".", error));
+    if (error) return *error;
+  }
+  return results;
+}
+
+Result<ComparisonResults> read_comparison_file(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) {
+    return Error::from_errno(ComparisonError::kUnreadable, "cannot open comparison " + path, errno);
+  }
+  std::stringstream text;
+  text << file.rdbuf();
+  if (file.bad()) {
+    return Error::from_errno(ComparisonError::kUnreadable, "cannot read comparison " + path, errno);
+  }
+  auto results = parse_comparison_json(text.str());
+  if (!results) return Error{results.error().kind, path + ": " + results.error().message};
+  return results;
+}
+
+}  // namespace vmlab::viz
