@@ -131,8 +131,65 @@ Status BtMode::start_technique(ModeContext& context) {
 }
 
 void BtMode::synchronize_virtual_cpu() {
-  // cli and sti in the TC store to the virtual IF without a trap.
-  if (m_cache && cpu().cpl == 0) cpu().interrupt_flag = m_cache->virtual_interrupt_flag();
+  if (!m_cache) return;
+  if (cpu().cpl != 0) {
+    m_alignment_check_in_registers = true;  // user code runs with its own real flags
+    return;
+  }
+  // cli, sti and popf in the TC store to the virtual IF without a trap; it
+  // is the guest's at every TC instruction (a popf's store is its commit).
+  cpu().interrupt_flag = m_cache->virtual_interrupt_flag();
+  // IOPL and AC, which popf stores on the scratch page, are read back once
+  // the guest's RIP is known (absorb_virtual_flags): inside a popf they may
+  // be ahead of the guest. The real AC in the registers is not the guest's.
+  m_virtual_flags_pending = true;
+  m_alignment_check_in_registers = false;
+}
+
+void BtMode::absorb_virtual_flags() {
+  if (!m_cache || !std::exchange(m_virtual_flags_pending, false)) return;
+  const GuestVirtAddr rip(registers().rip);
+  const auto state = m_cache->contains(rip) ? m_cache->guest_state_at(rip) : std::nullopt;
+  if (!state || !state->virtual_flags_ahead) {
+    // The page is the guest's to write: only its own IOPL (2 bits) and AC
+    // are taken from it.
+    const std::uint64_t stored = m_cache->scratch().virtual_rflags;
+    cpu().iopl = static_cast<std::uint8_t>((stored & kRflagsIoplMask) >> kRflagsIoplShift);
+    m_virtual_alignment_check = (stored & kRflagsAlignmentCheck) != 0;
+  }
+  apply_virtual_alignment_check(registers());
+}
+
+void BtMode::apply_virtual_alignment_check(GuestRegisters& r) {
+  r.rflags =
+      (r.rflags & ~kRflagsAlignmentCheck) | (m_virtual_alignment_check ? kRflagsAlignmentCheck : 0);
+  if (&r == &registers()) m_alignment_check_in_registers = true;
+}
+
+void BtMode::publish_virtual_cpu(GuestVirtAddr tc_address) {
+  ScratchPage page = m_cache->scratch();
+  const ScratchPage before = page;
+  // Resuming inside a popf that has stored its IOPL and AC: they are the
+  // guest's once it commits, and must stay.
+  const auto state = m_cache->guest_state_at(tc_address);
+  if (!state || !state->virtual_flags_ahead) {
+    page.virtual_rflags = (std::uint64_t{cpu().iopl} << kRflagsIoplShift & kRflagsIoplMask) |
+                          (m_virtual_alignment_check ? kRflagsAlignmentCheck : 0);
+  }
+  page.cs = cpu().cs;
+  page.ss = cpu().ss;
+  page.ds = cpu().ds.selector;
+  page.es = cpu().es.selector;
+  page.fs = cpu().fs.selector;
+  page.gs = cpu().gs.selector;
+  page.gdtr_base = cpu().gdtr.base;
+  page.gdtr_limit = cpu().gdtr.limit;
+  page.idtr_base = cpu().idtr.base;
+  page.idtr_limit = cpu().idtr.limit;
+  page.ldtr = cpu().ldtr;
+  page.tr = cpu().tr;
+  page.cr0 = cpu().cr0;
+  if (!(page == before)) m_cache->write_scratch(page);
 }
 
 ExitDisposition BtMode::handle_exit(ModeContext& context, const VcpuExit& exit) {
@@ -214,13 +271,28 @@ void BtMode::address_space_changed() {
   m_resume.reset();
 }
 
-Status BtMode::place_guest(ModeContext& context) {
-  (void)context;
+Status BtMode::place_guest(ModeContext&) {
+  absorb_virtual_flags();
   if (cpu().cpl != 0) {
     m_resume.reset();
     return {};
   }
+  // In virtual kernel mode the guest's AC lives on the scratch page and the
+  // real one is clear: at CPL3 with the real CR0.AM set, a real AC would
+  // raise #AC on misaligned accesses, which a CPL0 kernel never takes (Intel
+  // SDM vol. 3A, 6.15, #AC: CPL 3 only).
+  if (m_alignment_check_in_registers) {
+    m_virtual_alignment_check = (registers().rflags & kRflagsAlignmentCheck) != 0;
+  }
+  registers().rflags &= ~kRflagsAlignmentCheck;
+  m_alignment_check_in_registers = false;
   m_cache->set_virtual_interrupt_flag(cpu().interrupt_flag);
+  auto placed = place_in_cache();
+  if (placed && cpu().cpl == 0) publish_virtual_cpu(GuestVirtAddr(registers().rip));
+  return placed;
+}
+
+Status BtMode::place_in_cache() {
   GuestRegisters& r = registers();
   if (m_cache->contains(GuestVirtAddr(r.rip))) return {};  // going on inside the TC
   if (auto point = std::exchange(m_resume, std::nullopt); point && point->guest_rip == r.rip) {
@@ -251,11 +323,13 @@ Status BtMode::place_guest(ModeContext& context) {
 }
 
 Status BtMode::make_state_precise() {
+  absorb_virtual_flags();
   GuestRegisters& r = registers();
   if (!m_cache || cpu().cpl != 0 || !m_cache->contains(GuestVirtAddr(r.rip))) return {};
   auto guest = m_cache->recover_guest_registers(GuestVirtAddr(r.rip), r, shadow().walker());
   if (!guest) return guest.error();
   r = *guest;
+  apply_virtual_alignment_check(r);
   r.rflags = monitor::guest_visible_rflags(r, cpu());
   m_resume.reset();
   return {};
@@ -264,6 +338,7 @@ Status BtMode::make_state_precise() {
 std::optional<ExitDisposition> BtMode::intercept_trap(ModeContext& context, std::uint8_t vector,
                                                       std::optional<std::uint32_t> error_code) {
   if (cpu().cpl != 0) return std::nullopt;
+  absorb_virtual_flags();
   const GuestVirtAddr rip(registers().rip);
   if (vector == kVectorGeneralProtection && error_code == kBreakpointGateErrorCode &&
       m_cache->contains(rip)) {
@@ -317,6 +392,7 @@ ExitDisposition BtMode::take_exit(ModeContext& context, GuestVirtAddr exit_addre
     auto guest = m_cache->recover_guest_registers(exit_address, r, shadow().walker());
     if (!guest) return ExitDisposition::stop(guest.error().message);
     r = *guest;
+    apply_virtual_alignment_check(r);
     r.rflags = monitor::guest_visible_rflags(r, cpu());
     record_translation(EventReason::IndirectMiss, r.rip, 0, 1);
     return resume(context);  // place_guest finds or translates the target
@@ -427,15 +503,23 @@ ExitDisposition BtMode::interrupt_flag_write(ModeContext& context) {
     }
     return resume(context);
   }
-  cpu().interrupt_flag = store->interrupts_enabled;
-  m_cache->set_virtual_interrupt_flag(store->interrupts_enabled);
+  // cli and sti store a constant; popf the image's IF, which its sequence
+  // put in al (the registers are the real ones at the store).
+  const bool enabled = store->interrupts_enabled(r);
+  cpu().interrupt_flag = enabled;
+  m_cache->set_virtual_interrupt_flag(enabled);
   // sti's one-instruction shadow (SDM vol. 3A, 6.8.3): the monitor
-  // single-steps the next TC instruction before delivering.
-  if (store->interrupts_enabled) begin_interrupt_shadow();
+  // single-steps the next TC instruction before delivering. A popf that
+  // sets IF has none.
+  if (enabled && store->opens_interrupt_shadow) begin_interrupt_shadow();
   r.rip = store->resume_address.value();
+  // The store completed its guest instruction: a popf's IOPL and AC on the
+  // scratch page are the guest's now.
+  m_virtual_flags_pending = true;
+  absorb_virtual_flags();
   auto disposition = resume(context);
   record_trap(context, EventReason::CallOut, kVectorPageFault, store->guest_rip.value(), 0, start,
-              store->interrupts_enabled ? "sti" : "cli");
+              store->mnemonic);
   return disposition;
 }
 

@@ -3,7 +3,9 @@
 // list names it.
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstdio>
+#include <optional>
 
 #include "translator.hpp"
 #include "vmlab/format.hpp"
@@ -27,6 +29,9 @@ enum class Family : std::uint8_t {
   kCallOut,  // privileged or sensitive: the reason says which kind
   kClearInterruptFlag,
   kSetInterruptFlag,
+  kPushFlags,   // pushf, pushfq: inline, on the virtual IF, IOPL and AC
+  kPopFlags,    // popf, popfq: inline, likewise
+  kSystemRead,  // sgdt, sidt, sldt, str, smsw: inline, from the scratch page
   kJumpOrCall,  // near relative, near indirect, or far
   kReturn,      // near or far
   kConditionalJump,
@@ -245,15 +250,20 @@ constexpr Listed kListed[] = {
     {ZYDIS_MNEMONIC_UD0, Family::kCallOut, CallOutReason::kInvalidInstruction},
     {ZYDIS_MNEMONIC_UD1, Family::kCallOut, CallOutReason::kInvalidInstruction},
     {ZYDIS_MNEMONIC_UD2, Family::kCallOut, CallOutReason::kInvalidInstruction},
-    {ZYDIS_MNEMONIC_PUSHF, Family::kCallOut, CallOutReason::kFlagsRead},
-    {ZYDIS_MNEMONIC_PUSHFQ, Family::kCallOut, CallOutReason::kFlagsRead},
-    {ZYDIS_MNEMONIC_POPF, Family::kCallOut, CallOutReason::kFlagsWrite},
-    {ZYDIS_MNEMONIC_POPFQ, Family::kCallOut, CallOutReason::kFlagsWrite},
-    {ZYDIS_MNEMONIC_SGDT, Family::kCallOut, CallOutReason::kSystemTableRead},
-    {ZYDIS_MNEMONIC_SIDT, Family::kCallOut, CallOutReason::kSystemTableRead},
-    {ZYDIS_MNEMONIC_SLDT, Family::kCallOut, CallOutReason::kSystemTableRead},
-    {ZYDIS_MNEMONIC_STR, Family::kCallOut, CallOutReason::kSystemTableRead},
-    {ZYDIS_MNEMONIC_SMSW, Family::kCallOut, CallOutReason::kSystemTableRead},
+    // The x86 holes (sensitive, unprivileged): inline sequences on the
+    // scratch page's virtual values. pushf/popf keep their reasons for the
+    // exits they still take (popf setting TF).
+    {ZYDIS_MNEMONIC_PUSHF, Family::kPushFlags, CallOutReason::kFlagsRead},
+    {ZYDIS_MNEMONIC_PUSHFQ, Family::kPushFlags, CallOutReason::kFlagsRead},
+    {ZYDIS_MNEMONIC_POPF, Family::kPopFlags, CallOutReason::kFlagsWrite},
+    {ZYDIS_MNEMONIC_POPFQ, Family::kPopFlags, CallOutReason::kFlagsWrite},
+    {ZYDIS_MNEMONIC_SGDT, Family::kSystemRead, CallOutReason::kSystemTableRead},
+    {ZYDIS_MNEMONIC_SIDT, Family::kSystemRead, CallOutReason::kSystemTableRead},
+    {ZYDIS_MNEMONIC_SLDT, Family::kSystemRead, CallOutReason::kSystemTableRead},
+    {ZYDIS_MNEMONIC_STR, Family::kSystemRead, CallOutReason::kSystemTableRead},
+    {ZYDIS_MNEMONIC_SMSW, Family::kSystemRead, CallOutReason::kSystemTableRead},
+    // Rare in kernels, and each a walk of the virtual GDT with its type and
+    // privilege rules: left to the VMM's emulator.
     {ZYDIS_MNEMONIC_LAR, Family::kCallOut, CallOutReason::kSegmentCheck},
     {ZYDIS_MNEMONIC_LSL, Family::kCallOut, CallOutReason::kSegmentCheck},
     {ZYDIS_MNEMONIC_VERR, Family::kCallOut, CallOutReason::kSegmentCheck},
@@ -335,6 +345,10 @@ bool ends_block(const GuestInstruction& instruction) {
     case Treatment::kRipRelative:
     case Treatment::kClearInterruptFlag:
     case Treatment::kSetInterruptFlag:
+    case Treatment::kScratchLoad:
+    case Treatment::kScratchStore:
+    case Treatment::kPushFlags:
+    case Treatment::kPopFlags:
       return false;
     case Treatment::kDirectJump:
     case Treatment::kConditionalJump:
@@ -495,6 +509,182 @@ Result<std::vector<std::uint8_t>> load_target(const ZydisDecodedInstruction& ins
   return encode(request, address, bytes);
 }
 
+// --- The holes, inline -------------------------------------------------------
+
+// A segment register's slot on the scratch page, and its name.
+struct Slot {
+  std::size_t offset = 0;
+  const char* name = "";
+};
+
+constexpr struct {
+  ZydisRegister segment;
+  Slot slot;
+} kSegmentSlots[] = {
+    {ZYDIS_REGISTER_CS, {offsetof(ScratchPage, cs), "cs"}},
+    {ZYDIS_REGISTER_SS, {offsetof(ScratchPage, ss), "ss"}},
+    {ZYDIS_REGISTER_DS, {offsetof(ScratchPage, ds), "ds"}},
+    {ZYDIS_REGISTER_ES, {offsetof(ScratchPage, es), "es"}},
+    {ZYDIS_REGISTER_FS, {offsetof(ScratchPage, fs), "fs"}},
+    {ZYDIS_REGISTER_GS, {offsetof(ScratchPage, gs), "gs"}},
+};
+
+std::optional<Slot> segment_slot(ZydisRegister segment) {
+  for (const auto& each : kSegmentSlots) {
+    if (each.segment == segment) return each.slot;
+  }
+  return std::nullopt;
+}
+
+ZydisRegister borrowed_register(BorrowedRegister borrowed, ZydisRegisterClass width) {
+  return ZydisRegisterEncode(width, static_cast<ZyanU8>(borrowed));
+}
+
+// The first of rax, rcx and rdx that the guest's memory operand does not
+// name (it names two registers at most).
+BorrowedRegister free_register(const ZydisDecodedOperand& memory) {
+  const auto largest = [](ZydisRegister reg) {
+    return reg == ZYDIS_REGISTER_NONE
+               ? ZYDIS_REGISTER_NONE
+               : ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, reg);
+  };
+  const ZydisRegister base = largest(memory.mem.base);
+  const ZydisRegister index = largest(memory.mem.index);
+  for (const BorrowedRegister candidate :
+       {BorrowedRegister::kRax, BorrowedRegister::kRcx, BorrowedRegister::kRdx}) {
+    const ZydisRegister reg = borrowed_register(candidate, ZYDIS_REGCLASS_GPR64);
+    if (reg != base && reg != index) return candidate;
+  }
+  return BorrowedRegister::kRdx;  // unreachable: three candidates, two registers
+}
+
+// An instruction with a [rip+0] memory operand, encoded, and where its disp32
+// is, for the emitter to aim at a scratch slot.
+struct RipRelativeCode {
+  std::vector<std::uint8_t> bytes;
+  std::uint8_t displacement_offset = 0;
+};
+
+Result<RipRelativeCode> encode_rip_relative(const ZydisEncoderRequest& request,
+                                            const ZydisDecoder& decoder, GuestVirtAddr address,
+                                            std::span<const std::uint8_t> bytes) {
+  auto code = encode(request, address, bytes);
+  if (!code) return code.error();
+  ZydisDecodedInstruction encoded;
+  ZydisDecodedOperand operands[ZYDIS_MAX_OPERAND_COUNT];
+  if (!ZYAN_SUCCESS(
+          ZydisDecoderDecodeFull(&decoder, code->data(), code->size(), &encoded, operands)) ||
+      encoded.raw.disp.size != 32) {
+    return unknown_instruction(address, bytes, ZydisMnemonicGetString(request.mnemonic),
+                               "its translation has no disp32 to aim at the scratch page");
+  }
+  return RipRelativeCode{std::move(*code), encoded.raw.disp.offset};
+}
+
+ZydisEncoderRequest request_for(ZydisMnemonic mnemonic) {
+  ZydisEncoderRequest request{};
+  request.machine_mode = ZYDIS_MACHINE_MODE_LONG_64;
+  request.mnemonic = mnemonic;
+  return request;
+}
+
+void set_slot_operand(ZydisEncoderOperand& operand, unsigned size) {
+  operand.type = ZYDIS_OPERAND_TYPE_MEMORY;
+  operand.mem.base = ZYDIS_REGISTER_RIP;
+  operand.mem.size = static_cast<ZyanU16>(size);
+}
+
+// Loads a register destination the way mov r, sreg, sldt r, str r and smsw r
+// write it (Intel SDM vol. 2B MOV, SLDT, STR, SMSW): a 16-bit register gets
+// the low 16 bits and keeps its upper 48; a 32- or 64-bit one the value
+// zero-extended to the operand size (smsw: CR0 truncated to it, "In 64-bit
+// mode"), and a 32-bit write clears bits 63:32 (vol. 1, 3.4.1.1).
+// `value_bytes`: 2 for a selector, the operand size for smsw.
+Result<RipRelativeCode> load_register_from_slot(ZydisRegister destination, unsigned value_bytes,
+                                                const ZydisDecoder& decoder, GuestVirtAddr address,
+                                                std::span<const std::uint8_t> bytes) {
+  const ZydisRegisterClass register_class = ZydisRegisterGetClass(destination);
+  const bool zero_extend_word = value_bytes == 2 && register_class != ZYDIS_REGCLASS_GPR16;
+  ZydisEncoderRequest request =
+      request_for(zero_extend_word ? ZYDIS_MNEMONIC_MOVZX : ZYDIS_MNEMONIC_MOV);
+  request.operand_count = 2;
+  request.operands[0].type = ZYDIS_OPERAND_TYPE_REGISTER;
+  request.operands[0].reg.value =
+      zero_extend_word ? ZydisRegisterEncode(ZYDIS_REGCLASS_GPR32,
+                                             static_cast<ZyanU8>(ZydisRegisterGetId(destination)))
+                       : destination;
+  set_slot_operand(
+      request.operands[1],
+      zero_extend_word ? 2 : ZydisRegisterGetWidth(ZYDIS_MACHINE_MODE_LONG_64, destination) / 8);
+  return encode_rip_relative(request, decoder, address, bytes);
+}
+
+// mov <the guest's memory operand, plus `extra` bytes>, <borrowed register>:
+// the same base, index, scale, displacement, fs/gs override and address size
+// (Intel SDM vol. 2A, 3.4.1: in 64-bit mode only fs and gs change an address).
+Result<std::vector<std::uint8_t>> store_through(const ZydisDecodedInstruction& instruction,
+                                                const ZydisDecodedOperand& memory,
+                                                std::optional<std::uint64_t> absolute,
+                                                std::int64_t extra, BorrowedRegister borrowed,
+                                                unsigned size, GuestVirtAddr address,
+                                                std::span<const std::uint8_t> bytes) {
+  ZydisEncoderRequest request = request_for(ZYDIS_MNEMONIC_MOV);
+  request.operand_count = 2;
+  ZydisEncoderOperand& destination = request.operands[0];
+  destination.type = ZYDIS_OPERAND_TYPE_MEMORY;
+  destination.mem.base = absolute ? ZYDIS_REGISTER_NONE : memory.mem.base;
+  destination.mem.index = memory.mem.index;
+  destination.mem.scale = memory.mem.scale;
+  const std::int64_t displacement =
+      (absolute ? static_cast<std::int64_t>(*absolute) : memory.mem.disp.value) + extra;
+  if (!is_sign_extended_32(static_cast<std::uint64_t>(displacement))) {
+    return unknown_instruction(address, bytes, ZydisMnemonicGetString(instruction.mnemonic),
+                               "the displacement of its second store does not fit 32 bits");
+  }
+  destination.mem.displacement = displacement;
+  destination.mem.size = static_cast<ZyanU16>(size);
+  request.operands[1].type = ZYDIS_OPERAND_TYPE_REGISTER;
+  request.operands[1].reg.value =
+      borrowed_register(borrowed, size == 2 ? ZYDIS_REGCLASS_GPR16 : ZYDIS_REGCLASS_GPR64);
+  request.prefixes =
+      instruction.attributes & (ZYDIS_ATTRIB_HAS_SEGMENT_FS | ZYDIS_ATTRIB_HAS_SEGMENT_GS);
+  if (instruction.address_width == 32) request.address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_32;
+  return encode(request, address, bytes);
+}
+
+// The memory form of a hole: each (slot, width, offset into the operand)
+// through one borrowed register. sgdt/sidt store a 2-byte limit, then an
+// 8-byte base (Intel SDM vol. 2B SGDT, "64-bit mode"); the others 16 bits,
+// whatever the operand size (vol. 2B MOV, SLDT, STR, SMSW).
+struct StorePart {
+  std::size_t offset = 0;
+  unsigned size = 2;
+  std::int64_t into_operand = 0;
+};
+
+Status store_slots_inline(GuestInstruction& result, const ZydisDecodedInstruction& instruction,
+                          const ZydisDecodedOperand* operands, const ZydisDecodedOperand& memory,
+                          std::span<const StorePart> parts, GuestVirtAddr address,
+                          std::span<const std::uint8_t> bytes) {
+  std::optional<std::uint64_t> absolute;
+  if (rip_relative_operand(instruction, operands) == &memory) {
+    auto computed = absolute_operand(address, bytes, instruction, memory);
+    if (!computed) return computed.error();
+    absolute = *computed;
+  }
+  result.borrowed = free_register(memory);
+  result.stores.clear();
+  for (const StorePart& part : parts) {
+    auto code = store_through(instruction, memory, absolute, part.into_operand, result.borrowed,
+                              part.size, address, bytes);
+    if (!code) return code.error();
+    result.stores.push_back({part.offset, std::move(*code)});
+  }
+  result.absolute = absolute;
+  result.treatment = Treatment::kScratchStore;
+  return {};
+}
+
 }  // namespace
 
 Decoder::Decoder() {
@@ -578,6 +768,17 @@ Result<GuestInstruction> Decoder::translate(GuestVirtAddr address,
     case Family::kSetInterruptFlag:
       result.treatment = Treatment::kSetInterruptFlag;
       return result;
+    case Family::kPushFlags:
+    case Family::kPopFlags:
+      // 64 bits, or 16 with 0x66 (a 32-bit operand size cannot be encoded in
+      // 64-bit mode: Intel SDM vol. 2B PUSHF, POPF).
+      result.treatment =
+          listed.family == Family::kPushFlags ? Treatment::kPushFlags : Treatment::kPopFlags;
+      result.reason = listed.reason;
+      result.operand_size = static_cast<std::uint8_t>(instruction.operand_width / 8);
+      return result;
+    case Family::kSystemRead:
+      return translate_system_read(result, instruction, operands);
     case Family::kJumpOrCall: {
       if (is_far) return call_out(CallOutReason::kFarTransfer);
       const bool is_call = instruction.mnemonic == ZYDIS_MNEMONIC_CALL;
@@ -634,7 +835,12 @@ Result<GuestInstruction> Decoder::translate(GuestVirtAddr address,
       break;
   }
 
-  if (auto reason = special_register_reason(instruction, operands)) return call_out(*reason);
+  if (auto reason = special_register_reason(instruction, operands)) {
+    if (*reason == CallOutReason::kSegmentRead) {
+      return translate_segment_read(result, instruction, operands);
+    }
+    return call_out(*reason);
+  }
   for (std::size_t index = 0; index < instruction.operand_count; ++index) {
     const ZydisDecodedOperand& operand = operands[index];
     if (operand.type == ZYDIS_OPERAND_TYPE_REGISTER && !is_general_register(operand.reg.value)) {
@@ -656,6 +862,117 @@ Result<GuestInstruction> Decoder::translate(GuestVirtAddr address,
   }
   result.treatment = Treatment::kIdent;
   result.code = result.bytes;
+  return result;
+}
+
+// mov r/m, sreg and push fs/gs: the selector the guest loaded, from the
+// scratch page. A translation Zydis cannot encode (an operand it would not
+// take back) stays a call-out: the VMM's emulator does the same thing.
+Result<GuestInstruction> Decoder::translate_segment_read(
+    GuestInstruction result, const ZydisDecodedInstruction& instruction,
+    const ZydisDecodedOperand* operands) const {
+  const std::span<const std::uint8_t> bytes = result.bytes;
+  const bool is_push = instruction.mnemonic == ZYDIS_MNEMONIC_PUSH;
+  const ZydisDecodedOperand& segment = is_push ? operands[0] : operands[1];
+  const auto slot = segment_slot(segment.reg.value);
+  const auto fallback = [&]() {
+    result.treatment = Treatment::kCallOut;
+    result.reason = CallOutReason::kSegmentRead;
+    return result;
+  };
+  if (!slot) return fallback();
+  result.scratch_offset = slot->offset;
+  result.virtual_value = std::string("the virtual ") + slot->name + " selector";
+  if (is_push) {
+    // push fs/gs: the selector zero-extended to the operand size, 8 bytes or
+    // 2 with 0x66 (Intel SDM vol. 2B PUSH): push qword/word [the slot], whose
+    // upper bytes the VMM keeps zero.
+    ZydisEncoderRequest request = request_for(ZYDIS_MNEMONIC_PUSH);
+    request.operand_count = 1;
+    set_slot_operand(request.operands[0], instruction.operand_width / 8);
+    auto code = encode_rip_relative(request, m_decoder, result.address, bytes);
+    if (!code) return fallback();
+    result.code = std::move(code->bytes);
+    result.displacement_offset = code->displacement_offset;
+    result.treatment = Treatment::kScratchLoad;
+    return result;
+  }
+  const ZydisDecodedOperand& destination = operands[0];
+  if (destination.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+    auto code = load_register_from_slot(destination.reg.value, 2, m_decoder, result.address, bytes);
+    if (!code) return fallback();
+    result.code = std::move(code->bytes);
+    result.displacement_offset = code->displacement_offset;
+    result.treatment = Treatment::kScratchLoad;
+    return result;
+  }
+  const StorePart part{slot->offset, 2, 0};
+  if (auto stored = store_slots_inline(result, instruction, operands, destination,
+                                       std::span(&part, 1), result.address, bytes);
+      !stored) {
+    if (stored.error().kind == make_error_code(TranslationError::kRipRelativeOutOfReach)) {
+      return stored.error();
+    }
+    return fallback();
+  }
+  return result;
+}
+
+// sgdt, sidt (memory only), sldt, str and smsw (register or memory): the
+// virtual CPU's tables, selectors and CR0 from the scratch page. At CPL0
+// CR4.UMIP does not apply (Intel SDM vol. 3A, 2.5), so the guest kernel's
+// own UMIP never makes them fault.
+Result<GuestInstruction> Decoder::translate_system_read(GuestInstruction result,
+                                                        const ZydisDecodedInstruction& instruction,
+                                                        const ZydisDecodedOperand* operands) const {
+  const std::span<const std::uint8_t> bytes = result.bytes;
+  const ZydisDecodedOperand& destination = operands[0];
+  Slot slot;
+  bool machine_status = false;
+  std::vector<StorePart> parts;
+  const ZydisMnemonic mnemonic = instruction.mnemonic;
+  if (mnemonic == ZYDIS_MNEMONIC_SGDT || mnemonic == ZYDIS_MNEMONIC_SIDT) {
+    const bool global = mnemonic == ZYDIS_MNEMONIC_SGDT;
+    result.virtual_value = global ? "the virtual GDTR" : "the virtual IDTR";
+    parts = {{global ? offsetof(ScratchPage, gdtr_limit) : offsetof(ScratchPage, idtr_limit), 2, 0},
+             {global ? offsetof(ScratchPage, gdtr_base) : offsetof(ScratchPage, idtr_base), 8, 2}};
+  } else if (mnemonic == ZYDIS_MNEMONIC_SLDT) {
+    slot = {offsetof(ScratchPage, ldtr), "the virtual LDTR selector"};
+  } else if (mnemonic == ZYDIS_MNEMONIC_STR) {
+    slot = {offsetof(ScratchPage, tr), "the virtual TR selector"};
+  } else {  // smsw
+    slot = {offsetof(ScratchPage, cr0), "the virtual CR0"};
+    machine_status = true;
+  }
+  const auto fallback = [&]() {
+    result.treatment = Treatment::kCallOut;
+    result.reason = CallOutReason::kSystemTableRead;
+    return result;
+  };
+  if (parts.empty()) {
+    result.virtual_value = slot.name;
+    result.scratch_offset = slot.offset;
+    if (destination.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+      const unsigned value_bytes = machine_status ? destination.size / 8 : 2;
+      auto code = load_register_from_slot(destination.reg.value, value_bytes, m_decoder,
+                                          result.address, bytes);
+      if (!code) return fallback();
+      result.code = std::move(code->bytes);
+      result.displacement_offset = code->displacement_offset;
+      result.treatment = Treatment::kScratchLoad;
+      return result;
+    }
+    parts = {{slot.offset, 2, 0}};
+  }
+  if (destination.type != ZYDIS_OPERAND_TYPE_MEMORY) return fallback();
+  if (auto stored = store_slots_inline(result, instruction, operands, destination, parts,
+                                       result.address, bytes);
+      !stored) {
+    if (stored.error().kind == make_error_code(TranslationError::kRipRelativeOutOfReach)) {
+      return stored.error();
+    }
+    return fallback();
+  }
   return result;
 }
 

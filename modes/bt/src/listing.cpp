@@ -34,6 +34,18 @@ std::string bytes_text(std::span<const std::uint8_t> bytes) {
   return text;
 }
 
+const char* borrowed_name(BorrowedRegister borrowed) {
+  switch (borrowed) {
+    case BorrowedRegister::kRax:
+      return "rax";
+    case BorrowedRegister::kRcx:
+      return "rcx";
+    case BorrowedRegister::kRdx:
+      return "rdx";
+  }
+  return "?";
+}
+
 std::string treatment_note(const GuestInstruction& instruction) {
   switch (instruction.treatment) {
     case Treatment::kIdent:
@@ -57,7 +69,26 @@ std::string treatment_note(const GuestInstruction& instruction) {
     case Treatment::kIndirectJump:
     case Treatment::kIndirectCall:
       return "indirect: target into rcx";
+    case Treatment::kScratchLoad:
+    case Treatment::kScratchStore:
+      return instruction.mnemonic + ": " + instruction.virtual_value +
+             " from the scratch page, no exit" +
+             (instruction.treatment == Treatment::kScratchStore
+                  ? std::string(" (") + borrowed_name(instruction.borrowed) +
+                        " borrowed, saved in its slot)"
+                  : std::string());
+    case Treatment::kPushFlags:
+      return instruction.mnemonic +
+             ": the real flags with the virtual IF (flag byte), IOPL and AC (scratch), no exit";
+    case Treatment::kPopFlags:
+      return instruction.mnemonic +
+             ": the flags; IF to the flag byte (the last store), IOPL and AC to the scratch "
+             "page, never to the real flags; TF set: call-out";
     case Treatment::kCallOut:
+      if (instruction.reason == CallOutReason::kSegmentCheck) {
+        return "call-out: rare: " + instruction.mnemonic + " (" + to_string(instruction.reason) +
+               ", a walk of the virtual GDT the VMM's emulator does)";
+      }
       return "call-out: " + instruction.mnemonic + " (" + to_string(instruction.reason) + ")";
   }
   return "";
@@ -121,16 +152,26 @@ std::string CacheImplementation::describe(const Block& block) const {
   for (std::size_t index = next_tc; index < code.instructions.size(); ++index) {
     const TcInstruction& tc = code.instructions[index];
     std::string note;
+    std::string label;
     for (const ExitRecord& exit : code.exits) {
       if (exit.address != tc.address) continue;
       if (const auto* branch = std::get_if<BranchExit>(&exit.site)) {
         note = "exit site: to guest " + hex(branch->guest_target.value());
+        label = "  (exit site)";
+      }
+      if (const auto* call_out = std::get_if<CallOut>(&exit.site)) {
+        note = "call-out: " + call_out->mnemonic + " (" + to_string(call_out->reason) +
+               "): its image sets TF";
       }
     }
-    const std::string label =
-        padded(note.empty() ? "  (falls through to " + hex(block.guest_end.value()) + ")"
-                            : std::string("  (exit site)"),
-               kGuestColumns);
+    if (tc.guest_index != kNoGuestInstruction) {
+      const GuestInstruction& owner = code.guest_instructions[tc.guest_index].instruction;
+      label =
+          "  (out of line, for the " + owner.mnemonic + " at " + hex(owner.address.value()) + ")";
+    } else if (label.empty()) {
+      label = "  (falls through to " + hex(block.guest_end.value()) + ")";
+    }
+    label = padded(label, kGuestColumns);
     text += "  " + label + " | " + tc_line(tc, note) + "\n";
   }
   return text;

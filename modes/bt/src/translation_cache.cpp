@@ -69,6 +69,19 @@ Status check_layout(const CacheLayout& layout, std::span<std::uint8_t> region) {
   return {};
 }
 
+// A call-out's name in Statistics::call_outs: its mnemonic, and for mov,
+// push and pop, whose mnemonic does not say, the kind of register.
+std::string counted_as(const CallOut& call_out) {
+  if (call_out.mnemonic != "mov" && call_out.mnemonic != "push" && call_out.mnemonic != "pop") {
+    return call_out.mnemonic;
+  }
+  if (call_out.reason == CallOutReason::kControlRegister) return call_out.mnemonic + " cr";
+  if (call_out.reason == CallOutReason::kDebugRegister) return call_out.mnemonic + " dr";
+  if (call_out.reason == CallOutReason::kSegmentLoad) return call_out.mnemonic + " sreg";
+  if (call_out.reason == CallOutReason::kSegmentRead) return call_out.mnemonic + " from sreg";
+  return call_out.mnemonic;
+}
+
 }  // namespace
 
 namespace detail {
@@ -475,7 +488,7 @@ std::optional<ExitSite> TranslationCache::take_exit(GuestVirtAddr tc_address) {
   if (std::holds_alternative<BranchExit>(*site)) ++statistics.branch_exits;
   if (std::holds_alternative<LookupMiss>(*site)) ++statistics.lookup_misses;
   if (const auto* call_out = std::get_if<CallOut>(&*site))
-    ++statistics.call_outs[call_out->mnemonic];
+    ++statistics.call_outs[counted_as(*call_out)];
   return site;
 }
 
@@ -557,9 +570,26 @@ std::optional<VirtualFlagStore> TranslationCache::flag_store_at(GuestVirtAddr tc
   }
   const detail::GuestInstruction& guest =
       block->code.guest_instructions[instruction->guest_index].instruction;
-  const bool is_sti = guest.treatment == detail::Treatment::kSetInterruptFlag;
-  if (!is_sti && guest.treatment != detail::Treatment::kClearInterruptFlag) return std::nullopt;
-  return VirtualFlagStore{is_sti, guest.address, guest.next(), tc_address + instruction->length};
+  VirtualFlagStore store;
+  switch (instruction->flag_store) {
+    case detail::FlagStoreKind::kNone:
+      return std::nullopt;
+    case detail::FlagStoreKind::kClear:
+      store.value = VirtualFlagStore::Value::kZero;
+      break;
+    case detail::FlagStoreKind::kSet:
+      store.value = VirtualFlagStore::Value::kOne;
+      store.opens_interrupt_shadow = true;
+      break;
+    case detail::FlagStoreKind::kRegisterAl:
+      store.value = VirtualFlagStore::Value::kRegisterAl;
+      break;
+  }
+  store.mnemonic = guest.mnemonic;
+  store.guest_rip = guest.address;
+  store.next_guest_rip = guest.next();
+  store.resume_address = tc_address + instruction->length;
+  return store;
 }
 
 bool TranslationCache::contains(GuestVirtAddr address) const {

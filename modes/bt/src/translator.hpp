@@ -31,7 +31,25 @@ enum class Treatment {
   kReturn,              // ret, ret imm16
   kIndirectJump,        // jmp r/m64
   kIndirectCall,        // call r/m64
-  kCallOut,             // int3 to the VMM
+  // The x86 holes, inline on the scratch page's virtual values (no exit):
+  kScratchLoad,   // one instruction reading a slot: mov r, sreg; sldt/str/smsw r; push fs/gs
+  kScratchStore,  // slots to guest memory through a borrowed register: mov m16, sreg;
+                  // sldt/str/smsw m16; sgdt/sidt m
+  kPushFlags,     // pushf, pushfq: the real flags with the virtual IF, IOPL and AC
+  kPopFlags,      // popf, popfq: the real flags, the virtual IF, IOPL and AC
+  kCallOut,       // int3 to the VMM
+};
+
+// The registers the TC borrows, by their number in ModRM.reg (Intel SDM vol.
+// 2A, table 2-2), each with its save slot on the scratch page.
+enum class BorrowedRegister : std::uint8_t { kRax = 0, kRcx = 1, kRdx = 2 };
+
+// One store of a kScratchStore: `code` is `mov <the guest's operand>, <the
+// borrowed register>` (16 or 64 bits; sgdt's base at the operand + 2), after
+// the register is loaded from ScratchPage at `scratch_offset`.
+struct ScratchStore {
+  std::size_t scratch_offset = 0;
+  std::vector<std::uint8_t> code;
 };
 
 struct GuestInstruction {
@@ -48,6 +66,16 @@ struct GuestInstruction {
   std::optional<std::uint64_t> absolute;  // kRipRelative and RIP-relative indirect operands
   std::uint8_t condition = 0;             // kConditionalJump: tttn (Intel SDM vol. 2, B.1.4.7)
   std::uint16_t stack_release = 0;        // ret imm16
+  // kScratchLoad: `code` reads ScratchPage at scratch_offset RIP-relative;
+  // its disp32 is at code[displacement_offset] (filled in when emitted).
+  std::size_t scratch_offset = 0;
+  std::uint8_t displacement_offset = 0;
+  // kScratchStore: the register borrowed (one the guest's operand does not
+  // use) and the stores made through it.
+  BorrowedRegister borrowed = BorrowedRegister::kRax;
+  std::vector<ScratchStore> stores;
+  std::uint8_t operand_size = 0;  // kPushFlags, kPopFlags: 2 (0x66) or 8 bytes
+  std::string virtual_value;      // kScratchLoad, kScratchStore: what is read, for the listing
 
   GuestVirtAddr next() const { return address + length; }
 };
@@ -79,17 +107,32 @@ class Decoder {
   Result<GuestInstruction> translate(GuestVirtAddr address, std::span<const std::uint8_t> bytes,
                                      const ZydisDecodedInstruction& instruction,
                                      const ZydisDecodedOperand* operands) const;
+  Result<GuestInstruction> translate_segment_read(GuestInstruction result,
+                                                  const ZydisDecodedInstruction& instruction,
+                                                  const ZydisDecodedOperand* operands) const;
+  Result<GuestInstruction> translate_system_read(GuestInstruction result,
+                                                 const ZydisDecodedInstruction& instruction,
+                                                 const ZydisDecodedOperand* operands) const;
   ZydisDecoder m_decoder{};
   ZydisFormatter m_formatter{};
 };
 
 constexpr std::size_t kNoGuestInstruction = std::numeric_limits<std::size_t>::max();
 
+// What a TC instruction that stores the virtual IF stores (flag_store_at).
+enum class FlagStoreKind : std::uint8_t {
+  kNone,       // not such a store
+  kClear,      // cli: 0
+  kSet,        // sti: 1
+  kRegisterAl  // popf: the al the sequence computed, 0 or 1
+};
+
 struct TcInstruction {
   std::uint64_t address = 0;
   std::uint8_t length = 0;
   GuestState state;
   std::size_t guest_index = kNoGuestInstruction;  // into Block::guest_instructions
+  FlagStoreKind flag_store = FlagStoreKind::kNone;
 };
 
 struct ExitRecord {

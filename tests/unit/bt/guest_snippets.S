@@ -128,4 +128,88 @@ bt_snippet_\name\()_end:
         hlt
         end_snippet interrupt_flag
 
+# The x86 holes, which the translator makes inline sequences on the scratch
+# page's virtual values. Natively they read the host's own state (or fault,
+# with UMIP): the tests compare these translated with what the virtual CPU
+# says, and with the native run where the two agree (pushf with the virtual
+# IF 1 and IOPL 0, popf).
+
+# pushfq and pushf (16 bits) after stc.
+        snippet flags_read
+        stc
+        pushfq
+        pop rbx
+        pushfw
+        pop cx
+        hlt
+        end_snippet flags_read
+
+# popfq of the image the test puts in rdi, read back with pushfq.
+        snippet flags_write
+        push rdi
+        popfq
+        pushfq
+        pop rbx
+        hlt
+        end_snippet flags_write
+
+# popf (16 bits) of di.
+        snippet flags_write_word
+        push di
+        popfw
+        pushfq
+        pop rbx
+        hlt
+        end_snippet flags_write_word
+
+# A misaligned load after a popfq that sets AC (rdi): at CPL3 with CR0.AM
+# the CPU raises #AC, which a CPL0 kernel never takes.
+        snippet misaligned_after_popf
+        push rdi
+        popfq
+        mov rax, [rsp - 3]
+        pushfq
+        pop rbx
+        hlt
+        end_snippet misaligned_after_popf
+
+# mov from segment registers into registers of every width, into memory
+# through operands that name rax, rcx and rdx (rsi: a buffer, rax, rcx:
+# small indexes the test sets), and push fs/gs.
+        snippet segment_reads
+        mov [rsi + rax], es
+        mov [rsi + rcx*2 + 4], ds
+        mov [rdx], ss
+        mov [rip + 21f], gs
+        mov ax, es
+        mov ebx, ds
+        .byte 0x48, 0x8c, 0xe1  # mov rcx, fs (REX.W: gas leaves it out)
+        mov r9w, gs
+        mov r10d, cs
+        .byte 0x49, 0x8c, 0xd3  # mov r11, ss
+        push fs
+        pop r12
+        pushw gs
+        pop r13w
+        hlt
+21:     .word 0x7777
+        end_snippet segment_reads
+
+# sgdt, sidt, sldt, str and smsw into memory (rax, rdx: the test's buffer,
+# rcx: an index) and into registers.
+        snippet system_reads
+        sgdt [rax]
+        sidt [rax + rcx + 16]
+        sldt [rdx + 32]
+        str [rax + 40]
+        smsw [rdx + 48]
+        sldt r8w
+        str r9d
+        smsw r10
+        smsw r11d
+        smsw r12w
+        .byte 0x48, 0x0f, 0x00, 0xc3  # sldt rbx
+        hlt
+        end_snippet system_reads
+
         .section .note.GNU-stack, "", @progbits

@@ -132,6 +132,7 @@ HostStop HostHarness::run(const monitor::GuestRegisters& registers, bool single_
   raise(SIGUSR1);
   alarm(0);
   HostStop stop = g_state.stop;
+  stop.raw_rflags = stop.registers.rflags;
   stop.registers.rflags &= kGuestFlags | 0x2;
   return stop;
 }

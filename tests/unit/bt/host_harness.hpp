@@ -34,6 +34,9 @@ struct HostStop {
   int code = 0;    // si_code: TRAP_TRACE for a single step, SI_KERNEL for an int3
   std::uint64_t fault_address = 0;    // si_addr
   monitor::GuestRegisters registers;  // rip as the CPU reported it (after an int3)
+  // rflags as the CPU had them; registers.rflags keeps only what a guest may
+  // set (the arithmetic flags and DF), which is what a test resumes with.
+  std::uint64_t raw_rflags = 0;
 
   bool single_step() const;
   bool breakpoint() const;  // an int3: the site is registers.rip - 1

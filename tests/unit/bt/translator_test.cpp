@@ -116,8 +116,14 @@ TEST_F(TranslatorTest, CliAndStiAreOneStoreToTheVirtualInterruptFlag) {
   const auto cli = m_cache.flag_store_at(GuestVirtAddr(code[0].address));
   const auto sti = m_cache.flag_store_at(GuestVirtAddr(code[1].address));
   ASSERT_TRUE(cli && sti);
-  EXPECT_FALSE(cli->interrupts_enabled);
-  EXPECT_TRUE(sti->interrupts_enabled);
+  const monitor::GuestRegisters any;
+  EXPECT_EQ(cli->value, VirtualFlagStore::Value::kZero);
+  EXPECT_FALSE(cli->interrupts_enabled(any));
+  EXPECT_FALSE(cli->opens_interrupt_shadow);
+  EXPECT_EQ(cli->mnemonic, "cli");
+  EXPECT_EQ(sti->value, VirtualFlagStore::Value::kOne);
+  EXPECT_TRUE(sti->interrupts_enabled(any));
+  EXPECT_TRUE(sti->opens_interrupt_shadow) << "sti's one-instruction shadow";
   EXPECT_EQ(sti->guest_rip.value(), kCode + 1);
   EXPECT_EQ(sti->next_guest_rip.value(), kCode + 2);
   EXPECT_EQ(sti->resume_address.value(), code[1].next());
@@ -369,15 +375,7 @@ INSTANTIATE_TEST_SUITE_P(
         CallOutCase{{0xcc}, "int3", CallOutReason::kSoftwareInterrupt, true},
         CallOutCase{{0xcd, 0x80}, "int", CallOutReason::kSoftwareInterrupt, true},
         CallOutCase{{0x0f, 0x0b}, "ud2", CallOutReason::kInvalidInstruction, true},
-        CallOutCase{{0x9c}, "pushfq", CallOutReason::kFlagsRead, false},
-        CallOutCase{{0x9d}, "popfq", CallOutReason::kFlagsWrite, false},
-        CallOutCase{{0x8c, 0xc8}, "mov", CallOutReason::kSegmentRead, false},   // mov eax, cs
-        CallOutCase{{0x0f, 0xa0}, "push", CallOutReason::kSegmentRead, false},  // push fs
-        CallOutCase{{0x0f, 0x01, 0x00}, "sgdt", CallOutReason::kSystemTableRead, false},
-        CallOutCase{{0x0f, 0x01, 0x08}, "sidt", CallOutReason::kSystemTableRead, false},
-        CallOutCase{{0x0f, 0x00, 0xc0}, "sldt", CallOutReason::kSystemTableRead, false},
-        CallOutCase{{0x0f, 0x00, 0xc8}, "str", CallOutReason::kSystemTableRead, false},
-        CallOutCase{{0x0f, 0x01, 0xe0}, "smsw", CallOutReason::kSystemTableRead, false},
+        // The holes but these are inline (hole_test.cpp).
         CallOutCase{{0x0f, 0x02, 0xc1}, "lar", CallOutReason::kSegmentCheck, false},
         CallOutCase{{0x0f, 0x03, 0xc1}, "lsl", CallOutReason::kSegmentCheck, false},
         CallOutCase{{0x0f, 0x00, 0xe0}, "verr", CallOutReason::kSegmentCheck, false},

@@ -4,9 +4,11 @@
 // CPL3 from the translation cache (TC, translation_cache.hpp), which the
 // VMM fills block by block and maps into that view only. The sensitive
 // instructions that fail silently at CPL3 (the x86 holes) are never
-// executed: cli/sti are stores to the virtual IF, the rest call out to the
-// monitor, which emulates them with `full`'s emulator. Guest user code runs
-// directly, as under `full`.
+// executed: cli/sti are stores to the virtual IF, pushf/popf, mov from a
+// segment register, push fs/gs and sgdt/sidt/sldt/str/smsw inline sequences
+// on virtual values the mode keeps on the TC's scratch page, the rest (lar,
+// lsl, verr, verw among them) call out to the monitor, which emulates them
+// with `full`'s emulator. Guest user code runs directly, as under `full`.
 //
 // What the mode adds to `full` (FullMode's hooks):
 //   - configure_shadow: the TC's memory (a KVM slot of its own) and its
@@ -18,6 +20,13 @@
 //     call-outs) and the write-protected interrupt-flag page;
 //   - make_state_precise: a fault or interrupt inside the TC is delivered at
 //     the guest instruction it belongs to, with the guest's registers;
+//   - the scratch page: before the kernel runs from the TC, its virtual
+//     selectors, GDTR/IDTR, LDTR/TR, CR0, IOPL and AC; after an exit, the
+//     IOPL and AC popf stored there. The guest's AC is never in the real
+//     RFLAGS in virtual kernel mode: at CPL3 with the real CR0.AM set it
+//     would raise #AC on misaligned accesses, which a CPL0 kernel never
+//     takes (and AC does nothing else at CPL0 but relax SMAP, which the
+//     monitor does not enforce on the deprivileged kernel);
 //   - coherence: frames holding translated code are write-protected; a
 //     write to one drops its blocks; a CR3 write flushes the TC (blocks are
 //     keyed by guest-virtual address).
@@ -82,6 +91,14 @@ class BtMode final : public full::FullMode {
     GuestVirtAddr tc_address;
   };
 
+  Status place_in_cache();
+  // The TC keeps some of the virtual CPU on its two pages (the flag byte,
+  // ScratchPage): publish_virtual_cpu writes what the guest may read there
+  // before it runs from tc_address; absorb_virtual_flags brings back, once
+  // per exit from virtual kernel mode, what popf may have changed (IOPL, AC).
+  void publish_virtual_cpu(GuestVirtAddr tc_address);
+  void absorb_virtual_flags();
+  void apply_virtual_alignment_check(full::GuestRegisters& r);
   Result<GuestVirtAddr> translate(GuestVirtAddr guest_rip);
   void protect_code_read();
   void code_frame_written(GuestPhysAddr frame);
@@ -102,6 +119,14 @@ class BtMode final : public full::FullMode {
   std::optional<ResumePoint> m_resume;
   ModeContext* m_context = nullptr;  // of the call in progress, for events
   bool m_flag_page_writable = true;
+  // The guest's RFLAGS.AC in virtual kernel mode (ScratchPage::virtual_rflags
+  // for the TC; the real AC is clear there, place_guest).
+  bool m_virtual_alignment_check = false;
+  // Whether registers().rflags.AC is the guest's: not right after an exit
+  // from virtual kernel mode (the real one) until absorb_virtual_flags, nor
+  // after place_guest took it out.
+  bool m_alignment_check_in_registers = true;
+  bool m_virtual_flags_pending = false;  // an exit from virtual kernel mode not absorbed yet
   std::uint64_t m_cr3_flushes = 0;
 };
 

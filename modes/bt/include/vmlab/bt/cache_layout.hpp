@@ -70,26 +70,33 @@ struct CacheLayout {
 // sequence (TranslationCache::recover_guest_registers does it).
 //
 // The virtual values below are what the inline sequences for the sensitive
-// unprivileged instructions (pushf/popf, mov from a segment register,
-// sgdt/sidt/sldt/str/smsw, lar/lsl/verr/verw) will read. In this version
-// every one of those instructions is a call-out, so nothing in the TC reads
-// them yet; the VMM keeps them current all the same (write_scratch), so that
-// replacing a call-out by an inline sequence needs no VMM change.
+// unprivileged instructions read (pushf, mov from a segment register, push
+// fs/gs, sgdt/sidt/sldt/str/smsw; translation_cache.hpp) and popf writes
+// (IOPL and AC in virtual_rflags). The VMM writes them before the guest
+// kernel runs from the TC whenever they changed (BtMode::publish_virtual_cpu).
 //
 // The guest can write this page (the TC runs at CPL3 and stores to it), so
-// the VMM never takes a value from it as the virtual CPU's truth.
+// the VMM never takes a value from it as the virtual CPU's truth, except the
+// guest's own IOPL (2 bits) and AC, which a CPL0 popf could set anyway.
 struct ScratchPage {
-  std::uint64_t saved_rax = 0;       // the guest's rax while a sequence borrows it
-  std::uint64_t saved_rcx = 0;       // the guest's rcx (indirect branches carry the target in rcx)
-  std::uint64_t saved_rdx = 0;       // the guest's rdx
-  std::uint64_t guest_target = 0;    // the guest address an indirect branch goes to
-  std::uint64_t tc_target = 0;       // its TC address, for the lookup routine's final jump
-  std::uint64_t virtual_rflags = 0;  // the virtual IF (bit 9) and IOPL (bits 12-13)
+  std::uint64_t saved_rax = 0;     // the guest's rax while a sequence borrows it
+  std::uint64_t saved_rcx = 0;     // the guest's rcx (indirect branches carry the target in rcx)
+  std::uint64_t saved_rdx = 0;     // the guest's rdx
+  std::uint64_t guest_target = 0;  // the guest address an indirect branch goes to
+  std::uint64_t tc_target = 0;     // its TC address, for the lookup routine's final jump
+  // The virtual IOPL (bits 12-13) and AC (bit 18), and nothing else: the
+  // virtual IF is the flag byte.
+  std::uint64_t virtual_rflags = 0;
   std::uint64_t cs = 0, ss = 0, ds = 0, es = 0, fs = 0, gs = 0;  // selectors the guest loaded
   std::uint64_t gdtr_base = 0, gdtr_limit = 0;
   std::uint64_t idtr_base = 0, idtr_limit = 0;
   std::uint64_t ldtr = 0, tr = 0;  // selectors
-  std::uint64_t cr0_low = 0;       // CR0 bits 0-15: what smsw stores (Intel SDM vol. 2B SMSW)
+  // The whole virtual CR0: smsw stores its low 16 bits to memory, and to a
+  // register CR0 truncated to the operand size (Intel SDM vol. 2B SMSW, "In
+  // 64-bit mode": r64 gets all of it).
+  std::uint64_t cr0 = 0;
+
+  bool operator==(const ScratchPage&) const = default;
 };
 static_assert(offsetof(ScratchPage, saved_rax) == 0x00);
 static_assert(offsetof(ScratchPage, saved_rcx) == 0x08);
@@ -102,7 +109,7 @@ static_assert(offsetof(ScratchPage, gs) == 0x58);
 static_assert(offsetof(ScratchPage, gdtr_base) == 0x60);
 static_assert(offsetof(ScratchPage, idtr_limit) == 0x78);
 static_assert(offsetof(ScratchPage, tr) == 0x88);
-static_assert(offsetof(ScratchPage, cr0_low) == 0x90);
+static_assert(offsetof(ScratchPage, cr0) == 0x90);
 static_assert(sizeof(ScratchPage) <= kPageSize);
 
 // One entry of the indirect-branch table, at index (guest_address &

@@ -17,6 +17,23 @@
 //   - ret, indirect jmp and indirect call compute the guest target into rcx
 //     and go to one shared lookup routine, which finds the target's block in
 //     the indirect-branch table and jumps there without leaving the VM;
+//   - the x86 holes, sensitive but unprivileged (at CPL3 they would run with
+//     the real CPU's answer), become inline sequences on the virtual values
+//     the VMM keeps on the scratch page (ScratchPage), with no exit:
+//       mov r/m, sreg and push fs/gs   the virtual selector (a register gets
+//                                      it as the CPU writes it; memory 16 bits)
+//       sgdt, sidt                     the virtual limit, then base (memory)
+//       sldt, str, smsw                the virtual LDTR, TR, CR0 (register or
+//                                      memory)
+//       pushf, pushfq                  the real flags with the virtual IF,
+//                                      IOPL and AC
+//       popf, popfq                    the real flags; IF to the flag byte,
+//                                      IOPL and AC to the scratch page; one
+//                                      whose image sets TF calls out
+//     A memory form borrows a register its operand does not name, saved in
+//     its slot. lar, lsl, verr and verw stay call-outs: each is a walk of the
+//     virtual GDT with its type and privilege rules, and kernels rarely run
+//     them (the listing says "call-out: rare");
 //   - privileged and sensitive instructions become call-outs: an int3 the VMM
 //     handles (it emulates the instruction with `full`'s emulator).
 // A guest instruction on no list stops translation with
@@ -46,9 +63,13 @@
 //      on from lookup_or_translate(its new RIP).
 //   4. A write fault on the interrupt-flag page (the VMM write-protects it
 //      while an interrupt is pending): flag_store_at(RIP) says which value
-//      cli/sti stored and where the TC continues; the VMM sets the virtual
-//      IF, delivers what is due (after sti's one-instruction shadow) and
-//      resumes.
+//      cli, sti or popf stored (popf's: the real al at the fault) and where
+//      the TC continues; the VMM sets the virtual IF, delivers what is due
+//      (after sti's one-instruction shadow; popf has none) and resumes.
+//   The VMM keeps the scratch page's virtual values current before the guest
+//   kernel runs from the TC (write_scratch), and after an exit takes back
+//   the IOPL and AC popf may have stored there (GuestState::
+//   virtual_flags_ahead says when they are not the guest's yet).
 //   5. A write to a guest page that holds translated code (the VMM
 //      write-protects code pages): invalidate_page(frame). Recover the guest
 //      state first if the vCPU stopped inside a block that may go, and resume
@@ -103,8 +124,9 @@ using vmlab::make_error_code;
 
 // Why an instruction is a call-out. The last five classes are sensitive but
 // unprivileged (the x86 holes: at CPL3 they run without a trap and with the
-// wrong answer); each will get an inline sequence on the scratch page's
-// virtual values in place of its call-out.
+// wrong answer); all but kSegmentCheck are inline sequences on the scratch
+// page's virtual values, and call out only where the sequence cannot do the
+// work: a popf whose image sets TF, an operand Zydis cannot re-encode.
 enum class CallOutReason {
   kPortIo = 1,             // in, out, ins, outs
   kControlRegister,        // mov to or from CR0-CR8, clts, lmsw
@@ -157,6 +179,11 @@ struct GuestState {
   bool rax_in_slot = false;  // the guest's rax is ScratchPage::saved_rax, not the real rax
   bool rcx_in_slot = false;
   bool rdx_in_slot = false;
+  // Inside a popf that has stored its new IOPL and AC in
+  // ScratchPage::virtual_rflags but not yet committed (stored the new IF):
+  // the guest's IOPL and AC are still the ones the VMM last wrote there, not
+  // what the page holds now.
+  bool virtual_flags_ahead = false;
 
   bool operator==(const GuestState&) const = default;
 };
@@ -186,12 +213,35 @@ struct CallOut {
 
 using ExitSite = std::variant<BranchExit, LookupMiss, CallOut>;
 
-// The store cli or sti makes to the interrupt-flag page.
+// The store cli, sti or popf makes to the interrupt-flag page (popf: the
+// last TC instruction of its sequence, the one that completes it).
 struct VirtualFlagStore {
-  bool interrupts_enabled = false;  // the value stored: 1 for sti, 0 for cli
-  GuestVirtAddr guest_rip;          // of the cli/sti
-  GuestVirtAddr next_guest_rip;     // after it
-  GuestVirtAddr resume_address;     // the TC instruction after the store
+  enum class Value {
+    kZero,        // cli
+    kOne,         // sti
+    kRegisterAl,  // popf: the real al at the store, 0 or 1 (the popped image's IF)
+  };
+  Value value = Value::kZero;
+  // sti's one-instruction interrupt shadow (Intel SDM vol. 2B STI); a popf
+  // that sets IF has none.
+  bool opens_interrupt_shadow = false;
+  std::string mnemonic;          // of the guest instruction
+  GuestVirtAddr guest_rip;       // of the guest instruction
+  GuestVirtAddr next_guest_rip;  // after it
+  GuestVirtAddr resume_address;  // the TC instruction after the store
+
+  // What the store writes, given the real registers at the store.
+  bool interrupts_enabled(const monitor::GuestRegisters& real) const {
+    switch (value) {
+      case Value::kZero:
+        return false;
+      case Value::kOne:
+        return true;
+      case Value::kRegisterAl:
+        return (real.rax & 0xff) != 0;
+    }
+    return false;
+  }
 };
 
 struct Statistics {
@@ -208,7 +258,9 @@ struct Statistics {
   std::uint64_t blocks_invalidated = 0;
   std::uint64_t page_invalidations = 0;  // invalidate_page calls that removed a block
   std::uint64_t flushes = 0;
-  std::map<std::string, std::uint64_t> call_outs;  // taken, by mnemonic
+  // Taken, by mnemonic; a mov, push or pop by what it moves ("mov cr",
+  // "mov dr", "mov sreg": to a segment register).
+  std::map<std::string, std::uint64_t> call_outs;
 };
 
 class TranslationCache {
