@@ -56,9 +56,11 @@ const char* status_meaning(std::uint32_t status) {
 void print_translation(const bt::Statistics& statistics) {
   const auto number = [](std::uint64_t value) { return static_cast<unsigned long long>(value); };
   std::printf("translation cache (bt):\n");
-  std::printf("  blocks translated %11llu (%llu guest instructions, %llu TC bytes)\n",
+  std::printf("  blocks translated %11llu (%llu guest instructions, %llu TC bytes, %llu ahead)\n",
               number(statistics.blocks_translated),
-              number(statistics.guest_instructions_translated), number(statistics.tc_bytes_used));
+              number(statistics.guest_instructions_translated), number(statistics.tc_bytes_used),
+              number(statistics.blocks_translated_ahead));
+  std::printf("  TC hit rate       %s\n", bt::hit_rate(statistics).c_str());
   std::printf("  branches chained  %11llu (of %llu direct-branch exits)\n",
               number(statistics.chained_branches), number(statistics.branch_exits));
   std::printf("  indirect misses   %11llu (targets not in the lookup table)\n",

@@ -613,9 +613,8 @@ Result<RipRelativeCode> load_register_from_slot(ZydisRegister destination, unsig
       zero_extend_word ? ZydisRegisterEncode(ZYDIS_REGCLASS_GPR32,
                                              static_cast<ZyanU8>(ZydisRegisterGetId(destination)))
                        : destination;
-  set_slot_operand(
-      request.operands[1],
-      zero_extend_word ? 2 : ZydisRegisterGetWidth(ZYDIS_MACHINE_MODE_LONG_64, destination) / 8);
+  const unsigned width = ZydisRegisterGetWidth(ZYDIS_MACHINE_MODE_LONG_64, destination);
+  set_slot_operand(request.operands[1], zero_extend_word ? 2 : width / 8);
   return encode_rip_relative(request, decoder, address, bytes);
 }
 

@@ -191,6 +191,7 @@ std::string CacheImplementation::listing() const {
           std::to_string(layout.block_alignment) + "; " +
           std::to_string(statistics.blocks_translated) + " blocks translated, " +
           std::to_string(statistics.blocks_translated_ahead) + " of them ahead of the guest\n";
+  text += "TC hit rate: " + hit_rate(statistics) + "\n";
   text += "lookup routine " + hex(lookup_entry) + " (ret, indirect jmp and call come here)\n";
   const Block& shared = blocks.at(kSharedRoutines);
   for (const TcInstruction& instruction : shared.code.instructions) {
@@ -218,3 +219,18 @@ std::string CacheImplementation::listing() const {
 }
 
 }  // namespace vmlab::bt::detail
+
+namespace vmlab::bt {
+
+std::string hit_rate(const Statistics& statistics) {
+  if (statistics.lookups == 0) return "no lookups yet";
+  char percent[16];
+  std::snprintf(percent, sizeof percent, "%.1f%%",
+                100.0 * static_cast<double>(statistics.lookup_hits) /
+                    static_cast<double>(statistics.lookups));
+  return std::string(percent) + " (" + std::to_string(statistics.lookup_hits) + " of " +
+         std::to_string(statistics.lookups) +
+         " lookups of a block to run found it translated already)";
+}
+
+}  // namespace vmlab::bt

@@ -453,9 +453,16 @@ const CacheLayout& TranslationCache::layout() const {
 
 Result<GuestVirtAddr> TranslationCache::lookup_or_translate(GuestVirtAddr guest_rip,
                                                             CodeReader& reader) {
+  ++m_implementation->statistics.lookups;
+  return find_or_translate(guest_rip, reader);
+}
+
+Result<GuestVirtAddr> TranslationCache::find_or_translate(GuestVirtAddr guest_rip,
+                                                          CodeReader& reader) {
   detail::CacheImplementation& cache = *m_implementation;
   std::uint64_t tc_address = 0;
   if (auto found = cache.guest_index.find(guest_rip.value()); found != cache.guest_index.end()) {
+    ++cache.statistics.lookup_hits;
     tc_address = cache.blocks.at(found->second).code.tc_address;
   } else {
     auto translated = cache.translate(guest_rip, reader);
@@ -493,7 +500,8 @@ std::optional<ExitSite> TranslationCache::take_exit(GuestVirtAddr tc_address) {
 }
 
 Result<GuestVirtAddr> TranslationCache::chain(const BranchExit& site, CodeReader& reader) {
-  auto target = lookup_or_translate(site.guest_target, reader);
+  ++m_implementation->statistics.lookups;
+  auto target = find_or_translate(site.guest_target, reader);
   if (!target) return target;
   // Translating may have flushed the site's block, or reused its bytes: the
   // link must still be this branch, unchained.

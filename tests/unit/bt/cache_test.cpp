@@ -256,6 +256,29 @@ TEST_F(CacheTestWithBlocks, StatisticsCountTheExitsTaken) {
   EXPECT_FALSE(m_cache.take_exit(GuestVirtAddr(0x1234))) << "not an exit site";
 }
 
+TEST_F(CacheTestWithBlocks, LookupsAndHitsGiveTheHitRate) {
+  EXPECT_EQ(hit_rate(m_cache.statistics()), "no lookups yet");
+  const BranchExit site = jump_block(0x200000);  // a lookup, translated: a miss
+  EXPECT_EQ(m_cache.statistics().lookups, 1u);
+  EXPECT_EQ(m_cache.statistics().lookup_hits, 0u);
+  ASSERT_TRUE(m_cache.lookup_or_translate(GuestVirtAddr(kCode), m_reader).ok());
+  EXPECT_EQ(m_cache.statistics().lookups, 2u);
+  EXPECT_EQ(m_cache.statistics().lookup_hits, 1u) << "the block existed";
+  m_reader.put(0x200000, kUd2);
+  ASSERT_TRUE(m_cache.chain(site, m_reader).ok());
+  EXPECT_EQ(m_cache.statistics().lookups, 3u) << "chain is one lookup";
+  EXPECT_EQ(m_cache.statistics().lookup_hits, 1u) << "its target had to be translated";
+  m_cache.flush();
+  const BranchExit again = jump_block(0x200000);
+  translate({0x0f, 0x0b}, 0x200000);
+  ASSERT_TRUE(m_cache.chain(again, m_reader).ok());
+  EXPECT_EQ(m_cache.statistics().lookups, 6u);
+  EXPECT_EQ(m_cache.statistics().lookup_hits, 2u) << "chain to a block that exists: a hit";
+  EXPECT_EQ(hit_rate(m_cache.statistics()),
+            "33.3% (2 of 6 lookups of a block to run found it translated already)");
+  EXPECT_NE(m_cache.listing().find("TC hit rate: 33.3% (2 of 6"), std::string::npos);
+}
+
 TEST_F(CacheTestWithBlocks, OverlappingDecodesAreIndependentBlocks) {
   // At X: mov eax, 0x909090c3; at X+1 the same bytes are ret.
   m_reader.put(kCode, {0xb8, 0xc3, 0x90, 0x90, 0x90, 0x0f, 0x0b});

@@ -113,12 +113,32 @@ TEST_F(HoleTest, MemoryFormsBorrowARegisterTheOperandDoesNotName) {
     std::vector<std::uint8_t> bytes;
     ZydisRegister borrowed;
     std::size_t saved;
+    ZydisRegister base;
+    ZydisRegister segment = ZYDIS_REGISTER_DS;
   };
   const Case cases[] = {
-      {{0x8c, 0x00}, ZYDIS_REGISTER_RCX, offsetof(ScratchPage, saved_rcx)},        // [rax], es
-      {{0x8c, 0x1c, 0x08}, ZYDIS_REGISTER_RDX, offsetof(ScratchPage, saved_rdx)},  // [rax+rcx], ds
-      {{0x8c, 0x12}, ZYDIS_REGISTER_RAX, offsetof(ScratchPage, saved_rax)},        // [rdx], ss
-      {{0x0f, 0x00, 0x04, 0x11}, ZYDIS_REGISTER_RAX, offsetof(ScratchPage, saved_rax)},  // sldt
+      // mov [rax], es; mov [rax+rcx], ds; mov [rdx], ss; sldt [rcx+rdx]
+      {{0x8c, 0x00}, ZYDIS_REGISTER_RCX, offsetof(ScratchPage, saved_rcx), ZYDIS_REGISTER_RAX},
+      {{0x8c, 0x1c, 0x08},
+       ZYDIS_REGISTER_RDX,
+       offsetof(ScratchPage, saved_rdx),
+       ZYDIS_REGISTER_RAX},
+      {{0x8c, 0x12}, ZYDIS_REGISTER_RAX, offsetof(ScratchPage, saved_rax), ZYDIS_REGISTER_RDX},
+      {{0x0f, 0x00, 0x04, 0x11},
+       ZYDIS_REGISTER_RAX,
+       offsetof(ScratchPage, saved_rax),
+       ZYDIS_REGISTER_RCX},
+      // mov [eax], es (an address-size prefix) and mov fs:[rax], es: the
+      // store keeps both.
+      {{0x67, 0x8c, 0x00},
+       ZYDIS_REGISTER_RCX,
+       offsetof(ScratchPage, saved_rcx),
+       ZYDIS_REGISTER_EAX},
+      {{0x64, 0x8c, 0x00},
+       ZYDIS_REGISTER_RCX,
+       offsetof(ScratchPage, saved_rcx),
+       ZYDIS_REGISTER_RAX,
+       ZYDIS_REGISTER_FS},
   };
   for (const Case& each : cases) {
     m_cache.flush();
@@ -134,6 +154,8 @@ TEST_F(HoleTest, MemoryFormsBorrowARegisterTheOperandDoesNotName) {
     EXPECT_EQ(code[0].target(0), slot_of(each.saved)) << code[0].text;
     EXPECT_EQ(code[2].operands[0].type, ZYDIS_OPERAND_TYPE_MEMORY) << code[2].text;
     EXPECT_EQ(code[2].operands[0].size, 16) << "16 bits whatever the operand size";
+    EXPECT_EQ(code[2].operands[0].mem.base, each.base) << code[2].text;
+    EXPECT_EQ(code[2].operands[0].mem.segment, each.segment) << code[2].text;
     EXPECT_EQ(
         ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, code[2].operands[1].reg.value),
         each.borrowed);

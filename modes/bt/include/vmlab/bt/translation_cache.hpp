@@ -252,6 +252,11 @@ struct Statistics {
   // Of those, the int3 between blocks that places each block at its guest
   // address modulo CacheLayout::block_alignment.
   std::uint64_t tc_padding_bytes = 0;
+  // lookup_or_translate and chain calls (each once), and of those the ones
+  // whose target's block existed already (translated before, or ahead):
+  // the TC hit rate is lookup_hits / lookups.
+  std::uint64_t lookups = 0;
+  std::uint64_t lookup_hits = 0;
   std::uint64_t branch_exits = 0;  // take_exit()s of BranchExit sites
   std::uint64_t chained_branches = 0;
   std::uint64_t lookup_misses = 0;
@@ -262,6 +267,9 @@ struct Statistics {
   // "mov dr", "mov sreg": to a segment register).
   std::map<std::string, std::uint64_t> call_outs;
 };
+
+// "97.3% (1234 of 1268 lookups ...)": the TC hit rate, for people.
+std::string hit_rate(const Statistics& statistics);
 
 class TranslationCache {
  public:
@@ -329,6 +337,8 @@ class TranslationCache {
  private:
   struct Implementation;
   explicit TranslationCache(std::unique_ptr<Implementation> implementation);
+  // lookup_or_translate without counting the lookup (chain counts its own).
+  Result<GuestVirtAddr> find_or_translate(GuestVirtAddr guest_rip, CodeReader& reader);
   std::unique_ptr<Implementation> m_implementation;
 };
 
