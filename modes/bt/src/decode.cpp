@@ -517,10 +517,12 @@ struct Slot {
   const char* name = "";
 };
 
-constexpr struct {
-  ZydisRegister segment;
+struct SegmentSlot {
+  ZydisRegister segment = ZYDIS_REGISTER_NONE;
   Slot slot;
-} kSegmentSlots[] = {
+};
+
+constexpr SegmentSlot kSegmentSlots[] = {
     {ZYDIS_REGISTER_CS, {offsetof(ScratchPage, cs), "cs"}},
     {ZYDIS_REGISTER_SS, {offsetof(ScratchPage, ss), "ss"}},
     {ZYDIS_REGISTER_DS, {offsetof(ScratchPage, ds), "ds"}},
