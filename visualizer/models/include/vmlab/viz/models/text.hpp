@@ -8,6 +8,7 @@
 
 #include "vmlab/events.hpp"
 #include "vmlab/trace.hpp"
+#include "vmlab/viz/trace_model.hpp"
 
 namespace vmlab::viz {
 
@@ -30,5 +31,16 @@ QString duration_text(std::uint64_t nanoseconds);
 QString lane_title(TimelineLane lane);
 // "vm-exit io-out": kind and reason, as the trace spells them.
 QString kind_reason_text(EventKind kind, EventReason reason);
+
+// The lane an event's own work is drawn on: exits and blocked DMA on the
+// VMM's, monitor work on the monitor's, hlt waits on the halted lane, an
+// injected interrupt on the level it was delivered to (TimelineDeriver).
+TimelineLane lane_of_event(const EventStore& events, EventIndex event);
+
+// What a person wants to know about an event, a fact a line: its name
+// (reason, with port or address), when and how long, the guest RIP, the
+// levels, and what its kind has (a trap's vector and decoded instruction,
+// a port's width and value, a hypercall's number and argument).
+QString event_description(const TraceModel& trace, EventIndex event);
 
 }  // namespace vmlab::viz
