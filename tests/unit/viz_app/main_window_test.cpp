@@ -6,9 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <QDockWidget>
+#include <QDragEnterEvent>
+#include <QDropEvent>
 #include <QMessageBox>
+#include <QMimeData>
 #include <QSettings>
 #include <QTemporaryDir>
+#include <QUrl>
 
 #include "../../support/scratch_files.hpp"
 #include "../viz_models/qt_test_support.hpp"
@@ -77,6 +81,31 @@ TEST_F(MainWindowTest, ATraceReachesEveryViewAndASelectionNarrowsThem) {
   EXPECT_EQ(events.model().event_at(0), 5u);
   window.document().clear_range();
   EXPECT_EQ(events.model().rowCount(), 10) << "a new range lists its events again";
+}
+
+TEST_F(MainWindowTest, ATraceDroppedOnTheWindowOpens) {
+  MainWindow window;
+  window.show();
+  bool opened = false;
+  QObject::connect(&window, &MainWindow::trace_opened, [&] { opened = true; });
+  QMimeData data;
+  data.setUrls({QUrl::fromLocalFile(path("sample.trace"))});
+  const QPoint middle = window.rect().center();
+  QDragEnterEvent enter(middle, Qt::CopyAction, &data, Qt::LeftButton, Qt::NoModifier);
+  QCoreApplication::sendEvent(&window, &enter);
+  EXPECT_TRUE(enter.isAccepted()) << "a local file is welcome";
+  QDropEvent drop(QPointF(middle), Qt::CopyAction, &data, Qt::LeftButton, Qt::NoModifier);
+  QCoreApplication::sendEvent(&window, &drop);
+  ASSERT_TRUE(testing::wait_until([&] { return opened; }));
+  EXPECT_EQ(window.document().trace()->events().size(), 10u);
+  EXPECT_EQ(window.document().path(), path("sample.trace"));
+  // Not a file: refused at the door.
+  QMimeData text;
+  text.setText(QStringLiteral("hello"));
+  QDragEnterEvent refused(middle, Qt::CopyAction, &text, Qt::LeftButton, Qt::NoModifier);
+  refused.setAccepted(false);
+  QCoreApplication::sendEvent(&window, &refused);
+  EXPECT_FALSE(refused.isAccepted());
 }
 
 TEST_F(MainWindowTest, ABadTraceOpensAMessageNamingItsLine) {

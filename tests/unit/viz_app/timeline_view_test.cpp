@@ -7,8 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <QElapsedTimer>
+#include <QHelpEvent>
+#include <QToolTip>
 #include <QtTest/QTest>
 
+#include "../viz_models/qt_test_support.hpp"
 #include "view_test_support.hpp"
 #include "vmlab/viz/app/palette.hpp"
 
@@ -258,6 +261,32 @@ TEST(TimelineView, FindJumpsToEachMatch) {
   for (int x = canvas.x_of(1200) - 3; x <= canvas.x_of(1500) + 3; ++x)
     outlined = outlined || rgb_at(image, x, band.top() - 2) == rgb(palette::highlight());
   EXPECT_TRUE(outlined);
+}
+
+TEST(TimelineView, HoverShowsTheEventUnderThePointer) {
+  OffscreenView shown(QStringLiteral("timeline"), QSize(1000, 420));
+  TimelineCanvas& canvas = canvas_of(shown);
+  (void)shown.image();
+  auto hover = [&](TimelineLane lane, std::uint64_t time) {
+    const QPoint point(canvas.x_of(time), canvas.lane_band(lane).center().y());
+    QHelpEvent help(QEvent::ToolTip, point, canvas.mapToGlobal(point));
+    QCoreApplication::sendEvent(&canvas, &help);
+    return QToolTip::isVisible() ? QToolTip::text() : QString();
+  };
+  const QString exit = hover(Vmm, 1400);
+  EXPECT_TRUE(exit.startsWith(QStringLiteral("vm-exit io-out 0xe8"))) << exit.toStdString();
+  EXPECT_TRUE(exit.contains(QStringLiteral("guest RIP 0xffffff8000003072")));
+  const QString trap = hover(Monitor, 4200);
+  EXPECT_TRUE(trap.contains(QStringLiteral("instruction: iretq"))) << trap.toStdString();
+  EXPECT_TRUE(trap.contains(QStringLiteral("vector 0xb")));
+  const QString running = hover(GuestKernel, 2400);
+  EXPECT_TRUE(running.startsWith(QStringLiteral("Guest kernel running, 1.800 to 3.000 µs")))
+      << running.toStdString();
+  EXPECT_TRUE(running.contains(QStringLiteral("ended by:\nvm-exit io-out 0xe8")));
+  // Over nothing, the tooltip goes (Qt hides it after a short delay).
+  hover(Halted, 2000);
+  EXPECT_TRUE(testing::wait_until([] { return !QToolTip::isVisible(); }, 3000))
+      << "nothing there, no tooltip";
 }
 
 TEST(TimelineView, ALargeTraceDrawsFromItsLevelOfDetail) {

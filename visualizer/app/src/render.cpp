@@ -2,6 +2,7 @@
 
 #include <QCoreApplication>
 #include <QFile>
+#include <QFileInfo>
 #include <QPainter>
 #include <QSvgGenerator>
 
@@ -89,8 +90,9 @@ Status render_to_file(const RenderRequest& request) {
   document.set_trace(std::make_shared<const TraceModel>(std::move(*trace)), request.trace);
   ViewLinks links;
   const auto view = make_offscreen_view(*kind, document, links, request.size, request.range);
-  return save_widget_image(*view->content(), request.output,
-                           QStringLiteral("%1 of %2").arg(kind->title, request.trace));
+  return save_widget_image(
+      *view->content(), request.output,
+      QStringLiteral("%1 of %2").arg(kind->title, QFileInfo(request.trace).fileName()));
 }
 
 }  // namespace vmlab::viz

@@ -153,11 +153,15 @@ void TimelineCanvas::show_event(EventIndex event) {
   m_highlight = event;
   const std::uint64_t start = trace->events().time_ns(event);
   const std::uint64_t duration = trace->events().duration_ns(event);
-  // Keep the zoom if the event is at least a few pixels wide in it;
-  // otherwise zoom until it is a tenth of the view.
+  // Keep the zoom if the event is some pixels wide in it; otherwise zoom
+  // until it is, which for a trap of a few hundred nanoseconds shows the
+  // exits and guest code around it too.
+  constexpr std::uint64_t kPixelsWide = 8;
+  const auto pixels = static_cast<std::uint64_t>(std::max(1, plot_width()));
+  const std::uint64_t wide_enough =
+      duration == 0 ? 20000 : std::max<std::uint64_t>(duration * pixels / kPixelsWide, 2000);
   std::uint64_t length = m_view.length();
-  const std::uint64_t wide_enough = std::max<std::uint64_t>(duration * 10, 2000);
-  if (length > wide_enough * 40 || length == 0) length = wide_enough;
+  if (length > wide_enough || length == 0) length = wide_enough;
   const std::uint64_t middle = start + duration / 2;
   set_view_range(TimeRange{middle > length / 2 ? middle - length / 2 : 0,
                            (middle > length / 2 ? middle - length / 2 : 0) + length});
