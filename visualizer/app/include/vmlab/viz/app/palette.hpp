@@ -1,0 +1,34 @@
+// The colours of the views, in one place: each lane's band, what each span
+// was, the connectors between levels. Chosen to read on a projector and in
+// print: light bands, saturated spans, dark connectors; families of hues
+// for families of reasons (port I/O warm, MMIO purple, the monitor's
+// emulation orange to brown, bt olive and teal, hypercalls magenta).
+#pragma once
+
+#include <QColor>
+
+#include "vmlab/viz/timeline.hpp"
+
+namespace vmlab::viz::palette {
+
+// The band behind a lane's spans.
+QColor lane_band(TimelineLane lane);
+// A span on `lane` labelled `label`: guest running takes its lane's colour
+// (kernel blue, user green), events their reason's.
+QColor span(TimelineLane lane, SpanLabel label);
+// An event of this kind and reason anywhere (charts, markers).
+QColor reason(EventKind kind, EventReason reason);
+
+QColor background();  // behind everything
+QColor ruler_text();  // the ruler's figures and the lane names
+QColor grid();        // the ruler's ticks and the lines under them
+QColor connector();   // a transition between levels
+QColor highlight();   // the event a search or a click found
+QColor selection();   // the selected time range (translucent)
+QColor count_bars();  // the reasons chart: events per reason
+QColor time_bars();   // ... and time per reason
+
+// Black or white, whichever reads on `fill`.
+QColor text_on(const QColor& fill);
+
+}  // namespace vmlab::viz::palette

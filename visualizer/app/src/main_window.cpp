@@ -1,0 +1,274 @@
+#include "vmlab/viz/app/main_window.hpp"
+
+#include <QAction>
+#include <QApplication>
+#include <QCloseEvent>
+#include <QDockWidget>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QSettings>
+#include <QStatusBar>
+
+#include "vmlab/trace.hpp"
+#include "vmlab/viz/models/text.hpp"
+
+namespace vmlab::viz {
+
+namespace {
+
+QSettings settings() {
+  return QSettings(QStringLiteral("vmlab"), QStringLiteral("vmlab-viz"));
+}
+
+const char* const kKeysHelp =
+    "Timeline:\n"
+    "  wheel, + and -     zoom around the pointer (or the middle)\n"
+    "  drag, arrow keys   pan\n"
+    "  shift-drag         select a time range: the charts and tables follow it\n"
+    "  shift-click, Esc   clear the selection\n"
+    "  Home or 0          the whole run\n"
+    "  hover              what the span under the pointer was\n"
+    "Find (above the timeline): a reason (io-out), a guest RIP (0x101020),\n"
+    "  a RIP range (0x100000-0x100fff) or an instruction (iretq); Enter jumps\n"
+    "  to the next match, Shift+Enter to the previous.\n"
+    "Clicking a bar of the reasons chart, a costly RIP or a trap cause finds\n"
+    "its events; activating a row of the event list shows it in the timeline.";
+
+}  // namespace
+
+MainWindow::MainWindow(QWidget* parent)
+    : QMainWindow(parent),
+      m_document(new TraceDocument(this)),
+      m_links(new ViewLinks(this)),
+      m_loader(new TraceLoader(this)) {
+  setWindowTitle(tr("vmlab-viz"));
+  setAcceptDrops(true);
+  setDockNestingEnabled(true);
+  const auto& kinds = view_kinds();
+  for (std::size_t index = 0; index < kinds.size(); ++index) {
+    const ViewKind& kind = kinds[index];
+    View* view = kind.create(*m_document, *m_links, this);
+    view->setObjectName(kind.name);
+    m_views[kind.name] = view;
+    if (index == 0) {
+      setCentralWidget(view);
+      continue;
+    }
+    auto* dock = new QDockWidget(kind.title, this);
+    dock->setObjectName(kind.name + QStringLiteral("-dock"));
+    dock->setWidget(view);
+    addDockWidget(kind.area, dock);
+  }
+  // The two tables below share one place, as tabs.
+  QDockWidget* previous = nullptr;
+  for (QDockWidget* dock : findChildren<QDockWidget*>()) {
+    if (dockWidgetArea(dock) != Qt::BottomDockWidgetArea) continue;
+    if (previous != nullptr) tabifyDockWidget(previous, dock);
+    previous = dock;
+  }
+  build_menus();
+  connect(m_loader, &TraceLoader::progress, this, [this](int permille) {
+    if (m_progress) m_progress->setValue(permille);
+  });
+  connect(m_loader, &TraceLoader::loaded, this, &MainWindow::loaded);
+  connect(m_loader, &TraceLoader::failed, this, &MainWindow::failed);
+  connect(m_document, &TraceDocument::range_changed, this, &MainWindow::update_status);
+  connect(&timeline().canvas(), &TimelineCanvas::view_changed, this, &MainWindow::update_status);
+  resize(1500, 950);
+  restore_layout();
+  update_status();
+}
+
+MainWindow::~MainWindow() = default;
+
+View* MainWindow::view(const QString& name) const {
+  const auto found = m_views.find(name);
+  return found == m_views.end() ? nullptr : found->second;
+}
+
+TimelineView& MainWindow::timeline() const {
+  return *static_cast<TimelineView*>(m_views.at(QStringLiteral("timeline")));
+}
+
+void MainWindow::build_menus() {
+  QMenu* file = menuBar()->addMenu(tr("&File"));
+  file->addAction(tr("&Open trace..."), QKeySequence::Open, this, &MainWindow::choose_trace);
+  QMenu* export_menu = file->addMenu(tr("&Export view"));
+  for (const ViewKind& kind : view_kinds()) {
+    export_menu->addAction(tr("%1 as PNG...").arg(kind.title), this,
+                           [this, &kind] { export_view(kind, ImageFormat::Png); });
+    export_menu->addAction(tr("%1 as SVG...").arg(kind.title), this,
+                           [this, &kind] { export_view(kind, ImageFormat::Svg); });
+  }
+  file->addSeparator();
+  file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+
+  QMenu* view = menuBar()->addMenu(tr("&View"));
+  TimelineCanvas& canvas = timeline().canvas();
+  view->addAction(tr("Zoom &in"), QKeySequence::ZoomIn, &canvas, [&canvas] { canvas.zoom(1.5); });
+  view->addAction(tr("Zoom &out"), QKeySequence::ZoomOut, &canvas,
+                  [&canvas] { canvas.zoom(1 / 1.5); });
+  view->addAction(tr("&Whole run"), &canvas, &TimelineCanvas::show_whole_run);
+  view->addAction(tr("&Clear selection"), m_document, &TraceDocument::clear_range);
+  view->addSeparator();
+  for (QDockWidget* dock : findChildren<QDockWidget*>())
+    view->addAction(dock->toggleViewAction());
+
+  QMenu* help = menuBar()->addMenu(tr("&Help"));
+  help->addAction(tr("&Keys and mouse"), this, [this] {
+    QMessageBox::information(this, tr("vmlab-viz: keys and mouse"), tr(kKeysHelp));
+  });
+  help->addAction(tr("&About vmlab-viz"), this, [this] {
+    QMessageBox::about(this, tr("About vmlab-viz"),
+                       tr("vmlab-viz shows the VM exits, monitor traps and changes of privilege "
+                          "level a vmlab run recorded (vmlab run --trace FILE)."));
+  });
+}
+
+void MainWindow::choose_trace() {
+  QSettings stored = settings();
+  const QString path = QFileDialog::getOpenFileName(
+      this, tr("Open a vmlab trace"), stored.value(QStringLiteral("files/directory")).toString(),
+      tr("vmlab traces (*.trace *.tsv);;All files (*)"));
+  if (path.isEmpty()) return;
+  stored.setValue(QStringLiteral("files/directory"), QFileInfo(path).absolutePath());
+  open_trace(path);
+}
+
+void MainWindow::open_trace(const QString& path) {
+  if (m_loader->running()) {
+    // One load at a time: this one starts when the last has stopped.
+    m_pending = path;
+    m_loader->cancel();
+    return;
+  }
+  m_loader->start(path);
+  if (m_progress) m_progress->deleteLater();
+  m_progress = new QProgressDialog(tr("Loading %1...").arg(QFileInfo(path).fileName()),
+                                   tr("Cancel"), 0, 1000, this);
+  m_progress->setWindowTitle(tr("vmlab-viz"));
+  m_progress->setWindowModality(Qt::WindowModal);
+  // A small trace loads before the dialog would show.
+  m_progress->setMinimumDuration(400);
+  m_progress->setAutoClose(false);
+  m_progress->setAutoReset(false);
+  connect(m_progress, &QProgressDialog::canceled, m_loader, &TraceLoader::cancel);
+  statusBar()->showMessage(tr("Loading %1...").arg(path));
+}
+
+void MainWindow::loaded(std::shared_ptr<const TraceModel> trace, const QString& path) {
+  if (m_progress) m_progress->deleteLater();
+  if (!m_pending.isEmpty()) {
+    open_trace(std::exchange(m_pending, QString()));
+    return;
+  }
+  m_document->set_trace(std::move(trace), path);
+  setWindowTitle(tr("%1 - vmlab-viz").arg(QFileInfo(path).fileName()));
+  if (m_document->trace()->truncated()) {
+    statusBar()->showMessage(QString::fromStdString(m_document->trace()->truncation_message()));
+  }
+  update_status();
+  emit trace_opened(path);
+}
+
+void MainWindow::failed(std::error_code kind, const QString& message, const QString& path) {
+  if (m_progress) m_progress->deleteLater();
+  if (!m_pending.isEmpty()) {
+    open_trace(std::exchange(m_pending, QString()));
+    return;
+  }
+  if (kind == TraceError::kCancelled) {
+    statusBar()->showMessage(tr("Loading %1 was cancelled.").arg(path), 5000);
+    emit open_failed(message);
+    return;
+  }
+  // Not exec(): the window keeps running (and a test can read the box).
+  auto* box = new QMessageBox(QMessageBox::Critical, tr("Cannot open the trace"), message,
+                              QMessageBox::Ok, this);
+  box->setInformativeText(tr("vmlab run --trace FILE writes a trace vmlab-viz reads."));
+  box->setAttribute(Qt::WA_DeleteOnClose);
+  box->open();
+  statusBar()->showMessage(message);
+  emit open_failed(message);
+}
+
+void MainWindow::update_status() {
+  const TraceModel* trace = m_document->trace();
+  if (trace == nullptr) return;
+  QString text = tr("%1: %2 events, %3 (%4)")
+                     .arg(QFileInfo(m_document->path()).fileName())
+                     .arg(trace->events().size())
+                     .arg(duration_text(m_document->run_range().length()))
+                     .arg(QString::fromStdString(trace->info().run_description));
+  if (m_document->has_selection()) {
+    const TimeRange range = m_document->range();
+    text += tr("; selected %1 to %2 µs")
+                .arg(microseconds_text(range.start_ns), microseconds_text(range.end_ns));
+  }
+  statusBar()->showMessage(text);
+}
+
+void MainWindow::export_view(const ViewKind& kind, ImageFormat format) {
+  View* shown = view(kind.name);
+  if (shown == nullptr) return;
+  const QString extension =
+      format == ImageFormat::Png ? QStringLiteral("png") : QStringLiteral("svg");
+  QSettings stored = settings();
+  const QString suggested = stored.value(QStringLiteral("files/export-directory")).toString() +
+                            QStringLiteral("/") + kind.name + QStringLiteral(".") + extension;
+  const QString path = QFileDialog::getSaveFileName(
+      this, tr("Export %1").arg(kind.title), suggested,
+      format == ImageFormat::Png ? tr("PNG images (*.png)") : tr("SVG drawings (*.svg)"));
+  if (path.isEmpty()) return;
+  stored.setValue(QStringLiteral("files/export-directory"), QFileInfo(path).absolutePath());
+  const Status saved = save_widget_image(
+      *shown->content(), path,
+      QStringLiteral("%1 of %2").arg(kind.title, QFileInfo(m_document->path()).fileName()));
+  if (!saved) {
+    QMessageBox::warning(this, tr("Cannot export"), QString::fromStdString(saved.error().message));
+    return;
+  }
+  statusBar()->showMessage(tr("Exported %1 to %2").arg(kind.title, path), 5000);
+}
+
+void MainWindow::restore_layout() {
+  const QSettings stored = settings();
+  if (stored.contains(QStringLiteral("window/state"))) {
+    restoreGeometry(stored.value(QStringLiteral("window/geometry")).toByteArray());
+    restoreState(stored.value(QStringLiteral("window/state")).toByteArray());
+    return;
+  }
+  // The first run: most of the width for the timeline, the charts beside it.
+  if (auto* reasons = findChild<QDockWidget*>(QStringLiteral("reasons-dock"))) {
+    resizeDocks({reasons}, {520}, Qt::Horizontal);
+  }
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+  QSettings stored = settings();
+  stored.setValue(QStringLiteral("window/geometry"), saveGeometry());
+  stored.setValue(QStringLiteral("window/state"), saveState());
+  m_loader->cancel();
+  QMainWindow::closeEvent(event);
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* event) {
+  const QMimeData* mime = event->mimeData();
+  if (mime->hasUrls() && !mime->urls().isEmpty() && mime->urls().first().isLocalFile()) {
+    event->acceptProposedAction();
+  }
+}
+
+void MainWindow::dropEvent(QDropEvent* event) {
+  const auto urls = event->mimeData()->urls();
+  if (urls.isEmpty() || !urls.first().isLocalFile()) return;
+  event->acceptProposedAction();
+  open_trace(urls.first().toLocalFile());
+}
+
+}  // namespace vmlab::viz
