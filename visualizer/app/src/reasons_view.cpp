@@ -91,9 +91,12 @@ QChart* new_chart(const QString& title) {
 QStringList fill_chart(QChart& chart, const std::vector<Bar>& bars, const QColor& colour,
                        const QString& label_format, int decimals,
                        const std::function<void(int)>& clicked) {
-  chart.removeAllSeries();
-  for (QAbstractAxis* axis : chart.axes())
+  chart.removeAllSeries();  // deletes them
+  // removeAxis hands an axis back to its caller: it is ours to delete.
+  for (QAbstractAxis* axis : chart.axes()) {
     chart.removeAxis(axis);
+    delete axis;
+  }
   QStringList categories;
   auto* set = new QBarSet(QString());
   set->setColor(colour);

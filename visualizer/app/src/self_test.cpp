@@ -7,6 +7,7 @@
 #include <QScreen>
 #include <QWheelEvent>
 #include <QWindow>
+#include <cstdarg>
 #include <cstdio>
 
 #include "vmlab/viz/app/command_line.hpp"
@@ -38,6 +39,15 @@ void settle(int milliseconds) {
     QCoreApplication::processEvents(QEventLoop::AllEvents, 10);
 }
 
+// Each line out at once: a crash must not take the ones before it along.
+__attribute__((format(printf, 1, 2))) void say(const char* format, ...) {
+  std::va_list arguments;
+  va_start(arguments, format);
+  std::vprintf(format, arguments);
+  va_end(arguments);
+  std::fflush(stdout);
+}
+
 int fail(const char* what) {
   std::fprintf(stderr, "vmlab-viz self-test: %s\n", what);
   return viz_exit::kSoftware;
@@ -46,7 +56,7 @@ int fail(const char* what) {
 }  // namespace
 
 int run_self_test(const QString& trace, const QString& screenshot) {
-  std::printf("self-test: platform %s\n", qPrintable(QGuiApplication::platformName()));
+  say("self-test: platform %s\n", qPrintable(QGuiApplication::platformName()));
   MainWindow window;
   window.resize(1400, 900);
   window.show();
@@ -62,7 +72,7 @@ int run_self_test(const QString& trace, const QString& screenshot) {
   if (!wait_for([&] { return opened || !failure.isEmpty(); }))
     return fail("the trace never loaded");
   if (!opened) return fail(qPrintable(QStringLiteral("the trace did not load: ") + failure));
-  std::printf("self-test: loaded %zu events\n", window.document().trace()->events().size());
+  say("self-test: loaded %zu events\n", window.document().trace()->events().size());
 
   // Three notches of the wheel at the middle of the timeline, as a mouse sends them.
   TimelineCanvas& canvas = window.timeline().canvas();
@@ -74,8 +84,8 @@ int run_self_test(const QString& trace, const QString& screenshot) {
     QCoreApplication::sendEvent(&canvas, &wheel);
   }
   const TimeRange after = canvas.view_range();
-  std::printf("self-test: zoomed from %s to %s\n", qPrintable(duration_text(before.length())),
-              qPrintable(duration_text(after.length())));
+  say("self-test: zoomed from %s to %s\n", qPrintable(duration_text(before.length())),
+      qPrintable(duration_text(after.length())));
   if (after.length() * 2 >= before.length()) return fail("the wheel did not zoom the timeline in");
   settle(500);
 
@@ -89,8 +99,7 @@ int run_self_test(const QString& trace, const QString& screenshot) {
       write_output(QFile::encodeName(screenshot).toStdString(),
                    [&](const QString& temporary) { return image.save(temporary, "PNG"); });
   if (!saved) return fail(saved.error().message.c_str());
-  std::printf("self-test: screenshot %s, %dx%d\n", qPrintable(screenshot), image.width(),
-              image.height());
+  say("self-test: screenshot %s, %dx%d\n", qPrintable(screenshot), image.width(), image.height());
   window.close();
   return 0;
 }
