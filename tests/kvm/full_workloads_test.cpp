@@ -26,19 +26,10 @@ TEST_P(FullWorkload, MatchesHvm) {
   const std::uint64_t n = param.count;
   if (workload == "cli-sti") {
     EXPECT_GE(traps(run, "privileged-instruction"), 2 * n) << "each cli and each sti traps";
-  } else if (workload == "syscalls") {
-    EXPECT_GE(traps(run, "system-call"), n) << "each user syscall enters the monitor";
   } else if (workload == "pio") {
     EXPECT_GE(traps(run, "privileged-instruction"), n) << "each inb traps";
-  } else if (workload == "pagefaults") {
-    EXPECT_GE(traps(run, "guest-page-fault"), n) << "each demand fault is reflected";
-  } else if (workload == "timer") {
-    EXPECT_GE(run.interrupts_injected, n) << "the monitor injects every tick the guest counts";
-    EXPECT_EQ(run.result->number("irqs"), n);
-  } else if (workload == "kernel-compute") {
-    // The boot's traps, the sti and cli around the loop, but none per round.
-    EXPECT_LT(run.monitor_traps, n / 10) << "kernel arithmetic runs natively at CPL3";
   }
+  testing::expect_monitor_sees_workload(run, workload, n);
 }
 
 INSTANTIATE_TEST_SUITE_P(Workloads, FullWorkload, ::testing::ValuesIn(testing::kEveryWorkload),

@@ -127,6 +127,29 @@ class SameResultAsHvm : public ::testing::TestWithParam<WorkloadCase> {
   GuestRun hvm;
 };
 
+// What every technique with a monitor (full, bt) must show for a workload,
+// whatever it does with the kernel's instructions: each user system call and
+// each demand fault passes the monitor, every tick the guest counts was
+// injected, and the kernel's arithmetic loop leaves the VM for none of its
+// rounds.
+inline void expect_monitor_sees_workload(const GuestRun& run, const std::string& workload,
+                                         std::uint64_t n) {
+  if (workload == "syscalls") {
+    EXPECT_GE(count_of(run.traps_by_reason, "system-call"), n)
+        << "each user syscall enters the monitor";
+  } else if (workload == "pagefaults") {
+    EXPECT_GE(count_of(run.traps_by_reason, "guest-page-fault"), n)
+        << "each demand fault is reflected";
+  } else if (workload == "timer") {
+    EXPECT_GE(run.interrupts_injected, n) << "the monitor injects every tick the guest counts";
+    ASSERT_TRUE(run.result.has_value());
+    EXPECT_EQ(run.result->number("irqs"), n);
+  } else if (workload == "kernel-compute") {
+    // The boot's traps, the sti and cli around the loop, but none per round.
+    EXPECT_LT(run.monitor_traps, n / 10) << "kernel arithmetic runs at CPL3 without traps";
+  }
+}
+
 // "cli-sti" -> "cli_sti": a test name may not contain '-'.
 inline std::string workload_case_name(const ::testing::TestParamInfo<WorkloadCase>& info) {
   std::string name = info.param.workload;
