@@ -200,22 +200,17 @@ Result<Comparison> run_comparison(const CompareOptions& options, const ComparePr
   if (auto kvm = Kvm::open(); !kvm) return kvm.error();
 
   // One scratch image for every disk run: each disk workload writes before
-  // it reads, or reads what the previous one wrote.
-  std::filesystem::path scratch_image;
+  // it reads, or reads what the previous one wrote. Registered before it is
+  // made, so no moment exists where a signal would leave it behind.
+  std::optional<ScratchFile> scratch_image;
   if (!options.disk_models.empty()) {
-    scratch_image = std::filesystem::temp_directory_path() /
-                    ("vmlab-compare-" + std::to_string(::getpid()) + ".img");
-    if (auto created = devices::create_raw_image(scratch_image.string(), 64 * MiB, true);
-        !created) {
+    scratch_image.emplace((std::filesystem::temp_directory_path() /
+                           ("vmlab-compare-" + std::to_string(::getpid()) + ".img"))
+                              .string());
+    if (auto created = devices::create_raw_image(scratch_image->path(), 64 * MiB, true); !created) {
       return created.error();
     }
   }
-  struct RemoveImage {
-    std::filesystem::path path;
-    ~RemoveImage() {
-      if (!path.empty()) std::filesystem::remove(path);
-    }
-  } remove_image{scratch_image};
 
   Comparison comparison;
   comparison.platform_line = detect_platform().one_line();
@@ -236,7 +231,7 @@ Result<Comparison> run_comparison(const CompareOptions& options, const ComparePr
       run_options.memory_size = options.memory_size;
       run_options.timeout_seconds = options.timeout_seconds;
       if (!configuration.disk_model.empty()) {
-        run_options.disk_path = scratch_image.string();
+        run_options.disk_path = scratch_image->path();
         run_options.disk_model = configuration.disk_model;
       }
       auto run = run_guest(run_options);

@@ -667,6 +667,15 @@ void remove_temporary_outputs_on_signals() {
   }
 }
 
+ScratchFile::ScratchFile(std::string path)
+    : m_path(std::move(path)), m_signal_slot(publish_temporary(m_path)) {}
+
+ScratchFile::~ScratchFile() {
+  // Withdrawn first, so a signal now cannot unlink a name reused since.
+  withdraw_temporary(std::exchange(m_signal_slot, -1));
+  ::unlink(m_path.c_str());
+}
+
 Status RunOutputs::commit() {
   Status status;
   if (console) status = console->commit();

@@ -212,6 +212,24 @@ class OutputFile {
 // an interrupted run leaves its targets as they were and nothing beside them.
 void remove_temporary_outputs_on_signals();
 
+// A scratch file a command makes for itself (compare's disk image): removed
+// when this goes out of scope, and by the handlers above when a signal ends
+// the process first (a cancelled `vmlab compare --disk-model` left its
+// 64 MiB image in /tmp).
+class ScratchFile {
+ public:
+  explicit ScratchFile(std::string path);
+  ~ScratchFile();
+  ScratchFile(const ScratchFile&) = delete;
+  ScratchFile& operator=(const ScratchFile&) = delete;
+
+  const std::string& path() const { return m_path; }
+
+ private:
+  std::string m_path;
+  int m_signal_slot = -1;
+};
+
 // The files one run writes; each present when its option was given.
 struct RunOutputs {
   std::optional<OutputFile> trace;
