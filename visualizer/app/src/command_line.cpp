@@ -6,6 +6,7 @@
 #include "vmlab/trace.hpp"
 #include "vmlab/viz/app/output_file.hpp"
 #include "vmlab/viz/app/view.hpp"
+#include "vmlab/viz/comparison.hpp"
 
 namespace vmlab::viz {
 
@@ -45,14 +46,16 @@ Result<CommandLine> parse_command_line(const QStringList& arguments) {
   QCommandLineParser parser;
   parser.setApplicationDescription(
       QStringLiteral("vmlab-viz: the VM exits, monitor traps and changes of privilege level of a "
-                     "vmlab trace (vmlab run --trace FILE)."));
+                     "vmlab trace (vmlab run --trace FILE), and the results of vmlab compare "
+                     "--json FILE."));
   const QCommandLineOption help({QStringLiteral("h"), QStringLiteral("help")},
                                 QStringLiteral("Print this help and exit."));
   const QCommandLineOption version(QStringLiteral("version"),
                                    QStringLiteral("Print vmlab-viz's version and exit."));
   const QCommandLineOption render(
       QStringLiteral("render"),
-      QStringLiteral("Draw VIEW off screen into --output and exit, without a window. Views: %1.")
+      QStringLiteral("Draw VIEW off screen into --output and exit, without a window. Views: %1 "
+                     "(comparison draws a vmlab compare --json file, the others a trace).")
           .arg(view_kind_names().join(QStringLiteral(", "))),
       QStringLiteral("VIEW"));
   const QCommandLineOption output(
@@ -74,7 +77,10 @@ Result<CommandLine> parse_command_line(const QStringList& arguments) {
       QStringLiteral("FILE"));
   self_test.setFlags(QCommandLineOption::HiddenFromHelp);
   parser.addOptions({help, version, render, output, size, range, self_test});
-  parser.addPositionalArgument(QStringLiteral("TRACE"), QStringLiteral("The trace to open."));
+  parser.addPositionalArgument(
+      QStringLiteral("FILE"),
+      QStringLiteral("The trace (vmlab run --trace) or comparison (vmlab compare --json) to open, "
+                     "told apart by what it holds."));
 
   CommandLine command;
   command.help = parser.helpText();
@@ -91,8 +97,8 @@ Result<CommandLine> parse_command_line(const QStringList& arguments) {
   }
   const QStringList positional = parser.positionalArguments();
   if (positional.size() > 1)
-    return usage("give one trace, not " + std::to_string(positional.size()));
-  command.trace = positional.value(0);
+    return usage("give one file, not " + std::to_string(positional.size()));
+  command.file = positional.value(0);
 
   if (parser.isSet(render) && parser.isSet(self_test)) {
     return usage("--render and --self-test-screenshot do not go together");
@@ -107,7 +113,11 @@ Result<CommandLine> parse_command_line(const QStringList& arguments) {
     }
     if (!parser.isSet(output)) return usage("--render needs --output FILE.png (or .svg)");
     command.output = parser.value(output);
-    if (command.trace.isEmpty()) return usage("--render needs a trace to draw");
+    if (command.file.isEmpty()) {
+      return usage(
+          "--render needs a file to draw: a trace, or for --render comparison what "
+          "vmlab compare --json wrote");
+    }
     if (parser.isSet(size)) {
       static const QRegularExpression kSize(QStringLiteral("^(\\d{1,5})x(\\d{1,5})$"));
       const auto match = kSize.match(parser.value(size));
@@ -122,6 +132,10 @@ Result<CommandLine> parse_command_line(const QStringList& arguments) {
       command.size = QSize(width, height);
     }
     if (parser.isSet(range)) {
+      if (find_view_kind(command.view)->input() != InputKind::Trace) {
+        return usage("--range is a stretch of a trace's run; --render " +
+                     command.view.toStdString() + " draws no run");
+      }
       auto parsed = parse_microsecond_range(parser.value(range));
       if (!parsed) return parsed.error();
       command.range = *parsed;
@@ -134,14 +148,17 @@ Result<CommandLine> parse_command_line(const QStringList& arguments) {
   if (parser.isSet(self_test)) {
     command.mode = CommandLine::Mode::SelfTest;
     command.output = parser.value(self_test);
-    if (command.trace.isEmpty()) return usage("--self-test-screenshot needs a trace to open");
+    if (command.file.isEmpty()) return usage("--self-test-screenshot needs a trace to open");
   }
   return command;
 }
 
 int exit_status_of(const Error& error) {
-  if (error.kind == TraceError::kUnreadable) return viz_exit::kNoTrace;
-  if (error.kind.category() == make_error_code(TraceError::kUnreadable).category()) {
+  if (error.kind == TraceError::kUnreadable || error.kind == ComparisonError::kUnreadable) {
+    return viz_exit::kNoTrace;
+  }
+  if (error.kind.category() == make_error_code(TraceError::kUnreadable).category() ||
+      error.kind.category() == make_error_code(ComparisonError::kUnreadable).category()) {
     return viz_exit::kBadTrace;
   }
   if (error.kind == VizError::kUsage || error.kind == VizError::kUnknownView) {

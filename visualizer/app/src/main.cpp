@@ -57,7 +57,7 @@ int run(int argc, char** argv) {
   switch (command->mode) {
     case CommandLine::Mode::Render: {
       const vmlab::Status rendered = render_to_file({.view = command->view,
-                                                     .trace = command->trace,
+                                                     .file = command->file,
                                                      .output = command->output,
                                                      .size = command->size,
                                                      .range = command->range});
@@ -68,7 +68,7 @@ int run(int argc, char** argv) {
       return 0;
     }
     case CommandLine::Mode::SelfTest:
-      return run_self_test(command->trace, command->output);
+      return run_self_test(command->file, command->output);
     case CommandLine::Mode::Window:
     case CommandLine::Mode::Help:
     case CommandLine::Mode::Version:
@@ -76,9 +76,9 @@ int run(int argc, char** argv) {
   }
   MainWindow window;
   window.show();
-  if (!command->trace.isEmpty()) {
-    const QString trace = command->trace;
-    QTimer::singleShot(0, &window, [&window, trace] { window.open_trace(trace); });
+  if (!command->file.isEmpty()) {
+    const QString file = command->file;
+    QTimer::singleShot(0, &window, [&window, file] { window.open_file(file); });
   }
   return QApplication::exec();
 }

@@ -3,6 +3,7 @@
 #include <QAction>
 #include <QApplication>
 #include <QCloseEvent>
+#include <QDir>
 #include <QDockWidget>
 #include <QDragEnterEvent>
 #include <QDropEvent>
@@ -11,6 +12,7 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QSaveFile>
 #include <QSettings>
 #include <QStatusBar>
 
@@ -44,6 +46,7 @@ const char* const kKeysHelp =
 MainWindow::MainWindow(QWidget* parent)
     : QMainWindow(parent),
       m_document(new TraceDocument(this)),
+      m_comparison(new ComparisonDocument(this)),
       m_links(new ViewLinks(this)),
       m_loader(new TraceLoader(this)) {
   setWindowTitle(tr("vmlab-viz"));
@@ -52,7 +55,7 @@ MainWindow::MainWindow(QWidget* parent)
   const auto& kinds = view_kinds();
   for (std::size_t index = 0; index < kinds.size(); ++index) {
     const ViewKind& kind = kinds[index];
-    View* view = kind.create(*m_document, *m_links, this);
+    ViewBase* view = create_view(kind, {*m_document, *m_links, *m_comparison}, this);
     view->setObjectName(kind.name);
     m_views[kind.name] = view;
     if (index == 0) {
@@ -64,7 +67,7 @@ MainWindow::MainWindow(QWidget* parent)
     dock->setWidget(view);
     addDockWidget(kind.area, dock);
   }
-  // The two tables below share one place, as tabs.
+  // The views below (the two tables, the comparison) share one place, as tabs.
   QDockWidget* previous = nullptr;
   for (QDockWidget* dock : findChildren<QDockWidget*>()) {
     if (dockWidgetArea(dock) != Qt::BottomDockWidgetArea) continue;
@@ -86,7 +89,7 @@ MainWindow::MainWindow(QWidget* parent)
 
 MainWindow::~MainWindow() = default;
 
-View* MainWindow::view(const QString& name) const {
+ViewBase* MainWindow::view(const QString& name) const {
   const auto found = m_views.find(name);
   return found == m_views.end() ? nullptr : found->second;
 }
@@ -97,7 +100,14 @@ TimelineView& MainWindow::timeline() const {
 
 void MainWindow::build_menus() {
   QMenu* file = menuBar()->addMenu(tr("&File"));
-  file->addAction(tr("&Open trace..."), QKeySequence::Open, this, &MainWindow::choose_trace);
+  file->addAction(tr("&Open trace..."), QKeySequence::Open, this,
+                  [this] { choose_file(InputKind::Trace); });
+  file->addAction(tr("Open &comparison..."), this, [this] { choose_file(InputKind::Comparison); });
+  file->addAction(tr("&Run comparison..."), this, &MainWindow::run_comparison_dialog);
+  m_save_comparison =
+      file->addAction(tr("&Save comparison as..."), this, &MainWindow::save_comparison);
+  m_save_comparison->setEnabled(false);
+  file->addSeparator();
   QMenu* export_menu = file->addMenu(tr("&Export view"));
   for (const ViewKind& kind : view_kinds()) {
     export_menu->addAction(tr("%1 as PNG...").arg(kind.title), this,
@@ -126,18 +136,124 @@ void MainWindow::build_menus() {
   help->addAction(tr("&About vmlab-viz"), this, [this] {
     QMessageBox::about(this, tr("About vmlab-viz"),
                        tr("vmlab-viz shows the VM exits, monitor traps and changes of privilege "
-                          "level a vmlab run recorded (vmlab run --trace FILE)."));
+                          "level a vmlab run recorded (vmlab run --trace FILE), and compares "
+                          "the techniques side by side (vmlab compare --json FILE)."));
   });
 }
 
-void MainWindow::choose_trace() {
+void MainWindow::choose_file(InputKind kind) {
   QSettings stored = settings();
+  const bool trace = kind == InputKind::Trace;
   const QString path = QFileDialog::getOpenFileName(
-      this, tr("Open a vmlab trace"), stored.value(QStringLiteral("files/directory")).toString(),
-      tr("vmlab traces (*.trace *.tsv);;All files (*)"));
+      this, trace ? tr("Open a vmlab trace") : tr("Open a vmlab comparison"),
+      stored.value(QStringLiteral("files/directory")).toString(),
+      trace ? tr("vmlab traces (*.trace *.tsv);;All files (*)")
+            : tr("vmlab compare --json results (*.json);;All files (*)"));
   if (path.isEmpty()) return;
   stored.setValue(QStringLiteral("files/directory"), QFileInfo(path).absolutePath());
-  open_trace(path);
+  // What the file holds decides, whichever menu item chose it.
+  open_file(path);
+}
+
+void MainWindow::open_file(const QString& path) {
+  if (input_kind_of_file(path) == InputKind::Comparison) {
+    open_comparison(path);
+  } else {
+    open_trace(path);
+  }
+}
+
+void MainWindow::show_error(const QString& title, const QString& message, const QString& hint) {
+  // Not exec(): the window keeps running (and a test can read the box).
+  auto* box = new QMessageBox(QMessageBox::Critical, title, message, QMessageBox::Ok, this);
+  box->setInformativeText(hint);
+  box->setAttribute(Qt::WA_DeleteOnClose);
+  box->open();
+  statusBar()->showMessage(message);
+}
+
+void MainWindow::open_comparison(const QString& path) {
+  if (const Status loaded = m_comparison->load_file(path); !loaded) {
+    const QString message = QString::fromStdString(loaded.error().message);
+    show_error(tr("Cannot open the comparison"), message,
+               tr("vmlab compare --json FILE writes a comparison vmlab-viz reads."));
+    emit open_failed(message);
+    return;
+  }
+  setWindowTitle(tr("%1 - vmlab-viz").arg(QFileInfo(path).fileName()));
+  m_save_comparison->setEnabled(true);
+  if (auto* dock = findChild<QDockWidget*>(QStringLiteral("comparison-dock"))) {
+    dock->show();
+    dock->raise();
+    // The charts need room: most of the window's height.
+    resizeDocks({dock}, {height() * 3 / 5}, Qt::Vertical);
+  }
+  const ComparisonResults& results = m_comparison->results();
+  statusBar()->showMessage(tr("%1: %2 runs (%3)")
+                               .arg(QFileInfo(path).fileName())
+                               .arg(results.rows.size())
+                               .arg(QString::fromStdString(results.platform_line)));
+  emit comparison_opened(path);
+}
+
+RunComparisonDialog* MainWindow::run_comparison_dialog() {
+  if (m_run_dialog) {
+    m_run_dialog->show();
+    m_run_dialog->raise();
+    return m_run_dialog;
+  }
+  auto directory = std::make_unique<QTemporaryDir>(QDir::tempPath() +
+                                                   QStringLiteral("/vmlab-viz-compare-XXXXXX"));
+  if (!directory->isValid()) {
+    show_error(tr("Cannot run a comparison"),
+               tr("cannot make a directory for its results: %1").arg(directory->errorString()),
+               tr("vmlab-viz writes them to the temporary directory (TMPDIR)."));
+    return nullptr;
+  }
+  auto* dialog =
+      new RunComparisonDialog(find_vmlab(QCoreApplication::applicationDirPath()),
+                              directory->filePath(QStringLiteral("comparison.json")), this);
+  dialog->setAttribute(Qt::WA_DeleteOnClose);
+  m_pending_directory = std::move(directory);
+  connect(dialog, &RunComparisonDialog::results_ready, this, [this](const QString& path) {
+    // These results are the window's now; the last run's go.
+    m_run_directory = std::move(m_pending_directory);
+    open_comparison(path);
+  });
+  connect(dialog, &QObject::destroyed, this, [this] { m_pending_directory.reset(); });
+  m_run_dialog = dialog;
+  dialog->show();
+  return dialog;
+}
+
+void MainWindow::save_comparison() {
+  if (!m_comparison->has_results()) return;
+  QSettings stored = settings();
+  const QString suggested = stored.value(QStringLiteral("files/directory")).toString() +
+                            QStringLiteral("/") + QFileInfo(m_comparison->path()).fileName();
+  const QString path =
+      QFileDialog::getSaveFileName(this, tr("Save the comparison"), suggested,
+                                   tr("vmlab compare --json results (*.json);;All files (*)"));
+  if (path.isEmpty()) return;
+  stored.setValue(QStringLiteral("files/directory"), QFileInfo(path).absolutePath());
+  // The file as vmlab wrote it, so that vmlab-viz and scripts read it again.
+  QFile source(m_comparison->path());
+  QSaveFile target(path);
+  if (!source.open(QIODevice::ReadOnly)) {
+    QMessageBox::warning(this, tr("Cannot save"),
+                         tr("cannot read %1: %2").arg(source.fileName(), source.errorString()));
+    return;
+  }
+  const QByteArray contents = source.readAll();
+  if (!target.open(QIODevice::WriteOnly) || target.write(contents) != contents.size() ||
+      !target.commit()) {
+    QMessageBox::warning(this, tr("Cannot save"),
+                         tr("cannot write %1: %2").arg(path, target.errorString()));
+    return;
+  }
+  m_comparison->set_results(m_comparison->results(), path);
+  setWindowTitle(tr("%1 - vmlab-viz").arg(QFileInfo(path).fileName()));
+  statusBar()->showMessage(tr("Saved the comparison to %1").arg(path), 5000);
 }
 
 void MainWindow::open_trace(const QString& path) {
@@ -187,13 +303,8 @@ void MainWindow::failed(std::error_code kind, const QString& message, const QStr
     emit open_failed(message);
     return;
   }
-  // Not exec(): the window keeps running (and a test can read the box).
-  auto* box = new QMessageBox(QMessageBox::Critical, tr("Cannot open the trace"), message,
-                              QMessageBox::Ok, this);
-  box->setInformativeText(tr("vmlab run --trace FILE writes a trace vmlab-viz reads."));
-  box->setAttribute(Qt::WA_DeleteOnClose);
-  box->open();
-  statusBar()->showMessage(message);
+  show_error(tr("Cannot open the trace"), message,
+             tr("vmlab run --trace FILE writes a trace vmlab-viz reads."));
   emit open_failed(message);
 }
 
@@ -214,7 +325,7 @@ void MainWindow::update_status() {
 }
 
 void MainWindow::export_view(const ViewKind& kind, ImageFormat format) {
-  View* shown = view(kind.name);
+  ViewBase* shown = view(kind.name);
   if (shown == nullptr) return;
   const QString extension =
       format == ImageFormat::Png ? QStringLiteral("png") : QStringLiteral("svg");
@@ -226,9 +337,11 @@ void MainWindow::export_view(const ViewKind& kind, ImageFormat format) {
       format == ImageFormat::Png ? tr("PNG images (*.png)") : tr("SVG drawings (*.svg)"));
   if (path.isEmpty()) return;
   stored.setValue(QStringLiteral("files/export-directory"), QFileInfo(path).absolutePath());
-  const Status saved = save_widget_image(
-      *shown->content(), path,
-      QStringLiteral("%1 of %2").arg(kind.title, QFileInfo(m_document->path()).fileName()));
+  const QString& source =
+      kind.input() == InputKind::Comparison ? m_comparison->path() : m_document->path();
+  const Status saved =
+      save_widget_image(*shown->content(), path,
+                        QStringLiteral("%1 of %2").arg(kind.title, QFileInfo(source).fileName()));
   if (!saved) {
     QMessageBox::warning(this, tr("Cannot export"), QString::fromStdString(saved.error().message));
     return;
@@ -268,7 +381,7 @@ void MainWindow::dropEvent(QDropEvent* event) {
   const auto urls = event->mimeData()->urls();
   if (urls.isEmpty() || !urls.first().isLocalFile()) return;
   event->acceptProposedAction();
-  open_trace(urls.first().toLocalFile());
+  open_file(urls.first().toLocalFile());
 }
 
 }  // namespace vmlab::viz

@@ -167,6 +167,49 @@ QColor time_bars() {
   return QColor(rgb(0xd9822b));
 }
 
+QColor technique(std::string_view cpu, int variant) {
+  QColor base = cpu == "hvm"    ? QColor(rgb(0x56667a))
+                : cpu == "full" ? QColor(rgb(0xe08a1e))
+                : cpu == "bt"   ? QColor(rgb(0x1f9a8a))
+                : cpu == "para" ? QColor(rgb(0xb0428a))
+                                : QColor(rgb(0x8c8c8c));
+  // Shades alternate darker and lighter, so neighbours in a group differ.
+  if (variant <= 0) return base;
+  const int step = (variant + 1) / 2;
+  return variant % 2 == 1 ? base.darker(100 + 40 * step) : base.lighter(100 + 30 * step);
+}
+
+QColor level(TimelineLane lane) {
+  switch (lane) {
+    case TimelineLane::Vmm:
+      return QColor(rgb(0xd0493a));
+    case TimelineLane::Monitor:
+      return QColor(rgb(0xe8a33a));
+    case TimelineLane::GuestKernel:
+    case TimelineLane::GuestUser:
+      return span(lane, SpanLabel::guest_running());
+    case TimelineLane::GuestUnknown:
+      return QColor(rgb(0x9a9a9a));
+    case TimelineLane::Halted:
+      return QColor(rgb(0x6b7a8f));
+    case TimelineLane::Count:
+      break;
+  }
+  return QColor(rgb(0x8c8c8c));
+}
+
+QColor failed_slot() {
+  return QColor(rgb(0xf6d5d2));
+}
+
+QColor failed_text() {
+  return QColor(rgb(0xa3231a));
+}
+
+QColor missing_slot() {
+  return QColor(rgb(0xe6e6e6));
+}
+
 QColor text_on(const QColor& fill) {
   // Relative luminance, roughly (ITU-R BT.601 weights).
   const double luminance = 0.299 * fill.redF() + 0.587 * fill.greenF() + 0.114 * fill.blueF();

@@ -53,21 +53,54 @@ Status save_widget_image(QWidget& widget, const QString& path, const QString& ti
   });
 }
 
+namespace {
+
+// Off screen, at `size`, laid out as it would be on screen.
+void show_offscreen(ViewBase& view, const ViewKind& kind, QSize size) {
+  view.setAttribute(Qt::WA_DontShowOnScreen);
+  view.set_tool_bar_visible(false);
+  view.resize(size.isEmpty() ? kind.render_size : size);
+  view.show();
+}
+
+// Resizes, layouts and polish run as events: let them before drawing.
+void settle(ViewBase& view) {
+  QCoreApplication::processEvents();
+  view.prepare_for_render();
+  QCoreApplication::processEvents();
+}
+
+QString views_drawing(InputKind input) {
+  QStringList names;
+  for (const ViewKind& kind : view_kinds()) {
+    if (kind.input() == input) names << kind.name;
+  }
+  return names.join(QStringLiteral(", "));
+}
+
+}  // namespace
+
 std::unique_ptr<View> make_offscreen_view(const ViewKind& kind, TraceDocument& document,
                                           ViewLinks& links, QSize size, TimeRange range) {
-  std::unique_ptr<View> view(kind.create(document, links, nullptr));
-  view->setAttribute(Qt::WA_DontShowOnScreen);
-  view->set_tool_bar_visible(false);
-  view->resize(size.isEmpty() ? kind.render_size : size);
-  view->show();
+  const auto* create = std::get_if<ViewKind::TraceViewFactory>(&kind.create);
+  if (create == nullptr) return nullptr;
+  std::unique_ptr<View> view((*create)(document, links, nullptr));
+  show_offscreen(*view, kind, size);
   if (!range.empty()) {
     document.set_range(range);
     view->show_range(range);
   }
-  // Resizes, layouts and polish run as events: let them before drawing.
-  QCoreApplication::processEvents();
-  view->prepare_for_render();
-  QCoreApplication::processEvents();
+  settle(*view);
+  return view;
+}
+
+std::unique_ptr<ViewBase> make_offscreen_view(const ViewKind& kind, ComparisonDocument& document,
+                                              QSize size) {
+  const auto* create = std::get_if<ViewKind::ComparisonViewFactory>(&kind.create);
+  if (create == nullptr) return nullptr;
+  std::unique_ptr<ViewBase> view((*create)(document, nullptr));
+  show_offscreen(*view, kind, size);
+  settle(*view);
   return view;
 }
 
@@ -80,19 +113,33 @@ Status render_to_file(const RenderRequest& request) {
   }
   auto format = image_format_of(request.output);
   if (!format) return format.error();
-  // Refuse a protected output before spending time on the trace.
+  // Refuse a protected output before spending time on the input.
   if (auto checked = check_output(QFile::encodeName(request.output).toStdString()); !checked) {
     return checked;
   }
-  auto trace = TraceModel::load_file(QFile::encodeName(request.trace).toStdString());
+  const InputKind given = input_kind_of_file(request.file);
+  if (given != kind->input()) {
+    return Error{VizError::kUsage,
+                 QStringLiteral("--render %1 draws %2, but %3 is %4; the views that draw it: %5")
+                     .arg(kind->name, input_kind_text(kind->input()), request.file,
+                          input_kind_text(given), views_drawing(given))
+                     .toStdString()};
+  }
+  const QString title =
+      QStringLiteral("%1 of %2").arg(kind->title, QFileInfo(request.file).fileName());
+  if (kind->input() == InputKind::Comparison) {
+    ComparisonDocument document;
+    if (auto loaded = document.load_file(request.file); !loaded) return loaded;
+    const auto view = make_offscreen_view(*kind, document, request.size);
+    return save_widget_image(*view->content(), request.output, title);
+  }
+  auto trace = TraceModel::load_file(QFile::encodeName(request.file).toStdString());
   if (!trace) return trace.error();
   TraceDocument document;
-  document.set_trace(std::make_shared<const TraceModel>(std::move(*trace)), request.trace);
+  document.set_trace(std::make_shared<const TraceModel>(std::move(*trace)), request.file);
   ViewLinks links;
   const auto view = make_offscreen_view(*kind, document, links, request.size, request.range);
-  return save_widget_image(
-      *view->content(), request.output,
-      QStringLiteral("%1 of %2").arg(kind->title, QFileInfo(request.trace).fileName()));
+  return save_widget_image(*view->content(), request.output, title);
 }
 
 }  // namespace vmlab::viz

@@ -1,5 +1,6 @@
 #include "vmlab/viz/app/view.hpp"
 
+#include "vmlab/viz/app/comparison_view.hpp"
 #include "vmlab/viz/app/reasons_view.hpp"
 #include "vmlab/viz/app/table_views.hpp"
 #include "vmlab/viz/app/timeline_view.hpp"
@@ -7,7 +8,14 @@
 namespace vmlab::viz {
 
 View::View(TraceDocument& document, ViewLinks& links, QWidget* parent)
-    : QWidget(parent), m_document(document), m_links(links) {}
+    : ViewBase(parent), m_document(document), m_links(links) {}
+
+ViewBase* create_view(const ViewKind& kind, const ViewInputs& inputs, QWidget* parent) {
+  if (const auto* trace_view = std::get_if<ViewKind::TraceViewFactory>(&kind.create)) {
+    return (*trace_view)(inputs.trace, inputs.links, parent);
+  }
+  return std::get<ViewKind::ComparisonViewFactory>(kind.create)(inputs.comparison, parent);
+}
 
 const std::vector<ViewKind>& view_kinds() {
   static const std::vector<ViewKind> kinds = {
@@ -28,6 +36,11 @@ const std::vector<ViewKind>& view_kinds() {
        Qt::BottomDockWidgetArea,
        [](TraceDocument& document, ViewLinks& links, QWidget* parent) -> View* {
          return new TrapsTransitionsView(document, links, parent);
+       }},
+      {QStringLiteral("comparison"), QObject::tr("Comparison"), QSize(1600, 1000),
+       Qt::BottomDockWidgetArea,
+       [](ComparisonDocument& document, QWidget* parent) -> ViewBase* {
+         return new ComparisonView(document, parent);
        }},
   };
   return kinds;

@@ -1,8 +1,10 @@
 // vmlab-viz's command line:
-//   vmlab-viz [TRACE]                          the window, with TRACE open
-//   vmlab-viz --render VIEW --output FILE [--size WxH] [--range FROM-TO] TRACE
-//                                              VIEW drawn off screen into FILE (.png or .svg),
-//                                              of the whole run or FROM to TO microseconds
+//   vmlab-viz [FILE]                           the window, with FILE open: a trace or a
+//                                              comparison (vmlab compare --json), by its contents
+//   vmlab-viz --render VIEW --output IMAGE [--size WxH] [--range FROM-TO] FILE
+//                                              VIEW drawn off screen into IMAGE (.png or .svg),
+//                                              of the whole run or FROM to TO microseconds;
+//                                              FILE the comparison for --render comparison
 //   vmlab-viz --self-test-screenshot FILE TRACE
 //                                              the window's own test (under Xvfb): open TRACE
 //                                              as a person would, zoom, take a screenshot
@@ -20,8 +22,8 @@ namespace vmlab::viz {
 // Exit statuses (sysexits.h's, as the CLI's).
 namespace viz_exit {
 inline constexpr int kUsage = 64;       // EX_USAGE: a bad option, view or size
-inline constexpr int kBadTrace = 65;    // EX_DATAERR: a trace that does not parse
-inline constexpr int kNoTrace = 66;     // EX_NOINPUT: a trace that cannot be opened
+inline constexpr int kBadTrace = 65;    // EX_DATAERR: a trace or comparison that does not parse
+inline constexpr int kNoTrace = 66;     // EX_NOINPUT: a trace or comparison that cannot be opened
 inline constexpr int kSoftware = 70;    // EX_SOFTWARE: a self-test that failed
 inline constexpr int kCantCreate = 73;  // EX_CANTCREAT: an output refused or not written
 }  // namespace viz_exit
@@ -29,7 +31,7 @@ inline constexpr int kCantCreate = 73;  // EX_CANTCREAT: an output refused or no
 struct CommandLine {
   enum class Mode { Window, Render, SelfTest, Help, Version };
   Mode mode = Mode::Window;
-  QString trace;
+  QString file;           // a trace, or a comparison (input_file.hpp)
   QString view;           // Render
   QString output;         // Render, SelfTest
   QSize size;             // Render; empty: the view's own size

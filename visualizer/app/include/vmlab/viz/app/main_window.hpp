@@ -3,15 +3,21 @@
 // selected in the timeline narrows the charts and tables. A trace opens
 // from the command line, File > Open or a drop, loading on a worker thread
 // behind a progress dialog with a Cancel button; a trace that cannot be
-// read opens a message naming the file and line. The window's layout is
-// remembered (QSettings) from one run to the next.
+// read opens a message naming the file and line. A comparison (`vmlab
+// compare --json`) opens the same ways, told from a trace by what the file
+// holds, into the comparison view and its own document; File > Run
+// comparison... makes one with the vmlab beside vmlab-viz. The window's
+// layout is remembered (QSettings) from one run to the next.
 #pragma once
 
 #include <QMainWindow>
 #include <QPointer>
 #include <QProgressDialog>
+#include <QTemporaryDir>
 #include <map>
+#include <memory>
 
+#include "vmlab/viz/app/comparison_dialog.hpp"
 #include "vmlab/viz/app/render.hpp"
 #include "vmlab/viz/app/timeline_view.hpp"
 #include "vmlab/viz/app/view.hpp"
@@ -27,16 +33,25 @@ class MainWindow final : public QMainWindow {
   explicit MainWindow(QWidget* parent = nullptr);
   ~MainWindow() override;
 
+  // A trace or a comparison, whichever `path` holds (input_file.hpp).
+  void open_file(const QString& path);
   // Starts loading `path` (cancelling a load under way).
   void open_trace(const QString& path);
+  // Reads `path` into the comparison view; a bad file opens a message
+  // naming the field at fault, and the view keeps what it showed.
+  void open_comparison(const QString& path);
+  // File > Run comparison...: the dialog (shown, not run: tests drive it).
+  RunComparisonDialog* run_comparison_dialog();
   bool loading() const { return m_loader->running(); }
 
   TraceDocument& document() { return *m_document; }
-  View* view(const QString& name) const;
+  ComparisonDocument& comparison() { return *m_comparison; }
+  ViewBase* view(const QString& name) const;
   TimelineView& timeline() const;
 
  signals:
   void trace_opened(const QString& path);
+  void comparison_opened(const QString& path);
   void open_failed(const QString& message);
 
  protected:
@@ -46,7 +61,9 @@ class MainWindow final : public QMainWindow {
 
  private:
   void build_menus();
-  void choose_trace();
+  void choose_file(InputKind kind);
+  void save_comparison();
+  void show_error(const QString& title, const QString& message, const QString& hint);
   void export_view(const ViewKind& kind, ImageFormat format);
   void loaded(std::shared_ptr<const TraceModel> trace, const QString& path);
   void failed(std::error_code kind, const QString& message, const QString& path);
@@ -54,11 +71,18 @@ class MainWindow final : public QMainWindow {
   void restore_layout();
 
   TraceDocument* m_document;
+  ComparisonDocument* m_comparison;
   ViewLinks* m_links;
   TraceLoader* m_loader;
   QPointer<QProgressDialog> m_progress;
   QString m_pending;  // a trace to open once the cancelled load has ended
-  std::map<QString, View*> m_views;
+  std::map<QString, ViewBase*> m_views;
+  QAction* m_save_comparison = nullptr;
+  QPointer<RunComparisonDialog> m_run_dialog;
+  // Where the last comparison run from the window wrote its results; they
+  // live until the next run or the window's end (File > Save comparison as...).
+  std::unique_ptr<QTemporaryDir> m_run_directory;
+  std::unique_ptr<QTemporaryDir> m_pending_directory;  // the open dialog's
 };
 
 }  // namespace vmlab::viz

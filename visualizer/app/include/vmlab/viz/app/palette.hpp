@@ -6,6 +6,7 @@
 #pragma once
 
 #include <QColor>
+#include <string_view>
 
 #include "vmlab/viz/timeline.hpp"
 
@@ -27,6 +28,17 @@ QColor highlight();   // the event a search or a click found
 QColor selection();   // the selected time range (translucent)
 QColor count_bars();  // the reasons chart: events per reason
 QColor time_bars();   // ... and time per reason
+
+// The comparison view: a technique's bars (hvm slate, full orange as the
+// monitor's emulation, bt teal, para magenta as its hypercalls; `variant`
+// 1, 2, ... a shade of it for hvm+kirq or another disk model), a level's
+// share of the time (the timeline's colours for the guest), and the slot of
+// a run that failed or has no figure.
+QColor technique(std::string_view cpu, int variant);
+QColor level(TimelineLane lane);
+QColor failed_slot();
+QColor failed_text();
+QColor missing_slot();
 
 // Black or white, whichever reads on `fill`.
 QColor text_on(const QColor& fill);

@@ -1,6 +1,7 @@
 // Pictures of views: exported from the window (File > Export) and made
-// headless by `vmlab-viz --render VIEW --output FILE TRACE` for scripts
-// and the README. PNG through QWidget::grab, SVG through QSvgGenerator
+// headless by `vmlab-viz --render VIEW --output FILE INPUT` for scripts and
+// the README, INPUT a trace or, for the comparison view, a `vmlab compare
+// --json` file. PNG through QWidget::grab, SVG through QSvgGenerator
 // (vector: each span a rectangle, each figure text). Both are marked as
 // vmlab-viz's (output_file.hpp), so rendering again may replace them.
 #pragma once
@@ -26,19 +27,24 @@ Status save_widget_image(QWidget& widget, const QString& path, const QString& ti
 
 // A view made for a picture of `size`: created off screen, laid out and
 // shown there (never on a screen), its tool bar hidden. The caller owns it.
+// A view of the trace (null for a kind that draws a comparison)...
 std::unique_ptr<View> make_offscreen_view(const ViewKind& kind, TraceDocument& document,
                                           ViewLinks& links, QSize size,
                                           TimeRange range = TimeRange{0, 0});
+// ... and one of a comparison (null for a kind that draws a trace).
+std::unique_ptr<ViewBase> make_offscreen_view(const ViewKind& kind, ComparisonDocument& document,
+                                              QSize size);
 
 struct RenderRequest {
   QString view;           // a view_kinds() name
-  QString trace;          // the trace file
+  QString file;           // what it draws: a trace, or a comparison for the comparison view
   QString output;         // .png or .svg
   QSize size;             // empty: the view's own render size
   TimeRange range{0, 0};  // empty: the whole run
 };
-// Loads the trace, renders the view, writes the image. Errors: VizError's,
-// or the trace reader's (TraceError) for a trace that cannot be read.
+// Loads the file, renders the view, writes the image. Errors: VizError's
+// (kUsage for a file of the kind the view does not draw), or the reader's
+// (TraceError, ComparisonError) for a file that cannot be read.
 Status render_to_file(const RenderRequest& request);
 
 }  // namespace vmlab::viz

@@ -2,7 +2,9 @@
 // menus and the headless `--render VIEW` all come from view_kinds(), so a
 // new view (the transition graph, how a mode works, the comparison, a live
 // run) is one entry there and is at once a dock, a menu item, an export and
-// a --render name.
+// a --render name. Most views draw the trace (TraceDocument); the
+// comparison view draws a `vmlab compare --json` file (ComparisonDocument),
+// and its kind says so, so that --render knows which file a view needs.
 #pragma once
 
 #include <QSize>
@@ -10,8 +12,11 @@
 #include <QStringList>
 #include <QWidget>
 #include <functional>
+#include <variant>
 #include <vector>
 
+#include "vmlab/viz/models/comparison_document.hpp"
+#include "vmlab/viz/models/input_file.hpp"
 #include "vmlab/viz/models/trace_document.hpp"
 
 namespace vmlab::viz {
@@ -35,7 +40,8 @@ class ViewLinks final : public QObject {
                      const QString& description);
 };
 
-class View : public QWidget {
+// What the window, an export and --render ask of any view.
+class ViewBase : public QWidget {
   Q_OBJECT
 
  public:
@@ -51,6 +57,14 @@ class View : public QWidget {
   virtual void prepare_for_render() {}
 
  protected:
+  using QWidget::QWidget;
+};
+
+// A view of the trace.
+class View : public ViewBase {
+  Q_OBJECT
+
+ protected:
   View(TraceDocument& document, ViewLinks& links, QWidget* parent);
 
   TraceDocument& m_document;
@@ -58,13 +72,31 @@ class View : public QWidget {
 };
 
 struct ViewKind {
+  using TraceViewFactory = std::function<View*(TraceDocument&, ViewLinks&, QWidget*)>;
+  using ComparisonViewFactory = std::function<ViewBase*(ComparisonDocument&, QWidget*)>;
+
   QString name;   // --render's word and the dock's object name: "timeline"
   QString title;  // the dock's and the menus' "Timeline"
   QSize render_size;
   // Where the window puts it; the first kind is the central widget.
   Qt::DockWidgetArea area = Qt::RightDockWidgetArea;
-  std::function<View*(TraceDocument&, ViewLinks&, QWidget*)> create;
+  // How it is made, which says what it draws: a trace or a comparison.
+  std::variant<TraceViewFactory, ComparisonViewFactory> create;
+
+  InputKind input() const {
+    return std::holds_alternative<TraceViewFactory>(create) ? InputKind::Trace
+                                                            : InputKind::Comparison;
+  }
 };
+
+// The documents a window (or a headless render) gives its views.
+struct ViewInputs {
+  TraceDocument& trace;
+  ViewLinks& links;
+  ComparisonDocument& comparison;
+};
+// A view of `kind` over the document it draws.
+ViewBase* create_view(const ViewKind& kind, const ViewInputs& inputs, QWidget* parent);
 
 const std::vector<ViewKind>& view_kinds();
 const ViewKind* find_view_kind(const QString& name);
