@@ -1,6 +1,7 @@
 // The window off screen: a trace opened through the worker thread reaches
 // every view, a selection narrows them all, a bad trace opens a message
-// naming its line, and the layout outlives the window.
+// naming its line, a comparison opens by what the file holds (a malformed
+// one a message naming its field), and the layout outlives the window.
 #include "vmlab/viz/app/main_window.hpp"
 
 #include <gtest/gtest.h>
@@ -16,7 +17,9 @@
 
 #include "../../support/scratch_files.hpp"
 #include "../viz_models/qt_test_support.hpp"
+#include "comparison_sample.hpp"
 #include "view_test_support.hpp"
+#include "vmlab/viz/app/comparison_view.hpp"
 #include "vmlab/viz/app/reasons_view.hpp"
 #include "vmlab/viz/app/table_views.hpp"
 
@@ -149,6 +152,80 @@ TEST_F(MainWindowTest, TheLayoutOutlivesTheWindow) {
   auto* dock = again.findChild<QDockWidget*>(QStringLiteral("reasons-dock"));
   ASSERT_NE(dock, nullptr);
   EXPECT_FALSE(dock->isVisible()) << "the hidden dock stays hidden";
+}
+
+TEST_F(MainWindowTest, AComparisonOpensByWhatTheFileHolds) {
+  // Named like a trace: what it holds decides.
+  write_file(m_directory / "results.trace", testing::kSmallComparison);
+  MainWindow window;
+  window.show();
+  bool opened = false;
+  QObject::connect(&window, &MainWindow::comparison_opened, [&] { opened = true; });
+  window.open_file(path("results.trace"));
+  ASSERT_TRUE(opened);
+  EXPECT_EQ(window.document().trace(), nullptr) << "not read as a trace";
+  ASSERT_TRUE(window.comparison().has_results());
+  EXPECT_EQ(window.comparison().results().rows.size(), 6u);
+  EXPECT_TRUE(window.windowTitle().startsWith(QStringLiteral("results.trace")));
+  auto& view = static_cast<ComparisonView&>(*window.view(QStringLiteral("comparison")));
+  EXPECT_EQ(view.workloads(), (QStringList{"syscalls", "pio"}));
+  auto* dock = window.findChild<QDockWidget*>(QStringLiteral("comparison-dock"));
+  ASSERT_NE(dock, nullptr);
+  EXPECT_TRUE(dock->isVisible());
+  EXPECT_TRUE(view.isVisible()) << "raised over the tables it shares a place with";
+
+  // A trace, by the same door, is still a trace.
+  bool traced = false;
+  QObject::connect(&window, &MainWindow::trace_opened, [&] { traced = true; });
+  window.open_file(path("sample.trace"));
+  ASSERT_TRUE(testing::wait_until([&] { return traced; }));
+  EXPECT_EQ(window.document().trace()->events().size(), 10u);
+  EXPECT_TRUE(window.comparison().has_results()) << "each has its own document";
+}
+
+TEST_F(MainWindowTest, AComparisonDroppedOnTheWindowOpens) {
+  write_file(m_directory / "results.json", testing::kSmallComparison);
+  MainWindow window;
+  window.show();
+  bool opened = false;
+  QObject::connect(&window, &MainWindow::comparison_opened, [&] { opened = true; });
+  QMimeData data;
+  data.setUrls({QUrl::fromLocalFile(path("results.json"))});
+  const QPoint middle = window.rect().center();
+  QDragEnterEvent enter(middle, Qt::CopyAction, &data, Qt::LeftButton, Qt::NoModifier);
+  QCoreApplication::sendEvent(&window, &enter);
+  EXPECT_TRUE(enter.isAccepted());
+  QDropEvent drop(QPointF(middle), Qt::CopyAction, &data, Qt::LeftButton, Qt::NoModifier);
+  QCoreApplication::sendEvent(&window, &drop);
+  EXPECT_TRUE(opened);
+  EXPECT_EQ(window.comparison().path(), path("results.json"));
+}
+
+TEST_F(MainWindowTest, AMalformedComparisonOpensAMessageNamingItsField) {
+  write_file(m_directory / "good.json", testing::kSmallComparison);
+  std::string bad = testing::kSmallComparison;
+  bad.replace(bad.find("\"vmm\": 1.5"), 10, "\"vmm\": \"1.5\"");
+  write_file(m_directory / "bad.json", bad);
+  write_file(m_directory / "cut.json", std::string(testing::kSmallComparison).substr(0, 200));
+  MainWindow window;
+  window.show();
+  window.open_file(path("good.json"));
+  ASSERT_TRUE(window.comparison().has_results());
+  QString failure;
+  QObject::connect(&window, &MainWindow::open_failed, [&](const QString& why) { failure = why; });
+  window.open_file(path("bad.json"));
+  EXPECT_TRUE(failure.contains(
+      QStringLiteral("bad.json: rows[0].share_percent.vmm: should be a number, not a string")))
+      << failure.toStdString();
+  auto* box = window.findChild<QMessageBox*>();
+  ASSERT_NE(box, nullptr) << "the error is shown, not only logged";
+  EXPECT_EQ(box->text(), failure);
+  box->close();
+  EXPECT_EQ(window.comparison().path(), path("good.json")) << "the view keeps what it showed";
+  EXPECT_EQ(window.comparison().results().rows.size(), 6u);
+  window.open_file(path("cut.json"));
+  EXPECT_TRUE(failure.contains(QStringLiteral("cut.json: not a JSON document")))
+      << failure.toStdString();
 }
 
 }  // namespace

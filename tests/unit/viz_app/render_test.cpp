@@ -11,6 +11,7 @@
 #include <QSvgRenderer>
 
 #include "../../support/scratch_files.hpp"
+#include "comparison_sample.hpp"
 #include "view_test_support.hpp"
 #include "vmlab/trace.hpp"
 #include "vmlab/viz/app/command_line.hpp"
@@ -119,7 +120,7 @@ TEST(CommandLine, TheOptionsAndTheirMistakes) {
   auto window = parse_command_line({QStringLiteral("run.trace")});
   ASSERT_TRUE(window.ok());
   EXPECT_EQ(window->mode, CommandLine::Mode::Window);
-  EXPECT_EQ(window->trace, QStringLiteral("run.trace"));
+  EXPECT_EQ(window->file, QStringLiteral("run.trace"));
   EXPECT_EQ(parse_command_line({})->mode, CommandLine::Mode::Window);
 
   auto render = parse_command_line({"--render", "reasons", "--output", "r.png", "--size", "800x600",
@@ -145,6 +146,9 @@ TEST(CommandLine, TheOptionsAndTheirMistakes) {
             VizError::kUsage);
   EXPECT_EQ(kind({"--render", "timeline", "--output", "o.png", "--range", "40-30", "t"}),
             VizError::kUsage);
+  EXPECT_EQ(kind({"--render", "comparison", "--output", "o.png", "--range", "30-40", "r.json"}),
+            VizError::kUsage)
+      << "a comparison has no run to take a stretch of";
   EXPECT_EQ(kind({"--output", "o.png", "t"}), VizError::kUsage) << "--output without --render";
   EXPECT_EQ(kind({"--frobnicate"}), VizError::kUsage);
   EXPECT_EQ(kind({"a.trace", "b.trace"}), VizError::kUsage);
@@ -157,7 +161,10 @@ TEST(CommandLine, TheOptionsAndTheirMistakes) {
 // `vmlab-viz` as a script runs it: the image, and an exit status per mistake.
 class RenderCommand : public ::testing::Test {
  protected:
-  void SetUp() override { write_file(m_directory / "sample.trace", testing::kSampleTrace); }
+  void SetUp() override {
+    write_file(m_directory / "sample.trace", testing::kSampleTrace);
+    write_file(m_directory / "results.json", testing::kSmallComparison);
+  }
 
   int run(const QStringList& arguments, QString* error_output = nullptr) {
     QProcess process;
@@ -177,12 +184,13 @@ class RenderCommand : public ::testing::Test {
 };
 
 TEST_F(RenderCommand, DrawsEachViewWithoutADisplay) {
-  for (const QString& name : view_kind_names()) {
+  for (const ViewKind& kind : view_kinds()) {
+    const QString& name = kind.name;
     const QString output = path(name.toStdString() + ".png");
+    const QString input =
+        kind.input() == InputKind::Trace ? path("sample.trace") : path("results.json");
     QString errors;
-    ASSERT_EQ(run({"--render", name, "--output", output, "--size", "900x500", path("sample.trace")},
-                  &errors),
-              0)
+    ASSERT_EQ(run({"--render", name, "--output", output, "--size", "900x500", input}, &errors), 0)
         << errors.toStdString();
     EXPECT_TRUE(errors.isEmpty()) << "nothing but the image: " << errors.toStdString();
     const QImage image(output);
@@ -214,6 +222,54 @@ TEST_F(RenderCommand, ClearErrorsAndExitStatuses) {
   EXPECT_EQ(contents_of(m_directory / "precious.png"), "a photo");
   EXPECT_EQ(run({"--render", "timeline", "--output", path("absent/x.png"), path("sample.trace")}),
             viz_exit::kCantCreate);
+  EXPECT_FALSE(std::filesystem::exists(m_directory / "x.png"));
+}
+
+TEST_F(RenderCommand, AComparisonAndTheMistakesAboutIt) {
+  QString errors;
+  ASSERT_EQ(
+      run({"--render", "comparison", "--output", path("comparison.png"), path("results.json")},
+          &errors),
+      0)
+      << errors.toStdString();
+  QImageReader reader(path("comparison.png"));
+  EXPECT_EQ(reader.text(QStringLiteral("Title")), QStringLiteral("Comparison of results.json"));
+  EXPECT_EQ(reader.read().size(), find_view_kind(QStringLiteral("comparison"))->render_size);
+
+  // A view of the other kind of file: a usage error that says which draws it.
+  EXPECT_EQ(run({"--render", "timeline", "--output", path("x.png"), path("results.json")}, &errors),
+            viz_exit::kUsage);
+  EXPECT_TRUE(
+      errors.contains(QStringLiteral("--render timeline draws a trace (vmlab run --trace), "
+                                     "but ")))
+      << errors.toStdString();
+  EXPECT_TRUE(errors.contains(QStringLiteral("the views that draw it: comparison")))
+      << errors.toStdString();
+  EXPECT_EQ(
+      run({"--render", "comparison", "--output", path("x.png"), path("sample.trace")}, &errors),
+      viz_exit::kUsage);
+  EXPECT_TRUE(errors.contains(QStringLiteral("--render comparison draws a comparison")))
+      << errors.toStdString();
+
+  // A malformed file names its field; a cut one says where JSON stopped.
+  std::string bad = testing::kSmallComparison;
+  bad.replace(bad.find("\"ok\": true"), 10, "\"ok\": 1");
+  write_file(m_directory / "bad.json", bad);
+  EXPECT_EQ(run({"--render", "comparison", "--output", path("x.png"), path("bad.json")}, &errors),
+            viz_exit::kBadTrace);
+  EXPECT_TRUE(
+      errors.contains(QStringLiteral("bad.json: rows[0].ok: should be true or false, not a "
+                                     "whole number")))
+      << errors.toStdString();
+  write_file(m_directory / "cut.json", std::string(testing::kSmallComparison).substr(0, 300));
+  EXPECT_EQ(run({"--render", "comparison", "--output", path("x.png"), path("cut.json")}, &errors),
+            viz_exit::kBadTrace);
+  EXPECT_TRUE(errors.contains(QStringLiteral("cut.json: not a JSON document: parse error at line")))
+      << errors.toStdString();
+  EXPECT_EQ(
+      run({"--render", "comparison", "--output", path("x.png"), path("absent.json")}, &errors),
+      viz_exit::kNoTrace);
+  EXPECT_TRUE(errors.contains(QStringLiteral("absent.json"))) << errors.toStdString();
   EXPECT_FALSE(std::filesystem::exists(m_directory / "x.png"));
 }
 

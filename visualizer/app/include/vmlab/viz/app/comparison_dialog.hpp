@@ -47,11 +47,11 @@ class RunComparisonDialog final : public QDialog {
   QProgressBar& progress() { return *m_progress; }
   QPushButton& run_button() { return *m_run; }
 
+  // Cancel, Esc or closing the dialog during a run cancels the run first.
+  void reject() override;
+
  signals:
   void results_ready(const QString& json_path);
-
- protected:
-  void reject() override;  // Cancel or Esc during a run cancels it first
 
  private:
   void build_choices(const CompareOffer& offer);
