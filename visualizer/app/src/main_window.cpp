@@ -6,6 +6,7 @@
 #include <QDockWidget>
 #include <QDragEnterEvent>
 #include <QDropEvent>
+#include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QMenuBar>
@@ -15,7 +16,9 @@
 #include <QStatusBar>
 
 #include "vmlab/trace.hpp"
+#include "vmlab/viz/app/live_run_dialog.hpp"
 #include "vmlab/viz/models/text.hpp"
+#include "vmlab/viz/models/vmlab_program.hpp"
 
 namespace vmlab::viz {
 
@@ -45,7 +48,8 @@ MainWindow::MainWindow(QWidget* parent)
     : QMainWindow(parent),
       m_document(new TraceDocument(this)),
       m_links(new ViewLinks(this)),
-      m_loader(new TraceLoader(this)) {
+      m_loader(new TraceLoader(this)),
+      m_live(new LiveRun(this)) {
   setWindowTitle(tr("vmlab-viz"));
   setAcceptDrops(true);
   setDockNestingEnabled(true);
@@ -77,6 +81,30 @@ MainWindow::MainWindow(QWidget* parent)
   });
   connect(m_loader, &TraceLoader::loaded, this, &MainWindow::loaded);
   connect(m_loader, &TraceLoader::failed, this, &MainWindow::failed);
+  connect(m_live, &LiveRun::snapshot, this, [this](std::shared_ptr<const TraceModel> trace) {
+    if (!m_showing_live) return;
+    m_document->set_trace(std::move(trace), m_live->trace_path());
+    setWindowTitle(tr("live: %1 - vmlab-viz").arg(m_live_options.description()));
+  });
+  connect(m_live, &LiveRun::progress, this, &MainWindow::live_progress);
+  connect(m_live, &LiveRun::finished, this, [this](int exit_code, const QString& how) {
+    update_live_actions();
+    statusBar()->showMessage(tr("Live run ended: %1 (%2 events; vmlab exited with %3). "
+                                "Run > Save the live trace keeps it.")
+                                 .arg(how.isEmpty() ? tr("vmlab exited") : how)
+                                 .arg(m_live->events())
+                                 .arg(exit_code));
+    emit live_run_finished(exit_code, how);
+  });
+  connect(m_live, &LiveRun::failed, this, [this](const QString& message) {
+    update_live_actions();
+    auto* box = new QMessageBox(QMessageBox::Critical, tr("The live run failed"), message,
+                                QMessageBox::Ok, this);
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    box->open();
+    statusBar()->showMessage(message);
+    emit live_run_failed(message);
+  });
   connect(m_document, &TraceDocument::range_changed, this, &MainWindow::update_status);
   connect(&timeline().canvas(), &TimelineCanvas::view_changed, this, &MainWindow::update_status);
   resize(1500, 950);
@@ -119,6 +147,14 @@ void MainWindow::build_menus() {
   for (QDockWidget* dock : findChildren<QDockWidget*>())
     view->addAction(dock->toggleViewAction());
 
+  QMenu* run = menuBar()->addMenu(tr("&Run"));
+  m_start_live = run->addAction(tr("&Live run..."), QKeySequence(Qt::CTRL | Qt::Key_R), this,
+                                &MainWindow::choose_live_run);
+  m_stop_live = run->addAction(tr("&Stop"), QKeySequence(Qt::CTRL | Qt::Key_Period), this,
+                               &MainWindow::stop_live_run);
+  m_save_live = run->addAction(tr("Save the live &trace..."), this, &MainWindow::save_live_trace);
+  update_live_actions();
+
   QMenu* help = menuBar()->addMenu(tr("&Help"));
   help->addAction(tr("&Keys and mouse"), this, [this] {
     QMessageBox::information(this, tr("vmlab-viz: keys and mouse"), tr(kKeysHelp));
@@ -141,6 +177,9 @@ void MainWindow::choose_trace() {
 }
 
 void MainWindow::open_trace(const QString& path) {
+  // A trace opened over a live run replaces it in the window; the run goes
+  // on (Run > Stop ends it).
+  m_showing_live = false;
   if (m_loader->running()) {
     // One load at a time: this one starts when the last has stopped.
     m_pending = path;
@@ -200,6 +239,8 @@ void MainWindow::failed(std::error_code kind, const QString& message, const QStr
 void MainWindow::update_status() {
   const TraceModel* trace = m_document->trace();
   if (trace == nullptr) return;
+  // While a live run goes, the status is its progress (live_progress).
+  if (m_showing_live && m_live->running()) return;
   QString text = tr("%1: %2 events, %3 (%4)")
                      .arg(QFileInfo(m_document->path()).fileName())
                      .arg(trace->events().size())
@@ -236,6 +277,83 @@ void MainWindow::export_view(const ViewKind& kind, ImageFormat format) {
   statusBar()->showMessage(tr("Exported %1 to %2").arg(kind.title, path), 5000);
 }
 
+void MainWindow::choose_live_run() {
+  auto program = find_vmlab_program();
+  if (!program) {
+    QMessageBox::warning(this, tr("No vmlab to run"),
+                         QString::fromStdString(program.error().message));
+    return;
+  }
+  auto choices = query_run_choices(*program);
+  if (!choices) {
+    QMessageBox::warning(this, tr("Cannot ask vmlab what it runs"),
+                         QString::fromStdString(choices.error().message));
+    return;
+  }
+  LiveRunDialog dialog(*program, *choices, this);
+  if (m_live_options.count) dialog.choose(m_live_options);
+  if (dialog.exec() != QDialog::Accepted) return;
+  start_live_run(*program, dialog.options());
+}
+
+void MainWindow::start_live_run(const QString& program, const LiveRunOptions& options) {
+  if (m_loader->running()) m_loader->cancel();
+  m_live_options = options;
+  m_showing_live = true;
+  if (m_live->start(program, options)) {
+    statusBar()->showMessage(tr("Starting %1 ...").arg(options.description()));
+  }
+  update_live_actions();
+}
+
+void MainWindow::stop_live_run() {
+  if (!m_live->running()) return;
+  m_live->stop();
+  statusBar()->showMessage(tr("Stopping the guest ..."));
+}
+
+void MainWindow::live_progress(quint64 events, double seconds) {
+  if (!m_showing_live || !m_live->running()) return;
+  statusBar()->showMessage(tr("live: %1, %2 events in %3 s (Run > Stop ends it)")
+                               .arg(m_live_options.description())
+                               .arg(events)
+                               .arg(seconds, 0, 'f', 1));
+}
+
+void MainWindow::update_live_actions() {
+  if (m_start_live == nullptr) return;
+  const bool running = m_live->running();
+  m_start_live->setEnabled(!running);
+  m_stop_live->setEnabled(running);
+  m_save_live->setEnabled(!running && !m_live->trace_path().isEmpty() && m_live->events() > 0);
+}
+
+void MainWindow::save_live_trace() {
+  const QString source = m_live->trace_path();
+  if (source.isEmpty() || m_live->running()) return;
+  const QString path =
+      QFileDialog::getSaveFileName(this, tr("Save the live trace"), QStringLiteral("live.trace"),
+                                   tr("vmlab traces (*.trace *.tsv)"));
+  if (path.isEmpty()) return;
+  // Never over a file that is not a vmlab trace: the same rule as vmlab's.
+  QFile existing(path);
+  if (existing.exists()) {
+    if (!existing.open(QIODevice::ReadOnly) ||
+        (existing.size() > 0 && !existing.read(16).startsWith("# vmlab-trace "))) {
+      QMessageBox::warning(this, tr("Cannot save"),
+                           tr("%1 is not a vmlab trace; vmlab-viz will not replace it.").arg(path));
+      return;
+    }
+    existing.close();
+    QFile::remove(path);
+  }
+  if (!QFile::copy(source, path)) {
+    QMessageBox::warning(this, tr("Cannot save"), tr("Cannot write %1.").arg(path));
+    return;
+  }
+  statusBar()->showMessage(tr("Saved the live trace to %1").arg(path), 5000);
+}
+
 void MainWindow::restore_layout() {
   const QSettings stored = settings();
   if (stored.contains(QStringLiteral("window/state"))) {
@@ -254,6 +372,7 @@ void MainWindow::closeEvent(QCloseEvent* event) {
   stored.setValue(QStringLiteral("window/geometry"), saveGeometry());
   stored.setValue(QStringLiteral("window/state"), saveState());
   m_loader->cancel();
+  m_live->stop();
   QMainWindow::closeEvent(event);
 }
 

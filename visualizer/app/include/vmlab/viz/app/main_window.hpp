@@ -15,6 +15,7 @@
 #include "vmlab/viz/app/render.hpp"
 #include "vmlab/viz/app/timeline_view.hpp"
 #include "vmlab/viz/app/view.hpp"
+#include "vmlab/viz/models/live_run.hpp"
 #include "vmlab/viz/models/trace_document.hpp"
 #include "vmlab/viz/models/trace_loader.hpp"
 
@@ -31,6 +32,13 @@ class MainWindow final : public QMainWindow {
   void open_trace(const QString& path);
   bool loading() const { return m_loader->running(); }
 
+  // Starts `program` (vmlab) live with `options` (Run > Live run... asks
+  // for them): the document shows its events as they arrive.
+  void start_live_run(const QString& program, const LiveRunOptions& options);
+  // Run > Stop: ends the live run's guest cleanly.
+  void stop_live_run();
+  LiveRun& live_run() { return *m_live; }
+
   TraceDocument& document() { return *m_document; }
   View* view(const QString& name) const;
   TimelineView& timeline() const;
@@ -38,6 +46,9 @@ class MainWindow final : public QMainWindow {
  signals:
   void trace_opened(const QString& path);
   void open_failed(const QString& message);
+  // The live run ended (exit status 130 when stopped) or could not start.
+  void live_run_finished(int exit_code, const QString& how);
+  void live_run_failed(const QString& message);
 
  protected:
   void closeEvent(QCloseEvent* event) override;
@@ -52,10 +63,20 @@ class MainWindow final : public QMainWindow {
   void failed(std::error_code kind, const QString& message, const QString& path);
   void update_status();
   void restore_layout();
+  void choose_live_run();
+  void save_live_trace();
+  void live_progress(quint64 events, double seconds);
+  void update_live_actions();
 
   TraceDocument* m_document;
   ViewLinks* m_links;
   TraceLoader* m_loader;
+  LiveRun* m_live;
+  LiveRunOptions m_live_options;  // the last live run's, offered again
+  bool m_showing_live = false;    // false once a trace was opened over the live run
+  QAction* m_start_live = nullptr;
+  QAction* m_stop_live = nullptr;
+  QAction* m_save_live = nullptr;
   QPointer<QProgressDialog> m_progress;
   QString m_pending;  // a trace to open once the cancelled load has ended
   std::map<QString, View*> m_views;
