@@ -65,6 +65,13 @@ TEST_F(LiveWindowTest, AGuestStartedFromTheWindowShowsItsEventsAsTheyArrive) {
     if (count.reason == EventReason::SystemCall) system_calls = count.count;
   }
   EXPECT_GT(system_calls, 0u);
+  // tools/render-screenshots asks for the README's picture of a live run.
+  if (const QString pictures = qEnvironmentVariable("VMLAB_VIZ_SCREENSHOT_DIR");
+      !pictures.isEmpty()) {
+    window.resize(1500, 950);
+    testing::wait_until([] { return false; }, 1500);  // a few more snapshots, drawn
+    EXPECT_TRUE(window.grab().save(pictures + QStringLiteral("/vmlab-viz-live.png")));
+  }
 
   window.stop_live_run();
   ASSERT_TRUE(testing::wait_until([&] { return ended; }, 30'000));
