@@ -97,6 +97,28 @@ TEST(LiveRun, ShowsAGuestsEventsWhileItRunsAndStopsItCleanly) {
   EXPECT_EQ(saved->events().size(), run.events());
 }
 
+TEST(LiveRun, ShowsNoMoreThanItsBoundButKeepsEveryEventInItsTrace) {
+  VMLAB_REQUIRE_KVM();
+  LiveRun run;
+  run.set_maximum_events(300);
+  QSignalSpy finished(&run, &LiveRun::finished);
+  QSignalSpy failed(&run, &LiveRun::failed);
+  LiveRunOptions options;
+  options.cpu = QStringLiteral("full");
+  options.workload = QStringLiteral("syscalls");
+  options.count = 2000;  // about 8,000 events
+  ASSERT_TRUE(run.start(kVmlab, options));
+  QTRY_VERIFY_WITH_TIMEOUT(!finished.isEmpty() || !failed.isEmpty(), 60'000);
+  ASSERT_TRUE(failed.isEmpty()) << failed.first().first().toString().toStdString();
+  EXPECT_EQ(finished.first().at(0).toInt(), 0) << run.errors().toStdString();
+  EXPECT_EQ(run.events(), 300u);
+  EXPECT_GT(run.unshown(), 1000u);
+  auto saved = TraceModel::load_file(run.trace_path().toStdString());
+  ASSERT_TRUE(saved) << saved.error().message;
+  EXPECT_EQ(saved->events().size(), run.events() + run.unshown());
+  EXPECT_FALSE(saved->truncated());
+}
+
 TEST(LiveRun, ARunVmlabRefusesFailsWithItsMessage) {
   LiveRun run;
   QSignalSpy failed(&run, &LiveRun::failed);

@@ -89,10 +89,13 @@ MainWindow::MainWindow(QWidget* parent)
   connect(m_live, &LiveRun::progress, this, &MainWindow::live_progress);
   connect(m_live, &LiveRun::finished, this, [this](int exit_code, const QString& how) {
     update_live_actions();
-    statusBar()->showMessage(tr("Live run ended: %1 (%2 events; vmlab exited with %3). "
+    QString shown = tr("%1 events").arg(m_live->events());
+    if (m_live->unshown() != 0) {
+      shown += tr(", %1 more not shown (the trace saved has them)").arg(m_live->unshown());
+    }
+    statusBar()->showMessage(tr("Live run ended: %1 (%2; vmlab exited with %3). "
                                 "Run > Save the live trace keeps it.")
-                                 .arg(how.isEmpty() ? tr("vmlab exited") : how)
-                                 .arg(m_live->events())
+                                 .arg(how.isEmpty() ? tr("vmlab exited") : how, shown)
                                  .arg(exit_code));
     emit live_run_finished(exit_code, how);
   });
@@ -314,10 +317,14 @@ void MainWindow::stop_live_run() {
 
 void MainWindow::live_progress(quint64 events, double seconds) {
   if (!m_showing_live || !m_live->running()) return;
-  statusBar()->showMessage(tr("live: %1, %2 events in %3 s (Run > Stop ends it)")
-                               .arg(m_live_options.description())
-                               .arg(events)
-                               .arg(seconds, 0, 'f', 1));
+  QString text = tr("live: %1, %2 events in %3 s (Run > Stop ends it)")
+                     .arg(m_live_options.description())
+                     .arg(events + m_live->unshown())
+                     .arg(seconds, 0, 'f', 1);
+  if (m_live->unshown() != 0) {
+    text += tr("; the window shows the first %1").arg(m_live->maximum_events());
+  }
+  statusBar()->showMessage(text);
 }
 
 void MainWindow::update_live_actions() {

@@ -109,6 +109,7 @@ bool LiveRun::start(const QString& program, const LiveRunOptions& options) {
   m_reader = std::make_unique<TraceLineReader>();
   m_partial.clear();
   m_events.clear();
+  m_unshown = 0;
   m_stream_ended = false;
   m_failed = false;
   m_snapshot_events = 0;
@@ -181,7 +182,12 @@ void LiveRun::consume(const char* bytes, std::size_t size) {
                            .arg(QString::fromStdString(event.error().message)));
       return;
     }
-    if (*event) m_events.push_back(**event);
+    if (!*event) continue;
+    if (m_events.size() < m_maximum_events) {
+      m_events.push_back(**event);
+    } else {
+      ++m_unshown;
+    }
   }
   m_partial.erase(0, start);
 }

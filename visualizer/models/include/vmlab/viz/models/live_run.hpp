@@ -61,6 +61,9 @@ class LiveRun final : public QObject {
   bool running() const { return m_process != nullptr; }
 
   std::uint64_t events() const { return m_events.size(); }
+  // Events past kMaximumEvents: read (and kept in trace_path()) but not
+  // shown, so a long run cannot exhaust the window's memory.
+  std::uint64_t unshown() const { return m_unshown; }
   QString trace_path() const;
   // vmlab's summary (its standard output) and its complaints, once finished.
   const QString& summary() const { return m_summary; }
@@ -68,6 +71,12 @@ class LiveRun final : public QObject {
 
   // How often snapshots are built while events arrive.
   static constexpr int kSnapshotIntervalMs = 250;
+  // About 300 MB shown (the events and their timeline); a million events
+  // open in well under a second.
+  static constexpr std::size_t kMaximumEvents = 2'000'000;
+  // Another bound, for the next start() (tests).
+  void set_maximum_events(std::size_t maximum) { m_maximum_events = maximum; }
+  std::size_t maximum_events() const { return m_maximum_events; }
 
  signals:
   // The events so far, built off this thread; the last one comes before
@@ -99,6 +108,8 @@ class LiveRun final : public QObject {
   std::unique_ptr<TraceLineReader> m_reader;
   std::string m_partial;  // a line not yet ended
   std::vector<Event> m_events;
+  std::uint64_t m_unshown = 0;
+  std::size_t m_maximum_events = kMaximumEvents;
   bool m_stream_ended = false;
   bool m_failed = false;
   std::uint64_t m_snapshot_events = 0;  // events in the last snapshot started
