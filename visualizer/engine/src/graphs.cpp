@@ -845,14 +845,18 @@ std::string mode_graph_dot(Technique technique, const ModePath* highlighted,
              .raw("ranksep", "0.45")
              .text() +
          ";\n";
-  std::string vm_mode = "VMX non-root (Intel) or SVM guest mode (AMD)";
-  if (kvm_backend == "kvm_intel") vm_mode = "VMX non-root mode (Intel VT-x)";
-  if (kvm_backend == "kvm_amd") vm_mode = "SVM guest mode (AMD-V)";
-  // PLATFORM.md: no VT-x or AMD-V under kvm_pvm.
-  if (kvm_backend == "kvm_pvm")
-    vm_mode =
-        "kvm_pvm, no VT-x/AMD-V: its CPL3 code runs natively,\nits CPL0 code in KVM's "
-        "instruction emulator";
+  // Where the VM runs: a CPU mode on VT-x and AMD-V, none under kvm_pvm
+  // (PLATFORM.md, measured there).
+  std::string vm_label = "The VM, in VMX non-root mode (Intel) or SVM guest mode (AMD)";
+  std::string host_kernel_label = "Host kernel, ring 0 (root mode)";
+  if (kvm_backend == "kvm_intel") vm_label = "The VM, in VMX non-root mode (Intel VT-x)";
+  if (kvm_backend == "kvm_amd") vm_label = "The VM, in SVM guest mode (AMD-V)";
+  if (kvm_backend == "kvm_pvm") {
+    vm_label =
+        "The VM, under kvm_pvm (no VT-x/AMD-V): its CPL3 code\nruns natively, its CPL0 "
+        "code in KVM's instruction emulator";
+    host_kernel_label = "Host kernel, ring 0";
+  }
   auto node = [&](Component component) {
     Attributes attributes;
     attributes.quoted("id", component_id(component))
@@ -885,13 +889,13 @@ std::string mode_graph_dot(Technique technique, const ModePath* highlighted,
     }
     return text;
   };
-  dot += cluster("vm", "The VM, in " + vm_mode, Place::VmMemory, "#f7f7f7");
+  dot += cluster("vm", vm_label, Place::VmMemory, "#f7f7f7");
   dot += cluster("ring3", "Ring 3 (CPL3)", Place::VmRing3, "#ffffff");
   dot += "  }\n";
   dot += cluster("ring0", "Ring 0 (CPL0)", Place::VmRing0, "#ffffff");
   dot += "  }\n";
   dot += "  }\n";
-  dot += cluster("host-kernel", "Host kernel, ring 0 (root mode)", Place::HostKernel, "#f7f7f7");
+  dot += cluster("host-kernel", host_kernel_label, Place::HostKernel, "#f7f7f7");
   dot += "  }\n";
   dot += cluster("host-user", "Host user space, ring 3: the vmlab VMM process", Place::HostUser,
                  "#f7f7f7");
