@@ -242,8 +242,12 @@ std::vector<PathEvent> every_event() {
               event.from = from;
               event.to = to;
               event.detail = detail;
-              event.carries_monitor_work = carries;
-              event.carried_to = to;
+              if (carries) {
+                event.carried = CarriedWork{.kind = EventKind::MonitorTrap,
+                                            .reason = event.reason,
+                                            .to = to,
+                                            .detail = detail};
+              }
               events.push_back(event);
             }
           }
@@ -367,6 +371,18 @@ TEST(ModeGraph, WhatTheMonitorTouchesOnTheWay) {
       Technique::Para,
       event_of(EventKind::Hypercall, EventReason::HypercallIret, GuestKernel, GuestUser));
   EXPECT_EQ(hop_ids(iret).back(), "path-kvm-guest-user");
+  // The exit that carried a port_io hypercall goes the hypercall's way.
+  PathEvent exit = event_of(EventKind::VmExit, EventReason::IoOut, GuestKernel, Vmm);
+  exit.carried = CarriedWork{.kind = EventKind::Hypercall,
+                             .reason = EventReason::HypercallPortIo,
+                             .to = GuestKernel,
+                             .detail = "port_io(0x3f8, 0x1) = 0"};
+  const ModePath carried = event_path(Technique::Para, exit);
+  EXPECT_TRUE(contains(carried, "path-monitor-logic-devices"));
+  EXPECT_EQ(hop_ids(carried).front(), "path-guest-kernel-monitor-stubs");
+  EXPECT_NE(carried.caption.find("carrying hypercall hc-port-io (port_io(0x3f8, 0x1) = 0)"),
+            std::string::npos)
+      << carried.caption;
 }
 
 TEST(ModeGraph, ExitsInterruptsAndWhatIsNotOnTheWay) {
@@ -412,9 +428,11 @@ TEST(ModeGraph, AVmExitCarryingATrapFromTheTrace) {
   // Event 0: the stub's exit from user code that carried the syscall.
   const PathEvent exit = path_event_of(model, 0);
   EXPECT_EQ(exit.kind, EventKind::VmExit);
-  EXPECT_TRUE(exit.carries_monitor_work);
-  EXPECT_EQ(exit.carried, "monitor-trap system-call (syscall)");
-  EXPECT_EQ(exit.carried_to, PrivilegeLevel::GuestKernel);
+  ASSERT_TRUE(exit.carried.has_value());
+  EXPECT_EQ(exit.carried->kind, EventKind::MonitorTrap);
+  EXPECT_EQ(exit.carried->reason, EventReason::SystemCall);
+  EXPECT_EQ(exit.carried->detail, "syscall");
+  EXPECT_EQ(exit.carried->to, PrivilegeLevel::GuestKernel);
   EXPECT_EQ(hop_ids(event_path(Technique::Full, exit)),
             (std::vector<std::string>{"path-guest-user-monitor-stubs", "path-monitor-stubs-kvm",
                                       "path-kvm-run-loop", "path-run-loop-monitor-logic",
@@ -422,12 +440,12 @@ TEST(ModeGraph, AVmExitCarryingATrapFromTheTrace) {
   // Event 3: the trap itself, with its decoded instruction.
   const PathEvent trap = path_event_of(model, 3);
   EXPECT_EQ(trap.detail, "out dx, al");
-  EXPECT_FALSE(trap.carries_monitor_work);
+  EXPECT_FALSE(trap.carried.has_value());
   // Event 6: a plain port exit from user code; event 7: the hlt exit, whose
   // wait and interrupt are not monitor work.
-  EXPECT_FALSE(path_event_of(model, 6).carries_monitor_work);
+  EXPECT_FALSE(path_event_of(model, 6).carried.has_value());
   EXPECT_EQ(path_event_of(model, 6).from, PrivilegeLevel::GuestUser);
-  EXPECT_FALSE(path_event_of(model, 7).carries_monitor_work);
+  EXPECT_FALSE(path_event_of(model, 7).carried.has_value());
   EXPECT_EQ(path_event_of(model, 9).address, 0x20u);
 }
 

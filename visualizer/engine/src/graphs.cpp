@@ -50,7 +50,7 @@ std::string edge_statement(std::string_view from, std::string_view to,
   return "  " + dot_quoted(from) + " -> " + dot_quoted(to) + " " + attributes.text() + ";\n";
 }
 
-// What every graph starts with: the font, the colours, no clipping margin.
+// What every graph starts with: the font, the colours, a margin round it.
 std::string graph_header(std::string_view name, const GraphStyle& style, std::string_view rankdir) {
   std::string dot = "digraph " + std::string(name) + " {\n";
   dot += "  graph " +
@@ -266,6 +266,7 @@ class PathBuilder {
   }
   // From the part the way is at, and back to it.
   void side_trip(Component to) {
+    if (m_last == Component::Count) return;  // no way yet to step off
     add({m_last, to});
     m_chain += " (→ ";
     m_chain += component_words(m_technique, to);
@@ -320,10 +321,10 @@ bool is_port_instruction(std::string_view detail) {
          mnemonic.rfind("outs", 0) == 0;
 }
 
-std::string event_words(const PathEvent& event) {
+std::string event_words(EventKind kind, EventReason reason, std::string_view detail) {
   std::string words =
-      std::string(event_kind_name(event.kind)) + " " + std::string(event_reason_name(event.reason));
-  if (!event.detail.empty()) words += " (" + event.detail + ")";
+      std::string(event_kind_name(kind)) + " " + std::string(event_reason_name(reason));
+  if (!detail.empty()) words += " (" + std::string(detail) + ")";
   return words;
 }
 
@@ -332,17 +333,40 @@ std::string levels_words(const PathEvent& event) {
          std::string(privilege_level_name(event.to));
 }
 
+// The monitor's own work on the way: a trap's, a hypercall's, a translation's.
+void monitor_side_trips(Technique technique, EventReason reason, std::string_view detail,
+                        PathBuilder& path) {
+  using enum EventReason;
+  if (one_of(reason, {PrivilegedInstruction, CallOut}) && is_port_instruction(detail)) {
+    path.side_trip(Component::Devices);
+  } else if (one_of(reason, {ShadowFill, PageTableWrite, HypercallMmuUpdate,
+                             HypercallUpdateVaMapping, HypercallNewBaseptr}) &&
+             has_component(technique, Component::PageTables)) {
+    path.side_trip(Component::PageTables);
+  } else if (one_of(reason, {HypercallPortIo, HypercallConsoleIo})) {
+    path.side_trip(Component::Devices);
+  } else if (one_of(reason, {TranslatedCodeWrite, BlockTranslated, BranchChained, IndirectMiss,
+                             CodeInvalidated}) &&
+             has_component(technique, Component::Translator)) {
+    path.go(Component::MonitorLogic, Component::Translator);
+    path.go(Component::Translator, Component::TranslationCache);
+  }
+}
+
 ModePath exit_path(Technique technique, const PathEvent& event) {
   PathBuilder path(technique);
   const std::string name = "A VM exit, " + std::string(event_reason_name(event.reason)) +
                            ", from " + std::string(privilege_level_name(event.from)) + ".";
-  if (event.carries_monitor_work && technique != Technique::Hvm) {
+  if (event.carried && technique != Technique::Hvm) {
     // A stub's `out`: the exit is how the monitor's work reached the VMM.
+    const CarriedWork& work = *event.carried;
     path.into_monitor(event.from);
-    path.out_of_monitor(event.carried_to);
-    return path.finish("A VM exit at a monitor stub's `out`, carrying " + event.carried +
+    monitor_side_trips(technique, work.reason, work.detail, path);
+    path.out_of_monitor(work.to);
+    return path.finish("A VM exit at a monitor stub's `out`, carrying " +
+                       event_words(work.kind, work.reason, work.detail) +
                        ": the trap left the VM this way, and the monitor resumed the guest at " +
-                       std::string(privilege_level_name(event.carried_to)) + ".");
+                       std::string(privilege_level_name(work.to)) + ".");
   }
   using enum EventReason;
   if (one_of(event.reason, {IoIn, IoOut, MmioRead, MmioWrite})) {
@@ -365,25 +389,6 @@ ModePath exit_path(Technique technique, const PathEvent& event) {
   path.into_vmm(event.from);
   path.out_of_vmm(event.from);
   return path.finish(name + " KVM passes it to the VMM, which resumes the guest.");
-}
-
-// The monitor's own work on the way: a trap's, a hypercall's, a translation's.
-void monitor_side_trips(Technique technique, const PathEvent& event, PathBuilder& path) {
-  using enum EventReason;
-  if (one_of(event.reason, {PrivilegedInstruction, CallOut}) && is_port_instruction(event.detail)) {
-    path.side_trip(Component::Devices);
-  } else if (one_of(event.reason, {ShadowFill, PageTableWrite, HypercallMmuUpdate,
-                                   HypercallUpdateVaMapping, HypercallNewBaseptr}) &&
-             has_component(technique, Component::PageTables)) {
-    path.side_trip(Component::PageTables);
-  } else if (one_of(event.reason, {HypercallPortIo, HypercallConsoleIo})) {
-    path.side_trip(Component::Devices);
-  } else if (one_of(event.reason, {TranslatedCodeWrite, BlockTranslated, BranchChained,
-                                   IndirectMiss, CodeInvalidated}) &&
-             has_component(technique, Component::Translator)) {
-    path.go(Component::MonitorLogic, Component::Translator);
-    path.go(Component::Translator, Component::TranslationCache);
-  }
 }
 
 struct TrapExplanation {
@@ -734,17 +739,17 @@ PathEvent path_event_of(const TraceModel& trace, EventIndex index) {
     if (kind == EventKind::Translation && !carried) carried = other;
   }
   if (carried) {
-    const PathEvent work = path_event_of(trace, *carried);
-    event.carries_monitor_work = true;
-    event.carried = event_words(work);
-    event.carried_to = work.to;
+    event.carried = CarriedWork{.kind = events.kind(*carried),
+                                .reason = events.reason(*carried),
+                                .to = events.to(*carried),
+                                .detail = std::string(trace.detail(*carried))};
   }
   return event;
 }
 
 ModePath event_path(Technique technique, const PathEvent& event) {
   const bool has_monitor = technique != Technique::Hvm;
-  const std::string name = event_words(event);
+  const std::string name = event_words(event.kind, event.reason, event.detail);
   PathBuilder path(technique);
   switch (event.kind) {
     case EventKind::VmExit:
@@ -753,7 +758,7 @@ ModePath event_path(Technique technique, const PathEvent& event) {
     case EventKind::Hypercall:
       if (!has_monitor) break;
       path.into_monitor(event.from);
-      monitor_side_trips(technique, event, path);
+      monitor_side_trips(technique, event.reason, event.detail, path);
       path.out_of_monitor(event.to);
       return path.finish(
           "A " + name + ", " + levels_words(event) + ". " +
@@ -764,7 +769,7 @@ ModePath event_path(Technique technique, const PathEvent& event) {
     case EventKind::Translation:
       if (technique != Technique::Bt) break;
       path.into_monitor(PrivilegeLevel::GuestKernel);
-      monitor_side_trips(technique, event, path);
+      monitor_side_trips(technique, event.reason, event.detail, path);
       path.out_of_monitor(PrivilegeLevel::GuestKernel);
       return path.finish("A translation, " + std::string(event_reason_name(event.reason)) +
                          ": the kernel reached code with no block (or a branch to chain), the "

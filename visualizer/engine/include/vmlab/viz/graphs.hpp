@@ -117,20 +117,24 @@ struct ModeEdge {
 };
 std::vector<ModeEdge> mode_edges(Technique technique);
 
+// The monitor work a VM exit carried: a trap, hypercall or translation
+// starting inside it (the timeline counts such an exit as the monitor's).
+struct CarriedWork {
+  EventKind kind = EventKind::MonitorTrap;
+  EventReason reason = EventReason::Unknown;
+  PrivilegeLevel to = PrivilegeLevel::Unknown;  // where the monitor resumed the guest
+  std::string detail;
+};
+
 // An event, as much of it as its way depends on.
 struct PathEvent {
   EventKind kind = EventKind::VmExit;
   EventReason reason = EventReason::Unknown;
   PrivilegeLevel from = PrivilegeLevel::Unknown;
   PrivilegeLevel to = PrivilegeLevel::Unknown;
-  std::uint64_t address = 0;  // an injected interrupt's vector
-  std::string detail;         // a trap's decoded instruction ("out dx, al")
-  // A VM exit that carried monitor work (a trap, hypercall or translation
-  // starting inside it, as the timeline counts it): what that was
-  // ("monitor-trap system-call (syscall)") and where it resumed the guest.
-  bool carries_monitor_work = false;
-  std::string carried;
-  PrivilegeLevel carried_to = PrivilegeLevel::Unknown;
+  std::uint64_t address = 0;           // an injected interrupt's vector
+  std::string detail;                  // a trap's decoded instruction ("out dx, al")
+  std::optional<CarriedWork> carried;  // a VM exit's: its way is the work's
 };
 // Event `index` of `trace`, with the monitor work a VM exit carried.
 PathEvent path_event_of(const TraceModel& trace, EventIndex index);
