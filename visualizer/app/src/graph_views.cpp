@@ -68,20 +68,25 @@ TransitionGraphView::TransitionGraphView(TraceDocument& document, ViewLinks& lin
 }
 
 void TransitionGraphView::rebuild() {
-  m_status = {};
-  m_dot.clear();
   if (m_document.trace() == nullptr) {
+    m_dot.clear();
+    m_status = {};
     m_title->setText(tr("No trace open."));
     m_picture->set_svg({});
     return;
   }
   const TransitionMatrix& transitions = m_document.aggregates().transitions;
-  m_dot = transition_graph_dot(transitions, graph_style());
-  auto svg = layout_svg(m_dot);
-  if (!svg) {
-    m_status = svg.error();
-    m_title->setText(QString::fromStdString(svg.error().message));
-    m_picture->set_svg({});
+  // Laid out again only when the picture changes: Graphviz 2.42 keeps a
+  // little of every layout (graphviz.cpp).
+  std::string dot = transition_graph_dot(transitions, graph_style());
+  if (dot != m_dot) {
+    m_dot = std::move(dot);
+    auto svg = layout_svg(m_dot);
+    m_status = svg ? Status() : Status(svg.error());
+    m_picture->set_svg(svg ? *svg : QByteArray());
+  }
+  if (!m_status) {
+    m_title->setText(QString::fromStdString(m_status.error().message));
     return;
   }
   m_title->setText(tr("%1: %2 changes of level. An edge: how many, and the time then spent at "
@@ -89,7 +94,6 @@ void TransitionGraphView::rebuild() {
                       "level: its time after the changes into it.")
                        .arg(range_words(m_document))
                        .arg(transitions.total()));
-  m_picture->set_svg(*svg);
 }
 
 // ---- How this mode works
@@ -112,6 +116,10 @@ ModeView::ModeView(TraceDocument& document, ViewLinks& links, QWidget* parent)
     rebuild();
   });
   connect(&m_links, &ViewLinks::event_requested, this, &ModeView::show_event);
+  // The models are the same for every trace: laid out once.
+  auto models = layout_svg(hypervisor_models_dot(graph_style()));
+  if (!models) m_models_status = models.error();
+  m_models->set_svg(models ? *models : QByteArray());
   rebuild();
 }
 
@@ -121,44 +129,44 @@ void ModeView::show_event(EventIndex event) {
 }
 
 void ModeView::rebuild() {
-  m_status = {};
-  m_mode_dot.clear();
-  const GraphStyle style = graph_style();
-  auto models = layout_svg(hypervisor_models_dot(style));
-  if (!models) m_status = models.error();
-  m_models->set_svg(models ? *models : QByteArray());
-
   const TraceModel* trace = m_document.trace();
   m_technique = trace != nullptr ? technique_of(trace->info().run_description) : std::nullopt;
+  QString caption;
   if (!m_technique) {
+    m_mode_dot.clear();
+    m_mode_status = {};
     m_mode->set_svg({});
-    m_caption->setText(
+    caption =
         trace == nullptr
             ? tr("No trace open: how its technique works comes with it.")
             : tr("This run names no technique vmlab has (run: %1), so there is no mode to draw.")
-                  .arg(to_qstring(trace->info().run_description)));
-    if (!m_status.ok()) m_caption->setText(QString::fromStdString(m_status.error().message));
-    return;
-  }
-  std::optional<ModePath> path;
-  QString caption =
-      tr("%1 (%2). ")
-          .arg(to_qstring(technique_name(*m_technique)), to_qstring(technique_title(*m_technique)));
-  if (m_event != kNoEvent && m_event < trace->events().size()) {
-    path = event_path(*m_technique, path_event_of(*trace, m_event));
-    caption += tr("The event at %1 µs: %2")
-                   .arg(microseconds_text(trace->events().time_ns(m_event)),
-                        QString::fromStdString(path->caption));
+                  .arg(to_qstring(trace->info().run_description));
   } else {
-    caption += QString::fromStdString(common_path_caption(*m_technique)) +
-               tr(" (Activate a row of the event list to follow its way.)");
+    std::optional<ModePath> path;
+    caption = tr("%1 (%2). ")
+                  .arg(to_qstring(technique_name(*m_technique)),
+                       to_qstring(technique_title(*m_technique)));
+    if (m_event != kNoEvent && m_event < trace->events().size()) {
+      path = event_path(*m_technique, path_event_of(*trace, m_event));
+      caption += tr("The event at %1 µs: %2")
+                     .arg(microseconds_text(trace->events().time_ns(m_event)),
+                          QString::fromStdString(path->caption));
+    } else {
+      caption += QString::fromStdString(common_path_caption(*m_technique)) +
+                 tr(" (Activate a row of the event list to follow its way.)");
+    }
+    // Laid out again only when the picture changes (graphviz.cpp).
+    std::string dot = mode_graph_dot(*m_technique, path ? &*path : nullptr,
+                                     kvm_backend_of(trace->info().platform_line), graph_style());
+    if (dot != m_mode_dot) {
+      m_mode_dot = std::move(dot);
+      auto mode = layout_svg(m_mode_dot);
+      m_mode_status = mode ? Status() : Status(mode.error());
+      m_mode->set_svg(mode ? *mode : QByteArray());
+    }
   }
-  m_mode_dot = mode_graph_dot(*m_technique, path ? &*path : nullptr,
-                              kvm_backend_of(trace->info().platform_line), style);
-  auto mode = layout_svg(m_mode_dot);
-  if (!mode && m_status.ok()) m_status = mode.error();
-  m_mode->set_svg(mode ? *mode : QByteArray());
-  m_caption->setText(m_status.ok() ? caption : QString::fromStdString(m_status.error().message));
+  const Status status = render_status();
+  m_caption->setText(status ? caption : QString::fromStdString(status.error().message));
 }
 
 void ModeView::resizeEvent(QResizeEvent* event) {

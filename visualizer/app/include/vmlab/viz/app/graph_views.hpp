@@ -53,7 +53,9 @@ class ModeView final : public View {
  public:
   ModeView(TraceDocument& document, ViewLinks& links, QWidget* parent = nullptr);
 
-  Status render_status() const override { return m_status; }
+  Status render_status() const override {
+    return m_models_status ? m_mode_status : m_models_status;
+  }
 
   // Highlights `event`'s way (kNoEvent: none, the technique's usual way in
   // the caption); what the event list's activated row does.
@@ -79,7 +81,8 @@ class ModeView final : public View {
   std::optional<Technique> m_technique;
   EventIndex m_event = kNoEvent;
   std::string m_mode_dot;
-  Status m_status;
+  Status m_mode_status;
+  Status m_models_status;
 };
 
 }  // namespace vmlab::viz
