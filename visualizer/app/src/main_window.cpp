@@ -14,6 +14,7 @@
 #include <QMimeData>
 #include <QSettings>
 #include <QStatusBar>
+#include <map>
 
 #include "vmlab/trace.hpp"
 #include "vmlab/viz/app/live_run_dialog.hpp"
@@ -68,13 +69,17 @@ MainWindow::MainWindow(QWidget* parent)
     dock->setWidget(view);
     addDockWidget(kind.area, dock);
   }
-  // The two tables below share one place, as tabs.
-  QDockWidget* previous = nullptr;
+  // Docks that share an area share one place, as tabs, the first of them in
+  // front: the reasons chart beside the graphs, the event list below.
+  std::map<Qt::DockWidgetArea, std::pair<QDockWidget*, QDockWidget*>> first_and_last;
   for (QDockWidget* dock : findChildren<QDockWidget*>()) {
-    if (dockWidgetArea(dock) != Qt::BottomDockWidgetArea) continue;
-    if (previous != nullptr) tabifyDockWidget(previous, dock);
-    previous = dock;
+    auto& [first, last] = first_and_last[dockWidgetArea(dock)];
+    if (last != nullptr) tabifyDockWidget(last, dock);
+    if (first == nullptr) first = dock;
+    last = dock;
   }
+  for (const auto& [area, docks] : first_and_last)
+    docks.first->raise();
   build_menus();
   connect(m_loader, &TraceLoader::progress, this, [this](int permille) {
     if (m_progress) m_progress->setValue(permille);

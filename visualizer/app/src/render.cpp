@@ -90,6 +90,7 @@ Status render_to_file(const RenderRequest& request) {
   document.set_trace(std::make_shared<const TraceModel>(std::move(*trace)), request.trace);
   ViewLinks links;
   const auto view = make_offscreen_view(*kind, document, links, request.size, request.range);
+  if (auto status = view->render_status(); !status) return status;
   return save_widget_image(
       *view->content(), request.output,
       QStringLiteral("%1 of %2").arg(kind->title, QFileInfo(request.trace).fileName()));

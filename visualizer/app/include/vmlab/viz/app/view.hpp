@@ -12,6 +12,7 @@
 #include <functional>
 #include <vector>
 
+#include "vmlab/result.hpp"
 #include "vmlab/viz/models/trace_document.hpp"
 
 namespace vmlab::viz {
@@ -49,6 +50,9 @@ class View : public QWidget {
   // Before a headless render: the view draws what it would show on screen
   // once its pending work (a chart's layout) is done.
   virtual void prepare_for_render() {}
+  // Why the view cannot show what a render asks for (a graph Graphviz could
+  // not lay out), so that --render fails rather than draw the message.
+  virtual Status render_status() const { return {}; }
 
  protected:
   View(TraceDocument& document, ViewLinks& links, QWidget* parent);
