@@ -201,8 +201,8 @@ TEST(ModeView, ThePickedEventsWayIsHighlighted) {
   EXPECT_TRUE(view.caption().contains(QStringLiteral("The event at 1.200 µs")));
   EXPECT_GT(pixels_of(shown.image(), palette::highlight()), 500) << "drawn in the picture";
 
-  // An exit from user code to a device: another way.
-  emit shown.links.event_requested(6);
+  // An exit from user code to a device, clicked in the timeline: another way.
+  emit shown.links.event_picked(6);
   const auto device = svg_elements(view.mode_picture().svg());
   EXPECT_TRUE(device.at(QStringLiteral("path-run-loop-devices")).strokes.contains(highlight));
   EXPECT_FALSE(

@@ -116,6 +116,7 @@ ModeView::ModeView(TraceDocument& document, ViewLinks& links, QWidget* parent)
     rebuild();
   });
   connect(&m_links, &ViewLinks::event_requested, this, &ModeView::show_event);
+  connect(&m_links, &ViewLinks::event_picked, this, &ModeView::show_event);
   // The models are the same for every trace: laid out once.
   auto models = layout_svg(hypervisor_models_dot(graph_style()));
   if (!models) m_models_status = models.error();

@@ -31,6 +31,9 @@ class ViewLinks final : public QObject {
   void find_requested(const QString& query);
   // Bring this event into the timeline and outline it.
   void event_requested(vmlab::viz::EventIndex event);
+  // A person clicked this event's span in the timeline: the views that
+  // explain one event (how this mode works) follow it; the timeline stays.
+  void event_picked(vmlab::viz::EventIndex event);
   // A search's matches, for the event list (a description of the search).
   void matches_found(const std::vector<vmlab::viz::EventIndex>& matches,
                      const QString& description);
