@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -23,6 +24,7 @@
 #include "vmlab/file_descriptor.hpp"
 #include "vmlab/format.hpp"
 #include "vmlab/full/full_mode.hpp"
+#include "vmlab/live_trace.hpp"
 #include "vmlab/modes/hvm.hpp"
 #include "vmlab/para/para_mode.hpp"
 
@@ -175,6 +177,8 @@ int run_exit_status(const RunReport& report) {
       return exit_status::kGuestCrashed;
     case RunOutcome::Timeout:
       return exit_status::kTimeout;
+    case RunOutcome::Stopped:
+      return exit_status::kStopped;
     case RunOutcome::VmmError:
       return exit_status::kVmmError;
   }
@@ -676,6 +680,124 @@ ScratchFile::~ScratchFile() {
   ::unlink(m_path.c_str());
 }
 
+namespace {
+
+// The stopper StopOnSignals' handler wakes; one run at a time per process.
+std::atomic<int> g_stop_wake_fd{-1};
+std::atomic<int> g_stop_signals{0};
+
+extern "C" void stop_run_on_signal(int signal_number) {
+  const int saved_errno = errno;
+  const int wake = g_stop_wake_fd.load();
+  if (g_stop_signals.fetch_add(1) == 0 && wake >= 0) {
+    const char byte = static_cast<char>(signal_number);
+    (void)!::write(wake, &byte, 1);
+    errno = saved_errno;
+    return;
+  }
+  remove_temporaries_and_die(signal_number);
+}
+
+}  // namespace
+
+void RunStopper::request_stop() {
+  std::lock_guard lock(m_lock);
+  m_requested = true;
+  if (m_machine != nullptr) m_machine->request_stop();
+}
+
+bool RunStopper::requested() const {
+  std::lock_guard lock(m_lock);
+  return m_requested;
+}
+
+void RunStopper::attach(Machine* machine) {
+  std::lock_guard lock(m_lock);
+  m_machine = machine;
+  if (m_machine != nullptr && m_requested) m_machine->request_stop();
+}
+
+StopOnSignals::StopOnSignals(RunStopper& stopper) {
+  int ends[2];
+  if (::pipe2(ends, O_CLOEXEC) != 0) return;  // then signals abandon the run, as without
+  m_wake_read = FileDescriptor(ends[0]);
+  m_wake_write = FileDescriptor(ends[1]);
+  g_stop_signals.store(0);
+  g_stop_wake_fd.store(m_wake_write.get());
+  // A signal handler may only write(2); this thread does the rest.
+  m_watcher = std::thread([this, &stopper] {
+    char byte = 0;
+    ssize_t got;
+    do {
+      got = ::read(m_wake_read.get(), &byte, 1);
+    } while (got < 0 && errno == EINTR);
+    if (got != 1 || byte == 0) return;  // the destructor's wake-up: no signal came
+    std::fprintf(stderr, "\nvmlab: %s: stopping the guest (again to abandon the run)\n",
+                 ::strsignal(byte));
+    stopper.request_stop();
+  });
+  for (int signal_number : {SIGINT, SIGTERM}) {
+    struct sigaction action {};
+    action.sa_handler = stop_run_on_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    (void)::sigaction(signal_number, &action, nullptr);
+  }
+}
+
+StopOnSignals::~StopOnSignals() {
+  if (!m_watcher.joinable()) return;
+  // Signals abandon runs again, as remove_temporary_outputs_on_signals set.
+  for (int signal_number : {SIGINT, SIGTERM}) {
+    struct sigaction action {};
+    action.sa_handler = remove_temporaries_and_die;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = static_cast<int>(SA_RESETHAND);
+    (void)::sigaction(signal_number, &action, nullptr);
+  }
+  g_stop_wake_fd.store(-1);
+  const char none = 0;
+  (void)!::write(m_wake_write.get(), &none, 1);
+  m_watcher.join();
+}
+
+namespace {
+
+// --live's stream, open before the run: a FIFO (its reader must be there
+// already: vmlab does not wait for one), or a file it may replace as
+// --trace may, written as the run goes (tail -f it).
+Result<FileDescriptor> open_live_stream(const std::string& path,
+                                        const std::vector<ProtectedFile>& protected_files) {
+  const std::string option = "--live";
+  auto target = output_target(option, path);
+  if (!target) return target.error();
+  struct stat status {};
+  if (::stat(target->c_str(), &status) == 0 && S_ISFIFO(status.st_mode)) {
+    int fd = ::open(target->c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      const int error = errno;
+      if (error == ENXIO) {
+        return refusal(CliError::kOutputUnwritable, option, path,
+                       "is a FIFO nobody is reading; start its reader (vmlab-viz, cat) first");
+      }
+      return refusal(CliError::kOutputUnwritable, option, path, "cannot open it", error);
+    }
+    // Opened without waiting for a reader; written blocking, by the
+    // writer's thread only.
+    (void)::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return FileDescriptor(fd);
+  }
+  auto existing = check_replaceable(option, path, *target, OutputKind::Report, protected_files);
+  if (!existing) return existing.error();
+  const int fd = ::open(target->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    return refusal(CliError::kOutputUnwritable, option, path, "cannot create it", errno);
+  }
+  return FileDescriptor(fd);
+}
+
+}  // namespace
+
 Status RunOutputs::commit() {
   Status status;
   if (console) status = console->commit();
@@ -708,6 +830,17 @@ Result<RunOutputs> open_run_outputs(const RunOptions& options) {
     }
     outputs.translations.emplace(std::move(*translations));
   }
+  if (!options.live_path.empty()) {
+    for (const auto& [option, other] : {std::pair{"--trace", &options.trace_path},
+                                        {"--translations", &options.translations_path},
+                                        {"--console", &options.console_path}}) {
+      if (!other->empty() && comparable_path(*other) == comparable_path(options.live_path)) {
+        return Error{CliError::kConflictingOptions,
+                     std::string("--live and ") + option + " name the same file " +
+                         single_quoted(options.live_path) + "; give each its own"};
+      }
+    }
+  }
   if (!options.console_path.empty()) {
     if (outputs.trace) inputs.push_back({"--trace", options.trace_path});
     if (outputs.translations) inputs.push_back({"--translations", options.translations_path});
@@ -721,6 +854,13 @@ Result<RunOutputs> open_run_outputs(const RunOptions& options) {
                                                       "; give each its own"};
     }
     outputs.console.emplace(std::move(*console));
+  }
+  // Last: a FIFO's reader sees the stream open only once nothing else can
+  // refuse the run's outputs.
+  if (!options.live_path.empty()) {
+    auto live = open_live_stream(options.live_path, inputs);
+    if (!live) return live.error();
+    outputs.live = std::move(*live);
   }
   return outputs;
 }
@@ -801,6 +941,12 @@ Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
   config.timeout = *timeout;
   config.trace_capacity = outputs.trace ? kTraceCapacity : 0;
   run.command_line = config.command_line;
+  const std::string run_description = "cpu=" + options.cpu + " " + config.command_line;
+  std::optional<LiveTraceWriter> live;
+  if (outputs.live.valid()) {
+    live.emplace(std::move(outputs.live), run.platform_line, run_description);
+    config.event_observer = &*live;
+  }
 
   PcBoard* board = nullptr;
   BoardFactory make_board = [&](Vm& vm) -> Result<std::unique_ptr<Board>> {
@@ -832,7 +978,9 @@ Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
     return status.error();
   }
 
+  if (options.stopper != nullptr) options.stopper->attach(machine->get());
   run.report = (*machine)->run();
+  if (options.stopper != nullptr) options.stopper->attach(nullptr);
   run.debug_lines = board->debug_lines();
   run.disk_statistics = board->disk_statistics();
   run.device_problems = board->device_problems();
@@ -863,10 +1011,18 @@ Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
     run.translation = *translator->statistics();
   }
 
+  if (live) {
+    live->finish(recorder,
+                 run.report.outcome == RunOutcome::GuestExited
+                     ? "the guest exited with status " + std::to_string(run.report.exit_value)
+                     : run.report.message);
+    run.live_streamed = live->streamed();
+    run.live_dropped = live->dropped();
+    run.live_error = live->write_error();
+  }
   // Written here, committed by the caller: a failed write is found then.
   if (outputs.trace) {
-    write_trace(outputs.trace->stream(), recorder, run.platform_line,
-                "cpu=" + options.cpu + " " + config.command_line);
+    write_trace(outputs.trace->stream(), recorder, run.platform_line, run_description);
   }
   if (outputs.translations && translator != nullptr) {
     auto& out = outputs.translations->stream();

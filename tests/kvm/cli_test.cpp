@@ -2,6 +2,7 @@
 // binary in a subprocess, its exit status, what it printed, and what it did to
 // the files around it. VMLAB_CLI in the environment overrides the binary (to
 // run these checks against another build).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -9,11 +10,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +26,7 @@
 #include "../support/kvm_available.hpp"
 #include "../support/scratch_files.hpp"
 #include "vmlab/devices/raw_image_file.hpp"
+#include "vmlab/trace.hpp"
 
 namespace vmlab {
 namespace {
@@ -151,34 +156,176 @@ TEST_F(CliTest, AWriteProtectedOutputIsRefused) {
   EXPECT_EQ(m_directory.entries(), std::vector<std::string>{"kept.tsv"});
 }
 
-// Ctrl-C in the middle of a run: the outputs' targets stay as they were and
-// no temporary file is left beside them.
-TEST_F(CliTest, AnInterruptedRunLeavesNoTemporaryFile) {
-  VMLAB_REQUIRE_KVM();
-  write_file(path("old.tsv"), "# vmlab-trace 2\n# an earlier trace\n");
+// Starts `vmlab ARGUMENTS` in the test's directory, its stdout and stderr
+// in files there; the caller waits for it.
+pid_t start_vmlab(const fs::path& directory, const std::vector<std::string>& arguments) {
   const std::string binary = vmlab_binary();
-  const std::string directory = m_directory.path().string();
   const pid_t child = ::fork();
   if (child == 0) {
     if (::chdir(directory.c_str()) != 0) ::_exit(126);
-    // A guest that never ends by itself (the timer workload, 100,000 ticks).
-    ::execl(binary.c_str(), binary.c_str(), "run", "--quiet", "--workload", "timer:100000",
-            "--trace", "old.tsv", "--console", "new.txt", static_cast<char*>(nullptr));
+    if (!std::freopen(".test-stdout", "w", stdout) || !std::freopen(".test-stderr", "w", stderr)) {
+      ::_exit(126);
+    }
+    std::vector<char*> argv{const_cast<char*>(binary.c_str())};
+    for (const auto& argument : arguments)
+      argv.push_back(const_cast<char*>(argument.c_str()));
+    argv.push_back(nullptr);
+    ::execv(binary.c_str(), argv.data());
     ::_exit(127);
   }
+  return child;
+}
+
+// Reads a FIFO as vmlab-viz's live view does, on a thread of its own, until
+// its writer closes it.
+class FifoReader {
+ public:
+  explicit FifoReader(const fs::path& fifo) : m_fd(::open(fifo.c_str(), O_RDONLY | O_NONBLOCK)) {
+    m_thread = std::thread([this] {
+      char buffer[65536];
+      bool opened = false;  // a FIFO reads end-of-file until a writer opens it
+      while (!m_quit.load()) {
+        const ssize_t got = ::read(m_fd, buffer, sizeof buffer);
+        if (got > 0) {
+          opened = true;
+          std::lock_guard lock(m_lock);
+          m_text.append(buffer, static_cast<std::size_t>(got));
+          continue;
+        }
+        if (got == 0 && opened) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    });
+  }
+  ~FifoReader() {
+    m_quit.store(true);
+    m_thread.join();
+    ::close(m_fd);
+  }
+  std::string text() const {
+    std::lock_guard lock(m_lock);
+    return m_text;
+  }
+  void wait_for(const std::string& part, std::chrono::seconds timeout) const {
+    const auto give_up = std::chrono::steady_clock::now() + timeout;
+    while (text().find(part) == std::string::npos && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+
+ private:
+  int m_fd;
+  mutable std::mutex m_lock;
+  std::string m_text;
+  std::atomic<bool> m_quit{false};
+  std::thread m_thread;
+};
+
+// Ctrl-C (or the SIGTERM vmlab-viz's Stop sends) in the middle of a run:
+// the guest is stopped, the summary says so, the outputs are written, and
+// vmlab exits with 130.
+TEST_F(CliTest, ACtrlCEndsTheRunCleanlyAndWritesItsOutputs) {
+  VMLAB_REQUIRE_KVM();
+  write_file(path("old.tsv"), "# vmlab-trace 2\n# an earlier trace\n");
+  // A guest that never ends by itself (the timer workload, 100,000 ticks).
+  const pid_t child =
+      start_vmlab(m_directory.path(), {"run", "--quiet", "--workload", "timer:100000", "--trace",
+                                       "old.tsv", "--console", "new.txt"});
   ASSERT_GT(child, 0);
   // Until the run has made its temporary files (the VM is running then).
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (m_directory.entries().size() < 3 && std::chrono::steady_clock::now() < give_up)
+  while (m_directory.entries().size() < 5 && std::chrono::steady_clock::now() < give_up)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  ASSERT_EQ(m_directory.entries().size(), 3u) << "the run made no temporary files";
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   ::kill(child, SIGINT);
   int status = 0;
   ::waitpid(child, &status, 0);
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << status;
+  const std::string out = contents_of(path(".test-stdout"));
+  const std::string err = contents_of(path(".test-stderr"));
+  ASSERT_TRUE(WIFEXITED(status)) << status << err;
+  EXPECT_EQ(WEXITSTATUS(status), 130) << err;
+  EXPECT_TRUE(contains(err, "stopping the guest (again to abandon the run)")) << err;
+  EXPECT_TRUE(contains(out, "guest status:  stopped on request after")) << out;
+  EXPECT_TRUE(contains(contents_of(path("old.tsv")), "# run: cpu=hvm workload=timer n=100000"));
+  EXPECT_TRUE(contains(contents_of(path("old.tsv")), "\tvm-exit\t")) << "the run's events";
+  fs::remove(path(".test-stdout"));
+  fs::remove(path(".test-stderr"));
+  EXPECT_EQ(m_directory.entries(), (std::vector<std::string>{"new.txt", "old.tsv"}));
+}
+
+// A second Ctrl-C abandons the run: the outputs' targets stay as they were
+// and no temporary file is left beside them. The run streams to a FIFO its
+// reader has stopped reading (system calls under full fill the pipe in a
+// moment), so the clean stop cannot finish before the second signal.
+TEST_F(CliTest, ASecondCtrlCAbandonsTheRunAndLeavesNoTemporaryFile) {
+  VMLAB_REQUIRE_KVM();
+  write_file(path("old.tsv"), "# vmlab-trace 2\n# an earlier trace\n");
+  ASSERT_EQ(::mkfifo(path("stuck.fifo").c_str(), 0600), 0);
+  const int stuck = ::open(path("stuck.fifo").c_str(), O_RDONLY | O_NONBLOCK);  // never read
+  ASSERT_GE(stuck, 0);
+  const pid_t child = start_vmlab(
+      m_directory.path(), {"run", "--quiet", "--cpu", "full", "--workload", "syscalls:10000000",
+                           "--trace", "old.tsv", "--console", "new.txt", "--live", "stuck.fifo"});
+  ASSERT_GT(child, 0);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (m_directory.entries().size() < 6 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ::kill(child, SIGINT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ::kill(child, SIGINT);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(stuck);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT)
+      << status << contents_of(path(".test-stderr"));
   EXPECT_EQ(contents_of(path("old.tsv")), "# vmlab-trace 2\n# an earlier trace\n");
-  EXPECT_EQ(m_directory.entries(), std::vector<std::string>{"old.tsv"});
+  fs::remove(path(".test-stdout"));
+  fs::remove(path(".test-stderr"));
+  EXPECT_EQ(m_directory.entries(), (std::vector<std::string>{"old.tsv", "stuck.fifo"}));
+}
+
+// The live view's protocol end to end: events arrive through the FIFO while
+// the guest runs, SIGTERM stops it, and the stream ends with its totals and
+// reads as a whole trace.
+TEST_F(CliTest, ALiveRunStreamsItsEventsAsTheyHappenAndEndsWhenStopped) {
+  VMLAB_REQUIRE_KVM();
+  ASSERT_EQ(::mkfifo(path("live.fifo").c_str(), 0600), 0);
+  FifoReader reader(path("live.fifo"));
+  const pid_t child = start_vmlab(
+      m_directory.path(),
+      {"run", "--quiet", "--cpu", "full", "--workload", "timer:100000", "--live", "live.fifo"});
+  ASSERT_GT(child, 0);
+  reader.wait_for("\tmonitor-trap\t", std::chrono::seconds(30));
+  EXPECT_TRUE(contains(reader.text(), "# run: cpu=full workload=timer n=100000\n"));
+  EXPECT_FALSE(contains(reader.text(), "# end:")) << "events arrive while the guest runs";
+  ::kill(child, SIGTERM);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 130) << contents_of(path(".test-stderr"));
+  reader.wait_for("# end:", std::chrono::seconds(10));
+  const std::string stream = reader.text();
+  EXPECT_TRUE(contains(stream, "# end: stopped on request after")) << stream.substr(0, 400);
+  std::istringstream in(stream);
+  auto trace = read_trace(in);
+  ASSERT_TRUE(trace) << trace.error().message;
+  EXPECT_FALSE(trace->truncated()) << truncation_message(*trace);
+  EXPECT_GT(trace->events.size(), 0u);
+  EXPECT_TRUE(contains(contents_of(path(".test-stdout")), "live stream:   ")) << "the summary";
+
+  // Nobody reading a FIFO: refused before the run, not waited for.
+  ASSERT_EQ(::mkfifo(path("unread.fifo").c_str(), 0600), 0);
+  auto unread = vmlab({"run", "--live", "unread.fifo"});
+  EXPECT_EQ(unread.status, 64) << unread.err;
+  EXPECT_TRUE(contains(unread.err, "is a FIFO nobody is reading")) << unread.err;
+  auto same = vmlab({"run", "--live", "t.tsv", "--trace", "t.tsv"});
+  EXPECT_EQ(same.status, 64) << same.err;
+  EXPECT_TRUE(contains(same.err, "--live and --trace name the same file")) << same.err;
+  const auto image = make_image("d.img");
+  const std::string before = contents_of(image);
+  auto onto_image = vmlab({"run", "--live", "d.img"});
+  EXPECT_EQ(onto_image.status, 64) << onto_image.err;
+  EXPECT_EQ(contents_of(image), before) << "the disk image was changed";
 }
 
 TEST_F(CliTest, ARunFailingAfterTheChecksWritesNothing) {

@@ -1,5 +1,6 @@
 #include "vmlab/events.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <iterator>
@@ -148,38 +149,65 @@ std::uint32_t EventRecorder::intern_overflow() {
   return index;
 }
 
-void write_trace(std::ostream& out, const EventRecorder& recorder, std::string_view platform_line,
-                 std::string_view run_description) {
+void write_trace_preamble(std::ostream& out, std::string_view platform_line,
+                          std::string_view run_description) {
   out << "# vmlab-trace 2\n";
   out << "# " << platform_line << "\n";
   out << "# run: " << run_description << "\n";
-  out << "# events: " << recorder.recorded() << " recorded, " << recorder.dropped()
-      << " dropped (ring full)\n";
+}
+
+void write_trace_counts(std::ostream& out, std::uint64_t recorded, std::uint64_t dropped,
+                        std::string_view dropped_because) {
+  out << "# events: " << recorded << " recorded, " << dropped << " dropped (" << dropped_because
+      << ")\n";
+}
+
+void write_trace_levels(std::ostream& out, const EventRecorder& recorder) {
   out << "# levels:";
   for (std::size_t index = 0; index < static_cast<std::size_t>(PrivilegeLevel::Count); ++index) {
     const auto level = static_cast<PrivilegeLevel>(index);
     out << " " << privilege_level_name(level) << "=" << recorder.time_ns(level);
   }
   out << " halted=" << recorder.halted_ns() << "\n";
+}
+
+void write_trace_columns(std::ostream& out) {
   out << "# time_ns\tduration_ns\tvcpu\tkind\treason\tfrom\tto\tguest_rip\taddress\tsize\tvalue\t"
          "detail\n";
+}
+
+void append_trace_line(std::string& out, const Event& event, std::string_view detail) {
   char line[256];
+  const int length = std::snprintf(
+      line, sizeof line, "%llu\t%llu\t%u\t%.*s\t%.*s\t%.*s\t%.*s\t%#llx\t%#llx\t%u\t%#llx\t",
+      static_cast<unsigned long long>(event.time_ns),
+      static_cast<unsigned long long>(event.duration_ns), event.vcpu,
+      static_cast<int>(event_kind_name(event.kind).size()), event_kind_name(event.kind).data(),
+      static_cast<int>(event_reason_name(event.reason).size()),
+      event_reason_name(event.reason).data(),
+      static_cast<int>(privilege_level_name(event.from).size()),
+      privilege_level_name(event.from).data(),
+      static_cast<int>(privilege_level_name(event.to).size()),
+      privilege_level_name(event.to).data(), static_cast<unsigned long long>(event.guest_rip),
+      static_cast<unsigned long long>(event.address), event.size,
+      static_cast<unsigned long long>(event.value));
+  // The fields' widest spellings fit in the buffer with room to spare.
+  out.append(line, std::min(static_cast<std::size_t>(std::max(length, 0)), sizeof line - 1));
+  out.append(detail);
+  out.push_back('\n');
+}
+
+void write_trace(std::ostream& out, const EventRecorder& recorder, std::string_view platform_line,
+                 std::string_view run_description) {
+  write_trace_preamble(out, platform_line, run_description);
+  write_trace_counts(out, recorder.recorded(), recorder.dropped(), "ring full");
+  write_trace_levels(out, recorder);
+  write_trace_columns(out);
+  std::string line;
   for (const auto& event : recorder.events()) {
-    std::snprintf(
-        line, sizeof line, "%llu\t%llu\t%u\t%.*s\t%.*s\t%.*s\t%.*s\t%#llx\t%#llx\t%u\t%#llx\n",
-        static_cast<unsigned long long>(event.time_ns),
-        static_cast<unsigned long long>(event.duration_ns), event.vcpu,
-        static_cast<int>(event_kind_name(event.kind).size()), event_kind_name(event.kind).data(),
-        static_cast<int>(event_reason_name(event.reason).size()),
-        event_reason_name(event.reason).data(),
-        static_cast<int>(privilege_level_name(event.from).size()),
-        privilege_level_name(event.from).data(),
-        static_cast<int>(privilege_level_name(event.to).size()),
-        privilege_level_name(event.to).data(), static_cast<unsigned long long>(event.guest_rip),
-        static_cast<unsigned long long>(event.address), event.size,
-        static_cast<unsigned long long>(event.value));
-    out << std::string_view(line, std::strlen(line) - 1) << '\t' << recorder.detail(event.detail)
-        << '\n';
+    line.clear();
+    append_trace_line(line, event, recorder.detail(event.detail));
+    out << line;
   }
 }
 

@@ -123,7 +123,7 @@ Machine::Machine(std::unique_ptr<Vm> vm, GuestMemory memory, std::unique_ptr<Boa
       m_vcpu(std::move(vcpu)),
       m_mode(std::move(mode)),
       m_config(config),
-      m_recorder(config.trace_capacity),
+      m_recorder(config.trace_capacity, config.event_observer),
       m_bound_mode(*m_mode, m_context),  // only bound here: called once the context is built
       m_run_loop(m_vcpu, m_bound_mode, *m_board, m_recorder, m_clock, sync),
       m_context{*m_vm, m_vcpu, m_memory, *m_board, m_recorder, m_run_loop.run_time()} {}

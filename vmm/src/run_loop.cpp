@@ -11,6 +11,10 @@ namespace vmlab {
 
 namespace {
 
+// What the vCPU thread says when it ends because it was told to: the time
+// limit or stop() then gives the run's real message.
+constexpr const char* kStoppedMessage = "stopped";
+
 // The exit, into the event that records it: its reason and, for I/O, the
 // port or address, the width and the data.
 void describe_exit(const VcpuExit& exit, Event& event) {
@@ -68,7 +72,10 @@ RunEnd RunLoop::run(std::chrono::milliseconds time_limit) {
   RunEnd end;
   std::thread vcpu_thread([&] {
     vcpu_thread_main(end);
-    m_finished.store(true);
+    {
+      std::lock_guard lock(m_finish_lock);
+      m_finished.store(true);
+    }
     m_clock.wake_waiters();
   });
   const auto deadline = m_run_time.start_ns() +
@@ -80,7 +87,11 @@ RunEnd RunLoop::run(std::chrono::milliseconds time_limit) {
   m_board.stop();
   vcpu_thread.join();
   record_device_events();  // what the devices did after the last exit
-  if (timed_out && end.outcome != RunOutcome::GuestExited) {
+  if (m_stop_requested.load() && !timed_out && end.message == kStoppedMessage) {
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.3f", static_cast<double>(m_run_time.now_ns()) / 1e9);
+    end_run(end, RunOutcome::Stopped, std::string("stopped on request after ") + seconds + " s");
+  } else if (timed_out && end.outcome != RunOutcome::GuestExited) {
     // Milliseconds are the limit's unit: 0.001 s must not read "0.0 s".
     char seconds[32];
     std::snprintf(seconds, sizeof seconds, "%g", std::chrono::duration<double>(time_limit).count());
@@ -95,6 +106,13 @@ void RunLoop::end_run(RunEnd& end, RunOutcome outcome, std::string message) {
   end.outcome = outcome;
   end.message = std::move(message);
   end.registers = describe_registers(m_vcpu);
+}
+
+void RunLoop::stop() {
+  std::lock_guard lock(m_finish_lock);
+  if (m_finished.load()) return;
+  m_stop_requested.store(true);
+  request_stop();
 }
 
 void RunLoop::request_stop() {
@@ -121,7 +139,7 @@ void RunLoop::vcpu_thread_main(RunEnd& end) {
   while (true) {
     if (m_stop.load()) {
       end.outcome = RunOutcome::Timeout;
-      end.message = "stopped";
+      end.message = kStoppedMessage;
       return;
     }
     auto injected = m_mode.deliver_interrupts();

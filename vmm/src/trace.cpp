@@ -168,151 +168,170 @@ std::string perfetto_slice_name(const TraceInfo& trace, const Event& event) {
 
 }  // namespace
 
-Result<TraceInfo> read_trace_events(std::istream& in, const TraceReadCallbacks& callbacks) {
-  TraceInfo trace;
-  // Details by text, for the table events index; a guest may cause thousands.
-  std::unordered_map<std::string, std::uint32_t, TextHash, std::equal_to<>> detail_index;
-  std::uint64_t events = 0;
-  std::uint64_t bytes_read = 0;
-  std::string line;
-  std::size_t line_number = 0;
-  auto bad = [&](const std::string& why, TraceError kind = TraceError::kMalformedLine) {
-    return Error{kind, "trace line " + std::to_string(line_number) + ": " + why};
-  };
-  while (std::getline(in, line)) {
-    ++line_number;
-    // getline stops at the end of the file without a newline only when the
-    // file was cut inside its last line; what is left of it is not read.
-    if (in.eof()) {
-      trace.ends_mid_line = true;
-      break;
-    }
-    bytes_read += line.size() + 1;
-    if (callbacks.progress && line_number % kLinesPerProgress == 0 &&
-        !callbacks.progress(bytes_read)) {
-      return Error{TraceError::kCancelled,
-                   "reading the trace was cancelled at line " + std::to_string(line_number)};
-    }
-    if (line.empty()) continue;
-    if (line[0] == '#') {
-      std::string_view header(line);
-      header.remove_prefix(std::min<std::size_t>(2, header.size()));
-      if (header.rfind("vmlab-trace ", 0) == 0) {
-        const std::string_view text = header.substr(12);
-        std::uint64_t version = 0;
-        switch (parse_decimal(text, version)) {
-          case ParsedNumber::Ok:
-            break;
-          case ParsedNumber::NotANumber:
-            return bad("trace format version " + excerpt(text) + " is not a decimal number");
-          case ParsedNumber::OutOfRange:
-            return bad("trace format version " + excerpt(text) +
-                           " is out of range; this vmlab reads versions 1 and 2",
-                       TraceError::kUnsupportedVersion);
-        }
-        // Compared as read, before any narrowing: 2^32 + 2 is not version 2.
-        if (version < kOldestTraceVersion) {
-          return bad("trace format version 0 does not exist; this vmlab reads versions 1 and 2",
+struct TraceLineReader::DetailIndex {
+  std::unordered_map<std::string, std::uint32_t, TextHash, std::equal_to<>> by_text;
+};
+
+TraceLineReader::TraceLineReader() : m_detail_index(std::make_unique<DetailIndex>()) {}
+TraceLineReader::~TraceLineReader() = default;
+TraceLineReader::TraceLineReader(TraceLineReader&&) noexcept = default;
+TraceLineReader& TraceLineReader::operator=(TraceLineReader&&) noexcept = default;
+
+Error TraceLineReader::bad(const std::string& why, TraceError kind) const {
+  return Error{kind, "trace line " + std::to_string(m_lines) + ": " + why};
+}
+
+Result<std::optional<Event>> TraceLineReader::read_line(std::string_view line) {
+  ++m_lines;
+  if (line.empty()) return std::optional<Event>();
+  if (line[0] == '#') {
+    std::string_view header(line);
+    header.remove_prefix(std::min<std::size_t>(2, header.size()));
+    if (header.rfind("vmlab-trace ", 0) == 0) {
+      const std::string_view text = header.substr(12);
+      std::uint64_t version = 0;
+      switch (parse_decimal(text, version)) {
+        case ParsedNumber::Ok:
+          break;
+        case ParsedNumber::NotANumber:
+          return bad("trace format version " + excerpt(text) + " is not a decimal number");
+        case ParsedNumber::OutOfRange:
+          return bad("trace format version " + excerpt(text) +
+                         " is out of range; this vmlab reads versions 1 and 2",
                      TraceError::kUnsupportedVersion);
-        }
-        if (version > kNewestTraceVersion) {
-          return bad("trace format version " + std::to_string(version) +
-                         " is newer than this vmlab reads (1, 2)",
-                     TraceError::kUnsupportedVersion);
-        }
-        trace.version = static_cast<int>(version);
-      } else if (header.rfind("platform: ", 0) == 0) {
-        trace.platform_line = std::string(header);
-      } else if (header.rfind("run: ", 0) == 0) {
-        trace.run_description = std::string(header.substr(5));
-      } else if (header.rfind("events: ", 0) == 0) {
-        // "N recorded, D dropped (ring full)": the file holds the N - D newest.
-        auto words = split(header.substr(8), ' ');
-        if (words.size() < 4 || words[1] != "recorded," || words[3] != "dropped" ||
-            parse_decimal(words[0], trace.recorded) != ParsedNumber::Ok ||
-            parse_decimal(words[2], trace.dropped) != ParsedNumber::Ok) {
-          return bad("unreadable event counts " + excerpt(header.substr(8)) +
-                     " (expected 'N recorded, D dropped')");
-        }
-        if (trace.dropped > trace.recorded) {
-          return bad(std::to_string(trace.dropped) + " events dropped of only " +
-                     std::to_string(trace.recorded) + " recorded");
-        }
-        trace.expected_events = trace.recorded - trace.dropped;
-      } else if (header.rfind("levels:", 0) == 0) {
-        for (auto word : split(header.substr(7), ' ')) {
-          const auto equals = word.find('=');
-          if (equals == std::string_view::npos) continue;
-          std::uint64_t value = 0;
-          if (!parse_unsigned(word.substr(equals + 1), value)) return bad("unreadable level time");
-          if (word.substr(0, equals) == "halted") {
-            trace.halted_ns = value;
-          } else if (auto level = parse_privilege_level(word.substr(0, equals))) {
-            trace.level_time_ns[static_cast<std::size_t>(*level)] = value;
-          }
+      }
+      // Compared as read, before any narrowing: 2^32 + 2 is not version 2.
+      if (version < kOldestTraceVersion) {
+        return bad("trace format version 0 does not exist; this vmlab reads versions 1 and 2",
+                   TraceError::kUnsupportedVersion);
+      }
+      if (version > kNewestTraceVersion) {
+        return bad("trace format version " + std::to_string(version) +
+                       " is newer than this vmlab reads (1, 2)",
+                   TraceError::kUnsupportedVersion);
+      }
+      m_info.version = static_cast<int>(version);
+    } else if (header.rfind("platform: ", 0) == 0) {
+      m_info.platform_line = std::string(header);
+    } else if (header.rfind("run: ", 0) == 0) {
+      m_info.run_description = std::string(header.substr(5));
+    } else if (header.rfind("events: ", 0) == 0) {
+      // "N recorded, D dropped (why)": the file holds N - D of them.
+      auto words = split(header.substr(8), ' ');
+      if (words.size() < 4 || words[1] != "recorded," || words[3] != "dropped" ||
+          parse_decimal(words[0], m_info.recorded) != ParsedNumber::Ok ||
+          parse_decimal(words[2], m_info.dropped) != ParsedNumber::Ok) {
+        return bad("unreadable event counts " + excerpt(header.substr(8)) +
+                   " (expected 'N recorded, D dropped')");
+      }
+      if (m_info.dropped > m_info.recorded) {
+        return bad(std::to_string(m_info.dropped) + " events dropped of only " +
+                   std::to_string(m_info.recorded) + " recorded");
+      }
+      m_info.expected_events = m_info.recorded - m_info.dropped;
+    } else if (header.rfind("levels:", 0) == 0) {
+      for (auto word : split(header.substr(7), ' ')) {
+        const auto equals = word.find('=');
+        if (equals == std::string_view::npos) continue;
+        std::uint64_t value = 0;
+        if (!parse_unsigned(word.substr(equals + 1), value)) return bad("unreadable level time");
+        if (word.substr(0, equals) == "halted") {
+          m_info.halted_ns = value;
+        } else if (auto level = parse_privilege_level(word.substr(0, equals))) {
+          m_info.level_time_ns[static_cast<std::size_t>(*level)] = value;
         }
       }
-      continue;
     }
-    if (trace.version == 0) {
-      return bad("not a vmlab trace (no '# vmlab-trace' header)", TraceError::kNotATrace);
-    }
-    // Version 2 added the detail column.
-    const std::size_t expected_fields = trace.version == 1 ? 11 : 12;
-    std::array<std::string_view, 12> fields;
-    const std::size_t found = split_fields(line, fields);
-    if (found != expected_fields) {
-      return bad("expected " + std::to_string(expected_fields) + " tab-separated fields, found " +
-                 std::to_string(found));
-    }
-    Event event;
-    std::uint64_t vcpu = 0, size = 0;
-    auto kind = parse_event_kind(fields[3]);
-    auto reason = parse_event_reason(fields[4]);
-    auto from = parse_privilege_level(fields[5]);
-    auto to = parse_privilege_level(fields[6]);
-    if (!parse_unsigned(fields[0], event.time_ns) ||
-        !parse_unsigned(fields[1], event.duration_ns) || !parse_unsigned(fields[2], vcpu) ||
-        !kind || !reason || !from || !to || !parse_unsigned(fields[7], event.guest_rip) ||
-        !parse_unsigned(fields[8], event.address) || !parse_unsigned(fields[9], size) ||
-        !parse_unsigned(fields[10], event.value) || size > 0xffff || vcpu > 0xffffffff) {
-      return bad("unreadable event");
-    }
-    event.vcpu = static_cast<std::uint32_t>(vcpu);
-    event.size = static_cast<std::uint16_t>(size);
-    event.kind = *kind;
-    event.reason = *reason;
-    event.from = *from;
-    event.to = *to;
-    if (expected_fields == 12 && !fields[11].empty()) {
-      auto known = detail_index.find(fields[11]);
-      if (known == detail_index.end()) {
-        known =
-            detail_index
-                .emplace(std::string(fields[11]), static_cast<std::uint32_t>(trace.details.size()))
-                .first;
-        trace.details.emplace_back(fields[11]);
-      }
-      event.detail = known->second;
-    }
-    ++events;
-    if (callbacks.event) callbacks.event(event);
+    return std::optional<Event>();
   }
-  if (trace.version == 0 && trace.ends_mid_line) {
+  if (m_info.version == 0) {
+    return bad("not a vmlab trace (no '# vmlab-trace' header)", TraceError::kNotATrace);
+  }
+  // Version 2 added the detail column.
+  const std::size_t expected_fields = m_info.version == 1 ? 11 : 12;
+  std::array<std::string_view, 12> fields;
+  const std::size_t found = split_fields(line, fields);
+  if (found != expected_fields) {
+    return bad("expected " + std::to_string(expected_fields) + " tab-separated fields, found " +
+               std::to_string(found));
+  }
+  Event event;
+  std::uint64_t vcpu = 0, size = 0;
+  auto kind = parse_event_kind(fields[3]);
+  auto reason = parse_event_reason(fields[4]);
+  auto from = parse_privilege_level(fields[5]);
+  auto to = parse_privilege_level(fields[6]);
+  if (!parse_unsigned(fields[0], event.time_ns) || !parse_unsigned(fields[1], event.duration_ns) ||
+      !parse_unsigned(fields[2], vcpu) || !kind || !reason || !from || !to ||
+      !parse_unsigned(fields[7], event.guest_rip) || !parse_unsigned(fields[8], event.address) ||
+      !parse_unsigned(fields[9], size) || !parse_unsigned(fields[10], event.value) ||
+      size > 0xffff || vcpu > 0xffffffff) {
+    return bad("unreadable event");
+  }
+  event.vcpu = static_cast<std::uint32_t>(vcpu);
+  event.size = static_cast<std::uint16_t>(size);
+  event.kind = *kind;
+  event.reason = *reason;
+  event.from = *from;
+  event.to = *to;
+  if (expected_fields == 12 && !fields[11].empty()) {
+    auto& by_text = m_detail_index->by_text;
+    auto known = by_text.find(fields[11]);
+    if (known == by_text.end()) {
+      known =
+          by_text
+              .emplace(std::string(fields[11]), static_cast<std::uint32_t>(m_info.details.size()))
+              .first;
+      m_info.details.emplace_back(fields[11]);
+    }
+    event.detail = known->second;
+  }
+  ++m_events;
+  return std::optional<Event>(event);
+}
+
+Result<TraceInfo> TraceLineReader::finish(bool ends_mid_line) {
+  m_info.ends_mid_line = ends_mid_line;
+  if (m_info.version == 0 && ends_mid_line) {
     return Error{TraceError::kTruncated,
                  "not a vmlab trace, or one cut short inside its header (no complete "
                  "'# vmlab-trace' line)"};
   }
-  if (trace.version == 0) {
+  if (m_info.version == 0) {
     return Error{TraceError::kNotATrace, "not a vmlab trace (no '# vmlab-trace' header)"};
   }
-  if (trace.expected_events && events > *trace.expected_events) {
-    return Error{TraceError::kTooManyEvents, "trace holds " + std::to_string(events) +
+  if (m_info.expected_events && m_events > *m_info.expected_events) {
+    return Error{TraceError::kTooManyEvents, "trace holds " + std::to_string(m_events) +
                                                  " events but its header counts " +
-                                                 std::to_string(*trace.expected_events) +
+                                                 std::to_string(*m_info.expected_events) +
                                                  " (two traces joined into one file?)"};
   }
-  return trace;
+  return m_info;
+}
+
+Result<TraceInfo> read_trace_events(std::istream& in, const TraceReadCallbacks& callbacks) {
+  TraceLineReader reader;
+  std::uint64_t bytes_read = 0;
+  std::string line;
+  bool ends_mid_line = false;
+  while (std::getline(in, line)) {
+    // getline stops at the end of the file without a newline only when the
+    // file was cut inside its last line; what is left of it is not read.
+    if (in.eof()) {
+      ends_mid_line = true;
+      break;
+    }
+    bytes_read += line.size() + 1;
+    if (callbacks.progress && (reader.lines() + 1) % kLinesPerProgress == 0 &&
+        !callbacks.progress(bytes_read)) {
+      return Error{TraceError::kCancelled,
+                   "reading the trace was cancelled at line " + std::to_string(reader.lines() + 1)};
+    }
+    auto event = reader.read_line(line);
+    if (!event) return event.error();
+    if (*event && callbacks.event) callbacks.event(**event);
+  }
+  return reader.finish(ends_mid_line);
 }
 
 Result<Trace> read_trace(std::istream& in) {

@@ -46,7 +46,11 @@ struct TraceExportCommand {
 };
 
 // `vmlab info`: the platform.
-struct InfoCommand {};
+struct InfoCommand {
+  // --choices: the values run's and compare's options take, one per line,
+  // for programs that drive vmlab (vmlab-viz's run dialogs).
+  bool choices = false;
+};
 
 // `vmlab disk create PATH SIZE [--force]`.
 struct DiskCreateCommand {

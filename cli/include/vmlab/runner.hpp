@@ -9,14 +9,17 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "vmlab/bt/translation_cache.hpp"
 #include "vmlab/events.hpp"
+#include "vmlab/file_descriptor.hpp"
 #include "vmlab/machine.hpp"
 #include "vmlab/options.hpp"
 #include "vmlab/pc_board.hpp"
@@ -61,6 +64,7 @@ inline constexpr int kGuestCrashed = 70;
 inline constexpr int kVmmError = 71;
 inline constexpr int kOutputError = 74;  // EX_IOERR: an output file could not be written
 inline constexpr int kTimeout = 124;     // as timeout(1)
+inline constexpr int kStopped = 130;     // 128 + SIGINT, as a shell reports a Ctrl-C
 // Guest statuses 1 to 62 are passed through; 63 stands for 63 and above.
 inline constexpr int kGuestStatusCap = 63;
 }  // namespace exit_status
@@ -79,6 +83,8 @@ inline constexpr std::size_t kMaximumCommandLine = 4095;
 // `--guest` reads the whole ELF into memory first.
 inline constexpr std::uint64_t kMaximumGuestFileSize = 64 * MiB;
 
+class RunStopper;
+
 struct RunOptions {
   std::string cpu = "hvm";  // one of cpu_mode_choices()
   std::string workload = "hello";
@@ -94,6 +100,9 @@ struct RunOptions {
   // side by side, to this file when the run ends (empty: none).
   std::string translations_path;
   std::string console_path;  // empty: no console file (console_output still sees the bytes)
+  // Stream every event here as it happens (a FIFO or a file; empty: none):
+  // vmlab-viz's live view reads it (live_trace.hpp).
+  std::string live_path;
   std::string extra_command_line;
   // A raw image for the guest's disk; empty: no disk.
   std::string disk_path;
@@ -106,6 +115,40 @@ struct RunOptions {
   // hvm: QueueNotify through a KVM ioeventfd, not an exit to the VMM.
   bool virtio_ioeventfd = true;
   std::function<void(std::uint8_t)> console_output;  // UART bytes; null discards
+  // Ends the run early and cleanly when asked (null: it runs to its end).
+  RunStopper* stopper = nullptr;
+};
+
+// Ends a run cleanly from another thread: `vmlab run` asks it on the first
+// Ctrl-C or SIGTERM (how vmlab-viz's Stop ends a live run). A request made
+// before the machine exists ends the run as it starts.
+class RunStopper {
+ public:
+  void request_stop();
+  bool requested() const;
+  // run_guest: the machine while it runs; null once it has.
+  void attach(Machine* machine);
+
+ private:
+  mutable std::mutex m_lock;
+  Machine* m_machine = nullptr;
+  bool m_requested = false;
+};
+
+// While it lives, the first SIGINT or SIGTERM asks `stopper` to end the run
+// (and says so on stderr); a second one abandons it as before (temporary
+// outputs removed, the signal's default action).
+class StopOnSignals {
+ public:
+  explicit StopOnSignals(RunStopper& stopper);
+  ~StopOnSignals();
+  StopOnSignals(const StopOnSignals&) = delete;
+  StopOnSignals& operator=(const StopOnSignals&) = delete;
+
+ private:
+  FileDescriptor m_wake_read;
+  FileDescriptor m_wake_write;
+  std::thread m_watcher;
 };
 
 // The machine-readable result line a workload prints on port 0xE9, parsed.
@@ -148,6 +191,11 @@ struct GuestRun {
   bool iommu_off = false;    // ... and its DMA bypassed the IOMMU (platform_line says UNSAFE)
   // bt: the translator's and the translation cache's counters at the end.
   std::optional<bt::Statistics> translation;
+  // --live: the events streamed and those the reader fell behind on; why the
+  // stream ended early, if it did (the run itself went on).
+  std::uint64_t live_streamed = 0;
+  std::uint64_t live_dropped = 0;
+  std::string live_error;
 };
 
 // What an output file is allowed to replace.
@@ -232,6 +280,7 @@ class ScratchFile {
 
 // The files one run writes; each present when its option was given.
 struct RunOutputs {
+  FileDescriptor live;  // --live, open from the start: it is written as the run goes
   std::optional<OutputFile> trace;
   std::optional<OutputFile> console;
   std::optional<OutputFile> translations;

@@ -2,19 +2,63 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "vmlab/compare.hpp"
+#include "vmlab/options.hpp"
 #include "vmlab/platform.hpp"
+#include "vmlab/runner.hpp"
 
 namespace vmlab::cli {
 
-Subcommand add_info_command(CLI::App& vmlab) {
-  return add_command_without_options<InfoCommand>(
-      vmlab, "info",
-      "show the KVM backend, CPU and the capabilities vmlab uses\n"
-      "Prints the KVM backend, the CPU, the host kernel, the KVM API version and the "
-      "capabilities vmlab uses, and whether a deprivileged kernel's cpuid reaches the VMM.");
+namespace {
+
+// One line per value: "# vmlab-choices 1", then OPTION TAB VALUE TAB MEANING,
+// a workload with its default count between, and compare's default set of
+// workloads as --compare-workload TAB NAME TAB N: what a front end offers
+// without parsing --help, always this binary's own.
+void print_choices() {
+  std::printf("# vmlab-choices 1\n");
+  const auto print = [](const char* option, const auto& choices) {
+    for (const auto& choice : choices) {
+      std::printf("%s\t%.*s\t%.*s\n", option, static_cast<int>(choice.name.size()),
+                  choice.name.data(), static_cast<int>(choice.meaning.size()),
+                  choice.meaning.data());
+    }
+  };
+  print("--cpu", cpu_mode_choices());
+  print("--disk-model", disk_model_choices());
+  print("--irqchip", irqchip_choices());
+  for (const auto& workload : builtin_workloads()) {
+    std::printf("--workload\t%s\t%llu\t%s\n", workload.name,
+                static_cast<unsigned long long>(workload.default_count), workload.description);
+  }
+  for (const auto& workload : default_compare_workloads()) {
+    std::printf("--compare-workload\t%s\t%llu\n", workload.name.c_str(),
+                static_cast<unsigned long long>(workload.count));
+  }
 }
 
-int execute(const InfoCommand& /*command*/) {
+}  // namespace
+
+Subcommand add_info_command(CLI::App& vmlab) {
+  CLI::App* info =
+      add_command(vmlab, "info",
+                  "show the KVM backend, CPU and the capabilities vmlab uses\n"
+                  "Prints the KVM backend, the CPU, the host kernel, the KVM API version and the "
+                  "capabilities vmlab uses, and whether a deprivileged kernel's cpuid reaches the "
+                  "VMM.");
+  auto command = std::make_shared<InfoCommand>();
+  info->add_flag("--choices", command->choices,
+                 wrap("instead, list the values of run's and compare's --cpu, --disk-model, "
+                      "--irqchip and --workload, tab-separated, one per line (for programs "
+                      "such as vmlab-viz)"));
+  return parsed_into(info, command);
+}
+
+int execute(const InfoCommand& command) {
+  if (command.choices) {
+    print_choices();
+    return 0;
+  }
   const PlatformInfo platform = detect_platform();
   std::printf("KVM backend:  %s (%s)\n", platform.backend.c_str(),
               platform.backend_description.c_str());

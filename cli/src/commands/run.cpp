@@ -35,7 +35,9 @@ constexpr const char* kExitStatusHelp =
     "exit status: when the guest exits through port 0xF4, 0 for its status 0 (ok),\n"
     "  its status for 1 to 62, and 63 for any status of 63 or more (the summary\n"
     "  shows the full 32-bit value); otherwise 124 timeout, 70 guest crashed,\n"
-    "  71 VMM error, 69 KVM or guest unusable, 64 usage, 74 an output not written.";
+    "  71 VMM error, 69 KVM or guest unusable, 64 usage, 74 an output not written,\n"
+    "  130 stopped by Ctrl-C or SIGTERM (the run ends cleanly and its outputs are\n"
+    "  written; a second signal abandons it).";
 
 const char* status_meaning(std::uint32_t status) {
   switch (status) {
@@ -93,6 +95,9 @@ void print_summary(const RunOptions& options, const GuestRun& run) {
       break;
     case RunOutcome::Timeout:
       std::printf("guest status:  timed out\n");
+      break;
+    case RunOutcome::Stopped:
+      std::printf("guest status:  %s\n", report.message.c_str());
       break;
     case RunOutcome::VmmError:
       std::printf("guest status:  stopped by a VMM error\n");
@@ -155,6 +160,16 @@ void print_summary(const RunOptions& options, const GuestRun& run) {
   if (report.integrity_violation) {
     std::printf("MONITOR REGION DAMAGED: %s\n", report.integrity_violation->c_str());
   }
+  if (!options.live_path.empty()) {
+    std::printf("live stream:   %llu events to %s",
+                static_cast<unsigned long long>(run.live_streamed), options.live_path.c_str());
+    if (run.live_dropped != 0) {
+      std::printf(", %llu dropped (the reader fell behind)",
+                  static_cast<unsigned long long>(run.live_dropped));
+    }
+    if (!run.live_error.empty()) std::printf("; it ended early: %s", run.live_error.c_str());
+    std::printf("\n");
+  }
   std::printf("%s\n", run.platform_line.c_str());
 }
 
@@ -197,6 +212,12 @@ Subcommand add_run_command(CLI::App& vmlab) {
                         std::string(choice_name(irqchip_choices(), defaults.irqchip)) + "):");
   run->add_option("--trace", options.trace_path,
                   wrap("write every event to FILE (vmlab-trace v2; see vmlab trace)"))
+      ->type_name("FILE");
+  run->add_option("--live", options.live_path,
+                  wrap("stream every event to FILE as it happens (vmlab-trace v2, its totals at "
+                       "the end): a FIFO whose reader is already there, as vmlab-viz's live view "
+                       "makes, or a file written as the run goes (tail -f it), replaced only as "
+                       "--trace replaces one"))
       ->type_name("FILE");
   run->add_option("--translations", options.translations_path,
                   wrap("bt: write every translated block to FILE when the run ends: each guest "
@@ -265,7 +286,13 @@ int execute(const RunCommand& command) {
       if (byte == '\n') std::fflush(stdout);
     };
   }
+  // The first Ctrl-C (or the SIGTERM vmlab-viz's Stop sends) ends the
+  // guest cleanly: the summary and the outputs are still written.
+  RunStopper stopper;
+  options.stopper = &stopper;
+  std::optional<StopOnSignals> stop_on_signals(std::in_place, stopper);
   auto run = run_guest(options, *outputs);
+  stop_on_signals.reset();
   std::fflush(stdout);
   if (!run) {
     report_error(run.error().message);
@@ -304,6 +331,8 @@ int execute(const RunCommand& command) {
     case RunOutcome::Timeout:
       report_error(run->report.message);
       break;
+    case RunOutcome::Stopped:
+      break;  // the user asked for it: the summary says so
   }
   if (!committed) {
     report_error(committed.error().message);

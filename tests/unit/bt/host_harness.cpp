@@ -55,6 +55,12 @@ struct sigaction g_previous[std::size(kSignals)];
 stack_t g_previous_stack;
 
 void on_signal(int signal, siginfo_t* info, void* context) {
+  // Linux delivers a signal with the interrupted code's RFLAGS.AC as it was
+  // (it clears DF, TF and RF only): after a snippet set AC, any unaligned
+  // access of this handler's own (glibc's memcpy variant for the host CPU
+  // may make one; seen on an AMD host) would raise SIGBUS while SIGBUS is
+  // blocked, which kills the test. AC is any CPL's to clear with popf.
+  asm volatile("pushfq\n\tandq $~0x40000, (%%rsp)\n\tpopfq" ::: "memory", "cc");
   greg_t* gregs = static_cast<ucontext_t*>(context)->uc_mcontext.gregs;
   if (signal == SIGUSR1 && g_state.entry_pending) {
     std::memcpy(g_state.host, gregs, sizeof g_state.host);

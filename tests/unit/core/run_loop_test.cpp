@@ -328,6 +328,22 @@ TEST_P(RunLoopHaltTest, WithInterruptsOffAPendingInterruptDoesNotWakeIt) {
   EXPECT_GT(halted_ns(), kTimeLimitNs) << "halted until the time ran out";
 }
 
+TEST_P(RunLoopHaltTest, AStopFromAnotherThreadEndsTheRunAsStopped) {
+  vcpu.play(halt(), exit_with_status(0));
+  RunLoop loop(vcpu, mode, board, recorder, clock, RegisterSync::Off);
+  RunEnd end;
+  {
+    // As vmlab run's signal watcher does, while the guest sleeps in hlt.
+    WhenHalted stop(board, [&loop] { loop.stop(); });
+    end = loop.run(kTimeLimit);
+  }
+
+  EXPECT_EQ(end.outcome, RunOutcome::Stopped) << end.message;
+  EXPECT_NE(end.message.find("stopped on request"), std::string::npos) << end.message;
+  EXPECT_EQ(vcpu.entries, 1u) << "the guest was not entered again";
+  EXPECT_GE(vcpu.kicks.load(), 1) << "the stop kicks the vCPU";
+}
+
 INSTANTIATE_TEST_SUITE_P(RunLoop, RunLoopHaltTest,
                          ::testing::Values(HaltedBy::Core, HaltedBy::Mode),
                          [](const ::testing::TestParamInfo<HaltedBy>& halted_by) {
@@ -382,6 +398,28 @@ TEST_F(RunLoopTest, TheModeOrTheCoreCanEndTheRunAsACrash) {
   end = loop.run(kTimeLimit);
   EXPECT_EQ(end.outcome, RunOutcome::GuestCrashed);
   EXPECT_NE(end.registers.find("rip="), std::string::npos);
+}
+
+TEST_F(RunLoopTest, AStopBeforeTheRunEndsItAsItStarts) {
+  vcpu.play(exit_with_status(0));
+  RunLoop loop(vcpu, mode, board, recorder, clock, RegisterSync::Off);
+  loop.stop();
+  const RunEnd end = loop.run(kTimeLimit);
+
+  EXPECT_EQ(end.outcome, RunOutcome::Stopped) << end.message;
+  EXPECT_EQ(vcpu.entries, 0u) << "a run stopped before it started never enters the guest";
+}
+
+TEST_F(RunLoopTest, AStopAfterTheRunDoesNothing) {
+  vcpu.play(exit_with_status(3));
+  RunLoop loop(vcpu, mode, board, recorder, clock, RegisterSync::Off);
+  const RunEnd end = loop.run(kTimeLimit);
+  const int kicks = vcpu.kicks.load();
+  loop.stop();
+
+  EXPECT_EQ(end.outcome, RunOutcome::GuestExited);
+  EXPECT_EQ(end.exit_value, 3u);
+  EXPECT_EQ(vcpu.kicks.load(), kicks) << "no kick for a vCPU thread that has ended";
 }
 
 }  // namespace

@@ -132,6 +132,60 @@ TEST(Trace, RejectsMalformedFiles) {
   EXPECT_EQ(refusal_of("# vmlab-trace 1\n1\t2\t0\n"), TraceError::kMalformedLine);
 }
 
+TEST(Trace, TheLineReaderReadsAStreamAsItArrivesAsTheFileReaderReadsTheFile) {
+  const auto recorder = sample_recorder();
+  std::stringstream file;
+  write_trace(file, recorder, "platform: test backend on test CPU", "cpu=hvm workload=pio");
+  const std::string text = file.str();
+  TraceLineReader reader;
+  std::vector<Event> events;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t end = text.find('\n', start);
+    auto event = reader.read_line(std::string_view(text).substr(start, end - start));
+    ASSERT_TRUE(event) << event.error().message;
+    if (*event) events.push_back(**event);
+    start = end + 1;
+    // Known as soon as its line has been read, before the end.
+    if (events.size() == 1) {
+      EXPECT_EQ(reader.info().run_description, "cpu=hvm workload=pio");
+    }
+  }
+  auto info = reader.finish(false);
+  ASSERT_TRUE(info) << info.error().message;
+  const Trace whole = round_trip(recorder);
+  ASSERT_EQ(events.size(), whole.events.size());
+  for (std::size_t index = 0; index < events.size(); ++index) {
+    EXPECT_EQ(events[index].time_ns, whole.events[index].time_ns);
+    EXPECT_EQ(reader.info().detail(events[index]), whole.detail(whole.events[index]));
+  }
+  EXPECT_EQ(info->recorded, whole.recorded);
+
+  // A malformed line is refused by its number, as in a file.
+  TraceLineReader bad;
+  ASSERT_TRUE(bad.read_line("# vmlab-trace 2"));
+  auto refused = bad.read_line("1\t2\t0\tvm-exot");
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("line 2"), std::string::npos) << refused.error().message;
+}
+
+TEST(Trace, ALiveStreamsTotalsAfterItsEventsAreCheckedAsHeadersAre) {
+  const std::string stream =
+      "# vmlab-trace 2\n# run: cpu=full workload=hello\n"
+      "1\t2\t0\tvm-exit\tio-in\tvmm\tvmm\t0\t0\t1\t0\t\n"
+      "3\t2\t0\tvm-exit\tio-in\tvmm\tvmm\t0\t0\t1\t0\t\n"
+      "# events: 5 recorded, 3 dropped (the reader fell behind)\n# end: stopped\n";
+  auto trace = read_text(stream);
+  ASSERT_TRUE(trace) << trace.error().message;
+  EXPECT_FALSE(trace->truncated());
+  EXPECT_EQ(trace->dropped, 3u);
+  EXPECT_EQ(refusal_of("# vmlab-trace 2\n"
+                       "1\t2\t0\tvm-exit\tio-in\tvmm\tvmm\t0\t0\t1\t0\t\n"
+                       "3\t2\t0\tvm-exit\tio-in\tvmm\tvmm\t0\t0\t1\t0\t\n"
+                       "# events: 1 recorded, 0 dropped (the reader fell behind)\n"),
+            TraceError::kTooManyEvents);
+}
+
 TEST(Trace, AFileThatCannotBeOpenedIsUnreadable) {
   auto trace = read_trace_file("/nonexistent/vmlab.trace");
   ASSERT_FALSE(trace.ok());

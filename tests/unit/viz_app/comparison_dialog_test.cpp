@@ -1,4 +1,4 @@
-// File > Run comparison... with the real vmlab: its choices are what that
+// Run > Comparison... with the real vmlab: its choices are what that
 // vmlab offers, the command line follows them and mistakes are refused
 // before a run, a tiny comparison runs to its results with its progress,
 // and Cancel stops vmlab leaving nothing behind.
@@ -21,8 +21,8 @@ QString q(const std::filesystem::path& path) {
   return QString::fromStdString(path.string());
 }
 
-VmlabProgram the_vmlab() {
-  return {QStringLiteral(VMLAB_PATH), QStringLiteral("the build's")};
+QString the_vmlab() {
+  return QStringLiteral(VMLAB_CLI_PATH);
 }
 
 int row_of(QTableWidget& table, const QString& workload) {
@@ -53,7 +53,7 @@ TEST(RunComparisonDialog, OffersWhatItsVmlabOffers) {
   const QString json = q(directory / "results.json");
   RunComparisonDialog dialog(the_vmlab(), json);
   EXPECT_EQ(dialog.program_text(),
-            QStringLiteral("Runs %1 (the build's).").arg(QStringLiteral(VMLAB_PATH)));
+            QStringLiteral("Runs %1 (VMLAB_CLI names another).").arg(the_vmlab()));
   QStringList cpus;
   for (const QCheckBox* box : dialog.cpus()) {
     cpus << box->text();
@@ -72,7 +72,7 @@ TEST(RunComparisonDialog, OffersWhatItsVmlabOffers) {
   EXPECT_EQ(table.item(row_of(table, "dma-attack"), 0)->checkState(), Qt::Unchecked);
   EXPECT_TRUE(dialog.problem().isEmpty()) << dialog.problem().toStdString();
   EXPECT_TRUE(dialog.command_text().startsWith(
-      QStringLiteral("Command: %1 compare --workloads hello:1,syscalls:5000,").arg(VMLAB_PATH)))
+      QStringLiteral("Command: %1 compare --workloads hello:1,syscalls:5000,").arg(VMLAB_CLI_PATH)))
       << dialog.command_text().toStdString();
   EXPECT_TRUE(
       dialog.command_text().endsWith(QStringLiteral(" --cpu hvm,full,bt,para --json ") + json))
@@ -83,6 +83,7 @@ TEST(RunComparisonDialog, OffersWhatItsVmlabOffers) {
   EXPECT_EQ(request.workloads, (QStringList{"syscalls:100", "pio:50"}));
   EXPECT_EQ(request.cpus, (QStringList{"hvm", "bt"}));
   EXPECT_EQ(request.irqchips, (QStringList{"vmm"}));
+  EXPECT_TRUE(request.memory.isEmpty()) << "vmlab's default unless given";
   EXPECT_TRUE(dialog.run_button().isEnabled());
 
   // Mistakes, refused before vmlab would refuse them.
@@ -102,7 +103,7 @@ TEST(RunComparisonDialog, OffersWhatItsVmlabOffers) {
 }
 
 TEST(RunComparisonDialog, WithoutAVmlabSaysSo) {
-  RunComparisonDialog dialog(Error{RunnerError::kNoVmlab, "no vmlab program beside vmlab-viz"},
+  RunComparisonDialog dialog(Error{ProgramError::kNotFound, "no vmlab program beside vmlab-viz"},
                              QStringLiteral("/tmp/never.json"));
   EXPECT_EQ(dialog.program_text(), QStringLiteral("no vmlab program beside vmlab-viz"));
   EXPECT_FALSE(dialog.run_button().isEnabled());

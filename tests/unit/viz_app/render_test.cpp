@@ -137,7 +137,7 @@ TEST(CommandLine, TheOptionsAndTheirMistakes) {
     const auto parsed = parse_command_line(arguments);
     return parsed.ok() ? std::error_code() : parsed.error().kind;
   };
-  EXPECT_EQ(kind({"--render", "graph", "--output", "g.png", "t"}), VizError::kUnknownView);
+  EXPECT_EQ(kind({"--render", "histogram", "--output", "h.png", "t"}), VizError::kUnknownView);
   EXPECT_EQ(kind({"--render", "timeline", "t"}), VizError::kUsage) << "no --output";
   EXPECT_EQ(kind({"--render", "timeline", "--output", "o.png"}), VizError::kUsage) << "no trace";
   EXPECT_EQ(kind({"--render", "timeline", "--output", "o.png", "--size", "big", "t"}),
@@ -201,6 +201,32 @@ TEST_F(RenderCommand, DrawsEachViewWithoutADisplay) {
                  path("sample.trace")}),
             0);
   EXPECT_TRUE(QSvgRenderer(path("part.svg")).isValid());
+}
+
+TEST_F(RenderCommand, DrawsTheGraphViews) {
+  // The transition graph and how the mode works, at their own sizes, as
+  // PNG and as SVG: Graphviz lays them out without a display too.
+  for (const char* name : {"graph", "mode"}) {
+    const ViewKind* kind = find_view_kind(QString::fromLatin1(name));
+    ASSERT_NE(kind, nullptr) << name;
+    QString errors;
+    const QString png = path(std::string(name) + ".png");
+    ASSERT_EQ(run({"--render", name, "--output", png, path("sample.trace")}, &errors), 0)
+        << errors.toStdString();
+    EXPECT_TRUE(errors.isEmpty()) << errors.toStdString();
+    const QImage image = QImage(png).convertToFormat(QImage::Format_RGB32);
+    EXPECT_EQ(image.size(), kind->render_size) << name;
+    int monitor = 0;
+    const QRgb band = palette::lane_band(TimelineLane::Monitor).rgb() & 0xffffffu;
+    for (int y = 0; y < image.height(); ++y) {
+      for (int x = 0; x < image.width(); ++x)
+        monitor += (image.pixel(x, y) & 0xffffffu) == band ? 1 : 0;
+    }
+    EXPECT_GT(monitor, 1000) << name << ": the monitor's node is drawn";
+    const QString svg = path(std::string(name) + ".svg");
+    ASSERT_EQ(run({"--render", name, "--output", svg, path("sample.trace")}), 0);
+    EXPECT_TRUE(QSvgRenderer(svg).isValid()) << name;
+  }
 }
 
 TEST_F(RenderCommand, ClearErrorsAndExitStatuses) {

@@ -8,6 +8,7 @@
 
 #include <QElapsedTimer>
 #include <QHelpEvent>
+#include <QSignalSpy>
 #include <QToolTip>
 #include <QtTest/QTest>
 
@@ -287,6 +288,28 @@ TEST(TimelineView, HoverShowsTheEventUnderThePointer) {
   hover(Halted, 2000);
   EXPECT_TRUE(testing::wait_until([] { return !QToolTip::isVisible(); }, 3000))
       << "nothing there, no tooltip";
+}
+
+TEST(TimelineView, AClickOnASpanPicksItsEventAndADragDoesNot) {
+  OffscreenView shown(QStringLiteral("timeline"), QSize(1000, 420));
+  TimelineCanvas& canvas = canvas_of(shown);
+  (void)shown.image();
+  QSignalSpy picked(&shown.links, &ViewLinks::event_picked);
+  const TimeRange before = canvas.view_range();
+  const QPoint trap(canvas.x_of(4200), canvas.lane_band(Monitor).center().y());
+  QTest::mouseClick(&canvas, Qt::LeftButton, {}, trap);
+  ASSERT_EQ(picked.size(), 1);
+  const auto event = picked.first().first().value<EventIndex>();
+  EXPECT_EQ(shown.document.trace()->detail(event), "iretq");
+  EXPECT_EQ(canvas.view_range().start_ns, before.start_ns) << "a pick leaves the view as it was";
+  EXPECT_EQ(canvas.view_range().end_ns, before.end_ns);
+  // Over nothing, or dragging, picks nothing.
+  QTest::mouseClick(&canvas, Qt::LeftButton, {},
+                    QPoint(canvas.x_of(2000), canvas.lane_band(Halted).center().y()));
+  QTest::mousePress(&canvas, Qt::LeftButton, {}, trap);
+  QTest::mouseMove(&canvas, trap + QPoint(40, 0));
+  QTest::mouseRelease(&canvas, Qt::LeftButton, {}, trap + QPoint(40, 0));
+  EXPECT_EQ(picked.size(), 1);
 }
 
 TEST(TimelineView, ALargeTraceDrawsFromItsLevelOfDetail) {

@@ -1,12 +1,9 @@
-// `vmlab compare` driven as the window drives it: the vmlab found beside
-// vmlab-viz, what the real vmlab's --help offers, its command line and
+// `vmlab compare` driven as the window drives it: its command line and
 // progress lines, a real comparison run to its results, one cancelled
 // mid-run leaving no file behind, and a failing vmlab's own words.
 #include "vmlab/viz/models/comparison_runner.hpp"
 
 #include <gtest/gtest.h>
-
-#include <QFile>
 
 #include "../../support/kvm_available.hpp"
 #include "../../support/scratch_files.hpp"
@@ -17,108 +14,9 @@ namespace vmlab::viz {
 namespace {
 
 using vmlab::testing::ScratchDirectory;
-using vmlab::testing::write_file;
 
 QString q(const std::filesystem::path& path) {
   return QString::fromStdString(path.string());
-}
-
-const WorkloadOffer* find_offer(const CompareOffer& offer, const char* name) {
-  for (const WorkloadOffer& workload : offer.workloads) {
-    if (workload.name == QLatin1String(name)) return &workload;
-  }
-  return nullptr;
-}
-
-TEST(CompareOffer, WhatTheRealVmlabOffers) {
-  auto offer = ask_compare_offer(QStringLiteral(VMLAB_PATH));
-  ASSERT_TRUE(offer.ok()) << offer.error().message;
-  EXPECT_EQ(offer->cpus, (QStringList{"hvm", "full", "bt", "para"}));
-  EXPECT_EQ(offer->irqchips, (QStringList{"vmm", "kernel"}));
-  EXPECT_EQ(offer->disk_models, (QStringList{"ata", "virtio", "passthrough"}));
-  EXPECT_EQ(offer->default_memory, QStringLiteral("64M"));
-  EXPECT_EQ(offer->default_timeout, QStringLiteral("60"));
-  const WorkloadOffer* syscalls = find_offer(*offer, "syscalls");
-  ASSERT_NE(syscalls, nullptr);
-  EXPECT_EQ(syscalls->default_count, 1000u);
-  EXPECT_EQ(syscalls->compare_count, std::optional<std::uint64_t>(5000));
-  EXPECT_EQ(syscalls->description, QStringLiteral("N null system calls from user mode"));
-  // A name wider than the table's column, a description over three lines.
-  const WorkloadOffer* kernel_compute = find_offer(*offer, "kernel-compute");
-  ASSERT_NE(kernel_compute, nullptr);
-  EXPECT_EQ(kernel_compute->compare_count, std::optional<std::uint64_t>(1'000'000));
-  EXPECT_TRUE(kernel_compute->description.endsWith(QLatin1String("(the same check)")));
-  const WorkloadOffer* dma = find_offer(*offer, "dma-attack");
-  ASSERT_NE(dma, nullptr);
-  EXPECT_FALSE(dma->compare_count.has_value()) << "not in compare's default set";
-  EXPECT_GE(offer->workloads.size(), 15u);
-}
-
-TEST(CompareOffer, AnotherHelpIsNotGuessedAt) {
-  const QString run_help = QStringLiteral(
-      "workloads:\n  hello       N=1         greeting\n  pio         N=1000      N port reads\n"
-      "                          of the UART\n\nexit status: ...\n");
-  const QString compare_help = QStringLiteral(
-      "Usage: vmlab compare [OPTIONS]\n\nOptions:\n  -h,--help             show this help\n"
-      "  --workloads LIST      comma-separated workloads (default:\n"
-      "                        hello:1, pio:5000)\n"
-      "  --cpu LIST            CPU modes to compare, any of hvm, full\n"
-      "                        (default: every mode built)\n"
-      "  --irqchip LIST        who models the PIC and the PIT: vmm, kernel or both\n"
-      "  --disk-model LIST     any of ata, virtio: every configuration\n"
-      "  --mem SIZE            guest RAM (default 32M)\n"
-      "  --timeout S           per-run timeout (default 10)\n");
-  auto offer = parse_compare_offer(compare_help, run_help);
-  ASSERT_TRUE(offer.ok()) << offer.error().message;
-  EXPECT_EQ(offer->cpus, (QStringList{"hvm", "full"}));
-  EXPECT_EQ(offer->disk_models, (QStringList{"ata", "virtio"}));
-  EXPECT_EQ(offer->default_memory, QStringLiteral("32M"));
-  ASSERT_EQ(offer->workloads.size(), 2u);
-  EXPECT_EQ(offer->workloads[1].description, QStringLiteral("N port reads of the UART"));
-  EXPECT_EQ(offer->workloads[1].compare_count, std::optional<std::uint64_t>(5000));
-
-  QString no_cpus = compare_help;
-  no_cpus.replace(QStringLiteral("any of hvm, full"), QStringLiteral("the modes"));
-  auto refused = parse_compare_offer(no_cpus, run_help);
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.error().kind, RunnerError::kNotUnderstood);
-  EXPECT_NE(refused.error().message.find("--cpu"), std::string::npos);
-  EXPECT_EQ(parse_compare_offer(compare_help, QStringLiteral("usage")).error().kind,
-            RunnerError::kNotUnderstood);
-  EXPECT_EQ(ask_compare_offer(QStringLiteral("/nonexistent/vmlab")).error().kind,
-            RunnerError::kCannotStart);
-}
-
-TEST(ComparisonRunner, FindsTheVmlabBesideVmlabViz) {
-  ScratchDirectory directory("vmlab-viz-find-");
-  auto make_program = [](const std::filesystem::path& path) {
-    std::filesystem::create_directories(path.parent_path());
-    write_file(path, "#!/bin/sh\n");
-    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
-  };
-  const QByteArray saved_path = qgetenv("PATH");
-  qputenv("PATH", QFile::encodeName(q(directory / "path")));
-  // A build tree: build/visualizer/app/vmlab-viz and build/cli/vmlab.
-  std::filesystem::create_directories(directory / "build/visualizer/app");
-  EXPECT_EQ(find_vmlab(q(directory / "build/visualizer/app")).error().kind, RunnerError::kNoVmlab);
-  make_program(directory / "build/cli/vmlab");
-  auto built = find_vmlab(q(directory / "build/visualizer/app"));
-  ASSERT_TRUE(built.ok()) << built.error().message;
-  EXPECT_EQ(built->path, q(directory / "build/cli/vmlab"));
-  EXPECT_EQ(built->where, QStringLiteral("in the build tree beside vmlab-viz"));
-  // Installed: both in bin/.
-  make_program(directory / "prefix/bin/vmlab");
-  auto installed = find_vmlab(q(directory / "prefix/bin"));
-  ASSERT_TRUE(installed.ok());
-  EXPECT_EQ(installed->path, q(directory / "prefix/bin/vmlab"));
-  EXPECT_EQ(installed->where, QStringLiteral("installed beside vmlab-viz"));
-  // Neither: the one on PATH.
-  make_program(directory / "path/vmlab");
-  auto on_path = find_vmlab(q(directory / "elsewhere"));
-  qputenv("PATH", saved_path);
-  ASSERT_TRUE(on_path.ok());
-  EXPECT_EQ(on_path->path, q(directory / "path/vmlab"));
-  EXPECT_EQ(on_path->where, QStringLiteral("on PATH"));
 }
 
 TEST(ComparisonRunner, TheCommandLineAndTheProgressLine) {
@@ -174,9 +72,9 @@ TEST(ComparisonRunner, RunsARealComparisonToItsResults) {
   request.cpus = {"hvm", "full"};
   request.irqchips = {"vmm"};
   const QString json = q(directory / "results.json");
-  ASSERT_TRUE(runner.start(QStringLiteral(VMLAB_PATH), request, json));
+  ASSERT_TRUE(runner.start(QStringLiteral(VMLAB_CLI_PATH), request, json));
   EXPECT_TRUE(runner.running());
-  EXPECT_FALSE(runner.start(QStringLiteral(VMLAB_PATH), request, json)) << "one run at a time";
+  EXPECT_FALSE(runner.start(QStringLiteral(VMLAB_CLI_PATH), request, json)) << "one run at a time";
   ASSERT_TRUE(testing::wait_until([&] { return outcome.ended(); }, 120000));
   ASSERT_TRUE(outcome.failure.isEmpty()) << outcome.failure.toStdString();
   EXPECT_FALSE(runner.running());
@@ -215,7 +113,7 @@ TEST(ComparisonRunner, ACancelledRunLeavesNoFileBehind) {
   request.cpus = {"hvm"};
   request.irqchips = {"vmm"};
   request.disk_models = {"virtio"};
-  ASSERT_TRUE(runner.start(QStringLiteral(VMLAB_PATH), request, q(directory / "results.json")));
+  ASSERT_TRUE(runner.start(QStringLiteral(VMLAB_CLI_PATH), request, q(directory / "results.json")));
   ASSERT_TRUE(
       testing::wait_until([&] { return !outcome.progress.empty() || outcome.ended(); }, 60000));
   ASSERT_FALSE(outcome.ended()) << outcome.failure.toStdString();
@@ -242,7 +140,7 @@ TEST(ComparisonRunner, AFailingVmlabSaysWhy) {
   ComparisonRequest request;
   request.workloads = {"syscalls:10"};
   request.timeout_seconds = "-5";  // refused before any run, with or without KVM
-  ASSERT_TRUE(runner.start(QStringLiteral(VMLAB_PATH), request, q(directory / "results.json")));
+  ASSERT_TRUE(runner.start(QStringLiteral(VMLAB_CLI_PATH), request, q(directory / "results.json")));
   ASSERT_TRUE(testing::wait_until([&] { return outcome.ended(); }, 30000));
   EXPECT_TRUE(outcome.failure.startsWith(QStringLiteral("vmlab compare failed (exit status 64)")))
       << outcome.failure.toStdString();

@@ -5,6 +5,7 @@
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QVBoxLayout>
+#include <algorithm>
 
 namespace vmlab::viz {
 
@@ -22,11 +23,12 @@ QLabel* note(const QString& text, QWidget* parent) {
 }
 
 // A row of check boxes, one per choice, all `checked` at first.
-std::vector<QCheckBox*> check_boxes(const QStringList& choices, bool checked, QBoxLayout& layout,
-                                    QWidget* parent) {
+std::vector<QCheckBox*> check_boxes(const std::vector<ProgramChoice>& choices, bool checked,
+                                    QBoxLayout& layout, QWidget* parent) {
   std::vector<QCheckBox*> boxes;
-  for (const QString& choice : choices) {
-    auto* box = new QCheckBox(choice, parent);
+  for (const ProgramChoice& choice : choices) {
+    auto* box = new QCheckBox(choice.value, parent);
+    box->setToolTip(choice.meaning);
     box->setChecked(checked);
     layout.addWidget(box);
     boxes.push_back(box);
@@ -49,7 +51,7 @@ bool needs_disk(const QString& workload) {
 
 }  // namespace
 
-RunComparisonDialog::RunComparisonDialog(Result<VmlabProgram> program, QString json_path,
+RunComparisonDialog::RunComparisonDialog(Result<QString> program, QString json_path,
                                          QWidget* parent)
     : QDialog(parent),
       m_program(std::move(program)),
@@ -117,20 +119,20 @@ RunComparisonDialog::RunComparisonDialog(Result<VmlabProgram> program, QString j
     m_run->setEnabled(false);
     return;
   }
-  m_program_label->setText(tr("Runs %1 (%2).").arg(m_program->path, m_program->where));
-  auto offer = ask_compare_offer(m_program->path);
-  if (!offer) {
+  m_program_label->setText(tr("Runs %1 (VMLAB_CLI names another).").arg(*m_program));
+  auto choices = query_run_choices(*m_program);
+  if (!choices) {
     m_program_label->setText(m_program_label->text() + QLatin1Char('\n') +
-                             QString::fromStdString(offer.error().message));
+                             QString::fromStdString(choices.error().message));
     m_choices->setEnabled(false);
     m_run->setEnabled(false);
     return;
   }
-  build_choices(*offer);
+  build_choices(*choices);
   update_command();
 }
 
-void RunComparisonDialog::build_choices(const CompareOffer& offer) {
+void RunComparisonDialog::build_choices(const RunChoices& choices) {
   auto* layout = new QVBoxLayout(m_choices);
   layout->setContentsMargins(0, 0, 0, 0);
 
@@ -139,17 +141,21 @@ void RunComparisonDialog::build_choices(const CompareOffer& offer) {
   m_workloads = new QTableWidget(workloads);
   m_workloads->setColumnCount(kWorkloadColumns);
   m_workloads->setHorizontalHeaderLabels({tr("Workload"), tr("N"), tr("What it does")});
-  m_workloads->setRowCount(static_cast<int>(offer.workloads.size()));
+  m_workloads->setRowCount(static_cast<int>(choices.workloads.size()));
   m_workloads->verticalHeader()->hide();
   m_workloads->setSelectionMode(QAbstractItemView::NoSelection);
   for (int row = 0; row < m_workloads->rowCount(); ++row) {
-    const WorkloadOffer& workload = offer.workloads[static_cast<std::size_t>(row)];
+    const WorkloadChoice& workload = choices.workloads[static_cast<std::size_t>(row)];
+    // vmlab compare's own default set checked, at its Ns.
+    const auto in_compare =
+        std::find_if(choices.compare_workloads.begin(), choices.compare_workloads.end(),
+                     [&](const auto& entry) { return entry.first == workload.name; });
+    const bool chosen = in_compare != choices.compare_workloads.end();
     auto* name = new QTableWidgetItem(workload.name);
     name->setFlags(Qt::ItemIsEnabled | Qt::ItemIsUserCheckable);
-    // vmlab compare's own default set, at its Ns.
-    name->setCheckState(workload.compare_count ? Qt::Checked : Qt::Unchecked);
-    auto* count = new QTableWidgetItem(
-        QString::number(workload.compare_count.value_or(workload.default_count)));
+    name->setCheckState(chosen ? Qt::Checked : Qt::Unchecked);
+    auto* count =
+        new QTableWidgetItem(QString::number(chosen ? in_compare->second : workload.default_count));
     count->setFlags(Qt::ItemIsEnabled | Qt::ItemIsEditable);
     count->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
     auto* description = new QTableWidgetItem(workload.description);
@@ -168,12 +174,12 @@ void RunComparisonDialog::build_choices(const CompareOffer& offer) {
 
   auto* cpus = new QGroupBox(tr("Techniques (--cpu)"), m_choices);
   auto* cpus_layout = new QHBoxLayout(cpus);
-  m_cpus = check_boxes(offer.cpus, true, *cpus_layout, cpus);
+  m_cpus = check_boxes(choices.cpus, true, *cpus_layout, cpus);
   layout->addWidget(cpus);
 
   auto* irqchips = new QGroupBox(tr("PIC and PIT modelled by (--irqchip)"), m_choices);
   auto* irqchips_layout = new QHBoxLayout(irqchips);
-  m_irqchips = check_boxes(offer.irqchips, true, *irqchips_layout, irqchips);
+  m_irqchips = check_boxes(choices.irqchips, true, *irqchips_layout, irqchips);
   irqchips_layout->addWidget(
       note(tr("kernel: KVM's in-kernel model, for hvm only (the software modes always use the "
               "VMM's)"),
@@ -182,7 +188,7 @@ void RunComparisonDialog::build_choices(const CompareOffer& offer) {
 
   auto* disks = new QGroupBox(tr("Disk (--disk-model)"), m_choices);
   auto* disks_layout = new QHBoxLayout(disks);
-  m_disk_models = check_boxes(offer.disk_models, false, *disks_layout, disks);
+  m_disk_models = check_boxes(choices.disk_models, false, *disks_layout, disks);
   disks_layout->addWidget(
       note(tr("each configuration once per disk model, on a scratch image; the disk workloads "
               "need one"),
@@ -192,10 +198,8 @@ void RunComparisonDialog::build_choices(const CompareOffer& offer) {
   auto* options = new QFormLayout;
   m_memory = new QLineEdit(m_choices);
   m_timeout = new QLineEdit(m_choices);
-  m_memory->setText(offer.default_memory);
-  m_memory->setPlaceholderText(offer.default_memory);
-  m_timeout->setText(offer.default_timeout);
-  m_timeout->setPlaceholderText(offer.default_timeout);
+  m_memory->setPlaceholderText(tr("vmlab's default (vmlab compare --help)"));
+  m_timeout->setPlaceholderText(tr("vmlab's default (vmlab compare --help)"));
   options->addRow(tr("Guest RAM (--mem):"), m_memory);
   options->addRow(tr("Timeout of each run, s (--timeout):"), m_timeout);
   layout->addLayout(options);
@@ -206,8 +210,6 @@ void RunComparisonDialog::build_choices(const CompareOffer& offer) {
   }
   for (QLineEdit* edit : {m_memory, m_timeout})
     connect(edit, &QLineEdit::textChanged, this, &RunComparisonDialog::update_command);
-  m_default_memory = offer.default_memory;
-  m_default_timeout = offer.default_timeout;
 }
 
 ComparisonRequest RunComparisonDialog::request() const {
@@ -223,11 +225,9 @@ ComparisonRequest RunComparisonDialog::request() const {
   const QStringList irqchips = checked_names(m_irqchips);
   if (irqchips.size() != static_cast<qsizetype>(m_irqchips.size())) request.irqchips = irqchips;
   request.disk_models = checked_names(m_disk_models);
-  // What vmlab would choose anyway is left out of the command line.
-  if (m_memory->text().trimmed() != m_default_memory) request.memory = m_memory->text().trimmed();
-  if (m_timeout->text().trimmed() != m_default_timeout) {
-    request.timeout_seconds = m_timeout->text().trimmed();
-  }
+  // Empty: vmlab's own default (vmlab checks what is given).
+  request.memory = m_memory->text().trimmed();
+  request.timeout_seconds = m_timeout->text().trimmed();
   return request;
 }
 
@@ -258,7 +258,7 @@ void RunComparisonDialog::update_command() {
   if (!m_program) return;
   const QString why = problem();
   m_run->setEnabled(why.isEmpty() && !m_runner->running());
-  QStringList words{m_program->path};
+  QStringList words{*m_program};
   words << compare_arguments(request(), m_json_path);
   m_command->setText(why.isEmpty() ? tr("Command: %1").arg(words.join(QLatin1Char(' '))) : why);
 }
@@ -271,7 +271,7 @@ void RunComparisonDialog::run() {
   }
   m_errors->hide();
   m_errors->clear();
-  if (!m_runner->start(m_program->path, request(), m_json_path)) return;
+  if (!m_runner->start(*m_program, request(), m_json_path)) return;
   set_running(true);
   // Busy until vmlab says how many runs there are, after the first.
   m_progress->setRange(0, 0);

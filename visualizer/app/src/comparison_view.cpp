@@ -633,7 +633,7 @@ void ComparisonView::rebuild() {
   if (!m_document.has_results()) {
     m_header->setText(
         tr("No comparison open. File > Open comparison... reads what `vmlab compare "
-           "--json FILE` writes; File > Run comparison... makes one."));
+           "--json FILE` writes; Run > Comparison... makes one."));
   } else {
     const auto failed = std::count_if(results.rows.begin(), results.rows.end(),
                                       [](const ComparisonRow& row) { return !row.ok; });

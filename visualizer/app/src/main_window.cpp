@@ -7,6 +7,7 @@
 #include <QDockWidget>
 #include <QDragEnterEvent>
 #include <QDropEvent>
+#include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QMenuBar>
@@ -15,9 +16,12 @@
 #include <QSaveFile>
 #include <QSettings>
 #include <QStatusBar>
+#include <map>
 
 #include "vmlab/trace.hpp"
+#include "vmlab/viz/app/live_run_dialog.hpp"
 #include "vmlab/viz/models/text.hpp"
+#include "vmlab/viz/models/vmlab_program.hpp"
 
 namespace vmlab::viz {
 
@@ -48,7 +52,8 @@ MainWindow::MainWindow(QWidget* parent)
       m_document(new TraceDocument(this)),
       m_comparison(new ComparisonDocument(this)),
       m_links(new ViewLinks(this)),
-      m_loader(new TraceLoader(this)) {
+      m_loader(new TraceLoader(this)),
+      m_live(new LiveRun(this)) {
   setWindowTitle(tr("vmlab-viz"));
   setAcceptDrops(true);
   setDockNestingEnabled(true);
@@ -67,19 +72,50 @@ MainWindow::MainWindow(QWidget* parent)
     dock->setWidget(view);
     addDockWidget(kind.area, dock);
   }
-  // The views below (the two tables, the comparison) share one place, as tabs.
-  QDockWidget* previous = nullptr;
+  // Docks that share an area share one place, as tabs, the first of them in
+  // front: the reasons chart beside the graphs, the event list below.
+  std::map<Qt::DockWidgetArea, std::pair<QDockWidget*, QDockWidget*>> first_and_last;
   for (QDockWidget* dock : findChildren<QDockWidget*>()) {
-    if (dockWidgetArea(dock) != Qt::BottomDockWidgetArea) continue;
-    if (previous != nullptr) tabifyDockWidget(previous, dock);
-    previous = dock;
+    auto& [first, last] = first_and_last[dockWidgetArea(dock)];
+    if (last != nullptr) tabifyDockWidget(last, dock);
+    if (first == nullptr) first = dock;
+    last = dock;
   }
+  for (const auto& [area, docks] : first_and_last)
+    docks.first->raise();
   build_menus();
   connect(m_loader, &TraceLoader::progress, this, [this](int permille) {
     if (m_progress) m_progress->setValue(permille);
   });
   connect(m_loader, &TraceLoader::loaded, this, &MainWindow::loaded);
   connect(m_loader, &TraceLoader::failed, this, &MainWindow::failed);
+  connect(m_live, &LiveRun::snapshot, this, [this](std::shared_ptr<const TraceModel> trace) {
+    if (!m_showing_live) return;
+    m_document->set_trace(std::move(trace), m_live->trace_path());
+    setWindowTitle(tr("live: %1 - vmlab-viz").arg(m_live_options.description()));
+  });
+  connect(m_live, &LiveRun::progress, this, &MainWindow::live_progress);
+  connect(m_live, &LiveRun::finished, this, [this](int exit_code, const QString& how) {
+    update_live_actions();
+    QString shown = tr("%1 events").arg(m_live->events());
+    if (m_live->unshown() != 0) {
+      shown += tr(", %1 more not shown (the trace saved has them)").arg(m_live->unshown());
+    }
+    statusBar()->showMessage(tr("Live run ended: %1 (%2; vmlab exited with %3). "
+                                "Run > Save the live trace keeps it.")
+                                 .arg(how.isEmpty() ? tr("vmlab exited") : how, shown)
+                                 .arg(exit_code));
+    emit live_run_finished(exit_code, how);
+  });
+  connect(m_live, &LiveRun::failed, this, [this](const QString& message) {
+    update_live_actions();
+    auto* box = new QMessageBox(QMessageBox::Critical, tr("The live run failed"), message,
+                                QMessageBox::Ok, this);
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    box->open();
+    statusBar()->showMessage(message);
+    emit live_run_failed(message);
+  });
   connect(m_document, &TraceDocument::range_changed, this, &MainWindow::update_status);
   connect(&timeline().canvas(), &TimelineCanvas::view_changed, this, &MainWindow::update_status);
   resize(1500, 950);
@@ -103,7 +139,6 @@ void MainWindow::build_menus() {
   file->addAction(tr("&Open trace..."), QKeySequence::Open, this,
                   [this] { choose_file(InputKind::Trace); });
   file->addAction(tr("Open &comparison..."), this, [this] { choose_file(InputKind::Comparison); });
-  file->addAction(tr("&Run comparison..."), this, &MainWindow::run_comparison_dialog);
   m_save_comparison =
       file->addAction(tr("&Save comparison as..."), this, &MainWindow::save_comparison);
   m_save_comparison->setEnabled(false);
@@ -128,6 +163,16 @@ void MainWindow::build_menus() {
   view->addSeparator();
   for (QDockWidget* dock : findChildren<QDockWidget*>())
     view->addAction(dock->toggleViewAction());
+
+  QMenu* run = menuBar()->addMenu(tr("&Run"));
+  m_start_live = run->addAction(tr("&Live run..."), QKeySequence(Qt::CTRL | Qt::Key_R), this,
+                                &MainWindow::choose_live_run);
+  m_stop_live = run->addAction(tr("&Stop"), QKeySequence(Qt::CTRL | Qt::Key_Period), this,
+                               &MainWindow::stop_live_run);
+  m_save_live = run->addAction(tr("Save the live &trace..."), this, &MainWindow::save_live_trace);
+  run->addSeparator();
+  run->addAction(tr("&Comparison..."), this, &MainWindow::run_comparison_dialog);
+  update_live_actions();
 
   QMenu* help = menuBar()->addMenu(tr("&Help"));
   help->addAction(tr("&Keys and mouse"), this, [this] {
@@ -210,9 +255,8 @@ RunComparisonDialog* MainWindow::run_comparison_dialog() {
                tr("vmlab-viz writes them to the temporary directory (TMPDIR)."));
     return nullptr;
   }
-  auto* dialog =
-      new RunComparisonDialog(find_vmlab(QCoreApplication::applicationDirPath()),
-                              directory->filePath(QStringLiteral("comparison.json")), this);
+  auto* dialog = new RunComparisonDialog(
+      find_vmlab_program(), directory->filePath(QStringLiteral("comparison.json")), this);
   dialog->setAttribute(Qt::WA_DeleteOnClose);
   m_pending_directory = std::move(directory);
   connect(dialog, &RunComparisonDialog::results_ready, this, [this](const QString& path) {
@@ -257,6 +301,9 @@ void MainWindow::save_comparison() {
 }
 
 void MainWindow::open_trace(const QString& path) {
+  // A trace opened over a live run replaces it in the window; the run goes
+  // on (Run > Stop ends it).
+  m_showing_live = false;
   if (m_loader->running()) {
     // One load at a time: this one starts when the last has stopped.
     m_pending = path;
@@ -311,6 +358,8 @@ void MainWindow::failed(std::error_code kind, const QString& message, const QStr
 void MainWindow::update_status() {
   const TraceModel* trace = m_document->trace();
   if (trace == nullptr) return;
+  // While a live run goes, the status is its progress (live_progress).
+  if (m_showing_live && m_live->running()) return;
   QString text = tr("%1: %2 events, %3 (%4)")
                      .arg(QFileInfo(m_document->path()).fileName())
                      .arg(trace->events().size())
@@ -349,6 +398,87 @@ void MainWindow::export_view(const ViewKind& kind, ImageFormat format) {
   statusBar()->showMessage(tr("Exported %1 to %2").arg(kind.title, path), 5000);
 }
 
+void MainWindow::choose_live_run() {
+  auto program = find_vmlab_program();
+  if (!program) {
+    QMessageBox::warning(this, tr("No vmlab to run"),
+                         QString::fromStdString(program.error().message));
+    return;
+  }
+  auto choices = query_run_choices(*program);
+  if (!choices) {
+    QMessageBox::warning(this, tr("Cannot ask vmlab what it runs"),
+                         QString::fromStdString(choices.error().message));
+    return;
+  }
+  LiveRunDialog dialog(*program, *choices, this);
+  if (m_live_options.count) dialog.choose(m_live_options);
+  if (dialog.exec() != QDialog::Accepted) return;
+  start_live_run(*program, dialog.options());
+}
+
+void MainWindow::start_live_run(const QString& program, const LiveRunOptions& options) {
+  if (m_loader->running()) m_loader->cancel();
+  m_live_options = options;
+  m_showing_live = true;
+  if (m_live->start(program, options)) {
+    statusBar()->showMessage(tr("Starting %1 ...").arg(options.description()));
+  }
+  update_live_actions();
+}
+
+void MainWindow::stop_live_run() {
+  if (!m_live->running()) return;
+  m_live->stop();
+  statusBar()->showMessage(tr("Stopping the guest ..."));
+}
+
+void MainWindow::live_progress(quint64 events, double seconds) {
+  if (!m_showing_live || !m_live->running()) return;
+  QString text = tr("live: %1, %2 events in %3 s (Run > Stop ends it)")
+                     .arg(m_live_options.description())
+                     .arg(events + m_live->unshown())
+                     .arg(seconds, 0, 'f', 1);
+  if (m_live->unshown() != 0) {
+    text += tr("; the window shows the first %1").arg(m_live->maximum_events());
+  }
+  statusBar()->showMessage(text);
+}
+
+void MainWindow::update_live_actions() {
+  if (m_start_live == nullptr) return;
+  const bool running = m_live->running();
+  m_start_live->setEnabled(!running);
+  m_stop_live->setEnabled(running);
+  m_save_live->setEnabled(!running && !m_live->trace_path().isEmpty() && m_live->events() > 0);
+}
+
+void MainWindow::save_live_trace() {
+  const QString source = m_live->trace_path();
+  if (source.isEmpty() || m_live->running()) return;
+  const QString path =
+      QFileDialog::getSaveFileName(this, tr("Save the live trace"), QStringLiteral("live.trace"),
+                                   tr("vmlab traces (*.trace *.tsv)"));
+  if (path.isEmpty()) return;
+  // Never over a file that is not a vmlab trace: the same rule as vmlab's.
+  QFile existing(path);
+  if (existing.exists()) {
+    if (!existing.open(QIODevice::ReadOnly) ||
+        (existing.size() > 0 && !existing.read(16).startsWith("# vmlab-trace "))) {
+      QMessageBox::warning(this, tr("Cannot save"),
+                           tr("%1 is not a vmlab trace; vmlab-viz will not replace it.").arg(path));
+      return;
+    }
+    existing.close();
+    QFile::remove(path);
+  }
+  if (!QFile::copy(source, path)) {
+    QMessageBox::warning(this, tr("Cannot save"), tr("Cannot write %1.").arg(path));
+    return;
+  }
+  statusBar()->showMessage(tr("Saved the live trace to %1").arg(path), 5000);
+}
+
 void MainWindow::restore_layout() {
   const QSettings stored = settings();
   if (stored.contains(QStringLiteral("window/state"))) {
@@ -367,6 +497,7 @@ void MainWindow::closeEvent(QCloseEvent* event) {
   stored.setValue(QStringLiteral("window/geometry"), saveGeometry());
   stored.setValue(QStringLiteral("window/state"), saveState());
   m_loader->cancel();
+  m_live->stop();
   QMainWindow::closeEvent(event);
 }
 

@@ -131,6 +131,7 @@ Status render_to_file(const RenderRequest& request) {
     ComparisonDocument document;
     if (auto loaded = document.load_file(request.file); !loaded) return loaded;
     const auto view = make_offscreen_view(*kind, document, request.size);
+    if (auto status = view->render_status(); !status) return status;
     return save_widget_image(*view->content(), request.output, title);
   }
   auto trace = TraceModel::load_file(QFile::encodeName(request.file).toStdString());
@@ -139,6 +140,7 @@ Status render_to_file(const RenderRequest& request) {
   document.set_trace(std::make_shared<const TraceModel>(std::move(*trace)), request.file);
   ViewLinks links;
   const auto view = make_offscreen_view(*kind, document, links, request.size, request.range);
+  if (auto status = view->render_status(); !status) return status;
   return save_widget_image(*view->content(), request.output, title);
 }
 

@@ -695,6 +695,16 @@ void TimelineCanvas::mouseReleaseEvent(QMouseEvent* event) {
     } else {
       m_document.clear_range();
     }
+  } else if (m_drag == Drag::Pan &&
+             std::abs(static_cast<int>(event->position().x()) - m_drag_start_x) < 3) {
+    // Pressed and let go in place: a pick, not a pan.
+    std::size_t pieces = 0;
+    const QPoint point = event->position().toPoint();
+    const EventIndex picked = event_at(point, lane_at(point), &pieces);
+    if (picked != kNoEvent) {
+      m_highlight = picked;
+      emit event_clicked(picked);
+    }
   }
   m_drag = Drag::None;
   unsetCursor();

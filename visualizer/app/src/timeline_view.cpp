@@ -62,6 +62,7 @@ TimelineView::TimelineView(TraceDocument& document, ViewLinks& links, QWidget* p
   });
   connect(&m_links, &ViewLinks::event_requested, this,
           [this](EventIndex event) { m_canvas->show_event(event); });
+  connect(m_canvas, &TimelineCanvas::event_clicked, &m_links, &ViewLinks::event_picked);
   connect(&m_document, &TraceDocument::trace_changed, this, &TimelineView::trace_changed);
   trace_changed();
 }

@@ -1,6 +1,7 @@
 #include "vmlab/viz/app/view.hpp"
 
 #include "vmlab/viz/app/comparison_view.hpp"
+#include "vmlab/viz/app/graph_views.hpp"
 #include "vmlab/viz/app/reasons_view.hpp"
 #include "vmlab/viz/app/table_views.hpp"
 #include "vmlab/viz/app/timeline_view.hpp"
@@ -36,6 +37,16 @@ const std::vector<ViewKind>& view_kinds() {
        Qt::BottomDockWidgetArea,
        [](TraceDocument& document, ViewLinks& links, QWidget* parent) -> View* {
          return new TrapsTransitionsView(document, links, parent);
+       }},
+      {QStringLiteral("graph"), QObject::tr("Transition graph"), QSize(1000, 760),
+       Qt::RightDockWidgetArea,
+       [](TraceDocument& document, ViewLinks& links, QWidget* parent) -> View* {
+         return new TransitionGraphView(document, links, parent);
+       }},
+      {QStringLiteral("mode"), QObject::tr("How this mode works"), QSize(1500, 900),
+       Qt::RightDockWidgetArea,
+       [](TraceDocument& document, ViewLinks& links, QWidget* parent) -> View* {
+         return new ModeView(document, links, parent);
        }},
       {QStringLiteral("comparison"), QObject::tr("Comparison"), QSize(1600, 1000),
        Qt::BottomDockWidgetArea,

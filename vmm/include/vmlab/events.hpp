@@ -111,14 +111,25 @@ struct Event {
   PrivilegeLevel to = PrivilegeLevel::Unknown;
 };
 
+// Sees every event as it is recorded, on the thread that records it (the
+// vCPU's): `vmlab run --live` streams them (live_trace.hpp). `detail` is
+// the event's interned text, valid for the call.
+class EventObserver {
+ public:
+  virtual ~EventObserver() = default;
+  virtual void observe(const Event& event, std::string_view detail) = 0;
+};
+
 class EventRecorder {
  public:
   // capacity 0: count only, keep no records.
-  explicit EventRecorder(std::size_t capacity = 0) : m_ring(capacity) {}
+  explicit EventRecorder(std::size_t capacity = 0, EventObserver* observer = nullptr)
+      : m_ring(capacity), m_observer(observer) {}
 
   bool recording() const { return !m_ring.empty(); }
   void record(const Event& event) {
     ++m_counts[static_cast<std::size_t>(event.kind)][static_cast<std::size_t>(event.reason)];
+    if (m_observer != nullptr) m_observer->observe(event, detail(event.detail));
     if (m_ring.empty()) return;
     m_ring[m_next % m_ring.size()] = event;
     ++m_next;
@@ -159,6 +170,7 @@ class EventRecorder {
   std::array<std::uint64_t, static_cast<std::size_t>(PrivilegeLevel::Count)> m_time_ns{};
   std::uint64_t m_halted_ns = 0;
   std::vector<Event> m_ring;
+  EventObserver* m_observer;
   std::uint64_t m_next = 0;
   static constexpr std::size_t kMaximumDetails = 4096;
   std::uint32_t intern_overflow();
@@ -168,6 +180,21 @@ class EventRecorder {
 
 // The trace file format, version 2 (documented in README.md, "Trace file format"):
 // '#' header lines, then one tab-separated line per event.
+//
+// The lines before the events: the version, the platform and the run.
+void write_trace_preamble(std::ostream& out, std::string_view platform_line,
+                          std::string_view run_description);
+// The event counts and the level times: before the events in a file
+// written at the end of a run, after them in a live one (the reader takes
+// them anywhere).
+void write_trace_counts(std::ostream& out, std::uint64_t recorded, std::uint64_t dropped,
+                        std::string_view dropped_because);
+void write_trace_levels(std::ostream& out, const EventRecorder& recorder);
+// The column names, a comment line.
+void write_trace_columns(std::ostream& out);
+// One event's line, with its end of line, appended to `out`.
+void append_trace_line(std::string& out, const Event& event, std::string_view detail);
+// A whole trace of what `recorder` kept.
 void write_trace(std::ostream& out, const EventRecorder& recorder, std::string_view platform_line,
                  std::string_view run_description);
 

@@ -16,6 +16,7 @@ enum class RunOutcome {
   GuestExited,   // the guest wrote its status to the exit port
   GuestCrashed,  // triple fault, failed entry, emulation failure
   Timeout,       // still running after the timeout
+  Stopped,       // ended on request (vmlab run's Ctrl-C, vmlab-viz's Stop) while it ran
   VmmError,      // an ioctl failed or an exit nobody handles
 };
 

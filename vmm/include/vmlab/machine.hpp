@@ -51,6 +51,7 @@ struct MachineConfig {
   std::string command_line;
   std::chrono::milliseconds timeout{30'000};  // more than 0, at most kMaximumTimeout
   std::size_t trace_capacity = 0;             // events kept in the ring; 0 = count only
+  EventObserver* event_observer = nullptr;    // sees every event as it happens (--live)
 };
 
 struct RunReport {
@@ -82,6 +83,9 @@ class Machine {
   Status load(std::span<const std::uint8_t> elf_image);
   // Runs until the guest exits, dies, or the timeout passes. Once per Machine.
   RunReport run();
+  // Ends run() early and cleanly (RunOutcome::Stopped); thread-safe, not
+  // from a signal handler.
+  void request_stop() { m_run_loop.stop(); }
 
   const EventRecorder& recorder() const { return m_recorder; }
   GuestMemory& memory() { return m_memory; }

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 #include "vmlab/board.hpp"
@@ -80,6 +81,11 @@ class RunLoop {
   // board. Once per loop.
   RunEnd run(std::chrono::milliseconds time_limit);
 
+  // Ends the run as soon as the vCPU thread is out of the guest
+  // (RunOutcome::Stopped), from any thread but a signal handler; before
+  // run(), the run ends as it starts; after it, does nothing.
+  void stop();
+
   // Nanoseconds since run() started, on the loop's clock: what event times
   // are (ModeContext reads it too).
   const Clock& run_time() const { return m_run_time; }
@@ -126,6 +132,10 @@ class RunLoop {
   RunTime m_run_time;
 
   std::atomic<bool> m_stop{false};
+  std::atomic<bool> m_stop_requested{false};  // stop() asked, not the time limit
+  // Held while the vCPU thread is marked finished and while stop() kicks it,
+  // so a kick never targets a thread that has ended.
+  std::mutex m_finish_lock;
   std::atomic<bool> m_finished{false};         // the vCPU thread has returned
   std::condition_variable m_interrupt_wakeup;  // waited on with the device lock, in hlt
 };

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <istream>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -75,6 +76,38 @@ struct TraceReadCallbacks {
   // Called every few thousand lines with the bytes read so far (for a
   // progress bar); returning false stops the reader with kCancelled.
   std::function<bool(std::uint64_t bytes_read)> progress;
+};
+
+// The one parser, a line at a time: read_trace_events feeds it a file's
+// lines, vmlab-viz's live view the lines of a stream as they arrive (a
+// `vmlab run --live` pipe).
+class TraceLineReader {
+ public:
+  TraceLineReader();
+  ~TraceLineReader();
+  TraceLineReader(TraceLineReader&&) noexcept;
+  TraceLineReader& operator=(TraceLineReader&&) noexcept;
+
+  // One whole line, without its end of line: a header line fills info(), an
+  // event line gives its event (Event::detail indexes info().details).
+  Result<std::optional<Event>> read_line(std::string_view line);
+  // After the last line: the checks a whole trace gets (that it had a
+  // header, that it holds no more events than it counts). `ends_mid_line`:
+  // the input stopped inside a line, which was not read.
+  Result<TraceInfo> finish(bool ends_mid_line);
+
+  const TraceInfo& info() const { return m_info; }
+  std::uint64_t events() const { return m_events; }
+  std::size_t lines() const { return m_lines; }
+
+ private:
+  struct DetailIndex;
+  Error bad(const std::string& why, TraceError kind = TraceError::kMalformedLine) const;
+
+  TraceInfo m_info;
+  std::unique_ptr<DetailIndex> m_detail_index;  // details by text, for the table events index
+  std::uint64_t m_events = 0;
+  std::size_t m_lines = 0;
 };
 
 // Parses a trace file (format v1 or v2); a malformed line is an error naming

@@ -1,10 +1,11 @@
-// File > Run comparison...: `vmlab compare` from the window. The choices
-// are what the vmlab found beside vmlab-viz offers in its --help (its
-// workloads with their N, its CPU modes, interrupt controllers, disk models,
-// memory and timeout), the dialog says which vmlab it runs and the command
-// line it will give it; while it runs, vmlab's progress line and a bar of
-// runs done, and Cancel. The results go to `json_path` and are announced
-// with results_ready(); a failing vmlab's own error output is shown here.
+// Run > Comparison...: `vmlab compare` from the window. The choices are
+// what the vmlab it runs offers (`vmlab info --choices`: its workloads,
+// compare's default set at its Ns checked, its CPU modes, interrupt
+// controllers and disk models), with the memory and timeout left to vmlab
+// unless given; the dialog says which vmlab it runs and the command line it
+// will give it; while it runs, vmlab's progress line, a bar of runs done,
+// and Cancel. The results go to `json_path` and are announced with
+// results_ready(); a failing vmlab's own error output is shown here.
 #pragma once
 
 #include <QCheckBox>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "vmlab/viz/models/comparison_runner.hpp"
+#include "vmlab/viz/models/vmlab_program.hpp"
 
 namespace vmlab::viz {
 
@@ -26,8 +28,8 @@ class RunComparisonDialog final : public QDialog {
   Q_OBJECT
 
  public:
-  // `program`: the vmlab to run, or why there is none (find_vmlab).
-  RunComparisonDialog(Result<VmlabProgram> program, QString json_path, QWidget* parent = nullptr);
+  // `program`: the vmlab to run, or why there is none (find_vmlab_program).
+  RunComparisonDialog(Result<QString> program, QString json_path, QWidget* parent = nullptr);
 
   // What the choices ask for now.
   ComparisonRequest request() const;
@@ -54,11 +56,11 @@ class RunComparisonDialog final : public QDialog {
   void results_ready(const QString& json_path);
 
  private:
-  void build_choices(const CompareOffer& offer);
+  void build_choices(const RunChoices& choices);
   void update_command();
   void set_running(bool running);
 
-  Result<VmlabProgram> m_program;
+  Result<QString> m_program;
   QString m_json_path;
   ComparisonRunner* m_runner;
   QLabel* m_program_label;
@@ -69,8 +71,6 @@ class RunComparisonDialog final : public QDialog {
   std::vector<QCheckBox*> m_disk_models;
   QLineEdit* m_memory = nullptr;
   QLineEdit* m_timeout = nullptr;
-  QString m_default_memory;
-  QString m_default_timeout;
   QLabel* m_command;
   QProgressBar* m_progress;
   QLabel* m_status;

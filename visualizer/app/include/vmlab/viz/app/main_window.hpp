@@ -5,8 +5,8 @@
 // behind a progress dialog with a Cancel button; a trace that cannot be
 // read opens a message naming the file and line. A comparison (`vmlab
 // compare --json`) opens the same ways, told from a trace by what the file
-// holds, into the comparison view and its own document; File > Run
-// comparison... makes one with the vmlab beside vmlab-viz. The window's
+// holds, into the comparison view and its own document; Run >
+// Comparison... makes one with the vmlab live runs use. The window's
 // layout is remembered (QSettings) from one run to the next.
 #pragma once
 
@@ -21,6 +21,7 @@
 #include "vmlab/viz/app/render.hpp"
 #include "vmlab/viz/app/timeline_view.hpp"
 #include "vmlab/viz/app/view.hpp"
+#include "vmlab/viz/models/live_run.hpp"
 #include "vmlab/viz/models/trace_document.hpp"
 #include "vmlab/viz/models/trace_loader.hpp"
 
@@ -40,9 +41,16 @@ class MainWindow final : public QMainWindow {
   // Reads `path` into the comparison view; a bad file opens a message
   // naming the field at fault, and the view keeps what it showed.
   void open_comparison(const QString& path);
-  // File > Run comparison...: the dialog (shown, not run: tests drive it).
+  // Run > Comparison...: the dialog (shown, not run: tests drive it).
   RunComparisonDialog* run_comparison_dialog();
   bool loading() const { return m_loader->running(); }
+
+  // Starts `program` (vmlab) live with `options` (Run > Live run... asks
+  // for them): the document shows its events as they arrive.
+  void start_live_run(const QString& program, const LiveRunOptions& options);
+  // Run > Stop: ends the live run's guest cleanly.
+  void stop_live_run();
+  LiveRun& live_run() { return *m_live; }
 
   TraceDocument& document() { return *m_document; }
   ComparisonDocument& comparison() { return *m_comparison; }
@@ -53,6 +61,9 @@ class MainWindow final : public QMainWindow {
   void trace_opened(const QString& path);
   void comparison_opened(const QString& path);
   void open_failed(const QString& message);
+  // The live run ended (exit status 130 when stopped) or could not start.
+  void live_run_finished(int exit_code, const QString& how);
+  void live_run_failed(const QString& message);
 
  protected:
   void closeEvent(QCloseEvent* event) override;
@@ -69,11 +80,21 @@ class MainWindow final : public QMainWindow {
   void failed(std::error_code kind, const QString& message, const QString& path);
   void update_status();
   void restore_layout();
+  void choose_live_run();
+  void save_live_trace();
+  void live_progress(quint64 events, double seconds);
+  void update_live_actions();
 
   TraceDocument* m_document;
   ComparisonDocument* m_comparison;
   ViewLinks* m_links;
   TraceLoader* m_loader;
+  LiveRun* m_live;
+  LiveRunOptions m_live_options;  // the last live run's, offered again
+  bool m_showing_live = false;    // false once a trace was opened over the live run
+  QAction* m_start_live = nullptr;
+  QAction* m_stop_live = nullptr;
+  QAction* m_save_live = nullptr;
   QPointer<QProgressDialog> m_progress;
   QString m_pending;  // a trace to open once the cancelled load has ended
   std::map<QString, ViewBase*> m_views;

@@ -58,6 +58,8 @@ class TimelineCanvas final : public QWidget {
 
  signals:
   void view_changed();
+  // A click (no drag) on a span: the event it shows, outlined now.
+  void event_clicked(vmlab::viz::EventIndex event);
 
  protected:
   void paintEvent(QPaintEvent* event) override;

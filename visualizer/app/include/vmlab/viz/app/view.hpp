@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "vmlab/result.hpp"
 #include "vmlab/viz/models/comparison_document.hpp"
 #include "vmlab/viz/models/input_file.hpp"
 #include "vmlab/viz/models/trace_document.hpp"
@@ -35,6 +36,9 @@ class ViewLinks final : public QObject {
   void find_requested(const QString& query);
   // Bring this event into the timeline and outline it.
   void event_requested(vmlab::viz::EventIndex event);
+  // A person clicked this event's span in the timeline: the views that
+  // explain one event (how this mode works) follow it; the timeline stays.
+  void event_picked(vmlab::viz::EventIndex event);
   // A search's matches, for the event list (a description of the search).
   void matches_found(const std::vector<vmlab::viz::EventIndex>& matches,
                      const QString& description);
@@ -55,6 +59,9 @@ class ViewBase : public QWidget {
   // Before a headless render: the view draws what it would show on screen
   // once its pending work (a chart's layout) is done.
   virtual void prepare_for_render() {}
+  // Why the view cannot show what a render asks for (a graph Graphviz could
+  // not lay out), so that --render fails rather than draw the message.
+  virtual Status render_status() const { return {}; }
 
  protected:
   using QWidget::QWidget;

@@ -1,10 +1,9 @@
-// `vmlab compare` run from the window (File > Run comparison...) as a child
-// process: the vmlab to run (beside vmlab-viz, else on PATH), what it offers
-// (its own --help: the workloads, CPU modes, disk models and defaults, so
-// the dialog never lists a choice this vmlab does not have), the command
-// line for the user's choices, and the run itself: its progress line
-// followed, its results file reported when it ends, its error output when
-// it fails, and Cancel. QtCore only, so a test drives it without a window.
+// `vmlab compare` run from the window (Run > Comparison...) as a child
+// process: the command line for the user's choices (what the vmlab found
+// by find_vmlab_program offers, vmlab_program.hpp), and the run itself: its
+// progress line followed, its results file reported when it ends, its
+// error output when it fails, and Cancel. QtCore only, so a test drives it
+// without a window.
 #pragma once
 
 #include <QObject>
@@ -12,55 +11,9 @@
 #include <QString>
 #include <QStringList>
 #include <QTimer>
-#include <cstdint>
 #include <optional>
-#include <vector>
-
-#include "vmlab/result.hpp"
 
 namespace vmlab::viz {
-
-enum class RunnerError {
-  kNoVmlab = 1,    // no vmlab program beside vmlab-viz or on PATH
-  kNotUnderstood,  // its --help did not say what it offers (another version?)
-  kCannotStart,    // the program did not start, or its --help did not finish
-};
-constexpr const char* error_domain(RunnerError) {
-  return "comparison runner";
-}
-using vmlab::make_error_code;
-
-struct VmlabProgram {
-  QString path;
-  QString where;  // how it was found, for the dialog: "in the build tree beside vmlab-viz"
-};
-// The vmlab beside the vmlab-viz in `viz_directory` (where the running
-// program is): build/cli/vmlab for build/visualizer/app/vmlab-viz in a build
-// tree, bin/vmlab for bin/vmlab-viz once installed; else the first on PATH.
-Result<VmlabProgram> find_vmlab(const QString& viz_directory);
-
-struct WorkloadOffer {
-  QString name;
-  std::uint64_t default_count = 0;  // `vmlab run`'s N
-  QString description;
-  // In `vmlab compare`'s default set, with this N (its N is sized for a
-  // comparison of every mode, often more than run's).
-  std::optional<std::uint64_t> compare_count;
-};
-
-struct CompareOffer {
-  std::vector<WorkloadOffer> workloads;  // in vmlab's order
-  QStringList cpus;                      // --cpu: "hvm", "full", "bt", "para"
-  QStringList irqchips;                  // --irqchip: "vmm", "kernel"
-  QStringList disk_models;               // --disk-model: "ata", "virtio", "passthrough"
-  QString default_memory;                // --mem's default: "64M"
-  QString default_timeout;               // --timeout's default, in seconds: "60"
-};
-// From the texts of `vmlab compare --help` and `vmlab run --help` (whose
-// table lists every workload).
-Result<CompareOffer> parse_compare_offer(const QString& compare_help, const QString& run_help);
-// Asks `program` (both --help texts; a second or so).
-Result<CompareOffer> ask_compare_offer(const QString& program);
 
 struct ComparisonRequest {
   QStringList workloads;    // NAME or NAME:N; empty: vmlab's default set
@@ -134,5 +87,3 @@ class ComparisonRunner final : public QObject {
 };
 
 }  // namespace vmlab::viz
-
-VMLAB_ERROR_KINDS(vmlab::viz::RunnerError);
