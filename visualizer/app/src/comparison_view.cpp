@@ -391,7 +391,31 @@ void ComparisonChartView::set_places(Arrangement arrangement, int sets, double b
   m_bar_width = bar_width;
   m_places = std::move(places);
   m_reference = reference;
+  fit_category_labels();
   viewport()->update();
+}
+
+void ComparisonChartView::resizeEvent(QResizeEvent* event) {
+  QChartView::resizeEvent(event);
+  fit_category_labels();
+}
+
+void ComparisonChartView::fit_category_labels() {
+  if (m_arrangement != Arrangement::Grouped) return;
+  auto* axis = qobject_cast<QBarCategoryAxis*>(chart()->axes(Qt::Horizontal).value(0));
+  if (axis == nullptr || axis->count() == 0) return;
+  const QFontMetrics metrics(axis->labelsFont());
+  int widest = 0;
+  for (const QString& category : axis->categories())
+    widest = std::max(widest, metrics.horizontalAdvance(category));
+  // The plot is the view less the value axis and margins, about 110 pixels.
+  const int room = (width() - 110) / axis->count();
+  const bool upright = widest + 12 > room;
+  axis->setLabelsAngle(upright ? -90 : 0);
+  // Qt Charts' layout leaves upright labels a few pixels short at the foot.
+  QMargins margins = chart()->margins();
+  margins.setBottom(upright ? 10 : 2);
+  chart()->setMargins(margins);
 }
 
 bool ComparisonChartView::log_axis() const {

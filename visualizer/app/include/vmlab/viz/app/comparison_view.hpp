@@ -62,9 +62,13 @@ class ComparisonChartView final : public QChartView {
 
  protected:
   void drawForeground(QPainter* painter, const QRectF& rectangle) override;
+  void resizeEvent(QResizeEvent* event) override;
 
  private:
   QRectF scene_rect(const Place& place) const;
+  // Stands a grouped chart's workload names upright where they would not
+  // fit side by side (Qt Charts would cut them to "pagef...").
+  void fit_category_labels();
 
   Arrangement m_arrangement = Arrangement::Grouped;
   int m_sets = 1;
