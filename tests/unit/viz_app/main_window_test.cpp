@@ -15,17 +15,20 @@
 #include <QTemporaryDir>
 #include <QUrl>
 
+#include "../../support/kvm_available.hpp"
 #include "../../support/scratch_files.hpp"
 #include "../viz_models/qt_test_support.hpp"
 #include "comparison_sample.hpp"
 #include "view_test_support.hpp"
 #include "vmlab/viz/app/comparison_view.hpp"
+#include "vmlab/viz/app/output_file.hpp"
 #include "vmlab/viz/app/reasons_view.hpp"
 #include "vmlab/viz/app/table_views.hpp"
 
 namespace vmlab::viz {
 namespace {
 
+using vmlab::testing::contents_of;
 using vmlab::testing::ScratchDirectory;
 using vmlab::testing::write_file;
 
@@ -226,6 +229,65 @@ TEST_F(MainWindowTest, AMalformedComparisonOpensAMessageNamingItsField) {
   window.open_file(path("cut.json"));
   EXPECT_TRUE(failure.contains(QStringLiteral("cut.json: not a JSON document")))
       << failure.toStdString();
+}
+
+TEST_F(MainWindowTest, AComparisonIsSavedAsVmlabWroteIt) {
+  write_file(m_directory / "results.json", testing::kSmallComparison);
+  MainWindow window;
+  window.show();
+  EXPECT_EQ(window.save_comparison_as(path("none.json")).error().kind, VizError::kUsage);
+  window.open_file(path("results.json"));
+  ASSERT_TRUE(window.comparison().has_results());
+  ASSERT_TRUE(window.save_comparison_as(path("kept.json")).ok());
+  EXPECT_EQ(contents_of(m_directory / "kept.json"), testing::kSmallComparison);
+  EXPECT_EQ(window.comparison().path(), path("kept.json"));
+  EXPECT_TRUE(window.windowTitle().startsWith(QStringLiteral("kept.json")));
+  EXPECT_EQ(window.save_comparison_as(path("absent/kept.json")).error().kind,
+            VizError::kOutputUnwritable);
+}
+
+TEST_F(MainWindowTest, AComparisonRunFromTheWindowOpensInIt) {
+  VMLAB_REQUIRE_KVM();
+  // The vmlab the window finds (find_vmlab_program): this build's.
+  const QByteArray saved = qgetenv("VMLAB_CLI");
+  qputenv("VMLAB_CLI", VMLAB_CLI_PATH);
+  std::filesystem::path results_directory;
+  {
+    MainWindow window;
+    window.show();
+    bool opened = false;
+    QObject::connect(&window, &MainWindow::comparison_opened, [&] { opened = true; });
+    RunComparisonDialog* dialog = window.run_comparison_dialog();
+    ASSERT_NE(dialog, nullptr);
+    EXPECT_TRUE(dialog->program_text().contains(QStringLiteral(VMLAB_CLI_PATH)));
+    EXPECT_EQ(window.run_comparison_dialog(), dialog) << "one dialog at a time";
+    QTableWidget& workloads = dialog->workloads();
+    for (int row = 0; row < workloads.rowCount(); ++row) {
+      const bool chosen = workloads.item(row, 0)->text() == QLatin1String("pio");
+      workloads.item(row, 0)->setCheckState(chosen ? Qt::Checked : Qt::Unchecked);
+      if (chosen) workloads.item(row, 1)->setText(QStringLiteral("50"));
+    }
+    for (QCheckBox* box : dialog->cpus())
+      box->setChecked(box->text() == QLatin1String("hvm"));
+    dialog->run();
+    ASSERT_TRUE(
+        testing::wait_until([&] { return opened || !dialog->errors_text().isEmpty(); }, 120000));
+    ASSERT_TRUE(opened) << dialog->errors_text().toStdString();
+    const ComparisonResults& results = window.comparison().results();
+    ASSERT_EQ(results.rows.size(), 2u) << "hvm and hvm+kirq";
+    EXPECT_EQ(results.rows[0].workload, "pio");
+    EXPECT_EQ(results.rows[0].n, 50u);
+    results_directory =
+        std::filesystem::path(window.comparison().path().toStdString()).parent_path();
+    EXPECT_TRUE(std::filesystem::exists(results_directory / "comparison.json"));
+    EXPECT_TRUE(testing::wait_until([&] {
+      return window.findChild<RunComparisonDialog*>() == nullptr;
+    })) << "the dialog closes once its results are open";
+  }
+  qputenv("VMLAB_CLI", saved);
+  if (saved.isEmpty()) qunsetenv("VMLAB_CLI");
+  EXPECT_FALSE(std::filesystem::exists(results_directory))
+      << "a run's results go with the window unless saved";
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 
 #include "vmlab/trace.hpp"
 #include "vmlab/viz/app/live_run_dialog.hpp"
+#include "vmlab/viz/app/output_file.hpp"
 #include "vmlab/viz/models/text.hpp"
 #include "vmlab/viz/models/vmlab_program.hpp"
 
@@ -140,7 +141,7 @@ void MainWindow::build_menus() {
                   [this] { choose_file(InputKind::Trace); });
   file->addAction(tr("Open &comparison..."), this, [this] { choose_file(InputKind::Comparison); });
   m_save_comparison =
-      file->addAction(tr("&Save comparison as..."), this, &MainWindow::save_comparison);
+      file->addAction(tr("&Save comparison as..."), this, &MainWindow::choose_comparison_copy);
   m_save_comparison->setEnabled(false);
   file->addSeparator();
   QMenu* export_menu = file->addMenu(tr("&Export view"));
@@ -270,7 +271,7 @@ RunComparisonDialog* MainWindow::run_comparison_dialog() {
   return dialog;
 }
 
-void MainWindow::save_comparison() {
+void MainWindow::choose_comparison_copy() {
   if (!m_comparison->has_results()) return;
   QSettings stored = settings();
   const QString suggested = stored.value(QStringLiteral("files/directory")).toString() +
@@ -280,24 +281,33 @@ void MainWindow::save_comparison() {
                                    tr("vmlab compare --json results (*.json);;All files (*)"));
   if (path.isEmpty()) return;
   stored.setValue(QStringLiteral("files/directory"), QFileInfo(path).absolutePath());
+  if (const Status saved = save_comparison_as(path); !saved) {
+    QMessageBox::warning(this, tr("Cannot save"), QString::fromStdString(saved.error().message));
+  }
+}
+
+Status MainWindow::save_comparison_as(const QString& path) {
+  if (!m_comparison->has_results()) {
+    return Error{VizError::kUsage, "there is no comparison open to save"};
+  }
   // The file as vmlab wrote it, so that vmlab-viz and scripts read it again.
   QFile source(m_comparison->path());
-  QSaveFile target(path);
   if (!source.open(QIODevice::ReadOnly)) {
-    QMessageBox::warning(this, tr("Cannot save"),
-                         tr("cannot read %1: %2").arg(source.fileName(), source.errorString()));
-    return;
+    return Error{
+        VizError::kOutputUnwritable,
+        tr("cannot read %1: %2").arg(source.fileName(), source.errorString()).toStdString()};
   }
   const QByteArray contents = source.readAll();
+  QSaveFile target(path);
   if (!target.open(QIODevice::WriteOnly) || target.write(contents) != contents.size() ||
       !target.commit()) {
-    QMessageBox::warning(this, tr("Cannot save"),
-                         tr("cannot write %1: %2").arg(path, target.errorString()));
-    return;
+    return Error{VizError::kOutputUnwritable,
+                 tr("cannot write %1: %2").arg(path, target.errorString()).toStdString()};
   }
   m_comparison->set_results(m_comparison->results(), path);
   setWindowTitle(tr("%1 - vmlab-viz").arg(QFileInfo(path).fileName()));
   statusBar()->showMessage(tr("Saved the comparison to %1").arg(path), 5000);
+  return {};
 }
 
 void MainWindow::open_trace(const QString& path) {

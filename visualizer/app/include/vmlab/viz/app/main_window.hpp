@@ -43,6 +43,10 @@ class MainWindow final : public QMainWindow {
   void open_comparison(const QString& path);
   // Run > Comparison...: the dialog (shown, not run: tests drive it).
   RunComparisonDialog* run_comparison_dialog();
+  // File > Save comparison as...: the open comparison's file, as vmlab
+  // wrote it, copied to `path`, which the window then shows as its own
+  // (a comparison run from the window lives in a temporary directory).
+  Status save_comparison_as(const QString& path);
   bool loading() const { return m_loader->running(); }
 
   // Starts `program` (vmlab) live with `options` (Run > Live run... asks
@@ -73,7 +77,7 @@ class MainWindow final : public QMainWindow {
  private:
   void build_menus();
   void choose_file(InputKind kind);
-  void save_comparison();
+  void choose_comparison_copy();
   void show_error(const QString& title, const QString& message, const QString& hint);
   void export_view(const ViewKind& kind, ImageFormat format);
   void loaded(std::shared_ptr<const TraceModel> trace, const QString& path);
