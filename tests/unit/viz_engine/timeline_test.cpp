@@ -154,6 +154,34 @@ TEST(Timeline, NestedSpansAreCutIntoPiecesTheInnermostOwning) {
 
 // Every lane's pieces against the reference's owner of each nanosecond, and
 // the level timeline against the reference's level of each nanosecond.
+TEST(Timeline, TransitionPairsOfARangeAreThePairsOfItsTransitions) {
+  const TraceModel model =
+      testing::load_text(testing::trace_text(testing::random_events(11, 20'000)));
+  const LevelTimeline& levels = model.levels();
+  const TimeRange whole = model.extent();
+  ASSERT_GT(levels.size(), 1000u);
+  std::uint64_t seed = 5;
+  auto next = [&seed] { return seed = seed * 6364136223846793005ull + 1442695040888963407ull; };
+  for (int round = 0; round < 400; ++round) {
+    // Ranges of every length, from a few nanoseconds to the whole run.
+    const std::uint64_t length = std::max<std::uint64_t>(1, whole.length() >> (next() % 24));
+    const std::uint64_t start =
+        whole.start_ns + next() % std::max<std::uint64_t>(1, whole.length());
+    const TimeRange range{start, start + length};
+    std::uint64_t expected = 0;
+    std::size_t count = 0;
+    levels.for_each_transition(range, [&](const Transition& transition) {
+      expected |= 1ull << (static_cast<std::size_t>(transition.from) * kLaneCount +
+                           static_cast<std::size_t>(transition.to));
+      ++count;
+    });
+    ASSERT_EQ(levels.transition_pairs(range), expected)
+        << "range " << range.start_ns << "-" << range.end_ns;
+    EXPECT_GE(levels.segments_in(range), count);
+  }
+  EXPECT_EQ(levels.transition_pairs(TimeRange{0, 0}), 0u);
+}
+
 TEST(Timeline, RandomTracesMatchTheReference) {
   for (std::uint64_t seed : {1u, 2u, 3u, 4u, 5u, 6u}) {
     const auto generated = testing::random_events(seed, 400);

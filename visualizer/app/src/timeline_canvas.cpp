@@ -29,6 +29,9 @@ constexpr int kLegendRow = 18;
 constexpr int kLegendSwatch = 12;
 constexpr int kLabelledSpan = 64;  // a span this wide (pixels) says what it is
 constexpr int kArrowSpacing = 6;   // pixels per transition at least, for arrowheads
+// Changes of level a pixel column past which a redraw reads the level
+// timeline's block summaries rather than each change.
+constexpr std::size_t kDenseChanges = 16;
 constexpr double kPanStep = 0.1;   // of the view, per arrow key
 constexpr double kZoomStep = 1.5;  // per + or -, and per wheel notch
 
@@ -425,13 +428,23 @@ void TimelineCanvas::paint_connectors(QPainter& painter) const {
   // Per pixel column, which (from, to) pairs change level in it: a column
   // draws each pair once, however many transitions it holds.
   std::vector<std::uint64_t> pairs(static_cast<std::size_t>(width), 0);
-  std::size_t transitions = 0;
-  trace.levels().for_each_transition(m_view, [&](const Transition& transition) {
-    const int pixel = std::min(pixel_at(transition.time_ns), width - 1);
-    pairs[static_cast<std::size_t>(pixel)] |=
-        1ull << (slot(transition.from) * kLaneCount + slot(transition.to));
-    ++transitions;
-  });
+  std::size_t transitions = trace.levels().segments_in(m_view);
+  if (transitions > static_cast<std::size_t>(width) * kDenseChanges) {
+    // Many changes a column: each column's pairs from the level timeline's
+    // block summaries, so the cost follows the pixels, not the trace.
+    for (int pixel = 0; pixel < width; ++pixel) {
+      pairs[static_cast<std::size_t>(pixel)] = trace.levels().transition_pairs(
+          TimeRange{time_at(kGutter + pixel), time_at(kGutter + pixel + 1)});
+    }
+  } else {
+    transitions = 0;
+    trace.levels().for_each_transition(m_view, [&](const Transition& transition) {
+      const int pixel = std::min(pixel_at(transition.time_ns), width - 1);
+      pairs[static_cast<std::size_t>(pixel)] |=
+          1ull << (slot(transition.from) * kLaneCount + slot(transition.to));
+      ++transitions;
+    });
+  }
   // Sparse enough, each connector runs from band to band with an arrowhead
   // at the level entered; denser, only the gaps between the bands it
   // crosses show it, so a band it passes keeps showing its own spans.

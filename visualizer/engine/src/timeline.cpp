@@ -96,7 +96,61 @@ std::vector<Transition> LevelTimeline::transitions(TimeRange range) const {
 }
 
 std::size_t LevelTimeline::memory_bytes() const {
-  return m_start.capacity() * sizeof(std::uint64_t) + m_level.capacity();
+  return m_start.capacity() * sizeof(std::uint64_t) + m_level.capacity() +
+         m_block_pairs.capacity() * sizeof(std::uint64_t);
+}
+
+std::uint64_t LevelTimeline::pair_of(std::size_t index, std::uint8_t& previous) const {
+  const std::uint8_t level = m_level[index];
+  if (level == kGap) return 0;
+  const std::uint64_t pair =
+      previous != kGap && previous != level ? 1ull << (previous * kLaneCount + level) : 0;
+  previous = level;
+  return pair;
+}
+
+std::uint8_t LevelTimeline::level_before(std::size_t index) const {
+  for (std::size_t before = index; before > 0; --before) {
+    if (m_level[before - 1] != kGap) return m_level[before - 1];
+  }
+  return kGap;
+}
+
+void LevelTimeline::summarise_pairs() {
+  static_assert(kLaneCount * kLaneCount <= 64, "a pair is a bit of a 64-bit mask");
+  m_block_pairs.assign((m_start.size() + kPairBlock - 1) / kPairBlock, 0);
+  std::uint8_t previous = kGap;
+  for (std::size_t index = 0; index < m_start.size(); ++index)
+    m_block_pairs[index / kPairBlock] |= pair_of(index, previous);
+}
+
+std::size_t LevelTimeline::segments_in(TimeRange range) const {
+  if (range.empty()) return 0;
+  const auto first = std::lower_bound(m_start.begin(), m_start.end(), range.start_ns);
+  return static_cast<std::size_t>(std::lower_bound(first, m_start.end(), range.end_ns) - first);
+}
+
+std::uint64_t LevelTimeline::transition_pairs(TimeRange range) const {
+  if (range.empty() || m_start.empty()) return 0;
+  auto index = static_cast<std::size_t>(
+      std::lower_bound(m_start.begin(), m_start.end(), range.start_ns) - m_start.begin());
+  const auto end = static_cast<std::size_t>(
+      std::lower_bound(m_start.begin() + static_cast<std::ptrdiff_t>(index), m_start.end(),
+                       range.end_ns) -
+      m_start.begin());
+  std::uint64_t pairs = 0;
+  std::uint8_t previous = level_before(index);
+  // The segments before the first whole block, the whole blocks, the rest.
+  while (index < end && index % kPairBlock != 0)
+    pairs |= pair_of(index++, previous);
+  if (index + kPairBlock <= end) {
+    for (; index + kPairBlock <= end; index += kPairBlock)
+      pairs |= m_block_pairs[index / kPairBlock];
+    previous = level_before(index);
+  }
+  while (index < end)
+    pairs |= pair_of(index++, previous);
+  return pairs;
 }
 
 std::size_t Timeline::memory_bytes() const {
@@ -301,6 +355,7 @@ class LevelBuilder {
     levels.m_end = levels.m_start.empty() ? 0 : time;
     levels.m_start.shrink_to_fit();
     levels.m_level.shrink_to_fit();
+    levels.summarise_pairs();
   }
 };
 

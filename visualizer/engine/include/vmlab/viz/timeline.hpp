@@ -171,13 +171,28 @@ class LevelTimeline {
   template <typename Visit>
   void for_each_transition(TimeRange range, Visit&& visit) const;
 
+  // Which (from, to) pairs change level inside `range`: bit
+  // from * kLaneCount + to. From per-block summaries, so a pixel column of a
+  // long view costs a few dozen segments, not every change in it.
+  std::uint64_t transition_pairs(TimeRange range) const;
+  // How many segments start inside `range`: at least its transitions.
+  std::size_t segments_in(TimeRange range) const;
+
   std::size_t memory_bytes() const;
 
  private:
   friend class LevelBuilder;
   static constexpr std::uint8_t kGap = static_cast<std::uint8_t>(TimelineLane::Count);
+  static constexpr std::size_t kPairBlock = 32;  // segments summarised by one m_block_pairs
+  // The pair segment `index` changes level by (0: none), `previous` being
+  // the last level before it that was not a gap; updates `previous`.
+  std::uint64_t pair_of(std::size_t index, std::uint8_t& previous) const;
+  std::uint8_t level_before(std::size_t index) const;
+  void summarise_pairs();
+
   std::vector<std::uint64_t> m_start;
   std::vector<std::uint8_t> m_level;  // a TimelineLane, or kGap
+  std::vector<std::uint64_t> m_block_pairs;
   std::uint64_t m_end = 0;
 };
 
