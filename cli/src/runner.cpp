@@ -844,8 +844,9 @@ Result<RunOutputs> open_run_outputs(const RunOptions& options) {
   if (!options.console_path.empty()) {
     if (outputs.trace) inputs.push_back({"--trace", options.trace_path});
     if (outputs.translations) inputs.push_back({"--translations", options.translations_path});
-    auto console = OutputFile::create(options.console_path, "--console", OutputKind::Console,
-                                      std::move(inputs));
+    // A copy: --live below must keep the same files safe.
+    auto console =
+        OutputFile::create(options.console_path, "--console", OutputKind::Console, inputs);
     if (!console) return console.error();
     if (outputs.trace &&
         comparable_path(outputs.trace->target()) == comparable_path(console->target())) {

@@ -326,6 +326,12 @@ TEST_F(CliTest, ALiveRunStreamsItsEventsAsTheyHappenAndEndsWhenStopped) {
   auto onto_image = vmlab({"run", "--live", "d.img"});
   EXPECT_EQ(onto_image.status, 64) << onto_image.err;
   EXPECT_EQ(contents_of(image), before) << "the disk image was changed";
+  // With a console as well: the run's disk is still the stream's to spare.
+  auto onto_own_disk = vmlab({"run", "--disk", "d.img", "--workload", "disk-read", "--console",
+                              "c.txt", "--live", "d.img"});
+  EXPECT_EQ(onto_own_disk.status, 64) << onto_own_disk.err;
+  EXPECT_TRUE(contains(onto_own_disk.err, "--disk")) << onto_own_disk.err;
+  EXPECT_EQ(contents_of(image), before) << "the disk image was changed";
 }
 
 TEST_F(CliTest, ARunFailingAfterTheChecksWritesNothing) {
