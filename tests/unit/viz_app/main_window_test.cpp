@@ -12,6 +12,7 @@
 #include <QMessageBox>
 #include <QMimeData>
 #include <QSettings>
+#include <QTableView>
 #include <QTemporaryDir>
 #include <QUrl>
 
@@ -75,6 +76,11 @@ TEST_F(MainWindowTest, ATraceReachesEveryViewAndASelectionNarrowsThem) {
   auto& events = static_cast<EventsView&>(*window.view(QStringLiteral("events")));
   EXPECT_EQ(reasons.count_categories().size(), 6);
   EXPECT_EQ(events.model().rowCount(), 10);
+  // Addresses are never cut, whatever rows the columns were sized from.
+  auto* table = events.findChild<QTableView*>();
+  ASSERT_NE(table, nullptr);
+  EXPECT_GE(table->columnWidth(EventsModel::kGuestRip),
+            table->fontMetrics().horizontalAdvance(QStringLiteral("0xffffff8000003072")));
   EXPECT_EQ(window.timeline().canvas().view_range().end_ns, 9000u);
 
   // The timeline's selection (the document's range) narrows the others.

@@ -52,7 +52,7 @@ EventsView::EventsView(TraceDocument& document, ViewLinks& links, QWidget* paren
   connect(&m_document, &TraceDocument::trace_changed, this, [this] {
     m_model->set_trace(m_document.shared_trace());
     show_range();
-    m_table->resizeColumnsToContents();
+    fit_columns();
   });
   connect(&m_document, &TraceDocument::range_changed, this, &EventsView::show_range);
   connect(&m_links, &ViewLinks::matches_found, this,
@@ -68,6 +68,18 @@ EventsView::EventsView(TraceDocument& document, ViewLinks& links, QWidget* paren
   });
   m_model->set_trace(m_document.shared_trace());
   show_range();
+  fit_columns();
+}
+
+void EventsView::fit_columns() {
+  m_table->resizeColumnsToContents();
+  // A kernel RIP or an MMIO address is 18 characters, wider than the rows
+  // the resize may have sampled: never cut.
+  const int hex =
+      m_table->fontMetrics().horizontalAdvance(QStringLiteral("0xffffffffffffffff")) + 16;
+  for (const int column : {EventsModel::kGuestRip, EventsModel::kAddress}) {
+    m_table->setColumnWidth(column, std::max(m_table->columnWidth(column), hex));
+  }
 }
 
 void EventsView::show_range() {

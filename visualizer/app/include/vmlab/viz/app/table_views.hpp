@@ -24,6 +24,7 @@ class EventsView final : public View {
   EventsModel& model() { return *m_model; }
 
  private:
+  void fit_columns();
   void show_range();
 
   EventsModel* m_model;
