@@ -48,18 +48,14 @@ struct Finished {
   std::string err;
 };
 
-// Runs vmlab with `arguments` in `directory`, killing it (by its pid) if it
-// outlives `deadline`.
-Finished run_vmlab(const fs::path& directory, const std::vector<std::string>& arguments,
-                   std::chrono::seconds deadline = std::chrono::seconds(60)) {
+// Starts `vmlab ARGUMENTS` in the test's directory, its stdout and stderr
+// in files there; the caller waits for it.
+pid_t start_vmlab(const fs::path& directory, const std::vector<std::string>& arguments) {
   const std::string binary = vmlab_binary();
-  const fs::path out_path = directory / ".test-stdout";
-  const fs::path err_path = directory / ".test-stderr";
   const pid_t child = ::fork();
   if (child == 0) {
     if (::chdir(directory.c_str()) != 0) ::_exit(126);
-    if (!std::freopen(out_path.c_str(), "w", stdout) ||
-        !std::freopen(err_path.c_str(), "w", stderr)) {
+    if (!std::freopen(".test-stdout", "w", stdout) || !std::freopen(".test-stderr", "w", stderr)) {
       ::_exit(126);
     }
     std::vector<char*> argv{const_cast<char*>(binary.c_str())};
@@ -69,6 +65,16 @@ Finished run_vmlab(const fs::path& directory, const std::vector<std::string>& ar
     ::execv(binary.c_str(), argv.data());
     ::_exit(127);
   }
+  return child;
+}
+
+// Runs vmlab with `arguments` in `directory`, killing it (by its pid) if it
+// outlives `deadline`.
+Finished run_vmlab(const fs::path& directory, const std::vector<std::string>& arguments,
+                   std::chrono::seconds deadline = std::chrono::seconds(60)) {
+  const fs::path out_path = directory / ".test-stdout";
+  const fs::path err_path = directory / ".test-stderr";
+  const pid_t child = start_vmlab(directory, arguments);
   Finished finished;
   if (child < 0) return finished;
   int status = 0;
@@ -154,26 +160,6 @@ TEST_F(CliTest, AWriteProtectedOutputIsRefused) {
   EXPECT_TRUE(contains(run.err, "write-protected")) << run.err;
   EXPECT_EQ(contents_of(path("kept.tsv")), "# vmlab-trace 2\n# an earlier trace, made read-only\n");
   EXPECT_EQ(m_directory.entries(), std::vector<std::string>{"kept.tsv"});
-}
-
-// Starts `vmlab ARGUMENTS` in the test's directory, its stdout and stderr
-// in files there; the caller waits for it.
-pid_t start_vmlab(const fs::path& directory, const std::vector<std::string>& arguments) {
-  const std::string binary = vmlab_binary();
-  const pid_t child = ::fork();
-  if (child == 0) {
-    if (::chdir(directory.c_str()) != 0) ::_exit(126);
-    if (!std::freopen(".test-stdout", "w", stdout) || !std::freopen(".test-stderr", "w", stderr)) {
-      ::_exit(126);
-    }
-    std::vector<char*> argv{const_cast<char*>(binary.c_str())};
-    for (const auto& argument : arguments)
-      argv.push_back(const_cast<char*>(argument.c_str()));
-    argv.push_back(nullptr);
-    ::execv(binary.c_str(), argv.data());
-    ::_exit(127);
-  }
-  return child;
 }
 
 // Reads a FIFO as vmlab-viz's live view does, on a thread of its own, until
