@@ -3,11 +3,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 
 #include "vmlab/devices/raw_image_file.hpp"
 #include "vmlab/kvm.hpp"
+#include "vmlab/reference.hpp"
 
 namespace vmlab {
 
@@ -84,6 +86,63 @@ CompareRow make_row(const WorkloadRequest& workload, const Configuration& config
   return row;
 }
 
+// A QEMU TCG row: the guest image and command line a KVM run would get,
+// booted by QEMU; its result line judged as a KVM run's is. QEMU has the ATA
+// disk (-M pc) and virtio-blk (-M microvm, whose 8259 reaches no CPU: the
+// guest polls, disk-irq=0, reference.hpp); run_comparison asks no other.
+CompareRow run_qemu_row(const WorkloadRequest& workload, const Configuration& configuration,
+                        const RunOptions& run_options) {
+  CompareRow row;
+  row.workload = workload;
+  row.configuration = configuration;
+  row.emulator = true;
+  if (!reference_machine_available()) {
+    row.failure = "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)";
+    return row;
+  }
+  std::string command_line = command_line_for(run_options);
+  std::optional<ReferenceDisk> disk;
+  if (configuration.disk_model == "ata") {
+    disk = ReferenceDisk{run_options.disk_path, ReferenceDiskModel::Ata};
+  } else if (configuration.disk_model == "virtio") {
+    disk = ReferenceDisk{run_options.disk_path, ReferenceDiskModel::Virtio};
+    command_line += " disk-irq=0";
+  }
+  const auto started = std::chrono::steady_clock::now();
+  auto reference =
+      run_reference_machine(builtin_guest_image(), command_line, run_options.timeout_seconds, disk);
+  if (!reference) {
+    row.failure = reference.error().message;
+    return row;
+  }
+  GuestRun& run = row.run;
+  run.command_line = command_line;
+  run.debug_lines = reference->debug_lines;
+  for (const auto& line : run.debug_lines) {
+    if (auto result = parse_result_line(line)) run.result = std::move(result);
+  }
+  run.report.wall_time = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::steady_clock::now() - started);
+  // isa-debug-exit makes QEMU's status (value << 1) | 1.
+  if (reference->exit_status < 0 || (reference->exit_status & 1) == 0) {
+    row.failure = "QEMU ended with status " + std::to_string(reference->exit_status) +
+                  " without the guest's exit port";
+    return row;
+  }
+  run.report.outcome = RunOutcome::GuestExited;
+  run.report.exit_value = static_cast<std::uint32_t>(reference->exit_status >> 1);
+  if (!run.result || run.result->field("status") != "ok" || run.report.exit_value != 0) {
+    row.failure =
+        run.result ? "guest reported " + run.result->line : "the guest printed no result line";
+    return row;
+  }
+  row.ok = true;
+  row.cycles = run.result->number("cycles");
+  row.cycles_per_op = static_cast<double>(row.cycles) /
+                      static_cast<double>(std::max<std::uint64_t>(1, run.result->number("n")));
+  return row;
+}
+
 }  // namespace
 
 std::string Configuration::label() const {
@@ -115,8 +174,23 @@ Result<std::vector<std::string>> parse_disk_model_list(const std::string& text) 
   return parse_name_list(disk_model_choices(), text);
 }
 
+namespace {
+
+// --cpu's choices for compare: the CPU modes, then QEMU.
+std::span<const Choice<std::string_view>> compare_cpu_choices() {
+  static const std::vector<Choice<std::string_view>> choices = [] {
+    std::vector<Choice<std::string_view>> all(cpu_mode_choices().begin(), cpu_mode_choices().end());
+    all.push_back(
+        {kQemuTcg, kQemuTcg, "QEMU's software emulation (TCG) of the same image and command line"});
+    return all;
+  }();
+  return choices;
+}
+
+}  // namespace
+
 Result<std::vector<std::string>> parse_cpu_mode_list(const std::string& text) {
-  return parse_name_list(cpu_mode_choices(), text);
+  return parse_name_list(compare_cpu_choices(), text);
 }
 
 std::vector<WorkloadRequest> default_compare_workloads() {
@@ -160,7 +234,7 @@ Status check_compare_options(const CompareOptions& options) {
     return with_context("--timeout", timeout.error());
   }
   for (const auto& cpu : options.cpus) {
-    if (auto mode = parse_choice(cpu_mode_choices(), cpu); !mode) {
+    if (auto mode = parse_choice(compare_cpu_choices(), cpu); !mode) {
       return with_context("--cpu", mode.error());
     }
   }
@@ -184,13 +258,17 @@ Result<Comparison> run_comparison(const CompareOptions& options, const ComparePr
   std::vector<Configuration> configurations;
   for (const auto& cpu : cpus) {
     for (auto irqchip : irqchips) {
-      // The software modes deliver interrupts themselves, from the VMM's PIC.
+      // The software modes deliver interrupts themselves, from the VMM's PIC;
+      // QEMU has its own.
       if (cpu != "hvm" && irqchip == IrqchipModel::Kernel) continue;
       if (options.disk_models.empty()) {
         configurations.push_back({cpu, irqchip, ""});
       } else {
-        for (const auto& model : options.disk_models)
+        for (const auto& model : options.disk_models) {
+          // QEMU has no passthrough device of vmlab's: said under the table.
+          if (cpu == kQemuTcg && model == "passthrough") continue;
           configurations.push_back({cpu, irqchip, model});
+        }
       }
     }
   }
@@ -234,8 +312,11 @@ Result<Comparison> run_comparison(const CompareOptions& options, const ComparePr
         run_options.disk_path = scratch_image->path();
         run_options.disk_model = configuration.disk_model;
       }
-      auto run = run_guest(run_options);
-      comparison.rows.push_back(make_row(workload, configuration, std::move(run)));
+      if (configuration.cpu == kQemuTcg) {
+        comparison.rows.push_back(run_qemu_row(workload, configuration, run_options));
+      } else {
+        comparison.rows.push_back(make_row(workload, configuration, run_guest(run_options)));
+      }
       if (progress) progress(index + 1, total, &comparison.rows.back(), "");
     }
   }
@@ -329,12 +410,24 @@ void print_comparison(const Comparison& comparison, std::ostream& out) {
       out << line;
       continue;
     }
+    char relative[16] = "-";
+    if (row.relative_to_hvm) {
+      // Two significant digits below 0.1 (QEMU's system calls are 0.003x hvm's here).
+      std::snprintf(relative, sizeof relative, *row.relative_to_hvm < 0.1 ? "%.2gx" : "%.2fx",
+                    *row.relative_to_hvm);
+    }
+    if (row.emulator) {
+      // No VM: nothing exits, and QEMU's time is not split by level.
+      std::snprintf(line, sizeof line, "%-14s %9s %-15s %13s %9s %9s %8s %8s %7s %6s %6s %6s %7s\n",
+                    workload.c_str(), count.c_str(), row.configuration.label().c_str(),
+                    format_rate(row.cycles_per_op).c_str(), "-", "-", "-", "-", "-", "-", "-", "-",
+                    relative);
+      out << line;
+      continue;
+    }
     const std::string traps = row.has_monitor ? format_rate(row.monitor_traps_per_op) : "-";
     const std::string hypercalls =
         row.configuration.cpu == "para" ? format_rate(row.hypercalls_per_op) : "-";
-    char relative[16] = "-";
-    if (row.relative_to_hvm)
-      std::snprintf(relative, sizeof relative, "%.2fx", *row.relative_to_hvm);
     std::snprintf(line, sizeof line,
                   "%-14s %9s %-15s %13s %9s %9s %8s %8s %7.1f %6.1f %6.1f %6.1f %7s\n",
                   workload.c_str(), count.c_str(), row.configuration.label().c_str(),
@@ -351,6 +444,14 @@ void print_comparison(const Comparison& comparison, std::ostream& out) {
          "running, in the monitor, in the VMM, halted in hlt (with the in-kernel irqchip KVM\n"
          "sleeps inside KVM_RUN, so halts count as guest time). vs hvm: cycles/op against hvm.\n"
          "hvm+kirq: hvm with KVM's in-kernel PIC/PIT (--irqchip kernel).\n";
+  const bool qemu = std::any_of(comparison.rows.begin(), comparison.rows.end(),
+                                [](const CompareRow& row) { return row.emulator; });
+  if (qemu) {
+    out << "qemu-tcg: the same image and command line under QEMU's software emulation (no VM,\n"
+           "no exits: every guest instruction is translated, none runs directly); it has no\n"
+           "passthrough disk, and its virtio disk is polled (disk-irq=0: microvm's 8259\n"
+           "reaches no CPU).\n";
+  }
   print_translation_table(comparison, out);
   const bool passthrough = std::any_of(comparison.rows.begin(), comparison.rows.end(),
                                        [](const CompareRow& row) { return row.run.passthrough; });
@@ -371,6 +472,7 @@ void write_comparison_json(const Comparison& comparison, std::ostream& out) {
         << json_string(row.configuration.irqchip == IrqchipModel::Kernel ? "kernel" : "vmm")
         << ", \"disk_model\": " << json_string(row.configuration.disk_model)
         << ", \"ok\": " << (row.ok ? "true" : "false");
+    if (row.emulator) out << ", \"emulator\": true";
     first = false;
     if (!row.ok) {
       out << ", \"failure\": " << json_string(row.failure) << "}";

@@ -8,6 +8,7 @@
 
 #include "../support/kvm_available.hpp"
 #include "vmlab/cli_error.hpp"
+#include "vmlab/reference.hpp"
 
 namespace vmlab {
 namespace {
@@ -186,6 +187,65 @@ TEST(Compare, DiskModelsMultiplyTheConfigurations) {
   std::ostringstream table;
   print_comparison(*comparison, table);
   EXPECT_NE(table.str().find("cannot be migrated"), std::string::npos) << table.str();
+}
+
+TEST(Compare, ParsesQemuTcgAsAConfiguration) {
+  auto list = parse_cpu_mode_list("hvm,qemu-tcg");
+  ASSERT_TRUE(list.ok()) << list.error().message;
+  EXPECT_EQ(*list, (std::vector<std::string>{"hvm", kQemuTcg}));
+  auto wrong = parse_cpu_mode_list("qemu");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.error().message.find("qemu-tcg"), std::string::npos) << "lists it as a choice";
+}
+
+// QEMU TCG beside hvm: the same image and command line, so the same result
+// line but for cycles; no VM, so no exits and no level shares; its cost
+// against hvm's in the same table.
+TEST(Compare, QemuTcgRowsRunTheSameGuest) {
+  VMLAB_REQUIRE_KVM();
+  if (!reference_machine_available()) {
+    GTEST_SKIP() << "needs qemu-system-x86_64 (apt-get install qemu-system-x86)";
+  }
+  CompareOptions options;
+  options.workloads = {{"syscalls", 200}, {"disk-verify", 16}};
+  options.cpus = {"hvm", kQemuTcg};
+  options.irqchips = {IrqchipModel::Vmm};
+  options.disk_models = {"ata", "passthrough"};
+  auto comparison = run_comparison(options, {});
+  ASSERT_TRUE(comparison.ok()) << comparison.error().message;
+  // hvm/ata, hvm/passthrough, qemu-tcg/ata per workload: QEMU has no passthrough disk.
+  ASSERT_EQ(comparison->rows.size(), 6u);
+  auto without_cycles = [](const std::string& line) {
+    std::string text;
+    for (std::size_t start = 0; start < line.size();) {
+      std::size_t end = std::min(line.find(' ', start), line.size());
+      std::string field = line.substr(start, end - start);
+      if (field.rfind("cycles=", 0) != 0) text += field + " ";
+      start = end + 1;
+    }
+    return text;
+  };
+  for (std::size_t workload = 0; workload < 2; ++workload) {
+    const CompareRow& hvm = comparison->rows[workload * 3];
+    const CompareRow& qemu = comparison->rows[workload * 3 + 2];
+    EXPECT_EQ(qemu.configuration.label(), "qemu-tcg/ata");
+    ASSERT_TRUE(qemu.ok) << qemu.failure;
+    ASSERT_TRUE(hvm.ok) << hvm.failure;
+    EXPECT_TRUE(qemu.emulator);
+    EXPECT_EQ(qemu.run.command_line, hvm.run.command_line);
+    EXPECT_EQ(without_cycles(qemu.run.result->line), without_cycles(hvm.run.result->line));
+    EXPECT_GT(qemu.cycles_per_op, 0);
+    EXPECT_EQ(qemu.vm_exits_per_op, 0);
+    ASSERT_TRUE(qemu.relative_to_hvm.has_value());
+  }
+  std::ostringstream table;
+  print_comparison(*comparison, table);
+  EXPECT_NE(table.str().find("qemu-tcg/ata"), std::string::npos) << table.str();
+  EXPECT_NE(table.str().find("qemu-tcg: the same image"), std::string::npos) << table.str();
+  std::ostringstream json;
+  write_comparison_json(*comparison, json);
+  EXPECT_NE(json.str().find("\"cpu\": \"qemu-tcg\""), std::string::npos) << json.str();
+  EXPECT_NE(json.str().find("\"emulator\": true"), std::string::npos) << json.str();
 }
 
 }  // namespace

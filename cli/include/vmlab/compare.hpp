@@ -17,8 +17,14 @@ struct WorkloadRequest {
   std::uint64_t count = 0;
 };
 
+// The configuration that is not a CPU mode of vmlab's: the same guest image
+// and command line booted by QEMU under pure software emulation (-accel tcg),
+// which executes no guest instruction directly (Popek and Goldberg's
+// efficiency not met), measured beside the techniques that do.
+inline constexpr const char* kQemuTcg = "qemu-tcg";
+
 struct Configuration {
-  std::string cpu;
+  std::string cpu;  // a CPU mode, or kQemuTcg
   IrqchipModel irqchip = IrqchipModel::Vmm;
   std::string disk_model;     // "ata", "virtio"; empty: no disk
   std::string label() const;  // "hvm", "hvm+kirq", "full/ata"
@@ -46,6 +52,7 @@ struct CompareRow {
   double kvm_exits_per_op = 0;      // all exits, from KVM's vCPU stats
   double monitor_traps_per_op = 0;  // traps into the monitor (software modes)
   bool has_monitor = false;         // false: the mode has no monitor (hvm)
+  bool emulator = false;            // a QEMU TCG row: no VM, no exits, no shares
   double hypercalls_per_op = 0;     // para: calls into the monitor the guest chose to make
   // Share of the run's wall time, percent: the guest running (any level), the
   // monitor (software modes), the VMM's own work, and the vCPU halted.
@@ -67,7 +74,7 @@ std::vector<WorkloadRequest> default_compare_workloads();
 std::vector<WorkloadRequest> default_disk_workloads();
 // "ata,virtio" -> models; an unknown one is an error naming the valid ones.
 Result<std::vector<std::string>> parse_disk_model_list(const std::string& text);
-// "hvm,full" -> CPU modes, the same way.
+// "hvm,full,qemu-tcg" -> CPU modes and kQemuTcg, the same way.
 Result<std::vector<std::string>> parse_cpu_mode_list(const std::string& text);
 // "syscalls:500,pio" -> requests; an unknown name is an error listing the valid ones.
 Result<std::vector<WorkloadRequest>> parse_workload_list(const std::string& text);

@@ -41,7 +41,8 @@ Subcommand add_compare_command(CLI::App& vmlab) {
                         workload_list_text(default_compare_workloads()) + ")");
   add_parsed_option(
       *compare, "--cpu", options.cpus, parse_cpu_mode_list, "LIST",
-      "CPU modes to compare, any of " + cpu_mode_list() + " (default: every mode built)");
+      "CPU modes to compare, any of " + cpu_mode_list() + ", and " + kQemuTcg +
+          ": the same image under QEMU's software emulation (default: every mode built)");
   add_parsed_option(
       *compare, "--irqchip", options.irqchips,
       [](std::string_view text) { return parse_choice_list(irqchip_choices(), text); }, "LIST",

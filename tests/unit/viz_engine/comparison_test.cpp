@@ -119,6 +119,31 @@ TEST(Comparison, ReadsWhatCompareWrites) {
   EXPECT_EQ(failed.cycles, 0u);
 }
 
+// A QEMU TCG row is marked as the emulator's; files from before it was a
+// configuration have no such field, and their rows are not.
+TEST(Comparison, ReadsWhichRowIsQemu) {
+  Comparison comparison = sample_comparison();
+  CompareRow qemu = comparison.rows[0];
+  qemu.configuration = {.cpu = kQemuTcg, .irqchip = IrqchipModel::Vmm, .disk_model = ""};
+  qemu.emulator = true;
+  qemu.cycles_per_op = 1300;
+  comparison.rows.push_back(qemu);
+  auto results = parse_comparison_json(written(comparison));
+  ASSERT_TRUE(results.ok()) << results.error().message;
+  ASSERT_EQ(results->rows.size(), 4u);
+  EXPECT_FALSE(results->rows[0].emulator);
+  EXPECT_TRUE(results->rows[3].emulator);
+  EXPECT_EQ(results->rows[3].cpu, "qemu-tcg");
+
+  std::string text = written(comparison);
+  const std::string flag = "\"emulator\": true";
+  text.replace(text.find(flag), flag.size(), "\"emulator\": 1");
+  auto wrong = parse_comparison_json(text);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.error().message.find("emulator: should be true or false"), std::string::npos)
+      << wrong.error().message;
+}
+
 TEST(Comparison, ARowWithoutAnHvmRowHasNoRatio) {
   Comparison comparison = sample_comparison();
   comparison.rows[1].relative_to_hvm.reset();

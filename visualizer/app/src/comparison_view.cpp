@@ -327,17 +327,19 @@ void fill_shares(ComparisonChartView& view, const ComparisonResults& results,
     const int category = rows - 1 - index;
     categories << groups.row_workload[static_cast<std::size_t>(index)] + QStringLiteral(" · ") +
                       configuration_label(row);
-    if (!row.ok) {
+    if (!row.ok || row.emulator) {
       for (QBarSet* set : sets)
         *set << 0;
-      places.push_back({.category = category,
-                        .set = 0,
-                        .from = 0,
-                        .to = 100,
-                        .colour = {},
-                        .label = {},
-                        .mark = QObject::tr("failed: %1").arg(QString::fromStdString(row.failure)),
-                        .failed = true});
+      places.push_back(
+          {.category = category,
+           .set = 0,
+           .from = 0,
+           .to = 100,
+           .colour = {},
+           .label = {},
+           .mark = !row.ok ? QObject::tr("failed: %1").arg(QString::fromStdString(row.failure))
+                           : QObject::tr("QEMU TCG: no VM, its time is not split by level"),
+           .failed = !row.ok});
       continue;
     }
     double start = 0;
@@ -692,9 +694,12 @@ void ComparisonView::rebuild() {
   m_failures->setVisible(!failures.isEmpty());
 
   std::vector<std::size_t> every;
+  std::vector<std::size_t> with_vm;       // QEMU TCG runs no VM: nothing exits
   std::vector<std::size_t> with_monitor;  // hvm has no monitor to trap to
   for (std::size_t index = 0; index < groups.configurations.size(); ++index) {
     every.push_back(index);
+    if (groups.configurations[index].cpu == "qemu-tcg") continue;
+    with_vm.push_back(index);
     if (groups.configurations[index].cpu != "hvm") with_monitor.push_back(index);
   }
   const bool any_hvm = every.size() != with_monitor.size();
@@ -704,7 +709,7 @@ void ComparisonView::rebuild() {
       any_hvm ? tr("no hvm figure") : tr("no hvm run"),
       tr("cycles/op ÷ hvm's (hvm = 1; lower is faster)"), 1.0);
   fill_grouped(
-      *m_charts[kVmExits], groups, every,
+      *m_charts[kVmExits], groups, with_vm,
       [](const ComparisonRow& row) -> std::optional<double> { return row.vm_exits_per_op; }, {},
       tr("VM exits per operation (fewer is better)"));
   fill_grouped(

@@ -46,6 +46,17 @@ class ObjectReader {
     return value->get<bool>();
   }
 
+  // A flag that older files do not have: false when absent.
+  bool optional_flag(const char* name) {
+    const Json* value = find_optional(name);
+    if (value == nullptr) return false;
+    if (!value->is_boolean()) {
+      wrong_type(name, "true or false", *value);
+      return false;
+    }
+    return value->get<bool>();
+  }
+
   std::uint64_t count(const char* name) {
     const Json* value = find(name);
     if (value == nullptr) return 0;
@@ -154,6 +165,7 @@ ComparisonRow read_row(const Json& object, const std::string& path, std::optiona
   }
   row.disk_model = reader.text("disk_model");
   row.ok = reader.flag("ok");
+  row.emulator = reader.optional_flag("emulator");
   if (!row.ok) {
     row.failure = reader.text("failure");
     return row;

@@ -59,7 +59,8 @@ struct ComparisonRow {
   std::string irqchip;     // "vmm" or "kernel"
   std::string disk_model;  // empty: no disk
   bool ok = false;
-  std::string failure;  // why the run failed (ok false); the figures below are then 0
+  bool emulator = false;  // a QEMU TCG row ("emulator": true): no VM, no exits, no shares
+  std::string failure;    // why the run failed (ok false); the figures below are then 0
   std::uint64_t cycles = 0;
   double cycles_per_op = 0;
   double vm_exits_per_op = 0;
