@@ -877,6 +877,7 @@ Result<GuestRun> run_guest(const RunOptions& options) {
 }
 
 Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
+  const auto started = std::chrono::steady_clock::now();
   if (auto valid = check_run_options(options); !valid) return valid.error();
   auto mode = make_mode(options);
   if (!mode) {
@@ -954,6 +955,13 @@ Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
     PcBoardConfig board_config;
     board_config.irqchip = options.irqchip;
     board_config.console_output = options.console_output;
+    // The vCPU thread delivers the lines; run.to_result_line is read after run().
+    board_config.debug_line = [&run, started](const std::string& line) {
+      if (run.to_result_line.count() == 0 && line.rfind("VMLAB-RESULT ", 0) == 0) {
+        run.to_result_line = std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::chrono::steady_clock::now() - started);
+      }
+    };
     if (outputs.console) {
       std::ostream& console = outputs.console->stream();
       board_config.console_output = [&console, echo = options.console_output](std::uint8_t byte) {
@@ -980,6 +988,8 @@ Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
   }
 
   if (options.stopper != nullptr) options.stopper->attach(machine->get());
+  run.to_first_entry =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started);
   run.report = (*machine)->run();
   if (options.stopper != nullptr) options.stopper->attach(nullptr);
   run.debug_lines = board->debug_lines();

@@ -183,6 +183,12 @@ struct GuestRun {
   std::uint64_t halted_ns = 0;
   std::string platform_line;
   std::string command_line;
+  // Boot, from run_guest's start (the VMM starting: KVM opened, VM, board and
+  // memory made, the ELF loaded): to the first KVM_RUN, when the guest's
+  // first instruction runs, and to the guest's result line on port 0xE9
+  // (zero if it printed none).
+  std::chrono::nanoseconds to_first_entry{0};
+  std::chrono::nanoseconds to_result_line{0};
   // The disk model's counters (PcBoard::disk_statistics) and what it refused.
   std::map<std::string, std::uint64_t> disk_statistics;
   std::vector<std::string> device_problems;
