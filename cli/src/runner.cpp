@@ -338,11 +338,49 @@ std::optional<WorkloadResult> parse_result_line(const std::string& line) {
 std::string command_line_for(const RunOptions& options) {
   std::string command_line = "workload=" + options.workload;
   if (options.count) command_line += " n=" + std::to_string(*options.count);
+  if (options.measurement_window) command_line += " window=1";
   if (!options.extra_command_line.empty()) command_line += " " + options.extra_command_line;
   return command_line;
 }
 
 namespace {
+
+// The recorder's running totals, for a measurement window's two ends.
+MeasurementWindow window_of(const EventRecorder& recorder) {
+  MeasurementWindow totals;
+  totals.wall_ns =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+  for (std::size_t index = 0; index < totals.level_time_ns.size(); ++index)
+    totals.level_time_ns[index] = recorder.time_ns(static_cast<PrivilegeLevel>(index));
+  totals.halted_ns = recorder.halted_ns();
+  totals.vm_exits = recorder.count(EventKind::VmExit);
+  totals.monitor_traps = recorder.count(EventKind::MonitorTrap);
+  totals.hypercalls = recorder.count(EventKind::Hypercall);
+  return totals;
+}
+
+MeasurementWindow window_between(const MeasurementWindow& begin, const MeasurementWindow& end) {
+  MeasurementWindow inside;
+  for (std::size_t index = 0; index < inside.level_time_ns.size(); ++index)
+    inside.level_time_ns[index] = end.level_time_ns[index] - begin.level_time_ns[index];
+  inside.halted_ns = end.halted_ns - begin.halted_ns;
+  inside.wall_ns = end.wall_ns - begin.wall_ns;
+  // The recorder adds the VMM's time at the end of the run: here it is what
+  // no other level had.
+  std::uint64_t accounted = inside.halted_ns;
+  for (std::size_t index = 0; index < inside.level_time_ns.size(); ++index) {
+    if (index != static_cast<std::size_t>(PrivilegeLevel::Vmm))
+      accounted += inside.level_time_ns[index];
+  }
+  inside.level_time_ns[static_cast<std::size_t>(PrivilegeLevel::Vmm)] =
+      inside.wall_ns > accounted ? inside.wall_ns - accounted : 0;
+  inside.vm_exits = end.vm_exits - begin.vm_exits;
+  inside.monitor_traps = end.monitor_traps - begin.monitor_traps;
+  inside.hypercalls = end.hypercalls - begin.hypercalls;
+  return inside;
+}
 
 // The first bytes of each file vmlab writes for a Report output; one of
 // these, or nothing, is what such an output may replace.
@@ -352,6 +390,12 @@ constexpr std::string_view kReportSignatures[] = {
     "{\"displayTimeUnit\":",  // vmlab trace export --format perfetto (vmm/src/trace.cpp)
     "time_ns,duration_ns,",   // vmlab trace export --format csv (vmm/src/trace.cpp)
     "# vmlab-translations ",  // vmlab run --cpu bt --translations (write_translations)
+    // vmlab report (bench/measure): the report, its charts, its measurements.
+    "# vmlab: per-operation costs",
+    "<!-- vmlab report chart -->",
+    "{\n \"format\": \"vmlab-operations\"",
+    // vmlab scorecard --json
+    "{\n \"format\": \"vmlab-scorecard\"",
 };
 // How much of an existing file is read to decide whether it may be replaced.
 constexpr std::size_t kInspectedBytes = 64 * KiB;
@@ -951,15 +995,26 @@ Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
   }
 
   PcBoard* board = nullptr;
+  const EventRecorder* window_recorder = nullptr;  // the machine's, once it exists
+  std::optional<MeasurementWindow> window_start;
   BoardFactory make_board = [&](Vm& vm) -> Result<std::unique_ptr<Board>> {
     PcBoardConfig board_config;
     board_config.irqchip = options.irqchip;
     board_config.console_output = options.console_output;
-    // The vCPU thread delivers the lines; run.to_result_line is read after run().
-    board_config.debug_line = [&run, started](const std::string& line) {
+    // The vCPU thread delivers the lines, and records the events: what it
+    // writes here is read after run().
+    board_config.debug_line = [&run, &window_start, &window_recorder,
+                               started](const std::string& line) {
       if (run.to_result_line.count() == 0 && line.rfind("VMLAB-RESULT ", 0) == 0) {
         run.to_result_line = std::chrono::duration_cast<std::chrono::nanoseconds>(
             std::chrono::steady_clock::now() - started);
+      }
+      if (window_recorder == nullptr) return;
+      if (line == "VMLAB-WINDOW begin") {
+        window_start = window_of(*window_recorder);
+      } else if (line == "VMLAB-WINDOW end" && window_start) {
+        run.window = window_between(*window_start, window_of(*window_recorder));
+        window_start.reset();
       }
     };
     if (outputs.console) {
@@ -987,9 +1042,10 @@ Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
     return status.error();
   }
 
+  if (options.measurement_window) window_recorder = &(*machine)->recorder();
   if (options.stopper != nullptr) options.stopper->attach(machine->get());
-  run.to_first_entry =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started);
+  run.to_first_entry = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::steady_clock::now() - started);
   run.report = (*machine)->run();
   if (options.stopper != nullptr) options.stopper->attach(nullptr);
   run.debug_lines = board->debug_lines();

@@ -99,6 +99,7 @@ bool command_line_parse(const char* text, struct run_options* options, char* mes
   options->console = CONSOLE_MODE_POLLED;
   options->hz = DEFAULT_TIMER_HZ;
   options->skip_segment_checks = false;
+  options->window = false;
   options->disk = (struct disk_options){
       .request_sectors = DISK_DEFAULT_REQUEST_SECTORS,
       .batch_requests = DISK_DEFAULT_BATCH_REQUESTS,
@@ -156,6 +157,12 @@ bool command_line_parse(const char* text, struct run_options* options, char* mes
         options->skip_segment_checks = true;
       } else {
         problem = "probes='%s' must be all or no-segment-checks";
+      }
+    } else if (text_equals(key, key_length, "window")) {
+      if (text_equals(value, value_length, "0") || text_equals(value, value_length, "1")) {
+        options->window = text_equals(value, value_length, "1");
+      } else {
+        problem = "window='%s' must be 0 or 1";
       }
     } else if (text_equals(key, key_length, "hz")) {
       uint64_t hz;

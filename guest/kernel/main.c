@@ -46,6 +46,7 @@ _Noreturn void kernel_main(uint64_t boot_info_address, unsigned entry) {
   char message[256]; /* the unknown-workload message lists every name */
   bool parsed = command_line_parse(boot_command_line(), &options, message, sizeof message);
   result_set_run(options.workload != NULL ? options.workload->name : "unknown", options.count);
+  measurement_set_marks(options.window);
   if (!parsed) {
     console_print("vmlab: bad command line: %s\n", message);
     result_finish(RUN_STATUS_ERROR, 0, 0);

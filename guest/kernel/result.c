@@ -16,6 +16,7 @@ static uint64_t cycles_at_end;
 static bool measuring;
 static bool measured;
 static bool finishing;
+static bool marks;
 
 /* The exit port value for each status; QEMU's isa-debug-exit turns value v
  * into process status (v << 1) | 1. */
@@ -36,7 +37,14 @@ void result_set_run(const char* name, uint64_t count) {
   workload_count = count;
 }
 
+void measurement_set_marks(bool on) {
+  marks = on;
+}
+
+/* The marks are printed outside the interval they mark: before its first
+ * rdtsc, after its last. */
 void measurement_begin(void) {
+  if (marks) debug_console_print("VMLAB-WINDOW begin\n");
   counters_at_begin = guest_counters;
   measuring = true;
   cycles_at_begin = read_timestamp_counter();
@@ -47,6 +55,7 @@ void measurement_end(void) {
   counters_at_end = guest_counters;
   measuring = false;
   measured = true;
+  if (marks) debug_console_print("VMLAB-WINDOW end\n");
 }
 
 uint64_t measurement_cycles(void) {

@@ -3,6 +3,7 @@
 #ifndef VMLAB_GUEST_RESULT_H
 #define VMLAB_GUEST_RESULT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cpu.h"
@@ -26,6 +27,11 @@ void result_set_run(const char* workload_name, uint64_t count);
 
 /* Bracket the measured part of a workload: the counters in the result line
  * are deltas over this interval, the default cycles its rdtsc difference. */
+/* With marks on (window=1), measurement_begin and measurement_end print
+ * "VMLAB-WINDOW begin" and "VMLAB-WINDOW end" on the debug console, so that
+ * a VMM can count what happens inside the measured interval alone (the
+ * benchmark suite: cli/include/vmlab/runner.hpp, MeasurementWindow). */
+void measurement_set_marks(bool on);
 void measurement_begin(void);
 void measurement_end(void);
 uint64_t measurement_cycles(void);

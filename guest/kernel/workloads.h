@@ -39,6 +39,9 @@ struct run_options {
   /* probes=no-segment-checks: leave out lar, lsl, verr and verw, which some
    * KVM backends cannot emulate at CPL0 (README.md, kvm_pvm). */
   bool skip_segment_checks;
+  /* window=1: the measured interval is marked on the debug console
+   * (result.h, measurement_set_marks). */
+  bool window;
   struct disk_options disk;
 };
 

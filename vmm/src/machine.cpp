@@ -150,6 +150,7 @@ Status Machine::load(std::span<const std::uint8_t> elf_image) {
 
 RunReport Machine::run() {
   RunReport report;
+  report.tsc_khz = m_vcpu.tsc_khz();
   if (!m_loaded) {
     report.message = "no guest loaded";
     return report;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "vmlab/compare.hpp"
+#include "vmlab/measure/operations.hpp"
 #include "vmlab/result.hpp"
 #include "vmlab/runner.hpp"
 
@@ -26,6 +27,14 @@ struct RunCommand {
 struct CompareCommand {
   CompareOptions options;  // check_compare_options accepted them
   std::string json_path;   // empty: no JSON
+};
+
+// `vmlab report`: the per-operation suite under every technique, as a
+// Markdown report with SVG charts in a folder.
+struct ReportCommand {
+  measure::MeasureOptions options;  // check_measure_options accepted them
+  std::string output_folder = "vmlab-report";
+  std::string input_path;  // a measurements.json to report instead of running
 };
 
 // `vmlab probe`: the x86 holes, mode by mode.
@@ -73,9 +82,9 @@ struct HelpText {
   bool usage_error = false;
 };
 
-using Command =
-    std::variant<HelpText, RunCommand, CompareCommand, ProbeCommand, TraceSummaryCommand,
-                 TraceExportCommand, InfoCommand, DiskCreateCommand, DiskInfoCommand>;
+using Command = std::variant<HelpText, RunCommand, CompareCommand, ReportCommand, ProbeCommand,
+                             TraceSummaryCommand, TraceExportCommand, InfoCommand,
+                             DiskCreateCommand, DiskInfoCommand>;
 
 // The command `arguments` (argv without argv[0]) ask for. An Error is a usage
 // error (exit_status::kUsage): one line that names the problem, and the

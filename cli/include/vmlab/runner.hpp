@@ -117,6 +117,24 @@ struct RunOptions {
   std::function<void(std::uint8_t)> console_output;  // UART bytes; null discards
   // Ends the run early and cleanly when asked (null: it runs to its end).
   RunStopper* stopper = nullptr;
+  // Ask the guest to mark its measured interval on port 0xE9 (window=1,
+  // guest/README.md) and keep what the VMM counted inside it
+  // (GuestRun::window): the benchmark suite's per-operation figures without
+  // the boot around them.
+  bool measurement_window = false;
+};
+
+// What the VMM counted between the guest's VMLAB-WINDOW begin and end lines:
+// the workload's measured loop, and one exit on each side for the lines. The
+// VMM's own time is the window's wall time less every other level's and the
+// halted time (as for a whole run: Machine::run).
+struct MeasurementWindow {
+  std::uint64_t wall_ns = 0;
+  std::array<std::uint64_t, static_cast<std::size_t>(PrivilegeLevel::Count)> level_time_ns{};
+  std::uint64_t halted_ns = 0;
+  std::uint64_t vm_exits = 0;
+  std::uint64_t monitor_traps = 0;
+  std::uint64_t hypercalls = 0;
 };
 
 // Ends a run cleanly from another thread: `vmlab run` asks it on the first
@@ -189,6 +207,9 @@ struct GuestRun {
   // (zero if it printed none).
   std::chrono::nanoseconds to_first_entry{0};
   std::chrono::nanoseconds to_result_line{0};
+  // RunOptions::measurement_window: the counts inside the guest's window
+  // (none if the guest printed no complete window).
+  std::optional<MeasurementWindow> window;
   // The disk model's counters (PcBoard::disk_statistics) and what it refused.
   std::map<std::string, std::uint64_t> disk_statistics;
   std::vector<std::string> device_problems;

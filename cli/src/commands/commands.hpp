@@ -49,6 +49,7 @@ Subcommand command_of_actions(CLI::App* command, std::vector<Subcommand> actions
 
 Subcommand add_run_command(CLI::App& vmlab);
 Subcommand add_compare_command(CLI::App& vmlab);
+Subcommand add_report_command(CLI::App& vmlab);
 Subcommand add_probe_command(CLI::App& vmlab);
 Subcommand add_trace_command(CLI::App& vmlab);
 Subcommand add_info_command(CLI::App& vmlab);
@@ -57,6 +58,7 @@ Subcommand add_disk_command(CLI::App& vmlab);
 // Each returns vmlab's exit status (exit_status in runner.hpp).
 int execute(const RunCommand& command);
 int execute(const CompareCommand& command);
+int execute(const ReportCommand& command);
 int execute(const ProbeCommand& command);
 int execute(const TraceSummaryCommand& command);
 int execute(const TraceExportCommand& command);

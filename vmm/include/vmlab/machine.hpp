@@ -60,6 +60,7 @@ struct RunReport {
   std::string message;           // what happened, for anything but GuestExited
   std::string registers;         // register dump when the guest died
   std::chrono::nanoseconds wall_time{0};
+  std::uint32_t tsc_khz = 0;  // the guest's TSC rate (KVM_GET_TSC_KHZ), 0 if KVM cannot say
   bool stats_available = false;
   std::string stats_error;
   StatsSnapshot kvm_stats;                         // delta of KVM's vCPU stats over the run

@@ -1,0 +1,255 @@
+// The suite's results as JSON: every sample kept, so that a report made from
+// the file takes its medians and spreads exactly as one made from the run.
+#include <cerrno>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "vmlab/measure/operations.hpp"
+
+namespace vmlab::measure {
+
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr std::string_view kFormat = "vmlab-operations";
+constexpr int kVersion = 1;
+
+nlohmann::ordered_json samples_json(const Samples& samples) {
+  return nlohmann::ordered_json(samples.values);
+}
+
+std::optional<CellStatus> status_of(std::string_view name) {
+  for (auto status :
+       {CellStatus::Measured, CellStatus::Failed, CellStatus::NotApplicable, CellStatus::NotRun}) {
+    if (cell_status_name(status) == name) return status;
+  }
+  return std::nullopt;
+}
+
+// Reads one object's fields, the first problem kept with its path.
+class Reader {
+ public:
+  Reader(const Json& object, std::string path, std::optional<Error>& error)
+      : m_object(object), m_path(std::move(path)), m_error(error) {}
+
+  const Json* find(const char* name) {
+    if (m_error) return nullptr;
+    if (!m_object.is_object()) {
+      fail(m_path.empty() ? "the document" : m_path, "should be an object");
+      return nullptr;
+    }
+    auto found = m_object.find(name);
+    if (found == m_object.end()) {
+      fail(m_path + name, "is missing");
+      return nullptr;
+    }
+    return &*found;
+  }
+
+  std::string text(const char* name) {
+    const Json* value = find(name);
+    if (value == nullptr) return {};
+    if (!value->is_string()) {
+      fail(m_path + name, "should be a string");
+      return {};
+    }
+    return value->get<std::string>();
+  }
+
+  double number(const char* name) {
+    const Json* value = find(name);
+    if (value == nullptr) return 0;
+    if (!value->is_number()) {
+      fail(m_path + name, "should be a number");
+      return 0;
+    }
+    return value->get<double>();
+  }
+
+  const Json* array(const char* name) {
+    const Json* value = find(name);
+    if (value != nullptr && !value->is_array()) {
+      fail(m_path + name, "should be an array");
+      return nullptr;
+    }
+    return value;
+  }
+
+  Samples samples(const Json& value, const std::string& path) {
+    Samples samples;
+    if (!value.is_array()) {
+      fail(path, "should be an array of numbers");
+      return samples;
+    }
+    for (const auto& item : value) {
+      if (!item.is_number()) {
+        fail(path, "should be an array of numbers");
+        return samples;
+      }
+      samples.values.push_back(item.get<double>());
+    }
+    return samples;
+  }
+
+  CellStatus status(std::string& reason) {
+    const std::string name = text("status");
+    if (m_error) return CellStatus::NotRun;
+    auto status = status_of(name);
+    if (!status) {
+      fail(m_path + "status", "'" + name + "' is not measured, failed, not-applicable or not-run");
+      return CellStatus::NotRun;
+    }
+    if (*status != CellStatus::Measured) reason = text("reason");
+    return *status;
+  }
+
+  void fail(const std::string& where, const std::string& why) {
+    if (!m_error) m_error = Error{MeasureError::kMalformed, where + ": " + why};
+  }
+
+ private:
+  const Json& m_object;
+  std::string m_path;
+  std::optional<Error>& m_error;
+};
+
+}  // namespace
+
+void write_measurements_json(const Measurements& measurements, std::ostream& out) {
+  // In this order, so that the file starts with what it is (an output that
+  // replaces a file checks its first bytes: runner.cpp).
+  nlohmann::ordered_json document;
+  document["format"] = kFormat;
+  document["version"] = kVersion;
+  document["platform"] = measurements.platform_line;
+  document["date"] = measurements.date;
+  document["tsc_khz"] = measurements.tsc_khz;
+  document["repetitions"] = measurements.repetitions;
+  document["techniques"] = measurements.technique_labels;
+  document["operations"] = measurements.operation_names;
+  nlohmann::ordered_json cells = nlohmann::ordered_json::array();
+  for (const auto& cell : measurements.cells) {
+    nlohmann::ordered_json item;
+    item["operation"] = cell.operation;
+    item["technique"] = cell.technique;
+    item["status"] = cell_status_name(cell.status);
+    if (cell.status != CellStatus::Measured) item["reason"] = cell.reason;
+    nlohmann::ordered_json figures = nlohmann::ordered_json::object();
+    for (const auto& [figure, samples] : cell.figures)
+      figures[std::string(figure_key(figure))] = samples_json(samples);
+    item["figures"] = figures;
+    cells.push_back(item);
+  }
+  document["cells"] = cells;
+  nlohmann::ordered_json boot = nlohmann::ordered_json::array();
+  for (const auto& cell : measurements.boot) {
+    nlohmann::ordered_json item;
+    item["technique"] = cell.technique;
+    item["status"] = cell_status_name(cell.status);
+    if (cell.status != CellStatus::Measured) item["reason"] = cell.reason;
+    item["to_first_entry_ms"] = samples_json(cell.to_first_entry_ms);
+    item["to_result_line_ms"] = samples_json(cell.to_result_line_ms);
+    boot.push_back(item);
+  }
+  document["boot"] = boot;
+  out << document.dump(1) << "\n";
+}
+
+Result<Measurements> parse_measurements_json(std::string_view text) {
+  Json document;
+  try {
+    document = Json::parse(text);
+  } catch (const Json::parse_error& error) {
+    return Error{MeasureError::kMalformed, std::string("not a JSON document: ") + error.what()};
+  }
+  std::optional<Error> error;
+  Reader top(document, "", error);
+  if (top.text("format") != kFormat && !error) {
+    return Error{MeasureError::kMalformed,
+                 "format: not a vmlab-operations file (vmlab report --save writes one)"};
+  }
+  if (const double version = top.number("version"); !error && version != kVersion) {
+    return Error{MeasureError::kMalformed,
+                 "version: " + std::to_string(version) + " is not 1, the one this vmlab reads"};
+  }
+  Measurements measurements;
+  measurements.platform_line = top.text("platform");
+  measurements.date = top.text("date");
+  const double tsc_khz = top.number("tsc_khz");
+  measurements.tsc_khz = static_cast<std::uint32_t>(std::max(0.0, tsc_khz));
+  measurements.repetitions = static_cast<int>(top.number("repetitions"));
+  auto names = [&](const char* field, std::vector<std::string>& into) {
+    const Json* list = top.array(field);
+    if (list == nullptr) return;
+    for (const auto& item : *list) {
+      if (!item.is_string()) {
+        top.fail(field, "should be an array of strings");
+        return;
+      }
+      into.push_back(item.get<std::string>());
+    }
+  };
+  names("techniques", measurements.technique_labels);
+  names("operations", measurements.operation_names);
+  if (const Json* cells = top.array("cells")) {
+    for (std::size_t index = 0; index < cells->size() && !error; ++index) {
+      const std::string path = "cells[" + std::to_string(index) + "].";
+      Reader reader((*cells)[index], path, error);
+      Cell cell;
+      cell.operation = reader.text("operation");
+      cell.technique = reader.text("technique");
+      cell.status = reader.status(cell.reason);
+      if (const Json* figures = reader.find("figures"); figures != nullptr) {
+        if (!figures->is_object()) reader.fail(path + "figures", "should be an object");
+        for (auto item = figures->begin(); !error && figures->is_object() && item != figures->end();
+             ++item) {
+          auto figure = figure_of_key(item.key());
+          if (!figure) {
+            reader.fail(path + "figures." + item.key(), "is not a figure of the suite");
+            break;
+          }
+          cell.figures[*figure] = reader.samples(item.value(), path + "figures." + item.key());
+        }
+      }
+      measurements.cells.push_back(std::move(cell));
+    }
+  }
+  if (const Json* boot = top.array("boot")) {
+    for (std::size_t index = 0; index < boot->size() && !error; ++index) {
+      const std::string path = "boot[" + std::to_string(index) + "].";
+      Reader reader((*boot)[index], path, error);
+      BootCell cell;
+      cell.technique = reader.text("technique");
+      cell.status = reader.status(cell.reason);
+      if (const Json* value = reader.find("to_first_entry_ms")) {
+        cell.to_first_entry_ms = reader.samples(*value, path + "to_first_entry_ms");
+      }
+      if (const Json* value = reader.find("to_result_line_ms")) {
+        cell.to_result_line_ms = reader.samples(*value, path + "to_result_line_ms");
+      }
+      measurements.boot.push_back(std::move(cell));
+    }
+  }
+  if (error) return *error;
+  return measurements;
+}
+
+Result<Measurements> read_measurements_file(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) {
+    return Error::from_errno(MeasureError::kUnreadable, "cannot open results " + path, errno);
+  }
+  std::stringstream text;
+  text << file.rdbuf();
+  if (file.bad()) {
+    return Error::from_errno(MeasureError::kUnreadable, "cannot read results " + path, errno);
+  }
+  auto measurements = parse_measurements_json(text.str());
+  if (!measurements)
+    return Error{measurements.error().kind, path + ": " + measurements.error().message};
+  return measurements;
+}
+
+}  // namespace vmlab::measure
