@@ -116,7 +116,7 @@ inline constexpr std::array<WorkloadCase, 19> kEveryWorkload = {{
     {"pio", 100, 0},
     {"pio-out", 100, 0},
     {"cr8-write", 100, 0, Runs::NotPara},
-    {"call-ret", 1000, 0},
+    {"call-ret", 100000, 0},
     {"divide-error", 50, 0},
     {"pte-update", 50, 0},
     {"hypercall", 100, 0, Runs::ParaOnly},
