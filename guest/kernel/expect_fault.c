@@ -38,3 +38,22 @@ _Noreturn void expect_fault_take(const struct trap_frame* frame, uint64_t fault_
    * ran with the interrupted RFLAGS.IF, so that is what it returns with. */
   recovery_resume(point, (frame->rflags & RFLAGS_INTERRUPT_ENABLE) != 0);
 }
+
+static struct fault_site* armed_fault_site;
+
+void fault_site_arm(struct fault_site* site) {
+  site->taken = 0;
+  armed_fault_site = site;
+}
+
+void fault_site_disarm(void) {
+  armed_fault_site = NULL;
+}
+
+bool fault_site_take(struct trap_frame* frame) {
+  struct fault_site* site = armed_fault_site;
+  if (site == NULL || frame->vector != site->vector || frame->rip != site->rip) return false;
+  ++site->taken;
+  frame->rip = site->resume;
+  return true;
+}

@@ -47,6 +47,28 @@ bool expect_fault_armed(void);
 /* Records the exception and resumes at the armed recovery point. */
 _Noreturn void expect_fault_take(const struct trap_frame* frame, uint64_t fault_address);
 
+/* Resumable fault sites: one instruction that is meant to fault, over and
+ * over (the divide-error workload). Where expect_fault() abandons the
+ * attempt, a site is an ordinary handler return: the kernel's handler
+ * counts the fault, moves the frame's RIP to `resume` (the instruction
+ * after the faulting one) and returns with iretq (or para's IRET
+ * hypercall), as a kernel that fixes up a fault does. Only a fault with
+ * this vector, at exactly `rip`, in kernel mode matches: a fault anywhere
+ * else, or one the VMM reported at another RIP, takes the fatal path. */
+struct fault_site {
+  uint64_t vector;
+  uint64_t rip;    /* the faulting instruction */
+  uint64_t resume; /* where the handler returns to */
+  uint64_t taken;  /* faults handled here since fault_site_arm() */
+};
+
+void fault_site_arm(struct fault_site* site);
+void fault_site_disarm(void);
+
+/* For trap.c: a kernel-mode exception at the armed site is counted and the
+ * frame moved on (true: return from the exception); false otherwise. */
+bool fault_site_take(struct trap_frame* frame);
+
 #endif /* __ASSEMBLER__ */
 
 #endif /* VMLAB_GUEST_EXPECT_FAULT_H */

@@ -208,6 +208,18 @@ void* memory_map_code_page(uint64_t* frame) {
   return page;
 }
 
+void* memory_map_remappable_page(uint64_t frame, uint64_t** entry) {
+  if (next_code_page >= KERNEL_CODE_BASE + KERNEL_CODE_SIZE) return NULL;
+  uint64_t* leaf = page_table_entry(kernel_root, next_code_page, 1, true, KERNEL_TABLE_FLAGS);
+  if (leaf == NULL) return NULL;
+  /* Not present before, so nothing to invalidate (as above). */
+  page_table_set(leaf, frame | PTE_PRESENT | kernel_mapping_flags());
+  void* page = (void*)(uintptr_t)next_code_page;
+  next_code_page += PAGE_SIZE;
+  *entry = leaf;
+  return page;
+}
+
 /* Takes the table pool off the top of the highest RAM range. */
 static bool reserve_table_pool(void) {
   if (!pv_ops.paravirtual) return true;

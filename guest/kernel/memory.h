@@ -31,7 +31,8 @@
 #define PHYSICAL_MAP_SIZE 0x0000008000000000ull /* one PML4 slot: 512 GiB */
 
 /* PML4 slot 3: kernel pages that are written and executed (code the kernel
- * generates or patches at run time: the kernel-smc workload). Clear of the
+ * generates or patches at run time: the kernel-smc workload) or whose
+ * mapping changes at run time (the pte-update workload). Clear of the
  * user layout (slot 0), the physical map (slot 1), the device windows (slot
  * 2, device_memory.h) and a monitor in slot 511; the user task's root does
  * not copy it (task.c). */
@@ -59,6 +60,13 @@ void* physical_to_virtual(uint64_t physical_address);
  * goes to *frame, so a caller can also reach it through the physical map.
  * NULL when RAM or the area runs out. Pages are never unmapped. */
 void* memory_map_code_page(uint64_t* frame);
+
+/* The next page of the code area, mapped read-only to `frame` (which the
+ * caller owns), in the kernel's address space only; *entry is its leaf
+ * entry (reached through the physical map), for a caller that changes the
+ * mapping with pv_ops.set_pte and pv_ops.flush_tlb_single. NULL when the
+ * area or RAM for its tables runs out. */
+void* memory_map_remappable_page(uint64_t frame, uint64_t** entry);
 
 uint64_t kernel_page_table_root(void);
 

@@ -2,6 +2,7 @@
 
 #include "arch.h"
 #include "boot.h"
+#include "pic.h"
 
 /* Intel 8254 datasheet: control word = channel (bits 7:6), access mode
  * (5:4, 11 = low byte then high byte), mode (3:1), binary count (bit 0). */
@@ -13,6 +14,7 @@
 #define PIT_CONTROL_CHANNEL0_STOP 0x30
 
 static volatile uint64_t ticks;
+static uint64_t stop_tick = UINT64_MAX;
 static const struct vmlab_device* pit;
 
 bool pit_start(uint32_t hz) {
@@ -39,6 +41,15 @@ uint64_t timer_ticks(void) {
   return ticks;
 }
 
+void timer_stop_at(uint64_t tick) {
+  stop_tick = tick;
+}
+
 void timer_interrupt(void) {
   ticks = ticks + 1;
+  if (ticks == stop_tick) {
+    stop_tick = UINT64_MAX;
+    pic_mask(pit_irq());
+    pit_stop();
+  }
 }

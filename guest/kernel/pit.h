@@ -20,4 +20,9 @@ uint32_t pit_irq(void);
 uint64_t timer_ticks(void);
 void timer_interrupt(void);
 
+/* The handler of the tick that makes timer_ticks() equal `tick` masks the
+ * timer's line and stops the channel, so that no tick after it is taken
+ * whenever the kernel gets round to stopping the timer itself. */
+void timer_stop_at(uint64_t tick);
+
 #endif /* VMLAB_GUEST_PIT_H */

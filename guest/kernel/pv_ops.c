@@ -182,6 +182,10 @@ _Noreturn static void para_failure(const char* what, int64_t result) {
     hypercall(VMLAB_HYPERCALL_SCHED_OP, VMLAB_SCHED_BLOCK, 0, 0, 0);
 }
 
+uint64_t pv_hypercalls_handled(void) {
+  return __atomic_load_n(&shared_info.hypercalls, __ATOMIC_SEQ_CST);
+}
+
 static void para_irq_disable(void) {
   __atomic_store_n(&shared_info.upcall_mask, 1, __ATOMIC_SEQ_CST);
 }

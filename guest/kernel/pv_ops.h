@@ -53,6 +53,10 @@ extern void (*pv_iret)(void);
 int64_t hypercall(uint64_t number, uint64_t argument0, uint64_t argument1, uint64_t argument2,
                   uint64_t argument3);
 
+/* Paravirtualized: how many hypercalls the monitor says it has handled
+ * (the shared page's counter); 0 natively. */
+uint64_t pv_hypercalls_handled(void);
+
 struct vmlab_boot_info;
 
 /* Chooses the table from the adopted boot information (NULL: native); call

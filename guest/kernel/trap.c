@@ -67,6 +67,9 @@ void trap_dispatch(struct trap_frame* frame) {
     interrupt_dispatch((uint32_t)(frame->vector - PIC_VECTOR_BASE));
     return;
   }
+  /* A fault at the armed resumable site (expect_fault.h): counted, and the
+   * kernel returns past the instruction. */
+  if (interrupted_privilege_level(frame) == 0 && fault_site_take(frame)) return;
   uint64_t fault_address = frame->vector == VECTOR_PAGE_FAULT ? read_cr2() : 0;
   /* A kernel-mode exception that expect_fault() is waiting for: recorded,
    * and the kernel resumes at its recovery point (does not return). */

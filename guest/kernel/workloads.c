@@ -8,6 +8,7 @@
 #include "integer_mix.h"
 #include "lib.h"
 #include "memory.h"
+#include "operation_workloads.h"
 #include "pic.h"
 #include "pit.h"
 #include "probes.h"
@@ -507,6 +508,19 @@ static const struct workload workloads[] = {
     {"cli-sti", 1000, 10000000, run_cli_sti},
     {"pio", 1000, 10000000, run_pio},
     {"timer", 10, 100000, run_timer},
+    /* The single-operation workloads (operation_workloads.c). Where kernel
+     * code is emulated (hvm on kvm_pvm: about 1 us an instruction) or each
+     * operation traps to the monitor (full, bt, para: 10-40 us a trap, up
+     * to three traps an operation), the defaults take well under a second
+     * and the limits minutes. */
+    {"pio-out", 1000, 10000000, run_pio_out},
+    {"cr8-write", 1000, 10000000, run_cr8_write},
+    {"call-ret", 10000, 100000000, run_call_ret},
+    {"divide-error", 1000, 1000000, run_divide_error},
+    {"pte-update", 1000, 1000000, run_pte_update},
+    {"hypercall", 1000, 10000000, run_hypercall},
+    /* Ticks at hz (default 100): n = 100 takes a second. */
+    {"interrupts", 100, 100000, run_interrupts},
     {"rtc", 10, 1000, run_rtc},
     {"segfault", 1, 1, run_segfault},
     {"fault", 1, 1, run_fault},

@@ -62,7 +62,12 @@ INSTANTIATE_TEST_SUITE_P(
                       EquivalenceCase{"kernel-compute", 100000},
                       EquivalenceCase{"kernel-smc", 1000}, EquivalenceCase{"cli-sti", 300},
                       EquivalenceCase{"pio", 300}, EquivalenceCase{"timer", 5},
-                      EquivalenceCase{"rtc", 3}),
+                      EquivalenceCase{"rtc", 3}, EquivalenceCase{"pio-out", 300},
+                      EquivalenceCase{"cr8-write", 300}, EquivalenceCase{"call-ret", 10000},
+                      EquivalenceCase{"divide-error", 300}, EquivalenceCase{"pte-update", 600},
+                      EquivalenceCase{"interrupts", 5},
+                      // Refused natively, on QEMU as under hvm (status=error).
+                      EquivalenceCase{"hypercall", 10}),
     [](const auto& test_case) {
       std::string name = test_case.param.workload;
       std::replace(name.begin(), name.end(), '-', '_');

@@ -45,6 +45,10 @@ TEST_P(BtWorkload, MatchesHvm) {
     EXPECT_GE(call_outs(run, "iretq"), n) << "the kernel's iretq back to user mode calls out";
   } else if (workload == "pio") {
     EXPECT_GE(call_outs(run, "in"), n) << "each inb calls out";
+  } else if (workload == "pio-out") {
+    EXPECT_GE(call_outs(run, "out"), n) << "each outb calls out";
+  } else if (workload == "cr8-write") {
+    EXPECT_GE(call_outs(run, "mov cr"), n) << "each mov to CR8 calls out and is emulated";
   }
   testing::expect_monitor_sees_workload(run, workload, n);
 }

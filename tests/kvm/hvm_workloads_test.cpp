@@ -85,6 +85,31 @@ std::uint64_t kernel_smc_oracle(std::uint64_t rounds, SmcCode code = SmcCode::Cu
   return check;
 }
 
+// What pio-out must report: N << 8 and the last of the N values written
+// (write i is i * 0x3b + 0x11, mod 256; guest/README.md).
+std::uint64_t pio_out_oracle(std::uint64_t count) {
+  const std::uint64_t last = count == 0 ? 0xa5 : ((count - 1) * 0x3b + 0x11) & 0xff;
+  return (count << 8) | last;
+}
+
+// What pte-update must report: read i (after update i, 0-based) is
+// quadword i mod 512 of frame (i + 1) mod 2, whose quadword q holds
+// (frame + 1) * 0x0101010101010101 ^ q * 0x9e3779b97f4a7c15; the reads are
+// folded FNV-1a style. A guest whose updates never took effect reads frame
+// 0 every time: PteReads::Stale tells that apart.
+enum class PteReads { Updated, Stale };
+
+std::uint64_t pte_update_oracle(std::uint64_t count, PteReads reads = PteReads::Updated) {
+  std::uint64_t check = 0xcbf29ce484222325;
+  for (std::uint64_t update = 0; update < count; ++update) {
+    const std::uint64_t frame = reads == PteReads::Stale ? 0 : (update + 1) % 2;
+    const std::uint64_t value =
+        ((frame + 1) * 0x0101010101010101) ^ ((update % 512) * 0x9e3779b97f4a7c15);
+    check = (check ^ value) * 0x100000001b3;
+  }
+  return check;
+}
+
 struct WorkloadCase {
   const char* workload;
   std::uint64_t count;
@@ -138,8 +163,25 @@ TEST_P(HvmWorkload, ReportsItsOwnCounts) {
     EXPECT_EQ(result.number("syscalls"), 0u) << "no user task: the kernel patches and calls";
   } else if (workload == "rtc") {
     EXPECT_EQ(result.number("check"), 0x3ffu) << "every check of the rtc workload holds";
+  } else if (workload == "pio-out") {
+    EXPECT_EQ(result.number("check"), pio_out_oracle(param.count)) << result.line;
+    if (param.irqchip == IrqchipModel::Vmm) {
+      EXPECT_GE(run.exits_by_reason["io-out"], param.count) << "every outb is an exit in hvm";
+    }
+  } else if (workload == "cr8-write" || workload == "call-ret" || workload == "divide-error") {
+    EXPECT_EQ(result.number("check"), param.count) << result.line;
+    EXPECT_EQ(result.number("syscalls"), 0u) << "no user task: the kernel does the operations";
+  } else if (workload == "pte-update") {
+    ASSERT_NE(pte_update_oracle(param.count), pte_update_oracle(param.count, PteReads::Stale));
+    EXPECT_EQ(result.number("check"), pte_update_oracle(param.count)) << result.line;
+  } else if (workload == "interrupts") {
+    EXPECT_EQ(result.number("check"), param.count) << result.line;
+    EXPECT_EQ(result.number("irqs"), param.count + 1) << "N measured ticks, one to stop";
+    if (param.irqchip == IrqchipModel::Vmm) {
+      EXPECT_GE(run.interrupts_injected, param.count + 1) << "the VMM's PIC injects every tick";
+    }
   }
-  if (workload != "timer") {
+  if (workload != "timer" && workload != "interrupts") {
     EXPECT_EQ(result.number("irqs"), 0u) << result.line;
   }
 }
@@ -155,6 +197,14 @@ INSTANTIATE_TEST_SUITE_P(
                       WorkloadCase{"cli-sti", 200, IrqchipModel::Vmm},
                       WorkloadCase{"pio", 200, IrqchipModel::Vmm},
                       WorkloadCase{"timer", 5, IrqchipModel::Vmm},
+                      WorkloadCase{"pio-out", 200, IrqchipModel::Vmm},
+                      WorkloadCase{"cr8-write", 200, IrqchipModel::Vmm},
+                      WorkloadCase{"cr8-write", 100, IrqchipModel::Kernel},
+                      WorkloadCase{"call-ret", 10000, IrqchipModel::Vmm},
+                      WorkloadCase{"divide-error", 200, IrqchipModel::Vmm},
+                      WorkloadCase{"pte-update", 600, IrqchipModel::Vmm},
+                      WorkloadCase{"interrupts", 5, IrqchipModel::Vmm},
+                      WorkloadCase{"interrupts", 5, IrqchipModel::Kernel},
                       WorkloadCase{"rtc", 3, IrqchipModel::Vmm},
                       WorkloadCase{"rtc", 3, IrqchipModel::Kernel},
                       WorkloadCase{"hello", 1, IrqchipModel::Kernel},
@@ -236,6 +286,23 @@ TEST(HvmRun, RtcShowsTheHostsTimeInUtc) {
   EXPECT_GE(shown, std::chrono::floor<std::chrono::seconds>(before) - std::chrono::seconds(1))
       << line;
   EXPECT_LE(shown, after + std::chrono::seconds(1)) << line;
+}
+
+// Only a paravirtualized kernel makes hypercalls: natively the workload
+// ends with status=error and says what it needs.
+TEST(HvmRun, HypercallWorkloadNeedsPara) {
+  VMLAB_REQUIRE_KVM();
+  RunOptions options;
+  options.workload = "hypercall";
+  options.count = 10;
+  std::string console;
+  options.console_output = [&](std::uint8_t byte) { console.push_back(static_cast<char>(byte)); };
+  auto run = run_or_fail(options);
+  ASSERT_EQ(run.report.outcome, RunOutcome::GuestExited) << run.report.message;
+  EXPECT_EQ(run.report.exit_value, 2u);
+  ASSERT_TRUE(run.result.has_value());
+  EXPECT_EQ(run.result->field("status"), "error");
+  EXPECT_NE(console.find("hypercall needs --cpu para"), std::string::npos) << console;
 }
 
 TEST(HvmRun, BadCommandLineEndsWithStatusTwo) {

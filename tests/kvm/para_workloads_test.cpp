@@ -37,6 +37,17 @@ TEST_P(ParaWorkload, MatchesHvm) {
   } else if (workload == "timer") {
     EXPECT_EQ(run.result->number("irqs"), n);
     EXPECT_GE(run.interrupts_injected, n);
+  } else if (workload == "hypercall") {
+    EXPECT_EQ(run.result->number("check"), n) << "the monitor counted every hypercall";
+    EXPECT_GE(run.hypercalls, n) << "the VMM recorded every hypercall";
+  } else if (workload == "pte-update") {
+    EXPECT_GE(run.hypercalls, 2 * n) << "each update is an mmu_update and a flush_tlb";
+  } else if (workload == "divide-error") {
+    EXPECT_GE(count_of(run.traps_by_reason, "reflected-exception"), n)
+        << "each #DE is reflected into the guest kernel";
+  } else if (workload == "interrupts") {
+    EXPECT_EQ(run.result->number("irqs"), n + 1) << "the N measured ticks and the stopping one";
+    EXPECT_GE(run.interrupts_injected, n + 1);
   } else if (workload == "kernel-compute") {
     // The boot's hypercalls and console output, but no VMM entry per round.
     std::uint64_t entries = 0;

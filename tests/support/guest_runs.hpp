@@ -64,16 +64,48 @@ inline std::uint64_t count_of(const std::map<std::string, std::uint64_t>& counts
   return found == counts.end() ? 0 : found->second;
 }
 
+// Where a workload can run. Most run under every CPU mode (and on QEMU);
+// a few need what only one technique has (hypercalls) or what one technique
+// does not have (para's kernel has no CR8). Where it cannot run, the guest
+// ends it with status=error, exit status 2, and a console line naming the
+// CPU modes it needs (kRefusalNames).
+enum class Runs { Everywhere, ParaOnly, NotPara };
+
+inline constexpr std::uint32_t kRefusedExitStatus = 2;
+
 // Every workload of the built-in guest that runs without a disk, sized for a
-// test, with the exit status it ends with: what each CPU mode must run with
-// the same result line as hvm.
+// test, with the exit status it ends with where it runs: what each CPU mode
+// must run with the same result line as hvm.
 struct WorkloadCase {
   const char* workload;
   std::uint64_t count;
   std::uint32_t exit_status;
+  Runs runs = Runs::Everywhere;
 };
 
-inline constexpr std::array<WorkloadCase, 12> kEveryWorkload = {{
+inline bool runs_under(const WorkloadCase& workload, const std::string& cpu) {
+  switch (workload.runs) {
+    case Runs::Everywhere:
+      return true;
+    case Runs::ParaOnly:
+      return cpu == "para";
+    case Runs::NotPara:
+      return cpu != "para";
+  }
+  return true;
+}
+
+inline std::uint32_t expected_exit_status(const WorkloadCase& workload, const std::string& cpu) {
+  return runs_under(workload, cpu) ? workload.exit_status : kRefusedExitStatus;
+}
+
+// What the guest's refusal says, on the console, for a workload that cannot
+// run under a CPU mode: the --cpu values it needs.
+inline std::string refusal_names(const WorkloadCase& workload) {
+  return workload.runs == Runs::ParaOnly ? "needs --cpu para" : "--cpu hvm, full or bt";
+}
+
+inline constexpr std::array<WorkloadCase, 19> kEveryWorkload = {{
     {"hello", 1, 0},
     {"syscalls", 100, 0},
     {"pagefaults", 40, 0},
@@ -82,29 +114,66 @@ inline constexpr std::array<WorkloadCase, 12> kEveryWorkload = {{
     {"kernel-smc", 50, 0},
     {"cli-sti", 100, 0},
     {"pio", 100, 0},
+    {"pio-out", 100, 0},
+    {"cr8-write", 100, 0, Runs::NotPara},
+    {"call-ret", 100000, 0},
+    {"divide-error", 50, 0},
+    {"pte-update", 50, 0},
+    {"hypercall", 100, 0, Runs::ParaOnly},
     {"timer", 3, 0},
+    {"interrupts", 5, 0},
     {"rtc", 3, 0},
     {"fault", 1, 3},
     {"segfault", 1, 4},
 }};
 
-// A run of `workload` under a CPU mode against the same under hvm: the guest
-// exited with the workload's status and printed hvm's result line, cycles
-// aside.
+// A run of `workload` under CPU mode `cpu` against the same under hvm: each
+// exited with the status the workload ends with there; where both ran it
+// (or neither did), the run printed hvm's result line, cycles aside. Where
+// only one of them could, that one ended ok and the other refused: status
+// error, the same workload and n, and a console line (`console`, or
+// `hvm_console` for hvm's run) naming the CPU modes the workload needs.
 inline ::testing::AssertionResult matches_hvm(const GuestRun& run, const GuestRun& hvm,
-                                              const WorkloadCase& workload) {
-  if (run.report.outcome != RunOutcome::GuestExited) {
-    return ::testing::AssertionFailure() << "the guest did not exit: " << run.report.message << "\n"
-                                         << run.report.registers;
+                                              const WorkloadCase& workload, const std::string& cpu,
+                                              const std::string& console = "",
+                                              const std::string& hvm_console = "") {
+  for (const auto* each : {&run, &hvm}) {
+    const std::string& mode = each == &run ? cpu : std::string("hvm");
+    if (each->report.outcome != RunOutcome::GuestExited) {
+      return ::testing::AssertionFailure()
+             << "the guest did not exit under " << mode << ": " << each->report.message << "\n"
+             << each->report.registers;
+    }
+    if (each->report.exit_value != expected_exit_status(workload, mode)) {
+      return ::testing::AssertionFailure()
+             << "exit status " << each->report.exit_value << " under " << mode << ", not "
+             << expected_exit_status(workload, mode);
+    }
+    if (!each->result) return ::testing::AssertionFailure() << "no result line under " << mode;
   }
-  if (run.report.exit_value != workload.exit_status) {
+  if (runs_under(workload, cpu) == runs_under(workload, "hvm")) {
+    if (without_cycles(run.result->line) != without_cycles(hvm.result->line)) {
+      return ::testing::AssertionFailure() << run.result->line << "\nunder hvm:\n"
+                                           << hvm.result->line;
+    }
+    return ::testing::AssertionSuccess();
+  }
+  const bool hvm_refused = runs_under(workload, cpu);
+  const GuestRun& ran = hvm_refused ? run : hvm;
+  const GuestRun& refused = hvm_refused ? hvm : run;
+  const std::string& refusal = hvm_refused ? hvm_console : console;
+  if (ran.result->field("status") != "ok") {
+    return ::testing::AssertionFailure() << "where it runs: " << ran.result->line;
+  }
+  if (refused.result->field("status") != "error" ||
+      refused.result->field("workload") != ran.result->field("workload") ||
+      refused.result->field("n") != ran.result->field("n")) {
+    return ::testing::AssertionFailure() << "where it cannot run: " << refused.result->line;
+  }
+  if (refusal.find(refusal_names(workload)) == std::string::npos) {
     return ::testing::AssertionFailure()
-           << "exit status " << run.report.exit_value << ", not " << workload.exit_status;
-  }
-  if (!run.result || !hvm.result) return ::testing::AssertionFailure() << "no result line";
-  if (without_cycles(run.result->line) != without_cycles(hvm.result->line)) {
-    return ::testing::AssertionFailure() << run.result->line << "\nunder hvm:\n"
-                                         << hvm.result->line;
+           << "the refusal does not say '" << refusal_names(workload) << "':\n"
+           << refusal;
   }
   return ::testing::AssertionSuccess();
 }
@@ -118,13 +187,27 @@ class SameResultAsHvm : public ::testing::TestWithParam<WorkloadCase> {
  protected:
   void SetUp() override {
     VMLAB_REQUIRE_KVM();
-    run = run_in(kCpu, GetParam().workload, GetParam().count);
-    hvm = run_in("hvm", GetParam().workload, GetParam().count);
-    ASSERT_TRUE(matches_hvm(run, hvm, GetParam()));
+    run = run_capturing(kCpu, console);
+    hvm = run_capturing("hvm", hvm_console);
+    ASSERT_TRUE(matches_hvm(run, hvm, GetParam(), kCpu, console, hvm_console));
   }
+
+  // Whether the parameter's workload ran under kCpu (or was refused there).
+  bool ran() const { return runs_under(GetParam(), kCpu); }
 
   GuestRun run;  // under kCpu
   GuestRun hvm;
+  std::string console;  // the UART's text under kCpu
+  std::string hvm_console;
+
+ private:
+  GuestRun run_capturing(const std::string& cpu, std::string& text) {
+    auto options = workload_options(cpu, GetParam().workload, GetParam().count);
+    options.console_output = [&text](std::uint8_t byte) {
+      text.push_back(static_cast<char>(byte));
+    };
+    return start_run(options);
+  }
 };
 
 // What every technique with a monitor (full, bt) must show for a workload,
@@ -147,6 +230,17 @@ inline void expect_monitor_sees_workload(const GuestRun& run, const std::string&
   } else if (workload == "kernel-compute") {
     // The boot's traps, the sti and cli around the loop, but none per round.
     EXPECT_LT(run.monitor_traps, n / 10) << "kernel arithmetic runs at CPL3 without traps";
+  } else if (workload == "divide-error") {
+    EXPECT_GE(count_of(run.traps_by_reason, "reflected-exception"), n)
+        << "each #DE is reflected into the guest kernel";
+  } else if (workload == "pte-update") {
+    EXPECT_GE(count_of(run.traps_by_reason, "page-table-write"), n)
+        << "each update writes a write-protected page table (ptemod)";
+  } else if (workload == "interrupts") {
+    // The N measured ticks and the one that stops the timer.
+    EXPECT_GE(run.interrupts_injected, n + 1) << "the monitor injects every tick the guest counts";
+    ASSERT_TRUE(run.result.has_value());
+    EXPECT_EQ(run.result->number("irqs"), n + 1);
   }
 }
 
