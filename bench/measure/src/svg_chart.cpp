@@ -190,14 +190,20 @@ std::string grouped_bars(const GroupedBars& chart) {
         out += text_at(x + bar_width / 2, plot_bottom - 4, "-", "middle", 10, "fill=\"#999\"");
         continue;
       }
-      const double base = chart.log_axis ? plot_bottom : y_of(0);
-      const double top = y_of(*value);
+      // Ratios grow from their reference (1: up is faster, down slower).
+      const double base = chart.reference_line && chart.log_axis ? y_of(*chart.reference_line)
+                          : chart.log_axis                       ? plot_bottom
+                                                                 : y_of(0);
+      const double end = y_of(*value);
+      const double top = std::min(base, end);
       // A published figure: outlined and paler, so it reads as a reference.
-      out += rect(x + 1, top, bar_width - 2, base - top, series.colour,
+      out += rect(x + 1, top, bar_width - 2, std::fabs(base - end), series.colour,
                   series.hatched ? "fill-opacity=\"0.45\" stroke=\"#000\" stroke-width=\"1\"" : "");
       out += "<text transform=\"translate(" + number(x + bar_width / 2 + 3) + "," +
-             number(top - 4) + ") rotate(-90)\" font-size=\"9\" " + kFont + ">" +
-             escape(short_value(*value)) + "</text>\n";
+             number(end < base ? end - 4
+                               : end + 4 + 6 * static_cast<double>(short_value(*value).size())) +
+             ") rotate(-90)\" font-size=\"9\" " + kFont + ">" + escape(short_value(*value)) +
+             "</text>\n";
     }
     out += text_at(kLeft + group_width * (static_cast<double>(group) + 0.5), plot_bottom + 18,
                    chart.groups[group], "middle", 12);
