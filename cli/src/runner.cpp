@@ -1005,24 +1005,29 @@ Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
 
   PcBoard* board = nullptr;
   const EventRecorder* window_recorder = nullptr;  // the machine's, once it exists
-  std::optional<MeasurementWindow> window_start;
+  std::optional<MeasurementWindow> window_start, window_end;
   BoardFactory make_board = [&](Vm& vm) -> Result<std::unique_ptr<Board>> {
     PcBoardConfig board_config;
     board_config.irqchip = options.irqchip;
     board_config.console_output = options.console_output;
     // The vCPU thread delivers the lines, and records the events: what it
     // writes here is read after run().
-    board_config.debug_line = [&run, &window_start, &window_recorder,
+    board_config.debug_line = [&run, &window_start, &window_end, &window_recorder,
                                started](const std::string& line) {
       if (run.to_result_line.count() == 0 && line.rfind("VMLAB-RESULT ", 0) == 0) {
         run.to_result_line = std::chrono::duration_cast<std::chrono::nanoseconds>(
             std::chrono::steady_clock::now() - started);
       }
       if (window_recorder == nullptr) return;
+      // The end mark comes after an empty line, whose one byte ends the
+      // window: the mark's own bytes stay outside it.
       if (line == "VMLAB-WINDOW begin") {
         window_start = window_of(*window_recorder);
-      } else if (line == "VMLAB-WINDOW end" && window_start) {
-        run.window = window_between(*window_start, window_of(*window_recorder));
+        window_end.reset();
+      } else if (line.empty() && window_start) {
+        window_end = window_of(*window_recorder);
+      } else if (line == "VMLAB-WINDOW end" && window_start && window_end) {
+        run.window = window_between(*window_start, *window_end);
         window_start.reset();
       }
     };

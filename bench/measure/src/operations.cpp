@@ -411,7 +411,8 @@ Result<Measurements> measure(const MeasureOptions& options) {
     for (std::size_t slot = 0; slot < steps.size(); ++slot) {
       // The order rotates from one repetition to the next, so that no cell
       // always runs after the same neighbour (these machines are shared).
-      const Step& step = steps[(slot + static_cast<std::size_t>(repetition) * 7) % steps.size()];
+      const auto rotation = static_cast<std::size_t>(repetition + options.first_repetition) * 7;
+      const Step& step = steps[(slot + rotation) % steps.size()];
       if (step.cell != nullptr) {
         Cell& cell = *step.cell;
         if (options.progress) {

@@ -124,8 +124,9 @@ struct RunOptions {
   bool measurement_window = false;
 };
 
-// What the VMM counted between the guest's VMLAB-WINDOW begin and end lines:
-// the workload's measured loop, and one exit on each side for the lines. The
+// What the VMM counted between the guest's VMLAB-WINDOW begin line and the
+// empty line before its end line: the workload's measured loop, and the one
+// exit of that empty line's byte. The
 // VMM's own time is the window's wall time less every other level's and the
 // halted time (as for a whole run: Machine::run).
 struct MeasurementWindow {

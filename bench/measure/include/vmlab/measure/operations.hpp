@@ -129,6 +129,9 @@ struct MeasureOptions {
   std::vector<std::string> techniques;  // labels; empty: every one
   std::vector<std::string> operations;  // names; empty: every one
   int repetitions = 5;
+  // Where the rotation of the runs' order starts (a caller that measures one
+  // repetition at a time, as the Google Benchmark suite does, counts it up).
+  int first_repetition = 0;
   double timeout_seconds = 120;
   // Called before each run with (done, total, what is starting).
   std::function<void(std::size_t, std::size_t, const std::string&)> progress;
