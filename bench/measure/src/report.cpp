@@ -305,7 +305,7 @@ std::string breakdown_chart(const Measurements& measurements) {
   svg::StackedShares chart;
   chart.title = "Where each operation's time goes, by level";
   chart.subtitle =
-      "marginal wall time per operation (the share of each level; the total after "
+      "wall time per operation inside the measured loop (the share of each level; the total after "
       "the bar)";
   for (const auto& level : kLevels)
     chart.legend.emplace_back(level.name, level.colour);
