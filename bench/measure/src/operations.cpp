@@ -251,6 +251,20 @@ const Technique* find_technique(std::string_view label) {
   return nullptr;
 }
 
+std::string operation_list() {
+  std::string text;
+  for (const auto& operation : kOperations)
+    text += (text.empty() ? "" : ", ") + std::string(operation.name);
+  return text;
+}
+
+std::string technique_list() {
+  std::string text;
+  for (const auto& technique : kTechniques)
+    text += (text.empty() ? "" : ", ") + std::string(technique.label);
+  return text;
+}
+
 std::optional<std::string> not_applicable(const Operation& operation, const Technique& technique) {
   const bool para = technique.cpu == "para";
   if (operation.only == "para" && !para) {
@@ -314,28 +328,16 @@ const BootCell* Measurements::boot_of(std::string_view technique) const {
 }
 
 Status check_measure_options(const MeasureOptions& options) {
-  auto names = [](auto items) {
-    std::string text;
-    for (const auto& item : items) {
-      if (!text.empty()) text += ", ";
-      if constexpr (requires { item.label; }) {
-        text += item.label;
-      } else {
-        text += item.name;
-      }
-    }
-    return text;
-  };
   for (const auto& label : options.techniques) {
     if (find_technique(label) == nullptr) {
       return Error{MeasureError::kUnknownName,
-                   "unknown technique '" + label + "'; the suite has " + names(techniques())};
+                   "unknown technique '" + label + "'; the suite has " + technique_list()};
     }
   }
   for (const auto& name : options.operations) {
     if (find_operation(name) == nullptr) {
       return Error{MeasureError::kUnknownName,
-                   "unknown operation '" + name + "'; the suite has " + names(operations())};
+                   "unknown operation '" + name + "'; the suite has " + operation_list()};
     }
   }
   if (options.repetitions < 1) {

@@ -244,7 +244,7 @@ std::string gaps(const Measurements& measurements) {
 std::string adams_agesen_chart(const Measurements& measurements) {
   svg::GroupedBars chart;
   chart.title = "Adams and Agesen's operations: CPU cycles per operation";
-  chart.subtitle = "published (hatched, 2006) beside vmlab's medians on this machine; log axis";
+  chart.subtitle = "published (outlined, 2006) beside vmlab's medians on this machine; log axis";
   chart.axis_label = "cycles per operation";
   chart.log_axis = true;
   chart.footnote = measurements.platform_line;
@@ -382,6 +382,10 @@ std::optional<double> performance_relative_to_hvm(const Measurements& measuremen
   return hvm->median() / other->median();
 }
 
+std::vector<std::string> report_file_names() {
+  return {"report.md", "adams-agesen.svg", "relative.svg", "breakdown.svg", "measurements.json"};
+}
+
 std::vector<ReportFile> make_report(const Measurements& measurements) {
   std::ostringstream out;
   out << "# vmlab: per-operation costs under every technique\n\n"
@@ -436,11 +440,14 @@ std::vector<ReportFile> make_report(const Measurements& measurements) {
 
   std::ostringstream json;
   write_measurements_json(measurements, json);
-  return {{"report.md", out.str()},
-          {"adams-agesen.svg", adams_agesen_chart(measurements)},
-          {"relative.svg", relative_chart(measurements)},
-          {"breakdown.svg", breakdown_chart(measurements)},
-          {"measurements.json", json.str()}};
+  const std::vector<std::string> contents = {out.str(), adams_agesen_chart(measurements),
+                                             relative_chart(measurements),
+                                             breakdown_chart(measurements), json.str()};
+  std::vector<ReportFile> files;
+  const auto names = report_file_names();
+  for (std::size_t index = 0; index < names.size(); ++index)
+    files.push_back({names[index], contents[index]});
+  return files;
 }
 
 }  // namespace vmlab::measure

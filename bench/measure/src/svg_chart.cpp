@@ -197,8 +197,9 @@ std::string grouped_bars(const GroupedBars& chart) {
       const double end = y_of(*value);
       const double top = std::min(base, end);
       // A published figure: outlined and paler, so it reads as a reference.
-      out += rect(x + 1, top, bar_width - 2, std::fabs(base - end), series.colour,
-                  series.hatched ? "fill-opacity=\"0.45\" stroke=\"#000\" stroke-width=\"1\"" : "");
+      out +=
+          rect(x + 1, top, bar_width - 2, std::fabs(base - end), series.colour,
+               series.published ? "fill-opacity=\"0.45\" stroke=\"#000\" stroke-width=\"1\"" : "");
       out += "<text transform=\"translate(" + number(x + bar_width / 2 + 3) + "," +
              number(end < base ? end - 4
                                : end + 4 + 6 * static_cast<double>(short_value(*value).size())) +

@@ -12,7 +12,7 @@ struct Series {
   std::string name;
   std::string colour;                         // "#56667a"
   std::vector<std::optional<double>> values;  // one per group; none: no bar
-  bool hatched = false;  // a published figure, not a measured one: drawn outlined and paler
+  bool published = false;  // a published figure, not a measured one: drawn outlined and paler
 };
 
 struct GroupedBars {

@@ -16,27 +16,13 @@ namespace vmlab::cli {
 
 namespace {
 
-template <typename Item>
-std::string names_of(std::span<const Item> items) {
-  std::string text;
-  for (const auto& item : items) {
-    if (!text.empty()) text += ", ";
-    if constexpr (requires { item.label; }) {
-      text += item.label;
-    } else {
-      text += item.name;
-    }
-  }
-  return text;
-}
-
 // "full,bt" -> the labels, each one the suite has.
 Result<std::vector<std::string>> parse_technique_list(std::string_view text) {
   std::vector<std::string> labels;
   for (const auto item : split_list(text)) {
     if (measure::find_technique(item) == nullptr) {
       return Error{CliError::kInvalidValue,
-                   single_quoted(item) + " is not one of " + names_of(measure::techniques())};
+                   single_quoted(item) + " is not one of " + measure::technique_list()};
     }
     labels.emplace_back(item);
   }
@@ -49,7 +35,7 @@ Result<std::vector<std::string>> parse_operation_list(std::string_view text) {
   for (const auto item : split_list(text)) {
     if (measure::find_operation(item) == nullptr) {
       return Error{CliError::kInvalidValue,
-                   single_quoted(item) + " is not one of " + names_of(measure::operations())};
+                   single_quoted(item) + " is not one of " + measure::operation_list()};
     }
     names.emplace_back(item);
   }
@@ -115,10 +101,10 @@ Subcommand add_report_command(CLI::App& vmlab) {
       ->type_name("FILE");
   add_parsed_option(
       *report, "--cpu", command->options.techniques, parse_technique_list, "LIST",
-      "techniques to measure, any of " + names_of(measure::techniques()) + " (default: all)");
+      "techniques to measure, any of " + measure::technique_list() + " (default: all)");
   add_parsed_option(
       *report, "--operations", command->options.operations, parse_operation_list, "LIST",
-      "operations to measure, any of " + names_of(measure::operations()) + " (default: all)");
+      "operations to measure, any of " + measure::operation_list() + " (default: all)");
   add_parsed_option(*report, "--repetitions", command->options.repetitions, parse_repetitions, "N",
                     "interleaved repetitions of every run, 1 to 100 (default " +
                         std::to_string(measure::MeasureOptions{}.repetitions) + ")");
@@ -150,10 +136,8 @@ int execute(const ReportCommand& command) {
   }
   // Every output checked before the long part: a folder holding someone's
   // report.md costs a message, not the measurements.
-  const std::vector<std::string> names = {"report.md", "adams-agesen.svg", "relative.svg",
-                                          "breakdown.svg", "measurements.json"};
   std::vector<OutputFile> outputs;
-  for (const auto& name : names) {
+  for (const auto& name : measure::report_file_names()) {
     ProtectedFile input{"--input", command.input_path};
     auto output =
         OutputFile::create(command.output_folder + "/" + name, "--output", OutputKind::Report,

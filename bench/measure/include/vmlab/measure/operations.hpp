@@ -55,6 +55,9 @@ struct Technique {
 };
 std::span<const Technique> techniques();
 const Technique* find_technique(std::string_view label);
+// "syscall, in, ..." and "hvm, hvm+kirq, ...": the choices, for messages and help.
+std::string operation_list();
+std::string technique_list();
 inline constexpr std::string_view kQemuTcgLabel = "qemu-tcg";
 
 // Whether `operation` is run under `technique`, and why not when it is not.

@@ -15,8 +15,10 @@ struct ReportFile {
   std::string content;
 };
 
-// report.md, adams-agesen.svg, relative.svg, breakdown.svg and the
-// measurements themselves (measurements.json), in that order.
+// The files make_report makes, in its order: report.md, adams-agesen.svg,
+// relative.svg, breakdown.svg and the measurements themselves
+// (measurements.json), so that a caller can check where they go first.
+std::vector<std::string> report_file_names();
 std::vector<ReportFile> make_report(const Measurements& measurements);
 
 // "12,345 (12,001-12,900)": a median and its spread, as the report prints them.
