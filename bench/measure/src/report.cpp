@@ -365,7 +365,7 @@ std::string breakdown_table(const Measurements& measurements) {
 
 std::string median_with_spread(const Samples& samples) {
   if (samples.empty()) return "-";
-  const std::string median = figure_text(samples.median());
+  std::string median = figure_text(samples.median());
   if (samples.values.size() < 2) return median;
   return median + " (" + figure_text(samples.minimum()) + "-" + figure_text(samples.maximum()) +
          ")";
