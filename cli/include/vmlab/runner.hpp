@@ -122,6 +122,29 @@ struct RunOptions {
   // (GuestRun::window): the benchmark suite's per-operation figures without
   // the boot around them.
   bool measurement_window = false;
+  // Count the guest's instructions by single-stepping the whole run
+  // (GuestRun::census): every instruction is an exit, so this is for small
+  // runs (`vmlab scorecard`'s efficiency). hvm steps through
+  // KVM_SET_GUEST_DEBUG; full, bt and para through the monitor's own TF and
+  // its #DB stub. Not with the in-kernel irqchip.
+  bool instruction_census = false;
+};
+
+// The guest's instructions a census run counted, one single step each, by
+// the level they ran at (RunOptions::instruction_census). A step counts an
+// instruction that retired on the CPU; an instruction a monitor emulated
+// instead (it trapped) or KVM's emulator ran is no step, except under hvm,
+// where KVM steps the code its emulator runs too (on kvm_pvm: all CPL0 code).
+struct InstructionCensus {
+  std::uint64_t kernel_steps = 0;  // in (virtual) kernel mode at the guest's own addresses
+  std::uint64_t user_steps = 0;    // in (virtual) user mode
+  // bt: instructions the CPU ran from the translation cache in virtual
+  // kernel mode, the translator's output standing for the kernel's code.
+  std::uint64_t translated_steps = 0;
+  // Whether user mode was stepped: false where the backend does not
+  // single-step CPL3 for KVM_SET_GUEST_DEBUG (kvm_pvm under hvm: the
+  // emulated iretq drops KVM's TF), so user_steps is no count there.
+  bool user_mode_counted = true;
 };
 
 // What the VMM counted between the guest's VMLAB-WINDOW begin line and the
@@ -211,6 +234,8 @@ struct GuestRun {
   // RunOptions::measurement_window: the counts inside the guest's window
   // (none if the guest printed no complete window).
   std::optional<MeasurementWindow> window;
+  // RunOptions::instruction_census: what the single steps counted.
+  std::optional<InstructionCensus> census;
   // The disk model's counters (PcBoard::disk_statistics) and what it refused.
   std::map<std::string, std::uint64_t> disk_statistics;
   std::vector<std::string> device_problems;
