@@ -100,21 +100,24 @@ ssize_t read_fully(const FileDescriptor& descriptor, void* out, std::size_t size
 
 std::unique_ptr<CpuMode> make_mode(const RunOptions& options) {
   const std::string& name = options.cpu;
-  if (name == "hvm") return std::make_unique<modes::HvmMode>();
+  if (name == "hvm") return std::make_unique<modes::HvmMode>(options.instruction_census);
   if (name == "full") {
     full::FullModeOptions mode_options;
     mode_options.umip = options.umip;
+    mode_options.census = options.instruction_census;
     mode_options.syscall_arrives_as_page_fault = detect_backend("/sys/module") == "kvm_pvm";
     return std::make_unique<full::FullMode>(mode_options);
   }
   if (name == "bt") {
     bt::BtModeOptions mode_options;
     mode_options.umip = options.umip;
+    mode_options.census = options.instruction_census;
     mode_options.syscall_arrives_as_page_fault = detect_backend("/sys/module") == "kvm_pvm";
     return std::make_unique<bt::BtMode>(mode_options);
   }
   if (name == "para") {
     para::ParaModeOptions mode_options;
+    mode_options.census = options.instruction_census;
     mode_options.syscall_arrives_as_page_fault = detect_backend("/sys/module") == "kvm_pvm";
     return std::make_unique<para::ParaMode>(mode_options);
   }
@@ -937,6 +940,7 @@ Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
     return Error{CliError::kInvalidValue, "--cpu: no mode is built for '" + options.cpu + "'"};
   }
   const auto* translator = dynamic_cast<const bt::BtMode*>(mode.get());
+  const CpuMode* technique = mode.get();  // the machine owns it from here
   auto timeout = timeout_duration(options.timeout_seconds);
   if (!timeout) return timeout.error();
   DiskModel disk_model = DiskModel::None;
@@ -1091,6 +1095,7 @@ Result<GuestRun> run_guest(const RunOptions& options, RunOutputs& outputs) {
   if (translator != nullptr && translator->statistics() != nullptr) {
     run.translation = *translator->statistics();
   }
+  run.census = technique->census();
 
   if (live) {
     live->finish(recorder,

@@ -357,6 +357,12 @@ Status Vcpu::inject_interrupt(std::uint8_t vector) {
   return checked_ioctl(m_fd.get(), KVM_INTERRUPT, "KVM_INTERRUPT", &interrupt);
 }
 
+Status Vcpu::set_single_step(bool enabled) {
+  kvm_guest_debug debug{};
+  debug.control = enabled ? KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP : 0;
+  return checked_ioctl(m_fd.get(), KVM_SET_GUEST_DEBUG, "KVM_SET_GUEST_DEBUG", &debug);
+}
+
 Status Vcpu::set_msrs(std::span<const Msr> msrs) {
   VariableLengthBuffer<kvm_msr_entry> buffer(msrs.size());
   for (std::size_t index = 0; index < msrs.size(); ++index) {

@@ -126,25 +126,8 @@ struct RunOptions {
   // (GuestRun::census): every instruction is an exit, so this is for small
   // runs (`vmlab scorecard`'s efficiency). hvm steps through
   // KVM_SET_GUEST_DEBUG; full, bt and para through the monitor's own TF and
-  // its #DB stub. Not with the in-kernel irqchip.
+  // its #DB stub.
   bool instruction_census = false;
-};
-
-// The guest's instructions a census run counted, one single step each, by
-// the level they ran at (RunOptions::instruction_census). A step counts an
-// instruction that retired on the CPU; an instruction a monitor emulated
-// instead (it trapped) or KVM's emulator ran is no step, except under hvm,
-// where KVM steps the code its emulator runs too (on kvm_pvm: all CPL0 code).
-struct InstructionCensus {
-  std::uint64_t kernel_steps = 0;  // in (virtual) kernel mode at the guest's own addresses
-  std::uint64_t user_steps = 0;    // in (virtual) user mode
-  // bt: instructions the CPU ran from the translation cache in virtual
-  // kernel mode, the translator's output standing for the kernel's code.
-  std::uint64_t translated_steps = 0;
-  // Whether user mode was stepped: false where the backend does not
-  // single-step CPL3 for KVM_SET_GUEST_DEBUG (kvm_pvm under hvm: the
-  // emulated iretq drops KVM's TF), so user_steps is no count there.
-  bool user_mode_counted = true;
 };
 
 // What the VMM counted between the guest's VMLAB-WINDOW begin line and the

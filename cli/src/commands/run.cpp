@@ -77,6 +77,22 @@ void print_translation(const bt::Statistics& statistics) {
   }
 }
 
+// --census: the instructions the single steps counted.
+void print_census(const InstructionCensus& census) {
+  const auto number = [](std::uint64_t value) { return static_cast<unsigned long long>(value); };
+  std::printf("instruction census (one single step per instruction that retired on the CPU):\n");
+  std::printf("  kernel mode       %11llu\n", number(census.kernel_steps));
+  if (census.user_mode_counted) {
+    std::printf("  user mode         %11llu\n", number(census.user_steps));
+  } else {
+    std::printf("  user mode         not counted (this KVM backend does not single-step CPL3)\n");
+  }
+  if (census.translated_steps != 0) {
+    std::printf("  translated (TC)   %11llu (the kernel's code, as the translator made it)\n",
+                number(census.translated_steps));
+  }
+}
+
 void print_summary(const RunOptions& options, const GuestRun& run) {
   const auto& report = run.report;
   std::printf("\n--- vmlab run: --cpu %s, guest command line \"%s\"\n", options.cpu.c_str(),
@@ -120,6 +136,7 @@ void print_summary(const RunOptions& options, const GuestRun& run) {
     }
   }
   if (run.translation) print_translation(*run.translation);
+  if (run.census) print_census(*run.census);
   std::printf("  interrupts injected %9llu, halts %llu\n",
               static_cast<unsigned long long>(run.interrupts_injected),
               static_cast<unsigned long long>(run.halts));
@@ -207,6 +224,10 @@ Subcommand add_run_command(CLI::App& vmlab) {
                 wrap("full, bt: set CR4.UMIP, so sgdt/sidt/sldt/str/smsw fault and are "
                      "emulated instead of revealing the monitor's tables (bt translates the "
                      "kernel's own; UMIP then covers user code)"));
+  run->add_flag("--census", options.instruction_census,
+                wrap("count the guest's instructions by single-stepping every one (slow: an exit "
+                     "each; for small runs): hvm through KVM, full, bt and para through the "
+                     "monitor"));
   add_choice_option(*run, "--irqchip", options.irqchip, irqchip_choices(),
                     "who models the PIC and the PIT (default: " +
                         std::string(choice_name(irqchip_choices(), defaults.irqchip)) + "):");

@@ -25,6 +25,7 @@ full::FullModeOptions monitor_options(const BtModeOptions& options) {
   full::FullModeOptions monitor;
   monitor.umip = options.umip;
   monitor.syscall_arrives_as_page_fault = options.syscall_arrives_as_page_fault;
+  monitor.census = options.census;
   return monitor;
 }
 
@@ -91,6 +92,12 @@ class BtMode::Reader final : public CodeReader {
 
 BtMode::BtMode(BtModeOptions options) : FullMode(monitor_options(options)), m_options(options) {}
 BtMode::~BtMode() = default;
+
+std::optional<InstructionCensus> BtMode::census() const {
+  auto counts = FullMode::census();
+  if (counts) counts->translated_steps = std::exchange(counts->kernel_steps, 0);
+  return counts;
+}
 
 const Statistics* BtMode::statistics() const {
   return m_cache ? &m_cache->statistics() : nullptr;

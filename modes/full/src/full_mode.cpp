@@ -148,6 +148,11 @@ std::optional<ExitDisposition> FullMode::intercept_trap(ModeContext&, std::uint8
   return std::nullopt;
 }
 
+std::optional<InstructionCensus> FullMode::census() const {
+  if (!m_options.census) return std::nullopt;
+  return m_census.counts();
+}
+
 MonitorServices& FullMode::services() {
   return *m_services;
 }
@@ -191,6 +196,7 @@ Status FullMode::resume_guest(ModeContext& context) {
   // The real CPU always runs the guest with IF=1 and IOPL=0: the guest's IF
   // and IOPL live in the virtual CPU, so cli/sti/in/out fault (SDM 6.8.1).
   r.rflags = (m_registers.rflags & ~(kRflagsInterrupt | kRflagsIoplMask)) | kRflagsInterrupt | 0x2;
+  if (m_options.census) r.rflags |= kRflagsTrap;
 
   auto& s = run.s.regs.sregs;
   const bool kernel = m_cpu.cpl == 0;
@@ -255,7 +261,9 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
   }
   m_registers.rip = frame->rip.value();
   m_registers.rsp = frame->rsp.value();
-  if (was_single_stepping) frame->rflags &= ~kRflagsTrap;  // the monitor's TF, not the guest's
+  // The monitor's TF, not the guest's; a census keeps it in the guest's
+  // flags, so that the RFLAGS its iretq and popf load go on stepping.
+  if (was_single_stepping && !m_options.census) frame->rflags &= ~kRflagsTrap;
   // The guest sees its virtual IF and IOPL, never the real ones.
   m_registers.rflags = frame->rflags;
   m_registers.rflags = guest_visible_rflags(m_registers, m_cpu);
@@ -267,9 +275,11 @@ ExitDisposition FullMode::handle_exit(ModeContext& context, const VcpuExit& exit
     m_registers.rip = m_registers.rcx;
     return handle_system_call(context);
   }
-  if (was_single_stepping && hit->vector == kVectorDebug) {
-    // Our own single step through the interrupt shadow: nothing to emulate;
-    // the pending interrupt is delivered before the next entry.
+  if (hit->vector == kVectorDebug && (was_single_stepping || m_options.census)) {
+    // Our own single step (the census's, or through the interrupt shadow):
+    // nothing to emulate; a pending interrupt is delivered before the next
+    // entry. The instruction ran in the virtual mode the guest is still in.
+    if (m_options.census) m_census.count(m_cpu.cpl, m_registers.rip);
     if (auto status = resume_guest(context); !status) {
       return ExitDisposition::stop(status.error().message);
     }

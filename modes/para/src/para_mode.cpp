@@ -233,6 +233,11 @@ void ParaMode::capture_guest_state(const kvm_run& run) {
   monitor::capture_registers(m_registers, run.s.regs.regs);
 }
 
+std::optional<InstructionCensus> ParaMode::census() const {
+  if (!m_options.census) return std::nullopt;
+  return m_census.counts();
+}
+
 Status ParaMode::resume_guest(ModeContext& context) {
   kvm_run& run = context.vcpu.run_state();
   auto& r = run.s.regs.regs;
@@ -241,6 +246,8 @@ Status ParaMode::resume_guest(ModeContext& context) {
   // mask, and ports go through PORT_IO.
   r.rflags = (m_registers.rflags & ~(kRflagsInterrupt | kRflagsIoplMask)) | kRflagsInterrupt |
              kRflagsFixed;
+  // The census (FullModeOptions::census): every instruction raises #DB.
+  if (m_options.census) r.rflags |= kRflagsTrap;
 
   auto& s = run.s.regs.sregs;
   const bool kernel = m_state.cpl == 0;
@@ -358,6 +365,14 @@ ExitDisposition ParaMode::handle_exit(ModeContext& context, const VcpuExit& exit
   m_registers.rsp = frame->rsp.value();
   // Which virtual mode the guest was in follows from the real selector.
   m_state.cpl = frame->cs == monitor::kGuestKernelCodeSelector ? 0 : 3;
+  if (m_options.census && hit->vector == kVectorDebug) {
+    // A census step: one instruction retired in this virtual mode.
+    m_census.count(m_state.cpl, m_registers.rip);
+    if (auto status = resume_guest(context); !status) {
+      return ExitDisposition::stop(status.error().message);
+    }
+    return ExitDisposition::handled();
+  }
   const GuestVirtAddr cr2(run.s.regs.sregs.cr2);
   if (m_options.syscall_arrives_as_page_fault && monitor::is_syscall_fetch_fault(*frame, cr2)) {
     // A SYSCALL on kvm_pvm, from either virtual mode: a hypercall from the

@@ -73,6 +73,24 @@ class ExitDisposition {
 using Injection = std::optional<std::uint8_t>;
 inline constexpr Injection kNoInjection{};
 
+// The guest's instructions a census run counted, one single step each, by
+// the level they ran at (RunOptions::instruction_census; a mode
+// counts when it was made with its census option on). A step counts an
+// instruction that retired on the CPU; an instruction a monitor emulated
+// instead (it trapped) or KVM's emulator ran is no step, except under hvm,
+// where KVM steps the code its emulator runs too (on kvm_pvm: all CPL0 code).
+struct InstructionCensus {
+  std::uint64_t kernel_steps = 0;  // in (virtual) kernel mode at the guest's own addresses
+  std::uint64_t user_steps = 0;    // in (virtual) user mode
+  // bt: instructions the CPU ran from the translation cache in virtual
+  // kernel mode, the translator's output standing for the kernel's code.
+  std::uint64_t translated_steps = 0;
+  // Whether user mode was stepped: false where the backend does not
+  // single-step CPL3 for KVM_SET_GUEST_DEBUG (kvm_pvm under hvm: the
+  // emulated iretq drops KVM's TF), so user_steps is no count there.
+  bool user_mode_counted = true;
+};
+
 class CpuMode {
  public:
   virtual ~CpuMode() = default;
@@ -99,6 +117,9 @@ class CpuMode {
   // After a run: whether memory the guest must never change (a monitor
   // region) is as the mode left it. A description of the damage, or nullopt.
   virtual std::optional<std::string> integrity_violation() const { return std::nullopt; }
+  // What the mode's instruction census counted; nullopt when it was made
+  // without one.
+  virtual std::optional<InstructionCensus> census() const { return std::nullopt; }
   // Offered every exit before the core handles it.
   virtual ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit) {
     (void)context;

@@ -199,6 +199,9 @@ class Vcpu final : public VirtualCpu {
   // KVM_GET_TSC_KHZ: the guest's TSC rate (0 when KVM cannot say).
   std::uint32_t tsc_khz() const;
   Status inject_interrupt(std::uint8_t vector);  // KVM_INTERRUPT
+  // KVM_SET_GUEST_DEBUG: single-step the guest (every instruction ends in
+  // KVM_EXIT_DEBUG) or stop doing so.
+  Status set_single_step(bool enabled);
   struct Msr {
     std::uint32_t index;
     std::uint64_t value;

@@ -57,6 +57,7 @@ struct BtModeOptions {
   // 16 blocks ahead: on kvm_pvm a branch exit costs ~90 us, translating a
   // block a few; see CacheLayout::translate_ahead.
   CacheLayout layout{.translate_ahead = 16};
+  bool census = false;  // as FullModeOptions
 };
 
 class BtMode final : public full::FullMode {
@@ -72,6 +73,9 @@ class BtMode final : public full::FullMode {
   const Statistics* statistics() const;
   std::string listing() const;
   std::uint64_t cache_flushes_on_cr3_write() const { return m_cr3_flushes; }
+  // full's census, its kernel steps as translated_steps: in virtual kernel
+  // mode every guest page is no-execute, and only the TC runs.
+  std::optional<InstructionCensus> census() const override;
 
  protected:
   Status configure_shadow(ModeContext& context, full::ShadowPagerConfig& config) override;

@@ -18,6 +18,7 @@
 
 #include "vmlab/cpu_mode.hpp"
 #include "vmlab/events.hpp"
+#include "vmlab/monitor/census.hpp"
 #include "vmlab/monitor/event_delivery.hpp"
 #include "vmlab/monitor/guest_context.hpp"
 #include "vmlab/monitor/region_memory.hpp"
@@ -41,6 +42,13 @@ struct FullModeOptions {
   // fault at the SYSCALL stub as the system call. Off on VT-x and AMD-V,
   // where SYSCALL reaches the stub and such a fault is the guest's own.
   bool syscall_arrives_as_page_fault = false;
+  // The instruction census (InstructionCensus): the real TF stays set while
+  // the guest runs, so each instruction that retires raises #DB into the
+  // monitor's stub, which counts it by the virtual mode and resumes. The
+  // guest's saved RFLAGS show the TF (its iretq and popf then keep
+  // stepping); every #DB is taken for a step, so a census run is for
+  // workloads that raise none of their own.
+  bool census = false;
 };
 
 class FullMode : public CpuMode {
@@ -58,6 +66,7 @@ class FullMode : public CpuMode {
   // which the monitor itself changes), and the rest of the region below the
   // shadow pool, the stacks excepted, still zero as prepare() left it.
   std::optional<std::string> integrity_violation() const override;
+  std::optional<InstructionCensus> census() const override;
   // Every exit happens in a CPL0 stub: the level is the guest's virtual one.
   PrivilegeLevel level_at_exit(const kvm_run&) const override {
     return m_cpu.cpl == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
@@ -146,6 +155,7 @@ class FullMode : public CpuMode {
   bool m_interrupt_shadow = false;
   bool m_single_stepping = false;
   std::uint64_t m_translation_flushes = 0;
+  monitor::InstructionCounter m_census;  // FullModeOptions::census
 };
 
 }  // namespace vmlab::full

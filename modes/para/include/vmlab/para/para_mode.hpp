@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "vmlab/cpu_mode.hpp"
+#include "vmlab/monitor/census.hpp"
 #include "vmlab/monitor/guest_context.hpp"
 #include "vmlab/monitor/page_walker.hpp"
 #include "vmlab/monitor/region_memory.hpp"
@@ -28,6 +29,7 @@ struct ParaModeOptions {
   // The KVM backend runs a SYSCALL at CPL3 (kvm_pvm): the fetch fault at the
   // SYSCALL stub is the syscall (see FullModeOptions).
   bool syscall_arrives_as_page_fault = false;
+  bool census = false;  // as FullModeOptions
 };
 
 class ParaMode final : public CpuMode {
@@ -41,6 +43,7 @@ class ParaMode final : public CpuMode {
   Result<Injection> deliver_interrupts(ModeContext& context) override;
   ExitDisposition handle_exit(ModeContext& context, const VcpuExit& exit) override;
   std::optional<std::string> integrity_violation() const override;
+  std::optional<InstructionCensus> census() const override;
   PrivilegeLevel level_at_exit(const kvm_run&) const override {
     return m_state.cpl == 0 ? PrivilegeLevel::GuestKernel : PrivilegeLevel::GuestUser;
   }
@@ -82,6 +85,7 @@ class ParaMode final : public CpuMode {
   std::uint64_t m_hypercalls = 0;
   std::uint64_t m_traps = 0;
   std::uint64_t m_translation_flushes = 0;
+  monitor::InstructionCounter m_census;  // ParaModeOptions::census
 };
 
 }  // namespace vmlab::para
