@@ -163,12 +163,45 @@ Result<ProbeMatrix> run_probe_matrix() {
   return matrix;
 }
 
+ProbeCell probe_cell(const ProbeMatrix& matrix, std::size_t column_index,
+                     const std::string& probe) {
+  const ProbeColumn& native = matrix.columns.front();
+  // Without QEMU, hvm is the best reference there is.
+  const std::size_t reference_index =
+      native.unavailable.empty() || matrix.columns.size() < 2 ? 0 : 1;
+  const ProbeColumn& reference = matrix.columns[reference_index];
+  const ProbeColumn& column = matrix.columns.at(column_index);
+  ProbeCell cell;
+  const std::optional<std::string> vmm_value = vmm_defined_value(probe);
+  if (vmm_value) {
+    cell.expected = *vmm_value;
+  } else if (auto expected = reference.values.find(probe); expected != reference.values.end()) {
+    cell.expected = expected->second;
+  }
+  if (!column.unavailable.empty()) {
+    cell.verdict = ProbeVerdict::NotRun;
+    cell.note = column.unavailable;
+    return cell;
+  }
+  if (auto value = column.values.find(probe); value != column.values.end()) {
+    cell.value = value->second;
+    const bool is_reference = column_index == (vmm_value ? 0 : reference_index);
+    cell.verdict = is_reference                                            ? ProbeVerdict::Reference
+                   : !cell.expected.empty() && cell.value == cell.expected ? ProbeVerdict::Matches
+                                                                           : ProbeVerdict::Diverges;
+    return cell;
+  }
+  if (auto note = column.notes.find(probe); note != column.notes.end()) {
+    cell.verdict = ProbeVerdict::NotApplicable;
+    cell.note = note->second;
+    return cell;
+  }
+  cell.verdict = ProbeVerdict::Missing;
+  return cell;
+}
+
 void print_probe_matrix(const ProbeMatrix& matrix, std::ostream& out) {
   const ProbeColumn& native = matrix.columns.front();
-  // Without QEMU, hvm is the best reference there is: say so.
-  const ProbeColumn& reference = native.unavailable.empty()  ? native
-                                 : matrix.columns.size() > 1 ? matrix.columns[1]
-                                                             : native;
   std::size_t width = 14;
   for (const auto& column : matrix.columns) {
     for (const auto& [probe, value] : column.values)
@@ -187,29 +220,32 @@ void print_probe_matrix(const ProbeMatrix& matrix, std::ostream& out) {
   for (const auto& probe : matrix.probes) {
     std::snprintf(cell, sizeof cell, "%-16s", probe.c_str());
     out << cell;
-    // The cpuid rows are right when they show the VMM's leaves; the native
-    // machine's are its own (QEMU's), so that column is not the reference.
-    const std::optional<std::string> vmm_value = vmm_defined_value(probe);
-    const auto expected = reference.values.find(probe);
-    for (const auto& column : matrix.columns) {
-      const bool is_reference = vmm_value ? &column == &native : &column == &reference;
+    for (std::size_t index = 0; index < matrix.columns.size(); ++index) {
+      const ProbeColumn& column = matrix.columns[index];
+      const ProbeCell judged = probe_cell(matrix, index, probe);
       std::string text;
-      if (!column.unavailable.empty()) {
-        text = "-";
-      } else if (auto value = column.values.find(probe); value != column.values.end()) {
-        const bool matches =
-            vmm_value ? value->second == *vmm_value
-                      : expected != reference.values.end() && value->second == expected->second;
-        text = value->second + (is_reference ? "" : matches ? " =" : " X");
-        if (!is_reference && !matches) {
+      switch (judged.verdict) {
+        case ProbeVerdict::NotRun:
+          text = "-";
+          break;
+        case ProbeVerdict::Reference:
+          text = judged.value;
+          break;
+        case ProbeVerdict::Matches:
+          text = judged.value + " =";
+          break;
+        case ProbeVerdict::Diverges:
+          text = judged.value + " X";
           ++divergences;
           ++divergences_by_column[column.name];
           if (column.name == "full" && umip_covers(probe)) ++closed_by_umip;
-        }
-      } else if (auto note = column.notes.find(probe); note != column.notes.end()) {
-        text = "n/a";
-      } else {
-        text = "missing";
+          break;
+        case ProbeVerdict::NotApplicable:
+          text = "n/a";
+          break;
+        case ProbeVerdict::Missing:
+          text = "missing";
+          break;
       }
       std::snprintf(cell, sizeof cell, "  %-*s", static_cast<int>(width), text.c_str());
       out << cell;

@@ -49,12 +49,14 @@ constexpr WorkloadInfo kWorkloads[] = {
     {"pio", 1000, "N port reads of the UART scratch register"},
     {"timer", 10, "wait for N timer interrupts (PIT at 100 Hz)"},
     {"pio-out", 1000, "N port writes of the UART scratch register (outb)"},
-    {"cr8-write", 1000, "N writes of CR8, the task priority register, in the kernel (not para)"},
+    {"cr8-write", 1000, "N writes of CR8, the task priority register, in the kernel (not para)",
+     WorkloadScope::NotPara},
     {"call-ret", 10000, "N call/ret pairs in the kernel"},
     {"divide-error", 1000, "N divide-by-zero faults in the kernel, each handled and resumed"},
     {"pte-update", 1000,
      "N changes of a present kernel mapping (set_pte, flush_tlb_single, read through it)"},
-    {"hypercall", 1000, "N null hypercalls (SCHED_OP yield; needs --cpu para)"},
+    {"hypercall", 1000, "N null hypercalls (SCHED_OP yield; needs --cpu para)",
+     WorkloadScope::ParaOnly},
     {"interrupts", 100,
      "cost of N timer interrupts taken by a kernel loop (PIT at 100 Hz; cycles = the excess)"},
     {"rtc", 10, "N reads of the MC146818 real-time clock, then its format and tick checked"},
@@ -330,21 +332,53 @@ std::uint64_t WorkloadResult::number(const std::string& name) const {
   return error == std::errc() && end == text.data() + text.size() ? value : 0;
 }
 
-std::optional<WorkloadResult> parse_result_line(const std::string& line) {
-  constexpr std::string_view kPrefix = "VMLAB-RESULT ";
-  if (line.rfind(kPrefix, 0) != 0) return std::nullopt;
-  WorkloadResult result;
-  result.line = line;
-  std::size_t position = kPrefix.size();
+std::optional<std::map<std::string, std::string>> parse_debug_line_fields(const std::string& line,
+                                                                          std::string_view prefix) {
+  if (line.rfind(prefix, 0) != 0) return std::nullopt;
+  std::map<std::string, std::string> fields;
+  std::size_t position = prefix.size();
   while (position < line.size()) {
     const std::size_t end = std::min(line.find(' ', position), line.size());
     const std::string token = line.substr(position, end - position);
     const std::size_t equals = token.find('=');
-    if (equals != std::string::npos)
-      result.fields[token.substr(0, equals)] = token.substr(equals + 1);
+    if (equals != std::string::npos) fields[token.substr(0, equals)] = token.substr(equals + 1);
     position = end + 1;
   }
-  return result;
+  return fields;
+}
+
+std::optional<WorkloadResult> parse_result_line(const std::string& line) {
+  auto fields = parse_debug_line_fields(line, "VMLAB-RESULT ");
+  if (!fields) return std::nullopt;
+  return WorkloadResult{line, std::move(*fields)};
+}
+
+std::string comparable_result_line(const std::string& line) {
+  std::string text;
+  std::size_t position = 0;
+  while (position < line.size()) {
+    const std::size_t end = std::min(line.find(' ', position), line.size());
+    const std::string_view token(line.data() + position, end - position);
+    if (token.rfind("cycles=", 0) != 0 || position == 0) {
+      if (!text.empty()) text += ' ';
+      text += token;
+    }
+    position = end + 1;
+  }
+  return text;
+}
+
+bool workload_runs_under(const std::string& workload, const std::string& cpu) {
+  const WorkloadInfo* info = find_workload(workload);
+  switch (info == nullptr ? WorkloadScope::Everywhere : info->scope) {
+    case WorkloadScope::Everywhere:
+      return true;
+    case WorkloadScope::ParaOnly:
+      return cpu == "para";
+    case WorkloadScope::NotPara:
+      return cpu != "para";
+  }
+  return true;
 }
 
 std::string command_line_for(const RunOptions& options) {

@@ -30,19 +30,10 @@ using testing::TemporaryImage;
 // target -> the VMLAB-DMA line's fields, from the guest's dma-attack.
 std::map<std::string, std::map<std::string, std::string>> dma_lines(const GuestRun& run) {
   std::map<std::string, std::map<std::string, std::string>> targets;
-  constexpr std::string_view kPrefix = "VMLAB-DMA ";
   for (const auto& line : run.debug_lines) {
-    if (line.rfind(kPrefix, 0) != 0) continue;
-    std::map<std::string, std::string> fields;
-    std::size_t position = kPrefix.size();
-    while (position < line.size()) {
-      const std::size_t end = std::min(line.find(' ', position), line.size());
-      const std::string token = line.substr(position, end - position);
-      const std::size_t equals = token.find('=');
-      if (equals != std::string::npos) fields[token.substr(0, equals)] = token.substr(equals + 1);
-      position = end + 1;
+    if (auto fields = parse_debug_line_fields(line, "VMLAB-DMA ")) {
+      targets[(*fields)["target"]] = std::move(*fields);
     }
-    targets[fields["target"]] = fields;
   }
   return targets;
 }

@@ -64,13 +64,7 @@ inline std::uint64_t count_of(const std::map<std::string, std::uint64_t>& counts
   return found == counts.end() ? 0 : found->second;
 }
 
-// Where a workload can run. Most run under every CPU mode (and on QEMU);
-// a few need what only one technique has (hypercalls) or what one technique
-// does not have (para's kernel has no CR8). Where it cannot run, the guest
-// ends it with status=error, exit status 2, and a console line naming the
-// CPU modes it needs (kRefusalNames).
-enum class Runs { Everywhere, ParaOnly, NotPara };
-
+// A refused workload's exit status (WorkloadScope, runner.hpp).
 inline constexpr std::uint32_t kRefusedExitStatus = 2;
 
 // Every workload of the built-in guest that runs without a disk, sized for a
@@ -80,19 +74,10 @@ struct WorkloadCase {
   const char* workload;
   std::uint64_t count;
   std::uint32_t exit_status;
-  Runs runs = Runs::Everywhere;
 };
 
 inline bool runs_under(const WorkloadCase& workload, const std::string& cpu) {
-  switch (workload.runs) {
-    case Runs::Everywhere:
-      return true;
-    case Runs::ParaOnly:
-      return cpu == "para";
-    case Runs::NotPara:
-      return cpu != "para";
-  }
-  return true;
+  return workload_runs_under(workload.workload, cpu);
 }
 
 inline std::uint32_t expected_exit_status(const WorkloadCase& workload, const std::string& cpu) {
@@ -102,7 +87,9 @@ inline std::uint32_t expected_exit_status(const WorkloadCase& workload, const st
 // What the guest's refusal says, on the console, for a workload that cannot
 // run under a CPU mode: the --cpu values it needs.
 inline std::string refusal_names(const WorkloadCase& workload) {
-  return workload.runs == Runs::ParaOnly ? "needs --cpu para" : "--cpu hvm, full or bt";
+  return find_workload(workload.workload)->scope == WorkloadScope::ParaOnly
+             ? "needs --cpu para"
+             : "--cpu hvm, full or bt";
 }
 
 inline constexpr std::array<WorkloadCase, 19> kEveryWorkload = {{
@@ -115,11 +102,11 @@ inline constexpr std::array<WorkloadCase, 19> kEveryWorkload = {{
     {"cli-sti", 100, 0},
     {"pio", 100, 0},
     {"pio-out", 100, 0},
-    {"cr8-write", 100, 0, Runs::NotPara},
+    {"cr8-write", 100, 0},
     {"call-ret", 100000, 0},
     {"divide-error", 50, 0},
     {"pte-update", 50, 0},
-    {"hypercall", 100, 0, Runs::ParaOnly},
+    {"hypercall", 100, 0},
     {"timer", 3, 0},
     {"interrupts", 5, 0},
     {"rtc", 3, 0},

@@ -2,13 +2,14 @@
 // count must agree (the guest's own rdtsc differs run to run).
 #pragma once
 
-#include <regex>
 #include <string>
+
+#include "vmlab/runner.hpp"
 
 namespace vmlab::testing {
 
 inline std::string without_cycles(const std::string& line) {
-  return std::regex_replace(line, std::regex(" cycles=[0-9]+"), "");
+  return comparable_result_line(line);
 }
 
 }  // namespace vmlab::testing

@@ -43,6 +43,29 @@ struct ProbeMatrix {
 // (abi/vmlab/cpuid.h). nullopt for every other probe.
 std::optional<std::string> vmm_defined_value(const std::string& probe);
 
+// One cell of the matrix judged against the right answer.
+enum class ProbeVerdict {
+  Reference,  // the column the others are compared with, for this probe
+  Matches,
+  Diverges,
+  NotApplicable,  // the column has a note instead of a value
+  Missing,        // the column ran and printed no value for the probe
+  NotRun,         // the column could not run
+};
+
+struct ProbeCell {
+  ProbeVerdict verdict = ProbeVerdict::Missing;
+  std::string value;     // what the column saw (empty when it saw nothing)
+  std::string expected;  // the right answer (empty when there is none)
+  std::string note;      // NotApplicable: the column's note; NotRun: why it did not run
+};
+
+// The reference is the native column, or hvm's when QEMU could not run;
+// the cpuid rows are judged against vmm_defined_value instead, and there
+// the native column is the one not judged. What print_probe_matrix shows,
+// and what `vmlab scorecard` counts.
+ProbeCell probe_cell(const ProbeMatrix& matrix, std::size_t column, const std::string& probe);
+
 // For a deprivileged column (full, para): whether its kernel saw the VMM's
 // CPUID leaves (true), the host's (false), or ran no cpuid probe (nullopt).
 std::optional<bool> saw_vmm_cpuid(const ProbeColumn& column);

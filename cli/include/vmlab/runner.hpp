@@ -27,10 +27,17 @@
 
 namespace vmlab {
 
+// Where a workload can run. Most run under every CPU mode and on QEMU; a
+// few need what only one technique has (hypercalls) or what one technique
+// lacks (para's kernel has no CR8). Elsewhere the guest refuses them:
+// status=error, exit status 2, a console line naming the modes they need.
+enum class WorkloadScope { Everywhere, ParaOnly, NotPara };
+
 struct WorkloadInfo {
   const char* name;
   std::uint64_t default_count;
   const char* description;
+  WorkloadScope scope = WorkloadScope::Everywhere;
 };
 
 // The workloads the built-in guest understands.
@@ -38,6 +45,9 @@ std::span<const WorkloadInfo> builtin_workloads();
 const WorkloadInfo* find_workload(const std::string& name);
 // Whether a built-in workload needs a disk (--disk).
 bool workload_needs_disk(const std::string& name);
+// Whether the built-in guest runs `workload` under `cpu` (a CPU mode, or
+// "qemu-tcg": a native machine, no para) instead of refusing it.
+bool workload_runs_under(const std::string& workload, const std::string& cpu);
 // The host device a passthrough disk backed by `disk_path` is claimed as:
 // one per image, whatever path names it.
 std::string passthrough_device_name(const std::string& disk_path);
@@ -184,6 +194,13 @@ struct WorkloadResult {
   std::uint64_t number(const std::string& name) const;  // 0 when absent or not a number
 };
 std::optional<WorkloadResult> parse_result_line(const std::string& line);
+// A debug-console line that starts with `prefix` ("VMLAB-RESULT ",
+// "VMLAB-DMA "), as its name=value fields; nullopt for any other line.
+std::optional<std::map<std::string, std::string>> parse_debug_line_fields(const std::string& line,
+                                                                          std::string_view prefix);
+// A result line as runs on different machines and techniques must agree on
+// it: without its ` cycles=N` (the guest's own rdtsc differs run to run).
+std::string comparable_result_line(const std::string& line);
 
 struct GuestRun {
   RunReport report;
