@@ -381,6 +381,40 @@ TEST_F(CliTest, CompareJsonIsCheckedBeforeAnyRun) {
   EXPECT_EQ(contents_of(image), before);
 }
 
+// A recorded scorecard is scored again without a run; its JSON output is
+// checked before anything runs and never replaces an input or someone's file.
+TEST_F(CliTest, ScorecardScoresARecordedFileAndProtectsItsOutputs) {
+  const std::string recorded = VMLAB_RECORDED_SCORECARD;
+  auto scored = vmlab({"scorecard", "--input", recorded});
+  EXPECT_EQ(scored.status, 0) << scored.err;
+  for (const char* part : {"technique", "equivalence", "efficiency", "safety", "hvm", "qemu-tcg",
+                           "reference", "platform: "}) {
+    EXPECT_TRUE(contains(scored.out, part)) << part << " in\n" << scored.out;
+  }
+
+  auto copied = vmlab({"scorecard", "--input", recorded, "--json", "copy.json"});
+  EXPECT_EQ(copied.status, 0) << copied.err;
+  EXPECT_EQ(contents_of(path("copy.json")), contents_of(recorded));
+
+  auto onto_input = vmlab({"scorecard", "--input", "copy.json", "--json", "copy.json"});
+  EXPECT_EQ(onto_input.status, 64) << onto_input.err;
+  EXPECT_EQ(contents_of(path("copy.json")), contents_of(recorded));
+
+  const auto image = make_image("d.img");
+  const std::string before = contents_of(image);
+  const auto start = std::chrono::steady_clock::now();
+  auto onto_image = vmlab({"scorecard", "--cpu", "hvm", "--json", "d.img"});
+  EXPECT_EQ(onto_image.status, 64) << onto_image.err;
+  EXPECT_FALSE(contains(onto_image.err, "[1/")) << "a run happened first: " << onto_image.err;
+  EXPECT_EQ(contents_of(image), before);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+
+  auto corrupt = vmlab({"scorecard", "--input", "d.img"});
+  EXPECT_EQ(corrupt.status, 69) << corrupt.err;
+  EXPECT_TRUE(contains(corrupt.err, "not a JSON document")) << corrupt.err;
+  EXPECT_EQ(contents_of(image), before);
+}
+
 // Defect 2: timeouts that overflowed or became 0 ms.
 TEST_F(CliTest, OverflowingTimeoutsAreUsageErrors) {
   for (const char* timeout : {"inf", "1e300", "1e10", "nan", "-3", "0"}) {

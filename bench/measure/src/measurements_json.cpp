@@ -1,10 +1,8 @@
 // The suite's results as JSON: every sample kept, so that a report made from
 // the file takes its medians and spreads exactly as one made from the run.
-#include <cerrno>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "json_reader.hpp"
 #include "vmlab/measure/operations.hpp"
 
 namespace vmlab::measure {
@@ -28,54 +26,10 @@ std::optional<CellStatus> status_of(std::string_view name) {
   return std::nullopt;
 }
 
-// Reads one object's fields, the first problem kept with its path.
-class Reader {
+// The suite's own fields, on top of the generic reader.
+class Reader : public JsonReader {
  public:
-  Reader(const Json& object, std::string path, std::optional<Error>& error)
-      : m_object(object), m_path(std::move(path)), m_error(error) {}
-
-  const Json* find(const char* name) {
-    if (m_error) return nullptr;
-    if (!m_object.is_object()) {
-      fail(m_path.empty() ? "the document" : m_path, "should be an object");
-      return nullptr;
-    }
-    auto found = m_object.find(name);
-    if (found == m_object.end()) {
-      fail(m_path + name, "is missing");
-      return nullptr;
-    }
-    return &*found;
-  }
-
-  std::string text(const char* name) {
-    const Json* value = find(name);
-    if (value == nullptr) return {};
-    if (!value->is_string()) {
-      fail(m_path + name, "should be a string");
-      return {};
-    }
-    return value->get<std::string>();
-  }
-
-  double number(const char* name) {
-    const Json* value = find(name);
-    if (value == nullptr) return 0;
-    if (!value->is_number()) {
-      fail(m_path + name, "should be a number");
-      return 0;
-    }
-    return value->get<double>();
-  }
-
-  const Json* array(const char* name) {
-    const Json* value = find(name);
-    if (value != nullptr && !value->is_array()) {
-      fail(m_path + name, "should be an array");
-      return nullptr;
-    }
-    return value;
-  }
+  using JsonReader::JsonReader;
 
   Samples samples(const Json& value, const std::string& path) {
     Samples samples;
@@ -95,24 +49,15 @@ class Reader {
 
   CellStatus status(std::string& reason) {
     const std::string name = text("status");
-    if (m_error) return CellStatus::NotRun;
+    if (failed()) return CellStatus::NotRun;
     auto status = status_of(name);
     if (!status) {
-      fail(m_path + "status", "'" + name + "' is not measured, failed, not-applicable or not-run");
+      fail(path() + "status", "'" + name + "' is not measured, failed, not-applicable or not-run");
       return CellStatus::NotRun;
     }
     if (*status != CellStatus::Measured) reason = text("reason");
     return *status;
   }
-
-  void fail(const std::string& where, const std::string& why) {
-    if (!m_error) m_error = Error{MeasureError::kMalformed, where + ": " + why};
-  }
-
- private:
-  const Json& m_object;
-  std::string m_path;
-  std::optional<Error>& m_error;
 };
 
 }  // namespace
@@ -237,19 +182,7 @@ Result<Measurements> parse_measurements_json(std::string_view text) {
 }
 
 Result<Measurements> read_measurements_file(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) {
-    return Error::from_errno(MeasureError::kUnreadable, "cannot open results " + path, errno);
-  }
-  std::stringstream text;
-  text << file.rdbuf();
-  if (file.bad()) {
-    return Error::from_errno(MeasureError::kUnreadable, "cannot read results " + path, errno);
-  }
-  auto measurements = parse_measurements_json(text.str());
-  if (!measurements)
-    return Error{measurements.error().kind, path + ": " + measurements.error().message};
-  return measurements;
+  return read_json_file(path, "results", parse_measurements_json);
 }
 
 }  // namespace vmlab::measure

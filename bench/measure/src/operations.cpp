@@ -60,15 +60,6 @@ constexpr std::string_view kStatusNames[] = {"measured", "failed", "not-applicab
 
 constexpr const char* kBootWorkload = "cli-sti";
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm parts{};
-  gmtime_r(&now, &parts);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
-  return text;
-}
-
 double milliseconds(std::chrono::nanoseconds time) {
   return std::chrono::duration<double, std::milli>(time).count();
 }
@@ -228,6 +219,15 @@ void measure_boot(BootCell& boot, const Technique& technique, double timeout_sec
 }
 
 }  // namespace
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm parts{};
+  gmtime_r(&now, &parts);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return text;
+}
 
 std::span<const Operation> operations() {
   return kOperations;

@@ -10,6 +10,20 @@
 
 namespace vmlab::measure {
 
+std::string with_separators(double value) {
+  char digits[64];
+  std::snprintf(digits, sizeof digits, "%.0f", std::round(value));
+  std::string text = digits;
+  const bool negative = !text.empty() && text[0] == '-';
+  std::string out;
+  const std::size_t start = negative ? 1 : 0;
+  for (std::size_t index = start; index < text.size(); ++index) {
+    if (index > start && (text.size() - index) % 3 == 0) out += ',';
+    out += text[index];
+  }
+  return negative ? "-" + out : out;
+}
+
 namespace {
 
 // vmlab-viz's colours for the techniques and the levels (palette.cpp), so a
@@ -38,20 +52,6 @@ constexpr Level kLevels[] = {
     {"VMM", "#d9443a", Figure::VmmNsPerOp},
     {"halted", "#7f8ea3", Figure::HaltedNsPerOp},
 };
-
-std::string with_separators(double value) {
-  char digits[64];
-  std::snprintf(digits, sizeof digits, "%.0f", std::round(value));
-  std::string text = digits;
-  const bool negative = !text.empty() && text[0] == '-';
-  std::string out;
-  const std::size_t start = negative ? 1 : 0;
-  for (std::size_t index = start; index < text.size(); ++index) {
-    if (index > start && (text.size() - index) % 3 == 0) out += ',';
-    out += text[index];
-  }
-  return negative ? "-" + out : out;
-}
 
 // Counts and rates: whole numbers from 100 on, three significant digits below.
 std::string figure_text(double value) {

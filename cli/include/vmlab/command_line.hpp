@@ -37,6 +37,14 @@ struct ReportCommand {
   std::string input_path;  // a measurements.json to report instead of running
 };
 
+// `vmlab scorecard`: every technique against Popek and Goldberg's three
+// requirements, measured (or read from a scorecard's JSON).
+struct ScorecardCommand {
+  std::vector<std::string> techniques;  // empty: all (measure::scorecard_techniques)
+  std::string json_path;                // empty: no JSON
+  std::string input_path;               // a scorecard JSON to score instead of measuring
+};
+
 // `vmlab probe`: the x86 holes, mode by mode.
 struct ProbeCommand {};
 
@@ -82,8 +90,8 @@ struct HelpText {
   bool usage_error = false;
 };
 
-using Command = std::variant<HelpText, RunCommand, CompareCommand, ReportCommand, ProbeCommand,
-                             TraceSummaryCommand, TraceExportCommand, InfoCommand,
+using Command = std::variant<HelpText, RunCommand, CompareCommand, ReportCommand, ScorecardCommand,
+                             ProbeCommand, TraceSummaryCommand, TraceExportCommand, InfoCommand,
                              DiskCreateCommand, DiskInfoCommand>;
 
 // The command `arguments` (argv without argv[0]) ask for. An Error is a usage

@@ -50,6 +50,7 @@ Subcommand command_of_actions(CLI::App* command, std::vector<Subcommand> actions
 Subcommand add_run_command(CLI::App& vmlab);
 Subcommand add_compare_command(CLI::App& vmlab);
 Subcommand add_report_command(CLI::App& vmlab);
+Subcommand add_scorecard_command(CLI::App& vmlab);
 Subcommand add_probe_command(CLI::App& vmlab);
 Subcommand add_trace_command(CLI::App& vmlab);
 Subcommand add_info_command(CLI::App& vmlab);
@@ -59,12 +60,19 @@ Subcommand add_disk_command(CLI::App& vmlab);
 int execute(const RunCommand& command);
 int execute(const CompareCommand& command);
 int execute(const ReportCommand& command);
+int execute(const ScorecardCommand& command);
 int execute(const ProbeCommand& command);
 int execute(const TraceSummaryCommand& command);
 int execute(const TraceExportCommand& command);
 int execute(const InfoCommand& command);
 int execute(const DiskCreateCommand& command);
 int execute(const DiskInfoCommand& command);
+
+// A long command's progress on standard error, (done, total, what starts
+// next): one line rewritten in place on a terminal, every 20th run
+// otherwise, and "measured N runs in S s" when done == total.
+using TerminalProgress = std::function<void(std::size_t, std::size_t, const std::string&)>;
+TerminalProgress terminal_progress();
 
 // "vmlab: MESSAGE" on standard error, for an error found while executing.
 void report_error(const std::string& message);

@@ -77,6 +77,28 @@ Result<bool> prepare_folder(const std::string& path) {
 
 }  // namespace
 
+TerminalProgress terminal_progress() {
+  const bool interactive = isatty(STDERR_FILENO) != 0;
+  const auto started = std::chrono::steady_clock::now();
+  return [interactive, started](std::size_t done, std::size_t total, const std::string& what) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (done == total) {
+      if (interactive) std::fputs("\r\033[K", stderr);
+      std::fprintf(stderr, "measured %zu runs in %.0f s\n", total, seconds);
+      return;
+    }
+    const double left =
+        done == 0 ? 0 : seconds / static_cast<double>(done) * static_cast<double>(total - done);
+    if (interactive) {
+      std::fprintf(stderr, "\r\033[K[%zu/%zu] %s (%.0f s, about %.0f s left)", done + 1, total,
+                   what.c_str(), seconds, left);
+    } else if (done % 20 == 0) {
+      std::fprintf(stderr, "[%zu/%zu] %s (%.0f s)\n", done + 1, total, what.c_str(), seconds);
+    }
+  };
+}
+
 Subcommand add_report_command(CLI::App& vmlab) {
   CLI::App* report = add_command(
       vmlab, "report",
@@ -151,26 +173,8 @@ int execute(const ReportCommand& command) {
     outputs.push_back(std::move(*output));
   }
   if (!measurements) {
-    const bool interactive = isatty(STDERR_FILENO) != 0;
-    const auto started = std::chrono::steady_clock::now();
     measure::MeasureOptions options = command.options;
-    options.progress = [&](std::size_t done, std::size_t total, const std::string& what) {
-      const double seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      if (done == total) {
-        if (interactive) std::fputs("\r\033[K", stderr);
-        std::fprintf(stderr, "measured %zu runs in %.0f s\n", total, seconds);
-        return;
-      }
-      const double left =
-          done == 0 ? 0 : seconds / static_cast<double>(done) * static_cast<double>(total - done);
-      if (interactive) {
-        std::fprintf(stderr, "\r\033[K[%zu/%zu] %s (%.0f s, about %.0f s left)", done + 1, total,
-                     what.c_str(), seconds, left);
-      } else if (done % 20 == 0) {
-        std::fprintf(stderr, "[%zu/%zu] %s (%.0f s)\n", done + 1, total, what.c_str(), seconds);
-      }
-    };
+    options.progress = terminal_progress();
     auto measured = measure::measure(options);
     if (!measured) {
       outputs.clear();

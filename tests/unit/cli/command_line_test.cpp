@@ -233,6 +233,17 @@ TEST(DiskParser, CreateAndInfo) {
   EXPECT_EQ(parsed<DiskInfoCommand>({"disk", "info", "d.img"}).path, "d.img");
 }
 
+TEST(ScorecardParser, TechniquesOutputsAndInput) {
+  const auto scorecard =
+      parsed<ScorecardCommand>({"scorecard", "--cpu", "hvm,qemu-tcg,hvm", "--json", "s.json"});
+  EXPECT_EQ(scorecard.techniques, (std::vector<std::string>{"hvm", "qemu-tcg"}));
+  EXPECT_EQ(scorecard.json_path, "s.json");
+  EXPECT_TRUE(scorecard.input_path.empty());
+  const auto defaults = parsed<ScorecardCommand>({"scorecard"});
+  EXPECT_TRUE(defaults.techniques.empty()) << "empty: every technique";
+  EXPECT_EQ(parsed<ScorecardCommand>({"scorecard", "--input", "s.json"}).input_path, "s.json");
+}
+
 TEST(OtherParsers, ProbeAndInfo) {
   parsed<ProbeCommand>({"probe"});
   parsed<InfoCommand>({"info"});
@@ -290,6 +301,15 @@ TEST(UsageErrors, EachHasItsKindAndNamesTheProblem) {
       {{"compare", "--frobnicate"},
        kUsage,
        "unknown option '--frobnicate'; see 'vmlab compare --help'"},
+      // scorecard: its techniques, and --input scores a file as it is.
+      {{"scorecard", "--cpu", "hvm,tcg"},
+       kInvalid,
+       "--cpu: 'tcg' is not one of hvm, full, bt, para, qemu-tcg; see 'vmlab scorecard --help'"},
+      {{"scorecard", "--cpu", ","}, kInvalid, "the list is empty"},
+      {{"scorecard", "--input", "s.json", "--cpu", "hvm"},
+       CliError::kConflictingOptions,
+       "--input scores a file as it is"},
+      {{"scorecard", "extra"}, kUsage, "scorecard takes options only, not 'extra'"},
       // trace and disk: their actions.
       {{"trace"}, kUsage, "trace needs an action: summary or export; see 'vmlab trace --help'"},
       {{"trace", "frob", "x.tsv"}, kUsage, "unknown trace action 'frob'"},
@@ -323,7 +343,8 @@ TEST(UsageErrors, EachHasItsKindAndNamesTheProblem) {
 TEST(Help, NoCommandIsAUsageErrorShowingTheCommands) {
   const auto overview = parsed<HelpText>({});
   EXPECT_TRUE(overview.usage_error);
-  for (const char* command : {"compare", "probe", "run", "trace", "info", "disk", "help"})
+  for (const char* command :
+       {"compare", "report", "scorecard", "probe", "run", "trace", "info", "disk", "help"})
     EXPECT_TRUE(contains(overview.text, command)) << overview.text;
   EXPECT_EQ(help_of({"--help"}), overview.text);
   EXPECT_EQ(help_of({"help"}), overview.text);
@@ -372,6 +393,9 @@ TEST(Help, EachCommandsHelpListsItsOptions) {
                  "--irqchip LIST", "--disk-model LIST", "disk-verify:128", "--json FILE",
                  "--mem SIZE", "--timeout S", "(default 60)"}},
            Case{{"probe", "--help"}, {"Usage: vmlab probe", "QEMU"}},
+           Case{{"scorecard", "--help"},
+                {"Usage: vmlab scorecard", "Popek and Goldberg", "--cpu LIST", "qemu-tcg",
+                 "--json FILE", "--input FILE"}},
            Case{{"info", "--help"}, {"Usage: vmlab info", "capabilities"}},
            Case{{"trace", "--help"}, {"Usage: vmlab trace", "summary", "export"}},
            Case{{"trace", "summary", "--help"}, {"Usage: vmlab trace summary", "TRACE"}},

@@ -146,6 +146,9 @@ Status check_measure_options(const MeasureOptions& options);
 // when nothing can run (no /dev/kvm).
 Result<Measurements> measure(const MeasureOptions& options);
 
+// "2026-12-03T09:00:00Z": when a measurement was made, as its files say.
+std::string utc_now();
+
 // The suite's JSON ("vmlab-operations", version 1) and back; a file that is
 // not one is an error naming the field.
 void write_measurements_json(const Measurements& measurements, std::ostream& out);

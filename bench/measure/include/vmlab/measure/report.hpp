@@ -21,6 +21,9 @@ struct ReportFile {
 std::vector<std::string> report_file_names();
 std::vector<ReportFile> make_report(const Measurements& measurements);
 
+// "12,345": a count rounded to a whole number, its thousands separated.
+std::string with_separators(double value);
+
 // "12,345 (12,001-12,900)": a median and its spread, as the report prints them.
 std::string median_with_spread(const Samples& samples);
 
