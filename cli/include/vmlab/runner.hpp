@@ -34,9 +34,9 @@ namespace vmlab {
 enum class WorkloadScope { Everywhere, ParaOnly, NotPara };
 
 struct WorkloadInfo {
-  const char* name;
-  std::uint64_t default_count;
-  const char* description;
+  const char* name = nullptr;
+  std::uint64_t default_count = 0;
+  const char* description = nullptr;
   WorkloadScope scope = WorkloadScope::Everywhere;
 };
 
