@@ -112,9 +112,10 @@ Result<Command> parse_command_line(const std::vector<std::string>& arguments) {
 
   // In the order `vmlab --help` lists them; `help` last.
   const std::vector<Subcommand> commands = {
-      add_compare_command(vmlab), add_report_command(vmlab), add_scorecard_command(vmlab),
-      add_probe_command(vmlab),   add_run_command(vmlab),    add_trace_command(vmlab),
-      add_info_command(vmlab),    add_disk_command(vmlab),   add_help_command(vmlab),
+      add_compare_command(vmlab),  add_report_command(vmlab),    add_scorecard_command(vmlab),
+      add_simulate_command(vmlab), add_calibrate_command(vmlab), add_probe_command(vmlab),
+      add_run_command(vmlab),      add_trace_command(vmlab),     add_info_command(vmlab),
+      add_disk_command(vmlab),     add_help_command(vmlab),
   };
   for (const auto& command : commands)
     command.app->group("Commands");

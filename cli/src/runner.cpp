@@ -442,6 +442,9 @@ constexpr std::string_view kReportSignatures[] = {
     "{\n \"format\": \"vmlab-operations\"",
     // vmlab scorecard --json
     "{\n \"format\": \"vmlab-scorecard\"",
+    // vmlab simulate --json, vmlab calibrate (bench/simulate)
+    "{\n \"format\": \"vmlab-simulation\"",
+    "{\n \"format\": \"vmlab-profile\"",
 };
 // How much of an existing file is read to decide whether it may be replaced.
 constexpr std::size_t kInspectedBytes = 64 * KiB;

@@ -45,6 +45,21 @@ struct ScorecardCommand {
   std::string input_path;               // a scorecard JSON to score instead of measuring
 };
 
+// `vmlab simulate TRACE --profile NAME...`: a recorded run under other
+// platforms' costs and features.
+struct SimulateCommand {
+  std::string trace_path;
+  std::vector<std::string> profiles;  // names or files; empty: every profile in bench/profiles
+  std::string json_path;
+};
+
+// `vmlab calibrate`: this machine's costs as a profile, then validated.
+struct CalibrateCommand {
+  std::string output_path;              // empty: NAME.json in the current folder
+  std::vector<std::string> techniques;  // empty: hvm, full, bt, para
+  bool no_validate = false;
+};
+
 // `vmlab probe`: the x86 holes, mode by mode.
 struct ProbeCommand {};
 
@@ -91,8 +106,8 @@ struct HelpText {
 };
 
 using Command = std::variant<HelpText, RunCommand, CompareCommand, ReportCommand, ScorecardCommand,
-                             ProbeCommand, TraceSummaryCommand, TraceExportCommand, InfoCommand,
-                             DiskCreateCommand, DiskInfoCommand>;
+                             SimulateCommand, CalibrateCommand, ProbeCommand, TraceSummaryCommand,
+                             TraceExportCommand, InfoCommand, DiskCreateCommand, DiskInfoCommand>;
 
 // The command `arguments` (argv without argv[0]) ask for. An Error is a usage
 // error (exit_status::kUsage): one line that names the problem, and the

@@ -1,0 +1,650 @@
+// The replay: classes of events, what each becomes on a platform, and the
+// sums.
+#include "vmlab/simulate/simulate.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace vmlab::simulate {
+
+namespace {
+
+constexpr std::string_view kClassNames[] = {
+    "exit-io",
+    "exit-eoi",
+    "exit-monitor-channel",
+    "exit-mmio",
+    "exit-hlt",
+    "exit-interrupt-window",
+    "exit-other",
+    "injection",
+    "trap-io",
+    "trap-interrupt-flag",
+    "trap-return",
+    "trap-cr3",
+    "trap-invlpg",
+    "trap-cr8",
+    "trap-cr-write",
+    "trap-cr-read",
+    "trap-msr",
+    "trap-cpuid",
+    "trap-hlt",
+    "trap-descriptor",
+    "trap-privileged-other",
+    "trap-system-call",
+    "trap-page-fault",
+    "trap-shadow-fill",
+    "trap-pte-write",
+    "trap-exception",
+    "trap-interrupt",
+    "trap-call-out",
+    "trap-translated-code-write",
+    "hypercall",
+    "bt-translate",
+    "bt-chain",
+    "bt-indirect-miss",
+    "bt-invalidate",
+    "device-work",
+    "iommu-fault",
+    "halt",
+};
+static_assert(std::size(kClassNames) == static_cast<std::size_t>(EventClass::Count));
+
+// The monitor's port to its VMM (modes/monitor, monitor_region.hpp).
+constexpr std::uint64_t kMonitorPort = 0xe8;
+// The 8259's command ports and its non-specific EOI command (Intel 8259A
+// data sheet, OCW2).
+constexpr std::uint64_t kMasterPicCommand = 0x20;
+constexpr std::uint64_t kSlavePicCommand = 0xa0;
+constexpr std::uint64_t kNonSpecificEoi = 0x20;
+
+bool starts_with(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
+
+// A privileged instruction (or a bt call-out) by its mnemonic, as the
+// monitor's decoder prints it ("mov cr3, rdi", "in al, dx").
+EventClass classify_instruction(std::string_view text) {
+  if (starts_with(text, "in ") || starts_with(text, "out ") || starts_with(text, "ins") ||
+      starts_with(text, "outs")) {
+    return EventClass::TrapIo;
+  }
+  if (text == "cli" || text == "sti" || starts_with(text, "popf") || starts_with(text, "pushf")) {
+    return EventClass::TrapInterruptFlag;
+  }
+  if (starts_with(text, "iret") || starts_with(text, "sysret") || starts_with(text, "ret far")) {
+    return EventClass::TrapReturn;
+  }
+  if (starts_with(text, "mov cr3")) return EventClass::TrapCr3;
+  if (starts_with(text, "invlpg")) return EventClass::TrapInvlpg;
+  if (starts_with(text, "mov cr8")) return EventClass::TrapCr8;
+  if (starts_with(text, "mov cr")) return EventClass::TrapCrWrite;
+  if (starts_with(text, "mov ") && text.find(", cr") != std::string_view::npos) {
+    return EventClass::TrapCrRead;
+  }
+  if (text == "rdmsr" || text == "wrmsr") return EventClass::TrapMsr;
+  if (text == "cpuid") return EventClass::TrapCpuid;
+  if (text == "hlt") return EventClass::TrapHlt;
+  if (starts_with(text, "lgdt") || starts_with(text, "lidt") || starts_with(text, "ltr") ||
+      starts_with(text, "lldt") || starts_with(text, "mov ss") || starts_with(text, "mov ds") ||
+      starts_with(text, "mov es") || starts_with(text, "mov fs") || starts_with(text, "mov gs") ||
+      starts_with(text, "pop ss")) {
+    return EventClass::TrapDescriptor;
+  }
+  return EventClass::TrapPrivilegedOther;
+}
+
+Fate removed(std::string why) {
+  return Fate{std::nullopt, std::move(why)};
+}
+
+Fate becomes(Transition transition) {
+  return Fate{transition, {}};
+}
+
+constexpr const char* kGuestMode = "runs in the CPU's guest mode at CPL0: no exit";
+constexpr const char* kVmlabChannel =
+    "vmlab's monitor asking its VMM: the platform has no such monitor";
+constexpr const char* kTranslatorWork = "a translator's own work: the platform has none";
+constexpr const char* kRecordOnly = "a record of work another event did: no transition";
+constexpr const char* kInjectionCounted = "the injection is counted instead";
+
+Fate hardware_fate(EventClass event_class, const Profile& profile) {
+  const bool nested = profile.has(Feature::NestedPaging);
+  switch (event_class) {
+    case EventClass::ExitIo:
+    case EventClass::TrapIo:
+      return becomes(Transition::IoExit);
+    case EventClass::ExitEoi:
+      return profile.has(Feature::ApicVirtualization)
+                 ? removed(
+                       "removed by APIC virtualization, as a local APIC's EOI would be (the "
+                       "guest's 8259 EOI is a port write)")
+                 : becomes(Transition::EoiExit);
+    case EventClass::ExitMonitorChannel:
+      return removed(kVmlabChannel);
+    case EventClass::ExitMmio:
+      return becomes(Transition::MmioExit);
+    case EventClass::ExitHlt:
+    case EventClass::TrapHlt:
+      return becomes(Transition::HltExit);
+    case EventClass::ExitInterruptWindow:
+      return profile.has(Feature::ApicVirtualization)
+                 ? removed(
+                       "removed by APIC virtualization: the CPU delivers the pending "
+                       "interrupt when the guest can take it")
+                 : becomes(Transition::InterruptWindowExit);
+    case EventClass::ExitOther:
+    case EventClass::TrapPrivilegedOther:
+    case EventClass::TrapCallOut:
+      return becomes(Transition::OtherExit);
+    case EventClass::Injection:
+      return profile.has(Feature::PostedInterrupts)
+                 ? removed("removed by posted interrupts: delivered to the running guest")
+                 : becomes(Transition::InterruptExit);
+    case EventClass::TrapInterruptFlag:
+    case EventClass::TrapReturn:
+    case EventClass::TrapCrRead:
+    case EventClass::TrapDescriptor:
+    case EventClass::TrapSystemCall:
+    case EventClass::TrapException:
+      return removed(kGuestMode);
+    case EventClass::TrapCr3:
+      return nested ? removed("removed by nested paging: the guest owns CR3")
+                    : becomes(Transition::Cr3Exit);
+    case EventClass::TrapInvlpg:
+      return nested ? removed("removed by nested paging: the guest's TLB is its own")
+                    : becomes(Transition::InvlpgExit);
+    case EventClass::TrapCr8:
+      return profile.has(Feature::TprShadow) ? removed("removed by the TPR shadow")
+                                             : becomes(Transition::CrExit);
+    case EventClass::TrapCrWrite:
+      return becomes(Transition::CrExit);
+    case EventClass::TrapMsr:
+      return becomes(Transition::MsrExit);
+    case EventClass::TrapCpuid:
+      return becomes(Transition::CpuidExit);
+    case EventClass::TrapPageFault:
+      return nested ? removed("removed by nested paging: delivered through the guest's IDT")
+                    : becomes(Transition::PageFaultExit);
+    case EventClass::TrapShadowFill:
+      return nested ? removed("removed by nested paging: there are no shadow page tables")
+                    : becomes(Transition::HiddenPageFaultExit);
+    case EventClass::TrapPteWrite:
+      return nested ? removed("removed by nested paging: page tables are not write-protected")
+                    : becomes(Transition::PteWriteExit);
+    case EventClass::TrapInterrupt:
+      return removed(kInjectionCounted);
+    case EventClass::Hypercall:
+      return becomes(Transition::HypercallExit);
+    case EventClass::TrapTranslatedCodeWrite:
+    case EventClass::BtTranslate:
+    case EventClass::BtChain:
+    case EventClass::BtIndirectMiss:
+    case EventClass::BtInvalidate:
+      return removed(kTranslatorWork);
+    case EventClass::DeviceWork:
+    case EventClass::IommuFault:
+      return removed(kRecordOnly);
+    case EventClass::Halt:
+      return removed("halted time, carried over");
+    case EventClass::Count:
+      break;
+  }
+  return removed(kRecordOnly);
+}
+
+Fate translator_fate(EventClass event_class) {
+  switch (event_class) {
+    case EventClass::ExitIo:
+    case EventClass::ExitEoi:
+    case EventClass::TrapIo:
+      return becomes(Transition::BtIo);
+    case EventClass::ExitMonitorChannel:
+      return removed(kVmlabChannel);
+    case EventClass::ExitMmio:
+    case EventClass::ExitHlt:
+    case EventClass::ExitOther:
+    case EventClass::TrapReturn:
+    case EventClass::TrapCr3:
+    case EventClass::TrapInvlpg:
+    case EventClass::TrapCrWrite:
+    case EventClass::TrapMsr:
+    case EventClass::TrapCpuid:
+    case EventClass::TrapHlt:
+    case EventClass::TrapDescriptor:
+    case EventClass::TrapPrivilegedOther:
+    case EventClass::TrapCallOut:
+    case EventClass::TrapTranslatedCodeWrite:
+    case EventClass::Hypercall:
+      return becomes(Transition::BtCallout);
+    case EventClass::ExitInterruptWindow:
+      return removed("the monitor sees the virtual interrupt flag itself");
+    case EventClass::Injection:
+      return becomes(Transition::BtInterrupt);
+    case EventClass::TrapInterruptFlag:
+    case EventClass::TrapCr8:
+    case EventClass::TrapCrRead:
+      return becomes(Transition::BtInline);
+    case EventClass::TrapSystemCall:
+      return becomes(Transition::BtSystemCall);
+    case EventClass::TrapPageFault:
+      return becomes(Transition::BtPageFault);
+    case EventClass::TrapShadowFill:
+      return becomes(Transition::BtHiddenPageFault);
+    case EventClass::TrapPteWrite:
+      return becomes(Transition::BtPteWrite);
+    case EventClass::TrapException:
+      return becomes(Transition::BtException);
+    case EventClass::TrapInterrupt:
+      return removed(kInjectionCounted);
+    case EventClass::BtTranslate:
+      return becomes(Transition::BtTranslateBlock);
+    case EventClass::BtIndirectMiss:
+      return becomes(Transition::BtIndirectMiss);
+    case EventClass::BtChain:
+    case EventClass::BtInvalidate:
+      return removed("part of translating, costed with the block");
+    case EventClass::DeviceWork:
+    case EventClass::IommuFault:
+      return removed(kRecordOnly);
+    case EventClass::Halt:
+      return removed("halted time, carried over");
+    case EventClass::Count:
+      break;
+  }
+  return removed(kRecordOnly);
+}
+
+// Where a calibrated class's time was spent.
+PrivilegeLevel calibrated_level(EventClass event_class) {
+  const auto index = static_cast<std::size_t>(event_class);
+  return index <= static_cast<std::size_t>(EventClass::Injection) ? PrivilegeLevel::Vmm
+                                                                  : PrivilegeLevel::Monitor;
+}
+
+std::size_t level_index(PrivilegeLevel level) {
+  return static_cast<std::size_t>(level);
+}
+
+// "1.23 ms", "456 us", "789 ns".
+std::string duration_text(double ns) {
+  char text[32];
+  if (ns >= 1e6) {
+    std::snprintf(text, sizeof text, "%.2f ms", ns / 1e6);
+  } else if (ns >= 1e3) {
+    std::snprintf(text, sizeof text, "%.1f us", ns / 1e3);
+  } else {
+    std::snprintf(text, sizeof text, "%.0f ns", ns);
+  }
+  return text;
+}
+
+}  // namespace
+
+std::string_view event_class_name(EventClass event_class) {
+  return kClassNames[static_cast<std::size_t>(event_class)];
+}
+
+std::optional<EventClass> parse_event_class(std::string_view name) {
+  for (std::size_t index = 0; index < std::size(kClassNames); ++index) {
+    if (kClassNames[index] == name) return static_cast<EventClass>(index);
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// A VM exit by its reason and port.
+EventClass classify_exit(const Event& event) {
+  const EventReason reason = event.reason;
+  if (reason == EventReason::IoIn || reason == EventReason::IoOut) {
+    if (event.address == kMonitorPort) return EventClass::ExitMonitorChannel;
+    if (reason == EventReason::IoOut &&
+        (event.address == kMasterPicCommand || event.address == kSlavePicCommand) &&
+        (event.value & 0xff) == kNonSpecificEoi) {
+      return EventClass::ExitEoi;
+    }
+    return EventClass::ExitIo;
+  }
+  if (reason == EventReason::MmioRead || reason == EventReason::MmioWrite) {
+    return EventClass::ExitMmio;
+  }
+  if (reason == EventReason::Halt) return EventClass::ExitHlt;
+  if (reason == EventReason::InterruptWindowOpen) return EventClass::ExitInterruptWindow;
+  return EventClass::ExitOther;
+}
+
+// A monitor trap by its reason (and an instruction's mnemonic).
+EventClass classify_trap(const Event& event, std::string_view detail) {
+  constexpr std::pair<EventReason, EventClass> kByReason[] = {
+      {EventReason::ShadowFill, EventClass::TrapShadowFill},
+      {EventReason::GuestPageFault, EventClass::TrapPageFault},
+      {EventReason::PageTableWrite, EventClass::TrapPteWrite},
+      {EventReason::SystemCall, EventClass::TrapSystemCall},
+      {EventReason::ReflectedException, EventClass::TrapException},
+      {EventReason::ExternalInterrupt, EventClass::TrapInterrupt},
+      {EventReason::TranslatedCodeWrite, EventClass::TrapTranslatedCodeWrite},
+  };
+  if (event.reason == EventReason::PrivilegedInstruction) return classify_instruction(detail);
+  if (event.reason == EventReason::CallOut) {
+    const EventClass instruction = classify_instruction(detail);
+    return instruction == EventClass::TrapPrivilegedOther ? EventClass::TrapCallOut : instruction;
+  }
+  for (const auto& [reason, event_class] : kByReason) {
+    if (event.reason == reason) return event_class;
+  }
+  return EventClass::TrapPrivilegedOther;
+}
+
+EventClass classify_translation(const Event& event) {
+  if (event.reason == EventReason::BlockTranslated) return EventClass::BtTranslate;
+  if (event.reason == EventReason::BranchChained) return EventClass::BtChain;
+  if (event.reason == EventReason::IndirectMiss) return EventClass::BtIndirectMiss;
+  return EventClass::BtInvalidate;
+}
+
+}  // namespace
+
+EventClass classify(const Event& event, std::string_view detail) {
+  switch (event.kind) {
+    case EventKind::VmExit:
+      return classify_exit(event);
+    case EventKind::MonitorTrap:
+      return classify_trap(event, detail);
+    case EventKind::Hypercall:
+      return EventClass::Hypercall;
+    case EventKind::InterruptInjection:
+      return EventClass::Injection;
+    case EventKind::DeviceAccess:
+      return EventClass::DeviceWork;
+    case EventKind::IommuFault:
+      return EventClass::IommuFault;
+    case EventKind::Translation:
+      return classify_translation(event);
+    case EventKind::GuestHalt:
+      return EventClass::Halt;
+    case EventKind::Count:
+      break;
+  }
+  return EventClass::ExitOther;
+}
+
+std::string technique_of(const TraceInfo& trace) {
+  const std::string& run = trace.run_description;
+  const std::size_t start = run.find("cpu=");
+  if (start == std::string::npos) return {};
+  const std::size_t end = run.find(' ', start);
+  return run.substr(start + 4, end == std::string::npos ? std::string::npos : end - start - 4);
+}
+
+Fate fate_of(EventClass event_class, const Profile& profile) {
+  switch (profile.kind) {
+    case PlatformKind::Hardware:
+      return hardware_fate(event_class, profile);
+    case PlatformKind::BinaryTranslation:
+      return translator_fate(event_class);
+    case PlatformKind::Calibrated:
+      if (event_class == EventClass::Halt) return removed("halted time, carried over");
+      if (event_class == EventClass::DeviceWork) return removed(kRecordOnly);
+      return Fate{std::nullopt, {}};
+  }
+  return removed(kRecordOnly);
+}
+
+double LevelTimes::total() const {
+  double sum = halted_ns;
+  for (double time : ns)
+    sum += time;
+  return sum;
+}
+
+Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& profiles) {
+  Simulation simulation;
+  simulation.platform_line = trace.platform_line;
+  simulation.run_description = trace.run_description;
+  simulation.technique = technique_of(trace);
+  simulation.events = trace.events.size();
+  simulation.dropped = trace.dropped;
+  for (std::size_t index = 0; index < trace.level_time_ns.size(); ++index)
+    simulation.measured.ns[index] = static_cast<double>(trace.level_time_ns[index]);
+  simulation.measured.halted_ns = static_cast<double>(trace.halted_ns);
+  if (simulation.measured.total() <= 0) {
+    return Error{SimulateError::kUnusableTrace,
+                 "the trace has no time by level (its '# levels:' line): nothing to compare a "
+                 "prediction with"};
+  }
+
+  std::array<std::uint64_t, static_cast<std::size_t>(EventClass::Count)> counts{};
+  for (const auto& event : trace.events)
+    ++counts[static_cast<std::size_t>(classify(event, trace.detail(event)))];
+
+  for (const auto& profile : profiles) {
+    Prediction prediction;
+    prediction.profile = profile.name;
+    prediction.title = profile.title;
+    prediction.kind = profile.kind;
+    // The guest's own work and the halted time, as this machine ran them.
+    prediction.predicted = simulation.measured;
+    prediction.predicted.ns[level_index(PrivilegeLevel::Vmm)] = 0;
+    prediction.predicted.ns[level_index(PrivilegeLevel::Monitor)] = 0;
+    const auto* calibrated = [&]() -> const std::map<std::string, Cost>* {
+      auto found = profile.calibrated.find(simulation.technique);
+      return found == profile.calibrated.end() ? nullptr : &found->second;
+    }();
+    if (profile.kind == PlatformKind::Calibrated) {
+      if (calibrated == nullptr) {
+        prediction.notes.push_back(
+            "the profile has no calibration for " +
+            (simulation.technique.empty() ? std::string("this trace's") : simulation.technique) +
+            " runs: nothing is costed");
+      } else if (auto run = calibrated->find("run"); run != calibrated->end()) {
+        // The VMM's start and end, once per run.
+        const double each = profile.ns(run->second).value_or(0);
+        prediction.predicted.ns[level_index(PrivilegeLevel::Vmm)] += each;
+      }
+    }
+    for (std::size_t index = 0; index < counts.size(); ++index) {
+      if (counts[index] == 0) continue;
+      ReplayRow row;
+      row.event_class = static_cast<EventClass>(index);
+      row.count = counts[index];
+      const Fate fate = fate_of(row.event_class, profile);
+      row.becomes = fate.transition;
+      row.why = fate.why;
+      std::optional<Cost> cost;
+      if (profile.kind == PlatformKind::Calibrated) {
+        row.level = calibrated_level(row.event_class);
+        if (row.why.empty() && calibrated != nullptr) {
+          auto found = calibrated->find(std::string(event_class_name(row.event_class)));
+          if (found != calibrated->end()) cost = found->second;
+        }
+        if (row.why.empty() && !cost && calibrated != nullptr && calibrated->count("run") != 0) {
+          row.why = "part of the run's fixed cost (too few events to fit on their own)";
+        } else if (row.why.empty() && !cost) {
+          row.why = "no calibrated figure";
+        }
+      } else if (row.becomes) {
+        row.level =
+            profile.kind == PlatformKind::Hardware ? PrivilegeLevel::Vmm : PrivilegeLevel::Monitor;
+        auto found = profile.costs.find(*row.becomes);
+        if (found != profile.costs.end()) cost = found->second;
+        if (!cost) row.why = "the profile has no figure for it";
+      }
+      if (cost) {
+        row.each_ns = profile.ns(*cost);
+        if (!row.each_ns) row.why = "no published figure: " + cost->note;
+      }
+      const bool carried = row.event_class == EventClass::Halt ||
+                           row.event_class == EventClass::DeviceWork ||
+                           starts_with(row.why, "part of the run");
+      if (row.each_ns) {
+        row.total_ns = *row.each_ns * static_cast<double>(row.count);
+        prediction.predicted.ns[level_index(row.level)] += row.total_ns;
+      } else if (carried) {
+        // Costed elsewhere: the halted time, the exit a device record
+        // belongs to, the run's fixed cost.
+      } else if (profile.kind == PlatformKind::Calibrated || row.becomes) {
+        prediction.events_uncosted += row.count;
+      } else {
+        prediction.events_removed += row.count;
+      }
+      prediction.rows.push_back(std::move(row));
+    }
+    if (profile.kind != PlatformKind::Calibrated) {
+      prediction.notes.push_back(
+          "guest time is carried over as this machine ran it; the VMM's own start-up is not "
+          "part of the prediction");
+      if (simulation.technique == "hvm" &&
+          trace.platform_line.find("kvm_pvm") != std::string::npos) {
+        prediction.notes.push_back(
+            "an hvm trace from kvm_pvm: its kernel time is KVM's emulation of the kernel, and "
+            "the page faults KVM handled itself are not in the trace; replay a full run's trace "
+            "to see what this platform would do with them");
+      }
+    }
+    if (prediction.events_uncosted != 0) {
+      prediction.notes.push_back(std::to_string(prediction.events_uncosted) +
+                                 " events are kept but not costed (the profile has no figure): "
+                                 "the prediction is low by their cost");
+    }
+    if (simulation.dropped != 0) {
+      prediction.notes.push_back("the trace dropped its " + std::to_string(simulation.dropped) +
+                                 " oldest events: they are not replayed");
+    }
+    simulation.predictions.push_back(std::move(prediction));
+  }
+  return simulation;
+}
+
+void print_simulation(const Simulation& simulation, std::ostream& out) {
+  out << "trace: " << (simulation.trace_path.empty() ? "(given)" : simulation.trace_path) << " ("
+      << simulation.run_description << "), " << simulation.events << " events\n"
+      << "recorded on " << simulation.platform_line << "\n\n";
+  char cell[160];
+  std::snprintf(cell, sizeof cell, "%-14s  %12s", "level", "measured");
+  out << cell;
+  for (const auto& prediction : simulation.predictions) {
+    std::snprintf(cell, sizeof cell, "  %16s", prediction.profile.c_str());
+    out << cell;
+  }
+  out << "\n";
+  const std::pair<const char*, PrivilegeLevel> levels[] = {
+      {"guest user", PrivilegeLevel::GuestUser},
+      {"guest kernel", PrivilegeLevel::GuestKernel},
+      {"monitor", PrivilegeLevel::Monitor},
+      {"VMM", PrivilegeLevel::Vmm},
+      {"unknown", PrivilegeLevel::Unknown}};
+  auto row = [&](const char* name, auto value_of) {
+    std::snprintf(cell, sizeof cell, "%-14s  %12s", name,
+                  duration_text(value_of(simulation.measured)).c_str());
+    out << cell;
+    for (const auto& prediction : simulation.predictions) {
+      std::snprintf(cell, sizeof cell, "  %16s",
+                    duration_text(value_of(prediction.predicted)).c_str());
+      out << cell;
+    }
+    out << "\n";
+  };
+  for (const auto& [name, level] : levels) {
+    const auto index = level_index(level);
+    if (simulation.measured.ns[index] == 0 &&
+        std::none_of(simulation.predictions.begin(), simulation.predictions.end(),
+                     [&](const Prediction& p) { return p.predicted.ns[index] != 0; })) {
+      continue;
+    }
+    row(name, [index](const LevelTimes& times) { return times.ns[index]; });
+  }
+  row("halted", [](const LevelTimes& times) { return times.halted_ns; });
+  row("total", [](const LevelTimes& times) { return times.total(); });
+  std::snprintf(cell, sizeof cell, "%-14s  %12s", "vs measured", "1.00x");
+  out << cell;
+  for (const auto& prediction : simulation.predictions) {
+    char ratio[32];
+    std::snprintf(ratio, sizeof ratio, "%.2fx",
+                  prediction.predicted.total() / simulation.measured.total());
+    std::snprintf(cell, sizeof cell, "  %16s", ratio);
+    out << cell;
+  }
+  out << "\n";
+
+  for (const auto& prediction : simulation.predictions) {
+    out << "\n"
+        << prediction.profile << ": " << prediction.title << " ("
+        << platform_kind_name(prediction.kind) << ")\n";
+    std::snprintf(cell, sizeof cell, "  %-26s %9s  %-24s %10s %11s\n", "event", "count", "becomes",
+                  "each", "total");
+    out << cell;
+    for (const auto& replay : prediction.rows) {
+      const std::string becomes =
+          replay.becomes ? std::string(transition_name(*replay.becomes))
+          : prediction.kind == PlatformKind::Calibrated && replay.why.empty() ? "as measured"
+                                                                              : "-";
+      std::snprintf(cell, sizeof cell, "  %-26s %9llu  %-24s %10s %11s",
+                    std::string(event_class_name(replay.event_class)).c_str(),
+                    static_cast<unsigned long long>(replay.count), becomes.c_str(),
+                    replay.each_ns ? duration_text(*replay.each_ns).c_str() : "-",
+                    replay.each_ns ? duration_text(replay.total_ns).c_str() : "-");
+      out << cell;
+      if (!replay.why.empty()) out << "  " << replay.why;
+      out << "\n";
+    }
+    out << "  " << prediction.events_removed << " events removed on this platform, "
+        << prediction.events_uncosted << " kept without a figure\n";
+    for (const auto& note : prediction.notes)
+      out << "  note: " << note << "\n";
+  }
+}
+
+void write_simulation_json(const Simulation& simulation, std::ostream& out) {
+  using Ordered = nlohmann::ordered_json;
+  auto levels_json = [](const LevelTimes& times) {
+    Ordered item;
+    for (std::size_t index = 0; index < times.ns.size(); ++index) {
+      item[std::string(privilege_level_name(static_cast<PrivilegeLevel>(index)))] = times.ns[index];
+    }
+    item["halted"] = times.halted_ns;
+    item["total"] = times.total();
+    return item;
+  };
+  Ordered document;
+  document["format"] = "vmlab-simulation";
+  document["version"] = 1;
+  document["platform"] = simulation.platform_line;
+  document["trace"] = simulation.trace_path;
+  document["run"] = simulation.run_description;
+  document["technique"] = simulation.technique;
+  document["events"] = simulation.events;
+  document["dropped"] = simulation.dropped;
+  document["measured_ns"] = levels_json(simulation.measured);
+  Ordered predictions = Ordered::array();
+  for (const auto& prediction : simulation.predictions) {
+    Ordered item;
+    item["profile"] = prediction.profile;
+    item["title"] = prediction.title;
+    item["kind"] = platform_kind_name(prediction.kind);
+    item["predicted_ns"] = levels_json(prediction.predicted);
+    item["events_removed"] = prediction.events_removed;
+    item["events_uncosted"] = prediction.events_uncosted;
+    Ordered rows = Ordered::array();
+    for (const auto& replay : prediction.rows) {
+      Ordered entry;
+      entry["event"] = event_class_name(replay.event_class);
+      entry["count"] = replay.count;
+      entry["becomes"] = replay.becomes ? Ordered(transition_name(*replay.becomes)) : Ordered();
+      entry["why"] = replay.why;
+      entry["each_ns"] = replay.each_ns ? Ordered(*replay.each_ns) : Ordered();
+      entry["total_ns"] = replay.total_ns;
+      entry["level"] = privilege_level_name(replay.level);
+      rows.push_back(entry);
+    }
+    item["events"] = rows;
+    item["notes"] = prediction.notes;
+    predictions.push_back(item);
+  }
+  document["predictions"] = predictions;
+  out << document.dump(1) << "\n";
+}
+
+}  // namespace vmlab::simulate
