@@ -415,6 +415,35 @@ TEST_F(CliTest, ScorecardScoresARecordedFileAndProtectsItsOutputs) {
   EXPECT_EQ(contents_of(image), before);
 }
 
+// A recorded run replayed under the published profiles: every profile's
+// column, the platform it was recorded on, JSON beside it, and never onto
+// the trace.
+TEST_F(CliTest, SimulateReplaysARecordedRunAndNeverReplacesIt) {
+  auto run = vmlab(
+      {"run", "--cpu", "full", "--workload", "pagefaults:50", "--trace", "pf.tsv", "--quiet"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  const std::string trace = contents_of(path("pf.tsv"));
+  auto simulated =
+      vmlab({"simulate", "pf.tsv", "--profile", "vtx-2006,vtx-ept-vpid-2009", "--json", "s.json"});
+  EXPECT_EQ(simulated.status, 0) << simulated.err;
+  for (const char* part : {"vtx-2006", "vtx-ept-vpid-2009", "recorded on platform: ",
+                           "removed by nested paging", "hidden-page-fault-exit"}) {
+    EXPECT_TRUE(contains(simulated.out, part)) << part << " in\n" << simulated.out;
+  }
+  EXPECT_EQ(contents_of(path("s.json")).rfind("{\n \"format\": \"vmlab-simulation\"", 0), 0u);
+
+  auto onto_trace = vmlab({"simulate", "pf.tsv", "--json", "pf.tsv"});
+  EXPECT_EQ(onto_trace.status, 64) << onto_trace.err;
+  EXPECT_EQ(contents_of(path("pf.tsv")), trace);
+
+  auto unknown = vmlab({"simulate", "pf.tsv", "--profile", "vtx-3000"});
+  EXPECT_EQ(unknown.status, 64) << unknown.err;
+  EXPECT_TRUE(contains(unknown.err, "vtx-2006")) << "the profiles it has: " << unknown.err;
+
+  auto not_a_trace = vmlab({"simulate", "s.json"});
+  EXPECT_EQ(not_a_trace.status, 69) << not_a_trace.err;
+}
+
 // Defect 2: timeouts that overflowed or became 0 ms.
 TEST_F(CliTest, OverflowingTimeoutsAreUsageErrors) {
   for (const char* timeout : {"inf", "1e300", "1e10", "nan", "-3", "0"}) {

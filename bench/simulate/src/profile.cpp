@@ -199,6 +199,10 @@ Result<Profile> parse_profile(std::string_view text) {
     return malformed("kind", "'" + kind + "' is not hardware, binary-translation or calibrated");
   }
   profile.kind = static_cast<PlatformKind>(kind_name - std::begin(kKindNames));
+  if (auto backend = document.find("backend"); backend != document.end()) {
+    if (!backend->is_string()) return malformed("backend", "should be a string");
+    profile.backend = backend->get<std::string>();
+  }
   auto clock = document.find("clock_ghz");
   if (clock == document.end() || !clock->is_number() || clock->get<double>() <= 0 ||
       clock->get<double>() > 20) {
@@ -266,6 +270,7 @@ void write_profile(const Profile& profile, std::ostream& out) {
   document["title"] = profile.title;
   document["kind"] = platform_kind_name(profile.kind);
   document["cpu"] = profile.cpu;
+  if (!profile.backend.empty()) document["backend"] = profile.backend;
   document["clock_ghz"] = profile.clock_ghz;
   Ordered features = Ordered::array();
   for (auto feature : profile.features)
@@ -320,6 +325,19 @@ std::vector<std::string> profile_names(const std::string& directory) {
   }
   std::sort(names.begin(), names.end());
   return names;
+}
+
+std::optional<Profile> find_host_profile(const std::string& platform_line,
+                                         const std::string& directory) {
+  for (const auto& name : profile_names(directory)) {
+    auto profile = find_profile(name, directory);
+    if (!profile || profile->kind != PlatformKind::Calibrated || profile->backend.empty()) continue;
+    if (platform_line.find("platform: " + profile->backend + " ") == 0 &&
+        platform_line.find(" on " + profile->cpu + ",") != std::string::npos) {
+      return *profile;
+    }
+  }
+  return std::nullopt;
 }
 
 Result<Profile> find_profile(const std::string& name_or_path, const std::string& directory) {

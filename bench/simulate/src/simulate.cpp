@@ -400,7 +400,8 @@ double LevelTimes::total() const {
   return sum;
 }
 
-Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& profiles) {
+Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& profiles,
+                            const std::optional<Profile>& host) {
   Simulation simulation;
   simulation.platform_line = trace.platform_line;
   simulation.run_description = trace.run_description;
@@ -420,13 +421,45 @@ Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& prof
   for (const auto& event : trace.events)
     ++counts[static_cast<std::size_t>(classify(event, trace.detail(event)))];
 
+  // The recording machine's own cost of each event at the guest's level.
+  const std::map<std::string, Cost>* host_costs = nullptr;
+  if (host) {
+    auto found = host->calibrated.find(simulation.technique);
+    if (found != host->calibrated.end()) host_costs = &found->second;
+  }
+  if (host_costs != nullptr) {
+    simulation.host_profile = host->name;
+    for (std::size_t index = 0; index < counts.size(); ++index) {
+      auto found = host_costs->find("guest:" +
+                                    std::string(event_class_name(static_cast<EventClass>(index))));
+      if (found == host_costs->end() || counts[index] == 0) continue;
+      simulation.host_guest_overhead_ns +=
+          host->ns(found->second).value_or(0) * static_cast<double>(counts[index]);
+    }
+  }
+  // The guest's levels less that overhead, each in proportion to its time.
+  LevelTimes guest_work = simulation.measured;
+  {
+    double guest = 0;
+    for (auto level :
+         {PrivilegeLevel::GuestKernel, PrivilegeLevel::GuestUser, PrivilegeLevel::Unknown})
+      guest += guest_work.ns[level_index(level)];
+    const double kept =
+        guest > 0 ? std::max(0.0, guest - simulation.host_guest_overhead_ns) / guest : 1;
+    for (auto level :
+         {PrivilegeLevel::GuestKernel, PrivilegeLevel::GuestUser, PrivilegeLevel::Unknown})
+      guest_work.ns[level_index(level)] *= kept;
+  }
+
   for (const auto& profile : profiles) {
     Prediction prediction;
     prediction.profile = profile.name;
     prediction.title = profile.title;
     prediction.kind = profile.kind;
-    // The guest's own work and the halted time, as this machine ran them.
-    prediction.predicted = simulation.measured;
+    // The guest's own work and the halted time, as the recording machine
+    // ran them; for another platform without what its transitions added.
+    prediction.predicted =
+        profile.kind == PlatformKind::Calibrated ? simulation.measured : guest_work;
     prediction.predicted.ns[level_index(PrivilegeLevel::Vmm)] = 0;
     prediction.predicted.ns[level_index(PrivilegeLevel::Monitor)] = 0;
     const auto* calibrated = [&]() -> const std::map<std::string, Cost>* {
@@ -494,8 +527,15 @@ Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& prof
     }
     if (profile.kind != PlatformKind::Calibrated) {
       prediction.notes.push_back(
-          "guest time is carried over as this machine ran it; the VMM's own start-up is not "
-          "part of the prediction");
+          simulation.host_profile.empty()
+              ? "guest time is carried over as the recording machine ran it, with what its own "
+                "transitions cost inside KVM_RUN (no calibrated profile of that machine); the "
+                "VMM's own start-up is not part of the prediction"
+              : "guest time is carried over as the recording machine ran it, less what its "
+                "transitions cost there inside KVM_RUN (" +
+                    duration_text(simulation.host_guest_overhead_ns) + ", by " +
+                    simulation.host_profile +
+                    "); the VMM's own start-up is not part of the prediction");
       if (simulation.technique == "hvm" &&
           trace.platform_line.find("kvm_pvm") != std::string::npos) {
         prediction.notes.push_back(
@@ -521,7 +561,13 @@ Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& prof
 void print_simulation(const Simulation& simulation, std::ostream& out) {
   out << "trace: " << (simulation.trace_path.empty() ? "(given)" : simulation.trace_path) << " ("
       << simulation.run_description << "), " << simulation.events << " events\n"
-      << "recorded on " << simulation.platform_line << "\n\n";
+      << "recorded on " << simulation.platform_line << "\n";
+  if (!simulation.host_profile.empty()) {
+    out << "that machine's own cost of these events at the guest's level, by "
+        << simulation.host_profile << ": " << duration_text(simulation.host_guest_overhead_ns)
+        << " (taken out of the guest time of the other platforms)\n";
+  }
+  out << "\n";
   char cell[160];
   std::snprintf(cell, sizeof cell, "%-14s  %12s", "level", "measured");
   out << cell;
@@ -618,6 +664,8 @@ void write_simulation_json(const Simulation& simulation, std::ostream& out) {
   document["events"] = simulation.events;
   document["dropped"] = simulation.dropped;
   document["measured_ns"] = levels_json(simulation.measured);
+  document["host_profile"] = simulation.host_profile;
+  document["host_guest_overhead_ns"] = simulation.host_guest_overhead_ns;
   Ordered predictions = Ordered::array();
   for (const auto& prediction : simulation.predictions) {
     Ordered item;

@@ -51,6 +51,9 @@ struct SimulateCommand {
   std::string trace_path;
   std::vector<std::string> profiles;  // names or files; empty: every profile in bench/profiles
   std::string json_path;
+  // The recording machine's calibrated profile: empty finds it by the
+  // trace's platform line; "none" uses none.
+  std::string host_profile;
 };
 
 // `vmlab calibrate`: this machine's costs as a profile, then validated.

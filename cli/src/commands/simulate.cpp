@@ -58,6 +58,13 @@ Subcommand add_simulate_command(CLI::App& vmlab) {
       ->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   simulate
+      ->add_option("--host-profile", command->host_profile,
+                   wrap("the calibrated profile of the machine TRACE was recorded on, whose "
+                        "in-guest cost of each event is taken out of the guest time the other "
+                        "platforms carry over (default: the one in bench/profiles whose backend "
+                        "and CPU the trace's platform line names; `none`: none)"))
+      ->type_name("NAME");
+  simulate
       ->add_option("--json", command->json_path,
                    wrap("also write the predictions as JSON (an existing FILE is replaced only "
                         "if it is empty or something vmlab wrote, never if it is TRACE)"))
@@ -120,7 +127,23 @@ int execute(const SimulateCommand& command) {
     report_error(trace.error().message);
     return exit_status::kUnavailable;
   }
-  auto simulation = simulate::simulate(*trace, profiles);
+  std::optional<simulate::Profile> host;
+  if (command.host_profile.empty()) {
+    host = simulate::find_host_profile(trace->platform_line);
+  } else if (command.host_profile != "none") {
+    auto found = simulate::find_profile(command.host_profile);
+    if (!found) {
+      report_error("--host-profile: " + found.error().message);
+      return exit_status::kUsage;
+    }
+    if (found->kind != simulate::PlatformKind::Calibrated) {
+      report_error("--host-profile: " + found->name +
+                   " is not a calibrated profile (vmlab calibrate writes one)");
+      return exit_status::kUsage;
+    }
+    host = std::move(*found);
+  }
+  auto simulation = simulate::simulate(*trace, profiles, host);
   if (!simulation) {
     report_error(command.trace_path + ": " + simulation.error().message);
     return exit_status::kUnavailable;

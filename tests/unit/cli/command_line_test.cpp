@@ -244,6 +244,21 @@ TEST(ScorecardParser, TechniquesOutputsAndInput) {
   EXPECT_EQ(parsed<ScorecardCommand>({"scorecard", "--input", "s.json"}).input_path, "s.json");
 }
 
+TEST(SimulateParser, ProfilesRepeatedOrListed) {
+  const auto simulate =
+      parsed<SimulateCommand>({"simulate", "t.tsv", "--profile", "vtx-2006", "--profile",
+                               "amdv-npt,x.json", "--json", "s.json"});
+  EXPECT_EQ(simulate.trace_path, "t.tsv");
+  EXPECT_EQ(simulate.profiles, (std::vector<std::string>{"vtx-2006", "amdv-npt", "x.json"}));
+  EXPECT_EQ(simulate.json_path, "s.json");
+  EXPECT_TRUE(parsed<SimulateCommand>({"simulate", "t.tsv"}).profiles.empty());
+  const auto calibrate =
+      parsed<CalibrateCommand>({"calibrate", "-o", "p.json", "--cpu", "full,bt", "--no-validate"});
+  EXPECT_EQ(calibrate.output_path, "p.json");
+  EXPECT_EQ(calibrate.techniques, (std::vector<std::string>{"full", "bt"}));
+  EXPECT_TRUE(calibrate.no_validate);
+}
+
 TEST(OtherParsers, ProbeAndInfo) {
   parsed<ProbeCommand>({"probe"});
   parsed<InfoCommand>({"info"});
@@ -310,6 +325,10 @@ TEST(UsageErrors, EachHasItsKindAndNamesTheProblem) {
        CliError::kConflictingOptions,
        "--input scores a file as it is"},
       {{"scorecard", "extra"}, kUsage, "scorecard takes options only, not 'extra'"},
+      // simulate and calibrate.
+      {{"simulate"}, kUsage, "TRACE is required"},
+      {{"simulate", "a.tsv", "b.tsv"}, kUsage, "not also 'b.tsv'"},
+      {{"calibrate", "--cpu", "qemu-tcg"}, kInvalid, "--cpu: 'qemu-tcg' is not one of hvm"},
       // trace and disk: their actions.
       {{"trace"}, kUsage, "trace needs an action: summary or export; see 'vmlab trace --help'"},
       {{"trace", "frob", "x.tsv"}, kUsage, "unknown trace action 'frob'"},
@@ -343,8 +362,8 @@ TEST(UsageErrors, EachHasItsKindAndNamesTheProblem) {
 TEST(Help, NoCommandIsAUsageErrorShowingTheCommands) {
   const auto overview = parsed<HelpText>({});
   EXPECT_TRUE(overview.usage_error);
-  for (const char* command :
-       {"compare", "report", "scorecard", "probe", "run", "trace", "info", "disk", "help"})
+  for (const char* command : {"compare", "report", "scorecard", "simulate", "calibrate", "probe",
+                              "run", "trace", "info", "disk", "help"})
     EXPECT_TRUE(contains(overview.text, command)) << overview.text;
   EXPECT_EQ(help_of({"--help"}), overview.text);
   EXPECT_EQ(help_of({"help"}), overview.text);
@@ -393,6 +412,11 @@ TEST(Help, EachCommandsHelpListsItsOptions) {
                  "--irqchip LIST", "--disk-model LIST", "disk-verify:128", "--json FILE",
                  "--mem SIZE", "--timeout S", "(default 60)"}},
            Case{{"probe", "--help"}, {"Usage: vmlab probe", "QEMU"}},
+           Case{{"simulate", "--help"},
+                {"Usage: vmlab simulate", "TRACE", "--profile NAME", "vtx-2006",
+                 "--host-profile NAME", "--json FILE"}},
+           Case{{"calibrate", "--help"},
+                {"Usage: vmlab calibrate", "-o,--output FILE", "--cpu LIST", "--no-validate"}},
            Case{{"scorecard", "--help"},
                 {"Usage: vmlab scorecard", "Popek and Goldberg", "--cpu LIST", "qemu-tcg",
                  "--json FILE", "--input FILE"}},

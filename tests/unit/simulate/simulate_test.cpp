@@ -290,6 +290,45 @@ TEST(Calibrated, EachClassCostsWhatItCostHereByTechnique) {
   EXPECT_EQ(other.events_uncosted, 3u);
 }
 
+TEST(HostProfile, WhatTheRecordingMachinesEventsAddedInTheGuestIsTakenOut) {
+  HandMadeTrace trace("full");
+  trace.trap(EventReason::PrivilegedInstruction, 10, "cli");
+  Profile host;
+  host.name = "test-host";
+  host.kind = PlatformKind::Calibrated;
+  host.clock_ghz = 1;
+  host.sources["test"] = "the test";
+  // Each cli cost 150 ns inside KVM_RUN: 1,500 of the guest's 3,000 ns.
+  host.calibrated["full"]["guest:trap-interrupt-flag"] =
+      Cost{std::nullopt, 150.0, "calibrated", "test", ""};
+  auto simulation = simulate(trace.trace(), {hardware({}), host}, host);
+  ASSERT_TRUE(simulation.ok());
+  EXPECT_EQ(simulation->host_profile, "test-host");
+  EXPECT_DOUBLE_EQ(simulation->host_guest_overhead_ns, 1500);
+  const auto& other = simulation->predictions[0].predicted;
+  EXPECT_DOUBLE_EQ(other.ns[static_cast<std::size_t>(PrivilegeLevel::GuestUser)], 500);
+  EXPECT_DOUBLE_EQ(other.ns[static_cast<std::size_t>(PrivilegeLevel::GuestKernel)], 1000);
+  // The recording machine's own profile keeps the guest time as measured.
+  const auto& same = simulation->predictions[1].predicted;
+  EXPECT_DOUBLE_EQ(same.ns[static_cast<std::size_t>(PrivilegeLevel::GuestKernel)], 2000);
+  // More overhead than guest time leaves none, never less than none.
+  host.calibrated["full"]["guest:trap-interrupt-flag"].ns = 1000.0;
+  auto clamped = simulate(trace.trace(), {hardware({})}, host);
+  ASSERT_TRUE(clamped.ok());
+  EXPECT_DOUBLE_EQ(
+      clamped->predictions[0].predicted.ns[static_cast<std::size_t>(PrivilegeLevel::GuestKernel)],
+      0);
+}
+
+TEST(HostProfile, IsFoundByTheTracesBackendAndCpu) {
+  auto host = find_host_profile(
+      "platform: kvm_pvm (software KVM backend (PVM), no VT-x/AMD-V) on Intel(R) Xeon(R) "
+      "Processor, Linux 6.18");
+  ASSERT_TRUE(host.has_value()) << "bench/profiles has this machine kind's calibration";
+  EXPECT_EQ(host->kind, PlatformKind::Calibrated);
+  EXPECT_FALSE(find_host_profile("platform: kvm_intel (VT-x) on Some CPU, Linux 6.1").has_value());
+}
+
 TEST(Calibrate, TheFitRecoversTheCostsThatMadeTheRuns) {
   // Runs made from known costs: 7 ns a trap, 40 ns an exit, 500 ns a run.
   std::vector<CalibrationRun> runs;

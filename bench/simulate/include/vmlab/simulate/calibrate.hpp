@@ -20,6 +20,7 @@ struct CalibrationRun {
   std::string label;                     // "full pio:200"
   std::map<std::string, double> counts;  // event class -> events (and "run" -> 1)
   double target_ns = 0;                  // the run's VMM and monitor time
+  double guest_ns = 0;                   // its time at the guest's levels (halted aside)
 };
 
 // Non-negative least squares, each run weighed by its relative error: the

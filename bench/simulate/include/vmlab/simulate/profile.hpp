@@ -112,14 +112,17 @@ struct Profile {
   std::string name;   // "vtx-2006": what --profile takes
   std::string title;  // "first-generation Intel VT-x, no EPT (2006)"
   PlatformKind kind = PlatformKind::Hardware;
-  std::string cpu;  // the machine the figures are for
+  std::string cpu;      // the machine the figures are for
+  std::string backend;  // Calibrated: the KVM backend it was measured on ("kvm_pvm")
   double clock_ghz = 0;
   std::set<Feature> features;
   std::map<std::string, std::string> sources;  // key -> citation
   // Hardware and BinaryTranslation: by transition.
   std::map<Transition, Cost> costs;
   // Calibrated: by technique, then by the trace's event class (EventClass
-  // names, simulate.hpp), in nanoseconds.
+  // names, simulate.hpp), in nanoseconds: "CLASS" the VMM's and monitor's
+  // time, "guest:CLASS" the time it adds at the guest's own level (KVM's
+  // work for it inside KVM_RUN), "run" and "guest:run" once per run.
   std::map<std::string, std::map<std::string, Cost>> calibrated;
   // The published native cost of an operation, for the reference rows of a
   // comparison ("in" -> 3,209 cycles on Adams and Agesen's Pentium 4).
@@ -143,6 +146,10 @@ Result<Profile> read_profile_file(const std::string& path);
 std::vector<std::string> profile_names(const std::string& directory = "");
 Result<Profile> find_profile(const std::string& name_or_path, const std::string& directory = "");
 std::string default_profile_directory();
+// The calibrated profile of the machine a trace was recorded on (its
+// platform line names the backend and the CPU), if `directory` has one.
+std::optional<Profile> find_host_profile(const std::string& platform_line,
+                                         const std::string& directory = "");
 
 }  // namespace vmlab::simulate
 

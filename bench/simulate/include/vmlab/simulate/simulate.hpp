@@ -120,12 +120,20 @@ struct Simulation {
   std::uint64_t events = 0;
   std::uint64_t dropped = 0;  // the ring's oldest, not in the file: not replayed
   LevelTimes measured;
+  std::string host_profile;  // the recording machine's calibrated profile (empty: none)
+  // What the recording machine's transitions added at the guest's levels,
+  // by its profile: taken out of the guest time of other platforms.
+  double host_guest_overhead_ns = 0;
   std::vector<Prediction> predictions;
 };
 
-// Replays `trace` under each profile. Fails only on a trace that cannot be
-// replayed at all (no level times: written by another program).
-Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& profiles);
+// Replays `trace` under each profile. `host`, the calibrated profile of the
+// machine the trace was recorded on (find_host_profile), says what each
+// event added at the guest's own level there; a prediction for another
+// platform takes that out of the guest time it carries over. Fails only on
+// a trace that cannot be replayed at all (no level times).
+Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& profiles,
+                            const std::optional<Profile>& host = std::nullopt);
 
 void print_simulation(const Simulation& simulation, std::ostream& out);
 // JSON: "format": "vmlab-simulation", version 1.
