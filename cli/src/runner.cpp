@@ -55,6 +55,10 @@ constexpr WorkloadInfo kWorkloads[] = {
     {"divide-error", 1000, "N divide-by-zero faults in the kernel, each handled and resumed"},
     {"pte-update", 1000,
      "N changes of a present kernel mapping (set_pte, flush_tlb_single, read through it)"},
+    {"page-fault", 1000,
+     "N loads from a not-present kernel page, each #PF handled by skipping the load (no mapping "
+     "changes)"},
+    {"pte-write", 1000, "N stores to a present kernel page-table entry, without invlpg"},
     {"hypercall", 1000, "N null hypercalls (SCHED_OP yield; needs --cpu para)",
      WorkloadScope::ParaOnly},
     {"interrupts", 100,

@@ -20,6 +20,9 @@ uint64_t call_ret_loop(uint64_t count);
 void divide_error_loop(uint64_t count);
 extern char divide_error_instruction[];
 extern char divide_error_resume[];
+void page_fault_loop(uint64_t count, const uint64_t* address);
+extern char page_fault_instruction[];
+extern char page_fault_resume[];
 
 static void fail(struct workload_outcome* outcome, const char* reason) {
   console_print("vmlab: %s\n", reason);
@@ -193,6 +196,89 @@ void run_pte_update(const struct run_options* options, struct workload_outcome* 
         "vmlab: pte-update: %lu of %lu reads after an update did not see the new frame (the "
         "first after update %lu)\n",
         stale, options->count, first_stale);
+    outcome->status = RUN_STATUS_ERROR;
+  }
+}
+
+/* ---- page-fault ---- */
+
+#define VECTOR_PAGE_FAULT 14
+
+/* N loads from a kernel page whose entry the kernel made not present, each
+ * a #PF that the kernel's handler takes at the armed fault site and returns
+ * from past the load, changing no mapping: Adams and Agesen's pgfault, a
+ * guest page fault and nothing else (pagefaults, demand paging from user
+ * mode, also maps a page each time). Under full and bt the monitor finds no
+ * guest entry and reflects the fault; under para it reflects it too.
+ * check = the faults the handler took there; anything but N is an error. */
+void run_page_fault(const struct run_options* options, struct workload_outcome* outcome) {
+  const uint64_t frame = frame_allocate();
+  uint64_t* entry;
+  const uint64_t* page = frame == 0 ? NULL : memory_map_remappable_page(frame, &entry);
+  if (page == NULL) {
+    fail(outcome, "page-fault: no room or RAM left to map its page");
+    return;
+  }
+  /* Not present from now on: every load faults. */
+  pv_ops.set_pte(entry, 0);
+  pv_ops.flush_tlb_single((uint64_t)(uintptr_t)page);
+  struct fault_site site = {
+      .vector = VECTOR_PAGE_FAULT,
+      .rip = (uint64_t)(uintptr_t)page_fault_instruction,
+      .resume = (uint64_t)(uintptr_t)page_fault_resume,
+  };
+  fault_site_arm(&site);
+  measurement_begin();
+  if (options->count != 0) page_fault_loop(options->count, page);
+  measurement_end();
+  fault_site_disarm();
+  outcome->cycles = measurement_cycles();
+  outcome->check = site.taken;
+  if (site.taken != options->count) {
+    console_print("vmlab: page-fault: the handler took %lu page faults, not %lu\n", site.taken,
+                  options->count);
+    outcome->status = RUN_STATUS_ERROR;
+  }
+}
+
+/* ---- pte-write ---- */
+
+/* N stores to a present kernel page-table entry, alternating it between two
+ * frames, through pv_ops.set_pte, and nothing else: no invlpg, no access
+ * through the page while the loop runs (Adams and Agesen's ptemod). Natively
+ * a store; under full and bt the table is write-protected, so each is a
+ * trap and an emulated store; under para a validated mmu_update hypercall.
+ * After the loop the page is flushed and read once: it must show the frame
+ * the last store chose. check = that quadword. */
+void run_pte_write(const struct run_options* options, struct workload_outcome* outcome) {
+  uint64_t frames[2] = {frame_allocate(), frame_allocate()};
+  if (frames[0] == 0 || frames[1] == 0) {
+    fail(outcome, "pte-write: no RAM left for its two frames");
+    return;
+  }
+  for (unsigned which = 0; which < 2; ++which)
+    *(uint64_t*)physical_to_virtual(frames[which]) = pte_update_content(which, 0);
+  uint64_t* entry;
+  volatile const uint64_t* page = memory_map_remappable_page(frames[0], &entry);
+  if (page == NULL) {
+    fail(outcome, "pte-write: no room or RAM left to map its page");
+    return;
+  }
+  const uint64_t flags = PTE_PRESENT | kernel_mapping_flags();
+  /* One read first: a monitor with shadow tables shadows (and
+   * write-protects) the entry's table now, outside the loop. */
+  const uint64_t first = page[0];
+  measurement_begin();
+  for (uint64_t store = 0; store < options->count; ++store)
+    pv_ops.set_pte(entry, frames[(store + 1) & 1] | flags);
+  measurement_end();
+  outcome->cycles = measurement_cycles();
+  pv_ops.flush_tlb_single((uint64_t)(uintptr_t)page);
+  const unsigned last = (unsigned)(options->count & 1);
+  outcome->check = page[0];
+  if (first != pte_update_content(0, 0) || outcome->check != pte_update_content(last, 0)) {
+    console_print("vmlab: pte-write: the page read 0x%lx, then 0x%lx after %lu stores\n", first,
+                  outcome->check, options->count);
     outcome->status = RUN_STATUS_ERROR;
   }
 }

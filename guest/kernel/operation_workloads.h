@@ -12,6 +12,8 @@ void run_cr8_write(const struct run_options* options, struct workload_outcome* o
 void run_call_ret(const struct run_options* options, struct workload_outcome* outcome);
 void run_divide_error(const struct run_options* options, struct workload_outcome* outcome);
 void run_pte_update(const struct run_options* options, struct workload_outcome* outcome);
+void run_page_fault(const struct run_options* options, struct workload_outcome* outcome);
+void run_pte_write(const struct run_options* options, struct workload_outcome* outcome);
 void run_hypercall(const struct run_options* options, struct workload_outcome* outcome);
 void run_interrupts(const struct run_options* options, struct workload_outcome* outcome);
 

@@ -52,4 +52,20 @@ divide_error_resume:
   jnz 1b
   ret
 
+/* void page_fault_loop(uint64_t count, const uint64_t* address): count
+ * loads from address, a kernel page whose entry is not present, each raising
+ * #PF (Intel SDM vol. 3A, 4.7), a fault: the saved RIP is the load's. The
+ * kernel's handler (the fault site operation_workloads.c arms with these two
+ * labels) resumes at page_fault_resume; no mapping changes. */
+  .globl page_fault_loop
+  .globl page_fault_instruction
+  .globl page_fault_resume
+page_fault_loop:
+page_fault_instruction:
+  mov (%rsi), %rax
+page_fault_resume:
+  dec %rdi
+  jnz page_fault_loop
+  ret
+
   .section .note.GNU-stack, "", @progbits

@@ -518,6 +518,8 @@ static const struct workload workloads[] = {
     {"call-ret", 10000, 100000000, run_call_ret},
     {"divide-error", 1000, 1000000, run_divide_error},
     {"pte-update", 1000, 1000000, run_pte_update},
+    {"page-fault", 1000, 1000000, run_page_fault},
+    {"pte-write", 1000, 1000000, run_pte_write},
     {"hypercall", 1000, 10000000, run_hypercall},
     /* Ticks at hz (default 100): n = 100 takes a second. */
     {"interrupts", 100, 100000, run_interrupts},

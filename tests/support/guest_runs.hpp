@@ -92,7 +92,7 @@ inline std::string refusal_names(const WorkloadCase& workload) {
              : "--cpu hvm, full or bt";
 }
 
-inline constexpr std::array<WorkloadCase, 19> kEveryWorkload = {{
+inline constexpr std::array<WorkloadCase, 21> kEveryWorkload = {{
     {"hello", 1, 0},
     {"syscalls", 100, 0},
     {"pagefaults", 40, 0},
@@ -106,6 +106,8 @@ inline constexpr std::array<WorkloadCase, 19> kEveryWorkload = {{
     {"call-ret", 100000, 0},
     {"divide-error", 50, 0},
     {"pte-update", 50, 0},
+    {"page-fault", 50, 0},
+    {"pte-write", 50, 0},
     {"hypercall", 100, 0},
     {"timer", 3, 0},
     {"interrupts", 5, 0},

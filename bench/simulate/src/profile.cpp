@@ -42,6 +42,7 @@ constexpr std::string_view kTransitionNames[] = {
     "eoi-exit",
     "hypercall-exit",
     "other-exit",
+    "guest-exception",
     "bt-inline",
     "bt-callout",
     "bt-io",
@@ -148,6 +149,43 @@ bool transition_belongs_to(Transition transition, PlatformKind kind) {
       return translator;
     case PlatformKind::Calibrated:
       return false;
+  }
+  return false;
+}
+
+bool transition_replaces_instruction(Transition transition) {
+  switch (transition) {
+    case Transition::PageFaultExit:
+    case Transition::HiddenPageFaultExit:
+    case Transition::InterruptExit:
+    case Transition::InterruptWindowExit:
+    case Transition::GuestException:
+    case Transition::BtSystemCall:
+    case Transition::BtPageFault:
+    case Transition::BtHiddenPageFault:
+    case Transition::BtException:
+    case Transition::BtInterrupt:
+    case Transition::BtTranslateBlock:
+    case Transition::BtIndirectMiss:
+    case Transition::Count:
+      return false;
+    case Transition::IoExit:
+    case Transition::MmioExit:
+    case Transition::HltExit:
+    case Transition::CpuidExit:
+    case Transition::MsrExit:
+    case Transition::CrExit:
+    case Transition::Cr3Exit:
+    case Transition::InvlpgExit:
+    case Transition::PteWriteExit:
+    case Transition::EoiExit:
+    case Transition::HypercallExit:
+    case Transition::OtherExit:
+    case Transition::BtInline:
+    case Transition::BtCallout:
+    case Transition::BtIo:
+    case Transition::BtPteWrite:
+      return true;
   }
   return false;
 }

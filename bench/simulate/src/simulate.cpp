@@ -148,8 +148,10 @@ Fate hardware_fate(EventClass event_class, const Profile& profile) {
     case EventClass::TrapCrRead:
     case EventClass::TrapDescriptor:
     case EventClass::TrapSystemCall:
-    case EventClass::TrapException:
       return removed(kGuestMode);
+    case EventClass::TrapException:
+      // Delivered through the guest's IDT in guest mode, with no exit.
+      return becomes(Transition::GuestException);
     case EventClass::TrapCr3:
       return nested ? removed("removed by nested paging: the guest owns CR3")
                     : becomes(Transition::Cr3Exit);
@@ -499,8 +501,9 @@ Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& prof
           row.why = "no calibrated figure";
         }
       } else if (row.becomes) {
-        row.level =
-            profile.kind == PlatformKind::Hardware ? PrivilegeLevel::Vmm : PrivilegeLevel::Monitor;
+        row.level = *row.becomes == Transition::GuestException ? PrivilegeLevel::GuestKernel
+                    : profile.kind == PlatformKind::Hardware   ? PrivilegeLevel::Vmm
+                                                               : PrivilegeLevel::Monitor;
         auto found = profile.costs.find(*row.becomes);
         if (found != profile.costs.end()) cost = found->second;
         if (!cost) row.why = "the profile has no figure for it";
@@ -556,6 +559,65 @@ Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& prof
     simulation.predictions.push_back(std::move(prediction));
   }
   return simulation;
+}
+
+std::map<EventClass, double> events_per_operation(const Trace& small, std::uint64_t small_count,
+                                                  const Trace& large, std::uint64_t large_count) {
+  std::map<EventClass, double> per_operation;
+  if (large_count <= small_count) return per_operation;
+  auto count = [](const Trace& trace, double sign, std::map<EventClass, double>& into) {
+    for (const auto& event : trace.events)
+      into[classify(event, trace.detail(event))] += sign;
+  };
+  count(large, 1, per_operation);
+  count(small, -1, per_operation);
+  const double operations = static_cast<double>(large_count - small_count);
+  for (auto item = per_operation.begin(); item != per_operation.end();) {
+    item->second /= operations;
+    // Less than one event in twenty operations is noise (a timer tick).
+    item = item->second < 0.05 ? per_operation.erase(item) : std::next(item);
+  }
+  return per_operation;
+}
+
+OperationCost operation_cost(const Profile& profile, double native_cycles,
+                             const std::map<EventClass, double>& per_operation) {
+  OperationCost result;
+  double cycles = 0;
+  // An operation all of whose events the platform carries out (an emulated
+  // `in`) is not executed natively; one that faults still runs its native
+  // handler, and the platform's work adds to it.
+  bool replacing = false, adding = false;
+  std::string parts;
+  for (const auto& [event_class, count] : per_operation) {
+    const Fate fate = fate_of(event_class, profile);
+    if (!fate.transition) continue;
+    auto cost = profile.costs.find(*fate.transition);
+    const std::optional<double> each =
+        cost == profile.costs.end() ? std::nullopt
+        : cost->second.cycles       ? cost->second.cycles
+        : cost->second.ns           ? std::optional<double>(*cost->second.ns * profile.clock_ghz)
+                                    : std::nullopt;
+    if (!each) {
+      result.explanation = std::string(transition_name(*fate.transition)) + " has no figure";
+      return result;
+    }
+    (transition_replaces_instruction(*fate.transition) ? replacing : adding) = true;
+    cycles += count * *each;
+    char part[96];
+    std::snprintf(part, sizeof part, "%s%.2g x %s %.0f", parts.empty() ? "" : " + ", count,
+                  std::string(transition_name(*fate.transition)).c_str(), *each);
+    parts += part;
+  }
+  if (!replacing || adding) {
+    cycles += native_cycles;
+    char part[64];
+    std::snprintf(part, sizeof part, "%snative %.0f", parts.empty() ? "" : " + ", native_cycles);
+    parts += part;
+  }
+  result.cycles = cycles;
+  result.explanation = parts;
+  return result;
 }
 
 void print_simulation(const Simulation& simulation, std::ostream& out) {

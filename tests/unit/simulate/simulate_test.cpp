@@ -219,7 +219,10 @@ TEST(Features, TprShadowRemovesCr8WritesAndGuestModeWorkNeverExits) {
   EXPECT_EQ(row_of(predicted(trace.trace(), hardware({})), EventClass::TrapCr8)->becomes,
             Transition::CrExit);
   const Prediction shadowed = predicted(trace.trace(), hardware({Feature::TprShadow}));
-  EXPECT_EQ(shadowed.events_removed, 50u) << "everything: the guest runs at CPL0 in guest mode";
+  EXPECT_EQ(shadowed.events_removed, 45u) << "all but the exception: the guest runs at CPL0";
+  EXPECT_EQ(row_of(shadowed, EventClass::TrapException)->becomes, Transition::GuestException)
+      << "delivered in guest mode, at a cost of its own but with no exit";
+  EXPECT_EQ(row_of(shadowed, EventClass::TrapException)->level, PrivilegeLevel::GuestKernel);
   EXPECT_TRUE(contains(row_of(shadowed, EventClass::ExitMonitorChannel)->why, "no such monitor"));
 }
 

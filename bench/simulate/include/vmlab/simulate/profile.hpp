@@ -75,6 +75,9 @@ enum class Transition {
   EoiExit,
   HypercallExit,
   OtherExit,
+  // Not an exit: what delivering an exception costs in the CPU's guest mode
+  // beyond doing it natively.
+  GuestException,
   // Binary translation: the monitor's work for translated code.
   BtInline,           // a privileged instruction translated into ordinary code
   BtCallout,          // translated code calls the monitor to carry it out
@@ -95,6 +98,11 @@ std::optional<Transition> parse_transition(std::string_view name);
 // Whether a platform of `kind` has the transition (a hardware profile costs
 // exits, a translator's the monitor's work).
 bool transition_belongs_to(Transition transition, PlatformKind kind);
+// Whether the transition carries out the guest's instruction instead of
+// the CPU (an emulated `in`, a translated `cli`): the instruction's own
+// native cost is then not paid. A fault's transitions add to the guest's
+// native handling of it.
+bool transition_replaces_instruction(Transition transition);
 
 // A figure and where it comes from.
 struct Cost {

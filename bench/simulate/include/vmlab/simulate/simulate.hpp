@@ -15,6 +15,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -134,6 +135,23 @@ struct Simulation {
 // a trace that cannot be replayed at all (no level times).
 Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& profiles,
                             const std::optional<Profile>& host = std::nullopt);
+
+// One operation's events, per operation: the difference between a trace of
+// N operations and one of M, divided by N - M (boot and the rest cancel).
+std::map<EventClass, double> events_per_operation(const Trace& small, std::uint64_t small_count,
+                                                  const Trace& large, std::uint64_t large_count);
+
+// What one operation costs on a platform, in its cycles: each transition
+// its events become, plus its native cost (`native_cycles`) unless the
+// platform carries out all of it (an emulated `in`: no fault whose native
+// handler still runs). None where an event's
+// transition has no figure in the profile.
+struct OperationCost {
+  std::optional<double> cycles;
+  std::string explanation;  // "io-exit 15,826": what it is made of
+};
+OperationCost operation_cost(const Profile& profile, double native_cycles,
+                             const std::map<EventClass, double>& per_operation);
 
 void print_simulation(const Simulation& simulation, std::ostream& out);
 // JSON: "format": "vmlab-simulation", version 1.
