@@ -234,6 +234,8 @@ std::vector<std::pair<std::string, std::uint64_t>> default_scorecard_workloads()
           {"call-ret", 20000},
           {"divide-error", 50},
           {"pte-update", 50},
+          {"page-fault", 50},
+          {"pte-write", 50},
           {"hypercall", 100},
           {"timer", 3},
           {"interrupts", 5},
