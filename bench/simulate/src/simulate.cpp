@@ -3,6 +3,7 @@
 #include "vmlab/simulate/simulate.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -573,9 +574,10 @@ std::map<EventClass, double> events_per_operation(const Trace& small, std::uint6
   count(small, -1, per_operation);
   const double operations = static_cast<double>(large_count - small_count);
   for (auto item = per_operation.begin(); item != per_operation.end();) {
-    item->second /= operations;
-    // Less than one event in twenty operations is noise (a timer tick).
-    item = item->second < 0.05 ? per_operation.erase(item) : std::next(item);
+    // An operation makes whole events; a fraction is other work that ran
+    // meanwhile (a timer tick, a console line), not the operation's.
+    item->second = std::round(item->second / operations);
+    item = item->second <= 0 ? per_operation.erase(item) : std::next(item);
   }
   return per_operation;
 }

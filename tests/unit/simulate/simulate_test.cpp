@@ -332,6 +332,32 @@ TEST(HostProfile, IsFoundByTheTracesBackendAndCpu) {
   EXPECT_FALSE(find_host_profile("platform: kvm_intel (VT-x) on Some CPU, Linux 6.1").has_value());
 }
 
+TEST(Operations, EventsPerOperationAreTheDifferenceInWholeEvents) {
+  HandMadeTrace small("full");
+  small.trap(EventReason::PrivilegedInstruction, 3, "lgdt [rdi]")
+      .trap(EventReason::PrivilegedInstruction, 10, "in al, dx");
+  HandMadeTrace large("full");
+  large.trap(EventReason::PrivilegedInstruction, 3, "lgdt [rdi]")
+      .trap(EventReason::PrivilegedInstruction, 30, "in al, dx")
+      .add(EventKind::InterruptInjection, EventReason::ExternalInterrupt, 2, "", 0x20);
+  const auto per_operation = events_per_operation(small.trace(), 10, large.trace(), 30);
+  ASSERT_EQ(per_operation.size(), 1u) << "boot cancels, two ticks in 20 operations are not theirs";
+  EXPECT_EQ(per_operation.at(EventClass::TrapIo), 1);
+
+  // On a platform that emulates the `in`, its native cost is not paid; a
+  // fault's is, with what the platform adds.
+  Profile platform = hardware({}, 500);
+  const OperationCost in = operation_cost(platform, 3000, per_operation);
+  ASSERT_TRUE(in.cycles.has_value());
+  EXPECT_DOUBLE_EQ(*in.cycles, 500) << in.explanation;
+  const OperationCost fault =
+      operation_cost(platform, 1000, {{EventClass::TrapPageFault, 1}, {EventClass::TrapReturn, 1}});
+  ASSERT_TRUE(fault.cycles.has_value());
+  EXPECT_DOUBLE_EQ(*fault.cycles, 1000 + 500) << fault.explanation;
+  platform.costs.erase(Transition::IoExit);
+  EXPECT_FALSE(operation_cost(platform, 3000, per_operation).cycles.has_value());
+}
+
 TEST(Calibrate, TheFitRecoversTheCostsThatMadeTheRuns) {
   // Runs made from known costs: 7 ns a trap, 40 ns an exit, 500 ns a run.
   std::vector<CalibrationRun> runs;

@@ -137,7 +137,9 @@ Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& prof
                             const std::optional<Profile>& host = std::nullopt);
 
 // One operation's events, per operation: the difference between a trace of
-// N operations and one of M, divided by N - M (boot and the rest cancel).
+// N operations and one of M, divided by N - M (boot and the rest cancel),
+// to the nearest whole event (a fraction is a timer tick or a console line
+// that ran meanwhile).
 std::map<EventClass, double> events_per_operation(const Trace& small, std::uint64_t small_count,
                                                   const Trace& large, std::uint64_t large_count);
 
