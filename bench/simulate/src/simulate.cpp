@@ -548,6 +548,23 @@ Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& prof
             "to see what this platform would do with them");
       }
     }
+    if (profile.kind != PlatformKind::Calibrated && !simulation.host_profile.empty()) {
+      double guest = 0;
+      for (auto level :
+           {PrivilegeLevel::GuestKernel, PrivilegeLevel::GuestUser, PrivilegeLevel::Unknown})
+        guest += simulation.measured.ns[level_index(level)];
+      if (simulation.host_guest_overhead_ns >= 0.95 * guest) {
+        prediction.notes.push_back(
+            "the recording machine's own cost of these events is about all of its guest time (" +
+            duration_text(simulation.host_guest_overhead_ns) + " of " + duration_text(guest) +
+            "): the guest's own work is below what can be told from it, and the prediction is "
+            "the platform's transitions with " +
+            duration_text(prediction.predicted.ns[level_index(PrivilegeLevel::GuestKernel)] +
+                          prediction.predicted.ns[level_index(PrivilegeLevel::GuestUser)] +
+                          prediction.predicted.ns[level_index(PrivilegeLevel::Unknown)]) +
+            " of guest work left");
+      }
+    }
     if (prediction.events_uncosted != 0) {
       prediction.notes.push_back(std::to_string(prediction.events_uncosted) +
                                  " events are kept but not costed (the profile has no figure): "
@@ -672,8 +689,8 @@ void print_simulation(const Simulation& simulation, std::ostream& out) {
   out << cell;
   for (const auto& prediction : simulation.predictions) {
     char ratio[32];
-    std::snprintf(ratio, sizeof ratio, "%.2fx",
-                  prediction.predicted.total() / simulation.measured.total());
+    const double times = prediction.predicted.total() / simulation.measured.total();
+    std::snprintf(ratio, sizeof ratio, times < 0.1 ? "%.2gx" : "%.2fx", times);
     std::snprintf(cell, sizeof cell, "  %16s", ratio);
     out << cell;
   }

@@ -182,6 +182,60 @@ TEST(ComparisonView, SaysWhatItShowsAndWhatFailed) {
   EXPECT_FALSE(view.table().isVisible());
 }
 
+// What `vmlab simulate --json` writes, cut to what the view reads: a
+// measured full run and two platforms' predictions of it.
+constexpr const char* kSmallSimulation = R"({
+ "format": "vmlab-simulation", "version": 1,
+ "platform": "platform: kvm_pvm (software KVM backend) on Test CPU, Linux 6.1",
+ "trace": "pf.tsv", "run": "cpu=full workload=pagefaults n=100", "technique": "full",
+ "events": 300, "dropped": 0,
+ "measured_ns": {"vmm": 100, "monitor": 0, "guest-kernel": 300, "guest-user": 600,
+                 "unknown": 0, "halted": 0, "total": 1000},
+ "predictions": [
+  {"profile": "vtx-2006", "title": "t", "kind": "hardware",
+   "predicted_ns": {"vmm": 200, "monitor": 0, "guest-kernel": 0, "guest-user": 300,
+                    "unknown": 0, "halted": 0, "total": 500},
+   "events": [{"event": "trap-shadow-fill", "count": 200, "becomes": "hidden-page-fault-exit"}]},
+  {"profile": "vmware-bt-2006", "title": "t", "kind": "binary-translation",
+   "predicted_ns": {"vmm": 0, "monitor": 100, "guest-kernel": 0, "guest-user": 300,
+                    "unknown": 0, "halted": 0, "total": 400},
+   "events": [{"event": "trap-shadow-fill", "count": 200, "becomes": "bt-hidden-page-fault"}]}
+ ]
+})";
+
+TEST(ComparisonView, ShowsASimulationBesideItsMeasuredRun) {
+  OffscreenComparison shown(kSmallSimulation);
+  ComparisonView& view = shown.comparison();
+  EXPECT_EQ(view.workloads(), (QStringList{"pagefaults"}));
+  EXPECT_EQ(view.configurations(), (QStringList{"measured full", "vtx-2006", "vmware-bt-2006"}));
+  EXPECT_EQ(view.header_text(),
+            QStringLiteral("small.json: pagefaults replayed under vtx-2006, vmware-bt-2006."));
+  EXPECT_TRUE(view.platform_text().startsWith(QStringLiteral("Recorded on platform: kvm_pvm")))
+      << view.platform_text().toStdString();
+  const QImage image = shown.image();
+  ComparisonChartView& relative = view.chart_view(ComparisonView::kRelative);
+  EXPECT_TRUE(relative.chart()->title().contains(QStringLiteral("relative to the measured run")));
+  QStringList labels;
+  for (const auto& place : relative.places())
+    labels << place.label;
+  EXPECT_EQ(labels, (QStringList{"1.00", "0.5", "0.4"}));
+  // Each platform in the colour of its kind of technique: the measured
+  // run full's, the hardware one hvm's, the translator bt's.
+  expect_bars(*shown.view, relative, image,
+              {{"measured full", 1}, {"vtx-2006", 1}, {"vmware-bt-2006", 1}}, 0);
+  auto* series = qobject_cast<QBarSeries*>(relative.chart()->series().value(0));
+  ASSERT_NE(series, nullptr);
+  EXPECT_EQ(rgb(series->barSets()[0]->color()), rgb(palette::technique("full", 0)));
+  EXPECT_EQ(rgb(series->barSets()[1]->color()), rgb(palette::technique("hvm", 0)));
+  EXPECT_EQ(rgb(series->barSets()[2]->color()), rgb(palette::technique("bt", 0)));
+  // The table says what its figures are: time per operation, against the run.
+  QStringList headers;
+  for (int column = 0; column < view.table().model()->columnCount(); ++column)
+    headers << view.table().model()->headerData(column, Qt::Horizontal).toString();
+  EXPECT_TRUE(headers.contains(QStringLiteral("ns/op"))) << headers.join(", ").toStdString();
+  EXPECT_TRUE(headers.contains(QStringLiteral("Relative to measured")));
+}
+
 TEST(ComparisonView, FollowsItsDocument) {
   ComparisonDocument document;
   const auto view = make_offscreen_view(*find_view_kind(QStringLiteral("comparison")), document,

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "vmlab/compare.hpp"
+#include "vmlab/simulate/simulate.hpp"
 
 namespace vmlab::viz {
 namespace {
@@ -219,6 +220,83 @@ TEST(Comparison, AFileThatCannotBeOpenedIsUnreadable) {
   auto results = read_comparison_file("/nonexistent/results.json");
   ASSERT_FALSE(results.ok());
   EXPECT_EQ(results.error().kind, ComparisonError::kUnreadable);
+}
+
+}  // namespace
+}  // namespace vmlab::viz
+
+namespace vmlab::viz {
+namespace {
+
+// A simulation as `vmlab simulate --json` writes it: the measured run, a
+// hardware platform that keeps one of its two kinds of event as exits, and
+// a translator that makes both its work.
+std::string sample_simulation_json() {
+  simulate::Simulation simulation;
+  simulation.trace_path = "pf.tsv";
+  simulation.platform_line = "platform: kvm_pvm (software KVM backend) on Test CPU";
+  simulation.run_description = "cpu=full workload=pagefaults n=100";
+  simulation.technique = "full";
+  simulation.measured.ns[static_cast<std::size_t>(PrivilegeLevel::GuestUser)] = 600;
+  simulation.measured.ns[static_cast<std::size_t>(PrivilegeLevel::GuestKernel)] = 300;
+  simulation.measured.ns[static_cast<std::size_t>(PrivilegeLevel::Vmm)] = 100;
+  auto prediction = [&](const char* name, simulate::PlatformKind kind, double vmm,
+                        std::optional<simulate::Transition> fills,
+                        std::optional<simulate::Transition> faults) {
+    simulate::Prediction made;
+    made.profile = name;
+    made.kind = kind;
+    made.predicted.ns[static_cast<std::size_t>(PrivilegeLevel::GuestUser)] = 300;
+    made.predicted.ns[static_cast<std::size_t>(PrivilegeLevel::Vmm)] = vmm;
+    made.rows.push_back(
+        {simulate::EventClass::TrapShadowFill, 200, fills, "", 1.0, 200, PrivilegeLevel::Vmm});
+    made.rows.push_back(
+        {simulate::EventClass::TrapPageFault, 100, faults, "", 1.0, 100, PrivilegeLevel::Vmm});
+    return made;
+  };
+  simulation.predictions.push_back(prediction("vtx-2006", simulate::PlatformKind::Hardware, 200,
+                                              simulate::Transition::HiddenPageFaultExit,
+                                              std::nullopt));
+  simulation.predictions.push_back(
+      prediction("vmware-bt-2006", simulate::PlatformKind::BinaryTranslation, 0,
+                 simulate::Transition::BtHiddenPageFault, simulate::Transition::BtPageFault));
+  std::ostringstream out;
+  simulate::write_simulation_json(simulation, out);
+  return out.str();
+}
+
+TEST(Comparison, ReadsASimulationAsItsMeasuredRunBesideEachPlatform) {
+  auto results = parse_comparison_json(sample_simulation_json());
+  ASSERT_TRUE(results.ok()) << results.error().message;
+  EXPECT_TRUE(results->simulated);
+  EXPECT_EQ(results->reference(), "measured");
+  EXPECT_EQ(results->simulated_trace, "pf.tsv");
+  ASSERT_EQ(results->rows.size(), 3u);
+  const ComparisonRow& measured = results->rows[0];
+  EXPECT_EQ(measured.cpu, "measured full");
+  EXPECT_EQ(measured.workload, "pagefaults");
+  EXPECT_EQ(measured.n, 100u);
+  EXPECT_DOUBLE_EQ(*measured.relative_to_hvm, 1.0);
+  EXPECT_DOUBLE_EQ(measured.cycles_per_op, 10) << "1,000 ns over 100 operations";
+  EXPECT_DOUBLE_EQ(measured.monitor_traps_per_op, 3) << "the 300 traps of the trace";
+  EXPECT_DOUBLE_EQ(measured.shares.vmm, 10);
+  const ComparisonRow& hardware = results->rows[1];
+  EXPECT_EQ(hardware.cpu, "vtx-2006");
+  EXPECT_DOUBLE_EQ(*hardware.relative_to_hvm, 0.5);
+  EXPECT_DOUBLE_EQ(hardware.vm_exits_per_op, 2) << "the fills are exits there, the faults gone";
+  EXPECT_DOUBLE_EQ(hardware.monitor_traps_per_op, 0);
+  const ComparisonRow& translator = results->rows[2];
+  EXPECT_DOUBLE_EQ(translator.vm_exits_per_op, 0);
+  EXPECT_DOUBLE_EQ(translator.monitor_traps_per_op, 3) << "both are the translator's work";
+}
+
+TEST(Comparison, RefusesASimulationWithoutItsPredictions) {
+  std::string text = sample_simulation_json();
+  text.replace(text.find("\"predictions\""), 13, "\"forecasts\"");
+  auto results = parse_comparison_json(text);
+  ASSERT_FALSE(results.ok());
+  EXPECT_NE(results.error().message.find("predictions"), std::string::npos)
+      << results.error().message;
 }
 
 }  // namespace

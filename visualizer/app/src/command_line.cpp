@@ -46,16 +46,19 @@ Result<CommandLine> parse_command_line(const QStringList& arguments) {
   QCommandLineParser parser;
   parser.setApplicationDescription(
       QStringLiteral("vmlab-viz: the VM exits, monitor traps and changes of privilege level of a "
-                     "vmlab trace (vmlab run --trace FILE), and the results of vmlab compare "
-                     "--json FILE."));
+                     "vmlab trace (vmlab run --trace FILE), the results of vmlab compare "
+                     "--json FILE, and a recorded run beside other platforms' predictions "
+                     "(vmlab simulate --json FILE)."));
   const QCommandLineOption help({QStringLiteral("h"), QStringLiteral("help")},
                                 QStringLiteral("Print this help and exit."));
   const QCommandLineOption version(QStringLiteral("version"),
                                    QStringLiteral("Print vmlab-viz's version and exit."));
   const QCommandLineOption render(
       QStringLiteral("render"),
-      QStringLiteral("Draw VIEW off screen into --output and exit, without a window. Views: %1 "
-                     "(comparison draws a vmlab compare --json file, the others a trace).")
+      QStringLiteral(
+          "Draw VIEW off screen into --output and exit, without a window. Views: %1 "
+          "(comparison draws a vmlab compare or vmlab simulate --json file, the others a "
+          "trace).")
           .arg(view_kind_names().join(QStringLiteral(", "))),
       QStringLiteral("VIEW"));
   const QCommandLineOption output(
@@ -79,8 +82,8 @@ Result<CommandLine> parse_command_line(const QStringList& arguments) {
   parser.addOptions({help, version, render, output, size, range, self_test});
   parser.addPositionalArgument(
       QStringLiteral("FILE"),
-      QStringLiteral("The trace (vmlab run --trace) or comparison (vmlab compare --json) to open, "
-                     "told apart by what it holds."));
+      QStringLiteral("The trace (vmlab run --trace) or comparison (vmlab compare --json, or "
+                     "vmlab simulate --json) to open, told apart by what it holds."));
 
   CommandLine command;
   command.help = parser.helpText();

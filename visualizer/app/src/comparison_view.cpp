@@ -86,9 +86,12 @@ Groups groups_of(const ComparisonResults& results) {
         groups.configurations.begin(), groups.configurations.end(),
         [&](const Configuration& configuration) { return configuration.label == label; });
     if (known == groups.configurations.end()) {
-      const auto same_cpu = std::count_if(
-          groups.configurations.begin(), groups.configurations.end(),
-          [&](const Configuration& configuration) { return configuration.cpu == row.cpu; });
+      const auto same_cpu =
+          std::count_if(groups.configurations.begin(), groups.configurations.end(),
+                        [&](const Configuration& configuration) {
+                          return palette::technique_family(configuration.cpu) ==
+                                 palette::technique_family(row.cpu);
+                        });
       groups.configurations.push_back({label, row.cpu, static_cast<int>(same_cpu)});
     }
   }
@@ -665,16 +668,25 @@ void ComparisonView::rebuild() {
                                       [](const ComparisonRow& row) { return !row.ok; });
     const QString name =
         m_document.path().isEmpty() ? tr("Comparison") : QFileInfo(m_document.path()).fileName();
-    QString text = tr("%1: %2 runs, %3 workloads under %4")
-                       .arg(name)
-                       .arg(results.rows.size())
-                       .arg(m_workloads.size())
-                       .arg(m_configurations.join(QStringLiteral(", ")));
+    QString text = results.simulated
+                       ? tr("%1: %2 replayed under %3")
+                             .arg(name, m_workloads.join(QStringLiteral(", ")),
+                                  QStringList(m_configurations.mid(1)).join(QStringLiteral(", ")))
+                       : tr("%1: %2 runs, %3 workloads under %4")
+                             .arg(name)
+                             .arg(results.rows.size())
+                             .arg(m_workloads.size())
+                             .arg(m_configurations.join(QStringLiteral(", ")));
     if (failed > 0) text += tr("; %1 failed").arg(failed);
     m_header->setText(text + QLatin1Char('.'));
   }
   QString platform = QString::fromStdString(results.platform_line);
-  if (platform.contains(QLatin1String("kvm_pvm"))) {
+  if (results.simulated) {
+    platform = tr("Recorded on %1\nGuest time is carried over as that machine ran it, less what "
+                  "its own transitions cost inside KVM_RUN; each platform costs the events "
+                  "it keeps (vmlab simulate).")
+                   .arg(platform);
+  } else if (platform.contains(QLatin1String("kvm_pvm"))) {
     platform +=
         tr("\nkvm_pvm runs guest kernel (CPL0) code in software, so hvm is slow at "
            "kernel work here: a mode that deprivileges the kernel may cost far less.");
@@ -703,11 +715,26 @@ void ComparisonView::rebuild() {
     if (groups.configurations[index].cpu != "hvm") with_monitor.push_back(index);
   }
   const bool any_hvm = every.size() != with_monitor.size();
+  // A simulation's rows are its measured run and each platform's prediction.
+  m_charts[kRelative]->chart()->setTitle(
+      results.simulated ? tr("Predicted time relative to the measured run (%1)")
+                              .arg(QString::fromStdString(results.simulated_trace))
+                        : tr("Cost relative to hvm: guest cycles per operation ÷ hvm's"));
+  m_charts[kVmExits]->chart()->setTitle(
+      results.simulated ? tr("VM exits per operation: the events that are exits there")
+                        : tr("VMM entries: VM exits the VMM handled per operation"));
+  m_charts[kMonitorTraps]->chart()->setTitle(
+      results.simulated ? tr("Monitor traps per operation (a translator's work there)")
+                        : tr("Monitor traps per operation (the software modes)"));
   fill_grouped(
       *m_charts[kRelative], groups, every,
       [](const ComparisonRow& row) { return row.relative_to_hvm; },
-      any_hvm ? tr("no hvm figure") : tr("no hvm run"),
-      tr("cycles/op ÷ hvm's (hvm = 1; lower is faster)"), 1.0);
+      results.simulated ? tr("no figure")
+      : any_hvm         ? tr("no hvm figure")
+                        : tr("no hvm run"),
+      results.simulated ? tr("time ÷ the measured run's (measured = 1; lower is faster)")
+                        : tr("cycles/op ÷ hvm's (hvm = 1; lower is faster)"),
+      1.0);
   fill_grouped(
       *m_charts[kVmExits], groups, with_vm,
       [](const ComparisonRow& row) -> std::optional<double> { return row.vm_exits_per_op; }, {},

@@ -167,7 +167,17 @@ QColor time_bars() {
   return QColor(rgb(0xd9822b));
 }
 
+std::string_view technique_family(std::string_view cpu) {
+  // A simulation's rows (vmlab simulate): the measured run, then platforms.
+  constexpr std::string_view kMeasured = "measured ";
+  if (cpu.substr(0, kMeasured.size()) == kMeasured) return cpu.substr(kMeasured.size());
+  if (cpu.substr(0, 4) == "vtx-" || cpu.substr(0, 5) == "amdv-") return "hvm";
+  if (cpu.substr(0, 9) == "vmware-bt") return "bt";
+  return cpu;
+}
+
 QColor technique(std::string_view cpu, int variant) {
+  cpu = technique_family(cpu);
   QColor base = cpu == "hvm"    ? QColor(rgb(0x56667a))
                 : cpu == "full" ? QColor(rgb(0xe08a1e))
                 : cpu == "bt"   ? QColor(rgb(0x1f9a8a))

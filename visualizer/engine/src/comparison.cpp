@@ -194,6 +194,117 @@ ComparisonRow read_row(const Json& object, const std::string& path, std::optiona
   return row;
 }
 
+// "cpu=full workload=pagefaults n=1000" -> the value of `key`.
+std::string run_field(const std::string& run, const std::string& key) {
+  const std::size_t start = run.find(key + "=");
+  if (start == std::string::npos) return {};
+  const std::size_t value = start + key.size() + 1;
+  return run.substr(value, run.find(' ', value) == std::string::npos
+                               ? std::string::npos
+                               : run.find(' ', value) - value);
+}
+
+// One column of a simulation: the time by level (an object of ns) as a row.
+void fill_simulated_row(const Json& levels, const std::string& path, ComparisonRow& row,
+                        double reference_ns, std::optional<Error>& error) {
+  ObjectReader reader(levels, path, error);
+  const double user = reader.figure("guest-user");
+  const double kernel = reader.figure("guest-kernel");
+  const double unknown = reader.figure("unknown");
+  const double monitor = reader.figure("monitor");
+  const double vmm = reader.figure("vmm");
+  const double halted = reader.figure("halted");
+  const double total = reader.figure("total");
+  if (error) return;
+  row.ok = true;
+  const double operations = static_cast<double>(std::max<std::uint64_t>(1, row.n));
+  row.cycles_per_op = total / operations;
+  const double share = total > 0 ? 100 / total : 0;
+  row.shares.guest = (user + kernel + unknown) * share;
+  row.shares.guest_user_at_exit = user * share;
+  row.shares.guest_kernel_at_exit = kernel * share;
+  row.shares.monitor = monitor * share;
+  row.shares.vmm = vmm * share;
+  row.shares.halted = halted * share;
+  if (reference_ns > 0) row.relative_to_hvm = total / reference_ns;
+}
+
+Result<ComparisonResults> parse_simulation(const Json& document) {
+  std::optional<Error> error;
+  ComparisonResults results;
+  results.simulated = true;
+  ObjectReader reader(document, "", error);
+  results.platform_line = reader.text("platform");
+  results.simulated_trace = reader.text("trace");
+  const std::string run = reader.text("run");
+  const std::string technique = reader.text("technique");
+  const Json* measured = reader.object("measured_ns", true);
+  if (error) return *error;
+  ComparisonRow base;
+  base.workload = run_field(run, "workload");
+  std::uint64_t count = 0;
+  for (char digit : run_field(run, "n")) {
+    if (digit < '0' || digit > '9') break;
+    count = count * 10 + static_cast<std::uint64_t>(digit - '0');
+  }
+  base.n = count;
+  base.irqchip = "vmm";
+  ComparisonRow measured_row = base;
+  measured_row.cpu = "measured " + technique;
+  const double measured_total = measured->contains("total") && (*measured)["total"].is_number()
+                                    ? (*measured)["total"].get<double>()
+                                    : 0;
+  fill_simulated_row(*measured, "measured_ns.", measured_row, measured_total, error);
+  const auto predictions = document.find("predictions");
+  if (!error && (predictions == document.end() || !predictions->is_array())) {
+    error = Error{ComparisonError::kMissingField, "predictions: should be an array"};
+  }
+  if (error) return *error;
+  results.rows.push_back(measured_row);
+  for (std::size_t index = 0; index < predictions->size() && !error; ++index) {
+    const std::string path = "predictions[" + std::to_string(index) + "].";
+    const Json& prediction = (*predictions)[index];
+    if (!prediction.is_object()) {
+      return Error{ComparisonError::kWrongType, path + " should be an object"};
+    }
+    ObjectReader item(prediction, path, error);
+    ComparisonRow row = base;
+    row.cpu = item.text("profile");
+    const Json* levels = item.object("predicted_ns", true);
+    if (levels != nullptr)
+      fill_simulated_row(*levels, path + "predicted_ns.", row, measured_total, error);
+    // Events that are exits there, and a translator's work, per operation.
+    const auto events = prediction.find("events");
+    if (!error && events != prediction.end() && events->is_array()) {
+      double exits = 0, traps = 0, measured_exits = 0, measured_traps = 0;
+      for (const auto& event : *events) {
+        if (!event.is_object() || !event.contains("count") || !event["count"].is_number()) continue;
+        const double number = event["count"].get<double>();
+        const std::string name = event.value("event", std::string());
+        if (name.rfind("exit-", 0) == 0) measured_exits += number;
+        if (name.rfind("trap-", 0) == 0 || name == "hypercall") measured_traps += number;
+        if (!event.contains("becomes") || !event["becomes"].is_string()) continue;
+        const std::string becomes = event["becomes"].get<std::string>();
+        if (becomes.size() > 5 && becomes.compare(becomes.size() - 5, 5, "-exit") == 0) {
+          exits += number;
+        } else if (becomes.rfind("bt-", 0) == 0) {
+          traps += number;
+        }
+      }
+      const double operations = static_cast<double>(std::max<std::uint64_t>(1, row.n));
+      // A calibrated profile replays the events as they were recorded.
+      const bool as_recorded = item.text("kind") == "calibrated";
+      row.vm_exits_per_op = (as_recorded ? measured_exits : exits) / operations;
+      row.monitor_traps_per_op = (as_recorded ? measured_traps : traps) / operations;
+      results.rows.front().vm_exits_per_op = measured_exits / operations;
+      results.rows.front().monitor_traps_per_op = measured_traps / operations;
+    }
+    if (!error) results.rows.push_back(row);
+  }
+  if (error) return *error;
+  return results;
+}
+
 }  // namespace
 
 Result<ComparisonResults> parse_comparison_json(std::string_view text) {
@@ -211,6 +322,10 @@ Result<ComparisonResults> parse_comparison_json(std::string_view text) {
     return Error{
         ComparisonError::kWrongType,
         "the document should be an object (from `vmlab compare --json`), not " + type_of(document)};
+  }
+  if (auto format = document.find("format"); format != document.end() && format->is_string() &&
+                                             format->get<std::string>() == "vmlab-simulation") {
+    return parse_simulation(document);
   }
   std::optional<Error> error;
   ComparisonResults results;

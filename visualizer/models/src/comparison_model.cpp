@@ -149,9 +149,9 @@ QVariant ComparisonModel::headerData(int section, Qt::Orientation orientation, i
     case kStatus:
       return tr("Status");
     case kCyclesPerOp:
-      return tr("Cycles/op");
+      return m_results.simulated ? tr("ns/op") : tr("Cycles/op");
     case kRelativeToHvm:
-      return tr("Relative to hvm");
+      return m_results.simulated ? tr("Relative to measured") : tr("Relative to hvm");
     case kVmExitsPerOp:
       return tr("VM exits/op");
     case kKvmExitsPerOp:

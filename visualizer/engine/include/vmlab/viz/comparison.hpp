@@ -76,8 +76,19 @@ struct ComparisonRow {
 struct ComparisonResults {
   std::string platform_line;
   std::vector<ComparisonRow> rows;
+  // A `vmlab simulate --json` file read as a comparison: its recorded run
+  // and each platform's prediction are the rows (cpu "measured full",
+  // "vtx-2006"); relative_to_hvm is then each row's time against the
+  // measured run's, cycles_per_op nanoseconds per operation, VM exits the
+  // events that are exits on that platform, monitor traps a translator's.
+  bool simulated = false;
+  std::string simulated_trace;  // the trace the simulation replayed
+  // What relative_to_hvm is relative to: "hvm", or "measured" (simulated).
+  std::string reference() const { return simulated ? "measured" : "hvm"; }
 };
 
+// A `vmlab compare --json` file, or a `vmlab simulate --json` one (format
+// "vmlab-simulation": simulated set).
 Result<ComparisonResults> parse_comparison_json(std::string_view text);
 Result<ComparisonResults> read_comparison_file(const std::string& path);
 

@@ -29,6 +29,10 @@ QColor selection();   // the selected time range (translucent)
 QColor count_bars();  // the reasons chart: events per reason
 QColor time_bars();   // ... and time per reason
 
+// The technique whose colour a comparison row takes: its CPU mode, and for a
+// simulation's rows the measured run's mode, hvm's for a hardware platform
+// (vtx-*, amdv-*), bt's for a translator's.
+std::string_view technique_family(std::string_view cpu);
 // The comparison view: a technique's bars (hvm slate, full orange as the
 // monitor's emulation, bt teal, para magenta as its hypercalls; `variant`
 // 1, 2, ... a shade of it for hvm+kirq or another disk model), a level's
