@@ -43,6 +43,7 @@ Score missing(std::string why) {
 }
 
 Score measured(std::uint64_t satisfied, std::uint64_t total, std::string explanation) {
+  if (total == 0) return missing("nothing was counted: " + explanation);
   Score score;
   score.kind = Score::Kind::Measured;
   score.satisfied = satisfied;
@@ -101,7 +102,9 @@ Score equivalence_of(const TechniqueEvidence& evidence) {
   not_applicable.insert(not_applicable.end(), workloads.not_applicable.begin(),
                         workloads.not_applicable.end());
   if (!not_applicable.empty()) text += "; not compared (n/a): " + listed(not_applicable);
-  return measured(probes.same + workloads.same, probes.compared + workloads.compared, text);
+  Score score = measured(probes.same + workloads.same, probes.compared + workloads.compared, text);
+  score.not_applicable = not_applicable.size();
+  return score;
 }
 
 // Instructions the monitor executed for the guest: one per trap of these
@@ -272,8 +275,10 @@ std::string Score::text() const {
       const double share =
           total == 0 ? 0 : 100.0 * static_cast<double>(satisfied) / static_cast<double>(total);
       const int percent = satisfied == total ? 100 : std::min(99, static_cast<int>(share));
+      const std::string left_out =
+          not_applicable == 0 ? "" : ", " + std::to_string(not_applicable) + " n/a";
       return std::to_string(percent) + "% (" + count_text(satisfied) + "/" + count_text(total) +
-             ")";
+             left_out + ")";
     }
     case Kind::Reference:
       return "reference";

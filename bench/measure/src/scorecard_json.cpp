@@ -40,6 +40,7 @@ Ordered score_json(const Score& score) {
   item["text"] = score.text();
   item["satisfied"] = score.satisfied;
   item["total"] = score.total;
+  item["not_applicable"] = score.not_applicable;
   item["explanation"] = score.explanation;
   return item;
 }

@@ -152,6 +152,12 @@ CensusRun measure_census(const std::string& cpu,
   }
   census.traps = plain->traps_by_reason;
   census.hypercalls = plain->hypercalls;
+  if (cpu == "hvm" && plain->report.kvm_stats.values.count("insn_emulation") == 0) {
+    missing =
+        "KVM gave no insn_emulation statistic (its binary stats), so what its "
+        "emulator ran is unknown";
+    return census;
+  }
   census.insn_emulation = plain->report.kvm_stats.value("insn_emulation");
   if (plain->translation) {
     for (const auto& [mnemonic, count] : plain->translation->call_outs)

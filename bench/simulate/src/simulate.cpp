@@ -260,12 +260,12 @@ Fate translator_fate(EventClass event_class) {
   return removed(kRecordOnly);
 }
 
-// Where a calibrated class's time was spent.
-PrivilegeLevel calibrated_level(EventClass event_class) {
-  const auto index = static_cast<std::size_t>(event_class);
-  return index <= static_cast<std::size_t>(EventClass::Injection) ? PrivilegeLevel::Vmm
-                                                                  : PrivilegeLevel::Monitor;
-}
+// A calibrated profile's costs by the level they were measured at
+// ("vmm:CLASS", "monitor:CLASS"; calibrate.cpp).
+constexpr std::pair<std::string_view, PrivilegeLevel> kCalibratedLevels[] = {
+    {"vmm:", PrivilegeLevel::Vmm},
+    {"monitor:", PrivilegeLevel::Monitor},
+};
 
 std::size_t level_index(PrivilegeLevel level) {
   return static_cast<std::size_t>(level);
@@ -475,10 +475,13 @@ Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& prof
             "the profile has no calibration for " +
             (simulation.technique.empty() ? std::string("this trace's") : simulation.technique) +
             " runs: nothing is costed");
-      } else if (auto run = calibrated->find("run"); run != calibrated->end()) {
-        // The VMM's start and end, once per run.
-        const double each = profile.ns(run->second).value_or(0);
-        prediction.predicted.ns[level_index(PrivilegeLevel::Vmm)] += each;
+      } else {
+        // Once per run: the VMM's start and end, the monitor's set-up.
+        for (auto [prefix, level] : kCalibratedLevels) {
+          if (auto run = calibrated->find(std::string(prefix) + "run"); run != calibrated->end()) {
+            prediction.predicted.ns[level_index(level)] += profile.ns(run->second).value_or(0);
+          }
+        }
       }
     }
     for (std::size_t index = 0; index < counts.size(); ++index) {
@@ -490,15 +493,31 @@ Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& prof
       row.becomes = fate.transition;
       row.why = fate.why;
       std::optional<Cost> cost;
+      // Calibrated: what the class cost the VMM and the monitor here.
+      std::array<double, static_cast<std::size_t>(PrivilegeLevel::Count)> split{};
       if (profile.kind == PlatformKind::Calibrated) {
-        row.level = calibrated_level(row.event_class);
-        if (row.why.empty() && calibrated != nullptr) {
-          auto found = calibrated->find(std::string(event_class_name(row.event_class)));
-          if (found != calibrated->end()) cost = found->second;
+        bool found_any = false;
+        double each = 0, largest = -1;
+        for (auto [prefix, level] : kCalibratedLevels) {
+          if (!row.why.empty() || calibrated == nullptr) break;
+          auto found = calibrated->find(std::string(prefix) +
+                                        std::string(event_class_name(row.event_class)));
+          if (found == calibrated->end()) continue;
+          found_any = true;
+          const double part = profile.ns(found->second).value_or(0);
+          split[level_index(level)] = part;
+          each += part;
+          if (part > largest) {
+            largest = part;
+            row.level = level;
+          }
         }
-        if (row.why.empty() && !cost && calibrated != nullptr && calibrated->count("run") != 0) {
+        if (found_any) {
+          cost = Cost{std::nullopt, each, "calibrated", "", ""};
+        } else if (row.why.empty() && calibrated != nullptr &&
+                   calibrated->count(std::string(kCalibratedLevels[0].first) + "run") != 0) {
           row.why = "part of the run's fixed cost (too few events to fit on their own)";
-        } else if (row.why.empty() && !cost) {
+        } else if (row.why.empty()) {
           row.why = "no calibrated figure";
         }
       } else if (row.becomes) {
@@ -518,7 +537,12 @@ Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& prof
                            starts_with(row.why, "part of the run");
       if (row.each_ns) {
         row.total_ns = *row.each_ns * static_cast<double>(row.count);
-        prediction.predicted.ns[level_index(row.level)] += row.total_ns;
+        if (profile.kind == PlatformKind::Calibrated) {
+          for (std::size_t level = 0; level < split.size(); ++level)
+            prediction.predicted.ns[level] += split[level] * static_cast<double>(row.count);
+        } else {
+          prediction.predicted.ns[level_index(row.level)] += row.total_ns;
+        }
       } else if (carried) {
         // Costed elsewhere: the halted time, the exit a device record
         // belongs to, the run's fixed cost.
@@ -553,7 +577,7 @@ Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& prof
       for (auto level :
            {PrivilegeLevel::GuestKernel, PrivilegeLevel::GuestUser, PrivilegeLevel::Unknown})
         guest += simulation.measured.ns[level_index(level)];
-      if (simulation.host_guest_overhead_ns >= 0.95 * guest) {
+      if (guest > 0 && simulation.host_guest_overhead_ns >= 0.95 * guest) {
         prediction.notes.push_back(
             "the recording machine's own cost of these events is about all of its guest time (" +
             duration_text(simulation.host_guest_overhead_ns) + " of " + duration_text(guest) +

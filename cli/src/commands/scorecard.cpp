@@ -39,8 +39,8 @@ Subcommand add_scorecard_command(CLI::App& vmlab) {
       "machine's (QEMU). Efficiency: the share of the guest's instructions the CPU ran "
       "directly, from a single-stepped count against what the monitor, the translator or "
       "KVM's emulator handled. Safety: the hostile guest's attempts and the passthrough disk's "
-      "DMA attacks contained. One table, a line per cell saying what was counted. About three "
-      "minutes; a progress line shows each run.");
+      "DMA attacks contained. One table, a line per cell saying what was counted. About a "
+      "minute on a kvm_pvm host; a progress line shows each run.");
   auto command = std::make_shared<ScorecardCommand>();
   add_parsed_option(*scorecard, "--cpu", command->techniques, parse_scorecard_techniques, "LIST",
                     "techniques to score, any of " + measure::scorecard_technique_list() +

@@ -79,8 +79,8 @@ Subcommand add_calibrate_command(CLI::App& vmlab) {
       "Records the benchmark workloads at two sizes under each technique, fits each class of "
       "event's cost in nanoseconds (non-negative least squares over the runs' VMM and monitor "
       "time) and writes the profile. Then replays `vmlab compare`'s workloads, recorded apart, "
-      "under it, and prints each prediction's error. About two minutes; a progress line shows "
-      "each run.");
+      "under it, and prints each prediction's error. About half a minute on a kvm_pvm host; a "
+      "progress line shows each run.");
   auto command = std::make_shared<CalibrateCommand>();
   calibrate
       ->add_option("-o,--output", command->output_path,

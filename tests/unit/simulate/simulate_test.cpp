@@ -277,11 +277,11 @@ TEST(Calibrated, EachClassCostsWhatItCostHereByTechnique) {
   here.kind = PlatformKind::Calibrated;
   here.clock_ghz = 1;
   here.sources["test"] = "the test";
-  here.calibrated["full"]["trap-interrupt-flag"] =
+  here.calibrated["full"]["monitor:trap-interrupt-flag"] =
       Cost{std::nullopt, 30.0, "calibrated", "test", ""};
-  here.calibrated["full"]["exit-monitor-channel"] =
+  here.calibrated["full"]["vmm:exit-monitor-channel"] =
       Cost{std::nullopt, 20.0, "calibrated", "test", ""};
-  here.calibrated["full"]["run"] = Cost{std::nullopt, 1000.0, "calibrated", "test", ""};
+  here.calibrated["full"]["vmm:run"] = Cost{std::nullopt, 1000.0, "calibrated", "test", ""};
   const Prediction prediction = predicted(trace.trace(), here);
   EXPECT_DOUBLE_EQ(prediction.predicted.ns[static_cast<std::size_t>(PrivilegeLevel::Monitor)], 300);
   EXPECT_DOUBLE_EQ(prediction.predicted.ns[static_cast<std::size_t>(PrivilegeLevel::Vmm)],

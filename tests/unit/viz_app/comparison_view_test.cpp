@@ -232,7 +232,7 @@ TEST(ComparisonView, ShowsASimulationBesideItsMeasuredRun) {
   QStringList headers;
   for (int column = 0; column < view.table().model()->columnCount(); ++column)
     headers << view.table().model()->headerData(column, Qt::Horizontal).toString();
-  EXPECT_TRUE(headers.contains(QStringLiteral("ns/op"))) << headers.join(", ").toStdString();
+  EXPECT_TRUE(headers.contains(QStringLiteral("Run ns/op"))) << headers.join(", ").toStdString();
   EXPECT_TRUE(headers.contains(QStringLiteral("Relative to measured")));
 }
 

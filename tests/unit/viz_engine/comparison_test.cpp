@@ -290,6 +290,17 @@ TEST(Comparison, ReadsASimulationAsItsMeasuredRunBesideEachPlatform) {
   EXPECT_DOUBLE_EQ(translator.monitor_traps_per_op, 3) << "both are the translator's work";
 }
 
+TEST(Comparison, ASimulationWithStrangeEventsReadsWithoutThem) {
+  std::string text = sample_simulation_json();
+  // A hostile or hand-edited file: an event named by a number.
+  const auto at = text.find("\"event\": \"trap-shadow-fill\"");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, std::string("\"event\": \"trap-shadow-fill\"").size(), "\"event\": 5");
+  auto results = parse_comparison_json(text);
+  ASSERT_TRUE(results.ok()) << results.error().message;
+  EXPECT_EQ(results->rows.size(), 3u);
+}
+
 TEST(Comparison, RefusesASimulationWithoutItsPredictions) {
   std::string text = sample_simulation_json();
   text.replace(text.find("\"predictions\""), 13, "\"forecasts\"");

@@ -280,7 +280,9 @@ Result<ComparisonResults> parse_simulation(const Json& document) {
       for (const auto& event : *events) {
         if (!event.is_object() || !event.contains("count") || !event["count"].is_number()) continue;
         const double number = event["count"].get<double>();
-        const std::string name = event.value("event", std::string());
+        const auto named = event.find("event");
+        const std::string name =
+            named != event.end() && named->is_string() ? named->get<std::string>() : std::string();
         if (name.rfind("exit-", 0) == 0) measured_exits += number;
         if (name.rfind("trap-", 0) == 0 || name == "hypercall") measured_traps += number;
         if (!event.contains("becomes") || !event["becomes"].is_string()) continue;

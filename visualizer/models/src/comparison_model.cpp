@@ -149,7 +149,7 @@ QVariant ComparisonModel::headerData(int section, Qt::Orientation orientation, i
     case kStatus:
       return tr("Status");
     case kCyclesPerOp:
-      return m_results.simulated ? tr("ns/op") : tr("Cycles/op");
+      return m_results.simulated ? tr("Run ns/op") : tr("Cycles/op");
     case kRelativeToHvm:
       return m_results.simulated ? tr("Relative to measured") : tr("Relative to hvm");
     case kVmExitsPerOp:

@@ -113,8 +113,10 @@ struct Score {
   Kind kind = Kind::Missing;
   std::uint64_t satisfied = 0;
   std::uint64_t total = 0;
-  std::string explanation;  // one line: what was counted, and what it means
-  // "97% (33/34)", "reference", "0% (by construction)", "n/a", "missing".
+  std::uint64_t not_applicable = 0;  // left out of total, shown beside it
+  std::string explanation;           // one line: what was counted, and what it means
+  // "97% (33/34)", "100% (31/31, 4 n/a)", "reference", "0% (by construction)",
+  // "n/a", "missing".
   std::string text() const;
 };
 

@@ -21,6 +21,8 @@ struct CalibrationRun {
   std::map<std::string, double> counts;  // event class -> events (and "run" -> 1)
   double target_ns = 0;                  // the run's VMM and monitor time
   double guest_ns = 0;                   // its time at the guest's levels (halted aside)
+  double vmm_ns = 0;                     // of target_ns, the VMM's
+  double monitor_ns = 0;                 // and the monitor's
 };
 
 // Non-negative least squares, each run weighed by its relative error: the

@@ -128,9 +128,10 @@ struct Profile {
   // Hardware and BinaryTranslation: by transition.
   std::map<Transition, Cost> costs;
   // Calibrated: by technique, then by the trace's event class (EventClass
-  // names, simulate.hpp), in nanoseconds: "CLASS" the VMM's and monitor's
-  // time, "guest:CLASS" the time it adds at the guest's own level (KVM's
-  // work for it inside KVM_RUN), "run" and "guest:run" once per run.
+  // names, simulate.hpp), in nanoseconds: "vmm:CLASS" and "monitor:CLASS"
+  // the VMM's and the monitor's time, "guest:CLASS" the time it adds at the
+  // guest's own level (KVM's work for it inside KVM_RUN); "...:run" once per
+  // run.
   std::map<std::string, std::map<std::string, Cost>> calibrated;
   // The published native cost of an operation, for the reference rows of a
   // comparison ("in" -> 3,209 cycles on Adams and Agesen's Pentium 4).

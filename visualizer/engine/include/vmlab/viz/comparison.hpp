@@ -79,7 +79,7 @@ struct ComparisonResults {
   // A `vmlab simulate --json` file read as a comparison: its recorded run
   // and each platform's prediction are the rows (cpu "measured full",
   // "vtx-2006"); relative_to_hvm is then each row's time against the
-  // measured run's, cycles_per_op nanoseconds per operation, VM exits the
+  // measured run's, cycles_per_op the whole run's nanoseconds over n, VM exits the
   // events that are exits on that platform, monitor traps a translator's.
   bool simulated = false;
   std::string simulated_trace;  // the trace the simulation replayed
