@@ -4,11 +4,8 @@
 // foreign file is one clear error instead of a crash or a silent zero.
 #pragma once
 
-#include <cerrno>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 #include <string>
 
 #include "vmlab/measure/operations.hpp"
@@ -109,25 +106,29 @@ class JsonReader {
   std::optional<Error>& m_error;
 };
 
-// A file's whole text, and `parse` of it; errors name the file (`what`:
-// "results", "scorecard").
-template <typename Parse>
-auto read_json_file(const std::string& path, const char* what, Parse parse)
-    -> decltype(parse(std::string_view{})) {
-  std::ifstream file(path);
-  if (!file) {
-    return Error::from_errno(MeasureError::kUnreadable,
-                             std::string("cannot open ") + what + " " + path, errno);
+// A document of one of vmlab's formats: parsed, its "format" and "version"
+// checked (`writer`: what writes one, for the message).
+inline Result<nlohmann::json> parse_vmlab_document(std::string_view text, std::string_view format,
+                                                   std::string_view writer, int version) {
+  nlohmann::json document;
+  try {
+    document = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& error) {
+    return Error{MeasureError::kMalformed, std::string("not a JSON document: ") + error.what()};
   }
-  std::stringstream text;
-  text << file.rdbuf();
-  if (file.bad()) {
-    return Error::from_errno(MeasureError::kUnreadable,
-                             std::string("cannot read ") + what + " " + path, errno);
+  std::optional<Error> error;
+  JsonReader top(document, "", error);
+  if (top.text("format") != format && !error) {
+    return Error{MeasureError::kMalformed, "format: not a " + std::string(format) + " file (" +
+                                               std::string(writer) + " writes one)"};
   }
-  auto parsed = parse(text.str());
-  if (!parsed) return Error{parsed.error().kind, path + ": " + parsed.error().message};
-  return parsed;
+  if (const double found = top.number("version"); !error && found != version) {
+    return Error{MeasureError::kMalformed, "version: " + std::to_string(found) + " is not " +
+                                               std::to_string(version) +
+                                               ", the one this vmlab reads"};
+  }
+  if (error) return *error;
+  return document;
 }
 
 }  // namespace vmlab::measure

@@ -4,6 +4,7 @@
 
 #include "json_reader.hpp"
 #include "vmlab/measure/operations.hpp"
+#include "vmlab/text_file.hpp"
 
 namespace vmlab::measure {
 
@@ -103,22 +104,10 @@ void write_measurements_json(const Measurements& measurements, std::ostream& out
 }
 
 Result<Measurements> parse_measurements_json(std::string_view text) {
-  Json document;
-  try {
-    document = Json::parse(text);
-  } catch (const Json::parse_error& error) {
-    return Error{MeasureError::kMalformed, std::string("not a JSON document: ") + error.what()};
-  }
+  auto document = parse_vmlab_document(text, kFormat, "vmlab report --save", kVersion);
+  if (!document) return document.error();
   std::optional<Error> error;
-  Reader top(document, "", error);
-  if (top.text("format") != kFormat && !error) {
-    return Error{MeasureError::kMalformed,
-                 "format: not a vmlab-operations file (vmlab report --save writes one)"};
-  }
-  if (const double version = top.number("version"); !error && version != kVersion) {
-    return Error{MeasureError::kMalformed,
-                 "version: " + std::to_string(version) + " is not 1, the one this vmlab reads"};
-  }
+  Reader top(*document, "", error);
   Measurements measurements;
   measurements.platform_line = top.text("platform");
   measurements.date = top.text("date");
@@ -182,7 +171,7 @@ Result<Measurements> parse_measurements_json(std::string_view text) {
 }
 
 Result<Measurements> read_measurements_file(const std::string& path) {
-  return read_json_file(path, "results", parse_measurements_json);
+  return read_and_parse_file(path, MeasureError::kUnreadable, "results", parse_measurements_json);
 }
 
 }  // namespace vmlab::measure

@@ -199,7 +199,6 @@ Score efficiency_of(const TechniqueEvidence& evidence, const std::string& backen
 }
 
 Score safety_of(const TechniqueEvidence& evidence) {
-  if (!evidence.safety_missing.empty()) return missing(evidence.safety_missing);
   std::uint64_t contained = 0, made = 0;
   std::vector<std::string> parts;
   if (const auto& hostile = evidence.hostile) {

@@ -3,6 +3,7 @@
 
 #include "json_reader.hpp"
 #include "vmlab/measure/scorecard.hpp"
+#include "vmlab/text_file.hpp"
 
 namespace vmlab::measure {
 
@@ -70,7 +71,6 @@ Ordered technique_json(const TechniqueEvidence& technique) {
     census.push_back(entry);
   }
   item["census"] = census;
-  item["safety_missing"] = technique.safety_missing;
   if (technique.hostile) {
     Ordered hostile;
     hostile["attempts"] = technique.hostile->attempts;
@@ -159,7 +159,6 @@ TechniqueEvidence read_technique(const Json& value, const std::string& path,
       technique.census.push_back(std::move(run));
     }
   }
-  technique.safety_missing = reader.text("safety_missing");
   if (const Json* hostile = reader.find("hostile"); hostile != nullptr && !hostile->is_null()) {
     JsonReader item(*hostile, path + "hostile.", error);
     HostileRun run;
@@ -218,22 +217,10 @@ void write_scorecard_json(const ScorecardEvidence& evidence, std::ostream& out) 
 }
 
 Result<ScorecardEvidence> parse_scorecard_json(std::string_view text) {
-  Json document;
-  try {
-    document = Json::parse(text);
-  } catch (const Json::parse_error& error) {
-    return Error{MeasureError::kMalformed, std::string("not a JSON document: ") + error.what()};
-  }
+  auto document = parse_vmlab_document(text, kFormat, "vmlab scorecard --json", kVersion);
+  if (!document) return document.error();
   std::optional<Error> error;
-  JsonReader top(document, "", error);
-  if (top.text("format") != kFormat && !error) {
-    return Error{MeasureError::kMalformed,
-                 "format: not a vmlab-scorecard file (vmlab scorecard --json writes one)"};
-  }
-  if (const double version = top.number("version"); !error && version != kVersion) {
-    return Error{MeasureError::kMalformed,
-                 "version: " + std::to_string(version) + " is not 1, the one this vmlab reads"};
-  }
+  JsonReader top(*document, "", error);
   ScorecardEvidence evidence;
   evidence.platform_line = top.text("platform");
   evidence.backend = top.text("backend");
@@ -249,7 +236,7 @@ Result<ScorecardEvidence> parse_scorecard_json(std::string_view text) {
 }
 
 Result<ScorecardEvidence> read_scorecard_file(const std::string& path) {
-  return read_json_file(path, "scorecard", parse_scorecard_json);
+  return read_and_parse_file(path, MeasureError::kUnreadable, "scorecard", parse_scorecard_json);
 }
 
 }  // namespace vmlab::measure

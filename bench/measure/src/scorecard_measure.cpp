@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "vmlab/devices/raw_image_file.hpp"
 #include "vmlab/kvm.hpp"
@@ -293,6 +294,18 @@ Result<ScorecardEvidence> measure_scorecard(const ScorecardOptions& options) {
                                         : std::string());
   }
 
+  // Each technique's census runs of a workload, made once.
+  std::map<std::string, CensusRun> censuses;
+  auto census_of = [&](const std::string& cpu,
+                       const std::pair<std::string, std::uint64_t>& workload,
+                       std::string& missing) {
+    const std::string key = cpu + " " + workload_label(workload);
+    if (auto known = censuses.find(key); known != censuses.end()) return known->second;
+    CensusRun counted = measure_census(cpu, workload, missing);
+    if (missing.empty()) censuses.emplace(key, counted);
+    return counted;
+  };
+
   std::optional<ScratchFile> image;
   std::string image_error;
   for (const auto& technique : techniques) {
@@ -330,12 +343,13 @@ Result<ScorecardEvidence> measure_scorecard(const ScorecardOptions& options) {
       progress.step(technique + ": census of " + workload_label(workload));
       progress.step(technique + ": " + workload_label(workload) + " unstepped");
       if (!row.efficiency_missing.empty()) continue;
-      CensusRun counted = measure_census(technique, workload, row.efficiency_missing);
+      CensusRun counted = census_of(technique, workload, row.efficiency_missing);
       if (!row.efficiency_missing.empty()) continue;
       if (!counted.census.user_mode_counted) {
-        // The same guest code at CPL3 under full, which steps it.
+        // The same guest code at CPL3 under full, which steps it (measured
+        // once: full's own row takes the same runs).
         std::string full_missing;
-        const CensusRun full = measure_census("full", workload, full_missing);
+        const CensusRun full = census_of("full", workload, full_missing);
         if (full_missing.empty()) counted.user_steps_from_full = full.census.user_steps;
       }
       row.census.push_back(std::move(counted));

@@ -49,11 +49,6 @@ std::vector<std::string> techniques_of(const CalibrateOptions& options) {
                                     : options.techniques;
 }
 
-double transitions_ns(const LevelTimes& times) {
-  return times.ns[static_cast<std::size_t>(PrivilegeLevel::Vmm)] +
-         times.ns[static_cast<std::size_t>(PrivilegeLevel::Monitor)];
-}
-
 // One recorded run: its trace, read back.
 Result<Trace> recorded_run(const std::string& cpu, const std::string& workload, std::uint64_t count,
                            const std::string& scratch) {
@@ -105,17 +100,11 @@ CalibrationRun calibration_run(const Trace& trace, std::string label) {
     if (event_class == EventClass::Halt || event_class == EventClass::DeviceWork) continue;
     run.counts[std::string(event_class_name(event_class))] += 1;
   }
-  for (auto level :
-       {PrivilegeLevel::GuestKernel, PrivilegeLevel::GuestUser, PrivilegeLevel::Unknown}) {
-    run.guest_ns += static_cast<double>(trace.level_time_ns[static_cast<std::size_t>(level)]);
-  }
-  run.vmm_ns =
-      static_cast<double>(trace.level_time_ns[static_cast<std::size_t>(PrivilegeLevel::Vmm)]);
-  run.monitor_ns =
-      static_cast<double>(trace.level_time_ns[static_cast<std::size_t>(PrivilegeLevel::Monitor)]);
-  run.target_ns =
-      static_cast<double>(trace.level_time_ns[static_cast<std::size_t>(PrivilegeLevel::Vmm)] +
-                          trace.level_time_ns[static_cast<std::size_t>(PrivilegeLevel::Monitor)]);
+  const LevelTimes times = levels_of(trace);
+  run.guest_ns = times.guest();
+  run.vmm_ns = times.at(PrivilegeLevel::Vmm);
+  run.monitor_ns = times.at(PrivilegeLevel::Monitor);
+  run.target_ns = times.transitions();
   return run;
 }
 
@@ -281,8 +270,8 @@ Result<std::vector<ValidationRow>> validate(const Profile& profile,
       if (!simulation) return simulation.error();
       row.measured_ns = simulation->measured.total();
       row.predicted_ns = simulation->predictions.front().predicted.total();
-      row.measured_transitions_ns = transitions_ns(simulation->measured);
-      row.predicted_transitions_ns = transitions_ns(simulation->predictions.front().predicted);
+      row.measured_transitions_ns = simulation->measured.transitions();
+      row.predicted_transitions_ns = simulation->predictions.front().predicted.transitions();
       rows.push_back(row);
     }
   }

@@ -1,12 +1,10 @@
 // Profiles: names, the file format and where the published ones live.
 #include "vmlab/simulate/profile.hpp"
+#include "vmlab/text_file.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 namespace vmlab::simulate {
 
@@ -336,18 +334,7 @@ void write_profile(const Profile& profile, std::ostream& out) {
 }
 
 Result<Profile> read_profile_file(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) {
-    return Error::from_errno(SimulateError::kUnreadable, "cannot open profile " + path, errno);
-  }
-  std::stringstream text;
-  text << file.rdbuf();
-  if (file.bad()) {
-    return Error::from_errno(SimulateError::kUnreadable, "cannot read profile " + path, errno);
-  }
-  auto profile = parse_profile(text.str());
-  if (!profile) return Error{profile.error().kind, path + ": " + profile.error().message};
-  return profile;
+  return read_and_parse_file(path, SimulateError::kUnreadable, "profile", parse_profile);
 }
 
 std::string default_profile_directory() {

@@ -60,37 +60,33 @@ constexpr std::uint64_t kMasterPicCommand = 0x20;
 constexpr std::uint64_t kSlavePicCommand = 0xa0;
 constexpr std::uint64_t kNonSpecificEoi = 0x20;
 
-bool starts_with(std::string_view text, std::string_view prefix) {
-  return text.substr(0, prefix.size()) == prefix;
-}
-
 // A privileged instruction (or a bt call-out) by its mnemonic, as the
 // monitor's decoder prints it ("mov cr3, rdi", "in al, dx").
 EventClass classify_instruction(std::string_view text) {
-  if (starts_with(text, "in ") || starts_with(text, "out ") || starts_with(text, "ins") ||
-      starts_with(text, "outs")) {
+  if (text.starts_with("in ") || text.starts_with("out ") || text.starts_with("ins") ||
+      text.starts_with("outs")) {
     return EventClass::TrapIo;
   }
-  if (text == "cli" || text == "sti" || starts_with(text, "popf") || starts_with(text, "pushf")) {
+  if (text == "cli" || text == "sti" || text.starts_with("popf") || text.starts_with("pushf")) {
     return EventClass::TrapInterruptFlag;
   }
-  if (starts_with(text, "iret") || starts_with(text, "sysret") || starts_with(text, "ret far")) {
+  if (text.starts_with("iret") || text.starts_with("sysret") || text.starts_with("ret far")) {
     return EventClass::TrapReturn;
   }
-  if (starts_with(text, "mov cr3")) return EventClass::TrapCr3;
-  if (starts_with(text, "invlpg")) return EventClass::TrapInvlpg;
-  if (starts_with(text, "mov cr8")) return EventClass::TrapCr8;
-  if (starts_with(text, "mov cr")) return EventClass::TrapCrWrite;
-  if (starts_with(text, "mov ") && text.find(", cr") != std::string_view::npos) {
+  if (text.starts_with("mov cr3")) return EventClass::TrapCr3;
+  if (text.starts_with("invlpg")) return EventClass::TrapInvlpg;
+  if (text.starts_with("mov cr8")) return EventClass::TrapCr8;
+  if (text.starts_with("mov cr")) return EventClass::TrapCrWrite;
+  if (text.starts_with("mov ") && text.find(", cr") != std::string_view::npos) {
     return EventClass::TrapCrRead;
   }
   if (text == "rdmsr" || text == "wrmsr") return EventClass::TrapMsr;
   if (text == "cpuid") return EventClass::TrapCpuid;
   if (text == "hlt") return EventClass::TrapHlt;
-  if (starts_with(text, "lgdt") || starts_with(text, "lidt") || starts_with(text, "ltr") ||
-      starts_with(text, "lldt") || starts_with(text, "mov ss") || starts_with(text, "mov ds") ||
-      starts_with(text, "mov es") || starts_with(text, "mov fs") || starts_with(text, "mov gs") ||
-      starts_with(text, "pop ss")) {
+  if (text.starts_with("lgdt") || text.starts_with("lidt") || text.starts_with("ltr") ||
+      text.starts_with("lldt") || text.starts_with("mov ss") || text.starts_with("mov ds") ||
+      text.starts_with("mov es") || text.starts_with("mov fs") || text.starts_with("mov gs") ||
+      text.starts_with("pop ss")) {
     return EventClass::TrapDescriptor;
   }
   return EventClass::TrapPrivilegedOther;
@@ -396,6 +392,29 @@ Fate fate_of(EventClass event_class, const Profile& profile) {
   return removed(kRecordOnly);
 }
 
+constexpr PrivilegeLevel kGuestLevels[] = {PrivilegeLevel::GuestKernel, PrivilegeLevel::GuestUser,
+                                           PrivilegeLevel::Unknown};
+
+double LevelTimes::guest() const {
+  double sum = 0;
+  for (auto level : kGuestLevels)
+    sum += at(level);
+  return sum;
+}
+
+void LevelTimes::scale_guest(double factor) {
+  for (auto level : kGuestLevels)
+    ns[static_cast<std::size_t>(level)] *= factor;
+}
+
+LevelTimes levels_of(const TraceInfo& trace) {
+  LevelTimes times;
+  for (std::size_t index = 0; index < trace.level_time_ns.size(); ++index)
+    times.ns[index] = static_cast<double>(trace.level_time_ns[index]);
+  times.halted_ns = static_cast<double>(trace.halted_ns);
+  return times;
+}
+
 double LevelTimes::total() const {
   double sum = halted_ns;
   for (double time : ns)
@@ -411,9 +430,7 @@ Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& prof
   simulation.technique = technique_of(trace);
   simulation.events = trace.events.size();
   simulation.dropped = trace.dropped;
-  for (std::size_t index = 0; index < trace.level_time_ns.size(); ++index)
-    simulation.measured.ns[index] = static_cast<double>(trace.level_time_ns[index]);
-  simulation.measured.halted_ns = static_cast<double>(trace.halted_ns);
+  simulation.measured = levels_of(trace);
   if (simulation.measured.total() <= 0) {
     return Error{SimulateError::kUnusableTrace,
                  "the trace has no time by level (its '# levels:' line): nothing to compare a "
@@ -442,17 +459,9 @@ Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& prof
   }
   // The guest's levels less that overhead, each in proportion to its time.
   LevelTimes guest_work = simulation.measured;
-  {
-    double guest = 0;
-    for (auto level :
-         {PrivilegeLevel::GuestKernel, PrivilegeLevel::GuestUser, PrivilegeLevel::Unknown})
-      guest += guest_work.ns[level_index(level)];
-    const double kept =
-        guest > 0 ? std::max(0.0, guest - simulation.host_guest_overhead_ns) / guest : 1;
-    for (auto level :
-         {PrivilegeLevel::GuestKernel, PrivilegeLevel::GuestUser, PrivilegeLevel::Unknown})
-      guest_work.ns[level_index(level)] *= kept;
-  }
+  const double guest = simulation.measured.guest();
+  guest_work.scale_guest(
+      guest > 0 ? std::max(0.0, guest - simulation.host_guest_overhead_ns) / guest : 1);
 
   for (const auto& profile : profiles) {
     Prediction prediction;
@@ -534,7 +543,7 @@ Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& prof
       }
       const bool carried = row.event_class == EventClass::Halt ||
                            row.event_class == EventClass::DeviceWork ||
-                           starts_with(row.why, "part of the run");
+                           row.why.starts_with("part of the run");
       if (row.each_ns) {
         row.total_ns = *row.each_ns * static_cast<double>(row.count);
         if (profile.kind == PlatformKind::Calibrated) {
@@ -573,20 +582,13 @@ Result<Simulation> simulate(const Trace& trace, const std::vector<Profile>& prof
       }
     }
     if (profile.kind != PlatformKind::Calibrated && !simulation.host_profile.empty()) {
-      double guest = 0;
-      for (auto level :
-           {PrivilegeLevel::GuestKernel, PrivilegeLevel::GuestUser, PrivilegeLevel::Unknown})
-        guest += simulation.measured.ns[level_index(level)];
       if (guest > 0 && simulation.host_guest_overhead_ns >= 0.95 * guest) {
         prediction.notes.push_back(
             "the recording machine's own cost of these events is about all of its guest time (" +
             duration_text(simulation.host_guest_overhead_ns) + " of " + duration_text(guest) +
             "): the guest's own work is below what can be told from it, and the prediction is "
             "the platform's transitions with " +
-            duration_text(prediction.predicted.ns[level_index(PrivilegeLevel::GuestKernel)] +
-                          prediction.predicted.ns[level_index(PrivilegeLevel::GuestUser)] +
-                          prediction.predicted.ns[level_index(PrivilegeLevel::Unknown)]) +
-            " of guest work left");
+            duration_text(prediction.predicted.guest()) + " of guest work left");
       }
     }
     if (prediction.events_uncosted != 0) {

@@ -170,9 +170,9 @@ QColor time_bars() {
 std::string_view technique_family(std::string_view cpu) {
   // A simulation's rows (vmlab simulate): the measured run, then platforms.
   constexpr std::string_view kMeasured = "measured ";
-  if (cpu.substr(0, kMeasured.size()) == kMeasured) return cpu.substr(kMeasured.size());
-  if (cpu.substr(0, 4) == "vtx-" || cpu.substr(0, 5) == "amdv-") return "hvm";
-  if (cpu.substr(0, 9) == "vmware-bt") return "bt";
+  if (cpu.starts_with(kMeasured)) return cpu.substr(kMeasured.size());
+  if (cpu.starts_with("vtx-") || cpu.starts_with("amdv-")) return "hvm";
+  if (cpu.starts_with("vmware-bt")) return "bt";
   return cpu;
 }
 

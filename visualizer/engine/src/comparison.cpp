@@ -1,9 +1,7 @@
 #include "vmlab/viz/comparison.hpp"
+#include "vmlab/text_file.hpp"
 
-#include <cerrno>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 namespace vmlab::viz {
 
@@ -283,13 +281,13 @@ Result<ComparisonResults> parse_simulation(const Json& document) {
         const auto named = event.find("event");
         const std::string name =
             named != event.end() && named->is_string() ? named->get<std::string>() : std::string();
-        if (name.rfind("exit-", 0) == 0) measured_exits += number;
-        if (name.rfind("trap-", 0) == 0 || name == "hypercall") measured_traps += number;
+        if (name.starts_with("exit-")) measured_exits += number;
+        if (name.starts_with("trap-") || name == "hypercall") measured_traps += number;
         if (!event.contains("becomes") || !event["becomes"].is_string()) continue;
         const std::string becomes = event["becomes"].get<std::string>();
-        if (becomes.size() > 5 && becomes.compare(becomes.size() - 5, 5, "-exit") == 0) {
+        if (becomes.ends_with("-exit")) {
           exits += number;
-        } else if (becomes.rfind("bt-", 0) == 0) {
+        } else if (becomes.starts_with("bt-")) {
           traps += number;
         }
       }
@@ -298,8 +296,10 @@ Result<ComparisonResults> parse_simulation(const Json& document) {
       const bool as_recorded = item.text("kind") == "calibrated";
       row.vm_exits_per_op = (as_recorded ? measured_exits : exits) / operations;
       row.monitor_traps_per_op = (as_recorded ? measured_traps : traps) / operations;
-      results.rows.front().vm_exits_per_op = measured_exits / operations;
-      results.rows.front().monitor_traps_per_op = measured_traps / operations;
+      if (index == 0) {  // every prediction lists the same recorded events
+        results.rows.front().vm_exits_per_op = measured_exits / operations;
+        results.rows.front().monitor_traps_per_op = measured_traps / operations;
+      }
     }
     if (!error) results.rows.push_back(row);
   }
@@ -354,18 +354,8 @@ Result<ComparisonResults> parse_comparison_json(std::string_view text) {
 }
 
 Result<ComparisonResults> read_comparison_file(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) {
-    return Error::from_errno(ComparisonError::kUnreadable, "cannot open comparison " + path, errno);
-  }
-  std::stringstream text;
-  text << file.rdbuf();
-  if (file.bad()) {
-    return Error::from_errno(ComparisonError::kUnreadable, "cannot read comparison " + path, errno);
-  }
-  auto results = parse_comparison_json(text.str());
-  if (!results) return Error{results.error().kind, path + ": " + results.error().message};
-  return results;
+  return read_and_parse_file(path, ComparisonError::kUnreadable, "comparison",
+                             parse_comparison_json);
 }
 
 }  // namespace vmlab::viz

@@ -91,7 +91,6 @@ struct TechniqueEvidence {
   std::optional<HostileRun> hostile;
   std::optional<DmaRun> dma;
   std::string dma_missing;  // why there is no DMA attack (empty: see dma)
-  std::string safety_missing;
 };
 
 struct ScorecardEvidence {

@@ -90,7 +90,17 @@ struct LevelTimes {
   std::array<double, static_cast<std::size_t>(PrivilegeLevel::Count)> ns{};
   double halted_ns = 0;
   double total() const;
+  double at(PrivilegeLevel level) const { return ns[static_cast<std::size_t>(level)]; }
+  // The guest's own levels (user, kernel, and unknown), and the VMM's and
+  // the monitor's: what a profile's transitions cost.
+  double guest() const;
+  double transitions() const { return at(PrivilegeLevel::Vmm) + at(PrivilegeLevel::Monitor); }
+  // Each guest level scaled by `factor` (0 to 1).
+  void scale_guest(double factor);
 };
+
+// A trace's "# levels:" line, as LevelTimes.
+LevelTimes levels_of(const TraceInfo& trace);
 
 struct ReplayRow {
   EventClass event_class = EventClass::ExitOther;
